@@ -1,0 +1,311 @@
+//===- MoeOps.cpp - Operations of the moe dialect -------------------------===//
+
+#include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moe/IR/MoeShapeRules.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "dialects/moe/IR/MoeEnums.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/moe/IR/MoeOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Verifier helpers: every message names the operand and the rule.
+//===----------------------------------------------------------------------===//
+
+static std::string formatExtent(int64_t extent) {
+  return ShapedType::isDynamic(extent) ? "?" : std::to_string(extent);
+}
+
+/// `name` must be a ranked tensor of `rank` dimensions laid out as `layout`.
+static LogicalResult verifyRank(Operation *op, StringRef name, Type type,
+                                int64_t rank, StringRef layout) {
+  auto tensor = cast<RankedTensorType>(type);
+  if (tensor.getRank() != rank)
+    return op->emitOpError() << name << " must be a rank-" << rank
+                             << " tensor " << layout << ", got " << type;
+  return success();
+}
+
+static bool isStorageFloat(Type type) {
+  return type.isF32() || type.isBF16() || type.isF16();
+}
+
+/// Storage element types: f32, bf16, f16.
+static LogicalResult verifyStorageType(Operation *op, StringRef name,
+                                       Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  if (!isStorageFloat(element))
+    return op->emitOpError() << name
+                             << " must have element type f32, bf16 or f16, got "
+                             << element;
+  return success();
+}
+
+/// `name` must have the same element type as `refName`.
+static LogicalResult verifySameElement(Operation *op, StringRef name,
+                                       Type type, StringRef refName,
+                                       Type refType) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  Type refElement = cast<RankedTensorType>(refType).getElementType();
+  if (element != refElement)
+    return op->emitOpError()
+           << name << " has element type " << element << " but " << refName
+           << " has " << refElement << ": mixed element types are not allowed";
+  return success();
+}
+
+static LogicalResult verifyElement(Operation *op, StringRef name, Type type,
+                                   Type expected) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  if (element != expected)
+    return op->emitOpError() << name << " must have element type " << expected
+                             << ", got " << element;
+  return success();
+}
+
+/// `what` (an extent of an operand) must agree with `expected`.
+static LogicalResult verifyExtent(Operation *op, StringRef what,
+                                  int64_t actual, StringRef expectedWhat,
+                                  int64_t expected) {
+  if (!extentsCompatible(actual, expected))
+    return op->emitOpError() << what << " (" << formatExtent(actual)
+                             << ") does not match " << expectedWhat << " ("
+                             << formatExtent(expected) << ")";
+  return success();
+}
+
+/// Weights and biases are part of the model: only tokens may be dynamic.
+static LogicalResult verifyStaticShape(Operation *op, StringRef name,
+                                       Type type) {
+  if (!cast<RankedTensorType>(type).hasStaticShape())
+    return op->emitOpError() << name
+                             << " must have a static shape (only the token "
+                                "dimension may be dynamic), got "
+                             << type;
+  return success();
+}
+
+static int64_t dim(Value value, unsigned index) {
+  return cast<RankedTensorType>(value.getType()).getDimSize(index);
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GateOp::verify() {
+  Operation *op = getOperation();
+  if (failed(verifyRank(op, "x", getX().getType(), 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", getX().getType())) ||
+      failed(verifyRank(op, "w_gate", getWGate().getType(), 2, "[H, E]")) ||
+      failed(verifyStaticShape(op, "w_gate", getWGate().getType())) ||
+      failed(verifySameElement(op, "w_gate", getWGate().getType(), "x",
+                               getX().getType())))
+    return failure();
+  int64_t tokens = dim(getX(), 0), hidden = dim(getX(), 1);
+  int64_t experts = dim(getWGate(), 1);
+  if (failed(verifyExtent(op, "w_gate dimension 0 (H)", dim(getWGate(), 0),
+                          "x dimension 1 (H)", hidden)))
+    return failure();
+
+  RouterConfig config;
+  config.experts = experts;
+  config.topK = getTopK();
+  config.nGroup = getNGroup();
+  config.topkGroup = getTopkGroup();
+  config.capacityFactor = getCapacityFactor().convertToDouble();
+  config.scaling = getScaling().convertToDouble();
+  if (failed(verifyRouterConfig([&] { return emitOpError(); }, config)))
+    return failure();
+  int64_t topK = getTopK();
+
+  if (Value bias = getBias()) {
+    if (failed(verifyRank(op, "bias", bias.getType(), 1, "[E]")) ||
+        failed(verifyExtent(op, "bias dimension 0 (E)", dim(bias, 0),
+                            "the number of experts", experts)))
+      return failure();
+    Type biasElement = cast<RankedTensorType>(bias.getType()).getElementType();
+    if (!biasElement.isF32() &&
+        biasElement != getX().getType().getElementType())
+      return emitOpError() << "bias must have element type f32 or that of x ("
+                           << getX().getType().getElementType() << "), got "
+                           << biasElement;
+  }
+
+  auto verifyTokenSlots = [&](StringRef name, Value value,
+                              Type element) -> LogicalResult {
+    if (failed(verifyRank(op, name, value.getType(), 2, "[T, k]")) ||
+        failed(verifyExtent(op, (name + " dimension 0 (T)").str(),
+                            dim(value, 0), "x dimension 0 (T)", tokens)) ||
+        failed(verifyExtent(op, (name + " dimension 1 (k)").str(),
+                            dim(value, 1), "top_k", topK)) ||
+        failed(verifyElement(op, name, value.getType(), element)))
+      return failure();
+    return success();
+  };
+  Builder b(getContext());
+  if (failed(verifyTokenSlots("weights", getWeights(), b.getF32Type())) ||
+      failed(verifyTokenSlots("indices", getIndices(), b.getI32Type())))
+    return failure();
+
+  RoutingType routing = getRouting().getType();
+  if (failed(verifyExtent(op, "routing tokens", routing.getTokens(),
+                          "x dimension 0 (T)", tokens)) ||
+      failed(verifyExtent(op, "routing experts", routing.getExperts(),
+                          "the number of experts of w_gate", experts)) ||
+      failed(verifyExtent(op, "routing top_k", routing.getTopK(), "top_k",
+                          topK)))
+    return failure();
+  return success();
+}
+
+namespace {
+/// Drops routing limits that cannot limit anything: a capacity of at least
+/// T (cf >= E/k) and group-limited routing that keeps every group. Later
+/// passes then see the simpler, dropless and ungrouped router.
+struct DropInertRoutingLimits : OpRewritePattern<GateOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GateOp op,
+                                PatternRewriter &rewriter) const override {
+    double cf = op.getCapacityFactor().convertToDouble();
+    bool inertCapacity =
+        cf > 0.0 && !capacityCanDrop(cf, op.getTopK(), op.getNumExperts());
+    bool inertGroups =
+        op.isGroupLimited() && *op.getNGroup() == *op.getTopkGroup();
+    if (!inertCapacity && !inertGroups)
+      return failure();
+    rewriter.modifyOpInPlace(op, [&] {
+      if (inertCapacity)
+        op.setCapacityFactor(llvm::APFloat(0.0));
+      if (inertGroups) {
+        op.removeNGroupAttr();
+        op.removeTopkGroupAttr();
+      }
+    });
+    return success();
+  }
+};
+} // namespace
+
+void GateOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                         MLIRContext *context) {
+  patterns.add<DropInertRoutingLimits>(context);
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  if (failed(verifyRank(op, "x", getX().getType(), 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", getX().getType())) ||
+      failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyRank(op, "result", getDispatched().getType(), 2,
+                        "[T*k, H]")) ||
+      failed(verifySameElement(op, "result", getDispatched().getType(), "x",
+                               getX().getType())) ||
+      failed(verifyExtent(op, "result dimension 1 (H)",
+                          dim(getDispatched(), 1), "x dimension 1 (H)",
+                          dim(getX(), 1))))
+    return failure();
+  int64_t tokens = ShapedType::isDynamic(routing.getTokens())
+                       ? dim(getX(), 0)
+                       : routing.getTokens();
+  return verifyExtent(op, "result dimension 0 (T*k)", dim(getDispatched(), 0),
+                      "tokens times top_k",
+                      dispatchedRows(tokens, routing.getTopK()));
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertsOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type tokensType = getTokens().getType();
+  if (failed(verifyRank(op, "tokens", tokensType, 2, "[T*k, H]")) ||
+      failed(verifyStorageType(op, "tokens", tokensType)) ||
+      failed(verifyExtent(op, "tokens dimension 0 (T*k)", dim(getTokens(), 0),
+                          "routing tokens times top_k",
+                          routing.getDispatchedRows())) ||
+      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
+      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
+      failed(verifySameElement(op, "w1", getW1().getType(), "tokens",
+                               tokensType)) ||
+      failed(verifyRank(op, "w2", getW2().getType(), 3, "[E, F, H]")) ||
+      failed(verifyStaticShape(op, "w2", getW2().getType())) ||
+      failed(verifySameElement(op, "w2", getW2().getType(), "tokens",
+                               tokensType)))
+    return failure();
+  int64_t hidden = dim(getTokens(), 1);
+  int64_t twoF = dim(getW1(), 2);
+  if (twoF % 2 != 0 || twoF == 0)
+    return emitOpError() << "w1 dimension 2 (2F) must be even and positive "
+                            "(gate and up halves), got "
+                         << twoF;
+  if (failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
+                          "tokens dimension 1 (H)", hidden)) ||
+      failed(verifyExtent(op, "w2 dimension 0 (E)", dim(getW2(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w2 dimension 1 (F)", dim(getW2(), 1),
+                          "half of w1 dimension 2 (2F)", twoF / 2)) ||
+      failed(verifyExtent(op, "w2 dimension 2 (H)", dim(getW2(), 2),
+                          "tokens dimension 1 (H)", hidden)) ||
+      failed(verifyRank(op, "result", getOut().getType(), 2, "[T*k, H]")) ||
+      failed(verifySameElement(op, "result", getOut().getType(), "tokens",
+                               tokensType)) ||
+      failed(verifyExtent(op, "result dimension 0 (T*k)", dim(getOut(), 0),
+                          "tokens dimension 0 (T*k)", dim(getTokens(), 0))) ||
+      failed(verifyExtent(op, "result dimension 1 (H)", dim(getOut(), 1),
+                          "tokens dimension 1 (H)", hidden)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type outType = getExpertOut().getType();
+  Builder b(getContext());
+  if (failed(verifyRank(op, "expert_out", outType, 2, "[T*k, H]")) ||
+      failed(verifyStorageType(op, "expert_out", outType)) ||
+      failed(verifyExtent(op, "expert_out dimension 0 (T*k)",
+                          dim(getExpertOut(), 0), "routing tokens times top_k",
+                          routing.getDispatchedRows())) ||
+      failed(verifyRank(op, "weights", getWeights().getType(), 2, "[T, k]")) ||
+      failed(verifyElement(op, "weights", getWeights().getType(),
+                           b.getF32Type())) ||
+      failed(verifyExtent(op, "weights dimension 0 (T)", dim(getWeights(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyExtent(op, "weights dimension 1 (k)", dim(getWeights(), 1),
+                          "routing top_k", routing.getTopK())) ||
+      failed(verifyRank(op, "result", getY().getType(), 2, "[T, H]")) ||
+      failed(verifySameElement(op, "result", getY().getType(), "expert_out",
+                               outType)) ||
+      failed(verifyExtent(op, "result dimension 0 (T)", dim(getY(), 0),
+                          "weights dimension 0 (T)", dim(getWeights(), 0))) ||
+      failed(verifyExtent(op, "result dimension 0 (T)", dim(getY(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyExtent(op, "result dimension 1 (H)", dim(getY(), 1),
+                          "expert_out dimension 1 (H)",
+                          dim(getExpertOut(), 1))))
+    return failure();
+  return success();
+}

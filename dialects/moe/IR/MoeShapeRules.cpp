@@ -1,0 +1,74 @@
+//===- MoeShapeRules.cpp - Shape and configuration rules ------------------===//
+
+#include "dialects/moe/IR/MoeShapeRules.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include <cmath>
+
+using namespace mlir;
+
+bool moe::extentsCompatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+int64_t moe::dispatchedRows(int64_t tokens, int64_t topK) {
+  if (ShapedType::isDynamic(tokens))
+    return ShapedType::kDynamic;
+  return tokens * topK;
+}
+
+int64_t moe::expertCapacity(double capacityFactor, int64_t tokens,
+                            int64_t topK, int64_t experts) {
+  if (capacityFactor <= 0.0)
+    return 0;
+  double exact = capacityFactor * static_cast<double>(tokens) *
+                 static_cast<double>(topK) / static_cast<double>(experts);
+  return static_cast<int64_t>(std::ceil(exact - kCapacityEpsilon));
+}
+
+bool moe::capacityCanDrop(double capacityFactor, int64_t topK,
+                          int64_t experts) {
+  if (capacityFactor <= 0.0)
+    return false;
+  return capacityFactor * static_cast<double>(topK) <
+         static_cast<double>(experts) - kCapacityEpsilon;
+}
+
+LogicalResult
+moe::verifyRouterConfig(function_ref<InFlightDiagnostic()> emitError,
+                        const RouterConfig &config) {
+  if (config.topK < 1)
+    return emitError() << "top_k (" << config.topK << ") must be at least 1";
+  if (config.topK > config.experts)
+    return emitError() << "top_k (" << config.topK
+                       << ") exceeds the number of experts (" << config.experts
+                       << ")";
+  if (!(config.capacityFactor >= 0.0) || std::isinf(config.capacityFactor))
+    return emitError() << "capacity_factor (" << config.capacityFactor
+                       << ") must be finite and non-negative (0 is dropless)";
+  if (!(config.scaling > 0.0) || std::isinf(config.scaling))
+    return emitError() << "scaling (" << config.scaling
+                       << ") must be finite and positive";
+  if (config.nGroup.has_value() != config.topkGroup.has_value())
+    return emitError() << "n_group and topk_group must be given together";
+  if (!config.nGroup)
+    return success();
+  int64_t nGroup = *config.nGroup, topkGroup = *config.topkGroup;
+  if (nGroup < 1)
+    return emitError() << "n_group (" << nGroup << ") must be at least 1";
+  if (topkGroup < 1)
+    return emitError() << "topk_group (" << topkGroup
+                       << ") must be at least 1";
+  if (topkGroup > nGroup)
+    return emitError() << "topk_group (" << topkGroup << ") exceeds n_group ("
+                       << nGroup << ")";
+  if (config.experts % nGroup != 0)
+    return emitError() << "the number of experts (" << config.experts
+                       << ") is not divisible by n_group (" << nGroup << ")";
+  int64_t selectable = topkGroup * (config.experts / nGroup);
+  if (config.topK > selectable)
+    return emitError() << "top_k (" << config.topK
+                       << ") exceeds the experts in the topk_group best groups ("
+                       << selectable << ")";
+  return success();
+}

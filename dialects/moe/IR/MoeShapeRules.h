@@ -1,0 +1,55 @@
+//===- MoeShapeRules.h - Shape and configuration rules ----------*- C++ -*-===//
+//
+// The rules the moe verifiers, canonicalizations and lowerings share, kept in
+// one place so that they can never disagree.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_DIALECTS_MOE_IR_MOESHAPERULES_H
+#define MOE_MLIR_DIALECTS_MOE_IR_MOESHAPERULES_H
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Support/LLVM.h"
+#include <cstdint>
+#include <optional>
+
+namespace mlir::moe {
+
+/// Two extents agree unless both are static and differ.
+bool extentsCompatible(int64_t a, int64_t b);
+
+/// Rows of the dispatched tensor: one per (token, slot), dynamic when the
+/// token count is.
+int64_t dispatchedRows(int64_t tokens, int64_t topK);
+
+/// The slack under which cf*T*k/E counts as the integer it is close to, so
+/// that binary floating point never adds a row of capacity (1.1*10 is
+/// 11.000000000000002 in double).
+constexpr double kCapacityEpsilon = 1e-9;
+
+/// C = ceil(cf*T*k/E) assignments per expert; 0 when cf is 0 (dropless).
+int64_t expertCapacity(double capacityFactor, int64_t tokens, int64_t topK,
+                       int64_t experts);
+
+/// An expert receives at most one assignment per token, so a capacity of at
+/// least T (cf >= E/k) can never drop anything.
+bool capacityCanDrop(double capacityFactor, int64_t topK, int64_t experts);
+
+/// The router's configuration as the verifier and the layer builders see it.
+struct RouterConfig {
+  int64_t experts = 0;
+  int64_t topK = 0;
+  std::optional<int64_t> nGroup;
+  std::optional<int64_t> topkGroup;
+  double capacityFactor = 0.0;
+  double scaling = 1.0;
+};
+
+/// Checks every rule of a router configuration; reports the first broken
+/// one through `emitError` with a message that names the attribute.
+LogicalResult verifyRouterConfig(function_ref<InFlightDiagnostic()> emitError,
+                                 const RouterConfig &config);
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_DIALECTS_MOE_IR_MOESHAPERULES_H

@@ -1,0 +1,100 @@
+/*===- moert.h - The MoE-MLIR runtime C API ---------------------*- C -*-===*\
+|*                                                                          *|
+|* moert loads artifacts made by moe-compile and runs their functions on    *|
+|* tensors. It never links MLIR or LLVM. Every call that can fail returns   *|
+|* 0 on success and non-zero on failure; moert_last_error() then says what  *|
+|* failed and why. No call aborts the host process.                         *|
+\*===----------------------------------------------------------------------===*/
+
+#ifndef MOE_MLIR_RUNTIME_MOERT_H
+#define MOE_MLIR_RUNTIME_MOERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MOERT_MAX_RANK 8
+/* A dimension that is only known at run time. */
+#define MOERT_DYNAMIC (-1)
+
+typedef enum moert_dtype {
+  MOERT_F32 = 0,
+  MOERT_BF16 = 1,
+  MOERT_F16 = 2,
+  MOERT_I32 = 3,
+  MOERT_I64 = 4,
+} moert_dtype;
+
+typedef struct moert_artifact moert_artifact;
+typedef struct moert_function moert_function;
+typedef struct moert_tensor moert_tensor;
+
+/* The message of the last failed call on this thread ("" if none). */
+const char *moert_last_error(void);
+
+/*===--- Data types ---===*/
+size_t moert_dtype_size(moert_dtype dtype);
+const char *moert_dtype_name(moert_dtype dtype);
+/* Parses "f32", "bf16", "f16", "i32", "i64". */
+int moert_dtype_parse(const char *name, moert_dtype *out);
+float moert_bf16_to_f32(uint16_t bits);
+/* Rounds to nearest even; NaN stays NaN. */
+uint16_t moert_f32_to_bf16(float value);
+float moert_f16_to_f32(uint16_t bits);
+uint16_t moert_f32_to_f16(float value);
+
+/*===--- Tensors: dense, row-major, 64-byte aligned ---===*/
+/* Zero-initialized. dims must be non-negative. NULL (and an error) on failure. */
+moert_tensor *moert_tensor_create(moert_dtype dtype, int rank, const int64_t *dims);
+void moert_tensor_free(moert_tensor *tensor);
+moert_dtype moert_tensor_dtype(const moert_tensor *tensor);
+int moert_tensor_rank(const moert_tensor *tensor);
+const int64_t *moert_tensor_dims(const moert_tensor *tensor);
+int64_t moert_tensor_num_elements(const moert_tensor *tensor);
+void *moert_tensor_data(moert_tensor *tensor);
+
+/* NumPy .npy (v1.0 written; v1.0-3.0 read), little endian, C order. A bf16
+   tensor is written as float32 and read from float32 (rounded to nearest
+   even). Loading checks that the file's dtype fits `expected`. */
+int moert_tensor_load_npy(const char *path, moert_dtype expected,
+                          moert_tensor **out);
+int moert_tensor_save_npy(const moert_tensor *tensor, const char *path);
+
+/*===--- Artifacts and functions ---===*/
+int moert_artifact_load(const char *path, moert_artifact **out);
+void moert_artifact_unload(moert_artifact *artifact);
+const char *moert_artifact_target(const moert_artifact *artifact);
+int moert_artifact_num_functions(const moert_artifact *artifact);
+const moert_function *moert_artifact_function(const moert_artifact *artifact,
+                                              int index);
+/* NULL (and an error naming the functions there are) if absent. */
+const moert_function *moert_artifact_lookup(const moert_artifact *artifact,
+                                            const char *name);
+
+const char *moert_function_name(const moert_function *function);
+int moert_function_num_args(const moert_function *function);
+int moert_function_num_results(const moert_function *function);
+/* dims receives MOERT_DYNAMIC for dynamic dimensions. */
+int moert_function_arg_spec(const moert_function *function, int index,
+                            moert_dtype *dtype, int *rank, int64_t *dims);
+int moert_function_result_spec(const moert_function *function, int index,
+                               moert_dtype *dtype, int *rank, int64_t *dims);
+/* The value of metadata `attr KEY VALUE`, or NULL if absent (not an error). */
+const char *moert_function_attr(const moert_function *function,
+                                const char *key);
+
+/* Runs the function. Checks the argument count, each argument's dtype,
+   rank and static dimensions (errors name the argument and the rule). On
+   success results[0..num_results) receive new tensors owned by the caller. */
+int moert_function_call(const moert_function *function,
+                        moert_tensor *const *args, int num_args,
+                        moert_tensor **results, int num_results);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOE_MLIR_RUNTIME_MOERT_H */

@@ -1,0 +1,27 @@
+//===- InitAll.cpp - Register every dialect and pass of MoE-MLIR ----------===//
+
+#include "moe-mlir/InitAll.h"
+
+#include "dialects/moe/IR/MoeDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+
+void mlir::moe::registerAllDialects(DialectRegistry &registry) {
+  registry.insert<MoeDialect>();
+  // The lowering goes through most upstream dialects (tensor, linalg,
+  // bufferization, scf, memref, llvm, gpu, ...); registering all of them
+  // and their interface extensions keeps pipelines free of missing-interface
+  // surprises.
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+}
+
+void mlir::moe::registerAllPasses() {
+  mlir::registerAllPasses();
+  registerMoePasses();
+  registerMoePipelines();
+}

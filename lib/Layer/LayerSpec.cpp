@@ -1,0 +1,440 @@
+//===- LayerSpec.cpp - Parse and print MoE layer specs ---------------------===//
+//
+// Part of the MoE-MLIR project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Layer/LayerSpec.h"
+
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <set>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace moe::layer {
+namespace {
+
+struct Preset {
+  const char *name;
+  LayerSpec spec;
+};
+
+LayerSpec makeShape(int64_t t, int64_t h, int64_t f, int64_t e, int64_t k,
+                    DType dtype) {
+  LayerSpec s;
+  s.tokens = t;
+  s.hidden = h;
+  s.ffn = f;
+  s.experts = e;
+  s.topK = k;
+  s.dtype = dtype;
+  return s;
+}
+
+/// The presets. The three large ones are the shapes of bench/BASELINES.md and
+/// are bf16 like the baselines; `tiny` is small enough for naive checks.
+const std::vector<Preset> &presets() {
+  static const std::vector<Preset> table = [] {
+    std::vector<Preset> p;
+    p.push_back({"tiny", makeShape(16, 32, 24, 4, 2, DType::F32)});
+    p.push_back({"mixtral", makeShape(8192, 4096, 14336, 8, 2, DType::BF16)});
+    p.push_back(
+        {"qwen3_30b_a3b", makeShape(16384, 2048, 768, 128, 8, DType::BF16)});
+    p.push_back({"olmoe", makeShape(16384, 2048, 1024, 64, 8, DType::BF16)});
+    for (Preset &preset : p)
+      preset.spec.name = preset.name;
+    return p;
+  }();
+  return table;
+}
+
+/// Every key, in canonical order.
+const char *const kKeys[] = {
+    "tokens",     "hidden", "ffn",   "experts", "top_k",
+    "router",     "bias",   "capacity", "normalize", "scaling",
+    "activation", "dtype",  "dynamic", "n_group", "topk_group"};
+
+/// The keys a spec without a preset must give.
+const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
+                                     "top_k"};
+
+template <typename Range> std::string joinNames(const Range &names) {
+  std::string out;
+  for (const auto &name : names) {
+    if (!out.empty())
+      out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  const char *ws = " \t\r\n\f\v";
+  size_t begin = s.find_first_not_of(ws);
+  if (begin == std::string_view::npos)
+    return {};
+  size_t end = s.find_last_not_of(ws);
+  return s.substr(begin, end - begin + 1);
+}
+
+bool isKnownKey(std::string_view key) {
+  for (const char *k : kKeys)
+    if (key == k)
+      return true;
+  return false;
+}
+
+/// All fields except the name, so that a spec can be matched to a preset.
+auto fieldsOf(const LayerSpec &s) {
+  return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK,
+                         s.router, s.bias, s.capacity, s.normalize, s.scaling,
+                         s.activation, s.dtype, s.dynamicTokens, s.nGroup,
+                         s.topkGroup);
+}
+
+std::string quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+/// Parses an integer in [lo, kMaxLayerDim]. The bound message says what the
+/// lower limit means for this key.
+bool parseInt(std::string_view key, std::string_view value, int64_t lo,
+              int64_t &out, std::string &error) {
+  int64_t v = 0;
+  const char *first = value.data(), *last = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(first, last, v);
+  std::string range = "must be between " + std::to_string(lo) + " and " +
+                      std::to_string(kMaxLayerDim);
+  if (value.empty() || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
+      ptr != last) {
+    error = std::string(key) + ": " + quoted(value) +
+            " is not an integer (" + range + ")";
+    return false;
+  }
+  if (ec == std::errc::result_out_of_range || v > kMaxLayerDim) {
+    error = std::string(key) + "=" + std::string(value) +
+            " is out of range: " + range;
+    return false;
+  }
+  if (v < lo) {
+    error = std::string(key) + "=" + std::string(value) + ": " +
+            (lo == 1 ? "must be a positive integer (>= 1)"
+                     : "must be >= 0 (0 = no group-limited routing)");
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+bool parseDouble(std::string_view key, std::string_view value, double &out,
+                 std::string &error) {
+  double v = 0.0;
+  const char *first = value.data(), *last = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(first, last, v);
+  // from_chars accepts "inf" and "nan"; neither is a meaningful factor.
+  if (value.empty() || ec != std::errc() || ptr != last || !std::isfinite(v)) {
+    error = std::string(key) + ": " + quoted(value) +
+            " is not a finite number";
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+bool parseBool(std::string_view key, std::string_view value, bool &out,
+               std::string &error) {
+  if (value == "0" || value == "1") {
+    out = value == "1";
+    return true;
+  }
+  error = std::string(key) + ": expected 0 or 1, got " + quoted(value);
+  return false;
+}
+
+/// Sets one key of `spec`, checking the rules that involve that key alone.
+bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
+            std::string &error) {
+  if (key == "tokens")
+    return parseInt(key, value, 1, spec.tokens, error);
+  if (key == "hidden")
+    return parseInt(key, value, 1, spec.hidden, error);
+  if (key == "ffn")
+    return parseInt(key, value, 1, spec.ffn, error);
+  if (key == "experts")
+    return parseInt(key, value, 1, spec.experts, error);
+  if (key == "top_k")
+    return parseInt(key, value, 1, spec.topK, error);
+  if (key == "n_group")
+    return parseInt(key, value, 0, spec.nGroup, error);
+  if (key == "topk_group")
+    return parseInt(key, value, 0, spec.topkGroup, error);
+  if (key == "bias")
+    return parseBool(key, value, spec.bias, error);
+  if (key == "normalize")
+    return parseBool(key, value, spec.normalize, error);
+  if (key == "dynamic")
+    return parseBool(key, value, spec.dynamicTokens, error);
+  if (key == "router") {
+    if (value == "softmax" || value == "sigmoid") {
+      spec.router = value == "softmax" ? Router::Softmax : Router::Sigmoid;
+      return true;
+    }
+    error = "router: expected softmax or sigmoid, got " + quoted(value);
+    return false;
+  }
+  if (key == "activation") {
+    if (value == "silu_glu" || value == "gelu_glu") {
+      spec.activation =
+          value == "silu_glu" ? Activation::SiluGlu : Activation::GeluGlu;
+      return true;
+    }
+    error = "activation: expected silu_glu or gelu_glu, got " + quoted(value);
+    return false;
+  }
+  if (key == "dtype") {
+    if (value == "f32" || value == "bf16") {
+      spec.dtype = value == "f32" ? DType::F32 : DType::BF16;
+      return true;
+    }
+    error = "dtype: expected f32 or bf16, got " + quoted(value);
+    return false;
+  }
+  if (key == "capacity") {
+    if (!parseDouble(key, value, spec.capacity, error))
+      return false;
+    if (spec.capacity < 0.0) {
+      error = "capacity=" + std::string(value) +
+              ": the capacity factor must be >= 0 (0 = dropless)";
+      return false;
+    }
+    return true;
+  }
+  if (key == "scaling") {
+    if (!parseDouble(key, value, spec.scaling, error))
+      return false;
+    if (!(spec.scaling > 0.0)) {
+      error = "scaling=" + std::string(value) +
+              ": the routed scaling factor must be > 0";
+      return false;
+    }
+    return true;
+  }
+  // Callers only pass known keys.
+  error = "unknown key " + quoted(key);
+  return false;
+}
+
+/// The rules that relate several keys; each message names the key to fix.
+bool validate(const LayerSpec &s, std::string &error) {
+  auto str = [](int64_t v) { return std::to_string(v); };
+  if (s.topK > s.experts) {
+    error = "top_k=" + str(s.topK) + " exceeds experts=" + str(s.experts) +
+            ": top_k must be <= experts";
+    return false;
+  }
+  if (s.nGroup > 0 && s.topkGroup == 0) {
+    error = "topk_group: missing; n_group=" + str(s.nGroup) +
+            " needs topk_group too (give both for group-limited routing, or "
+            "neither)";
+    return false;
+  }
+  if (s.topkGroup > 0 && s.nGroup == 0) {
+    error = "n_group: missing; topk_group=" + str(s.topkGroup) +
+            " needs n_group too (give both for group-limited routing, or "
+            "neither)";
+    return false;
+  }
+  if (s.nGroup == 0)
+    return true;
+  if (s.experts % s.nGroup != 0) {
+    error = "n_group=" + str(s.nGroup) + " does not divide experts=" +
+            str(s.experts) + ": n_group must divide experts";
+    return false;
+  }
+  if (s.topkGroup > s.nGroup) {
+    error = "topk_group=" + str(s.topkGroup) + " exceeds n_group=" +
+            str(s.nGroup) + ": topk_group must be <= n_group";
+    return false;
+  }
+  int64_t selectable = s.topkGroup * (s.experts / s.nGroup);
+  if (s.topK > selectable) {
+    error = "top_k=" + str(s.topK) +
+            " exceeds the experts of the kept groups: top_k must be <= "
+            "topk_group*experts/n_group = " +
+            str(selectable);
+    return false;
+  }
+  return true;
+}
+
+std::string formatDouble(double v) {
+  char buf[64];
+  // Shortest representation that reads back to the same double.
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  (void)ec;
+  return std::string(buf, ptr);
+}
+
+} // namespace
+
+std::vector<std::string> layerPresetNames() {
+  std::vector<std::string> names;
+  for (const Preset &p : presets())
+    names.push_back(p.name);
+  return names;
+}
+
+const char *routerName(Router router) {
+  return router == Router::Softmax ? "softmax" : "sigmoid";
+}
+
+const char *activationName(Activation activation) {
+  return activation == Activation::SiluGlu ? "silu_glu" : "gelu_glu";
+}
+
+const char *dtypeName(DType dtype) {
+  return dtype == DType::F32 ? "f32" : "bf16";
+}
+
+namespace {
+bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
+  std::string_view whole = trim(text);
+  if (whole.empty()) {
+    error = "empty layer spec: give a preset (" + joinNames(layerPresetNames()) +
+            ") or key=value items (" + joinNames(kKeys) + ")";
+    return false;
+  }
+
+  // Split on ',' keeping empty items, so that "a,,b" is reported.
+  std::vector<std::string_view> items;
+  for (size_t begin = 0;;) {
+    size_t comma = whole.find(',', begin);
+    items.push_back(trim(whole.substr(begin, comma == std::string_view::npos
+                                                 ? std::string_view::npos
+                                                 : comma - begin)));
+    if (comma == std::string_view::npos)
+      break;
+    begin = comma + 1;
+  }
+
+  LayerSpec spec;
+  bool fromPreset = false;
+  std::set<std::string, std::less<>> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string_view item = items[i];
+    if (item.empty()) {
+      error = "empty item " + std::to_string(i + 1) +
+              " in layer spec (stray ','): remove it";
+      return false;
+    }
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      if (i != 0) {
+        error = "item " + quoted(item) +
+                " is not key=value: only the first item may be a preset name";
+        return false;
+      }
+      const Preset *found = nullptr;
+      for (const Preset &p : presets())
+        if (item == p.name)
+          found = &p;
+      if (!found) {
+        error = "unknown preset " + quoted(item) + ": presets are " +
+                joinNames(layerPresetNames());
+        return false;
+      }
+      spec = found->spec;
+      fromPreset = true;
+      continue;
+    }
+    std::string_view key = trim(item.substr(0, eq));
+    std::string_view value = trim(item.substr(eq + 1));
+    if (key.empty()) {
+      error = "item " + quoted(item) + " has no key: valid keys are " +
+              joinNames(kKeys);
+      return false;
+    }
+    if (!isKnownKey(key)) {
+      error = "unknown key " + quoted(key) + ": valid keys are " +
+              joinNames(kKeys);
+      return false;
+    }
+    if (!seen.insert(std::string(key)).second) {
+      error = "duplicate key " + quoted(key) + ": give each key once";
+      return false;
+    }
+    if (!setKey(spec, key, value, error))
+      return false;
+  }
+
+  if (!fromPreset) {
+    std::vector<std::string> missing;
+    for (const char *k : kRequiredKeys)
+      if (!seen.count(k))
+        missing.push_back(k);
+    if (!missing.empty()) {
+      error = "missing required key" + std::string(missing.size() > 1 ? "s " : " ") +
+              joinNames(missing) +
+              ": without a preset, tokens, hidden, ffn, experts and top_k "
+              "are all required";
+      return false;
+    }
+  }
+
+  if (!validate(spec, error))
+    return false;
+
+  // The name follows the fields, so it survives formatting and re-parsing.
+  spec.name = "custom";
+  for (const Preset &p : presets())
+    if (fieldsOf(p.spec) == fieldsOf(spec))
+      spec.name = p.name;
+  out = std::move(spec);
+  error.clear();
+  return true;
+}
+} // namespace
+
+bool parseLayerSpec(std::string_view text, LayerSpec &out,
+                    std::string &error) {
+  if (parseImpl(text, out, error))
+    return true;
+  // Messages quote user text; keep them one line even if it had controls.
+  for (char &c : error)
+    if (static_cast<unsigned char>(c) < 0x20)
+      c = ' ';
+  return false;
+}
+
+std::string formatLayerSpec(const LayerSpec &s) {
+  auto str = [](int64_t v) { return std::to_string(v); };
+  std::string out;
+  out += "tokens=" + str(s.tokens);
+  out += ",hidden=" + str(s.hidden);
+  out += ",ffn=" + str(s.ffn);
+  out += ",experts=" + str(s.experts);
+  out += ",top_k=" + str(s.topK);
+  out += std::string(",router=") + routerName(s.router);
+  out += std::string(",bias=") + (s.bias ? "1" : "0");
+  out += ",capacity=" + formatDouble(s.capacity);
+  out += std::string(",normalize=") + (s.normalize ? "1" : "0");
+  out += ",scaling=" + formatDouble(s.scaling);
+  out += std::string(",activation=") + activationName(s.activation);
+  out += std::string(",dtype=") + dtypeName(s.dtype);
+  out += std::string(",dynamic=") + (s.dynamicTokens ? "1" : "0");
+  out += ",n_group=" + str(s.nGroup);
+  out += ",topk_group=" + str(s.topkGroup);
+  return out;
+}
+
+double forwardFlops(const LayerSpec &s) {
+  // Per (token, slot) assignment: h = x*w1 is 2*H*2F, o = a*w2 is 2*F*H.
+  // The router GEMM is deliberately left out to match the baselines.
+  return 2.0 * static_cast<double>(s.tokens) * static_cast<double>(s.topK) *
+         static_cast<double>(s.hidden) * 3.0 * static_cast<double>(s.ffn);
+}
+
+} // namespace moe::layer

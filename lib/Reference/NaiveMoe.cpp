@@ -1,0 +1,211 @@
+//===- NaiveMoe.cpp - Naive reference MoE layer ----------------------------===//
+//
+// Part of the MoE-MLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Straight loops over tokens, slots and experts, in double. Speed does not
+// matter here; being obviously equal to the written semantics does.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Reference/NaiveMoe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace moe::reference {
+namespace {
+
+void check(bool condition, const std::string &message) {
+  if (!condition)
+    throw std::invalid_argument("runMoeLayer: " + message);
+}
+
+// M_PI is POSIX, not standard C++.
+constexpr double kPi = 3.14159265358979323846;
+
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+double silu(double v) { return v * sigmoid(v); }
+
+double geluTanh(double v) {
+  const double kSqrt2OverPi = std::sqrt(2.0 / kPi);
+  return 0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + 0.044715 * v * v * v)));
+}
+
+/// Index of the best candidate in `allowed` by (key descending, index
+/// ascending), skipping those already taken; -1 if none is left. Scanning in
+/// index order and replacing only on a strictly larger key gives ties to the
+/// lower index.
+int64_t argBest(const std::vector<double> &key,
+                const std::vector<bool> &allowed) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < static_cast<int64_t>(key.size()); ++i) {
+    if (!allowed[i])
+      continue;
+    if (best < 0 || key[i] > key[best])
+      best = i;
+  }
+  return best;
+}
+
+} // namespace
+
+int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k,
+                       int64_t E) {
+  if (capacityFactor <= 0.0)
+    return -1;
+  double exact = capacityFactor * static_cast<double>(T) *
+                 static_cast<double>(k) / static_cast<double>(E);
+  // See RouterConfig::capacityFactor for why 1e-9 and why at least 1.
+  double c = std::ceil(exact - 1e-9);
+  return std::max<int64_t>(1, static_cast<int64_t>(c));
+}
+
+Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
+                   int64_t E, const float *x, const float *wGate,
+                   const float *w1, const float *w2, const float *bias) {
+  const int64_t k = config.topK;
+  check(T >= 0, "T must be >= 0");
+  check(H > 0 && F > 0 && E > 0, "H, F and E must be > 0");
+  check(k >= 1 && k <= E, "topK must be in [1, E]");
+  check(config.capacityFactor >= 0.0, "capacityFactor must be >= 0");
+  check(config.nGroup >= 0 && config.topkGroup >= 0,
+        "nGroup and topkGroup must be >= 0");
+  check((config.nGroup > 0) == (config.topkGroup > 0),
+        "nGroup and topkGroup must be both 0 or both > 0");
+  if (config.nGroup > 0) {
+    check(E % config.nGroup == 0, "nGroup must divide E");
+    check(config.topkGroup <= config.nGroup, "topkGroup must be <= nGroup");
+    check(k <= config.topkGroup * (E / config.nGroup),
+          "topK must be <= topkGroup * E / nGroup");
+  }
+  check(T == 0 || (x && wGate && w1 && w2), "null input pointer");
+
+  Result r;
+  r.y.assign(T * H, 0.0f);
+  r.indices.assign(T * k, 0);
+  r.weights.assign(T * k, 0.0f);
+  r.kept.assign(T * k, 0);
+  r.tokensPerExpert.assign(E, 0);
+  r.dropped = 0;
+
+  // Routing weights in double; Result::weights keeps the rounded copy.
+  std::vector<double> weight(T * k, 0.0);
+
+  // --- Router: scores, probabilities, selection, weights. ---
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<double> p(E);
+    for (int64_t e = 0; e < E; ++e) {
+      double s = 0.0;
+      for (int64_t h = 0; h < H; ++h)
+        s += static_cast<double>(x[t * H + h]) *
+             static_cast<double>(wGate[h * E + e]);
+      p[e] = s;
+    }
+    if (config.sigmoid) {
+      for (double &v : p)
+        v = sigmoid(v);
+    } else {
+      double mx = *std::max_element(p.begin(), p.end());
+      double sum = 0.0;
+      for (double &v : p) {
+        v = std::exp(v - mx);
+        sum += v;
+      }
+      for (double &v : p)
+        v /= sum;
+    }
+
+    std::vector<double> key(E);
+    for (int64_t e = 0; e < E; ++e)
+      key[e] = p[e] + (bias ? static_cast<double>(bias[e]) : 0.0);
+
+    std::vector<bool> allowed(E, true);
+    if (config.nGroup > 0) {
+      const int64_t groupSize = E / config.nGroup;
+      std::vector<double> groupKey(config.nGroup);
+      for (int64_t g = 0; g < config.nGroup; ++g) {
+        double m = key[g * groupSize];
+        for (int64_t i = 1; i < groupSize; ++i)
+          m = std::max(m, key[g * groupSize + i]);
+        groupKey[g] = m;
+      }
+      std::vector<bool> groupFree(config.nGroup, true);
+      std::vector<bool> groupKept(config.nGroup, false);
+      for (int64_t n = 0; n < config.topkGroup; ++n) {
+        int64_t g = argBest(groupKey, groupFree);
+        groupFree[g] = false;
+        groupKept[g] = true;
+      }
+      for (int64_t e = 0; e < E; ++e)
+        allowed[e] = groupKept[e / groupSize];
+    }
+
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t e = argBest(key, allowed);
+      allowed[e] = false;
+      r.indices[t * k + j] = static_cast<int32_t>(e);
+      weight[t * k + j] = p[e];
+      sum += p[e];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      double &w = weight[t * k + j];
+      if (config.normalize)
+        w /= sum;
+      w *= config.scaling;
+      r.weights[t * k + j] = static_cast<float>(w);
+    }
+  }
+
+  // --- Capacity: first come (token, then slot), first served. ---
+  const int64_t capacity = expertCapacity(config.capacityFactor, T, k, E);
+  for (int64_t a = 0; a < T * k; ++a) {
+    int64_t e = r.indices[a];
+    int64_t position = r.tokensPerExpert[e]++;
+    bool keep = capacity < 0 || position < capacity;
+    r.kept[a] = keep ? 1 : 0;
+    if (!keep)
+      ++r.dropped;
+  }
+
+  // --- Experts and combine. ---
+  std::vector<double> hBuf(2 * F), act(F), y(H);
+  for (int64_t t = 0; t < T; ++t) {
+    std::fill(y.begin(), y.end(), 0.0);
+    for (int64_t j = 0; j < k; ++j) {
+      if (!r.kept[t * k + j])
+        continue;
+      const int64_t e = r.indices[t * k + j];
+      const float *w1e = w1 + e * H * 2 * F;
+      const float *w2e = w2 + e * F * H;
+      for (int64_t c = 0; c < 2 * F; ++c) {
+        double s = 0.0;
+        for (int64_t h = 0; h < H; ++h)
+          s += static_cast<double>(x[t * H + h]) *
+               static_cast<double>(w1e[h * 2 * F + c]);
+        hBuf[c] = s;
+      }
+      for (int64_t f = 0; f < F; ++f) {
+        double g = hBuf[f];
+        act[f] = (config.geluGlu ? geluTanh(g) : silu(g)) * hBuf[F + f];
+      }
+      const double w = weight[t * k + j];
+      for (int64_t h = 0; h < H; ++h) {
+        double o = 0.0;
+        for (int64_t f = 0; f < F; ++f)
+          o += act[f] * static_cast<double>(w2e[f * H + h]);
+        y[h] += w * o;
+      }
+    }
+    for (int64_t h = 0; h < H; ++h)
+      r.y[t * H + h] = static_cast<float>(y[h]);
+  }
+  return r;
+}
+
+} // namespace moe::reference

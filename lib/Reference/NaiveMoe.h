@@ -1,0 +1,75 @@
+//===- NaiveMoe.h - Naive reference MoE layer -------------------*- C++ -*-===//
+//
+// Part of the MoE-MLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// A deliberately simple implementation of the reference MoE layer
+// (ARCHITECTURE.md, "Semantics of the reference MoE layer"), written straight
+// from the definition and sharing no code with the compiler, so that every
+// backend can be checked against it. Everything is accumulated in double.
+//
+// Layouts (row-major, contiguous):
+//   x[T,H]  wGate[H,E]  w1[E,H,2F] (columns [0,F) gate, [F,2F) up)
+//   w2[E,F,H]  bias[E] (optional)  y[T,H]
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_REFERENCE_NAIVEMOE_H
+#define MOE_MLIR_LIB_REFERENCE_NAIVEMOE_H
+
+#include <cstdint>
+#include <vector>
+
+namespace moe::reference {
+
+/// Router and expert options of the layer.
+struct RouterConfig {
+  bool sigmoid = false; ///< p = sigmoid(s) instead of softmax(s) over E
+  int64_t topK = 1;
+  bool normalize = true; ///< divide the k weights by their sum
+  double scaling = 1.0;  ///< routed scaling factor, applied after normalize
+  /// Capacity factor; 0 = dropless. With cf > 0 each expert takes at most
+  ///   C = max(1, ceil(cf*T*k/E - 1e-9))
+  /// assignments. The 1e-9 keeps products that are integers in exact
+  /// arithmetic (e.g. cf=1.1, T*k/E=10 gives 11.000000000000002 in double)
+  /// from rounding up; C is at least 1 because cf*T*k/E > 0.
+  double capacityFactor = 0.0;
+  /// Group-limited routing when nGroup > 0: experts form nGroup groups of
+  /// E/nGroup consecutive experts, a group scores the max of p+bias over its
+  /// experts, the topkGroup best groups are kept (ties to the lower group
+  /// index) and the top k are chosen among their experts only.
+  int64_t nGroup = 0, topkGroup = 0;
+  bool geluGlu = false; ///< tanh-form gelu_glu instead of silu_glu
+};
+
+/// The output and the routing decisions of one layer run.
+struct Result {
+  std::vector<float> y;         ///< [T,H]
+  std::vector<int32_t> indices; ///< [T,k], by descending p+bias, ties lower
+                                ///< index first
+  /// [T,k]: p of the selected expert (bias not included), normalized when
+  /// asked, times scaling. Set even for dropped assignments; see `kept`.
+  std::vector<float> weights;
+  std::vector<uint8_t> kept; ///< [T,k]: 1 if within the expert's capacity
+  std::vector<int64_t> tokensPerExpert; ///< [E]: assignments before dropping
+  int64_t dropped = 0;                  ///< number of kept == 0 entries
+};
+
+/// The expected capacity of each expert for these sizes, or -1 when
+/// capacityFactor is 0 (dropless).
+int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k, int64_t E);
+
+/// Runs the reference layer. `bias` may be null (no selection bias).
+/// y[t] = sum_j kept[t,j] * w[t,j] * o_j is computed from the double-precision
+/// weights, not from the float values stored in Result::weights.
+/// Throws std::invalid_argument when sizes or options are inconsistent
+/// (non-positive sizes, k > E, nGroup not dividing E, too few experts in the
+/// kept groups, ...).
+Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
+                   int64_t E, const float *x, const float *wGate,
+                   const float *w1, const float *w2, const float *bias);
+
+} // namespace moe::reference
+
+#endif // MOE_MLIR_LIB_REFERENCE_NAIVEMOE_H

@@ -1,0 +1,68 @@
+//===- Numerics.cpp - Numeric helpers for reference checks -----------------===//
+//
+// Part of the MoE-MLIR project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Reference/Numerics.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace moe::reference {
+
+double relativeError(const float *out, const float *ref, int64_t n) {
+  double diff2 = 0.0, ref2 = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double d = static_cast<double>(out[i]) - static_cast<double>(ref[i]);
+    diff2 += d * d;
+    ref2 += static_cast<double>(ref[i]) * static_cast<double>(ref[i]);
+  }
+  if (ref2 == 0.0)
+    return std::sqrt(diff2);
+  return std::sqrt(diff2) / std::sqrt(ref2);
+}
+
+float roundToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if (std::isnan(value)) {
+    // Set the quiet bit (it lies in the kept upper half) so that dropping
+    // the low mantissa bits cannot turn a NaN into an infinity.
+    bits = (bits | 0x00400000u) & 0xFFFF0000u;
+  } else {
+    // Add just under half an ulp of bf16, plus one when the kept part is odd:
+    // exact halves then round to the even neighbour. A carry into the
+    // exponent is the correct result (it can reach infinity).
+    uint32_t lsb = (bits >> 16) & 1u;
+    bits = (bits + 0x7FFFu + lsb) & 0xFFFF0000u;
+  }
+  float result;
+  std::memcpy(&result, &bits, sizeof(result));
+  return result;
+}
+
+void fillNormal(std::vector<float> &values, uint64_t seed, double stddev) {
+  std::mt19937_64 engine(seed);
+  // 53 random bits as a double in [0, 1); the +1 variant gives (0, 1] so the
+  // logarithm is finite.
+  const double kScale = 1.0 / 9007199254740992.0; // 2^-53
+  auto uniformOpenLow = [&] {
+    return (static_cast<double>(engine() >> 11) + 1.0) * kScale;
+  };
+  auto uniform = [&] { return static_cast<double>(engine() >> 11) * kScale; };
+  const double kTwoPi = 2.0 * 3.14159265358979323846; // M_PI is not ISO C++
+  size_t n = values.size();
+  for (size_t i = 0; i < n; i += 2) {
+    double u1 = uniformOpenLow();
+    double u2 = uniform();
+    double radius = std::sqrt(-2.0 * std::log(u1));
+    values[i] = static_cast<float>(stddev * radius * std::cos(kTwoPi * u2));
+    if (i + 1 < n)
+      values[i + 1] =
+          static_cast<float>(stddev * radius * std::sin(kTwoPi * u2));
+  }
+}
+
+} // namespace moe::reference

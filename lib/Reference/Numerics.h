@@ -1,0 +1,38 @@
+//===- Numerics.h - Numeric helpers for reference checks --------*- C++ -*-===//
+//
+// Part of the MoE-MLIR project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Error metrics, bf16 rounding and deterministic random data for comparing a
+// backend's output with the naive reference.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_REFERENCE_NUMERICS_H
+#define MOE_MLIR_LIB_REFERENCE_NUMERICS_H
+
+#include <cstdint>
+#include <vector>
+
+namespace moe::reference {
+
+/// ||out - ref||_2 / ||ref||_2, accumulated in double. When ||ref||_2 is 0
+/// the absolute error ||out - ref||_2 is returned instead (0 for n == 0).
+double relativeError(const float *out, const float *ref, int64_t n);
+
+/// Rounds a float to the nearest bfloat16 value (ties to even) and returns it
+/// widened back to float. Infinities are kept, finite values that round past
+/// the largest bf16 become infinity, NaNs stay NaN (quiet, sign kept).
+float roundToBf16(float value);
+
+/// Overwrites every element of `values` (its size is kept) with samples of
+/// N(0, stddev^2). Deterministic for a given seed: std::mt19937_64 (fully
+/// specified by the standard) feeds a Box-Muller transform written here, so
+/// the sequence does not depend on the standard library's distributions.
+/// (log/cos/sin come from libm, so platforms may differ in the last ulp.)
+void fillNormal(std::vector<float> &values, uint64_t seed, double stddev);
+
+} // namespace moe::reference
+
+#endif // MOE_MLIR_LIB_REFERENCE_NUMERICS_H

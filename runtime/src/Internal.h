@@ -1,0 +1,96 @@
+//===- Internal.h - Shared declarations of the moert sources ----*- C++ -*-===//
+//
+// What the moert translation units share and the C API does not show: the
+// error setter, the tensor and artifact structs, and the metadata parser.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOERT_SRC_INTERNAL_H
+#define MOERT_SRC_INTERNAL_H
+
+// The library is built with hidden visibility; only the C API is exported.
+#pragma GCC visibility push(default)
+#include "moe-mlir/Runtime/moert.h"
+#pragma GCC visibility pop
+
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+static_assert(sizeof(void *) == sizeof(int64_t),
+              "memref descriptors are laid out as 64-bit words");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              ".npy I/O and artifacts assume a little-endian host");
+
+namespace moert {
+
+/// Sets the calling thread's last error from a printf-style format.
+void setError(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/// Runs `body`, turning any C++ exception (in practice std::bad_alloc from a
+/// container) into an error, so that nothing unwinds across the C boundary.
+template <typename R, typename Body> R guarded(R onFailure, Body &&body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc &) {
+    setError("out of memory");
+  } catch (...) {
+    setError("internal error: unexpected C++ exception");
+  }
+  return onFailure;
+}
+
+/// True if `dtype` is one of the moert_dtype enumerators.
+bool isValidDType(int dtype);
+
+/// Formats a shape as "[2, 3]"; MOERT_DYNAMIC prints as "?".
+std::string formatShape(int rank, const int64_t *dims);
+
+/// The dtype, rank and dimensions of an argument or result.
+struct TensorSpec {
+  moert_dtype dtype = MOERT_F32;
+  int rank = 0;
+  int64_t dims[MOERT_MAX_RANK] = {}; ///< MOERT_DYNAMIC where dynamic.
+};
+
+using EntryFn = void (*)(void **args, void *results);
+using FreeFn = void (*)(void *);
+
+} // namespace moert
+
+struct moert_tensor {
+  moert_dtype dtype;
+  int rank;
+  int64_t dims[MOERT_MAX_RANK];
+  int64_t numElements;
+  void *data; ///< 64-byte aligned, never NULL (even with no elements).
+};
+
+struct moert_function {
+  std::string name;
+  std::vector<moert::TensorSpec> args;
+  std::vector<moert::TensorSpec> results;
+  std::vector<std::pair<std::string, std::string>> attrs;
+  int line = 0; ///< The metadata line of the `function` record.
+  moert::EntryFn entry = nullptr;
+  moert::FreeFn free = nullptr;
+};
+
+struct moert_artifact {
+  void *handle = nullptr;
+  std::string path;
+  std::string target;
+  std::vector<moert_function> functions;
+};
+
+namespace moert {
+
+/// Parses artifact metadata text into `artifact` (target and functions; the
+/// entry points are left unset). On failure sets an error that starts with
+/// "<path>: metadata line N:" and returns false.
+bool parseMetadata(const char *text, moert_artifact &artifact);
+
+} // namespace moert
+
+#endif // MOERT_SRC_INTERNAL_H
