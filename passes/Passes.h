@@ -6,6 +6,14 @@
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
+namespace mlir {
+namespace arith { class ArithDialect; }
+namespace bufferization { class BufferizationDialect; }
+namespace math { class MathDialect; }
+namespace memref { class MemRefDialect; }
+namespace scf { class SCFDialect; }
+} // namespace mlir
+
 namespace mlir::moe {
 
 #define GEN_PASS_DECL
@@ -13,6 +21,11 @@ namespace mlir::moe {
 
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
+
+/// moe IR to the LLVM dialect for the CPU: moe-lower-to-loops, one-shot
+/// bufferization with ownership-based deallocation, then the upstream
+/// conversions to LLVM. Public functions get C interface wrappers.
+void buildLowerToCPUPipeline(OpPassManager &pm);
 
 /// Registers the named pipelines of Pipelines.cpp.
 void registerMoePipelines();

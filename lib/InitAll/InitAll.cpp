@@ -9,6 +9,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 
 void mlir::moe::registerAllDialects(DialectRegistry &registry) {
   registry.insert<MoeDialect>();
@@ -18,6 +19,7 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
   // surprises.
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
 }
 
 void mlir::moe::registerAllPasses() {

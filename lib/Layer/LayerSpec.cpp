@@ -1,4 +1,5 @@
-//===- LayerSpec.cpp - Parse and print MoE layer specs ---------------------===//
+//===- LayerSpec.cpp - Parse and print MoE layer specs --------------------===//
+//---------------------===//
 //
 // Part of the MoE-MLIR project.
 //
@@ -52,10 +53,10 @@ const std::vector<Preset> &presets() {
 }
 
 /// Every key, in canonical order.
-const char *const kKeys[] = {
-    "tokens",     "hidden", "ffn",   "experts", "top_k",
-    "router",     "bias",   "capacity", "normalize", "scaling",
-    "activation", "dtype",  "dynamic", "n_group", "topk_group"};
+const char *const kKeys[] = {"tokens",    "hidden",  "ffn",        "experts",
+                             "top_k",     "router",  "bias",       "capacity",
+                             "normalize", "scaling", "activation", "dtype",
+                             "dynamic",   "n_group", "topk_group"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
@@ -89,15 +90,13 @@ bool isKnownKey(std::string_view key) {
 
 /// All fields except the name, so that a spec can be matched to a preset.
 auto fieldsOf(const LayerSpec &s) {
-  return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK,
-                         s.router, s.bias, s.capacity, s.normalize, s.scaling,
+  return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
+                         s.bias, s.capacity, s.normalize, s.scaling,
                          s.activation, s.dtype, s.dynamicTokens, s.nGroup,
                          s.topkGroup);
 }
 
-std::string quoted(std::string_view s) {
-  return "'" + std::string(s) + "'";
-}
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 /// Parses an integer in [lo, kMaxLayerDim]. The bound message says what the
 /// lower limit means for this key.
@@ -108,10 +107,11 @@ bool parseInt(std::string_view key, std::string_view value, int64_t lo,
   auto [ptr, ec] = std::from_chars(first, last, v);
   std::string range = "must be between " + std::to_string(lo) + " and " +
                       std::to_string(kMaxLayerDim);
-  if (value.empty() || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
+  if (value.empty() ||
+      (ec != std::errc() && ec != std::errc::result_out_of_range) ||
       ptr != last) {
-    error = std::string(key) + ": " + quoted(value) +
-            " is not an integer (" + range + ")";
+    error = std::string(key) + ": " + quoted(value) + " is not an integer (" +
+            range + ")";
     return false;
   }
   if (ec == std::errc::result_out_of_range || v > kMaxLayerDim) {
@@ -136,8 +136,7 @@ bool parseDouble(std::string_view key, std::string_view value, double &out,
   auto [ptr, ec] = std::from_chars(first, last, v);
   // from_chars accepts "inf" and "nan"; neither is a meaningful factor.
   if (value.empty() || ec != std::errc() || ptr != last || !std::isfinite(v)) {
-    error = std::string(key) + ": " + quoted(value) +
-            " is not a finite number";
+    error = std::string(key) + ": " + quoted(value) + " is not a finite number";
     return false;
   }
   out = v;
@@ -250,13 +249,15 @@ bool validate(const LayerSpec &s, std::string &error) {
   if (s.nGroup == 0)
     return true;
   if (s.experts % s.nGroup != 0) {
-    error = "n_group=" + str(s.nGroup) + " does not divide experts=" +
-            str(s.experts) + ": n_group must divide experts";
+    error = "n_group=" + str(s.nGroup) +
+            " does not divide experts=" + str(s.experts) +
+            ": n_group must divide experts";
     return false;
   }
   if (s.topkGroup > s.nGroup) {
-    error = "topk_group=" + str(s.topkGroup) + " exceeds n_group=" +
-            str(s.nGroup) + ": topk_group must be <= n_group";
+    error = "topk_group=" + str(s.topkGroup) +
+            " exceeds n_group=" + str(s.nGroup) +
+            ": topk_group must be <= n_group";
     return false;
   }
   int64_t selectable = s.topkGroup * (s.experts / s.nGroup);
@@ -303,8 +304,9 @@ namespace {
 bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
   std::string_view whole = trim(text);
   if (whole.empty()) {
-    error = "empty layer spec: give a preset (" + joinNames(layerPresetNames()) +
-            ") or key=value items (" + joinNames(kKeys) + ")";
+    error = "empty layer spec: give a preset (" +
+            joinNames(layerPresetNames()) + ") or key=value items (" +
+            joinNames(kKeys) + ")";
     return false;
   }
 
@@ -358,8 +360,8 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
       return false;
     }
     if (!isKnownKey(key)) {
-      error = "unknown key " + quoted(key) + ": valid keys are " +
-              joinNames(kKeys);
+      error =
+          "unknown key " + quoted(key) + ": valid keys are " + joinNames(kKeys);
       return false;
     }
     if (!seen.insert(std::string(key)).second) {
@@ -376,7 +378,8 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
       if (!seen.count(k))
         missing.push_back(k);
     if (!missing.empty()) {
-      error = "missing required key" + std::string(missing.size() > 1 ? "s " : " ") +
+      error = "missing required key" +
+              std::string(missing.size() > 1 ? "s " : " ") +
               joinNames(missing) +
               ": without a preset, tokens, hidden, ffn, experts and top_k "
               "are all required";
@@ -398,8 +401,7 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
 }
 } // namespace
 
-bool parseLayerSpec(std::string_view text, LayerSpec &out,
-                    std::string &error) {
+bool parseLayerSpec(std::string_view text, LayerSpec &out, std::string &error) {
   if (parseImpl(text, out, error))
     return true;
   // Messages quote user text; keep them one line even if it had controls.

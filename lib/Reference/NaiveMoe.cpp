@@ -1,4 +1,5 @@
-//===- NaiveMoe.cpp - Naive reference MoE layer ----------------------------===//
+//===- NaiveMoe.cpp - Naive reference MoE layer ---------------------------===//
+//----------------------------===//
 //
 // Part of the MoE-MLIR project.
 //
@@ -54,8 +55,7 @@ int64_t argBest(const std::vector<double> &key,
 
 } // namespace
 
-int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k,
-                       int64_t E) {
+int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k, int64_t E) {
   if (capacityFactor <= 0.0)
     return -1;
   double exact = capacityFactor * static_cast<double>(T) *

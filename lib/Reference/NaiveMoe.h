@@ -30,9 +30,9 @@ struct RouterConfig {
   bool normalize = true; ///< divide the k weights by their sum
   double scaling = 1.0;  ///< routed scaling factor, applied after normalize
   /// Capacity factor; 0 = dropless. With cf > 0 each expert takes at most
-  ///   C = max(1, ceil(cf*T*k/E - 1e-9))
+  ///   C = max(1, ceil(cf*T*k/E - 1e-9))  (left to right, in double)
   /// assignments. The 1e-9 keeps products that are integers in exact
-  /// arithmetic (e.g. cf=1.1, T*k/E=10 gives 11.000000000000002 in double)
+  /// arithmetic (e.g. cf=1.1, T=100, k=1, E=10 gives 11.000000000000002)
   /// from rounding up; C is at least 1 because cf*T*k/E > 0.
   double capacityFactor = 0.0;
   /// Group-limited routing when nGroup > 0: experts form nGroup groups of

@@ -1,4 +1,5 @@
-//===- Numerics.cpp - Numeric helpers for reference checks -----------------===//
+//===- Numerics.cpp - Numeric helpers for reference checks ----------------===//
+//-----------------===//
 //
 // Part of the MoE-MLIR project.
 //

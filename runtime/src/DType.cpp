@@ -38,14 +38,25 @@ constexpr int numDTypes = sizeof(dtypeInfos) / sizeof(dtypeInfos[0]);
 
 } // namespace
 
-bool moert::isValidDType(int dtype) { return dtype >= 0 && dtype < numDTypes; }
+int moert::rawDType(const moert_dtype &dtype) {
+  static_assert(sizeof(moert_dtype) == sizeof(int), "enums are ints in C");
+  int value;
+  std::memcpy(&value, &dtype, sizeof(value));
+  return value;
+}
+
+bool moert::isValidDType(const moert_dtype &dtype) {
+  int value = rawDType(dtype);
+  return value >= 0 && value < numDTypes;
+}
 
 size_t moert_dtype_size(moert_dtype dtype) {
-  return isValidDType(dtype) ? dtypeInfos[dtype].size : 0;
+  return isValidDType(dtype) ? dtypeInfos[rawDType(dtype)].size : 0;
 }
 
 const char *moert_dtype_name(moert_dtype dtype) {
-  return isValidDType(dtype) ? dtypeInfos[dtype].name : "<invalid dtype>";
+  return isValidDType(dtype) ? dtypeInfos[rawDType(dtype)].name
+                             : "<invalid dtype>";
 }
 
 int moert_dtype_parse(const char *name, moert_dtype *out) {

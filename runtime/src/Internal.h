@@ -8,11 +8,9 @@
 #ifndef MOERT_SRC_INTERNAL_H
 #define MOERT_SRC_INTERNAL_H
 
-// The library is built with hidden visibility; only the C API is exported.
-#pragma GCC visibility push(default)
 #include "moe-mlir/Runtime/moert.h"
-#pragma GCC visibility pop
 
+#include <cstring>
 #include <new>
 #include <string>
 #include <utility>
@@ -41,8 +39,12 @@ template <typename R, typename Body> R guarded(R onFailure, Body &&body) {
   return onFailure;
 }
 
+/// The integer value of a dtype that a C caller passed. It is read through
+/// memcpy: in C++, loading an enum outside its range of values is undefined.
+int rawDType(const moert_dtype &dtype);
+
 /// True if `dtype` is one of the moert_dtype enumerators.
-bool isValidDType(int dtype);
+bool isValidDType(const moert_dtype &dtype);
 
 /// Formats a shape as "[2, 3]"; MOERT_DYNAMIC prints as "?".
 std::string formatShape(int rank, const int64_t *dims);
@@ -78,7 +80,12 @@ struct moert_function {
 };
 
 struct moert_artifact {
-  void *handle = nullptr;
+  moert_artifact() = default;
+  moert_artifact(const moert_artifact &) = delete;
+  moert_artifact &operator=(const moert_artifact &) = delete;
+  ~moert_artifact(); ///< Closes the shared object.
+
+  void *handle = nullptr; ///< From dlopen.
   std::string path;
   std::string target;
   std::vector<moert_function> functions;

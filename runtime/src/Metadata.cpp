@@ -10,6 +10,7 @@
 #include "Internal.h"
 
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 using namespace moert;
@@ -23,14 +24,13 @@ public:
   explicit MetadataParser(moert_artifact &artifact) : artifact(artifact) {}
 
   bool parse(const char *text) {
-    bool sawTarget = false;
     for (const char *begin = text;;) {
       const char *end = std::strchr(begin, '\n');
-      size_t length = end ? static_cast<size_t>(end - begin) : std::strlen(begin);
+      size_t length =
+          end ? static_cast<size_t>(end - begin) : std::strlen(begin);
       std::string lineText(begin, length);
       ++line;
-      if (!lineText.empty() && lineText[0] != '#' &&
-          !parseLine(lineText, sawTarget))
+      if (!lineText.empty() && lineText[0] != '#' && !parseLine(lineText))
         return false;
       if (!end)
         break;
@@ -38,10 +38,10 @@ public:
     }
     if (!sawHeader)
       return failAt(0, "no 'moe-artifact " + std::to_string(supportedVersion) +
-                           "' record (the metadata is empty)");
+                           "' record");
     if (current)
-      return failAt(current->line, "function '" + current->name +
-                                       "' has no 'end'");
+      return failAt(current->line,
+                    "function '" + current->name + "' has no 'end'");
     if (!sawTarget)
       return failAt(0, "no 'target' record");
     return true;
@@ -50,7 +50,7 @@ public:
 private:
   moert_artifact &artifact;
   int line = 0;
-  bool sawHeader = false;
+  bool sawHeader = false, sawTarget = false;
   moert_function *current = nullptr; ///< The function being read, if any.
   int declaredArgs = 0, declaredResults = 0;
 
@@ -76,9 +76,19 @@ private:
     return out <= max;
   }
 
-  bool parseLine(const std::string &text, bool &sawTarget) {
+  bool parseLine(const std::string &text) {
+    // A stray '\r' or tab would otherwise turn up inside a field.
+    for (char c : text)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "0x%02x",
+                      static_cast<unsigned char>(c));
+        return fail(std::string("control character ") + hex +
+                    " (lines end with '\\n' alone, fields are separated by "
+                    "single spaces)");
+      }
     // attr's value runs to the end of the line, spaces included.
-    if (text.compare(0, 5, "attr ") == 0)
+    if (sawHeader && text.compare(0, 5, "attr ") == 0)
       return parseAttr(text.substr(5));
 
     std::vector<std::string> fields;
@@ -140,6 +150,8 @@ private:
     }
     if (kind == "moe-artifact")
       return fail("duplicate 'moe-artifact' record");
+    if (kind == "attr")
+      return fail("expected 'attr KEY VALUE'");
     return fail("unknown record '" + kind + "'");
   }
 
@@ -178,12 +190,13 @@ private:
     int64_t index;
     if (!parseNumber(fields[1], INT_MAX, index) ||
         index != static_cast<int64_t>(specs.size()))
-      return fail("expected " + kind + " index " + std::to_string(specs.size()) +
-                  ", found '" + fields[1] + "'");
+      return fail("expected " + kind + " index " +
+                  std::to_string(specs.size()) + ", found '" + fields[1] + "'");
     if (index >= declared)
-      return fail(kind + " " + fields[1] + " is beyond the " +
-                  std::to_string(declared) + " that function '" +
-                  current->name + "' declares");
+      return fail(kind + " index " + fields[1] +
+                  " is out of range: function '" + current->name +
+                  "' declares " + std::to_string(declared) +
+                  (isArg ? " arguments" : " results"));
     TensorSpec spec;
     if (moert_dtype_parse(fields[2].c_str(), &spec.dtype) != 0)
       return fail(moert_last_error());
@@ -192,15 +205,16 @@ private:
       return fail("bad rank '" + fields[3] + "' (want 0 to " +
                   std::to_string(MOERT_MAX_RANK) + ")");
     if (static_cast<int64_t>(fields.size()) != 4 + rank)
-      return fail(kind + " " + fields[1] + " has rank " + fields[3] +
-                  " but " + std::to_string(fields.size() - 4) + " dimensions");
+      return fail(kind + " " + fields[1] + " has rank " + fields[3] + " but " +
+                  std::to_string(fields.size() - 4) + " dimensions");
     spec.rank = static_cast<int>(rank);
     for (int i = 0; i < spec.rank; ++i) {
       const std::string &dim = fields[4 + i];
       if (dim == "?")
         spec.dims[i] = MOERT_DYNAMIC;
       else if (!parseNumber(dim, INT64_MAX, spec.dims[i]))
-        return fail("bad dimension '" + dim + "' (want a non-negative "
+        return fail("bad dimension '" + dim +
+                    "' (want a non-negative "
                     "integer or '?')");
     }
     specs.push_back(spec);

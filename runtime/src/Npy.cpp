@@ -93,7 +93,8 @@ public:
           return fail(problem, "duplicate key 'shape'");
         seenShape = true;
         if (!parseShape(header.shape))
-          return fail(problem, "'shape' is not a tuple of non-negative integers");
+          return fail(problem,
+                      "'shape' is not a tuple of non-negative integers");
       } else {
         return fail(problem, "unexpected key '" + key + "'");
       }
@@ -227,7 +228,7 @@ int loadNpy(const char *path, moert_dtype expected, moert_tensor **out) {
   }
   *out = nullptr;
   if (!isValidDType(expected)) {
-    setError("%s: invalid expected dtype %d", path, static_cast<int>(expected));
+    setError("%s: invalid expected dtype %d", path, rawDType(expected));
     return 1;
   }
   FilePtr file(std::fopen(path, "rb"));
@@ -351,8 +352,8 @@ int saveNpy(const moert_tensor *tensor, const char *path) {
                        "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Pad with spaces and end with '\n' so the data starts 64-byte aligned.
   size_t unpadded = npyMagicSize + 2 + 2 + header.size() + 1;
-  size_t padded = (unpadded + npyDataAlignment - 1) / npyDataAlignment *
-                  npyDataAlignment;
+  size_t padded =
+      (unpadded + npyDataAlignment - 1) / npyDataAlignment * npyDataAlignment;
   header.append(padded - unpadded, ' ');
   header += '\n';
 
@@ -368,8 +369,9 @@ int saveNpy(const moert_tensor *tensor, const char *path) {
     return 1;
   }
   size_t count = static_cast<size_t>(tensor->numElements);
-  bool ok = std::fwrite(prefix.data(), 1, prefix.size(), file) == prefix.size() &&
-            std::fwrite(header.data(), 1, header.size(), file) == header.size();
+  bool ok =
+      std::fwrite(prefix.data(), 1, prefix.size(), file) == prefix.size() &&
+      std::fwrite(header.data(), 1, header.size(), file) == header.size();
   if (ok && tensor->dtype == MOERT_BF16) {
     // Widen to float32 a chunk at a time.
     const auto *bits = static_cast<const uint16_t *>(tensor->data);

@@ -21,8 +21,8 @@ std::string moert::formatShape(int rank, const int64_t *dims) {
   for (int i = 0; i < rank; ++i) {
     if (i)
       text += ", ";
-    text += dims[i] == MOERT_DYNAMIC ? std::string("?")
-                                     : std::to_string(dims[i]);
+    text +=
+        dims[i] == MOERT_DYNAMIC ? std::string("?") : std::to_string(dims[i]);
   }
   return text + "]";
 }
@@ -30,7 +30,7 @@ std::string moert::formatShape(int rank, const int64_t *dims) {
 moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
                                   const int64_t *dims) {
   if (!isValidDType(dtype)) {
-    setError("cannot create a tensor: invalid dtype %d", static_cast<int>(dtype));
+    setError("cannot create a tensor: invalid dtype %d", rawDType(dtype));
     return nullptr;
   }
   if (rank < 0 || rank > MOERT_MAX_RANK) {

@@ -3,9 +3,18 @@
 #include "dialects/moe/IR/MoeShapeRules.h"
 
 #include "mlir/IR/BuiltinTypes.h"
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 using namespace mlir;
+
+/// Doubles as a user wrote them (1.5, not 1.500000e+00).
+static std::string formatNumber(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
 
 bool moe::extentsCompatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
@@ -23,7 +32,9 @@ int64_t moe::expertCapacity(double capacityFactor, int64_t tokens,
     return 0;
   double exact = capacityFactor * static_cast<double>(tokens) *
                  static_cast<double>(topK) / static_cast<double>(experts);
-  return static_cast<int64_t>(std::ceil(exact - kCapacityEpsilon));
+  // ceil of a positive number is at least 1; the epsilon must not undo that.
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil(exact - kCapacityEpsilon)));
 }
 
 bool moe::capacityCanDrop(double capacityFactor, int64_t topK,
@@ -44,10 +55,10 @@ moe::verifyRouterConfig(function_ref<InFlightDiagnostic()> emitError,
                        << ") exceeds the number of experts (" << config.experts
                        << ")";
   if (!(config.capacityFactor >= 0.0) || std::isinf(config.capacityFactor))
-    return emitError() << "capacity_factor (" << config.capacityFactor
+    return emitError() << "capacity_factor (" << formatNumber(config.capacityFactor)
                        << ") must be finite and non-negative (0 is dropless)";
   if (!(config.scaling > 0.0) || std::isinf(config.scaling))
-    return emitError() << "scaling (" << config.scaling
+    return emitError() << "scaling (" << formatNumber(config.scaling)
                        << ") must be finite and positive";
   if (config.nGroup.has_value() != config.topkGroup.has_value())
     return emitError() << "n_group and topk_group must be given together";

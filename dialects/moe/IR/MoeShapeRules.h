@@ -27,7 +27,8 @@ int64_t dispatchedRows(int64_t tokens, int64_t topK);
 /// 11.000000000000002 in double).
 constexpr double kCapacityEpsilon = 1e-9;
 
-/// C = ceil(cf*T*k/E) assignments per expert; 0 when cf is 0 (dropless).
+/// C = ceil(cf*T*k/E) assignments per expert (at least 1); 0 when cf is 0
+/// (dropless).
 int64_t expertCapacity(double capacityFactor, int64_t tokens, int64_t topK,
                        int64_t experts);
 

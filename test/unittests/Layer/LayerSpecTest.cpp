@@ -23,8 +23,8 @@ LayerSpec parseOk(const std::string &text) {
   return spec;
 }
 
-void expectShape(const LayerSpec &s, int64_t t, int64_t h, int64_t f,
-                 int64_t e, int64_t k) {
+void expectShape(const LayerSpec &s, int64_t t, int64_t h, int64_t f, int64_t e,
+                 int64_t k) {
   EXPECT_EQ(s.tokens, t);
   EXPECT_EQ(s.hidden, h);
   EXPECT_EQ(s.ffn, f);
@@ -69,9 +69,9 @@ TEST(LayerSpec, Presets) {
   EXPECT_EQ(olmoe.dtype, DType::BF16);
   EXPECT_EQ(olmoe.name, "olmoe");
 
-  EXPECT_EQ(layerPresetNames(),
-            (std::vector<std::string>{"tiny", "mixtral", "qwen3_30b_a3b",
-                                      "olmoe"}));
+  EXPECT_EQ(
+      layerPresetNames(),
+      (std::vector<std::string>{"tiny", "mixtral", "qwen3_30b_a3b", "olmoe"}));
 }
 
 TEST(LayerSpec, PresetOverrides) {
@@ -208,7 +208,8 @@ TEST(LayerSpec, Errors) {
       {"tiny,n_group=2,topk_group=3", {"topk_group=3", "n_group=2"}},
       {"tiny,n_group=2", {"topk_group", "n_group=2"}},
       {"tiny,topk_group=1", {"n_group", "topk_group=1"}},
-      {"tiny,n_group=4,topk_group=1", {"top_k=2", "topk_group*experts/n_group"}},
+      {"tiny,n_group=4,topk_group=1",
+       {"top_k=2", "topk_group*experts/n_group"}},
       // Enums and booleans.
       {"tiny,router=relu", {"router", "softmax or sigmoid", "'relu'"}},
       {"tiny,activation=relu", {"activation", "silu_glu"}},

@@ -1,0 +1,95 @@
+//===- Driver.cpp - What moe-compile and moe-run share --------------------===//
+
+#include "lib/Driver/Driver.h"
+
+#include "lib/Layer/LayerProgram.h"
+#include "moe-mlir/InitAll.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+std::unique_ptr<MLIRContext> mlir::moe::createCompilerContext() {
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  auto context = std::make_unique<MLIRContext>(registry);
+  context->loadAllAvailableDialects();
+  return context;
+}
+
+static std::string describeLocation(Location loc) {
+  if (auto file = dyn_cast<FileLineColLoc>(loc))
+    return (file.getFilename().str() + ":" + std::to_string(file.getLine()) +
+            ":" + std::to_string(file.getColumn()));
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location inner : fused.getLocations())
+      if (std::string text = describeLocation(inner); !text.empty())
+        return text;
+  if (auto name = dyn_cast<NameLoc>(loc))
+    return describeLocation(name.getChildLoc());
+  return "";
+}
+
+mlir::moe::OneLineDiagnostics::OneLineDiagnostics(MLIRContext &context,
+                                       std::string toolName)
+    : handler(&context,
+              [this](Diagnostic &diag) {
+                if (diag.getSeverity() == DiagnosticSeverity::Error)
+                  ++errors;
+                std::string where = describeLocation(diag.getLocation());
+                llvm::errs() << (where.empty() ? this->toolName : where)
+                             << ": "
+                             << (diag.getSeverity() ==
+                                         DiagnosticSeverity::Error
+                                     ? "error: "
+                                     : "note: ")
+                             << diag.str() << "\n";
+                return success();
+              }),
+      toolName(std::move(toolName)) {}
+
+static OwningOpRef<ModuleOp>
+parseAndVerify(MLIRContext &context,
+               std::unique_ptr<llvm::MemoryBuffer> buffer) {
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(sourceMgr, ParserConfig(&context));
+  if (!module || failed(verify(*module)))
+    return nullptr;
+  return module;
+}
+
+OwningOpRef<ModuleOp> mlir::moe::loadProgramFile(MLIRContext &context,
+                                           StringRef path) {
+  std::string message;
+  std::unique_ptr<llvm::MemoryBuffer> buffer = openInputFile(path, &message);
+  if (!buffer) {
+    emitError(UnknownLoc::get(&context))
+        << "cannot read '" << path << "': " << message;
+    return nullptr;
+  }
+  return parseAndVerify(context, std::move(buffer));
+}
+
+OwningOpRef<ModuleOp> mlir::moe::loadLayerProgram(MLIRContext &context,
+                                            StringRef spec,
+                                            std::string &error) {
+  ::moe::layer::LayerSpec parsed;
+  if (!::moe::layer::parseLayerSpec(std::string_view(spec.data(), spec.size()),
+                             parsed, error))
+    return nullptr;
+  std::string text = ::moe::layer::emitLayerProgram(parsed);
+  OwningOpRef<ModuleOp> module = parseAndVerify(
+      context, llvm::MemoryBuffer::getMemBufferCopy(text, "layer-spec"));
+  if (!module)
+    error = "the program made from spec '" + spec.str() + "' does not verify";
+  return module;
+}

@@ -1,0 +1,43 @@
+//===- Driver.h - What moe-compile and moe-run share ------------*- C++ -*-===//
+
+#ifndef MOE_MLIR_LIB_DRIVER_DRIVER_H
+#define MOE_MLIR_LIB_DRIVER_DRIVER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <memory>
+#include <string>
+
+namespace mlir::moe {
+
+/// A context with every dialect, interface and translation the project uses.
+std::unique_ptr<MLIRContext> createCompilerContext();
+
+/// Prints each error as one line, `LOCATION: error: MESSAGE`, to stderr and
+/// remembers that one happened. Tools exit with a message, not a backtrace.
+class OneLineDiagnostics {
+public:
+  OneLineDiagnostics(MLIRContext &context, std::string toolName);
+  bool hadError() const { return errors > 0; }
+
+private:
+  ScopedDiagnosticHandler handler;
+  std::string toolName;
+  int errors = 0;
+};
+
+/// Parses and verifies the program in `path` ("-" for stdin). Errors are
+/// reported through the context's diagnostics; returns null on failure.
+OwningOpRef<ModuleOp> loadProgramFile(MLIRContext &context, StringRef path);
+
+/// Makes, parses and verifies the program of a layer spec. A malformed or
+/// impossible spec sets `error` to one line saying what to fix.
+OwningOpRef<ModuleOp> loadLayerProgram(MLIRContext &context, StringRef spec,
+                                       std::string &error);
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_LIB_DRIVER_DRIVER_H

@@ -1,0 +1,21 @@
+//===- LayerProgram.h - The moe program a layer spec makes ------*- C++ -*-===//
+
+#ifndef MOE_MLIR_LIB_LAYER_LAYERPROGRAM_H
+#define MOE_MLIR_LIB_LAYER_LAYERPROGRAM_H
+
+#include "lib/Layer/LayerSpec.h"
+
+#include <string>
+
+namespace moe::layer {
+
+/// The name of the function a spec's program defines.
+constexpr const char *kLayerFunctionName = "moe_layer";
+
+/// The `moe` dialect program of one layer: a public function
+/// `@moe_layer(x, w_gate, w1, w2[, bias]) -> (y, indices)`.
+std::string emitLayerProgram(const LayerSpec &spec);
+
+} // namespace moe::layer
+
+#endif // MOE_MLIR_LIB_LAYER_LAYERPROGRAM_H

@@ -1,0 +1,129 @@
+//===- ArtifactMetadata.cpp - The metadata text of an artifact ------------===//
+
+#include "lib/Target/CPU/ArtifactMetadata.h"
+
+#include "dialects/moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+static std::optional<StringRef> dtypeName(Type element) {
+  if (element.isF32())
+    return StringRef("f32");
+  if (element.isBF16())
+    return StringRef("bf16");
+  if (element.isF16())
+    return StringRef("f16");
+  if (element.isSignlessInteger(32))
+    return StringRef("i32");
+  if (element.isSignlessInteger(64))
+    return StringRef("i64");
+  return std::nullopt;
+}
+
+/// `KIND INDEX DTYPE RANK D0 D1 ...`
+static LogicalResult describeValue(func::FuncOp func, StringRef kind,
+                                   unsigned index, Type type,
+                                   llvm::raw_ostream &os) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  std::optional<StringRef> dtype =
+      tensor ? dtypeName(tensor.getElementType()) : std::nullopt;
+  if (!dtype)
+    return func.emitError() << "function '" << func.getSymName() << "' "
+                            << kind << " " << index << " has type " << type
+                            << ": an artifact passes only ranked tensors of "
+                               "f32, bf16, f16, i32 or i64";
+  os << kind << " " << index << " " << *dtype << " " << tensor.getRank();
+  for (int64_t extent : tensor.getShape()) {
+    if (ShapedType::isDynamic(extent))
+      os << " ?";
+    else
+      os << " " << extent;
+  }
+  os << "\n";
+  return success();
+}
+
+static int64_t argumentIndex(Value value) {
+  auto arg = dyn_cast_or_null<BlockArgument>(value);
+  if (!arg || !isa<func::FuncOp>(arg.getOwner()->getParentOp()))
+    return -1;
+  return arg.getArgNumber();
+}
+
+/// Describes `func` as one MoE layer when it is exactly gate -> dispatch ->
+/// experts -> combine on its own arguments with y returned.
+static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
+  SmallVector<GateOp> gates;
+  SmallVector<CombineOp> combines;
+  SmallVector<ExpertsOp> experts;
+  func.walk([&](Operation *op) {
+    if (auto g = dyn_cast<GateOp>(op))
+      gates.push_back(g);
+    else if (auto c = dyn_cast<CombineOp>(op))
+      combines.push_back(c);
+    else if (auto e = dyn_cast<ExpertsOp>(op))
+      experts.push_back(e);
+  });
+  if (gates.size() != 1 || combines.size() != 1 || experts.size() != 1)
+    return;
+  GateOp gate = gates.front();
+  ExpertsOp expert = experts.front();
+  CombineOp combine = combines.front();
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  int64_t yIndex = -1, indicesIndex = -1;
+  for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
+    if (operand == combine.getY() && yIndex < 0)
+      yIndex = i;
+    if (operand == gate.getIndices() && indicesIndex < 0)
+      indicesIndex = i;
+  }
+  int64_t x = argumentIndex(gate.getX()), wGate = argumentIndex(gate.getWGate());
+  int64_t w1 = argumentIndex(expert.getW1()), w2 = argumentIndex(expert.getW2());
+  int64_t bias = gate.getBias() ? argumentIndex(gate.getBias()) : -1;
+  if (yIndex < 0 || x < 0 || wGate < 0 || w1 < 0 || w2 < 0 ||
+      (gate.getBias() && bias < 0))
+    return;
+  os << "attr layer.router " << stringifyScoreFunc(gate.getScoreFunc()) << "\n"
+     << "attr layer.top_k " << gate.getTopK() << "\n"
+     << "attr layer.normalize " << (gate.getNormalize() ? 1 : 0) << "\n"
+     << "attr layer.scaling ";
+  os << llvm::format("%.17g", gate.getScaling().convertToDouble())
+     << "\nattr layer.capacity "
+     << llvm::format("%.17g", gate.getCapacityFactor().convertToDouble())
+     << "\nattr layer.n_group " << gate.getNGroup().value_or(0) << "\n"
+     << "attr layer.topk_group " << gate.getTopkGroup().value_or(0) << "\n"
+     << "attr layer.activation " << stringifyActivation(expert.getActivation())
+     << "\n"
+     << "attr layer.x " << x << "\nattr layer.w_gate " << wGate
+     << "\nattr layer.w1 " << w1 << "\nattr layer.w2 " << w2
+     << "\nattr layer.bias " << bias << "\nattr layer.y " << yIndex
+     << "\nattr layer.indices " << indicesIndex << "\n";
+}
+
+FailureOr<std::string> moe::buildArtifactMetadata(ModuleOp module,
+                                                  StringRef target) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "moe-artifact 1\ntarget " << target << "\n";
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isPrivate() || func.isExternal())
+      continue;
+    FunctionType type = func.getFunctionType();
+    os << "function " << func.getSymName() << " " << type.getNumInputs()
+       << " " << type.getNumResults() << "\n";
+    for (auto [i, input] : llvm::enumerate(type.getInputs()))
+      if (failed(describeValue(func, "arg", i, input, os)))
+        return failure();
+    for (auto [i, result] : llvm::enumerate(type.getResults()))
+      if (failed(describeValue(func, "result", i, result, os)))
+        return failure();
+    describeLayer(func, os);
+    os << "end\n";
+  }
+  return text;
+}

@@ -1,0 +1,106 @@
+//===- moe-compile.cpp - moe IR to an artifact ----------------------------===//
+//
+//   moe-compile IN.mlir --target=cpu -o OUT.so
+//   moe-compile --layer mixtral,tokens=64 --emit=mlir
+//
+// Every error is one line on stderr and exit status 2.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Driver/Driver.h"
+#include "lib/Target/CPU/CPUTarget.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "mlir/Support/FileUtilities.h"
+
+using namespace mlir;
+using namespace llvm;
+
+static cl::OptionCategory category("moe-compile options");
+
+static cl::opt<std::string> inputFile(cl::Positional,
+                                      cl::desc("<program.mlir>"),
+                                      cl::cat(category));
+static cl::opt<std::string>
+    layerSpec("layer",
+              cl::desc("Compile the layer a SPEC describes instead of a file "
+                       "(a preset: tiny, mixtral, qwen3_30b_a3b, olmoe; or "
+                       "tokens=T,hidden=H,ffn=F,experts=E,top_k=K[,...])"),
+              cl::value_desc("SPEC"), cl::cat(category));
+static cl::opt<std::string> target("target",
+                                   cl::desc("Target: cpu (default)"),
+                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<moe::EmitKind> emit(
+    "emit", cl::desc("What to produce"), cl::init(moe::EmitKind::Artifact),
+    cl::values(clEnumValN(moe::EmitKind::Mlir, "mlir",
+                          "the LLVM-dialect module after the pipeline"),
+               clEnumValN(moe::EmitKind::Llvm, "llvm",
+                          "optimized LLVM IR"),
+               clEnumValN(moe::EmitKind::Artifact, "artifact",
+                          "a shared object for the moert runtime (default)")),
+    cl::cat(category));
+static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
+                                       cl::value_desc("path"),
+                                       cl::cat(category));
+static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+                                  cl::init(3), cl::Prefix, cl::cat(category));
+
+static int fail(const Twine &message) {
+  errs() << "moe-compile: error: " << message << "\n";
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "MoE-MLIR compiler: moe IR to an artifact\n");
+
+  if (target != "cpu") {
+    if (StringRef(target).starts_with("cuda"))
+      return fail("target '" + target +
+                  "' is not available yet: this build compiles for "
+                  "--target=cpu only");
+    return fail("unknown target '" + target + "' (known: cpu)");
+  }
+  if (layerSpec.empty() == inputFile.empty())
+    return fail("give either a program file or --layer SPEC (exactly one)");
+  if (emit == moe::EmitKind::Artifact && outputFile.empty())
+    return fail("an artifact needs an output path: add -o OUT.so (or "
+                "--emit=mlir|llvm to print IR)");
+  if (optLevel > 3)
+    return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");
+
+  std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
+  moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
+  OwningOpRef<ModuleOp> module;
+  if (!layerSpec.empty()) {
+    std::string error;
+    module = moe::loadLayerProgram(*context, layerSpec, error);
+    if (!module)
+      return fail(error.empty() ? "invalid layer spec" : error);
+  } else {
+    module = moe::loadProgramFile(*context, inputFile);
+    if (!module)
+      return 2;
+  }
+
+  moe::CPUCompileOptions options;
+  options.emit = emit;
+  options.optLevel = optLevel;
+  options.outputPath = outputFile;
+  if (emit == moe::EmitKind::Artifact)
+    return failed(moe::compileForCPU(*module, options, outs())) ? 2 : 0;
+
+  std::string message;
+  std::unique_ptr<ToolOutputFile> out =
+      openOutputFile(outputFile.empty() ? std::string("-") : outputFile.getValue(), &message);
+  if (!out)
+    return fail(message);
+  if (failed(moe::compileForCPU(*module, options, out->os())))
+    return 2;
+  out->keep();
+  return 0;
+}

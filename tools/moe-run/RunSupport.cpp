@@ -1,0 +1,321 @@
+//===- RunSupport.cpp - Inputs, checks and statistics for moe-run ---------===//
+
+#include "tools/moe-run/RunSupport.h"
+
+#include "lib/Reference/NaiveMoe.h"
+#include "lib/Reference/Numerics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+using namespace moe::run;
+
+FunctionSpec moe::run::describeFunction(const moert_function *function) {
+  FunctionSpec spec;
+  spec.name = moert_function_name(function);
+  auto read = [&](int count, bool results, std::vector<ValueSpec> &out) {
+    for (int i = 0; i < count; ++i) {
+      ValueSpec value;
+      int rank = 0;
+      int64_t dims[MOERT_MAX_RANK];
+      if (results)
+        moert_function_result_spec(function, i, &value.dtype, &rank, dims);
+      else
+        moert_function_arg_spec(function, i, &value.dtype, &rank, dims);
+      value.dims.assign(dims, dims + rank);
+      out.push_back(value);
+    }
+  };
+  read(moert_function_num_args(function), false, spec.args);
+  read(moert_function_num_results(function), true, spec.results);
+  return spec;
+}
+
+std::string moe::run::formatSpec(const ValueSpec &spec) {
+  std::string text = std::string(moert_dtype_name(spec.dtype)) + "[";
+  for (size_t i = 0; i < spec.dims.size(); ++i) {
+    if (i)
+      text += ", ";
+    text += spec.dims[i] == MOERT_DYNAMIC ? "?" : std::to_string(spec.dims[i]);
+  }
+  return text + "]";
+}
+
+std::string moe::run::formatShape(const moert_tensor *tensor) {
+  ValueSpec spec;
+  spec.dtype = moert_tensor_dtype(tensor);
+  const int64_t *dims = moert_tensor_dims(tensor);
+  spec.dims.assign(dims, dims + moert_tensor_rank(tensor));
+  return formatSpec(spec);
+}
+
+std::optional<LayerInfo>
+moe::run::readLayerInfo(const moert_function *function) {
+  auto get = [&](const char *key) -> const char * {
+    return moert_function_attr(function, key);
+  };
+  if (!get("layer.router"))
+    return std::nullopt;
+  auto integer = [&](const char *key) -> int64_t {
+    const char *value = get(key);
+    return value ? std::strtoll(value, nullptr, 10) : -1;
+  };
+  auto real = [&](const char *key, double fallback) {
+    const char *value = get(key);
+    return value ? std::strtod(value, nullptr) : fallback;
+  };
+  LayerInfo info;
+  info.router = get("layer.router");
+  info.activation = get("layer.activation") ? get("layer.activation") : "";
+  info.topK = integer("layer.top_k");
+  info.nGroup = integer("layer.n_group");
+  info.topkGroup = integer("layer.topk_group");
+  info.normalize = integer("layer.normalize") != 0;
+  info.scaling = real("layer.scaling", 1.0);
+  info.capacity = real("layer.capacity", 0.0);
+  info.x = integer("layer.x");
+  info.wGate = integer("layer.w_gate");
+  info.w1 = integer("layer.w1");
+  info.w2 = integer("layer.w2");
+  info.bias = integer("layer.bias");
+  info.y = integer("layer.y");
+  info.indices = integer("layer.indices");
+  if (info.x < 0 || info.wGate < 0 || info.w1 < 0 || info.w2 < 0 ||
+      info.y < 0 || info.topK < 1)
+    return std::nullopt;
+  return info;
+}
+
+double moe::run::inputScale(const FunctionSpec &spec, const LayerInfo *layer,
+                            int arg) {
+  const std::vector<int64_t> &dims = spec.args[arg].dims;
+  if (layer) {
+    // x ~ N(0,1); each weight scaled by its fan-in so every product sum,
+    // and so y, stays of order 1.
+    if (arg == layer->wGate || arg == layer->w1)
+      return 1.0 / std::sqrt(static_cast<double>(dims[dims.size() - 2]));
+    if (arg == layer->w2)
+      return 1.0 / std::sqrt(static_cast<double>(dims[dims.size() - 2]));
+    if (arg == layer->bias)
+      return 0.1;
+    return 1.0;
+  }
+  if (dims.size() >= 2 && dims[dims.size() - 2] > 0)
+    return 1.0 / std::sqrt(static_cast<double>(dims[dims.size() - 2]));
+  return 1.0;
+}
+
+static void storeFloats(moert_tensor *tensor, const std::vector<float> &values) {
+  void *data = moert_tensor_data(tensor);
+  switch (moert_tensor_dtype(tensor)) {
+  case MOERT_F32:
+    std::memcpy(data, values.data(), values.size() * sizeof(float));
+    break;
+  case MOERT_BF16:
+    for (size_t i = 0; i < values.size(); ++i)
+      static_cast<uint16_t *>(data)[i] = moert_f32_to_bf16(values[i]);
+    break;
+  case MOERT_F16:
+    for (size_t i = 0; i < values.size(); ++i)
+      static_cast<uint16_t *>(data)[i] = moert_f32_to_f16(values[i]);
+    break;
+  default:
+    break;
+  }
+}
+
+Tensor moe::run::makeRandomInput(const ValueSpec &spec, int64_t dynamicExtent,
+                                 uint64_t seed, double stddev,
+                                 std::string &error) {
+  std::vector<int64_t> dims = spec.dims;
+  for (int64_t &d : dims)
+    if (d == MOERT_DYNAMIC)
+      d = dynamicExtent;
+  Tensor tensor(moert_tensor_create(spec.dtype, static_cast<int>(dims.size()),
+                                    dims.data()));
+  if (!tensor) {
+    error = moert_last_error();
+    return nullptr;
+  }
+  int64_t n = moert_tensor_num_elements(tensor.get());
+  if (spec.dtype == MOERT_I32 || spec.dtype == MOERT_I64) {
+    std::mt19937_64 rng(seed);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t v = static_cast<int64_t>(rng() % 4);
+      if (spec.dtype == MOERT_I32)
+        static_cast<int32_t *>(moert_tensor_data(tensor.get()))[i] = v;
+      else
+        static_cast<int64_t *>(moert_tensor_data(tensor.get()))[i] = v;
+    }
+    return tensor;
+  }
+  std::vector<float> values(n);
+  moe::reference::fillNormal(values, seed, stddev);
+  storeFloats(tensor.get(), values);
+  return tensor;
+}
+
+Tensor moe::run::readInput(const std::string &dir, int index,
+                           const ValueSpec &spec, std::string &error) {
+  std::string path = dir + "/arg" + std::to_string(index) + ".npy";
+  moert_tensor *raw = nullptr;
+  if (moert_tensor_load_npy(path.c_str(), spec.dtype, &raw) != 0) {
+    error = moert_last_error();
+    return nullptr;
+  }
+  Tensor tensor(raw);
+  int rank = moert_tensor_rank(raw);
+  bool fits = rank == static_cast<int>(spec.dims.size());
+  for (int d = 0; fits && d < rank; ++d)
+    fits = spec.dims[d] == MOERT_DYNAMIC || spec.dims[d] == moert_tensor_dims(raw)[d];
+  if (!fits) {
+    error = path + ": shape " + formatShape(raw) + " does not fit argument " +
+            std::to_string(index) + " of type " + formatSpec(spec);
+    return nullptr;
+  }
+  return tensor;
+}
+
+std::vector<float> moe::run::toFloats(moert_tensor *tensor) {
+  int64_t n = moert_tensor_num_elements(tensor);
+  std::vector<float> values(n);
+  const void *data = moert_tensor_data(tensor);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (moert_tensor_dtype(tensor)) {
+    case MOERT_F32:
+      values[i] = static_cast<const float *>(data)[i];
+      break;
+    case MOERT_BF16:
+      values[i] = moert_bf16_to_f32(static_cast<const uint16_t *>(data)[i]);
+      break;
+    case MOERT_F16:
+      values[i] = moert_f16_to_f32(static_cast<const uint16_t *>(data)[i]);
+      break;
+    case MOERT_I32:
+      values[i] = static_cast<float>(static_cast<const int32_t *>(data)[i]);
+      break;
+    case MOERT_I64:
+      values[i] = static_cast<float>(static_cast<const int64_t *>(data)[i]);
+      break;
+    }
+  }
+  return values;
+}
+
+RoutingStats moe::run::routingStats(const LayerInfo &layer,
+                                    moert_tensor *indices, int64_t experts) {
+  RoutingStats stats;
+  stats.experts = experts;
+  std::vector<int64_t> load(experts, 0);
+  int64_t n = moert_tensor_num_elements(indices);
+  const int32_t *idx = static_cast<const int32_t *>(moert_tensor_data(indices));
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] >= 0 && idx[i] < experts)
+      ++load[idx[i]];
+  stats.assignments = n;
+  int64_t tokens = moert_tensor_dims(indices)[0];
+  int64_t capacity =
+      layer.capacity > 0
+          ? moe::reference::expertCapacity(layer.capacity, tokens, layer.topK,
+                                           experts)
+          : n;
+  stats.minLoad = *std::min_element(load.begin(), load.end());
+  stats.maxLoad = *std::max_element(load.begin(), load.end());
+  stats.meanLoad = static_cast<double>(n) / experts;
+  for (int64_t l : load) {
+    stats.dropped += std::max<int64_t>(0, l - capacity);
+    stats.emptyExperts += l == 0;
+  }
+  return stats;
+}
+
+static double toleranceFor(moert_dtype dtype) {
+  switch (dtype) {
+  case MOERT_BF16:
+    return 2e-2;
+  case MOERT_F16:
+    return 1e-2;
+  default:
+    return 1e-4;
+  }
+}
+
+static std::string formatDouble(const char *format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), format, value);
+  return buffer;
+}
+
+CheckOutcome moe::run::checkAgainstReference(const LayerInfo &layer,
+                                             const std::vector<Tensor> &args,
+                                             const std::vector<Tensor> &results) {
+  moert_tensor *x = args[layer.x].get();
+  moert_tensor *w1 = args[layer.w1].get();
+  int64_t T = moert_tensor_dims(x)[0], H = moert_tensor_dims(x)[1];
+  int64_t E = moert_tensor_dims(w1)[0], F = moert_tensor_dims(w1)[2] / 2;
+
+  moe::reference::RouterConfig config;
+  config.sigmoid = layer.router == "sigmoid";
+  config.topK = layer.topK;
+  config.normalize = layer.normalize;
+  config.scaling = layer.scaling;
+  config.capacityFactor = layer.capacity;
+  config.nGroup = std::max<int64_t>(0, layer.nGroup);
+  config.topkGroup = std::max<int64_t>(0, layer.topkGroup);
+  config.geluGlu = layer.activation == "gelu_glu";
+
+  // The reference sees exactly the values the program saw (bf16 widened).
+  std::vector<float> xs = toFloats(x), wg = toFloats(args[layer.wGate].get()),
+                     w1s = toFloats(w1), w2s = toFloats(args[layer.w2].get());
+  std::vector<float> bias;
+  if (layer.bias >= 0)
+    bias = toFloats(args[layer.bias].get());
+  moe::reference::Result ref = moe::reference::runMoeLayer(
+      config, T, H, F, E, xs.data(), wg.data(), w1s.data(), w2s.data(),
+      bias.empty() ? nullptr : bias.data());
+
+  CheckOutcome outcome;
+  moert_tensor *y = results[layer.y].get();
+  std::vector<float> ys = toFloats(y);
+  double error = moe::reference::relativeError(ys.data(), ref.y.data(),
+                                               static_cast<int64_t>(ys.size()));
+  double tolerance = toleranceFor(moert_tensor_dtype(y));
+  bool ok = error <= tolerance; // false for NaN too
+  outcome.passed &= ok;
+  outcome.lines.push_back("result " + std::to_string(layer.y) +
+                          " (y): relative error " +
+                          formatDouble("%.3g", error) + " (tolerance " +
+                          formatDouble("%g", tolerance) + ") " +
+                          (ok ? "OK" : "FAILED"));
+  if (layer.indices >= 0) {
+    moert_tensor *indices = results[layer.indices].get();
+    const int32_t *idx =
+        static_cast<const int32_t *>(moert_tensor_data(indices));
+    int64_t n = moert_tensor_num_elements(indices), mismatches = 0;
+    for (int64_t i = 0; i < n; ++i)
+      mismatches += idx[i] != ref.indices[i];
+    bool same = mismatches == 0;
+    outcome.passed &= same;
+    outcome.lines.push_back("result " + std::to_string(layer.indices) +
+                            " (indices): " + std::to_string(mismatches) +
+                            " of " + std::to_string(n) +
+                            " differ from the reference " +
+                            (same ? "OK" : "FAILED"));
+  }
+  return outcome;
+}
+
+double moe::run::layerFlops(const LayerInfo &layer,
+                            const std::vector<Tensor> &args) {
+  moert_tensor *x = args[layer.x].get();
+  moert_tensor *w1 = args[layer.w1].get();
+  double T = static_cast<double>(moert_tensor_dims(x)[0]);
+  double H = static_cast<double>(moert_tensor_dims(x)[1]);
+  double F = static_cast<double>(moert_tensor_dims(w1)[2] / 2);
+  return 2.0 * T * static_cast<double>(layer.topK) * H * 3.0 * F;
+}
