@@ -9,6 +9,9 @@
 namespace mlir {
 namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
+namespace func { class FuncOp; }
+namespace linalg { class LinalgDialect; }
+namespace moek { class MoekDialect; }
 namespace math { class MathDialect; }
 namespace memref { class MemRefDialect; }
 namespace scf { class SCFDialect; }
@@ -22,10 +25,32 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
-/// moe IR to the LLVM dialect for the CPU: moe-lower-to-loops, one-shot
-/// bufferization with ownership-based deallocation, then the upstream
-/// conversions to LLVM. Public functions get C interface wrappers.
-void buildLowerToCPUPipeline(OpPassManager &pm);
+/// Options of the CPU pipeline.
+struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  Option<bool> fusion{*this, "fusion",
+                      llvm::cl::desc("Run moe-zero-buffer-fusion (no [T*k, H] "
+                                     "buffers); false keeps the materializing "
+                                     "lowering"),
+                      llvm::cl::init(true)};
+  Option<int64_t> expertsPerChunk{
+      *this, "experts-per-chunk",
+      llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back"),
+      llvm::cl::init(1)};
+};
+
+/// moe IR to planned buffers: [moe-zero-buffer-fusion], moe-lower-to-kernels,
+/// moek-lower-to-loops, one-shot bufferization with ownership-based
+/// deallocation, moe-plan-memory.
+void buildLowerToBuffersPipeline(OpPassManager &pm,
+                                 const CPUPipelineOptions &options);
+
+/// Planned buffers to the LLVM dialect; public functions get C interface
+/// wrappers.
+void buildBuffersToLLVMPipeline(OpPassManager &pm);
+
+/// Both of the above: the `moe-lower-to-cpu` pipeline.
+void buildLowerToCPUPipeline(OpPassManager &pm,
+                             const CPUPipelineOptions &options);
 
 /// Registers the named pipelines of Pipelines.cpp.
 void registerMoePipelines();

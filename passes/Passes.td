@@ -5,28 +5,94 @@
 
 include "mlir/Pass/PassBase.td"
 
-def MoeLowerToLoopsPass : Pass<"moe-lower-to-loops", "ModuleOp"> {
-  let summary = "Lower moe ops to loops over buffers (the CPU reference lowering)";
+def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
+  let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{
-    Rewrites `moe.gate`, `moe.dispatch`, `moe.experts` and `moe.combine` into
-    `scf.for` loops over memrefs with `arith`/`math` arithmetic, wrapped back
-    into tensors with `bufferization.to_tensor`, ready for one-shot
-    bufferization. Accumulation is in f32 whatever the storage type. Only
-    the selected experts of each token are computed (T*k expert rows).
+    Rewrites each `moe.dispatch` -> `moe.experts` -> `moe.combine` chain
+    (and the `moe.gate` it follows) into moek kernels that never
+    materialize a [T*k, H] buffer: the first grouped matmul reads tokens
+    through the row-owners map (gather prologue) and applies the GLU in its
+    epilogue; the second accumulates each row, times its gate weight, into
+    the output in token order (scatter-add epilogue). Only O(T*k) integers
+    of routing metadata and the [rows, F] activation remain. Experts run
+    `experts-per-chunk` at a time; since a token picks an expert at most
+    once, the activation buffer has T*min(k, experts-per-chunk) rows.
 
-    The routing plan becomes `positions[T,k]` (the dispatched row of each
-    assignment, -1 when capacity dropped it) and `offsets[E+1]` (the first
-    row of each expert). A `!moe.routing` value must come from a `moe.gate`
-    in the same function and be used only by dispatch, experts and combine;
-    anything else is reported as an error.
+    Chains it cannot fuse (an intermediate with other uses, different
+    routings, a routing not made in the function) are left to
+    `moe-lower-to-kernels` with a remark that says why.
+  }];
+  let options = [
+    Option<"expertsPerChunk", "experts-per-chunk", "int64_t",
+           /*default=*/"1",
+           "Experts whose grouped GEMMs run back to back; the activation "
+           "buffer holds T*min(k, this) rows">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::moek::MoekDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
+  let summary = "Lower moe ops to moek kernels, materializing every buffer";
+  let description = [{
+    Lowers `moe.gate` to the router and routing-plan kernels, and
+    `moe.dispatch`, `moe.experts`, `moe.combine` the way today's frameworks
+    run them: a [T*k, H] copy of the tokens in expert order, grouped GEMMs
+    into [T*k, 2F], the GLU into [T*k, F], grouped GEMMs into [T*k, H], and
+    a weighted gather back into token order. Run after
+    `moe-zero-buffer-fusion` it lowers only what fusion left.
+
+    A `!moe.routing` value must come from a `moe.gate` in the same function
+    and be used only by dispatch, experts and combine; anything else is
+    reported as an error.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::moek::MoekDialect",
+  ];
+}
+
+def MoekLowerToLoopsPass : Pass<"moek-lower-to-loops", "ModuleOp"> {
+  let summary = "Lower moek kernels to loops over buffers (the CPU backend)";
+  let description = [{
+    Every moek kernel becomes `scf.for` loops over its buffers with
+    `arith`/`math` arithmetic, accumulating in f32. Only the rows of the
+    selected experts are computed (T*k rows in all).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
   ];
+}
+
+def MoePlanMemoryPass : Pass<"moe-plan-memory", "::mlir::func::FuncOp"> {
+  let summary = "Place every intermediate buffer in one arena by liveness";
+  let description = [{
+    After bufferization: each statically shaped buffer a function allocates
+    and does not return (`memref.alloc` and `memref.alloca` at the top level
+    of the body) becomes a `memref.view` into one 64-byte aligned arena
+    allocated once per call. A buffer is live from its allocation to the
+    last top-level operation that uses it or an alias of it; buffers whose
+    lifetimes do not overlap share bytes (first fit, largest first).
+
+    The plan is attached to the function as `moe.memory_plan`
+    (`peak_intermediate_bytes`, and per buffer its name, category, bytes,
+    offset and live range); buffers are named by the `moe.buffer`
+    attribute the lowerings put on them (`CATEGORY.NAME`). Dynamically
+    shaped buffers are left as they are and listed as unplanned.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
 }
 
 #endif // MOE_PASSES

@@ -3,21 +3,29 @@
 #include "passes/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/Transforms/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
-#include "mlir/Dialect/Affine/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
 
-void moe::buildLowerToCPUPipeline(OpPassManager &pm) {
-  pm.addPass(createMoeLowerToLoopsPass());
+void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
+                                      const CPUPipelineOptions &options) {
+  if (options.fusion) {
+    MoeZeroBufferFusionPassOptions fusion;
+    fusion.expertsPerChunk = options.expertsPerChunk;
+    pm.addPass(createMoeZeroBufferFusionPass(fusion));
+  }
+  pm.addPass(createMoeLowerToKernelsPass());
+  pm.addPass(createMoekLowerToLoopsPass());
   pm.addPass(createCanonicalizerPass());
 
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -27,9 +35,13 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
+}
 
+void moe::buildBuffersToLLVMPipeline(OpPassManager &pm) {
   // The runtime calls public functions through their C interface.
   pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
+  pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true; // bf16 <-> f32 as integer ops: no libcalls
@@ -46,10 +58,24 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void moe::buildLowerToCPUPipeline(OpPassManager &pm,
+                                  const CPUPipelineOptions &options) {
+  buildLowerToBuffersPipeline(pm, options);
+  buildBuffersToLLVMPipeline(pm);
+}
+
 void moe::registerMoePipelines() {
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<CPUPipelineOptions>(
       "moe-lower-to-cpu",
-      "Lower moe IR to the LLVM dialect for the CPU (loops, bufferization, "
-      "deallocation, LLVM conversions)",
+      "Lower moe IR to the LLVM dialect for the CPU (kernels, loops, "
+      "bufferization, memory plan, LLVM conversions)",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<>(
+      "moe-lower-to-loops",
+      "Lower moe ops to loops over buffers with the materializing lowering "
+      "(moe-lower-to-kernels, then moek-lower-to-loops)",
+      [](OpPassManager &pm) {
+        pm.addPass(createMoeLowerToKernelsPass());
+        pm.addPass(createMoekLowerToLoopsPass());
+      });
 }

@@ -3,6 +3,7 @@
 #include "moe-mlir/InitAll.h"
 
 #include "dialects/moe/IR/MoeDialect.h"
+#include "dialects/moek/IR/MoekDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -12,7 +13,7 @@
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 
 void mlir::moe::registerAllDialects(DialectRegistry &registry) {
-  registry.insert<MoeDialect>();
+  registry.insert<MoeDialect, moek::MoekDialect>();
   // The lowering goes through most upstream dialects (tensor, linalg,
   // bufferization, scf, memref, llvm, gpu, ...); registering all of them
   // and their interface extensions keeps pipelines free of missing-interface

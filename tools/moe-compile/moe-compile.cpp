@@ -44,6 +44,21 @@ static cl::opt<moe::EmitKind> emit(
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::value_desc("path"),
                                        cl::cat(category));
+static cl::opt<bool> noFusion(
+    "no-fusion",
+    cl::desc("Keep the materializing lowering (dispatched tokens and expert "
+             "outputs as [T*k, H] buffers) instead of zero-buffer fusion"),
+    cl::cat(category));
+static cl::opt<int64_t> expertsPerChunk(
+    "experts-per-chunk",
+    cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
+             "activation buffer holds T*min(k, N) rows; default 1)"),
+    cl::init(1), cl::cat(category));
+static cl::opt<std::string> reportMemory(
+    "report-memory",
+    cl::desc("Write the static memory plan as JSON (without -o: the report "
+             "only, no code generated)"),
+    cl::value_desc("PATH"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -67,9 +82,13 @@ int main(int argc, char **argv) {
   }
   if (layerSpec.empty() == inputFile.empty())
     return fail("give either a program file or --layer SPEC (exactly one)");
-  if (emit == moe::EmitKind::Artifact && outputFile.empty())
+  bool planOnly = emit == moe::EmitKind::Artifact && outputFile.empty() &&
+                  !reportMemory.empty();
+  if (emit == moe::EmitKind::Artifact && outputFile.empty() && !planOnly)
     return fail("an artifact needs an output path: add -o OUT.so (or "
-                "--emit=mlir|llvm to print IR)");
+                "--emit=mlir|llvm to print IR, or --report-memory=PATH)");
+  if (expertsPerChunk < 1)
+    return fail("--experts-per-chunk must be at least 1");
   if (optLevel > 3)
     return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");
 
@@ -91,6 +110,10 @@ int main(int argc, char **argv) {
   options.emit = emit;
   options.optLevel = optLevel;
   options.outputPath = outputFile;
+  options.fusion = !noFusion;
+  options.expertsPerChunk = expertsPerChunk;
+  options.memoryReportPath = reportMemory;
+  options.planOnly = planOnly;
   if (emit == moe::EmitKind::Artifact)
     return failed(moe::compileForCPU(*module, options, outs())) ? 2 : 0;
 

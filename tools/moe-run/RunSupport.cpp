@@ -319,3 +319,45 @@ double moe::run::layerFlops(const LayerInfo &layer,
   double F = static_cast<double>(moert_tensor_dims(w1)[2] / 2);
   return 2.0 * T * static_cast<double>(layer.topK) * H * 3.0 * F;
 }
+
+static std::string formatBytes(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB"};
+  int unit = 0;
+  while (bytes >= 1024.0 && unit < 3) {
+    bytes /= 1024.0;
+    ++unit;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), unit ? "%.2f %s" : "%.0f %s", bytes,
+                units[unit]);
+  return buffer;
+}
+
+std::optional<std::string>
+moe::run::describeMemoryPlan(const moert_function *function) {
+  const char *peak =
+      moert_function_attr(function, "memory.peak_intermediate_bytes");
+  if (!peak)
+    return std::nullopt;
+  std::string text = "memory: planned intermediates peak at " +
+                     formatBytes(std::strtod(peak, nullptr)) +
+                     " in one arena (buffers by category:";
+  const char *categories[] = {"routing", "dispatch", "activations",
+                              "expert_outputs", "scratch", "other"};
+  bool any = false;
+  for (const char *category : categories) {
+    std::string key = std::string("memory.category.") + category;
+    if (const char *bytes = moert_function_attr(function, key.c_str())) {
+      text += std::string(any ? ", " : " ") + category + " " +
+              formatBytes(std::strtod(bytes, nullptr));
+      any = true;
+    }
+  }
+  text += any ? ")" : " none)";
+  const char *dynamic =
+      moert_function_attr(function, "memory.unplanned_dynamic");
+  if (dynamic && std::strtoll(dynamic, nullptr, 10) > 0)
+    text += std::string("; ") + dynamic +
+            " dynamically shaped buffers allocated at run time";
+  return text;
+}

@@ -70,6 +70,15 @@ static cl::opt<bool> check(
 static cl::opt<unsigned> repeat(
     "repeat", cl::desc("Time N runs (after one warm-up) and print the median"),
     cl::init(0), cl::cat(category));
+static cl::opt<bool> noFusion(
+    "no-fusion",
+    cl::desc("Compile with the materializing lowering instead of zero-buffer "
+             "fusion"),
+    cl::cat(category));
+static cl::opt<int64_t> expertsPerChunk(
+    "experts-per-chunk",
+    cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back"),
+    cl::init(1), cl::cat(category));
 static cl::opt<bool> emitMlir("emit-mlir",
                               cl::desc("Print the program a --layer SPEC "
                                        "makes and exit"),
@@ -100,6 +109,8 @@ static int compileToTemporary(SmallString<128> &artifactPath) {
     return fail("cannot create a temporary artifact: " + ec.message());
   mlir::moe::CPUCompileOptions options;
   options.outputPath = std::string(artifactPath);
+  options.fusion = !noFusion;
+  options.expertsPerChunk = expertsPerChunk;
   if (failed(mlir::moe::compileForCPU(*module, options, outs())))
     return 2;
   return 0;
@@ -159,6 +170,8 @@ int main(int argc, char **argv) {
   }
   if (!program.empty() && !sys::fs::exists(program))
     return fail("no such file: '" + program + "'");
+  if (expertsPerChunk < 1)
+    return fail("--experts-per-chunk must be at least 1");
   if (!inputsDir.empty() && !sys::fs::is_directory(inputsDir))
     return fail("--inputs: '" + inputsDir + "' is not a directory");
 
@@ -206,6 +219,8 @@ int main(int argc, char **argv) {
       return fail(error);
     args.push_back(std::move(t));
   }
+  if (std::optional<std::string> memory = describeMemoryPlan(function))
+    outs() << *memory << "\n";
   outs() << "inputs: "
          << (inputsDir.empty() ? "random normal, seed " + std::to_string(seed)
                                : "read from " + inputsDir)

@@ -3,6 +3,7 @@
 #include "lib/Target/CPU/CPUTarget.h"
 #include "lib/Target/CPU/ArtifactMetadata.h"
 #include "lib/Target/CPU/EntryPoints.h"
+#include "lib/Target/CPU/MemoryReport.h"
 #include "passes/Passes.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -82,13 +83,27 @@ LogicalResult moe::compileForCPU(ModuleOp module,
     return module.emitError()
            << "the module has no public function to compile";
 
-  PassManager pm(module.getContext());
-  buildLowerToCPUPipeline(pm);
-  if (options.verbose)
-    pm.enableTiming();
-  if (failed(pm.run(module)))
+  CPUPipelineOptions pipeline;
+  pipeline.fusion = options.fusion;
+  pipeline.expertsPerChunk = options.expertsPerChunk;
+  PassManager toBuffers(module.getContext());
+  buildLowerToBuffersPipeline(toBuffers, pipeline);
+  if (failed(toBuffers.run(module)))
     return failure();
-  if (failed(addArtifactEntryPoints(module, entries, *metadata)))
+  // The memory plan is known now; it travels in the metadata too.
+  MemoryPlans plans = collectMemoryPlans(module);
+  if (!options.memoryReportPath.empty() &&
+      failed(writeMemoryReport(module, plans, options.memoryReportPath)))
+    return failure();
+  if (options.planOnly)
+    return success();
+  std::string fullMetadata = addMemoryPlansToMetadata(*metadata, plans);
+
+  PassManager toLLVM(module.getContext());
+  buildBuffersToLLVMPipeline(toLLVM);
+  if (failed(toLLVM.run(module)))
+    return failure();
+  if (failed(addArtifactEntryPoints(module, entries, fullMetadata)))
     return failure();
   if (options.emit == EmitKind::Mlir) {
     module.print(textOut);

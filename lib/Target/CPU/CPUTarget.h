@@ -6,6 +6,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <string>
+
 namespace mlir::moe {
 
 enum class EmitKind {
@@ -20,8 +22,14 @@ struct CPUCompileOptions {
   std::string outputPath;
   /// LLVM optimization level, 0 to 3.
   unsigned optLevel = 3;
-  /// Print each pass's name to stderr as the pipeline runs.
-  bool verbose = false;
+  /// Zero-buffer dispatch fusion (false: the materializing lowering).
+  bool fusion = true;
+  /// moe-zero-buffer-fusion's experts-per-chunk.
+  int64_t expertsPerChunk = 1;
+  /// Where to write the memory plan as JSON ("" for none).
+  std::string memoryReportPath;
+  /// Stop after the memory plan: no code is generated (a report only).
+  bool planOnly = false;
 };
 
 /// Lowers `module` (moe IR, modified in place) for the CPU and writes what

@@ -5,8 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOE_MLIR_LIB_CONVERSION_MOETOLOOPS_LOOPBUILDER_H
-#define MOE_MLIR_LIB_CONVERSION_MOETOLOOPS_LOOPBUILDER_H
+#ifndef MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_LOOPBUILDER_H
+#define MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_LOOPBUILDER_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -109,4 +109,4 @@ private:
 
 } // namespace mlir::moe
 
-#endif // MOE_MLIR_LIB_CONVERSION_MOETOLOOPS_LOOPBUILDER_H
+#endif // MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_LOOPBUILDER_H

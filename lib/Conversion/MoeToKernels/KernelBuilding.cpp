@@ -1,0 +1,163 @@
+//===- KernelBuilding.cpp - Building moek kernels from moe ops ------------===//
+
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+
+#include "dialects/moek/IR/MoekDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+Value moe::readBuffer(ImplicitLocOpBuilder &b, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  return bufferization::ToBufferOp::create(
+      b, MemRefType::get(type.getShape(), type.getElementType()), tensor,
+      /*read_only=*/true);
+}
+
+Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
+                       Type element, ValueRange dynamic, StringRef name) {
+  auto alloc =
+      memref::AllocOp::create(b, MemRefType::get(shape, element), dynamic);
+  alloc->setAttr(kBufferNameAttr, b.getStringAttr(name));
+  return alloc;
+}
+
+Value moe::asTensor(ImplicitLocOpBuilder &b, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  return bufferization::ToTensorOp::create(
+      b, RankedTensorType::get(type.getShape(), type.getElementType()), buffer,
+      /*restrict=*/true, /*writable=*/true);
+}
+
+Value moe::extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
+  return memref::DimOp::create(b, buffer, dim);
+}
+
+/// The dynamic extents of a [T, ...] buffer whose T is that of `tokens`.
+static SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, int64_t tokens,
+                                      Value tokensBuffer) {
+  if (!ShapedType::isDynamic(tokens))
+    return {};
+  return {extentOf(b, tokensBuffer, 0)};
+}
+
+void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(gate.getLoc(), rewriter);
+  b.setInsertionPoint(gate);
+  int64_t tokens = gate.getX().getType().getDimSize(0);
+  int64_t topK = gate.getTopK(), experts = gate.getNumExperts();
+  Type i32 = b.getI32Type();
+
+  Value x = readBuffer(b, gate.getX());
+  Value wGate = readBuffer(b, gate.getWGate());
+  Value bias = gate.getBias() ? readBuffer(b, gate.getBias()) : Value();
+  SmallVector<Value> dynamicT = tokenExtent(b, tokens, x);
+  Value weights = allocBuffer(b, {tokens, topK}, b.getF32Type(), dynamicT,
+                              "routing.weights");
+  Value indices =
+      allocBuffer(b, {tokens, topK}, i32, dynamicT, "routing.indices");
+  moek::RouteOp::create(b, x, wGate, bias, weights, indices,
+                        gate.getScoreFuncAttr(), gate.getTopKAttr(),
+                        gate.getNormalizeAttr(), gate.getScalingAttr(),
+                        gate.getNGroupAttr(), gate.getTopkGroupAttr());
+
+  Value ranks = allocBuffer(b, {tokens, topK}, i32, dynamicT, "routing.ranks");
+  Value counts = allocBuffer(b, {experts}, i32, {}, "routing.counts");
+  moek::RankAssignmentsOp::create(b, indices, ranks, counts,
+                                  gate.getCapacityFactorAttr());
+  Value offsets = allocBuffer(b, {experts + 1}, i32, {}, "routing.offsets");
+  moek::ExclusiveScanOp::create(b, counts, offsets);
+
+  Value indicesTensor = asTensor(b, indices);
+  Value routing = UnrealizedConversionCastOp::create(
+                      b, gate.getRouting().getType(),
+                      ValueRange{indicesTensor, asTensor(b, ranks),
+                                 asTensor(b, offsets)})
+                      .getResult(0);
+  rewriter.replaceOp(gate, ValueRange{asTensor(b, weights), indicesTensor,
+                                      routing});
+}
+
+FailureOr<RoutingPlan> RoutingPlans::planOf(Operation *user, Value routing) {
+  auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  if (!cast || cast.getNumOperands() != 3)
+    return user->emitOpError()
+           << "routing must be produced by a moe.gate in the same function "
+              "to be lowered to loops";
+  auto type = cast_if_present<RoutingType>(routing.getType());
+  return RoutingPlan{cast.getOperand(0), cast.getOperand(1),
+                     cast.getOperand(2), type.getTopK(), type.getExperts()};
+}
+
+/// Emits a plan-derived buffer right after the plan, so that it dominates
+/// every consumer.
+template <typename KernelOp>
+static Value derive(RewriterBase &rewriter, Value routing,
+                    ArrayRef<int64_t> shape, StringRef name,
+                    function_ref<SmallVector<Value>(ImplicitLocOpBuilder &,
+                                                    Value)>
+                        dynamicOf) {
+  auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  ImplicitLocOpBuilder b(cast.getLoc(), rewriter);
+  b.setInsertionPointAfter(cast);
+  Value indices = readBuffer(b, cast.getOperand(0));
+  Value ranks = readBuffer(b, cast.getOperand(1));
+  Value offsets = readBuffer(b, cast.getOperand(2));
+  Value out =
+      allocBuffer(b, shape, b.getI32Type(), dynamicOf(b, indices), name);
+  KernelOp::create(b, indices, ranks, offsets, out);
+  return asTensor(b, out);
+}
+
+Value RoutingPlans::assignmentRows(RewriterBase &rewriter, Value routing) {
+  Value &cached = rows[routing];
+  if (!cached) {
+    auto type = cast<RoutingType>(routing.getType());
+    cached = derive<moek::AssignmentRowsOp>(
+        rewriter, routing, {type.getTokens(), type.getTopK()},
+        "routing.assignment_rows",
+        [&](ImplicitLocOpBuilder &b, Value indices) {
+          return tokenExtent(b, type.getTokens(), indices);
+        });
+  }
+  return cached;
+}
+
+Value RoutingPlans::rowOwners(RewriterBase &rewriter, Value routing) {
+  Value &cached = owners[routing];
+  if (!cached) {
+    auto type = cast<RoutingType>(routing.getType());
+    cached = derive<moek::RowAssignmentsOp>(
+        rewriter, routing, {type.getDispatchedRows()}, "routing.row_owners",
+        [&](ImplicitLocOpBuilder &b, Value indices) -> SmallVector<Value> {
+          if (type.hasStaticTokens())
+            return {};
+          return {arith::MulIOp::create(
+              b, extentOf(b, indices, 0),
+              arith::ConstantIndexOp::create(b, type.getTopK()))};
+        });
+  }
+  return cached;
+}
+
+LogicalResult RoutingPlans::eraseCasts(Operation *root,
+                                       RewriterBase &rewriter) {
+  WalkResult walk = root->walk([&](UnrealizedConversionCastOp c) {
+    if (c->getNumResults() != 1 || !isa<RoutingType>(c.getResult(0).getType()))
+      return WalkResult::advance();
+    if (!c->use_empty()) {
+      c->getUses().begin()->getOwner()->emitOpError()
+          << "uses a !moe.routing value, which only moe.dispatch, "
+             "moe.experts and moe.combine can consume when lowering to loops";
+      return WalkResult::interrupt();
+    }
+    rewriter.eraseOp(c);
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}

@@ -1,0 +1,79 @@
+//===- KernelBuilding.h - Building moek kernels from moe ops ----*- C++ -*-===//
+//
+// What moe-lower-to-kernels and moe-zero-buffer-fusion share: buffers for
+// tensors, and the routing plan a lowered moe.gate leaves behind.
+//
+// Kernels work on buffers while the program around them is still on
+// tensors: inputs are viewed with bufferization.to_buffer (read only),
+// results are fresh memref.allocs wrapped back with bufferization.to_tensor,
+// and one-shot bufferization joins the two later.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_KERNELBUILDING_H
+#define MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_KERNELBUILDING_H
+
+#include "dialects/moe/IR/MoeOps.h"
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace mlir::moe {
+
+/// The attribute that names a buffer `CATEGORY.NAME` for the memory plan.
+constexpr const char *kBufferNameAttr = "moe.buffer";
+
+/// A read-only buffer view of `tensor`.
+Value readBuffer(ImplicitLocOpBuilder &b, Value tensor);
+
+/// A fresh buffer of `shape` x `element`, dynamic extents from `dynamic`,
+/// named `name` ("routing.weights") for the memory plan.
+Value allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
+                  Type element, ValueRange dynamic, StringRef name);
+
+/// The tensor a written buffer becomes.
+Value asTensor(ImplicitLocOpBuilder &b, Value buffer);
+
+/// The extent `dim` of `buffer` as an index value.
+Value extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim);
+
+/// The routing plan of a lowered gate, as tensors: the selected experts
+/// indices[T,k], each assignment's rank within its expert ranks[T,k] (-1
+/// when dropped) and each expert's first grouped row offsets[E+1].
+struct RoutingPlan {
+  Value indices, ranks, offsets;
+  int64_t topK = 0;
+  int64_t experts = 0;
+};
+
+/// Lowers `gate` to moek.route, moek.rank_assignments and
+/// moek.exclusive_scan. Its routing result becomes an
+/// unrealized_conversion_cast of (indices, ranks, offsets), which planOf
+/// reads back.
+void lowerGateToKernels(GateOp gate, RewriterBase &rewriter);
+
+/// Derives the buffers consumers need from routing plans, once each.
+class RoutingPlans {
+public:
+  /// The plan behind `routing`, or an error on `user` when the routing does
+  /// not come from a gate lowered in the same function.
+  FailureOr<RoutingPlan> planOf(Operation *user, Value routing);
+
+  /// rows[T,k]: the grouped row of each assignment (-1 when dropped).
+  Value assignmentRows(RewriterBase &rewriter, Value routing);
+
+  /// owners[T*k]: the assignment t*k+j on each grouped row (-1 if none).
+  Value rowOwners(RewriterBase &rewriter, Value routing);
+
+  /// Erases the plan casts; fails (with an error) where a routing value is
+  /// used by anything but the lowered ops.
+  LogicalResult eraseCasts(Operation *root, RewriterBase &rewriter);
+
+private:
+  llvm::DenseMap<Value, Value> rows, owners;
+};
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_KERNELBUILDING_H

@@ -1,0 +1,152 @@
+//===- MoeLowerToKernels.cpp - moe ops to moek kernels, materializing -----===//
+//
+// The straightforward lowering, as today's frameworks run an MoE layer:
+// dispatch copies every kept assignment's token into a [T*k, H] buffer in
+// expert order, the experts run a grouped matmul into [T*k, 2F], the GLU
+// into [T*k, F] and a second grouped matmul into [T*k, H], and combine
+// gathers the weighted rows back. moe-zero-buffer-fusion, run before this
+// pass, removes all of those buffers; this pass lowers whatever is left.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+
+#include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moek/IR/MoekDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERTOKERNELSPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// [T*k, H]-like extents: the rows of `like` when dynamic.
+SmallVector<Value> rowsExtent(ImplicitLocOpBuilder &b, int64_t rows,
+                              Value like) {
+  if (!ShapedType::isDynamic(rows))
+    return {};
+  return {extentOf(b, like, 0)};
+}
+
+Type elementOf(Value tensor) {
+  return cast<RankedTensorType>(tensor.getType()).getElementType();
+}
+
+LogicalResult lowerDispatch(DispatchOp op, RoutingPlans &plans,
+                            RewriterBase &rewriter) {
+  if (failed(plans.planOf(op, op.getRouting())))
+    return failure();
+  Value rowsTensor = plans.assignmentRows(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, op.getX());
+  auto type = cast<RankedTensorType>(op.getDispatched().getType());
+  SmallVector<Value> dynamic;
+  if (type.isDynamicDim(0))
+    dynamic.push_back(arith::MulIOp::create(
+        b, extentOf(b, x, 0),
+        arith::ConstantIndexOp::create(
+            b, op.getRouting().getType().getTopK())));
+  Value out = allocBuffer(b, type.getShape(), type.getElementType(), dynamic,
+                          "dispatch.tokens");
+  moek::GatherRowsOp::create(b, x, readBuffer(b, rowsTensor), out);
+  rewriter.replaceOp(op, asTensor(b, out));
+  return success();
+}
+
+LogicalResult lowerExperts(ExpertsOp op, RoutingPlans &plans,
+                           RewriterBase &rewriter) {
+  FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
+  if (failed(plan))
+    return failure();
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value in = readBuffer(b, op.getTokens());
+  Value w1 = readBuffer(b, op.getW1());
+  Value w2 = readBuffer(b, op.getW2());
+  Value offsets = readBuffer(b, plan->offsets);
+  int64_t rows = op.getTokens().getType().getDimSize(0);
+  int64_t twoF = op.getW1().getType().getDimSize(2);
+  int64_t hidden = op.getW2().getType().getDimSize(2);
+  Type element = elementOf(op.getTokens());
+  SmallVector<Value> dynamic = rowsExtent(b, rows, in);
+
+  // h = grouped x.w1 [T*k, 2F], a = act(gate) * up [T*k, F],
+  // out = grouped a.w2 [T*k, H]; all three materialized.
+  Value h = allocBuffer(b, {rows, twoF}, element, dynamic,
+                        "activations.gate_up");
+  moek::GroupedMatmulOp::create(b, in, w1, offsets, Value(), Value(), Value(),
+                                Value(), h, moek::Epilogue::store,
+                                /*gather=*/false, /*top_k=*/plan->topK);
+  Value a = allocBuffer(b, {rows, twoF / 2}, element, dynamic,
+                        "activations.glu");
+  moek::GluOp::create(b, h, a, op.getActivation());
+  Value out = allocBuffer(b, {rows, hidden}, element, dynamic,
+                          "expert_outputs.rows");
+  moek::GroupedMatmulOp::create(b, a, w2, offsets, Value(), Value(), Value(),
+                                Value(), out, moek::Epilogue::store,
+                                /*gather=*/false, /*top_k=*/plan->topK);
+  rewriter.replaceOp(op, asTensor(b, out));
+  return success();
+}
+
+LogicalResult lowerCombine(CombineOp op, RoutingPlans &plans,
+                           RewriterBase &rewriter) {
+  if (failed(plans.planOf(op, op.getRouting())))
+    return failure();
+  Value rowsTensor = plans.assignmentRows(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value expertOut = readBuffer(b, op.getExpertOut());
+  Value weights = readBuffer(b, op.getWeights());
+  auto type = cast<RankedTensorType>(op.getY().getType());
+  Value y = allocBuffer(b, type.getShape(), type.getElementType(),
+                        rowsExtent(b, type.getDimSize(0), weights),
+                        "result.y");
+  moek::CombineRowsOp::create(b, expertOut, weights,
+                              readBuffer(b, rowsTensor), y);
+  rewriter.replaceOp(op, asTensor(b, y));
+  return success();
+}
+
+struct MoeLowerToKernelsPass
+    : public moe::impl::MoeLowerToKernelsPassBase<MoeLowerToKernelsPass> {
+  void runOnOperation() override {
+    IRRewriter rewriter(&getContext());
+    // Gates first, so that every consumer finds its routing plan.
+    SmallVector<GateOp> gates;
+    getOperation()->walk([&](GateOp op) { gates.push_back(op); });
+    for (GateOp op : gates)
+      lowerGateToKernels(op, rewriter);
+
+    RoutingPlans plans;
+    SmallVector<Operation *> users;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<DispatchOp, ExpertsOp, CombineOp>(op))
+        users.push_back(op);
+    });
+    for (Operation *op : users) {
+      LogicalResult result =
+          TypeSwitch<Operation *, LogicalResult>(op)
+              .Case([&](DispatchOp o) { return lowerDispatch(o, plans, rewriter); })
+              .Case([&](ExpertsOp o) { return lowerExperts(o, plans, rewriter); })
+              .Case([&](CombineOp o) { return lowerCombine(o, plans, rewriter); });
+      if (failed(result))
+        return signalPassFailure();
+    }
+    if (failed(plans.eraseCasts(getOperation(), rewriter)))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,122 @@
+//===- MemoryReport.cpp - The memory plan, as JSON and metadata -----------===//
+
+#include "lib/Target/CPU/MemoryReport.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+std::map<std::string, int64_t> MemoryPlan::bytesByCategory() const {
+  std::map<std::string, int64_t> sums;
+  for (const PlannedBuffer &buffer : buffers)
+    sums[buffer.category] += buffer.bytes;
+  return sums;
+}
+
+static int64_t integerOf(DictionaryAttr dict, StringRef key) {
+  auto value = dict.getAs<IntegerAttr>(key);
+  return value ? value.getInt() : 0;
+}
+
+MemoryPlans moe::collectMemoryPlans(ModuleOp module) {
+  MemoryPlans plans;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    MemoryPlan &plan = plans[func.getSymName().str()];
+    auto attr = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
+    if (!attr)
+      continue;
+    plan.peakIntermediateBytes = integerOf(attr, "peak_intermediate_bytes");
+    for (Attribute entry : attr.getAs<ArrayAttr>("buffers")) {
+      auto dict = cast<DictionaryAttr>(entry);
+      auto live = dict.getAs<DenseI64ArrayAttr>("live");
+      plan.buffers.push_back(
+          {dict.getAs<StringAttr>("name").str(),
+           dict.getAs<StringAttr>("category").str(), integerOf(dict, "bytes"),
+           integerOf(dict, "offset"), live[0], live[1]});
+    }
+    for (Attribute name : attr.getAs<ArrayAttr>("unplanned_dynamic"))
+      plan.unplannedDynamic.push_back(cast<StringAttr>(name).str());
+  }
+  return plans;
+}
+
+static llvm::json::Object planToJson(const MemoryPlan &plan) {
+  llvm::json::Object byCategory;
+  for (const auto &[category, bytes] : plan.bytesByCategory())
+    byCategory[category] = bytes;
+  llvm::json::Array buffers;
+  for (const PlannedBuffer &buffer : plan.buffers)
+    buffers.push_back(llvm::json::Object{
+        {"name", buffer.name},
+        {"category", buffer.category},
+        {"bytes", buffer.bytes},
+        {"offset", buffer.offset},
+        {"live", llvm::json::Array{buffer.firstUse, buffer.lastUse}}});
+  llvm::json::Array unplanned;
+  for (const std::string &name : plan.unplannedDynamic)
+    unplanned.push_back(name);
+  return llvm::json::Object{
+      {"peak_intermediate_bytes", plan.peakIntermediateBytes},
+      {"by_category", std::move(byCategory)},
+      {"buffers", std::move(buffers)},
+      {"unplanned_dynamic", std::move(unplanned)}};
+}
+
+LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
+                                     StringRef path) {
+  llvm::json::Object functions;
+  for (const auto &[name, plan] : plans)
+    functions[name] = planToJson(plan);
+  // The top level repeats the first public function's plan, so that a
+  // one-layer program reads as {"peak_intermediate_bytes": ...}.
+  llvm::json::Object root;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isPrivate() || func.isExternal())
+      continue;
+    root = planToJson(plans.at(func.getSymName().str()));
+    root["function"] = func.getSymName().str();
+    break;
+  }
+  root["functions"] = std::move(functions);
+
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return module.emitError() << "cannot write the memory report '" << path
+                              << "': " << ec.message();
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+  return success();
+}
+
+std::string moe::addMemoryPlansToMetadata(StringRef metadata,
+                                          const MemoryPlans &plans) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  std::string current;
+  SmallVector<StringRef> lines;
+  metadata.split(lines, '\n');
+  for (StringRef line : lines) {
+    if (line.starts_with("function "))
+      current = line.drop_front(9).split(' ').first.str();
+    if (line == "end") {
+      auto it = plans.find(current);
+      if (it != plans.end()) {
+        const MemoryPlan &plan = it->second;
+        os << "attr memory.peak_intermediate_bytes "
+           << plan.peakIntermediateBytes << "\n";
+        for (const auto &[category, bytes] : plan.bytesByCategory())
+          os << "attr memory.category." << category << " " << bytes << "\n";
+        os << "attr memory.unplanned_dynamic " << plan.unplannedDynamic.size()
+           << "\n";
+      }
+    }
+    if (!line.empty())
+      os << line << "\n";
+  }
+  return out;
+}

@@ -1,0 +1,45 @@
+//===- MemoryReport.h - The memory plan, as JSON and metadata ---*- C++ -*-===//
+
+#ifndef MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H
+#define MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <map>
+#include <string>
+
+namespace mlir::moe {
+
+/// One planned buffer of moe-plan-memory.
+struct PlannedBuffer {
+  std::string name, category;
+  int64_t bytes = 0, offset = 0, firstUse = 0, lastUse = 0;
+};
+
+/// The plan of one function.
+struct MemoryPlan {
+  int64_t peakIntermediateBytes = 0;
+  std::vector<PlannedBuffer> buffers;
+  std::vector<std::string> unplannedDynamic;
+  /// Bytes of the planned buffers per category (not a peak: their sum).
+  std::map<std::string, int64_t> bytesByCategory() const;
+};
+
+/// Function name -> plan, from the `moe.memory_plan` attributes.
+using MemoryPlans = std::map<std::string, MemoryPlan>;
+
+MemoryPlans collectMemoryPlans(ModuleOp module);
+
+/// Writes {"functions": {NAME: {"peak_intermediate_bytes": N,
+/// "by_category": {...}, "buffers": [...], "unplanned_dynamic": [...]}}}
+/// plus the same keys at the top level for the first function.
+LogicalResult writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
+                                StringRef path);
+
+/// Adds `attr memory.*` lines to each function of the artifact metadata.
+std::string addMemoryPlansToMetadata(StringRef metadata,
+                                     const MemoryPlans &plans);
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H

@@ -1,0 +1,228 @@
+//===- MoePlanMemory.cpp - Static liveness-based buffer planning ----------===//
+//
+// After bufferization, every intermediate buffer of static shape a function
+// allocates becomes a view into one arena, allocated once per call. Buffers
+// whose lifetimes do not overlap share bytes, so the arena is the peak of
+// live intermediate memory (up to fragmentation), known at compile time.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPLANMEMORYPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr int64_t kAlignment = 64;
+
+int64_t alignUp(int64_t value) {
+  return (value + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+struct Buffer {
+  Operation *alloc;
+  std::string name;
+  int64_t bytes = 0;
+  int64_t offset = 0;
+  int64_t first = 0, last = 0; // top-level op indices, inclusive
+  SmallVector<Operation *> deallocs;
+};
+
+/// The top-level operation of `body` that contains `op`.
+Operation *topLevelAncestor(Block &body, Operation *op) {
+  return body.findAncestorOpInBlock(*op);
+}
+
+/// Walks the buffer and every memref derived from it. Returns false if it
+/// escapes the function (returned, passed to a call).
+bool analyzeUses(Block &body, Value buffer,
+                 const DenseMap<Operation *, int64_t> &position, Buffer &info) {
+  SmallVector<Value> worklist = {buffer};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    for (OpOperand &use : value.getUses()) {
+      Operation *user = use.getOwner();
+      if (isa<func::ReturnOp, func::CallOp>(user))
+        return false;
+      if (isa<memref::DeallocOp>(user)) {
+        info.deallocs.push_back(user);
+        continue;
+      }
+      Operation *top = topLevelAncestor(body, user);
+      if (!top)
+        return false;
+      info.last = std::max(info.last, position.lookup(top));
+      // Any memref an op derives from the buffer is an alias of it.
+      for (Value result : user->getResults())
+        if (isa<MemRefType>(result.getType()))
+          worklist.push_back(result);
+    }
+  }
+  return true;
+}
+
+std::string bufferName(Operation *alloc, unsigned ordinal) {
+  if (auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttr))
+    return name.str();
+  if (isa<memref::AllocaOp>(alloc))
+    return "scratch.stack" + std::to_string(ordinal);
+  return "other.buffer" + std::to_string(ordinal);
+}
+
+/// First fit in the given order: each buffer at the lowest offset that
+/// overlaps no placed buffer whose lifetime overlaps its own.
+int64_t placeInOrder(ArrayRef<Buffer *> order) {
+  SmallVector<Buffer *> placed;
+  int64_t arena = 0;
+  for (Buffer *buffer : order) {
+    SmallVector<std::pair<int64_t, int64_t>> taken;
+    for (Buffer *other : placed)
+      if (other->first <= buffer->last && buffer->first <= other->last)
+        taken.push_back({other->offset, other->offset + other->bytes});
+    llvm::sort(taken);
+    int64_t offset = 0;
+    for (auto [begin, end] : taken) {
+      if (offset + buffer->bytes <= begin)
+        break;
+      offset = std::max(offset, alignUp(end));
+    }
+    buffer->offset = offset;
+    arena = std::max(arena, offset + buffer->bytes);
+    placed.push_back(buffer);
+  }
+  return alignUp(arena);
+}
+
+/// Tries largest-first and earliest-first (the two orders first fit is
+/// known to do well with) and keeps the smaller arena.
+int64_t placeBuffers(MutableArrayRef<Buffer> buffers) {
+  SmallVector<Buffer *> bySize, byStart;
+  for (Buffer &b : buffers) {
+    bySize.push_back(&b);
+    byStart.push_back(&b);
+  }
+  llvm::stable_sort(bySize, [](const Buffer *a, const Buffer *b) {
+    return a->bytes > b->bytes;
+  });
+  llvm::stable_sort(byStart, [](const Buffer *a, const Buffer *b) {
+    return a->first < b->first || (a->first == b->first && a->bytes > b->bytes);
+  });
+  int64_t sizeArena = placeInOrder(bySize);
+  SmallVector<int64_t> sizeOffsets;
+  for (Buffer &b : buffers)
+    sizeOffsets.push_back(b.offset);
+  int64_t startArena = placeInOrder(byStart);
+  if (startArena <= sizeArena)
+    return startArena;
+  for (auto [buffer, offset] : llvm::zip(buffers, sizeOffsets))
+    buffer.offset = offset;
+  return sizeArena;
+}
+
+struct MoePlanMemoryPass
+    : public moe::impl::MoePlanMemoryPassBase<MoePlanMemoryPass> {
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (func.isExternal() || !func.getBody().hasOneBlock())
+      return;
+    Block &body = func.getBody().front();
+    DenseMap<Operation *, int64_t> position;
+    int64_t index = 0;
+    for (Operation &op : body)
+      position[&op] = index++;
+
+    SmallVector<Buffer> buffers;
+    SmallVector<std::string> unplanned;
+    unsigned ordinal = 0;
+    for (Operation &op : body) {
+      if (!isa<memref::AllocOp, memref::AllocaOp>(op))
+        continue;
+      auto type = cast<MemRefType>(op.getResult(0).getType());
+      Buffer info;
+      info.alloc = &op;
+      info.name = bufferName(&op, ordinal++);
+      info.first = info.last = position[&op];
+      if (!analyzeUses(body, op.getResult(0), position, info))
+        continue; // a result or otherwise escaping: not an intermediate
+      if (!type.hasStaticShape() || !type.getLayout().isIdentity()) {
+        unplanned.push_back(info.name);
+        continue;
+      }
+      int64_t bits = type.getElementTypeBitWidth();
+      info.bytes = std::max<int64_t>(1, type.getNumElements() * bits / 8);
+      buffers.push_back(std::move(info));
+    }
+    if (buffers.empty() && unplanned.empty())
+      return;
+
+    int64_t arenaBytes = placeBuffers(buffers);
+    if (!buffers.empty())
+      rewriteIntoArena(func, body, buffers, arenaBytes);
+    recordPlan(func, buffers, unplanned, arenaBytes);
+  }
+
+  void rewriteIntoArena(func::FuncOp func, Block &body,
+                        MutableArrayRef<Buffer> buffers, int64_t arenaBytes) {
+    OpBuilder b = OpBuilder::atBlockBegin(&body);
+    Location loc = func.getLoc();
+    auto arenaType = MemRefType::get({arenaBytes}, b.getI8Type());
+    Value arena = memref::AllocOp::create(b, loc, arenaType, ValueRange{},
+                                          b.getI64IntegerAttr(kAlignment));
+    for (Buffer &buffer : buffers) {
+      b.setInsertionPoint(buffer.alloc);
+      Value offset = arith::ConstantIndexOp::create(b, loc, buffer.offset);
+      Value view = memref::ViewOp::create(
+          b, loc, buffer.alloc->getResult(0).getType(), arena, offset,
+          ValueRange{});
+      for (Operation *dealloc : buffer.deallocs)
+        dealloc->erase();
+      buffer.alloc->getResult(0).replaceAllUsesWith(view);
+      buffer.alloc->erase();
+    }
+    b.setInsertionPoint(body.getTerminator());
+    memref::DeallocOp::create(b, loc, arena);
+  }
+
+  void recordPlan(func::FuncOp func, ArrayRef<Buffer> buffers,
+                  ArrayRef<std::string> unplanned, int64_t arenaBytes) {
+    Builder b(func.getContext());
+    SmallVector<Attribute> entries;
+    for (const Buffer &buffer : buffers) {
+      StringRef name = buffer.name;
+      entries.push_back(b.getDictionaryAttr({
+          b.getNamedAttr("name", b.getStringAttr(name)),
+          b.getNamedAttr("category", b.getStringAttr(name.split('.').first)),
+          b.getNamedAttr("bytes", b.getI64IntegerAttr(buffer.bytes)),
+          b.getNamedAttr("offset", b.getI64IntegerAttr(buffer.offset)),
+          b.getNamedAttr("live", b.getDenseI64ArrayAttr(
+                                     {buffer.first, buffer.last})),
+      }));
+    }
+    SmallVector<Attribute> dynamic;
+    for (const std::string &name : unplanned)
+      dynamic.push_back(b.getStringAttr(name));
+    func->setAttr("moe.memory_plan",
+                  b.getDictionaryAttr({
+                      b.getNamedAttr("peak_intermediate_bytes",
+                                     b.getI64IntegerAttr(arenaBytes)),
+                      b.getNamedAttr("buffers", b.getArrayAttr(entries)),
+                      b.getNamedAttr("unplanned_dynamic",
+                                     b.getArrayAttr(dynamic)),
+                  }));
+  }
+};
+
+} // namespace

@@ -1,0 +1,177 @@
+//===- MoeZeroBufferFusion.cpp - dispatch/experts/combine without buffers -===//
+//
+// Rewrites each moe.dispatch -> moe.experts -> moe.combine chain into two
+// grouped matmuls that never materialize a [T*k, H] buffer:
+//
+//   GEMM 1 reads each grouped row's token straight from x through the row
+//   owners map (gather prologue) and applies the GLU in its epilogue, so
+//   only the activation [rows, F] exists between the GEMMs;
+//   GEMM 2 accumulates each row, times its gate weight, into y in token
+//   order (scatter-add epilogue).
+//
+// The routing metadata is O(T*k) integers: ranks, offsets, row owners.
+// Experts are processed `experts-per-chunk` at a time; a token picks an
+// expert at most once, so a chunk has at most T*min(k, chunk) rows and the
+// activation buffer is that big, not T*k rows.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEZEROBUFFERFUSIONPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The ops of one fusable chain.
+struct Chain {
+  DispatchOp dispatch;
+  ExpertsOp experts;
+  CombineOp combine;
+};
+
+/// The chain ending in `combine`, or a remark saying why it cannot fuse.
+FailureOr<Chain> matchChain(CombineOp combine) {
+  auto experts = combine.getExpertOut().getDefiningOp<ExpertsOp>();
+  if (!experts)
+    return combine.emitRemark()
+           << "not fused: expert_out does not come from moe.experts";
+  auto dispatch = experts.getTokens().getDefiningOp<DispatchOp>();
+  if (!dispatch)
+    return combine.emitRemark()
+           << "not fused: the experts' tokens do not come from moe.dispatch";
+  if (!experts->hasOneUse() || !dispatch->hasOneUse())
+    return combine.emitRemark()
+           << "not fused: the dispatched tokens or the expert outputs have "
+              "other uses, so they must exist";
+  if (dispatch.getRouting() != combine.getRouting() ||
+      experts.getRouting() != combine.getRouting())
+    return combine.emitRemark()
+           << "not fused: dispatch, experts and combine follow different "
+              "routings";
+  if (!combine.getRouting().getDefiningOp<GateOp>() &&
+      !combine.getRouting().getDefiningOp<UnrealizedConversionCastOp>())
+    return combine.emitRemark()
+           << "not fused: the routing does not come from a moe.gate in this "
+              "function";
+  return Chain{dispatch, experts, combine};
+}
+
+struct MoeZeroBufferFusionPass
+    : public moe::impl::MoeZeroBufferFusionPassBase<MoeZeroBufferFusionPass> {
+  using MoeZeroBufferFusionPassBase::MoeZeroBufferFusionPassBase;
+
+  void runOnOperation() override {
+    if (expertsPerChunk < 1) {
+      getOperation()->emitError()
+          << "moe-zero-buffer-fusion: experts-per-chunk must be at least 1, "
+             "got "
+          << expertsPerChunk;
+      return signalPassFailure();
+    }
+    IRRewriter rewriter(&getContext());
+    RoutingPlans plans;
+    SmallVector<CombineOp> combines;
+    getOperation()->walk([&](CombineOp op) { combines.push_back(op); });
+    for (CombineOp combine : combines) {
+      FailureOr<Chain> chain = matchChain(combine);
+      if (failed(chain))
+        continue;
+      if (auto gate = combine.getRouting().getDefiningOp<GateOp>())
+        lowerGateToKernels(gate, rewriter);
+      if (failed(fuse(*chain, plans, rewriter)))
+        return signalPassFailure();
+    }
+  }
+
+  LogicalResult fuse(Chain chain, RoutingPlans &plans, RewriterBase &rewriter) {
+    CombineOp combine = chain.combine;
+    Value routing = combine.getRouting();
+    FailureOr<RoutingPlan> plan = plans.planOf(combine, routing);
+    if (failed(plan))
+      return failure();
+    Value ownersTensor = plans.rowOwners(rewriter, routing);
+
+    ImplicitLocOpBuilder b(combine.getLoc(), rewriter);
+    b.setInsertionPoint(combine);
+    Value x = readBuffer(b, chain.dispatch.getX());
+    Value w1 = readBuffer(b, chain.experts.getW1());
+    Value w2 = readBuffer(b, chain.experts.getW2());
+    Value offsets = readBuffer(b, plan->offsets);
+    Value owners = readBuffer(b, ownersTensor);
+    Value weights = readBuffer(b, combine.getWeights());
+
+    auto yType = cast<RankedTensorType>(combine.getY().getType());
+    int64_t tokens = yType.getDimSize(0);
+    int64_t ffn = chain.experts.getW1().getType().getDimSize(2) / 2;
+    int64_t experts = plan->experts, topK = plan->topK;
+    int64_t chunk = std::min<int64_t>(expertsPerChunk, experts);
+    Type element = yType.getElementType();
+    SmallVector<Value> dynamicT;
+    if (ShapedType::isDynamic(tokens))
+      dynamicT.push_back(extentOf(b, x, 0));
+
+    Value y = allocBuffer(b, yType.getShape(), element, dynamicT, "result.y");
+    // The scatter-add epilogue accumulates, so y starts at zero.
+    linalg::FillOp::create(b, ValueRange{arith::ConstantOp::create(
+                                  b, b.getZeroAttr(element))},
+                           ValueRange{y});
+
+    int64_t rowsPerToken = std::min(topK, chunk);
+    SmallVector<Value> dynamicRows;
+    if (ShapedType::isDynamic(tokens))
+      dynamicRows.push_back(arith::MulIOp::create(
+          b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken)));
+    int64_t rows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
+                                                 : tokens * rowsPerToken;
+    Value act = allocBuffer(b, {rows, ffn}, element, dynamicRows,
+                            "activations.glu");
+
+    auto epilogue = chain.experts.getActivation() == Activation::gelu_glu
+                        ? moek::Epilogue::gelu_glu
+                        : moek::Epilogue::silu_glu;
+    auto emitChunk = [&](Value first, Value last) {
+      moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                    Value(), act, epilogue, /*gather=*/true,
+                                    topK);
+      moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
+                                    weights, y, moek::Epilogue::scatter_add,
+                                    /*gather=*/false, topK);
+    };
+    Value numExperts = arith::ConstantIndexOp::create(b, experts);
+    if (chunk >= experts) {
+      emitChunk(arith::ConstantIndexOp::create(b, 0), numExperts);
+    } else {
+      Value step = arith::ConstantIndexOp::create(b, chunk);
+      auto loop = scf::ForOp::create(b, arith::ConstantIndexOp::create(b, 0),
+                                     numExperts, step);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      Value first = loop.getInductionVar();
+      Value last = arith::MinSIOp::create(
+          b, arith::AddIOp::create(b, first, step), numExperts);
+      emitChunk(first, last);
+    }
+
+    rewriter.replaceOp(combine, asTensor(b, y));
+    rewriter.eraseOp(chain.experts);
+    rewriter.eraseOp(chain.dispatch);
+    return success();
+  }
+};
+
+} // namespace
