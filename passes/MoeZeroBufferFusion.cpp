@@ -80,7 +80,7 @@ struct MoeZeroBufferFusionPass
       getOperation()->emitError()
           << "moe-zero-buffer-fusion: experts-per-chunk must be at least 1, "
              "got "
-          << expertsPerChunk;
+          << static_cast<int64_t>(expertsPerChunk);
       return signalPassFailure();
     }
     IRRewriter rewriter(&getContext());

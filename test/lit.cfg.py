@@ -23,6 +23,7 @@ llvm_config.use_default_substitutions()
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 llvm_config.add_tool_substitutions(["moe-opt", "moe-compile", "moe-run"], tool_dirs)
+llvm_config.add_tool_substitutions(["not", "count"], [config.llvm_tools_dir])
 llvm_config.with_environment("PATH", config.moe_tools_dir, append_path=True)
 
 # Features that gate integration tests: a GPU with a CUDA driver.

@@ -1,0 +1,47 @@
+// Intermediate buffers become views into one arena; buffers whose lifetimes
+// do not overlap share bytes. Results and dynamic buffers are not planned.
+// RUN: moe-opt %s -split-input-file -moe-plan-memory | FileCheck %s
+
+// a and b are live together; c starts after a's last use and reuses its
+// bytes: 512 bytes for 768 bytes of buffers.
+// CHECK-LABEL: func.func @reuse
+// CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", live = array<i64: 0, 3>, name = "activations.a", offset = 0 : i64}, {bytes = 256 : i64, category = "activations", live = array<i64: 2, 6>, name = "activations.b", offset = 256 : i64}, {bytes = 256 : i64, category = "routing", live = array<i64: 5, 8>, name = "routing.c", offset = 0 : i64}], peak_intermediate_bytes = 512 : i64, unplanned_dynamic = []}
+// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<512xi8>
+// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[A:.*]] = memref.view %[[ARENA]][%[[C0]]][] : memref<512xi8> to memref<64xf32>
+// CHECK: %[[C256:.*]] = arith.constant 256 : index
+// CHECK: %[[B:.*]] = memref.view %[[ARENA]][%[[C256]]][] : memref<512xi8> to memref<64xf32>
+// CHECK: memref.copy %[[A]], %[[B]]
+// CHECK: %[[C:.*]] = memref.view %[[ARENA]][%{{.*}}][] : memref<512xi8> to memref<64xf32>
+// CHECK-NOT: memref.dealloc %[[A]]
+// CHECK: memref.dealloc %[[ARENA]]
+// CHECK-NEXT: return
+func.func @reuse(%in: memref<64xf32>, %out: memref<64xf32>) {
+  %a = memref.alloc() {moe.buffer = "activations.a"} : memref<64xf32>
+  memref.copy %in, %a : memref<64xf32> to memref<64xf32>
+  %b = memref.alloc() {moe.buffer = "activations.b"} : memref<64xf32>
+  memref.copy %a, %b : memref<64xf32> to memref<64xf32>
+  memref.dealloc %a : memref<64xf32>
+  %c = memref.alloc() {moe.buffer = "routing.c"} : memref<64xf32>
+  memref.copy %b, %c : memref<64xf32> to memref<64xf32>
+  memref.dealloc %b : memref<64xf32>
+  memref.copy %c, %out : memref<64xf32> to memref<64xf32>
+  memref.dealloc %c : memref<64xf32>
+  return
+}
+
+// -----
+
+// A returned buffer is a result, not an intermediate; a dynamic one is
+// listed as unplanned.
+// CHECK-LABEL: func.func @escapes
+// CHECK-SAME: moe.memory_plan = {buffers = [], peak_intermediate_bytes = 0 : i64, unplanned_dynamic = ["other.buffer1"]}
+// CHECK: %[[R:.*]] = memref.alloc() : memref<8xf32>
+// CHECK: %[[D:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: return %[[R]]
+func.func @escapes(%n: index) -> memref<8xf32> {
+  %r = memref.alloc() : memref<8xf32>
+  %d = memref.alloc(%n) : memref<?xf32>
+  memref.dealloc %d : memref<?xf32>
+  return %r : memref<8xf32>
+}

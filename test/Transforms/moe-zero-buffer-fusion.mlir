@@ -1,0 +1,81 @@
+// Zero-buffer fusion turns dispatch/experts/combine into a gather GEMM with a
+// GLU epilogue and a scatter-add GEMM: no [T*k, H] = [32, 40] buffer is left,
+// while the materializing lowering has both.
+// RUN: moe-opt %s -moe-zero-buffer-fusion | FileCheck %s
+// RUN: moe-opt %s -moe-zero-buffer-fusion=experts-per-chunk=4 | FileCheck %s --check-prefix=ONE-CHUNK
+// RUN: moe-opt %s -moe-lower-to-kernels | FileCheck %s --check-prefix=UNFUSED
+
+!routing = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+
+// CHECK-LABEL: func.func @layer
+// CHECK-SAME: (%[[X:.*]]: tensor<16x40xf32>, %[[WG:.*]]: tensor<40x4xf32>, %[[W1:.*]]: tensor<4x40x48xf32>, %[[W2:.*]]: tensor<4x24x40xf32>)
+// CHECK-NOT: moe.{{(gate|dispatch|experts|combine)}}
+// CHECK: moek.route softmax top_k = 2
+// CHECK: moek.rank_assignments
+// CHECK: moek.exclusive_scan %{{.*}} into %[[OFFSETS:.*]] :
+// CHECK: moek.row_assignments %{{.*}}, %{{.*}}, %{{.*}} into %[[OWNERS:.*]] : {{.*}}, memref<32xi32>
+// CHECK-DAG: %[[XB:.*]] = bufferization.to_buffer %[[X]] read_only
+// CHECK-DAG: %[[W1B:.*]] = bufferization.to_buffer %[[W1]] read_only
+// CHECK-DAG: %[[W2B:.*]] = bufferization.to_buffer %[[W2]] read_only
+// CHECK: %[[Y:.*]] = memref.alloc() {moe.buffer = "result.y"} : memref<16x40xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[Y]] : memref<16x40xf32>)
+// One expert at a time: a token picks an expert at most once, so T rows.
+// CHECK: %[[ACT:.*]] = memref.alloc() {moe.buffer = "activations.glu"} : memref<16x24xf32>
+// CHECK: scf.for %[[E:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[NEXT:.*]] = arith.minsi
+// CHECK: moek.grouped_matmul silu_glu %[[XB]], %[[W1B]], %{{.*}} experts(%[[E]], %[[NEXT]]) owners(%{{.*}} : memref<32xi32>) into %[[ACT]] {gather, top_k = 2 : i64}
+// CHECK: moek.grouped_matmul scatter_add %[[ACT]], %[[W2B]], %{{.*}} experts(%[[E]], %[[NEXT]]) owners(%{{.*}} : memref<32xi32>) weights(%{{.*}} : memref<16x2xf32>) into %[[Y]] {top_k = 2 : i64}
+// CHECK: %[[YT:.*]] = bufferization.to_tensor %[[Y]]
+// CHECK: return %[[YT]]
+// CHECK-NOT: 32x40
+
+// All experts in one chunk: the classic [T*k, F] activation, no loop.
+// ONE-CHUNK-LABEL: func.func @layer
+// ONE-CHUNK: memref.alloc() {moe.buffer = "activations.glu"} : memref<32x24xf32>
+// ONE-CHUNK-NOT: scf.for
+// ONE-CHUNK: moek.grouped_matmul silu_glu
+// ONE-CHUNK: moek.grouped_matmul scatter_add
+// ONE-CHUNK-NOT: 32x40
+
+// UNFUSED-LABEL: func.func @layer
+// UNFUSED: %[[D:.*]] = memref.alloc() {moe.buffer = "dispatch.tokens"} : memref<32x40xf32>
+// UNFUSED: moek.gather_rows %{{.*}}, %{{.*}} into %[[D]]
+// UNFUSED: memref.alloc() {moe.buffer = "activations.gate_up"} : memref<32x48xf32>
+// UNFUSED: moek.grouped_matmul store
+// UNFUSED: moek.glu silu_glu
+// UNFUSED: memref.alloc() {moe.buffer = "expert_outputs.rows"} : memref<32x40xf32>
+// UNFUSED: moek.grouped_matmul store
+// UNFUSED: moek.combine_rows
+func.func @layer(%x: tensor<16x40xf32>, %w_gate: tensor<40x4xf32>,
+                 %w1: tensor<4x40x48xf32>, %w2: tensor<4x24x40xf32>) -> tensor<16x40xf32> {
+  %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
+      : (tensor<16x40xf32>, tensor<40x4xf32>) -> (tensor<16x2xf32>, tensor<16x2xi32>, !routing)
+  %dispatched = moe.dispatch %x, %routing : (tensor<16x40xf32>, !routing) -> tensor<32x40xf32>
+  %out = moe.experts silu_glu %dispatched, %routing, %w1, %w2
+      : (tensor<32x40xf32>, !routing, tensor<4x40x48xf32>, tensor<4x24x40xf32>) -> tensor<32x40xf32>
+  %y = moe.combine %out, %weights, %routing
+      : (tensor<32x40xf32>, tensor<16x2xf32>, !routing) -> tensor<16x40xf32>
+  return %y : tensor<16x40xf32>
+}
+
+// With a dynamic token count the activation buffer is sized at run time.
+// CHECK-LABEL: func.func @dynamic_tokens
+// CHECK: %[[T:.*]] = memref.dim
+// CHECK: memref.alloc(%{{.*}}) {moe.buffer = "activations.glu"} : memref<?x24xf32>
+// CHECK: moek.grouped_matmul gelu_glu
+// CHECK: moek.grouped_matmul scatter_add
+func.func @dynamic_tokens(%x: tensor<?x40xf32>, %w_gate: tensor<40x4xf32>,
+                          %w1: tensor<4x40x48xf32>, %w2: tensor<4x24x40xf32>) -> tensor<?x40xf32> {
+  %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
+      : (tensor<?x40xf32>, tensor<40x4xf32>)
+      -> (tensor<?x2xf32>, tensor<?x2xi32>, !moe.routing<tokens = ?, experts = 4, top_k = 2>)
+  %dispatched = moe.dispatch %x, %routing
+      : (tensor<?x40xf32>, !moe.routing<tokens = ?, experts = 4, top_k = 2>) -> tensor<?x40xf32>
+  %out = moe.experts gelu_glu %dispatched, %routing, %w1, %w2
+      : (tensor<?x40xf32>, !moe.routing<tokens = ?, experts = 4, top_k = 2>,
+         tensor<4x40x48xf32>, tensor<4x24x40xf32>) -> tensor<?x40xf32>
+  %y = moe.combine %out, %weights, %routing
+      : (tensor<?x40xf32>, tensor<?x2xf32>, !moe.routing<tokens = ?, experts = 4, top_k = 2>)
+      -> tensor<?x40xf32>
+  return %y : tensor<?x40xf32>
+}
