@@ -7,7 +7,8 @@
 //   owners map (gather prologue) and applies the GLU in its epilogue, so
 //   only the activation [rows, F] exists between the GEMMs;
 //   GEMM 2 accumulates each row, times its gate weight, into y in token
-//   order (scatter-add epilogue).
+//   order (scatter-add epilogue), in f32 (an f32 accumulator stands in for
+//   a bf16 or f16 y and is narrowed once at the end).
 //
 // The routing metadata is O(T*k) integers: ranks, offsets, row owners.
 // Experts are processed `experts-per-chunk` at a time; a token picks an
@@ -126,10 +127,17 @@ struct MoeZeroBufferFusionPass
       dynamicT.push_back(extentOf(b, x, 0));
 
     Value y = allocBuffer(b, yType.getShape(), element, dynamicT, "result.y");
-    // The scatter-add epilogue accumulates, so y starts at zero.
-    linalg::FillOp::create(b, ValueRange{arith::ConstantOp::create(
-                                  b, b.getZeroAttr(element))},
-                           ValueRange{y});
+    // The scatter-add epilogue accumulates, in f32 whatever the storage: a
+    // bf16 y would be rounded after every expert. So y starts at zero, or
+    // an f32 accumulator does and is narrowed into y at the end.
+    Type f32 = b.getF32Type();
+    Value accumulator =
+        element == f32 ? y
+                       : allocBuffer(b, yType.getShape(), f32, dynamicT,
+                                     "accumulators.y");
+    linalg::FillOp::create(
+        b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(f32))},
+        ValueRange{accumulator});
 
     int64_t rowsPerToken = std::min(topK, chunk);
     SmallVector<Value> dynamicRows;
@@ -149,7 +157,8 @@ struct MoeZeroBufferFusionPass
                                     Value(), act, epilogue, /*gather=*/true,
                                     topK);
       moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
-                                    weights, y, moek::Epilogue::scatter_add,
+                                    weights, accumulator,
+                                    moek::Epilogue::scatter_add,
                                     /*gather=*/false, topK);
     };
     Value numExperts = arith::ConstantIndexOp::create(b, experts);
@@ -167,6 +176,14 @@ struct MoeZeroBufferFusionPass
       emitChunk(first, last);
     }
 
+    if (accumulator != y)
+      linalg::MapOp::create(
+          b, ValueRange{accumulator}, y,
+          [&](OpBuilder &nested, Location loc, ValueRange args) {
+            Value narrow =
+                arith::TruncFOp::create(nested, loc, element, args[0]);
+            linalg::YieldOp::create(nested, loc, narrow);
+          });
     rewriter.replaceOp(combine, asTensor(b, y));
     rewriter.eraseOp(chain.experts);
     rewriter.eraseOp(chain.dispatch);

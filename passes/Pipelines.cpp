@@ -19,6 +19,9 @@ using namespace mlir;
 
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
+  // Elementwise arith/math on tensors around the layer become linalg, which
+  // bufferizes and lowers to loops like everything else.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   if (options.fusion) {
     MoeZeroBufferFusionPassOptions fusion;
     fusion.expertsPerChunk = options.expertsPerChunk;
@@ -35,6 +38,8 @@ void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  // Clones (a function that returns its argument) become alloc + copy.
+  pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
 }
 

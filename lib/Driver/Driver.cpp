@@ -25,6 +25,9 @@ std::unique_ptr<MLIRContext> mlir::moe::createCompilerContext() {
 }
 
 static std::string describeLocation(Location loc) {
+  // Line 0: a whole buffer (a layer spec's program), no place in a file.
+  if (auto file = dyn_cast<FileLineColLoc>(loc); file && file.getLine() == 0)
+    return "";
   if (auto file = dyn_cast<FileLineColLoc>(loc))
     return (file.getFilename().str() + ":" + std::to_string(file.getLine()) +
             ":" + std::to_string(file.getColumn()));

@@ -70,8 +70,9 @@ static int fail(const Twine &message) {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
-  cl::ParseCommandLineOptions(argc, argv,
-                              "MoE-MLIR compiler: moe IR to an artifact\n");
+  if (!cl::ParseCommandLineOptions(
+          argc, argv, "MoE-MLIR compiler: moe IR to an artifact\n", &errs()))
+    return 2;
 
   if (target != "cpu") {
     if (StringRef(target).starts_with("cuda"))
@@ -80,7 +81,8 @@ int main(int argc, char **argv) {
                   "--target=cpu only");
     return fail("unknown target '" + target + "' (known: cpu)");
   }
-  if (layerSpec.empty() == inputFile.empty())
+  bool fromSpec = layerSpec.getNumOccurrences() > 0;
+  if (fromSpec == !inputFile.empty())
     return fail("give either a program file or --layer SPEC (exactly one)");
   bool planOnly = emit == moe::EmitKind::Artifact && outputFile.empty() &&
                   !reportMemory.empty();
@@ -95,7 +97,7 @@ int main(int argc, char **argv) {
   std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
   moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
   OwningOpRef<ModuleOp> module;
-  if (!layerSpec.empty()) {
+  if (fromSpec) {
     std::string error;
     module = moe::loadLayerProgram(*context, layerSpec, error);
     if (!module)

@@ -289,7 +289,9 @@ CheckOutcome moe::run::checkAgainstReference(const LayerInfo &layer,
   outcome.passed &= ok;
   outcome.lines.push_back("result " + std::to_string(layer.y) +
                           " (y): relative error " +
-                          formatDouble("%.3g", error) + " (tolerance " +
+                          (std::isnan(error) ? std::string("NaN")
+                                             : formatDouble("%.3g", error)) +
+                          " (tolerance " +
                           formatDouble("%g", tolerance) + ") " +
                           (ok ? "OK" : "FAILED"));
   if (layer.indices >= 0) {
@@ -342,8 +344,11 @@ moe::run::describeMemoryPlan(const moert_function *function) {
   std::string text = "memory: planned intermediates peak at " +
                      formatBytes(std::strtod(peak, nullptr)) +
                      " in one arena (buffers by category:";
-  const char *categories[] = {"routing", "dispatch", "activations",
-                              "expert_outputs", "scratch", "other"};
+  if (std::strtoll(peak, nullptr, 10) == 0)
+    return std::string("memory: no intermediate buffers");
+  const char *categories[] = {"routing",        "dispatch",     "activations",
+                              "expert_outputs", "accumulators", "scratch",
+                              "other"};
   bool any = false;
   for (const char *category : categories) {
     std::string key = std::string("memory.category.") + category;

@@ -84,6 +84,18 @@ static cl::opt<bool> emitMlir("emit-mlir",
                                        "makes and exit"),
                               cl::cat(category));
 
+/// An ELF file: what moe-compile makes.
+static bool looksLikeSharedObject(StringRef path) {
+  char magic[4] = {0, 0, 0, 0};
+  FILE *file = std::fopen(path.str().c_str(), "rb");
+  if (!file)
+    return false;
+  size_t read = std::fread(magic, 1, 4, file);
+  std::fclose(file);
+  return read == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
+         magic[3] == 'F';
+}
+
 static int fail(const Twine &message) {
   errs() << "moe-run: error: " << message << "\n";
   return 2;
@@ -94,7 +106,7 @@ static int compileToTemporary(SmallString<128> &artifactPath) {
   std::unique_ptr<mlir::MLIRContext> context = mlir::moe::createCompilerContext();
   mlir::moe::OneLineDiagnostics diagnostics(*context, "moe-run");
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  if (!layerSpec.empty()) {
+  if (layerSpec.getNumOccurrences()) {
     std::string error;
     module = mlir::moe::loadLayerProgram(*context, layerSpec, error);
     if (!module)
@@ -149,14 +161,18 @@ static std::string joinSpecs(const std::vector<ValueSpec> &specs) {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
-  cl::ParseCommandLineOptions(
-      argc, argv, "MoE-MLIR runner: run a moe program on the CPU and check it\n");
+  if (!cl::ParseCommandLineOptions(
+          argc, argv,
+          "MoE-MLIR runner: run a moe program on the CPU and check it\n",
+          &errs()))
+    return 2;
 
-  if (layerSpec.empty() == program.empty())
+  bool fromSpec = layerSpec.getNumOccurrences() > 0;
+  if (fromSpec == !program.empty())
     return fail("give either a program (.mlir or artifact) or --layer SPEC "
                 "(exactly one)");
   moe::layer::LayerSpec spec;
-  if (!layerSpec.empty()) {
+  if (fromSpec) {
     std::string error;
     if (!moe::layer::parseLayerSpec(layerSpec.getValue(), spec, error))
       return fail(error);
@@ -170,6 +186,13 @@ int main(int argc, char **argv) {
   }
   if (!program.empty() && !sys::fs::exists(program))
     return fail("no such file: '" + program + "'");
+  bool isProgram = sys::path::extension(program) == ".mlir";
+  if (!program.empty() && !isProgram && !looksLikeSharedObject(program))
+    return fail("'" + program +
+                "' is neither a program (a .mlir file) nor an artifact (a "
+                "shared object made by moe-compile)");
+  if (tokens.getNumOccurrences() && tokens < 1)
+    return fail("--tokens must be at least 1");
   if (expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
   if (!inputsDir.empty() && !sys::fs::is_directory(inputsDir))
@@ -178,25 +201,38 @@ int main(int argc, char **argv) {
   // Compile unless given an artifact.
   SmallString<128> artifactPath(program.getValue());
   std::optional<FileRemover> removeArtifact;
-  if (!layerSpec.empty() || sys::path::extension(program) == ".mlir") {
+  if (fromSpec || isProgram) {
     if (int status = compileToTemporary(artifactPath))
       return status;
     removeArtifact.emplace(artifactPath);
   }
 
   moert_artifact *artifact = nullptr;
+  // Errors about a temporary artifact name what the user gave instead.
+  std::string shownName =
+      fromSpec ? "layer '" + layerSpec + "'" : program.getValue();
+  auto runtimeError = [&]() {
+    std::string message = moert_last_error();
+    if (!removeArtifact)
+      return message;
+    std::string temporary(artifactPath.str());
+    for (size_t at = message.find(temporary); at != std::string::npos;
+         at = message.find(temporary, at + shownName.size()))
+      message.replace(at, temporary.size(), shownName);
+    return message;
+  };
   if (moert_artifact_load(artifactPath.c_str(), &artifact) != 0)
-    return fail(moert_last_error());
+    return fail(runtimeError());
   std::unique_ptr<moert_artifact, void (*)(moert_artifact *)> artifactOwner(
       artifact, moert_artifact_unload);
   std::string error;
   const moert_function *function = pickFunction(artifact, error);
   if (!function)
-    return fail(error);
+    return fail(entry.empty() ? error : runtimeError());
   FunctionSpec fnSpec = describeFunction(function);
   std::optional<LayerInfo> layer = readLayerInfo(function);
 
-  if (!layerSpec.empty())
+  if (fromSpec)
     outs() << "layer " << spec.name << ": " << moe::layer::formatLayerSpec(spec)
            << "\n";
   outs() << "function " << fnSpec.name << "(" << joinSpecs(fnSpec.args)
@@ -204,7 +240,14 @@ int main(int argc, char **argv) {
 
   // Inputs.
   int64_t dynamicExtent =
-      tokens > 0 ? tokens.getValue() : (!layerSpec.empty() ? spec.tokens : 16);
+      tokens > 0 ? tokens.getValue() : (fromSpec ? spec.tokens : 16);
+  bool anyDynamic = false;
+  for (const ValueSpec &arg : fnSpec.args)
+    for (int64_t d : arg.dims)
+      anyDynamic |= d == MOERT_DYNAMIC;
+  if (tokens.getNumOccurrences() && !anyDynamic)
+    outs() << "note: --tokens is ignored: no argument has a dynamic "
+              "dimension\n";
   std::vector<Tensor> args;
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
     Tensor t = inputsDir.empty()
@@ -242,7 +285,7 @@ int main(int argc, char **argv) {
                                      static_cast<int>(rawResults.size()));
     auto stop = std::chrono::steady_clock::now();
     if (status != 0)
-      return fail(moert_last_error());
+      return fail(runtimeError());
     results.clear();
     for (moert_tensor *t : rawResults)
       results.emplace_back(t);

@@ -15,6 +15,7 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
@@ -60,14 +61,29 @@ static LogicalResult linkSharedObject(ModuleOp module, StringRef object,
               "PATH; install gcc";
   SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object,
                                  "-lm"};
+  // The linker's own words go into the one error line, not to stderr.
+  SmallString<128> logPath;
+  if (llvm::sys::fs::createTemporaryFile("moe-link", "log", logPath))
+    logPath.clear();
+  llvm::FileRemover removeLog(logPath);
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
+                                          StringRef(logPath)};
   std::string message;
-  int status = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
-                                         &message);
-  if (status != 0)
-    return module.emitError() << "linking the artifact with " << *driver
-                              << " failed (exit " << status << ")"
-                              << (message.empty() ? "" : ": ") << message;
-  return success();
+  int status = llvm::sys::ExecuteAndWait(
+      *driver, args, std::nullopt,
+      logPath.empty() ? ArrayRef<std::optional<StringRef>>{}
+                      : ArrayRef<std::optional<StringRef>>(redirects),
+      0, 0, &message);
+  if (status == 0)
+    return success();
+  if (auto log = llvm::MemoryBuffer::getFile(logPath)) {
+    StringRef first = (*log)->getBuffer().split('\n').first.trim();
+    if (!first.empty())
+      message = first.str();
+  }
+  return module.emitError() << "linking the artifact '" << output
+                            << "' failed (" << *driver << " exit " << status
+                            << ")" << (message.empty() ? "" : ": ") << message;
 }
 
 LogicalResult moe::compileForCPU(ModuleOp module,
