@@ -8,5 +8,9 @@ build=${BUILD_DIR:-$root/build}
 "$root/scripts/build.sh"
 echo "== lit (check-moe)"
 ninja -C "$build" check-moe
+echo "== the runtime on its own (no MLIR, no LLVM)"
+cmake -S "$root/runtime" -B "$build/runtime-standalone" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+ninja -C "$build/runtime-standalone" -j "${JOBS:-$(nproc)}" > /dev/null
+echo "runtime-standalone: built"
 echo "== ctest"
 ctest --test-dir "$build" --output-on-failure
