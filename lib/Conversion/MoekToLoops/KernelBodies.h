@@ -1,0 +1,51 @@
+//===- KernelBodies.h - What CPU and GPU kernel lowerings share -*- C++ -*-===//
+//
+// The arithmetic of the moek kernels, written once: activations, the
+// router's per-token body, the capacity rule. moek-lower-to-loops runs these
+// bodies in loops; moek-lower-to-gpu runs them one item per GPU thread.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_KERNELBODIES_H
+#define MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_KERNELBODIES_H
+
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+
+namespace mlir::moek {
+
+/// Scratch memory of a static shape (memref.alloca).
+Value scratch(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape, Type element);
+int64_t staticDim(Value buffer, int64_t dim);
+Value asIndex(ImplicitLocOpBuilder &b, Value i32);
+
+Value silu(moe::LoopBuilder &lb, Value x);
+/// The tanh form of gelu.
+Value geluTanh(moe::LoopBuilder &lb, Value x);
+Value activate(moe::LoopBuilder &lb, Value gate, bool gelu);
+
+/// Among experts [0, count) with available[e] != 0, the index of the largest
+/// key (ties to the lower index), or -1 if none is available.
+Value argmaxAvailable(moe::LoopBuilder &lb, Value keys, Value available,
+                      Value count);
+
+/// C = max(1, ceil(cf*T*k/E)) as an index, the rule of moe::expertCapacity;
+/// the dropless router gets C = T*k, which never binds.
+Value emitCapacity(moe::LoopBuilder &lb, double cf, Value tokens, int64_t topK,
+                   int64_t experts);
+
+/// Per-token scratch of the router.
+struct RouteScratch {
+  Value probs, keys, available; // [E]
+  Value groupKeys, groupFree;   // [n_group], when group-limited
+};
+RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op);
+
+/// The router for token t: scores, probabilities, group limits, top-k into
+/// indices[t, :] and weights[t, :].
+void emitRouteToken(moe::LoopBuilder &lb, RouteOp op, const RouteScratch &s,
+                    Value t);
+
+} // namespace mlir::moek
+
+#endif // MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_KERNELBODIES_H
