@@ -10,6 +10,7 @@ namespace mlir {
 namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
 namespace func { class FuncOp; }
+namespace gpu { class GPUDialect; }
 namespace linalg { class LinalgDialect; }
 namespace moek { class MoekDialect; }
 namespace math { class MathDialect; }
@@ -47,6 +48,33 @@ void buildLowerToBuffersPipeline(OpPassManager &pm,
 /// Planned buffers to the LLVM dialect; public functions get C interface
 /// wrappers.
 void buildBuffersToLLVMPipeline(OpPassManager &pm);
+
+/// Options of the CUDA pipeline.
+struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+  Option<bool> fusion{*this, "fusion",
+                      llvm::cl::desc("Run moe-zero-buffer-fusion"),
+                      llvm::cl::init(true)};
+  Option<int64_t> expertsPerChunk{
+      *this, "experts-per-chunk",
+      llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back"),
+      llvm::cl::init(1)};
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture (sm_90, sm_80)"),
+                           llvm::cl::init("sm_90")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary format: bin (cubin via ptxas), isa (PTX)"),
+      llvm::cl::init("bin")};
+};
+
+/// moe IR to planned device buffers and gpu.launch kernels.
+void buildLowerToGPUBuffersPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options);
+
+/// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
+/// mgpu* functions moert provides.
+void buildGPUToLLVMPipeline(OpPassManager &pm,
+                            const CUDAPipelineOptions &options);
 
 /// Both of the above: the `moe-lower-to-cpu` pipeline.
 void buildLowerToCPUPipeline(OpPassManager &pm,

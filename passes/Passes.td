@@ -75,6 +75,34 @@ def MoekLowerToLoopsPass : Pass<"moek-lower-to-loops", "ModuleOp"> {
   ];
 }
 
+def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
+  let summary = "Lower moek kernels to GPU kernels (gpu.launch, one thread per item)";
+  let description = [{
+    Every moek kernel becomes one or more `gpu.launch` with one thread per
+    item: a token (router), an expert (ranks, which follow token order), an
+    assignment, an output element (grouped matmul, GLU, combine). The
+    scatter-add epilogue accumulates with f32 atomics. These SIMT kernels
+    establish the CUDA path; tensor-core kernels come later.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def MoePlaceBuffersOnGPUPass : Pass<"moe-place-buffers-on-gpu", "ModuleOp"> {
+  let summary = "Make the host's buffers device buffers (gpu.alloc, gpu.dealloc, gpu.memcpy)";
+  let description = [{
+    On the CUDA target the buffers a function allocates live on the device.
+    Each `memref.alloc`, `memref.dealloc` and `memref.copy` outside a kernel
+    becomes the asynchronous gpu op, waited for before the next host op.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def MoePlanMemoryPass : Pass<"moe-plan-memory", "::mlir::func::FuncOp"> {
   let summary = "Place every intermediate buffer in one arena by liveness";
   let description = [{

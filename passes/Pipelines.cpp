@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -69,12 +70,55 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   buildBuffersToLLVMPipeline(pm);
 }
 
+void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
+                                         const CUDAPipelineOptions &options) {
+  if (options.fusion) {
+    MoeZeroBufferFusionPassOptions fusion;
+    fusion.expertsPerChunk = options.expertsPerChunk;
+    pm.addPass(createMoeZeroBufferFusionPass(fusion));
+  }
+  pm.addPass(createMoeLowerToKernelsPass());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
+  // Kernels last, so that only host code is bufferized and planned.
+  pm.addPass(createMoekLowerToGPUPass());
+  pm.addPass(createMoePlaceBuffersOnGPUPass());
+}
+
+void moe::buildGPUToLLVMPipeline(OpPassManager &pm,
+                                 const CUDAPipelineOptions &options) {
+  pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = options.chip;
+  // PTX 8.0 covers sm_90 and sm_80 (LLVM's default PTX version is older).
+  nvvm.cubinFeatures = "+ptx80";
+  nvvm.cubinFormat = options.format;
+  nvvm.optLevel = 3;
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+}
+
 void moe::registerMoePipelines() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "moe-lower-to-cpu",
       "Lower moe IR to the LLVM dialect for the CPU (kernels, loops, "
       "bufferization, memory plan, LLVM conversions)",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "moe-lower-to-cuda",
+      "Lower moe IR to GPU kernels (NVVM, serialized with ptxas) and host "
+      "code in the LLVM dialect that calls the moert runtime",
+      [](OpPassManager &pm, const CUDAPipelineOptions &options) {
+        buildLowerToGPUBuffersPipeline(pm, options);
+        buildGPUToLLVMPipeline(pm, options);
+      });
   PassPipelineRegistration<>(
       "moe-lower-to-loops",
       "Lower moe ops to loops over buffers with the materializing lowering "

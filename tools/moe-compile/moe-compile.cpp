@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Driver/Driver.h"
-#include "lib/Target/CPU/CPUTarget.h"
+#include "lib/Target/ArtifactCompiler.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -29,9 +29,10 @@ static cl::opt<std::string>
                        "(a preset: tiny, mixtral, qwen3_30b_a3b, olmoe; or "
                        "tokens=T,hidden=H,ffn=F,experts=E,top_k=K[,...])"),
               cl::value_desc("SPEC"), cl::cat(category));
-static cl::opt<std::string> target("target",
-                                   cl::desc("Target: cpu (default)"),
-                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string> target(
+    "target",
+    cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_80"),
+    cl::init("cpu"), cl::cat(category));
 static cl::opt<moe::EmitKind> emit(
     "emit", cl::desc("What to produce"), cl::init(moe::EmitKind::Artifact),
     cl::values(clEnumValN(moe::EmitKind::Mlir, "mlir",
@@ -39,7 +40,9 @@ static cl::opt<moe::EmitKind> emit(
                clEnumValN(moe::EmitKind::Llvm, "llvm",
                           "optimized LLVM IR"),
                clEnumValN(moe::EmitKind::Artifact, "artifact",
-                          "a shared object for the moert runtime (default)")),
+                          "a shared object for the moert runtime (default)"),
+               clEnumValN(moe::EmitKind::Ptx, "ptx",
+                          "the PTX of the GPU kernels (CUDA targets)")),
     cl::cat(category));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::value_desc("path"),
@@ -59,6 +62,11 @@ static cl::opt<std::string> reportMemory(
     cl::desc("Write the static memory plan as JSON (without -o: the report "
              "only, no code generated)"),
     cl::value_desc("PATH"), cl::cat(category));
+static cl::opt<std::string> cudaPath(
+    "cuda-path",
+    cl::desc("CUDA toolkit whose ptxas makes the cubin (default: $CUDA_HOME, "
+             "else /usr/local/cuda)"),
+    cl::value_desc("DIR"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -74,12 +82,16 @@ int main(int argc, char **argv) {
           argc, argv, "MoE-MLIR compiler: moe IR to an artifact\n", &errs()))
     return 2;
 
-  if (target != "cpu") {
-    if (StringRef(target).starts_with("cuda"))
-      return fail("target '" + target +
-                  "' is not available yet: this build compiles for "
-                  "--target=cpu only");
-    return fail("unknown target '" + target + "' (known: cpu)");
+  std::string targetError;
+  FailureOr<moe::Target> parsedTarget = moe::parseTarget(target, targetError);
+  if (failed(parsedTarget))
+    return fail(targetError);
+  if (emit == moe::EmitKind::Ptx && !parsedTarget->cuda)
+    return fail("--emit=ptx needs a CUDA target (--target=cuda:sm_90)");
+  if (parsedTarget->cuda) {
+    std::string error = moe::locateCudaToolkit(cudaPath);
+    if (!error.empty())
+      return fail(error);
   }
   bool fromSpec = layerSpec.getNumOccurrences() > 0;
   if (fromSpec == !inputFile.empty())
@@ -108,7 +120,8 @@ int main(int argc, char **argv) {
       return 2;
   }
 
-  moe::CPUCompileOptions options;
+  moe::CompileOptions options;
+  options.target = *parsedTarget;
   options.emit = emit;
   options.optLevel = optLevel;
   options.outputPath = outputFile;
@@ -117,14 +130,14 @@ int main(int argc, char **argv) {
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
   if (emit == moe::EmitKind::Artifact)
-    return failed(moe::compileForCPU(*module, options, outs())) ? 2 : 0;
+    return failed(moe::compileArtifact(*module, options, outs())) ? 2 : 0;
 
   std::string message;
   std::unique_ptr<ToolOutputFile> out =
       openOutputFile(outputFile.empty() ? std::string("-") : outputFile.getValue(), &message);
   if (!out)
     return fail(message);
-  if (failed(moe::compileForCPU(*module, options, out->os())))
+  if (failed(moe::compileArtifact(*module, options, out->os())))
     return 2;
   out->keep();
   return 0;

@@ -15,7 +15,7 @@
 #include "lib/Driver/Driver.h"
 #include "lib/Layer/LayerProgram.h"
 #include "lib/Layer/LayerSpec.h"
-#include "lib/Target/CPU/CPUTarget.h"
+#include "lib/Target/ArtifactCompiler.h"
 #include "moe-mlir/Runtime/moert.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -119,11 +119,11 @@ static int compileToTemporary(SmallString<128> &artifactPath) {
   if (std::error_code ec = sys::fs::createTemporaryFile("moe-run", "so",
                                                         artifactPath))
     return fail("cannot create a temporary artifact: " + ec.message());
-  mlir::moe::CPUCompileOptions options;
+  mlir::moe::CompileOptions options;
   options.outputPath = std::string(artifactPath);
   options.fusion = !noFusion;
   options.expertsPerChunk = expertsPerChunk;
-  if (failed(mlir::moe::compileForCPU(*module, options, outs())))
+  if (failed(mlir::moe::compileArtifact(*module, options, outs())))
     return 2;
   return 0;
 }

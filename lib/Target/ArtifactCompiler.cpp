@@ -1,11 +1,12 @@
-//===- CPUTarget.cpp - Compile moe modules into CPU artifacts -------------===//
+//===- ArtifactCompiler.cpp - moe modules to artifacts --------------------===//
 
-#include "lib/Target/CPU/CPUTarget.h"
-#include "lib/Target/CPU/ArtifactMetadata.h"
-#include "lib/Target/CPU/EntryPoints.h"
-#include "lib/Target/CPU/MemoryReport.h"
+#include "lib/Target/ArtifactCompiler.h"
+#include "lib/Target/ArtifactMetadata.h"
+#include "lib/Target/EntryPoints.h"
+#include "lib/Target/MemoryReport.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -15,6 +16,7 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
@@ -22,6 +24,8 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
+
+#include <cstdlib>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -86,12 +90,67 @@ static LogicalResult linkSharedObject(ModuleOp module, StringRef object,
                             << ")" << (message.empty() ? "" : ": ") << message;
 }
 
-LogicalResult moe::compileForCPU(ModuleOp module,
-                                 const CPUCompileOptions &options,
+FailureOr<Target> moe::parseTarget(StringRef text, std::string &error) {
+  Target target;
+  if (text == "cpu")
+    return target;
+  if (text == "cuda")
+    text = "cuda:sm_90";
+  if (text.consume_front("cuda:") && (text == "sm_90" || text == "sm_80")) {
+    target.cuda = true;
+    target.chip = text.str();
+    return target;
+  }
+  error = "unknown target '" + text.str() +
+          "' (known: cpu, cuda:sm_90, cuda:sm_80; cuda means cuda:sm_90)";
+  return failure();
+}
+
+std::string moe::locateCudaToolkit(StringRef cudaPath) {
+  std::string root = cudaPath.str();
+  if (root.empty())
+    if (const char *home = std::getenv("CUDA_HOME"))
+      root = home;
+  if (root.empty())
+    root = "/usr/local/cuda";
+  SmallString<128> ptxas(root);
+  llvm::sys::path::append(ptxas, "bin", "ptxas");
+  if (!llvm::sys::fs::can_execute(ptxas)) {
+    if (llvm::sys::findProgramByName("ptxas"))
+      return "";
+    return "a CUDA target needs the CUDA toolkit (ptxas, libdevice): not "
+           "found in " +
+           root + " or on PATH; pass --cuda-path=DIR";
+  }
+  // MLIR's NVVM serializer looks the toolkit up in CUDA_ROOT among others.
+  ::setenv("CUDA_ROOT", root.c_str(), /*overwrite=*/1);
+  return "";
+}
+
+/// Prints the PTX of every kernel module (serialized with format=isa).
+static LogicalResult printKernelAssembly(ModuleOp module,
+                                         llvm::raw_ostream &os) {
+  bool any = false;
+  for (auto binary : module.getOps<gpu::BinaryOp>()) {
+    for (Attribute attr : binary.getObjects()) {
+      auto object = cast<gpu::ObjectAttr>(attr);
+      os << "// kernel module @" << binary.getSymName() << "\n"
+         << object.getObject().getValue() << "\n";
+      any = true;
+    }
+  }
+  if (!any)
+    return module.emitError() << "the module has no GPU kernels to print";
+  return success();
+}
+
+LogicalResult moe::compileArtifact(ModuleOp module,
+                                 const CompileOptions &options,
                                  llvm::raw_ostream &textOut) {
   if (failed(verify(module)))
     return failure();
-  FailureOr<std::string> metadata = buildArtifactMetadata(module, "cpu");
+  FailureOr<std::string> metadata =
+      buildArtifactMetadata(module, options.target.name());
   if (failed(metadata))
     return failure();
   SmallVector<EntrySignature> entries = collectEntrySignatures(module);
@@ -99,11 +158,19 @@ LogicalResult moe::compileForCPU(ModuleOp module,
     return module.emitError()
            << "the module has no public function to compile";
 
-  CPUPipelineOptions pipeline;
-  pipeline.fusion = options.fusion;
-  pipeline.expertsPerChunk = options.expertsPerChunk;
+  CPUPipelineOptions cpu;
+  cpu.fusion = options.fusion;
+  cpu.expertsPerChunk = options.expertsPerChunk;
+  CUDAPipelineOptions cuda;
+  cuda.fusion = options.fusion;
+  cuda.expertsPerChunk = options.expertsPerChunk;
+  cuda.chip = options.target.chip;
+  cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
   PassManager toBuffers(module.getContext());
-  buildLowerToBuffersPipeline(toBuffers, pipeline);
+  if (options.target.cuda)
+    buildLowerToGPUBuffersPipeline(toBuffers, cuda);
+  else
+    buildLowerToBuffersPipeline(toBuffers, cpu);
   if (failed(toBuffers.run(module)))
     return failure();
   // The memory plan is known now; it travels in the metadata too.
@@ -116,9 +183,14 @@ LogicalResult moe::compileForCPU(ModuleOp module,
   std::string fullMetadata = addMemoryPlansToMetadata(*metadata, plans);
 
   PassManager toLLVM(module.getContext());
-  buildBuffersToLLVMPipeline(toLLVM);
+  if (options.target.cuda)
+    buildGPUToLLVMPipeline(toLLVM, cuda);
+  else
+    buildBuffersToLLVMPipeline(toLLVM);
   if (failed(toLLVM.run(module)))
     return failure();
+  if (options.emit == EmitKind::Ptx)
+    return printKernelAssembly(module, textOut);
   if (failed(addArtifactEntryPoints(module, entries, fullMetadata)))
     return failure();
   if (options.emit == EmitKind::Mlir) {

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOE_MLIR_LIB_TARGET_CPU_ARTIFACTMETADATA_H
-#define MOE_MLIR_LIB_TARGET_CPU_ARTIFACTMETADATA_H
+#ifndef MOE_MLIR_LIB_TARGET_ARTIFACTMETADATA_H
+#define MOE_MLIR_LIB_TARGET_ARTIFACTMETADATA_H
 
 #include "mlir/IR/BuiltinOps.h"
 #include <string>
@@ -23,4 +23,4 @@ FailureOr<std::string> buildArtifactMetadata(ModuleOp module,
 
 } // namespace mlir::moe
 
-#endif // MOE_MLIR_LIB_TARGET_CPU_ARTIFACTMETADATA_H
+#endif // MOE_MLIR_LIB_TARGET_ARTIFACTMETADATA_H

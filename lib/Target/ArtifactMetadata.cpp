@@ -1,6 +1,6 @@
 //===- ArtifactMetadata.cpp - The metadata text of an artifact ------------===//
 
-#include "lib/Target/CPU/ArtifactMetadata.h"
+#include "lib/Target/ArtifactMetadata.h"
 
 #include "dialects/moe/IR/MoeOps.h"
 

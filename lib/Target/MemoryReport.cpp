@@ -1,6 +1,6 @@
 //===- MemoryReport.cpp - The memory plan, as JSON and metadata -----------===//
 
-#include "lib/Target/CPU/MemoryReport.h"
+#include "lib/Target/MemoryReport.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"

@@ -1,7 +1,7 @@
 //===- EntryPoints.h - Uniform entry points of an artifact ------*- C++ -*-===//
 
-#ifndef MOE_MLIR_LIB_TARGET_CPU_ENTRYPOINTS_H
-#define MOE_MLIR_LIB_TARGET_CPU_ENTRYPOINTS_H
+#ifndef MOE_MLIR_LIB_TARGET_ENTRYPOINTS_H
+#define MOE_MLIR_LIB_TARGET_ENTRYPOINTS_H
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -27,4 +27,4 @@ LogicalResult addArtifactEntryPoints(ModuleOp llvmModule,
 
 } // namespace mlir::moe
 
-#endif // MOE_MLIR_LIB_TARGET_CPU_ENTRYPOINTS_H
+#endif // MOE_MLIR_LIB_TARGET_ENTRYPOINTS_H

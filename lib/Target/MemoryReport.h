@@ -1,7 +1,7 @@
 //===- MemoryReport.h - The memory plan, as JSON and metadata ---*- C++ -*-===//
 
-#ifndef MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H
-#define MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H
+#ifndef MOE_MLIR_LIB_TARGET_MEMORYREPORT_H
+#define MOE_MLIR_LIB_TARGET_MEMORYREPORT_H
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -42,4 +42,4 @@ std::string addMemoryPlansToMetadata(StringRef metadata,
 
 } // namespace mlir::moe
 
-#endif // MOE_MLIR_LIB_TARGET_CPU_MEMORYREPORT_H
+#endif // MOE_MLIR_LIB_TARGET_MEMORYREPORT_H

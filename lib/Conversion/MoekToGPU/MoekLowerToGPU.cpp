@@ -1,0 +1,407 @@
+//===- MoekLowerToGPU.cpp - moek kernels to GPU kernels -------------------===//
+//
+// Every moek kernel becomes one or more gpu.launch with one thread per item
+// (a token, an assignment, an output element). The arithmetic is that of the
+// CPU kernels (KernelBodies); what changes is who iterates. These are SIMT
+// kernels that establish the CUDA path end to end; tensor-core grouped GEMMs
+// (mma.sync / wgmma) replace the grouped_matmul lowering later.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
+#include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEKLOWERTOGPUPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+
+namespace {
+
+constexpr int64_t kThreadsPerBlock = 256;
+
+/// Runs `body(i)` for every i in [0, count), one GPU thread per item.
+void launchPerItem(LoopBuilder &lb, Value count,
+                   function_ref<void(Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value one = lb.index(1), threads = lb.index(kThreadsPerBlock);
+  // At least one block: a launch of zero blocks is an error.
+  Value blocks = arith::MaxUIOp::create(
+      b, arith::CeilDivUIOp::create(b, count, threads), one);
+  auto launch = gpu::LaunchOp::create(b, blocks, one, one, threads, one, one);
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+  Value item = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, launch.getBlockIds().x, threads),
+      launch.getThreadIds().x);
+  lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, count),
+            [&] { body(item); });
+}
+
+/// Runs `body(i, j)` for every (i, j) in [0, rows) x [0, cols).
+void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
+                      function_ref<void(Value, Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  launchPerItem(lb, arith::MulIOp::create(b, rows, cols), [&](Value i) {
+    body(arith::DivUIOp::create(b, i, cols), arith::RemUIOp::create(b, i, cols));
+  });
+}
+
+void lowerRoute(RouteOp op, LoopBuilder &lb) {
+  launchPerItem(lb, lb.dim(op.getX(), 0), [&](Value t) {
+    // Private per-thread scratch.
+    RouteScratch s = makeRouteScratch(lb.builder(), op);
+    emitRouteToken(lb, op, s, t);
+  });
+}
+
+void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value indices = op.getIndices(), ranks = op.getRanks(),
+        counts = op.getCounts();
+  int64_t topK = staticDim(indices, 1), experts = staticDim(counts, 0);
+  Value tokens = lb.dim(indices, 0);
+  Value capacity = arith::IndexCastOp::create(
+      b, b.getI32Type(),
+      emitCapacity(lb, op.getCapacityFactor().convertToDouble(), tokens, topK,
+                   experts));
+  // One thread per expert walks the assignments in order of token, then
+  // slot, so that ranks (and drops) follow that order exactly.
+  launchPerItem(lb, lb.index(experts), [&](Value e) {
+    Value e32 = arith::IndexCastOp::create(b, b.getI32Type(), e);
+    Value zero = lb.index(0);
+    Value count = lb.forLoopCarrying(
+        zero, tokens, ValueRange{lb.i32(0)},
+        [&](Value t, ValueRange c) -> SmallVector<Value> {
+          return lb.forLoopCarrying(
+              zero, lb.index(topK), c,
+              [&](Value j, ValueRange c2) -> SmallVector<Value> {
+                Value mine = arith::CmpIOp::create(
+                    b, arith::CmpIPredicate::eq,
+                    memref::LoadOp::create(b, indices, ValueRange{t, j}), e32);
+                Value kept = arith::AndIOp::create(
+                    b, mine,
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::slt, c2[0],
+                                          capacity));
+                lb.ifThen(mine, [&] {
+                  memref::StoreOp::create(
+                      b, arith::SelectOp::create(b, kept, c2[0], lb.i32(-1)),
+                      ranks, ValueRange{t, j});
+                });
+                Value next = arith::AddIOp::create(b, c2[0], lb.i32(1));
+                return {arith::SelectOp::create(b, kept, next, c2[0])};
+              });
+        })[0];
+    memref::StoreOp::create(b, count, counts, ValueRange{e});
+  });
+}
+
+void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value counts = op.getCounts(), offsets = op.getOffsets();
+  // E is small (at most a few hundred): one thread.
+  launchPerItem(lb, lb.index(1), [&](Value) {
+    memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
+    lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
+      Value sum = arith::AddIOp::create(
+          b, memref::LoadOp::create(b, offsets, ValueRange{e}),
+          memref::LoadOp::create(b, counts, ValueRange{e}));
+      memref::StoreOp::create(b, sum, offsets,
+                              ValueRange{arith::AddIOp::create(b, e, lb.index(1))});
+    });
+  });
+}
+
+/// Calls `body(t, j, row, kept)` with one thread per assignment.
+void launchPerAssignment(LoopBuilder &lb, Value indices, Value ranks,
+                         Value offsets,
+                         function_ref<void(Value, Value, Value, Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
+                   [&](Value t, Value j) {
+                     Value rank = memref::LoadOp::create(b, ranks, ValueRange{t, j});
+                     Value e = asIndex(
+                         b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
+                     Value start = memref::LoadOp::create(b, offsets, ValueRange{e});
+                     Value kept = arith::CmpIOp::create(
+                         b, arith::CmpIPredicate::sge, rank, lb.i32(0));
+                     body(t, j, arith::AddIOp::create(b, start, rank), kept);
+                   });
+}
+
+void lowerAssignmentRows(AssignmentRowsOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  launchPerAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
+                      [&](Value t, Value j, Value row, Value kept) {
+                        memref::StoreOp::create(
+                            b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
+                            op.getRows(), ValueRange{t, j});
+                      });
+}
+
+void lowerRowAssignments(RowAssignmentsOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value owners = op.getOwners();
+  launchPerItem(lb, lb.dim(owners, 0), [&](Value r) {
+    memref::StoreOp::create(b, lb.i32(-1), owners, ValueRange{r});
+  });
+  Value topK = lb.index(staticDim(op.getIndices(), 1));
+  launchPerAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
+                      [&](Value t, Value j, Value row, Value kept) {
+                        lb.ifThen(kept, [&] {
+                          Value flat = arith::AddIOp::create(
+                              b, arith::MulIOp::create(b, t, topK), j);
+                          memref::StoreOp::create(
+                              b, arith::IndexCastOp::create(b, b.getI32Type(), flat),
+                              owners, ValueRange{asIndex(b, row)});
+                        });
+                      });
+}
+
+void lowerGatherRows(GatherRowsOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value x = op.getX(), rows = op.getRows(), out = op.getOut();
+  Value hidden = lb.dim(x, 1);
+  Value zeroValue = lb.zeroOf(cast<MemRefType>(out.getType()).getElementType());
+  launchPerElement(lb, lb.dim(out, 0), hidden, [&](Value r, Value h) {
+    memref::StoreOp::create(b, zeroValue, out, ValueRange{r, h});
+  });
+  Value topK = lb.dim(rows, 1);
+  launchPerElement(
+      lb, arith::MulIOp::create(b, lb.dim(rows, 0), topK), hidden,
+      [&](Value a, Value h) {
+        Value t = arith::DivUIOp::create(b, a, topK);
+        Value j = arith::RemUIOp::create(b, a, topK);
+        Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
+        lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row,
+                                        lb.i32(0)),
+                  [&] {
+                    memref::StoreOp::create(
+                        b, memref::LoadOp::create(b, x, ValueRange{t, h}), out,
+                        ValueRange{asIndex(b, row), h});
+                  });
+      });
+}
+
+LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
+  Value owners = op.getOwners();
+  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
+  int64_t width = staticDim(w, 2);
+  Epilogue epilogue = op.getEpilogue();
+  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool scatter = epilogue == Epilogue::scatter_add;
+  if (scatter && !cast<MemRefType>(c.getType()).getElementType().isF32())
+    return op.emitOpError()
+           << "the GPU scatter-add epilogue accumulates with f32 atomics; "
+              "its output must be f32";
+  Value topK = lb.index(op.getTopK());
+  Value zero = lb.index(0);
+  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
+  Value last = op.getLastExpert() ? op.getLastExpert() : lb.index(experts);
+  auto rowOf = [&](Value e) {
+    return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
+  };
+  Value base = rowOf(first), end = rowOf(last);
+  // Local rows: those of c (gather) or of a; outputs per row: N or N/2.
+  Value localRows = op.getGather() ? lb.dim(c, 0) : lb.dim(a, 0);
+  Value outputs = lb.index(glu ? width / 2 : width);
+  Value K = lb.index(depth), half = lb.index(width / 2);
+
+  launchPerElement(lb, localRows, outputs, [&](Value local, Value n) {
+    Value r = arith::AddIOp::create(b, base, local);
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, r, end), [&] {
+      // The expert whose group holds row r: the last e with offsets[e] <= r.
+      Value e = lb.forLoopCarrying(
+          first, last, ValueRange{first},
+          [&](Value candidate, ValueRange c0) -> SmallVector<Value> {
+            Value starts = arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                                                 rowOf(candidate), r);
+            return {arith::SelectOp::create(b, starts, candidate, c0[0])};
+          })[0];
+      Value owner =
+          owners ? asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}))
+                 : Value();
+      Value src = op.getGather() ? arith::DivUIOp::create(b, owner, topK) : local;
+      auto dot = [&](Value column) {
+        return lb.forLoopCarrying(
+            zero, K, ValueRange{lb.f32(0.0)},
+            [&](Value k, ValueRange acc) -> SmallVector<Value> {
+              Value prod = arith::MulFOp::create(b, lb.loadF32(a, {src, k}),
+                                                 lb.loadF32(w, {e, k, column}));
+              return {arith::AddFOp::create(b, acc[0], prod)};
+            })[0];
+      };
+      if (glu) {
+        Value gate = dot(n);
+        Value up = dot(arith::AddIOp::create(b, n, half));
+        lb.storeF32(arith::MulFOp::create(
+                        b, activate(lb, gate, epilogue == Epilogue::gelu_glu),
+                        up),
+                    c, {local, n});
+      } else if (scatter) {
+        Value token = arith::DivUIOp::create(b, owner, topK);
+        Value slot = arith::RemUIOp::create(b, owner, topK);
+        Value term = arith::MulFOp::create(
+            b, lb.loadF32(op.getWeights(), {token, slot}), dot(n));
+        memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, c,
+                                    ValueRange{token, n});
+      } else {
+        lb.storeF32(dot(n), c, {local, n});
+      }
+    });
+  });
+  return success();
+}
+
+void lowerGlu(GluOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value h = op.getH(), out = op.getOut();
+  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  Value half = lb.dim(out, 1);
+  launchPerElement(lb, lb.dim(h, 0), half, [&](Value r, Value f) {
+    Value gate = lb.loadF32(h, {r, f});
+    Value up = lb.loadF32(h, {r, arith::AddIOp::create(b, f, half)});
+    lb.storeF32(arith::MulFOp::create(b, activate(lb, gate, gelu), up), out,
+                {r, f});
+  });
+}
+
+void lowerCombineRows(CombineRowsOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value expertOut = op.getExpertOut(), weights = op.getWeights();
+  Value rows = op.getRows(), y = op.getY();
+  launchPerElement(lb, lb.dim(y, 0), lb.dim(y, 1), [&](Value t, Value h) {
+    Value sum = lb.forLoopCarrying(
+        lb.index(0), lb.dim(rows, 1), ValueRange{lb.f32(0.0)},
+        [&](Value j, ValueRange acc) -> SmallVector<Value> {
+          Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
+          Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row,
+                                             lb.i32(0));
+          // A dropped assignment reads row 0 and contributes nothing.
+          Value safe = asIndex(b, arith::SelectOp::create(b, kept, row, lb.i32(0)));
+          Value term = arith::MulFOp::create(b, lb.loadF32(weights, {t, j}),
+                                             lb.loadF32(expertOut, {safe, h}));
+          Value added = arith::AddFOp::create(b, acc[0], term);
+          return {arith::SelectOp::create(b, kept, added, acc[0])};
+        })[0];
+    lb.storeF32(sum, y, {t, h});
+  });
+}
+
+/// Indices of element `i` of a row-major buffer of rank 1 or 2.
+SmallVector<Value> elementIndices(LoopBuilder &lb, Value buffer, Value i) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  if (cast<MemRefType>(buffer.getType()).getRank() == 1)
+    return {i};
+  Value cols = lb.dim(buffer, 1);
+  return {arith::DivUIOp::create(b, i, cols), arith::RemUIOp::create(b, i, cols)};
+}
+
+Value numElements(LoopBuilder &lb, Value buffer) {
+  if (cast<MemRefType>(buffer.getType()).getRank() == 1)
+    return lb.dim(buffer, 0);
+  return arith::MulIOp::create(lb.builder(), lb.dim(buffer, 0), lb.dim(buffer, 1));
+}
+
+/// The fills and elementwise maps that moe-zero-buffer-fusion leaves around
+/// the kernels write device buffers too: one thread per element.
+LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  if (auto fill = dyn_cast<linalg::FillOp>(op)) {
+    Value out = fill.getOutputs()[0];
+    if (!isa<MemRefType>(out.getType()) ||
+        cast<MemRefType>(out.getType()).getRank() > 2)
+      return op->emitOpError() << "only fills of rank-1 or rank-2 buffers run "
+                                  "on the GPU target";
+    Value value = fill.getInputs()[0];
+    launchPerItem(lb, numElements(lb, out), [&](Value i) {
+      memref::StoreOp::create(b, value, out, elementIndices(lb, out, i));
+    });
+    return success();
+  }
+  auto map = cast<linalg::MapOp>(op);
+  Value out = map.getInit();
+  if (!isa<MemRefType>(out.getType()) ||
+      cast<MemRefType>(out.getType()).getRank() > 2)
+    return op->emitOpError() << "only maps over rank-1 or rank-2 buffers run "
+                                "on the GPU target";
+  launchPerItem(lb, numElements(lb, out), [&](Value i) {
+    SmallVector<Value> indices = elementIndices(lb, out, i);
+    IRMapping mapping;
+    Block &body = map.getMapper().front();
+    for (auto [arg, input] : llvm::zip(body.getArguments(), map.getInputs()))
+      mapping.map(arg, memref::LoadOp::create(b, input, indices));
+    for (Operation &inner : body.without_terminator())
+      b.clone(inner, mapping);
+    Value result = mapping.lookup(body.getTerminator()->getOperand(0));
+    memref::StoreOp::create(b, result, out, indices);
+  });
+  return success();
+}
+
+struct MoekLowerToGPUPass
+    : public moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
+  void runOnOperation() override {
+    IRRewriter rewriter(&getContext());
+    SmallVector<Operation *> kernels;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<MoekDialect>(op->getDialect()) ||
+          (isa<linalg::FillOp, linalg::MapOp>(op) &&
+           !op->getParentOfType<gpu::LaunchOp>()))
+        kernels.push_back(op);
+    });
+    for (Operation *op : kernels) {
+      ImplicitLocOpBuilder b(op->getLoc(), rewriter);
+      b.setInsertionPoint(op);
+      LoopBuilder lb(b);
+      LogicalResult result =
+          TypeSwitch<Operation *, LogicalResult>(op)
+              .Case([&](RouteOp o) { return lowerRoute(o, lb), success(); })
+              .Case([&](RankAssignmentsOp o) {
+                return lowerRankAssignments(o, lb), success();
+              })
+              .Case([&](ExclusiveScanOp o) {
+                return lowerExclusiveScan(o, lb), success();
+              })
+              .Case([&](AssignmentRowsOp o) {
+                return lowerAssignmentRows(o, lb), success();
+              })
+              .Case([&](RowAssignmentsOp o) {
+                return lowerRowAssignments(o, lb), success();
+              })
+              .Case([&](GatherRowsOp o) { return lowerGatherRows(o, lb), success(); })
+              .Case([&](GroupedMatmulOp o) { return lowerGroupedMatmul(o, lb); })
+              .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
+              .Case([&](CombineRowsOp o) {
+                return lowerCombineRows(o, lb), success();
+              })
+              .Default([&](Operation *o) { return lowerElementwise(o, lb); });
+      if (failed(result))
+        return signalPassFailure();
+      rewriter.eraseOp(op);
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,63 @@
+//===- ArtifactCompiler.h - moe modules to artifacts ------------*- C++ -*-===//
+
+#ifndef MOE_MLIR_LIB_TARGET_ARTIFACTCOMPILER_H
+#define MOE_MLIR_LIB_TARGET_ARTIFACTCOMPILER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+enum class EmitKind {
+  Mlir,     ///< the module in the LLVM dialect, after the pipeline
+  Llvm,     ///< LLVM IR after optimization
+  Artifact, ///< a shared object that moert loads
+  Ptx,      ///< the PTX of the GPU kernels (CUDA targets)
+};
+
+/// What an artifact runs on: `cpu`, or `cuda:sm_XY`.
+struct Target {
+  bool cuda = false;
+  std::string chip; ///< "sm_90" for cuda
+  std::string name() const { return cuda ? "cuda:" + chip : "cpu"; }
+};
+
+/// Parses "cpu", "cuda" (sm_90), "cuda:sm_90", "cuda:sm_80"; an error
+/// message that lists the targets otherwise.
+FailureOr<Target> parseTarget(StringRef text, std::string &error);
+
+/// Makes ptxas and libdevice findable by MLIR's NVVM serializer: `cudaPath`
+/// if given, else
+/// $CUDA_HOME, else /usr/local/cuda. Returns "" or an error saying what to
+/// install or pass.
+std::string locateCudaToolkit(StringRef cudaPath);
+
+struct CompileOptions {
+  Target target;
+  EmitKind emit = EmitKind::Artifact;
+  /// Where the artifact goes (EmitKind::Artifact).
+  std::string outputPath;
+  /// LLVM optimization level, 0 to 3.
+  unsigned optLevel = 3;
+  /// Zero-buffer dispatch fusion (false: the materializing lowering).
+  bool fusion = true;
+  /// moe-zero-buffer-fusion's experts-per-chunk.
+  int64_t expertsPerChunk = 1;
+  /// Where to write the memory plan as JSON ("" for none).
+  std::string memoryReportPath;
+  /// Stop after the memory plan: no code is generated (a report only).
+  bool planOnly = false;
+};
+
+/// Lowers `module` (moe IR, modified in place) for the target and writes what
+/// `options.emit` asks for: text to `textOut`, or the artifact to
+/// `options.outputPath`. Errors are reported as diagnostics on the module's
+/// context.
+LogicalResult compileArtifact(ModuleOp module, const CompileOptions &options,
+                              llvm::raw_ostream &textOut);
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_LIB_TARGET_ARTIFACTCOMPILER_H

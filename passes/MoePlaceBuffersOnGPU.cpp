@@ -1,0 +1,66 @@
+//===- MoePlaceBuffersOnGPU.cpp - Host buffers become device buffers ------===//
+//
+// On the CUDA target every buffer a function allocates is device memory:
+// kernels read and write it, the host only passes it around. This pass turns
+// the host's memref.alloc / memref.dealloc / memref.copy (those outside
+// kernels) into their gpu dialect counterparts, each completed before the
+// next host operation.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPLACEBUFFERSONGPUPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+struct MoePlaceBuffersOnGPUPass
+    : public moe::impl::MoePlaceBuffersOnGPUPassBase<MoePlaceBuffersOnGPUPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> hostOps;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<memref::AllocOp, memref::DeallocOp, memref::CopyOp>(op) &&
+          !op->getParentOfType<gpu::LaunchOp>())
+        hostOps.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : hostOps) {
+      ImplicitLocOpBuilder b(op->getLoc(), rewriter);
+      b.setInsertionPoint(op);
+      Type token = gpu::AsyncTokenType::get(&getContext());
+      Value ready = gpu::WaitOp::create(b, token, ValueRange{}).getAsyncToken();
+      if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+        auto device = gpu::AllocOp::create(
+            b, alloc.getType(), token, ValueRange{ready},
+            alloc.getDynamicSizes(), alloc.getSymbolOperands(),
+            /*hostShared=*/false);
+        gpu::WaitOp::create(b, Type(), ValueRange{device.getAsyncToken()});
+        rewriter.replaceOp(alloc, device.getMemref());
+      } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
+        auto done = gpu::DeallocOp::create(b, token, ValueRange{ready},
+                                           dealloc.getMemref());
+        gpu::WaitOp::create(b, Type(), ValueRange{done.getAsyncToken()});
+        rewriter.eraseOp(dealloc);
+      } else {
+        auto copy = cast<memref::CopyOp>(op);
+        auto done = gpu::MemcpyOp::create(b, token, ValueRange{ready},
+                                          copy.getTarget(), copy.getSource());
+        gpu::WaitOp::create(b, Type(), ValueRange{done.getAsyncToken()});
+        rewriter.eraseOp(copy);
+      }
+    }
+  }
+};
+
+} // namespace
