@@ -6,13 +6,17 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CudaDriver.h"
 #include "Internal.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
+#include <mutex>
 #include <sys/stat.h>
 
 using namespace moert;
@@ -42,6 +46,77 @@ int64_t pointerToWord(const void *pointer) {
   return word;
 }
 
+/// The host code of a CUDA artifact leaves the mgpu* functions undefined
+/// for libmoert.so to provide. dlopen resolves them only from the global
+/// scope, which lacks libmoert.so if it was itself opened RTLD_LOCAL (as
+/// Python's ctypes does): promote it, once.
+void exposeMgpuFunctions() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&moert_artifact_load), &info) &&
+        info.dli_fname) {
+      if (void *self =
+              dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL))
+        dlclose(self); // Drops the reference NOLOAD took; the promotion stays.
+    }
+  });
+}
+
+/// Checks that the device can run the code of a `cuda:sm_XY` target.
+bool checkCudaTarget(const moert_artifact &artifact) {
+  const char *path = artifact.path.c_str();
+  const std::string &target = artifact.target;
+  // "cuda:sm_" then the compute capability's digits, then optionally 'a'
+  // (arch-specific: X.Y only) or 'f' (family: like none here).
+  size_t at = 8, digits = 0;
+  while (at + digits < target.size() && target[at + digits] >= '0' &&
+         target[at + digits] <= '9')
+    ++digits;
+  std::string suffix = target.substr(std::min(at + digits, target.size()));
+  if (target.compare(0, at, "cuda:sm_") != 0 || digits < 2 || digits > 4 ||
+      target[at] == '0' ||
+      !(suffix.empty() || suffix == "a" || suffix == "f")) {
+    setError("%s: unsupported CUDA target '%s' (expected cuda:sm_XY such as "
+             "cuda:sm_90 or cuda:sm_80)",
+             path, target.c_str());
+    return false;
+  }
+  int capability = std::atoi(target.substr(at, digits).c_str());
+  int wantMajor = capability / 10, wantMinor = capability % 10;
+  const char *arch = target.c_str() + 5; // "sm_90"
+
+  cuda::DeviceInfo device;
+  if (!cuda::enter(&device)) {
+    std::string reason = moert_last_error();
+    setError("%s: %s", path, reason.c_str());
+    return false;
+  }
+  bool older = device.major < wantMajor ||
+               (device.major == wantMajor && device.minor < wantMinor);
+  // Why the GPU cannot run the code, if it cannot.
+  std::string wanted =
+      std::to_string(wantMajor) + "." + std::to_string(wantMinor);
+  std::string rule;
+  if (older)
+    rule = ", which is older";
+  else if (device.major != wantMajor)
+    rule = ": " + std::string(arch) + " code runs only on compute capability " +
+           wanted + " up to " + std::to_string(wantMajor) +
+           ".x, not on a newer major version";
+  else if (suffix == "a" && device.minor != wantMinor)
+    rule = ": " + std::string(arch) + " code runs only on compute capability " +
+           wanted + " exactly";
+  if (rule.empty())
+    return true;
+  setError("%s: the artifact was compiled for %s but the GPU, %s, is "
+           "sm_%d%d (compute capability %d.%d)%s; recompile with "
+           "--target=cuda:sm_%d%d",
+           path, arch, device.name, device.major, device.minor, device.major,
+           device.minor, rule.c_str(), device.major, device.minor);
+  return false;
+}
+
 int loadArtifact(const char *path, moert_artifact **out) {
   if (!path || !out) {
     setError("moert_artifact_load: NULL argument");
@@ -57,7 +132,17 @@ int loadArtifact(const char *path, moert_artifact **out) {
   std::string file = std::strchr(path, '/') ? path : std::string("./") + path;
   auto artifact = std::make_unique<moert_artifact>();
   artifact->path = path;
+  exposeMgpuFunctions();
+  // Declared after `artifact`, so released before a failed artifact closes
+  // (a CUDA artifact's destructor takes the lock itself).
+  std::unique_lock<std::mutex> deviceLock(cuda::deviceMutex());
+  // The global constructors of a CUDA artifact load its GPU code at dlopen,
+  // through mgpuModuleLoad, which initializes the driver and reports any
+  // failure as the deferred device error.
+  cuda::clearDeferredError();
   artifact->handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string deviceError;
+  bool deviceFailed = cuda::takeDeferredError(deviceError);
   if (!artifact->handle) {
     const char *reason = dlerror();
     setError("%s: cannot load artifact: %s", path,
@@ -75,6 +160,18 @@ int loadArtifact(const char *path, moert_artifact **out) {
   }
   if (!parseMetadata(metadata, *artifact))
     return 1;
+  if (artifact->target.compare(0, 5, "cuda:") == 0) {
+    artifact->backend = MOERT_BACKEND_CUDA;
+    // The driver's own failure (no libcuda.so.1, no device) or a GPU that
+    // cannot run the code says more than the module load it made fail.
+    if (!checkCudaTarget(*artifact))
+      return 1;
+  }
+  if (deviceFailed) {
+    setError("%s: cannot load the artifact's GPU code: %s", path,
+             deviceError.c_str());
+    return 1;
+  }
   for (moert_function &function : artifact->functions) {
     std::string symbol = entryPrefix + function.name;
     function.entry =
@@ -86,6 +183,7 @@ int loadArtifact(const char *path, moert_artifact **out) {
       return 1;
     }
     function.free = freeFn;
+    function.backend = artifact->backend;
   }
   *out = artifact.release();
   return 0;
@@ -167,53 +265,361 @@ struct TensorDeleter {
 };
 using TensorPtr = std::unique_ptr<moert_tensor, TensorDeleter>;
 
-/// Frees the result memory of one call when it goes out of scope, however
-/// the call ends: each distinct `allocated` pointer once, never one that an
-/// argument owns or an MLIR global constant.
+/// The device buffers that a CUDA call copies its arguments to, freed when
+/// it goes out of scope.
+class DeviceBuffers {
+public:
+  DeviceBuffers(const cuda::Driver &driver, size_t count) : driver(driver) {
+    pointers.reserve(count); // So that upload() never throws after allocating.
+  }
+  DeviceBuffers(const DeviceBuffers &) = delete;
+  DeviceBuffers &operator=(const DeviceBuffers &) = delete;
+  ~DeviceBuffers() {
+    for (cuda::CUdeviceptr pointer : pointers)
+      driver.cuMemFree(pointer);
+  }
+
+  /// Copies argument `index` to a new device buffer. NULL and an error on
+  /// failure.
+  void *upload(const moert_function &function, int index,
+               const moert_tensor &tensor) {
+    // Cannot overflow: moert_tensor_create checked it.
+    size_t bytes = static_cast<size_t>(tensor.numElements) *
+                   moert_dtype_size(tensor.dtype);
+    cuda::CUdeviceptr pointer = 0;
+    // At least a byte: every argument gets a distinct, non-NULL pointer.
+    cuda::CUresult result = driver.cuMemAlloc(&pointer, bytes ? bytes : 1);
+    if (result != cuda::CUDA_SUCCESS) {
+      std::string call = "cuMemAlloc(" + std::to_string(bytes) + " bytes)";
+      fail(function, index, call.c_str(), result);
+      return nullptr;
+    }
+    pointers.push_back(pointer);
+    if (bytes > 0 && (result = driver.cuMemcpyHtoD(
+                          pointer, tensor.data, bytes)) != cuda::CUDA_SUCCESS) {
+      fail(function, index, "cuMemcpyHtoD", result);
+      return nullptr;
+    }
+    return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+  }
+
+private:
+  static void fail(const moert_function &function, int index, const char *call,
+                   cuda::CUresult result) {
+    std::string prefix = "function '" + function.name + "': argument " +
+                         std::to_string(index) + ": ";
+    cuda::setDriverError(prefix.c_str(), call, result);
+  }
+
+  const cuda::Driver &driver;
+  std::vector<cuda::CUdeviceptr> pointers;
+};
+
+/// The memref descriptors of a call's arguments and what they point to.
+struct Arguments {
+  std::vector<std::vector<int64_t>> descriptors;
+  std::vector<void *> list;           ///< What the entry takes.
+  std::vector<const void *> pointers; ///< Each argument's data.
+};
+
+/// Builds one descriptor per argument: the tensor's buffer (or, given
+/// `device`, a device copy of it), offset 0, row-major.
+bool prepareArguments(const moert_function &function, moert_tensor *const *args,
+                      int numArgs, DeviceBuffers *device, Arguments &out) {
+  out.descriptors.resize(numArgs);
+  out.list.resize(numArgs);
+  out.pointers.resize(numArgs);
+  for (int i = 0; i < numArgs; ++i) {
+    const moert_tensor *arg = args[i];
+    void *data = arg->data;
+    if (device && !(data = device->upload(function, i, *arg)))
+      return false;
+    std::vector<int64_t> &words = out.descriptors[i];
+    words.assign(descriptorWords(arg->rank), 0);
+    words[0] = words[1] = pointerToWord(data);
+    int64_t stride = 1;
+    for (int d = arg->rank - 1; d >= 0; --d) {
+      words[3 + d] = arg->dims[d];
+      words[3 + arg->rank + d] = stride;
+      stride *= arg->dims[d];
+    }
+    out.list[i] = words.data();
+    out.pointers[i] = data;
+  }
+  return true;
+}
+
+/// Frees the result memory of one run of an entry when it goes out of
+/// scope, however the run ends: each distinct `allocated` pointer once,
+/// never one that an argument owns or an MLIR global constant. Host memory
+/// goes to the artifact's free function; device memory (of a CUDA
+/// function, told apart by the driver) to cuMemFree.
 class ResultMemory {
 public:
-  ResultMemory(FreeFn freeFn, std::vector<const void *> argPointers,
-               size_t numResults)
-      : freeFn(freeFn), argPointers(std::move(argPointers)) {
-    toFree.reserve(numResults); // So that add() never allocates.
+  ResultMemory(const moert_function &function, const cuda::Driver *driver,
+               const std::vector<const void *> &argPointers)
+      : freeFn(function.free), driver(driver), argPointers(argPointers) {
+    toFree.reserve(function.results.size()); // So that add() never throws.
   }
   ResultMemory(const ResultMemory &) = delete;
   ResultMemory &operator=(const ResultMemory &) = delete;
 
   void add(void *allocated) {
-    auto seen = [&](const std::vector<const void *> &list) {
-      for (const void *pointer : list)
-        if (pointer == allocated)
-          return true;
-      return false;
-    };
-    if (!allocated || allocated == mlirGlobalMarker || seen(argPointers) ||
-        seen(toFree))
+    if (!allocated || allocated == mlirGlobalMarker)
       return;
-    toFree.push_back(allocated);
+    for (const void *pointer : argPointers)
+      if (pointer == allocated)
+        return;
+    for (const Block &block : toFree)
+      if (block.pointer == allocated)
+        return;
+    cuda::MemoryKind kind =
+        driver ? cuda::memoryKind(*driver, allocated) : cuda::MemoryKind::Host;
+    toFree.push_back({allocated, kind});
   }
 
   ~ResultMemory() {
-    for (const void *pointer : toFree)
-      freeFn(const_cast<void *>(pointer));
+    for (const Block &block : toFree) {
+      if (block.kind == cuda::MemoryKind::Host)
+        freeFn(block.pointer);
+      else if (block.kind == cuda::MemoryKind::Device)
+        driver->cuMemFree(static_cast<cuda::CUdeviceptr>(
+            reinterpret_cast<uintptr_t>(block.pointer)));
+      // Unknown: the device failed fatally; freeing either way could crash.
+    }
   }
 
 private:
+  struct Block {
+    void *pointer;
+    cuda::MemoryKind kind;
+  };
   FreeFn freeFn;
-  std::vector<const void *> argPointers;
-  std::vector<const void *> toFree;
+  const cuda::Driver *driver; ///< NULL for a CPU function.
+  const std::vector<const void *> &argPointers;
+  std::vector<Block> toFree;
 };
+
+size_t resultWords(const moert_function &function) {
+  size_t words = 0;
+  for (const TensorSpec &spec : function.results)
+    words += descriptorWords(spec.rank);
+  return words;
+}
+
+/// Runs the entry once. The results' descriptors land in `resultBuffer` and
+/// their memory in `memory` (even if the run fails). `afterEntry` runs
+/// right after the entry returns and yields a driver status (CUDA_SUCCESS
+/// for none). For a CUDA function (`driver` set) the run then waits for the
+/// device and turns any failure there into an error.
+template <typename AfterEntry>
+bool runEntry(const moert_function &function, Arguments &arguments,
+              std::vector<int64_t> &resultBuffer, ResultMemory &memory,
+              const cuda::Driver *driver, AfterEntry &&afterEntry) {
+  std::fill(resultBuffer.begin(), resultBuffer.end(), 0);
+  if (driver)
+    cuda::clearDeferredError();
+  function.entry(arguments.list.data(), resultBuffer.data());
+  cuda::CUresult status = afterEntry();
+
+  // Take ownership of all result memory first, so that it is freed even if
+  // the run or a later result is rejected.
+  for (size_t at = 0, r = 0; r < function.results.size(); ++r) {
+    memory.add(wordToPointer(resultBuffer[at]));
+    at += descriptorWords(function.results[r].rank);
+  }
+  if (!driver)
+    return true;
+  const char *call = "cuEventRecord";
+  if (status == cuda::CUDA_SUCCESS) {
+    status = driver->cuCtxSynchronize();
+    call = "cuCtxSynchronize";
+  }
+  // The first failure the artifact's mgpu* calls saw comes first.
+  std::string deferred;
+  if (cuda::takeDeferredError(deferred)) {
+    setError("function '%s': a kernel failed: %s", function.name.c_str(),
+             deferred.c_str());
+    return false;
+  }
+  if (status != cuda::CUDA_SUCCESS) {
+    std::string prefix = "function '" + function.name + "': a kernel failed: ";
+    cuda::setDriverError(prefix.c_str(), call, status);
+    return false;
+  }
+  return true;
+}
+
+/// Copies a strided view of device memory into the dense `dest`: the span
+/// of memory the view touches comes over in one copy (straight into `dest`
+/// if the view is dense and row-major), then copyStrided picks it apart.
+bool copyFromDevice(const cuda::Driver &driver, const moert_function &function,
+                    int index, char *dest, const char *aligned, int64_t offset,
+                    int rank, const int64_t *sizes, const int64_t *strides,
+                    size_t elementSize, int64_t numElements) {
+  // The lowest and highest element the view touches (all sizes are >= 1).
+  int64_t low = offset, high = offset, span, bytes;
+  bool rowMajor = true;
+  int64_t dense = 1;
+  bool overflow = false;
+  for (int d = rank - 1; d >= 0; --d) {
+    int64_t extent;
+    overflow |= __builtin_mul_overflow(sizes[d] - 1, strides[d], &extent);
+    overflow |= extent < 0 ? __builtin_add_overflow(low, extent, &low)
+                           : __builtin_add_overflow(high, extent, &high);
+    if (sizes[d] != 1 && strides[d] != dense)
+      rowMajor = false;
+    dense *= sizes[d];
+  }
+  overflow |=
+      __builtin_sub_overflow(high, low, &span) ||
+      __builtin_add_overflow(span, 1, &span) ||
+      __builtin_mul_overflow(span, static_cast<int64_t>(elementSize), &bytes);
+  if (overflow) {
+    setError("function '%s': result %d has a layout whose extent overflows "
+             "(offset %lld)",
+             function.name.c_str(), index, static_cast<long long>(offset));
+    return false;
+  }
+  // Unsigned arithmetic: `low` may be negative with negative strides.
+  cuda::CUdeviceptr source =
+      static_cast<cuda::CUdeviceptr>(reinterpret_cast<uintptr_t>(aligned)) +
+      static_cast<cuda::CUdeviceptr>(low) * elementSize;
+  cuda::CUresult result;
+  if (rowMajor) { // Then low == offset and span == numElements.
+    result = driver.cuMemcpyDtoH(
+        dest, source, static_cast<size_t>(numElements) * elementSize);
+  } else {
+    std::vector<char> staging(static_cast<size_t>(bytes));
+    result = driver.cuMemcpyDtoH(staging.data(), source, staging.size());
+    if (result == cuda::CUDA_SUCCESS)
+      copyStrided(dest, staging.data(), offset - low, rank, sizes, strides,
+                  elementSize);
+  }
+  if (result != cuda::CUDA_SUCCESS) {
+    std::string prefix = "function '" + function.name + "': result " +
+                         std::to_string(index) + ": ";
+    cuda::setDriverError(prefix.c_str(), "cuMemcpyDtoH", result);
+    return false;
+  }
+  return true;
+}
+
+/// Checks the results that the entry described in `resultBuffer` against
+/// the function's specs and copies each into a new tensor of `made`.
+bool copyResults(const moert_function &function, const cuda::Driver *driver,
+                 const std::vector<int64_t> &resultBuffer,
+                 std::vector<TensorPtr> &made) {
+  const char *name = function.name.c_str();
+  const int64_t *words = resultBuffer.data();
+  for (size_t r = 0; r < function.results.size(); ++r) {
+    const TensorSpec &spec = function.results[r];
+    const char *aligned = static_cast<const char *>(wordToPointer(words[1]));
+    int64_t offset = words[2];
+    const int64_t *sizes = words + 3, *strides = words + 3 + spec.rank;
+    words += descriptorWords(spec.rank);
+    for (int d = 0; d < spec.rank; ++d) {
+      if (sizes[d] < 0) {
+        setError("%s: result %zu has the negative size %lld in dimension %d",
+                 name, r, static_cast<long long>(sizes[d]), d);
+        return false;
+      }
+      if (spec.dims[d] != MOERT_DYNAMIC && spec.dims[d] != sizes[d]) {
+        setError("%s: result %zu has shape %s but the function declares %s "
+                 "(dimension %d)",
+                 name, r, formatShape(spec.rank, sizes).c_str(),
+                 formatShape(spec.rank, spec.dims).c_str(), d);
+        return false;
+      }
+    }
+    made[r].reset(moert_tensor_create(spec.dtype, spec.rank, sizes));
+    if (!made[r]) {
+      std::string reason = moert_last_error();
+      setError("%s: result %zu: %s", name, r, reason.c_str());
+      return false;
+    }
+    if (made[r]->numElements == 0)
+      continue;
+    if (!aligned) {
+      setError("%s: result %zu has a NULL data pointer", name, r);
+      return false;
+    }
+    char *dest = static_cast<char *>(made[r]->data);
+    size_t elementSize = moert_dtype_size(spec.dtype);
+    cuda::MemoryKind kind =
+        driver ? cuda::memoryKind(*driver, aligned) : cuda::MemoryKind::Host;
+    if (kind == cuda::MemoryKind::Unknown) {
+      setError("function '%s': result %zu: the CUDA driver cannot tell "
+               "whether its data is in device or host memory",
+               name, r);
+      return false;
+    }
+    if (kind == cuda::MemoryKind::Device) {
+      if (!copyFromDevice(*driver, function, static_cast<int>(r), dest, aligned,
+                          offset, spec.rank, sizes, strides, elementSize,
+                          made[r]->numElements))
+        return false;
+    } else {
+      copyStrided(dest, aligned, offset, spec.rank, sizes, strides,
+                  elementSize);
+    }
+  }
+  return true;
+}
+
+/// Checks a call's arguments against the function. `what` names the API
+/// entry for a NULL function.
+bool checkArguments(const moert_function *function, moert_tensor *const *args,
+                    int numArgs, const char *what) {
+  if (!function) {
+    setError("%s: the function is NULL", what);
+    return false;
+  }
+  const char *name = function->name.c_str();
+  int expectedArgs = static_cast<int>(function->args.size());
+  if (numArgs != expectedArgs) {
+    setError("%s: expected %d arguments, got %d", name, expectedArgs, numArgs);
+    return false;
+  }
+  if (numArgs > 0 && !args) {
+    setError("%s: args is NULL", name);
+    return false;
+  }
+  for (int i = 0; i < numArgs; ++i)
+    if (!checkArgument(*function, i, args[i]))
+      return false;
+  return true;
+}
+
+/// For a CUDA function: takes the process-wide device lock and makes the
+/// device's context current on this thread. NULL (and `lock` untaken) for
+/// a CPU function; false on failure.
+bool enterDevice(const moert_function &function,
+                 std::unique_lock<std::mutex> &lock,
+                 const cuda::Driver *&driver) {
+  driver = nullptr;
+  if (function.backend != MOERT_BACKEND_CUDA)
+    return true;
+  lock = std::unique_lock<std::mutex>(cuda::deviceMutex());
+  driver = cuda::enter();
+  if (!driver) {
+    std::string reason = moert_last_error();
+    setError("function '%s': %s", function.name.c_str(), reason.c_str());
+    return false;
+  }
+  return true;
+}
 
 int callFunction(const moert_function *function, moert_tensor *const *args,
                  int numArgs, moert_tensor **results, int numResults) {
+  if (results)
+    for (int i = 0; i < numResults; ++i)
+      results[i] = nullptr;
   if (!function) {
     setError("moert_function_call: the function is NULL");
     return 1;
   }
   const char *name = function->name.c_str();
-  if (results)
-    for (int i = 0; i < numResults; ++i)
-      results[i] = nullptr;
   int expectedArgs = static_cast<int>(function->args.size());
   int expectedResults = static_cast<int>(function->results.size());
   if (numArgs != expectedArgs) {
@@ -233,85 +639,145 @@ int callFunction(const moert_function *function, moert_tensor *const *args,
     if (!checkArgument(*function, i, args[i]))
       return 1;
 
-  // One descriptor per argument: the tensor's buffer, offset 0, row-major.
-  std::vector<std::vector<int64_t>> argDescriptors(numArgs);
-  std::vector<void *> argList(numArgs);
-  std::vector<const void *> argPointers(numArgs);
-  for (int i = 0; i < numArgs; ++i) {
-    const moert_tensor *arg = args[i];
-    std::vector<int64_t> &words = argDescriptors[i];
-    words.assign(descriptorWords(arg->rank), 0);
-    words[0] = words[1] = pointerToWord(arg->data);
-    int64_t stride = 1;
-    for (int d = arg->rank - 1; d >= 0; --d) {
-      words[3 + d] = arg->dims[d];
-      words[3 + arg->rank + d] = stride;
-      stride *= arg->dims[d];
-    }
-    argList[i] = words.data();
-    argPointers[i] = arg->data;
-  }
-  size_t resultWords = 0;
-  for (const TensorSpec &spec : function->results)
-    resultWords += descriptorWords(spec.rank);
-  std::vector<int64_t> resultBuffer(resultWords, 0);
+  // Declaration order is release order, backwards: the lock outlives all
+  // device memory of the call.
+  std::unique_lock<std::mutex> deviceLock;
+  const cuda::Driver *driver;
+  if (!enterDevice(*function, deviceLock, driver))
+    return 1;
+  std::unique_ptr<DeviceBuffers> device;
+  if (driver)
+    device = std::make_unique<DeviceBuffers>(*driver, numArgs);
+  Arguments arguments;
+  if (!prepareArguments(*function, args, numArgs, device.get(), arguments))
+    return 1;
+  std::vector<int64_t> resultBuffer(resultWords(*function), 0);
   std::vector<TensorPtr> made(numResults);
-  ResultMemory memory(function->free, std::move(argPointers), numResults);
-
-  function->entry(argList.data(), resultBuffer.data());
-
-  // Take ownership of all result memory first, so that it is freed even if a
-  // later result is rejected.
-  for (size_t at = 0, r = 0; r < function->results.size(); ++r) {
-    memory.add(wordToPointer(resultBuffer[at]));
-    at += descriptorWords(function->results[r].rank);
-  }
-  const int64_t *words = resultBuffer.data();
-  for (int r = 0; r < numResults; ++r) {
-    const TensorSpec &spec = function->results[r];
-    const char *aligned = static_cast<const char *>(wordToPointer(words[1]));
-    int64_t offset = words[2];
-    const int64_t *sizes = words + 3, *strides = words + 3 + spec.rank;
-    words += descriptorWords(spec.rank);
-    for (int d = 0; d < spec.rank; ++d) {
-      if (sizes[d] < 0) {
-        setError("%s: result %d has the negative size %lld in dimension %d",
-                 name, r, static_cast<long long>(sizes[d]), d);
-        return 1;
-      }
-      if (spec.dims[d] != MOERT_DYNAMIC && spec.dims[d] != sizes[d]) {
-        setError("%s: result %d has shape %s but the function declares %s "
-                 "(dimension %d)",
-                 name, r, formatShape(spec.rank, sizes).c_str(),
-                 formatShape(spec.rank, spec.dims).c_str(), d);
-        return 1;
-      }
-    }
-    made[r].reset(moert_tensor_create(spec.dtype, spec.rank, sizes));
-    if (!made[r]) {
-      std::string reason = moert_last_error();
-      setError("%s: result %d: %s", name, r, reason.c_str());
-      return 1;
-    }
-    if (made[r]->numElements == 0)
-      continue;
-    if (!aligned) {
-      setError("%s: result %d has a NULL data pointer", name, r);
-      return 1;
-    }
-    copyStrided(static_cast<char *>(made[r]->data), aligned, offset, spec.rank,
-                sizes, strides, moert_dtype_size(spec.dtype));
-  }
+  ResultMemory memory(*function, driver, arguments.pointers);
+  if (!runEntry(*function, arguments, resultBuffer, memory, driver,
+                [] { return cuda::CUDA_SUCCESS; }) ||
+      !copyResults(*function, driver, resultBuffer, made))
+    return 1;
   for (int r = 0; r < numResults; ++r)
     results[r] = made[r].release();
+  return 0;
+}
+
+/// Two CUDA events, destroyed when they go out of scope.
+class EventPair {
+public:
+  explicit EventPair(const cuda::Driver &driver) : driver(driver) {}
+  EventPair(const EventPair &) = delete;
+  EventPair &operator=(const EventPair &) = delete;
+  ~EventPair() {
+    if (start)
+      driver.cuEventDestroy(start);
+    if (stop)
+      driver.cuEventDestroy(stop);
+  }
+  cuda::CUresult create() {
+    cuda::CUresult result =
+        driver.cuEventCreate(&start, cuda::CU_EVENT_DEFAULT);
+    if (result == cuda::CUDA_SUCCESS)
+      result = driver.cuEventCreate(&stop, cuda::CU_EVENT_DEFAULT);
+    return result;
+  }
+
+  const cuda::Driver &driver;
+  cuda::CUevent start = nullptr, stop = nullptr;
+};
+
+int timeFunction(const moert_function *function, moert_tensor *const *args,
+                 int numArgs, int warmup, int repeat, double *times) {
+  if (!checkArguments(function, args, numArgs, "moert_function_time"))
+    return 1;
+  const char *name = function->name.c_str();
+  if (warmup < 0 || repeat < 1) {
+    setError("%s: cannot time %d warm-up and %d timed runs (want warmup >= "
+             "0 and repeat >= 1)",
+             name, warmup, repeat);
+    return 1;
+  }
+  if (!times) {
+    setError("%s: times_ms is NULL", name);
+    return 1;
+  }
+
+  std::unique_lock<std::mutex> deviceLock;
+  const cuda::Driver *driver;
+  if (!enterDevice(*function, deviceLock, driver))
+    return 1;
+  std::unique_ptr<DeviceBuffers> device;
+  std::unique_ptr<EventPair> events;
+  if (driver) {
+    device = std::make_unique<DeviceBuffers>(*driver, numArgs);
+    events = std::make_unique<EventPair>(*driver);
+    if (cuda::CUresult result = events->create()) {
+      std::string prefix = "function '" + function->name + "': ";
+      cuda::setDriverError(prefix.c_str(), "cuEventCreate", result);
+      return 1;
+    }
+  }
+  Arguments arguments;
+  if (!prepareArguments(*function, args, numArgs, device.get(), arguments))
+    return 1;
+  std::vector<int64_t> resultBuffer(resultWords(*function), 0);
+
+  using Clock = std::chrono::steady_clock;
+  int64_t runs = static_cast<int64_t>(warmup) + repeat;
+  for (int64_t run = 0; run < runs; ++run) {
+    ResultMemory memory(*function, driver, arguments.pointers);
+    double milliseconds = 0;
+    if (driver) {
+      cuda::CUresult result =
+          driver->cuEventRecord(events->start, cuda::legacyStream);
+      if (result != cuda::CUDA_SUCCESS) {
+        std::string prefix = "function '" + function->name + "': ";
+        cuda::setDriverError(prefix.c_str(), "cuEventRecord", result);
+        return 1;
+      }
+      if (!runEntry(*function, arguments, resultBuffer, memory, driver, [&] {
+            return driver->cuEventRecord(events->stop, cuda::legacyStream);
+          }))
+        return 1;
+      float elapsed = 0;
+      result =
+          driver->cuEventElapsedTime(&elapsed, events->start, events->stop);
+      if (result != cuda::CUDA_SUCCESS) {
+        std::string prefix = "function '" + function->name + "': ";
+        cuda::setDriverError(prefix.c_str(), "cuEventElapsedTime", result);
+        return 1;
+      }
+      milliseconds = elapsed;
+    } else {
+      Clock::time_point begin = Clock::now(), end;
+      runEntry(*function, arguments, resultBuffer, memory, driver, [&] {
+        end = Clock::now();
+        return cuda::CUDA_SUCCESS;
+      });
+      milliseconds =
+          std::chrono::duration<double, std::milli>(end - begin).count();
+    }
+    if (run >= warmup)
+      times[run - warmup] = milliseconds;
+  }
   return 0;
 }
 
 } // namespace
 
 moert_artifact::~moert_artifact() {
-  if (handle)
+  if (!handle)
+    return;
+  if (backend != MOERT_BACKEND_CUDA) {
     dlclose(handle);
+    return;
+  }
+  // The artifact's destructor unloads its GPU code through mgpuModuleUnload:
+  // keep what it may report from the deferred error of a call in flight.
+  std::lock_guard<std::mutex> lock(cuda::deviceMutex());
+  dlclose(handle);
+  cuda::clearDeferredError();
 }
 
 int moert_artifact_load(const char *path, moert_artifact **out) {
@@ -322,6 +788,10 @@ void moert_artifact_unload(moert_artifact *artifact) { delete artifact; }
 
 const char *moert_artifact_target(const moert_artifact *artifact) {
   return artifact ? artifact->target.c_str() : nullptr;
+}
+
+moert_backend moert_artifact_backend(const moert_artifact *artifact) {
+  return artifact ? artifact->backend : MOERT_BACKEND_CPU;
 }
 
 int moert_artifact_num_functions(const moert_artifact *artifact) {
@@ -423,5 +893,13 @@ int moert_function_call(const moert_function *function,
                         moert_tensor **results, int num_results) {
   return guarded(1, [&] {
     return callFunction(function, args, num_args, results, num_results);
+  });
+}
+
+int moert_function_time(const moert_function *function,
+                        moert_tensor *const *args, int num_args, int warmup,
+                        int repeat, double *times_ms) {
+  return guarded(1, [&] {
+    return timeFunction(function, args, num_args, warmup, repeat, times_ms);
   });
 }

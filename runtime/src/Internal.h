@@ -77,6 +77,9 @@ struct moert_function {
   int line = 0; ///< The metadata line of the `function` record.
   moert::EntryFn entry = nullptr;
   moert::FreeFn free = nullptr;
+  /// Where the function's code runs: MOERT_BACKEND_CUDA functions take
+  /// device pointers and return device memory (allocated by mgpuMemAlloc).
+  moert_backend backend = MOERT_BACKEND_CPU;
 };
 
 struct moert_artifact {
@@ -88,6 +91,7 @@ struct moert_artifact {
   void *handle = nullptr; ///< From dlopen.
   std::string path;
   std::string target;
+  moert_backend backend = MOERT_BACKEND_CPU; ///< From the target.
   std::vector<moert_function> functions;
 };
 

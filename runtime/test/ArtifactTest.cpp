@@ -239,6 +239,53 @@ TEST_F(Artifact, ChecksTheArguments) {
   EXPECT_EQ(result, nullptr);
 }
 
+TEST_F(Artifact, TimesAFunction) {
+  TensorPtr a = makeTensor<float>(MOERT_F32, {64, 4}, {});
+  moert_tensor *args[] = {a.get(), a.get()};
+  std::vector<double> times(7, -1.0);
+  int before = *freeCount;
+  ASSERT_EQ(moert_function_time(lookup("add"), args, 2, 3, 7, times.data()), 0)
+      << moert_last_error();
+  EXPECT_EQ(*freeCount, before + 10) << "each run's result is freed";
+  for (double time : times)
+    EXPECT_GT(time, 0.0);
+
+  // Results that are arguments or globals are not freed, as in a call.
+  moert_tensor *x[] = {makeTensor<float>(MOERT_F32, {3}, {1, 2, 3}).release()};
+  TensorPtr owned(x[0]);
+  before = *freeCount;
+  ASSERT_EQ(moert_function_time(lookup("echo"), x, 1, 0, 2, times.data()), 0)
+      << moert_last_error();
+  EXPECT_EQ(*freeCount, before + 2) << "only the sums";
+  EXPECT_EQ(contents<float>(x[0]), (std::vector<float>{1, 2, 3}));
+  ASSERT_EQ(
+      moert_function_time(lookup("konst"), nullptr, 0, 1, 1, times.data()), 0)
+      << moert_last_error();
+  EXPECT_EQ(*freeCount, before + 2);
+}
+
+TEST_F(Artifact, TimingChecksItsArguments) {
+  const moert_function *add = lookup("add");
+  TensorPtr good = makeTensor<float>(MOERT_F32, {2, 4}, {});
+  TensorPtr narrow = makeTensor<float>(MOERT_F32, {2, 3}, {});
+  moert_tensor *args[] = {good.get(), good.get()};
+  double times[2];
+  EXPECT_NE(moert_function_time(add, args, 2, 0, 0, times), 0);
+  EXPECT_TRUE(errorContains("add: cannot time 0 warm-up and 0 timed runs "
+                            "(want warmup >= 0 and repeat >= 1)"));
+  EXPECT_NE(moert_function_time(add, args, 2, -1, 2, times), 0);
+  EXPECT_TRUE(errorContains("cannot time -1 warm-up"));
+  EXPECT_NE(moert_function_time(add, args, 2, 0, 2, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: times_ms is NULL"));
+  EXPECT_NE(moert_function_time(add, args, 1, 0, 2, times), 0);
+  EXPECT_TRUE(errorContains("add: expected 2 arguments, got 1"));
+  moert_tensor *wrong[] = {good.get(), narrow.get()};
+  EXPECT_NE(moert_function_time(add, wrong, 2, 0, 2, times), 0);
+  EXPECT_TRUE(errorContains("add: argument 1 has shape [2, 3]"));
+  EXPECT_NE(moert_function_time(nullptr, args, 2, 0, 2, times), 0);
+  EXPECT_TRUE(errorContains("moert_function_time: the function is NULL"));
+}
+
 TEST(ArtifactLoad, MissingFile) {
   moert_artifact *artifact = nullptr;
   EXPECT_NE(moert_artifact_load("/nonexistent/model.so", &artifact), 0);

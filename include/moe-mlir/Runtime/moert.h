@@ -64,9 +64,24 @@ int moert_tensor_load_npy(const char *path, moert_dtype expected,
 int moert_tensor_save_npy(const moert_tensor *tensor, const char *path);
 
 /*===--- Artifacts and functions ---===*/
+/* Where an artifact's functions run. */
+typedef enum moert_backend {
+  MOERT_BACKEND_CPU = 0,  /* metadata `target cpu` */
+  MOERT_BACKEND_CUDA = 1, /* metadata `target cuda:sm_XY` */
+} moert_backend;
+
+/* Loading a CUDA artifact (`target cuda:sm_XY`) needs the NVIDIA driver
+   (libcuda.so.1, found at run time; moert itself needs no CUDA) and a GPU
+   that runs sm_XY code: compute capability X.Y or a newer one of the same
+   major version X (X.Y exactly for an `sm_XYa` target). Otherwise loading
+   fails and says why. The artifact's host code calls the mgpu* functions
+   that libmoert.so exports; moert makes them visible to it even when
+   libmoert.so itself was opened with RTLD_LOCAL. */
 int moert_artifact_load(const char *path, moert_artifact **out);
 void moert_artifact_unload(moert_artifact *artifact);
 const char *moert_artifact_target(const moert_artifact *artifact);
+/* MOERT_BACKEND_CUDA for a `cuda:` target, else (NULL too) MOERT_BACKEND_CPU. */
+moert_backend moert_artifact_backend(const moert_artifact *artifact);
 int moert_artifact_num_functions(const moert_artifact *artifact);
 const moert_function *moert_artifact_function(const moert_artifact *artifact,
                                               int index);
@@ -89,9 +104,36 @@ const char *moert_function_attr(const moert_function *function,
 /* Runs the function. Checks the argument count, each argument's dtype,
    rank and static dimensions (errors name the argument and the rule). On
    success results[0..num_results) receive new tensors owned by the caller. */
+/* A CUDA function takes and returns host tensors like a CPU one: the call
+   copies each argument to a fresh device buffer, runs the function, waits
+   for the device (cuCtxSynchronize), copies each result back and frees all
+   device memory of the call. A failure on the device is an error that
+   starts "function 'NAME': a kernel failed: " and says which driver or
+   mgpu* call failed first. Calls of CUDA functions are serialized
+   process-wide. */
 int moert_function_call(const moert_function *function,
                         moert_tensor *const *args, int num_args,
                         moert_tensor **results, int num_results);
+
+/* Runs the function `warmup` + `repeat` times on the same arguments (for a
+   CUDA function copied to the device once) and stores the milliseconds of
+   each of the last `repeat` runs in times_ms[0..repeat). A CUDA run is timed
+   with CUDA events recorded on the legacy default stream just before and
+   after the function (its streams are blocking, so this spans its device
+   work); a CPU run with a steady clock. The results of each run are freed
+   at once (never copied back); their shapes are not checked. Needs
+   warmup >= 0 and repeat >= 1. */
+int moert_function_time(const moert_function *function,
+                        moert_tensor *const *args, int num_args, int warmup,
+                        int repeat, double *times_ms);
+
+/*===--- CUDA ---===*/
+/* Writes a description of the GPU that CUDA artifacts run on, such as
+   "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into
+   buffer[0..size), NUL-terminated. Fails, with the reason in
+   moert_last_error(), if there is no usable driver or device, or if the
+   text does not fit (256 bytes always suffice). */
+int moert_cuda_device_name(char *buffer, size_t size);
 
 #ifdef __cplusplus
 }

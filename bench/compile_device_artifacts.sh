@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Compiles, here (where MLIR is), the CUDA artifacts bench/run_device.sh runs
+# on the GPU machine (which has no MLIR), into .device/artifacts/:
+#   time-PRESET.so     the full-size presets (forward), for timing
+#   check-PRESET.so    the presets at a few tokens, for --check against the
+#                      CPU reference (whose naive loops are slow at full size)
+#   config-NAME.so     the CPU end-to-end configurations, for --check
+# Also copies ../shared/bench/torch_baselines.py next to them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BUILD_DIR:-$root/build}/bin
+out=$root/.device/artifacts
+target=${TARGET:-cuda:sm_90}
+mkdir -p "$out"
+
+compile() { # NAME SPEC [FLAGS]
+  local name=$1 spec=$2; shift 2
+  "$bin/moe-compile" --layer "$spec" --target="$target" -o "$out/$name.so" "$@"
+  echo "compiled $name: $spec $*"
+}
+for preset in mixtral qwen3_30b_a3b olmoe; do
+  compile "time-$preset" "$preset"
+  compile "time-$preset-unfused" "$preset" --no-fusion
+done
+compile check-mixtral mixtral,tokens=16
+compile check-qwen3_30b_a3b qwen3_30b_a3b,tokens=64
+compile check-olmoe olmoe,tokens=64
+while read -r name spec; do
+  compile "config-$name" "$spec"
+done <<'CONFIGS'
+softmax tokens=32,hidden=64,ffn=48,experts=8,top_k=2
+sigmoid-bias tokens=32,hidden=64,ffn=48,experts=8,top_k=2,router=sigmoid,bias=1
+k1 tokens=32,hidden=64,ffn=48,experts=8,top_k=1
+k-eq-e tokens=16,hidden=32,ffn=24,experts=4,top_k=4
+capacity tokens=64,hidden=32,ffn=24,experts=4,top_k=2,capacity=0.5
+normalize-off-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,normalize=0,scaling=2.5
+gelu tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu
+bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
+dynamic tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dynamic=1
+odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
+single-token tokens=1,hidden=32,ffn=16,experts=4,top_k=2
+empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
+grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
+CONFIGS
+cp "$root/../shared/bench/torch_baselines.py" "$out/../torch_baselines.py"
+du -sh "$out"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (device tool, carry .device): builds the MLIR-free
+# runtime and moe-run there, checks every artifact of
+# bench/compile_device_artifacts.sh against the CPU reference, times the
+# presets (CUDA events, median) and runs the PyTorch baselines in the same run.
+# Logs go to $OUT (or ./device-out).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+art=$root/.device/artifacts
+out=${OUT:-$root/device-out}
+repeat=${REPEAT:-5}
+mkdir -p "$out"
+exec > >(tee "$out/run_device.log") 2>&1
+
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
+cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake.log || { cat /tmp/cmake.log; exit 1; }
+ninja -C /tmp/moe-run-build > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
+run=/tmp/moe-run-build/moe-run
+
+echo "== correctness: every artifact against the CPU reference"
+failures=0
+for a in "$art"/config-*.so "$art"/check-*.so; do
+  name=$(basename "$a" .so)
+  extra=""
+  [ "$name" = config-dynamic ] && extra="--tokens 29"
+  if "$run" "$a" --check $extra > "$out/$name.log" 2>&1; then
+    echo "$name: $(grep -E '\(y\)' "$out/$name.log" | sed 's/^ *//')"
+  else
+    failures=$((failures + 1))
+    echo "$name: FAILED"; tail -5 "$out/$name.log"
+  fi
+done
+echo "correctness failures: $failures"
+
+echo "== timing: presets, forward, median of $repeat runs (CUDA events)"
+for a in "$art"/time-*.so; do
+  name=$(basename "$a" .so)
+  "$run" "$a" --repeat "$repeat" > "$out/$name.log" 2>&1
+  echo "$name: $(grep -E '^time|^memory|error' "$out/$name.log" | tr '\n' ' ')"
+done
+
+echo "== PyTorch baselines (same machine, same run)"
+python3 "$art/../torch_baselines.py" 2>&1 | tee "$out/torch_baselines.log" | tail -25

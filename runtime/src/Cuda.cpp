@@ -1,0 +1,615 @@
+//===- Cuda.cpp - The CUDA driver, loaded at run time, and the mgpu* ABI --===//
+//
+// The host code of a CUDA artifact (MLIR's gpu-to-llvm lowering) calls the
+// mgpu* functions below and leaves them undefined: the process provides
+// them, and libmoert.so exports them. They sit on the CUDA driver API, which
+// moert finds in libcuda.so.1 at the first need, so that moert itself builds
+// and runs without CUDA.
+//
+// Everything here may run from an artifact's global constructor or
+// destructor (mgpuModuleLoad at dlopen, mgpuModuleUnload at dlclose, which
+// can be at exit), so the process-wide state is trivially destructible:
+// plain arrays, atomics and std::mutex.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaDriver.h"
+#include "Internal.h"
+
+#include <atomic>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <dlfcn.h>
+
+using namespace moert;
+using namespace moert::cuda;
+
+namespace {
+
+const char driverLibrary[] = "libcuda.so.1";
+
+/// Static shared memory ends here; more must be opted into per function.
+constexpr int32_t defaultSharedMemLimit = 48 * 1024;
+
+/// The most devices whose primary contexts moert keeps.
+constexpr int maxDevices = 64;
+
+enum InitState { NotTried = 0, Ready = 1, Failed = 2 };
+
+Driver table; // Filled once, under initMutex.
+std::atomic<int> initState{NotTried};
+std::mutex initMutex;
+char initMessage[1024]; // Why the driver is unusable.
+int deviceCount = 0;
+CUcontext primaryContexts[maxDevices]; // Retained lazily, under initMutex.
+std::atomic<int> defaultDevice{0};
+
+std::mutex deferredMutex;
+std::atomic<bool> deferredSet{false};
+char deferredMessage[1024];
+
+/// Why entering the context failed on this thread, when it is not the
+/// (process-wide) initMessage.
+thread_local char enterMessage[1024];
+
+/// Formats "CALL failed: NAME (TEXT)" into `buffer`.
+void formatFailure(char *buffer, size_t size, const char *call,
+                   CUresult result) {
+  const char *name = nullptr, *text = nullptr;
+  if (table.cuGetErrorName && table.cuGetErrorName(result, &name) != 0)
+    name = nullptr;
+  if (table.cuGetErrorString && table.cuGetErrorString(result, &text) != 0)
+    text = nullptr;
+  if (name && text)
+    std::snprintf(buffer, size, "%s failed: %s (%s)", call, name, text);
+  else if (name)
+    std::snprintf(buffer, size, "%s failed: %s", call, name);
+  else
+    std::snprintf(buffer, size, "%s failed: CUDA error %d", call, result);
+}
+
+/// Resolves one entry point into `slot` (a function pointer of `table`).
+bool resolve(void *library, void *slot, const char *name,
+             const char *fallback = nullptr) {
+  void *symbol = dlsym(library, name);
+  if (!symbol && fallback)
+    symbol = dlsym(library, fallback);
+  if (!symbol) {
+    std::snprintf(initMessage, sizeof(initMessage),
+                  "the CUDA backend needs the NVIDIA driver: %s has no "
+                  "symbol %s; the driver is too old or broken",
+                  driverLibrary, name);
+    return false;
+  }
+  std::memcpy(slot, &symbol, sizeof(symbol));
+  return true;
+}
+
+/// Loads and initializes the driver. Runs once, under initMutex.
+bool initialize() {
+  // Never closed: unloading a driver that may hold contexts is unsafe.
+  void *library = dlopen(driverLibrary, RTLD_NOW | RTLD_LOCAL);
+  if (!library) {
+    const char *reason = dlerror();
+    std::snprintf(initMessage, sizeof(initMessage),
+                  "the CUDA backend needs the NVIDIA driver: cannot load %s: "
+                  "%s; run on a machine with an NVIDIA GPU and driver, or "
+                  "compile with --target=cpu",
+                  driverLibrary, reason ? reason : "dlopen failed");
+    return false;
+  }
+  // The error functions first, so that later failures can be described.
+  bool ok =
+      resolve(library, &table.cuGetErrorName, "cuGetErrorName") &&
+      resolve(library, &table.cuGetErrorString, "cuGetErrorString") &&
+      resolve(library, &table.cuInit, "cuInit") &&
+      resolve(library, &table.cuDeviceGet, "cuDeviceGet") &&
+      resolve(library, &table.cuDeviceGetCount, "cuDeviceGetCount") &&
+      resolve(library, &table.cuDeviceGetAttribute, "cuDeviceGetAttribute") &&
+      resolve(library, &table.cuDeviceGetName, "cuDeviceGetName") &&
+      resolve(library, &table.cuDevicePrimaryCtxRetain,
+              "cuDevicePrimaryCtxRetain") &&
+      resolve(library, &table.cuCtxSetCurrent, "cuCtxSetCurrent") &&
+      resolve(library, &table.cuCtxSynchronize, "cuCtxSynchronize") &&
+      resolve(library, &table.cuModuleLoadData, "cuModuleLoadData") &&
+      resolve(library, &table.cuModuleUnload, "cuModuleUnload") &&
+      resolve(library, &table.cuModuleGetFunction, "cuModuleGetFunction") &&
+      resolve(library, &table.cuFuncSetAttribute, "cuFuncSetAttribute") &&
+      resolve(library, &table.cuLaunchKernel, "cuLaunchKernel") &&
+      resolve(library, &table.cuMemAlloc, "cuMemAlloc_v2") &&
+      resolve(library, &table.cuMemFree, "cuMemFree_v2") &&
+      resolve(library, &table.cuMemcpyHtoD, "cuMemcpyHtoD_v2") &&
+      resolve(library, &table.cuMemcpyDtoH, "cuMemcpyDtoH_v2") &&
+      resolve(library, &table.cuMemcpyAsync, "cuMemcpyAsync") &&
+      resolve(library, &table.cuMemsetD32Async, "cuMemsetD32Async") &&
+      resolve(library, &table.cuMemsetD16Async, "cuMemsetD16Async") &&
+      resolve(library, &table.cuPointerGetAttribute, "cuPointerGetAttribute") &&
+      resolve(library, &table.cuStreamCreate, "cuStreamCreate") &&
+      resolve(library, &table.cuStreamSynchronize, "cuStreamSynchronize") &&
+      resolve(library, &table.cuStreamDestroy, "cuStreamDestroy_v2") &&
+      resolve(library, &table.cuStreamWaitEvent, "cuStreamWaitEvent") &&
+      resolve(library, &table.cuEventCreate, "cuEventCreate") &&
+      resolve(library, &table.cuEventRecord, "cuEventRecord") &&
+      resolve(library, &table.cuEventSynchronize, "cuEventSynchronize") &&
+      // _v2 since CUDA 12.8 (what cuda.h now maps the name to); older
+      // drivers have only the original, with the same signature.
+      resolve(library, &table.cuEventElapsedTime, "cuEventElapsedTime_v2",
+              "cuEventElapsedTime") &&
+      resolve(library, &table.cuEventDestroy, "cuEventDestroy_v2");
+  if (!ok)
+    return false;
+
+  char failure[512];
+  CUresult result = table.cuInit(0);
+  if (result != CUDA_SUCCESS) {
+    formatFailure(failure, sizeof(failure), "cuInit", result);
+    std::snprintf(initMessage, sizeof(initMessage),
+                  "cannot initialize the CUDA driver: %s", failure);
+    return false;
+  }
+  result = table.cuDeviceGetCount(&deviceCount);
+  if (result != CUDA_SUCCESS) {
+    formatFailure(failure, sizeof(failure), "cuDeviceGetCount", result);
+    std::snprintf(initMessage, sizeof(initMessage),
+                  "cannot count the CUDA devices: %s", failure);
+    return false;
+  }
+  if (deviceCount <= 0) {
+    std::snprintf(initMessage, sizeof(initMessage),
+                  "no CUDA device found (cuDeviceGetCount returned %d)",
+                  deviceCount);
+    return false;
+  }
+  if (deviceCount > maxDevices)
+    deviceCount = maxDevices;
+  return true;
+}
+
+/// Initializes the driver once. NULL on success, else why it failed.
+const char *initOnce() {
+  int state = initState.load(std::memory_order_acquire);
+  if (state == NotTried) {
+    std::lock_guard<std::mutex> lock(initMutex);
+    state = initState.load(std::memory_order_relaxed);
+    if (state == NotTried) {
+      state = initialize() ? Ready : Failed;
+      initState.store(state, std::memory_order_release);
+    }
+  }
+  return state == Ready ? nullptr : initMessage;
+}
+
+/// Initializes the driver and makes the current device's primary context
+/// current on this thread. NULL on success, else why it failed.
+const char *enterImpl(DeviceInfo *info) {
+  if (const char *failure = initOnce())
+    return failure;
+  char failure[512];
+  int ordinal = defaultDevice.load(std::memory_order_relaxed);
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(initMutex);
+    if (ordinal < 0 || ordinal >= deviceCount) {
+      std::snprintf(enterMessage, sizeof(enterMessage),
+                    "CUDA device %d does not exist (there %s %d)", ordinal,
+                    deviceCount == 1 ? "is" : "are", deviceCount);
+      return enterMessage;
+    }
+    CUresult result = table.cuDeviceGet(&device, ordinal);
+    if (result != CUDA_SUCCESS) {
+      formatFailure(failure, sizeof(failure), "cuDeviceGet", result);
+      std::snprintf(enterMessage, sizeof(enterMessage), "%s", failure);
+      return enterMessage;
+    }
+    if (!primaryContexts[ordinal]) {
+      result =
+          table.cuDevicePrimaryCtxRetain(&primaryContexts[ordinal], device);
+      if (result != CUDA_SUCCESS) {
+        primaryContexts[ordinal] = nullptr;
+        formatFailure(failure, sizeof(failure), "cuDevicePrimaryCtxRetain",
+                      result);
+        std::snprintf(enterMessage, sizeof(enterMessage), "%s", failure);
+        return enterMessage;
+      }
+    }
+    context = primaryContexts[ordinal];
+  }
+  CUresult result = table.cuCtxSetCurrent(context);
+  if (result != CUDA_SUCCESS) {
+    formatFailure(enterMessage, sizeof(enterMessage), "cuCtxSetCurrent",
+                  result);
+    return enterMessage;
+  }
+  if (!info)
+    return nullptr;
+  info->device = device;
+  const char *call = nullptr;
+  if ((result = table.cuDeviceGetAttribute(
+           &info->major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+           device)) != CUDA_SUCCESS ||
+      (result = table.cuDeviceGetAttribute(
+           &info->minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+           device)) != CUDA_SUCCESS)
+    call = "cuDeviceGetAttribute";
+  else if ((result = table.cuDeviceGetName(info->name, sizeof(info->name),
+                                           device)) != CUDA_SUCCESS)
+    call = "cuDeviceGetName";
+  if (call) {
+    formatFailure(enterMessage, sizeof(enterMessage), call, result);
+    return enterMessage;
+  }
+  info->name[sizeof(info->name) - 1] = '\0';
+  return nullptr;
+}
+
+//===--- Helpers of the mgpu* functions ---===//
+
+/// Starts an mgpu* call that does work: NULL (do nothing) if a deferred
+/// error is pending or the driver or context is unusable.
+const Driver *beginWork() {
+  if (deferredSet.load(std::memory_order_acquire))
+    return nullptr;
+  if (const char *failure = enterImpl(nullptr)) {
+    recordDeferredError("%s", failure);
+    return nullptr;
+  }
+  return &table;
+}
+
+/// Starts an mgpu* call that releases a resource: it runs even after a
+/// deferred error, so that nothing leaks, but needs a working driver.
+const Driver *beginRelease() {
+  if (initState.load(std::memory_order_acquire) != Ready)
+    return nullptr;
+  if (const char *failure = enterImpl(nullptr)) {
+    recordDeferredError("%s", failure);
+    return nullptr;
+  }
+  return &table;
+}
+
+/// Records a failed driver call as the deferred error. True if it succeeded.
+bool check(CUresult result, const char *call) {
+  if (result == CUDA_SUCCESS)
+    return true;
+  char failure[512];
+  formatFailure(failure, sizeof(failure), call, result);
+  recordDeferredError("%s", failure);
+  return false;
+}
+
+CUdeviceptr toDevice(const void *pointer) {
+  return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
+}
+
+} // namespace
+
+//===--- The interface of CudaDriver.h ---===//
+
+const Driver *cuda::driver() {
+  if (const char *failure = initOnce()) {
+    setError("%s", failure);
+    return nullptr;
+  }
+  return &table;
+}
+
+const Driver *cuda::enter(DeviceInfo *info) {
+  if (const char *failure = enterImpl(info)) {
+    setError("%s", failure);
+    return nullptr;
+  }
+  return &table;
+}
+
+std::string cuda::describeFailure(const char *call, CUresult result) {
+  char failure[512];
+  formatFailure(failure, sizeof(failure), call, result);
+  return failure;
+}
+
+void cuda::setDriverError(const char *prefix, const char *call,
+                          CUresult result) {
+  char failure[512];
+  formatFailure(failure, sizeof(failure), call, result);
+  setError("%s%s", prefix, failure);
+}
+
+MemoryKind cuda::memoryKind(const Driver &driver, const void *pointer) {
+  unsigned type = 0;
+  CUresult result = driver.cuPointerGetAttribute(
+      &type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, toDevice(pointer));
+  // Ordinary host memory is unknown to the driver: CUDA_ERROR_INVALID_VALUE.
+  if (result == CUDA_ERROR_INVALID_VALUE)
+    return MemoryKind::Host;
+  if (result != CUDA_SUCCESS)
+    return MemoryKind::Unknown;
+  return type == CU_MEMORYTYPE_DEVICE || type == CU_MEMORYTYPE_UNIFIED
+             ? MemoryKind::Device
+             : MemoryKind::Host;
+}
+
+void cuda::recordDeferredError(const char *format, ...) {
+  std::lock_guard<std::mutex> lock(deferredMutex);
+  if (deferredSet.load(std::memory_order_relaxed))
+    return;
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(deferredMessage, sizeof(deferredMessage), format, args);
+  va_end(args);
+  deferredSet.store(true, std::memory_order_release);
+}
+
+bool cuda::takeDeferredError(std::string &message) {
+  std::lock_guard<std::mutex> lock(deferredMutex);
+  if (!deferredSet.load(std::memory_order_relaxed))
+    return false;
+  message = deferredMessage;
+  deferredSet.store(false, std::memory_order_release);
+  return true;
+}
+
+void cuda::clearDeferredError() {
+  std::lock_guard<std::mutex> lock(deferredMutex);
+  deferredSet.store(false, std::memory_order_release);
+}
+
+std::mutex &cuda::deviceMutex() {
+  static std::mutex mutex; // Trivially destructible; never torn down early.
+  return mutex;
+}
+
+//===--- The C API ---===//
+
+int moert_cuda_device_name(char *buffer, size_t size) {
+  if (!buffer || size == 0) {
+    setError("moert_cuda_device_name: no buffer");
+    return 1;
+  }
+  buffer[0] = '\0';
+  DeviceInfo info;
+  if (!cuda::enter(&info))
+    return 1;
+  int length = std::snprintf(buffer, size, "%s, sm_%d%d", info.name, info.major,
+                             info.minor);
+  if (length < 0 || static_cast<size_t>(length) >= size) {
+    setError("moert_cuda_device_name: the buffer of %zu bytes is too small "
+             "(%d are needed)",
+             size, length + 1);
+    return 1;
+  }
+  return 0;
+}
+
+//===--- The mgpu* functions that compiled CUDA artifacts call ---===//
+//
+// Their signatures are those that MLIR's gpu-to-llvm lowering (LLVM 22)
+// declares. None of them prints or aborts: see the deferred device error.
+
+#define MGPU_EXPORT extern "C" __attribute__((visibility("default")))
+
+MGPU_EXPORT void *mgpuModuleLoad(void *data, int64_t size) {
+  (void)size; // A cubin or fatbin describes its own size.
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  CUmodule module = nullptr;
+  if (!check(driver->cuModuleLoadData(&module, data), "cuModuleLoadData"))
+    return nullptr;
+  return module;
+}
+
+MGPU_EXPORT void mgpuModuleUnload(void *module) {
+  if (!module)
+    return;
+  if (const Driver *driver = beginRelease())
+    check(driver->cuModuleUnload(static_cast<CUmodule>(module)),
+          "cuModuleUnload");
+}
+
+MGPU_EXPORT void *mgpuModuleGetFunction(void *module, const char *name) {
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  if (!module || !name) {
+    recordDeferredError("mgpuModuleGetFunction: NULL %s",
+                        module ? "name" : "module");
+    return nullptr;
+  }
+  CUfunction function = nullptr;
+  char call[320];
+  std::snprintf(call, sizeof(call), "cuModuleGetFunction('%.256s')", name);
+  if (!check(driver->cuModuleGetFunction(&function,
+                                         static_cast<CUmodule>(module), name),
+             call))
+    return nullptr;
+  return function;
+}
+
+MGPU_EXPORT void *mgpuStreamCreate(void) {
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  CUstream stream = nullptr;
+  // Blocking (flags 0): work on it orders with the legacy default stream,
+  // so that events recorded on stream 0 around a call capture it.
+  if (!check(driver->cuStreamCreate(&stream, CU_STREAM_DEFAULT),
+             "cuStreamCreate"))
+    return nullptr;
+  return stream;
+}
+
+MGPU_EXPORT void mgpuStreamSynchronize(void *stream) {
+  if (const Driver *driver = beginWork())
+    check(driver->cuStreamSynchronize(static_cast<CUstream>(stream)),
+          "cuStreamSynchronize");
+}
+
+MGPU_EXPORT void mgpuStreamDestroy(void *stream) {
+  if (!stream)
+    return;
+  if (const Driver *driver = beginRelease())
+    check(driver->cuStreamDestroy(static_cast<CUstream>(stream)),
+          "cuStreamDestroy");
+}
+
+MGPU_EXPORT void mgpuStreamWaitEvent(void *stream, void *event) {
+  if (const Driver *driver = beginWork())
+    check(driver->cuStreamWaitEvent(static_cast<CUstream>(stream),
+                                    static_cast<CUevent>(event), 0),
+          "cuStreamWaitEvent");
+}
+
+MGPU_EXPORT void *mgpuEventCreate(void) {
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  CUevent event = nullptr;
+  if (!check(driver->cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate"))
+    return nullptr;
+  return event;
+}
+
+MGPU_EXPORT void mgpuEventDestroy(void *event) {
+  if (!event)
+    return;
+  if (const Driver *driver = beginRelease())
+    check(driver->cuEventDestroy(static_cast<CUevent>(event)),
+          "cuEventDestroy");
+}
+
+MGPU_EXPORT void mgpuEventSynchronize(void *event) {
+  if (const Driver *driver = beginWork())
+    check(driver->cuEventSynchronize(static_cast<CUevent>(event)),
+          "cuEventSynchronize");
+}
+
+MGPU_EXPORT void mgpuEventRecord(void *event, void *stream) {
+  if (const Driver *driver = beginWork())
+    check(driver->cuEventRecord(static_cast<CUevent>(event),
+                                static_cast<CUstream>(stream)),
+          "cuEventRecord");
+}
+
+MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
+                                  int64_t gridZ, int64_t blockX, int64_t blockY,
+                                  int64_t blockZ, int32_t sharedMemBytes,
+                                  void *stream, void **params, void **extra,
+                                  int64_t paramsCount) {
+  (void)paramsCount;
+  const Driver *driver = beginWork();
+  if (!driver)
+    return;
+  if (!function) {
+    recordDeferredError("mgpuLaunchKernel: NULL function");
+    return;
+  }
+  const int64_t dims[] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
+  for (int64_t dim : dims)
+    if (dim < 0 || dim > static_cast<int64_t>(UINT_MAX)) {
+      recordDeferredError(
+          "mgpuLaunchKernel: launch dimension %lld is out "
+          "of range (grid %lld x %lld x %lld, block %lld x "
+          "%lld x %lld)",
+          static_cast<long long>(dim), static_cast<long long>(gridX),
+          static_cast<long long>(gridY), static_cast<long long>(gridZ),
+          static_cast<long long>(blockX), static_cast<long long>(blockY),
+          static_cast<long long>(blockZ));
+      return;
+    }
+  if (sharedMemBytes < 0) {
+    recordDeferredError("mgpuLaunchKernel: negative shared memory size %d",
+                        sharedMemBytes);
+    return;
+  }
+  auto *cuFunction = static_cast<CUfunction>(function);
+  if (sharedMemBytes > defaultSharedMemLimit) {
+    char call[128];
+    std::snprintf(call, sizeof(call),
+                  "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, %d)",
+                  sharedMemBytes);
+    if (!check(driver->cuFuncSetAttribute(
+                   cuFunction, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                   sharedMemBytes),
+               call))
+      return;
+  }
+  check(driver->cuLaunchKernel(
+            cuFunction, static_cast<unsigned>(gridX),
+            static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
+            static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
+            static_cast<unsigned>(blockZ),
+            static_cast<unsigned>(sharedMemBytes),
+            static_cast<CUstream>(stream), params, extra),
+        "cuLaunchKernel");
+}
+
+MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
+                               bool isHostShared) {
+  (void)stream; // cuMemAlloc is not stream-ordered.
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  if (isHostShared) {
+    recordDeferredError("mgpuMemAlloc: host-shared (managed) memory is not "
+                        "supported by moert (%llu bytes asked for)",
+                        static_cast<unsigned long long>(sizeBytes));
+    return nullptr;
+  }
+  if (sizeBytes == 0)
+    return nullptr; // As MLIR's own wrappers do.
+  CUdeviceptr pointer = 0;
+  char call[64];
+  std::snprintf(call, sizeof(call), "cuMemAlloc(%llu bytes)",
+                static_cast<unsigned long long>(sizeBytes));
+  if (!check(driver->cuMemAlloc(&pointer, static_cast<size_t>(sizeBytes)),
+             call))
+    return nullptr;
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+}
+
+MGPU_EXPORT void mgpuMemFree(void *pointer, void *stream) {
+  (void)stream;
+  if (!pointer)
+    return;
+  if (const Driver *driver = beginRelease())
+    check(driver->cuMemFree(toDevice(pointer)), "cuMemFree");
+}
+
+MGPU_EXPORT void mgpuMemcpy(void *dest, void *source, size_t sizeBytes,
+                            void *stream) {
+  if (sizeBytes == 0)
+    return;
+  // With unified addressing the driver tells host and device pointers apart.
+  if (const Driver *driver = beginWork())
+    check(driver->cuMemcpyAsync(toDevice(dest), toDevice(source), sizeBytes,
+                                static_cast<CUstream>(stream)),
+          "cuMemcpyAsync");
+}
+
+MGPU_EXPORT void mgpuMemset32(void *dest, unsigned int value, size_t count,
+                              void *stream) {
+  if (count == 0)
+    return;
+  if (const Driver *driver = beginWork())
+    check(driver->cuMemsetD32Async(toDevice(dest), value, count,
+                                   static_cast<CUstream>(stream)),
+          "cuMemsetD32Async");
+}
+
+MGPU_EXPORT void mgpuMemset16(void *dest, unsigned short value, size_t count,
+                              void *stream) {
+  if (count == 0)
+    return;
+  if (const Driver *driver = beginWork())
+    check(driver->cuMemsetD16Async(toDevice(dest), value, count,
+                                   static_cast<CUstream>(stream)),
+          "cuMemsetD16Async");
+}
+
+MGPU_EXPORT void mgpuSetDefaultDevice(int32_t device) {
+  defaultDevice.store(device, std::memory_order_relaxed);
+}

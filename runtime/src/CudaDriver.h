@@ -1,0 +1,149 @@
+//===- CudaDriver.h - moert's view of the CUDA driver API -------*- C++ -*-===//
+//
+// moert builds with a C++ compiler alone: it never includes cuda.h nor links
+// the CUDA toolkit. This header declares the few driver API types it uses
+// (the driver's ABI, which NVIDIA keeps stable) and the loader that finds
+// the entry points in libcuda.so.1 with dlopen/dlsym at the first need.
+//
+// The "deferred device error" is how the mgpu* functions that compiled CUDA
+// artifacts call (Cuda.cpp) report failures: they return void or a handle,
+// so the first failure is recorded in a process-wide slot, later mgpu* calls
+// do nothing (those that release a resource still release it), and the
+// runtime turns the slot into a moert error after dlopen and after each call.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOERT_SRC_CUDADRIVER_H
+#define MOERT_SRC_CUDADRIVER_H
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace moert {
+namespace cuda {
+
+//===--- Driver API types (cuda.h spells them the same) ---===//
+
+using CUresult = int; ///< An enum in cuda.h; 0 is CUDA_SUCCESS.
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+using CUcontext = struct CUctx_st *;
+using CUmodule = struct CUmod_st *;
+using CUfunction = struct CUfunc_st *;
+using CUstream = struct CUstream_st *;
+using CUevent = struct CUevent_st *;
+
+constexpr CUresult CUDA_SUCCESS = 0;
+constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+constexpr int CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2;
+constexpr unsigned CU_MEMORYTYPE_DEVICE = 2;
+constexpr unsigned CU_MEMORYTYPE_UNIFIED = 4;
+constexpr unsigned CU_STREAM_DEFAULT = 0; ///< Blocking: orders with stream 0.
+constexpr unsigned CU_EVENT_DEFAULT = 0;
+/// Stream 0, the legacy default stream (the driver API without _ptsz).
+const CUstream legacyStream = nullptr;
+
+/// The driver entry points moert uses, resolved from libcuda.so.1.
+struct Driver {
+  CUresult (*cuInit)(unsigned flags);
+  CUresult (*cuDeviceGet)(CUdevice *device, int ordinal);
+  CUresult (*cuDeviceGetCount)(int *count);
+  CUresult (*cuDeviceGetAttribute)(int *value, int attribute, CUdevice device);
+  CUresult (*cuDeviceGetName)(char *name, int length, CUdevice device);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *context, CUdevice device);
+  CUresult (*cuCtxSetCurrent)(CUcontext context);
+  CUresult (*cuCtxSynchronize)();
+  CUresult (*cuModuleLoadData)(CUmodule *module, const void *image);
+  CUresult (*cuModuleUnload)(CUmodule module);
+  CUresult (*cuModuleGetFunction)(CUfunction *function, CUmodule module,
+                                  const char *name);
+  CUresult (*cuFuncSetAttribute)(CUfunction function, int attribute, int value);
+  CUresult (*cuLaunchKernel)(CUfunction function, unsigned gridX,
+                             unsigned gridY, unsigned gridZ, unsigned blockX,
+                             unsigned blockY, unsigned blockZ,
+                             unsigned sharedMemBytes, CUstream stream,
+                             void **params, void **extra);
+  CUresult (*cuMemAlloc)(CUdeviceptr *pointer, size_t bytes);
+  CUresult (*cuMemFree)(CUdeviceptr pointer);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr dest, const void *source, size_t bytes);
+  CUresult (*cuMemcpyDtoH)(void *dest, CUdeviceptr source, size_t bytes);
+  CUresult (*cuMemcpyAsync)(CUdeviceptr dest, CUdeviceptr source, size_t bytes,
+                            CUstream stream);
+  CUresult (*cuMemsetD32Async)(CUdeviceptr dest, unsigned value, size_t count,
+                               CUstream stream);
+  CUresult (*cuMemsetD16Async)(CUdeviceptr dest, unsigned short value,
+                               size_t count, CUstream stream);
+  CUresult (*cuPointerGetAttribute)(void *data, int attribute,
+                                    CUdeviceptr pointer);
+  CUresult (*cuStreamCreate)(CUstream *stream, unsigned flags);
+  CUresult (*cuStreamSynchronize)(CUstream stream);
+  CUresult (*cuStreamDestroy)(CUstream stream);
+  CUresult (*cuStreamWaitEvent)(CUstream stream, CUevent event, unsigned flags);
+  CUresult (*cuEventCreate)(CUevent *event, unsigned flags);
+  CUresult (*cuEventRecord)(CUevent event, CUstream stream);
+  CUresult (*cuEventSynchronize)(CUevent event);
+  CUresult (*cuEventElapsedTime)(float *milliseconds, CUevent start,
+                                 CUevent end);
+  CUresult (*cuEventDestroy)(CUevent event);
+  CUresult (*cuGetErrorName)(CUresult error, const char **name);
+  CUresult (*cuGetErrorString)(CUresult error, const char **text);
+};
+
+/// Loads libcuda.so.1 and initializes the driver, once per process. Returns
+/// the entry points, or NULL after setting the moert error to why not (the
+/// same reason on every call: a driver cannot appear later).
+const Driver *driver();
+
+/// The compute capability and name of the device moert runs on.
+struct DeviceInfo {
+  CUdevice device = 0;
+  int major = 0, minor = 0;
+  char name[200] = {}; ///< Truncated there; real names are far shorter.
+};
+
+/// Initializes the driver and makes the primary context of the current
+/// device (0 unless mgpuSetDefaultDevice chose another) current on the
+/// calling thread. Fills `info` if given. NULL and a moert error on failure.
+const Driver *enter(DeviceInfo *info = nullptr);
+
+/// "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE (invalid argument)".
+std::string describeFailure(const char *call, CUresult result);
+
+/// Sets the moert error to describeFailure(call, result) with a prefix.
+void setDriverError(const char *prefix, const char *call, CUresult result);
+
+/// Where a pointer points, as far as the driver knows.
+enum class MemoryKind {
+  Host,    ///< Memory the driver does not know: ordinary host memory.
+  Device,  ///< Device (or managed) memory: cuMemcpyDtoH reads it.
+  Unknown, ///< The driver could not tell (say, after a fatal device error).
+};
+MemoryKind memoryKind(const Driver &driver, const void *pointer);
+
+//===--- The deferred device error ---===//
+
+/// Records `format` as the deferred device error unless one is recorded.
+void recordDeferredError(const char *format, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/// Moves the deferred device error, if any, into `message` and clears it.
+/// Returns whether there was one.
+bool takeDeferredError(std::string &message);
+
+/// Clears the deferred device error.
+void clearDeferredError();
+
+/// Held by the runtime around everything that runs CUDA artifact code
+/// (loading, calling, timing), so that the process-wide deferred error
+/// belongs to the operation that reads it.
+std::mutex &deviceMutex();
+
+} // namespace cuda
+} // namespace moert
+
+#endif // MOERT_SRC_CUDADRIVER_H

@@ -1,0 +1,457 @@
+//===- CudaTest.cpp - Tests of the CUDA backend ---------------------------===//
+//
+// Runs the fake CUDA artifacts of cuda_fake_artifact.c and the mgpu*
+// functions that libmoert.so exports. Where there is no usable CUDA driver
+// and device, the tests that need one are skipped and those of the failure
+// paths run; with a GPU it is the other way round.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include <dlfcn.h>
+
+#include <cstring>
+#include <random>
+#include <regex>
+#include <thread>
+#include <vector>
+
+// The mgpu* functions, as MLIR's gpu-to-llvm lowering declares them.
+extern "C" {
+void *mgpuStreamCreate(void);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuEventCreate(void);
+void mgpuEventDestroy(void *event);
+void mgpuEventSynchronize(void *event);
+void mgpuEventRecord(void *event, void *stream);
+void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
+                      int64_t gridZ, int64_t blockX, int64_t blockY,
+                      int64_t blockZ, int32_t sharedMemBytes, void *stream,
+                      void **params, void **extra, int64_t paramsCount);
+void *mgpuModuleGetFunction(void *module, const char *name);
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
+void mgpuMemFree(void *pointer, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
+void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream);
+void mgpuMemset16(void *dst, unsigned short value, size_t count, void *stream);
+}
+
+using namespace moert_test;
+
+namespace {
+
+/// Why CUDA artifacts cannot run here, or "" if they can.
+std::string cudaUnavailable() {
+  char name[320];
+  if (moert_cuda_device_name(name, sizeof(name)) == 0)
+    return "";
+  return moert_last_error();
+}
+
+/// The device's compute capability as major * 10 + minor, from
+/// moert_cuda_device_name's "NAME, sm_XY".
+int deviceCapability() {
+  char name[320];
+  if (moert_cuda_device_name(name, sizeof(name)) != 0)
+    return -1;
+  std::cmatch match;
+  if (!std::regex_search(name, match, std::regex(", sm_([0-9]+)$")))
+    return -1;
+  return std::stoi(match[1].str());
+}
+
+#define SKIP_WITHOUT_CUDA()                                                    \
+  do {                                                                         \
+    std::string why = cudaUnavailable();                                       \
+    if (!why.empty())                                                          \
+      GTEST_SKIP() << "no CUDA driver/device: " << why;                        \
+  } while (0)
+
+#define SKIP_WITH_CUDA()                                                       \
+  do {                                                                         \
+    if (cudaUnavailable().empty())                                             \
+      GTEST_SKIP() << "a CUDA driver and device are present";                  \
+  } while (0)
+
+template <typename T>
+TensorPtr makeTensor(moert_dtype dtype, std::vector<int64_t> dims,
+                     const std::vector<T> &values) {
+  TensorPtr tensor(
+      moert_tensor_create(dtype, static_cast<int>(dims.size()), dims.data()));
+  if (tensor && !values.empty())
+    std::memcpy(moert_tensor_data(tensor.get()), values.data(),
+                values.size() * sizeof(T));
+  return tensor;
+}
+
+template <typename T> std::vector<T> contents(moert_tensor *tensor) {
+  const T *data = static_cast<const T *>(moert_tensor_data(tensor));
+  return std::vector<T>(data, data + moert_tensor_num_elements(tensor));
+}
+
+std::vector<int64_t> dimsOf(const moert_tensor *tensor) {
+  const int64_t *dims = moert_tensor_dims(tensor);
+  return std::vector<int64_t>(dims, dims + moert_tensor_rank(tensor));
+}
+
+/// Loading the CPU fake artifact works (and clears any deferred error that
+/// earlier mgpu* calls left).
+void expectCpuArtifactStillWorks() {
+  moert_artifact *artifact = nullptr;
+  ASSERT_EQ(moert_artifact_load(FAKE_ARTIFACT, &artifact), 0)
+      << moert_last_error();
+  TensorPtr x = makeTensor<float>(MOERT_F32, {2}, {1.0f, 2.0f});
+  moert_tensor *args[] = {x.get()};
+  moert_tensor *results[2] = {};
+  EXPECT_EQ(moert_function_call(moert_artifact_lookup(artifact, "echo"), args,
+                                1, results, 2),
+            0)
+      << moert_last_error();
+  moert_tensor_free(results[0]);
+  moert_tensor_free(results[1]);
+  moert_artifact_unload(artifact);
+}
+
+//===--- Everywhere ---===//
+
+TEST(Cuda, AnUnsupportedTargetIsAnError) {
+  moert_artifact *artifact = nullptr;
+  EXPECT_NE(moert_artifact_load(CUDA_BADTARGET_ARTIFACT, &artifact), 0);
+  EXPECT_EQ(artifact, nullptr);
+  EXPECT_TRUE(errorContains(std::string(CUDA_BADTARGET_ARTIFACT) +
+                            ": unsupported CUDA target 'cuda:gfx90a' "
+                            "(expected cuda:sm_XY"));
+  expectCpuArtifactStillWorks();
+}
+
+TEST(Cuda, DeviceNameNeedsABuffer) {
+  EXPECT_NE(moert_cuda_device_name(nullptr, 64), 0);
+  EXPECT_TRUE(errorContains("moert_cuda_device_name: no buffer"));
+  char small[4] = "xyz";
+  EXPECT_NE(moert_cuda_device_name(small, 0), 0);
+  EXPECT_STREQ(small, "xyz");
+}
+
+TEST(Cuda, CpuArtifactsAreCpu) {
+  moert_artifact *artifact = nullptr;
+  ASSERT_EQ(moert_artifact_load(FAKE_ARTIFACT, &artifact), 0);
+  EXPECT_EQ(moert_artifact_backend(artifact), MOERT_BACKEND_CPU);
+  moert_artifact_unload(artifact);
+  EXPECT_EQ(moert_artifact_backend(nullptr), MOERT_BACKEND_CPU);
+}
+
+//===--- Without a driver or device ---===//
+
+TEST(CudaUnavailable, ACudaArtifactFailsToLoadAndSaysWhy) {
+  SKIP_WITH_CUDA();
+  std::string why = cudaUnavailable();
+  // What this machine lacks: the driver, a device, or a working driver.
+  EXPECT_TRUE(why.find("the CUDA backend needs the NVIDIA driver") == 0 ||
+              why.find("no CUDA device found") == 0 ||
+              why.find("cannot initialize the CUDA driver") == 0)
+      << why;
+  if (why.find("cannot load libcuda.so.1") != std::string::npos) {
+    EXPECT_NE(why.find("; run on a machine with an NVIDIA GPU and driver, or "
+                       "compile with --target=cpu"),
+              std::string::npos)
+        << why;
+  }
+  for (const char *path :
+       {CUDA_GARBAGE_ARTIFACT, CUDA_FAKE_ARTIFACT, CUDA_SM80_ARTIFACT}) {
+    moert_artifact *artifact = reinterpret_cast<moert_artifact *>(&why);
+    EXPECT_NE(moert_artifact_load(path, &artifact), 0) << path;
+    EXPECT_EQ(artifact, nullptr);
+    EXPECT_EQ(std::string(moert_last_error()), std::string(path) + ": " + why);
+  }
+  expectCpuArtifactStillWorks();
+}
+
+TEST(CudaUnavailable, DeviceNameIsAnError) {
+  SKIP_WITH_CUDA();
+  char name[320] = "stale";
+  EXPECT_NE(moert_cuda_device_name(name, sizeof(name)), 0);
+  EXPECT_STREQ(name, "");
+  EXPECT_FALSE(std::string(moert_last_error()).empty());
+}
+
+TEST(CudaUnavailable, MgpuCallsDoNothing) {
+  SKIP_WITH_CUDA();
+  EXPECT_EQ(mgpuMemAlloc(64, nullptr, false), nullptr);
+  EXPECT_EQ(mgpuStreamCreate(), nullptr);
+  EXPECT_EQ(mgpuEventCreate(), nullptr);
+  EXPECT_EQ(mgpuModuleGetFunction(nullptr, "f"), nullptr);
+  int host[4] = {1, 2, 3, 4}, copy[4] = {};
+  mgpuMemcpy(copy, host, sizeof(host), nullptr);
+  mgpuMemset32(copy, 7, 4, nullptr);
+  mgpuMemset16(copy, 7, 4, nullptr);
+  EXPECT_EQ(copy[0], 0);
+  mgpuLaunchKernel(nullptr, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  mgpuStreamSynchronize(nullptr);
+  mgpuStreamWaitEvent(nullptr, nullptr);
+  mgpuEventRecord(nullptr, nullptr);
+  mgpuEventSynchronize(nullptr);
+  mgpuEventDestroy(nullptr);
+  mgpuStreamDestroy(nullptr);
+  mgpuMemFree(nullptr, nullptr);
+  expectCpuArtifactStillWorks();
+}
+
+//===--- With a driver and device ---===//
+
+TEST(CudaDevice, NameAndCapability) {
+  SKIP_WITHOUT_CUDA();
+  char name[320];
+  ASSERT_EQ(moert_cuda_device_name(name, sizeof(name)), 0);
+  EXPECT_TRUE(std::regex_search(name, std::regex("^.+, sm_[0-9]+$"))) << name;
+  EXPECT_GT(deviceCapability(), 0);
+  char tiny[8];
+  EXPECT_NE(moert_cuda_device_name(tiny, sizeof(tiny)), 0);
+  EXPECT_TRUE(errorContains("the buffer of 8 bytes is too small"));
+}
+
+TEST(CudaDevice, MgpuMemoryRoundTrip) {
+  SKIP_WITHOUT_CUDA();
+  constexpr size_t n = 1000;
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  auto *device = static_cast<uint32_t *>(mgpuMemAlloc(n * 4, stream, false));
+  ASSERT_NE(device, nullptr);
+  EXPECT_EQ(mgpuMemAlloc(0, stream, false), nullptr) << "as MLIR's wrappers";
+
+  // memset32, then device to host.
+  std::vector<uint32_t> host(n, 0);
+  mgpuMemset32(device, 0xa5a5f00du, n, stream);
+  mgpuMemcpy(host.data(), device, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  EXPECT_EQ(host, std::vector<uint32_t>(n, 0xa5a5f00du));
+
+  // Host to device, memset16 on a part, device to host, on another stream
+  // that waits for an event of the first.
+  std::vector<uint32_t> values(n);
+  for (size_t i = 0; i < n; ++i)
+    values[i] = static_cast<uint32_t>(i * 2654435761u);
+  mgpuMemcpy(device, values.data(), n * 4, stream);
+  mgpuMemset16(device + 10, 0x1234, 4, stream); // Elements 10 and 11.
+  void *event = mgpuEventCreate();
+  ASSERT_NE(event, nullptr);
+  mgpuEventRecord(event, stream);
+  void *other = mgpuStreamCreate();
+  ASSERT_NE(other, nullptr);
+  mgpuStreamWaitEvent(other, event);
+  std::vector<uint32_t> back(n, 0);
+  mgpuMemcpy(back.data(), device, n * 4, other);
+  mgpuStreamSynchronize(other);
+  mgpuEventSynchronize(event);
+  values[10] = values[11] = 0x12341234u;
+  EXPECT_EQ(back, values);
+
+  // An event recorded on stream 0 after work on a blocking stream.
+  void *done = mgpuEventCreate();
+  mgpuMemset32(device, 0, n, stream);
+  mgpuEventRecord(done, nullptr);
+  mgpuEventSynchronize(done);
+  mgpuMemcpy(back.data(), device, n * 4, nullptr);
+  mgpuStreamSynchronize(nullptr);
+  EXPECT_EQ(back, std::vector<uint32_t>(n, 0));
+
+  mgpuEventDestroy(done);
+  mgpuEventDestroy(event);
+  mgpuStreamDestroy(other);
+  mgpuMemFree(device, stream);
+  mgpuStreamDestroy(stream);
+  expectCpuArtifactStillWorks();
+}
+
+TEST(CudaDevice, GpuCodeTheDriverRejectsFailsTheLoad) {
+  SKIP_WITHOUT_CUDA();
+  moert_artifact *artifact = nullptr;
+  EXPECT_NE(moert_artifact_load(CUDA_GARBAGE_ARTIFACT, &artifact), 0);
+  EXPECT_EQ(artifact, nullptr);
+  EXPECT_TRUE(errorContains(std::string(CUDA_GARBAGE_ARTIFACT) +
+                            ": cannot load the artifact's GPU code: "
+                            "cuModuleLoadData failed: CUDA_ERROR_"));
+  expectCpuArtifactStillWorks();
+}
+
+class CudaArtifact : public ::testing::Test {
+protected:
+  void SetUp() override {
+    SKIP_WITHOUT_CUDA();
+    if (moert_artifact_load(CUDA_FAKE_ARTIFACT, &artifact) != 0) {
+      std::string why = moert_last_error();
+      if (why.find("recompile with") != std::string::npos)
+        GTEST_SKIP() << "the fake CUDA artifact is for sm_90: " << why;
+      FAIL() << why;
+    }
+    library = dlopen(CUDA_FAKE_ARTIFACT, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    ASSERT_NE(library, nullptr) << dlerror();
+    freeCount = static_cast<int *>(dlsym(library, "fake_free_count"));
+    ASSERT_NE(freeCount, nullptr);
+  }
+  void TearDown() override {
+    if (library)
+      dlclose(library);
+    moert_artifact_unload(artifact);
+  }
+
+  const moert_function *lookup(const char *name) {
+    const moert_function *function = moert_artifact_lookup(artifact, name);
+    EXPECT_NE(function, nullptr) << moert_last_error();
+    return function;
+  }
+
+  /// Calls add or add_big_smem on n random elements and checks the sum.
+  void checkAdd(const char *name, int64_t n) {
+    std::mt19937 rng(static_cast<unsigned>(n));
+    std::uniform_real_distribution<float> real(-10.0f, 10.0f);
+    std::vector<float> a(n), b(n), sum(n);
+    for (int64_t i = 0; i < n; ++i) {
+      a[i] = real(rng);
+      b[i] = real(rng);
+      sum[i] = a[i] + b[i];
+    }
+    TensorPtr ta = makeTensor(MOERT_F32, {n}, a);
+    TensorPtr tb = makeTensor(MOERT_F32, {n}, b);
+    moert_tensor *args[] = {ta.get(), tb.get()};
+    moert_tensor *result = nullptr;
+    ASSERT_EQ(moert_function_call(lookup(name), args, 2, &result, 1), 0)
+        << moert_last_error();
+    TensorPtr owned(result);
+    EXPECT_EQ(dimsOf(result), std::vector<int64_t>{n});
+    EXPECT_EQ(contents<float>(result), sum);
+    EXPECT_EQ(contents<float>(ta.get()), a) << "arguments are left alone";
+  }
+
+  moert_artifact *artifact = nullptr;
+  void *library = nullptr;
+  int *freeCount = nullptr;
+};
+
+TEST_F(CudaArtifact, IsACudaArtifact) {
+  EXPECT_EQ(moert_artifact_backend(artifact), MOERT_BACKEND_CUDA);
+  EXPECT_STREQ(moert_artifact_target(artifact), "cuda:sm_90");
+}
+
+TEST_F(CudaArtifact, Adds) {
+  checkAdd("add", 1000);
+  checkAdd("add", 1);
+  checkAdd("add", 0);
+}
+
+TEST_F(CudaArtifact, CallsFromAnotherThread) {
+  // The context is made current on the calling thread, not the loading one.
+  std::thread([&] { checkAdd("add", 77); }).join();
+}
+
+TEST_F(CudaArtifact, LaunchesWithMoreThan48KiBOfSharedMemory) {
+  checkAdd("add_big_smem", 300);
+}
+
+TEST_F(CudaArtifact, CopiesStridedDeviceViewsAndFreesEachBlockOnce) {
+  std::vector<float> x = {1, 2, 3, 4, 5, 6};
+  TensorPtr tx = makeTensor(MOERT_F32, {2, 3}, x);
+  moert_tensor *args[] = {tx.get()};
+  moert_tensor *results[5] = {};
+  int before = *freeCount;
+  ASSERT_EQ(moert_function_call(lookup("views"), args, 1, results, 5), 0)
+      << moert_last_error();
+  TensorPtr owned[5];
+  for (int r = 0; r < 5; ++r)
+    owned[r].reset(results[r]);
+  EXPECT_EQ(*freeCount, before) << "device memory is not the artifact's";
+  EXPECT_EQ(dimsOf(results[0]), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(contents<float>(results[0]),
+            (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(contents<float>(results[1]), x);
+  EXPECT_EQ(contents<int32_t>(results[2]), std::vector<int32_t>(4, 0x01020304));
+  EXPECT_EQ(contents<uint16_t>(results[3]), std::vector<uint16_t>(3, 0x3c00));
+  EXPECT_EQ(contents<float>(results[4]),
+            (std::vector<float>{6, 5, 4, 3, 2, 1}));
+}
+
+TEST_F(CudaArtifact, AFailedLaunchIsAnErrorAndTheNextCallWorks) {
+  TensorPtr x = makeTensor<float>(MOERT_F32, {5}, {1, 2, 3, 4, 5});
+  moert_tensor *args[] = {x.get()};
+  moert_tensor *result = reinterpret_cast<moert_tensor *>(this);
+  EXPECT_NE(moert_function_call(lookup("bad_launch"), args, 1, &result, 1), 0);
+  EXPECT_EQ(result, nullptr);
+  EXPECT_TRUE(errorContains("function 'bad_launch': a kernel failed: "
+                            "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE"));
+  checkAdd("add", 10);
+}
+
+TEST_F(CudaArtifact, ManagedMemoryIsRefused) {
+  moert_tensor *result = nullptr;
+  EXPECT_NE(moert_function_call(lookup("managed"), nullptr, 0, &result, 1), 0);
+  EXPECT_TRUE(errorContains("function 'managed': a kernel failed: "
+                            "mgpuMemAlloc: host-shared (managed) memory is "
+                            "not supported"));
+  checkAdd("add", 3);
+}
+
+TEST_F(CudaArtifact, HostResultsAreCopiedAndFreedByTheArtifact) {
+  moert_tensor *result = nullptr;
+  int before = *freeCount;
+  ASSERT_EQ(moert_function_call(lookup("host_result"), nullptr, 0, &result, 1),
+            0)
+      << moert_last_error();
+  TensorPtr owned(result);
+  EXPECT_EQ(contents<float>(result), (std::vector<float>{1.5f, -2.5f}));
+  EXPECT_EQ(*freeCount, before + 1);
+}
+
+TEST_F(CudaArtifact, TimesAFunction) {
+  std::vector<float> a(4096, 1.0f);
+  TensorPtr ta = makeTensor(MOERT_F32, {4096}, a);
+  moert_tensor *args[] = {ta.get(), ta.get()};
+  double times[5] = {-1, -1, -1, -1, -1};
+  ASSERT_EQ(moert_function_time(lookup("add"), args, 2, 2, 5, times), 0)
+      << moert_last_error();
+  for (double time : times) {
+    EXPECT_GT(time, 0.0);
+    EXPECT_LT(time, 10000.0);
+  }
+  EXPECT_NE(moert_function_time(lookup("bad_launch"), args, 1, 0, 1, times), 0);
+  EXPECT_TRUE(errorContains("function 'bad_launch': a kernel failed: "
+                            "cuLaunchKernel failed"));
+}
+
+TEST(CudaTargets, TheDeviceMustRunTheTargetsCode) {
+  SKIP_WITHOUT_CUDA();
+  int device = deviceCapability();
+  ASSERT_GT(device, 0);
+  const struct {
+    const char *path;
+    int target;
+  } cases[] = {{CUDA_SM80_ARTIFACT, 80},
+               {CUDA_FAKE_ARTIFACT, 90},
+               {CUDA_SM100_ARTIFACT, 100}};
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.path);
+    moert_artifact *artifact = nullptr;
+    int status = moert_artifact_load(c.path, &artifact);
+    std::string error = status ? moert_last_error() : "";
+    moert_artifact_unload(artifact);
+    if (device / 10 == c.target / 10 && device % 10 >= c.target % 10) {
+      EXPECT_EQ(status, 0) << error;
+      continue;
+    }
+    EXPECT_NE(status, 0);
+    std::string wanted = "the artifact was compiled for sm_" +
+                         std::to_string(c.target) + " but the GPU, ";
+    EXPECT_NE(error.find(wanted), std::string::npos) << error;
+    EXPECT_NE(error.find(device < c.target ? "which is older"
+                                           : "not on a newer major version"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(
+        error.find("recompile with --target=cuda:sm_" + std::to_string(device)),
+        std::string::npos)
+        << error;
+  }
+}
+
+} // namespace

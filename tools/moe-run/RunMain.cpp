@@ -1,0 +1,475 @@
+//===- RunMain.cpp - moe-run without the compiler -------------------------===//
+//
+//   moe-run PROGRAM.mlir|ARTIFACT.so [--entry NAME]
+//   moe-run --layer SPEC [--backend=cpu|cuda] [--check] [--repeat N]
+//
+// Exit status: 0 success, 1 a check beyond tolerance, 2 bad input.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/moe-run/RunMain.h"
+#include "tools/moe-run/RunSupport.h"
+
+#include "lib/Layer/LayerProgram.h"
+#include "lib/Layer/LayerSpec.h"
+#include "moe-mlir/Runtime/moert.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <unistd.h>
+
+using namespace moe::run;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char *kUsage = R"(OVERVIEW: MoE-MLIR runner: run a moe program and check it
+
+USAGE: moe-run [options] <program.mlir | artifact.so>
+       moe-run --layer SPEC [options]
+
+OPTIONS:
+  --layer=SPEC          Run the layer a SPEC describes: a preset (tiny, mixtral,
+                        qwen3_30b_a3b, olmoe) optionally followed by overrides,
+                        or tokens=T,hidden=H,ffn=F,experts=E,top_k=K[,router=
+                        softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
+                        0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
+                        f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
+  --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
+                        cuda:sm_80; an artifact runs where it was compiled for
+  --entry=NAME          The function to run (default: the only one, or moe_layer)
+  --seed=N              Seed of the random inputs (default 1)
+  --tokens=N            Extent of dynamic dimensions of random inputs
+                        (default: the spec's tokens, else 16)
+  --inputs=DIR          Read argument I from DIR/argI.npy instead
+  --dump=DIR            Write DIR/argI.npy and DIR/resultI.npy
+  --check               Compare with the naive reference; exit 1 beyond
+                        tolerance (f32 1e-4, bf16 2e-2, f16 1e-2)
+  --repeat=N            Time N runs after a warm-up and print the median (CUDA
+                        events on the GPU)
+  --no-fusion           Compile with the materializing lowering
+  --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
+  --emit-mlir           Print the program a --layer SPEC makes and exit
+  --help                This text
+)";
+
+int fail(const std::string &message) {
+  std::cerr << "moe-run: error: " << message << "\n";
+  return 2;
+}
+
+struct Options {
+  std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
+  bool haveSpec = false, haveTokens = false, haveBackend = false;
+  bool check = false, noFusion = false, emitMlir = false, help = false;
+  uint64_t seed = 1;
+  int64_t tokens = -1, expertsPerChunk = 1, repeat = 0;
+};
+
+bool parseInteger(const std::string &text, int64_t &out) {
+  if (text.empty())
+    return false;
+  char *end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (*end != '\0')
+    return false;
+  out = value;
+  return true;
+}
+
+/// Parses argv; returns "" or a one-line error.
+std::string parseOptions(int argc, char **argv, Options &o) {
+  const std::map<std::string, bool> takesValue = {
+      {"layer", true},     {"backend", true},   {"entry", true},
+      {"seed", true},      {"tokens", true},    {"inputs", true},
+      {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
+      {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
+      {"help", false}};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("-", 0) != 0 || arg == "-") {
+      if (!o.program.empty())
+        return "more than one program given ('" + o.program + "', '" + arg +
+               "')";
+      o.program = arg;
+      continue;
+    }
+    std::string name = arg.substr(arg.rfind("--", 0) == 0 ? 2 : 1), value;
+    bool hasValue = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      hasValue = true;
+    }
+    auto known = takesValue.find(name);
+    if (known == takesValue.end())
+      return "unknown option '" + arg + "' (--help lists the options)";
+    if (known->second && !hasValue) {
+      if (i + 1 >= argc)
+        return "option '--" + name + "' needs a value";
+      value = argv[++i];
+    } else if (!known->second && hasValue) {
+      return "option '--" + name + "' takes no value";
+    }
+    int64_t number = 0;
+    auto integer = [&](int64_t &out) -> std::string {
+      if (!parseInteger(value, number))
+        return "option '--" + name + "' needs an integer, got '" + value + "'";
+      out = number;
+      return "";
+    };
+    std::string error;
+    if (name == "layer") {
+      o.layerSpec = value;
+      o.haveSpec = true;
+    } else if (name == "backend") {
+      o.backend = value;
+      o.haveBackend = true;
+    } else if (name == "entry") {
+      o.entry = value;
+    } else if (name == "seed") {
+      // Any 64-bit unsigned value.
+      char *end = nullptr;
+      errno = 0;
+      unsigned long long seed = std::strtoull(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || value[0] == '-' || errno == ERANGE)
+        error = "option '--seed' needs an unsigned 64-bit integer, got '" +
+                value + "'";
+      o.seed = seed;
+    } else if (name == "tokens") {
+      error = integer(o.tokens);
+      o.haveTokens = true;
+    } else if (name == "inputs") {
+      o.inputsDir = value;
+    } else if (name == "dump") {
+      o.dumpDir = value;
+    } else if (name == "repeat") {
+      error = integer(o.repeat);
+      if (error.empty() && o.repeat < 0)
+        error = "--repeat must be non-negative";
+    } else if (name == "experts-per-chunk") {
+      error = integer(o.expertsPerChunk);
+    } else if (name == "check") {
+      o.check = true;
+    } else if (name == "no-fusion") {
+      o.noFusion = true;
+    } else if (name == "emit-mlir") {
+      o.emitMlir = true;
+    } else if (name == "help") {
+      o.help = true;
+    }
+    if (!error.empty())
+      return error;
+  }
+  return "";
+}
+
+/// An ELF file: what moe-compile makes.
+bool looksLikeSharedObject(const std::string &path) {
+  char magic[4] = {0, 0, 0, 0};
+  FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    return false;
+  size_t read = std::fread(magic, 1, 4, file);
+  std::fclose(file);
+  return read == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
+         magic[3] == 'F';
+}
+
+const moert_function *pickFunction(moert_artifact *artifact,
+                                   const std::string &entry,
+                                   std::string &error) {
+  if (!entry.empty()) {
+    const moert_function *fn = moert_artifact_lookup(artifact, entry.c_str());
+    if (!fn)
+      error = moert_last_error();
+    return fn;
+  }
+  int count = moert_artifact_num_functions(artifact);
+  if (count == 1)
+    return moert_artifact_function(artifact, 0);
+  if (const moert_function *fn =
+          moert_artifact_lookup(artifact, moe::layer::kLayerFunctionName))
+    return fn;
+  error = "the artifact has " + std::to_string(count) +
+          " functions; choose one with --entry NAME (";
+  for (int i = 0; i < count; ++i)
+    error += std::string(i ? ", " : "") +
+             moert_function_name(moert_artifact_function(artifact, i));
+  error += ")";
+  return nullptr;
+}
+
+std::string joinSpecs(const std::vector<ValueSpec> &specs) {
+  std::string text;
+  for (size_t i = 0; i < specs.size(); ++i)
+    text += (i ? ", " : "") + formatSpec(specs[i]);
+  return text;
+}
+
+/// Removes a temporary artifact when the run ends.
+struct TemporaryFile {
+  std::string path;
+  ~TemporaryFile() {
+    if (!path.empty())
+      std::remove(path.c_str());
+  }
+};
+
+} // namespace
+
+int moe::run::runMain(int argc, char **argv, CompileHook compile) {
+  Options o;
+  if (std::string error = parseOptions(argc, argv, o); !error.empty())
+    return fail(error);
+  if (o.help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (o.haveSpec == !o.program.empty())
+    return fail("give either a program (.mlir or artifact) or --layer SPEC "
+                "(exactly one)");
+  moe::layer::LayerSpec spec;
+  if (o.haveSpec) {
+    std::string error;
+    if (!moe::layer::parseLayerSpec(o.layerSpec, spec, error))
+      return fail(error);
+    if (o.emitMlir) {
+      std::cout << moe::layer::emitLayerProgram(spec);
+      return 0;
+    }
+  } else if (o.emitMlir) {
+    return fail("--emit-mlir prints the program of a --layer SPEC; a program "
+                "file is its own IR");
+  }
+  std::error_code ec;
+  if (!o.program.empty() && !fs::exists(o.program, ec))
+    return fail("no such file: '" + o.program + "'");
+  bool isProgram = fs::path(o.program).extension() == ".mlir";
+  if (!o.program.empty() && !isProgram && !looksLikeSharedObject(o.program))
+    return fail("'" + o.program +
+                "' is neither a program (a .mlir file) nor an artifact (a "
+                "shared object made by moe-compile)");
+  if (o.haveTokens && o.tokens < 1)
+    return fail("--tokens must be at least 1");
+  if (o.expertsPerChunk < 1)
+    return fail("--experts-per-chunk must be at least 1");
+  if (!o.inputsDir.empty() && !fs::is_directory(o.inputsDir, ec))
+    return fail("--inputs: '" + o.inputsDir + "' is not a directory");
+  std::string backend = o.haveBackend ? o.backend : "cpu";
+  if (backend == "cuda")
+    backend = "cuda:sm_90";
+  if (backend != "cpu" && backend != "cuda:sm_90" && backend != "cuda:sm_80")
+    return fail("unknown backend '" + o.backend +
+                "' (known: cpu, cuda, cuda:sm_90, cuda:sm_80)");
+
+  // Compile unless given an artifact.
+  std::string artifactPath = o.program;
+  TemporaryFile temporary;
+  if (o.haveSpec || isProgram) {
+    if (!compile)
+      return fail("this moe-run was built without the compiler: compile the "
+                  "program with moe-compile and run the artifact");
+    char name[] = "/tmp/moe-run-XXXXXX.so";
+    int fd = mkstemps(name, 3);
+    if (fd < 0)
+      return fail("cannot create a temporary artifact in /tmp");
+    close(fd);
+    temporary.path = artifactPath = name;
+    CompileRequest request;
+    request.programPath = o.haveSpec ? "" : o.program;
+    request.layerSpec = o.layerSpec;
+    request.target = backend;
+    request.fusion = !o.noFusion;
+    request.expertsPerChunk = o.expertsPerChunk;
+    request.outputPath = artifactPath;
+    if (int status = compile(request))
+      return status;
+  }
+
+  // Errors about a temporary artifact name what the user gave instead.
+  std::string shownName =
+      o.haveSpec ? "layer '" + o.layerSpec + "'" : o.program;
+  auto runtimeError = [&]() {
+    std::string message = moert_last_error();
+    if (temporary.path.empty())
+      return message;
+    for (size_t at = message.find(artifactPath); at != std::string::npos;
+         at = message.find(artifactPath, at + shownName.size()))
+      message.replace(at, artifactPath.size(), shownName);
+    return message;
+  };
+  moert_artifact *artifact = nullptr;
+  if (moert_artifact_load(artifactPath.c_str(), &artifact) != 0)
+    return fail(runtimeError());
+  std::unique_ptr<moert_artifact, void (*)(moert_artifact *)> artifactOwner(
+      artifact, moert_artifact_unload);
+  bool onGpu = moert_artifact_backend(artifact) == MOERT_BACKEND_CUDA;
+  if (o.haveBackend && !o.haveSpec && !isProgram &&
+      onGpu != (backend != "cpu"))
+    return fail("the artifact was compiled for " +
+                std::string(moert_artifact_target(artifact)) +
+                ", not --backend=" + o.backend);
+  std::string error;
+  const moert_function *function = pickFunction(artifact, o.entry, error);
+  if (!function)
+    return fail(o.entry.empty() ? error : runtimeError());
+  FunctionSpec fnSpec = describeFunction(function);
+  std::optional<LayerInfo> layer = readLayerInfo(function);
+
+  if (o.haveSpec)
+    std::cout << "layer " << spec.name << ": "
+              << moe::layer::formatLayerSpec(spec) << "\n";
+  std::cout << "function " << fnSpec.name << "(" << joinSpecs(fnSpec.args)
+            << ") -> (" << joinSpecs(fnSpec.results) << ")\n";
+  if (onGpu) {
+    char device[256];
+    if (moert_cuda_device_name(device, sizeof(device)) != 0)
+      return fail(moert_last_error());
+    std::cout << "device: " << device << " (" << moert_artifact_target(artifact)
+              << ")\n";
+  }
+
+  // Inputs.
+  int64_t dynamicExtent =
+      o.tokens > 0 ? o.tokens : (o.haveSpec ? spec.tokens : 16);
+  bool anyDynamic = false;
+  for (const ValueSpec &arg : fnSpec.args)
+    for (int64_t d : arg.dims)
+      anyDynamic |= d == MOERT_DYNAMIC;
+  if (o.haveTokens && !anyDynamic)
+    std::cout << "note: --tokens is ignored: no argument has a dynamic "
+                 "dimension\n";
+  std::vector<Tensor> args;
+  for (size_t i = 0; i < fnSpec.args.size(); ++i) {
+    Tensor t = o.inputsDir.empty()
+                   ? makeRandomInput(fnSpec.args[i], dynamicExtent,
+                                     o.seed * 1000003 + i,
+                                     inputScale(fnSpec, layer ? &*layer : nullptr,
+                                                static_cast<int>(i)),
+                                     error)
+                   : readInput(o.inputsDir, static_cast<int>(i),
+                               fnSpec.args[i], error);
+    if (!t)
+      return fail(error);
+    args.push_back(std::move(t));
+  }
+  if (std::optional<std::string> memory = describeMemoryPlan(function))
+    std::cout << *memory << "\n";
+  std::cout << "inputs: "
+            << (o.inputsDir.empty()
+                    ? "random normal, seed " + std::to_string(o.seed)
+                    : "read from " + o.inputsDir)
+            << "\n";
+
+  // One run for the results.
+  std::vector<moert_tensor *> rawArgs;
+  for (Tensor &t : args)
+    rawArgs.push_back(t.get());
+  std::vector<moert_tensor *> rawResults(fnSpec.results.size(), nullptr);
+  auto start = std::chrono::steady_clock::now();
+  if (moert_function_call(function, rawArgs.data(),
+                          static_cast<int>(rawArgs.size()), rawResults.data(),
+                          static_cast<int>(rawResults.size())) != 0)
+    return fail(runtimeError());
+  double oneRunMs = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  std::vector<Tensor> results;
+  for (moert_tensor *t : rawResults)
+    results.emplace_back(t);
+
+  if (layer && layer->indices >= 0) {
+    int64_t experts = moert_tensor_dims(args[layer->w1].get())[0];
+    RoutingStats stats =
+        routingStats(*layer, results[layer->indices].get(), experts);
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "routing: %lld assignments over %lld experts; tokens per "
+                  "expert min %lld / mean %.2f / max %lld; %lld experts "
+                  "empty; %lld dropped\n",
+                  (long long)stats.assignments, (long long)stats.experts,
+                  (long long)stats.minLoad, stats.meanLoad,
+                  (long long)stats.maxLoad, (long long)stats.emptyExperts,
+                  (long long)stats.dropped);
+    std::cout << line;
+  }
+
+  // Timing: a warm-up, then the median of N runs on the same inputs.
+  int repeat = static_cast<int>(o.repeat);
+  char line[256];
+  if (repeat > 0) {
+    std::vector<double> times(repeat);
+    if (moert_function_time(function, rawArgs.data(),
+                            static_cast<int>(rawArgs.size()), /*warmup=*/1,
+                            repeat, times.data()) != 0)
+      return fail(runtimeError());
+    std::sort(times.begin(), times.end());
+    double median = times[times.size() / 2];
+    std::snprintf(line, sizeof(line), "time: median %.3f ms over %d runs%s",
+                  median, repeat, onGpu ? " (CUDA events)" : "");
+    std::cout << line;
+    if (layer) {
+      double flops = layerFlops(*layer, args);
+      if (onGpu)
+        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs)",
+                      flops / (median * 1e9));
+      else
+        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs)",
+                      flops / (median * 1e6));
+      std::cout << line;
+    }
+    std::cout << "\n";
+  } else {
+    std::snprintf(line, sizeof(line),
+                  "time: %.3f ms (one run%s; --repeat N for a median)\n",
+                  oneRunMs, onGpu ? ", with host-device copies" : "");
+    std::cout << line;
+  }
+
+  if (!o.dumpDir.empty()) {
+    fs::create_directories(o.dumpDir, ec);
+    if (ec)
+      return fail("--dump: cannot create '" + o.dumpDir + "': " + ec.message());
+    auto save = [&](moert_tensor *t, const std::string &name) {
+      std::string path = o.dumpDir + "/" + name + ".npy";
+      if (moert_tensor_save_npy(t, path.c_str()) != 0) {
+        error = moert_last_error();
+        return false;
+      }
+      return true;
+    };
+    for (size_t i = 0; i < args.size(); ++i)
+      if (!save(args[i].get(), "arg" + std::to_string(i)))
+        return fail(error);
+    for (size_t i = 0; i < results.size(); ++i)
+      if (!save(results[i].get(), "result" + std::to_string(i)))
+        return fail(error);
+    std::cout << "dumped " << args.size() << " inputs and " << results.size()
+              << " results to " << o.dumpDir << "\n";
+  }
+
+  if (o.check) {
+    if (!layer)
+      return fail("--check needs a function that is one MoE layer (moe.gate, "
+                  "dispatch, experts and combine on its arguments, y "
+                  "returned); '" +
+                  fnSpec.name + "' is not");
+    CheckOutcome outcome = checkAgainstReference(*layer, args, results);
+    std::cout << "check against the naive reference:\n";
+    for (const std::string &l : outcome.lines)
+      std::cout << "  " << l << "\n";
+    if (!outcome.passed) {
+      std::cout << "CHECK FAILED\n";
+      return 1;
+    }
+    std::cout << "CHECK PASSED\n";
+  }
+  return 0;
+}

@@ -1,0 +1,38 @@
+//===- RunMain.h - moe-run without the compiler -----------------*- C++ -*-===//
+//
+// The whole of moe-run except compiling: options, inputs, running through
+// moert, timing, statistics, the reference check. It needs neither MLIR nor
+// LLVM, so a GPU machine without them builds it (tools/moe-run as its own
+// CMake project) and runs artifacts compiled elsewhere.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_TOOLS_MOE_RUN_RUNMAIN_H
+#define MOE_MLIR_TOOLS_MOE_RUN_RUNMAIN_H
+
+#include <cstdint>
+#include <string>
+
+namespace moe::run {
+
+/// What the compiler needs to make an artifact for moe-run.
+struct CompileRequest {
+  std::string programPath; ///< a .mlir file, or "" for a layer spec
+  std::string layerSpec;
+  std::string target; ///< "cpu", "cuda:sm_90", ...
+  bool fusion = true;
+  int64_t expertsPerChunk = 1;
+  std::string outputPath;
+};
+
+/// Compiles into request.outputPath; returns 0 or the exit status after
+/// printing one line that says what is wrong.
+using CompileHook = int (*)(const CompileRequest &request);
+
+/// moe-run's main. Without a hook, programs and specs are refused with a
+/// message that says to compile them with moe-compile first.
+int runMain(int argc, char **argv, CompileHook compile);
+
+} // namespace moe::run
+
+#endif // MOE_MLIR_TOOLS_MOE_RUN_RUNMAIN_H
