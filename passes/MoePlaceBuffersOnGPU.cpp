@@ -28,6 +28,20 @@ namespace {
 struct MoePlaceBuffersOnGPUPass
     : public moe::impl::MoePlaceBuffersOnGPUPassBase<MoePlaceBuffersOnGPUPass> {
   void runOnOperation() override {
+    // Every buffer is device memory now: host code may pass buffers around
+    // but never touch their elements.
+    WalkResult touched = getOperation()->walk([&](Operation *op) {
+      if (isa<memref::LoadOp, memref::StoreOp>(op) &&
+          !op->getParentOfType<gpu::LaunchOp>() &&
+          !op->getParentOfType<gpu::GPUFuncOp>()) {
+        op->emitOpError() << "accesses a buffer from host code, but on the "
+                             "CUDA target every buffer lives on the device";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (touched.wasInterrupted())
+      return signalPassFailure();
     SmallVector<Operation *> hostOps;
     getOperation()->walk([&](Operation *op) {
       if (isa<memref::AllocOp, memref::DeallocOp, memref::CopyOp>(op) &&

@@ -222,13 +222,14 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb) {
   auto rowOf = [&](Value e) {
     return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
   };
-  Value base = rowOf(first), end = rowOf(last);
   // Local rows: those of c (gather) or of a; outputs per row: N or N/2.
   Value localRows = op.getGather() ? lb.dim(c, 0) : lb.dim(a, 0);
   Value outputs = lb.index(glu ? width / 2 : width);
   Value K = lb.index(depth), half = lb.index(width / 2);
 
   launchPerElement(lb, localRows, outputs, [&](Value local, Value n) {
+    // The offsets live on the device: read them in the kernel.
+    Value base = rowOf(first), end = rowOf(last);
     Value r = arith::AddIOp::create(b, base, local);
     lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, r, end), [&] {
       // The expert whose group holds row r: the last e with offsets[e] <= r.
