@@ -1,0 +1,21 @@
+// Each kernel becomes gpu.launch with one thread per item; the grouped
+// matmul reads the expert offsets inside the kernel (they are device data)
+// and its scatter-add epilogue is an f32 atomic.
+// RUN: moe-opt %s -moek-lower-to-gpu | FileCheck %s
+
+// CHECK-LABEL: func.func @grouped
+// CHECK-NOT: memref.load
+// CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]], {{.*}} threads(%[[TX:[a-z0-9]+]],
+// CHECK: %[[ROW0:.*]] = arith.muli %[[BX]], %c256
+// CHECK: arith.addi %[[ROW0]], %[[TX]]
+// CHECK: memref.load %{{.*}} : memref<5xi32>
+// CHECK: memref.atomic_rmw addf
+// CHECK: gpu.terminator
+func.func @grouped(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %offsets: memref<5xi32>,
+                   %owners: memref<32xi32>, %weights: memref<16x2xf32>, %y: memref<16x40xf32>,
+                   %first: index, %last: index) {
+  moek.grouped_matmul scatter_add %act, %w2, %offsets experts(%first, %last)
+      owners(%owners : memref<32xi32>) weights(%weights : memref<16x2xf32>) into %y {top_k = 2 : i64}
+      : memref<16x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x40xf32>
+  return
+}
