@@ -18,20 +18,19 @@
 
 using namespace mlir;
 
-void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
-                                      const CPUPipelineOptions &options) {
-  // Elementwise arith/math on tensors around the layer become linalg, which
-  // bufferizes and lowers to loops like everything else.
-  pm.addPass(createConvertElementwiseToLinalgPass());
-  if (options.fusion) {
-    MoeZeroBufferFusionPassOptions fusion;
-    fusion.expertsPerChunk = options.expertsPerChunk;
-    pm.addPass(createMoeZeroBufferFusionPass(fusion));
+/// What both targets share: moe ops to moek kernels on buffers (fused or
+/// materializing), bufferization with ownership-based deallocation, and the
+/// static memory plan of the host's buffers.
+static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
+                                        int64_t expertsPerChunk) {
+  using namespace mlir::moe;
+  if (fusion) {
+    MoeZeroBufferFusionPassOptions fusionOptions;
+    fusionOptions.expertsPerChunk = expertsPerChunk;
+    pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   pm.addPass(createMoeLowerToKernelsPass());
-  pm.addPass(createMoekLowerToLoopsPass());
   pm.addPass(createCanonicalizerPass());
-
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -42,6 +41,15 @@ void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
   // Clones (a function that returns its argument) become alloc + copy.
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
+}
+
+void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
+                                      const CPUPipelineOptions &options) {
+  // Elementwise arith/math on tensors around the layer become linalg, which
+  // bufferizes and lowers to loops like everything else.
+  pm.addPass(createConvertElementwiseToLinalgPass());
+  buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk);
+  pm.addPass(createMoekLowerToLoopsPass());
 }
 
 void moe::buildBuffersToLLVMPipeline(OpPassManager &pm) {
@@ -72,23 +80,7 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
 
 void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
-  if (options.fusion) {
-    MoeZeroBufferFusionPassOptions fusion;
-    fusion.expertsPerChunk = options.expertsPerChunk;
-    pm.addPass(createMoeZeroBufferFusionPass(fusion));
-  }
-  pm.addPass(createMoeLowerToKernelsPass());
-  pm.addPass(createCanonicalizerPass());
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
-  pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
-  // Kernels last, so that only host code is bufferized and planned.
+  buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk);
   pm.addPass(createMoekLowerToGPUPass());
   pm.addPass(createMoePlaceBuffersOnGPUPass());
 }
