@@ -11,6 +11,10 @@ namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
 namespace func { class FuncOp; }
 namespace gpu { class GPUDialect; }
+namespace LLVM { class LLVMDialect; }
+namespace NVVM { class NVVMDialect; }
+namespace nvgpu { class NVGPUDialect; }
+namespace vector { class VectorDialect; }
 namespace linalg { class LinalgDialect; }
 namespace moek { class MoekDialect; }
 namespace math { class MathDialect; }

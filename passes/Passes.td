@@ -82,14 +82,22 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     item: a token (router), an expert (ranks, which follow token order), an
     assignment, an output element (grouped matmul, GLU, combine). The
     scatter-add epilogue accumulates with f32 atomics. These SIMT kernels
-    establish the CUDA path; tensor-core kernels come later.
+    establish the CUDA path. Grouped matmuls on bf16/f16 operands whose
+    K and N (N/2 for a GLU) are multiples of 8 run on tensor cores instead:
+    128x128 tiles of one expert's rows, a 3-stage cp.async pipeline into
+    shared memory, ldmatrix and mma.sync m16n8k16 with f32 accumulation,
+    and the store / GLU / scatter-add epilogues on the accumulators.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

@@ -1,6 +1,7 @@
 // Each kernel becomes gpu.launch with one thread per item; the grouped
 // matmul reads the expert offsets inside the kernel (they are device data)
-// and its scatter-add epilogue is an f32 atomic.
+// and its scatter-add epilogue is an f32 atomic. On bf16 operands with K
+// and N multiples of 8 the grouped matmul runs on tensor cores.
 // RUN: moe-opt %s -moek-lower-to-gpu | FileCheck %s
 
 // CHECK-LABEL: func.func @grouped
@@ -11,9 +12,23 @@
 // CHECK: memref.load %{{.*}} : memref<5xi32>
 // CHECK: memref.atomic_rmw addf
 // CHECK: gpu.terminator
-func.func @grouped(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %offsets: memref<5xi32>,
+func.func @grouped(%act: memref<16x24xf32>, %w2: memref<4x24x40xf32>, %offsets: memref<5xi32>,
                    %owners: memref<32xi32>, %weights: memref<16x2xf32>, %y: memref<16x40xf32>,
                    %first: index, %last: index) {
+  moek.grouped_matmul scatter_add %act, %w2, %offsets experts(%first, %last)
+      owners(%owners : memref<32xi32>) weights(%weights : memref<16x2xf32>) into %y {top_k = 2 : i64}
+      : memref<16x24xf32>, memref<4x24x40xf32>, memref<5xi32>, memref<16x40xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @tensor_cores
+// CHECK: gpu.launch
+// CHECK: nvgpu.ldmatrix
+// CHECK: nvvm.mma.sync
+// CHECK: memref.atomic_rmw addf
+func.func @tensor_cores(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %offsets: memref<5xi32>,
+                        %owners: memref<32xi32>, %weights: memref<16x2xf32>, %y: memref<16x40xf32>,
+                        %first: index, %last: index) {
   moek.grouped_matmul scatter_add %act, %w2, %offsets experts(%first, %last)
       owners(%owners : memref<32xi32>) weights(%weights : memref<16x2xf32>) into %y {top_k = 2 : i64}
       : memref<16x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x40xf32>

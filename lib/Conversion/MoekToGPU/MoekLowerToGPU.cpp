@@ -9,12 +9,17 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/IRMapping.h"
@@ -215,6 +220,12 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb) {
     return op.emitOpError()
            << "the GPU scatter-add epilogue accumulates with f32 atomics; "
               "its output must be f32";
+  // bf16/f16 operands: the tensor-core kernel (mma.sync); everything it does
+  // not cover (f32, K or N not a multiple of 8, ...) keeps the SIMT kernel.
+  if (canLowerGroupedMatmulToTensorCores(op)) {
+    lowerGroupedMatmulToTensorCores(op, lb);
+    return success();
+  }
   Value topK = lb.index(op.getTopK());
   Value zero = lb.index(0);
   Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;

@@ -1,0 +1,450 @@
+//===- GroupedMatmulTensorCore.cpp - Tensor-core grouped GEMM on CUDA -----===//
+//
+// moek.grouped_matmul as one gpu.launch of warp-level tensor-core GEMM tiles:
+//
+// - Tile schedule (on the device, from the offsets): expert e owns
+//   ceil(count_e / BM) consecutive row tiles of the grid's x dimension, so a
+//   CTA computes BM rows of ONE expert's group times BN columns of b[e]
+//   (grid.y). The host sizes grid.x as ceil(local rows / BM) + (last - first),
+//   an upper bound of the tiles any routing needs; CTAs past the last tile
+//   exit at once. Rows past the group's end are masked.
+// - Operands are staged in shared memory (dynamic shared memory, 16-byte
+//   aligned) by cp.async (nvgpu.device_async_copy) in a kStages-deep
+//   pipeline; out-of-range 16-byte chunks (rows past the group, k past K,
+//   columns past N) are zero-filled by the copy's source size, so they add 0.
+//   A rows come from a[r - base], or through the row owners,
+//   a[owners[r] / top_k] (gather prologue).
+// - Fragments are loaded with ldmatrix (B transposed: b is [K, N] row-major),
+//   and multiplied with mma.sync m16n8k16 (bf16 or f16, f32 accumulation).
+//   nvgpu.mma.sync cannot type bf16 operands in MLIR 22, so the mma is
+//   nvvm.mma.sync on the fragments' 32-bit registers.
+// - The epilogue works from the accumulator fragments: store; GLU, where the
+//   CTA's BN columns of b are BN/2 gate columns [n0, n0 + BN/2) and the BN/2
+//   up columns [F + n0, ...) laid out so that each thread holds gate f and up
+//   F + f in the same accumulator slot; scatter_add with f32 atomics into
+//   c[owners[r] / top_k] scaled by the routing weight.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+
+namespace {
+
+// A CTA: kBM rows x kBN columns of b, kBK deep per pipeline stage, 8 warps
+// in a 2 x 4 grid, each warp 64 x 32 = 4 x 4 mma tiles of 16 x 8.
+constexpr int64_t kBM = 128, kBN = 128, kBK = 32, kStages = 3;
+constexpr int64_t kWarpsM = 2, kWarpsN = 4;
+constexpr int64_t kThreads = 32 * kWarpsM * kWarpsN;
+constexpr int64_t kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;
+constexpr int64_t kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
+// 16-byte copies: 8 elements of 16 bits.
+constexpr int64_t kChunk = 8;
+// Shared rows are padded by 16 bytes so that the 8 row addresses of an
+// ldmatrix fall in distinct banks.
+constexpr int64_t kPad = 8;
+constexpr int64_t kRowA = kBK + kPad, kRowB = kBN + kPad;
+constexpr int64_t kStageBytesA = kBM * kRowA * 2, kStageBytesB = kBK * kRowB * 2;
+constexpr int64_t kSharedBytes = kStages * (kStageBytesA + kStageBytesB);
+
+static_assert(kBM * kBK % (kChunk * kThreads) == 0, "A copies must divide");
+static_assert(kBK * kBN % (kChunk * kThreads) == 0, "B copies must divide");
+// B fragments are loaded in pairs, within the gate or the up half for a GLU.
+static_assert(kFragsN % 4 == 0, "B fragments are loaded in pairs");
+static_assert(kBK % 16 == 0, "k steps of 16");
+
+/// Index arithmetic on an ImplicitLocOpBuilder, to keep the kernel readable.
+struct Ix {
+  ImplicitLocOpBuilder &b;
+  LoopBuilder &lb;
+
+  Value c(int64_t v) { return lb.index(v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value add(Value x, int64_t y) { return y ? add(x, c(y)) : x; }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
+  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, x, c(y)); }
+  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, c(y)); }
+  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, c(y)); }
+  Value ceilDiv(Value x, int64_t y) {
+    return arith::CeilDivUIOp::create(b, x, c(y));
+  }
+  Value minu(Value x, int64_t y) { return arith::MinUIOp::create(b, x, c(y)); }
+  Value ult(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
+  }
+  Value ult(Value x, int64_t y) { return ult(x, c(y)); }
+  Value uge(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::uge, x, y);
+  }
+  Value both(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
+  Value select(Value cond, Value x, Value y) {
+    return arith::SelectOp::create(b, cond, x, y);
+  }
+  Value select(Value cond, Value x, int64_t y) { return select(cond, x, c(y)); }
+};
+
+/// The 32-bit registers of an ldmatrix result vector<Nx2xT>, as mma.sync
+/// takes them: i32 for bf16, vector<2xf16> for f16.
+SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
+                                     int64_t count) {
+  auto type = cast<VectorType>(fragment.getType());
+  Type element = type.getElementType();
+  SmallVector<Value> registers;
+  for (int64_t i = 0; i < count; ++i) {
+    Value pair = vector::ExtractOp::create(b, fragment, ArrayRef<int64_t>{i});
+    if (element.isBF16()) {
+      Value word = vector::BitCastOp::create(
+          b, VectorType::get({1}, b.getI32Type()), pair);
+      pair = vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+    }
+    registers.push_back(pair);
+  }
+  return registers;
+}
+
+} // namespace
+
+bool mlir::moek::canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
+                                                    std::string *why) {
+  auto fail = [&](const Twine &reason) {
+    if (why)
+      *why = reason.str();
+    return false;
+  };
+  MLIRContext *context = op.getContext();
+  if (!context->getLoadedDialect<nvgpu::NVGPUDialect>() ||
+      !context->getLoadedDialect<vector::VectorDialect>() ||
+      !context->getLoadedDialect<NVVM::NVVMDialect>() ||
+      !context->getLoadedDialect<LLVM::LLVMDialect>())
+    return fail("the nvgpu, vector, nvvm and llvm dialects are not loaded");
+  auto aType = cast<MemRefType>(op.getA().getType());
+  auto bType = cast<MemRefType>(op.getB().getType());
+  auto cType = cast<MemRefType>(op.getC().getType());
+  Type element = aType.getElementType();
+  if (!element.isBF16() && !element.isF16())
+    return fail("operands are not bf16 or f16");
+  if (bType.getElementType() != element)
+    return fail("a and b have different element types");
+  if (aType.getRank() != 2 || bType.getRank() != 3 || cType.getRank() != 2)
+    return fail("unexpected ranks");
+  if (!aType.getLayout().isIdentity() || !bType.getLayout().isIdentity() ||
+      !cType.getLayout().isIdentity())
+    return fail("a, b or c has a non-identity layout");
+  if (bType.isDynamicDim(1) || bType.isDynamicDim(2) ||
+      aType.isDynamicDim(1) || aType.getDimSize(1) != bType.getDimSize(1))
+    return fail("K or N is not static");
+  int64_t depth = bType.getDimSize(1), width = bType.getDimSize(2);
+  Epilogue epilogue = op.getEpilogue();
+  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  if (depth % kChunk != 0)
+    return fail("K is not a multiple of 8");
+  if (width % (glu ? 2 * kChunk : kChunk) != 0)
+    return fail("the output width is not a multiple of 8");
+  if (!isa<FloatType>(cType.getElementType()))
+    return fail("c is not a float buffer");
+  if (epilogue == Epilogue::scatter_add && !cType.getElementType().isF32())
+    return fail("scatter_add into a non-f32 buffer");
+  if ((op.getGather() || epilogue == Epilogue::scatter_add) && !op.getOwners())
+    return fail("no row owners");
+  if (epilogue == Epilogue::scatter_add && !op.getWeights())
+    return fail("no routing weights");
+  return true;
+}
+
+void mlir::moek::lowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
+                                                 LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  MLIRContext *context = b.getContext();
+  Ix ix{b, lb};
+  Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
+  Value owners = op.getOwners(), weights = op.getWeights();
+  auto bType = cast<MemRefType>(w.getType());
+  Type element = bType.getElementType();
+  int64_t experts = bType.getDimSize(0), depth = bType.getDimSize(1);
+  int64_t width = bType.getDimSize(2);
+  Epilogue epilogue = op.getEpilogue();
+  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool scatter = epilogue == Epilogue::scatter_add;
+  bool gather = op.getGather();
+  int64_t topK = op.getTopK();
+  // Output columns per row, and per CTA.
+  int64_t outputs = glu ? width / 2 : width;
+  int64_t tileOutputs = glu ? kBN / 2 : kBN;
+
+  // Host: the grid.
+  Value zero = ix.c(0), one = ix.c(1);
+  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
+  Value last = op.getLastExpert() ? op.getLastExpert() : ix.c(experts);
+  Value localRows = gather ? lb.dim(c, 0) : lb.dim(a, 0);
+  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
+  Value gridX = arith::MaxUIOp::create(b, rowTiles, one);
+  Value gridY = ix.c((outputs + tileOutputs - 1) / tileOutputs);
+  Value sharedBytes = lb.i32(kSharedBytes);
+  auto launch = gpu::LaunchOp::create(b, gridX, gridY, one, ix.c(kThreads),
+                                      one, one, sharedBytes);
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+
+  Value tid = launch.getThreadIds().x;
+  Value tile = launch.getBlockIds().x, columnTile = launch.getBlockIds().y;
+  auto rowOf = [&](Value e) {
+    return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
+  };
+
+  // The tile schedule: expert e owns ceil(count_e / BM) consecutive tiles.
+  // Carried: tiles before e, and the expert / first row / end of the hit.
+  SmallVector<Value> hit = lb.forLoopCarrying(
+      first, last, ValueRange{zero, zero, zero, zero},
+      [&](Value e, ValueRange s) -> SmallVector<Value> {
+        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
+        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), kBM));
+        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
+        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), kBM));
+        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
+                ix.select(mine, end, s[3])};
+      });
+  Value expert = hit[1], rowBegin = hit[2], rowEnd = hit[3];
+
+  // Every thread of a CTA takes the same branch: barriers inside are safe.
+  lb.ifThen(ix.ult(rowBegin, rowEnd), [&] {
+    Value base = rowOf(first);
+    Value rows = ix.minu(ix.sub(rowEnd, rowBegin), kBM);
+    Value warp = ix.div(tid, 32), lane = ix.rem(tid, 32);
+    Value warpM = ix.div(warp, kWarpsN), warpN = ix.rem(warp, kWarpsN);
+    Value n0 = ix.mul(columnTile, tileOutputs);
+
+    // Shared memory: kStages A tiles [BM][BK+pad], then kStages B tiles
+    // [BK][BN+pad].
+    auto workgroup =
+        gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+    auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                     MemRefLayoutAttrInterface(), workgroup);
+    Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
+    auto sharedAType = MemRefType::get({kStages, kBM, kRowA}, element,
+                                       MemRefLayoutAttrInterface(), workgroup);
+    auto sharedBType = MemRefType::get({kStages, kBK, kRowB}, element,
+                                       MemRefLayoutAttrInterface(), workgroup);
+    Value sharedA =
+        memref::ViewOp::create(b, sharedAType, shared, zero, ValueRange{});
+    Value sharedB = memref::ViewOp::create(
+        b, sharedBType, shared, ix.c(kStages * kStageBytesA), ValueRange{});
+
+    // Each thread's 16-byte copies, the same in every k tile.
+    struct CopyA {
+      Value row, column, source, valid;
+    };
+    struct CopyB {
+      Value row, column, source, valid;
+    };
+    SmallVector<CopyA> copiesA;
+    for (int64_t i = 0; i < kBM * kBK / (kChunk * kThreads); ++i) {
+      Value id = ix.add(tid, i * kThreads);
+      Value row = ix.div(id, kBK / kChunk);
+      Value column = ix.mul(ix.rem(id, kBK / kChunk), kChunk);
+      Value valid = ix.ult(row, rows);
+      // A masked row reads the group's first row, which exists.
+      Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+      Value source;
+      if (gather) {
+        Value owner =
+            asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+        source = ix.div(owner, topK);
+      } else {
+        source = ix.sub(r, base);
+      }
+      copiesA.push_back({row, column, source, valid});
+    }
+    SmallVector<CopyB> copiesB;
+    for (int64_t i = 0; i < kBK * kBN / (kChunk * kThreads); ++i) {
+      Value id = ix.add(tid, i * kThreads);
+      Value row = ix.div(id, kBN / kChunk);
+      Value column = ix.mul(ix.rem(id, kBN / kChunk), kChunk);
+      Value source, valid;
+      if (glu) {
+        // Shared columns [0, BN/2): gate n0 + j; [BN/2, BN): up F + n0 + j.
+        Value up = ix.uge(column, ix.c(kBN / 2));
+        Value logical =
+            ix.add(n0, ix.select(up, ix.sub(column, ix.c(kBN / 2)), column));
+        valid = ix.ult(logical, outputs);
+        source = ix.add(logical, ix.select(up, ix.c(outputs), 0));
+      } else {
+        source = ix.add(n0, column);
+        valid = ix.ult(source, width);
+      }
+      copiesB.push_back({row, column, source, valid});
+    }
+
+    // Stage `stage` <- k tile `kt`; chunks out of range are zero-filled.
+    UnitAttr bypassL1 = b.getUnitAttr();
+    auto issue = [&](Value kt, Value stage) {
+      Value k0 = ix.mul(kt, kBK);
+      SmallVector<Value> tokens;
+      for (const CopyA &copy : copiesA) {
+        Value k = ix.add(k0, copy.column);
+        Value ok = ix.both(copy.valid, ix.ult(k, depth));
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, sharedA, ValueRange{stage, copy.row, copy.column}, a,
+            ValueRange{ix.select(ok, copy.source, 0), ix.select(ok, k, 0)},
+            b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
+      }
+      for (const CopyB &copy : copiesB) {
+        Value k = ix.add(k0, copy.row);
+        Value ok = ix.both(copy.valid, ix.ult(k, depth));
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, sharedB, ValueRange{stage, copy.row, copy.column}, w,
+            ValueRange{expert, ix.select(ok, k, 0),
+                       ix.select(ok, copy.source, 0)},
+            b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
+      }
+      return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens).getResult();
+    };
+
+    // The shared column where the warp's n fragment j starts. For a GLU the
+    // warp's first half of fragments are gate columns and the second half
+    // the up columns that pair with them, element for element.
+    auto fragmentColumn = [&](int64_t j) {
+      if (!glu)
+        return ix.add(ix.mul(warpN, kWarpN), j * 8);
+      int64_t half = kFragsN / 2;
+      Value gateStart = ix.mul(warpN, kWarpN / 2);
+      return j < half ? ix.add(gateStart, j * 8)
+                      : ix.add(gateStart, kBN / 2 + (j - half) * 8);
+    };
+
+    // Prologue: the first kStages - 1 tiles in flight.
+    Value group;
+    for (int64_t s = 0; s < kStages - 1; ++s)
+      group = issue(ix.c(s), ix.c(s));
+
+    NVVM::MMATypes mmaType =
+        element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+    Type f32 = b.getF32Type();
+    Type accumulatorType =
+        LLVM::LLVMStructType::getLiteral(context, {f32, f32, f32, f32});
+    auto fragmentType = VectorType::get({4, 2}, element);
+    int64_t numK = (depth + kBK - 1) / kBK;
+    SmallVector<Value> init(kFragsM * kFragsN * 4, lb.f32(0.0));
+    SmallVector<Value> acc = lb.forLoopCarrying(
+        zero, ix.c(numK), init,
+        [&](Value kt, ValueRange carried) -> SmallVector<Value> {
+          // Tile kt has landed (at most kStages - 2 younger groups pending)
+          // and every warp is done with the stage the next copy overwrites.
+          nvgpu::DeviceAsyncWaitOp::create(b, group,
+                                           b.getI32IntegerAttr(kStages - 2));
+          gpu::BarrierOp::create(b);
+          Value ahead = ix.add(kt, kStages - 1);
+          issue(ahead, ix.rem(ahead, kStages));
+          Value stage = ix.rem(kt, kStages);
+          SmallVector<Value> sums(carried);
+          for (int64_t kk = 0; kk < kBK; kk += 16) {
+            SmallVector<SmallVector<Value>> fragA, fragB(kFragsN);
+            for (int64_t mi = 0; mi < kFragsM; ++mi) {
+              // Lanes 0-15 address rows 0-15 at k, lanes 16-31 at k + 8.
+              Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
+                                 ix.rem(lane, 16));
+              Value column = ix.add(ix.mul(ix.div(lane, 16), 8), kk);
+              Value fragment = nvgpu::LdMatrixOp::create(
+                  b, fragmentType, sharedA, ValueRange{stage, row, column},
+                  /*transpose=*/false, /*numTiles=*/4);
+              fragA.push_back(fragmentRegisters(b, fragment, 4));
+            }
+            for (int64_t j = 0; j < kFragsN; j += 2) {
+              // Matrices: (k 0-7, j), (k 8-15, j), (k 0-7, j+1), (k 8-15, j+1).
+              Value quarter = ix.div(lane, 8);
+              Value row = ix.add(ix.add(ix.rem(lane, 8), kk),
+                                 ix.mul(ix.rem(quarter, 2), 8));
+              Value column =
+                  ix.add(fragmentColumn(j), ix.mul(ix.div(quarter, 2), 8));
+              Value fragment = nvgpu::LdMatrixOp::create(
+                  b, fragmentType, sharedB, ValueRange{stage, row, column},
+                  /*transpose=*/true, /*numTiles=*/4);
+              SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
+              fragB[j] = {regs[0], regs[1]};
+              fragB[j + 1] = {regs[2], regs[3]};
+            }
+            for (int64_t mi = 0; mi < kFragsM; ++mi)
+              for (int64_t nj = 0; nj < kFragsN; ++nj) {
+                int64_t at = (mi * kFragsN + nj) * 4;
+                ArrayRef<Value> sum = ArrayRef<Value>(sums).slice(at, 4);
+                Value d = NVVM::MmaOp::create(
+                    b, accumulatorType, fragA[mi], fragB[nj], sum,
+                    ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+                    std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
+                    std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                                   NVVM::MMALayout::col});
+                for (int64_t i = 0; i < 4; ++i)
+                  sums[at + i] =
+                      LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
+              }
+          }
+          return sums;
+        });
+    // No copy is left in flight when the CTA exits.
+    nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+
+    // Epilogue. Accumulator element (h, p) of fragment (mi, nj) is row
+    // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
+    Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
+    bool gelu = epilogue == Epilogue::gelu_glu;
+    for (int64_t mi = 0; mi < kFragsM; ++mi)
+      for (int64_t h = 0; h < 2; ++h) {
+        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16 + h * 8),
+                           laneRow);
+        lb.ifThen(ix.ult(row, rows), [&] {
+          Value r = ix.add(rowBegin, row);
+          Value local = ix.sub(r, base);
+          Value token, weight;
+          if (scatter) {
+            Value owner =
+                asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+            token = ix.div(owner, topK);
+            weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+          }
+          int64_t fragments = glu ? kFragsN / 2 : kFragsN;
+          for (int64_t nj = 0; nj < fragments; ++nj) {
+            // The fragment's first output column; N (or F) is a multiple of
+            // 8, so the fragment is wholly in range or wholly out.
+            Value start = ix.add(
+                ix.add(n0, ix.mul(warpN, glu ? kWarpN / 2 : kWarpN)), nj * 8);
+            lb.ifThen(ix.ult(start, outputs), [&] {
+              for (int64_t p = 0; p < 2; ++p) {
+                Value column = ix.add(ix.add(start, laneColumn), p);
+                Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
+                if (glu) {
+                  Value up =
+                      acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p];
+                  lb.storeF32(arith::MulFOp::create(
+                                  b, activate(lb, value, gelu), up),
+                              c, {local, column});
+                } else if (scatter) {
+                  memref::AtomicRMWOp::create(
+                      b, arith::AtomicRMWKind::addf,
+                      arith::MulFOp::create(b, weight, value), c,
+                      ValueRange{token, column});
+                } else {
+                  lb.storeF32(value, c, {local, column});
+                }
+              }
+            });
+          }
+        });
+      }
+  });
+}
