@@ -22,6 +22,10 @@ for preset in mixtral qwen3_30b_a3b olmoe; do
   compile "time-$preset" "$preset"
   compile "time-$preset-unfused" "$preset" --no-fusion
 done
+# All experts' GEMMs in one launch each (more activation memory, T*k*F).
+compile time-mixtral-onelaunch mixtral --experts-per-chunk=8
+compile time-qwen3_30b_a3b-onelaunch qwen3_30b_a3b --experts-per-chunk=128
+compile time-olmoe-onelaunch olmoe --experts-per-chunk=64
 compile check-mixtral mixtral,tokens=16
 compile check-qwen3_30b_a3b qwen3_30b_a3b,tokens=64
 compile check-olmoe olmoe,tokens=64
@@ -36,6 +40,8 @@ capacity tokens=64,hidden=32,ffn=24,experts=4,top_k=2,capacity=0.5
 normalize-off-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,normalize=0,scaling=2.5
 gelu tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu
 bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
+bf16-odd-rows tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16
+bf16-capacity tokens=64,hidden=64,ffn=32,experts=4,top_k=2,capacity=0.5,dtype=bf16,activation=gelu_glu
 dynamic tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dynamic=1
 odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 single-token tokens=1,hidden=32,ffn=16,experts=4,top_k=2
