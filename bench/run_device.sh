@@ -3,7 +3,7 @@
 # runtime and moe-run there, checks every artifact of
 # bench/compile_device_artifacts.sh against the CPU reference, times the
 # presets (CUDA events, median) and runs the PyTorch baselines in the same run.
-# Logs go to $OUT (or ./device-out).
+# Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
@@ -31,6 +31,9 @@ for a in "$art"/config-*.so "$art"/check-*.so; do
   fi
 done
 echo "correctness failures: $failures"
+
+# CHECK_ONLY=1: correctness only (after a change that cannot affect speed).
+[ "${CHECK_ONLY:-0}" = 1 ] && exit $((failures > 0))
 
 echo "== timing: presets, forward, median of $repeat runs (CUDA events)"
 for a in "$art"/time-*.so; do

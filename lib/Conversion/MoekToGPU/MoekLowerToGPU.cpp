@@ -136,50 +136,20 @@ void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
   });
 }
 
-/// Calls `body(t, j, row, kept)` with one thread per assignment.
-void launchPerAssignment(LoopBuilder &lb, Value indices, Value ranks,
-                         Value offsets,
-                         function_ref<void(Value, Value, Value, Value)> body) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
-                   [&](Value t, Value j) {
-                     Value rank = memref::LoadOp::create(b, ranks, ValueRange{t, j});
-                     Value e = asIndex(
-                         b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
-                     Value start = memref::LoadOp::create(b, offsets, ValueRange{e});
-                     Value kept = arith::CmpIOp::create(
-                         b, arith::CmpIPredicate::sge, rank, lb.i32(0));
-                     body(t, j, arith::AddIOp::create(b, start, rank), kept);
-                   });
-}
-
 void lowerAssignmentRows(AssignmentRowsOp op, LoopBuilder &lb) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  launchPerAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
-                      [&](Value t, Value j, Value row, Value kept) {
-                        memref::StoreOp::create(
-                            b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
-                            op.getRows(), ValueRange{t, j});
-                      });
+  Value indices = op.getIndices();
+  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
+                   [&](Value t, Value j) { emitAssignmentRow(lb, op, t, j); });
 }
 
 void lowerRowAssignments(RowAssignmentsOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value owners = op.getOwners();
+  Value owners = op.getOwners(), indices = op.getIndices();
   launchPerItem(lb, lb.dim(owners, 0), [&](Value r) {
     memref::StoreOp::create(b, lb.i32(-1), owners, ValueRange{r});
   });
-  Value topK = lb.index(staticDim(op.getIndices(), 1));
-  launchPerAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
-                      [&](Value t, Value j, Value row, Value kept) {
-                        lb.ifThen(kept, [&] {
-                          Value flat = arith::AddIOp::create(
-                              b, arith::MulIOp::create(b, t, topK), j);
-                          memref::StoreOp::create(
-                              b, arith::IndexCastOp::create(b, b.getI32Type(), flat),
-                              owners, ValueRange{asIndex(b, row)});
-                        });
-                      });
+  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
+                   [&](Value t, Value j) { emitRowOwner(lb, op, t, j); });
 }
 
 void lowerGatherRows(GatherRowsOp op, LoopBuilder &lb) {

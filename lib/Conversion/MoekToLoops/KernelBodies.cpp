@@ -238,4 +238,41 @@ void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
   });
 }
 
+/// The grouped row offsets[e] + rank of assignment (t, j), and whether the
+/// assignment was kept (rank >= 0).
+static std::pair<Value, Value> assignmentPlace(LoopBuilder &lb, Value indices,
+                                               Value ranks, Value offsets,
+                                               Value t, Value j) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value rank = memref::LoadOp::create(b, ranks, ValueRange{t, j});
+  Value e = asIndex(b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
+  Value start = memref::LoadOp::create(b, offsets, ValueRange{e});
+  Value kept =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, rank, lb.i32(0));
+  return {arith::AddIOp::create(b, start, rank), kept};
+}
+
+void emitAssignmentRow(LoopBuilder &lb, AssignmentRowsOp op, Value t,
+                       Value j) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto [row, kept] = assignmentPlace(lb, op.getIndices(), op.getRanks(),
+                                     op.getOffsets(), t, j);
+  memref::StoreOp::create(b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
+                          op.getRows(), ValueRange{t, j});
+}
+
+void emitRowOwner(LoopBuilder &lb, RowAssignmentsOp op, Value t, Value j) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto [row, kept] = assignmentPlace(lb, op.getIndices(), op.getRanks(),
+                                     op.getOffsets(), t, j);
+  Value topK = lb.index(staticDim(op.getIndices(), 1));
+  lb.ifThen(kept, [&] {
+    Value flat =
+        arith::AddIOp::create(b, arith::MulIOp::create(b, t, topK), j);
+    memref::StoreOp::create(
+        b, arith::IndexCastOp::create(b, b.getI32Type(), flat), op.getOwners(),
+        ValueRange{asIndex(b, row)});
+  });
+}
+
 } // namespace mlir::moek

@@ -46,6 +46,13 @@ RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op);
 void emitRouteToken(moe::LoopBuilder &lb, RouteOp op, const RouteScratch &s,
                     Value t);
 
+/// rows[t, j]: the grouped row of assignment (t, j), or -1 if dropped.
+void emitAssignmentRow(moe::LoopBuilder &lb, AssignmentRowsOp op, Value t,
+                       Value j);
+
+/// owners[row of (t, j)] = t*k + j when the assignment was kept.
+void emitRowOwner(moe::LoopBuilder &lb, RowAssignmentsOp op, Value t, Value j);
+
 } // namespace mlir::moek
 
 #endif // MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_KERNELBODIES_H

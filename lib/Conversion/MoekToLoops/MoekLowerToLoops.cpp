@@ -88,50 +88,26 @@ void lowerExclusiveScan(ExclusiveScanOp op, ImplicitLocOpBuilder &b) {
   });
 }
 
-/// Calls `body(t, j, row, kept)` for every assignment, where row is the
-/// assignment's grouped row (meaningful when kept).
-void forEachAssignment(LoopBuilder &lb, Value indices, Value ranks,
-                       Value offsets,
-                       function_ref<void(Value, Value, Value, Value)> body) {
-  ImplicitLocOpBuilder &b = lb.builder();
+/// Runs `body(t, j)` for every assignment, in order of token, then slot.
+void forEachAssignment(LoopBuilder &lb, Value indices,
+                       function_ref<void(Value, Value)> body) {
   Value zero = lb.index(0);
   lb.forLoop(zero, lb.dim(indices, 0), [&](Value t) {
-    lb.forLoop(zero, lb.dim(indices, 1), [&](Value j) {
-      Value rank = memref::LoadOp::create(b, ranks, ValueRange{t, j});
-      Value e = asIndex(b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
-      Value start = memref::LoadOp::create(b, offsets, ValueRange{e});
-      Value kept =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, rank, lb.i32(0));
-      body(t, j, arith::AddIOp::create(b, start, rank), kept);
-    });
+    lb.forLoop(zero, lb.dim(indices, 1), [&](Value j) { body(t, j); });
   });
 }
 
 void lowerAssignmentRows(AssignmentRowsOp op, ImplicitLocOpBuilder &b) {
   LoopBuilder lb(b);
-  forEachAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
-                    [&](Value t, Value j, Value row, Value kept) {
-                      memref::StoreOp::create(
-                          b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
-                          op.getRows(), ValueRange{t, j});
-                    });
+  forEachAssignment(lb, op.getIndices(),
+                    [&](Value t, Value j) { emitAssignmentRow(lb, op, t, j); });
 }
 
 void lowerRowAssignments(RowAssignmentsOp op, ImplicitLocOpBuilder &b) {
   LoopBuilder lb(b);
-  Value owners = op.getOwners();
-  Value topK = lb.index(staticDim(op.getIndices(), 1));
-  lb.fill(owners, lb.i32(-1));
-  forEachAssignment(lb, op.getIndices(), op.getRanks(), op.getOffsets(),
-                    [&](Value t, Value j, Value row, Value kept) {
-                      lb.ifThen(kept, [&] {
-                        Value flat = arith::AddIOp::create(
-                            b, arith::MulIOp::create(b, t, topK), j);
-                        memref::StoreOp::create(
-                            b, arith::IndexCastOp::create(b, b.getI32Type(), flat),
-                            owners, ValueRange{asIndex(b, row)});
-                      });
-                    });
+  lb.fill(op.getOwners(), lb.i32(-1));
+  forEachAssignment(lb, op.getIndices(),
+                    [&](Value t, Value j) { emitRowOwner(lb, op, t, j); });
 }
 
 //===----------------------------------------------------------------------===//
