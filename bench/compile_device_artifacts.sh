@@ -37,6 +37,8 @@ sigmoid-bias tokens=32,hidden=64,ffn=48,experts=8,top_k=2,router=sigmoid,bias=1
 k1 tokens=32,hidden=64,ffn=48,experts=8,top_k=1
 k-eq-e tokens=16,hidden=32,ffn=24,experts=4,top_k=4
 capacity tokens=64,hidden=32,ffn=24,experts=4,top_k=2,capacity=0.5
+capacity-many-slices tokens=700,hidden=32,ffn=16,experts=4,top_k=2,capacity=0.7
+dropless-many-slices tokens=1000,hidden=32,ffn=16,experts=16,top_k=4,dtype=bf16
 normalize-off-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,normalize=0,scaling=2.5
 gelu tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu
 bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16

@@ -40,6 +40,8 @@ using namespace mlir::moek;
 namespace {
 
 constexpr int64_t kThreadsPerBlock = 256;
+/// Tokens per slice of the parallel rank computation.
+constexpr int64_t kTokensPerSlice = 256;
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
 void launchPerItem(LoopBuilder &lb, Value count,
@@ -89,13 +91,32 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
       b, b.getI32Type(),
       emitCapacity(lb, op.getCapacityFactor().convertToDouble(), tokens, topK,
                    experts));
-  // One thread per expert walks the assignments in order of token, then
-  // slot, so that ranks (and drops) follow that order exactly.
-  launchPerItem(lb, lb.index(experts), [&](Value e) {
+  // An assignment's rank is the number of earlier assignments (in order of
+  // token, then slot) to its expert; it is kept while that is below C, so
+  // the kept count is min(total, C). Computed in three parallel passes over
+  // slices of kTokensPerSlice tokens: count per (slice, expert), scan the
+  // counts per expert over slices, then rank within each slice.
+  Value zero = lb.index(0);
+  Value sliceTokens = lb.index(kTokensPerSlice);
+  Value slices = arith::CeilDivUIOp::create(b, tokens, sliceTokens);
+  Value numExperts = lb.index(experts);
+  Value partial = memref::AllocOp::create(
+      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getI32Type()),
+      ValueRange{slices});
+  auto sliceBounds = [&](Value slice) {
+    Value first = arith::MulIOp::create(b, slice, sliceTokens);
+    Value last = arith::MinUIOp::create(
+        b, arith::AddIOp::create(b, first, sliceTokens), tokens);
+    return std::make_pair(first, last);
+  };
+  // Walks slice s in order, carrying a count of assignments to expert e and
+  // calling onMine(t, j, countBefore) for each of them.
+  auto walkSlice = [&](Value s, Value e, Value start,
+                       function_ref<void(Value, Value, Value)> onMine) {
     Value e32 = arith::IndexCastOp::create(b, b.getI32Type(), e);
-    Value zero = lb.index(0);
-    Value count = lb.forLoopCarrying(
-        zero, tokens, ValueRange{lb.i32(0)},
+    auto [first, last] = sliceBounds(s);
+    return lb.forLoopCarrying(
+        first, last, ValueRange{start},
         [&](Value t, ValueRange c) -> SmallVector<Value> {
           return lb.forLoopCarrying(
               zero, lb.index(topK), c,
@@ -103,21 +124,39 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
                 Value mine = arith::CmpIOp::create(
                     b, arith::CmpIPredicate::eq,
                     memref::LoadOp::create(b, indices, ValueRange{t, j}), e32);
-                Value kept = arith::AndIOp::create(
-                    b, mine,
-                    arith::CmpIOp::create(b, arith::CmpIPredicate::slt, c2[0],
-                                          capacity));
-                lb.ifThen(mine, [&] {
-                  memref::StoreOp::create(
-                      b, arith::SelectOp::create(b, kept, c2[0], lb.i32(-1)),
-                      ranks, ValueRange{t, j});
-                });
+                if (onMine)
+                  lb.ifThen(mine, [&] { onMine(t, j, c2[0]); });
                 Value next = arith::AddIOp::create(b, c2[0], lb.i32(1));
-                return {arith::SelectOp::create(b, kept, next, c2[0])};
+                return {arith::SelectOp::create(b, mine, next, c2[0])};
               });
         })[0];
-    memref::StoreOp::create(b, count, counts, ValueRange{e});
+  };
+  launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
+    Value count = walkSlice(s, e, lb.i32(0), nullptr);
+    memref::StoreOp::create(b, count, partial, ValueRange{s, e});
   });
+  launchPerItem(lb, numExperts, [&](Value e) {
+    Value total = lb.forLoopCarrying(
+        zero, slices, ValueRange{lb.i32(0)},
+        [&](Value s, ValueRange c) -> SmallVector<Value> {
+          Value count = memref::LoadOp::create(b, partial, ValueRange{s, e});
+          memref::StoreOp::create(b, c[0], partial, ValueRange{s, e});
+          return {arith::AddIOp::create(b, c[0], count)};
+        })[0];
+    memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
+                            counts, ValueRange{e});
+  });
+  launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
+    Value start = memref::LoadOp::create(b, partial, ValueRange{s, e});
+    walkSlice(s, e, start, [&](Value t, Value j, Value before) {
+      Value kept =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, before, capacity);
+      memref::StoreOp::create(
+          b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
+          ValueRange{t, j});
+    });
+  });
+  memref::DeallocOp::create(b, partial);
 }
 
 void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
