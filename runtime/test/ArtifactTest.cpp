@@ -17,27 +17,6 @@ using namespace moert_test;
 
 namespace {
 
-/// Creates a tensor holding `values`.
-template <typename T>
-TensorPtr makeTensor(moert_dtype dtype, std::vector<int64_t> dims,
-                     const std::vector<T> &values) {
-  TensorPtr tensor(
-      moert_tensor_create(dtype, static_cast<int>(dims.size()), dims.data()));
-  if (tensor && !values.empty())
-    std::memcpy(moert_tensor_data(tensor.get()), values.data(),
-                values.size() * sizeof(T));
-  return tensor;
-}
-
-template <typename T> std::vector<T> contents(moert_tensor *tensor) {
-  const T *data = static_cast<const T *>(moert_tensor_data(tensor));
-  return std::vector<T>(data, data + moert_tensor_num_elements(tensor));
-}
-
-std::vector<int64_t> dimsOf(const moert_tensor *tensor) {
-  const int64_t *dims = moert_tensor_dims(tensor);
-  return std::vector<int64_t>(dims, dims + moert_tensor_rank(tensor));
-}
 
 class Artifact : public ::testing::Test {
 protected:
