@@ -41,10 +41,10 @@ def Moek_RouteOp : Moek_KernelOp<"route"> {
     OptionalAttr<I64Attr>:$topk_group
   );
   let assemblyFormat = [{
-    $score_func `top_k` `=` $top_k $x `,` $w_gate (`bias` $bias^)?
+    $score_func `top_k` `=` $top_k $x `,` $w_gate
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
     `into` $weights `,` $indices attr-dict
-    `:` type($x) `,` type($w_gate) (`,` type($bias)^)? `,` type($weights)
-    `,` type($indices)
+    `:` type($x) `,` type($w_gate) `,` type($weights) `,` type($indices)
   }];
 }
 

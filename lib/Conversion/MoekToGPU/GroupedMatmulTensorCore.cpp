@@ -117,22 +117,37 @@ SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
 
 } // namespace
 
-bool mlir::moek::canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
-                                                    std::string *why) {
+TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
+  TensorCoreGemm gemm;
+  gemm.a = op.getA();
+  gemm.b = op.getB();
+  gemm.c = op.getC();
+  gemm.offsets = op.getOffsets();
+  gemm.owners = op.getOwners();
+  gemm.weights = op.getWeights();
+  gemm.firstExpert = op.getFirstExpert();
+  gemm.lastExpert = op.getLastExpert();
+  gemm.epilogue = op.getEpilogue();
+  gemm.gather = op.getGather();
+  gemm.topK = op.getTopK();
+  return gemm;
+}
+
+bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
+                                       MLIRContext *context, std::string *why) {
   auto fail = [&](const Twine &reason) {
     if (why)
       *why = reason.str();
     return false;
   };
-  MLIRContext *context = op.getContext();
   if (!context->getLoadedDialect<nvgpu::NVGPUDialect>() ||
       !context->getLoadedDialect<vector::VectorDialect>() ||
       !context->getLoadedDialect<NVVM::NVVMDialect>() ||
       !context->getLoadedDialect<LLVM::LLVMDialect>())
     return fail("the nvgpu, vector, nvvm and llvm dialects are not loaded");
-  auto aType = cast<MemRefType>(op.getA().getType());
-  auto bType = cast<MemRefType>(op.getB().getType());
-  auto cType = cast<MemRefType>(op.getC().getType());
+  auto aType = cast<MemRefType>(op.a.getType());
+  auto bType = cast<MemRefType>(op.b.getType());
+  auto cType = cast<MemRefType>(op.c.getType());
   Type element = aType.getElementType();
   if (!element.isBF16() && !element.isF16())
     return fail("operands are not bf16 or f16");
@@ -147,8 +162,10 @@ bool mlir::moek::canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
       aType.isDynamicDim(1) || aType.getDimSize(1) != bType.getDimSize(1))
     return fail("K or N is not static");
   int64_t depth = bType.getDimSize(1), width = bType.getDimSize(2);
-  Epilogue epilogue = op.getEpilogue();
+  Epilogue epilogue = op.epilogue;
   bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  if (!op.offsets && bType.getDimSize(0) != 1)
+    return fail("a GEMM without offsets has more than one group");
   if (depth % kChunk != 0)
     return fail("K is not a multiple of 8");
   if (width % (glu ? 2 * kChunk : kChunk) != 0)
@@ -157,37 +174,37 @@ bool mlir::moek::canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
     return fail("c is not a float buffer");
   if (epilogue == Epilogue::scatter_add && !cType.getElementType().isF32())
     return fail("scatter_add into a non-f32 buffer");
-  if ((op.getGather() || epilogue == Epilogue::scatter_add) && !op.getOwners())
+  if ((op.gather || epilogue == Epilogue::scatter_add) && !op.owners)
     return fail("no row owners");
-  if (epilogue == Epilogue::scatter_add && !op.getWeights())
+  if (epilogue == Epilogue::scatter_add && !op.weights)
     return fail("no routing weights");
   return true;
 }
 
-void mlir::moek::lowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
-                                                 LoopBuilder &lb) {
+void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
+                                    LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   MLIRContext *context = b.getContext();
   Ix ix{b, lb};
-  Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
-  Value owners = op.getOwners(), weights = op.getWeights();
+  Value a = op.a, w = op.b, offsets = op.offsets, c = op.c;
+  Value owners = op.owners, weights = op.weights;
   auto bType = cast<MemRefType>(w.getType());
   Type element = bType.getElementType();
   int64_t experts = bType.getDimSize(0), depth = bType.getDimSize(1);
   int64_t width = bType.getDimSize(2);
-  Epilogue epilogue = op.getEpilogue();
+  Epilogue epilogue = op.epilogue;
   bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
   bool scatter = epilogue == Epilogue::scatter_add;
-  bool gather = op.getGather();
-  int64_t topK = op.getTopK();
+  bool gather = op.gather;
+  int64_t topK = op.topK;
   // Output columns per row, and per CTA.
   int64_t outputs = glu ? width / 2 : width;
   int64_t tileOutputs = glu ? kBN / 2 : kBN;
 
   // Host: the grid.
   Value zero = ix.c(0), one = ix.c(1);
-  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
-  Value last = op.getLastExpert() ? op.getLastExpert() : ix.c(experts);
+  Value first = op.firstExpert ? op.firstExpert : zero;
+  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
   Value localRows = gather ? lb.dim(c, 0) : lb.dim(a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
   Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
@@ -204,7 +221,10 @@ void mlir::moek::lowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
 
   Value tid = launch.getThreadIds().x;
   Value tile = launch.getBlockIds().x, columnTile = launch.getBlockIds().y;
+  // Where group e starts; without offsets the one group is all of a.
   auto rowOf = [&](Value e) {
+    if (!offsets)
+      return ix.select(ix.ult(e, one), zero, localRows);
     return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
   };
 

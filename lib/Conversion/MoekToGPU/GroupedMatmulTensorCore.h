@@ -16,18 +16,40 @@
 
 namespace mlir::moek {
 
-/// Whether the tensor-core kernel handles `op`; if not, `why` (when given)
+/// The operands of one tensor-core GEMM launch: those of a
+/// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null
+/// (one group made of every row of a).
+struct TensorCoreGemm {
+  Value a, b, c;
+  Value offsets, owners, weights; // offsets null: one group of all rows
+  Value firstExpert, lastExpert;  // null: all experts of b
+  Epilogue epilogue = Epilogue::store;
+  bool gather = false;
+  int64_t topK = 1;
+
+  static TensorCoreGemm of(GroupedMatmulOp op);
+};
+
+/// Whether the tensor-core kernel handles `gemm`; if not, `why` (when given)
 /// says which rule it misses and the SIMT kernel is the one to use. It needs
 /// bf16 or f16 operands a and b of the same type, identity layouts, a
 /// contraction depth K and an output width N (N/2 for a GLU) that are
 /// multiples of 8, an f32 output for scatter_add, and the nvgpu, vector, nvvm
 /// and llvm dialects loaded in the context.
-bool canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
-                                        std::string *why = nullptr);
+bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
+                           std::string *why = nullptr);
+inline bool canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
+                                               std::string *why = nullptr) {
+  return canLowerToTensorCores(TensorCoreGemm::of(op), op.getContext(), why);
+}
 
-/// Emits the tensor-core kernel (one gpu.launch) for `op` at the builder's
-/// insertion point. Precondition: canLowerGroupedMatmulToTensorCores(op).
-void lowerGroupedMatmulToTensorCores(GroupedMatmulOp op, moe::LoopBuilder &lb);
+/// Emits the tensor-core kernel (one gpu.launch) for `gemm` at the builder's
+/// insertion point. Precondition: canLowerToTensorCores(gemm).
+void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+inline void lowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
+                                            moe::LoopBuilder &lb) {
+  lowerToTensorCores(TensorCoreGemm::of(op), lb);
+}
 
 } // namespace mlir::moek
 

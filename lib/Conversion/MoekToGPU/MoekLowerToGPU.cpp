@@ -44,14 +44,17 @@ constexpr int64_t kThreadsPerBlock = 256;
 constexpr int64_t kTokensPerSlice = 256;
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
-void launchPerItem(LoopBuilder &lb, Value count,
-                   function_ref<void(Value)> body) {
+/// `part`, when given, names this launch among those of one kernel op.
+void launchPerItem(LoopBuilder &lb, Value count, function_ref<void(Value)> body,
+                   StringRef part = {}) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value one = lb.index(1), threads = lb.index(kThreadsPerBlock);
   // At least one block: a launch of zero blocks is an error.
   Value blocks = arith::MaxUIOp::create(
       b, arith::CeilDivUIOp::create(b, count, threads), one);
   auto launch = gpu::LaunchOp::create(b, blocks, one, one, threads, one, one);
+  if (!part.empty())
+    launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
   OpBuilder::InsertionGuard guard(b);
   Block &entry = launch.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -66,19 +69,61 @@ void launchPerItem(LoopBuilder &lb, Value count,
 
 /// Runs `body(i, j)` for every (i, j) in [0, rows) x [0, cols).
 void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
-                      function_ref<void(Value, Value)> body) {
+                      function_ref<void(Value, Value)> body,
+                      StringRef part = {}) {
   ImplicitLocOpBuilder &b = lb.builder();
-  launchPerItem(lb, arith::MulIOp::create(b, rows, cols), [&](Value i) {
-    body(arith::DivUIOp::create(b, i, cols), arith::RemUIOp::create(b, i, cols));
-  });
+  launchPerItem(
+      lb, arith::MulIOp::create(b, rows, cols),
+      [&](Value i) {
+        body(arith::DivUIOp::create(b, i, cols),
+             arith::RemUIOp::create(b, i, cols));
+      },
+      part);
 }
 
+/// The router in two kernels: the scores x * w_gate as a GEMM into an f32
+/// [T, E] buffer (on tensor cores for bf16/f16), then one thread per token
+/// for the probabilities and the top-k. A thread computing its token's E
+/// dot products over H alone would leave the GPU mostly idle.
 void lowerRoute(RouteOp op, LoopBuilder &lb) {
-  launchPerItem(lb, lb.dim(op.getX(), 0), [&](Value t) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value x = op.getX(), wGate = op.getWGate();
+  int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
+  Value tokens = lb.dim(x, 0);
+  Value scores = memref::AllocOp::create(
+      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getF32Type()),
+      ValueRange{tokens});
+
+  TensorCoreGemm gemm;
+  gemm.a = x;
+  gemm.c = scores;
+  auto gateType = cast<MemRefType>(wGate.getType());
+  if (gateType.getLayout().isIdentity())
+    gemm.b = memref::ExpandShapeOp::create(
+        b, ArrayRef<int64_t>{1, hidden, experts}, wGate,
+        ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  if (gemm.b && canLowerToTensorCores(gemm, b.getContext())) {
+    lowerToTensorCores(gemm, lb);
+    auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
+    launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "scores"));
+  } else {
+    launchPerElement(lb, tokens, lb.index(experts), [&](Value t, Value e) {
+      Value sum = lb.forLoopCarrying(
+          lb.index(0), lb.index(hidden), ValueRange{lb.f32(0.0)},
+          [&](Value h, ValueRange acc) -> SmallVector<Value> {
+            Value prod = arith::MulFOp::create(b, lb.loadF32(x, {t, h}),
+                                               lb.loadF32(wGate, {h, e}));
+            return {arith::AddFOp::create(b, acc[0], prod)};
+          })[0];
+      memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
+    }, "scores");
+  }
+  launchPerItem(lb, tokens, [&](Value t) {
     // Private per-thread scratch.
-    RouteScratch s = makeRouteScratch(lb.builder(), op);
-    emitRouteToken(lb, op, s, t);
+    RouteScratch s = makeRouteScratch(b, op);
+    emitRouteToken(lb, op, s, t, scores);
   });
+  memref::DeallocOp::create(b, scores);
 }
 
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
@@ -134,7 +179,7 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
     Value count = walkSlice(s, e, lb.i32(0), nullptr);
     memref::StoreOp::create(b, count, partial, ValueRange{s, e});
-  });
+  }, "count");
   launchPerItem(lb, numExperts, [&](Value e) {
     Value total = lb.forLoopCarrying(
         zero, slices, ValueRange{lb.i32(0)},
@@ -145,7 +190,7 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
         })[0];
     memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
                             counts, ValueRange{e});
-  });
+  }, "scan");
   launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
     Value start = memref::LoadOp::create(b, partial, ValueRange{s, e});
     walkSlice(s, e, start, [&](Value t, Value j, Value before) {
@@ -155,7 +200,7 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
           ValueRange{t, j});
     });
-  });
+  }, "rank");
   memref::DeallocOp::create(b, partial);
 }
 
@@ -186,7 +231,7 @@ void lowerRowAssignments(RowAssignmentsOp op, LoopBuilder &lb) {
   Value owners = op.getOwners(), indices = op.getIndices();
   launchPerItem(lb, lb.dim(owners, 0), [&](Value r) {
     memref::StoreOp::create(b, lb.i32(-1), owners, ValueRange{r});
-  });
+  }, "clear");
   launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
                    [&](Value t, Value j) { emitRowOwner(lb, op, t, j); });
 }
@@ -381,8 +426,37 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   return success();
 }
 
+/// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
+/// grouped matmul, so that profiles and cubins say what each kernel does.
+std::string kernelName(Operation *op) {
+  if (auto matmul = dyn_cast<GroupedMatmulOp>(op))
+    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()))
+        .str();
+  std::string name = op->getName().getStringRef().str();
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
 struct MoekLowerToGPUPass
     : public moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
+  /// Names the launches emitted for `op` (those after `boundary`, the op
+  /// before it): `moek_<op>`, or `moek_<op>_<part>` where the lowering named
+  /// the part. gpu-kernel-outlining makes the name the kernel's symbol.
+  static void nameLaunches(Operation *boundary, Operation *op) {
+    Operation *from = boundary ? boundary->getNextNode()
+                               : &op->getBlock()->front();
+    std::string base = kernelName(op);
+    for (Operation *it = from; it != op; it = it->getNextNode()) {
+      auto launch = dyn_cast<gpu::LaunchOp>(it);
+      if (!launch)
+        continue;
+      std::string name = base;
+      if (FlatSymbolRefAttr part = launch.getFunctionAttr())
+        name += "_" + part.getValue().str();
+      launch.setFunctionAttr(FlatSymbolRefAttr::get(op->getContext(), name));
+    }
+  }
+
   void runOnOperation() override {
     IRRewriter rewriter(&getContext());
     SmallVector<Operation *> kernels;
@@ -395,6 +469,7 @@ struct MoekLowerToGPUPass
     for (Operation *op : kernels) {
       ImplicitLocOpBuilder b(op->getLoc(), rewriter);
       b.setInsertionPoint(op);
+      Operation *boundary = op->getPrevNode();
       LoopBuilder lb(b);
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
@@ -420,6 +495,7 @@ struct MoekLowerToGPUPass
               .Default([&](Operation *o) { return lowerElementwise(o, lb); });
       if (failed(result))
         return signalPassFailure();
+      nameLaunches(boundary, op);
       rewriter.eraseOp(op);
     }
   }

@@ -121,7 +121,7 @@ RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op) {
 }
 
 void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
-                    Value t) {
+                    Value t, Value scores) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate(), bias = op.getBias();
   Value weights = op.getWeights(), indices = op.getIndices();
@@ -130,17 +130,25 @@ void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
   Value zero = lb.index(0);
   Value probs = s.probs, keys = s.keys, available = s.available;
   Value numExperts = lb.index(experts);
-  // Scores s = x[t] . w_gate, accumulated in f32, row by row of w_gate.
-  lb.fill(probs, lb.f32(0.0));
-  lb.forLoop(zero, lb.index(hidden), [&](Value h) {
-    Value xv = lb.loadF32(x, {t, h});
+  if (scores) {
     lb.forLoop(zero, numExperts, [&](Value e) {
-      Value acc = memref::LoadOp::create(b, probs, ValueRange{e});
-      Value prod = arith::MulFOp::create(b, xv, lb.loadF32(wGate, {h, e}));
-      memref::StoreOp::create(b, arith::AddFOp::create(b, acc, prod), probs,
-                              ValueRange{e});
+      memref::StoreOp::create(
+          b, memref::LoadOp::create(b, scores, ValueRange{t, e}), probs,
+          ValueRange{e});
     });
-  });
+  } else {
+    // Scores s = x[t] . w_gate, accumulated in f32, row by row of w_gate.
+    lb.fill(probs, lb.f32(0.0));
+    lb.forLoop(zero, lb.index(hidden), [&](Value h) {
+      Value xv = lb.loadF32(x, {t, h});
+      lb.forLoop(zero, numExperts, [&](Value e) {
+        Value acc = memref::LoadOp::create(b, probs, ValueRange{e});
+        Value prod = arith::MulFOp::create(b, xv, lb.loadF32(wGate, {h, e}));
+        memref::StoreOp::create(b, arith::AddFOp::create(b, acc, prod), probs,
+                                ValueRange{e});
+      });
+    });
+  }
 
   // Probabilities.
   if (op.getScoreFunc() == ScoreFunc::softmax) {

@@ -42,9 +42,10 @@ struct RouteScratch {
 RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op);
 
 /// The router for token t: scores, probabilities, group limits, top-k into
-/// indices[t, :] and weights[t, :].
+/// indices[t, :] and weights[t, :]. With `scores` (an f32 [T, E] buffer), the
+/// scores are read from scores[t, :] instead of computed from x and w_gate.
 void emitRouteToken(moe::LoopBuilder &lb, RouteOp op, const RouteScratch &s,
-                    Value t);
+                    Value t, Value scores = nullptr);
 
 /// rows[t, j]: the grouped row of assignment (t, j), or -1 if dropped.
 void emitAssignmentRow(moe::LoopBuilder &lb, AssignmentRowsOp op, Value t,
