@@ -2,7 +2,8 @@
 # One call on the GPU machine (device tool, carry .device): builds the MLIR-free
 # runtime and moe-run there, checks every artifact of
 # bench/compile_device_artifacts.sh against the CPU reference, times the
-# presets (CUDA events, median) and runs the PyTorch baselines in the same run.
+# presets (CUDA events, median), profiles their kernels and runs the PyTorch
+# baselines in the same run.
 # Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,14 @@ for a in "$art"/time-*.so; do
   name=$(basename "$a" .so)
   "$run" "$a" --repeat "$repeat" > "$out/$name.log" 2>&1
   echo "$name: $(grep -E '^time|^memory|error' "$out/$name.log" | tr '\n' ' ')"
+done
+
+echo "== where the time goes: per-kernel profile (events around each launch)"
+for a in "$art"/time-*.so; do
+  name=$(basename "$a" .so)
+  case "$name" in *-unfused) continue ;; esac
+  echo "-- $name"
+  "$run" "$a" --profile --repeat 3 2>&1 | sed -n '/^profile/,$p' | head -14
 done
 
 echo "== PyTorch baselines (same machine, same run)"

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sys/stat.h>
@@ -764,6 +765,70 @@ int timeFunction(const moert_function *function, moert_tensor *const *args,
   return 0;
 }
 
+int profileFunction(const moert_function *function, moert_tensor *const *args,
+                    int numArgs, int repeat, moert_kernel_time *entries,
+                    int capacity, int *count) {
+  if (!checkArguments(function, args, numArgs, "moert_function_profile"))
+    return 1;
+  const char *name = function->name.c_str();
+  if (function->backend != MOERT_BACKEND_CUDA) {
+    setError("%s: only CUDA functions can be profiled (this one runs on the "
+             "CPU)",
+             name);
+    return 1;
+  }
+  if (repeat < 1 || capacity < 0 || !count || (capacity > 0 && !entries)) {
+    setError("%s: cannot profile %d runs into %d entries%s (want repeat >= 1, "
+             "capacity >= 0, entries and count not NULL)",
+             name, repeat, capacity, count ? "" : " with count NULL");
+    return 1;
+  }
+
+  std::unique_lock<std::mutex> deviceLock;
+  const cuda::Driver *driver;
+  if (!enterDevice(*function, deviceLock, driver))
+    return 1;
+  DeviceBuffers device(*driver, numArgs);
+  Arguments arguments;
+  if (!prepareArguments(*function, args, numArgs, &device, arguments))
+    return 1;
+  std::vector<int64_t> resultBuffer(resultWords(*function), 0);
+
+  std::map<std::string, cuda::KernelTotal> totals;
+  for (int run = 0; run <= repeat; ++run) {
+    ResultMemory memory(*function, driver, arguments.pointers);
+    // Run 0 warms up (module loads, first-touch costs) unprofiled.
+    if (run > 0)
+      cuda::startKernelProfile();
+    bool ran = runEntry(*function, arguments, resultBuffer, memory, driver,
+                        [] { return cuda::CUDA_SUCCESS; });
+    if (run > 0 && !cuda::finishKernelProfile(totals) && ran) {
+      std::string reason = moert_last_error();
+      setError("function '%s': %s", name, reason.c_str());
+      return 1;
+    }
+    if (!ran)
+      return 1;
+  }
+
+  std::vector<std::pair<std::string, cuda::KernelTotal>> kernels(
+      totals.begin(), totals.end());
+  std::stable_sort(kernels.begin(), kernels.end(),
+                   [](const auto &x, const auto &y) {
+                     return x.second.milliseconds > y.second.milliseconds;
+                   });
+  *count = static_cast<int>(kernels.size());
+  for (int i = 0; i < capacity && i < *count; ++i) {
+    moert_kernel_time &entry = entries[i];
+    std::snprintf(entry.name, sizeof(entry.name), "%s",
+                  kernels[i].first.c_str());
+    entry.launches_per_run =
+        static_cast<double>(kernels[i].second.launches) / repeat;
+    entry.ms_per_run = kernels[i].second.milliseconds / repeat;
+  }
+  return 0;
+}
+
 } // namespace
 
 moert_artifact::~moert_artifact() {
@@ -901,5 +966,15 @@ int moert_function_time(const moert_function *function,
                         int repeat, double *times_ms) {
   return guarded(1, [&] {
     return timeFunction(function, args, num_args, warmup, repeat, times_ms);
+  });
+}
+
+int moert_function_profile(const moert_function *function,
+                           moert_tensor *const *args, int num_args, int repeat,
+                           moert_kernel_time *entries, int capacity,
+                           int *count) {
+  return guarded(1, [&] {
+    return profileFunction(function, args, num_args, repeat, entries, capacity,
+                           count);
   });
 }

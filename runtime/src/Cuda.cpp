@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstring>
 #include <dlfcn.h>
+#include <map>
+#include <vector>
 
 using namespace moert;
 using namespace moert::cuda;
@@ -384,6 +386,64 @@ int moert_cuda_device_name(char *buffer, size_t size) {
   return 0;
 }
 
+//===--- Kernel profile ---===//
+
+namespace {
+
+/// The name each CUfunction was looked up by, for profiles.
+std::mutex functionNamesMutex;
+std::map<CUfunction, std::string> functionNames;
+
+/// One profiled launch: its events are recorded before and after it.
+struct ProfiledLaunch {
+  CUfunction function;
+  CUevent start, stop;
+};
+// Touched only with the device mutex held (see startKernelProfile).
+bool profiling = false;
+std::vector<ProfiledLaunch> profiledLaunches;
+
+std::string functionName(CUfunction function) {
+  std::lock_guard<std::mutex> lock(functionNamesMutex);
+  auto it = functionNames.find(function);
+  return it == functionNames.end() ? "(unknown kernel)" : it->second;
+}
+
+} // namespace
+
+void cuda::startKernelProfile() {
+  profiling = true;
+  profiledLaunches.clear();
+}
+
+bool cuda::finishKernelProfile(std::map<std::string, KernelTotal> &totals) {
+  profiling = false;
+  std::vector<ProfiledLaunch> launches;
+  launches.swap(profiledLaunches);
+  bool ok = true;
+  for (const ProfiledLaunch &launch : launches) {
+    float milliseconds = 0;
+    CUresult result = CUDA_SUCCESS;
+    const char *call = "cuEventSynchronize";
+    if (ok && (result = table.cuEventSynchronize(launch.stop)) == CUDA_SUCCESS) {
+      call = "cuEventElapsedTime";
+      result = table.cuEventElapsedTime(&milliseconds, launch.start, launch.stop);
+    }
+    if (ok && result != CUDA_SUCCESS) {
+      setDriverError("kernel profile: ", call, result);
+      ok = false;
+    }
+    if (ok) {
+      KernelTotal &total = totals[functionName(launch.function)];
+      total.launches += 1;
+      total.milliseconds += milliseconds;
+    }
+    table.cuEventDestroy(launch.start);
+    table.cuEventDestroy(launch.stop);
+  }
+  return ok;
+}
+
 //===--- The mgpu* functions that compiled CUDA artifacts call ---===//
 //
 // Their signatures are those that MLIR's gpu-to-llvm lowering (LLVM 22)
@@ -426,6 +486,8 @@ MGPU_EXPORT void *mgpuModuleGetFunction(void *module, const char *name) {
                                          static_cast<CUmodule>(module), name),
              call))
     return nullptr;
+  std::lock_guard<std::mutex> lock(functionNamesMutex);
+  functionNames[function] = name;
   return function;
 }
 
@@ -537,7 +599,24 @@ MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                call))
       return;
   }
-  check(driver->cuLaunchKernel(
+  ProfiledLaunch profiled{cuFunction, nullptr, nullptr};
+  if (profiling) {
+    if (!check(driver->cuEventCreate(&profiled.start, CU_EVENT_DEFAULT),
+               "cuEventCreate") ||
+        !check(driver->cuEventCreate(&profiled.stop, CU_EVENT_DEFAULT),
+               "cuEventCreate")) {
+      if (profiled.start)
+        driver->cuEventDestroy(profiled.start);
+      return;
+    }
+    // Owned by the profile from here on, recorded or not.
+    profiledLaunches.push_back(profiled);
+    if (!check(driver->cuEventRecord(profiled.start,
+                                     static_cast<CUstream>(stream)),
+               "cuEventRecord"))
+      return;
+  }
+  bool launched = check(driver->cuLaunchKernel(
             cuFunction, static_cast<unsigned>(gridX),
             static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
             static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
@@ -545,6 +624,9 @@ MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
             static_cast<unsigned>(sharedMemBytes),
             static_cast<CUstream>(stream), params, extra),
         "cuLaunchKernel");
+  if (launched && profiling)
+    check(driver->cuEventRecord(profiled.stop, static_cast<CUstream>(stream)),
+          "cuEventRecord");
 }
 
 MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -142,6 +143,23 @@ void clearDeferredError();
 /// (loading, calling, timing), so that the process-wide deferred error
 /// belongs to the operation that reads it.
 std::mutex &deviceMutex();
+
+//===--- Kernel profile ---===//
+
+/// GPU time of one kernel, summed over the launches of a profile.
+struct KernelTotal {
+  int64_t launches = 0;
+  double milliseconds = 0;
+};
+
+/// From now on, every mgpuLaunchKernel is bracketed by two CUDA events on its
+/// stream. The device mutex must be held until finishKernelProfile.
+void startKernelProfile();
+
+/// Stops recording, waits for the recorded launches and adds their times to
+/// `totals` under each kernel's name. False, with the moert error set, if a
+/// driver call failed.
+bool finishKernelProfile(std::map<std::string, KernelTotal> &totals);
 
 } // namespace cuda
 } // namespace moert

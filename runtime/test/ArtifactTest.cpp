@@ -265,6 +265,24 @@ TEST_F(Artifact, TimingChecksItsArguments) {
   EXPECT_TRUE(errorContains("moert_function_time: the function is NULL"));
 }
 
+TEST_F(Artifact, OnlyCudaFunctionsCanBeProfiled) {
+  TensorPtr a = makeTensor<float>(MOERT_F32, {2, 4}, {});
+  moert_tensor *args[] = {a.get(), a.get()};
+  moert_kernel_time entries[4];
+  int count = -1;
+  EXPECT_NE(
+      moert_function_profile(lookup("add"), args, 2, 3, entries, 4, &count), 0);
+  EXPECT_TRUE(errorContains("add: only CUDA functions can be profiled (this "
+                            "one runs on the CPU)"));
+  EXPECT_EQ(count, -1);
+  EXPECT_NE(moert_function_profile(lookup("add"), args, 1, 3, entries, 4,
+                                   &count),
+            0);
+  EXPECT_TRUE(errorContains("add: expected 2 arguments, got 1"));
+  EXPECT_NE(moert_function_profile(nullptr, args, 2, 3, entries, 4, &count), 0);
+  EXPECT_TRUE(errorContains("moert_function_profile: the function is NULL"));
+}
+
 TEST(ArtifactLoad, MissingFile) {
   moert_artifact *artifact = nullptr;
   EXPECT_NE(moert_artifact_load("/nonexistent/model.so", &artifact), 0);

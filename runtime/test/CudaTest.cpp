@@ -399,6 +399,40 @@ TEST_F(CudaArtifact, TimesAFunction) {
                             "cuLaunchKernel failed"));
 }
 
+TEST_F(CudaArtifact, ProfilesKernelsByName) {
+  std::vector<float> a(4096, 1.0f);
+  TensorPtr ta = makeTensor(MOERT_F32, {4096}, a);
+  moert_tensor *args[] = {ta.get(), ta.get()};
+  moert_kernel_time entries[4] = {};
+  int count = -1;
+  ASSERT_EQ(moert_function_profile(lookup("add"), args, 2, 3, entries, 4,
+                                   &count),
+            0)
+      << moert_last_error();
+  ASSERT_EQ(count, 1) << "add launches one kernel";
+  EXPECT_STREQ(entries[0].name, "add_f32");
+  EXPECT_DOUBLE_EQ(entries[0].launches_per_run, 1.0);
+  EXPECT_GT(entries[0].ms_per_run, 0.0);
+  EXPECT_LT(entries[0].ms_per_run, 10000.0);
+  // A capacity of 0 only counts.
+  count = -1;
+  ASSERT_EQ(moert_function_profile(lookup("add"), args, 2, 1, nullptr, 0,
+                                   &count),
+            0)
+      << moert_last_error();
+  EXPECT_EQ(count, 1);
+  EXPECT_NE(moert_function_profile(lookup("add"), args, 2, 0, entries, 4,
+                                   &count),
+            0);
+  EXPECT_TRUE(errorContains("add: cannot profile 0 runs into 4 entries"));
+  EXPECT_NE(moert_function_profile(lookup("bad_launch"), args, 1, 2, entries,
+                                   4, &count),
+            0);
+  EXPECT_TRUE(errorContains("function 'bad_launch': a kernel failed: "
+                            "cuLaunchKernel failed"));
+  checkAdd("add", 100); // and the next call works, unprofiled
+}
+
 TEST(CudaTargets, TheDeviceMustRunTheTargetsCode) {
   SKIP_WITHOUT_CUDA();
   int device = deviceCapability();

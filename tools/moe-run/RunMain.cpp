@@ -53,6 +53,9 @@ OPTIONS:
                         tolerance (f32 1e-4, bf16 2e-2, f16 1e-2)
   --repeat=N            Time N runs after a warm-up and print the median (CUDA
                         events on the GPU)
+  --profile             CUDA: time each kernel (events around every launch)
+                        over --repeat runs (default 10) and print them, the
+                        most expensive first
   --no-fusion           Compile with the materializing lowering
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
   --emit-mlir           Print the program a --layer SPEC makes and exit
@@ -68,6 +71,7 @@ struct Options {
   std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
+  bool profile = false;
   uint64_t seed = 1;
   int64_t tokens = -1, expertsPerChunk = 1, repeat = 0;
 };
@@ -90,7 +94,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
-      {"help", false}};
+      {"profile", false},  {"help", false}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("-", 0) != 0 || arg == "-") {
@@ -161,6 +165,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.noFusion = true;
     } else if (name == "emit-mlir") {
       o.emitMlir = true;
+    } else if (name == "profile") {
+      o.profile = true;
     } else if (name == "help") {
       o.help = true;
     }
@@ -316,6 +322,9 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     return fail("the artifact was compiled for " +
                 std::string(moert_artifact_target(artifact)) +
                 ", not --backend=" + o.backend);
+  if (o.profile && !onGpu)
+    return fail("--profile times CUDA kernels: run with --backend=cuda (or a "
+                "CUDA artifact)");
   std::string error;
   const moert_function *function = pickFunction(artifact, o.entry, error);
   if (!function)
@@ -431,6 +440,33 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
                   "time: %.3f ms (one run%s; --repeat N for a median)\n",
                   oneRunMs, onGpu ? ", with host-device copies" : "");
     std::cout << line;
+  }
+
+  if (o.profile) {
+    int runs = repeat > 0 ? repeat : 10;
+    std::vector<moert_kernel_time> kernels(64);
+    int count = 0;
+    if (moert_function_profile(function, rawArgs.data(),
+                               static_cast<int>(rawArgs.size()), runs,
+                               kernels.data(), static_cast<int>(kernels.size()),
+                               &count) != 0)
+      return fail(runtimeError());
+    kernels.resize(std::min<size_t>(count, kernels.size()));
+    double total = 0;
+    for (const moert_kernel_time &kernel : kernels)
+      total += kernel.ms_per_run;
+    std::snprintf(line, sizeof(line),
+                  "profile: %d kernels, %.3f ms of kernel time per run (mean "
+                  "of %d runs)\n",
+                  count, total, runs);
+    std::cout << line << "     ms/run   share  launches  kernel\n";
+    for (const moert_kernel_time &kernel : kernels) {
+      std::snprintf(line, sizeof(line), "  %9.3f  %5.1f%%  %8.1f  %s\n",
+                    kernel.ms_per_run,
+                    total > 0 ? 100.0 * kernel.ms_per_run / total : 0.0,
+                    kernel.launches_per_run, kernel.name);
+      std::cout << line;
+    }
   }
 
   if (!o.dumpDir.empty()) {

@@ -127,6 +127,26 @@ int moert_function_time(const moert_function *function,
                         moert_tensor *const *args, int num_args, int warmup,
                         int repeat, double *times_ms);
 
+/* One kernel of a profile: its name in the artifact's GPU code, its
+   launches per run and its GPU time per run (CUDA events around each
+   launch). */
+typedef struct moert_kernel_time {
+  char name[128]; /* NUL-terminated; longer names are cut */
+  double launches_per_run;
+  double ms_per_run;
+} moert_kernel_time;
+
+/* Profiles a CUDA function: runs it once as a warm-up, then `repeat` times
+   with CUDA events recorded around each of its kernel launches, on the same
+   arguments as moert_function_time. *count receives the number of distinct
+   kernels, and entries[0..min(*count, capacity)) the kernels by decreasing
+   time. The events add a little time per launch: time the function with
+   moert_function_time. A CPU function is an error. */
+int moert_function_profile(const moert_function *function,
+                           moert_tensor *const *args, int num_args, int repeat,
+                           moert_kernel_time *entries, int capacity,
+                           int *count);
+
 /*===--- CUDA ---===*/
 /* Writes a description of the GPU that CUDA artifacts run on, such as
    "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into
