@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compiles, here (where MLIR is), the CUDA artifacts bench/run_device.sh runs
 # on the GPU machine (which has no MLIR), into .device/artifacts/:
-#   time-PRESET.so     the full-size presets (forward), for timing
+#   time-PRESET*.so    the full-size presets (forward), for timing and
+#                      profiles: the default schedule, one expert per
+#                      chunk, unfused
+#   tile-PRESET-TILE.so  the same with other tensor-core tiles (tuning)
 #   check-PRESET.so    the presets at a few tokens, for --check against the
 #                      CPU reference (whose naive loops are slow at full size)
 #   config-NAME.so     the CPU end-to-end configurations, for --check
@@ -11,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BUILD_DIR:-$root/build}/bin
 out=$root/.device/artifacts
 target=${TARGET:-cuda:sm_90}
-mkdir -p "$out"
+rm -rf "$out" && mkdir -p "$out"
 
 compile() { # NAME SPEC [FLAGS]
   local name=$1 spec=$2; shift 2
@@ -19,16 +22,23 @@ compile() { # NAME SPEC [FLAGS]
   echo "compiled $name: $spec $*"
 }
 for preset in mixtral qwen3_30b_a3b olmoe; do
+  # The CUDA default: all experts' GEMMs in one launch each.
   compile "time-$preset" "$preset"
+  # One expert at a time: the smallest activation buffer, T x F.
+  compile "time-$preset-chunk1" "$preset" --experts-per-chunk=1
   compile "time-$preset-unfused" "$preset" --no-fusion
 done
-# All experts' GEMMs in one launch each (more activation memory, T*k*F).
-compile time-mixtral-onelaunch mixtral --experts-per-chunk=8
-compile time-qwen3_30b_a3b-onelaunch qwen3_30b_a3b --experts-per-chunk=128
-compile time-olmoe-onelaunch olmoe --experts-per-chunk=64
+# Tensor-core tiles to compare with the default 128x128x32x3 (TILES="" skips).
+for tile in ${TILES-128x128x64x3 128x128x32x4 128x256x32x3x2x4 128x256x64x3x2x4}; do
+  for preset in qwen3_30b_a3b olmoe; do
+    compile "tile-$preset-$tile" "$preset" --cuda-tile="$tile"
+  done
+done
 compile check-mixtral mixtral,tokens=16
 compile check-qwen3_30b_a3b qwen3_30b_a3b,tokens=64
 compile check-olmoe olmoe,tokens=64
+compile check-olmoe-chunk1 olmoe,tokens=64 --experts-per-chunk=1
+compile check-olmoe-tile-128x256x64x3x2x4 olmoe,tokens=300 --cuda-tile=128x256x64x3x2x4
 while read -r name spec; do
   compile "config-$name" "$spec"
 done <<'CONFIGS'

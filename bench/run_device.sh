@@ -4,7 +4,8 @@
 # bench/compile_device_artifacts.sh against the CPU reference, times the
 # presets (CUDA events, median), profiles their kernels and runs the PyTorch
 # baselines in the same run.
-# Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines.
+# Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines,
+# SKIP_TORCH=1 the baselines.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
@@ -18,7 +19,7 @@ cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE
 ninja -C /tmp/moe-run-build > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
 run=/tmp/moe-run-build/moe-run
 
-echo "== correctness: every artifact against the CPU reference"
+echo "== correctness: every artifact against the CPU reference ($(date -u +%H:%M:%S))"
 failures=0
 for a in "$art"/config-*.so "$art"/check-*.so; do
   name=$(basename "$a" .so)
@@ -36,20 +37,17 @@ echo "correctness failures: $failures"
 # CHECK_ONLY=1: correctness only (after a change that cannot affect speed).
 [ "${CHECK_ONLY:-0}" = 1 ] && exit $((failures > 0))
 
-echo "== timing: presets, forward, median of $repeat runs (CUDA events)"
-for a in "$art"/time-*.so; do
+echo "== timing: presets, forward, median of $repeat runs (CUDA events), then ($(date -u +%H:%M:%S))"
+echo "   each kernel's share (events around every launch, a separate pass)"
+for a in "$art"/time-*.so "$art"/tile-*.so; do
+  [ -e "$a" ] || continue
   name=$(basename "$a" .so)
-  "$run" "$a" --repeat "$repeat" > "$out/$name.log" 2>&1
-  echo "$name: $(grep -E '^time|^memory|error' "$out/$name.log" | tr '\n' ' ')"
+  "$run" "$a" --repeat "$repeat" --profile > "$out/$name.log" 2>&1
+  echo "-- $name: $(grep -E '^time|^memory|error' "$out/$name.log" | tr '\n' ' ')"
+  sed -n '/^profile/,$p' "$out/$name.log" | head -8
 done
 
-echo "== where the time goes: per-kernel profile (events around each launch)"
-for a in "$art"/time-*.so; do
-  name=$(basename "$a" .so)
-  case "$name" in *-unfused) continue ;; esac
-  echo "-- $name"
-  "$run" "$a" --profile --repeat 3 2>&1 | sed -n '/^profile/,$p' | head -14
-done
-
-echo "== PyTorch baselines (same machine, same run)"
+# SKIP_TORCH=1: no baselines (a tuning run; results need them).
+[ "${SKIP_TORCH:-0}" = 1 ] && exit $((failures > 0))
+echo "== PyTorch baselines (same machine, same run) ($(date -u +%H:%M:%S))"
 python3 "$art/../torch_baselines.py" 2>&1 | tee "$out/torch_baselines.log" | tail -25

@@ -60,11 +60,17 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
                       llvm::cl::init(true)};
   Option<int64_t> expertsPerChunk{
       *this, "experts-per-chunk",
-      llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back"),
-      llvm::cl::init(1)};
+      llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back (0: "
+                     "all of them, one launch per GEMM)"),
+      llvm::cl::init(0)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90, sm_80)"),
                            llvm::cl::init("sm_90")};
+  Option<std::string> tensorCoreTile{
+      *this, "tensor-core-tile",
+      llvm::cl::desc("CTA tile of the tensor-core GEMMs: "
+                     "BMxBNxBKxSTAGES[xWARPSMxWARPSN]"),
+      llvm::cl::init("128x128x32x3")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel binary format: bin (cubin via ptxas), isa (PTX)"),

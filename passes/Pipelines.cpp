@@ -9,12 +9,15 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+
+#include <limits>
 
 using namespace mlir;
 
@@ -80,18 +83,32 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
 
 void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
-  buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk);
-  pm.addPass(createMoekLowerToGPUPass());
+  // On the GPU all experts' GEMMs share one launch by default: a launch per
+  // expert leaves most of the GPU idle when experts get few rows each.
+  int64_t expertsPerChunk = options.expertsPerChunk > 0
+                                ? int64_t(options.expertsPerChunk)
+                                : std::numeric_limits<int64_t>::max();
+  buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk);
+  MoekLowerToGPUPassOptions gpu;
+  gpu.chip = options.chip;
+  gpu.tensorCoreTile = options.tensorCoreTile;
+  pm.addPass(createMoekLowerToGPUPass(gpu));
   pm.addPass(createMoePlaceBuffersOnGPUPass());
 }
 
 void moe::buildGPUToLLVMPipeline(OpPassManager &pm,
                                  const CUDAPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
+  // Kernels, allocations and frees go on one stream, chained by async
+  // tokens, and the host waits once at the end of the call; without this
+  // every launch gets its own stream and a host synchronization.
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
   gpu::GPUToNVVMPipelineOptions nvvm;
   nvvm.cubinChip = options.chip;
-  // PTX 8.0 covers sm_90 and sm_80 (LLVM's default PTX version is older).
-  nvvm.cubinFeatures = "+ptx80";
+  // PTX 8.1 covers sm_90 and sm_80 and has the vector reductions of the
+  // scatter-add epilogue (LLVM's default PTX version is older).
+  nvvm.cubinFeatures = "+ptx81";
   nvvm.cubinFormat = options.format;
   nvvm.optLevel = 3;
   gpu::buildLowerToNVVMPassPipeline(pm, nvvm);

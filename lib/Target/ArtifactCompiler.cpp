@@ -160,11 +160,13 @@ LogicalResult moe::compileArtifact(ModuleOp module,
 
   CPUPipelineOptions cpu;
   cpu.fusion = options.fusion;
-  cpu.expertsPerChunk = options.expertsPerChunk;
+  cpu.expertsPerChunk = options.expertsPerChunk > 0 ? options.expertsPerChunk : 1;
   CUDAPipelineOptions cuda;
   cuda.fusion = options.fusion;
   cuda.expertsPerChunk = options.expertsPerChunk;
   cuda.chip = options.target.chip;
+  if (!options.tensorCoreTile.empty())
+    cuda.tensorCoreTile = options.tensorCoreTile;
   cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
   PassManager toBuffers(module.getContext());
   if (options.target.cuda)

@@ -43,8 +43,12 @@ struct CompileOptions {
   unsigned optLevel = 3;
   /// Zero-buffer dispatch fusion (false: the materializing lowering).
   bool fusion = true;
-  /// moe-zero-buffer-fusion's experts-per-chunk.
-  int64_t expertsPerChunk = 1;
+  /// moe-zero-buffer-fusion's experts-per-chunk; 0 is the target's default:
+  /// 1 on the CPU (the smallest activation buffer), all experts on CUDA
+  /// (one launch per GEMM).
+  int64_t expertsPerChunk = 0;
+  /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
+  std::string tensorCoreTile;
   /// Where to write the memory plan as JSON ("" for none).
   std::string memoryReportPath;
   /// Stop after the memory plan: no code is generated (a report only).

@@ -384,7 +384,7 @@ public:
       if (block.kind == cuda::MemoryKind::Host)
         freeFn(block.pointer);
       else if (block.kind == cuda::MemoryKind::Device)
-        driver->cuMemFree(static_cast<cuda::CUdeviceptr>(
+        cuda::releaseDeviceBlock(*driver, static_cast<cuda::CUdeviceptr>(
             reinterpret_cast<uintptr_t>(block.pointer)));
       // Unknown: the device failed fatally; freeing either way could crash.
     }
@@ -435,6 +435,8 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   if (status == cuda::CUDA_SUCCESS) {
     status = driver->cuCtxSynchronize();
     call = "cuCtxSynchronize";
+    // The device is done with what the call freed: it can be reused.
+    cuda::recycleDeviceBlocks();
   }
   // The first failure the artifact's mgpu* calls saw comes first.
   std::string deferred;
@@ -843,6 +845,7 @@ moert_artifact::~moert_artifact() {
   std::lock_guard<std::mutex> lock(cuda::deviceMutex());
   dlclose(handle);
   cuda::clearDeferredError();
+  cuda::trimDeviceBlocks();
 }
 
 int moert_artifact_load(const char *path, moert_artifact **out) {

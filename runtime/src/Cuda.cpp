@@ -386,6 +386,66 @@ int moert_cuda_device_name(char *buffer, size_t size) {
   return 0;
 }
 
+//===--- Device memory cache ---===//
+
+namespace {
+
+constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
+
+std::mutex blocksMutex;
+std::map<CUdeviceptr, size_t> liveBlocks; ///< Made by mgpuMemAlloc, in use.
+std::vector<std::pair<CUdeviceptr, size_t>> parkedBlocks; ///< Freed in a call.
+std::multimap<size_t, CUdeviceptr> idleBlocks; ///< Free, by size.
+
+/// A cached block of at least `size` bytes (and at most twice that, so that
+/// a small buffer does not pin a large one), or 0.
+CUdeviceptr takeIdleBlock(size_t size) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  auto it = idleBlocks.lower_bound(size);
+  if (it == idleBlocks.end() || it->first / 2 > size)
+    return 0;
+  CUdeviceptr pointer = it->second;
+  liveBlocks[pointer] = it->first;
+  idleBlocks.erase(it);
+  return pointer;
+}
+
+void freeIdleBlocks() {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  for (const auto &[size, pointer] : idleBlocks)
+    table.cuMemFree(pointer);
+  idleBlocks.clear();
+}
+
+} // namespace
+
+void cuda::recycleDeviceBlocks() {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  for (const auto &[pointer, size] : parkedBlocks)
+    idleBlocks.emplace(size, pointer);
+  parkedBlocks.clear();
+}
+
+void cuda::releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer) {
+  {
+    std::lock_guard<std::mutex> lock(blocksMutex);
+    auto it = liveBlocks.find(pointer);
+    if (it != liveBlocks.end()) {
+      idleBlocks.emplace(it->second, pointer);
+      liveBlocks.erase(it);
+      return;
+    }
+  }
+  driver.cuMemFree(pointer);
+}
+
+void cuda::trimDeviceBlocks() {
+  if (initState.load(std::memory_order_acquire) != Ready)
+    return;
+  recycleDeviceBlocks();
+  freeIdleBlocks();
+}
+
 //===--- Kernel profile ---===//
 
 namespace {
@@ -643,20 +703,39 @@ MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
   }
   if (sizeBytes == 0)
     return nullptr; // As MLIR's own wrappers do.
-  CUdeviceptr pointer = 0;
-  char call[64];
-  std::snprintf(call, sizeof(call), "cuMemAlloc(%llu bytes)",
-                static_cast<unsigned long long>(sizeBytes));
-  if (!check(driver->cuMemAlloc(&pointer, static_cast<size_t>(sizeBytes)),
-             call))
-    return nullptr;
+  size_t size = static_cast<size_t>(sizeBytes);
+  CUdeviceptr pointer = takeIdleBlock(size);
+  if (!pointer) {
+    CUresult result = driver->cuMemAlloc(&pointer, size);
+    if (result == CUDA_ERROR_OUT_OF_MEMORY) {
+      // Cached blocks may be what fills the device.
+      freeIdleBlocks();
+      result = driver->cuMemAlloc(&pointer, size);
+    }
+    char call[64];
+    std::snprintf(call, sizeof(call), "cuMemAlloc(%llu bytes)",
+                  static_cast<unsigned long long>(sizeBytes));
+    if (!check(result, call))
+      return nullptr;
+    std::lock_guard<std::mutex> lock(blocksMutex);
+    liveBlocks[pointer] = size;
+  }
   return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
 }
 
 MGPU_EXPORT void mgpuMemFree(void *pointer, void *stream) {
-  (void)stream;
+  (void)stream; // Parked until the call is over, so any stream is done.
   if (!pointer)
     return;
+  {
+    std::lock_guard<std::mutex> lock(blocksMutex);
+    auto it = liveBlocks.find(toDevice(pointer));
+    if (it != liveBlocks.end()) {
+      parkedBlocks.emplace_back(it->first, it->second);
+      liveBlocks.erase(it);
+      return;
+    }
+  }
   if (const Driver *driver = beginRelease())
     check(driver->cuMemFree(toDevice(pointer)), "cuMemFree");
 }

@@ -144,6 +144,27 @@ void clearDeferredError();
 /// belongs to the operation that reads it.
 std::mutex &deviceMutex();
 
+//===--- Device memory cache ---===//
+//
+// Artifacts allocate their planned arena (and a few buffers) through
+// mgpuMemAlloc at every call and free them through mgpuMemFree on a stream,
+// before the device is done with them. moert keeps such blocks: a freed
+// block is parked until the runtime has waited for the device after the
+// call (recycleDeviceBlocks), then the next allocation that fits reuses it.
+// Otherwise every call would pay cuMemAlloc/cuMemFree of hundreds of MiB
+// (about a millisecond) and cuMemFree would wait for the device mid-call.
+
+/// After the device finished all work of a call: parked blocks become free
+/// for reuse.
+void recycleDeviceBlocks();
+
+/// Frees a block the device no longer uses: back to the cache if
+/// mgpuMemAlloc made it, else cuMemFree.
+void releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer);
+
+/// Returns every cached block that is not in use to the driver.
+void trimDeviceBlocks();
+
 //===--- Kernel profile ---===//
 
 /// GPU time of one kernel, summed over the launches of a profile.

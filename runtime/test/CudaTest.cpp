@@ -399,6 +399,32 @@ TEST_F(CudaArtifact, TimesAFunction) {
                             "cuLaunchKernel failed"));
 }
 
+TEST_F(CudaArtifact, FreedDeviceBlocksAreReusedOnlyAfterACall) {
+  constexpr uint64_t size = 1 << 20;
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  void *first = mgpuMemAlloc(size, stream, false);
+  ASSERT_NE(first, nullptr);
+  mgpuMemFree(first, stream);
+  // Freed on a stream the device may still be working through: parked.
+  void *second = mgpuMemAlloc(size, stream, false);
+  ASSERT_NE(second, nullptr);
+  EXPECT_NE(second, first);
+  mgpuMemFree(second, stream);
+  mgpuStreamDestroy(stream);
+  // A call waits for the device; then both blocks are free for reuse, but
+  // not for a request of less than half their size.
+  checkAdd("add", 10);
+  void *small = mgpuMemAlloc(size / 4, nullptr, false);
+  EXPECT_NE(small, first);
+  EXPECT_NE(small, second);
+  void *again = mgpuMemAlloc(size, nullptr, false);
+  EXPECT_TRUE(again == first || again == second);
+  mgpuMemFree(again, nullptr);
+  mgpuMemFree(small, nullptr);
+  checkAdd("add", 10);
+}
+
 TEST_F(CudaArtifact, ProfilesKernelsByName) {
   std::vector<float> a(4096, 1.0f);
   TensorPtr ta = makeTensor(MOERT_F32, {4096}, a);

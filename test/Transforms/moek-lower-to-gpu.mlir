@@ -2,7 +2,9 @@
 // matmul reads the expert offsets inside the kernel (they are device data)
 // and its scatter-add epilogue is an f32 atomic. On bf16 operands with K
 // and N multiples of 8 the grouped matmul runs on tensor cores.
-// RUN: moe-opt %s -moek-lower-to-gpu | FileCheck %s
+// RUN: moe-opt %s -moek-lower-to-gpu | FileCheck %s --check-prefixes=CHECK,SM90
+// RUN: moe-opt %s -moek-lower-to-gpu=chip=sm_80 | FileCheck %s --check-prefixes=CHECK,SM80
+// RUN: moe-opt %s -moek-lower-to-gpu=tensor-core-tile=128x256x64x3x2x4 | FileCheck %s --check-prefix=BIG-TILE
 
 // CHECK-LABEL: func.func @grouped
 // CHECK-NOT: memref.load
@@ -21,11 +23,20 @@ func.func @grouped(%act: memref<16x24xf32>, %w2: memref<4x24x40xf32>, %offsets: 
   return
 }
 
+// On sm_90 the scatter-add adds column pairs with one vector reduction.
 // CHECK-LABEL: func.func @tensor_cores
 // CHECK: gpu.launch
 // CHECK: nvgpu.ldmatrix
 // CHECK: nvvm.mma.sync
-// CHECK: memref.atomic_rmw addf
+// SM90: memref.extract_aligned_pointer_as_index
+// SM90: llvm.inline_asm has_side_effects "red.relaxed.gpu.add.v2.f32 [$0], {$1, $2};", "l,f,f,~{memory}"
+// SM90-NOT: memref.atomic_rmw
+// SM80: memref.atomic_rmw addf
+// SM80-NOT: llvm.inline_asm
+// The tile is an option (for tuning): 128 x 256 outputs, 64 deep, 3 stages
+// of (128 x 72 + 64 x 264) bf16 = 52224 bytes each.
+// BIG-TILE-LABEL: func.func @tensor_cores
+// BIG-TILE: dynamic_shared_memory_size %c156672_i32
 func.func @tensor_cores(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %offsets: memref<5xi32>,
                         %owners: memref<32xi32>, %weights: memref<16x2xf32>, %y: memref<16x40xf32>,
                         %first: index, %last: index) {

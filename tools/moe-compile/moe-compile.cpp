@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Driver/Driver.h"
 #include "lib/Target/ArtifactCompiler.h"
 
@@ -55,8 +56,9 @@ static cl::opt<bool> noFusion(
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
     cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
-             "activation buffer holds T*min(k, N) rows; default 1)"),
-    cl::init(1), cl::cat(category));
+             "activation buffer holds T*min(k, N) rows; default 1 on the CPU, "
+             "all experts on CUDA)"),
+    cl::init(0), cl::cat(category));
 static cl::opt<std::string> reportMemory(
     "report-memory",
     cl::desc("Write the static memory plan as JSON (without -o: the report "
@@ -67,6 +69,11 @@ static cl::opt<std::string> cudaPath(
     cl::desc("CUDA toolkit whose ptxas makes the cubin (default: $CUDA_HOME, "
              "else /usr/local/cuda)"),
     cl::value_desc("DIR"), cl::cat(category));
+static cl::opt<std::string> cudaTile(
+    "cuda-tile",
+    cl::desc("CTA tile of the CUDA tensor-core GEMMs, for tuning: "
+             "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x128x32x3)"),
+    cl::value_desc("TILE"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -101,10 +108,18 @@ int main(int argc, char **argv) {
   if (emit == moe::EmitKind::Artifact && outputFile.empty() && !planOnly)
     return fail("an artifact needs an output path: add -o OUT.so (or "
                 "--emit=mlir|llvm to print IR, or --report-memory=PATH)");
-  if (expertsPerChunk < 1)
+  if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
   if (optLevel > 3)
     return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");
+  if (cudaTile.getNumOccurrences()) {
+    if (!parsedTarget->cuda)
+      return fail("--cuda-tile needs a CUDA target (--target=cuda:sm_90)");
+    moek::TensorCoreTile tile;
+    std::string error = moek::TensorCoreTile::parse(cudaTile, tile);
+    if (!error.empty())
+      return fail("--cuda-tile: " + error);
+  }
 
   std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
   moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
@@ -127,6 +142,8 @@ int main(int argc, char **argv) {
   options.outputPath = outputFile;
   options.fusion = !noFusion;
   options.expertsPerChunk = expertsPerChunk;
+  if (cudaTile.getNumOccurrences())
+    options.tensorCoreTile = cudaTile;
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
   if (emit == moe::EmitKind::Artifact)

@@ -58,6 +58,7 @@ OPTIONS:
                         most expensive first
   --no-fusion           Compile with the materializing lowering
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
+                        (default 1 on the CPU, all experts on CUDA)
   --emit-mlir           Print the program a --layer SPEC makes and exit
   --help                This text
 )";
@@ -73,7 +74,8 @@ struct Options {
   bool check = false, noFusion = false, emitMlir = false, help = false;
   bool profile = false;
   uint64_t seed = 1;
-  int64_t tokens = -1, expertsPerChunk = 1, repeat = 0;
+  int64_t tokens = -1, expertsPerChunk = 0, repeat = 0;
+  bool haveExpertsPerChunk = false;
 };
 
 bool parseInteger(const std::string &text, int64_t &out) {
@@ -159,6 +161,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
         error = "--repeat must be non-negative";
     } else if (name == "experts-per-chunk") {
       error = integer(o.expertsPerChunk);
+      o.haveExpertsPerChunk = true;
     } else if (name == "check") {
       o.check = true;
     } else if (name == "no-fusion") {
@@ -264,7 +267,7 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
                 "shared object made by moe-compile)");
   if (o.haveTokens && o.tokens < 1)
     return fail("--tokens must be at least 1");
-  if (o.expertsPerChunk < 1)
+  if (o.haveExpertsPerChunk && o.expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
   if (!o.inputsDir.empty() && !fs::is_directory(o.inputsDir, ec))
     return fail("--inputs: '" + o.inputsDir + "' is not a directory");

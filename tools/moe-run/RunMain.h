@@ -21,7 +21,7 @@ struct CompileRequest {
   std::string layerSpec;
   std::string target; ///< "cpu", "cuda:sm_90", ...
   bool fusion = true;
-  int64_t expertsPerChunk = 1;
+  int64_t expertsPerChunk = 0; ///< 0: the target's default
   std::string outputPath;
 };
 

@@ -44,27 +44,31 @@ using namespace mlir::moek;
 
 namespace {
 
-// A CTA: kBM rows x kBN columns of b, kBK deep per pipeline stage, 8 warps
-// in a 2 x 4 grid, each warp 64 x 32 = 4 x 4 mma tiles of 16 x 8.
-constexpr int64_t kBM = 128, kBN = 128, kBK = 32, kStages = 3;
-constexpr int64_t kWarpsM = 2, kWarpsN = 4;
-constexpr int64_t kThreads = 32 * kWarpsM * kWarpsN;
-constexpr int64_t kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;
-constexpr int64_t kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
 // 16-byte copies: 8 elements of 16 bits.
 constexpr int64_t kChunk = 8;
 // Shared rows are padded by 16 bytes so that the 8 row addresses of an
 // ldmatrix fall in distinct banks.
 constexpr int64_t kPad = 8;
-constexpr int64_t kRowA = kBK + kPad, kRowB = kBN + kPad;
-constexpr int64_t kStageBytesA = kBM * kRowA * 2, kStageBytesB = kBK * kRowB * 2;
-constexpr int64_t kSharedBytes = kStages * (kStageBytesA + kStageBytesB);
+// What a CTA may have of shared memory on sm_80 and sm_90.
+constexpr int64_t kMaxSharedBytes = 227 * 1024;
 
-static_assert(kBM * kBK % (kChunk * kThreads) == 0, "A copies must divide");
-static_assert(kBK * kBN % (kChunk * kThreads) == 0, "B copies must divide");
-// B fragments are loaded in pairs, within the gate or the up half for a GLU.
-static_assert(kFragsN % 4 == 0, "B fragments are loaded in pairs");
-static_assert(kBK % 16 == 0, "k steps of 16");
+/// The sizes a TensorCoreTile implies: a CTA computes BM rows x BN columns
+/// of b, BK deep per pipeline stage, with warps in a warpsM x warpsN grid,
+/// each warp (BM / warpsM) x (BN / warpsN) = fragsM x fragsN mma tiles of
+/// 16 x 8.
+struct Geometry {
+  explicit Geometry(const TensorCoreTile &tile)
+      : bm(tile.bm), bn(tile.bn), bk(tile.bk), stages(tile.stages),
+        warpsM(tile.warpsM), warpsN(tile.warpsN),
+        threads(32 * warpsM * warpsN), warpM(bm / warpsM), warpN(bn / warpsN),
+        fragsM(warpM / 16), fragsN(warpN / 8), rowA(bk + kPad),
+        rowB(bn + kPad), stageBytesA(bm * rowA * 2),
+        stageBytesB(bk * rowB * 2),
+        sharedBytes(stages * (stageBytesA + stageBytesB)) {}
+
+  int64_t bm, bn, bk, stages, warpsM, warpsN, threads, warpM, warpN, fragsM,
+      fragsN, rowA, rowB, stageBytesA, stageBytesB, sharedBytes;
+};
 
 /// Index arithmetic on an ImplicitLocOpBuilder, to keep the kernel readable.
 struct Ix {
@@ -115,7 +119,71 @@ SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
   return registers;
 }
 
+/// *(float2 *)address += (x, y), atomically per element: PTX's vector
+/// reduction (sm_90, PTX 8.1), which MLIR has no op for. The address is
+/// generic and points to global memory, as the instruction allows.
+void emitVectorReduction(ImplicitLocOpBuilder &b, Value address, Value x,
+                         Value y) {
+  LLVM::InlineAsmOp::create(
+      b, /*res=*/Type(), ValueRange{address, x, y},
+      b.getStringAttr("red.relaxed.gpu.add.v2.f32 [$0], {$1, $2};"),
+      b.getStringAttr("l,f,f,~{memory}"), /*has_side_effects=*/b.getUnitAttr(),
+      /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
+      /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
+}
+
 } // namespace
+
+std::string TensorCoreTile::validate() const {
+  if (bm < 1 || bn < 1 || bk < 1 || stages < 2 || warpsM < 1 || warpsN < 1)
+    return "sizes must be positive and stages at least 2";
+  if (bm % (16 * warpsM) != 0)
+    return "BM must be a multiple of 16 x warpsM";
+  if (bn % (32 * warpsN) != 0)
+    return "BN must be a multiple of 32 x warpsN (B fragments load in pairs "
+           "within each half of a GLU tile)";
+  if (bk % 16 != 0)
+    return "BK must be a multiple of 16";
+  Geometry g(*this);
+  if (g.threads > 1024)
+    return "more than 1024 threads per CTA";
+  if ((bm * bk) % (kChunk * g.threads) != 0 ||
+      (bk * bn) % (kChunk * g.threads) != 0)
+    return "each thread must copy whole 16-byte chunks of A and B per stage";
+  if (g.sharedBytes > kMaxSharedBytes)
+    return "needs " + std::to_string(g.sharedBytes) +
+           " bytes of shared memory (at most " +
+           std::to_string(kMaxSharedBytes) + ")";
+  return "";
+}
+
+std::string TensorCoreTile::parse(StringRef text, TensorCoreTile &out) {
+  SmallVector<StringRef> parts;
+  text.split(parts, 'x');
+  SmallVector<int64_t> values;
+  for (StringRef part : parts) {
+    int64_t value;
+    if (part.getAsInteger(10, value))
+      return "'" + text.str() + "' is not BMxBNxBKxSTAGES[xWARPSMxWARPSN]";
+    values.push_back(value);
+  }
+  if (values.size() != 4 && values.size() != 6)
+    return "'" + text.str() + "' is not BMxBNxBKxSTAGES[xWARPSMxWARPSN]";
+  TensorCoreTile tile;
+  tile.bm = values[0];
+  tile.bn = values[1];
+  tile.bk = values[2];
+  tile.stages = values[3];
+  if (values.size() == 6) {
+    tile.warpsM = values[4];
+    tile.warpsN = values[5];
+  }
+  std::string why = tile.validate();
+  if (!why.empty())
+    return "tile '" + text.str() + "': " + why;
+  out = tile;
+  return "";
+}
 
 TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
   TensorCoreGemm gemm;
@@ -186,6 +254,13 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
   ImplicitLocOpBuilder &b = lb.builder();
   MLIRContext *context = b.getContext();
   Ix ix{b, lb};
+  const Geometry g(op.tile);
+  const int64_t kBM = g.bm, kBN = g.bn, kBK = g.bk, kStages = g.stages;
+  const int64_t kWarpsN = g.warpsN, kThreads = g.threads;
+  const int64_t kWarpM = g.warpM, kWarpN = g.warpN;
+  const int64_t kFragsM = g.fragsM, kFragsN = g.fragsN;
+  const int64_t kRowA = g.rowA, kRowB = g.rowB;
+  const int64_t kStageBytesA = g.stageBytesA, kSharedBytes = g.sharedBytes;
   Value a = op.a, w = op.b, offsets = op.offsets, c = op.c;
   Value owners = op.owners, weights = op.weights;
   auto bType = cast<MemRefType>(w.getType());
@@ -423,6 +498,10 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
     // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
     Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
     bool gelu = epilogue == Epilogue::gelu_glu;
+    // The output's address, for the vector reductions (identity layout).
+    Value cBase;
+    if (scatter && op.vectorAtomics)
+      cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
     for (int64_t mi = 0; mi < kFragsM; ++mi)
       for (int64_t h = 0; h < 2; ++h) {
         Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16 + h * 8),
@@ -444,6 +523,19 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
             Value start = ix.add(
                 ix.add(n0, ix.mul(warpN, glu ? kWarpN / 2 : kWarpN)), nj * 8);
             lb.ifThen(ix.ult(start, outputs), [&] {
+              if (scatter && op.vectorAtomics) {
+                // Both columns of the pair in one 8-byte reduction; the
+                // column is even and rows are a multiple of 8 floats long.
+                Value column = ix.add(start, laneColumn);
+                Value element = ix.add(ix.mul(token, outputs), column);
+                Value address = ix.add(cBase, ix.mul(element, 4));
+                int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
+                emitVectorReduction(
+                    b, arith::IndexCastOp::create(b, b.getI64Type(), address),
+                    arith::MulFOp::create(b, weight, acc[at]),
+                    arith::MulFOp::create(b, weight, acc[at + 1]));
+                return;
+              }
               for (int64_t p = 0; p < 2; ++p) {
                 Value column = ix.add(ix.add(start, laneColumn), p);
                 Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];

@@ -16,6 +16,17 @@
 
 namespace mlir::moek {
 
+/// The CTA tile of the tensor-core kernel: BM rows x BN columns, BK deep
+/// per pipeline stage, `stages` stages in flight, warpsM x warpsN warps.
+struct TensorCoreTile {
+  int64_t bm = 128, bn = 128, bk = 32, stages = 3, warpsM = 2, warpsN = 4;
+
+  /// "" if the kernel can use this tile, else which rule it breaks.
+  std::string validate() const;
+  /// Parses "BMxBNxBKxSTAGES[xWARPSMxWARPSN]" into `out`: "" or the error.
+  static std::string parse(llvm::StringRef text, TensorCoreTile &out);
+};
+
 /// The operands of one tensor-core GEMM launch: those of a
 /// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null
 /// (one group made of every row of a).
@@ -26,6 +37,9 @@ struct TensorCoreGemm {
   Epilogue epilogue = Epilogue::store;
   bool gather = false;
   int64_t topK = 1;
+  TensorCoreTile tile;
+  /// The scatter-add epilogue adds two columns per red.add.v2.f32 (sm_90+).
+  bool vectorAtomics = false;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
 };
@@ -38,18 +52,10 @@ struct TensorCoreGemm {
 /// and llvm dialects loaded in the context.
 bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
                            std::string *why = nullptr);
-inline bool canLowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
-                                               std::string *why = nullptr) {
-  return canLowerToTensorCores(TensorCoreGemm::of(op), op.getContext(), why);
-}
 
 /// Emits the tensor-core kernel (one gpu.launch) for `gemm` at the builder's
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
-inline void lowerGroupedMatmulToTensorCores(GroupedMatmulOp op,
-                                            moe::LoopBuilder &lb) {
-  lowerToTensorCores(TensorCoreGemm::of(op), lb);
-}
 
 } // namespace mlir::moek
 

@@ -85,7 +85,13 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
 /// [T, E] buffer (on tensor cores for bf16/f16), then one thread per token
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
-void lowerRoute(RouteOp op, LoopBuilder &lb) {
+/// What the kernels may use of the GPU they are for.
+struct GpuTarget {
+  TensorCoreTile tile;
+  bool vectorAtomics = false; ///< red.add.v2.f32: sm_90 and later
+};
+
+void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
@@ -97,6 +103,7 @@ void lowerRoute(RouteOp op, LoopBuilder &lb) {
   TensorCoreGemm gemm;
   gemm.a = x;
   gemm.c = scores;
+  gemm.tile = target.tile;
   auto gateType = cast<MemRefType>(wGate.getType());
   if (gateType.getLayout().isIdentity())
     gemm.b = memref::ExpandShapeOp::create(
@@ -261,7 +268,8 @@ void lowerGatherRows(GatherRowsOp op, LoopBuilder &lb) {
       });
 }
 
-LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb) {
+LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
+                                 const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
   Value owners = op.getOwners();
@@ -276,8 +284,11 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb) {
               "its output must be f32";
   // bf16/f16 operands: the tensor-core kernel (mma.sync); everything it does
   // not cover (f32, K or N not a multiple of 8, ...) keeps the SIMT kernel.
-  if (canLowerGroupedMatmulToTensorCores(op)) {
-    lowerGroupedMatmulToTensorCores(op, lb);
+  TensorCoreGemm gemm = TensorCoreGemm::of(op);
+  gemm.tile = target.tile;
+  gemm.vectorAtomics = target.vectorAtomics;
+  if (canLowerToTensorCores(gemm, op.getContext())) {
+    lowerToTensorCores(gemm, lb);
     return success();
   }
   Value topK = lb.index(op.getTopK());
@@ -439,6 +450,8 @@ std::string kernelName(Operation *op) {
 
 struct MoekLowerToGPUPass
     : public moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
+  using MoekLowerToGPUPassBase::MoekLowerToGPUPassBase;
+
   /// Names the launches emitted for `op` (those after `boundary`, the op
   /// before it): `moek_<op>`, or `moek_<op>_<part>` where the lowering named
   /// the part. gpu-kernel-outlining makes the name the kernel's symbol.
@@ -457,7 +470,34 @@ struct MoekLowerToGPUPass
     }
   }
 
+  /// The target the options describe, or failure after an error.
+  FailureOr<GpuTarget> parseTarget() {
+    GpuTarget target;
+    std::string why = TensorCoreTile::parse(tensorCoreTile, target.tile);
+    if (!why.empty()) {
+      getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
+                                  << why;
+      return failure();
+    }
+    unsigned sm = 0;
+    StringRef chipName = chip;
+    if (!chipName.consume_front("sm_") || chipName.consumeInteger(10, sm) ||
+        !(chipName.empty() || chipName == "a") || sm < 80) {
+      getOperation()->emitError()
+          << "moek-lower-to-gpu: chip '" << chip
+          << "' is not an NVIDIA architecture the kernels support (sm_80 or "
+             "later, such as sm_80, sm_90)";
+      return failure();
+    }
+    target.vectorAtomics = sm >= 90;
+    return target;
+  }
+
   void runOnOperation() override {
+    FailureOr<GpuTarget> parsed = parseTarget();
+    if (failed(parsed))
+      return signalPassFailure();
+    const GpuTarget &target = *parsed;
     IRRewriter rewriter(&getContext());
     SmallVector<Operation *> kernels;
     getOperation()->walk([&](Operation *op) {
@@ -473,7 +513,9 @@ struct MoekLowerToGPUPass
       LoopBuilder lb(b);
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
-              .Case([&](RouteOp o) { return lowerRoute(o, lb), success(); })
+              .Case([&](RouteOp o) {
+                return lowerRoute(o, lb, target), success();
+              })
               .Case([&](RankAssignmentsOp o) {
                 return lowerRankAssignments(o, lb), success();
               })
@@ -487,7 +529,9 @@ struct MoekLowerToGPUPass
                 return lowerRowAssignments(o, lb), success();
               })
               .Case([&](GatherRowsOp o) { return lowerGatherRows(o, lb), success(); })
-              .Case([&](GroupedMatmulOp o) { return lowerGroupedMatmul(o, lb); })
+              .Case([&](GroupedMatmulOp o) {
+                return lowerGroupedMatmul(o, lb, target);
+              })
               .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
