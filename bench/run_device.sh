@@ -11,7 +11,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
 out=${OUT:-$root/device-out}
 repeat=${REPEAT:-5}
+# Per-artifact logs stay on the machine (the device tool brings back a few
+# files only); details.log in $out collects them at the end.
+logs=$(mktemp -d)
 mkdir -p "$out"
+trap 'tail -n +1 "$logs"/*.log > "$out/details.log" 2>/dev/null' EXIT
 exec > >(tee "$out/run_device.log") 2>&1
 
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -25,11 +29,11 @@ for a in "$art"/config-*.so "$art"/check-*.so; do
   name=$(basename "$a" .so)
   extra=""
   [ "$name" = config-dynamic ] && extra="--tokens 29"
-  if "$run" "$a" --check $extra > "$out/$name.log" 2>&1; then
-    echo "$name: $(grep -E '\(y\)' "$out/$name.log" | sed 's/^ *//')"
+  if "$run" "$a" --check $extra > "$logs/$name.log" 2>&1; then
+    echo "$name: $(grep -E '\(y\)' "$logs/$name.log" | sed 's/^ *//')"
   else
     failures=$((failures + 1))
-    echo "$name: FAILED"; tail -5 "$out/$name.log"
+    echo "$name: FAILED"; tail -5 "$logs/$name.log"
   fi
 done
 echo "correctness failures: $failures"
@@ -42,9 +46,9 @@ echo "   each kernel's share (events around every launch, a separate pass)"
 for a in "$art"/time-*.so "$art"/tile-*.so; do
   [ -e "$a" ] || continue
   name=$(basename "$a" .so)
-  "$run" "$a" --repeat "$repeat" --profile > "$out/$name.log" 2>&1
-  echo "-- $name: $(grep -E '^time|^memory|error' "$out/$name.log" | tr '\n' ' ')"
-  sed -n '/^profile/,$p' "$out/$name.log" | head -8
+  "$run" "$a" --repeat "$repeat" --profile > "$logs/$name.log" 2>&1
+  echo "-- $name: $(grep -E '^time|^memory|error' "$logs/$name.log" | tr '\n' ' ')"
+  sed -n '/^profile/,$p' "$logs/$name.log" | head -8
 done
 
 # SKIP_TORCH=1: no baselines (a tuning run; results need them).

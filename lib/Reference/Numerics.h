@@ -31,6 +31,9 @@ float roundToBf16(float value);
 /// specified by the standard) feeds a Box-Muller transform written here, so
 /// the sequence does not depend on the standard library's distributions.
 /// (log/cos/sin come from libm, so platforms may differ in the last ulp.)
+/// Blocks of 2^20 elements have their own generators (the first seeded with
+/// `seed`, the others with a splitmix64 hash of it and the block index) and
+/// fill in parallel; a shorter vector is a prefix of a longer one.
 void fillNormal(std::vector<float> &values, uint64_t seed, double stddev);
 
 } // namespace moe::reference

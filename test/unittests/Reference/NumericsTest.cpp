@@ -164,4 +164,26 @@ TEST(Numerics, FillNormalDeterministic) {
     EXPECT_NEAR(a[i], golden[i], 1e-6) << i;
 }
 
+TEST(Numerics, FillNormalBlocksAreIndependentAndDeterministic) {
+  // Three blocks of 2^20 and a partial one, filled in parallel.
+  size_t n = 3 * (size_t(1) << 20) + 12345;
+  std::vector<float> a(n), b(n), prefix((size_t(1) << 20) + 1);
+  fillNormal(a, 7, 1.0);
+  fillNormal(b, 7, 1.0);
+  EXPECT_EQ(a, b);
+  fillNormal(prefix, 7, 1.0);
+  EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), a.begin()));
+  // Blocks are not copies of one another, and later blocks are normal too.
+  size_t block = size_t(1) << 20;
+  EXPECT_FALSE(std::equal(a.begin(), a.begin() + 100, a.begin() + block));
+  double sum = 0, sum2 = 0;
+  for (size_t i = block; i < n; ++i) {
+    sum += a[i];
+    sum2 += double(a[i]) * a[i];
+  }
+  double count = double(n - block);
+  EXPECT_NEAR(sum / count, 0.0, 0.01);
+  EXPECT_NEAR(std::sqrt(sum2 / count), 1.0, 0.01);
+}
+
 } // namespace
