@@ -84,11 +84,12 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     scatter-add epilogue accumulates with f32 atomics. These SIMT kernels
     establish the CUDA path. Grouped matmuls on bf16/f16 operands whose
     K and N (N/2 for a GLU) are multiples of 8 run on tensor cores instead:
-    128x128 tiles of one expert's rows, a 3-stage cp.async pipeline into
+    128x256 tiles of one expert's rows (option `tensor-core-tile`), a
+    3-stage cp.async pipeline into
     shared memory, ldmatrix and mma.sync m16n8k16 with f32 accumulation,
     and the store / GLU / scatter-add epilogues on the accumulators. For
-    `chip=sm_90` the scatter-add adds two columns per vector reduction
-    (`red.add.v2.f32`, PTX 8.1). The router computes its scores as a GEMM
+    `chip=sm_90` the scatter-add adds four columns per vector reduction
+    (`red.add.v4.f32`, PTX 8.1), lanes trading accumulators to gather them. The router computes its scores as a GEMM
     (tensor cores where they apply), then one thread per token picks the
     top-k. Each kernel is named after its op (`moek_route_scores`,
     `moek_grouped_matmul_silu_glu`, ...).
@@ -97,7 +98,7 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
            "GPU architecture the kernels are for (sm_90, sm_80)">,
     Option<"tensorCoreTile", "tensor-core-tile", "std::string",
-           /*default=*/"\"128x128x32x3\"",
+           /*default=*/"\"128x256x32x3x2x4\"",
            "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,
   ];
   let dependentDialects = [

@@ -9,7 +9,7 @@
 // CHECK-LABEL: func.func @grouped
 // CHECK-NOT: memref.load
 // CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]], {{.*}} threads(%[[TX:[a-z0-9]+]],
-// CHECK: %[[ROW0:.*]] = arith.muli %[[BX]], %c256
+// CHECK: %[[ROW0:.*]] = arith.muli %[[BX]], %c128
 // CHECK: arith.addi %[[ROW0]], %[[TX]]
 // CHECK: memref.load %{{.*}} : memref<5xi32>
 // CHECK: memref.atomic_rmw addf
@@ -29,7 +29,8 @@ func.func @grouped(%act: memref<16x24xf32>, %w2: memref<4x24x40xf32>, %offsets: 
 // CHECK: nvgpu.ldmatrix
 // CHECK: nvvm.mma.sync
 // SM90: memref.extract_aligned_pointer_as_index
-// SM90: llvm.inline_asm has_side_effects "red.relaxed.gpu.add.v2.f32 [$0], {$1, $2};", "l,f,f,~{memory}"
+// SM90: gpu.shuffle  xor
+// SM90: llvm.inline_asm has_side_effects "red.relaxed.gpu.add.v4.f32 [$0], {$1, $2, $3, $4};", "l,f,f,f,f,~{memory}"
 // SM90-NOT: memref.atomic_rmw
 // SM80: memref.atomic_rmw addf
 // SM80-NOT: llvm.inline_asm

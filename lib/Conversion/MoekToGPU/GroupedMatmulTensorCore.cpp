@@ -119,15 +119,18 @@ SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
   return registers;
 }
 
-/// *(float2 *)address += (x, y), atomically per element: PTX's vector
+/// *(float4 *)address += values, atomically per element: PTX's vector
 /// reduction (sm_90, PTX 8.1), which MLIR has no op for. The address is
 /// generic and points to global memory, as the instruction allows.
-void emitVectorReduction(ImplicitLocOpBuilder &b, Value address, Value x,
-                         Value y) {
+void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
+                         ArrayRef<Value> values) {
+  SmallVector<Value> operands{address};
+  operands.append(values.begin(), values.end());
   LLVM::InlineAsmOp::create(
-      b, /*res=*/Type(), ValueRange{address, x, y},
-      b.getStringAttr("red.relaxed.gpu.add.v2.f32 [$0], {$1, $2};"),
-      b.getStringAttr("l,f,f,~{memory}"), /*has_side_effects=*/b.getUnitAttr(),
+      b, /*res=*/Type(), operands,
+      b.getStringAttr("red.relaxed.gpu.add.v4.f32 [$0], {$1, $2, $3, $4};"),
+      b.getStringAttr("l,f,f,f,f,~{memory}"),
+      /*has_side_effects=*/b.getUnitAttr(),
       /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
       /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
 }
@@ -498,10 +501,63 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
     // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
     Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
     bool gelu = epilogue == Epilogue::gelu_glu;
-    // The output's address, for the vector reductions (identity layout).
-    Value cBase;
-    if (scatter && op.vectorAtomics)
-      cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
+    if (scatter && op.vectorAtomics) {
+      // Lanes l and l ^ 1 trade halves of their accumulators so that each
+      // holds four adjacent columns of one row (the even lane row 8 h + q
+      // with h = 0, the odd lane h = 1) and adds them with one 16-byte
+      // reduction: a quarter of the scalar atomics. Columns start at a
+      // multiple of 4 and rows are a multiple of 8 floats long, so with c
+      // 16-byte aligned (allocations and the memory plan are) every
+      // address is.
+      Value cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
+      Value odd = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                        ix.rem(lane, 2), ix.c(0));
+      Value quadColumn = ix.mul(ix.div(ix.rem(lane, 4), 2), 4);
+      for (int64_t mi = 0; mi < kFragsM; ++mi) {
+        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
+                           ix.add(laneRow, ix.select(odd, ix.c(8), 0)));
+        Value valid = ix.ult(row, rows);
+        // A masked row reads the group's first row's owner, which exists.
+        Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+        Value owner =
+            asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+        Value token = ix.div(owner, topK);
+        Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+        for (int64_t nj = 0; nj < kFragsN; ++nj) {
+          int64_t at = (mi * kFragsN + nj) * 4;
+          // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
+          SmallVector<Value> mine, theirs;
+          for (int64_t p = 0; p < 2; ++p) {
+            Value send = arith::SelectOp::create(b, odd, acc[at + p],
+                                                 acc[at + 2 + p]);
+            theirs.push_back(gpu::ShuffleOp::create(b, send, 1, 32,
+                                                    gpu::ShuffleMode::XOR)
+                                 .getShuffleResult());
+            mine.push_back(arith::SelectOp::create(b, odd, acc[at + 2 + p],
+                                                   acc[at + p]));
+          }
+          // The even lane has columns 0-1 and receives 2-3; the odd lane
+          // receives 0-1 and has 2-3.
+          SmallVector<Value> quad;
+          for (int64_t i = 0; i < 4; ++i) {
+            Value first = i < 2 ? mine[i] : theirs[i - 2];
+            Value second = i < 2 ? theirs[i] : mine[i - 2];
+            quad.push_back(arith::MulFOp::create(
+                b, weight, arith::SelectOp::create(b, odd, second, first)));
+          }
+          Value start = ix.add(ix.add(n0, ix.mul(warpN, kWarpN)), nj * 8);
+          lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
+            Value element = ix.add(ix.mul(token, outputs),
+                                   ix.add(start, quadColumn));
+            Value address = ix.add(cBase, ix.mul(element, 4));
+            emitVectorReduction(
+                b, arith::IndexCastOp::create(b, b.getI64Type(), address),
+                quad);
+          });
+        }
+      }
+      return;
+    }
     for (int64_t mi = 0; mi < kFragsM; ++mi)
       for (int64_t h = 0; h < 2; ++h) {
         Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16 + h * 8),
@@ -523,19 +579,6 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
             Value start = ix.add(
                 ix.add(n0, ix.mul(warpN, glu ? kWarpN / 2 : kWarpN)), nj * 8);
             lb.ifThen(ix.ult(start, outputs), [&] {
-              if (scatter && op.vectorAtomics) {
-                // Both columns of the pair in one 8-byte reduction; the
-                // column is even and rows are a multiple of 8 floats long.
-                Value column = ix.add(start, laneColumn);
-                Value element = ix.add(ix.mul(token, outputs), column);
-                Value address = ix.add(cBase, ix.mul(element, 4));
-                int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
-                emitVectorReduction(
-                    b, arith::IndexCastOp::create(b, b.getI64Type(), address),
-                    arith::MulFOp::create(b, weight, acc[at]),
-                    arith::MulFOp::create(b, weight, acc[at + 1]));
-                return;
-              }
               for (int64_t p = 0; p < 2; ++p) {
                 Value column = ix.add(ix.add(start, laneColumn), p);
                 Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];

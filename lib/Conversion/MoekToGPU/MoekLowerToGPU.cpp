@@ -39,9 +39,12 @@ using namespace mlir::moek;
 
 namespace {
 
-constexpr int64_t kThreadsPerBlock = 256;
-/// Tokens per slice of the parallel rank computation.
-constexpr int64_t kTokensPerSlice = 256;
+/// 128 rather than 256 threads per block: kernels of one thread per token
+/// then spread over all SMs at 16K tokens.
+constexpr int64_t kThreadsPerBlock = 128;
+/// Tokens per slice of the parallel rank computation: enough (slice,
+/// expert) pairs to fill the GPU, each walking few assignments.
+constexpr int64_t kTokensPerSlice = 64;
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
 /// `part`, when given, names this launch among those of one kernel op.
