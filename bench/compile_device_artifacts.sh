@@ -29,7 +29,7 @@ for preset in mixtral qwen3_30b_a3b olmoe; do
   compile "time-$preset-unfused" "$preset" --no-fusion
 done
 # Tensor-core tiles to compare with the default 128x128x32x3 (TILES="" skips).
-for tile in ${TILES-128x128x64x3 128x128x32x4 128x256x32x3x2x4 128x256x64x3x2x4}; do
+for tile in ${TILES-128x128x32x3 128x256x32x3x2x4 128x256x64x3x2x4}; do
   for preset in qwen3_30b_a3b olmoe; do
     compile "tile-$preset-$tile" "$preset" --cuda-tile="$tile"
   done

@@ -70,7 +70,7 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       *this, "tensor-core-tile",
       llvm::cl::desc("CTA tile of the tensor-core GEMMs: "
                      "BMxBNxBKxSTAGES[xWARPSMxWARPSN]"),
-      llvm::cl::init("128x256x32x3x2x4")};
+      llvm::cl::init("128x256x32x4x2x4")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel binary format: bin (cubin via ptxas), isa (PTX)"),

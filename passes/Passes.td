@@ -85,7 +85,7 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     establish the CUDA path. Grouped matmuls on bf16/f16 operands whose
     K and N (N/2 for a GLU) are multiples of 8 run on tensor cores instead:
     128x256 tiles of one expert's rows (option `tensor-core-tile`), a
-    3-stage cp.async pipeline into
+    4-stage cp.async pipeline into
     shared memory, ldmatrix and mma.sync m16n8k16 with f32 accumulation,
     and the store / GLU / scatter-add epilogues on the accumulators. For
     `chip=sm_90` the scatter-add adds four columns per vector reduction
@@ -98,7 +98,7 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
            "GPU architecture the kernels are for (sm_90, sm_80)">,
     Option<"tensorCoreTile", "tensor-core-tile", "std::string",
-           /*default=*/"\"128x256x32x3x2x4\"",
+           /*default=*/"\"128x256x32x4x2x4\"",
            "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,
   ];
   let dependentDialects = [

@@ -9,7 +9,7 @@
 // CHECK-LABEL: func.func @grouped
 // CHECK-NOT: memref.load
 // CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]], {{.*}} threads(%[[TX:[a-z0-9]+]],
-// CHECK: %[[ROW0:.*]] = arith.muli %[[BX]], %c128
+// CHECK: %[[ROW0:.*]] = arith.muli %[[BX]], %c256
 // CHECK: arith.addi %[[ROW0]], %[[TX]]
 // CHECK: memref.load %{{.*}} : memref<5xi32>
 // CHECK: memref.atomic_rmw addf
@@ -78,5 +78,22 @@ func.func @route_simt(%x: memref<?x32xf32>, %w_gate: memref<32x5xf32>,
                       %weights: memref<?x2xf32>, %indices: memref<?x2xi32>) {
   moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
       : memref<?x32xf32>, memref<32x5xf32>, memref<?x2xf32>, memref<?x2xi32>
+  return
+}
+
+// Fills of dense 16- or 32-bit buffers are the driver's memset; others (f64
+// here) a kernel of one thread per element.
+// CHECK-LABEL: func.func @fills
+// CHECK: gpu.memset %{{.*}}, %{{.*}} : memref<16x32xf32>, f32
+// CHECK: gpu.memset %{{.*}}, %{{.*}} : memref<8xbf16>, bf16
+// CHECK: gpu.launch {{.*}} function(@linalg_fill)
+// CHECK: memref.store %{{.*}} : memref<4xf64>
+func.func @fills(%acc: memref<16x32xf32>, %half: memref<8xbf16>, %wide: memref<4xf64>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : bf16
+  %two = arith.constant 2.0 : f64
+  linalg.fill ins(%zero : f32) outs(%acc : memref<16x32xf32>)
+  linalg.fill ins(%one : bf16) outs(%half : memref<8xbf16>)
+  linalg.fill ins(%two : f64) outs(%wide : memref<4xf64>)
   return
 }

@@ -72,7 +72,7 @@ static cl::opt<std::string> cudaPath(
 static cl::opt<std::string> cudaTile(
     "cuda-tile",
     cl::desc("CTA tile of the CUDA tensor-core GEMMs, for tuning: "
-             "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x256x32x3x2x4)"),
+             "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x256x32x4x2x4)"),
     cl::value_desc("TILE"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));

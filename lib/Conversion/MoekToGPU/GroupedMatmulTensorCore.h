@@ -18,10 +18,10 @@ namespace mlir::moek {
 
 /// The CTA tile of the tensor-core kernel: BM rows x BN columns, BK deep
 /// per pipeline stage, `stages` stages in flight, warpsM x warpsN warps.
-/// The default, 128 x 256 x 32 in 3 stages, was the fastest of those tried
+/// The default, 128 x 256 x 32 in 4 stages, was the fastest of those tried
 /// on an H100 (bench/RESULTS.md).
 struct TensorCoreTile {
-  int64_t bm = 128, bn = 256, bk = 32, stages = 3, warpsM = 2, warpsN = 4;
+  int64_t bm = 128, bn = 256, bk = 32, stages = 4, warpsM = 2, warpsN = 4;
 
   /// "" if the kernel can use this tile, else which rule it breaks.
   std::string validate() const;

@@ -39,9 +39,10 @@ using namespace mlir::moek;
 
 namespace {
 
-/// 128 rather than 256 threads per block: kernels of one thread per token
-/// then spread over all SMs at 16K tokens.
-constexpr int64_t kThreadsPerBlock = 128;
+constexpr int64_t kThreadsPerBlock = 256;
+/// Kernels of one thread per token use smaller blocks, so that 16K tokens
+/// spread over all SMs.
+constexpr int64_t kThreadsPerTokenBlock = 64;
 /// Tokens per slice of the parallel rank computation: enough (slice,
 /// expert) pairs to fill the GPU, each walking few assignments.
 constexpr int64_t kTokensPerSlice = 64;
@@ -49,9 +50,10 @@ constexpr int64_t kTokensPerSlice = 64;
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
 /// `part`, when given, names this launch among those of one kernel op.
 void launchPerItem(LoopBuilder &lb, Value count, function_ref<void(Value)> body,
-                   StringRef part = {}) {
+                   StringRef part = {},
+                   int64_t threadsPerBlock = kThreadsPerBlock) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value one = lb.index(1), threads = lb.index(kThreadsPerBlock);
+  Value one = lb.index(1), threads = lb.index(threadsPerBlock);
   // At least one block: a launch of zero blocks is an error.
   Value blocks = arith::MaxUIOp::create(
       b, arith::CeilDivUIOp::create(b, count, threads), one);
@@ -128,11 +130,14 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
-  launchPerItem(lb, tokens, [&](Value t) {
-    // Private per-thread scratch.
-    RouteScratch s = makeRouteScratch(b, op);
-    emitRouteToken(lb, op, s, t, scores);
-  });
+  launchPerItem(
+      lb, tokens,
+      [&](Value t) {
+        // Private per-thread scratch.
+        RouteScratch s = makeRouteScratch(b, op);
+        emitRouteToken(lb, op, s, t, scores);
+      },
+      /*part=*/{}, kThreadsPerTokenBlock);
   memref::DeallocOp::create(b, scores);
 }
 
@@ -415,6 +420,15 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
       return op->emitOpError() << "only fills of rank-1 or rank-2 buffers run "
                                   "on the GPU target";
     Value value = fill.getInputs()[0];
+    // A dense buffer of 16- or 32-bit elements: the driver's memset, which
+    // runs at memory bandwidth.
+    auto outType = cast<MemRefType>(out.getType());
+    unsigned bits = outType.getElementTypeBitWidth();
+    if (outType.getLayout().isIdentity() && (bits == 16 || bits == 32)) {
+      gpu::MemsetOp::create(b, /*asyncToken=*/Type(), ValueRange{}, out,
+                            value);
+      return success();
+    }
     launchPerItem(lb, numElements(lb, out), [&](Value i) {
       memref::StoreOp::create(b, value, out, elementIndices(lb, out, i));
     });
