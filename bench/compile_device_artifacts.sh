@@ -8,7 +8,8 @@
 #   check-PRESET.so    the presets at a few tokens, for --check against the
 #                      CPU reference (whose naive loops are slow at full size)
 #   config-NAME.so     the CPU end-to-end configurations, for --check
-# Also copies ../shared/bench/torch_baselines.py next to them.
+# Also copies ../shared/bench/torch_baselines.py and GoogleTest's sources next
+# to them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BUILD_DIR:-$root/build}/bin
@@ -61,4 +62,8 @@ empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
 CONFIGS
 cp "$root/../shared/bench/torch_baselines.py" "$out/../torch_baselines.py"
+# GoogleTest's sources (libgtest-dev), for the runtime's unit tests there.
+if [ -d /usr/src/googletest ]; then
+  rm -rf "$out/../googletest" && cp -r /usr/src/googletest "$out/../googletest"
+fi
 du -sh "$out"

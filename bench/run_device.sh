@@ -5,7 +5,8 @@
 # presets (CUDA events, median), profiles their kernels and runs the PyTorch
 # baselines in the same run.
 # Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines,
-# SKIP_TORCH=1 the baselines.
+# SKIP_TORCH=1 the baselines, RUNTIME_TESTS_ONLY=1 all but the runtime's unit
+# tests.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
@@ -22,6 +23,22 @@ echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,nohea
 cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake.log || { cat /tmp/cmake.log; exit 1; }
 ninja -C /tmp/moe-run-build > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
 run=/tmp/moe-run-build/moe-run
+
+# The runtime's unit tests, whose CUDA cases skip on machines without a GPU
+# (CI): GoogleTest is built from the sources compile_device_artifacts.sh
+# carries, since the GPU machine has none installed.
+if [ -d "$root/.device/googletest" ]; then
+  echo "== runtime unit tests on the GPU ($(date -u +%H:%M:%S))"
+  gt=/tmp/googletest-install
+  { cmake -S "$root/.device/googletest" -B /tmp/googletest-build -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$gt -DBUILD_GMOCK=OFF &&
+    ninja -C /tmp/googletest-build install &&
+    cmake -S "$root/runtime" -B /tmp/moert-tests -G Ninja -DCMAKE_PREFIX_PATH=$gt &&
+    ninja -C /tmp/moert-tests; } > "$logs/runtime-tests-build.log" 2>&1 ||
+    { echo "runtime tests: build FAILED"; tail -20 "$logs/runtime-tests-build.log"; }
+  (cd /tmp/moert-tests && ctest --output-on-failure 2>&1 | tail -12)
+  [ "${RUNTIME_TESTS_ONLY:-0}" = 1 ] && exit 0
+fi
 
 echo "== correctness: every artifact against the CPU reference ($(date -u +%H:%M:%S))"
 failures=0

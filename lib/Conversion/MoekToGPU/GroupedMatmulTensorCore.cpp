@@ -1,6 +1,8 @@
 //===- GroupedMatmulTensorCore.cpp - Tensor-core grouped GEMM on CUDA -----===//
 //
-// moek.grouped_matmul as one gpu.launch of warp-level tensor-core GEMM tiles:
+// moek.grouped_matmul (or a plain GEMM: the router's scores) as one
+// gpu.launch of warp-level tensor-core GEMM tiles, of a shape that is an
+// option (TensorCoreTile; 128 x 256 x 32 in 4 stages by default):
 //
 // - Tile schedule (on the device, from the offsets): expert e owns
 //   ceil(count_e / BM) consecutive row tiles of the grid's x dimension, so a
@@ -22,7 +24,8 @@
 //   CTA's BN columns of b are BN/2 gate columns [n0, n0 + BN/2) and the BN/2
 //   up columns [F + n0, ...) laid out so that each thread holds gate f and up
 //   F + f in the same accumulator slot; scatter_add with f32 atomics into
-//   c[owners[r] / top_k] scaled by the routing weight.
+//   c[owners[r] / top_k] scaled by the routing weight (on sm_90 four
+//   columns per 16-byte vector reduction, lanes trading accumulators).
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,10 +1,10 @@
 //===- MoekLowerToGPU.cpp - moek kernels to GPU kernels -------------------===//
 //
-// Every moek kernel becomes one or more gpu.launch with one thread per item
-// (a token, an assignment, an output element). The arithmetic is that of the
-// CPU kernels (KernelBodies); what changes is who iterates. These are SIMT
-// kernels that establish the CUDA path end to end; tensor-core grouped GEMMs
-// (mma.sync / wgmma) replace the grouped_matmul lowering later.
+// Every moek kernel becomes one or more gpu.launch, named after the op. Grouped
+// matmuls on bf16/f16 (and the router's scores) run on tensor cores
+// (GroupedMatmulTensorCore); the other kernels are one thread per item (a
+// token, an assignment, an output element) with the arithmetic of the CPU
+// kernels (KernelBodies): what changes is who iterates.
 //
 //===----------------------------------------------------------------------===//
 
@@ -86,15 +86,16 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
       part);
 }
 
+/// What the kernels may use of the GPU they are for.
+struct GpuTarget {
+  TensorCoreTile tile;
+  bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
+};
+
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
 /// [T, E] buffer (on tensor cores for bf16/f16), then one thread per token
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
-/// What the kernels may use of the GPU they are for.
-struct GpuTarget {
-  TensorCoreTile tile;
-  bool vectorAtomics = false; ///< red.add.v2.f32: sm_90 and later
-};
 
 void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
