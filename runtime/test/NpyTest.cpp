@@ -116,11 +116,12 @@ TEST_F(Npy, RoundTripsEveryDTypeAndShape) {
                             moert_tensor_data(loaded.get()),
                             count * moert_dtype_size(dtype)),
                 0);
-      if (count > 1) // Random data: not all zeros.
+      if (count > 1) { // Random data: not all zeros.
         EXPECT_NE(std::memcmp(moert_tensor_data(loaded.get()),
                               std::string(count * 8, '\0').data(),
                               count * moert_dtype_size(dtype)),
                   0);
+      }
     }
   }
 }
