@@ -116,7 +116,10 @@ int main(int argc, char **argv) {
     if (!parsedTarget->cuda)
       return fail("--cuda-tile needs a CUDA target (--target=cuda:sm_90)");
     moek::TensorCoreTile tile;
-    std::string error = moek::TensorCoreTile::parse(cudaTile, tile);
+    unsigned sm = 90;
+    StringRef(parsedTarget->chip).drop_front(3).getAsInteger(10, sm);
+    std::string error = moek::TensorCoreTile::parse(
+        cudaTile, tile, moek::maxSharedBytesPerBlock(sm));
     if (!error.empty())
       return fail("--cuda-tile: " + error);
   }

@@ -52,8 +52,6 @@ constexpr int64_t kChunk = 8;
 // Shared rows are padded by 16 bytes so that the 8 row addresses of an
 // ldmatrix fall in distinct banks.
 constexpr int64_t kPad = 8;
-// What a CTA may have of shared memory on sm_80 and sm_90.
-constexpr int64_t kMaxSharedBytes = 227 * 1024;
 
 /// The sizes a TensorCoreTile implies: a CTA computes BM rows x BN columns
 /// of b, BK deep per pipeline stage, with warps in a warpsM x warpsN grid,
@@ -140,7 +138,15 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
 
 } // namespace
 
-std::string TensorCoreTile::validate() const {
+int64_t mlir::moek::maxSharedBytesPerBlock(unsigned sm) {
+  if (sm >= 90)
+    return 227 * 1024;
+  if (sm == 80 || sm == 87)
+    return 163 * 1024;
+  return 99 * 1024; // sm_86, sm_89
+}
+
+std::string TensorCoreTile::validate(int64_t maxSharedBytes) const {
   if (bm < 1 || bn < 1 || bk < 1 || stages < 2 || warpsM < 1 || warpsN < 1)
     return "sizes must be positive and stages at least 2";
   if (bm % (16 * warpsM) != 0)
@@ -156,14 +162,15 @@ std::string TensorCoreTile::validate() const {
   if ((bm * bk) % (kChunk * g.threads) != 0 ||
       (bk * bn) % (kChunk * g.threads) != 0)
     return "each thread must copy whole 16-byte chunks of A and B per stage";
-  if (g.sharedBytes > kMaxSharedBytes)
+  if (g.sharedBytes > maxSharedBytes)
     return "needs " + std::to_string(g.sharedBytes) +
-           " bytes of shared memory (at most " +
-           std::to_string(kMaxSharedBytes) + ")";
+           " bytes of shared memory (the chip has at most " +
+           std::to_string(maxSharedBytes) + " per block)";
   return "";
 }
 
-std::string TensorCoreTile::parse(StringRef text, TensorCoreTile &out) {
+std::string TensorCoreTile::parse(StringRef text, TensorCoreTile &out,
+                                  int64_t maxSharedBytes) {
   SmallVector<StringRef> parts;
   text.split(parts, 'x');
   SmallVector<int64_t> values;
@@ -184,7 +191,7 @@ std::string TensorCoreTile::parse(StringRef text, TensorCoreTile &out) {
     tile.warpsM = values[4];
     tile.warpsN = values[5];
   }
-  std::string why = tile.validate();
+  std::string why = tile.validate(maxSharedBytes);
   if (!why.empty())
     return "tile '" + text.str() + "': " + why;
   out = tile;

@@ -23,11 +23,16 @@ namespace mlir::moek {
 struct TensorCoreTile {
   int64_t bm = 128, bn = 256, bk = 32, stages = 4, warpsM = 2, warpsN = 4;
 
-  /// "" if the kernel can use this tile, else which rule it breaks.
-  std::string validate() const;
+  /// "" if the kernel can use this tile on a chip with `maxSharedBytes` of
+  /// shared memory per block, else which rule it breaks.
+  std::string validate(int64_t maxSharedBytes) const;
   /// Parses "BMxBNxBKxSTAGES[xWARPSMxWARPSN]" into `out`: "" or the error.
-  static std::string parse(llvm::StringRef text, TensorCoreTile &out);
+  static std::string parse(llvm::StringRef text, TensorCoreTile &out,
+                           int64_t maxSharedBytes);
 };
+
+/// The shared memory a block may use on sm_XY (XY = `sm`), opt-in included.
+int64_t maxSharedBytesPerBlock(unsigned sm);
 
 /// The operands of one tensor-core GEMM launch: those of a
 /// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null

@@ -491,12 +491,6 @@ struct MoekLowerToGPUPass
   /// The target the options describe, or failure after an error.
   FailureOr<GpuTarget> parseTarget() {
     GpuTarget target;
-    std::string why = TensorCoreTile::parse(tensorCoreTile, target.tile);
-    if (!why.empty()) {
-      getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
-                                  << why;
-      return failure();
-    }
     unsigned sm = 0;
     StringRef chipName = chip;
     if (!chipName.consume_front("sm_") || chipName.consumeInteger(10, sm) ||
@@ -508,6 +502,13 @@ struct MoekLowerToGPUPass
       return failure();
     }
     target.vectorAtomics = sm >= 90;
+    std::string why = TensorCoreTile::parse(tensorCoreTile, target.tile,
+                                            maxSharedBytesPerBlock(sm));
+    if (!why.empty()) {
+      getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
+                                  << why;
+      return failure();
+    }
     return target;
   }
 
