@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "fake_artifact_common.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -125,37 +127,14 @@ static const char gpuCode[] =
 static void *module;
 
 __attribute__((constructor)) static void loadGpuCode(void) {
-  module = mgpuModuleLoad((void *)gpuCode, (int64_t)sizeof(gpuCode));
+  /* mgpuModuleLoad only reads the image; its signature is not const. */
+  module = mgpuModuleLoad((void *)(uintptr_t)gpuCode, (int64_t)sizeof(gpuCode));
 }
 
 __attribute__((destructor)) static void unloadGpuCode(void) {
   mgpuModuleUnload(module);
 }
 
-typedef struct {
-  float *allocated, *aligned;
-  int64_t offset, sizes[1], strides[1];
-} MemRefF32x1;
-typedef struct {
-  float *allocated, *aligned;
-  int64_t offset, sizes[2], strides[2];
-} MemRefF32x2;
-typedef struct {
-  int32_t *allocated, *aligned;
-  int64_t offset, sizes[1], strides[1];
-} MemRefI32x1;
-typedef struct {
-  uint16_t *allocated, *aligned;
-  int64_t offset, sizes[1], strides[1];
-} MemRefF16x1;
-
-/* How often moe_artifact_free ran; the tests read it through dlsym. */
-int fake_free_count = 0;
-
-void moe_artifact_free(void *pointer) {
-  ++fake_free_count;
-  free(pointer);
-}
 
 static void add(void **args, void *results, int32_t sharedMemBytes,
                 int64_t blockX) {

@@ -6,6 +6,8 @@
 |* result that is an argument, an MLIR global constant, a wrong shape.      *|
 \*===----------------------------------------------------------------------===*/
 
+#include "fake_artifact_common.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -42,34 +44,6 @@ const char moe_artifact_metadata[] =
     "result 0 f32 1 3\n"
     "end\n";
 
-typedef struct {
-  float *allocated, *aligned;
-  int64_t offset, sizes[2], strides[2];
-} MemRefF32x2;
-typedef struct {
-  float *allocated, *aligned;
-  int64_t offset, sizes[1], strides[1];
-} MemRefF32x1;
-typedef struct {
-  float *allocated, *aligned;
-  int64_t offset;
-} MemRefF32x0;
-typedef struct {
-  int64_t *allocated, *aligned;
-  int64_t offset, sizes[1], strides[1];
-} MemRefI64x1;
-typedef struct {
-  int64_t *allocated, *aligned;
-  int64_t offset, sizes[2], strides[2];
-} MemRefI64x2;
-
-/* How often moe_artifact_free ran; the tests read it through dlsym. */
-int fake_free_count = 0;
-
-void moe_artifact_free(void *pointer) {
-  ++fake_free_count;
-  free(pointer);
-}
 
 void moe_entry_add(void **args, void *results) {
   const MemRefF32x2 *a = args[0], *b = args[1];
