@@ -18,32 +18,13 @@ using namespace moert_test;
 namespace {
 
 
-class Artifact : public ::testing::Test {
+class Artifact : public FakeArtifactTest {
 protected:
   void SetUp() override {
     ASSERT_EQ(moert_artifact_load(FAKE_ARTIFACT, &artifact), 0)
         << moert_last_error();
-    // The same shared object, to read the fake's free counter.
-    library = dlopen(FAKE_ARTIFACT, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ASSERT_NE(library, nullptr) << dlerror();
-    freeCount = static_cast<int *>(dlsym(library, "fake_free_count"));
-    ASSERT_NE(freeCount, nullptr);
+    openFreeCounter(FAKE_ARTIFACT);
   }
-  void TearDown() override {
-    if (library)
-      dlclose(library);
-    moert_artifact_unload(artifact);
-  }
-
-  const moert_function *lookup(const char *name) {
-    const moert_function *function = moert_artifact_lookup(artifact, name);
-    EXPECT_NE(function, nullptr) << moert_last_error();
-    return function;
-  }
-
-  moert_artifact *artifact = nullptr;
-  void *library = nullptr;
-  int *freeCount = nullptr;
 };
 
 TEST_F(Artifact, ReadsTheMetadata) {

@@ -256,7 +256,7 @@ TEST(CudaDevice, GpuCodeTheDriverRejectsFailsTheLoad) {
   expectCpuArtifactStillWorks();
 }
 
-class CudaArtifact : public ::testing::Test {
+class CudaArtifact : public FakeArtifactTest {
 protected:
   void SetUp() override {
     SKIP_WITHOUT_CUDA();
@@ -266,21 +266,7 @@ protected:
         GTEST_SKIP() << "the fake CUDA artifact is for sm_90: " << why;
       FAIL() << why;
     }
-    library = dlopen(CUDA_FAKE_ARTIFACT, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ASSERT_NE(library, nullptr) << dlerror();
-    freeCount = static_cast<int *>(dlsym(library, "fake_free_count"));
-    ASSERT_NE(freeCount, nullptr);
-  }
-  void TearDown() override {
-    if (library)
-      dlclose(library);
-    moert_artifact_unload(artifact);
-  }
-
-  const moert_function *lookup(const char *name) {
-    const moert_function *function = moert_artifact_lookup(artifact, name);
-    EXPECT_NE(function, nullptr) << moert_last_error();
-    return function;
+    openFreeCounter(CUDA_FAKE_ARTIFACT);
   }
 
   /// Calls add or add_big_smem on n random elements and checks the sum.
@@ -304,10 +290,6 @@ protected:
     EXPECT_EQ(contents<float>(result), sum);
     EXPECT_EQ(contents<float>(ta.get()), a) << "arguments are left alone";
   }
-
-  moert_artifact *artifact = nullptr;
-  void *library = nullptr;
-  int *freeCount = nullptr;
 };
 
 TEST_F(CudaArtifact, IsACudaArtifact) {

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -71,6 +73,35 @@ inline std::vector<int64_t> dimsOf(const moert_tensor *tensor) {
   const int64_t *dims = moert_tensor_dims(tensor);
   return std::vector<int64_t>(dims, dims + moert_tensor_rank(tensor));
 }
+
+/// A fixture over one of the hand-written artifacts: the subclass's SetUp
+/// loads `artifact`, then calls openFreeCounter to read the artifact's count
+/// of moe_artifact_free calls (fake_artifact_common.h).
+class FakeArtifactTest : public ::testing::Test {
+protected:
+  void openFreeCounter(const char *path) {
+    // The same shared object moert loaded.
+    library = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    ASSERT_NE(library, nullptr) << dlerror();
+    freeCount = static_cast<int *>(dlsym(library, "fake_free_count"));
+    ASSERT_NE(freeCount, nullptr);
+  }
+  void TearDown() override {
+    if (library)
+      dlclose(library);
+    moert_artifact_unload(artifact);
+  }
+
+  const moert_function *lookup(const char *name) {
+    const moert_function *function = moert_artifact_lookup(artifact, name);
+    EXPECT_NE(function, nullptr) << moert_last_error();
+    return function;
+  }
+
+  moert_artifact *artifact = nullptr;
+  void *library = nullptr;
+  int *freeCount = nullptr;
+};
 
 } // namespace moert_test
 
