@@ -618,29 +618,19 @@ int callFunction(const moert_function *function, moert_tensor *const *args,
   if (results)
     for (int i = 0; i < numResults; ++i)
       results[i] = nullptr;
-  if (!function) {
-    setError("moert_function_call: the function is NULL");
+  if (!checkArguments(function, args, numArgs, "moert_function_call"))
     return 1;
-  }
   const char *name = function->name.c_str();
-  int expectedArgs = static_cast<int>(function->args.size());
   int expectedResults = static_cast<int>(function->results.size());
-  if (numArgs != expectedArgs) {
-    setError("%s: expected %d arguments, got %d", name, expectedArgs, numArgs);
-    return 1;
-  }
   if (numResults != expectedResults) {
     setError("%s: the function has %d results but room for %d was given", name,
              expectedResults, numResults);
     return 1;
   }
-  if ((numArgs > 0 && !args) || (numResults > 0 && !results)) {
-    setError("%s: %s is NULL", name, numArgs > 0 && !args ? "args" : "results");
+  if (numResults > 0 && !results) {
+    setError("%s: results is NULL", name);
     return 1;
   }
-  for (int i = 0; i < numArgs; ++i)
-    if (!checkArgument(*function, i, args[i]))
-      return 1;
 
   // Declaration order is release order, backwards: the lock outlives all
   // device memory of the call.
