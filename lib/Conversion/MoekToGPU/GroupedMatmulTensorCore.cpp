@@ -244,7 +244,7 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
     return fail("K or N is not static");
   int64_t depth = bType.getDimSize(1), width = bType.getDimSize(2);
   Epilogue epilogue = op.epilogue;
-  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool glu = isGlu(epilogue);
   if (!op.offsets && bType.getDimSize(0) != 1)
     return fail("a GEMM without offsets has more than one group");
   if (depth % kChunk != 0)
@@ -281,7 +281,7 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
   int64_t experts = bType.getDimSize(0), depth = bType.getDimSize(1);
   int64_t width = bType.getDimSize(2);
   Epilogue epilogue = op.epilogue;
-  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool glu = isGlu(epilogue);
   bool scatter = epilogue == Epilogue::scatter_add;
   bool gather = op.gather;
   int64_t topK = op.topK;

@@ -285,7 +285,7 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
   int64_t width = staticDim(w, 2);
   Epilogue epilogue = op.getEpilogue();
-  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool glu = isGlu(epilogue);
   bool scatter = epilogue == Epilogue::scatter_add;
   if (scatter && !cast<MemRefType>(c.getType()).getElementType().isF32())
     return op.emitOpError()

@@ -24,6 +24,12 @@ Value silu(moe::LoopBuilder &lb, Value x);
 Value geluTanh(moe::LoopBuilder &lb, Value x);
 Value activate(moe::LoopBuilder &lb, Value gate, bool gelu);
 
+/// Whether a grouped matmul's epilogue is a GLU (its N columns are the gate
+/// and up halves, its output N / 2 wide).
+inline bool isGlu(Epilogue epilogue) {
+  return epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+}
+
 /// Among experts [0, count) with available[e] != 0, the index of the largest
 /// key (ties to the lower index), or -1 if none is available.
 Value argmaxAvailable(moe::LoopBuilder &lb, Value keys, Value available,

@@ -145,7 +145,7 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
   int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
   int64_t width = staticDim(w, 2);
   Epilogue epilogue = op.getEpilogue();
-  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  bool glu = isGlu(epilogue);
   Value topK = lb.index(op.getTopK());
   Value zero = lb.index(0);
   Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
