@@ -114,6 +114,17 @@ void lowerRowAssignments(RowAssignmentsOp op, ImplicitLocOpBuilder &b) {
 // Dispatch, experts, combine
 //===----------------------------------------------------------------------===//
 
+/// Runs `body(r)` if assignment (t, j) was kept, r being its grouped row
+/// rows[t, j] (-1 for a dropped assignment).
+void ifKept(LoopBuilder &lb, Value rows, Value t, Value j,
+            function_ref<void(Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
+  Value kept =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, lb.i32(0));
+  lb.ifThen(kept, [&] { body(asIndex(b, row)); });
+}
+
 void lowerGatherRows(GatherRowsOp op, ImplicitLocOpBuilder &b) {
   LoopBuilder lb(b);
   Value x = op.getX(), rows = op.getRows(), out = op.getOut();
@@ -123,11 +134,7 @@ void lowerGatherRows(GatherRowsOp op, ImplicitLocOpBuilder &b) {
   Value hidden = lb.dim(x, 1);
   lb.forLoop(zero, lb.dim(rows, 0), [&](Value t) {
     lb.forLoop(zero, lb.dim(rows, 1), [&](Value j) {
-      Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
-      Value kept =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, lb.i32(0));
-      lb.ifThen(kept, [&] {
-        Value r = asIndex(b, row);
+      ifKept(lb, rows, t, j, [&](Value r) {
         lb.forLoop(zero, hidden, [&](Value h) {
           memref::StoreOp::create(b, memref::LoadOp::create(b, x, ValueRange{t, h}),
                                   out, ValueRange{r, h});
@@ -235,11 +242,7 @@ void lowerCombineRows(CombineRowsOp op, ImplicitLocOpBuilder &b,
   lb.forLoop(zero, lb.dim(rows, 0), [&](Value t) {
     lb.fill(acc, lb.f32(0.0));
     lb.forLoop(zero, lb.dim(rows, 1), [&](Value j) {
-      Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
-      Value kept =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, lb.i32(0));
-      lb.ifThen(kept, [&] {
-        Value r = asIndex(b, row);
+      ifKept(lb, rows, t, j, [&](Value r) {
         Value w = lb.loadF32(weights, {t, j});
         lb.forLoop(zero, H, [&](Value h) {
           Value prev = memref::LoadOp::create(b, acc, ValueRange{h});
