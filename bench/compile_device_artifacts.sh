@@ -61,6 +61,10 @@ single-token tokens=1,hidden=32,ffn=16,experts=4,top_k=2
 empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
 CONFIGS
+# f16 operands on tensor cores (the layer specs make f32 or bf16).
+"$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" \
+  --target="$target" -o "$out/config-f16.so"
+echo "compiled config-f16: test/Target/CUDA/Inputs/f16-layer.mlir"
 cp "$root/../shared/bench/torch_baselines.py" "$out/../torch_baselines.py"
 # GoogleTest's sources (libgtest-dev), for the runtime's unit tests there.
 if [ -d /usr/src/googletest ]; then
