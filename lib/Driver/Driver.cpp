@@ -70,21 +70,29 @@ static std::string describeLocation(Location loc) {
 
 mlir::moe::OneLineDiagnostics::OneLineDiagnostics(MLIRContext &context,
                                        std::string toolName)
+    : OneLineDiagnostics(context, std::move(toolName), nullptr) {}
+
+mlir::moe::OneLineDiagnostics::OneLineDiagnostics(MLIRContext &context,
+                                                  std::string toolName,
+                                                  std::string *sink)
     : handler(&context,
               [this](Diagnostic &diag) {
                 if (diag.getSeverity() == DiagnosticSeverity::Error)
                   ++errors;
                 std::string where = describeLocation(diag.getLocation());
-                llvm::errs() << (where.empty() ? this->toolName : where)
-                             << ": "
-                             << (diag.getSeverity() ==
-                                         DiagnosticSeverity::Error
-                                     ? "error: "
-                                     : "note: ")
-                             << diag.str() << "\n";
+                std::string line =
+                    (where.empty() ? this->toolName : where) + ": " +
+                    (diag.getSeverity() == DiagnosticSeverity::Error
+                         ? "error: "
+                         : "note: ") +
+                    diag.str() + "\n";
+                if (this->sink)
+                  *this->sink += line;
+                else
+                  llvm::errs() << line;
                 return success();
               }),
-      toolName(std::move(toolName)) {}
+      toolName(std::move(toolName)), sink(sink) {}
 
 static OwningOpRef<ModuleOp>
 parseAndVerify(MLIRContext &context,
@@ -108,6 +116,13 @@ OwningOpRef<ModuleOp> mlir::moe::loadProgramFile(MLIRContext &context,
     return nullptr;
   }
   return parseAndVerify(context, std::move(buffer));
+}
+
+OwningOpRef<ModuleOp> mlir::moe::loadProgramText(MLIRContext &context,
+                                                 StringRef text,
+                                                 StringRef bufferName) {
+  return parseAndVerify(context,
+                        llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
 }
 
 OwningOpRef<ModuleOp> mlir::moe::loadLayerProgram(MLIRContext &context,

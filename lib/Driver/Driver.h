@@ -26,17 +26,27 @@ std::unique_ptr<MLIRContext> createCompilerContext();
 class OneLineDiagnostics {
 public:
   OneLineDiagnostics(MLIRContext &context, std::string toolName);
+  /// Appends each line (with its newline) to `*sink` instead of stderr: the
+  /// C API returns the messages to its caller.
+  OneLineDiagnostics(MLIRContext &context, std::string toolName,
+                     std::string *sink);
   bool hadError() const { return errors > 0; }
 
 private:
   ScopedDiagnosticHandler handler;
   std::string toolName;
+  std::string *sink = nullptr;
   int errors = 0;
 };
 
 /// Parses and verifies the program in `path` ("-" for stdin). Errors are
 /// reported through the context's diagnostics; returns null on failure.
 OwningOpRef<ModuleOp> loadProgramFile(MLIRContext &context, StringRef path);
+
+/// Parses and verifies a program given as text; `bufferName` names it in
+/// error locations. Returns null on failure (errors as diagnostics).
+OwningOpRef<ModuleOp> loadProgramText(MLIRContext &context, StringRef text,
+                                      StringRef bufferName);
 
 /// Makes, parses and verifies the program of a layer spec. A malformed or
 /// impossible spec sets `error` to one line saying what to fix.

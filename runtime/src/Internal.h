@@ -67,6 +67,8 @@ struct moert_tensor {
   int64_t dims[MOERT_MAX_RANK];
   int64_t numElements;
   void *data; ///< 64-byte aligned, never NULL (even with no elements).
+  /// False for moert_tensor_wrap: the caller's memory, never freed here.
+  bool ownsData;
 };
 
 struct moert_function {

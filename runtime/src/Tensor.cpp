@@ -27,34 +27,50 @@ std::string moert::formatShape(int rank, const int64_t *dims) {
   return text + "]";
 }
 
-moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
-                                  const int64_t *dims) {
+/// Checks what moert_tensor_create and moert_tensor_wrap share and counts
+/// the elements; false (and an error) on a bad dtype, rank or dimension.
+static bool checkShape(moert_dtype dtype, int rank, const int64_t *dims,
+                       int64_t &numElements) {
   if (!isValidDType(dtype)) {
     setError("cannot create a tensor: invalid dtype %d", rawDType(dtype));
-    return nullptr;
+    return false;
   }
   if (rank < 0 || rank > MOERT_MAX_RANK) {
     setError("cannot create a tensor of rank %d (the rank must be 0 to %d)",
              rank, MOERT_MAX_RANK);
-    return nullptr;
+    return false;
   }
   if (rank > 0 && !dims) {
     setError("cannot create a tensor of rank %d: dims is NULL", rank);
-    return nullptr;
+    return false;
   }
-  int64_t numElements = 1;
+  numElements = 1;
   for (int i = 0; i < rank; ++i) {
     if (dims[i] < 0) {
       setError("cannot create a tensor: dimension %d is %lld (dimensions "
                "must be non-negative)",
                i, static_cast<long long>(dims[i]));
-      return nullptr;
+      return false;
     }
     if (__builtin_mul_overflow(numElements, dims[i], &numElements)) {
       setError("cannot create a tensor: too many elements");
-      return nullptr;
+      return false;
     }
   }
+  size_t bytes;
+  if (__builtin_mul_overflow(static_cast<size_t>(numElements),
+                             moert_dtype_size(dtype), &bytes)) {
+    setError("cannot create a tensor: too many bytes");
+    return false;
+  }
+  return true;
+}
+
+moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
+                                  const int64_t *dims) {
+  int64_t numElements;
+  if (!checkShape(dtype, rank, dims, numElements))
+    return nullptr;
   // Round up to the alignment (aligned_alloc wants a multiple); at least one
   // block, so that even an empty tensor has a distinct non-NULL buffer.
   size_t elementSize = moert_dtype_size(dtype);
@@ -85,13 +101,48 @@ moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
     std::memcpy(tensor->dims, dims, sizeof(int64_t) * rank);
   tensor->numElements = numElements;
   tensor->data = data;
+  tensor->ownsData = true;
+  return tensor;
+}
+
+moert_tensor *moert_tensor_wrap(moert_dtype dtype, int rank,
+                                const int64_t *dims, void *data) {
+  int64_t numElements;
+  if (!checkShape(dtype, rank, dims, numElements))
+    return nullptr;
+  if (!data) {
+    setError("cannot wrap memory as a tensor: data is NULL");
+    return nullptr;
+  }
+  // The compiled code loads whole elements; a misaligned one is undefined.
+  size_t elementSize = moert_dtype_size(dtype);
+  if (reinterpret_cast<uintptr_t>(data) % elementSize != 0) {
+    setError("cannot wrap memory as a %s tensor: the address %p is not "
+             "aligned to %zu bytes",
+             moert_dtype_name(dtype), data, elementSize);
+    return nullptr;
+  }
+  auto *tensor = static_cast<moert_tensor *>(std::malloc(sizeof(moert_tensor)));
+  if (!tensor) {
+    setError("out of memory allocating a tensor");
+    return nullptr;
+  }
+  tensor->dtype = dtype;
+  tensor->rank = rank;
+  std::memset(tensor->dims, 0, sizeof(tensor->dims));
+  if (rank > 0)
+    std::memcpy(tensor->dims, dims, sizeof(int64_t) * rank);
+  tensor->numElements = numElements;
+  tensor->data = data;
+  tensor->ownsData = false;
   return tensor;
 }
 
 void moert_tensor_free(moert_tensor *tensor) {
   if (!tensor)
     return;
-  std::free(tensor->data);
+  if (tensor->ownsData)
+    std::free(tensor->data);
   std::free(tensor);
 }
 

@@ -24,6 +24,34 @@ TEST(Tensor, CreateIsZeroedAndAligned) {
     ASSERT_EQ(data[i], 0);
 }
 
+TEST(Tensor, WrapUsesTheCallersMemoryAndNeverFreesIt) {
+  alignas(8) float values[6] = {1, 2, 3, 4, 5, 6};
+  const int64_t dims[] = {2, 3};
+  moert_tensor *tensor = moert_tensor_wrap(MOERT_F32, 2, dims, values);
+  ASSERT_NE(tensor, nullptr) << moert_last_error();
+  EXPECT_EQ(moert_tensor_data(tensor), values);
+  EXPECT_EQ(moert_tensor_num_elements(tensor), 6);
+  // A stack array: freeing it here would crash the test.
+  moert_tensor_free(tensor);
+  EXPECT_EQ(values[5], 6.0f);
+}
+
+TEST(Tensor, WrapRefusesBadMemory) {
+  const int64_t dims[] = {2};
+  EXPECT_EQ(moert_tensor_wrap(MOERT_F32, 1, dims, nullptr), nullptr);
+  EXPECT_NE(std::strstr(moert_last_error(), "data is NULL"), nullptr)
+      << moert_last_error();
+  alignas(8) char bytes[16] = {};
+  EXPECT_EQ(moert_tensor_wrap(MOERT_F32, 1, dims, bytes + 2), nullptr);
+  EXPECT_NE(std::strstr(moert_last_error(), "not aligned to 4 bytes"),
+            nullptr)
+      << moert_last_error();
+  const int64_t negative[] = {-2};
+  EXPECT_EQ(moert_tensor_wrap(MOERT_F32, 1, negative, bytes), nullptr);
+  EXPECT_NE(std::strstr(moert_last_error(), "non-negative"), nullptr)
+      << moert_last_error();
+}
+
 TEST(Tensor, ScalarsAndEmptyTensors) {
   TensorPtr scalar(moert_tensor_create(MOERT_F32, 0, nullptr));
   ASSERT_TRUE(scalar) << moert_last_error();

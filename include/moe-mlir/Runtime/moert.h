@@ -49,6 +49,14 @@ uint16_t moert_f32_to_f16(float value);
 /*===--- Tensors: dense, row-major, 64-byte aligned ---===*/
 /* Zero-initialized. dims must be non-negative. NULL (and an error) on failure. */
 moert_tensor *moert_tensor_create(moert_dtype dtype, int rank, const int64_t *dims);
+/* A tensor over memory the caller owns, without a copy (the Python
+   bindings pass NumPy arrays and DLPack tensors this way): `data` holds the
+   elements row-major and contiguous, aligned to the dtype's size, and must
+   outlive the tensor. moert_tensor_free frees the tensor, never `data`.
+   NULL (and an error) on a bad dtype, rank, dimension or address. A
+   function call reads arguments and never writes them. */
+moert_tensor *moert_tensor_wrap(moert_dtype dtype, int rank,
+                                const int64_t *dims, void *data);
 void moert_tensor_free(moert_tensor *tensor);
 moert_dtype moert_tensor_dtype(const moert_tensor *tensor);
 int moert_tensor_rank(const moert_tensor *tensor);
