@@ -684,6 +684,184 @@ int callFunction(const moert_function *function, moert_tensor *const *args,
   return 0;
 }
 
+/// Wraps device tensors as moert tensors (no copy), so that the host-side
+/// checks of moert_function_call apply to them unchanged.
+bool wrapDeviceTensors(const moert_function &function,
+                       const moert_device_tensor *tensors, int count,
+                       const char *what, std::vector<TensorPtr> &out) {
+  for (int i = 0; i < count; ++i) {
+    const moert_device_tensor &tensor = tensors[i];
+    if (!isValidDType(tensor.dtype) || tensor.rank < 0 ||
+        tensor.rank > MOERT_MAX_RANK || !tensor.data) {
+      setError("%s: %s %d: %s", function.name.c_str(), what, i,
+               !tensor.data ? "its data is NULL"
+                            : "invalid dtype or rank");
+      return false;
+    }
+    out.emplace_back(moert_tensor_wrap(tensor.dtype, tensor.rank, tensor.dims,
+                                       tensor.data));
+    if (!out.back()) {
+      std::string reason = moert_last_error();
+      setError("%s: %s %d: %s", function.name.c_str(), what, i,
+               reason.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Checks what the caller gave for each result against the function's
+/// result specs (dtype, rank, static dimensions).
+bool checkDeviceResults(const moert_function &function,
+                        const std::vector<TensorPtr> &results) {
+  const char *name = function.name.c_str();
+  for (size_t r = 0; r < results.size(); ++r) {
+    const TensorSpec &spec = function.results[r];
+    const moert_tensor &given = *results[r];
+    bool same = given.dtype == spec.dtype && given.rank == spec.rank;
+    for (int d = 0; same && d < spec.rank; ++d)
+      same = spec.dims[d] == MOERT_DYNAMIC || spec.dims[d] == given.dims[d];
+    if (!same) {
+      setError("%s: result %zu was given as %s%s but the function returns "
+               "%s%s",
+               name, r, moert_dtype_name(given.dtype),
+               formatShape(given.rank, given.dims).c_str(),
+               moert_dtype_name(spec.dtype),
+               formatShape(spec.rank, spec.dims).c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Copies each result the entry described into the caller's device buffer
+/// on `stream`, after checking its actual shape and that it is dense.
+bool copyResultsOnDevice(const moert_function &function,
+                         const cuda::Driver &driver,
+                         const std::vector<int64_t> &resultBuffer,
+                         const std::vector<TensorPtr> &results,
+                         cuda::CUstream stream) {
+  const char *name = function.name.c_str();
+  const int64_t *words = resultBuffer.data();
+  for (size_t r = 0; r < results.size(); ++r) {
+    const moert_tensor &dest = *results[r];
+    const char *aligned = static_cast<const char *>(wordToPointer(words[1]));
+    int64_t offset = words[2];
+    const int64_t *sizes = words + 3, *strides = words + 3 + dest.rank;
+    words += descriptorWords(dest.rank);
+    int64_t dense = 1;
+    for (int d = dest.rank - 1; d >= 0; --d) {
+      if (sizes[d] != dest.dims[d]) {
+        setError("%s: result %zu has shape %s but its buffer is %s", name, r,
+                 formatShape(dest.rank, sizes).c_str(),
+                 formatShape(dest.rank, dest.dims).c_str());
+        return false;
+      }
+      if (sizes[d] != 1 && strides[d] != dense) {
+        setError("%s: result %zu is not dense and row-major", name, r);
+        return false;
+      }
+      dense *= sizes[d];
+    }
+    if (dense == 0)
+      continue;
+    size_t bytes = static_cast<size_t>(dense) * moert_dtype_size(dest.dtype);
+    cuda::CUdeviceptr source =
+        static_cast<cuda::CUdeviceptr>(reinterpret_cast<uintptr_t>(aligned)) +
+        static_cast<cuda::CUdeviceptr>(offset) * moert_dtype_size(dest.dtype);
+    cuda::CUresult status = driver.cuMemcpyAsync(
+        static_cast<cuda::CUdeviceptr>(reinterpret_cast<uintptr_t>(dest.data)),
+        source, bytes, stream);
+    if (status != cuda::CUDA_SUCCESS) {
+      std::string prefix = "function '" + function.name + "': result " +
+                           std::to_string(r) + ": ";
+      cuda::setDriverError(prefix.c_str(), "cuMemcpyAsync", status);
+      return false;
+    }
+  }
+  cuda::CUresult status = driver.cuStreamSynchronize(stream);
+  if (status != cuda::CUDA_SUCCESS) {
+    std::string prefix = "function '" + function.name + "': ";
+    cuda::setDriverError(prefix.c_str(), "cuStreamSynchronize", status);
+    return false;
+  }
+  return true;
+}
+
+/// Restores the artifact's own streams when a device call ends.
+struct CallStreamScope {
+  explicit CallStreamScope(cuda::CUstream stream) {
+    cuda::setCallStream(stream);
+  }
+  ~CallStreamScope() { cuda::clearCallStream(); }
+};
+
+int callFunctionOnDevice(const moert_function *function,
+                         const moert_device_tensor *args, int numArgs,
+                         const moert_device_tensor *results, int numResults,
+                         void *stream) {
+  const char *what = "moert_function_call_device";
+  if (!function) {
+    setError("%s: the function is NULL", what);
+    return 1;
+  }
+  const char *name = function->name.c_str();
+  int expectedResults = static_cast<int>(function->results.size());
+  if (numResults != expectedResults) {
+    setError("%s: the function has %d results but %d buffers were given",
+             name, expectedResults, numResults);
+    return 1;
+  }
+  if ((numArgs > 0 && !args) || (numResults > 0 && !results)) {
+    setError("%s: %s is NULL", name, !results ? "results" : "args");
+    return 1;
+  }
+  std::vector<TensorPtr> wrappedArgs, wrappedResults;
+  if (numArgs < 0 || numArgs != static_cast<int>(function->args.size())) {
+    setError("%s: expected %zu arguments, got %d", name,
+             function->args.size(), numArgs);
+    return 1;
+  }
+  if (!wrapDeviceTensors(*function, args, numArgs, "argument", wrappedArgs) ||
+      !wrapDeviceTensors(*function, results, numResults, "result",
+                         wrappedResults))
+    return 1;
+  std::vector<moert_tensor *> argList;
+  for (TensorPtr &tensor : wrappedArgs)
+    argList.push_back(tensor.get());
+  if (!checkArguments(function, argList.data(), numArgs, what) ||
+      !checkDeviceResults(*function, wrappedResults))
+    return 1;
+  // After the checks, so that they are testable without a GPU.
+  if (function->backend != MOERT_BACKEND_CUDA) {
+    setError("%s: a CPU function takes host tensors: call it with "
+             "moert_function_call",
+             name);
+    return 1;
+  }
+
+  std::unique_lock<std::mutex> deviceLock;
+  const cuda::Driver *driver;
+  if (!enterDevice(*function, deviceLock, driver))
+    return 1;
+  auto callStream = static_cast<cuda::CUstream>(stream);
+  CallStreamScope streamScope(callStream);
+  // The arguments' device pointers as they are: prepareArguments without
+  // DeviceBuffers takes each tensor's data.
+  Arguments arguments;
+  if (!prepareArguments(*function, argList.data(), numArgs, nullptr,
+                        arguments))
+    return 1;
+  std::vector<int64_t> resultBuffer(resultWords(*function), 0);
+  ResultMemory memory(*function, driver, arguments.pointers);
+  if (!runEntry(*function, arguments, resultBuffer, memory, driver,
+                [] { return cuda::CUDA_SUCCESS; }) ||
+      !copyResultsOnDevice(*function, *driver, resultBuffer, wrappedResults,
+                           callStream))
+    return 1;
+  return 0;
+}
+
 /// Two CUDA events, destroyed when they go out of scope.
 class EventPair {
 public:
@@ -979,6 +1157,16 @@ int moert_function_call(const moert_function *function,
                         moert_tensor **results, int num_results) {
   return guarded(1, [&] {
     return callFunction(function, args, num_args, results, num_results);
+  });
+}
+
+int moert_function_call_device(const moert_function *function,
+                               const moert_device_tensor *args, int num_args,
+                               const moert_device_tensor *results,
+                               int num_results, void *stream) {
+  return guarded(1, [&] {
+    return callFunctionOnDevice(function, args, num_args, results,
+                                num_results, stream);
   });
 }
 

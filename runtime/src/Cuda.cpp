@@ -551,10 +551,27 @@ MGPU_EXPORT void *mgpuModuleGetFunction(void *module, const char *name) {
   return function;
 }
 
+namespace {
+thread_local bool callStreamSet = false;
+thread_local CUstream callStream = nullptr;
+} // namespace
+
+void moert::cuda::setCallStream(CUstream stream) {
+  callStream = stream;
+  callStreamSet = true;
+}
+
+void moert::cuda::clearCallStream() {
+  callStream = nullptr;
+  callStreamSet = false;
+}
+
 MGPU_EXPORT void *mgpuStreamCreate(void) {
   const Driver *driver = beginWork();
   if (!driver)
     return nullptr;
+  if (callStreamSet)
+    return callStream;
   CUstream stream = nullptr;
   // Blocking (flags 0): work on it orders with the legacy default stream,
   // so that events recorded on stream 0 around a call capture it.
@@ -571,7 +588,7 @@ MGPU_EXPORT void mgpuStreamSynchronize(void *stream) {
 }
 
 MGPU_EXPORT void mgpuStreamDestroy(void *stream) {
-  if (!stream)
+  if (!stream || (callStreamSet && stream == callStream))
     return;
   if (const Driver *driver = beginRelease())
     check(driver->cuStreamDestroy(static_cast<CUstream>(stream)),

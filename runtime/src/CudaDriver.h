@@ -158,6 +158,14 @@ std::mutex &deviceMutex();
 /// for reuse.
 void recycleDeviceBlocks();
 
+/// While set on this thread, the artifact's mgpuStreamCreate returns
+/// `stream` (the caller's, e.g. PyTorch's current stream; NULL is the
+/// legacy default stream) instead of a new one, and mgpuStreamDestroy
+/// leaves it alone: moert_function_call_device runs the artifact's work on
+/// the caller's stream.
+void setCallStream(CUstream stream);
+void clearCallStream();
+
 /// Frees a block the device no longer uses: back to the cache if
 /// mgpuMemAlloc made it, else cuMemFree.
 void releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer);

@@ -202,6 +202,70 @@ TEST_F(Artifact, ChecksTheArguments) {
   EXPECT_EQ(result, nullptr);
 }
 
+/// A device tensor over host memory: only the checks look at it.
+moert_device_tensor deviceTensor(moert_dtype dtype, std::vector<int64_t> dims,
+                                 void *data) {
+  moert_device_tensor tensor = {};
+  tensor.dtype = dtype;
+  tensor.rank = static_cast<int>(dims.size());
+  for (size_t d = 0; d < dims.size(); ++d)
+    tensor.dims[d] = dims[d];
+  tensor.data = data;
+  return tensor;
+}
+
+TEST_F(Artifact, DeviceCallsCheckEverythingBeforeTheDevice) {
+  const moert_function *add = lookup("add");
+  alignas(64) static float storage[16];
+  moert_device_tensor good = deviceTensor(MOERT_F32, {2, 4}, storage);
+  moert_device_tensor ints = deviceTensor(MOERT_I32, {2, 4}, storage);
+  moert_device_tensor narrow = deviceTensor(MOERT_F32, {2, 3}, storage);
+  moert_device_tensor null = deviceTensor(MOERT_F32, {2, 4}, nullptr);
+
+  EXPECT_NE(moert_function_call_device(nullptr, nullptr, 0, nullptr, 0,
+                                       nullptr),
+            0);
+  EXPECT_TRUE(errorContains("moert_function_call_device: the function is "
+                            "NULL"));
+
+  moert_device_tensor one[] = {good};
+  EXPECT_NE(moert_function_call_device(add, one, 1, &good, 1, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: expected 2 arguments, got 1"));
+
+  moert_device_tensor withNull[] = {good, null};
+  EXPECT_NE(moert_function_call_device(add, withNull, 2, &good, 1, nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: argument 1: its data is NULL"));
+
+  moert_device_tensor wrongDType[] = {good, ints};
+  EXPECT_NE(moert_function_call_device(add, wrongDType, 2, &good, 1, nullptr),
+            0);
+  EXPECT_TRUE(errorContains(
+      "add: argument 1 has dtype i32 but the function expects f32"));
+
+  moert_device_tensor wrongDim[] = {good, narrow};
+  EXPECT_NE(moert_function_call_device(add, wrongDim, 2, &good, 1, nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: argument 1 has shape [2, 3] but the "
+                            "function expects [?, 4] (dimension 1)"));
+
+  moert_device_tensor fine[] = {good, good};
+  EXPECT_NE(moert_function_call_device(add, fine, 2, &narrow, 1, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: result 0 was given as f32[2, 3] but the "
+                            "function returns f32[?, 4]"));
+  EXPECT_NE(moert_function_call_device(add, fine, 2, &ints, 1, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: result 0 was given as i32"));
+  moert_device_tensor two[] = {good, good};
+  EXPECT_NE(moert_function_call_device(add, fine, 2, two, 2, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: the function has 1 results but 2 buffers"));
+
+  // Everything right, but the function runs on the CPU.
+  EXPECT_NE(moert_function_call_device(add, fine, 2, &good, 1, nullptr), 0);
+  EXPECT_TRUE(errorContains("add: a CPU function takes host tensors: call it "
+                            "with moert_function_call"));
+  EXPECT_EQ(storage[0], 0.0f) << "nothing ran";
+}
+
 TEST_F(Artifact, TimesAFunction) {
   TensorPtr a = makeTensor<float>(MOERT_F32, {64, 4}, {});
   moert_tensor *args[] = {a.get(), a.get()};

@@ -311,6 +311,47 @@ protected:
   }
 };
 
+TEST_F(CudaArtifact, CallsOnDeviceBuffersOnTheCallersStream) {
+  constexpr int64_t n = 513;
+  std::vector<float> a(n), b(n), sum(n);
+  for (int64_t i = 0; i < n; ++i) {
+    a[i] = 0.5f * static_cast<float>(i);
+    b[i] = 3.0f - static_cast<float>(i);
+    sum[i] = a[i] + b[i];
+  }
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  void *da = mgpuMemAlloc(n * 4, stream, false);
+  void *db = mgpuMemAlloc(n * 4, stream, false);
+  void *dy = mgpuMemAlloc(n * 4, stream, false);
+  mgpuMemcpy(da, a.data(), n * 4, stream);
+  mgpuMemcpy(db, b.data(), n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  auto tensor = [](void *data) {
+    moert_device_tensor t = {};
+    t.dtype = MOERT_F32;
+    t.rank = 1;
+    t.dims[0] = n;
+    t.data = data;
+    return t;
+  };
+  moert_device_tensor args[] = {tensor(da), tensor(db)};
+  moert_device_tensor result = tensor(dy);
+  ASSERT_EQ(moert_function_call_device(lookup("add"), args, 2, &result, 1,
+                                       stream),
+            0)
+      << moert_last_error();
+  std::vector<float> back(n, -1.0f);
+  mgpuMemcpy(back.data(), dy, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  EXPECT_EQ(back, sum);
+  mgpuMemFree(da, stream);
+  mgpuMemFree(db, stream);
+  mgpuMemFree(dy, stream);
+  mgpuStreamDestroy(stream);
+  checkAdd("add", 10); // Host calls create their own streams again.
+}
+
 TEST_F(CudaArtifact, IsACudaArtifact) {
   EXPECT_EQ(moert_artifact_backend(artifact), MOERT_BACKEND_CUDA);
   EXPECT_STREQ(moert_artifact_target(artifact), "cuda:sm_90");

@@ -123,6 +123,31 @@ int moert_function_call(const moert_function *function,
                         moert_tensor *const *args, int num_args,
                         moert_tensor **results, int num_results);
 
+/* A dense row-major tensor in device memory that the caller owns. */
+typedef struct moert_device_tensor {
+  moert_dtype dtype;
+  int rank;
+  int64_t dims[MOERT_MAX_RANK];
+  void *data; /* a CUdeviceptr of the current device; never NULL */
+} moert_device_tensor;
+
+/* Runs a CUDA function on device memory the caller owns, with no copy to or
+   from the host (what frameworks such as PyTorch need: their tensors stay
+   where they are). Each argument's pointer goes straight to the function;
+   each result is copied on the device into results[r], which the caller
+   allocated with the result's dtype and shape (static dimensions from
+   moert_function_result_spec, dynamic ones known to the caller, e.g. the
+   token count). The function's work runs on `stream` (a CUstream of the
+   current context; NULL is the legacy default stream), so it is ordered
+   after what the caller queued there; the call returns once the device is
+   done. The arguments and results are checked as moert_function_call
+   checks its arguments (count, dtype, rank, static dimensions; NULL data);
+   a CPU function is an error. */
+int moert_function_call_device(const moert_function *function,
+                               const moert_device_tensor *args, int num_args,
+                               const moert_device_tensor *results,
+                               int num_results, void *stream);
+
 /* Runs the function `warmup` + `repeat` times on the same arguments (for a
    CUDA function copied to the device once) and stores the milliseconds of
    each of the last `repeat` runs in times_ms[0..repeat). A CUDA run is timed
