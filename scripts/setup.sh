@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what MoE-MLIR builds with (Debian packages), only what is missing:
 # LLVM/MLIR 22 (with FileCheck and lit), GoogleTest, CMake, Ninja, a C/C++
-# compiler. Needs root (or sudo) only when something is missing.
+# compiler; then the Python packages of the bindings (pip). Needs root (or
+# sudo) only when a Debian package is missing.
 set -euo pipefail
 
 packages=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
@@ -13,15 +14,35 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all build dependencies are installed"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root to install ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "setup: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup: need root to install ${missing[*]}" >&2; exit 1; }
-  sudo=sudo
+# The Python bindings and their tests (python_bindings/), for the python3 on
+# PATH, from PyPI: nanobind and scikit-build-core build them, NumPy,
+# ml_dtypes (bf16 arrays) and pytest test them, PyTorch tests moe_mlir.torch.
+# PyPI's torch for Linux x86_64 is its CUDA build (about 1 GB, with about
+# 3 GB of NVIDIA libraries; CPU-only wheels are not on PyPI). MOE_MLIR_NO_TORCH=1
+# skips it (the torch tests then skip).
+python_missing=()
+for module in numpy nanobind scikit_build_core pytest ml_dtypes; do
+  python3 -c "import $module" 2>/dev/null || python_missing+=("$module")
+done
+if [ -z "${MOE_MLIR_NO_TORCH:-}" ] && ! python3 -c "import torch" 2>/dev/null; then
+  python_missing+=(torch)
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#python_missing[@]} -gt 0 ]; then
+  echo "setup: pip installing ${python_missing[*]//_/-}"
+  python3 -m pip install -q --disable-pip-version-check \
+    "${python_missing[@]//_/-}"
+else
+  echo "setup: all Python dependencies are installed"
+fi

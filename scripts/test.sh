@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the lit suite (dialect, passes,
-# tools, CPU end to end, GoogleTest units) and ctest (the GoogleTest units).
+# tools, CPU end to end, GoogleTest units), ctest (the GoogleTest units) and
+# pytest (the Python bindings, moe_mlir.torch and the examples).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -14,3 +15,6 @@ ninja -C "$build/runtime-standalone" -j "${JOBS:-$(nproc)}" > /dev/null
 echo "runtime-standalone: built"
 echo "== ctest"
 ctest --test-dir "$build" --output-on-failure
+echo "== pytest (python_bindings/tests)"
+PYTHONPATH="$build/python_packages${PYTHONPATH:+:$PYTHONPATH}" \
+  python3 -m pytest -q "$root/python_bindings/tests"
