@@ -555,6 +555,13 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
+              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp, GroupedWeightGradOp,
+                    GroupedInputGradOp, RouteBackwardOp>([&](Operation *o) {
+                // The training kernels run on the CPU target for now.
+                return o->emitOpError()
+                       << "has no GPU lowering yet: compile the training "
+                          "step (--backward) for --target=cpu";
+              })
               .Default([&](Operation *o) { return lowerElementwise(o, lb); });
       if (failed(result))
         return signalPassFailure();

@@ -9,6 +9,7 @@
 
 #include "dialects/moe/IR/MoeShapeRules.h"
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
@@ -284,7 +285,14 @@ struct MoekLowerToLoopsPass
           .Case([&](GatherRowsOp o) { lowerGatherRows(o, b); })
           .Case([&](GroupedMatmulOp o) { lowerGroupedMatmul(o, b, hoisted); })
           .Case([&](GluOp o) { lowerGlu(o, b); })
-          .Case([&](CombineRowsOp o) { lowerCombineRows(o, b, hoisted); });
+          .Case([&](CombineRowsOp o) { lowerCombineRows(o, b, hoisted); })
+          .Case([&](moek::ExpertLoadsOp o) { lowerExpertLoads(o, b); })
+          .Case([&](GroupedGluBackwardOp o) { lowerGroupedGluBackward(o, b); })
+          .Case([&](GroupedWeightGradOp o) {
+            lowerGroupedWeightGrad(o, b, hoisted);
+          })
+          .Case([&](GroupedInputGradOp o) { lowerGroupedInputGrad(o, b); })
+          .Case([&](RouteBackwardOp o) { lowerRouteBackward(o, b, hoisted); });
       rewriter.eraseOp(op);
     }
   }
