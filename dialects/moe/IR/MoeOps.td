@@ -328,13 +328,13 @@ def Moe_ExpertLoadsOp : Moe_Op<"expert_loads", [Pure]> {
 
     ```mlir
     %loads = moe.expert_loads %routing
-        : !moe.routing<tokens = 16, experts = 4, top_k = 2> -> tensor<4xi32>
+        : (!moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<4xi32>
     ```
   }];
   let arguments = (ins Moe_RoutingType:$routing);
   let results = (outs AnyRankedTensor:$loads);
   let assemblyFormat = [{
-    $routing attr-dict `:` type($routing) `->` type($loads)
+    $routing attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

@@ -20,8 +20,10 @@ func.func @f() {
 
 // -----
 
+// A residual keeps its operand's type (inferred: a mismatch is reported by the inference).
 func.func @f(%w: tensor<16x2xf32>) {
-  // expected-error @+1 {{'moe.save_for_backward' op inferred type(s) 'tensor<16x2xf32>' are incompatible with return type(s) of operation 'tensor<16x3xf32>'}}
+  // expected-error @+2 {{'moe.save_for_backward' op inferred type(s) 'tensor<16x2xf32>' are incompatible with return type(s) of operation 'tensor<16x3xf32>'}}
+  // expected-error @+1 {{'moe.save_for_backward' op failed to infer returned types}}
   %s = "moe.save_for_backward"(%w) : (tensor<16x2xf32>) -> tensor<16x3xf32>
   return
 }
@@ -108,7 +110,7 @@ func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<1
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 func.func @f(%r: !R) {
   // expected-error @+1 {{'moe.expert_loads' op loads dimension 0 (E) (5) does not match routing experts (4)}}
-  %l = moe.expert_loads %r : !R -> tensor<5xi32>
+  %l = moe.expert_loads %r : (!R) -> tensor<5xi32>
   return
 }
 
@@ -117,6 +119,6 @@ func.func @f(%r: !R) {
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 func.func @f(%r: !R) {
   // expected-error @+1 {{'moe.expert_loads' op loads must have element type 'i32', got 'f32'}}
-  %l = moe.expert_loads %r : !R -> tensor<4xf32>
+  %l = moe.expert_loads %r : (!R) -> tensor<4xf32>
   return
 }

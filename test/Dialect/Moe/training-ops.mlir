@@ -11,7 +11,7 @@
 // CHECK: moe.gate_backward sigmoid %{{.*}}, %{{.*}}, %[[SW]]#1, %[[DWT]] accumulate %[[DX]] {aux_loss = 1.000000e-02 : f64, normalize = false, scaling = 2.500000e+00 : f64}
 // CHECK-SAME: -> (tensor<?x8xbf16>, tensor<8x4xbf16>, tensor<f32>)
 // CHECK: moe.gate_backward softmax %{{.*}}, %{{.*}}, %[[SW]]#1, %[[DWT]] : (
-// CHECK: moe.expert_loads %[[SW]]#1 : !moe.routing<tokens = ?, experts = 4, top_k = 2> -> tensor<4xi32>
+// CHECK: moe.expert_loads %[[SW]]#1 : (!moe.routing<tokens = ?, experts = 4, top_k = 2>) -> tensor<4xi32>
 func.func @training(%x: tensor<?x8xbf16>, %wg: tensor<8x4xbf16>,
                     %w1: tensor<4x8x12xbf16>, %w2: tensor<4x6x8xbf16>,
                     %dy: tensor<?x8xbf16>) {
@@ -29,6 +29,6 @@ func.func @training(%x: tensor<?x8xbf16>, %wg: tensor<8x4xbf16>,
   %hx, %hwg, %haux = moe.gate_backward softmax %x, %wg, %sr, %dwt
       : (tensor<?x8xbf16>, tensor<8x4xbf16>, !R, tensor<?x2xf32>)
       -> (tensor<?x8xbf16>, tensor<8x4xbf16>, tensor<f32>)
-  %loads = moe.expert_loads %sr : !R -> tensor<4xi32>
+  %loads = moe.expert_loads %sr : (!R) -> tensor<4xi32>
   return
 }
