@@ -91,16 +91,21 @@ struct CheckOutcome {
   bool passed = true;
   std::vector<std::string> lines;
 };
-CheckOutcome checkAgainstReference(const LayerInfo &layer,
-                                   const std::vector<Tensor> &args,
-                                   const std::vector<Tensor> &results);
+/// std::nullopt, with `why` set, when the reference cannot run these
+/// arguments (a shape it does not support, such as a zero extent).
+std::optional<CheckOutcome>
+checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
+                      const std::vector<Tensor> &results, std::string &why);
 
 /// The training step checked against the reference backward: y, indices,
 /// dx, dw_gate, dw1, dw2 (relative error per tensor: f32 1e-4, bf16 3e-2),
 /// aux (relative) and the loads (exact).
-CheckOutcome checkBackwardAgainstReference(const LayerInfo &layer,
-                                           const std::vector<Tensor> &args,
-                                           const std::vector<Tensor> &results);
+/// Nothing (and `why`) when the reference backward cannot run the layer.
+std::optional<CheckOutcome>
+checkBackwardAgainstReference(const LayerInfo &layer,
+                              const std::vector<Tensor> &args,
+                              const std::vector<Tensor> &results,
+                              std::string &why);
 
 /// 2*T*k*H*3F, the FLOPs of the experts (the router's GEMM not counted).
 double layerFlops(const LayerInfo &layer, const std::vector<Tensor> &args);

@@ -149,7 +149,7 @@ void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
   int64_t width = staticDim(dw, 2);
   Value topK = lb.index(op.getTopK()), zero = lb.index(0);
   Value K = lb.index(depth), N = lb.index(width);
-  Value acc = scratch(hoisted, {width}, b.getF32Type());
+  Value acc = scratch(hoisted, {width}, b.getF32Type(), ScratchPlace::Heap);
   auto [first, last] =
       expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
   auto rowOf = [&](Value e) { return asIndex(b, load(b, offsets, {e})); };
@@ -225,8 +225,8 @@ void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
   Type f32 = b.getF32Type();
   Value zero = lb.index(0), E = lb.index(experts), H = lb.index(hidden);
   Value K = lb.index(topK);
-  Value p = scratch(hoisted, {experts}, f32);
-  Value dp = scratch(hoisted, {experts}, f32);
+  Value p = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
+  Value dp = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
   Value tokens = lb.dim(x, 0);
   // 1/T, and f_e = loads / (T*k); a call with no tokens has no loss.
   Value tokensF = arith::UIToFPOp::create(
