@@ -47,6 +47,17 @@ void forEachGroupedRow(LoopBuilder &lb, Value offsets, Value first, Value last,
   });
 }
 
+/// 1 / max(T, 1) in f32, T the token count of `x`: a call with no tokens
+/// has no loss.
+Value inverseTokens(LoopBuilder &lb, Value x) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value tokensF = arith::UIToFPOp::create(
+      b, b.getF32Type(),
+      arith::IndexCastOp::create(b, b.getI64Type(), lb.dim(x, 0)));
+  return arith::DivFOp::create(
+      b, lb.f32(1.0), arith::MaximumFOp::create(b, tokensF, lb.f32(1.0)));
+}
+
 std::pair<Value, Value> expertRange(LoopBuilder &lb, Value first, Value last,
                                     int64_t experts) {
   return {first ? first : lb.index(0), last ? last : lb.index(experts)};
@@ -93,51 +104,56 @@ void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b) {
   });
 }
 
-void lowerGroupedGluBackward(GroupedGluBackwardOp op,
-                             ImplicitLocOpBuilder &b) {
-  LoopBuilder lb(b);
+void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
+                        Value r, Value local) {
+  ImplicitLocOpBuilder &b = lb.builder();
   Value dy = op.getDy(), w2 = op.getW2(), owners = op.getOwners();
   Value weights = op.getWeights(), gateUp = op.getGateUp();
   Value act = op.getAct(), dh = op.getDh(), dWeights = op.getDWeights();
-  int64_t experts = staticDim(w2, 0), ffn = staticDim(w2, 1);
-  int64_t hidden = staticDim(w2, 2);
+  int64_t ffn = staticDim(w2, 1), hidden = staticDim(w2, 2);
   bool gelu = op.getActivation() == moe::Activation::gelu_glu;
   Value topK = lb.index(op.getTopK()), zero = lb.index(0);
   Value F = lb.index(ffn), H = lb.index(hidden);
-  auto [first, last] =
-      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
-  forEachGroupedRow(lb, op.getOffsets(), first, last, [&](Value e, Value r,
-                                                          Value local) {
-    Value owner = asIndex(b, load(b, owners, {r}));
-    Value t = arith::DivUIOp::create(b, owner, topK);
-    Value j = arith::RemUIOp::create(b, owner, topK);
-    Value w = lb.loadF32(weights, {t, j});
-    Value dot = lb.forLoopCarrying(
-        zero, F, ValueRange{lb.f32(0.0)},
-        [&](Value f, ValueRange carried) -> SmallVector<Value> {
-          // g = dy[t] . w2[e, f, :], the output gradient read through the
-          // routing index (no gathered copy of dy).
-          Value g = lb.forLoopCarrying(
-              zero, H, ValueRange{lb.f32(0.0)},
-              [&](Value h, ValueRange acc) -> SmallVector<Value> {
-                return {add(b, acc[0],
-                            mul(b, lb.loadF32(dy, {t, h}),
-                                lb.loadF32(w2, {e, f, h})))};
-              })[0];
-          Value fUp = arith::AddIOp::create(b, f, F);
-          Value gate = lb.loadF32(gateUp, {local, f});
-          Value up = lb.loadF32(gateUp, {local, fUp});
-          auto [value, slope] = activationAndSlope(lb, gate, gelu);
-          Value a = mul(b, value, up);
-          lb.storeF32(a, act, {local, f});
-          Value wg = mul(b, w, g);
-          lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
-          lb.storeF32(mul(b, wg, value), dh, {local, fUp});
-          return {add(b, carried[0], mul(b, g, a))};
-        })[0];
-    // dy[t] . o_j = <g, a>, o_j never formed.
-    lb.storeF32(dot, dWeights, {t, j});
-  });
+  Value owner = asIndex(b, load(b, owners, {r}));
+  Value t = arith::DivUIOp::create(b, owner, topK);
+  Value j = arith::RemUIOp::create(b, owner, topK);
+  Value w = lb.loadF32(weights, {t, j});
+  Value dot = lb.forLoopCarrying(
+      zero, F, ValueRange{lb.f32(0.0)},
+      [&](Value f, ValueRange carried) -> SmallVector<Value> {
+        // g = dy[t] . w2[e, f, :], the output gradient read through the
+        // routing index (no gathered copy of dy).
+        Value g = lb.forLoopCarrying(
+            zero, H, ValueRange{lb.f32(0.0)},
+            [&](Value h, ValueRange acc) -> SmallVector<Value> {
+              return {add(b, acc[0],
+                          mul(b, lb.loadF32(dy, {t, h}),
+                              lb.loadF32(w2, {e, f, h})))};
+            })[0];
+        Value fUp = arith::AddIOp::create(b, f, F);
+        Value gate = lb.loadF32(gateUp, {local, f});
+        Value up = lb.loadF32(gateUp, {local, fUp});
+        auto [value, slope] = activationAndSlope(lb, gate, gelu);
+        Value a = mul(b, value, up);
+        lb.storeF32(a, act, {local, f});
+        Value wg = mul(b, w, g);
+        lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
+        lb.storeF32(mul(b, wg, value), dh, {local, fUp});
+        return {add(b, carried[0], mul(b, g, a))};
+      })[0];
+  // dy[t] . o_j = <g, a>, o_j never formed.
+  lb.storeF32(dot, dWeights, {t, j});
+}
+
+void lowerGroupedGluBackward(GroupedGluBackwardOp op,
+                             ImplicitLocOpBuilder &b) {
+  LoopBuilder lb(b);
+  auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
+                                   staticDim(op.getW2(), 0));
+  forEachGroupedRow(lb, op.getOffsets(), first, last,
+                    [&](Value e, Value r, Value local) {
+                      emitGluBackwardRow(lb, op, e, r, local);
+                    });
 }
 
 void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
@@ -211,9 +227,9 @@ void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b) {
   });
 }
 
-void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
-                        ImplicitLocOpBuilder &hoisted) {
-  LoopBuilder lb(b);
+Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
+                             Value dp, Value t, bool atomicWeightGrad) {
+  ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate(), indices = op.getIndices();
   Value offsets = op.getOffsets(), dWeights = op.getDWeights();
   Value dx = op.getDx(), dwGate = op.getDwGate();
@@ -225,139 +241,146 @@ void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
   Type f32 = b.getF32Type();
   Value zero = lb.index(0), E = lb.index(experts), H = lb.index(hidden);
   Value K = lb.index(topK);
+  Value invT = inverseTokens(lb, x);
+
+  // Scores and probabilities, recomputed (not a residual).
+  lb.fill(p, lb.f32(0.0));
+  lb.forLoop(zero, H, [&](Value h) {
+    Value xv = lb.loadF32(x, {t, h});
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(
+          b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))), p,
+          ValueRange{e});
+    });
+  });
+  if (softmax) {
+    Value max = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(-INFINITY)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          return {arith::MaximumFOp::create(b, c[0], load(b, p, {e}))};
+        })[0];
+    Value sum = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value ex = math::ExpOp::create(b, sub(b, load(b, p, {e}), max));
+          memref::StoreOp::create(b, ex, p, ValueRange{e});
+          return {add(b, c[0], ex)};
+        })[0];
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(b, arith::DivFOp::create(b, load(b, p, {e}), sum),
+                              p, ValueRange{e});
+    });
+  } else {
+    lb.forLoop(zero, E, [&](Value e) {
+      Value ex =
+          math::ExpOp::create(b, arith::NegFOp::create(b, load(b, p, {e})));
+      memref::StoreOp::create(
+          b, arith::DivFOp::create(b, lb.f32(1.0), add(b, lb.f32(1.0), ex)), p,
+          ValueRange{e});
+    });
+  }
+
+  // Through scaling and normalization to dp over the selected experts.
+  lb.fill(dp, lb.f32(0.0));
+  SmallVector<Value> sums = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0), lb.f32(0.0)},
+      [&](Value j, ValueRange c) -> SmallVector<Value> {
+        Value e = asIndex(b, load(b, indices, {t, j}));
+        Value pe = load(b, p, {e});
+        return {add(b, c[0], pe),
+                add(b, c[1], mul(b, load(b, dWeights, {t, j}), pe))};
+      });
+  Value sum = sums[0], cross = sums[1];
+  lb.forLoop(zero, K, [&](Value j) {
+    Value e = asIndex(b, load(b, indices, {t, j}));
+    Value d = load(b, dWeights, {t, j});
+    if (op.getNormalize())
+      d = sub(b, arith::DivFOp::create(b, d, sum),
+              arith::DivFOp::create(b, cross, mul(b, sum, sum)));
+    memref::StoreOp::create(
+        b, add(b, load(b, dp, {e}), mul(b, lb.f32(scaling), d)), dp,
+        ValueRange{e});
+  });
+
+  // The load-balancing loss: COEF * E * f_e / T joins dp[t, e], and the
+  // token adds COEF * E * sum_e f_e p[t, e] / T to the loss.
+  Value aux = lb.f32(0.0);
+  if (coef > 0.0) {
+    Value scale = mul(b, lb.f32(coef * double(experts)), invT);
+    aux = lb.forLoopCarrying(
+        zero, E, ValueRange{aux},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value next = arith::AddIOp::create(b, e, lb.index(1));
+          Value count = arith::SubIOp::create(b, load(b, offsets, {next}),
+                                              load(b, offsets, {e}));
+          // f_e = loads / (T*k)
+          Value f = mul(b, arith::SIToFPOp::create(b, f32, count),
+                        arith::DivFOp::create(b, invT, lb.f32(double(topK))));
+          memref::StoreOp::create(b, add(b, load(b, dp, {e}), mul(b, scale, f)),
+                                  dp, ValueRange{e});
+          return {add(b, c[0], mul(b, scale, mul(b, f, load(b, p, {e}))))};
+        })[0];
+  }
+
+  // Through the score function: dp becomes ds.
+  if (softmax) {
+    Value dot = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          return {add(b, c[0], mul(b, load(b, p, {e}), load(b, dp, {e})))};
+        })[0];
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(
+          b, mul(b, load(b, p, {e}), sub(b, load(b, dp, {e}), dot)), dp,
+          ValueRange{e});
+    });
+  } else {
+    lb.forLoop(zero, E, [&](Value e) {
+      Value pe = load(b, p, {e});
+      memref::StoreOp::create(
+          b, mul(b, load(b, dp, {e}), mul(b, pe, sub(b, lb.f32(1.0), pe))), dp,
+          ValueRange{e});
+    });
+  }
+
+  // s = x[t] . w_gate: dx[t] += ds . w_gate^T (token t's row is its own),
+  // dw_gate += x[t]^T ds (shared by all tokens: atomics on the GPU).
+  lb.forLoop(zero, H, [&](Value h) {
+    Value xv = lb.loadF32(x, {t, h});
+    Value s = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value ds = load(b, dp, {e});
+          Value term = mul(b, xv, ds);
+          if (atomicWeightGrad)
+            memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term,
+                                        dwGate, ValueRange{h, e});
+          else
+            memref::StoreOp::create(b, add(b, load(b, dwGate, {h, e}), term),
+                                    dwGate, ValueRange{h, e});
+          return {add(b, c[0], mul(b, lb.loadF32(wGate, {h, e}), ds))};
+        })[0];
+    memref::StoreOp::create(b, add(b, load(b, dx, {t, h}), s), dx,
+                            ValueRange{t, h});
+  });
+  return aux;
+}
+
+void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
+                        ImplicitLocOpBuilder &hoisted) {
+  LoopBuilder lb(b);
+  int64_t experts = staticDim(op.getWGate(), 1);
+  Type f32 = b.getF32Type();
   Value p = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
   Value dp = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
-  Value tokens = lb.dim(x, 0);
-  // 1/T, and f_e = loads / (T*k); a call with no tokens has no loss.
-  Value tokensF = arith::UIToFPOp::create(
-      b, f32, arith::IndexCastOp::create(b, b.getI64Type(), tokens));
-  Value invT = arith::DivFOp::create(
-      b, lb.f32(1.0), arith::MaximumFOp::create(b, tokensF, lb.f32(1.0)));
-  auto loadFraction = [&](Value e) {
-    Value next = arith::AddIOp::create(b, e, lb.index(1));
-    Value count = arith::SubIOp::create(b, load(b, offsets, {next}),
-                                        load(b, offsets, {e}));
-    Value countF = arith::SIToFPOp::create(b, f32, count);
-    return mul(b, countF, arith::DivFOp::create(b, invT, lb.f32(double(topK))));
-  };
-
-  lb.fill(dwGate, lb.f32(0.0));
-  Value auxSum = lb.forLoopCarrying(
-      zero, tokens, ValueRange{lb.f32(0.0)},
+  lb.fill(op.getDwGate(), lb.f32(0.0));
+  Value aux = lb.forLoopCarrying(
+      lb.index(0), lb.dim(op.getX(), 0), ValueRange{lb.f32(0.0)},
       [&](Value t, ValueRange carried) -> SmallVector<Value> {
-        // Scores and probabilities, recomputed (not a residual).
-        lb.fill(p, lb.f32(0.0));
-        lb.forLoop(zero, H, [&](Value h) {
-          Value xv = lb.loadF32(x, {t, h});
-          lb.forLoop(zero, E, [&](Value e) {
-            memref::StoreOp::create(
-                b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))),
-                p, ValueRange{e});
-          });
-        });
-        if (softmax) {
-          Value max = lb.forLoopCarrying(
-              zero, E, ValueRange{lb.f32(-INFINITY)},
-              [&](Value e, ValueRange c) -> SmallVector<Value> {
-                return {arith::MaximumFOp::create(b, c[0], load(b, p, {e}))};
-              })[0];
-          Value sum = lb.forLoopCarrying(
-              zero, E, ValueRange{lb.f32(0.0)},
-              [&](Value e, ValueRange c) -> SmallVector<Value> {
-                Value ex = math::ExpOp::create(b, sub(b, load(b, p, {e}), max));
-                memref::StoreOp::create(b, ex, p, ValueRange{e});
-                return {add(b, c[0], ex)};
-              })[0];
-          lb.forLoop(zero, E, [&](Value e) {
-            memref::StoreOp::create(
-                b, arith::DivFOp::create(b, load(b, p, {e}), sum), p,
-                ValueRange{e});
-          });
-        } else {
-          lb.forLoop(zero, E, [&](Value e) {
-            Value ex = math::ExpOp::create(b, arith::NegFOp::create(b, load(b, p, {e})));
-            memref::StoreOp::create(
-                b, arith::DivFOp::create(b, lb.f32(1.0), add(b, lb.f32(1.0), ex)),
-                p, ValueRange{e});
-          });
-        }
-
-        // Through scaling and normalization to dp over the selected experts.
-        lb.fill(dp, lb.f32(0.0));
-        SmallVector<Value> sums = lb.forLoopCarrying(
-            zero, K, ValueRange{lb.f32(0.0), lb.f32(0.0)},
-            [&](Value j, ValueRange c) -> SmallVector<Value> {
-              Value e = asIndex(b, load(b, indices, {t, j}));
-              Value pe = load(b, p, {e});
-              return {add(b, c[0], pe),
-                      add(b, c[1], mul(b, load(b, dWeights, {t, j}), pe))};
-            });
-        Value sum = sums[0], cross = sums[1];
-        lb.forLoop(zero, K, [&](Value j) {
-          Value e = asIndex(b, load(b, indices, {t, j}));
-          Value d = load(b, dWeights, {t, j});
-          if (op.getNormalize())
-            d = sub(b, arith::DivFOp::create(b, d, sum),
-                    arith::DivFOp::create(b, cross, mul(b, sum, sum)));
-          memref::StoreOp::create(
-              b, add(b, load(b, dp, {e}), mul(b, lb.f32(scaling), d)), dp,
-              ValueRange{e});
-        });
-
-        // The load-balancing loss: COEF * E * f_e / T joins dp[t, e].
-        Value aux = carried[0];
-        if (coef > 0.0) {
-          aux = lb.forLoopCarrying(
-              zero, E, ValueRange{aux},
-              [&](Value e, ValueRange c) -> SmallVector<Value> {
-                Value f = loadFraction(e);
-                Value grad = mul(b, lb.f32(coef * double(experts)), mul(b, f, invT));
-                memref::StoreOp::create(b, add(b, load(b, dp, {e}), grad), dp,
-                                        ValueRange{e});
-                return {add(b, c[0], mul(b, f, load(b, p, {e})))};
-              })[0];
-        }
-
-        // Through the score function: dp becomes ds.
-        if (softmax) {
-          Value dot = lb.forLoopCarrying(
-              zero, E, ValueRange{lb.f32(0.0)},
-              [&](Value e, ValueRange c) -> SmallVector<Value> {
-                return {add(b, c[0], mul(b, load(b, p, {e}), load(b, dp, {e})))};
-              })[0];
-          lb.forLoop(zero, E, [&](Value e) {
-            memref::StoreOp::create(
-                b, mul(b, load(b, p, {e}), sub(b, load(b, dp, {e}), dot)), dp,
-                ValueRange{e});
-          });
-        } else {
-          lb.forLoop(zero, E, [&](Value e) {
-            Value pe = load(b, p, {e});
-            memref::StoreOp::create(
-                b, mul(b, load(b, dp, {e}), mul(b, pe, sub(b, lb.f32(1.0), pe))),
-                dp, ValueRange{e});
-          });
-        }
-
-        // s = x[t] . w_gate: dx[t] += ds . w_gate^T, dw_gate += x[t]^T ds.
-        lb.forLoop(zero, H, [&](Value h) {
-          Value xv = lb.loadF32(x, {t, h});
-          Value s = lb.forLoopCarrying(
-              zero, E, ValueRange{lb.f32(0.0)},
-              [&](Value e, ValueRange c) -> SmallVector<Value> {
-                Value ds = load(b, dp, {e});
-                memref::StoreOp::create(
-                    b, add(b, load(b, dwGate, {h, e}), mul(b, xv, ds)), dwGate,
-                    ValueRange{h, e});
-                return {add(b, c[0], mul(b, lb.loadF32(wGate, {h, e}), ds))};
-              })[0];
-          memref::StoreOp::create(b, add(b, load(b, dx, {t, h}), s), dx,
-                                  ValueRange{t, h});
-        });
-        return {aux};
+        Value term = emitRouteBackwardToken(lb, op, p, dp, t,
+                                            /*atomicWeightGrad=*/false);
+        return {add(b, carried[0], term)};
       })[0];
-  // aux = COEF * E * sum_e f_e * P_e, P_e = mean_t p[t, e].
-  Value aux = mul(b, lb.f32(coef * double(experts)), mul(b, auxSum, invT));
   memref::StoreOp::create(b, aux, op.getAux(), ValueRange{});
 }
 

@@ -19,6 +19,17 @@ namespace mlir::moek {
 std::pair<Value, Value> activationAndSlope(moe::LoopBuilder &lb, Value gate,
                                            bool gelu);
 
+/// One grouped row r (of expert e, at `local` in the row buffers) of
+/// moek.grouped_glu_backward: what the CPU loops and a GPU thread run.
+void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
+                        Value r, Value local);
+
+/// Token t of moek.route_backward, with per-token scratch p and dp [E]:
+/// adds to dx[t] and dw_gate (atomically when `atomicWeightGrad`, for GPU
+/// threads) and returns the token's share of the aux loss (f32).
+Value emitRouteBackwardToken(moe::LoopBuilder &lb, RouteBackwardOp op, Value p,
+                             Value dp, Value t, bool atomicWeightGrad);
+
 void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedGluBackward(GroupedGluBackwardOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
