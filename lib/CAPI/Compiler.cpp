@@ -103,15 +103,11 @@ int makeOptions(const moe_compile_options *in, mc::CompileOptions &out) {
       return toolError("cuda_tile: " + error);
     out.tensorCoreTile = in->cuda_tile;
   }
-  if (in->backward)
-    // The training step comes with moe-generate-backward (branch training);
-    // until it is in this build, say so instead of compiling the forward.
-    return toolError("this build has no training step (backward); it needs "
-                     "moe-generate-backward");
   out.target = *target;
   out.optLevel = static_cast<unsigned>(in->opt_level);
   out.fusion = in->fusion != 0;
   out.expertsPerChunk = in->experts_per_chunk;
+  out.backward = in->backward != 0;
   return 0;
 }
 

@@ -133,6 +133,44 @@ TEST(CompilerCAPI, CompilesAnArtifactThatMoertLoadsTwice) {
   }
 }
 
+TEST(CompilerCAPI, CompilesTheTrainingStep) {
+  Program program = fromSpec(
+      "tokens=8,hidden=16,ffn=8,experts=4,top_k=2,dtype=f32,aux_loss=0.01");
+  ASSERT_TRUE(program);
+  moe_compile_options options;
+  moe_compile_options_init(&options);
+  options.opt_level = 1;
+  options.backward = 1;
+  ArtifactPath path;
+  ASSERT_EQ(moe_program_compile(program.get(), &options, path.path.c_str(),
+                                nullptr),
+            0)
+      << error();
+  moert_artifact *artifact = nullptr;
+  ASSERT_EQ(moert_artifact_load(path.path.c_str(), &artifact), 0)
+      << moert_last_error();
+  const moert_function *train =
+      moert_artifact_lookup(artifact, "moe_layer_train");
+  ASSERT_NE(train, nullptr) << moert_last_error();
+  // x, w_gate, w1, w2, dy -> y, indices, dx, dw_gate, dw1, dw2, aux, loads.
+  EXPECT_EQ(moert_function_num_args(train), 5);
+  EXPECT_EQ(moert_function_num_results(train), 8);
+  moert_artifact_unload(artifact);
+
+  // A function with no layer has nothing to differentiate: the pass's
+  // message, not a crash.
+  moe_program *plain = nullptr;
+  ASSERT_EQ(moe_program_parse("func.func @f(%x: tensor<4xf32>) -> "
+                              "tensor<4xf32> {\n  return %x : tensor<4xf32>\n}",
+                              "plain.mlir", &plain),
+            0)
+      << error();
+  Program owned(plain);
+  EXPECT_NE(moe_program_compile(plain, &options, path.path.c_str(), nullptr),
+            0);
+  EXPECT_NE(error().find("error:"), std::string::npos) << error();
+}
+
 TEST(CompilerCAPI, EmitsTextAndTheMemoryPlan) {
   Program program = fromSpec(kTinySpec);
   ASSERT_TRUE(program);
