@@ -353,7 +353,7 @@ func.func @f(%r: !moe.routing<tokens = 4, experts = 0, top_k = 1>) {
 // Checked size arithmetic: a tensor whose size in bytes does not fit in 64 bits.
 func.func @f(%x: tensor<16x32xf32>, %w_gate: tensor<32x4xf32>, %w1: tensor<4x4294967296x4294967296xf32>,
              %w2: tensor<4x24x32xf32>, %d: tensor<32x32xf32>, %r: !moe.routing<tokens = 16, experts = 4, top_k = 2>) {
-  // expected-error @+1 {{'moe.experts' op w1 (tensor<4x4294967296x4294967296xf32>) is too large: its size in bytes does not fit in 64 bits}}
+  // expected-error @+1 {{'moe.experts' op w1 ('tensor<4x4294967296x4294967296xf32>') is too large: its size in bytes does not fit in 64 bits}}
   %o = moe.experts silu_glu %d, %r, %w1, %w2
       : (tensor<32x32xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
          tensor<4x4294967296x4294967296xf32>, tensor<4x24x32xf32>) -> tensor<32x32xf32>
