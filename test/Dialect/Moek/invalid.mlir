@@ -831,6 +831,17 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
 
 // -----
 
+// Only the generic form can give one end of the expert range.
+func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %first: index, %c: memref<32x48xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op first_expert and last_expert go together}}
+  "moek.grouped_matmul"(%a, %b, %o, %first, %c)
+      <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 1>, top_k = 2 : i64}>
+      : (memref<32x32xf32>, memref<4x32x48xf32>, memref<5xi32>, index, memref<32x48xf32>) -> ()
+  return
+}
+
+// -----
+
 // A constant expert range lies in [0, E].
 func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %c: memref<32x48xf32>) {
   %first = arith.constant -1 : index
