@@ -6,7 +6,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
-#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 #include <cstdio>
@@ -53,46 +52,22 @@ static std::string formatNumber(double value) {
   return buffer;
 }
 
-/// a * b, dynamic if either is, saturated at the largest int64: no extent
-/// compared with a product can equal that, its buffer's elements being at
-/// least two bytes wide (see expectBuffer).
+/// a * b, dynamic if either is, saturated at the largest int64 on overflow:
+/// every product is a number of assignments, which expectI32Rows bounds
+/// (itself, or the extent it is compared with).
 static int64_t product(int64_t a, int64_t b) {
   if (ShapedType::isDynamic(a) || ShapedType::isDynamic(b))
     return ShapedType::kDynamic;
-  int64_t result;
-  if (llvm::MulOverflow(a, b, result))
-    return std::numeric_limits<int64_t>::max();
-  return result;
+  return moe::checkedMul(a, b).value_or(std::numeric_limits<int64_t>::max());
 }
 
-/// The bytes of one element, for the size rule (an element type no rule
-/// accepts counts as one byte; its own rule rejects it).
-static int64_t elementBytes(Type element) {
-  if (element.isIntOrFloat())
-    return llvm::divideCeil(element.getIntOrFloatBitWidth(), 8);
-  if (element.isIndex())
-    return 8;
-  return 1;
-}
-
-/// `name` must be a rank-`rank` buffer laid out as `layout`, whose size in
-/// bytes a signed 64-bit integer can hold (as far as its static extents
-/// tell: they alone must not overflow).
+/// `name` must be a rank-`rank` buffer laid out as `layout`.
 static LogicalResult expectBuffer(Operation *op, StringRef name, Value value,
                                   int64_t rank, StringRef layout) {
   MemRefType type = memrefOf(value);
   if (type.getRank() != rank)
     return op->emitOpError() << name << " must be a rank-" << rank << " buffer "
                              << layout << ", got " << type;
-  int64_t bytes = elementBytes(type.getElementType());
-  for (int64_t extent : type.getShape())
-    if (!ShapedType::isDynamic(extent) &&
-        llvm::MulOverflow(bytes, extent, bytes))
-      return op->emitOpError()
-             << name
-             << " is too large: its size in bytes (extents times element "
-                "size) overflows a signed 64-bit integer, got "
-             << type;
   return success();
 }
 
@@ -149,15 +124,16 @@ static LogicalResult expectExtent(Operation *op, StringRef what, int64_t actual,
   return success();
 }
 
-/// Ranks, grouped rows, offsets and owners are i32: the T*k grouped rows
-/// (and the total in offsets[E]) must fit.
+/// Ranks, grouped rows, offsets and owners are i32: the T*k assignments
+/// (and their total in offsets[E]) must fit, as moe.gate's verifier and the
+/// layer specs require.
 static LogicalResult expectI32Rows(Operation *op, StringRef what,
-                                   int64_t rows) {
-  constexpr int64_t kMaxRows = std::numeric_limits<int32_t>::max();
-  if (!ShapedType::isDynamic(rows) && rows > kMaxRows)
+                                   int64_t assignments) {
+  if (!ShapedType::isDynamic(assignments) && assignments > moe::kMaxAssignments)
     return op->emitOpError()
-           << what << " (" << rows << ") must be at most " << kMaxRows
-           << ": grouped rows are numbered in i32";
+           << what << " (" << assignments << ") exceeds the "
+           << moe::kMaxAssignments
+           << " assignments that the i32 routing metadata can index";
   return success();
 }
 
@@ -266,7 +242,7 @@ LogicalResult RankAssignmentsOp::verify() {
   Value indices = getIndices(), counts = getCounts();
   if (failed(expectAssignments(op, "indices", indices)) ||
       failed(expectStaticSlots(op, "indices", indices)) ||
-      failed(expectI32Rows(op, "the assignments of indices (T*k)",
+      failed(expectI32Rows(op, "the number of assignments of indices (T*k)",
                            assignmentsOf(indices))) ||
       failed(
           expectAssignmentsLike(op, "ranks", getRanks(), "indices", indices)) ||
@@ -308,7 +284,7 @@ static LogicalResult verifyPlanInputs(Operation *op, Value indices, Value ranks,
                                       Value offsets) {
   return failure(
       failed(expectAssignments(op, "indices", indices)) ||
-      failed(expectI32Rows(op, "the assignments of indices (T*k)",
+      failed(expectI32Rows(op, "the number of assignments of indices (T*k)",
                            assignmentsOf(indices))) ||
       failed(expectAssignmentsLike(op, "ranks", ranks, "indices", indices)) ||
       failed(expectOffsets(op, offsets)));
@@ -332,7 +308,7 @@ LogicalResult RowAssignmentsOp::verify() {
       failed(expectBuffer(op, "owners", owners, 1, "[T*k]")) ||
       failed(expectElement(op, "owners", owners, b.getI32Type())) ||
       failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
-                          "the assignments of indices (T*k)",
+                          "the number of assignments of indices (T*k)",
                           assignmentsOf(indices))));
 }
 
@@ -343,20 +319,21 @@ LogicalResult RowAssignmentsOp::verify() {
 LogicalResult GatherRowsOp::verify() {
   Operation *op = getOperation();
   Value x = getX(), rows = getRows(), out = getOut();
-  return failure(failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
-                 failed(expectStorageFloat(op, "x", x)) ||
-                 failed(expectAssignments(op, "rows", rows)) ||
-                 failed(expectI32Rows(op, "the assignments of rows (T*k)",
-                                      assignmentsOf(rows))) ||
-                 failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
-                                     "x dimension 0 (T)", dim(x, 0))) ||
-                 failed(expectBuffer(op, "out", out, 2, "[T*k, H]")) ||
-                 failed(expectSameElement(op, "out", out, "x", x)) ||
-                 failed(expectExtent(op, "out dimension 0 (T*k)", dim(out, 0),
-                                     "the assignments of rows (T*k)",
-                                     assignmentsOf(rows))) ||
-                 failed(expectExtent(op, "out dimension 1 (H)", dim(out, 1),
-                                     "x dimension 1 (H)", dim(x, 1))));
+  return failure(
+      failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectAssignments(op, "rows", rows)) ||
+      failed(expectI32Rows(op, "the number of assignments of rows (T*k)",
+                           assignmentsOf(rows))) ||
+      failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
+                          "x dimension 0 (T)", dim(x, 0))) ||
+      failed(expectBuffer(op, "out", out, 2, "[T*k, H]")) ||
+      failed(expectSameElement(op, "out", out, "x", x)) ||
+      failed(expectExtent(op, "out dimension 0 (T*k)", dim(out, 0),
+                          "the number of assignments of rows (T*k)",
+                          assignmentsOf(rows))) ||
+      failed(expectExtent(op, "out dimension 1 (H)", dim(out, 1),
+                          "x dimension 1 (H)", dim(x, 1))));
 }
 
 /// The expert range [first, last) must lie in [0, E] where it is constant.
@@ -502,10 +479,10 @@ LogicalResult CombineRowsOp::verify() {
       failed(expectBuffer(op, "weights", weights, 2, "[T, k]")) ||
       failed(expectElement(op, "weights", weights, b.getF32Type())) ||
       failed(expectAssignmentsLike(op, "rows", rows, "weights", weights)) ||
-      failed(expectI32Rows(op, "the assignments of rows (T*k)",
+      failed(expectI32Rows(op, "the number of assignments of rows (T*k)",
                            assignmentsOf(rows))) ||
       failed(expectExtent(op, "expert_out dimension 0 (T*k)", dim(expertOut, 0),
-                          "the assignments of rows (T*k)",
+                          "the number of assignments of rows (T*k)",
                           assignmentsOf(rows))) ||
       failed(expectBuffer(op, "y", y, 2, "[T, H]")) ||
       failed(expectStorageFloat(op, "y", y)) ||
