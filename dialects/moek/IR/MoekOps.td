@@ -280,7 +280,9 @@ def Moek_GroupedGluBackwardOp : Moek_KernelOp<"grouped_glu_backward",
     - `d_weights[t, j] = <g, a>` (= dy[t] . o_j without forming o_j);
     - `dh[r - base] = (w*g * h[F:] * act'(h[:F]), w*g * act(h[:F]))`.
 
-    Entries of `d_weights` of dropped assignments are not written.
+    Entries of `d_weights` of dropped assignments are not written. `dh`
+    may be `gate_up` itself (in place): each element of a row is read just
+    before its gradient is written over it.
 
     ```mlir
     moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights,

@@ -282,21 +282,26 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
 
   // Through scaling and normalization to dp over the selected experts.
   lb.fill(dp, lb.f32(0.0));
-  SmallVector<Value> sums = lb.forLoopCarrying(
-      zero, K, ValueRange{lb.f32(0.0), lb.f32(0.0)},
+  // d w_j / d p_i = (delta_ij - p_j / S) / S when normalized, with the
+  // ratios p_j / S: k = 1 (ratio exactly 1) gives exactly 0.
+  Value sum = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
       [&](Value j, ValueRange c) -> SmallVector<Value> {
         Value e = asIndex(b, load(b, indices, {t, j}));
-        Value pe = load(b, p, {e});
-        return {add(b, c[0], pe),
-                add(b, c[1], mul(b, load(b, dWeights, {t, j}), pe))};
-      });
-  Value sum = sums[0], cross = sums[1];
+        return {add(b, c[0], load(b, p, {e}))};
+      })[0];
+  Value cross = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
+      [&](Value j, ValueRange c) -> SmallVector<Value> {
+        Value e = asIndex(b, load(b, indices, {t, j}));
+        Value ratio = arith::DivFOp::create(b, load(b, p, {e}), sum);
+        return {add(b, c[0], mul(b, load(b, dWeights, {t, j}), ratio))};
+      })[0];
   lb.forLoop(zero, K, [&](Value j) {
     Value e = asIndex(b, load(b, indices, {t, j}));
     Value d = load(b, dWeights, {t, j});
     if (op.getNormalize())
-      d = sub(b, arith::DivFOp::create(b, d, sum),
-              arith::DivFOp::create(b, cross, mul(b, sum, sum)));
+      d = arith::DivFOp::create(b, sub(b, d, cross), sum);
     memref::StoreOp::create(
         b, add(b, load(b, dp, {e}), mul(b, lb.f32(scaling), d)), dp,
         ValueRange{e});
