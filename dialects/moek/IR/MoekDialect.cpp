@@ -509,116 +509,148 @@ static LogicalResult expectExpertRange(Operation *op, Value first,
   return success();
 }
 
-static int64_t extent(Value value, int64_t dim) {
-  return memrefOf(value).getDimSize(dim);
+/// The row-owners map: i32 [rows].
+static LogicalResult expectOwners(Operation *op, Value owners) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, "owners", owners, 1, "[rows]")) ||
+                 failed(expectElement(op, "owners", owners, b.getI32Type())));
+}
+
+/// f32 per (token, slot): [T, k].
+static LogicalResult expectSlotsF32(Operation *op, StringRef name,
+                                    Value value) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, name, value, 2, "[T, k]")) ||
+                 failed(expectElement(op, name, value, b.getF32Type())));
 }
 
 LogicalResult ExpertLoadsOp::verify() {
+  Operation *op = getOperation();
   Builder b(getContext());
-  if (failed(expectBuffer(*this, "offsets", getOffsets(), 1, b.getI32Type())) ||
-      failed(expectBuffer(*this, "loads", getLoads(), 1, b.getI32Type())))
+  Value loads = getLoads();
+  if (failed(expectOffsets(op, getOffsets())) ||
+      failed(expectBuffer(op, "loads", loads, 1, "[E]")) ||
+      failed(expectElement(op, "loads", loads, b.getI32Type())) ||
+      failed(expectStaticShape(op, "loads", loads, "[E]")))
     return failure();
-  int64_t experts = extent(getLoads(), 0);
-  return expectExtent(*this, "offsets size", extent(getOffsets(), 0),
-                      "experts + 1",
-                      ShapedType::isDynamic(experts) ? experts : experts + 1);
+  return expectExtent(op, "offsets dimension 0 (E+1)", dim(getOffsets(), 0),
+                      "loads dimension 0 plus one", dim(loads, 0) + 1);
 }
 
 LogicalResult GroupedGluBackwardOp::verify() {
-  Builder b(getContext());
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  if (failed(expectBuffer(*this, "dy", getDy(), 2)) ||
-      failed(expectBuffer(*this, "w2", getW2(), 3)) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1, i32)) ||
-      failed(expectBuffer(*this, "owners", getOwners(), 1, i32)) ||
-      failed(expectBuffer(*this, "weights", getWeights(), 2, f32)) ||
-      failed(expectBuffer(*this, "gate_up", getGateUp(), 2)) ||
-      failed(expectBuffer(*this, "act", getAct(), 2)) ||
-      failed(expectBuffer(*this, "dh", getDh(), 2)) ||
-      failed(expectBuffer(*this, "d_weights", getDWeights(), 2, f32)) ||
-      failed(expectExpertRange(*this, getFirstExpert(), getLastExpert())))
+  Operation *op = getOperation();
+  Value dy = getDy(), w2 = getW2(), gateUp = getGateUp();
+  if (failed(expectBuffer(op, "dy", dy, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "dy", dy)) ||
+      failed(expectBuffer(op, "w2", w2, 3, "[E, F, H]")) ||
+      failed(expectStaticShape(op, "w2", w2, "[E, F, H]")) ||
+      failed(expectSameElement(op, "w2", w2, "dy", dy)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectSlotsF32(op, "weights", getWeights())) ||
+      failed(expectBuffer(op, "gate_up", gateUp, 2, "[rows, 2F]")) ||
+      failed(expectBuffer(op, "act", getAct(), 2, "[rows, F]")) ||
+      failed(expectBuffer(op, "dh", getDh(), 2, "[rows, 2F]")) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
     return failure();
-  int64_t ffn = extent(getW2(), 1);
-  if (failed(expectExtent(*this, "dy dimension 1 (H)", extent(getDy(), 1),
-                          "w2 dimension 2 (H)", extent(getW2(), 2))) ||
-      failed(expectExtent(*this, "gate_up dimension 1 (2F)",
-                          extent(getGateUp(), 1), "twice w2 dimension 1 (F)",
-                          2 * ffn)) ||
-      failed(expectExtent(*this, "dh dimension 1 (2F)", extent(getDh(), 1),
+  int64_t ffn = dim(w2, 1);
+  if (failed(expectExtent(op, "dy dimension 1 (H)", dim(dy, 1),
+                          "w2 dimension 2 (H)", dim(w2, 2))) ||
+      failed(expectExtent(op, "gate_up dimension 1 (2F)", dim(gateUp, 1),
                           "twice w2 dimension 1 (F)", 2 * ffn)) ||
-      failed(expectExtent(*this, "act dimension 1 (F)", extent(getAct(), 1),
+      failed(expectExtent(op, "dh dimension 1 (2F)", dim(getDh(), 1),
+                          "twice w2 dimension 1 (F)", 2 * ffn)) ||
+      failed(expectExtent(op, "act dimension 1 (F)", dim(getAct(), 1),
                           "w2 dimension 1 (F)", ffn)) ||
-      failed(expectExtent(*this, "weights dimension 1 (k)",
-                          extent(getWeights(), 1), "top_k", getTopK())) ||
-      failed(expectExtent(*this, "d_weights dimension 1 (k)",
-                          extent(getDWeights(), 1), "top_k", getTopK())))
+      failed(expectExtent(op, "act dimension 0 (rows)", dim(getAct(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "dh dimension 0 (rows)", dim(getDh(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "weights dimension 1 (k)",
+                          dim(getWeights(), 1), "top_k", getTopK())) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "top_k", getTopK())))
     return failure();
   return success();
 }
 
 LogicalResult GroupedWeightGradOp::verify() {
-  Builder b(getContext());
-  Type i32 = b.getI32Type();
-  if (failed(expectBuffer(*this, "lhs", getLhs(), 2)) ||
-      failed(expectBuffer(*this, "rhs", getRhs(), 2)) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1, i32)) ||
-      failed(expectBuffer(*this, "owners", getOwners(), 1, i32)) ||
-      failed(expectBuffer(*this, "dw", getDw(), 3)) ||
-      failed(expectExpertRange(*this, getFirstExpert(), getLastExpert())))
+  Operation *op = getOperation();
+  Value dw = getDw();
+  if (failed(expectBuffer(op, "lhs", getLhs(), 2, "[rows or T, K]")) ||
+      failed(expectBuffer(op, "rhs", getRhs(), 2, "[rows or T, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dw", dw, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "dw", dw, "[E, K, N]")) ||
+      failed(expectStorageFloat(op, "dw", dw)) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
     return failure();
-  if (getWeights() &&
-      failed(expectBuffer(*this, "weights", getWeights(), 2, b.getF32Type())))
+  if (getWeights() && failed(expectSlotsF32(op, "weights", getWeights())))
     return failure();
   if (getGatherLhs() && getGatherRhs())
     return emitOpError() << "gathers both lhs and rhs: one side of a weight "
                             "gradient is grouped rows";
   return failure(
-      failed(expectExtent(*this, "lhs dimension 1", extent(getLhs(), 1),
-                          "dw dimension 1", extent(getDw(), 1))) ||
-      failed(expectExtent(*this, "rhs dimension 1", extent(getRhs(), 1),
-                          "dw dimension 2", extent(getDw(), 2))));
+      failed(expectExtent(op, "lhs dimension 1", dim(getLhs(), 1),
+                          "dw dimension 1", dim(dw, 1))) ||
+      failed(expectExtent(op, "rhs dimension 1", dim(getRhs(), 1),
+                          "dw dimension 2", dim(dw, 2))));
 }
 
 LogicalResult GroupedInputGradOp::verify() {
+  Operation *op = getOperation();
   Builder b(getContext());
-  Type i32 = b.getI32Type();
-  if (failed(expectBuffer(*this, "a", getA(), 2)) ||
-      failed(expectBuffer(*this, "b", getB(), 3)) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1, i32)) ||
-      failed(expectBuffer(*this, "owners", getOwners(), 1, i32)) ||
-      failed(expectBuffer(*this, "dx", getDx(), 2, b.getF32Type())) ||
-      failed(expectExpertRange(*this, getFirstExpert(), getLastExpert())))
+  Value w = getB(), dx = getDx();
+  if (failed(expectBuffer(op, "a", getA(), 2, "[rows, N]")) ||
+      failed(expectBuffer(op, "b", w, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "b", w, "[E, K, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dx", dx, 2, "[T, K]")) ||
+      failed(expectElement(op, "dx", dx, b.getF32Type())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
     return failure();
   return failure(
-      failed(expectExtent(*this, "a dimension 1 (N)", extent(getA(), 1),
-                          "b dimension 2 (N)", extent(getB(), 2))) ||
-      failed(expectExtent(*this, "dx dimension 1 (K)", extent(getDx(), 1),
-                          "b dimension 1 (K)", extent(getB(), 1))));
+      failed(expectExtent(op, "a dimension 1 (N)", dim(getA(), 1),
+                          "b dimension 2 (N)", dim(w, 2))) ||
+      failed(expectExtent(op, "dx dimension 1 (K)", dim(dx, 1),
+                          "b dimension 1 (K)", dim(w, 1))));
 }
 
 LogicalResult RouteBackwardOp::verify() {
+  Operation *op = getOperation();
   Builder b(getContext());
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
-  if (failed(expectBuffer(*this, "x", getX(), 2)) ||
-      failed(expectBuffer(*this, "w_gate", getWGate(), 2)) ||
-      failed(expectBuffer(*this, "indices", getIndices(), 2, i32)) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1, i32)) ||
-      failed(expectBuffer(*this, "d_weights", getDWeights(), 2, f32)) ||
-      failed(expectBuffer(*this, "dx", getDx(), 2, f32)) ||
-      failed(expectBuffer(*this, "dw_gate", getDwGate(), 2, f32)) ||
-      failed(expectBuffer(*this, "aux", getAux(), 0, f32)))
+  Type f32 = b.getF32Type();
+  Value x = getX(), wGate = getWGate(), indices = getIndices();
+  if (failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectBuffer(op, "w_gate", wGate, 2, "[H, E]")) ||
+      failed(expectStaticShape(op, "w_gate", wGate, "[H, E]")) ||
+      failed(expectSameElement(op, "w_gate", wGate, "x", x)) ||
+      failed(expectAssignments(op, "indices", indices)) ||
+      failed(expectStaticSlots(op, "indices", indices)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectBuffer(op, "dx", getDx(), 2, "[T, H]")) ||
+      failed(expectElement(op, "dx", getDx(), f32)) ||
+      failed(expectBuffer(op, "dw_gate", getDwGate(), 2, "[H, E]")) ||
+      failed(expectElement(op, "dw_gate", getDwGate(), f32)) ||
+      failed(expectBuffer(op, "aux", getAux(), 0, "[]")) ||
+      failed(expectElement(op, "aux", getAux(), f32)))
     return failure();
-  if (memrefOf(getWGate()).isDynamicDim(1) ||
-      memrefOf(getIndices()).isDynamicDim(1))
-    return emitOpError() << "w_gate and indices must have a static number "
-                            "of experts and slots";
+  int64_t experts = dim(wGate, 1);
   return failure(
-      failed(expectExtent(*this, "offsets size", extent(getOffsets(), 0),
-                          "experts + 1", extent(getWGate(), 1) + 1)) ||
-      failed(expectExtent(*this, "dw_gate dimension 1 (E)",
-                          extent(getDwGate(), 1), "w_gate dimension 1 (E)",
-                          extent(getWGate(), 1))) ||
-      failed(expectExtent(*this, "d_weights dimension 1 (k)",
-                          extent(getDWeights(), 1), "indices dimension 1 (k)",
-                          extent(getIndices(), 1))));
+      failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "offsets dimension 0 (E+1)",
+                          dim(getOffsets(), 0), "experts + 1", experts + 1)) ||
+      failed(expectExtent(op, "dw_gate dimension 1 (E)", dim(getDwGate(), 1),
+                          "w_gate dimension 1 (E)", experts)) ||
+      failed(expectExtent(op, "dx dimension 1 (H)", dim(getDx(), 1),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "indices dimension 1 (k)",
+                          dim(indices, 1))));
 }
