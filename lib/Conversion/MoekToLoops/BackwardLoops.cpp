@@ -28,6 +28,15 @@ Value add(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::AddFOp::create(b, x, y);
 }
 
+/// acc + x*y for a dot product's reduction: reassociation lets LLVM
+/// vectorize it (the sum's order changes; it stays an f32 sum).
+Value addProduct(ImplicitLocOpBuilder &b, Value acc, Value x, Value y) {
+  auto flags = arith::FastMathFlagsAttr::get(
+      b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  return arith::AddFOp::create(b, acc, arith::MulFOp::create(b, x, y, flags),
+                               flags);
+}
+
 Value sub(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::SubFOp::create(b, x, y);
 }
@@ -126,9 +135,8 @@ void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
         Value g = lb.forLoopCarrying(
             zero, H, ValueRange{lb.f32(0.0)},
             [&](Value h, ValueRange acc) -> SmallVector<Value> {
-              return {add(b, acc[0],
-                          mul(b, lb.loadF32(dy, {t, h}),
-                              lb.loadF32(w2, {e, f, h})))};
+              return {addProduct(b, acc[0], lb.loadF32(dy, {t, h}),
+                                 lb.loadF32(w2, {e, f, h}))};
             })[0];
         Value fUp = arith::AddIOp::create(b, f, F);
         Value gate = lb.loadF32(gateUp, {local, f});
@@ -217,8 +225,8 @@ void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b) {
       Value s = lb.forLoopCarrying(
           zero, N, ValueRange{lb.f32(0.0)},
           [&](Value n, ValueRange acc) -> SmallVector<Value> {
-            return {add(b, acc[0], mul(b, lb.loadF32(a, {local, n}),
-                                       lb.loadF32(w, {e, i, n})))};
+            return {addProduct(b, acc[0], lb.loadF32(a, {local, n}),
+                               lb.loadF32(w, {e, i, n}))};
           })[0];
       // Scatter into token order: dx[token] += a[r] . w[e]^T.
       Value prev = load(b, dx, {token, i});
