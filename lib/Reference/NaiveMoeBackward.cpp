@@ -278,12 +278,13 @@ Gradients runMoeBackward(const TrainingConfig &c, const TrainingInputs &in) {
     // --- The weights: w_j = scaling * p[idx_j] (/ sum_i p[idx_i]). ---
     std::fill(dp.begin(), dp.end(), 0.0);
     double sum = routing.sum[t];
-    double cross = 0.0; // sum_i dWeight_i * p[idx_i]
+    // d w_j / d p_i = (delta_ij - p_j / S) / S when normalized. Written with
+    // the ratios p_j / S so that k = 1 (ratio exactly 1) gives exactly 0.
+    double cross = 0.0; // sum_j dWeight_j * p[idx_j] / S
     for (int64_t j = 0; j < k; ++j)
-      cross += dWeight[j] * routing.p[t * E + routing.indices[t * k + j]];
+      cross += dWeight[j] * (routing.p[t * E + routing.indices[t * k + j]] / sum);
     for (int64_t j = 0; j < k; ++j) {
-      double d = r.normalize ? dWeight[j] / sum - cross / (sum * sum)
-                             : dWeight[j];
+      double d = r.normalize ? (dWeight[j] - cross) / sum : dWeight[j];
       dp[routing.indices[t * k + j]] += r.scaling * d;
     }
     // The aux loss: dP_e/dp[t,e] = 1/T, times COEF * E * f_e.

@@ -469,12 +469,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
       // A training step: forward and backward, the backward counted as
       // twice the forward (the recomputed gate/up projection not counted).
       double flops = layerFlops(*layer, args) * (layer->backward ? 3.0 : 1.0);
+      const char *what = layer->backward ? " of forward and backward" : "";
       if (onGpu)
-        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs)",
-                      flops / (median * 1e9));
+        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e9), what);
       else
-        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs)",
-                      flops / (median * 1e6));
+        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e6), what);
       std::cout << line;
     }
     std::cout << "\n";

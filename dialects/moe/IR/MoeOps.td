@@ -275,7 +275,7 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     Given `d_weights[T,k]` (the gradient of the loss with respect to the
     gate weights), recomputes the probabilities `p` from `x . w_gate` and
     propagates through scaling and normalization (when `normalize`:
-    `dp[idx_i] += scaling * (dw_i / S - sum_j dw_j p[idx_j] / S^2)`,
+    `dp[idx_i] += scaling * (dw_i - sum_j dw_j p[idx_j] / S) / S`,
     `S = sum_j p[idx_j]`; otherwise `scaling * dw_i`), the score function
     (softmax: `ds = p * (dp - <p, dp>)`; sigmoid: `ds = dp * p * (1 - p)`)
     and the scores: `dx = dx_in + ds . w_gate^T`, `dw_gate = x^T . ds`.

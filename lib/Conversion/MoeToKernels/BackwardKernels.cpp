@@ -141,8 +141,9 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
                              "activations.gate_up");
   Value act = allocBuffer(b, {rows, twoF / 2}, f32, dynamicRows,
                           "activations.glu");
-  Value dh = allocBuffer(b, {rows, twoF}, f32, dynamicRows,
-                         "activations.d_gate_up");
+  // dh overwrites h in place: each element of h is read once, just before
+  // its gradient is written there, and h is not needed afterwards.
+  Value dh = gateUp;
 
   auto emitChunk = [&](Value first, Value last) {
     // The gate/up projection, recomputed: h is not a residual.

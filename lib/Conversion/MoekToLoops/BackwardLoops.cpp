@@ -28,6 +28,15 @@ Value add(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::AddFOp::create(b, x, y);
 }
 
+/// acc + x*y for a dot product's reduction: reassociation lets LLVM
+/// vectorize it (the sum's order changes; it stays an f32 sum).
+Value addProduct(ImplicitLocOpBuilder &b, Value acc, Value x, Value y) {
+  auto flags = arith::FastMathFlagsAttr::get(
+      b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  return arith::AddFOp::create(b, acc, arith::MulFOp::create(b, x, y, flags),
+                               flags);
+}
+
 Value sub(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::SubFOp::create(b, x, y);
 }
@@ -126,9 +135,8 @@ void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
         Value g = lb.forLoopCarrying(
             zero, H, ValueRange{lb.f32(0.0)},
             [&](Value h, ValueRange acc) -> SmallVector<Value> {
-              return {add(b, acc[0],
-                          mul(b, lb.loadF32(dy, {t, h}),
-                              lb.loadF32(w2, {e, f, h})))};
+              return {addProduct(b, acc[0], lb.loadF32(dy, {t, h}),
+                                 lb.loadF32(w2, {e, f, h}))};
             })[0];
         Value fUp = arith::AddIOp::create(b, f, F);
         Value gate = lb.loadF32(gateUp, {local, f});
@@ -217,8 +225,8 @@ void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b) {
       Value s = lb.forLoopCarrying(
           zero, N, ValueRange{lb.f32(0.0)},
           [&](Value n, ValueRange acc) -> SmallVector<Value> {
-            return {add(b, acc[0], mul(b, lb.loadF32(a, {local, n}),
-                                       lb.loadF32(w, {e, i, n})))};
+            return {addProduct(b, acc[0], lb.loadF32(a, {local, n}),
+                               lb.loadF32(w, {e, i, n}))};
           })[0];
       // Scatter into token order: dx[token] += a[r] . w[e]^T.
       Value prev = load(b, dx, {token, i});
@@ -282,21 +290,26 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
 
   // Through scaling and normalization to dp over the selected experts.
   lb.fill(dp, lb.f32(0.0));
-  SmallVector<Value> sums = lb.forLoopCarrying(
-      zero, K, ValueRange{lb.f32(0.0), lb.f32(0.0)},
+  // d w_j / d p_i = (delta_ij - p_j / S) / S when normalized, with the
+  // ratios p_j / S: k = 1 (ratio exactly 1) gives exactly 0.
+  Value sum = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
       [&](Value j, ValueRange c) -> SmallVector<Value> {
         Value e = asIndex(b, load(b, indices, {t, j}));
-        Value pe = load(b, p, {e});
-        return {add(b, c[0], pe),
-                add(b, c[1], mul(b, load(b, dWeights, {t, j}), pe))};
-      });
-  Value sum = sums[0], cross = sums[1];
+        return {add(b, c[0], load(b, p, {e}))};
+      })[0];
+  Value cross = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
+      [&](Value j, ValueRange c) -> SmallVector<Value> {
+        Value e = asIndex(b, load(b, indices, {t, j}));
+        Value ratio = arith::DivFOp::create(b, load(b, p, {e}), sum);
+        return {add(b, c[0], mul(b, load(b, dWeights, {t, j}), ratio))};
+      })[0];
   lb.forLoop(zero, K, [&](Value j) {
     Value e = asIndex(b, load(b, indices, {t, j}));
     Value d = load(b, dWeights, {t, j});
     if (op.getNormalize())
-      d = sub(b, arith::DivFOp::create(b, d, sum),
-              arith::DivFOp::create(b, cross, mul(b, sum, sum)));
+      d = arith::DivFOp::create(b, sub(b, d, cross), sum);
     memref::StoreOp::create(
         b, add(b, load(b, dp, {e}), mul(b, lb.f32(scaling), d)), dp,
         ValueRange{e});

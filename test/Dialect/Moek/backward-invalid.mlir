@@ -2,7 +2,7 @@
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
 func.func @f(%offsets: memref<5xi32>, %loads: memref<3xi32>) {
-  // expected-error @+1 {{'moek.expert_loads' op offsets size (5) does not match experts + 1 (4)}}
+  // expected-error @+1 {{'moek.expert_loads' op offsets dimension 0 (E+1) (5) does not match loads dimension 0 plus one (4)}}
   moek.expert_loads %offsets into %loads : memref<5xi32>, memref<3xi32>
   return
 }
@@ -67,7 +67,7 @@ func.func @f(%dh: memref<32x12xf32>, %w1: memref<4x9x12xf32>, %offsets: memref<5
 
 func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<4xi32>, %dw: memref<16x2xf32>,
              %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>) {
-  // expected-error @+1 {{'moek.route_backward' op offsets size (4) does not match experts + 1 (5)}}
+  // expected-error @+1 {{'moek.route_backward' op offsets dimension 0 (E+1) (4) does not match experts + 1 (5)}}
   moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
       : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<4xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
   return
@@ -77,7 +77,7 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %
 
 func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
              %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<1xf32>) {
-  // expected-error @+1 {{'moek.route_backward' op aux must be a rank-0 buffer, got 'memref<1xf32>'}}
+  // expected-error @+1 {{'moek.route_backward' op aux must be a rank-0 buffer [], got 'memref<1xf32>'}}
   moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
       : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<1xf32>
   return

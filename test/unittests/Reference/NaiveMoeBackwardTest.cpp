@@ -238,6 +238,21 @@ TEST(NaiveMoeBackward, DroppedAssignmentsHaveNoExpertGradient) {
     }
 }
 
+/// With k = 1 and normalization every weight is exactly 1: the router gets
+/// no gradient at all, exactly (not a rounding residue that a relative
+/// check against the compiled code would divide by).
+TEST(NaiveMoeBackward, TopOneNormalizedHasExactlyNoRouterGradient) {
+  TrainingConfig c = sized(5, 4, 3, 4, 1);
+  Case k{"top1_normalized", c};
+  Inputs in = makeInputs(k, 21);
+  Gradients g = runMoeBackward(c, in.view());
+  for (double v : g.dwGate)
+    EXPECT_EQ(v, 0.0);
+  // The experts still are: x's gradient is theirs alone.
+  std::vector<double> fd = finiteDifferences(c, in, in.x);
+  EXPECT_LT(relative(g.dx, fd), 1e-6);
+}
+
 TEST(NaiveMoeBackward, RejectsInconsistentOptions) {
   TrainingConfig c = sized(2, 2, 2, 4, 2);
   c.auxLossCoef = -1.0;
