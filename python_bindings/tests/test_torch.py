@@ -205,3 +205,20 @@ def test_cuda_forward_matches_the_cpu(seed):
     expected = layer(x)
     y = layer.to("cuda")(x.to("cuda"))
     assert relative_error(y.cpu(), expected) < 1e-4
+
+
+def test_artifacts_take_torch_tensors_through_dlpack(seed):
+    """Any DLPack tensor, bf16 included: torch tensors go to the artifact in
+    place and give what the same values as NumPy arrays give."""
+    torch.manual_seed(seed)
+    spec = moe_mlir.LayerSpec(tokens=8, hidden=32, ffn=16, experts=6, top_k=2,
+                              dtype="bf16")
+    artifact = moe_mlir.compile(spec)
+    tensors = [torch.randn(8, 32), torch.randn(32, 6) / 6,
+               torch.randn(6, 32, 32) / 6, torch.randn(6, 16, 32) / 4]
+    tensors = [t.bfloat16() for t in tensors]
+    y, indices = artifact(*tensors)
+    y_numpy, indices_numpy = artifact(*(t.float().numpy() for t in tensors))
+    assert (indices == indices_numpy).all()
+    assert (y.astype("float32") == y_numpy.astype("float32")).all()
+    assert torch.from_dlpack(indices).shape == (8, 2)
