@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The libFuzzer targets of test/Fuzz (README.md, "Fuzzing").
+#
+#   scripts/fuzz.sh build                     configure (once) and build them
+#   scripts/fuzz.sh regress                   build, replay every corpus, then a
+#                                             short mutation run of each target
+#                                             (what scripts/test.sh runs)
+#   scripts/fuzz.sh long SECONDS [TARGET...]  SECONDS of fuzzing per target (all
+#                                             by default), crashes kept, new
+#                                             coverage merged into the corpus
+#
+# The build goes to build-fuzz/ (FUZZ_BUILD_DIR), with clang-22 (CC, CXX),
+# ASan and UBSan, JOBS parallel jobs (default: the cores). Environment:
+#   FUZZ_SECONDS   length of each mutation run of `regress` (default 20)
+#   FUZZ_OUT       where `long` writes (default build-fuzz/long-DATE)
+#   FUZZ_PARALLEL  targets `long` runs at once (default 1)
+#   MOE_FUZZ_SKIP_KNOWN  the script sets it to 1 so that inputs of the open
+#                  bugs listed in test/Fuzz/FuzzKnown.h are skipped (a run
+#                  would otherwise find them again and again); 0 finds them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+jobs=${JOBS:-$(nproc)}
+bin=$build/bin
+corpus_root=$root/test/Fuzz/corpus
+crash_root=$root/test/Fuzz/crashes
+targets=(moe-fuzz-npy moe-fuzz-artifact-metadata moe-fuzz-layer-spec moe-fuzz-ir)
+export MOE_FUZZ_SKIP_KNOWN=${MOE_FUZZ_SKIP_KNOWN:-1}
+# A UBSan or ASan report is a crash with a stack; leaks of a run are findings
+# too (libFuzzer checks them).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_odr_violation=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+usage() {
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# The libFuzzer options of every run: a hang or a blow-up is a finding.
+common=(-timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 -print_final_stats=1)
+
+max_len() {
+  case $1 in
+    moe-fuzz-ir) echo 32768 ;;
+    moe-fuzz-layer-spec) echo 512 ;;
+    *) echo 4096 ;;
+  esac
+}
+
+do_build() {
+  local cc=${CC:-clang-22} cxx=${CXX:-clang++-22}
+  command -v "$cxx" > /dev/null || {
+    echo "fuzz: $cxx not found (scripts/setup.sh installs clang-22 and libclang-rt-22-dev)" >&2
+    exit 1
+  }
+  if [ ! -f "$build/build.ninja" ]; then
+    # -O1 without -DNDEBUG: the project's asserts stay on, builds stay short.
+    CC=$cc CXX=$cxx cmake -S "$root" -B "$build" -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE=-O1 \
+      -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DMOE_ENABLE_FUZZERS=ON > /dev/null
+  fi
+  ninja -C "$build" -j "$jobs" moe-fuzzers
+}
+
+# The "#N" executions libFuzzer reported last in a log.
+execs_of() {
+  grep -oE '^#[0-9]+' "$1" | tail -1 | tr -d '#'
+}
+
+do_regress() {
+  local seconds=${FUZZ_SECONDS:-20} out failed=() t
+  out=$(mktemp -d "${TMPDIR:-/tmp}/moe-fuzz-regress.XXXXXX")
+  for t in "${targets[@]}"; do
+    mkdir -p "$out/$t/corpus" "$out/$t/crashes"
+    # 1. Every corpus input once, no mutation: the regression tests.
+    if ! (cd "$out/$t" && "$bin/$t" "${common[@]}" -runs=0 "$corpus_root/$t" \
+          > "$out/$t/replay.log" 2>&1); then
+      echo "fuzz: $t: an input of test/Fuzz/corpus/$t fails:" >&2
+      grep -E 'FINDING|ERROR|SUMMARY|Running: ' "$out/$t/replay.log" | tail -5 >&2
+      failed+=("$t (corpus)")
+      continue
+    fi
+    echo "$t: corpus of $(ls "$corpus_root/$t" | wc -l) inputs replayed"
+    # 2. A short mutation run on a copy of the corpus.
+    cp "$corpus_root/$t"/* "$out/$t/corpus/"
+    if (cd "$out/$t" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
+          -max_len="$(max_len "$t")" -artifact_prefix="$out/$t/crashes/" \
+          "$out/$t/corpus" > "$out/$t/fuzz.log" 2>&1); then
+      echo "$t: ${seconds}s of mutation: $(execs_of "$out/$t/fuzz.log") inputs, no crash"
+    else
+      echo "fuzz: $t: the mutation run found a crash (log $out/$t/fuzz.log):" >&2
+      grep -E 'FINDING|ERROR|SUMMARY|runtime error' "$out/$t/fuzz.log" | head -5 >&2
+      for f in "$out/$t"/crashes/*; do
+        echo "  reproduce: MOE_FUZZ_SKIP_KNOWN=0 $bin/$t $f" >&2
+      done
+      failed+=("$t (mutation)")
+    fi
+  done
+  # 3. The reproducers of open bugs: information, not a failure.
+  for t in "${targets[@]}"; do
+    [ -d "$crash_root/$t" ] || continue
+    for f in "$crash_root/$t"/*; do
+      [ -f "$f" ] || continue
+      case $f in *.txt | *.md) continue ;; esac
+      if MOE_FUZZ_SKIP_KNOWN=0 "$bin/$t" "${common[@]}" "$f" > /dev/null 2>&1; then
+        echo "$t: ${f#"$root"/} no longer crashes: fixed? move it into test/Fuzz/corpus/$t/"
+      else
+        echo "$t: ${f#"$root"/} still crashes (open)"
+      fi
+    done
+  done
+  if [ ${#failed[@]} -ne 0 ]; then
+    echo "fuzz: FAILED: ${failed[*]} (logs and inputs in $out)" >&2
+    exit 1
+  fi
+  rm -rf "$out"
+  echo "fuzz: regress passed"
+}
+
+run_long() { # TARGET SECONDS OUT
+  local t=$1 seconds=$2 dir=$3/$1 status=0
+  mkdir -p "$dir/corpus" "$dir/crashes"
+  cp "$corpus_root/$t"/* "$dir/corpus/"
+  # Fork mode keeps going after a crash, a timeout or an OOM; each is saved.
+  (cd "$dir" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
+      -max_len="$(max_len "$t")" -fork=1 -ignore_crashes=1 \
+      -ignore_timeouts=1 -ignore_ooms=1 -artifact_prefix="$dir/crashes/" \
+      "$dir/corpus" > "$dir/log" 2>&1) || status=$?
+  # New coverage goes into the tree's corpus (files named by their SHA-1).
+  "$bin/$t" -merge=1 -max_len="$(max_len "$t")" "$corpus_root/$t" \
+    "$dir/corpus" > "$dir/merge.log" 2>&1 || true
+  local execs crashes added
+  execs=$(grep -oE '^#[0-9]+' "$dir/log" | tail -1 | tr -d '#')
+  crashes=$(find "$dir/crashes" -type f | wc -l)
+  added=$(grep -oE 'MERGE-OUTER: [0-9]+ new files' "$dir/merge.log" | grep -oE '[0-9]+' || echo 0)
+  echo "$t: ${seconds}s, ${execs:-0} inputs, $crashes crash/timeout/oom inputs in $dir/crashes, $added new corpus files (exit $status)"
+}
+
+do_long() {
+  local seconds=${1:-}
+  [[ $seconds =~ ^[0-9]+$ ]] || usage
+  shift
+  local chosen=("$@")
+  [ ${#chosen[@]} -ne 0 ] || chosen=("${targets[@]}")
+  local out=${FUZZ_OUT:-$build/long-$(date -u +%Y%m%d-%H%M%S)}
+  local parallel=${FUZZ_PARALLEL:-1} running=0 t
+  mkdir -p "$out"
+  for t in "${chosen[@]}"; do
+    [ -x "$bin/$t" ] || { echo "fuzz: unknown target $t (${targets[*]})" >&2; exit 2; }
+  done
+  for t in "${chosen[@]}"; do
+    run_long "$t" "$seconds" "$out" | tee -a "$out/summary.txt" &
+    running=$((running + 1))
+    if [ "$running" -ge "$parallel" ]; then
+      wait -n || true
+      running=$((running - 1))
+    fi
+  done
+  wait
+  echo "fuzz: logs, crashes and working corpora in $out (summary.txt)"
+  du -sh "$corpus_root"
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || usage
+shift
+case $cmd in
+  build) do_build ;;
+  regress) do_build; do_regress ;;
+  long) do_build; do_long "$@" ;;
+  *) usage ;;
+esac

@@ -1,0 +1,175 @@
+//===- moe-fuzz-ir.cpp - Fuzz the moe IR parser, verifiers and pipelines --===//
+//
+// The input is a module of the project's dialects (moe, moek) with the
+// upstream ones that moe programs and kernel-level tests use around them. It
+// is parsed and verified; a module that verifies must print and parse back
+// (custom and generic form); then each pipeline runs on a clone of it:
+//
+//   moe-lower-to-cpu                  (fusion, the moe-compile default)
+//   moe-lower-to-cpu{fusion=false}    (the materializing lowering)
+//   moe-lower-to-cuda{format=isa}     (kernels serialized to PTX in process by
+//                                      LLVM's NVPTX backend: no ptxas, no
+//                                      CUDA toolkit, no link)
+//
+// A failed parse, verification or pass is a normal outcome. Findings (an
+// abort) are: a crash or sanitizer report anywhere, an LLVM fatal error, a
+// verified module that does not print and parse back, a pass that succeeds
+// but leaves IR that does not verify, and a pipeline that fails without
+// saying why (no error diagnostic: the tools would exit 2 in silence).
+//
+//===----------------------------------------------------------------------===//
+
+#include "test/Fuzz/FuzzMlir.h"
+
+#include "passes/Passes.h"
+
+#include "mlir/IR/OperationSupport.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassInstrumentation.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+using namespace mlir;
+using moe::fuzz::fail;
+
+namespace {
+
+/// Inputs beyond this are rejected: the seeds are at most a few KiB, and
+/// larger inputs only slow each run down.
+constexpr size_t kMaxInputBytes = 32 * 1024;
+constexpr int kMaxNesting = 48;
+
+/// The dialects a module may use to be run through the pipelines. Anything
+/// else (spirv, ...) still gets parsed and verified, but the pipelines are
+/// not meant for it and the crashes would be upstream MLIR's.
+bool inScope(ModuleOp module) {
+  static const llvm::StringRef allowed[] = {
+      "builtin", "func", "moe", "moek", "arith", "tensor", "math", "memref",
+      "scf"};
+  WalkResult result = module->walk([](Operation *op) {
+    llvm::StringRef ns = op->getName().getDialectNamespace();
+    for (llvm::StringRef name : allowed)
+      if (ns == name)
+        return WalkResult::advance();
+    return WalkResult::interrupt();
+  });
+  return !result.wasInterrupted();
+}
+
+std::string print(Operation *op, bool generic) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  OpPrintingFlags flags;
+  if (generic)
+    flags.printGenericOpForm();
+  op->print(os, flags);
+  return text;
+}
+
+/// Verifies the IR after each pass that reports success (the pass manager's
+/// own verifier is off, so that a broken invariant is told apart from a pass
+/// that fails cleanly).
+class VerifyAfterEachPass : public PassInstrumentation {
+public:
+  VerifyAfterEachPass(std::string pipeline, const std::string &input,
+                      const moe::fuzz::CapturedDiagnostics &diagnostics)
+      : pipeline(std::move(pipeline)), input(input),
+        diagnostics(diagnostics) {}
+
+  void runAfterPass(Pass *pass, Operation *op) override {
+    if (succeeded(verify(op)))
+      return;
+    llvm::StringRef passName = pass->getArgument();
+    if (passName.empty())
+      passName = pass->getName();
+    fail("pass '" + passName.str() + "' of " + pipeline +
+             " succeeded but left IR that does not verify",
+         "diagnostics:\n" + diagnostics.text() + "\ninput:\n" + input);
+  }
+
+private:
+  std::string pipeline;
+  const std::string &input;
+  const moe::fuzz::CapturedDiagnostics &diagnostics;
+};
+
+void runPipeline(MLIRContext &context, ModuleOp module,
+                 moe::fuzz::CapturedDiagnostics &diagnostics,
+                 const std::string &input, const std::string &name,
+                 const std::function<void(OpPassManager &)> &build) {
+  OwningOpRef<ModuleOp> clone = module.clone();
+  diagnostics.clear();
+  PassManager pm(&context);
+  pm.enableVerifier(false);
+  pm.addInstrumentation(
+      std::make_unique<VerifyAfterEachPass>(name, input, diagnostics));
+  build(pm);
+  if (succeeded(pm.run(*clone))) {
+    if (failed(verify(*clone)))
+      fail(name + " succeeded but its result does not verify",
+           diagnostics.text() + "\ninput:\n" + input);
+    return;
+  }
+  if (diagnostics.numErrors() == 0)
+    fail(name + " failed without an error diagnostic",
+         diagnostics.text() + "\ninput:\n" + input);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  moe::fuzz::initialize();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > kMaxInputBytes)
+    return -1;
+  std::string input(reinterpret_cast<const char *>(data), size);
+  if (moe::fuzz::nestsDeeperThan(input, kMaxNesting))
+    return -1;
+
+  std::unique_ptr<MLIRContext> context = moe::fuzz::createContext();
+  moe::fuzz::CapturedDiagnostics diagnostics(*context);
+  OwningOpRef<ModuleOp> module =
+      moe::fuzz::parseModule(*context, input, "fuzz-input");
+  if (!module)
+    return 0;
+  if (!inScope(*module))
+    return 0;
+
+  // What verifies prints and parses back, in both forms.
+  for (bool generic : {false, true}) {
+    std::string printed = print(*module, generic);
+    diagnostics.clear();
+    if (!moe::fuzz::parseModule(*context, printed, "printed"))
+      fail(std::string("a verified module does not parse back from its ") +
+               (generic ? "generic" : "custom") + " form",
+           diagnostics.text() + "\nprinted:\n" + printed + "\ninput:\n" +
+               input);
+  }
+
+  runPipeline(*context, *module, diagnostics, input, "moe-lower-to-cpu",
+              [](OpPassManager &pm) {
+                moe::CPUPipelineOptions options;
+                moe::buildLowerToCPUPipeline(pm, options);
+              });
+  runPipeline(*context, *module, diagnostics, input,
+              "moe-lower-to-cpu{fusion=false}", [](OpPassManager &pm) {
+                moe::CPUPipelineOptions options;
+                options.fusion = false;
+                moe::buildLowerToCPUPipeline(pm, options);
+              });
+  runPipeline(*context, *module, diagnostics, input,
+              "moe-lower-to-cuda{format=isa}", [](OpPassManager &pm) {
+                moe::CUDAPipelineOptions options;
+                options.format = "isa";
+                moe::buildLowerToGPUBuffersPipeline(pm, options);
+                moe::buildGPUToLLVMPipeline(pm, options);
+              });
+  return 0;
+}
