@@ -39,6 +39,13 @@ usage() {
 # The libFuzzer options of every run: a hang or a blow-up is a finding.
 common=(-timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 -print_final_stats=1)
 
+# A target's options: its dictionary, if it has one, and its largest input.
+target_options() {
+  local dict=$root/test/Fuzz/$1.dict
+  [ ! -f "$dict" ] || echo "-dict=$dict"
+  echo "-max_len=$(max_len "$1")"
+}
+
 max_len() {
   case $1 in
     moe-fuzz-ir) echo 32768 ;;
@@ -84,7 +91,7 @@ do_regress() {
     # 2. A short mutation run on a copy of the corpus.
     cp "$corpus_root/$t"/* "$out/$t/corpus/"
     if (cd "$out/$t" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
-          -max_len="$(max_len "$t")" -artifact_prefix="$out/$t/crashes/" \
+          $(target_options "$t") -artifact_prefix="$out/$t/crashes/" \
           "$out/$t/corpus" > "$out/$t/fuzz.log" 2>&1); then
       echo "$t: ${seconds}s of mutation: $(execs_of "$out/$t/fuzz.log") inputs, no crash"
     else
@@ -118,22 +125,31 @@ do_regress() {
 }
 
 run_long() { # TARGET SECONDS OUT
-  local t=$1 seconds=$2 dir=$3/$1 status=0
+  local t=$1 seconds=$2 dir=$3/$1 segment=0 status execs=0 n
   mkdir -p "$dir/corpus" "$dir/crashes"
   cp "$corpus_root/$t"/* "$dir/corpus/"
-  # Fork mode keeps going after a crash, a timeout or an OOM; each is saved.
-  (cd "$dir" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
-      -max_len="$(max_len "$t")" -fork=1 -ignore_crashes=1 \
-      -ignore_timeouts=1 -ignore_ooms=1 -artifact_prefix="$dir/crashes/" \
-      "$dir/corpus" > "$dir/log" 2>&1) || status=$?
+  local deadline=$((SECONDS + seconds))
+  # libFuzzer stops at the first crash (saved under crashes/); start it
+  # again on the grown corpus until the time is up. (Its fork mode keeps
+  # going by itself, but restarts a job every few seconds, which costs the
+  # slow MLIR targets most of their time.)
+  while [ $((deadline - SECONDS)) -gt 5 ]; do
+    segment=$((segment + 1))
+    status=0
+    (cd "$dir" && "$bin/$t" "${common[@]}" -max_total_time=$((deadline - SECONDS)) \
+        $(target_options "$t") -artifact_prefix="$dir/crashes/" \
+        "$dir/corpus" > "$dir/log.$segment" 2>&1) || status=$?
+    n=$(execs_of "$dir/log.$segment")
+    execs=$((execs + ${n:-0}))
+    [ "$status" -eq 0 ] && break
+  done
   # New coverage goes into the tree's corpus (files named by their SHA-1).
-  "$bin/$t" -merge=1 -max_len="$(max_len "$t")" "$corpus_root/$t" \
+  "$bin/$t" -merge=1 $(target_options "$t") "$corpus_root/$t" \
     "$dir/corpus" > "$dir/merge.log" 2>&1 || true
-  local execs crashes added
-  execs=$(grep -oE '^#[0-9]+' "$dir/log" | tail -1 | tr -d '#')
+  local crashes added
   crashes=$(find "$dir/crashes" -type f | wc -l)
   added=$(grep -oE 'MERGE-OUTER: [0-9]+ new files' "$dir/merge.log" | grep -oE '[0-9]+' || echo 0)
-  echo "$t: ${seconds}s, ${execs:-0} inputs, $crashes crash/timeout/oom inputs in $dir/crashes, $added new corpus files (exit $status)"
+  echo "$t: ${seconds}s, $execs inputs in $segment runs, $crashes crash/timeout/oom inputs in $dir/crashes, $added new corpus files"
 }
 
 do_long() {

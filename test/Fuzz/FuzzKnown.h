@@ -17,7 +17,7 @@
 
 #include <cstdlib>
 
-namespace moe::fuzz {
+namespace moefuzz {
 
 inline bool skipKnownBugs() {
   static const bool skip = [] {
@@ -27,6 +27,6 @@ inline bool skipKnownBugs() {
   return skip;
 }
 
-} // namespace moe::fuzz
+} // namespace moefuzz
 
 #endif // MOE_MLIR_TEST_FUZZ_FUZZKNOWN_H

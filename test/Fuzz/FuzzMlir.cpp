@@ -29,7 +29,7 @@ bool verbose() {
 DialectRegistry &registry() {
   static DialectRegistry *instance = [] {
     auto *r = new DialectRegistry;
-    moe::registerAllDialects(*r);
+    mlir::moe::registerAllDialects(*r);
     return r;
   }();
   return *instance;
@@ -49,7 +49,7 @@ void onBadAlloc(void *, const char *reason, bool) {
 
 } // namespace
 
-void moe::fuzz::initialize() {
+void moefuzz::initialize() {
   static bool done = [] {
     llvm::install_fatal_error_handler(onFatalError);
     llvm::install_bad_alloc_error_handler(onBadAlloc);
@@ -59,13 +59,13 @@ void moe::fuzz::initialize() {
   (void)done;
 }
 
-std::unique_ptr<MLIRContext> moe::fuzz::createContext() {
+std::unique_ptr<MLIRContext> moefuzz::createContext() {
   initialize();
   return std::make_unique<MLIRContext>(registry(),
                                        MLIRContext::Threading::DISABLED);
 }
 
-moe::fuzz::CapturedDiagnostics::CapturedDiagnostics(MLIRContext &context)
+moefuzz::CapturedDiagnostics::CapturedDiagnostics(MLIRContext &context)
     : handler(&context, [this](Diagnostic &diag) {
         std::string text;
         llvm::raw_string_ostream os(text);
@@ -95,7 +95,7 @@ moe::fuzz::CapturedDiagnostics::CapturedDiagnostics(MLIRContext &context)
         return success();
       }) {}
 
-OwningOpRef<ModuleOp> moe::fuzz::parseModule(MLIRContext &context,
+OwningOpRef<ModuleOp> moefuzz::parseModule(MLIRContext &context,
                                              llvm::StringRef text,
                                              llvm::StringRef bufferName) {
   llvm::SourceMgr sourceMgr;
@@ -104,14 +104,14 @@ OwningOpRef<ModuleOp> moe::fuzz::parseModule(MLIRContext &context,
   return parseSourceFile<ModuleOp>(sourceMgr, ParserConfig(&context));
 }
 
-void moe::fuzz::fail(const std::string &what, const std::string &details) {
+void moefuzz::fail(const std::string &what, const std::string &details) {
   std::fprintf(stderr, "==moe-fuzz== FINDING: %s\n%s\n", what.c_str(),
                details.c_str());
   std::fflush(stderr);
   std::abort();
 }
 
-bool moe::fuzz::nestsDeeperThan(llvm::StringRef text, int limit) {
+bool moefuzz::nestsDeeperThan(llvm::StringRef text, int limit) {
   int depth = 0;
   for (char c : text) {
     if (c == '(' || c == '[' || c == '{' || c == '<') {

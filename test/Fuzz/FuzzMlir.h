@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-namespace moe::fuzz {
+namespace moefuzz {
 
 /// Once per process: installs the fatal-error handlers and builds the
 /// dialect registry (every dialect, interface and translation the tools
@@ -61,6 +61,6 @@ mlir::OwningOpRef<mlir::ModuleOp> parseModule(mlir::MLIRContext &context,
 /// limit rather than a finding of this project.
 bool nestsDeeperThan(llvm::StringRef text, int limit);
 
-} // namespace moe::fuzz
+} // namespace moefuzz
 
 #endif // MOE_MLIR_TEST_FUZZ_FUZZMLIR_H

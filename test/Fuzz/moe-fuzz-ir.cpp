@@ -19,7 +19,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "test/Fuzz/FuzzKnown.h"
 #include "test/Fuzz/FuzzMlir.h"
+#include "test/Fuzz/FuzzMutate.h"
 
 #include "passes/Passes.h"
 
@@ -34,7 +36,7 @@
 #include <functional>
 
 using namespace mlir;
-using moe::fuzz::fail;
+using moefuzz::fail;
 
 namespace {
 
@@ -76,7 +78,7 @@ std::string print(Operation *op, bool generic) {
 class VerifyAfterEachPass : public PassInstrumentation {
 public:
   VerifyAfterEachPass(std::string pipeline, const std::string &input,
-                      const moe::fuzz::CapturedDiagnostics &diagnostics)
+                      const moefuzz::CapturedDiagnostics &diagnostics)
       : pipeline(std::move(pipeline)), input(input),
         diagnostics(diagnostics) {}
 
@@ -94,11 +96,11 @@ public:
 private:
   std::string pipeline;
   const std::string &input;
-  const moe::fuzz::CapturedDiagnostics &diagnostics;
+  const moefuzz::CapturedDiagnostics &diagnostics;
 };
 
 void runPipeline(MLIRContext &context, ModuleOp module,
-                 moe::fuzz::CapturedDiagnostics &diagnostics,
+                 moefuzz::CapturedDiagnostics &diagnostics,
                  const std::string &input, const std::string &name,
                  const std::function<void(OpPassManager &)> &build) {
   OwningOpRef<ModuleOp> clone = module.clone();
@@ -121,8 +123,13 @@ void runPipeline(MLIRContext &context, ModuleOp module,
 
 } // namespace
 
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
+                                          size_t maxSize, unsigned seed) {
+  return moefuzz::mutateText(data, size, maxSize, seed);
+}
+
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-  moe::fuzz::initialize();
+  moefuzz::initialize();
   return 0;
 }
 
@@ -130,13 +137,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > kMaxInputBytes)
     return -1;
   std::string input(reinterpret_cast<const char *>(data), size);
-  if (moe::fuzz::nestsDeeperThan(input, kMaxNesting))
+  if (moefuzz::nestsDeeperThan(input, kMaxNesting))
     return -1;
 
-  std::unique_ptr<MLIRContext> context = moe::fuzz::createContext();
-  moe::fuzz::CapturedDiagnostics diagnostics(*context);
+  std::unique_ptr<MLIRContext> context = moefuzz::createContext();
+  moefuzz::CapturedDiagnostics diagnostics(*context);
   OwningOpRef<ModuleOp> module =
-      moe::fuzz::parseModule(*context, input, "fuzz-input");
+      moefuzz::parseModule(*context, input, "fuzz-input");
   if (!module)
     return 0;
   if (!inScope(*module))
@@ -146,7 +153,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (bool generic : {false, true}) {
     std::string printed = print(*module, generic);
     diagnostics.clear();
-    if (!moe::fuzz::parseModule(*context, printed, "printed"))
+    if (!moefuzz::parseModule(*context, printed, "printed"))
       fail(std::string("a verified module does not parse back from its ") +
                (generic ? "generic" : "custom") + " form",
            diagnostics.text() + "\nprinted:\n" + printed + "\ninput:\n" +
@@ -155,21 +162,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   runPipeline(*context, *module, diagnostics, input, "moe-lower-to-cpu",
               [](OpPassManager &pm) {
-                moe::CPUPipelineOptions options;
-                moe::buildLowerToCPUPipeline(pm, options);
+                mlir::moe::CPUPipelineOptions options;
+                mlir::moe::buildLowerToCPUPipeline(pm, options);
               });
   runPipeline(*context, *module, diagnostics, input,
               "moe-lower-to-cpu{fusion=false}", [](OpPassManager &pm) {
-                moe::CPUPipelineOptions options;
+                mlir::moe::CPUPipelineOptions options;
                 options.fusion = false;
-                moe::buildLowerToCPUPipeline(pm, options);
+                mlir::moe::buildLowerToCPUPipeline(pm, options);
               });
   runPipeline(*context, *module, diagnostics, input,
               "moe-lower-to-cuda{format=isa}", [](OpPassManager &pm) {
-                moe::CUDAPipelineOptions options;
+                mlir::moe::CUDAPipelineOptions options;
                 options.format = "isa";
-                moe::buildLowerToGPUBuffersPipeline(pm, options);
-                moe::buildGPUToLLVMPipeline(pm, options);
+                mlir::moe::buildLowerToGPUBuffersPipeline(pm, options);
+                mlir::moe::buildGPUToLLVMPipeline(pm, options);
               });
   return 0;
 }

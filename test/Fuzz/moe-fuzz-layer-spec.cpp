@@ -10,18 +10,21 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "test/Fuzz/FuzzKnown.h"
 #include "test/Fuzz/FuzzMlir.h"
+#include "test/Fuzz/FuzzMutate.h"
 
 #include "lib/Layer/LayerProgram.h"
 #include "lib/Layer/LayerSpec.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
-using moe::fuzz::fail;
+using moefuzz::fail;
 using namespace moe::layer;
 
 namespace {
@@ -39,10 +42,29 @@ bool sameSpec(const LayerSpec &a, const LayerSpec &b) {
          a.topkGroup == b.topkGroup && a.name == b.name;
 }
 
+/// Open bug (#9, test/Fuzz/crashes/moe-fuzz-layer-spec/scaling-1e20):
+/// emitLayerProgram prints a factor with %.17g and adds ".0" only when the
+/// text has no '.' and no exponent, so 1e20 becomes "1e+20", which MLIR does
+/// not read as a float ("expected '}' in attribute dictionary").
+bool knownBug(const LayerSpec &spec) {
+  auto exponentWithoutDot = [](double value) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.17g", value);
+    return !std::strchr(text, '.') && std::strpbrk(text, "eE");
+  };
+  return (spec.capacity > 0 && exponentWithoutDot(spec.capacity)) ||
+         (spec.scaling != 1.0 && exponentWithoutDot(spec.scaling));
+}
+
 } // namespace
 
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
+                                          size_t maxSize, unsigned seed) {
+  return moefuzz::mutateText(data, size, maxSize, seed);
+}
+
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-  moe::fuzz::initialize();
+  moefuzz::initialize();
   return 0;
 }
 
@@ -88,10 +110,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
              "\nreparsed: " + formatLayerSpec(reparsed));
 
   // Its program parses and verifies.
+  if (moefuzz::skipKnownBugs() && knownBug(spec))
+    return -1;
   std::string program = emitLayerProgram(spec);
-  std::unique_ptr<mlir::MLIRContext> context = moe::fuzz::createContext();
-  moe::fuzz::CapturedDiagnostics diagnostics(*context);
-  if (!moe::fuzz::parseModule(*context, program, "layer-spec"))
+  std::unique_ptr<mlir::MLIRContext> context = moefuzz::createContext();
+  moefuzz::CapturedDiagnostics diagnostics(*context);
+  if (!moefuzz::parseModule(*context, program, "layer-spec"))
     fail("the program of an accepted spec does not parse or verify",
          "spec: " + text + "\ncanonical: " + canonical + "\ndiagnostics:\n" +
              diagnostics.text() + "program:\n" + program);

@@ -127,7 +127,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > kMaxInputBytes)
     return -1;
-  if (moe::fuzz::skipKnownBugs() && knownBug(data, size))
+  if (moefuzz::skipKnownBugs() && knownBug(data, size))
     return -1;
   const std::string &input = inputPath();
   const std::string &copy = copyPath();
