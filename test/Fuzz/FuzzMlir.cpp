@@ -18,13 +18,17 @@ using namespace mlir;
 
 namespace {
 
-bool verbose() {
+} // namespace
+
+bool moefuzz::verbose() {
   static const bool value = [] {
     const char *env = std::getenv("MOE_FUZZ_VERBOSE");
     return env && env[0] && env[0] != '0';
   }();
   return value;
 }
+
+namespace {
 
 DialectRegistry &registry() {
   static DialectRegistry *instance = [] {

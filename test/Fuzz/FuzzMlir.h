@@ -20,6 +20,9 @@
 
 namespace moefuzz {
 
+/// MOE_FUZZ_VERBOSE=1: print what a run captures and does.
+bool verbose();
+
 /// Once per process: installs the fatal-error handlers and builds the
 /// dialect registry (every dialect, interface and translation the tools
 /// have, as lib/InitAll registers them).

@@ -7,9 +7,11 @@
 //
 //   moe-lower-to-cpu                  (fusion, the moe-compile default)
 //   moe-lower-to-cpu{fusion=false}    (the materializing lowering)
-//   moe-lower-to-cuda{format=isa}     (kernels serialized to PTX in process by
-//                                      LLVM's NVPTX backend: no ptxas, no
-//                                      CUDA toolkit, no link)
+//   moe-lower-to-cuda{format=isa}     as far as the LLVM and NVVM dialects:
+//                                      every pass but gpu-module-to-binary,
+//                                      the one stage that needs the CUDA
+//                                      toolkit (libdevice even for PTX,
+//                                      ptxas for cubins)
 //
 // A failed parse, verification or pass is a normal outcome. Findings (an
 // abort) are: a crash or sanitizer report anywhere, an LLVM fatal error, a
@@ -29,11 +31,16 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "moe-mlir/InitAll.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
+#include <regex>
+#include <string>
 
 using namespace mlir;
 using moefuzz::fail;
@@ -110,7 +117,11 @@ void runPipeline(MLIRContext &context, ModuleOp module,
   pm.addInstrumentation(
       std::make_unique<VerifyAfterEachPass>(name, input, diagnostics));
   build(pm);
-  if (succeeded(pm.run(*clone))) {
+  bool ok = succeeded(pm.run(*clone));
+  if (moefuzz::verbose())
+    llvm::errs() << "==moe-fuzz== " << name << ": "
+                 << (ok ? "succeeded" : "failed") << "\n";
+  if (ok) {
     if (failed(verify(*clone)))
       fail(name + " succeeded but its result does not verify",
            diagnostics.text() + "\ninput:\n" + input);
@@ -119,6 +130,35 @@ void runPipeline(MLIRContext &context, ModuleOp module,
   if (diagnostics.numErrors() == 0)
     fail(name + " failed without an error diagnostic",
          diagnostics.text() + "\ninput:\n" + input);
+}
+
+/// moe-lower-to-cuda{format=isa} without gpu-module-to-binary, as a textual
+/// pipeline: every pass of it is registered, and that one is cut out of the
+/// text (the passes after it still run, on the unserialized gpu.module).
+const std::string &cudaPipelineText() {
+  static const std::string text = [] {
+    std::unique_ptr<MLIRContext> context = moefuzz::createContext();
+    PassManager pm(context.get());
+    mlir::moe::CUDAPipelineOptions options;
+    options.format = "isa";
+    mlir::moe::buildLowerToGPUBuffersPipeline(pm, options);
+    mlir::moe::buildGPUToLLVMPipeline(pm, options);
+    std::string full;
+    llvm::raw_string_ostream os(full);
+    pm.printAsTextualPipeline(os);
+    std::regex binary("gpu-module-to-binary(\\{[^}]*\\})?,?");
+    std::string cut = std::regex_replace(full, binary, "");
+    if (cut == full)
+      fail("the CUDA pipeline has no gpu-module-to-binary to cut out", full);
+    // The passes, without the anchor ("any(...)" or "builtin.module(...)").
+    llvm::StringRef inner(cut);
+    if ((inner.consume_front("any(") ||
+         inner.consume_front("builtin.module(")) &&
+        inner.consume_back(")"))
+      return inner.str();
+    fail("the CUDA pipeline does not print as any(...)", cut);
+  }();
+  return text;
 }
 
 } // namespace
@@ -130,6 +170,8 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   moefuzz::initialize();
+  mlir::moe::registerAllPasses(); // The CUDA pipeline is parsed from text.
+  (void)cudaPipelineText();
   return 0;
 }
 
@@ -172,11 +214,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 mlir::moe::buildLowerToCPUPipeline(pm, options);
               });
   runPipeline(*context, *module, diagnostics, input,
-              "moe-lower-to-cuda{format=isa}", [](OpPassManager &pm) {
-                mlir::moe::CUDAPipelineOptions options;
-                options.format = "isa";
-                mlir::moe::buildLowerToGPUBuffersPipeline(pm, options);
-                mlir::moe::buildGPUToLLVMPipeline(pm, options);
+              "moe-lower-to-cuda{format=isa} (but gpu-module-to-binary)",
+              [](OpPassManager &pm) {
+                if (failed(parsePassPipeline(cudaPipelineText(), pm)))
+                  fail("the CUDA pipeline does not parse back",
+                       cudaPipelineText());
               });
   return 0;
 }
