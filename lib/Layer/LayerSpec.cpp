@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -227,6 +228,19 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
 }
 
 /// The rules that relate several keys; each message names the key to fix.
+/// The i32 routing metadata's limit (moe::kMaxAssignments in the compiler).
+constexpr int64_t kMaxAssignments = 2147483647;
+
+/// Whether a tensor of these extents (each at most 2^32) has a byte count,
+/// at 4 bytes an element, that fits in int64.
+bool tensorFits(std::initializer_list<int64_t> extents) {
+  int64_t bytes = 4;
+  for (int64_t extent : extents)
+    if (__builtin_mul_overflow(bytes, extent, &bytes))
+      return false;
+  return true;
+}
+
 bool validate(const LayerSpec &s, std::string &error) {
   auto str = [](int64_t v) { return std::to_string(v); };
   if (s.topK > s.experts) {
@@ -244,6 +258,22 @@ bool validate(const LayerSpec &s, std::string &error) {
     error = "n_group: missing; topk_group=" + str(s.topkGroup) +
             " needs n_group too (give both for group-limited routing, or "
             "neither)";
+    return false;
+  }
+  // Sizes the program could not represent: i32 routing metadata indexes the
+  // T*k assignments, and every tensor's byte count must fit in 64 bits.
+  if (s.tokens * s.topK > kMaxAssignments) {
+    error = "tokens=" + str(s.tokens) + " times top_k=" + str(s.topK) +
+            " is more than the " + str(kMaxAssignments) +
+            " assignments the i32 routing metadata can index";
+    return false;
+  }
+  if (!tensorFits({s.experts, s.hidden, 2 * s.ffn}) ||
+      !tensorFits({s.tokens * s.topK, 2 * s.ffn}) ||
+      !tensorFits({s.tokens * s.topK, s.hidden})) {
+    error = "experts=" + str(s.experts) + ", hidden=" + str(s.hidden) +
+            ", ffn=" + str(s.ffn) + ", tokens=" + str(s.tokens) +
+            ": the weights or activations would be more than 2^63 bytes";
     return false;
   }
   if (s.nGroup == 0)

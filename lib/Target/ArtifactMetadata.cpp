@@ -56,24 +56,41 @@ static int64_t argumentIndex(Value value) {
 }
 
 /// Describes `func` as one MoE layer when it is exactly gate -> dispatch ->
-/// experts -> combine on its own arguments with y returned.
+/// experts -> combine on its own arguments with y returned: every link of
+/// the chain is checked, so that moe-run --check never compares a program
+/// that computes something else with the reference layer.
 static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
   SmallVector<GateOp> gates;
+  SmallVector<DispatchOp> dispatches;
   SmallVector<CombineOp> combines;
   SmallVector<ExpertsOp> experts;
   func.walk([&](Operation *op) {
     if (auto g = dyn_cast<GateOp>(op))
       gates.push_back(g);
+    else if (auto d = dyn_cast<DispatchOp>(op))
+      dispatches.push_back(d);
     else if (auto c = dyn_cast<CombineOp>(op))
       combines.push_back(c);
     else if (auto e = dyn_cast<ExpertsOp>(op))
       experts.push_back(e);
   });
-  if (gates.size() != 1 || combines.size() != 1 || experts.size() != 1)
+  if (gates.size() != 1 || dispatches.size() != 1 || combines.size() != 1 ||
+      experts.size() != 1)
     return;
   GateOp gate = gates.front();
+  DispatchOp dispatch = dispatches.front();
   ExpertsOp expert = experts.front();
   CombineOp combine = combines.front();
+  Value routing = gate.getRouting();
+  bool chained = dispatch.getX() == gate.getX() &&
+                 dispatch.getRouting() == routing &&
+                 expert.getTokens() == dispatch.getDispatched() &&
+                 expert.getRouting() == routing &&
+                 combine.getExpertOut() == expert.getOut() &&
+                 combine.getWeights() == gate.getWeights() &&
+                 combine.getRouting() == routing;
+  if (!chained)
+    return;
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   int64_t yIndex = -1, indicesIndex = -1;
   for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {

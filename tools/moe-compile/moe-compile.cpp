@@ -10,6 +10,7 @@
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Driver/Driver.h"
 #include "lib/Target/ArtifactCompiler.h"
+#include "lib/Target/OutputStreams.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -84,6 +85,7 @@ static int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  moe::installToolErrorHandlers("moe-compile");
   cl::HideUnrelatedOptions(category);
   if (!cl::ParseCommandLineOptions(
           argc, argv, "MoE-MLIR compiler: moe IR to an artifact\n", &errs()))
@@ -157,7 +159,9 @@ int main(int argc, char **argv) {
       openOutputFile(outputFile.empty() ? std::string("-") : outputFile.getValue(), &message);
   if (!out)
     return fail(message);
-  if (failed(moe::compileArtifact(*module, options, out->os())))
+  if (failed(moe::compileArtifact(*module, options, out->os())) ||
+      failed(moe::finishOutput(*module, out->os(),
+                               "'" + out->getFilename().str() + "'")))
     return 2;
   out->keep();
   return 0;

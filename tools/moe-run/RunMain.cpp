@@ -231,9 +231,10 @@ struct TemporaryFile {
   }
 };
 
-} // namespace
+/// What moe-run is doing, for the message when memory runs out.
+const char *currentPhase = "starting";
 
-int moe::run::runMain(int argc, char **argv, CompileHook compile) {
+int runUnguarded(int argc, char **argv, CompileHook compile) {
   Options o;
   if (std::string error = parseOptions(argc, argv, o); !error.empty())
     return fail(error);
@@ -359,6 +360,7 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     std::cout << "note: --tokens is ignored: no argument has a dynamic "
                  "dimension\n";
   std::vector<Tensor> args;
+  currentPhase = o.inputsDir.empty() ? "making random inputs" : "reading inputs";
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
     Tensor t = o.inputsDir.empty()
                    ? makeRandomInput(fnSpec.args[i], dynamicExtent,
@@ -381,14 +383,21 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
             << "\n";
 
   // One run for the results.
+  currentPhase = "running the function";
   std::vector<moert_tensor *> rawArgs;
   for (Tensor &t : args)
     rawArgs.push_back(t.get());
   std::vector<moert_tensor *> rawResults(fnSpec.results.size(), nullptr);
+  // Every buffer of this run starts as NaN, so an output element that no
+  // kernel writes cannot pass the check; timing runs are not poisoned.
+  moert_set_poison_allocations(1);
   auto start = std::chrono::steady_clock::now();
-  if (moert_function_call(function, rawArgs.data(),
-                          static_cast<int>(rawArgs.size()), rawResults.data(),
-                          static_cast<int>(rawResults.size())) != 0)
+  int status = moert_function_call(function, rawArgs.data(),
+                                   static_cast<int>(rawArgs.size()),
+                                   rawResults.data(),
+                                   static_cast<int>(rawResults.size()));
+  moert_set_poison_allocations(0);
+  if (status != 0)
     return fail(runtimeError());
   double oneRunMs = std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - start)
@@ -500,7 +509,13 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
                   "dispatch, experts and combine on its arguments, y "
                   "returned); '" +
                   fnSpec.name + "' is not");
-    CheckOutcome outcome = checkAgainstReference(*layer, args, results);
+    currentPhase = "running the reference";
+    std::string why;
+    std::optional<CheckOutcome> checked =
+        checkAgainstReference(*layer, args, results, why);
+    if (!checked)
+      return fail("--check: " + why);
+    const CheckOutcome &outcome = *checked;
     std::cout << "check against the naive reference:\n";
     for (const std::string &l : outcome.lines)
       std::cout << "  " << l << "\n";
@@ -511,4 +526,19 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     std::cout << "CHECK PASSED\n";
   }
   return 0;
+}
+
+} // namespace
+
+int moe::run::runMain(int argc, char **argv, CompileHook compile) {
+  // No exception leaves moe-run: each is the usual one-line error, exit 2.
+  try {
+    return runUnguarded(argc, argv, compile);
+  } catch (const std::bad_alloc &) {
+    return fail(std::string("out of memory while ") + currentPhase +
+                ": use smaller sizes (--layer SPEC, --tokens)");
+  } catch (const std::exception &e) {
+    return fail(std::string("internal error while ") + currentPhase + ": " +
+                e.what());
+  }
 }

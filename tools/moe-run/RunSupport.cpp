@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 using namespace moe::run;
 
@@ -251,9 +252,11 @@ static std::string formatDouble(const char *format, double value) {
   return buffer;
 }
 
-CheckOutcome moe::run::checkAgainstReference(const LayerInfo &layer,
-                                             const std::vector<Tensor> &args,
-                                             const std::vector<Tensor> &results) {
+std::optional<CheckOutcome>
+moe::run::checkAgainstReference(const LayerInfo &layer,
+                                const std::vector<Tensor> &args,
+                                const std::vector<Tensor> &results,
+                                std::string &why) {
   moert_tensor *x = args[layer.x].get();
   moert_tensor *w1 = args[layer.w1].get();
   int64_t T = moert_tensor_dims(x)[0], H = moert_tensor_dims(x)[1];
@@ -275,25 +278,38 @@ CheckOutcome moe::run::checkAgainstReference(const LayerInfo &layer,
   std::vector<float> bias;
   if (layer.bias >= 0)
     bias = toFloats(args[layer.bias].get());
-  moe::reference::Result ref = moe::reference::runMoeLayer(
-      config, T, H, F, E, xs.data(), wg.data(), w1s.data(), w2s.data(),
-      bias.empty() ? nullptr : bias.data());
+  moe::reference::Result ref;
+  try {
+    ref = moe::reference::runMoeLayer(config, T, H, F, E, xs.data(), wg.data(),
+                                      w1s.data(), w2s.data(),
+                                      bias.empty() ? nullptr : bias.data());
+  } catch (const std::invalid_argument &e) {
+    why = std::string("the reference cannot run this layer: ") + e.what();
+    return std::nullopt;
+  }
 
   CheckOutcome outcome;
   moert_tensor *y = results[layer.y].get();
   std::vector<float> ys = toFloats(y);
-  double error = moe::reference::relativeError(ys.data(), ref.y.data(),
-                                               static_cast<int64_t>(ys.size()));
+  moe::reference::Comparison c = moe::reference::compareWithReference(
+      ys.data(), ref.y.data(), static_cast<int64_t>(ys.size()));
   double tolerance = toleranceFor(moert_tensor_dtype(y));
-  bool ok = error <= tolerance; // false for NaN too
+  bool ok = c.relativeError <= tolerance && c.nonFiniteMismatches == 0;
   outcome.passed &= ok;
-  outcome.lines.push_back("result " + std::to_string(layer.y) +
-                          " (y): relative error " +
-                          (std::isnan(error) ? std::string("NaN")
-                                             : formatDouble("%.3g", error)) +
-                          " (tolerance " +
-                          formatDouble("%g", tolerance) + ") " +
-                          (ok ? "OK" : "FAILED"));
+  std::string line = "result " + std::to_string(layer.y) +
+                     " (y): relative error " +
+                     formatDouble("%.3g", c.relativeError) + " (tolerance " +
+                     formatDouble("%g", tolerance) + ")";
+  // Overflowing inputs make the reference NaN or infinite too: such elements
+  // must match exactly, and the message says so instead of "error NaN".
+  if (c.nonFiniteInReference > 0)
+    line += "; the reference is NaN or infinite at " +
+            std::to_string(c.nonFiniteInReference) + " of " +
+            std::to_string(ys.size()) + " elements";
+  if (c.nonFiniteMismatches > 0)
+    line += "; " + std::to_string(c.nonFiniteMismatches) +
+            " elements are NaN or infinite where the reference differs";
+  outcome.lines.push_back(line + (ok ? " OK" : " FAILED"));
   if (layer.indices >= 0) {
     moert_tensor *indices = results[layer.indices].get();
     const int32_t *idx =

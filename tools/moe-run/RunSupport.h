@@ -86,9 +86,11 @@ struct CheckOutcome {
   bool passed = true;
   std::vector<std::string> lines;
 };
-CheckOutcome checkAgainstReference(const LayerInfo &layer,
-                                   const std::vector<Tensor> &args,
-                                   const std::vector<Tensor> &results);
+/// std::nullopt, with `why` set, when the reference cannot run these
+/// arguments (a shape it does not support, such as a zero extent).
+std::optional<CheckOutcome>
+checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
+                      const std::vector<Tensor> &results, std::string &why);
 
 /// 2*T*k*H*3F, the FLOPs of the experts (the router's GEMM not counted).
 double layerFlops(const LayerInfo &layer, const std::vector<Tensor> &args);

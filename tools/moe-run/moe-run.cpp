@@ -13,6 +13,8 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <new>
+
 using namespace mlir;
 
 static int compileWithMlir(const ::moe::run::CompileRequest &request) {
@@ -50,5 +52,9 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::moe::installToolErrorHandlers("moe-run");
+  // Running out of memory outside the compiler (inputs, the reference) is a
+  // std::bad_alloc that runMain reports, not LLVM's fatal handler.
+  std::set_new_handler(nullptr);
   return ::moe::run::runMain(argc, argv, compileWithMlir);
 }

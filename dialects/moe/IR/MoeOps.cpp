@@ -23,13 +23,21 @@ static std::string formatExtent(int64_t extent) {
   return ShapedType::isDynamic(extent) ? "?" : std::to_string(extent);
 }
 
-/// `name` must be a ranked tensor of `rank` dimensions laid out as `layout`.
+/// `name` must be a ranked tensor of `rank` dimensions laid out as `layout`,
+/// whose size in bytes (its static extents) fits in 64 bits.
 static LogicalResult verifyRank(Operation *op, StringRef name, Type type,
                                 int64_t rank, StringRef layout) {
   auto tensor = cast<RankedTensorType>(type);
   if (tensor.getRank() != rank)
     return op->emitOpError() << name << " must be a rank-" << rank
                              << " tensor " << layout << ", got " << type;
+  std::optional<int64_t> elements = checkedElementCount(tensor.getShape());
+  if (!elements ||
+      !checkedByteCount(*elements,
+                        tensor.getElementType().getIntOrFloatBitWidth()))
+    return op->emitOpError() << name << " (" << type
+                             << ") is too large: its size in bytes does not "
+                                "fit in 64 bits";
   return success();
 }
 
@@ -125,6 +133,14 @@ LogicalResult GateOp::verify() {
   if (failed(verifyRouterConfig([&] { return emitOpError(); }, config)))
     return failure();
   int64_t topK = getTopK();
+  if (!ShapedType::isDynamic(tokens)) {
+    std::optional<int64_t> assignments = checkedMul(tokens, topK);
+    if (!assignments || *assignments > kMaxAssignments)
+      return emitOpError() << "x dimension 0 (T = " << tokens
+                           << ") times top_k (" << topK
+                           << ") exceeds the 2147483647 assignments that the "
+                              "i32 routing metadata can index";
+  }
 
   if (Value bias = getBias()) {
     if (failed(verifyRank(op, "bias", bias.getType(), 1, "[E]")) ||

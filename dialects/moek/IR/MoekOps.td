@@ -170,19 +170,26 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
     each grouped row r in `[offsets[e], offsets[e+1])`, with
     `base = offsets[first]`:
 
-    - A row: `a[r - base]`, or with `gather(%owners)` token
-      `a[owners[r] / top_k]` (the gather prologue: no dispatched copy);
+    - A row: `a[r - base]`, or with `gather` token `a[owners[r] / top_k]`
+      (the gather prologue: no dispatched copy);
     - `acc = A row · b[e]` in f32;
     - epilogue `store`: `c[r - base] = acc`; `silu_glu` / `gelu_glu`:
       `c[r - base, f] = act(acc[f]) * acc[N/2 + f]` (c is [rows, N/2]);
-      `scatter_add`: `c[owners[r] / top_k] += weights[owners[r]] * acc`
-      (c is [T, N] in token order).
+      `scatter_add`: `c[t] += weights[t, j] * acc` with `t = owners[r] /
+      top_k`, `j = owners[r] % top_k` (c is f32 [T, N] in token order).
+
+    Buffers: `a` [T, K] with `gather`, else [rows, K]; `b` [E, K, N],
+    static, of the element type of `a`; `offsets` i32 [E+1]; `owners` i32
+    [T*k], read by `gather` and `scatter_add` only; `weights` f32 [T, k],
+    read by `scatter_add` only; `c` f32 [T, N] for `scatter_add`, else
+    [rows, N] or [rows, N/2] (GLU), with the rows of `a` unless `gather`;
+    `1 <= top_k <= E`.
 
     ```mlir
-    moek.grouped_matmul silu_glu %x, %w1, %offsets gather(%owners)
-        into %act {top_k = 2 : i64}
+    moek.grouped_matmul silu_glu %x, %w1, %offsets
+        owners(%owners : memref<32xi32>) into %act {gather, top_k = 2 : i64}
         : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>,
-          memref<32xi32>, memref<32x24xf32>
+          memref<32x24xf32>
     ```
   }];
   let arguments = (ins

@@ -46,6 +46,9 @@ constexpr int64_t kThreadsPerTokenBlock = 64;
 /// Tokens per slice of the parallel rank computation: enough (slice,
 /// expert) pairs to fill the GPU, each walking few assignments.
 constexpr int64_t kTokensPerSlice = 64;
+/// The most experts the per-token router kernel handles: 48 KiB of
+/// thread-private scratch.
+constexpr int64_t kMaxRouterExperts = 4096;
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
 /// `part`, when given, names this launch among those of one kernel op.
@@ -135,7 +138,7 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       lb, tokens,
       [&](Value t) {
         // Private per-thread scratch.
-        RouteScratch s = makeRouteScratch(b, op);
+        RouteScratch s = makeRouteScratch(b, op, ScratchPlace::Stack);
         emitRouteToken(lb, op, s, t, scores);
       },
       /*part=*/{}, kThreadsPerTokenBlock);
@@ -493,12 +496,16 @@ struct MoekLowerToGPUPass
     GpuTarget target;
     unsigned sm = 0;
     StringRef chipName = chip;
-    if (!chipName.consume_front("sm_") || chipName.consumeInteger(10, sm) ||
-        !(chipName.empty() || chipName == "a") || sm < 80) {
+    // The chips the kernels and the PTX version (8.1) of the pipeline
+    // support; anything else would fail later inside LLVM's NVPTX backend.
+    bool known = llvm::is_contained(
+        {"sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a"}, chipName);
+    if (!known || !chipName.consume_front("sm_") ||
+        chipName.consumeInteger(10, sm)) {
       getOperation()->emitError()
           << "moek-lower-to-gpu: chip '" << chip
-          << "' is not an NVIDIA architecture the kernels support (sm_80 or "
-             "later, such as sm_80, sm_90)";
+          << "' is not an NVIDIA architecture the kernels support (sm_80, "
+             "sm_86, sm_87, sm_89, sm_90, sm_90a)";
       return failure();
     }
     target.vectorAtomics = sm >= 90;
@@ -532,7 +539,16 @@ struct MoekLowerToGPUPass
       LoopBuilder lb(b);
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
-              .Case([&](RouteOp o) {
+              .Case([&](RouteOp o) -> LogicalResult {
+                // Each token's thread keeps 12 bytes an expert in private
+                // memory (CUDA allows at most 512 KiB a thread).
+                int64_t experts = staticDim(o.getWGate(), 1);
+                if (experts > kMaxRouterExperts)
+                  return o.emitOpError()
+                         << "routes over " << experts
+                         << " experts; the GPU router supports at most "
+                         << kMaxRouterExperts
+                         << " (its per-token scratch is thread-private)";
                 return lowerRoute(o, lb, target), success();
               })
               .Case([&](RankAssignmentsOp o) {
@@ -555,7 +571,15 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
-              .Default([&](Operation *o) { return lowerElementwise(o, lb); });
+              .Case<linalg::FillOp, linalg::MapOp>(
+                  [&](Operation *o) { return lowerElementwise(o, lb); })
+              .Default([&](Operation *o) {
+                // A kernel nobody lowers must not reach the host code.
+                return o->emitOpError()
+                       << "has no lowering to GPU kernels (moek-lower-to-gpu "
+                          "handles the moek kernels, linalg.fill and "
+                          "linalg.map)";
+              });
       if (failed(result))
         return signalPassFailure();
       nameLaunches(boundary, op);
