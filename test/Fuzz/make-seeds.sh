@@ -10,7 +10,9 @@
 #                         hand-made files of every dtype and .npy version
 #   moe-fuzz-artifact-metadata
 #                         the metadata of artifacts moe-compile makes (CPU and
-#                         CUDA) and the runtime tests' malformed metadata
+#                         CUDA), the runtime tests' malformed metadata, and
+#                         small artifact files: ELF headers, sealed or to be
+#                         sealed by the fuzzer (first byte 1), cut or corrupt
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -34,6 +36,10 @@ specs=(
   tokens=16,hidden=16,ffn=8,experts=4,top_k=4,capacity=0.75
   tokens=16,hidden=16,ffn=8,experts=8,top_k=3,router=sigmoid,bias=1,capacity=0.9,normalize=0,scaling=1.5,activation=gelu_glu,dtype=bf16,n_group=4,topk_group=3
   tokens=1,hidden=16,ffn=8,experts=4,top_k=1
+  # Every dimension distinct, so that the fuzzer's number mutator, replacing
+  # one number everywhere, changes one dimension consistently.
+  tokens=5,hidden=24,ffn=20,experts=6,top_k=3
+  tokens=7,hidden=40,ffn=12,experts=9,top_k=2,dtype=bf16,dynamic=1,bias=1
 )
 
 # --- moe-fuzz-ir
@@ -132,6 +138,35 @@ text = ctypes.cast(ctypes.addressof(ctypes.c_char.in_dll(lib, "moe_artifact_meta
 open(sys.argv[2], "wb").write(text)
 EOF
 done
+# Artifact files: the ELF header of a shared object, sealed as moe-compile
+# seals (docs/ArtifactFormat.md), then variants that each check refuses.
+python3 - "$corpus/moe-fuzz-artifact-metadata" <<'EOF'
+import pathlib, struct, sys
+out = pathlib.Path(sys.argv[1])
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+def seal(payload):
+    return payload + b"MOESEAL1" + struct.pack("<QQ", len(payload), fnv1a(payload))
+def elf(etype=3, machine=62, cls=2, data=1):
+    ident = b"\x7fELF" + bytes([cls, data, 1, 0]) + bytes(8)
+    return ident + struct.pack("<HHIQQQIHHHHHH", etype, machine, 1, 0, 64, 0, 0,
+                               64, 56, 0, 64, 0, 0)
+cases = {
+    "so-sealed": seal(elf()),
+    "so-to-seal": b"\x01" + elf(),
+    "exec-to-seal": b"\x01" + elf(etype=2),
+    "aarch64-to-seal": b"\x01" + elf(machine=183),
+    "elf32-to-seal": b"\x01" + elf(cls=1),
+    "so-cut": seal(elf())[:-5],
+    "so-corrupt": bytes([0x7e]) + seal(elf())[1:],
+    "so-size-lies": elf() + b"MOESEAL1" + struct.pack("<QQ", 1 << 40, 0),
+}
+for name, data in cases.items():
+    (out / f"seed-file-{name}").write_bytes(data)
+EOF
 # A CUDA target's metadata (the same records, another target line).
 sed 's/^target cpu$/target cuda:sm_90/' "$corpus/moe-fuzz-artifact-metadata/seed-cpu-0" \
   > "$corpus/moe-fuzz-artifact-metadata/seed-cuda-0"

@@ -1,43 +1,99 @@
-//===- moe-fuzz-artifact-metadata.cpp - Fuzz the artifact metadata parser -===//
+//===- moe-fuzz-artifact-metadata.cpp - Fuzz what moert trusts in artifacts ===//
 //
-// The input is the text an artifact exports as moe_artifact_metadata
-// (docs/ArtifactFormat.md; up to the first NUL, as the runtime reads the C
-// string). moert::parseMetadata (runtime/src/Metadata.cpp) may refuse it with
-// a message naming the line; metadata it accepts must describe what the
-// runtime's C API then reports: every function with as many arg/result
-// specs as it declares, ranks in range, dims non-negative or dynamic, names
-// unique, and the accessors agree with it.
+// Two parsers of what an artifact file brings, on every input:
 //
-// TODO(#9): the artifact loader's validation before dlopen (size, format, a
-// checksum written by moe-compile) is not on main yet. When it lands in
-// runtime/src/Artifact.cpp, fuzz it on arbitrary bytes in
-// fuzzArtifactBytes() below (an input whose first line is not
-// "moe-artifact" is a good split), and never dlopen fuzzed bytes.
+// - The metadata text an artifact exports as moe_artifact_metadata
+//   (docs/ArtifactFormat.md; the input up to its first NUL, as the runtime
+//   reads the C string). moert::parseMetadata (runtime/src/Metadata.cpp) may
+//   refuse it with a message naming the artifact; metadata it accepts must
+//   describe what the runtime's C API then reports: every function with as
+//   many arg/result specs as it declares, ranks in range, dims non-negative
+//   or dynamic, names unique, and the accessors agree with it.
+//
+// - The checks before dlopen (runtime/src/ArtifactValidation.cpp): the input
+//   as a whole artifact file, and, when its first byte is 1, the rest of it
+//   sealed as moe-compile seals (so that the ELF checks behind the checksum
+//   are reached too). A file they accept must be sealed and have the ELF
+//   header of a shared object for this machine; a file they refuse must make
+//   moert_artifact_load fail with that reason, before dlopen (fuzzed bytes
+//   are never given to dlopen).
 //
 //===----------------------------------------------------------------------===//
 
 #include "Internal.h"
 
+#include "moe-mlir/Runtime/ArtifactSeal.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <elf.h>
 #include <set>
 #include <string>
+#include <unistd.h>
+#include <vector>
 
 namespace {
 
 constexpr size_t kMaxInputBytes = 64 * 1024;
 
 [[noreturn]] void fail(const std::string &what, const std::string &input) {
-  std::fprintf(stderr, "==moe-fuzz== FINDING: %s\nmetadata:\n%s\n",
+  std::fprintf(stderr, "==moe-fuzz== FINDING: %s\ninput:\n%s\n",
                what.c_str(), input.c_str());
   std::fflush(stderr);
   std::abort();
 }
 
-/// TODO(#9): the pre-dlopen validation of an artifact file, once it exists.
-void fuzzArtifactBytes(const uint8_t *, size_t) {}
+std::string tempPath() {
+  const char *dir = std::getenv("TMPDIR");
+  return std::string(dir && *dir ? dir : "/tmp") + "/moe-fuzz-artifact-" +
+         std::to_string(getpid()) + ".so";
+}
+
+const std::string &artifactPath() {
+  static const std::string path = tempPath();
+  return path;
+}
+
+void removeArtifact() { std::remove(artifactPath().c_str()); }
+
+void fuzzArtifactFile(const unsigned char *bytes, size_t size) {
+  std::string describe = "artifact file of " + std::to_string(size) + " bytes";
+  std::string problem = moert::validateArtifactBytes(bytes, size);
+  if (problem.empty()) {
+    // Accepted: check independently what acceptance promises.
+    Elf64_Ehdr header;
+    if (!moert::seal::checkSealed(bytes, size).empty() ||
+        size < sizeof(header) + moert::seal::kTrailerSize)
+      fail("an unsealed file passed the artifact checks", describe);
+    std::memcpy(&header, bytes, sizeof(header));
+    if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 ||
+        header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_type != ET_DYN)
+      fail("a file that is no 64-bit ELF shared object passed the artifact "
+           "checks",
+           describe);
+    return; // Never dlopen fuzzed bytes.
+  }
+  // Refused: loading the file fails with that reason, before dlopen.
+  const std::string &path = artifactPath();
+  FILE *file = std::fopen(path.c_str(), "wb");
+  if (!file)
+    fail("cannot write the temporary file " + path, describe);
+  bool written = std::fwrite(bytes, 1, size, file) == size;
+  if (std::fclose(file) != 0 || !written)
+    fail("cannot write the temporary file " + path, describe);
+  moert_artifact *artifact = nullptr;
+  if (moert_artifact_load(path.c_str(), &artifact) == 0 || artifact)
+    fail("moert_artifact_load accepted a file the artifact checks refuse (" +
+             problem + ")",
+         describe);
+  std::string error = moert_last_error();
+  if (error.find(problem) == std::string::npos)
+    fail("moert_artifact_load refused the file for another reason: " + error +
+             " (the checks say: " + problem + ")",
+         describe);
+}
 
 void checkSpecs(const moert_function *function, bool results,
                 const std::string &input) {
@@ -74,10 +130,24 @@ void checkSpecs(const moert_function *function, bool results,
 
 } // namespace
 
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  std::atexit(removeArtifact);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > kMaxInputBytes)
     return -1;
-  fuzzArtifactBytes(data, size);
+  // The input as an artifact file, and sealed.
+  fuzzArtifactFile(data, size);
+  if (size > 0 && data[0] == 1) {
+    std::vector<unsigned char> sealed(data + 1, data + size);
+    std::string trailer = moert::seal::makeTrailer(
+        sealed.size(), moert::seal::fnv1a(sealed.data(), sealed.size()));
+    sealed.insert(sealed.end(), trailer.begin(), trailer.end());
+    fuzzArtifactFile(sealed.data(), sealed.size());
+  }
+
   std::string text(reinterpret_cast<const char *>(data), size);
   std::string input = text.c_str(); // What the runtime sees.
 
