@@ -8,6 +8,9 @@
 #   scripts/fuzz.sh long SECONDS [TARGET...]  SECONDS of fuzzing per target (all
 #                                             by default), crashes kept, new
 #                                             coverage merged into the corpus
+#   scripts/fuzz.sh prune [TARGET...]         keep of the corpus the seeds
+#                                             (seed-*), the inputs of found bugs
+#                                             (found-*) and what adds coverage
 #
 # The build goes to build-fuzz/ (FUZZ_BUILD_DIR), with clang-22 (CC, CXX),
 # ASan and UBSan, JOBS parallel jobs (default: the cores). Environment:
@@ -181,6 +184,22 @@ do_long() {
   du -sh "$corpus_root"
 }
 
+do_prune() {
+  local chosen=("$@") t kept
+  [ ${#chosen[@]} -ne 0 ] || chosen=("${targets[@]}")
+  for t in "${chosen[@]}"; do
+    kept=$(mktemp -d "${TMPDIR:-/tmp}/moe-fuzz-prune.XXXXXX")
+    cp "$corpus_root/$t"/seed-* "$kept/"
+    cp "$corpus_root/$t"/found-* "$kept/" 2> /dev/null || true
+    "$bin/$t" -merge=1 $(target_options "$t") "$kept" "$corpus_root/$t" \
+      > "$kept.log" 2>&1 || { cat "$kept.log" >&2; exit 1; }
+    find "$corpus_root/$t" -type f ! -name 'seed-*' ! -name 'found-*' -delete
+    find "$kept" -type f ! -name 'seed-*' ! -name 'found-*' -exec cp {} "$corpus_root/$t/" \;
+    rm -rf "$kept" "$kept.log"
+    echo "$t: $(ls "$corpus_root/$t" | wc -l) inputs, $(cat "$corpus_root/$t"/* | wc -c) bytes"
+  done
+}
+
 cmd=${1:-}
 [ -n "$cmd" ] || usage
 shift
@@ -188,5 +207,6 @@ case $cmd in
   build) do_build ;;
   regress) do_build; do_regress ;;
   long) do_build; do_long "$@" ;;
+  prune) do_build; do_prune "$@" ;;
   *) usage ;;
 esac

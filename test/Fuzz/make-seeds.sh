@@ -71,13 +71,11 @@ done
   printf '%s\n' tiny mixtral qwen3_30b_a3b olmoe "${specs[@]}"
   grep -rhoE -- "--layer[= ]+[^ \"';]+" "$root/test" "$root/bench" "$root/scripts" \
     "$root/README.md" | sed -E 's/--layer[= ]+//' | grep -v -e SPEC -e '^\$'
-} | sort -u | {
-  i=0
-  while IFS= read -r spec; do
-    printf '%s' "$spec" > "$corpus/moe-fuzz-layer-spec/seed-$i"
-    i=$((i + 1))
-  done
-}
+} | sort -u | while IFS= read -r spec; do
+  # Named by content, so that a new spec does not rename the others.
+  name=$(printf '%s' "$spec" | sha1sum | cut -c1-12)
+  printf '%s' "$spec" > "$corpus/moe-fuzz-layer-spec/seed-$name"
+done
 
 # --- moe-fuzz-npy
 "$bin/moe-run" --layer tokens=2,hidden=4,ffn=2,experts=2,top_k=1,bias=1 \
@@ -130,12 +128,15 @@ for i, m in enumerate(re.finditer(r"^\s*(HEAD\s*)?((?:\"[^\"]*\"\s*)+);", text, 
 EOF
 for i in 0 2 4 6; do
   "$bin/moe-compile" --layer "${specs[$i]}" --target=cpu -O0 -o "$work/a$i.so"
-  python3 - "$work/a$i.so" "$corpus/moe-fuzz-artifact-metadata/seed-cpu-$i" <<'EOF'
+  python3 - "$build/runtime/libmoert.so" "$work/a$i.so" \
+    "$corpus/moe-fuzz-artifact-metadata/seed-cpu-$i" <<'EOF'
 import ctypes, sys
-lib = ctypes.CDLL(sys.argv[1])
+# The artifact's allocation functions come from the runtime.
+ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+lib = ctypes.CDLL(sys.argv[2])
 text = ctypes.cast(ctypes.addressof(ctypes.c_char.in_dll(lib, "moe_artifact_metadata")),
                    ctypes.c_char_p).value
-open(sys.argv[2], "wb").write(text)
+open(sys.argv[3], "wb").write(text)
 EOF
 done
 # Artifact files: the ELF header of a shared object, sealed as moe-compile

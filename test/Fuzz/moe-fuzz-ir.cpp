@@ -21,7 +21,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "test/Fuzz/FuzzKnown.h"
 #include "test/Fuzz/FuzzMlir.h"
 #include "test/Fuzz/FuzzMutate.h"
 

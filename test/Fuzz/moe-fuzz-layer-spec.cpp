@@ -18,10 +18,10 @@
 #include "lib/Layer/LayerSpec.h"
 
 #include <cmath>
-#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 
 using moefuzz::fail;
@@ -42,18 +42,22 @@ bool sameSpec(const LayerSpec &a, const LayerSpec &b) {
          a.topkGroup == b.topkGroup && a.name == b.name;
 }
 
-/// Open bug (#9, test/Fuzz/crashes/moe-fuzz-layer-spec/scaling-1e20):
-/// emitLayerProgram prints a factor with %.17g and adds ".0" only when the
-/// text has no '.' and no exponent, so 1e20 becomes "1e+20", which MLIR does
-/// not read as a float ("expected '}' in attribute dictionary").
+/// Open bug (test/Fuzz/crashes/moe-fuzz-layer-spec/bits-overflow-w1): the
+/// verifiers' moe::checkedByteCount (dialects/moe/IR/MoeShapeRules.cpp)
+/// multiplies the element count by the bit width before dividing by 8, so a
+/// tensor of more than 2^63 bits is refused as "too large: its size in bytes
+/// does not fit in 64 bits" although its bytes do, and parseLayerSpec, which
+/// counts bytes, accepts it.
 bool knownBug(const LayerSpec &spec) {
-  auto exponentWithoutDot = [](double value) {
-    char text[64];
-    std::snprintf(text, sizeof(text), "%.17g", value);
-    return !std::strchr(text, '.') && std::strpbrk(text, "eE");
-  };
-  return (spec.capacity > 0 && exponentWithoutDot(spec.capacity)) ||
-         (spec.scaling != 1.0 && exponentWithoutDot(spec.scaling));
+  __int128 bits = spec.dtype == DType::BF16 ? 16 : 32;
+  __int128 T = spec.tokens, H = spec.hidden, F = spec.ffn, E = spec.experts,
+           K = spec.topK;
+  const __int128 limit = INT64_MAX;
+  for (__int128 elements : {T * H, H * E, E * H * 2 * F, E * F * H, T * K * H,
+                            T * K * 2 * F})
+    if (elements * bits > limit)
+      return true;
+  return false;
 }
 
 } // namespace

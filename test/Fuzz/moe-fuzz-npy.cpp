@@ -8,8 +8,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "test/Fuzz/FuzzKnown.h"
-
 #include "moe-mlir/Runtime/moert.h"
 
 #include <cstdint>
@@ -88,22 +86,6 @@ bool sameElements(moert_tensor *a, moert_tensor *b) {
   return true;
 }
 
-/// Open bug (#9, test/Fuzz/crashes/moe-fuzz-npy/header-length-4gib): the
-/// reader allocates and zero-fills the header length the file claims (up to
-/// 4 GiB) before it knows that the file holds it.
-bool knownBug(const uint8_t *data, size_t size) {
-  if (size < 8 || std::memcmp(data, "\x93NUMPY", 6) != 0 || data[6] < 1 ||
-      data[6] > 3 || data[7] != 0)
-    return false;
-  size_t lengthSize = data[6] == 1 ? 2 : 4;
-  if (size < 8 + lengthSize)
-    return false;
-  uint64_t length = 0;
-  for (size_t i = 0; i < lengthSize; ++i)
-    length |= uint64_t(data[8 + i]) << (8 * i);
-  return length > size - 8 - lengthSize;
-}
-
 const std::string &inputPath() {
   static const std::string path = tempPath(".npy");
   return path;
@@ -126,8 +108,6 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > kMaxInputBytes)
-    return -1;
-  if (moefuzz::skipKnownBugs() && knownBug(data, size))
     return -1;
   const std::string &input = inputPath();
   const std::string &copy = copyPath();
