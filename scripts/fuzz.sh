@@ -10,13 +10,14 @@
 #                                             coverage merged into the corpus
 #   scripts/fuzz.sh prune [TARGET...]         keep of the corpus the seeds
 #                                             (seed-*), the inputs of found bugs
-#                                             (found-*) and what adds coverage
+#                                             (found-*) and the small inputs that
+#                                             add coverage
 #
 # The build goes to build-fuzz/ (FUZZ_BUILD_DIR), with clang-22 (CC, CXX),
 # ASan and UBSan, JOBS parallel jobs (default: the cores). Environment:
 #   FUZZ_SECONDS   length of each mutation run of `regress` (default 20)
 #   FUZZ_OUT       where `long` writes (default build-fuzz/long-DATE)
-#   FUZZ_PARALLEL  targets `long` runs at once (default 1)
+#   FUZZ_PARALLEL  targets run at once (regress: default JOBS; long: 1)
 #   FUZZ_TIMEOUT   seconds one input may take before it counts as a hang
 #                  (default 10)
 #   MOE_FUZZ_SKIP_KNOWN  the script sets it to 1 so that inputs of the open
@@ -79,47 +80,60 @@ execs_of() {
   grep -oE '^#[0-9]+' "$1" | tail -1 | tr -d '#'
 }
 
-do_regress() {
-  local seconds=${FUZZ_SECONDS:-20} out failed=() t
-  out=$(mktemp -d "${TMPDIR:-/tmp}/moe-fuzz-regress.XXXXXX")
-  for t in "${targets[@]}"; do
-    mkdir -p "$out/$t/corpus" "$out/$t/crashes"
-    # 1. Every corpus input once, no mutation: the regression tests.
-    if ! (cd "$out/$t" && "$bin/$t" "${common[@]}" -runs=0 "$corpus_root/$t" \
-          > "$out/$t/replay.log" 2>&1); then
-      echo "fuzz: $t: an input of test/Fuzz/corpus/$t fails:" >&2
-      grep -E 'FINDING|ERROR|SUMMARY|Running: ' "$out/$t/replay.log" | tail -5 >&2
-      failed+=("$t (corpus)")
-      continue
-    fi
-    echo "$t: corpus of $(ls "$corpus_root/$t" | wc -l) inputs replayed"
-    # 2. A short mutation run on a copy of the corpus.
-    cp "$corpus_root/$t"/* "$out/$t/corpus/"
-    if (cd "$out/$t" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
-          $(target_options "$t") -artifact_prefix="$out/$t/crashes/" \
-          "$out/$t/corpus" > "$out/$t/fuzz.log" 2>&1); then
-      echo "$t: ${seconds}s of mutation: $(execs_of "$out/$t/fuzz.log") inputs, no crash"
+# One target of `regress`: its report goes to $out/$t/report, its status is
+# the exit status (the targets run side by side, FUZZ_PARALLEL at a time).
+regress_one() { # TARGET SECONDS OUT
+  local t=$1 seconds=$2 dir=$3/$1 f
+  mkdir -p "$dir/corpus" "$dir/crashes"
+  exec > "$dir/report" 2>&1
+  # 1. Every corpus input once, no mutation: the regression tests.
+  if ! (cd "$dir" && "$bin/$t" "${common[@]}" -runs=0 "$corpus_root/$t" \
+        > "$dir/replay.log" 2>&1); then
+    echo "fuzz: $t: an input of test/Fuzz/corpus/$t fails (log $dir/replay.log):"
+    grep -E 'FINDING|ERROR|SUMMARY|Running: |runtime error' "$dir/replay.log" | tail -5
+    return 1
+  fi
+  echo "$t: corpus of $(ls "$corpus_root/$t" | wc -l) inputs replayed"
+  # 2. A short mutation run on a copy of the corpus.
+  cp "$corpus_root/$t"/* "$dir/corpus/"
+  if ! (cd "$dir" && "$bin/$t" "${common[@]}" -max_total_time="$seconds" \
+        $(target_options "$t") -artifact_prefix="$dir/crashes/" \
+        "$dir/corpus" > "$dir/fuzz.log" 2>&1); then
+    echo "fuzz: $t: the mutation run found a crash (log $dir/fuzz.log):"
+    grep -E 'FINDING|ERROR|SUMMARY|runtime error' "$dir/fuzz.log" | head -5
+    for f in "$dir"/crashes/*; do
+      echo "  reproduce: $bin/$t $f"
+    done
+    return 1
+  fi
+  echo "$t: ${seconds}s of mutation: $(execs_of "$dir/fuzz.log") inputs, no crash"
+  # 3. The reproducers of open bugs: information, not a failure.
+  for f in "$crash_root/$t"/*; do
+    [ -f "$f" ] || continue
+    if MOE_FUZZ_SKIP_KNOWN=0 "$bin/$t" "${common[@]}" "$f" > /dev/null 2>&1; then
+      echo "$t: ${f#"$root"/} no longer crashes: fixed? move it into test/Fuzz/corpus/$t/"
     else
-      echo "fuzz: $t: the mutation run found a crash (log $out/$t/fuzz.log):" >&2
-      grep -E 'FINDING|ERROR|SUMMARY|runtime error' "$out/$t/fuzz.log" | head -5 >&2
-      for f in "$out/$t"/crashes/*; do
-        echo "  reproduce: MOE_FUZZ_SKIP_KNOWN=0 $bin/$t $f" >&2
-      done
-      failed+=("$t (mutation)")
+      echo "$t: ${f#"$root"/} still crashes (open)"
     fi
   done
-  # 3. The reproducers of open bugs: information, not a failure.
-  for t in "${targets[@]}"; do
-    [ -d "$crash_root/$t" ] || continue
-    for f in "$crash_root/$t"/*; do
-      [ -f "$f" ] || continue
-      case $f in *.txt | *.md) continue ;; esac
-      if MOE_FUZZ_SKIP_KNOWN=0 "$bin/$t" "${common[@]}" "$f" > /dev/null 2>&1; then
-        echo "$t: ${f#"$root"/} no longer crashes: fixed? move it into test/Fuzz/corpus/$t/"
-      else
-        echo "$t: ${f#"$root"/} still crashes (open)"
-      fi
+}
+
+do_regress() {
+  local seconds=${FUZZ_SECONDS:-20} parallel=${FUZZ_PARALLEL:-$jobs} out t
+  local failed=() pids=() i
+  out=$(mktemp -d "${TMPDIR:-/tmp}/moe-fuzz-regress.XXXXXX")
+  for i in "${!targets[@]}"; do
+    # At most $parallel at once, started in order.
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do
+      wait -n || true
     done
+    regress_one "${targets[$i]}" "$seconds" "$out" &
+    pids[$i]=$!
+  done
+  for i in "${!targets[@]}"; do
+    t=${targets[$i]}
+    wait "${pids[$i]}" || failed+=("$t")
+    cat "$out/$t/report"
   done
   if [ ${#failed[@]} -ne 0 ]; then
     echo "fuzz: FAILED: ${failed[*]} (logs and inputs in $out)" >&2
@@ -191,8 +205,14 @@ do_prune() {
     kept=$(mktemp -d "${TMPDIR:-/tmp}/moe-fuzz-prune.XXXXXX")
     cp "$corpus_root/$t"/seed-* "$kept/"
     cp "$corpus_root/$t"/found-* "$kept/" 2> /dev/null || true
-    "$bin/$t" -merge=1 $(target_options "$t") "$kept" "$corpus_root/$t" \
+    # Of the rest, only small inputs (FUZZ_PRUNE_MAX_BYTES, default 2048)
+    # that add coverage: the corpus stays small in the tree and quick to replay.
+    mkdir "$kept.small"
+    find "$corpus_root/$t" -type f ! -name 'seed-*' ! -name 'found-*' \
+      -size -"$((${FUZZ_PRUNE_MAX_BYTES:-2048} + 1))"c -exec cp {} "$kept.small/" \;
+    "$bin/$t" -merge=1 $(target_options "$t") "$kept" "$kept.small" \
       > "$kept.log" 2>&1 || { cat "$kept.log" >&2; exit 1; }
+    rm -rf "$kept.small"
     find "$corpus_root/$t" -type f ! -name 'seed-*' ! -name 'found-*' -delete
     find "$kept" -type f ! -name 'seed-*' ! -name 'found-*' -exec cp {} "$corpus_root/$t/" \;
     rm -rf "$kept" "$kept.log"
