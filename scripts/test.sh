@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the lit suite (dialect, passes,
-# tools, CPU end to end, GoogleTest units) and ctest (the GoogleTest units).
+# tools, CPU end to end, GoogleTest units), ctest (the GoogleTest units) and
+# the fuzzers over their corpora plus a short mutation run of each
+# (scripts/fuzz.sh regress, in its own instrumented build tree build-fuzz/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -14,3 +16,5 @@ ninja -C "$build/runtime-standalone" -j "${JOBS:-$(nproc)}" > /dev/null
 echo "runtime-standalone: built"
 echo "== ctest"
 ctest --test-dir "$build" --output-on-failure
+echo "== fuzzers (scripts/fuzz.sh regress)"
+"$root/scripts/fuzz.sh" regress
