@@ -8,6 +8,8 @@
 #   check-PRESET.so    the presets at a few tokens, for --check against the
 #                      CPU reference (whose naive loops are slow at full size)
 #   config-NAME.so     the CPU end-to-end configurations, for --check
+#   config-train-NAME.so  the training step (--backward) of some of them, which
+#                      --check compares with the reference backward
 # Also copies ../shared/bench/torch_baselines.py and GoogleTest's sources next
 # to them.
 set -euo pipefail
@@ -65,6 +67,20 @@ CONFIGS
 "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" \
   --target="$target" -o "$out/config-f16.so"
 echo "compiled config-f16: test/Target/CUDA/Inputs/f16-layer.mlir"
+# The training step: the SIMT training kernels (not yet run on a GPU when
+# these were added).
+while read -r name spec; do
+  compile "config-train-$name" "$spec" --backward
+done <<'TRAIN'
+softmax tokens=32,hidden=64,ffn=48,experts=8,top_k=2
+sigmoid-bias-aux tokens=32,hidden=64,ffn=48,experts=8,top_k=2,router=sigmoid,bias=1,aux_loss=0.01
+capacity tokens=64,hidden=32,ffn=24,experts=4,top_k=2,capacity=0.5
+gelu-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu,normalize=0,scaling=2.5
+bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
+odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
+empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
+grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
+TRAIN
 cp "$root/../shared/bench/torch_baselines.py" "$out/../torch_baselines.py"
 # GoogleTest's sources (libgtest-dev), for the runtime's unit tests there.
 if [ -d /usr/src/googletest ]; then

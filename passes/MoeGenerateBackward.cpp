@@ -23,7 +23,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGENERATEBACKWARDPASS
@@ -37,6 +39,8 @@ namespace {
 
 /// The suffix of a training function's name.
 constexpr const char *kTrainSuffix = "_train";
+/// The unit attribute that marks a function as a training step.
+constexpr const char *kTrainingStepAttr = "moe.training_step";
 
 /// What the backward recomputes instead of saving (SonicMoE's default).
 ArrayAttr recomputedValues(Builder &b) {
@@ -94,7 +98,9 @@ LogicalResult differentiate(func::FuncOp func) {
   }
 
   // The residuals: every value the backward reads from the forward, except
-  // the function's own arguments, passes through here.
+  // the function's own arguments, passes through here: per gate its weights
+  // and routing plan, then any other operand of a rule computed by the
+  // forward (a stacked layer's input is the previous layer's output).
   DenseMap<Operation *, GateResiduals> residuals;
   for (GateOp gate : gates) {
     auto save = SaveForBackwardOp::create(
@@ -102,6 +108,31 @@ LogicalResult differentiate(func::FuncOp func) {
         recomputedValues(b));
     residuals[gate] = {save.getSaved()[0], save.getSaved()[1]};
   }
+  llvm::SetVector<Value> computed;
+  auto read = [&](Value v) {
+    if (!isa<BlockArgument>(v))
+      computed.insert(v);
+  };
+  for (Operation *op : forward) {
+    if (auto gate = dyn_cast<GateOp>(op)) {
+      read(gate.getX());
+      read(gate.getWGate());
+    } else if (auto dispatch = dyn_cast<DispatchOp>(op)) {
+      read(dispatch.getX());
+    } else if (auto experts = dyn_cast<ExpertsOp>(op)) {
+      read(experts.getW1());
+      read(experts.getW2());
+    }
+  }
+  IRMapping saved;
+  if (!computed.empty()) {
+    auto save = SaveForBackwardOp::create(b, func.getLoc(),
+                                          computed.getArrayRef(), ArrayAttr());
+    for (auto [value, copy] : llvm::zip(computed, save.getSaved()))
+      saved.map(value, copy);
+  }
+  // What a backward op reads for the forward value `v`.
+  auto residual = [&](Value v) { return saved.lookupOrDefault(v); };
 
   llvm::DenseSet<Operation *> inChain;
   SmallVector<Value> aux, loads;
@@ -133,13 +164,14 @@ LogicalResult differentiate(func::FuncOp func) {
                   "must follow one moe.gate's routing and weights";
       inChain.insert(experts);
       inChain.insert(dispatch);
-      GateResiduals saved = residuals.lookup(gate);
+      GateResiduals plan = residuals.lookup(gate);
       auto backward = ExpertsBackwardOp::create(
           b, loc,
           TypeRange{dispatch.getX().getType(), experts.getW1().getType(),
-                    experts.getW2().getType(), saved.weights.getType()},
-          dispatch.getX(), saved.routing, experts.getW1(), experts.getW2(),
-          saved.weights, dy, experts.getActivationAttr());
+                    experts.getW2().getType(), plan.weights.getType()},
+          residual(dispatch.getX()), plan.routing, residual(experts.getW1()),
+          residual(experts.getW2()), plan.weights, dy,
+          experts.getActivationAttr());
       cot.add(loc, dispatch.getX(), backward.getDx());
       cot.add(loc, experts.getW1(), backward.getDw1());
       cot.add(loc, experts.getW2(), backward.getDw2());
@@ -154,7 +186,7 @@ LogicalResult differentiate(func::FuncOp func) {
                 "-> moe.combine chain";
     }
     if (auto gate = dyn_cast<GateOp>(op)) {
-      GateResiduals saved = residuals.lookup(gate);
+      GateResiduals plan = residuals.lookup(gate);
       double coef = gate.getAuxLoss().convertToDouble();
       Value dWeights = cot.lookup(gate.getWeights());
       if (!dWeights && coef > 0.0)
@@ -167,7 +199,8 @@ LogicalResult differentiate(func::FuncOp func) {
             b, loc,
             TypeRange{gate.getX().getType(), gate.getWGate().getType(),
                       RankedTensorType::get({}, b.getF32Type())},
-            gate.getX(), gate.getWGate(), saved.routing, dWeights, dxIn,
+            residual(gate.getX()), residual(gate.getWGate()), plan.routing,
+            dWeights, dxIn,
             gate.getScoreFuncAttr(), gate.getNormalizeAttr(),
             gate.getScalingAttr(), gate.getAuxLossAttr());
         // The gate added the chain's dx (dx_in) to its own.
@@ -179,7 +212,7 @@ LogicalResult differentiate(func::FuncOp func) {
       int64_t experts = gate.getNumExperts();
       loads.push_back(ExpertLoadsOp::create(
           b, loc, RankedTensorType::get({experts}, b.getI32Type()),
-          saved.routing));
+          plan.routing));
       continue;
     }
     return op->emitOpError()
@@ -211,6 +244,8 @@ LogicalResult differentiate(func::FuncOp func) {
                                          body.getArgumentTypes(),
                                          ValueRange(results).getTypes()));
   func.setSymName((func.getSymName() + kTrainSuffix).str());
+  // Tools tell a training step from a forward by this (artifact metadata).
+  func->setAttr(kTrainingStepAttr, UnitAttr::get(func.getContext()));
   return success();
 }
 

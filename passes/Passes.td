@@ -28,7 +28,8 @@ def MoeGenerateBackwardPass : Pass<"moe-generate-backward", "ModuleOp"> {
 
     Residuals: the forward values the backward reads pass through one
     `moe.save_for_backward` per gate (the router weights and the routing
-    plan); the backward recomputes the gate/up projection and never sees
+    plan) and one more for any other computed value a rule reads (a stacked
+    layer's input, the previous layer's output); the backward recomputes the gate/up projection and never sees
     the dispatched tokens or the expert outputs (`recomputed` lists them),
     the default SonicMoE chose.
   }];

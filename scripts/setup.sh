@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what MoE-MLIR builds with (Debian packages), only what is missing:
 # LLVM/MLIR 22 (with FileCheck and lit), GoogleTest, CMake, Ninja, a C/C++
-# compiler; then the Python packages of the bindings (pip). Needs root (or
-# sudo) only when a Debian package is missing.
+# compiler, and for the fuzzers (scripts/fuzz.sh) clang 22 with its libFuzzer
+# and sanitizer runtimes; then the Python packages of the bindings (pip).
+# Needs root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 
 packages=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-          libgtest-dev cmake ninja-build g++ python3)
+          libgtest-dev cmake ninja-build g++ python3
+          clang-22 libclang-rt-22-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

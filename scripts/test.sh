@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the lit suite (dialect, passes,
 # tools, CPU end to end, GoogleTest units), ctest (the GoogleTest units) and
-# pytest (the Python bindings, moe_mlir.torch and the examples).
+# pytest (the Python bindings, moe_mlir.torch and the examples), and the
+# fuzzers over their corpora plus a short mutation run of each
+# (scripts/fuzz.sh regress, in its own instrumented build tree build-fuzz/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -18,3 +20,5 @@ ctest --test-dir "$build" --output-on-failure
 echo "== pytest (python_bindings/tests)"
 PYTHONPATH="$build/python_packages${PYTHONPATH:+:$PYTHONPATH}" \
   python3 -m pytest -q "$root/python_bindings/tests"
+echo "== fuzzers (scripts/fuzz.sh regress)"
+"$root/scripts/fuzz.sh" regress

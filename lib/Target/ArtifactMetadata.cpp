@@ -187,6 +187,9 @@ FailureOr<std::string> moe::buildArtifactMetadata(ModuleOp module,
     for (auto [i, result] : llvm::enumerate(type.getResults()))
       if (failed(describeValue(func, "result", i, result, os)))
         return failure();
+    // moe-generate-backward's functions: moe-run --backward runs only these.
+    if (func->hasAttr("moe.training_step"))
+      os << "attr training_step 1\n";
     describeLayer(func, os);
     os << "end\n";
   }

@@ -30,7 +30,10 @@
 // CHECK: moek.grouped_weight_grad {{.*}} experts(%[[E]], %{{.*}}) into %{{.*}} {gather_lhs, top_k = 2 : i64}
 // CHECK: moek.grouped_input_grad {{.*}} into %[[ACC]] {top_k = 2 : i64}
 // CHECK: linalg.map
-// CHECK: moek.route_backward softmax
+// The router's backward continues from the experts' f32 dx (one rounding of a bf16 dx).
+// CHECK: %[[RACC:.*]] = memref.alloc() {moe.buffer = "accumulators.dx_router"} : memref<16x8xf32>
+// CHECK: memref.copy %[[ACC]], %[[RACC]]
+// CHECK: moek.route_backward softmax {{.*}} into %[[RACC]]
 // CHECK: moek.expert_loads
 // CHECK-NOT: moe.save_for_backward
 // NOROWS-NOT: dispatch.tokens

@@ -348,7 +348,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     return fail(o.entry.empty() ? error : runtimeError());
   FunctionSpec fnSpec = describeFunction(function);
   std::optional<LayerInfo> layer = readLayerInfo(function);
-  if (o.backward && (!layer || !layer->backward))
+  if (o.backward && !moert_function_attr(function, "training_step"))
     return fail("--backward: function '" + fnSpec.name +
                 "' has no backward (compile it with moe-compile --backward, "
                 "or give the .mlir program or --layer SPEC)");

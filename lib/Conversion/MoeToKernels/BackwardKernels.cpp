@@ -91,7 +91,8 @@ void markResidual(Value tensor) {
 LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
                                         RoutingPlans &plans,
                                         RewriterBase &rewriter,
-                                        int64_t expertsPerChunk) {
+                                        int64_t expertsPerChunk,
+                                        WideGradients &wide) {
   FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
   if (failed(plan))
     return failure();
@@ -178,13 +179,17 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
     emitChunk(first, last);
   }
   narrowInto(b, dxAcc, dx);
-  rewriter.replaceOp(op, ValueRange{asTensor(b, dx), asTensor(b, dw1),
+  Value dxTensor = asTensor(b, dx);
+  if (dxAcc != dx)
+    wide[dxTensor] = dxAcc;
+  rewriter.replaceOp(op, ValueRange{dxTensor, asTensor(b, dw1),
                                     asTensor(b, dw2), asTensor(b, dWeights)});
   return success();
 }
 
 LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
-                                     RewriterBase &rewriter) {
+                                     RewriterBase &rewriter,
+                                     const WideGradients &wide) {
   FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
   if (failed(plan))
     return failure();
@@ -202,9 +207,11 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
   Value dx = allocBuffer(b, xType.getShape(), element, dynamicT,
                          "gradients.dx");
   Value dxAcc = accumulatorFor(b, dx, dynamicT, "accumulators.dx_router");
-  if (Value dxIn = op.getDxIn())
-    widenInto(b, readBuffer(b, dxIn), dxAcc);
-  else
+  if (Value dxIn = op.getDxIn()) {
+    // The experts' f32 accumulator when there is one: no second rounding.
+    Value wideIn = wide.lookup(dxIn);
+    widenInto(b, wideIn ? wideIn : readBuffer(b, dxIn), dxAcc);
+  } else
     fillZero(b, dxAcc);
   Value dwGate = allocBuffer(b, op.getWGate().getType().getShape(), element,
                              {}, "gradients.dw_gate");

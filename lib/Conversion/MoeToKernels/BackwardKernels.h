@@ -14,6 +14,11 @@
 
 namespace mlir::moe {
 
+/// The f32 accumulators behind narrowed gradients: the router's backward
+/// continues the experts' dx from its f32 accumulator, so a bf16 dx is
+/// rounded once, not twice.
+using WideGradients = llvm::DenseMap<Value, Value>;
+
 /// dx, dw1, dw2 and the gate-weight gradients of a dispatch -> experts ->
 /// combine chain: per chunk of `expertsPerChunk` experts, the gate/up
 /// projection recomputed, the GLU backward (with <dy . w2^T, a> for the gate
@@ -21,11 +26,13 @@ namespace mlir::moe {
 /// into token order.
 LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
                                    RewriterBase &rewriter,
-                                   int64_t expertsPerChunk);
+                                   int64_t expertsPerChunk,
+                                   WideGradients &wide);
 
 /// The router's backward (moek.route_backward) into f32 accumulators.
 LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
-                                RewriterBase &rewriter);
+                                RewriterBase &rewriter,
+                                const WideGradients &wide);
 
 LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
                                RewriterBase &rewriter);

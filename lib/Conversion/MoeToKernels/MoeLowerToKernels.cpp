@@ -135,6 +135,7 @@ struct MoeLowerToKernelsPass
       lowerGateToKernels(op, rewriter);
 
     RoutingPlans plans;
+    WideGradients wide;
     SmallVector<Operation *> users;
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
@@ -149,10 +150,10 @@ struct MoeLowerToKernelsPass
               .Case([&](CombineOp o) { return lowerCombine(o, plans, rewriter); })
               .Case([&](ExpertsBackwardOp o) {
                 return lowerExpertsBackward(o, plans, rewriter,
-                                            expertsPerChunk);
+                                            expertsPerChunk, wide);
               })
               .Case([&](GateBackwardOp o) {
-                return lowerGateBackward(o, plans, rewriter);
+                return lowerGateBackward(o, plans, rewriter, wide);
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);

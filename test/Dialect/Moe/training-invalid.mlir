@@ -122,3 +122,122 @@ func.func @f(%r: !R) {
   %l = moe.expert_loads %r : (!R) -> tensor<4xf32>
   return
 }
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32x1xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<16x2xf32>, %dy: tensor<16x32xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op x must be a rank-2 tensor [T, H], got 'tensor<16x32x1xf32>'}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<16x32x1xf32>, !R, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>, tensor<16x32xf32>)
+      -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x47xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<16x2xf32>, %dy: tensor<16x32xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op w1 dimension 2 (2F) must be even and positive (gate and up halves), got 47}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<16x32xf32>, !R, tensor<4x32x47xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>, tensor<16x32xf32>)
+      -> (tensor<16x32xf32>, tensor<4x32x47xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x20x32xf32>, %w: tensor<16x2xf32>, %dy: tensor<16x32xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op w2 dimension 1 (F) (20) does not match half of w1 dimension 2 (2F) (24)}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>, tensor<4x20x32xf32>, tensor<16x2xf32>, tensor<16x32xf32>)
+      -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x20x32xf32>, tensor<16x2xf32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<16x2xf32>, %dy: tensor<16x32xbf16>) {
+  // expected-error @+1 {{'moe.experts_backward' op dy has element type 'bf16' but x has 'f32': mixed element types are not allowed}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>, tensor<16x32xbf16>)
+      -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<16x2xbf16>, %dy: tensor<16x32xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op weights must have element type 'f32', got 'bf16'}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xbf16>, tensor<16x32xf32>)
+      -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xbf16>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<8x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<8x2xf32>, %dy: tensor<8x32xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op x dimension 0 (T) (8) does not match routing tokens (16)}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy
+      : (tensor<8x32xf32>, !R, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<8x2xf32>, tensor<8x32xf32>)
+      -> (tensor<8x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<8x2xf32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<31x4xf32>, %r: !R, %dw: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op w_gate dimension 0 (H) (31) does not match x dimension 1 (H) (32)}}
+  %a:3 = moe.gate_backward softmax %x, %wg, %r, %dw
+      : (tensor<16x32xf32>, tensor<31x4xf32>, !R, tensor<16x2xf32>)
+      -> (tensor<16x32xf32>, tensor<31x4xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<15x2xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op d_weights dimension 0 (T) (15) does not match x dimension 0 (T) (16)}}
+  %a:3 = moe.gate_backward softmax %x, %wg, %r, %dw
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<15x2xf32>)
+      -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op scaling must be positive, got 0}}
+  %a:3 = moe.gate_backward softmax %x, %wg, %r, %dw {scaling = 0.0 : f64}
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>)
+      -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op dw_gate has type 'tensor<32x4xbf16>' but w_gate has 'tensor<32x4xf32>': a gradient has the type of its value}}
+  %a:3 = moe.gate_backward softmax %x, %wg, %r, %dw
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>)
+      -> (tensor<16x32xf32>, tensor<32x4xbf16>, tensor<f32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%r: !R) {
+  // expected-error @+1 {{'moe.expert_loads' op loads must be a rank-1 tensor [E], got 'tensor<4x1xi32>'}}
+  %l = moe.expert_loads %r : (!R) -> tensor<4x1xi32>
+  return
+}

@@ -82,3 +82,92 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %
       : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<1xf32>
   return
 }
+
+// -----
+
+func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+             %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x5xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
+  // expected-error @+1 {{'moek.grouped_glu_backward' op act dimension 1 (F) (5) does not match w2 dimension 1 (F) (6)}}
+  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x5xf32>, memref<32x12xf32>, memref<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+             %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
+  // expected-error @+1 {{'moek.grouped_glu_backward' op weights dimension 1 (k) (2) does not match top_k (3)}}
+  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 3 : i64}
+      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: memref<16x8xf32>, %w2: memref<?x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+             %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
+  // expected-error @+1 {{'moek.grouped_glu_backward' op w2 must have a static shape [E, F, H], got 'memref<?x6x8xf32>'}}
+  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<16x8xf32>, memref<?x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+             %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>, %e: index) {
+  // expected-error @+1 {{'moek.grouped_glu_backward' op first_expert and last_expert go together}}
+  "moek.grouped_glu_backward"(%dy, %w2, %offsets, %owners, %weights, %h, %e, %act, %dh, %dw)
+      <{activation = 0 : i32, top_k = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1>}>
+      : (memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, index, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>) -> ()
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<32x5xf32>, %dy: memref<16x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>, %dw: memref<4x6x8xf32>) {
+  // expected-error @+1 {{'moek.grouped_weight_grad' op lhs dimension 1 (5) does not match dw dimension 1 (6)}}
+  moek.grouped_weight_grad %a, %dy, %offsets, %owners into %dw {gather_rhs, top_k = 2 : i64}
+      : memref<32x5xf32>, memref<16x8xf32>, memref<5xi32>, memref<32xi32>, memref<4x6x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<32x6xf32>, %dy: memref<16x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi64>, %dw: memref<4x6x8xf32>) {
+  // expected-error @+1 {{'moek.grouped_weight_grad' op owners must have element type 'i32', got 'i64'}}
+  moek.grouped_weight_grad %a, %dy, %offsets, %owners into %dw {gather_rhs, top_k = 2 : i64}
+      : memref<32x6xf32>, memref<16x8xf32>, memref<5xi32>, memref<32xi64>, memref<4x6x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x3xf32>, %aux: memref<f32>) {
+  // expected-error @+1 {{'moek.route_backward' op dw_gate dimension 1 (E) (3) does not match w_gate dimension 1 (E) (4)}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x3xf32>, memref<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x?xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>) {
+  // expected-error @+1 {{'moek.route_backward' op indices dimension 1 (k) must be static, got 'memref<16x?xi32>'}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x?xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xbf16>, %dwg: memref<8x4xf32>, %aux: memref<f32>) {
+  // expected-error @+1 {{'moek.route_backward' op dx must have element type 'f32', got 'bf16'}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xbf16>, memref<8x4xf32>, memref<f32>
+  return
+}
