@@ -8,6 +8,10 @@
 #   check-PRESET.so    the presets at a few tokens, for --check against the
 #                      CPU reference (whose naive loops are slow at full size)
 #   config-NAME.so     the CPU end-to-end configurations, for --check
+# TARGET picks the chip (default cuda:sm_90; cuda:sm_90a for wgmma and TMA);
+# COMPARE="cuda:sm_90 ..." adds time-PRESET-CHIP.so for those targets, to
+# time them in the same call; QUICK=1 leaves out the chunk1 and unfused
+# variants.
 # Also copies ../shared/bench/torch_baselines.py and GoogleTest's sources next
 # to them.
 set -euo pipefail
@@ -26,6 +30,10 @@ for preset in mixtral qwen3_30b_a3b olmoe; do
   # The CUDA default: all experts' GEMMs in one launch each.
   compile "time-$preset" "$preset"
   # One expert at a time: the smallest activation buffer, T x F.
+  for other in ${COMPARE-}; do
+    target=$other compile "time-$preset-${other#cuda:}" "$preset"
+  done
+  [ "${QUICK:-0}" = 1 ] && continue
   compile "time-$preset-chunk1" "$preset" --experts-per-chunk=1
   compile "time-$preset-unfused" "$preset" --no-fusion
 done

@@ -20,11 +20,13 @@ enum class EmitKind {
 /// What an artifact runs on: `cpu`, or `cuda:sm_XY`.
 struct Target {
   bool cuda = false;
-  std::string chip; ///< "sm_90" for cuda
+  std::string chip; ///< "sm_90" for cuda (CudaChip::name)
   std::string name() const { return cuda ? "cuda:" + chip : "cpu"; }
+  /// Shared memory a block may use on the chip (CUDA targets).
+  int64_t maxSharedBytesPerBlock() const;
 };
 
-/// Parses "cpu", "cuda" (sm_90), "cuda:sm_90", "cuda:sm_80"; an error
+/// Parses "cpu", "cuda" (sm_90), "cuda:sm_90", "cuda:sm_90a", "cuda:sm_80"; an error
 /// message that lists the targets otherwise.
 FailureOr<Target> parseTarget(StringRef text, std::string &error);
 

@@ -32,7 +32,8 @@ static cl::opt<std::string>
               cl::value_desc("SPEC"), cl::cat(category));
 static cl::opt<std::string> target(
     "target",
-    cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_80"),
+    cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_90a (wgmma, "
+             "TMA), cuda:sm_80"),
     cl::init("cpu"), cl::cat(category));
 static cl::opt<moe::EmitKind> emit(
     "emit", cl::desc("What to produce"), cl::init(moe::EmitKind::Artifact),
@@ -116,10 +117,8 @@ int main(int argc, char **argv) {
     if (!parsedTarget->cuda)
       return fail("--cuda-tile needs a CUDA target (--target=cuda:sm_90)");
     moek::TensorCoreTile tile;
-    unsigned sm = 90;
-    StringRef(parsedTarget->chip).drop_front(3).getAsInteger(10, sm);
     std::string error = moek::TensorCoreTile::parse(
-        cudaTile, tile, moek::maxSharedBytesPerBlock(sm));
+        cudaTile, tile, parsedTarget->maxSharedBytesPerBlock());
     if (!error.empty())
       return fail("--cuda-tile: " + error);
   }

@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -71,36 +72,6 @@ struct Geometry {
       fragsN, rowA, rowB, stageBytesA, stageBytesB, sharedBytes;
 };
 
-/// Index arithmetic on an ImplicitLocOpBuilder, to keep the kernel readable.
-struct Ix {
-  ImplicitLocOpBuilder &b;
-  LoopBuilder &lb;
-
-  Value c(int64_t v) { return lb.index(v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
-  Value add(Value x, int64_t y) { return y ? add(x, c(y)) : x; }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
-  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, x, c(y)); }
-  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, c(y)); }
-  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, c(y)); }
-  Value ceilDiv(Value x, int64_t y) {
-    return arith::CeilDivUIOp::create(b, x, c(y));
-  }
-  Value minu(Value x, int64_t y) { return arith::MinUIOp::create(b, x, c(y)); }
-  Value ult(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
-  }
-  Value ult(Value x, int64_t y) { return ult(x, c(y)); }
-  Value uge(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::uge, x, y);
-  }
-  Value both(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
-  Value select(Value cond, Value x, Value y) {
-    return arith::SelectOp::create(b, cond, x, y);
-  }
-  Value select(Value cond, Value x, int64_t y) { return select(cond, x, c(y)); }
-};
-
 /// The 32-bit registers of an ldmatrix result vector<Nx2xT>, as mma.sync
 /// takes them: i32 for bf16, vector<2xf16> for f16.
 SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
@@ -137,14 +108,6 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
 }
 
 } // namespace
-
-int64_t mlir::moek::maxSharedBytesPerBlock(unsigned sm) {
-  if (sm >= 90)
-    return 227 * 1024;
-  if (sm == 80 || sm == 87)
-    return 163 * 1024;
-  return 99 * 1024; // sm_86, sm_89
-}
 
 std::string TensorCoreTile::validate(int64_t maxSharedBytes) const {
   if (bm < 1 || bn < 1 || bk < 1 || stages < 2 || warpsM < 1 || warpsN < 1)
@@ -507,109 +470,132 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
     // No copy is left in flight when the CTA exits.
     nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
 
-    // Epilogue. Accumulator element (h, p) of fragment (mi, nj) is row
-    // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
-    Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
-    bool gelu = epilogue == Epilogue::gelu_glu;
-    if (scatter && op.vectorAtomics) {
-      // Lanes l and l ^ 1 trade halves of their accumulators so that each
-      // holds four adjacent columns of one row (the even lane row 8 h + q
-      // with h = 0, the odd lane h = 1) and adds them with one 16-byte
-      // reduction: a quarter of the scalar atomics. Columns start at a
-      // multiple of 4 and rows are a multiple of 8 floats long, so with c
-      // 16-byte aligned (allocations and the memory plan are) every
-      // address is.
-      Value cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
-      Value odd = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                        ix.rem(lane, 2), ix.c(0));
-      Value quadColumn = ix.mul(ix.div(ix.rem(lane, 4), 2), 4);
-      for (int64_t mi = 0; mi < kFragsM; ++mi) {
-        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
-                           ix.add(laneRow, ix.select(odd, ix.c(8), 0)));
-        Value valid = ix.ult(row, rows);
-        // A masked row reads the group's first row's owner, which exists.
-        Value r = ix.add(rowBegin, ix.select(valid, row, 0));
-        Value owner =
-            asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
-        Value token = ix.div(owner, topK);
-        Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
-        for (int64_t nj = 0; nj < kFragsN; ++nj) {
-          int64_t at = (mi * kFragsN + nj) * 4;
-          // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
-          SmallVector<Value> mine, theirs;
-          for (int64_t p = 0; p < 2; ++p) {
-            Value send = arith::SelectOp::create(b, odd, acc[at + p],
-                                                 acc[at + 2 + p]);
-            theirs.push_back(gpu::ShuffleOp::create(b, send, 1, 32,
-                                                    gpu::ShuffleMode::XOR)
-                                 .getShuffleResult());
-            mine.push_back(arith::SelectOp::create(b, odd, acc[at + 2 + p],
-                                                   acc[at + p]));
-          }
-          // The even lane has columns 0-1 and receives 2-3; the odd lane
-          // receives 0-1 and has 2-3.
-          SmallVector<Value> quad;
-          for (int64_t i = 0; i < 4; ++i) {
-            Value first = i < 2 ? mine[i] : theirs[i - 2];
-            Value second = i < 2 ? theirs[i] : mine[i - 2];
-            quad.push_back(arith::MulFOp::create(
-                b, weight, arith::SelectOp::create(b, odd, second, first)));
-          }
-          Value start = ix.add(ix.add(n0, ix.mul(warpN, kWarpN)), nj * 8);
-          lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
-            Value element = ix.add(ix.mul(token, outputs),
-                                   ix.add(start, quadColumn));
-            Value address = ix.add(cBase, ix.mul(element, 4));
-            emitVectorReduction(
-                b, arith::IndexCastOp::create(b, b.getI64Type(), address),
-                quad);
-          });
+    FragmentTile frame{rowBegin, rows, base, n0, lane,
+                       ix.mul(warpM, kWarpM),
+                       ix.mul(warpN, glu ? kWarpN / 2 : kWarpN), kFragsM,
+                       kFragsN};
+    emitAccumulatorEpilogue(op, lb, frame, acc);
+  });
+}
+
+void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
+                                         LoopBuilder &lb,
+                                         const FragmentTile &tile,
+                                         ArrayRef<Value> acc) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value c = op.c, owners = op.owners, weights = op.weights;
+  Value lane = tile.lane, rows = tile.rows, rowBegin = tile.rowBegin;
+  Value base = tile.base, n0 = tile.n0;
+  const int64_t kFragsM = tile.fragsM, kFragsN = tile.fragsN;
+  Epilogue epilogue = op.epilogue;
+  bool glu = isGlu(epilogue);
+  bool scatter = epilogue == Epilogue::scatter_add;
+  int64_t width = cast<MemRefType>(op.b.getType()).getDimSize(2);
+  int64_t outputs = glu ? width / 2 : width;
+  int64_t topK = op.topK;
+
+  // Accumulator element (h, p) of fragment (mi, nj) is row
+  // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
+  Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
+  bool gelu = epilogue == Epilogue::gelu_glu;
+  if (scatter && op.vectorAtomics) {
+    // Lanes l and l ^ 1 trade halves of their accumulators so that each
+    // holds four adjacent columns of one row (the even lane row 8 h + q
+    // with h = 0, the odd lane h = 1) and adds them with one 16-byte
+    // reduction: a quarter of the scalar atomics. Columns start at a
+    // multiple of 4 and rows are a multiple of 8 floats long, so with c
+    // 16-byte aligned (allocations and the memory plan are) every
+    // address is.
+    Value cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
+    Value odd = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                      ix.rem(lane, 2), ix.c(0));
+    Value quadColumn = ix.mul(ix.div(ix.rem(lane, 4), 2), 4);
+    for (int64_t mi = 0; mi < kFragsM; ++mi) {
+      Value row = ix.add(ix.add(tile.warpRow, mi * 16),
+                         ix.add(laneRow, ix.select(odd, ix.c(8), 0)));
+      Value valid = ix.ult(row, rows);
+      // A masked row reads the group's first row's owner, which exists.
+      Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+      Value owner =
+          asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+      Value token = ix.div(owner, topK);
+      Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+      for (int64_t nj = 0; nj < kFragsN; ++nj) {
+        int64_t at = (mi * kFragsN + nj) * 4;
+        // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
+        SmallVector<Value> mine, theirs;
+        for (int64_t p = 0; p < 2; ++p) {
+          Value send = arith::SelectOp::create(b, odd, acc[at + p],
+                                               acc[at + 2 + p]);
+          theirs.push_back(gpu::ShuffleOp::create(b, send, 1, 32,
+                                                  gpu::ShuffleMode::XOR)
+                               .getShuffleResult());
+          mine.push_back(arith::SelectOp::create(b, odd, acc[at + 2 + p],
+                                                 acc[at + p]));
         }
-      }
-      return;
-    }
-    for (int64_t mi = 0; mi < kFragsM; ++mi)
-      for (int64_t h = 0; h < 2; ++h) {
-        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16 + h * 8),
-                           laneRow);
-        lb.ifThen(ix.ult(row, rows), [&] {
-          Value r = ix.add(rowBegin, row);
-          Value local = ix.sub(r, base);
-          Value token, weight;
-          if (scatter) {
-            Value owner =
-                asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
-            token = ix.div(owner, topK);
-            weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
-          }
-          int64_t fragments = glu ? kFragsN / 2 : kFragsN;
-          for (int64_t nj = 0; nj < fragments; ++nj) {
-            // The fragment's first output column; N (or F) is a multiple of
-            // 8, so the fragment is wholly in range or wholly out.
-            Value start = ix.add(
-                ix.add(n0, ix.mul(warpN, glu ? kWarpN / 2 : kWarpN)), nj * 8);
-            lb.ifThen(ix.ult(start, outputs), [&] {
-              for (int64_t p = 0; p < 2; ++p) {
-                Value column = ix.add(ix.add(start, laneColumn), p);
-                Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
-                if (glu) {
-                  Value up =
-                      acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p];
-                  lb.storeF32(arith::MulFOp::create(
-                                  b, activate(lb, value, gelu), up),
-                              c, {local, column});
-                } else if (scatter) {
-                  memref::AtomicRMWOp::create(
-                      b, arith::AtomicRMWKind::addf,
-                      arith::MulFOp::create(b, weight, value), c,
-                      ValueRange{token, column});
-                } else {
-                  lb.storeF32(value, c, {local, column});
-                }
-              }
-            });
-          }
+        // The even lane has columns 0-1 and receives 2-3; the odd lane
+        // receives 0-1 and has 2-3.
+        SmallVector<Value> quad;
+        for (int64_t i = 0; i < 4; ++i) {
+          Value first = i < 2 ? mine[i] : theirs[i - 2];
+          Value second = i < 2 ? theirs[i] : mine[i - 2];
+          quad.push_back(arith::MulFOp::create(
+              b, weight, arith::SelectOp::create(b, odd, second, first)));
+        }
+        Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
+        lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
+          Value element = ix.add(ix.mul(token, outputs),
+                                 ix.add(start, quadColumn));
+          Value address = ix.add(cBase, ix.mul(element, 4));
+          emitVectorReduction(
+              b, arith::IndexCastOp::create(b, b.getI64Type(), address),
+              quad);
         });
       }
-  });
+    }
+    return;
+  }
+  for (int64_t mi = 0; mi < kFragsM; ++mi)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8),
+                         laneRow);
+      lb.ifThen(ix.ult(row, rows), [&] {
+        Value r = ix.add(rowBegin, row);
+        Value local = ix.sub(r, base);
+        Value token, weight;
+        if (scatter) {
+          Value owner =
+              asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+          token = ix.div(owner, topK);
+          weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+        }
+        int64_t fragments = glu ? kFragsN / 2 : kFragsN;
+        for (int64_t nj = 0; nj < fragments; ++nj) {
+          // The fragment's first output column; N (or F) is a multiple of
+          // 8, so the fragment is wholly in range or wholly out.
+          Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
+          lb.ifThen(ix.ult(start, outputs), [&] {
+            for (int64_t p = 0; p < 2; ++p) {
+              Value column = ix.add(ix.add(start, laneColumn), p);
+              Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
+              if (glu) {
+                Value up =
+                    acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p];
+                lb.storeF32(arith::MulFOp::create(
+                                b, activate(lb, value, gelu), up),
+                            c, {local, column});
+              } else if (scatter) {
+                memref::AtomicRMWOp::create(
+                    b, arith::AtomicRMWKind::addf,
+                    arith::MulFOp::create(b, weight, value), c,
+                    ValueRange{token, column});
+              } else {
+                lb.storeF32(value, c, {local, column});
+              }
+            }
+          });
+        }
+      });
+    }
 }

@@ -31,9 +31,6 @@ struct TensorCoreTile {
                            int64_t maxSharedBytes);
 };
 
-/// The shared memory a block may use on sm_XY (XY = `sm`), opt-in included.
-int64_t maxSharedBytesPerBlock(unsigned sm);
-
 /// The operands of one tensor-core GEMM launch: those of a
 /// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null
 /// (one group made of every row of a).
@@ -63,6 +60,40 @@ bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
 /// Emits the tensor-core kernel (one gpu.launch) for `gemm` at the builder's
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// Where a warp's accumulator fragments sit in the output, for the epilogue
+/// that mma.sync (m16n8) and wgmma (m64nN: four warps of 16 rows) share:
+/// fragment (mi, nj), element (h, p) of a lane is tile row
+/// warpRow + 16 mi + 8 h + lane / 4 and output column
+/// n0 + warpColumn + 8 nj + 2 (lane % 4) + p. For a GLU the first fragsN / 2
+/// fragments are gate columns and the others the up columns that pair with
+/// them.
+struct FragmentTile {
+  Value rowBegin; ///< the tile's first row (of the group's rows)
+  Value rows;     ///< rows of the tile that exist (the rest are masked)
+  Value base;     ///< the first row of the launch (a non-gathered a's row 0)
+  Value n0;       ///< the tile's first output column
+  Value lane, warpRow, warpColumn;
+  int64_t fragsM, fragsN;
+};
+
+/// The store / GLU / gate-weighted scatter-add epilogue on accumulators laid
+/// out as `tile` says, (mi * fragsN + nj) * 4 + 2 h + p.
+void emitAccumulatorEpilogue(const TensorCoreGemm &gemm, moe::LoopBuilder &lb,
+                             const FragmentTile &tile, ArrayRef<Value> acc);
+
+/// Whether the sm_90a kernel (wgmma, TMA) handles `gemm`: that of
+/// canLowerToTensorCores, and a grouped matmul (with offsets) whose rows of b
+/// are 16-byte aligned for the tensor map. `why` says which rule it misses.
+bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
+                            std::string *why = nullptr);
+
+/// Emits the sm_90a kernel for `gemm`: the host creates b's tensor map, then
+/// one gpu.launch in which a producer warpgroup loads b by TMA and gathers
+/// a's rows by cp.async into 128B-swizzled stages on an mbarrier ring, and
+/// two consumer warpgroups multiply with wgmma. Precondition:
+/// canLowerToWarpgroupMma(gemm).
+void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

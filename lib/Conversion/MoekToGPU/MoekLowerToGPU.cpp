@@ -12,6 +12,7 @@
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+#include "lib/Target/CudaChip.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -90,6 +91,7 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
 struct GpuTarget {
   TensorCoreTile tile;
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
+  bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
 };
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -296,6 +298,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   TensorCoreGemm gemm = TensorCoreGemm::of(op);
   gemm.tile = target.tile;
   gemm.vectorAtomics = target.vectorAtomics;
+  if (target.warpgroupMma && canLowerToWarpgroupMma(gemm, op.getContext())) {
+    lowerToWarpgroupMma(gemm, lb);
+    return success();
+  }
   if (canLowerToTensorCores(gemm, op.getContext())) {
     lowerToTensorCores(gemm, lb);
     return success();
@@ -363,7 +369,7 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
 void lowerGlu(GluOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value h = op.getH(), out = op.getOut();
-  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  bool gelu = op.getActivation() == mlir::moe::Activation::gelu_glu;
   Value half = lb.dim(out, 1);
   launchPerElement(lb, lb.dim(h, 0), half, [&](Value r, Value f) {
     Value gate = lb.loadF32(h, {r, f});
@@ -467,7 +473,7 @@ std::string kernelName(Operation *op) {
 }
 
 struct MoekLowerToGPUPass
-    : public moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
+    : public mlir::moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
   using MoekLowerToGPUPassBase::MoekLowerToGPUPassBase;
 
   /// Names the launches emitted for `op` (those after `boundary`, the op
@@ -490,20 +496,18 @@ struct MoekLowerToGPUPass
 
   /// The target the options describe, or failure after an error.
   FailureOr<GpuTarget> parseTarget() {
-    GpuTarget target;
-    unsigned sm = 0;
-    StringRef chipName = chip;
-    if (!chipName.consume_front("sm_") || chipName.consumeInteger(10, sm) ||
-        !(chipName.empty() || chipName == "a") || sm < 80) {
-      getOperation()->emitError()
-          << "moek-lower-to-gpu: chip '" << chip
-          << "' is not an NVIDIA architecture the kernels support (sm_80 or "
-             "later, such as sm_80, sm_90)";
+    std::string why;
+    std::optional<::moe::target::CudaChip> parsed =
+        ::moe::target::CudaChip::parse(chip, why);
+    if (!parsed) {
+      getOperation()->emitError() << "moek-lower-to-gpu: " << why;
       return failure();
     }
-    target.vectorAtomics = sm >= 90;
-    std::string why = TensorCoreTile::parse(tensorCoreTile, target.tile,
-                                            maxSharedBytesPerBlock(sm));
+    GpuTarget target;
+    target.vectorAtomics = parsed->hasVectorReductions();
+    target.warpgroupMma = parsed->hasWarpgroupMma();
+    why = TensorCoreTile::parse(tensorCoreTile, target.tile,
+                                parsed->maxSharedBytesPerBlock());
     if (!why.empty()) {
       getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
                                   << why;
