@@ -34,6 +34,10 @@ struct CudaChip {
   bool hasWarpgroupMma() const { return sm == 90 && archSpecific; }
   /// cp.async.bulk.tensor (TMA): sm_90 and later.
   bool hasTensorMemoryAccelerator() const { return sm >= 90; }
+  /// Multiprocessors of the chip's data-center part (H100/H200 SXM: 132,
+  /// A100: 108), the size of persistent grids. A part with another count
+  /// still computes the right result, with less even load.
+  int64_t multiprocessors() const { return sm >= 90 ? 132 : 108; }
 
   /// The chips the compiler targets.
   static constexpr const char *known = "sm_80, sm_90, sm_90a";

@@ -42,8 +42,10 @@ struct TensorCoreGemm {
   bool gather = false;
   int64_t topK = 1;
   TensorCoreTile tile;
-  /// The scatter-add epilogue adds two columns per red.add.v2.f32 (sm_90+).
+  /// The scatter-add epilogue adds four columns per red.add.v4.f32 (sm_90+).
   bool vectorAtomics = false;
+  /// CTAs of a persistent grid (the sm_90a kernel): one per multiprocessor.
+  int64_t multiprocessors = 132;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
 };

@@ -5,19 +5,25 @@
 // bf16/f16), kStages stages on an mbarrier ring:
 //
 //   host:  map = tensor map of b [E, K, N], boxes [1, 64, 64], 128B swizzle
-//   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2
-//          tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 + 256))
-//   producer (setmaxnreg.dec 40), for every k tile kt, stage s = kt % S:
-//     wait empty[s] (consumers done with round kt / S - 1)
+//   grid:  persistent, min(tiles, SMs) CTAs; CTA c takes tiles c, c + grid,
+//          ...; tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 +
+//          256)), scheduled on the device from the offsets
+//   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2;
+//          `it` counts the k tiles the CTA has gone through, over all its
+//          tiles: stage s = it % S, round it / S (the mbarrier phase)
+//   producer (setmaxnreg.dec 40), for every tile and k tile:
+//     wait empty[s] (consumers done with round - 1)
 //     thread 0: full[s].arrive.expect_tx(bytes of B); TMA b[e, k0:, col:]
 //     every thread: cp.async its 16-byte chunks of a's gathered rows into
 //       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
 //   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63:
 //     wait full[s]; fence.proxy.async (cp.async wrote A through the generic
 //     proxy, wgmma reads it through the async proxy); 4 x wgmma m64n256k16
-//     on descriptors; commit; wait; arrive empty[s]
+//     on descriptors; commit; wait until one group is in flight, then
+//     arrive empty[previous s]
 //   epilogue on the accumulators: that of the mma.sync kernel
-//     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add.
+//     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add,
+//     while the producer already loads the CTA's next tile.
 //
 // Shared memory, from a 1024-byte aligned base (the swizzle repeats every
 // 1024 bytes and wgmma's descriptors and TMA both assume that alignment):
@@ -121,8 +127,10 @@ struct Kernel {
   void scheduleTile(Value tile, Value columnTile);
   void alignSharedMemory();
   void initBarriers();
-  void produce(Value numK);
-  SmallVector<Value> consume(Value numK, Value group);
+  void forEachTile(Value tiles, Value columnTiles, Value numK,
+                   function_ref<void(Value)> body);
+  void produce(Value numK, Value it);
+  SmallVector<Value> consume(Value numK, Value it, Value group);
   Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
 };
 
@@ -175,8 +183,9 @@ void Kernel::scheduleTile(Value tile, Value columnTile) {
       });
   expert = hit[1];
   rowBegin = hit[2];
-  // rows <= 0 when the CTA has no tile (past the last one).
-  rows = arith::SubIOp::create(b, hit[3], hit[2]);
+  // rows <= 0 for a tile past the last one (the grid's bound is loose).
+  rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, hit[3], hit[2]),
+                                ix.c(kBM));
   base = rowOf(first);
   n0 = ix.mul(columnTile, glu ? kBN / 2 : kBN);
 }
@@ -213,10 +222,30 @@ void Kernel::initBarriers() {
   gpu::BarrierOp::create(b);
 }
 
-/// The producer warpgroup's loop over k tiles.
-void Kernel::produce(Value numK) {
-  NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
-                                 NVVM::SetMaxRegisterAction::decrease);
+/// The persistent tile loop: this CTA's tiles, blockIdx.x + i * gridDim.x
+/// (column tiles fastest, so that CTAs side by side share a's rows), those
+/// with rows only; `body(it)` gets the count of k tiles before the tile.
+void Kernel::forEachTile(Value tiles, Value columnTiles, Value numK,
+                         function_ref<void(Value)> body) {
+  Value first = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, first), stride);
+  lb.forLoopCarrying(
+      ix.c(0), count, ValueRange{ix.c(0)},
+      [&](Value i, ValueRange carried) -> SmallVector<Value> {
+        Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
+        scheduleTile(arith::DivUIOp::create(b, tile, columnTiles),
+                     arith::RemUIOp::create(b, tile, columnTiles));
+        Value hasRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                              rows, ix.c(0));
+        lb.ifThen(hasRows, [&] { body(carried[0]); });
+        return {ix.select(hasRows, ix.add(carried[0], numK), carried[0])};
+      });
+}
+
+/// The producer warpgroup's loop over the k tiles of one tile, the first
+/// being the CTA's `it`-th.
+void Kernel::produce(Value numK, Value it) {
   // Each thread's 16-byte chunks of A: row and chunk of the tile, source row.
   struct CopyA {
     Value row, chunk, source, valid;
@@ -241,9 +270,10 @@ void Kernel::produce(Value numK) {
   }
   int64_t chunksB = kBN / kChunkColumns;
   lb.forLoop(ix.c(0), numK, [&](Value kt) {
-    Value stage = ix.rem(kt, kStages), round = ix.div(kt, kStages);
+    Value step = ix.add(it, kt);
+    Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
     // Round r reuses the stage once the consumers finished round r - 1.
-    lb.ifThen(ix.uge(kt, ix.c(kStages)), [&] {
+    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
       waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
     });
     Value k0 = ix.mul(kt, kBK);
@@ -290,9 +320,6 @@ void Kernel::produce(Value numK) {
     NVVM::CpAsyncMBarrierArriveOp::create(b, fullBarrier(stage),
                                           /*noinc=*/true);
   });
-  // No copy is left in flight when the producer's threads exit.
-  NVVM::CpAsyncCommitGroupOp::create(b);
-  NVVM::CpAsyncWaitGroupOp::create(b, 0);
 }
 
 /// A wgmma shared-memory descriptor: start address, leading and stride byte
@@ -306,10 +333,9 @@ Value Kernel::descriptor(Value byteOffset, int64_t leading, int64_t stride) {
   return arith::OrIOp::create(b, start, constI64(int64_t(fixed)));
 }
 
-/// A consumer warpgroup's loop: returns its 128 accumulators.
-SmallVector<Value> Kernel::consume(Value numK, Value group) {
-  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
+/// A consumer warpgroup's loop over the k tiles of one tile, the first being
+/// the CTA's `it`-th: returns its 128 accumulators.
+SmallVector<Value> Kernel::consume(Value numK, Value it, Value group) {
   MLIRContext *context = b.getContext();
   Type f32 = b.getF32Type();
   constexpr int64_t kAccumulators = kBN / 2;
@@ -321,13 +347,19 @@ SmallVector<Value> Kernel::consume(Value numK, Value group) {
                                        ArrayRef<int64_t>{i});
   NVVM::WGMMATypes type = element.isBF16() ? NVVM::WGMMATypes::bf16
                                            : NVVM::WGMMATypes::f16;
+  auto release = [&](Value stage) {
+    NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
+                                   NVVM::MemScopeKind::CTA,
+                                   /*relaxed=*/false);
+  };
   Value rowsOffset = ix.mul(group, 64 * kRowBytes);
   Value result =
       lb.forLoopCarrying(
             ix.c(0), numK, ValueRange{init},
             [&](Value kt, ValueRange carried) -> SmallVector<Value> {
-              Value stage = ix.rem(kt, kStages);
-              waitParity(fullBarrier(stage), ix.rem(ix.div(kt, kStages), 2));
+              Value step = ix.add(it, kt);
+              Value stage = ix.rem(step, kStages);
+              waitParity(fullBarrier(stage), ix.rem(ix.div(step, kStages), 2));
               // A arrived through cp.async (generic proxy); wgmma reads
               // through the async proxy.
               NVVM::FenceProxyOp::create(
@@ -366,13 +398,17 @@ SmallVector<Value> Kernel::consume(Value numK, Value group) {
                     NVVM::MMAIntOverflowAttr());
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
-              NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
-              NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage),
-                                             Value(), NVVM::MemScopeKind::CTA,
-                                             /*relaxed=*/false);
+              // The previous k tile's wgmmas are done (this one's may run
+              // on): its stage goes back to the producer.
+              NVVM::WgmmaWaitGroupSyncOp::create(b, 1);
+              lb.ifThen(ix.uge(kt, ix.c(1)), [&] {
+                release(ix.rem(ix.add(step, kStages - 1), kStages));
+              });
               return {acc};
             })
           .front();
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+  release(ix.rem(ix.add(ix.add(it, numK), kStages - 1), kStages));
   SmallVector<Value> acc;
   for (int64_t i = 0; i < kAccumulators; ++i)
     acc.push_back(
@@ -411,19 +447,21 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value zero = ix.c(0), one = ix.c(1);
   int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
 
-  // Host: the tensor map and the grid (an upper bound of the row tiles, as
-  // for the mma.sync kernel; CTAs without a tile exit at once).
+  // Host: the tensor map and the number of tiles (an upper bound of the
+  // row tiles, as for the mma.sync kernel, times the column tiles).
   Value map = k.createTensorMap();
   Value first = op.firstExpert ? op.firstExpert : zero;
   Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
-  Value gridX = arith::MaxUIOp::create(
-      b, ix.add(ix.ceilDiv(localRows, kBM), span), one);
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
   int64_t tileOutputs = k.glu ? kBN / 2 : kBN;
-  Value gridY = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
-  auto launch = gpu::LaunchOp::create(b, gridX, gridY, one, ix.c(kThreads),
-                                      one, one, lb.i32(kSharedBytes));
+  Value columnTiles = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
+  Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
+  Value grid = arith::MaxUIOp::create(
+      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
+  auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
+                                      one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);
   Block &entry = launch.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -432,28 +470,32 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
 
   k.tid = launch.getThreadIds().x;
   k.map = map;
-  k.scheduleTile(launch.getBlockIds().x, launch.getBlockIds().y);
-  // Every thread of a CTA takes the same branch: barriers inside are safe.
-  Value hasTile =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, k.rows, zero);
-  lb.ifThen(hasTile, [&] {
-    k.rows = arith::MinSIOp::create(b, k.rows, ix.c(kBM));
-    k.alignSharedMemory();
-    k.initBarriers();
-    Value numK = ix.c((k.depth + kBK - 1) / kBK);
-    Value warpgroup = ix.div(k.tid, kWarpgroup);
-    auto branch = scf::IfOp::create(b, ix.ult(warpgroup, 1),
-                                    /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard inner(b);
-      b.setInsertionPointToStart(&branch.getThenRegion().front());
-      k.produce(numK);
-    }
-    b.setInsertionPointToStart(&branch.getElseRegion().front());
-    Value group = ix.sub(warpgroup, ix.c(1));
-    SmallVector<Value> acc = k.consume(numK, group);
-    Value local = ix.rem(k.tid, kWarpgroup);
-    Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
+  k.alignSharedMemory();
+  k.initBarriers();
+  Value numK = ix.c((k.depth + kBK - 1) / kBK);
+  Value warpgroup = ix.div(k.tid, kWarpgroup);
+  // Each warpgroup's role is one branch (setmaxnreg needs that).
+  auto branch =
+      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    k.forEachTile(tiles, columnTiles, numK,
+                  [&](Value it) { k.produce(numK, it); });
+    // No copy is left in flight when the producer's threads exit.
+    NVVM::CpAsyncCommitGroupOp::create(b);
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+  }
+  b.setInsertionPointToStart(&branch.getElseRegion().front());
+  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value group = ix.sub(warpgroup, ix.c(1));
+  Value local = ix.rem(k.tid, kWarpgroup);
+  Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
+  k.forEachTile(tiles, columnTiles, numK, [&](Value it) {
+    SmallVector<Value> acc = k.consume(numK, it, group);
     FragmentTile frame{k.rowBegin, k.rows, k.base, k.n0, lane,
                        ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
                        /*warpColumn=*/zero, /*fragsM=*/1,

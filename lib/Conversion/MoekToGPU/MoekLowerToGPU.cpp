@@ -92,6 +92,7 @@ struct GpuTarget {
   TensorCoreTile tile;
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
   bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
+  int64_t multiprocessors = 132;
 };
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -298,6 +299,7 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   TensorCoreGemm gemm = TensorCoreGemm::of(op);
   gemm.tile = target.tile;
   gemm.vectorAtomics = target.vectorAtomics;
+  gemm.multiprocessors = target.multiprocessors;
   if (target.warpgroupMma && canLowerToWarpgroupMma(gemm, op.getContext())) {
     lowerToWarpgroupMma(gemm, lb);
     return success();
@@ -506,6 +508,7 @@ struct MoekLowerToGPUPass
     GpuTarget target;
     target.vectorAtomics = parsed->hasVectorReductions();
     target.warpgroupMma = parsed->hasWarpgroupMma();
+    target.multiprocessors = parsed->multiprocessors();
     why = TensorCoreTile::parse(tensorCoreTile, target.tile,
                                 parsed->maxSharedBytesPerBlock());
     if (!why.empty()) {
