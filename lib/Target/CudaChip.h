@@ -39,13 +39,13 @@ struct CudaChip {
   /// still computes the right result, with less even load.
   int64_t multiprocessors() const { return sm >= 90 ? 132 : 108; }
 
-  /// The chips the compiler targets.
+  /// The chips artifacts are made for (checked on GPUs).
   static constexpr const char *known = "sm_80, sm_90, sm_90a";
-  /// Parses "sm_80", "sm_90" or "sm_90a"; nullopt (and `error`) otherwise.
+  /// Parses "sm_XY" (XY >= 80) or "sm_90a"; nullopt (and `error`) otherwise.
   static std::optional<CudaChip> parse(const std::string &name,
                                        std::string &error);
-  /// Parses a target: "cuda" (sm_90) or "cuda:CHIP"; nullopt if `target`
-  /// is not a CUDA target (`error` says why when it starts with "cuda").
+  /// Parses an artifact's target: "cuda" (sm_90) or "cuda:CHIP" for a chip
+  /// of `known`; nullopt (and `error`) otherwise.
   static std::optional<CudaChip> parseTarget(const std::string &target,
                                              std::string &error);
 };
