@@ -225,6 +225,28 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
   return true;
 }
 
+RowTile mlir::moek::scheduleRowTile(LoopBuilder &lb, Value first, Value last,
+                                    Value tile, int64_t bm,
+                                    function_ref<Value(Value)> rowOf,
+                                    Value zero) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  if (!zero)
+    zero = ix.c(0);
+  // Carried: tiles before e, and the expert / first row / end of the hit.
+  SmallVector<Value> hit = lb.forLoopCarrying(
+      first, last, ValueRange{zero, zero, zero, zero},
+      [&](Value e, ValueRange s) -> SmallVector<Value> {
+        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
+        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), bm));
+        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
+        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), bm));
+        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
+                ix.select(mine, end, s[3])};
+      });
+  return {hit[1], hit[2], hit[3]};
+}
+
 namespace {
 
 /// The mma.sync kernel under construction, one step a method, in the order
@@ -298,22 +320,13 @@ gpu::LaunchOp MmaSyncKernel::launchGrid() {
                                one, sharedBytes);
 }
 
-/// The tile schedule: expert e owns ceil(count_e / BM) consecutive tiles.
-/// Carried: tiles before e, and the expert / first row / end of the hit.
+/// The CTA's row tile (grid.x) of the shared schedule.
 void MmaSyncKernel::scheduleTile() {
-  SmallVector<Value> hit = lb.forLoopCarrying(
-      first, last, ValueRange{zero, zero, zero, zero},
-      [&](Value e, ValueRange s) -> SmallVector<Value> {
-        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
-        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), g.bm));
-        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
-        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), g.bm));
-        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
-                ix.select(mine, end, s[3])};
-      });
-  expert = hit[1];
-  rowBegin = hit[2];
-  rowEnd = hit[3];
+  RowTile hit = scheduleRowTile(
+      lb, first, last, tile, g.bm, [&](Value e) { return rowOf(e); }, zero);
+  expert = hit.expert;
+  rowBegin = hit.rowBegin;
+  rowEnd = hit.rowEnd;
 }
 
 /// Shared memory: kStages A tiles [BM][BK+pad], then kStages B tiles

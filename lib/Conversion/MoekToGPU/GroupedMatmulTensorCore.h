@@ -63,6 +63,20 @@ bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
+/// A row tile of the device-side schedule that both kernels share.
+struct RowTile {
+  Value expert, rowBegin, rowEnd;
+};
+
+/// The device-side tile schedule of a grouped matmul (the host never learns
+/// the group sizes): expert e of [first, last) owns ceil(count_e / bm)
+/// consecutive row tiles; returns the expert and rows [rowBegin, rowEnd) of
+/// row tile `tile`, or rowBegin == rowEnd == 0 past the last tile. `rowOf(e)`
+/// is where group e starts; `zero`, if given, is the index 0 to use.
+RowTile scheduleRowTile(moe::LoopBuilder &lb, Value first, Value last,
+                        Value tile, int64_t bm,
+                        function_ref<Value(Value)> rowOf, Value zero = {});
+
 /// Where a warp's accumulator fragments sit in the output, for the epilogue
 /// that mma.sync (m16n8) and wgmma (m64nN: four warps of 16 rows) share:
 /// fragment (mi, nj), element (h, p) of a lane is tile row

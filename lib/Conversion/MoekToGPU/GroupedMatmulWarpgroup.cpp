@@ -161,8 +161,9 @@ Value Kernel::createTensorMap() {
       .getResult(0);
 }
 
-/// The device-side schedule (as in the mma.sync kernel): expert e owns
-/// ceil(count_e / BM) consecutive row tiles; sets expert, rowBegin, rows.
+/// Tile `tile` of the shared schedule (scheduleRowTile), column tile
+/// `columnTile`: sets expert, rowBegin, rows (at most BM; <= 0 past the
+/// last tile), base and n0.
 void Kernel::scheduleTile(Value tile, Value columnTile) {
   int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
   Value zero = ix.c(0);
@@ -171,21 +172,11 @@ void Kernel::scheduleTile(Value tile, Value columnTile) {
   auto rowOf = [&](Value e) {
     return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
   };
-  SmallVector<Value> hit = lb.forLoopCarrying(
-      first, last, ValueRange{zero, zero, zero, zero},
-      [&](Value e, ValueRange s) -> SmallVector<Value> {
-        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
-        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), kBM));
-        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
-        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), kBM));
-        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
-                ix.select(mine, end, s[3])};
-      });
-  expert = hit[1];
-  rowBegin = hit[2];
-  // rows <= 0 for a tile past the last one (the grid's bound is loose).
-  rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, hit[3], hit[2]),
-                                ix.c(kBM));
+  RowTile hit = scheduleRowTile(lb, first, last, tile, kBM, rowOf, zero);
+  expert = hit.expert;
+  rowBegin = hit.rowBegin;
+  rows = arith::MinSIOp::create(
+      b, arith::SubIOp::create(b, hit.rowEnd, hit.rowBegin), ix.c(kBM));
   base = rowOf(first);
   n0 = ix.mul(columnTile, glu ? kBN / 2 : kBN);
 }
