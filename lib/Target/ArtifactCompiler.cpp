@@ -166,6 +166,8 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   CUDAPipelineOptions cuda;
   cuda.fusion = options.fusion;
   cuda.expertsPerChunk = options.expertsPerChunk;
+  cpu.epilogue = options.epilogue;
+  cuda.epilogue = options.epilogue;
   cuda.chip = options.target.chip;
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;

@@ -49,6 +49,8 @@ struct CompileOptions {
   /// 1 on the CPU (the smallest activation buffer), all experts on CUDA
   /// (one launch per GEMM).
   int64_t expertsPerChunk = 0;
+  /// moe-zero-buffer-fusion's epilogue: scatter_add or gather_sum.
+  std::string epilogue = "scatter_add";
   /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
   std::string tensorCoreTile;
   /// Where to write the memory plan as JSON ("" for none).

@@ -54,6 +54,12 @@ static cl::opt<bool> noFusion(
     cl::desc("Keep the materializing lowering (dispatched tokens and expert "
              "outputs as [T*k, H] buffers) instead of zero-buffer fusion"),
     cl::cat(category));
+static cl::opt<std::string> epilogue(
+    "epilogue",
+    cl::desc("How expert outputs reach y: scatter_add (default: gate-weighted "
+             "adds into an f32 accumulator) or gather_sum (expert-order rows "
+             "summed per token by a gather, no atomics)"),
+    cl::init("scatter_add"));
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
     cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
@@ -111,6 +117,9 @@ int main(int argc, char **argv) {
                 "--emit=mlir|llvm to print IR, or --report-memory=PATH)");
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
+  if (epilogue != "scatter_add" && epilogue != "gather_sum")
+    return fail("--epilogue: '" + epilogue + "' is not scatter_add or "
+                "gather_sum");
   if (optLevel > 3)
     return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");
   if (cudaTile.getNumOccurrences()) {
@@ -144,6 +153,7 @@ int main(int argc, char **argv) {
   options.outputPath = outputFile;
   options.fusion = !noFusion;
   options.expertsPerChunk = expertsPerChunk;
+  options.epilogue = epilogue;
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
   options.memoryReportPath = reportMemory;
