@@ -31,9 +31,13 @@
 // [64 rows][128 B]; in every 128-byte row, 16-byte chunk j is stored at
 // j ^ (row % 8). The mbarriers follow the stages.
 //
-// The descriptors are built here rather than with nvgpu.warpgroup.mma,
-// whose lowering (LLVM 22) supports only a K-major B; b is [K, N] row-major
-// (N-major), which wgmma reads transposed (layout B = row).
+// The tensor map and the cp.async copies are upstream nvgpu ops; the
+// mbarriers, TMA copies, fences, setmaxnreg and wgmma are NVVM ops. The
+// descriptors are built here rather than with nvgpu.warpgroup.mma, whose
+// lowering (LLVM 22) supports only a K-major B; b is [K, N] row-major
+// (N-major), which wgmma reads transposed (layout B = row). The async-proxy
+// fence is the consumers': after their mbarrier wait they see the cp.async
+// data, and the fence orders it before their own wgmma reads.
 //
 //===----------------------------------------------------------------------===//
 
@@ -72,9 +76,10 @@ constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
 /// 16-byte chunks of A per producer thread and stage.
 constexpr int64_t kCopiesA = kBM * (kBK / 8) / kWarpgroup;
 
-/// The pieces of the kernel under construction, so that each step is a
-/// function of its own.
-struct Kernel {
+/// The sm_90a kernel under construction, one step a method: the host's
+/// tensor map, the shared memory and its mbarriers, the persistent tile
+/// loop, the producer's and the consumers' loops over k tiles.
+struct WarpgroupKernel {
   const TensorCoreGemm &op;
   LoopBuilder &lb;
   ImplicitLocOpBuilder &b;
@@ -87,7 +92,7 @@ struct Kernel {
   Value sharedBase;  ///< i64 shared-window address of the aligned base
   Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
 
-  Kernel(const TensorCoreGemm &op, LoopBuilder &lb)
+  WarpgroupKernel(const TensorCoreGemm &op, LoopBuilder &lb)
       : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
     auto bType = cast<MemRefType>(op.b.getType());
     element = bType.getElementType();
@@ -118,9 +123,11 @@ struct Kernel {
   Value emptyBarrier(Value stage) {
     return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
   }
+  /// Waits until the barrier's phase of parity `parity` has completed (the
+  /// op loops on try_wait; 10 ms is the suspend-time hint of each try).
   void waitParity(Value barrier, Value parity) {
     NVVM::MBarrierTryWaitParityOp::create(b, barrier, i32(parity),
-                                          lb.i32(0x989680));
+                                          lb.i32(10'000'000));
   }
 
   Value createTensorMap();
@@ -137,7 +144,7 @@ struct Kernel {
 /// b's tensor map (on the host), as an !llvm.ptr: [E, K, N] read in boxes of
 /// [1, BK, 64] into 128B-swizzled shared memory; boxes past K or N are
 /// zero-filled.
-Value Kernel::createTensorMap() {
+Value WarpgroupKernel::createTensorMap() {
   MLIRContext *context = b.getContext();
   auto workgroup =
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
@@ -164,7 +171,7 @@ Value Kernel::createTensorMap() {
 /// Tile `tile` of the shared schedule (scheduleRowTile), column tile
 /// `columnTile`: sets expert, rowBegin, rows (at most BM; <= 0 past the
 /// last tile), base and n0.
-void Kernel::scheduleTile(Value tile, Value columnTile) {
+void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
   int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
   Value zero = ix.c(0);
   Value first = op.firstExpert ? op.firstExpert : zero;
@@ -183,7 +190,7 @@ void Kernel::scheduleTile(Value tile, Value columnTile) {
 
 /// Aligns the dynamic shared memory to 1024 bytes (sharedBase) and views the
 /// stages as elements (sharedElems) for the cp.async copies.
-void Kernel::alignSharedMemory() {
+void WarpgroupKernel::alignSharedMemory() {
   MLIRContext *context = b.getContext();
   auto workgroup =
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
@@ -201,7 +208,7 @@ void Kernel::alignSharedMemory() {
 
 /// full[s]: the producer's 128 cp.async arrivals and thread 0's
 /// arrive.expect_tx for the TMA bytes; empty[s]: every consumer thread.
-void Kernel::initBarriers() {
+void WarpgroupKernel::initBarriers() {
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < kStages; ++s) {
       NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
@@ -216,7 +223,7 @@ void Kernel::initBarriers() {
 /// The persistent tile loop: this CTA's tiles, blockIdx.x + i * gridDim.x
 /// (column tiles fastest, so that CTAs side by side share a's rows), those
 /// with rows only; `body(it)` gets the count of k tiles before the tile.
-void Kernel::forEachTile(Value tiles, Value columnTiles, Value numK,
+void WarpgroupKernel::forEachTile(Value tiles, Value columnTiles, Value numK,
                          function_ref<void(Value)> body) {
   Value first = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
@@ -236,7 +243,7 @@ void Kernel::forEachTile(Value tiles, Value columnTiles, Value numK,
 
 /// The producer warpgroup's loop over the k tiles of one tile, the first
 /// being the CTA's `it`-th.
-void Kernel::produce(Value numK, Value it) {
+void WarpgroupKernel::produce(Value numK, Value it) {
   // Each thread's 16-byte chunks of A: row and chunk of the tile, source row.
   struct CopyA {
     Value row, chunk, source, valid;
@@ -315,7 +322,7 @@ void Kernel::produce(Value numK, Value it) {
 
 /// A wgmma shared-memory descriptor: start address, leading and stride byte
 /// offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1).
-Value Kernel::descriptor(Value byteOffset, int64_t leading, int64_t stride) {
+Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading, int64_t stride) {
   Value address = arith::AddIOp::create(b, sharedBase, i64(byteOffset));
   Value start = arith::AndIOp::create(
       b, arith::ShRUIOp::create(b, address, constI64(4)), constI64(0x3FFF));
@@ -326,7 +333,7 @@ Value Kernel::descriptor(Value byteOffset, int64_t leading, int64_t stride) {
 
 /// A consumer warpgroup's loop over the k tiles of one tile, the first being
 /// the CTA's `it`-th: returns its 128 accumulators.
-SmallVector<Value> Kernel::consume(Value numK, Value it, Value group) {
+SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   MLIRContext *context = b.getContext();
   Type f32 = b.getF32Type();
   constexpr int64_t kAccumulators = kBN / 2;
@@ -432,7 +439,7 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
 
 void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                                      LoopBuilder &lb) {
-  Kernel k(op, lb);
+  WarpgroupKernel k(op, lb);
   ImplicitLocOpBuilder &b = k.b;
   Ix &ix = k.ix;
   Value zero = ix.c(0), one = ix.c(1);
