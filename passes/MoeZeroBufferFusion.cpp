@@ -143,8 +143,8 @@ struct MoeZeroBufferFusionPass
     moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
                                   Value(), expertRows, moek::Epilogue::store,
                                   /*gather=*/false, topK);
-    Value assignmentRows =
-        readBuffer(b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
+    Value assignmentRows = readBuffer(
+        b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
     moek::CombineRowsOp::create(b, expertRows, weights, assignmentRows, y);
   }
 

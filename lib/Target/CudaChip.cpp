@@ -37,7 +37,8 @@ std::optional<CudaChip> CudaChip::parse(const std::string &name,
   }
   error = "chip '" + name +
           "' is not an NVIDIA architecture the kernels support (sm_80 or "
-          "later, such as " + known + ")";
+          "later, such as " +
+          known + ")";
   return std::nullopt;
 }
 

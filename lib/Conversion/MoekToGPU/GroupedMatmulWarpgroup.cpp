@@ -121,7 +121,8 @@ struct WarpgroupKernel {
     return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset));
   }
   Value emptyBarrier(Value stage) {
-    return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
+    return sharedPointer(
+        ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
   }
   /// Waits until the barrier's phase of parity `parity` has completed (the
   /// op loops on try_wait; 10 ms is the suspend-time hint of each try).
@@ -224,7 +225,7 @@ void WarpgroupKernel::initBarriers() {
 /// (column tiles fastest, so that CTAs side by side share a's rows), those
 /// with rows only; `body(it)` gets the count of k tiles before the tile.
 void WarpgroupKernel::forEachTile(Value tiles, Value columnTiles, Value numK,
-                         function_ref<void(Value)> body) {
+                                  function_ref<void(Value)> body) {
   Value first = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
   Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, first), stride);
@@ -234,8 +235,8 @@ void WarpgroupKernel::forEachTile(Value tiles, Value columnTiles, Value numK,
         Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
         scheduleTile(arith::DivUIOp::create(b, tile, columnTiles),
                      arith::RemUIOp::create(b, tile, columnTiles));
-        Value hasRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
-                                              rows, ix.c(0));
+        Value hasRows =
+            arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, rows, ix.c(0));
         lb.ifThen(hasRows, [&] { body(carried[0]); });
         return {ix.select(hasRows, ix.add(carried[0], numK), carried[0])};
       });
@@ -252,8 +253,8 @@ void WarpgroupKernel::produce(Value numK, Value it) {
   for (int64_t i = 0; i < kCopiesA; ++i) {
     Value id = ix.add(tid, i * kWarpgroup);
     Value row = ix.div(id, kBK / 8), chunk = ix.rem(id, kBK / 8);
-    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row,
-                                        rows);
+    Value valid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, rows);
     // A masked row reads the group's first row, which exists.
     Value r = ix.add(rowBegin, ix.select(valid, row, 0));
     Value source;
@@ -293,10 +294,10 @@ void WarpgroupKernel::produce(Value numK, Value it) {
         // (PTX 8.0) takes it.
         Value destination = LLVM::AddrSpaceCastOp::create(
             b, LLVM::LLVMPointerType::get(b.getContext(), 7),
-            sharedPointer(ix.add(stageOffset, kStageBytesA + j * kChunkBytesB)));
+            sharedPointer(
+                ix.add(stageOffset, kStageBytesA + j * kChunkBytesB)));
         NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-            b, destination, map,
-            ValueRange{i32(column), i32(k0), i32(expert)},
+            b, destination, map, ValueRange{i32(column), i32(k0), i32(expert)},
             fullBarrier(stage), ValueRange{}, Value(), Value(),
             NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
             NVVM::CTAGroupKindAttr(), Value());
@@ -322,7 +323,8 @@ void WarpgroupKernel::produce(Value numK, Value it) {
 
 /// A wgmma shared-memory descriptor: start address, leading and stride byte
 /// offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1).
-Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading, int64_t stride) {
+Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
+                                  int64_t stride) {
   Value address = arith::AddIOp::create(b, sharedBase, i64(byteOffset));
   Value start = arith::AndIOp::create(
       b, arith::ShRUIOp::create(b, address, constI64(4)), constI64(0x3FFF));
@@ -341,10 +343,10 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
       context, SmallVector<Type>(kAccumulators, f32));
   Value init = LLVM::PoisonOp::create(b, accumulatorType);
   for (int64_t i = 0; i < kAccumulators; ++i)
-    init = LLVM::InsertValueOp::create(b, init, lb.f32(0.0),
-                                       ArrayRef<int64_t>{i});
-  NVVM::WGMMATypes type = element.isBF16() ? NVVM::WGMMATypes::bf16
-                                           : NVVM::WGMMATypes::f16;
+    init =
+        LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
+  NVVM::WGMMATypes type =
+      element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   auto release = [&](Value stage) {
     NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
                                    NVVM::MemScopeKind::CTA,
@@ -370,9 +372,9 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
               for (int64_t kk = 0; kk < kBK / 16; ++kk) {
                 // A: K-major; the next 16 columns are 32 bytes further
                 // (within the swizzled row). 8-row groups are 1024 apart.
-                Value descA = descriptor(
-                    ix.add(ix.add(stageOffset, rowsOffset), kk * 32),
-                    /*leading=*/16, /*stride=*/1024);
+                Value descA =
+                    descriptor(ix.add(ix.add(stageOffset, rowsOffset), kk * 32),
+                               /*leading=*/16, /*stride=*/1024);
                 // B: N-major; the next 16 rows are 2048 bytes further;
                 // 64-column chunks are kChunkBytesB apart (leading), 8-row
                 // groups 1024 (stride).
@@ -494,9 +496,14 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
   k.forEachTile(tiles, columnTiles, numK, [&](Value it) {
     SmallVector<Value> acc = k.consume(numK, it, group);
-    FragmentTile frame{k.rowBegin, k.rows, k.base, k.n0, lane,
+    FragmentTile frame{k.rowBegin,
+                       k.rows,
+                       k.base,
+                       k.n0,
+                       lane,
                        ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
-                       /*warpColumn=*/zero, /*fragsM=*/1,
+                       /*warpColumn=*/zero,
+                       /*fragsM=*/1,
                        /*fragsN=*/kBN / 8};
     emitAccumulatorEpilogue(op, lb, frame, acc);
   });

@@ -1,4 +1,4 @@
-//===- IndexArithmetic.h - Index arithmetic for GPU kernel builders -*- C++ -*-===//
+//===- IndexArithmetic.h - Index arithmetic for GPU kernels ---*- C++ -*-===//
 //
 // A thin layer over arith ops on an ImplicitLocOpBuilder, so that the kernels'
 // lane, row and address arithmetic reads like the formulas it implements.

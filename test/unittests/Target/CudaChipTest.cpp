@@ -1,4 +1,5 @@
-//===- CudaChipTest.cpp - The CUDA target's chips --------------------------===//
+//===- CudaChipTest.cpp - The CUDA target's chips -----------------------===//
+//--------------------------===//
 //
 // Target strings and chip names are parsed in one place (CudaChip); the
 // facts the kernels depend on follow the chip.
