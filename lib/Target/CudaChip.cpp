@@ -2,8 +2,6 @@
 
 #include "lib/Target/CudaChip.h"
 
-#include <algorithm>
-
 using namespace moe::target;
 
 std::string CudaChip::name() const {
@@ -20,25 +18,16 @@ int64_t CudaChip::maxSharedBytesPerBlock() const {
 
 std::optional<CudaChip> CudaChip::parse(const std::string &name,
                                         std::string &error) {
-  // "sm_" then the compute capability's digits, then "a" for sm_90a.
-  CudaChip chip;
-  size_t digits = 0;
-  while (3 + digits < name.size() && name[3 + digits] >= '0' &&
-         name[3 + digits] <= '9')
-    ++digits;
-  std::string suffix = name.substr(std::min(name.size(), 3 + digits));
-  if (name.compare(0, 3, "sm_") == 0 && digits >= 2 && digits <= 3 &&
-      (suffix.empty() || suffix == "a")) {
-    chip.sm = static_cast<unsigned>(std::stoul(name.substr(3, digits)));
-    chip.archSpecific = suffix == "a";
-    // Only sm_90a's architecture-specific features are used.
-    if (chip.sm >= 80 && (!chip.archSpecific || chip.sm == 90))
-      return chip;
-  }
+  // The chips the kernels and the pipeline's PTX version (8.1) support;
+  // anything else would fail later inside LLVM's NVPTX backend.
+  for (unsigned sm : {80u, 86u, 87u, 89u, 90u})
+    if (name == "sm_" + std::to_string(sm))
+      return CudaChip{sm, false};
+  if (name == "sm_90a")
+    return CudaChip{90, true};
   error = "chip '" + name +
-          "' is not an NVIDIA architecture the kernels support (sm_80 or "
-          "later, such as " +
-          known + ")";
+          "' is not an NVIDIA architecture the kernels support (sm_80, sm_86, "
+          "sm_87, sm_89, sm_90, sm_90a)";
   return std::nullopt;
 }
 

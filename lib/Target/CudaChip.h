@@ -41,7 +41,8 @@ struct CudaChip {
 
   /// The chips artifacts are made for (checked on GPUs).
   static constexpr const char *known = "sm_80, sm_90, sm_90a";
-  /// Parses "sm_XY" (XY >= 80) or "sm_90a"; nullopt (and `error`) otherwise.
+  /// Parses sm_80, sm_86, sm_87, sm_89, sm_90 or sm_90a; nullopt (and
+  /// `error`) otherwise.
   static std::optional<CudaChip> parse(const std::string &name,
                                        std::string &error);
   /// Parses an artifact's target: "cuda" (sm_90) or "cuda:CHIP" for a chip

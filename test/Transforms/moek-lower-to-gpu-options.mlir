@@ -15,7 +15,7 @@
 // SHARED: error: moek-lower-to-gpu: tensor-core-tile: tile '256x256x64x4': needs 282624 bytes of shared memory (the chip has at most 232448 per block)
 // SHARED-SM80: error: moek-lower-to-gpu: tensor-core-tile: tile '128x256x64x4x2x4': needs 208896 bytes of shared memory (the chip has at most 166912 per block)
 // SYNTAX: error: moek-lower-to-gpu: tensor-core-tile: '128x128' is not BMxBNxBKxSTAGES[xWARPSMxWARPSN]
-// CHIP: error: moek-lower-to-gpu: chip 'sm_70' is not an NVIDIA architecture the kernels support (sm_80 or later, such as sm_80, sm_90, sm_90a)
+// CHIP: error: moek-lower-to-gpu: chip 'sm_70' is not an NVIDIA architecture the kernels support (sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a)
 // CHIP-NAME: error: moek-lower-to-gpu: chip 'gfx90a' is not an NVIDIA architecture
 
 func.func @nothing() {

@@ -50,4 +50,4 @@ func.func @gather_glu(%x: memref<32x64xbf16>, %w1: memref<4x64x96xbf16>, %offset
   return
 }
 
-// ARCH: error: moek-lower-to-gpu: chip 'sm_80a' is not an NVIDIA architecture the kernels support (sm_80 or later, such as sm_80, sm_90, sm_90a)
+// ARCH: error: moek-lower-to-gpu: chip 'sm_80a' is not an NVIDIA architecture the kernels support (sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a)
