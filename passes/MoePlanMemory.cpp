@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/moe/IR/MoeShapeRules.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 #include "passes/Passes.h"
 
@@ -147,6 +148,8 @@ struct MoePlanMemoryPass
     SmallVector<Buffer> buffers;
     SmallVector<std::string> unplanned;
     unsigned ordinal = 0;
+    // The buffers end to end: an upper bound of every offset and the arena.
+    int64_t totalBytes = 0;
     for (Operation &op : body) {
       if (!isa<memref::AllocOp, memref::AllocaOp>(op))
         continue;
@@ -161,8 +164,26 @@ struct MoePlanMemoryPass
         unplanned.push_back(info.name);
         continue;
       }
-      int64_t bits = type.getElementTypeBitWidth();
-      info.bytes = std::max<int64_t>(1, type.getNumElements() * bits / 8);
+      // Checked: the verifiers bound the operands, not every buffer the
+      // lowerings derive from them ([T*k, 2F] may overflow where [T, H] and
+      // [E, H, 2F] do not).
+      std::optional<int64_t> elements = checkedElementCount(type.getShape());
+      std::optional<int64_t> bytes =
+          elements ? checkedByteCount(*elements, type.getElementTypeBitWidth())
+                   : std::nullopt;
+      std::optional<int64_t> total =
+          bytes && *bytes <= INT64_MAX - kAlignment
+              ? checkedAdd(totalBytes, alignUp(std::max<int64_t>(1, *bytes)))
+              : std::nullopt;
+      if (!total) {
+        op.emitError() << "buffer '" << info.name << "' (" << type
+                       << ") makes the intermediate memory of '"
+                       << func.getSymName()
+                       << "' more than 2^63 bytes: the sizes are too large";
+        return signalPassFailure();
+      }
+      totalBytes = *total;
+      info.bytes = std::max<int64_t>(1, *bytes);
       buffers.push_back(std::move(info));
     }
     if (buffers.empty() && unplanned.empty())

@@ -34,7 +34,9 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
     fusionOptions.epilogue = epilogue.str();
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
-  pm.addPass(createMoeLowerToKernelsPass());
+  MoeLowerToKernelsPassOptions kernelOptions;
+  kernelOptions.expertsPerChunk = expertsPerChunk;
+  pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
@@ -68,7 +70,11 @@ void moe::buildBuffersToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(arith::createArithExpandOpsPass(expand));
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  // Allocations call the generic functions moert provides (and can poison),
+  // not malloc directly.
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

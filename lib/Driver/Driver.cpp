@@ -9,12 +9,40 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
 using namespace mlir;
 using namespace mlir::moe;
+
+static const char *errorToolName = "moe";
+
+/// LLVM's fatal errors and out-of-memory reports end a tool with one line
+/// and exit status 2 instead of "LLVM ERROR" and a backtrace. Written with
+/// write(2): the heap may be exhausted.
+static void reportFatalAndExit(void *, const char *reason, bool) {
+  auto put = [](const char *text) {
+    if (::write(2, text, std::strlen(text)) < 0)
+      return;
+  };
+  put(errorToolName);
+  put(": error: ");
+  put(reason ? reason : "fatal error");
+  put("\n");
+  std::_Exit(2);
+}
+
+void mlir::moe::installToolErrorHandlers(const char *toolName) {
+  errorToolName = toolName;
+  llvm::install_fatal_error_handler(reportFatalAndExit);
+  llvm::install_bad_alloc_error_handler(reportFatalAndExit);
+}
 
 std::unique_ptr<MLIRContext> mlir::moe::createCompilerContext() {
   DialectRegistry registry;
@@ -92,7 +120,10 @@ OwningOpRef<ModuleOp> mlir::moe::loadLayerProgram(MLIRContext &context,
   std::string text = ::moe::layer::emitLayerProgram(parsed);
   OwningOpRef<ModuleOp> module = parseAndVerify(
       context, llvm::MemoryBuffer::getMemBufferCopy(text, "layer-spec"));
+  // A valid spec always makes a valid program: failing here is a bug of the
+  // layer builder, not of the spec (the diagnostics above say what broke).
   if (!module)
-    error = "the program made from spec '" + spec.str() + "' does not verify";
+    error = "internal error: the program made from the valid spec '" +
+            spec.str() + "' does not parse or verify (please report it)";
   return module;
 }

@@ -13,6 +13,11 @@
 
 namespace mlir::moe {
 
+/// Makes LLVM's fatal errors (and running out of memory) end the tool with
+/// `TOOL: error: REASON` and exit status 2, like every other bad input,
+/// instead of "LLVM ERROR" and a backtrace. Call once, after InitLLVM.
+void installToolErrorHandlers(const char *toolName);
+
 /// A context with every dialect, interface and translation the project uses.
 std::unique_ptr<MLIRContext> createCompilerContext();
 

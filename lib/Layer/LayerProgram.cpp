@@ -8,6 +8,7 @@
 
 #include "lib/Layer/LayerProgram.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -17,9 +18,10 @@ static std::string formatDouble(double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "%.17g", value);
   std::string text = buffer;
-  // MLIR float literals need a '.' or an exponent.
-  if (text.find_first_of(".eE") == std::string::npos)
-    text += ".0";
+  // An MLIR float literal needs a '.' before any exponent: "1e+20" lexes as
+  // the integer 1 followed by an identifier.
+  if (text.find('.') == std::string::npos)
+    text.insert(std::min(text.find_first_of("eE"), text.size()), ".0");
   return text;
 }
 
@@ -63,6 +65,8 @@ std::string moe::layer::emitLayerProgram(const LayerSpec &spec) {
     attrs.push_back("topk_group = " + std::to_string(spec.topkGroup) +
                     " : i64");
   }
+  if (spec.auxLoss > 0)
+    attrs.push_back("aux_loss = " + formatDouble(spec.auxLoss) + " : f64");
   std::string attrDict;
   for (size_t i = 0; i < attrs.size(); ++i)
     attrDict += (i ? ", " : " {") + attrs[i];

@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -56,7 +57,7 @@ const std::vector<Preset> &presets() {
 const char *const kKeys[] = {"tokens",    "hidden",  "ffn",        "experts",
                              "top_k",     "router",  "bias",       "capacity",
                              "normalize", "scaling", "activation", "dtype",
-                             "dynamic",   "n_group", "topk_group"};
+                             "dynamic",   "n_group", "topk_group", "aux_loss"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
@@ -93,7 +94,7 @@ auto fieldsOf(const LayerSpec &s) {
   return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
                          s.bias, s.capacity, s.normalize, s.scaling,
                          s.activation, s.dtype, s.dynamicTokens, s.nGroup,
-                         s.topkGroup);
+                         s.topkGroup, s.auxLoss);
 }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -211,6 +212,16 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
     }
     return true;
   }
+  if (key == "aux_loss") {
+    if (!parseDouble(key, value, spec.auxLoss, error))
+      return false;
+    if (!(spec.auxLoss >= 0.0)) {
+      error = "aux_loss=" + std::string(value) +
+              ": the load-balancing loss coefficient must be >= 0 (0 = off)";
+      return false;
+    }
+    return true;
+  }
   if (key == "scaling") {
     if (!parseDouble(key, value, spec.scaling, error))
       return false;
@@ -227,6 +238,19 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
 }
 
 /// The rules that relate several keys; each message names the key to fix.
+/// The i32 routing metadata's limit (moe::kMaxAssignments in the compiler).
+constexpr int64_t kMaxAssignments = 2147483647;
+
+/// Whether a tensor of these extents (each at most 2^32) has a byte count,
+/// at 4 bytes an element, that fits in int64.
+bool tensorFits(std::initializer_list<int64_t> extents) {
+  int64_t bytes = 4;
+  for (int64_t extent : extents)
+    if (__builtin_mul_overflow(bytes, extent, &bytes))
+      return false;
+  return true;
+}
+
 bool validate(const LayerSpec &s, std::string &error) {
   auto str = [](int64_t v) { return std::to_string(v); };
   if (s.topK > s.experts) {
@@ -244,6 +268,22 @@ bool validate(const LayerSpec &s, std::string &error) {
     error = "n_group: missing; topk_group=" + str(s.topkGroup) +
             " needs n_group too (give both for group-limited routing, or "
             "neither)";
+    return false;
+  }
+  // Sizes the program could not represent: i32 routing metadata indexes the
+  // T*k assignments, and every tensor's byte count must fit in 64 bits.
+  if (s.tokens * s.topK > kMaxAssignments) {
+    error = "tokens=" + str(s.tokens) + " times top_k=" + str(s.topK) +
+            " is more than the " + str(kMaxAssignments) +
+            " assignments the i32 routing metadata can index";
+    return false;
+  }
+  if (!tensorFits({s.experts, s.hidden, 2 * s.ffn}) ||
+      !tensorFits({s.tokens * s.topK, 2 * s.ffn}) ||
+      !tensorFits({s.tokens * s.topK, s.hidden})) {
+    error = "experts=" + str(s.experts) + ", hidden=" + str(s.hidden) +
+            ", ffn=" + str(s.ffn) + ", tokens=" + str(s.tokens) +
+            ": the weights or activations would be more than 2^63 bytes";
     return false;
   }
   if (s.nGroup == 0)
@@ -429,6 +469,9 @@ std::string formatLayerSpec(const LayerSpec &s) {
   out += std::string(",dynamic=") + (s.dynamicTokens ? "1" : "0");
   out += ",n_group=" + str(s.nGroup);
   out += ",topk_group=" + str(s.topkGroup);
+  // Only when on, so that every forward spec keeps its text.
+  if (s.auxLoss > 0.0)
+    out += ",aux_loss=" + formatDouble(s.auxLoss);
   return out;
 }
 

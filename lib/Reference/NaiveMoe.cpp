@@ -61,7 +61,9 @@ int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k, int64_t E) {
   double exact = capacityFactor * static_cast<double>(T) *
                  static_cast<double>(k) / static_cast<double>(E);
   // See RouterConfig::capacityFactor for why 1e-9 and why at least 1.
-  double c = std::ceil(exact - 1e-9);
+  // At most T: an expert receives at most one assignment per token (and a
+  // huge factor must not overflow the conversion).
+  double c = std::min(std::ceil(exact - 1e-9), static_cast<double>(T));
   return std::max<int64_t>(1, static_cast<int64_t>(c));
 }
 

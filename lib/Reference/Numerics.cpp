@@ -29,6 +29,31 @@ double relativeError(const float *out, const float *ref, int64_t n) {
   return std::sqrt(diff2) / std::sqrt(ref2);
 }
 
+Comparison compareWithReference(const float *out, const float *ref,
+                                int64_t n) {
+  Comparison c;
+  double diff2 = 0.0, ref2 = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    bool outFinite = std::isfinite(out[i]), refFinite = std::isfinite(ref[i]);
+    if (!refFinite) {
+      ++c.nonFiniteInReference;
+      bool same = std::isnan(ref[i]) ? std::isnan(out[i]) : out[i] == ref[i];
+      c.nonFiniteMismatches += !same;
+      continue;
+    }
+    if (!outFinite) {
+      ++c.nonFiniteMismatches;
+      continue;
+    }
+    double d = static_cast<double>(out[i]) - static_cast<double>(ref[i]);
+    diff2 += d * d;
+    ref2 += static_cast<double>(ref[i]) * static_cast<double>(ref[i]);
+  }
+  c.relativeError = ref2 == 0.0 ? std::sqrt(diff2)
+                                : std::sqrt(diff2) / std::sqrt(ref2);
+  return c;
+}
+
 float roundToBf16(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof(bits));

@@ -21,6 +21,22 @@ namespace moe::reference {
 /// the absolute error ||out - ref||_2 is returned instead (0 for n == 0).
 double relativeError(const float *out, const float *ref, int64_t n);
 
+/// A result compared with the reference where either may hold NaN or
+/// infinity (inputs that overflow make the reference non-finite too).
+struct Comparison {
+  /// relativeError over the elements finite in both.
+  double relativeError = 0.0;
+  /// Elements where the reference is NaN or infinite.
+  int64_t nonFiniteInReference = 0;
+  /// Elements where the result is not what the reference is: non-finite
+  /// where the reference is finite, or a different non-finite value (NaN vs
+  /// infinity, or the other infinity). Any of them fails a check.
+  int64_t nonFiniteMismatches = 0;
+};
+/// Non-finite elements must match exactly; the rest are compared by
+/// relativeError.
+Comparison compareWithReference(const float *out, const float *ref, int64_t n);
+
 /// Rounds a float to the nearest bfloat16 value (ties to even) and returns it
 /// widened back to float. Infinities are kept, finite values that round past
 /// the largest bf16 become infinity, NaNs stay NaN (quiet, sign kept).

@@ -5,6 +5,8 @@
 #include "lib/Target/ArtifactMetadata.h"
 #include "lib/Target/EntryPoints.h"
 #include "lib/Target/MemoryReport.h"
+#include "lib/Target/OutputStreams.h"
+#include "moe-mlir/Runtime/ArtifactSeal.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -53,6 +55,29 @@ createHostTargetMachine(unsigned optLevel, std::string &error) {
       llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt, level));
 }
 
+/// Appends the checksum trailer that moert checks before it loads the
+/// artifact (include/moe-mlir/Runtime/ArtifactSeal.h).
+static LogicalResult sealArtifact(ModuleOp module, StringRef path) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> linked =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                  /*RequiresNullTerminator=*/false);
+  if (!linked)
+    return module.emitError() << "cannot read the linked artifact '" << path
+                              << "': " << linked.getError().message();
+  StringRef bytes = (*linked)->getBuffer();
+  std::string trailer = ::moert::seal::makeTrailer(
+      bytes.size(),
+      ::moert::seal::fnv1a(reinterpret_cast<const unsigned char *>(bytes.data()),
+                         bytes.size()));
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Append);
+  if (ec)
+    return module.emitError() << "cannot seal the artifact '" << path
+                              << "': " << ec.message();
+  os << trailer;
+  return finishOutput(module, os, "the artifact '" + path.str() + "'");
+}
+
 /// Links `object` into the shared object `output` with the system's C
 /// compiler driver, which knows where libc and libm are.
 static LogicalResult linkSharedObject(ModuleOp module, StringRef object,
@@ -80,7 +105,7 @@ static LogicalResult linkSharedObject(ModuleOp module, StringRef object,
                       : ArrayRef<std::optional<StringRef>>(redirects),
       0, 0, &message);
   if (status == 0)
-    return success();
+    return sealArtifact(module, output);
   if (auto log = llvm::MemoryBuffer::getFile(logPath)) {
     StringRef first = (*log)->getBuffer().split('\n').first.trim();
     if (!first.empty())
@@ -151,6 +176,12 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                  llvm::raw_ostream &textOut) {
   if (failed(verify(module)))
     return failure();
+  if (options.backward) {
+    PassManager training(module.getContext());
+    training.addPass(createMoeGenerateBackwardPass());
+    if (failed(training.run(module)))
+      return failure();
+  }
   FailureOr<std::string> metadata =
       buildArtifactMetadata(module, options.target.name());
   if (failed(metadata))
@@ -241,6 +272,9 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                      llvm::CodeGenFileType::ObjectFile))
       return module.emitError() << "this LLVM target cannot emit objects";
     codegen.run(*llvmModule);
+    if (failed(finishOutput(module, objectStream,
+                            "the object file '" + objectPath.str().str() + "'")))
+      return failure();
   }
   return linkSharedObject(module, objectPath, options.outputPath);
 }

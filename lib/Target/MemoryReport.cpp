@@ -1,6 +1,7 @@
 //===- MemoryReport.cpp - The memory plan, as JSON and metadata -----------===//
 
 #include "lib/Target/MemoryReport.h"
+#include "lib/Target/OutputStreams.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -90,7 +91,7 @@ LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
     return module.emitError() << "cannot write the memory report '" << path
                               << "': " << ec.message();
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
-  return success();
+  return finishOutput(module, os, "the memory report '" + path.str() + "'");
 }
 
 std::string moe::addMemoryPlansToMetadata(StringRef metadata,

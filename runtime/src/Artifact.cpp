@@ -118,6 +118,32 @@ bool checkCudaTarget(const moert_artifact &artifact) {
   return false;
 }
 
+/// Checks the file before dlopen, which trusts it: its size, that it is a
+/// shared object for this machine, and the checksum moe-compile sealed it
+/// with. A truncated file would otherwise fault inside the loader.
+bool validateArtifactFile(const char *path) {
+  std::unique_ptr<FILE, int (*)(FILE *)> file(std::fopen(path, "rb"),
+                                              std::fclose);
+  if (!file) {
+    setError("%s: cannot open artifact: %s", path, std::strerror(errno));
+    return false;
+  }
+  std::vector<unsigned char> bytes;
+  unsigned char block[1 << 16];
+  for (size_t got; (got = std::fread(block, 1, sizeof(block), file.get()));)
+    bytes.insert(bytes.end(), block, block + got);
+  if (std::ferror(file.get())) {
+    setError("%s: cannot read artifact: %s", path, std::strerror(errno));
+    return false;
+  }
+  std::string problem = validateArtifactBytes(bytes.data(), bytes.size());
+  if (!problem.empty()) {
+    setError("%s is not a valid artifact: %s", path, problem.c_str());
+    return false;
+  }
+  return true;
+}
+
 int loadArtifact(const char *path, moert_artifact **out) {
   if (!path || !out) {
     setError("moert_artifact_load: NULL argument");
@@ -129,6 +155,8 @@ int loadArtifact(const char *path, moert_artifact **out) {
     setError("%s: cannot open artifact: %s", path, std::strerror(errno));
     return 1;
   }
+  if (!validateArtifactFile(path))
+    return 1;
   // dlopen searches the library path for a bare name; we mean the file.
   std::string file = std::strchr(path, '/') ? path : std::string("./") + path;
   auto artifact = std::make_unique<moert_artifact>();

@@ -723,6 +723,18 @@ MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
     std::lock_guard<std::mutex> lock(blocksMutex);
     liveBlocks[pointer] = size;
   }
+  // Poisoned on the stream of the call, ahead of the kernels that use it.
+  if (poisonAllocations()) {
+    auto callStream = static_cast<CUstream>(stream);
+    if (!check(driver->cuMemsetD32Async(pointer, 0xFFFFFFFFu, size / 4,
+                                        callStream),
+               "cuMemsetD32Async (poisoning a new buffer)") ||
+        (size % 4 >= 2 &&
+         !check(driver->cuMemsetD16Async(pointer + size / 4 * 4, 0xFFFFu, 1,
+                                         callStream),
+                "cuMemsetD16Async (poisoning a new buffer)")))
+      return nullptr;
+  }
   return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
 }
 

@@ -102,6 +102,16 @@ namespace moert {
 /// "<path>: metadata line N:" and returns false.
 bool parseMetadata(const char *text, moert_artifact &artifact);
 
+/// Whether new buffers of artifacts are poisoned (moert_set_poison_allocations)
+/// with this byte: NaN in every float type, -1 in integers.
+bool poisonAllocations();
+constexpr unsigned char kPoisonByte = 0xFF;
+
+/// "" if `bytes` (a whole artifact file) may be given to dlopen: sealed by
+/// moe-compile with a matching checksum, an ELF shared object for this
+/// machine; else what is wrong, in words.
+std::string validateArtifactBytes(const unsigned char *bytes, size_t size);
+
 } // namespace moert
 
 #endif // MOERT_SRC_INTERNAL_H

@@ -21,6 +21,8 @@ namespace {
 
 constexpr char npyMagic[] = "\x93NUMPY";
 constexpr size_t npyMagicSize = 6;
+/// The longest header the reader accepts (NumPy writes a few hundred bytes).
+constexpr uint32_t maxHeaderLength = 1u << 16;
 // The data starts at a multiple of this, as NumPy itself writes.
 constexpr size_t npyDataAlignment = 64;
 
@@ -259,6 +261,14 @@ int loadNpy(const char *path, moert_dtype expected, moert_tensor **out) {
   uint32_t headerLength = 0;
   for (size_t i = 0; i < lengthSize; ++i)
     headerLength |= static_cast<uint32_t>(lengthBytes[i]) << (8 * i);
+  // The header is a short dictionary; its claimed length must not make us
+  // allocate gigabytes (NumPy itself refuses headers over 10000 bytes).
+  if (headerLength > maxHeaderLength) {
+    setError("%s: the header claims %u bytes (at most %u are allowed): not a "
+             ".npy file moert can read",
+             path, headerLength, maxHeaderLength);
+    return 1;
+  }
   std::string headerText(headerLength, '\0');
   if (std::fread(&headerText[0], 1, headerLength, file.get()) != headerLength) {
     setError("%s: truncated header", path);

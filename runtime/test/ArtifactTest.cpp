@@ -6,10 +6,13 @@
 
 #include "TestUtil.h"
 
+#include "moe-mlir/Runtime/ArtifactSeal.h"
+
 #include <dlfcn.h>
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -278,7 +281,61 @@ TEST(ArtifactLoad, NotASharedObject) {
   std::ofstream(path) << "moe-artifact 1\n";
   moert_artifact *artifact = nullptr;
   EXPECT_NE(moert_artifact_load(path.c_str(), &artifact), 0);
-  EXPECT_TRUE(errorContains(path + ": cannot load artifact: "));
+  EXPECT_TRUE(errorContains(path + " is not a valid artifact: it is 15 bytes "
+                                   "long, too short for a shared object"));
+}
+
+std::string readBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Loads `bytes` written to a file; the error of the failed load.
+std::string loadError(const std::string &bytes) {
+  TempDir dir;
+  std::string path = dir.file("model.so");
+  std::ofstream(path, std::ios::binary) << bytes;
+  moert_artifact *artifact = nullptr;
+  EXPECT_NE(moert_artifact_load(path.c_str(), &artifact), 0);
+  EXPECT_EQ(artifact, nullptr);
+  std::string error = moert_last_error();
+  EXPECT_EQ(error.rfind(path + " is not a valid artifact: ", 0), 0u) << error;
+  return error;
+}
+
+// A truncated or corrupted artifact is an error before dlopen, which would
+// fault (SIGBUS) touching a segment past the end of a truncated file.
+TEST(ArtifactLoad, ValidatedBeforeDlopen) {
+  std::string good = readBytes(FAKE_ARTIFACT);
+  ASSERT_GT(good.size(), 1000u);
+  EXPECT_NE(loadError(good.substr(0, good.size() / 2))
+                .find("it has no moe-compile seal at its end (the file is "
+                      "truncated, or was not made by moe-compile)"),
+            std::string::npos);
+  // Cut in the middle but the trailer kept: the recorded size disagrees.
+  std::string cut = good.substr(0, 4096) + good.substr(good.size() - 24);
+  EXPECT_NE(loadError(cut).find("(the file was cut or extended)"),
+            std::string::npos);
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x40;
+  EXPECT_NE(loadError(flipped).find("its checksum does not match (the file "
+                                    "is corrupt)"),
+            std::string::npos);
+  // Sealed, but no ELF shared object.
+  std::string text(200, 'x');
+  text += moert::seal::makeTrailer(
+      text.size(), moert::seal::fnv1a(
+                       reinterpret_cast<const unsigned char *>(text.data()),
+                       text.size()));
+  EXPECT_NE(loadError(text).find("it is not an ELF file"), std::string::npos);
+}
+
+TEST(ArtifactLoad, UnsealedSharedObject) {
+  moert_artifact *artifact = nullptr;
+  EXPECT_NE(moert_artifact_load(UNSEALED_ARTIFACT, &artifact), 0);
+  EXPECT_TRUE(errorContains(std::string(UNSEALED_ARTIFACT) +
+                            " is not a valid artifact: it has no moe-compile "
+                            "seal at its end"));
 }
 
 TEST(ArtifactLoad, SharedObjectWithoutMetadata) {

@@ -214,6 +214,25 @@ TEST(CudaDevice, NameAndCapability) {
   EXPECT_TRUE(errorContains("the buffer of 8 bytes is too small"));
 }
 
+// While poisoning is on, a new device buffer reads as 0xFF bytes (NaN in
+// every float type), including a 2-byte tail; off again, it is left alone.
+TEST(CudaDevice, PoisonedAllocations) {
+  SKIP_WITHOUT_CUDA();
+  constexpr size_t bytes = 4 * 257 + 2;
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  moert_set_poison_allocations(1);
+  auto *device = static_cast<uint8_t *>(mgpuMemAlloc(bytes, stream, false));
+  moert_set_poison_allocations(0);
+  ASSERT_NE(device, nullptr);
+  std::vector<uint8_t> host(bytes, 0);
+  mgpuMemcpy(host.data(), device, bytes, stream);
+  mgpuStreamSynchronize(stream);
+  EXPECT_EQ(host, std::vector<uint8_t>(bytes, 0xFF));
+  mgpuMemFree(device, stream);
+  mgpuStreamDestroy(stream);
+}
+
 TEST(CudaDevice, MgpuMemoryRoundTrip) {
   SKIP_WITHOUT_CUDA();
   constexpr size_t n = 1000;

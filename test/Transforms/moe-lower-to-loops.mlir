@@ -1,7 +1,7 @@
 // -moe-lower-to-loops turns every moe op into scf.for loops over memrefs; -moe-lower-to-cpu goes on to the LLVM dialect.
 // The loops read and write buffers that are wrapped back into tensors (bufferization.to_tensor); the CPU
 // pipeline leaves only llvm.func bodies plus a C-interface wrapper per function.
-// RUN: moe-opt %s -moe-lower-to-loops | FileCheck %s --implicit-check-not=moe.gate --implicit-check-not=moe.dispatch --implicit-check-not=moe.experts --implicit-check-not=moe.combine --implicit-check-not=moe.routing --implicit-check-not=moek. --implicit-check-not=unrealized_conversion_cast
+// RUN: moe-opt %s -moe-lower-to-loops | FileCheck %s --implicit-check-not=moe.gate --implicit-check-not=moe.dispatch --implicit-check-not=moe.experts --implicit-check-not=moe.combine --implicit-check-not=moe.routing --implicit-check-not=moek. --implicit-check-not=unrealized_conversion_cast --implicit-check-not=memref.alloca
 // RUN: moe-opt %s -moe-lower-to-cpu | FileCheck %s --check-prefix=CPU --implicit-check-not=moe.gate --implicit-check-not=moe.dispatch --implicit-check-not=moe.experts --implicit-check-not=moe.combine --implicit-check-not=moek. --implicit-check-not=scf. --implicit-check-not=memref. --implicit-check-not=bufferization. --implicit-check-not=func.func --implicit-check-not=unrealized_conversion_cast
 
 // CHECK-LABEL: func.func @static_softmax(
@@ -35,12 +35,15 @@
 // CHECK: %[[YB:.*]] = memref.alloc() {{.*}}: memref<4x8xf32>
 // CHECK: scf.for
 // CHECK: %[[Y:.*]] = bufferization.to_tensor %[[YB]] restrict writable : memref<4x8xf32> to tensor<4x8xf32>
-// CHECK-NEXT: return %[[Y]], %[[IDX]] : tensor<4x8xf32>, tensor<4x2xi32>
+// The kernels' scratch is on the heap (never memref.alloca: a large E or F
+// would overflow the stack) and freed before the function returns.
+// CHECK-NEXT: memref.dealloc %{{.*}} : memref<8xf32>
+// CHECK: return %[[Y]], %[[IDX]] : tensor<4x8xf32>, tensor<4x2xi32>
 
 // CPU-LABEL: llvm.func @static_softmax(
-// CPU: llvm.call @malloc
+// CPU: llvm.call @_mlir_memref_to_llvm_alloc
 // CPU: llvm.intr.exp
-// CPU: llvm.call @free
+// CPU: llvm.call @_mlir_memref_to_llvm_free
 // CPU-LABEL: llvm.func @_mlir_ciface_static_softmax(
 // CPU: llvm.call @static_softmax(
 func.func @static_softmax(%x: tensor<4x8xf32>, %w_gate: tensor<8x4xf32>, %w1: tensor<4x8x8xf32>,
@@ -93,7 +96,8 @@ func.func @dynamic_tokens(%x: tensor<?x8xf32>, %w_gate: tensor<8x4xf32>, %w1: te
 // CHECK: arith.extf %{{.*}} : bf16 to f32
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: %[[Y:.*]] = bufferization.to_tensor %{{.*}} restrict writable : memref<2x8xbf16> to tensor<2x8xbf16>
-// CHECK-NEXT: return %[[Y]] : tensor<2x8xbf16>
+// CHECK-NEXT: memref.dealloc
+// CHECK: return %[[Y]] : tensor<2x8xbf16>
 
 // CPU-LABEL: llvm.func @bf16_storage(
 // CPU-LABEL: llvm.func @_mlir_ciface_bf16_storage(

@@ -10,6 +10,7 @@
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Driver/Driver.h"
 #include "lib/Target/ArtifactCompiler.h"
+#include "lib/Target/OutputStreams.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -81,6 +82,12 @@ static cl::opt<std::string> cudaTile(
     cl::desc("CTA tile of the CUDA tensor-core GEMMs, for tuning: "
              "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x256x32x4x2x4)"),
     cl::value_desc("TILE"), cl::cat(category));
+static cl::opt<bool> backward(
+    "backward",
+    cl::desc("Compile the training step (moe-generate-backward): F(args) "
+             "becomes F_train(args, dy) -> (results, gradients, [aux], "
+             "loads)"),
+    cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -91,6 +98,7 @@ static int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  moe::installToolErrorHandlers("moe-compile");
   cl::HideUnrelatedOptions(category);
   if (!cl::ParseCommandLineOptions(
           argc, argv, "MoE-MLIR compiler: moe IR to an artifact\n", &errs()))
@@ -158,6 +166,7 @@ int main(int argc, char **argv) {
     options.tensorCoreTile = cudaTile;
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
+  options.backward = backward;
   if (emit == moe::EmitKind::Artifact)
     return failed(moe::compileArtifact(*module, options, outs())) ? 2 : 0;
 
@@ -166,7 +175,9 @@ int main(int argc, char **argv) {
       openOutputFile(outputFile.empty() ? std::string("-") : outputFile.getValue(), &message);
   if (!out)
     return fail(message);
-  if (failed(moe::compileArtifact(*module, options, out->os())))
+  if (failed(moe::compileArtifact(*module, options, out->os())) ||
+      failed(moe::finishOutput(*module, out->os(),
+                               "'" + out->getFilename().str() + "'")))
     return 2;
   out->keep();
   return 0;

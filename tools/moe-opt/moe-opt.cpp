@@ -5,12 +5,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lib/Driver/Driver.h"
 #include "moe-mlir/InitAll.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  mlir::moe::installToolErrorHandlers("moe-opt");
   mlir::DialectRegistry registry;
   mlir::moe::registerAllDialects(registry);
   mlir::moe::registerAllPasses();

@@ -2,6 +2,7 @@
 //
 //   moe-run PROGRAM.mlir|ARTIFACT.so [--entry NAME]
 //   moe-run --layer SPEC [--backend=cpu|cuda] [--check] [--repeat N]
+//   moe-run --layer SPEC --backward [--check]      (the training step)
 //
 // Exit status: 0 success, 1 a check beyond tolerance, 2 bad input.
 //
@@ -42,6 +43,11 @@ OPTIONS:
                         softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
                         0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
                         f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
+                        [,aux_loss=COEF]
+  --backward            Run the training step: arguments x, w_gate, w1, w2
+                        [, bias], dy; results y, indices, dx, dw_gate, dw1,
+                        dw2[, aux_loss], loads (--check: against the reference
+                        backward, f32 1e-4, bf16 3e-2)
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
@@ -73,7 +79,7 @@ struct Options {
   std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
-  bool profile = false;
+  bool profile = false, backward = false;
   uint64_t seed = 1;
   int64_t tokens = -1, expertsPerChunk = 0, repeat = 0;
   bool haveExpertsPerChunk = false;
@@ -97,7 +103,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
-      {"profile", false},  {"help", false}};
+      {"profile", false},  {"help", false},    {"backward", false}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("-", 0) != 0 || arg == "-") {
@@ -171,6 +177,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.emitMlir = true;
     } else if (name == "profile") {
       o.profile = true;
+    } else if (name == "backward") {
+      o.backward = true;
     } else if (name == "help") {
       o.help = true;
     }
@@ -193,7 +201,7 @@ bool looksLikeSharedObject(const std::string &path) {
 }
 
 const moert_function *pickFunction(moert_artifact *artifact,
-                                   const std::string &entry,
+                                   const std::string &entry, bool backward,
                                    std::string &error) {
   if (!entry.empty()) {
     const moert_function *fn = moert_artifact_lookup(artifact, entry.c_str());
@@ -204,8 +212,11 @@ const moert_function *pickFunction(moert_artifact *artifact,
   int count = moert_artifact_num_functions(artifact);
   if (count == 1)
     return moert_artifact_function(artifact, 0);
+  std::string layerName = moe::layer::kLayerFunctionName;
+  if (backward)
+    layerName += "_train";
   if (const moert_function *fn =
-          moert_artifact_lookup(artifact, moe::layer::kLayerFunctionName))
+          moert_artifact_lookup(artifact, layerName.c_str()))
     return fn;
   error = "the artifact has " + std::to_string(count) +
           " functions; choose one with --entry NAME (";
@@ -232,9 +243,10 @@ struct TemporaryFile {
   }
 };
 
-} // namespace
+/// What moe-run is doing, for the message when memory runs out.
+const char *currentPhase = "starting";
 
-int moe::run::runMain(int argc, char **argv, CompileHook compile) {
+int runUnguarded(int argc, char **argv, CompileHook compile) {
   Options o;
   if (std::string error = parseOptions(argc, argv, o); !error.empty())
     return fail(error);
@@ -303,6 +315,7 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     request.fusion = !o.noFusion;
     request.expertsPerChunk = o.expertsPerChunk;
     request.outputPath = artifactPath;
+    request.backward = o.backward;
     if (int status = compile(request))
       return status;
   }
@@ -334,11 +347,16 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     return fail("--profile times CUDA kernels: run with --backend=cuda (or a "
                 "CUDA artifact)");
   std::string error;
-  const moert_function *function = pickFunction(artifact, o.entry, error);
+  const moert_function *function =
+      pickFunction(artifact, o.entry, o.backward, error);
   if (!function)
     return fail(o.entry.empty() ? error : runtimeError());
   FunctionSpec fnSpec = describeFunction(function);
   std::optional<LayerInfo> layer = readLayerInfo(function);
+  if (o.backward && (!layer || !layer->backward))
+    return fail("--backward: function '" + fnSpec.name +
+                "' has no backward (compile it with moe-compile --backward, "
+                "or give the .mlir program or --layer SPEC)");
 
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
@@ -364,6 +382,7 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     std::cout << "note: --tokens is ignored: no argument has a dynamic "
                  "dimension\n";
   std::vector<Tensor> args;
+  currentPhase = o.inputsDir.empty() ? "making random inputs" : "reading inputs";
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
     Tensor t = o.inputsDir.empty()
                    ? makeRandomInput(fnSpec.args[i], dynamicExtent,
@@ -377,6 +396,18 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
       return fail(error);
     args.push_back(std::move(t));
   }
+  // dy must have y's shape, which is x's; a dynamic token count is only
+  // known here.
+  if (layer && layer->backward) {
+    const moert_tensor *x = args[layer->x].get(), *dy = args[layer->dy].get();
+    bool same = moert_tensor_rank(x) == moert_tensor_rank(dy);
+    for (int d = 0; same && d < moert_tensor_rank(x); ++d)
+      same = moert_tensor_dims(x)[d] == moert_tensor_dims(dy)[d];
+    if (!same)
+      return fail("dy (argument " + std::to_string(layer->dy) +
+                  ") has shape " + formatShape(dy) + " but y has " +
+                  formatShape(x) + ": dy must have y's shape [T, H]");
+  }
   if (std::optional<std::string> memory = describeMemoryPlan(function))
     std::cout << *memory << "\n";
   std::cout << "inputs: "
@@ -386,14 +417,21 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
             << "\n";
 
   // One run for the results.
+  currentPhase = "running the function";
   std::vector<moert_tensor *> rawArgs;
   for (Tensor &t : args)
     rawArgs.push_back(t.get());
   std::vector<moert_tensor *> rawResults(fnSpec.results.size(), nullptr);
+  // Every buffer of this run starts as NaN, so an output element that no
+  // kernel writes cannot pass the check; timing runs are not poisoned.
+  moert_set_poison_allocations(1);
   auto start = std::chrono::steady_clock::now();
-  if (moert_function_call(function, rawArgs.data(),
-                          static_cast<int>(rawArgs.size()), rawResults.data(),
-                          static_cast<int>(rawResults.size())) != 0)
+  int status = moert_function_call(function, rawArgs.data(),
+                                   static_cast<int>(rawArgs.size()),
+                                   rawResults.data(),
+                                   static_cast<int>(rawResults.size()));
+  moert_set_poison_allocations(0);
+  if (status != 0)
     return fail(runtimeError());
   double oneRunMs = std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - start)
@@ -433,13 +471,16 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
                   median, repeat, onGpu ? " (CUDA events)" : "");
     std::cout << line;
     if (layer) {
-      double flops = layerFlops(*layer, args);
+      // A training step: forward and backward, the backward counted as
+      // twice the forward (the recomputed gate/up projection not counted).
+      double flops = layerFlops(*layer, args) * (layer->backward ? 3.0 : 1.0);
+      const char *what = layer->backward ? " of forward and backward" : "";
       if (onGpu)
-        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs)",
-                      flops / (median * 1e9));
+        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e9), what);
       else
-        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs)",
-                      flops / (median * 1e6));
+        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e6), what);
       std::cout << line;
     }
     std::cout << "\n";
@@ -505,8 +546,18 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
                   "dispatch, experts and combine on its arguments, y "
                   "returned); '" +
                   fnSpec.name + "' is not");
-    CheckOutcome outcome = checkAgainstReference(*layer, args, results);
-    std::cout << "check against the naive reference:\n";
+    currentPhase = "running the reference";
+    std::string why;
+    std::optional<CheckOutcome> checked =
+        layer->backward
+            ? checkBackwardAgainstReference(*layer, args, results, why)
+            : checkAgainstReference(*layer, args, results, why);
+    if (!checked)
+      return fail("--check: " + why);
+    const CheckOutcome &outcome = *checked;
+    std::cout << (layer->backward
+                      ? "check against the naive reference backward:\n"
+                      : "check against the naive reference:\n");
     for (const std::string &l : outcome.lines)
       std::cout << "  " << l << "\n";
     if (!outcome.passed) {
@@ -516,4 +567,19 @@ int moe::run::runMain(int argc, char **argv, CompileHook compile) {
     std::cout << "CHECK PASSED\n";
   }
   return 0;
+}
+
+} // namespace
+
+int moe::run::runMain(int argc, char **argv, CompileHook compile) {
+  // No exception leaves moe-run: each is the usual one-line error, exit 2.
+  try {
+    return runUnguarded(argc, argv, compile);
+  } catch (const std::bad_alloc &) {
+    return fail(std::string("out of memory while ") + currentPhase +
+                ": use smaller sizes (--layer SPEC, --tokens)");
+  } catch (const std::exception &e) {
+    return fail(std::string("internal error while ") + currentPhase + ": " +
+                e.what());
+  }
 }

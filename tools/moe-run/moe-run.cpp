@@ -13,6 +13,8 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <new>
+
 using namespace mlir;
 
 static int compileWithMlir(const ::moe::run::CompileRequest &request) {
@@ -45,10 +47,15 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
   options.outputPath = request.outputPath;
   options.fusion = request.fusion;
   options.expertsPerChunk = request.expertsPerChunk;
+  options.backward = request.backward;
   return failed(mlir::moe::compileArtifact(*module, options, llvm::outs())) ? 2 : 0;
 }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::moe::installToolErrorHandlers("moe-run");
+  // Running out of memory outside the compiler (inputs, the reference) is a
+  // std::bad_alloc that runMain reports, not LLVM's fatal handler.
+  std::set_new_handler(nullptr);
   return ::moe::run::runMain(argc, argv, compileWithMlir);
 }

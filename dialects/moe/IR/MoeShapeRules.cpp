@@ -32,9 +32,47 @@ int64_t moe::expertCapacity(double capacityFactor, int64_t tokens,
     return 0;
   double exact = capacityFactor * static_cast<double>(tokens) *
                  static_cast<double>(topK) / static_cast<double>(experts);
+  // Clamped in double, before the conversion, which would overflow for a
+  // huge capacity factor.
+  double rounded = std::ceil(exact - kCapacityEpsilon);
+  if (!ShapedType::isDynamic(tokens))
+    rounded = std::min(rounded, static_cast<double>(tokens));
+  rounded = std::min(rounded, static_cast<double>(kMaxAssignments));
   // ceil of a positive number is at least 1; the epsilon must not undo that.
-  return std::max<int64_t>(
-      1, static_cast<int64_t>(std::ceil(exact - kCapacityEpsilon)));
+  return std::max<int64_t>(1, static_cast<int64_t>(rounded));
+}
+
+std::optional<int64_t> moe::checkedAdd(int64_t a, int64_t b) {
+  int64_t sum;
+  if (a < 0 || b < 0 || __builtin_add_overflow(a, b, &sum))
+    return std::nullopt;
+  return sum;
+}
+
+std::optional<int64_t> moe::checkedMul(int64_t a, int64_t b) {
+  int64_t product;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &product))
+    return std::nullopt;
+  return product;
+}
+
+std::optional<int64_t> moe::checkedElementCount(ArrayRef<int64_t> shape) {
+  std::optional<int64_t> count = 1;
+  for (int64_t extent : shape)
+    if (!ShapedType::isDynamic(extent) && count)
+      count = checkedMul(*count, extent);
+  return count;
+}
+
+std::optional<int64_t> moe::checkedByteCount(int64_t elements,
+                                             unsigned bitWidth) {
+  // Eight elements at a time, so that the count of bits, which may exceed
+  // 64 bits when the count of bytes does not, is never formed.
+  std::optional<int64_t> octets = checkedMul(elements / 8, bitWidth);
+  int64_t restBits = (elements % 8) * bitWidth;
+  if (!octets)
+    return std::nullopt;
+  return checkedAdd(*octets, restBits / 8 + (restBits % 8 != 0));
 }
 
 bool moe::capacityCanDrop(double capacityFactor, int64_t topK,

@@ -27,8 +27,25 @@ int64_t dispatchedRows(int64_t tokens, int64_t topK);
 /// 11.000000000000002 in double).
 constexpr double kCapacityEpsilon = 1e-9;
 
-/// C = ceil(cf*T*k/E) assignments per expert (at least 1); 0 when cf is 0
-/// (dropless).
+/// Checked size arithmetic, for every shape and byte count the compiler
+/// computes: the product of the static extents of `shape` (dynamic ones are
+/// skipped), or std::nullopt if it overflows int64.
+std::optional<int64_t> checkedElementCount(ArrayRef<int64_t> shape);
+/// The bytes of `elements` values of `bitWidth` bits (rounded up to whole
+/// bytes), or std::nullopt if that overflows int64.
+std::optional<int64_t> checkedByteCount(int64_t elements, unsigned bitWidth);
+/// a + b and a * b for non-negative sizes, or std::nullopt on overflow.
+std::optional<int64_t> checkedAdd(int64_t a, int64_t b);
+std::optional<int64_t> checkedMul(int64_t a, int64_t b);
+
+/// The routing metadata (ranks, rows, row owners, offsets) is i32: a layer
+/// has at most this many assignments (tokens * top_k).
+constexpr int64_t kMaxAssignments = 2147483647;
+
+/// C = ceil(cf*T*k/E) assignments per expert (at least 1, and at most T,
+/// since an expert receives at most one assignment per token, so C always
+/// fits the i32 metadata); 0 when cf is 0 (dropless). A dynamic T gives the
+/// capacity unclamped.
 int64_t expertCapacity(double capacityFactor, int64_t tokens, int64_t topK,
                        int64_t experts);
 

@@ -1,9 +1,15 @@
 //===- MoekDialect.cpp - The MoE kernel dialect ---------------------------===//
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "dialects/moe/IR/MoeShapeRules.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::moek;
@@ -22,146 +28,629 @@ void MoekDialect::initialize() {
 }
 
 //===----------------------------------------------------------------------===//
-// Verifiers: the buffer shapes each kernel relies on.
+// Verifier helpers: every message names the operand and the rule. The
+// lowerings index the buffers with these shapes unchecked, so every extent
+// a kernel relies on is a rule here.
 //===----------------------------------------------------------------------===//
 
 static MemRefType memrefOf(Value value) {
   return cast<MemRefType>(value.getType());
 }
 
-/// `name` must be a rank-`rank` buffer (of `element`, when given).
+static int64_t dim(Value value, unsigned index) {
+  return memrefOf(value).getDimSize(index);
+}
+
+static std::string formatExtent(int64_t extent) {
+  return ShapedType::isDynamic(extent) ? "?" : std::to_string(extent);
+}
+
+/// Doubles as a user wrote them (1.5, not 1.500000e+00).
+static std::string formatNumber(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
+
+/// a * b, dynamic if either is, saturated at the largest int64 on overflow:
+/// every product is a number of assignments, which expectI32Rows bounds
+/// (itself, or the extent it is compared with).
+static int64_t product(int64_t a, int64_t b) {
+  if (ShapedType::isDynamic(a) || ShapedType::isDynamic(b))
+    return ShapedType::kDynamic;
+  return moe::checkedMul(a, b).value_or(std::numeric_limits<int64_t>::max());
+}
+
+/// `name` must be a rank-`rank` buffer laid out as `layout`.
 static LogicalResult expectBuffer(Operation *op, StringRef name, Value value,
-                                  int64_t rank, Type element = {}) {
+                                  int64_t rank, StringRef layout) {
   MemRefType type = memrefOf(value);
   if (type.getRank() != rank)
-    return op->emitOpError() << name << " must be a rank-" << rank
-                             << " buffer, got " << type;
-  if (element && type.getElementType() != element)
-    return op->emitOpError() << name << " must have element type " << element
-                             << ", got " << type.getElementType();
+    return op->emitOpError() << name << " must be a rank-" << rank << " buffer "
+                             << layout << ", got " << type;
   return success();
 }
 
-static bool sameExtent(int64_t a, int64_t b) {
-  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
-}
-
-static LogicalResult expectExtent(Operation *op, StringRef what, int64_t a,
-                                  StringRef other, int64_t b) {
-  if (!sameExtent(a, b))
-    return op->emitOpError() << what << " (" << a << ") does not match "
-                             << other << " (" << b << ")";
+static LogicalResult expectElement(Operation *op, StringRef name, Value value,
+                                   Type expected) {
+  Type element = memrefOf(value).getElementType();
+  if (element != expected)
+    return op->emitOpError() << name << " must have element type " << expected
+                             << ", got " << element;
   return success();
 }
+
+/// Storage element types: f32, bf16, f16.
+static LogicalResult expectStorageFloat(Operation *op, StringRef name,
+                                        Value value) {
+  Type element = memrefOf(value).getElementType();
+  if (!element.isF32() && !element.isBF16() && !element.isF16())
+    return op->emitOpError()
+           << name << " must have element type f32, bf16 or f16, got "
+           << element;
+  return success();
+}
+
+/// `name` must have the element type of `refName`.
+static LogicalResult expectSameElement(Operation *op, StringRef name,
+                                       Value value, StringRef refName,
+                                       Value ref) {
+  Type element = memrefOf(value).getElementType();
+  Type refElement = memrefOf(ref).getElementType();
+  if (element != refElement)
+    return op->emitOpError()
+           << name << " has element type " << element << " but " << refName
+           << " has " << refElement << ": mixed element types are not allowed";
+  return success();
+}
+
+/// Weights are part of the model; the kernels size loops and scratch by
+/// their extents.
+static LogicalResult expectStaticShape(Operation *op, StringRef name,
+                                       Value value, StringRef layout) {
+  if (!memrefOf(value).hasStaticShape())
+    return op->emitOpError() << name << " must have a static shape " << layout
+                             << ", got " << value.getType();
+  return success();
+}
+
+/// `what` (an extent of an operand) must agree with `expected`.
+static LogicalResult expectExtent(Operation *op, StringRef what, int64_t actual,
+                                  StringRef expectedWhat, int64_t expected) {
+  if (!moe::extentsCompatible(actual, expected))
+    return op->emitOpError()
+           << what << " (" << formatExtent(actual) << ") does not match "
+           << expectedWhat << " (" << formatExtent(expected) << ")";
+  return success();
+}
+
+/// Ranks, grouped rows, offsets and owners are i32: the T*k assignments
+/// (and their total in offsets[E]) must fit, as moe.gate's verifier and the
+/// layer specs require.
+static LogicalResult expectI32Rows(Operation *op, StringRef what,
+                                   int64_t assignments) {
+  if (!ShapedType::isDynamic(assignments) && assignments > moe::kMaxAssignments)
+    return op->emitOpError()
+           << what << " (" << assignments << ") exceeds the "
+           << moe::kMaxAssignments
+           << " assignments that the i32 routing metadata can index";
+  return success();
+}
+
+/// `name` holds an i32 per assignment: [T, k].
+static LogicalResult expectAssignments(Operation *op, StringRef name,
+                                       Value value) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, name, value, 2, "[T, k]")) ||
+                 failed(expectElement(op, name, value, b.getI32Type())));
+}
+
+/// `name` is an i32 [T, k] buffer of the shape of `refName`.
+static LogicalResult expectAssignmentsLike(Operation *op, StringRef name,
+                                           Value value, StringRef refName,
+                                           Value ref) {
+  if (failed(expectAssignments(op, name, value)) ||
+      failed(expectExtent(op, (name + " dimension 0 (T)").str(), dim(value, 0),
+                          (refName + " dimension 0 (T)").str(), dim(ref, 0))) ||
+      failed(expectExtent(op, (name + " dimension 1 (k)").str(), dim(value, 1),
+                          (refName + " dimension 1 (k)").str(), dim(ref, 1))))
+    return failure();
+  return success();
+}
+
+/// The kernels that loop over the k slots of a token take k from the type.
+static LogicalResult expectStaticSlots(Operation *op, StringRef name,
+                                       Value value) {
+  if (memrefOf(value).isDynamicDim(1))
+    return op->emitOpError() << name << " dimension 1 (k) must be static, got "
+                             << value.getType();
+  return success();
+}
+
+/// The number of assignments T*k of an [T, k] buffer.
+static int64_t assignmentsOf(Value value) {
+  return product(dim(value, 0), dim(value, 1));
+}
+
+/// The expert offsets: i32 [E+1].
+static LogicalResult expectOffsets(Operation *op, Value offsets) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, "offsets", offsets, 1, "[E+1]")) ||
+                 failed(expectElement(op, "offsets", offsets, b.getI32Type())));
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
 
 LogicalResult RouteOp::verify() {
-  Builder b(getContext());
-  if (failed(expectBuffer(*this, "x", getX(), 2)) ||
-      failed(expectBuffer(*this, "w_gate", getWGate(), 2)) ||
-      failed(expectBuffer(*this, "weights", getWeights(), 2, b.getF32Type())) ||
-      failed(expectBuffer(*this, "indices", getIndices(), 2, b.getI32Type())))
+  Operation *op = getOperation();
+  Value x = getX(), wGate = getWGate();
+  if (failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectBuffer(op, "w_gate", wGate, 2, "[H, E]")) ||
+      failed(expectStaticShape(op, "w_gate", wGate, "[H, E]")) ||
+      failed(expectSameElement(op, "w_gate", wGate, "x", x)) ||
+      failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),
+                          "x dimension 1 (H)", dim(x, 1))))
     return failure();
-  if (memrefOf(getWGate()).isDynamicDim(1))
-    return emitOpError() << "w_gate must have a static number of experts";
-  return expectExtent(*this, "weights dimension 1", memrefOf(getWeights()).getDimSize(1),
-                      "top_k", getTopK());
+  int64_t experts = dim(wGate, 1), topK = getTopK();
+
+  // The router's attributes follow the rules of moe.gate's (no capacity:
+  // that is moek.rank_assignments').
+  moe::RouterConfig config;
+  config.experts = experts;
+  config.topK = topK;
+  config.nGroup = getNGroup();
+  config.topkGroup = getTopkGroup();
+  config.scaling = getScaling().convertToDouble();
+  if (failed(moe::verifyRouterConfig([&] { return emitOpError(); }, config)))
+    return failure();
+
+  if (Value bias = getBias()) {
+    if (failed(expectBuffer(op, "bias", bias, 1, "[E]")) ||
+        failed(expectExtent(op, "bias dimension 0 (E)", dim(bias, 0),
+                            "the number of experts of w_gate", experts)))
+      return failure();
+    Type biasElement = memrefOf(bias).getElementType();
+    Type xElement = memrefOf(x).getElementType();
+    if (!biasElement.isF32() && biasElement != xElement)
+      return emitOpError() << "bias must have element type f32 or that of x ("
+                           << xElement << "), got " << biasElement;
+  }
+
+  Builder b(getContext());
+  auto expectTokenSlots = [&](StringRef name, Value value,
+                              Type element) -> LogicalResult {
+    if (failed(expectBuffer(op, name, value, 2, "[T, k]")) ||
+        failed(expectElement(op, name, value, element)) ||
+        failed(expectExtent(op, (name + " dimension 0 (T)").str(),
+                            dim(value, 0), "x dimension 0 (T)", dim(x, 0))) ||
+        failed(expectExtent(op, (name + " dimension 1 (k)").str(),
+                            dim(value, 1), "top_k", topK)))
+      return failure();
+    return success();
+  };
+  return failure(
+      failed(expectTokenSlots("weights", getWeights(), b.getF32Type())) ||
+      failed(expectTokenSlots("indices", getIndices(), b.getI32Type())));
 }
 
 LogicalResult RankAssignmentsOp::verify() {
+  Operation *op = getOperation();
   Builder b(getContext());
-  if (failed(expectBuffer(*this, "indices", getIndices(), 2, b.getI32Type())) ||
-      failed(expectBuffer(*this, "ranks", getRanks(), 2, b.getI32Type())) ||
-      failed(expectBuffer(*this, "counts", getCounts(), 1, b.getI32Type())))
+  Value indices = getIndices(), counts = getCounts();
+  if (failed(expectAssignments(op, "indices", indices)) ||
+      failed(expectStaticSlots(op, "indices", indices)) ||
+      failed(expectI32Rows(op, "the number of assignments of indices (T*k)",
+                           assignmentsOf(indices))) ||
+      failed(
+          expectAssignmentsLike(op, "ranks", getRanks(), "indices", indices)) ||
+      failed(expectBuffer(op, "counts", counts, 1, "[E]")) ||
+      failed(expectElement(op, "counts", counts, b.getI32Type())))
     return failure();
-  if (memrefOf(getCounts()).isDynamicDim(0))
+  if (memrefOf(counts).isDynamicDim(0))
     return emitOpError() << "counts must have a static number of experts";
+  // A token picks an expert at most once.
+  int64_t slots = dim(indices, 1), experts = dim(counts, 0);
+  if (slots > experts)
+    return emitOpError() << "indices dimension 1 (k) (" << slots
+                         << ") exceeds the number of experts of counts ("
+                         << experts << ")";
+  double cf = getCapacityFactor().convertToDouble();
+  if (!(cf >= 0.0) || std::isinf(cf))
+    return emitOpError() << "capacity_factor (" << formatNumber(cf)
+                         << ") must be finite and non-negative (0 is "
+                            "dropless)";
   return success();
 }
 
 LogicalResult ExclusiveScanOp::verify() {
+  Operation *op = getOperation();
   Builder b(getContext());
-  if (failed(expectBuffer(*this, "counts", getCounts(), 1, b.getI32Type())) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1, b.getI32Type())))
+  Value counts = getCounts(), offsets = getOffsets();
+  if (failed(expectBuffer(op, "counts", counts, 1, "[E]")) ||
+      failed(expectElement(op, "counts", counts, b.getI32Type())) ||
+      failed(expectOffsets(op, offsets)))
     return failure();
-  int64_t experts = memrefOf(getCounts()).getDimSize(0);
-  return expectExtent(*this, "offsets size", memrefOf(getOffsets()).getDimSize(0),
-                      "experts + 1", ShapedType::isDynamic(experts)
-                                         ? experts
-                                         : experts + 1);
+  int64_t experts = dim(counts, 0);
+  return expectExtent(op, "offsets dimension 0 (E+1)", dim(offsets, 0),
+                      "counts dimension 0 (E) plus one",
+                      ShapedType::isDynamic(experts) ? experts : experts + 1);
 }
 
-static LogicalResult verifyPlanInputs(Operation *op, Value indices,
-                                      Value ranks, Value offsets) {
-  Builder b(op->getContext());
-  if (failed(expectBuffer(op, "indices", indices, 2, b.getI32Type())) ||
-      failed(expectBuffer(op, "ranks", ranks, 2, b.getI32Type())) ||
-      failed(expectBuffer(op, "offsets", offsets, 1, b.getI32Type())))
+/// indices and ranks [T, k], offsets [E+1]: the routing plan.
+static LogicalResult verifyPlanInputs(Operation *op, Value indices, Value ranks,
+                                      Value offsets) {
+  return failure(
+      failed(expectAssignments(op, "indices", indices)) ||
+      failed(expectI32Rows(op, "the number of assignments of indices (T*k)",
+                           assignmentsOf(indices))) ||
+      failed(expectAssignmentsLike(op, "ranks", ranks, "indices", indices)) ||
+      failed(expectOffsets(op, offsets)));
+}
+
+LogicalResult AssignmentRowsOp::verify() {
+  Operation *op = getOperation();
+  return failure(
+      failed(verifyPlanInputs(op, getIndices(), getRanks(), getOffsets())) ||
+      failed(expectAssignmentsLike(op, "rows", getRows(), "indices",
+                                   getIndices())));
+}
+
+LogicalResult RowAssignmentsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value indices = getIndices(), owners = getOwners();
+  return failure(
+      failed(verifyPlanInputs(op, indices, getRanks(), getOffsets())) ||
+      failed(expectStaticSlots(op, "indices", indices)) ||
+      failed(expectBuffer(op, "owners", owners, 1, "[T*k]")) ||
+      failed(expectElement(op, "owners", owners, b.getI32Type())) ||
+      failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
+                          "the number of assignments of indices (T*k)",
+                          assignmentsOf(indices))));
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch, experts, combine
+//===----------------------------------------------------------------------===//
+
+LogicalResult GatherRowsOp::verify() {
+  Operation *op = getOperation();
+  Value x = getX(), rows = getRows(), out = getOut();
+  return failure(
+      failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectAssignments(op, "rows", rows)) ||
+      failed(expectI32Rows(op, "the number of assignments of rows (T*k)",
+                           assignmentsOf(rows))) ||
+      failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
+                          "x dimension 0 (T)", dim(x, 0))) ||
+      failed(expectBuffer(op, "out", out, 2, "[T*k, H]")) ||
+      failed(expectSameElement(op, "out", out, "x", x)) ||
+      failed(expectExtent(op, "out dimension 0 (T*k)", dim(out, 0),
+                          "the number of assignments of rows (T*k)",
+                          assignmentsOf(rows))) ||
+      failed(expectExtent(op, "out dimension 1 (H)", dim(out, 1),
+                          "x dimension 1 (H)", dim(x, 1))));
+}
+
+/// The expert range [first, last) must lie in [0, E] where it is constant.
+static LogicalResult verifyExpertRange(GroupedMatmulOp op, int64_t experts) {
+  if (!op.getFirstExpert())
+    return success();
+  APInt value;
+  int64_t first = 0;
+  if (matchPattern(op.getFirstExpert(), m_ConstantInt(&value))) {
+    first = value.getSExtValue();
+    if (first < 0 || first > experts)
+      return op.emitOpError() << "first_expert (" << first
+                              << ") must be between 0 and the number of "
+                                 "experts of b ("
+                              << experts << ")";
+  }
+  if (matchPattern(op.getLastExpert(), m_ConstantInt(&value))) {
+    int64_t last = value.getSExtValue();
+    if (last < first || last > experts)
+      return op.emitOpError()
+             << "last_expert (" << last << ") must be between first_expert ("
+             << first << ") and the number of experts of b (" << experts << ")";
+  }
+  return success();
+}
+
+LogicalResult GroupedMatmulOp::verify() {
+  Operation *op = getOperation();
+  Builder builder(getContext());
+  Value a = getA(), b = getB(), offsets = getOffsets(), c = getC();
+  Value owners = getOwners(), weights = getWeights();
+  if (failed(expectBuffer(op, "a", a, 2, "[rows, K]")) ||
+      failed(expectStorageFloat(op, "a", a)) ||
+      failed(expectBuffer(op, "b", b, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "b", b, "[E, K, N]")) ||
+      failed(expectSameElement(op, "b", b, "a", a)) ||
+      failed(expectExtent(op, "a dimension 1 (K)", dim(a, 1),
+                          "b dimension 1 (K)", dim(b, 1))) ||
+      failed(expectOffsets(op, offsets)) ||
+      failed(expectExtent(op, "offsets dimension 0 (E+1)", dim(offsets, 0),
+                          "b dimension 0 (E) plus one", dim(b, 0) + 1)) ||
+      failed(expectBuffer(op, "c", c, 2, "[rows, N]")) ||
+      failed(expectStorageFloat(op, "c", c)))
+    return failure();
+  int64_t experts = dim(b, 0), n = dim(b, 2), topK = getTopK();
+
+  if (static_cast<bool>(getFirstExpert()) != static_cast<bool>(getLastExpert()))
+    return emitOpError() << "first_expert and last_expert go together";
+  if (failed(verifyExpertRange(*this, experts)))
+    return failure();
+  // A token picks an expert at most once; owners / top_k is its token.
+  if (topK < 1)
+    return emitOpError() << "top_k (" << topK << ") must be at least 1";
+  if (topK > experts)
+    return emitOpError() << "top_k (" << topK
+                         << ") exceeds the number of experts of b (" << experts
+                         << ")";
+
+  Epilogue epilogue = getEpilogue();
+  bool scatter = epilogue == Epilogue::scatter_add;
+  bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
+  if ((getGather() || scatter) && !owners)
+    return emitOpError() << "a gather prologue or a scatter_add epilogue "
+                            "needs the owners map";
+  if (owners && !getGather() && !scatter)
+    return emitOpError() << "owners is read only by a gather prologue or a "
+                            "scatter_add epilogue";
+  if (scatter && !weights)
+    return emitOpError() << "a scatter_add epilogue needs the weights";
+  if (weights && !scatter)
+    return emitOpError() << "weights are read only by a scatter_add epilogue";
+
+  if (glu && n % 2 != 0)
+    return emitOpError() << "a GLU epilogue needs an even N, got " << n;
+  if (failed(
+          expectExtent(op, "c dimension 1", dim(c, 1),
+                       glu ? "half of b dimension 2 (N)" : "b dimension 2 (N)",
+                       glu ? n / 2 : n)))
+    return failure();
+
+  if (owners &&
+      (failed(expectBuffer(op, "owners", owners, 1, "[T*k]")) ||
+       failed(expectElement(op, "owners", owners, builder.getI32Type())) ||
+       failed(expectI32Rows(op, "owners dimension 0 (T*k)", dim(owners, 0)))))
+    return failure();
+  // The gather prologue reads token owners[r] / top_k of a.
+  if (getGather() &&
+      failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
+                          "a dimension 0 (T) times top_k",
+                          product(dim(a, 0), topK))))
+    return failure();
+  // Without it, a and c hold the same grouped rows.
+  if (!getGather() && !scatter &&
+      failed(expectExtent(op, "c dimension 0 (rows)", dim(c, 0),
+                          "a dimension 0 (rows)", dim(a, 0))))
+    return failure();
+  if (!scatter)
+    return success();
+
+  // The scatter-add accumulates weights[t, j] * row into c[t] in f32.
+  if (failed(expectElement(op, "c", c, builder.getF32Type())) ||
+      failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
+                          "c dimension 0 (T) times top_k",
+                          product(dim(c, 0), topK))) ||
+      failed(expectBuffer(op, "weights", weights, 2, "[T, k]")) ||
+      failed(expectElement(op, "weights", weights, builder.getF32Type())) ||
+      failed(expectExtent(op, "weights dimension 0 (T)", dim(weights, 0),
+                          "c dimension 0 (T)", dim(c, 0))) ||
+      failed(expectExtent(op, "weights dimension 1 (k)", dim(weights, 1),
+                          "top_k", topK)))
     return failure();
   return success();
 }
 
-LogicalResult AssignmentRowsOp::verify() {
-  return failure(
-      failed(verifyPlanInputs(*this, getIndices(), getRanks(), getOffsets())) ||
-      failed(expectBuffer(*this, "rows", getRows(), 2,
-                          Builder(getContext()).getI32Type())));
-}
-
-LogicalResult RowAssignmentsOp::verify() {
-  return failure(
-      failed(verifyPlanInputs(*this, getIndices(), getRanks(), getOffsets())) ||
-      failed(expectBuffer(*this, "owners", getOwners(), 1,
-                          Builder(getContext()).getI32Type())));
-}
-
-LogicalResult GatherRowsOp::verify() {
-  return failure(failed(expectBuffer(*this, "x", getX(), 2)) ||
-                 failed(expectBuffer(*this, "rows", getRows(), 2)) ||
-                 failed(expectBuffer(*this, "out", getOut(), 2)));
-}
-
-LogicalResult GroupedMatmulOp::verify() {
-  if (failed(expectBuffer(*this, "a", getA(), 2)) ||
-      failed(expectBuffer(*this, "b", getB(), 3)) ||
-      failed(expectBuffer(*this, "offsets", getOffsets(), 1)) ||
-      failed(expectBuffer(*this, "c", getC(), 2)))
-    return failure();
-  if (static_cast<bool>(getFirstExpert()) != static_cast<bool>(getLastExpert()))
-    return emitOpError() << "first_expert and last_expert go together";
-  bool scatter = getEpilogue() == Epilogue::scatter_add;
-  if ((getGather() || scatter) && !getOwners())
-    return emitOpError() << "a gather prologue or a scatter_add epilogue "
-                            "needs the owners map";
-  if (scatter && !getWeights())
-    return emitOpError() << "a scatter_add epilogue needs the weights";
-  MemRefType b = memrefOf(getB());
-  int64_t n = b.getDimSize(2);
-  if (failed(expectExtent(*this, "a dimension 1 (K)",
-                          memrefOf(getA()).getDimSize(1), "b dimension 1 (K)",
-                          b.getDimSize(1))))
-    return failure();
-  bool glu = getEpilogue() == Epilogue::silu_glu ||
-             getEpilogue() == Epilogue::gelu_glu;
-  if (glu && n % 2 != 0)
-    return emitOpError() << "a GLU epilogue needs an even N, got " << n;
-  return expectExtent(*this, "c dimension 1", memrefOf(getC()).getDimSize(1),
-                      glu ? "half of b dimension 2" : "b dimension 2",
-                      glu ? n / 2 : n);
-}
-
 LogicalResult GluOp::verify() {
-  if (failed(expectBuffer(*this, "h", getH(), 2)) ||
-      failed(expectBuffer(*this, "out", getOut(), 2)))
+  Operation *op = getOperation();
+  Value h = getH(), out = getOut();
+  if (failed(expectBuffer(op, "h", h, 2, "[rows, 2F]")) ||
+      failed(expectStorageFloat(op, "h", h)) ||
+      failed(expectBuffer(op, "out", out, 2, "[rows, F]")) ||
+      failed(expectStorageFloat(op, "out", out)) ||
+      failed(expectExtent(op, "out dimension 0 (rows)", dim(out, 0),
+                          "h dimension 0 (rows)", dim(h, 0))))
     return failure();
-  int64_t twoF = memrefOf(getH()).getDimSize(1);
-  return expectExtent(*this, "out dimension 1", memrefOf(getOut()).getDimSize(1),
-                      "half of h dimension 1", twoF / 2);
+  int64_t twoF = dim(h, 1);
+  if (ShapedType::isDynamic(twoF))
+    return success();
+  if (twoF % 2 != 0)
+    return emitOpError() << "h dimension 1 (2F) must be even (gate and up "
+                            "halves), got "
+                         << twoF;
+  return expectExtent(op, "out dimension 1 (F)", dim(out, 1),
+                      "half of h dimension 1 (2F)", twoF / 2);
 }
 
 LogicalResult CombineRowsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value expertOut = getExpertOut(), weights = getWeights(), rows = getRows();
+  Value y = getY();
+  if (failed(expectBuffer(op, "expert_out", expertOut, 2, "[T*k, H]")) ||
+      failed(expectStorageFloat(op, "expert_out", expertOut)) ||
+      failed(expectBuffer(op, "weights", weights, 2, "[T, k]")) ||
+      failed(expectElement(op, "weights", weights, b.getF32Type())) ||
+      failed(expectAssignmentsLike(op, "rows", rows, "weights", weights)) ||
+      failed(expectI32Rows(op, "the number of assignments of rows (T*k)",
+                           assignmentsOf(rows))) ||
+      failed(expectExtent(op, "expert_out dimension 0 (T*k)", dim(expertOut, 0),
+                          "the number of assignments of rows (T*k)",
+                          assignmentsOf(rows))) ||
+      failed(expectBuffer(op, "y", y, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "y", y)) ||
+      failed(expectExtent(op, "y dimension 0 (T)", dim(y, 0),
+                          "weights dimension 0 (T)", dim(weights, 0))) ||
+      failed(expectExtent(op, "y dimension 1 (H)", dim(y, 1),
+                          "expert_out dimension 1 (H)", dim(expertOut, 1))))
+    return failure();
+  // The kernel accumulates a row of y in scratch of H elements.
+  if (memrefOf(y).isDynamicDim(1))
+    return emitOpError() << "y dimension 1 (H) must be static, got "
+                         << y.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Backward kernels
+//===----------------------------------------------------------------------===//
+
+static LogicalResult expectExpertRange(Operation *op, Value first,
+                                       Value last) {
+  if (static_cast<bool>(first) != static_cast<bool>(last))
+    return op->emitOpError() << "first_expert and last_expert go together";
+  return success();
+}
+
+/// The row-owners map: i32 [rows].
+static LogicalResult expectOwners(Operation *op, Value owners) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, "owners", owners, 1, "[rows]")) ||
+                 failed(expectElement(op, "owners", owners, b.getI32Type())));
+}
+
+/// f32 per (token, slot): [T, k].
+static LogicalResult expectSlotsF32(Operation *op, StringRef name,
+                                    Value value) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, name, value, 2, "[T, k]")) ||
+                 failed(expectElement(op, name, value, b.getF32Type())));
+}
+
+LogicalResult ExpertLoadsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value loads = getLoads();
+  if (failed(expectOffsets(op, getOffsets())) ||
+      failed(expectBuffer(op, "loads", loads, 1, "[E]")) ||
+      failed(expectElement(op, "loads", loads, b.getI32Type())) ||
+      failed(expectStaticShape(op, "loads", loads, "[E]")))
+    return failure();
+  return expectExtent(op, "offsets dimension 0 (E+1)", dim(getOffsets(), 0),
+                      "loads dimension 0 plus one", dim(loads, 0) + 1);
+}
+
+LogicalResult GroupedGluBackwardOp::verify() {
+  Operation *op = getOperation();
+  Value dy = getDy(), w2 = getW2(), gateUp = getGateUp();
+  if (failed(expectBuffer(op, "dy", dy, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "dy", dy)) ||
+      failed(expectBuffer(op, "w2", w2, 3, "[E, F, H]")) ||
+      failed(expectStaticShape(op, "w2", w2, "[E, F, H]")) ||
+      failed(expectSameElement(op, "w2", w2, "dy", dy)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectSlotsF32(op, "weights", getWeights())) ||
+      failed(expectBuffer(op, "gate_up", gateUp, 2, "[rows, 2F]")) ||
+      failed(expectBuffer(op, "act", getAct(), 2, "[rows, F]")) ||
+      failed(expectBuffer(op, "dh", getDh(), 2, "[rows, 2F]")) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  int64_t ffn = dim(w2, 1);
+  if (failed(expectExtent(op, "dy dimension 1 (H)", dim(dy, 1),
+                          "w2 dimension 2 (H)", dim(w2, 2))) ||
+      failed(expectExtent(op, "gate_up dimension 1 (2F)", dim(gateUp, 1),
+                          "twice w2 dimension 1 (F)", 2 * ffn)) ||
+      failed(expectExtent(op, "dh dimension 1 (2F)", dim(getDh(), 1),
+                          "twice w2 dimension 1 (F)", 2 * ffn)) ||
+      failed(expectExtent(op, "act dimension 1 (F)", dim(getAct(), 1),
+                          "w2 dimension 1 (F)", ffn)) ||
+      failed(expectExtent(op, "act dimension 0 (rows)", dim(getAct(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "dh dimension 0 (rows)", dim(getDh(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "weights dimension 1 (k)",
+                          dim(getWeights(), 1), "top_k", getTopK())) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "top_k", getTopK())))
+    return failure();
+  return success();
+}
+
+LogicalResult GroupedWeightGradOp::verify() {
+  Operation *op = getOperation();
+  Value dw = getDw();
+  if (failed(expectBuffer(op, "lhs", getLhs(), 2, "[rows or T, K]")) ||
+      failed(expectBuffer(op, "rhs", getRhs(), 2, "[rows or T, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dw", dw, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "dw", dw, "[E, K, N]")) ||
+      failed(expectStorageFloat(op, "dw", dw)) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  if (getWeights() && failed(expectSlotsF32(op, "weights", getWeights())))
+    return failure();
+  if (getGatherLhs() && getGatherRhs())
+    return emitOpError() << "gathers both lhs and rhs: one side of a weight "
+                            "gradient is grouped rows";
   return failure(
-      failed(expectBuffer(*this, "expert_out", getExpertOut(), 2)) ||
-      failed(expectBuffer(*this, "weights", getWeights(), 2)) ||
-      failed(expectBuffer(*this, "rows", getRows(), 2)) ||
-      failed(expectBuffer(*this, "y", getY(), 2)));
+      failed(expectExtent(op, "lhs dimension 1", dim(getLhs(), 1),
+                          "dw dimension 1", dim(dw, 1))) ||
+      failed(expectExtent(op, "rhs dimension 1", dim(getRhs(), 1),
+                          "dw dimension 2", dim(dw, 2))));
+}
+
+LogicalResult GroupedInputGradOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value w = getB(), dx = getDx();
+  if (failed(expectBuffer(op, "a", getA(), 2, "[rows, N]")) ||
+      failed(expectBuffer(op, "b", w, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "b", w, "[E, K, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dx", dx, 2, "[T, K]")) ||
+      failed(expectElement(op, "dx", dx, b.getF32Type())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  return failure(
+      failed(expectExtent(op, "a dimension 1 (N)", dim(getA(), 1),
+                          "b dimension 2 (N)", dim(w, 2))) ||
+      failed(expectExtent(op, "dx dimension 1 (K)", dim(dx, 1),
+                          "b dimension 1 (K)", dim(w, 1))));
+}
+
+LogicalResult RouteBackwardOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Type f32 = b.getF32Type();
+  Value x = getX(), wGate = getWGate(), indices = getIndices();
+  if (failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectBuffer(op, "w_gate", wGate, 2, "[H, E]")) ||
+      failed(expectStaticShape(op, "w_gate", wGate, "[H, E]")) ||
+      failed(expectSameElement(op, "w_gate", wGate, "x", x)) ||
+      failed(expectAssignments(op, "indices", indices)) ||
+      failed(expectStaticSlots(op, "indices", indices)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectBuffer(op, "dx", getDx(), 2, "[T, H]")) ||
+      failed(expectElement(op, "dx", getDx(), f32)) ||
+      failed(expectBuffer(op, "dw_gate", getDwGate(), 2, "[H, E]")) ||
+      failed(expectElement(op, "dw_gate", getDwGate(), f32)) ||
+      failed(expectBuffer(op, "aux", getAux(), 0, "[]")) ||
+      failed(expectElement(op, "aux", getAux(), f32)))
+    return failure();
+  int64_t experts = dim(wGate, 1);
+  return failure(
+      failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "offsets dimension 0 (E+1)",
+                          dim(getOffsets(), 0), "experts + 1", experts + 1)) ||
+      failed(expectExtent(op, "dw_gate dimension 1 (E)", dim(getDwGate(), 1),
+                          "w_gate dimension 1 (E)", experts)) ||
+      failed(expectExtent(op, "dx dimension 1 (H)", dim(getDx(), 1),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "indices dimension 1 (k)",
+                          dim(indices, 1))));
 }

@@ -147,6 +147,13 @@ int moert_function_profile(const moert_function *function,
                            moert_kernel_time *entries, int capacity,
                            int *count);
 
+/* While enabled (default: off), every buffer an artifact allocates, on the
+   host or the device, starts filled with 0xFF bytes: NaN in f32, bf16 and
+   f16, -1 in integers. A result element (or an intermediate) that no kernel
+   writes then shows as NaN instead of a leftover value; moe-run turns it on
+   for the run whose results it reports and checks, off for timing. */
+void moert_set_poison_allocations(int enabled);
+
 /*===--- CUDA ---===*/
 /* Writes a description of the GPU that CUDA artifacts run on, such as
    "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
@@ -47,6 +48,9 @@ constexpr int64_t kThreadsPerTokenBlock = 64;
 /// Tokens per slice of the parallel rank computation: enough (slice,
 /// expert) pairs to fill the GPU, each walking few assignments.
 constexpr int64_t kTokensPerSlice = 64;
+/// The most experts the per-token router kernel handles: 48 KiB of
+/// thread-private scratch.
+constexpr int64_t kMaxRouterExperts = 4096;
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item.
 /// `part`, when given, names this launch among those of one kernel op.
@@ -138,7 +142,7 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       lb, tokens,
       [&](Value t) {
         // Private per-thread scratch.
-        RouteScratch s = makeRouteScratch(b, op);
+        RouteScratch s = makeRouteScratch(b, op, ScratchPlace::Stack);
         emitRouteToken(lb, op, s, t, scores);
       },
       /*part=*/{}, kThreadsPerTokenBlock);
@@ -463,6 +467,26 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   return success();
 }
 
+/// The training kernels (BackwardKernelsGPU.cpp), SIMT, one launch per
+/// item kind.
+void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
+  auto launch = [&](Value count, function_ref<void(Value)> body) {
+    launchPerItem(lb, count, body);
+  };
+  TypeSwitch<Operation *>(op)
+      .Case([&](moek::ExpertLoadsOp o) { lowerExpertLoadsToGPU(o, lb, launch); })
+      .Case([&](GroupedGluBackwardOp o) {
+        lowerGroupedGluBackwardToGPU(o, lb, launch);
+      })
+      .Case([&](GroupedWeightGradOp o) {
+        lowerGroupedWeightGradToGPU(o, lb, launch);
+      })
+      .Case([&](GroupedInputGradOp o) {
+        lowerGroupedInputGradToGPU(o, lb, launch);
+      })
+      .Case([&](RouteBackwardOp o) { lowerRouteBackwardToGPU(o, lb, launch); });
+}
+
 /// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
 /// grouped matmul, so that profiles and cubins say what each kernel does.
 std::string kernelName(Operation *op) {
@@ -539,7 +563,16 @@ struct MoekLowerToGPUPass
       LoopBuilder lb(b);
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
-              .Case([&](RouteOp o) {
+              .Case([&](RouteOp o) -> LogicalResult {
+                // Each token's thread keeps 12 bytes an expert in private
+                // memory (CUDA allows at most 512 KiB a thread).
+                int64_t experts = staticDim(o.getWGate(), 1);
+                if (experts > kMaxRouterExperts)
+                  return o.emitOpError()
+                         << "routes over " << experts
+                         << " experts; the GPU router supports at most "
+                         << kMaxRouterExperts
+                         << " (its per-token scratch is thread-private)";
                 return lowerRoute(o, lb, target), success();
               })
               .Case([&](RankAssignmentsOp o) {
@@ -562,7 +595,19 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
-              .Default([&](Operation *o) { return lowerElementwise(o, lb); });
+              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp, GroupedWeightGradOp,
+                    GroupedInputGradOp, RouteBackwardOp>([&](Operation *o) {
+                return lowerBackwardKernel(o, lb), success();
+              })
+              .Case<linalg::FillOp, linalg::MapOp>(
+                  [&](Operation *o) { return lowerElementwise(o, lb); })
+              .Default([&](Operation *o) {
+                // A kernel nobody lowers must not reach the host code.
+                return o->emitOpError()
+                       << "has no lowering to GPU kernels (moek-lower-to-gpu "
+                          "handles the moek kernels, linalg.fill and "
+                          "linalg.map)";
+              });
       if (failed(result))
         return signalPassFailure();
       nameLaunches(boundary, op);

@@ -15,8 +15,14 @@ using namespace mlir::moe;
 
 namespace mlir::moek {
 
-Value scratch(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape, Type element) {
-  return memref::AllocaOp::create(b, MemRefType::get(shape, element));
+Value scratch(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape, Type element,
+              ScratchPlace place) {
+  auto type = MemRefType::get(shape, element);
+  if (place == ScratchPlace::Stack)
+    return memref::AllocaOp::create(b, type);
+  auto alloc = memref::AllocOp::create(b, type);
+  alloc->setAttr(kHeapScratchAttr, b.getUnitAttr());
+  return alloc;
 }
 
 int64_t staticDim(Value buffer, int64_t dim) {
@@ -87,8 +93,9 @@ Value activate(LoopBuilder &lb, Value gate, bool gelu) {
 Value emitCapacity(LoopBuilder &lb, double cf, Value tokens, int64_t topK,
                    int64_t experts) {
   ImplicitLocOpBuilder &b = lb.builder();
+  // An expert receives at most one assignment per token: T never binds.
   if (cf <= 0.0)
-    return arith::MulIOp::create(b, tokens, lb.index(topK));
+    return tokens;
   auto f64 = [&](double v) {
     return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
   };
@@ -102,20 +109,24 @@ Value emitCapacity(LoopBuilder &lb, double cf, Value tokens, int64_t topK,
       f64(static_cast<double>(experts)));
   Value rounded = math::CeilOp::create(
       b, arith::SubFOp::create(b, exact, f64(kCapacityEpsilon)));
+  // Clamped to T in double, before the conversion: a huge capacity factor
+  // must neither overflow the integer nor wrap in the i32 metadata.
+  Value clamped = arith::MinimumFOp::create(b, rounded, t);
   Value capacity = arith::IndexCastOp::create(
-      b, b.getIndexType(), arith::FPToSIOp::create(b, b.getI64Type(), rounded));
+      b, b.getIndexType(), arith::FPToSIOp::create(b, b.getI64Type(), clamped));
   return arith::MaxSIOp::create(b, capacity, lb.index(1));
 }
 
-RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op) {
+RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op,
+                              ScratchPlace place) {
   int64_t experts = staticDim(op.getWGate(), 1);
   RouteScratch s;
-  s.probs = scratch(b, {experts}, b.getF32Type());
-  s.keys = scratch(b, {experts}, b.getF32Type());
-  s.available = scratch(b, {experts}, b.getI32Type());
+  s.probs = scratch(b, {experts}, b.getF32Type(), place);
+  s.keys = scratch(b, {experts}, b.getF32Type(), place);
+  s.available = scratch(b, {experts}, b.getI32Type(), place);
   if (std::optional<int64_t> nGroup = op.getNGroup()) {
-    s.groupKeys = scratch(b, {*nGroup}, b.getF32Type());
-    s.groupFree = scratch(b, {*nGroup}, b.getI32Type());
+    s.groupKeys = scratch(b, {*nGroup}, b.getF32Type(), place);
+    s.groupFree = scratch(b, {*nGroup}, b.getI32Type(), place);
   }
   return s;
 }

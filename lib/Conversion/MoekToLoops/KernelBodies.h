@@ -14,8 +14,16 @@
 
 namespace mlir::moek {
 
-/// Scratch memory of a static shape (memref.alloca).
-Value scratch(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape, Type element);
+/// Where a kernel's scratch lives: on the stack (a GPU thread's private
+/// memory) or on the heap (the CPU, where a large E or F must not overflow
+/// the stack; the allocation is marked kHeapScratchAttr and its owner frees
+/// it before the function returns).
+enum class ScratchPlace { Stack, Heap };
+constexpr llvm::StringLiteral kHeapScratchAttr = "moek.heap_scratch";
+
+/// Scratch memory of a static shape.
+Value scratch(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape, Type element,
+              ScratchPlace place);
 int64_t staticDim(Value buffer, int64_t dim);
 Value asIndex(ImplicitLocOpBuilder &b, Value i32);
 
@@ -35,8 +43,8 @@ inline bool isGlu(Epilogue epilogue) {
 Value argmaxAvailable(moe::LoopBuilder &lb, Value keys, Value available,
                       Value count);
 
-/// C = max(1, ceil(cf*T*k/E)) as an index, the rule of moe::expertCapacity;
-/// the dropless router gets C = T*k, which never binds.
+/// C = min(T, max(1, ceil(cf*T*k/E))) as an index, the rule of
+/// moe::expertCapacity; the dropless router gets C = T, which never binds.
 Value emitCapacity(moe::LoopBuilder &lb, double cf, Value tokens, int64_t topK,
                    int64_t experts);
 
@@ -45,7 +53,8 @@ struct RouteScratch {
   Value probs, keys, available; // [E]
   Value groupKeys, groupFree;   // [n_group], when group-limited
 };
-RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op);
+RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op,
+                              ScratchPlace place);
 
 /// The router for token t: scores, probabilities, group limits, top-k into
 /// indices[t, :] and weights[t, :]. With `scores` (an f32 [T, E] buffer), the

@@ -9,6 +9,7 @@
 
 #include "dialects/moe/IR/MoeShapeRules.h"
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
@@ -41,7 +42,7 @@ namespace {
 void lowerRoute(RouteOp op, ImplicitLocOpBuilder &b,
                 ImplicitLocOpBuilder &hoisted) {
   LoopBuilder lb(b);
-  RouteScratch s = makeRouteScratch(hoisted, op);
+  RouteScratch s = makeRouteScratch(hoisted, op, ScratchPlace::Heap);
   lb.forLoop(lb.index(0), lb.dim(op.getX(), 0),
              [&](Value t) { emitRouteToken(lb, op, s, t); });
 }
@@ -157,7 +158,7 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
   Value zero = lb.index(0);
   Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
   Value last = op.getLastExpert() ? op.getLastExpert() : lb.index(experts);
-  Value acc = scratch(hoisted, {width}, b.getF32Type());
+  Value acc = scratch(hoisted, {width}, b.getF32Type(), ScratchPlace::Heap);
   Value K = lb.index(depth), N = lb.index(width), half = lb.index(width / 2);
   auto rowOf = [&](Value e) {
     return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
@@ -238,7 +239,7 @@ void lowerCombineRows(CombineRowsOp op, ImplicitLocOpBuilder &b,
   Value rows = op.getRows(), y = op.getY();
   int64_t hidden = staticDim(y, 1);
   Value zero = lb.index(0), H = lb.index(hidden);
-  Value acc = scratch(hoisted, {hidden}, b.getF32Type());
+  Value acc = scratch(hoisted, {hidden}, b.getF32Type(), ScratchPlace::Heap);
   lb.forLoop(zero, lb.dim(rows, 0), [&](Value t) {
     lb.fill(acc, lb.f32(0.0));
     lb.forLoop(zero, lb.dim(rows, 1), [&](Value j) {
@@ -258,6 +259,24 @@ void lowerCombineRows(CombineRowsOp op, ImplicitLocOpBuilder &b,
   });
 }
 
+/// Frees the heap scratch the kernels allocated at the entry of `func`
+/// before each of its returns.
+void freeHeapScratch(func::FuncOp func, IRRewriter &rewriter) {
+  SmallVector<memref::AllocOp> allocs;
+  for (auto alloc : func.getBody().front().getOps<memref::AllocOp>())
+    if (alloc->hasAttr(kHeapScratchAttr))
+      allocs.push_back(alloc);
+  if (allocs.empty())
+    return;
+  func.walk([&](func::ReturnOp ret) {
+    rewriter.setInsertionPoint(ret);
+    for (memref::AllocOp alloc : allocs)
+      memref::DeallocOp::create(rewriter, ret.getLoc(), alloc);
+  });
+  for (memref::AllocOp alloc : allocs)
+    alloc->removeAttr(kHeapScratchAttr);
+}
+
 struct MoekLowerToLoopsPass
     : public moe::impl::MoekLowerToLoopsPassBase<MoekLowerToLoopsPass> {
   void runOnOperation() override {
@@ -273,20 +292,65 @@ struct MoekLowerToLoopsPass
       // Scratch goes to the function's entry: allocated once, however deep
       // in loops the kernel sits.
       auto func = op->getParentOfType<func::FuncOp>();
+      if (!func) {
+        op->emitOpError() << "must be inside a func.func to be lowered to "
+                             "loops (its scratch goes to the function entry)";
+        return signalPassFailure();
+      }
       ImplicitLocOpBuilder hoisted(op->getLoc(), &getContext());
       hoisted.setInsertionPointToStart(&func.getBody().front());
-      TypeSwitch<Operation *>(op)
-          .Case([&](RouteOp o) { lowerRoute(o, b, hoisted); })
-          .Case([&](RankAssignmentsOp o) { lowerRankAssignments(o, b); })
-          .Case([&](ExclusiveScanOp o) { lowerExclusiveScan(o, b); })
-          .Case([&](AssignmentRowsOp o) { lowerAssignmentRows(o, b); })
-          .Case([&](RowAssignmentsOp o) { lowerRowAssignments(o, b); })
-          .Case([&](GatherRowsOp o) { lowerGatherRows(o, b); })
-          .Case([&](GroupedMatmulOp o) { lowerGroupedMatmul(o, b, hoisted); })
-          .Case([&](GluOp o) { lowerGlu(o, b); })
-          .Case([&](CombineRowsOp o) { lowerCombineRows(o, b, hoisted); });
+      bool lowered =
+          TypeSwitch<Operation *, bool>(op)
+              .Case([&](RouteOp o) { return lowerRoute(o, b, hoisted), true; })
+              .Case([&](RankAssignmentsOp o) {
+                return lowerRankAssignments(o, b), true;
+              })
+              .Case([&](ExclusiveScanOp o) {
+                return lowerExclusiveScan(o, b), true;
+              })
+              .Case([&](AssignmentRowsOp o) {
+                return lowerAssignmentRows(o, b), true;
+              })
+              .Case([&](RowAssignmentsOp o) {
+                return lowerRowAssignments(o, b), true;
+              })
+              .Case([&](GatherRowsOp o) { return lowerGatherRows(o, b), true; })
+              .Case([&](GroupedMatmulOp o) {
+                return lowerGroupedMatmul(o, b, hoisted), true;
+              })
+              .Case([&](GluOp o) { return lowerGlu(o, b), true; })
+              .Case([&](CombineRowsOp o) {
+                return lowerCombineRows(o, b, hoisted), true;
+              })
+              .Case([&](moek::ExpertLoadsOp o) {
+                return lowerExpertLoads(o, b), true;
+              })
+              .Case([&](GroupedGluBackwardOp o) {
+                return lowerGroupedGluBackward(o, b), true;
+              })
+              .Case([&](GroupedWeightGradOp o) {
+                return lowerGroupedWeightGrad(o, b, hoisted), true;
+              })
+              .Case([&](GroupedInputGradOp o) {
+                return lowerGroupedInputGrad(o, b), true;
+              })
+              .Case([&](RouteBackwardOp o) {
+                return lowerRouteBackward(o, b, hoisted), true;
+              })
+              .Default([](Operation *) { return false; });
+      // A kernel nobody lowers must fail the pass, never be dropped.
+      if (!lowered) {
+        op->emitOpError() << "has no lowering to loops (moek-lower-to-loops "
+                             "handles route, rank_assignments, "
+                             "exclusive_scan, assignment_rows, "
+                             "row_assignments, gather_rows, grouped_matmul, "
+                             "glu and combine_rows)";
+        return signalPassFailure();
+      }
       rewriter.eraseOp(op);
     }
+    getOperation()->walk(
+        [&](func::FuncOp func) { freeHeapScratch(func, rewriter); });
   }
 };
 

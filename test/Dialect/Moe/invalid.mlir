@@ -347,3 +347,26 @@ func.func @f(%r: !moe.routing<tokens = 4, experts = 2, top_k = 3>) {
 func.func @f(%r: !moe.routing<tokens = 4, experts = 0, top_k = 1>) {
   return
 }
+
+// -----
+
+// Checked size arithmetic: a tensor whose size in bytes does not fit in 64 bits.
+func.func @f(%x: tensor<16x32xf32>, %w_gate: tensor<32x4xf32>, %w1: tensor<4x4294967296x4294967296xf32>,
+             %w2: tensor<4x24x32xf32>, %d: tensor<32x32xf32>, %r: !moe.routing<tokens = 16, experts = 4, top_k = 2>) {
+  // expected-error @+1 {{'moe.experts' op w1 ('tensor<4x4294967296x4294967296xf32>') is too large: its size in bytes does not fit in 64 bits}}
+  %o = moe.experts silu_glu %d, %r, %w1, %w2
+      : (tensor<32x32xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
+         tensor<4x4294967296x4294967296xf32>, tensor<4x24x32xf32>) -> tensor<32x32xf32>
+  return
+}
+
+// -----
+
+// The routing metadata is i32: T*k must be at most 2^31 - 1 assignments.
+func.func @f(%x: tensor<1073741824x1xf32>, %w_gate: tensor<1x4xf32>) {
+  // expected-error @+1 {{'moe.gate' op x dimension 0 (T = 1073741824) times top_k (2) exceeds the 2147483647 assignments that the i32 routing metadata can index}}
+  %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
+      : (tensor<1073741824x1xf32>, tensor<1x4xf32>)
+      -> (tensor<1073741824x2xf32>, tensor<1073741824x2xi32>, !moe.routing<tokens = 1073741824, experts = 4, top_k = 2>)
+  return
+}

@@ -32,8 +32,34 @@ TEST(ShapeRules, ExpertCapacity) {
   EXPECT_EQ(expertCapacity(1.0, 16, 2, 4), 8);    // exact
   EXPECT_EQ(expertCapacity(1.25, 16, 2, 4), 10);  // exact after scaling
   EXPECT_EQ(expertCapacity(1.0, 15, 1, 4), 4);    // 3.75 rounds up
-  // 1.1 * 10 is 11.000000000000002 in binary floating point: still 11.
-  EXPECT_EQ(expertCapacity(1.1, 10, 1, 1), 11);
+  // 2.2 * 25 / 5 is 11.000000000000002 in binary floating point: still 11.
+  EXPECT_EQ(expertCapacity(2.2, 25, 1, 5), 11);
+}
+
+TEST(ShapeRules, ExpertCapacityIsAtMostTheTokens) {
+  // An expert gets at most one assignment per token: C <= T, so a huge
+  // factor neither overflows the conversion nor wraps in the i32 metadata.
+  EXPECT_EQ(expertCapacity(2e9, 8, 2, 4), 8);
+  EXPECT_EQ(expertCapacity(1e300, 16, 8, 4), 16);
+  EXPECT_EQ(expertCapacity(3.0, 16, 2, 4), 16); // 24 > T
+}
+
+TEST(ShapeRules, CheckedSizes) {
+  EXPECT_EQ(checkedElementCount({4, 8, 2}), 64);
+  EXPECT_EQ(checkedElementCount({4, ShapedType::kDynamic, 2}), 8);
+  EXPECT_EQ(checkedElementCount({int64_t(1) << 32, int64_t(1) << 32}),
+            std::nullopt);
+  EXPECT_EQ(checkedByteCount(3, 16), 6);
+  EXPECT_EQ(checkedByteCount(3, 1), 1);
+  EXPECT_EQ(checkedByteCount(int64_t(1) << 61, 32), std::nullopt);
+  // 2^59 f32 elements are 2^64 bits but 2^61 bytes: they fit (found by
+  // moe-fuzz-layer-spec: a spec the parser accepted and the verifier did not).
+  EXPECT_EQ(checkedByteCount(int64_t(1) << 59, 32), int64_t(1) << 61);
+  EXPECT_EQ(checkedByteCount((int64_t(1) << 60) + 3, 16),
+            (int64_t(1) << 61) + 6);
+  EXPECT_EQ(checkedByteCount(INT64_MAX, 8), INT64_MAX);
+  EXPECT_EQ(checkedAdd(INT64_MAX, 1), std::nullopt);
+  EXPECT_EQ(checkedMul(-1, 2), std::nullopt);
 }
 
 TEST(ShapeRules, CapacityCanDrop) {
