@@ -10,6 +10,11 @@
 #   config-NAME.so     the CPU end-to-end configurations, for --check
 #   config-train-NAME.so  the training step (--backward) of some of them, which
 #                      --check compares with the reference backward
+# TARGET picks the chip (default cuda:sm_90; cuda:sm_90a for wgmma and TMA);
+# COMPARE="cuda:sm_90 ..." adds time-PRESET-CHIP.so for those targets, to
+# time them in the same call; QUICK=1 leaves out the chunk1 and unfused
+# variants; EPILOGUES="gather_sum" adds time-PRESET-EPILOGUE.so and
+# check-PRESET-EPILOGUE.so (moe-compile --epilogue).
 # Also copies ../shared/bench/torch_baselines.py and GoogleTest's sources next
 # to them.
 set -euo pipefail
@@ -28,6 +33,13 @@ for preset in mixtral qwen3_30b_a3b olmoe; do
   # The CUDA default: all experts' GEMMs in one launch each.
   compile "time-$preset" "$preset"
   # One expert at a time: the smallest activation buffer, T x F.
+  for epilogue in ${EPILOGUES-}; do
+    compile "time-$preset-$epilogue" "$preset" --epilogue="$epilogue"
+  done
+  for other in ${COMPARE-}; do
+    target=$other compile "time-$preset-${other#cuda:}" "$preset"
+  done
+  [ "${QUICK:-0}" = 1 ] && continue
   compile "time-$preset-chunk1" "$preset" --experts-per-chunk=1
   compile "time-$preset-unfused" "$preset" --no-fusion
 done
@@ -41,6 +53,10 @@ compile check-mixtral mixtral,tokens=16
 compile check-qwen3_30b_a3b qwen3_30b_a3b,tokens=64
 compile check-olmoe olmoe,tokens=64
 compile check-olmoe-chunk1 olmoe,tokens=64 --experts-per-chunk=1
+for epilogue in ${EPILOGUES-}; do
+  compile "check-qwen3_30b_a3b-$epilogue" qwen3_30b_a3b,tokens=200 --epilogue="$epilogue"
+  compile "check-olmoe-$epilogue" olmoe,tokens=300 --epilogue="$epilogue"
+done
 compile check-olmoe-tile-128x256x64x3x2x4 olmoe,tokens=300 --cuda-tile=128x256x64x3x2x4
 while read -r name spec; do
   compile "config-$name" "$spec"

@@ -6,7 +6,8 @@
 # baselines in the same run.
 # Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines,
 # SKIP_TORCH=1 the baselines, RUNTIME_TESTS_ONLY=1 all but the runtime's unit
-# tests.
+# tests, SKIP_RUNTIME_TESTS=1 the runtime's unit tests; SEEDS="1 2 3" checks
+# with several random inputs.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
@@ -27,7 +28,7 @@ run=/tmp/moe-run-build/moe-run
 # The runtime's unit tests, whose CUDA cases skip on machines without a GPU
 # (CI): GoogleTest is built from the sources compile_device_artifacts.sh
 # carries, since the GPU machine has none installed.
-if [ -d "$root/.device/googletest" ]; then
+if [ -d "$root/.device/googletest" ] && [ "${SKIP_RUNTIME_TESTS:-0}" != 1 ]; then
   echo "== runtime unit tests on the GPU ($(date -u +%H:%M:%S))"
   gt=/tmp/googletest-install
   { cmake -S "$root/.device/googletest" -B /tmp/googletest-build -G Ninja \
@@ -46,12 +47,14 @@ for a in "$art"/config-*.so "$art"/check-*.so; do
   name=$(basename "$a" .so)
   extra=""
   [ "$name" = config-dynamic ] && extra="--tokens 29"
-  if "$run" "$a" --check $extra > "$logs/$name.log" 2>&1; then
-    echo "$name: $(grep -E '\(y\)' "$logs/$name.log" | sed 's/^ *//')"
-  else
-    failures=$((failures + 1))
-    echo "$name: FAILED"; tail -5 "$logs/$name.log"
-  fi
+  for seed in ${SEEDS:-1}; do
+    if "$run" "$a" --check --seed "$seed" $extra > "$logs/$name-$seed.log" 2>&1; then
+      echo "$name (seed $seed): $(grep -E '\(y\)' "$logs/$name-$seed.log" | sed 's/^ *//')"
+    else
+      failures=$((failures + 1))
+      echo "$name (seed $seed): FAILED"; tail -5 "$logs/$name-$seed.log"
+    fi
+  done
 done
 echo "correctness failures: $failures"
 

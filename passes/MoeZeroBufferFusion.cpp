@@ -10,6 +10,10 @@
 //   order (scatter-add epilogue), in f32 (an f32 accumulator stands in for
 //   a bf16 or f16 y and is narrowed once at the end).
 //
+// With epilogue=gather_sum, GEMM 2 stores its rows in expert order instead
+// and moek.combine_rows sums each token's k rows, gate-weighted, by a gather
+// (no atomics, no accumulator; all experts in one chunk, [T*k, H] rows).
+//
 // The routing metadata is O(T*k) integers: ranks, offsets, row owners.
 // Experts are processed `experts-per-chunk` at a time; a token picks an
 // expert at most once, so a chunk has at most T*min(k, chunk) rows and the
@@ -84,6 +88,12 @@ struct MoeZeroBufferFusionPass
           << static_cast<int64_t>(expertsPerChunk);
       return signalPassFailure();
     }
+    if (epilogue != "scatter_add" && epilogue != "gather_sum") {
+      getOperation()->emitError()
+          << "moe-zero-buffer-fusion: epilogue '" << epilogue
+          << "' is not scatter_add or gather_sum";
+      return signalPassFailure();
+    }
     IRRewriter rewriter(&getContext());
     RoutingPlans plans;
     SmallVector<CombineOp> combines;
@@ -97,6 +107,45 @@ struct MoeZeroBufferFusionPass
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();
     }
+  }
+
+  /// The gather_sum form: GEMM 1 as for scatter_add over all experts at
+  /// once, GEMM 2 storing rows [T*k, H] in expert order, then each token's k
+  /// rows summed by a weighted gather into y.
+  void fuseGatherSum(ImplicitLocOpBuilder &b, Chain chain,
+                     const RoutingPlan &plan, RoutingPlans &plans,
+                     RewriterBase &rewriter, Value x, Value w1, Value w2,
+                     Value offsets, Value owners, Value weights, Value y,
+                     ArrayRef<Value> dynamicT) {
+    auto yType = cast<MemRefType>(y.getType());
+    int64_t tokens = yType.getDimSize(0), hidden = yType.getDimSize(1);
+    int64_t ffn = chain.experts.getW1().getType().getDimSize(2) / 2;
+    int64_t topK = plan.topK;
+    Type element = yType.getElementType();
+    SmallVector<Value> dynamicRows;
+    if (ShapedType::isDynamic(tokens))
+      dynamicRows.push_back(arith::MulIOp::create(
+          b, dynamicT.front(), arith::ConstantIndexOp::create(b, topK)));
+    int64_t rows =
+        ShapedType::isDynamic(tokens) ? ShapedType::kDynamic : tokens * topK;
+    Value act = allocBuffer(b, {rows, ffn}, element, dynamicRows,
+                            "activations.glu");
+    Value expertRows = allocBuffer(b, {rows, hidden}, element, dynamicRows,
+                                   "activations.expert_rows");
+    auto epilogue = chain.experts.getActivation() == Activation::gelu_glu
+                        ? moek::Epilogue::gelu_glu
+                        : moek::Epilogue::silu_glu;
+    Value first = arith::ConstantIndexOp::create(b, 0);
+    Value last = arith::ConstantIndexOp::create(b, plan.experts);
+    moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                  Value(), act, epilogue, /*gather=*/true,
+                                  topK);
+    moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
+                                  Value(), expertRows, moek::Epilogue::store,
+                                  /*gather=*/false, topK);
+    Value assignmentRows = readBuffer(
+        b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
+    moek::CombineRowsOp::create(b, expertRows, weights, assignmentRows, y);
   }
 
   LogicalResult fuse(Chain chain, RoutingPlans &plans, RewriterBase &rewriter) {
@@ -127,6 +176,14 @@ struct MoeZeroBufferFusionPass
       dynamicT.push_back(extentOf(b, x, 0));
 
     Value y = allocBuffer(b, yType.getShape(), element, dynamicT, "result.y");
+    if (epilogue == "gather_sum") {
+      fuseGatherSum(b, chain, *plan, plans, rewriter, x, w1, w2, offsets,
+                    owners, weights, y, dynamicT);
+      rewriter.replaceOp(combine, asTensor(b, y));
+      rewriter.eraseOp(chain.experts);
+      rewriter.eraseOp(chain.dispatch);
+      return success();
+    }
     // The scatter-add epilogue accumulates, in f32 whatever the storage: a
     // bf16 y would be rounded after every expert. So y starts at zero, or
     // an f32 accumulator does and is narrowed into y at the end.

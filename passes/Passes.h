@@ -41,6 +41,10 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "experts-per-chunk",
       llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back"),
       llvm::cl::init(1)};
+  Option<std::string> epilogue{
+      *this, "epilogue",
+      llvm::cl::desc("moe-zero-buffer-fusion: scatter_add or gather_sum"),
+      llvm::cl::init("scatter_add")};
 };
 
 /// moe IR to planned buffers: [moe-zero-buffer-fusion], moe-lower-to-kernels,
@@ -63,8 +67,12 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("moe-zero-buffer-fusion: experts run back to back (0: "
                      "all of them, one launch per GEMM)"),
       llvm::cl::init(0)};
+  Option<std::string> epilogue{
+      *this, "epilogue",
+      llvm::cl::desc("moe-zero-buffer-fusion: scatter_add or gather_sum"),
+      llvm::cl::init("scatter_add")};
   Option<std::string> chip{*this, "chip",
-                           llvm::cl::desc("GPU architecture (sm_90, sm_80)"),
+                           llvm::cl::desc("GPU architecture (sm_90, sm_90a, sm_80)"),
                            llvm::cl::init("sm_90")};
   Option<std::string> tensorCoreTile{
       *this, "tensor-core-tile",

@@ -49,6 +49,12 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
     `experts-per-chunk` at a time; since a token picks an expert at most
     once, the activation buffer has T*min(k, experts-per-chunk) rows.
 
+    `epilogue=gather_sum` chooses the other way back to token order: the
+    second grouped matmul stores its rows in expert order ([T*k, H], the
+    storage type) and `moek.combine_rows` sums each token's k rows, times
+    their gate weights, with a gather: no atomics and no f32 accumulator,
+    at the price of the [T*k, H] rows (all experts then run in one chunk).
+
     Chains it cannot fuse (an intermediate with other uses, different
     routings, a routing not made in the function) are left to
     `moe-lower-to-kernels` with a remark that says why.
@@ -58,6 +64,10 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            /*default=*/"1",
            "Experts whose grouped GEMMs run back to back; the activation "
            "buffer holds T*min(k, this) rows">,
+    Option<"epilogue", "epilogue", "std::string", /*default=*/"\"scatter_add\"",
+           "How expert outputs reach y: scatter_add (gate-weighted adds into "
+           "an f32 accumulator) or gather_sum (expert-order rows, then a "
+           "weighted gather over each token's k rows)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -136,14 +146,21 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     shared memory, ldmatrix and mma.sync m16n8k16 with f32 accumulation,
     and the store / GLU / scatter-add epilogues on the accumulators. For
     `chip=sm_90` the scatter-add adds four columns per vector reduction
-    (`red.add.v4.f32`, PTX 8.1), lanes trading accumulators to gather them. The router computes its scores as a GEMM
+    (`red.add.v4.f32`, PTX 8.1), lanes trading accumulators to gather them.
+    For `chip=sm_90a` grouped matmuls run on Hopper's warpgroup tensor
+    cores instead: b's tiles by TMA (a tensor map made on the host) into
+    128B-swizzled shared memory on a 4-deep mbarrier ring, the gathered
+    rows of a by cp.async into the same layout, a producer warpgroup and
+    two consumer warpgroups (setmaxnreg) issuing wgmma m64n256k16, a
+    persistent grid of one CTA per multiprocessor, and the same epilogues.
+    The router computes its scores as a GEMM
     (tensor cores where they apply), then one thread per token picks the
     top-k. Each kernel is named after its op (`moek_route_scores`,
     `moek_grouped_matmul_silu_glu`, ...).
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
-           "GPU architecture the kernels are for (sm_90, sm_80)">,
+           "GPU architecture the kernels are for (sm_90, sm_90a, sm_80)">,
     Option<"tensorCoreTile", "tensor-core-tile", "std::string",
            /*default=*/"\"128x256x32x4x2x4\"",
            "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,

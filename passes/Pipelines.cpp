@@ -25,11 +25,13 @@ using namespace mlir;
 /// materializing), bufferization with ownership-based deallocation, and the
 /// static memory plan of the host's buffers.
 static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
-                                        int64_t expertsPerChunk) {
+                                        int64_t expertsPerChunk,
+                                        StringRef epilogue) {
   using namespace mlir::moe;
   if (fusion) {
     MoeZeroBufferFusionPassOptions fusionOptions;
     fusionOptions.expertsPerChunk = expertsPerChunk;
+    fusionOptions.epilogue = epilogue.str();
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   MoeLowerToKernelsPassOptions kernelOptions;
@@ -53,7 +55,8 @@ void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
   // Elementwise arith/math on tensors around the layer become linalg, which
   // bufferizes and lowers to loops like everything else.
   pm.addPass(createConvertElementwiseToLinalgPass());
-  buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk);
+  buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk,
+                              options.epilogue);
   pm.addPass(createMoekLowerToLoopsPass());
 }
 
@@ -94,7 +97,8 @@ void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
   int64_t expertsPerChunk = options.expertsPerChunk > 0
                                 ? int64_t(options.expertsPerChunk)
                                 : std::numeric_limits<int64_t>::max();
-  buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk);
+  buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk,
+                              options.epilogue);
   MoekLowerToGPUPassOptions gpu;
   gpu.chip = options.chip;
   gpu.tensorCoreTile = options.tensorCoreTile;

@@ -1,6 +1,7 @@
 //===- ArtifactCompiler.cpp - moe modules to artifacts --------------------===//
 
 #include "lib/Target/ArtifactCompiler.h"
+#include "lib/Target/CudaChip.h"
 #include "lib/Target/ArtifactMetadata.h"
 #include "lib/Target/EntryPoints.h"
 #include "lib/Target/MemoryReport.h"
@@ -115,23 +116,24 @@ static LogicalResult linkSharedObject(ModuleOp module, StringRef object,
                             << ")" << (message.empty() ? "" : ": ") << message;
 }
 
-FailureOr<Target> moe::parseTarget(StringRef text, std::string &error) {
+FailureOr<mlir::moe::Target> mlir::moe::parseTarget(StringRef text, std::string &error) {
   Target target;
   if (text == "cpu")
     return target;
-  if (text == "cuda")
-    text = "cuda:sm_90";
-  if (text.consume_front("cuda:") && (text == "sm_90" || text == "sm_80")) {
+  std::string why;
+  if (std::optional<::moe::target::CudaChip> chip =
+          ::moe::target::CudaChip::parseTarget(text.str(), why)) {
     target.cuda = true;
-    target.chip = text.str();
+    target.chip = chip->name();
     return target;
   }
   error = "unknown target '" + text.str() +
-          "' (known: cpu, cuda:sm_90, cuda:sm_80; cuda means cuda:sm_90)";
+          "' (known: cpu, cuda:sm_90, cuda:sm_90a, cuda:sm_80; cuda means "
+          "cuda:sm_90)";
   return failure();
 }
 
-std::string moe::locateCudaToolkit(StringRef cudaPath) {
+std::string mlir::moe::locateCudaToolkit(StringRef cudaPath) {
   std::string root = cudaPath.str();
   if (root.empty())
     if (const char *home = std::getenv("CUDA_HOME"))
@@ -169,7 +171,7 @@ static LogicalResult printKernelAssembly(ModuleOp module,
   return success();
 }
 
-LogicalResult moe::compileArtifact(ModuleOp module,
+LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                  const CompileOptions &options,
                                  llvm::raw_ostream &textOut) {
   if (failed(verify(module)))
@@ -195,6 +197,8 @@ LogicalResult moe::compileArtifact(ModuleOp module,
   CUDAPipelineOptions cuda;
   cuda.fusion = options.fusion;
   cuda.expertsPerChunk = options.expertsPerChunk;
+  cpu.epilogue = options.epilogue;
+  cuda.epilogue = options.epilogue;
   cuda.chip = options.target.chip;
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;
@@ -273,4 +277,11 @@ LogicalResult moe::compileArtifact(ModuleOp module,
       return failure();
   }
   return linkSharedObject(module, objectPath, options.outputPath);
+}
+
+int64_t mlir::moe::Target::maxSharedBytesPerBlock() const {
+  std::string why;
+  std::optional<::moe::target::CudaChip> parsed =
+      ::moe::target::CudaChip::parse(chip, why);
+  return parsed ? parsed->maxSharedBytesPerBlock() : 0;
 }

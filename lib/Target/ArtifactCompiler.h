@@ -20,11 +20,13 @@ enum class EmitKind {
 /// What an artifact runs on: `cpu`, or `cuda:sm_XY`.
 struct Target {
   bool cuda = false;
-  std::string chip; ///< "sm_90" for cuda
+  std::string chip; ///< "sm_90" for cuda (CudaChip::name)
   std::string name() const { return cuda ? "cuda:" + chip : "cpu"; }
+  /// Shared memory a block may use on the chip (CUDA targets).
+  int64_t maxSharedBytesPerBlock() const;
 };
 
-/// Parses "cpu", "cuda" (sm_90), "cuda:sm_90", "cuda:sm_80"; an error
+/// Parses "cpu", "cuda" (sm_90), "cuda:sm_90", "cuda:sm_90a", "cuda:sm_80"; an error
 /// message that lists the targets otherwise.
 FailureOr<Target> parseTarget(StringRef text, std::string &error);
 
@@ -47,6 +49,8 @@ struct CompileOptions {
   /// 1 on the CPU (the smallest activation buffer), all experts on CUDA
   /// (one launch per GEMM).
   int64_t expertsPerChunk = 0;
+  /// moe-zero-buffer-fusion's epilogue: scatter_add or gather_sum.
+  std::string epilogue = "scatter_add";
   /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
   std::string tensorCoreTile;
   /// Where to write the memory plan as JSON ("" for none).

@@ -142,6 +142,9 @@ bool initialize() {
       resolve(library, &table.cuEventDestroy, "cuEventDestroy_v2");
   if (!ok)
     return false;
+  // Optional: only artifacts with TMA kernels (sm_90a) call it.
+  void *encode = dlsym(library, "cuTensorMapEncodeTiled");
+  std::memcpy(&table.cuTensorMapEncodeTiled, &encode, sizeof(encode));
 
   char failure[512];
   CUresult result = table.cuInit(0);
@@ -798,6 +801,82 @@ MGPU_EXPORT void mgpuMemset16(void *dest, unsigned short value, size_t count,
     check(driver->cuMemsetD16Async(toDevice(dest), value, count,
                                    static_cast<CUstream>(stream)),
           "cuMemsetD16Async");
+}
+
+/// The tensor map (TMA descriptor) of a strided memref, in device memory, as
+/// MLIR's nvgpu-to-nvvm lowering asks for it (LLVM 22): `descriptor` points
+/// to the ranked memref descriptor {allocated, aligned, offset, sizes[rank],
+/// strides[rank]}, `box` holds the box sizes outermost first. Tensor maps
+/// depend only on the buffer and the box, and a layer asks for the same
+/// ones at every call, so each distinct map is copied to the device once
+/// and kept.
+MGPU_EXPORT void *mgpuTensorMapEncodeTiledMemref(
+    int64_t rank, void *descriptor, int64_t dataType, int64_t interleave,
+    int64_t swizzle, int64_t l2Promotion, int64_t oobFill,
+    const int64_t *box) {
+  const Driver *driver = beginWork();
+  if (!driver)
+    return nullptr;
+  if (!driver->cuTensorMapEncodeTiled) {
+    recordDeferredError("mgpuTensorMapEncodeTiledMemref: the driver has no "
+                        "cuTensorMapEncodeTiled (CUDA 12 or later needed)");
+    return nullptr;
+  }
+  // Element sizes of CUtensorMapDataType 0..12.
+  static const int elementBytes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+  if (rank < 1 || rank > 5 || dataType < 0 || dataType > 12 || !descriptor ||
+      !box) {
+    recordDeferredError("mgpuTensorMapEncodeTiledMemref: bad arguments "
+                        "(rank %lld, data type %lld)",
+                        static_cast<long long>(rank),
+                        static_cast<long long>(dataType));
+    return nullptr;
+  }
+  struct Header {
+    char *allocated, *aligned;
+    int64_t offset;
+  };
+  const auto *header = static_cast<const Header *>(descriptor);
+  const auto *sizes = reinterpret_cast<const int64_t *>(header + 1);
+  const int64_t *strides = sizes + rank;
+  int bytes = elementBytes[dataType];
+  // The driver wants the innermost dimension first.
+  uint64_t dims[5], byteStrides[5];
+  unsigned boxDims[5], elementStrides[5];
+  for (int64_t i = 0; i < rank; ++i) {
+    dims[i] = static_cast<uint64_t>(sizes[rank - 1 - i]);
+    byteStrides[i] = static_cast<uint64_t>(strides[rank - 1 - i]) * bytes;
+    boxDims[i] = static_cast<unsigned>(box[rank - 1 - i]);
+    elementStrides[i] = 1;
+  }
+  alignas(64) unsigned char map[128] = {};
+  char *address = header->aligned + header->offset * bytes;
+  char call[160];
+  std::snprintf(call, sizeof(call),
+                "cuTensorMapEncodeTiled(rank %lld, inner dim %llu, box %u)",
+                static_cast<long long>(rank),
+                static_cast<unsigned long long>(dims[0]), boxDims[0]);
+  // globalStrides omits the innermost dimension's (the element size).
+  if (!check(driver->cuTensorMapEncodeTiled(
+                 map, static_cast<int>(dataType), static_cast<unsigned>(rank),
+                 address, dims, byteStrides + 1, boxDims, elementStrides,
+                 static_cast<int>(interleave), static_cast<int>(swizzle),
+                 static_cast<int>(l2Promotion), static_cast<int>(oobFill)),
+             call))
+    return nullptr;
+  static std::mutex mapsMutex;
+  static std::map<std::string, CUdeviceptr> maps;
+  std::string key(reinterpret_cast<const char *>(map), sizeof(map));
+  std::lock_guard<std::mutex> lock(mapsMutex);
+  auto found = maps.find(key);
+  if (found != maps.end())
+    return reinterpret_cast<void *>(static_cast<uintptr_t>(found->second));
+  CUdeviceptr device = 0;
+  if (!check(driver->cuMemAlloc(&device, sizeof(map)), "cuMemAlloc") ||
+      !check(driver->cuMemcpyHtoD(device, map, sizeof(map)), "cuMemcpyHtoD"))
+    return nullptr;
+  maps.emplace(std::move(key), device);
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(device));
 }
 
 MGPU_EXPORT void mgpuSetDefaultDevice(int32_t device) {

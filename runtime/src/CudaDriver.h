@@ -93,6 +93,13 @@ struct Driver {
   CUresult (*cuEventDestroy)(CUevent event);
   CUresult (*cuGetErrorName)(CUresult error, const char **name);
   CUresult (*cuGetErrorString)(CUresult error, const char **text);
+  /// CUDA 12 and later only: NULL on an older driver (sm_90a artifacts,
+  /// which need it, do not run there anyway).
+  CUresult (*cuTensorMapEncodeTiled)(
+      void *tensorMap, int dataType, unsigned rank, void *globalAddress,
+      const uint64_t *globalDim, const uint64_t *globalStrides,
+      const unsigned *boxDim, const unsigned *elementStrides, int interleave,
+      int swizzle, int l2Promotion, int oobFill);
 };
 
 /// Loads libcuda.so.1 and initializes the driver, once per process. Returns

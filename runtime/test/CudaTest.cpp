@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <regex>
@@ -37,11 +38,30 @@ void mgpuMemFree(void *pointer, void *stream);
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
 void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream);
 void mgpuMemset16(void *dst, unsigned short value, size_t count, void *stream);
+void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
+                                     int64_t dataType, int64_t interleave,
+                                     int64_t swizzle, int64_t l2Promotion,
+                                     int64_t oobFill, const int64_t *box);
 }
 
 using namespace moert_test;
 
 namespace {
+
+/// A rank-3 strided memref descriptor, as MLIR lays it out.
+struct Descriptor3 {
+  void *allocated, *aligned;
+  int64_t offset, sizes[3], strides[3];
+};
+
+/// The tensor map of a bf16 [4, 64, 128] buffer in boxes of `box`, 128-byte
+/// swizzle, zero fill (CUtensorMapDataType 9 is bf16).
+void *encodeBf16Map(void *buffer, const int64_t (&box)[3]) {
+  Descriptor3 d{buffer, buffer, 0, {4, 64, 128}, {64 * 128, 128, 1}};
+  return mgpuTensorMapEncodeTiledMemref(3, &d, /*dataType=*/9,
+                                        /*interleave=*/0, /*swizzle=*/3,
+                                        /*l2Promotion=*/0, /*oobFill=*/0, box);
+}
 
 /// Why CUDA artifacts cannot run here, or "" if they can.
 std::string cudaUnavailable() {
@@ -176,6 +196,8 @@ TEST(CudaUnavailable, MgpuCallsDoNothing) {
   mgpuEventDestroy(nullptr);
   mgpuStreamDestroy(nullptr);
   mgpuMemFree(nullptr, nullptr);
+  int64_t box[3] = {1, 64, 64};
+  EXPECT_EQ(encodeBf16Map(copy, box), nullptr);
   expectCpuArtifactStillWorks();
 }
 
@@ -261,6 +283,28 @@ TEST(CudaDevice, MgpuMemoryRoundTrip) {
   mgpuStreamDestroy(other);
   mgpuMemFree(device, stream);
   mgpuStreamDestroy(stream);
+  expectCpuArtifactStillWorks();
+}
+
+TEST(CudaDevice, TensorMapsAreEncodedOnceEach) {
+  SKIP_WITHOUT_CUDA();
+  void *buffer = mgpuMemAlloc(4 * 64 * 128 * 2, nullptr, false);
+  ASSERT_NE(buffer, nullptr);
+  void *map = encodeBf16Map(buffer, {1, 64, 64});
+  ASSERT_NE(map, nullptr) << moert_last_error();
+  // The same map again: the same device copy; another box: another map.
+  EXPECT_EQ(encodeBf16Map(buffer, {1, 64, 64}), map);
+  void *other = encodeBf16Map(buffer, {1, 32, 64});
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(other, map);
+  // The map is in device memory and not empty.
+  unsigned char bytes[128] = {};
+  mgpuMemcpy(bytes, map, sizeof(bytes), nullptr);
+  mgpuStreamSynchronize(nullptr);
+  EXPECT_NE(std::count(bytes, bytes + 128, 0), 128);
+  // A box the driver refuses (256 rows at most) is an error, not a map.
+  EXPECT_EQ(encodeBf16Map(buffer, {1, 512, 64}), nullptr);
+  mgpuMemFree(buffer, nullptr);
   expectCpuArtifactStillWorks();
 }
 

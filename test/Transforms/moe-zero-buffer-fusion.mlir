@@ -4,6 +4,8 @@
 // RUN: moe-opt %s -moe-zero-buffer-fusion | FileCheck %s
 // RUN: moe-opt %s -moe-zero-buffer-fusion=experts-per-chunk=4 | FileCheck %s --check-prefix=ONE-CHUNK
 // RUN: moe-opt %s -moe-lower-to-kernels | FileCheck %s --check-prefix=UNFUSED
+// RUN: moe-opt %s -moe-zero-buffer-fusion=epilogue=gather_sum | FileCheck %s --check-prefix=GATHER-SUM
+// RUN: not moe-opt %s -moe-zero-buffer-fusion=epilogue=atomic 2>&1 | FileCheck %s --check-prefix=BAD-EPILOGUE
 
 !routing = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 
@@ -36,6 +38,21 @@
 // ONE-CHUNK: moek.grouped_matmul silu_glu
 // ONE-CHUNK: moek.grouped_matmul scatter_add
 // ONE-CHUNK-NOT: 32x40
+
+// gather_sum: the GLU GEMM as above over all experts, then expert-order rows
+// [T*k, H] stored and summed per token by a weighted gather; no fill, no
+// atomics, no loop over chunks.
+// GATHER-SUM-LABEL: func.func @layer
+// GATHER-SUM: %[[Y:.*]] = memref.alloc() {moe.buffer = "result.y"} : memref<16x40xf32>
+// GATHER-SUM-NOT: linalg.fill
+// GATHER-SUM: %[[ACT:.*]] = memref.alloc() {moe.buffer = "activations.glu"} : memref<32x24xf32>
+// GATHER-SUM: %[[ROWS:.*]] = memref.alloc() {moe.buffer = "activations.expert_rows"} : memref<32x40xf32>
+// GATHER-SUM-NOT: scf.for
+// GATHER-SUM: moek.grouped_matmul silu_glu %{{.*}} into %[[ACT]] {gather, top_k = 2 : i64}
+// GATHER-SUM: moek.grouped_matmul store %[[ACT]], %{{.*}} into %[[ROWS]] {top_k = 2 : i64}
+// GATHER-SUM: moek.combine_rows %[[ROWS]], %{{.*}}, %{{.*}} into %[[Y]]
+// GATHER-SUM-NOT: scatter_add
+// BAD-EPILOGUE: error: moe-zero-buffer-fusion: epilogue 'atomic' is not scatter_add or gather_sum
 
 // UNFUSED-LABEL: func.func @layer
 // UNFUSED: %[[D:.*]] = memref.alloc() {moe.buffer = "dispatch.tokens"} : memref<32x40xf32>

@@ -33,7 +33,8 @@ static cl::opt<std::string>
               cl::value_desc("SPEC"), cl::cat(category));
 static cl::opt<std::string> target(
     "target",
-    cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_80"),
+    cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_90a (wgmma, "
+             "TMA), cuda:sm_80"),
     cl::init("cpu"), cl::cat(category));
 static cl::opt<moe::EmitKind> emit(
     "emit", cl::desc("What to produce"), cl::init(moe::EmitKind::Artifact),
@@ -54,6 +55,12 @@ static cl::opt<bool> noFusion(
     cl::desc("Keep the materializing lowering (dispatched tokens and expert "
              "outputs as [T*k, H] buffers) instead of zero-buffer fusion"),
     cl::cat(category));
+static cl::opt<std::string> epilogue(
+    "epilogue",
+    cl::desc("How expert outputs reach y: scatter_add (default: gate-weighted "
+             "adds into an f32 accumulator) or gather_sum (expert-order rows "
+             "summed per token by a gather, no atomics)"),
+    cl::init("scatter_add"));
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
     cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
@@ -118,16 +125,17 @@ int main(int argc, char **argv) {
                 "--emit=mlir|llvm to print IR, or --report-memory=PATH)");
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
+  if (epilogue != "scatter_add" && epilogue != "gather_sum")
+    return fail("--epilogue: '" + epilogue + "' is not scatter_add or "
+                "gather_sum");
   if (optLevel > 3)
     return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");
   if (cudaTile.getNumOccurrences()) {
     if (!parsedTarget->cuda)
       return fail("--cuda-tile needs a CUDA target (--target=cuda:sm_90)");
     moek::TensorCoreTile tile;
-    unsigned sm = 90;
-    StringRef(parsedTarget->chip).drop_front(3).getAsInteger(10, sm);
     std::string error = moek::TensorCoreTile::parse(
-        cudaTile, tile, moek::maxSharedBytesPerBlock(sm));
+        cudaTile, tile, parsedTarget->maxSharedBytesPerBlock());
     if (!error.empty())
       return fail("--cuda-tile: " + error);
   }
@@ -153,6 +161,7 @@ int main(int argc, char **argv) {
   options.outputPath = outputFile;
   options.fusion = !noFusion;
   options.expertsPerChunk = expertsPerChunk;
+  options.epilogue = epilogue;
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
   options.memoryReportPath = reportMemory;

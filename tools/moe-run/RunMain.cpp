@@ -13,6 +13,7 @@
 
 #include "lib/Layer/LayerProgram.h"
 #include "lib/Layer/LayerSpec.h"
+#include "lib/Target/CudaChip.h"
 #include "moe-mlir/Runtime/moert.h"
 
 #include <algorithm>
@@ -48,7 +49,7 @@ OPTIONS:
                         dw2[, aux_loss], loads (--check: against the reference
                         backward, f32 1e-4, bf16 3e-2)
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
-                        cuda:sm_80; an artifact runs where it was compiled for
+                        cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
   --seed=N              Seed of the random inputs (default 1)
   --tokens=N            Extent of dynamic dimensions of random inputs
@@ -284,11 +285,15 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (!o.inputsDir.empty() && !fs::is_directory(o.inputsDir, ec))
     return fail("--inputs: '" + o.inputsDir + "' is not a directory");
   std::string backend = o.haveBackend ? o.backend : "cpu";
-  if (backend == "cuda")
-    backend = "cuda:sm_90";
-  if (backend != "cpu" && backend != "cuda:sm_90" && backend != "cuda:sm_80")
-    return fail("unknown backend '" + o.backend +
-                "' (known: cpu, cuda, cuda:sm_90, cuda:sm_80)");
+  if (backend != "cpu") {
+    std::string why;
+    std::optional<moe::target::CudaChip> chip =
+        moe::target::CudaChip::parseTarget(backend, why);
+    if (!chip)
+      return fail("unknown backend '" + o.backend +
+                  "' (known: cpu, cuda, cuda:sm_90, cuda:sm_90a, cuda:sm_80)");
+    backend = "cuda:" + chip->name();
+  }
 
   // Compile unless given an artifact.
   std::string artifactPath = o.program;

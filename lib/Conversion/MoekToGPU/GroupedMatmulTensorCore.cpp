@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -71,36 +72,6 @@ struct Geometry {
       fragsN, rowA, rowB, stageBytesA, stageBytesB, sharedBytes;
 };
 
-/// Index arithmetic on an ImplicitLocOpBuilder, to keep the kernel readable.
-struct Ix {
-  ImplicitLocOpBuilder &b;
-  LoopBuilder &lb;
-
-  Value c(int64_t v) { return lb.index(v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
-  Value add(Value x, int64_t y) { return y ? add(x, c(y)) : x; }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
-  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, x, c(y)); }
-  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, c(y)); }
-  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, c(y)); }
-  Value ceilDiv(Value x, int64_t y) {
-    return arith::CeilDivUIOp::create(b, x, c(y));
-  }
-  Value minu(Value x, int64_t y) { return arith::MinUIOp::create(b, x, c(y)); }
-  Value ult(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
-  }
-  Value ult(Value x, int64_t y) { return ult(x, c(y)); }
-  Value uge(Value x, Value y) {
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::uge, x, y);
-  }
-  Value both(Value x, Value y) { return arith::AndIOp::create(b, x, y); }
-  Value select(Value cond, Value x, Value y) {
-    return arith::SelectOp::create(b, cond, x, y);
-  }
-  Value select(Value cond, Value x, int64_t y) { return select(cond, x, c(y)); }
-};
-
 /// The 32-bit registers of an ldmatrix result vector<Nx2xT>, as mma.sync
 /// takes them: i32 for bf16, vector<2xf16> for f16.
 SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
@@ -137,14 +108,6 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
 }
 
 } // namespace
-
-int64_t mlir::moek::maxSharedBytesPerBlock(unsigned sm) {
-  if (sm >= 90)
-    return 227 * 1024;
-  if (sm == 80 || sm == 87)
-    return 163 * 1024;
-  return 99 * 1024; // sm_86, sm_89
-}
 
 std::string TensorCoreTile::validate(int64_t maxSharedBytes) const {
   if (bm < 1 || bn < 1 || bk < 1 || stages < 2 || warpsM < 1 || warpsN < 1)
@@ -262,354 +225,444 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
   return true;
 }
 
-void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
-                                    LoopBuilder &lb) {
+RowTile mlir::moek::scheduleRowTile(LoopBuilder &lb, Value first, Value last,
+                                    Value tile, int64_t bm,
+                                    function_ref<Value(Value)> rowOf,
+                                    Value zero) {
   ImplicitLocOpBuilder &b = lb.builder();
-  MLIRContext *context = b.getContext();
   Ix ix{b, lb};
-  const Geometry g(op.tile);
-  const int64_t kBM = g.bm, kBN = g.bn, kBK = g.bk, kStages = g.stages;
-  const int64_t kWarpsN = g.warpsN, kThreads = g.threads;
-  const int64_t kWarpM = g.warpM, kWarpN = g.warpN;
-  const int64_t kFragsM = g.fragsM, kFragsN = g.fragsN;
-  const int64_t kRowA = g.rowA, kRowB = g.rowB;
-  const int64_t kStageBytesA = g.stageBytesA, kSharedBytes = g.sharedBytes;
-  Value a = op.a, w = op.b, offsets = op.offsets, c = op.c;
-  Value owners = op.owners, weights = op.weights;
-  auto bType = cast<MemRefType>(w.getType());
-  Type element = bType.getElementType();
-  int64_t experts = bType.getDimSize(0), depth = bType.getDimSize(1);
-  int64_t width = bType.getDimSize(2);
-  Epilogue epilogue = op.epilogue;
-  bool glu = isGlu(epilogue);
-  bool scatter = epilogue == Epilogue::scatter_add;
-  bool gather = op.gather;
-  int64_t topK = op.topK;
-  // Output columns per row, and per CTA.
-  int64_t outputs = glu ? width / 2 : width;
-  int64_t tileOutputs = glu ? kBN / 2 : kBN;
+  if (!zero)
+    zero = ix.c(0);
+  // Carried: tiles before e, and the expert / first row / end of the hit.
+  SmallVector<Value> hit = lb.forLoopCarrying(
+      first, last, ValueRange{zero, zero, zero, zero},
+      [&](Value e, ValueRange s) -> SmallVector<Value> {
+        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
+        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), bm));
+        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
+        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), bm));
+        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
+                ix.select(mine, end, s[3])};
+      });
+  return {hit[1], hit[2], hit[3]};
+}
 
-  // Host: the grid.
-  Value zero = ix.c(0), one = ix.c(1);
-  Value first = op.firstExpert ? op.firstExpert : zero;
-  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
-  Value localRows = gather ? lb.dim(c, 0) : lb.dim(a, 0);
+namespace {
+
+/// The mma.sync kernel under construction, one step a method, in the order
+/// lowerToTensorCores calls them: the host's grid, the device-side tile
+/// schedule, the shared-memory stages, each thread's copy plan, the
+/// cp.async pipeline, the ldmatrix + mma.sync multiply of a stage, then the
+/// shared epilogue (emitAccumulatorEpilogue).
+struct MmaSyncKernel {
+  const TensorCoreGemm &op;
+  LoopBuilder &lb;
+  ImplicitLocOpBuilder &b;
+  Ix ix;
+  const Geometry g;
+  Type element;
+  int64_t depth, width, outputs, tileOutputs;
+  bool glu;
+  Value zero, one, first, last, localRows;
+  // Inside the launch.
+  Value tid, tile, columnTile, expert, rowBegin, rowEnd, base, rows;
+  Value lane, warpM, warpN, n0, sharedA, sharedB;
+  /// Each thread's 16-byte copies, the same in every k tile.
+  struct Copy {
+    Value row, column, source, valid;
+  };
+  SmallVector<Copy> copiesA, copiesB;
+
+  MmaSyncKernel(const TensorCoreGemm &op, LoopBuilder &lb)
+      : op(op), lb(lb), b(lb.builder()), ix{b, lb}, g(op.tile) {
+    auto bType = cast<MemRefType>(op.b.getType());
+    element = bType.getElementType();
+    depth = bType.getDimSize(1);
+    width = bType.getDimSize(2);
+    glu = isGlu(op.epilogue);
+    // Output columns per row, and per CTA.
+    outputs = glu ? width / 2 : width;
+    tileOutputs = glu ? g.bn / 2 : g.bn;
+  }
+
+  /// Where group e starts; without offsets the one group is all of a.
+  Value rowOf(Value e) {
+    if (!op.offsets)
+      return ix.select(ix.ult(e, one), zero, localRows);
+    return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
+  }
+
+  gpu::LaunchOp launchGrid();
+  void scheduleTile();
+  void viewSharedMemory();
+  void planCopies();
+  Value issueStage(Value kt, Value stage);
+  Value fragmentColumn(int64_t j);
+  SmallVector<Value> multiplyStage(Value stage, ValueRange carried);
+  SmallVector<Value> pipeline();
+};
+
+/// Host: one CTA per row tile of an upper bound of the tiles any routing
+/// needs (ceil(rows / BM) + experts), times the column tiles.
+gpu::LaunchOp MmaSyncKernel::launchGrid() {
+  int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
+  zero = ix.c(0);
+  one = ix.c(1);
+  first = op.firstExpert ? op.firstExpert : zero;
+  last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
-  Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, g.bm), span);
   Value gridX = arith::MaxUIOp::create(b, rowTiles, one);
   Value gridY = ix.c((outputs + tileOutputs - 1) / tileOutputs);
-  Value sharedBytes = lb.i32(kSharedBytes);
-  auto launch = gpu::LaunchOp::create(b, gridX, gridY, one, ix.c(kThreads),
-                                      one, one, sharedBytes);
+  Value sharedBytes = lb.i32(g.sharedBytes);
+  return gpu::LaunchOp::create(b, gridX, gridY, one, ix.c(g.threads), one,
+                               one, sharedBytes);
+}
+
+/// The CTA's row tile (grid.x) of the shared schedule.
+void MmaSyncKernel::scheduleTile() {
+  RowTile hit = scheduleRowTile(
+      lb, first, last, tile, g.bm, [&](Value e) { return rowOf(e); }, zero);
+  expert = hit.expert;
+  rowBegin = hit.rowBegin;
+  rowEnd = hit.rowEnd;
+}
+
+/// Shared memory: kStages A tiles [BM][BK+pad], then kStages B tiles
+/// [BK][BN+pad].
+void MmaSyncKernel::viewSharedMemory() {
+  MLIRContext *context = b.getContext();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
+  auto sharedAType = MemRefType::get({g.stages, g.bm, g.rowA}, element,
+                                     MemRefLayoutAttrInterface(), workgroup);
+  auto sharedBType = MemRefType::get({g.stages, g.bk, g.rowB}, element,
+                                     MemRefLayoutAttrInterface(), workgroup);
+  sharedA = memref::ViewOp::create(b, sharedAType, shared, zero, ValueRange{});
+  sharedB = memref::ViewOp::create(b, sharedBType, shared,
+                                   ix.c(g.stages * g.stageBytesA),
+                                   ValueRange{});
+}
+
+/// Each thread's chunks of A (through the row owners for a gather) and of
+/// B (gate and up columns side by side for a GLU).
+void MmaSyncKernel::planCopies() {
+  for (int64_t i = 0; i < g.bm * g.bk / (kChunk * g.threads); ++i) {
+    Value id = ix.add(tid, i * g.threads);
+    Value row = ix.div(id, g.bk / kChunk);
+    Value column = ix.mul(ix.rem(id, g.bk / kChunk), kChunk);
+    Value valid = ix.ult(row, rows);
+    // A masked row reads the group's first row, which exists.
+    Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+    Value source;
+    if (op.gather) {
+      Value owner =
+          asIndex(b, memref::LoadOp::create(b, op.owners, ValueRange{r}));
+      source = ix.div(owner, op.topK);
+    } else {
+      source = ix.sub(r, base);
+    }
+    copiesA.push_back({row, column, source, valid});
+  }
+  for (int64_t i = 0; i < g.bk * g.bn / (kChunk * g.threads); ++i) {
+    Value id = ix.add(tid, i * g.threads);
+    Value row = ix.div(id, g.bn / kChunk);
+    Value column = ix.mul(ix.rem(id, g.bn / kChunk), kChunk);
+    Value source, valid;
+    if (glu) {
+      // Shared columns [0, BN/2): gate n0 + j; [BN/2, BN): up F + n0 + j.
+      Value up = ix.uge(column, ix.c(g.bn / 2));
+      Value logical =
+          ix.add(n0, ix.select(up, ix.sub(column, ix.c(g.bn / 2)), column));
+      valid = ix.ult(logical, outputs);
+      source = ix.add(logical, ix.select(up, ix.c(outputs), 0));
+    } else {
+      source = ix.add(n0, column);
+      valid = ix.ult(source, width);
+    }
+    copiesB.push_back({row, column, source, valid});
+  }
+}
+
+/// Stage `stage` <- k tile `kt`; chunks out of range are zero-filled.
+Value MmaSyncKernel::issueStage(Value kt, Value stage) {
+  UnitAttr bypassL1 = b.getUnitAttr();
+  Value k0 = ix.mul(kt, g.bk);
+  SmallVector<Value> tokens;
+  for (const Copy &copy : copiesA) {
+    Value k = ix.add(k0, copy.column);
+    Value ok = ix.both(copy.valid, ix.ult(k, depth));
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, sharedA, ValueRange{stage, copy.row, copy.column}, op.a,
+        ValueRange{ix.select(ok, copy.source, 0), ix.select(ok, k, 0)},
+        b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
+  }
+  for (const Copy &copy : copiesB) {
+    Value k = ix.add(k0, copy.row);
+    Value ok = ix.both(copy.valid, ix.ult(k, depth));
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, sharedB, ValueRange{stage, copy.row, copy.column}, op.b,
+        ValueRange{expert, ix.select(ok, k, 0),
+                   ix.select(ok, copy.source, 0)},
+        b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens).getResult();
+}
+
+/// The shared column where the warp's n fragment j starts. For a GLU the
+/// warp's first half of fragments are gate columns and the second half the
+/// up columns that pair with them, element for element.
+Value MmaSyncKernel::fragmentColumn(int64_t j) {
+  if (!glu)
+    return ix.add(ix.mul(warpN, g.warpN), j * 8);
+  int64_t half = g.fragsN / 2;
+  Value gateStart = ix.mul(warpN, g.warpN / 2);
+  return j < half ? ix.add(gateStart, j * 8)
+                  : ix.add(gateStart, g.bn / 2 + (j - half) * 8);
+}
+
+/// The warp's fragments of one stage (ldmatrix; b transposed) into its
+/// accumulators (mma.sync m16n8k16).
+SmallVector<Value> MmaSyncKernel::multiplyStage(Value stage,
+                                                ValueRange carried) {
+  MLIRContext *context = b.getContext();
+  NVVM::MMATypes mmaType =
+      element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  Type f32 = b.getF32Type();
+  Type accumulatorType =
+      LLVM::LLVMStructType::getLiteral(context, {f32, f32, f32, f32});
+  auto fragmentType = VectorType::get({4, 2}, element);
+  SmallVector<Value> sums(carried);
+  for (int64_t kk = 0; kk < g.bk; kk += 16) {
+    SmallVector<SmallVector<Value>> fragA, fragB(g.fragsN);
+    for (int64_t mi = 0; mi < g.fragsM; ++mi) {
+      // Lanes 0-15 address rows 0-15 at k, lanes 16-31 at k + 8.
+      Value row = ix.add(ix.add(ix.mul(warpM, g.warpM), mi * 16),
+                         ix.rem(lane, 16));
+      Value column = ix.add(ix.mul(ix.div(lane, 16), 8), kk);
+      Value fragment = nvgpu::LdMatrixOp::create(
+          b, fragmentType, sharedA, ValueRange{stage, row, column},
+          /*transpose=*/false, /*numTiles=*/4);
+      fragA.push_back(fragmentRegisters(b, fragment, 4));
+    }
+    for (int64_t j = 0; j < g.fragsN; j += 2) {
+      // Matrices: (k 0-7, j), (k 8-15, j), (k 0-7, j+1), (k 8-15, j+1).
+      Value quarter = ix.div(lane, 8);
+      Value row = ix.add(ix.add(ix.rem(lane, 8), kk),
+                         ix.mul(ix.rem(quarter, 2), 8));
+      Value column =
+          ix.add(fragmentColumn(j), ix.mul(ix.div(quarter, 2), 8));
+      Value fragment = nvgpu::LdMatrixOp::create(
+          b, fragmentType, sharedB, ValueRange{stage, row, column},
+          /*transpose=*/true, /*numTiles=*/4);
+      SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
+      fragB[j] = {regs[0], regs[1]};
+      fragB[j + 1] = {regs[2], regs[3]};
+    }
+    for (int64_t mi = 0; mi < g.fragsM; ++mi)
+      for (int64_t nj = 0; nj < g.fragsN; ++nj) {
+        int64_t at = (mi * g.fragsN + nj) * 4;
+        ArrayRef<Value> sum = ArrayRef<Value>(sums).slice(at, 4);
+        Value d = NVVM::MmaOp::create(
+            b, accumulatorType, fragA[mi], fragB[nj], sum,
+            ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+            std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
+            std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                           NVVM::MMALayout::col});
+        for (int64_t i = 0; i < 4; ++i)
+          sums[at + i] =
+              LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
+      }
+  }
+  return sums;
+}
+
+/// The cp.async pipeline: kStages - 1 tiles in flight ahead of the one
+/// being multiplied. Returns the accumulators.
+SmallVector<Value> MmaSyncKernel::pipeline() {
+  // Prologue: the first kStages - 1 tiles in flight.
+  Value group;
+  for (int64_t s = 0; s < g.stages - 1; ++s)
+    group = issueStage(ix.c(s), ix.c(s));
+  int64_t numK = (depth + g.bk - 1) / g.bk;
+  SmallVector<Value> init(g.fragsM * g.fragsN * 4, lb.f32(0.0));
+  SmallVector<Value> acc = lb.forLoopCarrying(
+      zero, ix.c(numK), init,
+      [&](Value kt, ValueRange carried) -> SmallVector<Value> {
+        // Tile kt has landed (at most kStages - 2 younger groups pending)
+        // and every warp is done with the stage the next copy overwrites.
+        nvgpu::DeviceAsyncWaitOp::create(b, group,
+                                         b.getI32IntegerAttr(g.stages - 2));
+        gpu::BarrierOp::create(b);
+        Value ahead = ix.add(kt, g.stages - 1);
+        issueStage(ahead, ix.rem(ahead, g.stages));
+        return multiplyStage(ix.rem(kt, g.stages), carried);
+      });
+  // No copy is left in flight when the CTA exits.
+  nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+  return acc;
+}
+
+} // namespace
+
+void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
+                                    LoopBuilder &lb) {
+  MmaSyncKernel k(op, lb);
+  ImplicitLocOpBuilder &b = k.b;
+  Ix &ix = k.ix;
+  gpu::LaunchOp launch = k.launchGrid();
   OpBuilder::InsertionGuard guard(b);
   Block &entry = launch.getBody().front();
   b.setInsertionPointToStart(&entry);
   gpu::TerminatorOp::create(b);
   b.setInsertionPointToStart(&entry);
 
-  Value tid = launch.getThreadIds().x;
-  Value tile = launch.getBlockIds().x, columnTile = launch.getBlockIds().y;
-  // Where group e starts; without offsets the one group is all of a.
-  auto rowOf = [&](Value e) {
-    if (!offsets)
-      return ix.select(ix.ult(e, one), zero, localRows);
-    return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
-  };
-
-  // The tile schedule: expert e owns ceil(count_e / BM) consecutive tiles.
-  // Carried: tiles before e, and the expert / first row / end of the hit.
-  SmallVector<Value> hit = lb.forLoopCarrying(
-      first, last, ValueRange{zero, zero, zero, zero},
-      [&](Value e, ValueRange s) -> SmallVector<Value> {
-        Value begin = rowOf(e), end = rowOf(ix.add(e, 1));
-        Value next = ix.add(s[0], ix.ceilDiv(ix.sub(end, begin), kBM));
-        Value mine = ix.both(ix.uge(tile, s[0]), ix.ult(tile, next));
-        Value start = ix.add(begin, ix.mul(ix.sub(tile, s[0]), kBM));
-        return {next, ix.select(mine, e, s[1]), ix.select(mine, start, s[2]),
-                ix.select(mine, end, s[3])};
-      });
-  Value expert = hit[1], rowBegin = hit[2], rowEnd = hit[3];
-
+  k.tid = launch.getThreadIds().x;
+  k.tile = launch.getBlockIds().x;
+  k.columnTile = launch.getBlockIds().y;
+  k.scheduleTile();
   // Every thread of a CTA takes the same branch: barriers inside are safe.
-  lb.ifThen(ix.ult(rowBegin, rowEnd), [&] {
-    Value base = rowOf(first);
-    Value rows = ix.minu(ix.sub(rowEnd, rowBegin), kBM);
-    Value warp = ix.div(tid, 32), lane = ix.rem(tid, 32);
-    Value warpM = ix.div(warp, kWarpsN), warpN = ix.rem(warp, kWarpsN);
-    Value n0 = ix.mul(columnTile, tileOutputs);
+  lb.ifThen(ix.ult(k.rowBegin, k.rowEnd), [&] {
+    k.base = k.rowOf(k.first);
+    k.rows = ix.minu(ix.sub(k.rowEnd, k.rowBegin), k.g.bm);
+    Value warp = ix.div(k.tid, 32);
+    k.lane = ix.rem(k.tid, 32);
+    k.warpM = ix.div(warp, k.g.warpsN);
+    k.warpN = ix.rem(warp, k.g.warpsN);
+    k.n0 = ix.mul(k.columnTile, k.tileOutputs);
+    k.viewSharedMemory();
+    k.planCopies();
+    SmallVector<Value> acc = k.pipeline();
+    FragmentTile frame{k.rowBegin, k.rows, k.base, k.n0, k.lane,
+                       ix.mul(k.warpM, k.g.warpM),
+                       ix.mul(k.warpN, k.glu ? k.g.warpN / 2 : k.g.warpN),
+                       k.g.fragsM, k.g.fragsN};
+    emitAccumulatorEpilogue(op, lb, frame, acc);
+  });
+}
 
-    // Shared memory: kStages A tiles [BM][BK+pad], then kStages B tiles
-    // [BK][BN+pad].
-    auto workgroup =
-        gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
-    auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                                     MemRefLayoutAttrInterface(), workgroup);
-    Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
-    auto sharedAType = MemRefType::get({kStages, kBM, kRowA}, element,
-                                       MemRefLayoutAttrInterface(), workgroup);
-    auto sharedBType = MemRefType::get({kStages, kBK, kRowB}, element,
-                                       MemRefLayoutAttrInterface(), workgroup);
-    Value sharedA =
-        memref::ViewOp::create(b, sharedAType, shared, zero, ValueRange{});
-    Value sharedB = memref::ViewOp::create(
-        b, sharedBType, shared, ix.c(kStages * kStageBytesA), ValueRange{});
+void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
+                                         LoopBuilder &lb,
+                                         const FragmentTile &tile,
+                                         ArrayRef<Value> acc) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value c = op.c, owners = op.owners, weights = op.weights;
+  Value lane = tile.lane, rows = tile.rows, rowBegin = tile.rowBegin;
+  Value base = tile.base, n0 = tile.n0;
+  const int64_t kFragsM = tile.fragsM, kFragsN = tile.fragsN;
+  Epilogue epilogue = op.epilogue;
+  bool glu = isGlu(epilogue);
+  bool scatter = epilogue == Epilogue::scatter_add;
+  int64_t width = cast<MemRefType>(op.b.getType()).getDimSize(2);
+  int64_t outputs = glu ? width / 2 : width;
+  int64_t topK = op.topK;
 
-    // Each thread's 16-byte copies, the same in every k tile.
-    struct CopyA {
-      Value row, column, source, valid;
-    };
-    struct CopyB {
-      Value row, column, source, valid;
-    };
-    SmallVector<CopyA> copiesA;
-    for (int64_t i = 0; i < kBM * kBK / (kChunk * kThreads); ++i) {
-      Value id = ix.add(tid, i * kThreads);
-      Value row = ix.div(id, kBK / kChunk);
-      Value column = ix.mul(ix.rem(id, kBK / kChunk), kChunk);
+  // Accumulator element (h, p) of fragment (mi, nj) is row
+  // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
+  Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
+  bool gelu = epilogue == Epilogue::gelu_glu;
+  if (scatter && op.vectorAtomics) {
+    // Lanes l and l ^ 1 trade halves of their accumulators so that each
+    // holds four adjacent columns of one row (the even lane row 8 h + q
+    // with h = 0, the odd lane h = 1) and adds them with one 16-byte
+    // reduction: a quarter of the scalar atomics. Columns start at a
+    // multiple of 4 and rows are a multiple of 8 floats long, so with c
+    // 16-byte aligned (allocations and the memory plan are) every
+    // address is.
+    Value cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
+    Value odd = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                      ix.rem(lane, 2), ix.c(0));
+    Value quadColumn = ix.mul(ix.div(ix.rem(lane, 4), 2), 4);
+    for (int64_t mi = 0; mi < kFragsM; ++mi) {
+      Value row = ix.add(ix.add(tile.warpRow, mi * 16),
+                         ix.add(laneRow, ix.select(odd, ix.c(8), 0)));
       Value valid = ix.ult(row, rows);
-      // A masked row reads the group's first row, which exists.
+      // A masked row reads the group's first row's owner, which exists.
       Value r = ix.add(rowBegin, ix.select(valid, row, 0));
-      Value source;
-      if (gather) {
-        Value owner =
-            asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
-        source = ix.div(owner, topK);
-      } else {
-        source = ix.sub(r, base);
-      }
-      copiesA.push_back({row, column, source, valid});
-    }
-    SmallVector<CopyB> copiesB;
-    for (int64_t i = 0; i < kBK * kBN / (kChunk * kThreads); ++i) {
-      Value id = ix.add(tid, i * kThreads);
-      Value row = ix.div(id, kBN / kChunk);
-      Value column = ix.mul(ix.rem(id, kBN / kChunk), kChunk);
-      Value source, valid;
-      if (glu) {
-        // Shared columns [0, BN/2): gate n0 + j; [BN/2, BN): up F + n0 + j.
-        Value up = ix.uge(column, ix.c(kBN / 2));
-        Value logical =
-            ix.add(n0, ix.select(up, ix.sub(column, ix.c(kBN / 2)), column));
-        valid = ix.ult(logical, outputs);
-        source = ix.add(logical, ix.select(up, ix.c(outputs), 0));
-      } else {
-        source = ix.add(n0, column);
-        valid = ix.ult(source, width);
-      }
-      copiesB.push_back({row, column, source, valid});
-    }
-
-    // Stage `stage` <- k tile `kt`; chunks out of range are zero-filled.
-    UnitAttr bypassL1 = b.getUnitAttr();
-    auto issue = [&](Value kt, Value stage) {
-      Value k0 = ix.mul(kt, kBK);
-      SmallVector<Value> tokens;
-      for (const CopyA &copy : copiesA) {
-        Value k = ix.add(k0, copy.column);
-        Value ok = ix.both(copy.valid, ix.ult(k, depth));
-        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, sharedA, ValueRange{stage, copy.row, copy.column}, a,
-            ValueRange{ix.select(ok, copy.source, 0), ix.select(ok, k, 0)},
-            b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
-      }
-      for (const CopyB &copy : copiesB) {
-        Value k = ix.add(k0, copy.row);
-        Value ok = ix.both(copy.valid, ix.ult(k, depth));
-        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, sharedB, ValueRange{stage, copy.row, copy.column}, w,
-            ValueRange{expert, ix.select(ok, k, 0),
-                       ix.select(ok, copy.source, 0)},
-            b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
-      }
-      return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens).getResult();
-    };
-
-    // The shared column where the warp's n fragment j starts. For a GLU the
-    // warp's first half of fragments are gate columns and the second half
-    // the up columns that pair with them, element for element.
-    auto fragmentColumn = [&](int64_t j) {
-      if (!glu)
-        return ix.add(ix.mul(warpN, kWarpN), j * 8);
-      int64_t half = kFragsN / 2;
-      Value gateStart = ix.mul(warpN, kWarpN / 2);
-      return j < half ? ix.add(gateStart, j * 8)
-                      : ix.add(gateStart, kBN / 2 + (j - half) * 8);
-    };
-
-    // Prologue: the first kStages - 1 tiles in flight.
-    Value group;
-    for (int64_t s = 0; s < kStages - 1; ++s)
-      group = issue(ix.c(s), ix.c(s));
-
-    NVVM::MMATypes mmaType =
-        element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-    Type f32 = b.getF32Type();
-    Type accumulatorType =
-        LLVM::LLVMStructType::getLiteral(context, {f32, f32, f32, f32});
-    auto fragmentType = VectorType::get({4, 2}, element);
-    int64_t numK = (depth + kBK - 1) / kBK;
-    SmallVector<Value> init(kFragsM * kFragsN * 4, lb.f32(0.0));
-    SmallVector<Value> acc = lb.forLoopCarrying(
-        zero, ix.c(numK), init,
-        [&](Value kt, ValueRange carried) -> SmallVector<Value> {
-          // Tile kt has landed (at most kStages - 2 younger groups pending)
-          // and every warp is done with the stage the next copy overwrites.
-          nvgpu::DeviceAsyncWaitOp::create(b, group,
-                                           b.getI32IntegerAttr(kStages - 2));
-          gpu::BarrierOp::create(b);
-          Value ahead = ix.add(kt, kStages - 1);
-          issue(ahead, ix.rem(ahead, kStages));
-          Value stage = ix.rem(kt, kStages);
-          SmallVector<Value> sums(carried);
-          for (int64_t kk = 0; kk < kBK; kk += 16) {
-            SmallVector<SmallVector<Value>> fragA, fragB(kFragsN);
-            for (int64_t mi = 0; mi < kFragsM; ++mi) {
-              // Lanes 0-15 address rows 0-15 at k, lanes 16-31 at k + 8.
-              Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
-                                 ix.rem(lane, 16));
-              Value column = ix.add(ix.mul(ix.div(lane, 16), 8), kk);
-              Value fragment = nvgpu::LdMatrixOp::create(
-                  b, fragmentType, sharedA, ValueRange{stage, row, column},
-                  /*transpose=*/false, /*numTiles=*/4);
-              fragA.push_back(fragmentRegisters(b, fragment, 4));
-            }
-            for (int64_t j = 0; j < kFragsN; j += 2) {
-              // Matrices: (k 0-7, j), (k 8-15, j), (k 0-7, j+1), (k 8-15, j+1).
-              Value quarter = ix.div(lane, 8);
-              Value row = ix.add(ix.add(ix.rem(lane, 8), kk),
-                                 ix.mul(ix.rem(quarter, 2), 8));
-              Value column =
-                  ix.add(fragmentColumn(j), ix.mul(ix.div(quarter, 2), 8));
-              Value fragment = nvgpu::LdMatrixOp::create(
-                  b, fragmentType, sharedB, ValueRange{stage, row, column},
-                  /*transpose=*/true, /*numTiles=*/4);
-              SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
-              fragB[j] = {regs[0], regs[1]};
-              fragB[j + 1] = {regs[2], regs[3]};
-            }
-            for (int64_t mi = 0; mi < kFragsM; ++mi)
-              for (int64_t nj = 0; nj < kFragsN; ++nj) {
-                int64_t at = (mi * kFragsN + nj) * 4;
-                ArrayRef<Value> sum = ArrayRef<Value>(sums).slice(at, 4);
-                Value d = NVVM::MmaOp::create(
-                    b, accumulatorType, fragA[mi], fragB[nj], sum,
-                    ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-                    std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
-                    std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                                   NVVM::MMALayout::col});
-                for (int64_t i = 0; i < 4; ++i)
-                  sums[at + i] =
-                      LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
-              }
-          }
-          return sums;
+      Value owner =
+          asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+      Value token = ix.div(owner, topK);
+      Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+      for (int64_t nj = 0; nj < kFragsN; ++nj) {
+        int64_t at = (mi * kFragsN + nj) * 4;
+        // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
+        SmallVector<Value> mine, theirs;
+        for (int64_t p = 0; p < 2; ++p) {
+          Value send = arith::SelectOp::create(b, odd, acc[at + p],
+                                               acc[at + 2 + p]);
+          theirs.push_back(gpu::ShuffleOp::create(b, send, 1, 32,
+                                                  gpu::ShuffleMode::XOR)
+                               .getShuffleResult());
+          mine.push_back(arith::SelectOp::create(b, odd, acc[at + 2 + p],
+                                                 acc[at + p]));
+        }
+        // The even lane has columns 0-1 and receives 2-3; the odd lane
+        // receives 0-1 and has 2-3.
+        SmallVector<Value> quad;
+        for (int64_t i = 0; i < 4; ++i) {
+          Value first = i < 2 ? mine[i] : theirs[i - 2];
+          Value second = i < 2 ? theirs[i] : mine[i - 2];
+          quad.push_back(arith::MulFOp::create(
+              b, weight, arith::SelectOp::create(b, odd, second, first)));
+        }
+        Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
+        lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
+          Value element = ix.add(ix.mul(token, outputs),
+                                 ix.add(start, quadColumn));
+          Value address = ix.add(cBase, ix.mul(element, 4));
+          emitVectorReduction(
+              b, arith::IndexCastOp::create(b, b.getI64Type(), address),
+              quad);
         });
-    // No copy is left in flight when the CTA exits.
-    nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
-
-    // Epilogue. Accumulator element (h, p) of fragment (mi, nj) is row
-    // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
-    Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
-    bool gelu = epilogue == Epilogue::gelu_glu;
-    if (scatter && op.vectorAtomics) {
-      // Lanes l and l ^ 1 trade halves of their accumulators so that each
-      // holds four adjacent columns of one row (the even lane row 8 h + q
-      // with h = 0, the odd lane h = 1) and adds them with one 16-byte
-      // reduction: a quarter of the scalar atomics. Columns start at a
-      // multiple of 4 and rows are a multiple of 8 floats long, so with c
-      // 16-byte aligned (allocations and the memory plan are) every
-      // address is.
-      Value cBase = memref::ExtractAlignedPointerAsIndexOp::create(b, c);
-      Value odd = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                        ix.rem(lane, 2), ix.c(0));
-      Value quadColumn = ix.mul(ix.div(ix.rem(lane, 4), 2), 4);
-      for (int64_t mi = 0; mi < kFragsM; ++mi) {
-        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
-                           ix.add(laneRow, ix.select(odd, ix.c(8), 0)));
-        Value valid = ix.ult(row, rows);
-        // A masked row reads the group's first row's owner, which exists.
-        Value r = ix.add(rowBegin, ix.select(valid, row, 0));
-        Value owner =
-            asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
-        Value token = ix.div(owner, topK);
-        Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
-        for (int64_t nj = 0; nj < kFragsN; ++nj) {
-          int64_t at = (mi * kFragsN + nj) * 4;
-          // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
-          SmallVector<Value> mine, theirs;
-          for (int64_t p = 0; p < 2; ++p) {
-            Value send = arith::SelectOp::create(b, odd, acc[at + p],
-                                                 acc[at + 2 + p]);
-            theirs.push_back(gpu::ShuffleOp::create(b, send, 1, 32,
-                                                    gpu::ShuffleMode::XOR)
-                                 .getShuffleResult());
-            mine.push_back(arith::SelectOp::create(b, odd, acc[at + 2 + p],
-                                                   acc[at + p]));
-          }
-          // The even lane has columns 0-1 and receives 2-3; the odd lane
-          // receives 0-1 and has 2-3.
-          SmallVector<Value> quad;
-          for (int64_t i = 0; i < 4; ++i) {
-            Value first = i < 2 ? mine[i] : theirs[i - 2];
-            Value second = i < 2 ? theirs[i] : mine[i - 2];
-            quad.push_back(arith::MulFOp::create(
-                b, weight, arith::SelectOp::create(b, odd, second, first)));
-          }
-          Value start = ix.add(ix.add(n0, ix.mul(warpN, kWarpN)), nj * 8);
-          lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
-            Value element = ix.add(ix.mul(token, outputs),
-                                   ix.add(start, quadColumn));
-            Value address = ix.add(cBase, ix.mul(element, 4));
-            emitVectorReduction(
-                b, arith::IndexCastOp::create(b, b.getI64Type(), address),
-                quad);
+      }
+    }
+    return;
+  }
+  for (int64_t mi = 0; mi < kFragsM; ++mi)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8),
+                         laneRow);
+      lb.ifThen(ix.ult(row, rows), [&] {
+        Value r = ix.add(rowBegin, row);
+        Value local = ix.sub(r, base);
+        Value token, weight;
+        if (scatter) {
+          Value owner =
+              asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
+          token = ix.div(owner, topK);
+          weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+        }
+        int64_t fragments = glu ? kFragsN / 2 : kFragsN;
+        for (int64_t nj = 0; nj < fragments; ++nj) {
+          // The fragment's first output column; N (or F) is a multiple of
+          // 8, so the fragment is wholly in range or wholly out.
+          Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
+          lb.ifThen(ix.ult(start, outputs), [&] {
+            for (int64_t p = 0; p < 2; ++p) {
+              Value column = ix.add(ix.add(start, laneColumn), p);
+              Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
+              if (glu) {
+                Value up =
+                    acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p];
+                lb.storeF32(arith::MulFOp::create(
+                                b, activate(lb, value, gelu), up),
+                            c, {local, column});
+              } else if (scatter) {
+                memref::AtomicRMWOp::create(
+                    b, arith::AtomicRMWKind::addf,
+                    arith::MulFOp::create(b, weight, value), c,
+                    ValueRange{token, column});
+              } else {
+                lb.storeF32(value, c, {local, column});
+              }
+            }
           });
         }
-      }
-      return;
+      });
     }
-    for (int64_t mi = 0; mi < kFragsM; ++mi)
-      for (int64_t h = 0; h < 2; ++h) {
-        Value row = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16 + h * 8),
-                           laneRow);
-        lb.ifThen(ix.ult(row, rows), [&] {
-          Value r = ix.add(rowBegin, row);
-          Value local = ix.sub(r, base);
-          Value token, weight;
-          if (scatter) {
-            Value owner =
-                asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
-            token = ix.div(owner, topK);
-            weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
-          }
-          int64_t fragments = glu ? kFragsN / 2 : kFragsN;
-          for (int64_t nj = 0; nj < fragments; ++nj) {
-            // The fragment's first output column; N (or F) is a multiple of
-            // 8, so the fragment is wholly in range or wholly out.
-            Value start = ix.add(
-                ix.add(n0, ix.mul(warpN, glu ? kWarpN / 2 : kWarpN)), nj * 8);
-            lb.ifThen(ix.ult(start, outputs), [&] {
-              for (int64_t p = 0; p < 2; ++p) {
-                Value column = ix.add(ix.add(start, laneColumn), p);
-                Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
-                if (glu) {
-                  Value up =
-                      acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p];
-                  lb.storeF32(arith::MulFOp::create(
-                                  b, activate(lb, value, gelu), up),
-                              c, {local, column});
-                } else if (scatter) {
-                  memref::AtomicRMWOp::create(
-                      b, arith::AtomicRMWKind::addf,
-                      arith::MulFOp::create(b, weight, value), c,
-                      ValueRange{token, column});
-                } else {
-                  lb.storeF32(value, c, {local, column});
-                }
-              }
-            });
-          }
-        });
-      }
-  });
 }

@@ -31,9 +31,6 @@ struct TensorCoreTile {
                            int64_t maxSharedBytes);
 };
 
-/// The shared memory a block may use on sm_XY (XY = `sm`), opt-in included.
-int64_t maxSharedBytesPerBlock(unsigned sm);
-
 /// The operands of one tensor-core GEMM launch: those of a
 /// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null
 /// (one group made of every row of a).
@@ -45,8 +42,10 @@ struct TensorCoreGemm {
   bool gather = false;
   int64_t topK = 1;
   TensorCoreTile tile;
-  /// The scatter-add epilogue adds two columns per red.add.v2.f32 (sm_90+).
+  /// The scatter-add epilogue adds four columns per red.add.v4.f32 (sm_90+).
   bool vectorAtomics = false;
+  /// CTAs of a persistent grid (the sm_90a kernel): one per multiprocessor.
+  int64_t multiprocessors = 132;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
 };
@@ -63,6 +62,54 @@ bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
 /// Emits the tensor-core kernel (one gpu.launch) for `gemm` at the builder's
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// A row tile of the device-side schedule that both kernels share.
+struct RowTile {
+  Value expert, rowBegin, rowEnd;
+};
+
+/// The device-side tile schedule of a grouped matmul (the host never learns
+/// the group sizes): expert e of [first, last) owns ceil(count_e / bm)
+/// consecutive row tiles; returns the expert and rows [rowBegin, rowEnd) of
+/// row tile `tile`, or rowBegin == rowEnd == 0 past the last tile. `rowOf(e)`
+/// is where group e starts; `zero`, if given, is the index 0 to use.
+RowTile scheduleRowTile(moe::LoopBuilder &lb, Value first, Value last,
+                        Value tile, int64_t bm,
+                        function_ref<Value(Value)> rowOf, Value zero = {});
+
+/// Where a warp's accumulator fragments sit in the output, for the epilogue
+/// that mma.sync (m16n8) and wgmma (m64nN: four warps of 16 rows) share:
+/// fragment (mi, nj), element (h, p) of a lane is tile row
+/// warpRow + 16 mi + 8 h + lane / 4 and output column
+/// n0 + warpColumn + 8 nj + 2 (lane % 4) + p. For a GLU the first fragsN / 2
+/// fragments are gate columns and the others the up columns that pair with
+/// them.
+struct FragmentTile {
+  Value rowBegin; ///< the tile's first row (of the group's rows)
+  Value rows;     ///< rows of the tile that exist (the rest are masked)
+  Value base;     ///< the first row of the launch (a non-gathered a's row 0)
+  Value n0;       ///< the tile's first output column
+  Value lane, warpRow, warpColumn;
+  int64_t fragsM, fragsN;
+};
+
+/// The store / GLU / gate-weighted scatter-add epilogue on accumulators laid
+/// out as `tile` says, (mi * fragsN + nj) * 4 + 2 h + p.
+void emitAccumulatorEpilogue(const TensorCoreGemm &gemm, moe::LoopBuilder &lb,
+                             const FragmentTile &tile, ArrayRef<Value> acc);
+
+/// Whether the sm_90a kernel (wgmma, TMA) handles `gemm`: that of
+/// canLowerToTensorCores, and a grouped matmul (with offsets) whose rows of b
+/// are 16-byte aligned for the tensor map. `why` says which rule it misses.
+bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
+                            std::string *why = nullptr);
+
+/// Emits the sm_90a kernel for `gemm`: the host creates b's tensor map, then
+/// one gpu.launch in which a producer warpgroup loads b by TMA and gathers
+/// a's rows by cp.async into 128B-swizzled stages on an mbarrier ring, and
+/// two consumer warpgroups multiply with wgmma. Precondition:
+/// canLowerToWarpgroupMma(gemm).
+void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

@@ -13,6 +13,7 @@
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+#include "lib/Target/CudaChip.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -94,6 +95,8 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
 struct GpuTarget {
   TensorCoreTile tile;
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
+  bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
+  int64_t multiprocessors = 132;
 };
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -300,6 +303,11 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   TensorCoreGemm gemm = TensorCoreGemm::of(op);
   gemm.tile = target.tile;
   gemm.vectorAtomics = target.vectorAtomics;
+  gemm.multiprocessors = target.multiprocessors;
+  if (target.warpgroupMma && canLowerToWarpgroupMma(gemm, op.getContext())) {
+    lowerToWarpgroupMma(gemm, lb);
+    return success();
+  }
   if (canLowerToTensorCores(gemm, op.getContext())) {
     lowerToTensorCores(gemm, lb);
     return success();
@@ -367,7 +375,7 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
 void lowerGlu(GluOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value h = op.getH(), out = op.getOut();
-  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  bool gelu = op.getActivation() == mlir::moe::Activation::gelu_glu;
   Value half = lb.dim(out, 1);
   launchPerElement(lb, lb.dim(h, 0), half, [&](Value r, Value f) {
     Value gate = lb.loadF32(h, {r, f});
@@ -491,7 +499,7 @@ std::string kernelName(Operation *op) {
 }
 
 struct MoekLowerToGPUPass
-    : public moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
+    : public mlir::moe::impl::MoekLowerToGPUPassBase<MoekLowerToGPUPass> {
   using MoekLowerToGPUPassBase::MoekLowerToGPUPassBase;
 
   /// Names the launches emitted for `op` (those after `boundary`, the op
@@ -514,24 +522,19 @@ struct MoekLowerToGPUPass
 
   /// The target the options describe, or failure after an error.
   FailureOr<GpuTarget> parseTarget() {
-    GpuTarget target;
-    unsigned sm = 0;
-    StringRef chipName = chip;
-    // The chips the kernels and the PTX version (8.1) of the pipeline
-    // support; anything else would fail later inside LLVM's NVPTX backend.
-    bool known = llvm::is_contained(
-        {"sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a"}, chipName);
-    if (!known || !chipName.consume_front("sm_") ||
-        chipName.consumeInteger(10, sm)) {
-      getOperation()->emitError()
-          << "moek-lower-to-gpu: chip '" << chip
-          << "' is not an NVIDIA architecture the kernels support (sm_80, "
-             "sm_86, sm_87, sm_89, sm_90, sm_90a)";
+    std::string why;
+    std::optional<::moe::target::CudaChip> parsed =
+        ::moe::target::CudaChip::parse(chip, why);
+    if (!parsed) {
+      getOperation()->emitError() << "moek-lower-to-gpu: " << why;
       return failure();
     }
-    target.vectorAtomics = sm >= 90;
-    std::string why = TensorCoreTile::parse(tensorCoreTile, target.tile,
-                                            maxSharedBytesPerBlock(sm));
+    GpuTarget target;
+    target.vectorAtomics = parsed->hasVectorReductions();
+    target.warpgroupMma = parsed->hasWarpgroupMma();
+    target.multiprocessors = parsed->multiprocessors();
+    why = TensorCoreTile::parse(tensorCoreTile, target.tile,
+                                parsed->maxSharedBytesPerBlock());
     if (!why.empty()) {
       getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
                                   << why;

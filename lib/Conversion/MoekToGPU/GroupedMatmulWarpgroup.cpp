@@ -1,0 +1,510 @@
+//===- GroupedMatmulWarpgroup.cpp - sm_90a grouped GEMM (wgmma, TMA) ------===//
+//
+// moek.grouped_matmul on Hopper's warpgroup tensor cores, as one gpu.launch
+// of 128 x 256 tiles (BM x BN), 64 deep per stage (BK: one 128-byte row of
+// bf16/f16), kStages stages on an mbarrier ring:
+//
+//   host:  map = tensor map of b [E, K, N], boxes [1, 64, 64], 128B swizzle
+//   grid:  persistent, min(tiles, SMs) CTAs; CTA c takes tiles c, c + grid,
+//          ...; tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 +
+//          256)), scheduled on the device from the offsets
+//   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2;
+//          `it` counts the k tiles the CTA has gone through, over all its
+//          tiles: stage s = it % S, round it / S (the mbarrier phase)
+//   producer (setmaxnreg.dec 40), for every tile and k tile:
+//     wait empty[s] (consumers done with round - 1)
+//     thread 0: full[s].arrive.expect_tx(bytes of B); TMA b[e, k0:, col:]
+//     every thread: cp.async its 16-byte chunks of a's gathered rows into
+//       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
+//   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63:
+//     wait full[s]; fence.proxy.async (cp.async wrote A through the generic
+//     proxy, wgmma reads it through the async proxy); 4 x wgmma m64n256k16
+//     on descriptors; commit; wait until one group is in flight, then
+//     arrive empty[previous s]
+//   epilogue on the accumulators: that of the mma.sync kernel
+//     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add,
+//     while the producer already loads the CTA's next tile.
+//
+// Shared memory, from a 1024-byte aligned base (the swizzle repeats every
+// 1024 bytes and wgmma's descriptors and TMA both assume that alignment):
+// stage s = A [128 rows][128 B] then B as four 64-column chunks of
+// [64 rows][128 B]; in every 128-byte row, 16-byte chunk j is stored at
+// j ^ (row % 8). The mbarriers follow the stages.
+//
+// The tensor map and the cp.async copies are upstream nvgpu ops; the
+// mbarriers, TMA copies, fences, setmaxnreg and wgmma are NVVM ops. The
+// descriptors are built here rather than with nvgpu.warpgroup.mma, whose
+// lowering (LLVM 22) supports only a K-major B; b is [K, N] row-major
+// (N-major), which wgmma reads transposed (layout B = row). The async-proxy
+// fence is the consumers': after their mbarrier wait they see the cp.async
+// data, and the fence orders it before their own wgmma reads.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+
+namespace {
+
+constexpr int64_t kBM = 128, kBN = 256, kBK = 64, kStages = 4;
+/// Columns of one TMA box and of one swizzle atom's rows (128 bytes).
+constexpr int64_t kChunkColumns = 64;
+constexpr int64_t kRowBytes = 128;
+constexpr int64_t kStageBytesA = kBM * kRowBytes;
+constexpr int64_t kChunkBytesB = kBK * kRowBytes;
+constexpr int64_t kStageBytesB = (kBN / kChunkColumns) * kChunkBytesB;
+constexpr int64_t kStageBytes = kStageBytesA + kStageBytesB;
+constexpr int64_t kBarrierOffset = kStages * kStageBytes;
+/// Slack for aligning the base to 1024 bytes, then 2 x kStages mbarriers.
+constexpr int64_t kSharedBytes = 1024 + kBarrierOffset + 2 * kStages * 8;
+constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
+/// Registers per thread after setmaxnreg: 128 x 40 + 256 x 232 <= 64K.
+constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// 16-byte chunks of A per producer thread and stage.
+constexpr int64_t kCopiesA = kBM * (kBK / 8) / kWarpgroup;
+
+/// The sm_90a kernel under construction, one step a method: the host's
+/// tensor map, the shared memory and its mbarriers, the persistent tile
+/// loop, the producer's and the consumers' loops over k tiles.
+struct WarpgroupKernel {
+  const TensorCoreGemm &op;
+  LoopBuilder &lb;
+  ImplicitLocOpBuilder &b;
+  Ix ix;
+  Type element;
+  int64_t depth, width, outputs;
+  bool glu;
+  // Set inside the launch.
+  Value tid, map, expert, rowBegin, rows, base, n0;
+  Value sharedBase;  ///< i64 shared-window address of the aligned base
+  Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
+
+  WarpgroupKernel(const TensorCoreGemm &op, LoopBuilder &lb)
+      : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
+    auto bType = cast<MemRefType>(op.b.getType());
+    element = bType.getElementType();
+    depth = bType.getDimSize(1);
+    width = bType.getDimSize(2);
+    glu = isGlu(op.epilogue);
+    outputs = glu ? width / 2 : width;
+  }
+
+  Value i32(Value index) {
+    return arith::IndexCastOp::create(b, b.getI32Type(), index);
+  }
+  Value i64(Value index) {
+    return arith::IndexCastOp::create(b, b.getI64Type(), index);
+  }
+  Value constI64(int64_t v) {
+    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
+  }
+  /// An !llvm.ptr<3> to `offset` bytes past the aligned base.
+  Value sharedPointer(Value offset) {
+    Value address = arith::AddIOp::create(b, sharedBase, i64(offset));
+    return LLVM::IntToPtrOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+  }
+  Value fullBarrier(Value stage) {
+    return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset));
+  }
+  Value emptyBarrier(Value stage) {
+    return sharedPointer(
+        ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
+  }
+  /// Waits until the barrier's phase of parity `parity` has completed (the
+  /// op loops on try_wait; 10 ms is the suspend-time hint of each try).
+  void waitParity(Value barrier, Value parity) {
+    NVVM::MBarrierTryWaitParityOp::create(b, barrier, i32(parity),
+                                          lb.i32(10'000'000));
+  }
+
+  Value createTensorMap();
+  void scheduleTile(Value tile, Value columnTile);
+  void alignSharedMemory();
+  void initBarriers();
+  void forEachTile(Value tiles, Value columnTiles, Value numK,
+                   function_ref<void(Value)> body);
+  void produce(Value numK, Value it);
+  SmallVector<Value> consume(Value numK, Value it, Value group);
+  Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
+};
+
+/// b's tensor map (on the host), as an !llvm.ptr: [E, K, N] read in boxes of
+/// [1, BK, 64] into 128B-swizzled shared memory; boxes past K or N are
+/// zero-filled.
+Value WarpgroupKernel::createTensorMap() {
+  MLIRContext *context = b.getContext();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto box = MemRefType::get({1, kBK, kChunkColumns}, element,
+                             MemRefLayoutAttrInterface(), workgroup);
+  auto mapType = nvgpu::TensorMapDescriptorType::get(
+      context, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+  Value unranked = memref::CastOp::create(
+      b, UnrankedMemRefType::get(element, Attribute()), op.b);
+  Value map = nvgpu::TmaCreateDescriptorOp::create(
+      b, mapType, unranked,
+      ValueRange{ix.c(1), ix.c(kBK), ix.c(kChunkColumns)});
+  // The kernel takes the map as the pointer it becomes (kernels are outlined
+  // before nvgpu types are converted, and gpu.func has no conversion for
+  // them).
+  return UnrealizedConversionCastOp::create(
+             b, LLVM::LLVMPointerType::get(context), map)
+      .getResult(0);
+}
+
+/// Tile `tile` of the shared schedule (scheduleRowTile), column tile
+/// `columnTile`: sets expert, rowBegin, rows (at most BM; <= 0 past the
+/// last tile), base and n0.
+void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
+  int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
+  Value zero = ix.c(0);
+  Value first = op.firstExpert ? op.firstExpert : zero;
+  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  auto rowOf = [&](Value e) {
+    return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
+  };
+  RowTile hit = scheduleRowTile(lb, first, last, tile, kBM, rowOf, zero);
+  expert = hit.expert;
+  rowBegin = hit.rowBegin;
+  rows = arith::MinSIOp::create(
+      b, arith::SubIOp::create(b, hit.rowEnd, hit.rowBegin), ix.c(kBM));
+  base = rowOf(first);
+  n0 = ix.mul(columnTile, glu ? kBN / 2 : kBN);
+}
+
+/// Aligns the dynamic shared memory to 1024 bytes (sharedBase) and views the
+/// stages as elements (sharedElems) for the cp.async copies.
+void WarpgroupKernel::alignSharedMemory() {
+  MLIRContext *context = b.getContext();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, shared);
+  Value shift = ix.sub(ix.mul(ix.ceilDiv(address, 1024), 1024), address);
+  sharedBase = i64(ix.add(address, shift));
+  auto elemsType = MemRefType::get({kBarrierOffset / 2}, element,
+                                   MemRefLayoutAttrInterface(), workgroup);
+  sharedElems =
+      memref::ViewOp::create(b, elemsType, shared, shift, ValueRange{});
+}
+
+/// full[s]: the producer's 128 cp.async arrivals and thread 0's
+/// arrive.expect_tx for the TMA bytes; empty[s]: every consumer thread.
+void WarpgroupKernel::initBarriers() {
+  lb.ifThen(ix.ult(tid, 1), [&] {
+    for (int64_t s = 0; s < kStages; ++s) {
+      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
+                                   lb.i32(kWarpgroup + 1), Value());
+      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
+                                   lb.i32(2 * kWarpgroup), Value());
+    }
+  });
+  gpu::BarrierOp::create(b);
+}
+
+/// The persistent tile loop: this CTA's tiles, blockIdx.x + i * gridDim.x
+/// (column tiles fastest, so that CTAs side by side share a's rows), those
+/// with rows only; `body(it)` gets the count of k tiles before the tile.
+void WarpgroupKernel::forEachTile(Value tiles, Value columnTiles, Value numK,
+                                  function_ref<void(Value)> body) {
+  Value first = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, first), stride);
+  lb.forLoopCarrying(
+      ix.c(0), count, ValueRange{ix.c(0)},
+      [&](Value i, ValueRange carried) -> SmallVector<Value> {
+        Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
+        scheduleTile(arith::DivUIOp::create(b, tile, columnTiles),
+                     arith::RemUIOp::create(b, tile, columnTiles));
+        Value hasRows =
+            arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, rows, ix.c(0));
+        lb.ifThen(hasRows, [&] { body(carried[0]); });
+        return {ix.select(hasRows, ix.add(carried[0], numK), carried[0])};
+      });
+}
+
+/// The producer warpgroup's loop over the k tiles of one tile, the first
+/// being the CTA's `it`-th.
+void WarpgroupKernel::produce(Value numK, Value it) {
+  // Each thread's 16-byte chunks of A: row and chunk of the tile, source row.
+  struct CopyA {
+    Value row, chunk, source, valid;
+  };
+  SmallVector<CopyA> copies;
+  for (int64_t i = 0; i < kCopiesA; ++i) {
+    Value id = ix.add(tid, i * kWarpgroup);
+    Value row = ix.div(id, kBK / 8), chunk = ix.rem(id, kBK / 8);
+    Value valid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, rows);
+    // A masked row reads the group's first row, which exists.
+    Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+    Value source;
+    if (op.gather) {
+      Value owner =
+          asIndex(b, memref::LoadOp::create(b, op.owners, ValueRange{r}));
+      source = ix.div(owner, op.topK);
+    } else {
+      source = ix.sub(r, base);
+    }
+    copies.push_back({row, chunk, source, valid});
+  }
+  int64_t chunksB = kBN / kChunkColumns;
+  lb.forLoop(ix.c(0), numK, [&](Value kt) {
+    Value step = ix.add(it, kt);
+    Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
+    // Round r reuses the stage once the consumers finished round r - 1.
+    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
+      waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
+    });
+    Value k0 = ix.mul(kt, kBK);
+    Value stageOffset = ix.mul(stage, kStageBytes);
+    lb.ifThen(ix.ult(tid, 1), [&] {
+      NVVM::MBarrierArriveExpectTxOp::create(
+          b, Type(), fullBarrier(stage), lb.i32(kStageBytesB),
+          NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+      for (int64_t j = 0; j < chunksB; ++j) {
+        // GLU: chunks [0, BN/128) are gate columns n0 + 64 j, the others the
+        // up columns F + n0 + 64 (j - BN/128) that pair with them.
+        Value column;
+        if (glu && j >= chunksB / 2)
+          column = ix.add(n0, outputs + (j - chunksB / 2) * kChunkColumns);
+        else
+          column = ix.add(n0, j * kChunkColumns);
+        // The CTA's own shared memory, addressed in the cluster's window
+        // (address space 7), as the instruction's .shared::cluster form
+        // (PTX 8.0) takes it.
+        Value destination = LLVM::AddrSpaceCastOp::create(
+            b, LLVM::LLVMPointerType::get(b.getContext(), 7),
+            sharedPointer(
+                ix.add(stageOffset, kStageBytesA + j * kChunkBytesB)));
+        NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+            b, destination, map, ValueRange{i32(column), i32(k0), i32(expert)},
+            fullBarrier(stage), ValueRange{}, Value(), Value(),
+            NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
+            NVVM::CTAGroupKindAttr(), Value());
+      }
+    });
+    // The gather: row r's chunk j lands at 128 r + 16 (j ^ (r % 8)).
+    for (const CopyA &copy : copies) {
+      Value k = ix.add(k0, ix.mul(copy.chunk, 8));
+      Value ok = ix.both(copy.valid, ix.ult(k, ix.c(depth)));
+      Value swizzled =
+          arith::XOrIOp::create(b, copy.chunk, ix.rem(copy.row, 8));
+      Value byte = ix.add(ix.add(stageOffset, ix.mul(copy.row, kRowBytes)),
+                          ix.mul(swizzled, 16));
+      nvgpu::DeviceAsyncCopyOp::create(
+          b, sharedElems, ValueRange{ix.div(byte, 2)}, op.a,
+          ValueRange{ix.select(ok, copy.source, 0), ix.select(ok, k, 0)},
+          b.getIndexAttr(8), ix.select(ok, ix.c(8), 0), b.getUnitAttr());
+    }
+    NVVM::CpAsyncMBarrierArriveOp::create(b, fullBarrier(stage),
+                                          /*noinc=*/true);
+  });
+}
+
+/// A wgmma shared-memory descriptor: start address, leading and stride byte
+/// offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1).
+Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
+                                  int64_t stride) {
+  Value address = arith::AddIOp::create(b, sharedBase, i64(byteOffset));
+  Value start = arith::AndIOp::create(
+      b, arith::ShRUIOp::create(b, address, constI64(4)), constI64(0x3FFF));
+  uint64_t fixed = (uint64_t(leading >> 4) << 16) |
+                   (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
+  return arith::OrIOp::create(b, start, constI64(int64_t(fixed)));
+}
+
+/// A consumer warpgroup's loop over the k tiles of one tile, the first being
+/// the CTA's `it`-th: returns its 128 accumulators.
+SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
+  MLIRContext *context = b.getContext();
+  Type f32 = b.getF32Type();
+  constexpr int64_t kAccumulators = kBN / 2;
+  auto accumulatorType = LLVM::LLVMStructType::getLiteral(
+      context, SmallVector<Type>(kAccumulators, f32));
+  Value init = LLVM::PoisonOp::create(b, accumulatorType);
+  for (int64_t i = 0; i < kAccumulators; ++i)
+    init =
+        LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
+  NVVM::WGMMATypes type =
+      element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  auto release = [&](Value stage) {
+    NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
+                                   NVVM::MemScopeKind::CTA,
+                                   /*relaxed=*/false);
+  };
+  Value rowsOffset = ix.mul(group, 64 * kRowBytes);
+  Value result =
+      lb.forLoopCarrying(
+            ix.c(0), numK, ValueRange{init},
+            [&](Value kt, ValueRange carried) -> SmallVector<Value> {
+              Value step = ix.add(it, kt);
+              Value stage = ix.rem(step, kStages);
+              waitParity(fullBarrier(stage), ix.rem(ix.div(step, kStages), 2));
+              // A arrived through cp.async (generic proxy); wgmma reads
+              // through the async proxy.
+              NVVM::FenceProxyOp::create(
+                  b, NVVM::ProxyKind::async_shared,
+                  NVVM::SharedSpaceAttr::get(context,
+                                             NVVM::SharedSpace::shared_cta));
+              NVVM::WgmmaFenceAlignedOp::create(b);
+              Value acc = carried[0];
+              Value stageOffset = ix.mul(stage, kStageBytes);
+              for (int64_t kk = 0; kk < kBK / 16; ++kk) {
+                // A: K-major; the next 16 columns are 32 bytes further
+                // (within the swizzled row). 8-row groups are 1024 apart.
+                Value descA =
+                    descriptor(ix.add(ix.add(stageOffset, rowsOffset), kk * 32),
+                               /*leading=*/16, /*stride=*/1024);
+                // B: N-major; the next 16 rows are 2048 bytes further;
+                // 64-column chunks are kChunkBytesB apart (leading), 8-row
+                // groups 1024 (stride).
+                Value descB = descriptor(
+                    ix.add(stageOffset, kStageBytesA + kk * 16 * kRowBytes),
+                    /*leading=*/kChunkBytesB, /*stride=*/1024);
+                acc = NVVM::WgmmaMmaAsyncOp::create(
+                    b, accumulatorType, acc, descA, descB,
+                    NVVM::MMAShapeAttr::get(context, 64, kBN, 16),
+                    NVVM::WGMMATypesAttr::get(context, type),
+                    NVVM::WGMMATypesAttr::get(context, type),
+                    NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::f32),
+                    NVVM::WGMMAScaleOutAttr::get(context,
+                                                 NVVM::WGMMAScaleOut::one),
+                    NVVM::WGMMAScaleInAttr::get(context,
+                                                NVVM::WGMMAScaleIn::one),
+                    NVVM::WGMMAScaleInAttr::get(context,
+                                                NVVM::WGMMAScaleIn::one),
+                    NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row),
+                    NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row),
+                    NVVM::MMAIntOverflowAttr());
+              }
+              NVVM::WgmmaGroupSyncAlignedOp::create(b);
+              // The previous k tile's wgmmas are done (this one's may run
+              // on): its stage goes back to the producer.
+              NVVM::WgmmaWaitGroupSyncOp::create(b, 1);
+              lb.ifThen(ix.uge(kt, ix.c(1)), [&] {
+                release(ix.rem(ix.add(step, kStages - 1), kStages));
+              });
+              return {acc};
+            })
+          .front();
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+  release(ix.rem(ix.add(ix.add(it, numK), kStages - 1), kStages));
+  SmallVector<Value> acc;
+  for (int64_t i = 0; i < kAccumulators; ++i)
+    acc.push_back(
+        LLVM::ExtractValueOp::create(b, result, ArrayRef<int64_t>{i}));
+  return acc;
+}
+
+} // namespace
+
+bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
+                                        MLIRContext *context,
+                                        std::string *why) {
+  auto fail = [&](const Twine &reason) {
+    if (why)
+      *why = reason.str();
+    return false;
+  };
+  if (!canLowerToTensorCores(gemm, context, why))
+    return false;
+  if (!gemm.offsets)
+    return fail("not a grouped matmul (no offsets)");
+  auto bType = cast<MemRefType>(gemm.b.getType());
+  // The tensor map's strides are multiples of 16 bytes.
+  if (bType.getDimSize(2) % 8 != 0)
+    return fail("N is not a multiple of 8");
+  if (isGlu(gemm.epilogue) && (bType.getDimSize(2) / 2) % 8 != 0)
+    return fail("F is not a multiple of 8");
+  return true;
+}
+
+void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
+                                     LoopBuilder &lb) {
+  WarpgroupKernel k(op, lb);
+  ImplicitLocOpBuilder &b = k.b;
+  Ix &ix = k.ix;
+  Value zero = ix.c(0), one = ix.c(1);
+  int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
+
+  // Host: the tensor map and the number of tiles (an upper bound of the
+  // row tiles, as for the mma.sync kernel, times the column tiles).
+  Value map = k.createTensorMap();
+  Value first = op.firstExpert ? op.firstExpert : zero;
+  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
+  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
+  int64_t tileOutputs = k.glu ? kBN / 2 : kBN;
+  Value columnTiles = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
+  Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
+  Value grid = arith::MaxUIOp::create(
+      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
+  auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
+                                      one, lb.i32(kSharedBytes));
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+
+  k.tid = launch.getThreadIds().x;
+  k.map = map;
+  k.alignSharedMemory();
+  k.initBarriers();
+  Value numK = ix.c((k.depth + kBK - 1) / kBK);
+  Value warpgroup = ix.div(k.tid, kWarpgroup);
+  // Each warpgroup's role is one branch (setmaxnreg needs that).
+  auto branch =
+      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    k.forEachTile(tiles, columnTiles, numK,
+                  [&](Value it) { k.produce(numK, it); });
+    // No copy is left in flight when the producer's threads exit.
+    NVVM::CpAsyncCommitGroupOp::create(b);
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+  }
+  b.setInsertionPointToStart(&branch.getElseRegion().front());
+  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value group = ix.sub(warpgroup, ix.c(1));
+  Value local = ix.rem(k.tid, kWarpgroup);
+  Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
+  k.forEachTile(tiles, columnTiles, numK, [&](Value it) {
+    SmallVector<Value> acc = k.consume(numK, it, group);
+    FragmentTile frame{k.rowBegin,
+                       k.rows,
+                       k.base,
+                       k.n0,
+                       lane,
+                       ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
+                       /*warpColumn=*/zero,
+                       /*fragsM=*/1,
+                       /*fragsN=*/kBN / 8};
+    emitAccumulatorEpilogue(op, lb, frame, acc);
+  });
+}
