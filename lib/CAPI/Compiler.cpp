@@ -95,10 +95,8 @@ int makeOptions(const moe_compile_options *in, mc::CompileOptions &out) {
     if (!target->cuda)
       return toolError("cuda_tile needs a CUDA target (cuda:sm_90)");
     moek::TensorCoreTile tile;
-    unsigned sm = 90;
-    StringRef(target->chip).drop_front(3).getAsInteger(10, sm);
     error = moek::TensorCoreTile::parse(in->cuda_tile, tile,
-                                        moek::maxSharedBytesPerBlock(sm));
+                                        target->maxSharedBytesPerBlock());
     if (!error.empty())
       return toolError("cuda_tile: " + error);
     out.tensorCoreTile = in->cuda_tile;
