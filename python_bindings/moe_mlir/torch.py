@@ -55,9 +55,12 @@ def _function(text: str, tokens: int, backward: bool, target: str = "cpu"):
 
 
 def _cuda_target(device: torch.device) -> str:
-    """The compiler's target for a GPU: sm_90 code for Hopper, sm_80 code
-    (which runs on every 8.x chip) for Ampere and Ada."""
-    major, _ = torch.cuda.get_device_capability(device)
+    """The compiler's target for a GPU: sm_90a (the wgmma/TMA engine) for
+    compute capability 9.0 exactly, sm_80 code (which runs on every 8.x
+    chip) for Ampere and Ada."""
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) == (9, 0):
+        return "cuda:sm_90a"
     if major == 9:
         return "cuda:sm_90"
     if major == 8:
