@@ -5,6 +5,36 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoeGenerateBackwardPass : Pass<"moe-generate-backward", "ModuleOp"> {
+  let summary = "Make the training program of each MoE function: forward, residuals, backward";
+  let description = [{
+    Replaces each public function `@F(args) -> (results)` built of moe ops
+    by `@F_train(args, dy...) -> (results, gradients, [aux...], loads...)`:
+    one cotangent argument per result that a `moe.combine` makes, the
+    gradients of the loss `sum y * dy (+ aux)` with respect to every
+    floating-point argument that reaches a differentiated result (in
+    argument order; a gate's bias steers selection only and gets none),
+    then for each `moe.gate` whose `aux_loss` > 0 the load-balancing loss
+    (`tensor<f32>`), then each gate's expert loads (`tensor<Exi32>`).
+
+    Reverse mode, one adjoint rule per op, in reverse program order:
+    `moe.combine` differentiates its `moe.dispatch -> moe.experts ->
+    moe.combine` chain as one unit (`moe.experts_backward`), because the
+    per-op adjoints of dispatch and combine are [T*k, H] buffers that the
+    zero-buffer kernels exist to avoid; `moe.gate` becomes
+    `moe.gate_backward`, which adds its part of dx to what the chain
+    produced. Cotangents of a value used twice add up. An op with no rule,
+    or a dispatch / experts outside a chain, is an error.
+
+    Residuals: the forward values the backward reads pass through one
+    `moe.save_for_backward` per gate (the router weights and the routing
+    plan); the backward recomputes the gate/up projection and never sees
+    the dispatched tokens or the expert outputs (`recomputed` lists them),
+    the default SonicMoE chose.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{
@@ -48,15 +78,31 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
     a weighted gather back into token order. Run after
     `moe-zero-buffer-fusion` it lowers only what fusion left.
 
+    The training ops (`moe.experts_backward`, `moe.gate_backward`,
+    `moe.expert_loads`) have one lowering, zero-buffer by construction: per
+    chunk of `experts-per-chunk` experts, the gate/up projection recomputed
+    through the gather prologue, `moek.grouped_glu_backward`, two
+    `moek.grouped_weight_grad` (varlen-K) and `moek.grouped_input_grad`;
+    the router's backward is `moek.route_backward`. `moe.save_for_backward`
+    disappears, its buffers named `residuals.*` for the memory plan.
+
     A `!moe.routing` value must come from a `moe.gate` in the same function
-    and be used only by dispatch, experts and combine; anything else is
-    reported as an error.
+    and be used only by dispatch, experts, combine and the training ops;
+    anything else is reported as an error.
   }];
+  let options = [
+    Option<"expertsPerChunk", "experts-per-chunk", "int64_t",
+           /*default=*/"1",
+           "Backward: experts whose kernels run back to back; the row "
+           "buffers hold T*min(k, this) rows">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::moek::MoekDialect",
+    "::mlir::scf::SCFDialect",
   ];
 }
 

@@ -32,7 +32,9 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
     fusionOptions.expertsPerChunk = expertsPerChunk;
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
-  pm.addPass(createMoeLowerToKernelsPass());
+  MoeLowerToKernelsPassOptions kernelOptions;
+  kernelOptions.expertsPerChunk = expertsPerChunk;
+  pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;

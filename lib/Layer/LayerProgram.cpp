@@ -65,6 +65,8 @@ std::string moe::layer::emitLayerProgram(const LayerSpec &spec) {
     attrs.push_back("topk_group = " + std::to_string(spec.topkGroup) +
                     " : i64");
   }
+  if (spec.auxLoss > 0)
+    attrs.push_back("aux_loss = " + formatDouble(spec.auxLoss) + " : f64");
   std::string attrDict;
   for (size_t i = 0; i < attrs.size(); ++i)
     attrDict += (i ? ", " : " {") + attrs[i];

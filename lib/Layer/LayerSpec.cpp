@@ -57,7 +57,7 @@ const std::vector<Preset> &presets() {
 const char *const kKeys[] = {"tokens",    "hidden",  "ffn",        "experts",
                              "top_k",     "router",  "bias",       "capacity",
                              "normalize", "scaling", "activation", "dtype",
-                             "dynamic",   "n_group", "topk_group"};
+                             "dynamic",   "n_group", "topk_group", "aux_loss"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
@@ -94,7 +94,7 @@ auto fieldsOf(const LayerSpec &s) {
   return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
                          s.bias, s.capacity, s.normalize, s.scaling,
                          s.activation, s.dtype, s.dynamicTokens, s.nGroup,
-                         s.topkGroup);
+                         s.topkGroup, s.auxLoss);
 }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -208,6 +208,16 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
     if (spec.capacity < 0.0) {
       error = "capacity=" + std::string(value) +
               ": the capacity factor must be >= 0 (0 = dropless)";
+      return false;
+    }
+    return true;
+  }
+  if (key == "aux_loss") {
+    if (!parseDouble(key, value, spec.auxLoss, error))
+      return false;
+    if (!(spec.auxLoss >= 0.0)) {
+      error = "aux_loss=" + std::string(value) +
+              ": the load-balancing loss coefficient must be >= 0 (0 = off)";
       return false;
     }
     return true;
@@ -459,6 +469,9 @@ std::string formatLayerSpec(const LayerSpec &s) {
   out += std::string(",dynamic=") + (s.dynamicTokens ? "1" : "0");
   out += ",n_group=" + str(s.nGroup);
   out += ",topk_group=" + str(s.topkGroup);
+  // Only when on, so that every forward spec keeps its text.
+  if (s.auxLoss > 0.0)
+    out += ",aux_loss=" + formatDouble(s.auxLoss);
   return out;
 }
 

@@ -54,6 +54,9 @@ struct LayerSpec {
   bool dynamicTokens = false; ///< the token dimension is dynamic in the IR
   int64_t nGroup = 0;         ///< 0 = no group-limited routing
   int64_t topkGroup = 0;
+  /// COEF of the load-balancing loss of the training program; 0 = off. A
+  /// forward program carries it as moe.gate's aux_loss and ignores it.
+  double auxLoss = 0.0;
   /// The preset whose fields this spec equals exactly, or "custom".
   std::string name = "custom";
 };

@@ -174,6 +174,12 @@ LogicalResult moe::compileArtifact(ModuleOp module,
                                  llvm::raw_ostream &textOut) {
   if (failed(verify(module)))
     return failure();
+  if (options.backward) {
+    PassManager training(module.getContext());
+    training.addPass(createMoeGenerateBackwardPass());
+    if (failed(training.run(module)))
+      return failure();
+  }
   FailureOr<std::string> metadata =
       buildArtifactMetadata(module, options.target.name());
   if (failed(metadata))

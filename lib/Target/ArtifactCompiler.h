@@ -53,6 +53,9 @@ struct CompileOptions {
   std::string memoryReportPath;
   /// Stop after the memory plan: no code is generated (a report only).
   bool planOnly = false;
+  /// Compile the training program (moe-generate-backward) instead of the
+  /// forward: each function F becomes F_train.
+  bool backward = false;
 };
 
 /// Lowers `module` (moe IR, modified in place) for the target and writes what

@@ -55,6 +55,53 @@ static int64_t argumentIndex(Value value) {
   return arg.getArgNumber();
 }
 
+/// The result index of `value` in `ret`, or -1.
+static int64_t resultIndex(func::ReturnOp ret, Value value) {
+  if (!value)
+    return -1;
+  for (auto [i, operand] : llvm::enumerate(ret.getOperands()))
+    if (operand == value)
+      return i;
+  return -1;
+}
+
+/// For a training function (moe-generate-backward's), where dy, the
+/// gradients, the aux loss and the loads are.
+static void describeTraining(func::FuncOp func, func::ReturnOp ret,
+                             GateOp gate, ExpertsOp forward,
+                             llvm::raw_ostream &os) {
+  ExpertsBackwardOp experts;
+  GateBackwardOp router;
+  ExpertLoadsOp loads;
+  func.walk([&](Operation *op) {
+    if (auto e = dyn_cast<ExpertsBackwardOp>(op))
+      experts = e;
+    else if (auto g = dyn_cast<GateBackwardOp>(op))
+      router = g;
+    else if (auto l = dyn_cast<ExpertLoadsOp>(op))
+      loads = l;
+  });
+  if (!experts || !router || !loads || argumentIndex(experts.getDy()) < 0)
+    return;
+  // The adjoints must be those of this layer, as the forward chain is.
+  if (experts.getX() != gate.getX() || experts.getW1() != forward.getW1() ||
+      experts.getW2() != forward.getW2() || router.getX() != gate.getX() ||
+      router.getWGate() != gate.getWGate() ||
+      router.getDWeights() != experts.getDWeights())
+    return;
+  bool aux = gate.getAuxLoss().convertToDouble() > 0.0;
+  os << "attr layer.backward 1\nattr layer.dy "
+     << argumentIndex(experts.getDy()) << "\nattr layer.dx "
+     << resultIndex(ret, router.getDx()) << "\nattr layer.dw_gate "
+     << resultIndex(ret, router.getDwGate()) << "\nattr layer.dw1 "
+     << resultIndex(ret, experts.getDw1()) << "\nattr layer.dw2 "
+     << resultIndex(ret, experts.getDw2()) << "\nattr layer.aux "
+     << (aux ? resultIndex(ret, router.getAux()) : -1)
+     << "\nattr layer.loads " << resultIndex(ret, loads.getLoads())
+     << "\nattr layer.aux_loss ";
+  os << llvm::format("%.17g", gate.getAuxLoss().convertToDouble()) << "\n";
+}
+
 /// Describes `func` as one MoE layer when it is exactly gate -> dispatch ->
 /// experts -> combine on its own arguments with y returned: every link of
 /// the chain is checked, so that moe-run --check never compares a program
@@ -120,6 +167,7 @@ static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
      << "\nattr layer.w1 " << w1 << "\nattr layer.w2 " << w2
      << "\nattr layer.bias " << bias << "\nattr layer.y " << yIndex
      << "\nattr layer.indices " << indicesIndex << "\n";
+  describeTraining(func, ret, gate, expert, os);
 }
 
 FailureOr<std::string> moe::buildArtifactMetadata(ModuleOp module,

@@ -39,7 +39,7 @@ func.func @routing_returned(%x: tensor<8x16xf32>, %w_gate: tensor<16x4xf32>)
   %w, %i, %r = moe.gate softmax top_k = 2 %x, %w_gate
       : (tensor<8x16xf32>, tensor<16x4xf32>)
       -> (tensor<8x2xf32>, tensor<8x2xi32>, !moe.routing<tokens = 8, experts = 4, top_k = 2>)
-  // expected-error @+1 {{'func.return' op uses a !moe.routing value, which only moe.dispatch, moe.experts and moe.combine can consume when lowering to loops}}
+  // expected-error @+1 {{'func.return' op uses a !moe.routing value, which only moe.dispatch, moe.experts, moe.combine and the backward ops can consume when lowering to loops}}
   return %w, %r : tensor<8x2xf32>, !moe.routing<tokens = 8, experts = 4, top_k = 2>
 }
 

@@ -75,6 +75,12 @@ static cl::opt<std::string> cudaTile(
     cl::desc("CTA tile of the CUDA tensor-core GEMMs, for tuning: "
              "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x256x32x4x2x4)"),
     cl::value_desc("TILE"), cl::cat(category));
+static cl::opt<bool> backward(
+    "backward",
+    cl::desc("Compile the training step (moe-generate-backward): F(args) "
+             "becomes F_train(args, dy) -> (results, gradients, [aux], "
+             "loads)"),
+    cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -151,6 +157,7 @@ int main(int argc, char **argv) {
     options.tensorCoreTile = cudaTile;
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
+  options.backward = backward;
   if (emit == moe::EmitKind::Artifact)
     return failed(moe::compileArtifact(*module, options, outs())) ? 2 : 0;
 

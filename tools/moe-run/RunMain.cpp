@@ -2,6 +2,7 @@
 //
 //   moe-run PROGRAM.mlir|ARTIFACT.so [--entry NAME]
 //   moe-run --layer SPEC [--backend=cpu|cuda] [--check] [--repeat N]
+//   moe-run --layer SPEC --backward [--check]      (the training step)
 //
 // Exit status: 0 success, 1 a check beyond tolerance, 2 bad input.
 //
@@ -41,6 +42,11 @@ OPTIONS:
                         softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
                         0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
                         f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
+                        [,aux_loss=COEF]
+  --backward            Run the training step: arguments x, w_gate, w1, w2
+                        [, bias], dy; results y, indices, dx, dw_gate, dw1,
+                        dw2[, aux_loss], loads (--check: against the reference
+                        backward, f32 1e-4, bf16 3e-2)
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
@@ -72,7 +78,7 @@ struct Options {
   std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
-  bool profile = false;
+  bool profile = false, backward = false;
   uint64_t seed = 1;
   int64_t tokens = -1, expertsPerChunk = 0, repeat = 0;
   bool haveExpertsPerChunk = false;
@@ -96,7 +102,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
-      {"profile", false},  {"help", false}};
+      {"profile", false},  {"help", false},    {"backward", false}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("-", 0) != 0 || arg == "-") {
@@ -170,6 +176,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.emitMlir = true;
     } else if (name == "profile") {
       o.profile = true;
+    } else if (name == "backward") {
+      o.backward = true;
     } else if (name == "help") {
       o.help = true;
     }
@@ -192,7 +200,7 @@ bool looksLikeSharedObject(const std::string &path) {
 }
 
 const moert_function *pickFunction(moert_artifact *artifact,
-                                   const std::string &entry,
+                                   const std::string &entry, bool backward,
                                    std::string &error) {
   if (!entry.empty()) {
     const moert_function *fn = moert_artifact_lookup(artifact, entry.c_str());
@@ -203,8 +211,11 @@ const moert_function *pickFunction(moert_artifact *artifact,
   int count = moert_artifact_num_functions(artifact);
   if (count == 1)
     return moert_artifact_function(artifact, 0);
+  std::string layerName = moe::layer::kLayerFunctionName;
+  if (backward)
+    layerName += "_train";
   if (const moert_function *fn =
-          moert_artifact_lookup(artifact, moe::layer::kLayerFunctionName))
+          moert_artifact_lookup(artifact, layerName.c_str()))
     return fn;
   error = "the artifact has " + std::to_string(count) +
           " functions; choose one with --entry NAME (";
@@ -299,6 +310,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     request.fusion = !o.noFusion;
     request.expertsPerChunk = o.expertsPerChunk;
     request.outputPath = artifactPath;
+    request.backward = o.backward;
     if (int status = compile(request))
       return status;
   }
@@ -330,11 +342,16 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     return fail("--profile times CUDA kernels: run with --backend=cuda (or a "
                 "CUDA artifact)");
   std::string error;
-  const moert_function *function = pickFunction(artifact, o.entry, error);
+  const moert_function *function =
+      pickFunction(artifact, o.entry, o.backward, error);
   if (!function)
     return fail(o.entry.empty() ? error : runtimeError());
   FunctionSpec fnSpec = describeFunction(function);
   std::optional<LayerInfo> layer = readLayerInfo(function);
+  if (o.backward && (!layer || !layer->backward))
+    return fail("--backward: function '" + fnSpec.name +
+                "' has no backward (compile it with moe-compile --backward, "
+                "or give the .mlir program or --layer SPEC)");
 
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
@@ -373,6 +390,18 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     if (!t)
       return fail(error);
     args.push_back(std::move(t));
+  }
+  // dy must have y's shape, which is x's; a dynamic token count is only
+  // known here.
+  if (layer && layer->backward) {
+    const moert_tensor *x = args[layer->x].get(), *dy = args[layer->dy].get();
+    bool same = moert_tensor_rank(x) == moert_tensor_rank(dy);
+    for (int d = 0; same && d < moert_tensor_rank(x); ++d)
+      same = moert_tensor_dims(x)[d] == moert_tensor_dims(dy)[d];
+    if (!same)
+      return fail("dy (argument " + std::to_string(layer->dy) +
+                  ") has shape " + formatShape(dy) + " but y has " +
+                  formatShape(x) + ": dy must have y's shape [T, H]");
   }
   if (std::optional<std::string> memory = describeMemoryPlan(function))
     std::cout << *memory << "\n";
@@ -437,13 +466,16 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                   median, repeat, onGpu ? " (CUDA events)" : "");
     std::cout << line;
     if (layer) {
-      double flops = layerFlops(*layer, args);
+      // A training step: forward and backward, the backward counted as
+      // twice the forward (the recomputed gate/up projection not counted).
+      double flops = layerFlops(*layer, args) * (layer->backward ? 3.0 : 1.0);
+      const char *what = layer->backward ? " of forward and backward" : "";
       if (onGpu)
-        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs)",
-                      flops / (median * 1e9));
+        std::snprintf(line, sizeof(line), "; %.2f TFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e9), what);
       else
-        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs)",
-                      flops / (median * 1e6));
+        std::snprintf(line, sizeof(line), "; %.2f GFLOP/s (expert FLOPs%s)",
+                      flops / (median * 1e6), what);
       std::cout << line;
     }
     std::cout << "\n";
@@ -512,11 +544,15 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     currentPhase = "running the reference";
     std::string why;
     std::optional<CheckOutcome> checked =
-        checkAgainstReference(*layer, args, results, why);
+        layer->backward
+            ? checkBackwardAgainstReference(*layer, args, results, why)
+            : checkAgainstReference(*layer, args, results, why);
     if (!checked)
       return fail("--check: " + why);
     const CheckOutcome &outcome = *checked;
-    std::cout << "check against the naive reference:\n";
+    std::cout << (layer->backward
+                      ? "check against the naive reference backward:\n"
+                      : "check against the naive reference:\n");
     for (const std::string &l : outcome.lines)
       std::cout << "  " << l << "\n";
     if (!outcome.passed) {

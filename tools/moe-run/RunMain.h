@@ -23,6 +23,7 @@ struct CompileRequest {
   bool fusion = true;
   int64_t expertsPerChunk = 0; ///< 0: the target's default
   std::string outputPath;
+  bool backward = false; ///< compile the training step (F -> F_train)
 };
 
 /// Compiles into request.outputPath; returns 0 or the exit status after

@@ -3,6 +3,7 @@
 #include "tools/moe-run/RunSupport.h"
 
 #include "lib/Reference/NaiveMoe.h"
+#include "lib/Reference/NaiveMoeBackward.h"
 #include "lib/Reference/Numerics.h"
 
 #include <algorithm>
@@ -89,6 +90,20 @@ moe::run::readLayerInfo(const moert_function *function) {
   if (info.x < 0 || info.wGate < 0 || info.w1 < 0 || info.w2 < 0 ||
       info.y < 0 || info.topK < 1)
     return std::nullopt;
+  if (integer("layer.backward") == 1) {
+    info.backward = true;
+    info.auxLoss = real("layer.aux_loss", 0.0);
+    info.dy = integer("layer.dy");
+    info.dx = integer("layer.dx");
+    info.dwGate = integer("layer.dw_gate");
+    info.dw1 = integer("layer.dw1");
+    info.dw2 = integer("layer.dw2");
+    info.aux = integer("layer.aux");
+    info.loads = integer("layer.loads");
+    if (info.dy < 0 || info.dx < 0 || info.dwGate < 0 || info.dw1 < 0 ||
+        info.dw2 < 0 || info.loads < 0)
+      info.backward = false;
+  }
   return info;
 }
 
@@ -235,7 +250,9 @@ RoutingStats moe::run::routingStats(const LayerInfo &layer,
   return stats;
 }
 
-static double toleranceFor(moert_dtype dtype) {
+static double toleranceFor(moert_dtype dtype, bool backward = false) {
+  if (backward && dtype == MOERT_BF16)
+    return 3e-2;
   switch (dtype) {
   case MOERT_BF16:
     return 2e-2;
@@ -250,6 +267,120 @@ static std::string formatDouble(const char *format, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), format, value);
   return buffer;
+}
+
+static moe::reference::RouterConfig routerConfigOf(const LayerInfo &layer) {
+  moe::reference::RouterConfig config;
+  config.sigmoid = layer.router == "sigmoid";
+  config.topK = layer.topK;
+  config.normalize = layer.normalize;
+  config.scaling = layer.scaling;
+  config.capacityFactor = layer.capacity;
+  config.nGroup = std::max<int64_t>(0, layer.nGroup);
+  config.topkGroup = std::max<int64_t>(0, layer.topkGroup);
+  config.geluGlu = layer.activation == "gelu_glu";
+  return config;
+}
+
+static std::string errorText(double error) {
+  return std::isnan(error) ? std::string("NaN") : formatDouble("%.3g", error);
+}
+
+std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
+    const LayerInfo &layer, const std::vector<Tensor> &args,
+    const std::vector<Tensor> &results, std::string &why) {
+  moert_tensor *x = args[layer.x].get();
+  moert_tensor *w1 = args[layer.w1].get();
+  moe::reference::TrainingConfig config;
+  config.router = routerConfigOf(layer);
+  config.T = moert_tensor_dims(x)[0];
+  config.H = moert_tensor_dims(x)[1];
+  config.E = moert_tensor_dims(w1)[0];
+  config.F = moert_tensor_dims(w1)[2] / 2;
+  config.auxLossCoef = layer.auxLoss;
+  // The reference sees exactly the values the program saw (bf16 widened).
+  std::vector<float> xs = toFloats(x), wg = toFloats(args[layer.wGate].get()),
+                     w1s = toFloats(w1), w2s = toFloats(args[layer.w2].get()),
+                     dys = toFloats(args[layer.dy].get());
+  std::vector<float> bias;
+  if (layer.bias >= 0)
+    bias = toFloats(args[layer.bias].get());
+  moe::reference::Gradients ref;
+  try {
+    ref = moe::reference::runMoeBackwardF32(
+        config, xs.data(), wg.data(), w1s.data(), w2s.data(),
+        bias.empty() ? nullptr : bias.data(), dys.data());
+  } catch (const std::invalid_argument &e) {
+    why = std::string("the reference backward cannot run this layer: ") +
+          e.what();
+    return std::nullopt;
+  }
+
+  CheckOutcome outcome;
+  auto compare = [&](int index, const char *name,
+                     const std::vector<double> &expected) {
+    moert_tensor *out = results[index].get();
+    std::vector<float> got = toFloats(out);
+    std::vector<float> want(expected.begin(), expected.end());
+    if (got.size() != want.size()) {
+      outcome.passed = false;
+      outcome.lines.push_back("result " + std::to_string(index) + " (" +
+                              name + "): " + std::to_string(got.size()) +
+                              " elements, the reference has " +
+                              std::to_string(want.size()) + " FAILED");
+      return;
+    }
+    moe::reference::Comparison c = moe::reference::compareWithReference(
+        got.data(), want.data(), static_cast<int64_t>(got.size()));
+    double tolerance = toleranceFor(moert_tensor_dtype(out), true);
+    bool ok = c.relativeError <= tolerance && c.nonFiniteMismatches == 0;
+    outcome.passed &= ok;
+    std::string line = "result " + std::to_string(index) + " (" + name +
+                       "): relative error " + errorText(c.relativeError) +
+                       " (tolerance " + formatDouble("%g", tolerance) + ")";
+    if (c.nonFiniteMismatches > 0)
+      line += "; " + std::to_string(c.nonFiniteMismatches) +
+              " elements are NaN or infinite where the reference differs";
+    outcome.lines.push_back(line + (ok ? " OK" : " FAILED"));
+  };
+  auto compareInts = [&](int index, const char *name,
+                         const std::vector<int32_t> &expected) {
+    moert_tensor *out = results[index].get();
+    const int32_t *values =
+        static_cast<const int32_t *>(moert_tensor_data(out));
+    int64_t n = moert_tensor_num_elements(out), mismatches = 0;
+    for (int64_t i = 0; i < n; ++i)
+      mismatches += i >= static_cast<int64_t>(expected.size()) ||
+                    values[i] != expected[i];
+    bool same = mismatches == 0 && n == static_cast<int64_t>(expected.size());
+    outcome.passed &= same;
+    outcome.lines.push_back("result " + std::to_string(index) + " (" + name +
+                            "): " + std::to_string(mismatches) + " of " +
+                            std::to_string(n) + " differ from the reference " +
+                            (same ? "OK" : "FAILED"));
+  };
+  compare(layer.y, "y", ref.y);
+  if (layer.indices >= 0)
+    compareInts(layer.indices, "indices", ref.indices);
+  compare(layer.dx, "dx", ref.dx);
+  compare(layer.dwGate, "dw_gate", ref.dwGate);
+  compare(layer.dw1, "dw1", ref.dw1);
+  compare(layer.dw2, "dw2", ref.dw2);
+  if (layer.aux >= 0) {
+    float got = toFloats(results[layer.aux].get())[0];
+    double error = std::fabs(got - ref.aux) / std::max(std::fabs(ref.aux), 1e-30);
+    double tolerance = toleranceFor(moert_tensor_dtype(x), true);
+    bool ok = error <= tolerance;
+    outcome.passed &= ok;
+    outcome.lines.push_back(
+        "result " + std::to_string(layer.aux) + " (aux_loss): " +
+        formatDouble("%.6g", got) + ", reference " +
+        formatDouble("%.6g", ref.aux) + ", relative error " +
+        errorText(error) + " (tolerance " + formatDouble("%g", tolerance) +
+        ") " + (ok ? "OK" : "FAILED"));
+  }
+  compareInts(layer.loads, "loads", ref.loads);
+  return outcome;
 }
 
 std::optional<CheckOutcome>
@@ -362,9 +493,9 @@ moe::run::describeMemoryPlan(const moert_function *function) {
                      " in one arena (buffers by category:";
   if (std::strtoll(peak, nullptr, 10) == 0)
     return std::string("memory: no intermediate buffers");
-  const char *categories[] = {"routing",        "dispatch",     "activations",
-                              "expert_outputs", "accumulators", "scratch",
-                              "other"};
+  const char *categories[] = {"routing",      "dispatch",  "activations",
+                              "expert_outputs", "residuals", "gradients",
+                              "accumulators", "scratch",   "other"};
   bool any = false;
   for (const char *category : categories) {
     std::string key = std::string("memory.category.") + category;

@@ -50,6 +50,11 @@ struct LayerInfo {
   bool normalize = true;
   double scaling = 1.0, capacity = 0.0;
   int x = -1, wGate = -1, w1 = -1, w2 = -1, bias = -1, y = -1, indices = -1;
+  /// A training step (moe-generate-backward): the argument dy and the
+  /// results dx, dw_gate, dw1, dw2, aux (-1 when off) and loads.
+  bool backward = false;
+  double auxLoss = 0.0;
+  int dy = -1, dx = -1, dwGate = -1, dw1 = -1, dw2 = -1, aux = -1, loads = -1;
 };
 std::optional<LayerInfo> readLayerInfo(const moert_function *function);
 
@@ -91,6 +96,16 @@ struct CheckOutcome {
 std::optional<CheckOutcome>
 checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
                       const std::vector<Tensor> &results, std::string &why);
+
+/// The training step checked against the reference backward: y, indices,
+/// dx, dw_gate, dw1, dw2 (relative error per tensor: f32 1e-4, bf16 3e-2),
+/// aux (relative) and the loads (exact).
+/// Nothing (and `why`) when the reference backward cannot run the layer.
+std::optional<CheckOutcome>
+checkBackwardAgainstReference(const LayerInfo &layer,
+                              const std::vector<Tensor> &args,
+                              const std::vector<Tensor> &results,
+                              std::string &why);
 
 /// 2*T*k*H*3F, the FLOPs of the experts (the router's GEMM not counted).
 double layerFlops(const LayerInfo &layer, const std::vector<Tensor> &args);

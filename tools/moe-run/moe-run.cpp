@@ -47,6 +47,7 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
   options.outputPath = request.outputPath;
   options.fusion = request.fusion;
   options.expertsPerChunk = request.expertsPerChunk;
+  options.backward = request.backward;
   return failed(mlir::moe::compileArtifact(*module, options, llvm::outs())) ? 2 : 0;
 }
 

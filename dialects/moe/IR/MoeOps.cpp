@@ -132,6 +132,9 @@ LogicalResult GateOp::verify() {
   config.scaling = getScaling().convertToDouble();
   if (failed(verifyRouterConfig([&] { return emitOpError(); }, config)))
     return failure();
+  if (!(getAuxLoss().convertToDouble() >= 0.0))
+    return emitOpError() << "aux_loss must be a non-negative coefficient, got "
+                         << getAuxLoss().convertToDouble();
   int64_t topK = getTopK();
   if (!ShapedType::isDynamic(tokens)) {
     std::optional<int64_t> assignments = checkedMul(tokens, topK);
@@ -322,6 +325,161 @@ LogicalResult CombineOp::verify() {
       failed(verifyExtent(op, "result dimension 1 (H)", dim(getY(), 1),
                           "expert_out dimension 1 (H)",
                           dim(getExpertOut(), 1))))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// SaveForBackwardOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult SaveForBackwardOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, ValueRange operands,
+    DictionaryAttr, OpaqueProperties, RegionRange,
+    SmallVectorImpl<Type> &inferred) {
+  // A residual is its operand: same type.
+  llvm::append_range(inferred, operands.getTypes());
+  return success();
+}
+
+LogicalResult SaveForBackwardOp::verify() {
+  if (getValues().empty())
+    return emitOpError() << "saves nothing: a residual list needs at least "
+                            "one value";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsBackwardOp
+//===----------------------------------------------------------------------===//
+
+/// `name` must have exactly the type of `refName`.
+static LogicalResult verifySameType(Operation *op, StringRef name, Type type,
+                                    StringRef refName, Type refType) {
+  if (type != refType)
+    return op->emitOpError() << name << " has type " << type << " but "
+                             << refName << " has " << refType
+                             << ": a gradient has the type of its value";
+  return success();
+}
+
+/// weights-like [T, k] f32 operands of the backward ops.
+static LogicalResult verifySlots(Operation *op, StringRef name, Value value,
+                                 RoutingType routing, int64_t tokens) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, name, value.getType(), 2, "[T, k]")) ||
+      failed(verifyElement(op, name, value.getType(), b.getF32Type())) ||
+      failed(verifyExtent(op, (name + " dimension 0 (T)").str(),
+                          dim(value, 0), "x dimension 0 (T)", tokens)) ||
+      failed(verifyExtent(op, (name + " dimension 1 (k)").str(),
+                          dim(value, 1), "routing top_k", routing.getTopK())))
+    return failure();
+  return success();
+}
+
+LogicalResult ExpertsBackwardOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
+      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
+      failed(verifySameElement(op, "w1", getW1().getType(), "x", xType)) ||
+      failed(verifyRank(op, "w2", getW2().getType(), 3, "[E, F, H]")) ||
+      failed(verifyStaticShape(op, "w2", getW2().getType())) ||
+      failed(verifySameElement(op, "w2", getW2().getType(), "x", xType)))
+    return failure();
+  int64_t tokens = dim(getX(), 0), hidden = dim(getX(), 1);
+  int64_t twoF = dim(getW1(), 2);
+  if (twoF % 2 != 0 || twoF == 0)
+    return emitOpError() << "w1 dimension 2 (2F) must be even and positive "
+                            "(gate and up halves), got "
+                         << twoF;
+  if (failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
+                          "x dimension 1 (H)", hidden)) ||
+      failed(verifyExtent(op, "w2 dimension 0 (E)", dim(getW2(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w2 dimension 1 (F)", dim(getW2(), 1),
+                          "half of w1 dimension 2 (2F)", twoF / 2)) ||
+      failed(verifyExtent(op, "w2 dimension 2 (H)", dim(getW2(), 2),
+                          "x dimension 1 (H)", hidden)) ||
+      failed(verifySlots(op, "weights", getWeights(), routing, tokens)) ||
+      failed(verifyRank(op, "dy", getDy().getType(), 2, "[T, H]")) ||
+      failed(verifySameElement(op, "dy", getDy().getType(), "x", xType)) ||
+      failed(verifyExtent(op, "dy dimension 0 (T)", dim(getDy(), 0),
+                          "x dimension 0 (T)", tokens)) ||
+      failed(verifyExtent(op, "dy dimension 1 (H)", dim(getDy(), 1),
+                          "x dimension 1 (H)", hidden)) ||
+      failed(verifySameType(op, "dx", getDx().getType(), "x", xType)) ||
+      failed(verifySameType(op, "dw1", getDw1().getType(), "w1",
+                            getW1().getType())) ||
+      failed(verifySameType(op, "dw2", getDw2().getType(), "w2",
+                            getW2().getType())) ||
+      failed(verifySameType(op, "d_weights", getDWeights().getType(),
+                            "weights", getWeights().getType())))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GateBackwardOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GateBackwardOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyRank(op, "w_gate", getWGate().getType(), 2, "[H, E]")) ||
+      failed(verifyStaticShape(op, "w_gate", getWGate().getType())) ||
+      failed(verifySameElement(op, "w_gate", getWGate().getType(), "x",
+                               xType)) ||
+      failed(verifyExtent(op, "w_gate dimension 0 (H)", dim(getWGate(), 0),
+                          "x dimension 1 (H)", dim(getX(), 1))) ||
+      failed(verifyExtent(op, "w_gate dimension 1 (E)", dim(getWGate(), 1),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifySlots(op, "d_weights", getDWeights(), routing,
+                         dim(getX(), 0))) ||
+      failed(verifySameType(op, "dx", getDx().getType(), "x", xType)) ||
+      failed(verifySameType(op, "dw_gate", getDwGate().getType(), "w_gate",
+                            getWGate().getType())))
+    return failure();
+  if (Value dxIn = getDxIn())
+    if (failed(verifySameType(op, "dx_in", dxIn.getType(), "x", xType)))
+      return failure();
+  auto aux = cast<RankedTensorType>(getAux().getType());
+  if (aux.getRank() != 0 || !aux.getElementType().isF32())
+    return emitOpError() << "aux must be a scalar tensor<f32>, got " << aux;
+  if (!(getAuxLoss().convertToDouble() >= 0.0))
+    return emitOpError() << "aux_loss must be a non-negative coefficient, got "
+                         << getAuxLoss().convertToDouble();
+  if (getScaling().convertToDouble() <= 0.0)
+    return emitOpError() << "scaling must be positive, got "
+                         << getScaling().convertToDouble();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertLoadsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertLoadsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (failed(verifyRank(op, "loads", getLoads().getType(), 1, "[E]")) ||
+      failed(verifyElement(op, "loads", getLoads().getType(),
+                           b.getI32Type())) ||
+      failed(verifyExtent(op, "loads dimension 0 (E)", dim(getLoads(), 0),
+                          "routing experts",
+                          getRouting().getType().getExperts())))
     return failure();
   return success();
 }

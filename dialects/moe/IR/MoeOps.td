@@ -11,6 +11,7 @@
 include "dialects/moe/IR/MoeDialect.td"
 include "dialects/moe/IR/MoeTypes.td"
 include "dialects/moe/IR/MoeEnums.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -43,6 +44,11 @@ def Moe_GateOp : Moe_Op<"gate", [Pure]> {
     largest `p + bias` among its experts; only experts of the `topk_group`
     best groups (ties to the lower group) can be selected.
 
+    `aux_loss` = COEF > 0 asks the training program (`moe-generate-backward`)
+    for the load-balancing loss `COEF * E * sum_e f_e * P_e` (f_e: kept
+    assignments of expert e / (T*k), P_e: mean over tokens of p[t,e]) and
+    its gradient; it does not change the forward results.
+
     Example:
 
     ```mlir
@@ -63,7 +69,8 @@ def Moe_GateOp : Moe_Op<"gate", [Pure]> {
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
     DefaultValuedAttr<F64Attr, "0.0">:$capacity_factor,
     OptionalAttr<I64Attr>:$n_group,
-    OptionalAttr<I64Attr>:$topk_group
+    OptionalAttr<I64Attr>:$topk_group,
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
   );
   let results = (outs
     AnyRankedTensor:$weights,
@@ -172,6 +179,162 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
   let assemblyFormat = [{
     $expert_out `,` $weights `,` $routing attr-dict
     `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+
+//===----------------------------------------------------------------------===//
+// Training: residuals and adjoints (made by moe-generate-backward)
+//===----------------------------------------------------------------------===//
+
+def Moe_SaveForBackwardOp : Moe_Op<"save_for_backward",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "the residuals the forward keeps for the backward";
+  let description = [{
+    Marks the forward values the backward reads: its results are its
+    operands, and every backward op reads them through this op, so the
+    residuals of a training program are exactly its operands. The memory
+    plan counts their buffers as the `residuals` category. `recomputed` names
+    what the backward recomputes instead of saving (documentation for the
+    reader and for the recomputation-placement pass to come).
+
+    The default of `moe-generate-backward` follows SonicMoE: save the router
+    weights and the routing plan (O(T*k) values), recompute the gate/up
+    projection per expert, never keep the dispatched tokens or the expert
+    outputs.
+
+    ```mlir
+    %w, %r = moe.save_for_backward %weights, %routing
+        {recomputed = ["dispatched_tokens", "gate_up", "expert_outputs"]}
+        : tensor<16x2xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyType>:$values,
+                       OptionalAttr<StrArrayAttr>:$recomputed);
+  let results = (outs Variadic<AnyType>:$saved);
+  let assemblyFormat = [{
+    $values attr-dict `:` type($values)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
+  let summary = "adjoint of dispatch -> experts -> combine, without buffers";
+  let description = [{
+    The gradient of `L = sum y * dy` through
+    `y = combine(experts(dispatch(x, routing), routing, w1, w2), weights,
+    routing)`, treated as one unit so that no [T*k, H] value exists:
+
+    - `dx[t] = sum_j w1[e] . dh_j` over the kept assignments of token t;
+    - `dw1[e] = sum x[t] (x) dh`, `dw2[e] = sum a (x) (w[t,j] dy[t])` over the
+      kept assignments of expert e (0 for an expert with none);
+    - `d_weights[t,j] = dy[t] . o_j` for kept assignments, 0 for dropped;
+
+    where `h = x[t] . w1[e]`, `a = act(h[:F]) * h[F:]`, `o_j = a . w2[e]`,
+    `da = w[t,j] * (w2[e] . dy[t])` and `dh = (da * h[F:] * act'(h[:F]),
+    da * act(h[:F]))`. `d_weights` is computed as `<w2[e] . dy[t], a>`, so
+    `o_j` is never formed. Gradients accumulate in f32; `dx`, `dw1`, `dw2`
+    take the storage type of `x`.
+
+    ```mlir
+    %dx, %dw1, %dw2, %dweights = moe.experts_backward silu_glu
+        %x, %routing, %w1, %w2, %weights, %dy
+        : (tensor<16x32xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
+           tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>,
+           tensor<16x32xf32>)
+        -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>,
+            tensor<16x2xf32>)
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    Moe_RoutingType:$routing,
+    AnyRankedTensor:$w1,
+    AnyRankedTensor:$w2,
+    AnyRankedTensor:$weights,
+    AnyRankedTensor:$dy,
+    Moe_ActivationAttr:$activation
+  );
+  let results = (outs
+    AnyRankedTensor:$dx,
+    AnyRankedTensor:$dw1,
+    AnyRankedTensor:$dw2,
+    AnyRankedTensor:$d_weights
+  );
+  let assemblyFormat = [{
+    $activation $x `,` $routing `,` $w1 `,` $w2 `,` $weights `,` $dy attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
+  let summary = "adjoint of moe.gate: router gradients and the aux loss";
+  let description = [{
+    Given `d_weights[T,k]` (the gradient of the loss with respect to the
+    gate weights), recomputes the probabilities `p` from `x . w_gate` and
+    propagates through scaling and normalization (when `normalize`:
+    `dp[idx_i] += scaling * (dw_i - sum_j dw_j p[idx_j] / S) / S`,
+    `S = sum_j p[idx_j]`; otherwise `scaling * dw_i`), the score function
+    (softmax: `ds = p * (dp - <p, dp>)`; sigmoid: `ds = dp * p * (1 - p)`)
+    and the scores: `dx = dx_in + ds . w_gate^T`, `dw_gate = x^T . ds`.
+
+    The selection (top-k, groups, capacity) has no gradient, and neither has
+    the bias, which is why the op does not take it: `routing` says which
+    experts were chosen and which assignments were kept.
+
+    With `aux_loss` = COEF > 0, `aux` is `COEF * E * sum_e f_e * P_e` (f_e =
+    kept assignments of e / (T*k), P_e = mean_t p[t,e]) and its gradient
+    `COEF * E * f_e / T` joins `dp[t,e]`; otherwise `aux` is 0.
+
+    ```mlir
+    %dx, %dw_gate, %aux = moe.gate_backward softmax %x, %w_gate, %routing,
+        %dweights accumulate %dx_experts {normalize = true, scaling = 1.0}
+        : (tensor<16x32xf32>, tensor<32x4xf32>,
+           !moe.routing<tokens = 16, experts = 4, top_k = 2>, tensor<16x2xf32>,
+           tensor<16x32xf32>)
+        -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    AnyRankedTensor:$w_gate,
+    Moe_RoutingType:$routing,
+    AnyRankedTensor:$d_weights,
+    Optional<AnyRankedTensor>:$dx_in,
+    Moe_ScoreFuncAttr:$score_func,
+    DefaultValuedAttr<BoolAttr, "true">:$normalize,
+    DefaultValuedAttr<F64Attr, "1.0">:$scaling,
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+  );
+  let results = (outs
+    AnyRankedTensor:$dx,
+    AnyRankedTensor:$dw_gate,
+    AnyRankedTensor:$aux
+  );
+  let assemblyFormat = [{
+    $score_func $x `,` $w_gate `,` $routing `,` $d_weights
+    (`accumulate` $dx_in^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ExpertLoadsOp : Moe_Op<"expert_loads", [Pure]> {
+  let summary = "kept assignments per expert";
+  let description = [{
+    `loads[e]` = the assignments of the routing that expert e kept (after
+    capacity dropping): what the bias update of aux-loss-free routing needs.
+
+    ```mlir
+    %loads = moe.expert_loads %routing
+        : (!moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<4xi32>
+    ```
+  }];
+  let arguments = (ins Moe_RoutingType:$routing);
+  let results = (outs AnyRankedTensor:$loads);
+  let assemblyFormat = [{
+    $routing attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

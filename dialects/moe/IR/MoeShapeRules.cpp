@@ -66,10 +66,13 @@ std::optional<int64_t> moe::checkedElementCount(ArrayRef<int64_t> shape) {
 
 std::optional<int64_t> moe::checkedByteCount(int64_t elements,
                                              unsigned bitWidth) {
-  std::optional<int64_t> bits = checkedMul(elements, bitWidth);
-  if (!bits)
+  // Eight elements at a time, so that the count of bits, which may exceed
+  // 64 bits when the count of bytes does not, is never formed.
+  std::optional<int64_t> octets = checkedMul(elements / 8, bitWidth);
+  int64_t restBits = (elements % 8) * bitWidth;
+  if (!octets)
     return std::nullopt;
-  return *bits / 8 + (*bits % 8 != 0);
+  return checkedAdd(*octets, restBits / 8 + (restBits % 8 != 0));
 }
 
 bool moe::capacityCanDrop(double capacityFactor, int64_t topK,

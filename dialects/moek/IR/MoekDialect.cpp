@@ -497,3 +497,160 @@ LogicalResult CombineRowsOp::verify() {
                          << y.getType();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Backward kernels
+//===----------------------------------------------------------------------===//
+
+static LogicalResult expectExpertRange(Operation *op, Value first,
+                                       Value last) {
+  if (static_cast<bool>(first) != static_cast<bool>(last))
+    return op->emitOpError() << "first_expert and last_expert go together";
+  return success();
+}
+
+/// The row-owners map: i32 [rows].
+static LogicalResult expectOwners(Operation *op, Value owners) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, "owners", owners, 1, "[rows]")) ||
+                 failed(expectElement(op, "owners", owners, b.getI32Type())));
+}
+
+/// f32 per (token, slot): [T, k].
+static LogicalResult expectSlotsF32(Operation *op, StringRef name,
+                                    Value value) {
+  Builder b(op->getContext());
+  return failure(failed(expectBuffer(op, name, value, 2, "[T, k]")) ||
+                 failed(expectElement(op, name, value, b.getF32Type())));
+}
+
+LogicalResult ExpertLoadsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value loads = getLoads();
+  if (failed(expectOffsets(op, getOffsets())) ||
+      failed(expectBuffer(op, "loads", loads, 1, "[E]")) ||
+      failed(expectElement(op, "loads", loads, b.getI32Type())) ||
+      failed(expectStaticShape(op, "loads", loads, "[E]")))
+    return failure();
+  return expectExtent(op, "offsets dimension 0 (E+1)", dim(getOffsets(), 0),
+                      "loads dimension 0 plus one", dim(loads, 0) + 1);
+}
+
+LogicalResult GroupedGluBackwardOp::verify() {
+  Operation *op = getOperation();
+  Value dy = getDy(), w2 = getW2(), gateUp = getGateUp();
+  if (failed(expectBuffer(op, "dy", dy, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "dy", dy)) ||
+      failed(expectBuffer(op, "w2", w2, 3, "[E, F, H]")) ||
+      failed(expectStaticShape(op, "w2", w2, "[E, F, H]")) ||
+      failed(expectSameElement(op, "w2", w2, "dy", dy)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectSlotsF32(op, "weights", getWeights())) ||
+      failed(expectBuffer(op, "gate_up", gateUp, 2, "[rows, 2F]")) ||
+      failed(expectBuffer(op, "act", getAct(), 2, "[rows, F]")) ||
+      failed(expectBuffer(op, "dh", getDh(), 2, "[rows, 2F]")) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  int64_t ffn = dim(w2, 1);
+  if (failed(expectExtent(op, "dy dimension 1 (H)", dim(dy, 1),
+                          "w2 dimension 2 (H)", dim(w2, 2))) ||
+      failed(expectExtent(op, "gate_up dimension 1 (2F)", dim(gateUp, 1),
+                          "twice w2 dimension 1 (F)", 2 * ffn)) ||
+      failed(expectExtent(op, "dh dimension 1 (2F)", dim(getDh(), 1),
+                          "twice w2 dimension 1 (F)", 2 * ffn)) ||
+      failed(expectExtent(op, "act dimension 1 (F)", dim(getAct(), 1),
+                          "w2 dimension 1 (F)", ffn)) ||
+      failed(expectExtent(op, "act dimension 0 (rows)", dim(getAct(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "dh dimension 0 (rows)", dim(getDh(), 0),
+                          "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
+      failed(expectExtent(op, "weights dimension 1 (k)",
+                          dim(getWeights(), 1), "top_k", getTopK())) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "top_k", getTopK())))
+    return failure();
+  return success();
+}
+
+LogicalResult GroupedWeightGradOp::verify() {
+  Operation *op = getOperation();
+  Value dw = getDw();
+  if (failed(expectBuffer(op, "lhs", getLhs(), 2, "[rows or T, K]")) ||
+      failed(expectBuffer(op, "rhs", getRhs(), 2, "[rows or T, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dw", dw, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "dw", dw, "[E, K, N]")) ||
+      failed(expectStorageFloat(op, "dw", dw)) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  if (getWeights() && failed(expectSlotsF32(op, "weights", getWeights())))
+    return failure();
+  if (getGatherLhs() && getGatherRhs())
+    return emitOpError() << "gathers both lhs and rhs: one side of a weight "
+                            "gradient is grouped rows";
+  return failure(
+      failed(expectExtent(op, "lhs dimension 1", dim(getLhs(), 1),
+                          "dw dimension 1", dim(dw, 1))) ||
+      failed(expectExtent(op, "rhs dimension 1", dim(getRhs(), 1),
+                          "dw dimension 2", dim(dw, 2))));
+}
+
+LogicalResult GroupedInputGradOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Value w = getB(), dx = getDx();
+  if (failed(expectBuffer(op, "a", getA(), 2, "[rows, N]")) ||
+      failed(expectBuffer(op, "b", w, 3, "[E, K, N]")) ||
+      failed(expectStaticShape(op, "b", w, "[E, K, N]")) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectOwners(op, getOwners())) ||
+      failed(expectBuffer(op, "dx", dx, 2, "[T, K]")) ||
+      failed(expectElement(op, "dx", dx, b.getF32Type())) ||
+      failed(expectExpertRange(op, getFirstExpert(), getLastExpert())))
+    return failure();
+  return failure(
+      failed(expectExtent(op, "a dimension 1 (N)", dim(getA(), 1),
+                          "b dimension 2 (N)", dim(w, 2))) ||
+      failed(expectExtent(op, "dx dimension 1 (K)", dim(dx, 1),
+                          "b dimension 1 (K)", dim(w, 1))));
+}
+
+LogicalResult RouteBackwardOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  Type f32 = b.getF32Type();
+  Value x = getX(), wGate = getWGate(), indices = getIndices();
+  if (failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectBuffer(op, "w_gate", wGate, 2, "[H, E]")) ||
+      failed(expectStaticShape(op, "w_gate", wGate, "[H, E]")) ||
+      failed(expectSameElement(op, "w_gate", wGate, "x", x)) ||
+      failed(expectAssignments(op, "indices", indices)) ||
+      failed(expectStaticSlots(op, "indices", indices)) ||
+      failed(expectOffsets(op, getOffsets())) ||
+      failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
+      failed(expectBuffer(op, "dx", getDx(), 2, "[T, H]")) ||
+      failed(expectElement(op, "dx", getDx(), f32)) ||
+      failed(expectBuffer(op, "dw_gate", getDwGate(), 2, "[H, E]")) ||
+      failed(expectElement(op, "dw_gate", getDwGate(), f32)) ||
+      failed(expectBuffer(op, "aux", getAux(), 0, "[]")) ||
+      failed(expectElement(op, "aux", getAux(), f32)))
+    return failure();
+  int64_t experts = dim(wGate, 1);
+  return failure(
+      failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "offsets dimension 0 (E+1)",
+                          dim(getOffsets(), 0), "experts + 1", experts + 1)) ||
+      failed(expectExtent(op, "dw_gate dimension 1 (E)", dim(getDwGate(), 1),
+                          "w_gate dimension 1 (E)", experts)) ||
+      failed(expectExtent(op, "dx dimension 1 (H)", dim(getDx(), 1),
+                          "x dimension 1 (H)", dim(x, 1))) ||
+      failed(expectExtent(op, "d_weights dimension 1 (k)",
+                          dim(getDWeights(), 1), "indices dimension 1 (k)",
+                          dim(indices, 1))));
+}

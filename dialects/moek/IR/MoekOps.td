@@ -252,4 +252,199 @@ def Moek_CombineRowsOp : Moek_KernelOp<"combine_rows"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Backward kernels (zero-buffer: rows are read through the owners map)
+//===----------------------------------------------------------------------===//
+
+def Moek_ExpertLoadsOp : Moek_KernelOp<"expert_loads"> {
+  let summary = "loads[e] = offsets[e+1] - offsets[e], the kept assignments";
+  let description = [{
+    ```mlir
+    moek.expert_loads %offsets into %loads : memref<5xi32>, memref<4xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Arg<AnyMemRef, "", [MemWrite]>:$loads
+  );
+  let assemblyFormat = [{
+    $offsets `into` $loads attr-dict `:` type($offsets) `,` type($loads)
+  }];
+}
+
+def Moek_GroupedGluBackwardOp : Moek_KernelOp<"grouped_glu_backward",
+    [AttrSizedOperandSegments]> {
+  let summary = "per grouped row: dy . w2^T, the GLU's backward, gate-weight gradients";
+  let description = [{
+    For each expert e in `[first, last)` (default all) and each grouped row
+    r of it (`base = offsets[first]`), with `o = owners[r]`, token
+    `t = o / top_k`, slot `j = o % top_k`, `w = weights[t, j]`:
+
+    - `g = dy[t] . w2[e]^T` (a GEMM with B transposed whose A rows are the
+      output gradients gathered through the owners map: no [T*k, H] copy);
+    - from the recomputed pre-activation `h = gate_up[r - base]` (2F wide):
+      `a = act(h[:F]) * h[F:]`, stored in `act[r - base]`;
+    - `d_weights[t, j] = <g, a>` (= dy[t] . o_j without forming o_j);
+    - `dh[r - base] = (w*g * h[F:] * act'(h[:F]), w*g * act(h[:F]))`.
+
+    Entries of `d_weights` of dropped assignments are not written. `dh`
+    may be `gate_up` itself (in place): each element of a row is read just
+    before its gradient is written over it.
+
+    ```mlir
+    moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights,
+        %gate_up into %act, %dh, %d_weights {top_k = 2 : i64}
+        : memref<16x32xf32>, memref<4x24x32xf32>, memref<5xi32>,
+          memref<32xi32>, memref<16x2xf32>, memref<32x48xf32>,
+          memref<32x24xf32>, memref<32x48xf32>, memref<16x2xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$dy,
+    Arg<AnyMemRef, "", [MemRead]>:$w2,
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Arg<AnyMemRef, "", [MemRead]>:$owners,
+    Arg<AnyMemRef, "", [MemRead]>:$weights,
+    Arg<AnyMemRef, "", [MemRead]>:$gate_up,
+    Optional<Index>:$first_expert,
+    Optional<Index>:$last_expert,
+    Arg<AnyMemRef, "", [MemWrite]>:$act,
+    Arg<AnyMemRef, "", [MemWrite]>:$dh,
+    Arg<AnyMemRef, "", [MemWrite]>:$d_weights,
+    Moe_ActivationAttr:$activation,
+    DefaultValuedAttr<I64Attr, "1">:$top_k
+  );
+  let assemblyFormat = [{
+    $activation $dy `,` $w2 `,` $offsets `,` $owners `,` $weights `,` $gate_up
+    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
+    `into` $act `,` $dh `,` $d_weights attr-dict
+    `:` type($dy) `,` type($w2) `,` type($offsets) `,` type($owners) `,`
+    type($weights) `,` type($gate_up) `,` type($act) `,` type($dh) `,`
+    type($d_weights)
+  }];
+}
+
+def Moek_GroupedWeightGradOp : Moek_KernelOp<"grouped_weight_grad",
+    [AttrSizedOperandSegments]> {
+  let summary = "dw[e] = sum over expert e's rows of lhs_row^T rhs_row (varlen-K)";
+  let description = [{
+    The weight gradient of a grouped GEMM: for each expert e in
+    `[first, last)` (default all), `dw[e] = sum_r L(r)^T (x) R(r)` over the
+    grouped rows r of e: a GEMM whose reduction dimension is the expert's
+    row count (varlen-K). With `gather_lhs` (`gather_rhs`) the row is token
+    `owners[r] / top_k` of `lhs` (`rhs`), read through the routing index;
+    otherwise row `r - offsets[first]`. With `weights`, each product is
+    scaled by `weights[owners[r] / top_k, owners[r] % top_k]`. An expert
+    with no rows gets zero; accumulation is f32.
+
+    ```mlir
+    moek.grouped_weight_grad %act, %dy, %offsets, %owners
+        weights(%weights : memref<16x2xf32>) into %dw2
+        {gather_rhs, top_k = 2 : i64}
+        : memref<32x24xf32>, memref<16x32xf32>, memref<5xi32>,
+          memref<32xi32>, memref<4x24x32xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$lhs,
+    Arg<AnyMemRef, "", [MemRead]>:$rhs,
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Arg<AnyMemRef, "", [MemRead]>:$owners,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$weights,
+    Optional<Index>:$first_expert,
+    Optional<Index>:$last_expert,
+    Arg<AnyMemRef, "", [MemWrite]>:$dw,
+    UnitAttr:$gather_lhs,
+    UnitAttr:$gather_rhs,
+    DefaultValuedAttr<I64Attr, "1">:$top_k
+  );
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $offsets `,` $owners
+    (`weights` `(` $weights^ `:` type($weights) `)`)?
+    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
+    `into` $dw attr-dict
+    `:` type($lhs) `,` type($rhs) `,` type($offsets) `,` type($owners) `,`
+    type($dw)
+  }];
+}
+
+def Moek_GroupedInputGradOp : Moek_KernelOp<"grouped_input_grad",
+    [AttrSizedOperandSegments]> {
+  let summary = "dx[token(r)] += a[r] . b[e]^T, scattered into token order";
+  let description = [{
+    The input gradient of a gathered grouped GEMM: for each expert e in
+    `[first, last)` (default all) and each grouped row r of it,
+    `dx[owners[r] / top_k] += a[r - offsets[first]] . b[e]^T` (B
+    transposed: `b` is [E, K, N], `a` rows are N wide, `dx` rows K wide),
+    accumulated in the f32 buffer `dx` in token order: no [T*k, K] buffer.
+
+    ```mlir
+    moek.grouped_input_grad %dh, %w1, %offsets, %owners into %dx
+        {top_k = 2 : i64}
+        : memref<32x48xf32>, memref<4x32x48xf32>, memref<5xi32>,
+          memref<32xi32>, memref<16x32xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$a,
+    Arg<AnyMemRef, "", [MemRead]>:$b,
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Arg<AnyMemRef, "", [MemRead]>:$owners,
+    Optional<Index>:$first_expert,
+    Optional<Index>:$last_expert,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$dx,
+    DefaultValuedAttr<I64Attr, "1">:$top_k
+  );
+  let assemblyFormat = [{
+    $a `,` $b `,` $offsets `,` $owners
+    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
+    `into` $dx attr-dict
+    `:` type($a) `,` type($b) `,` type($offsets) `,` type($owners) `,`
+    type($dx)
+  }];
+}
+
+def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
+  let summary = "router backward: weights -> p -> scores -> x, w_gate; aux loss";
+  let description = [{
+    Per token t: recomputes the scores `x[t] . w_gate` and `p` (softmax or
+    sigmoid), takes `d_weights[t, :]` back through scaling and
+    normalization to `dp` over the selected `indices[t, :]`, adds the
+    aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads / (T*k), the
+    loads being `offsets[e+1] - offsets[e]`), then through the score
+    function to `ds`, and accumulates `dx[t] += ds . w_gate^T` (f32 `dx`,
+    added to) and `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
+    (rank 0, f32) receives `aux_loss * E * sum_e f_e * P_e`, 0 when
+    `aux_loss` is 0.
+
+    ```mlir
+    moek.route_backward softmax %x, %w_gate, %indices, %offsets, %dweights
+        into %dx, %dw_gate, %aux
+        : memref<16x32xf32>, memref<32x4xf32>, memref<16x2xi32>,
+          memref<5xi32>, memref<16x2xf32>, memref<16x32xf32>,
+          memref<32x4xf32>, memref<f32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$x,
+    Arg<AnyMemRef, "", [MemRead]>:$w_gate,
+    Arg<AnyMemRef, "", [MemRead]>:$indices,
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Arg<AnyMemRef, "", [MemRead]>:$d_weights,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$dx,
+    Arg<AnyMemRef, "", [MemWrite]>:$dw_gate,
+    Arg<AnyMemRef, "", [MemWrite]>:$aux,
+    Moe_ScoreFuncAttr:$score_func,
+    DefaultValuedAttr<BoolAttr, "true">:$normalize,
+    DefaultValuedAttr<F64Attr, "1.0">:$scaling,
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+  );
+  let assemblyFormat = [{
+    $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
+    `into` $dx `,` $dw_gate `,` $aux attr-dict
+    `:` type($x) `,` type($w_gate) `,` type($indices) `,` type($offsets) `,`
+    type($d_weights) `,` type($dx) `,` type($dw_gate) `,` type($aux)
+  }];
+}
+
 #endif // MOEK_OPS

@@ -83,8 +83,15 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
                                       routing});
 }
 
+/// The value a residual saved (the routing itself when not a residual).
+static Value unsaved(Value routing) {
+  if (auto save = routing.getDefiningOp<SaveForBackwardOp>())
+    return save.getValues()[cast<OpResult>(routing).getResultNumber()];
+  return routing;
+}
+
 FailureOr<RoutingPlan> RoutingPlans::planOf(Operation *user, Value routing) {
-  auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  auto cast = unsaved(routing).getDefiningOp<UnrealizedConversionCastOp>();
   if (!cast || cast.getNumOperands() != 3)
     return user->emitOpError()
            << "routing must be produced by a moe.gate in the same function "
@@ -95,16 +102,20 @@ FailureOr<RoutingPlan> RoutingPlans::planOf(Operation *user, Value routing) {
 }
 
 /// Emits a plan-derived buffer right after the plan, so that it dominates
-/// every consumer.
+/// every consumer; for a saved routing, right after the residuals, so that
+/// the backward derives its own (O(T*k), cheaper to recompute than to keep).
 template <typename KernelOp>
 static Value derive(RewriterBase &rewriter, Value routing,
                     ArrayRef<int64_t> shape, StringRef name,
                     function_ref<SmallVector<Value>(ImplicitLocOpBuilder &,
                                                     Value)>
                         dynamicOf) {
-  auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  auto cast = unsaved(routing).getDefiningOp<UnrealizedConversionCastOp>();
   ImplicitLocOpBuilder b(cast.getLoc(), rewriter);
-  b.setInsertionPointAfter(cast);
+  if (Operation *save = routing.getDefiningOp<SaveForBackwardOp>())
+    b.setInsertionPointAfter(save);
+  else
+    b.setInsertionPointAfter(cast);
   Value indices = readBuffer(b, cast.getOperand(0));
   Value ranks = readBuffer(b, cast.getOperand(1));
   Value offsets = readBuffer(b, cast.getOperand(2));
@@ -153,7 +164,8 @@ LogicalResult RoutingPlans::eraseCasts(Operation *root,
     if (!c->use_empty()) {
       c->getUses().begin()->getOwner()->emitOpError()
           << "uses a !moe.routing value, which only moe.dispatch, "
-             "moe.experts and moe.combine can consume when lowering to loops";
+             "moe.experts, moe.combine and the backward ops can consume when "
+             "lowering to loops";
       return WalkResult::interrupt();
     }
     rewriter.eraseOp(c);

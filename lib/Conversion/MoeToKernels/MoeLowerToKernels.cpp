@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lib/Conversion/MoeToKernels/BackwardKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 
 #include "dialects/moe/IR/MoeOps.h"
@@ -17,7 +18,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::moe {
@@ -121,6 +124,8 @@ LogicalResult lowerCombine(CombineOp op, RoutingPlans &plans,
 
 struct MoeLowerToKernelsPass
     : public moe::impl::MoeLowerToKernelsPassBase<MoeLowerToKernelsPass> {
+  using MoeLowerToKernelsPassBase::MoeLowerToKernelsPassBase;
+
   void runOnOperation() override {
     IRRewriter rewriter(&getContext());
     // Gates first, so that every consumer finds its routing plan.
@@ -132,7 +137,8 @@ struct MoeLowerToKernelsPass
     RoutingPlans plans;
     SmallVector<Operation *> users;
     getOperation()->walk([&](Operation *op) {
-      if (isa<DispatchOp, ExpertsOp, CombineOp>(op))
+      if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
+              GateBackwardOp, ExpertLoadsOp>(op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -140,10 +146,25 @@ struct MoeLowerToKernelsPass
           TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](DispatchOp o) { return lowerDispatch(o, plans, rewriter); })
               .Case([&](ExpertsOp o) { return lowerExperts(o, plans, rewriter); })
-              .Case([&](CombineOp o) { return lowerCombine(o, plans, rewriter); });
+              .Case([&](CombineOp o) { return lowerCombine(o, plans, rewriter); })
+              .Case([&](ExpertsBackwardOp o) {
+                return lowerExpertsBackward(o, plans, rewriter,
+                                            expertsPerChunk);
+              })
+              .Case([&](GateBackwardOp o) {
+                return lowerGateBackward(o, plans, rewriter);
+              })
+              .Case([&](ExpertLoadsOp o) {
+                return lowerExpertLoads(o, plans, rewriter);
+              });
       if (failed(result))
         return signalPassFailure();
     }
+    // The residuals last: their users have found the plan through them.
+    SmallVector<SaveForBackwardOp> saves;
+    getOperation()->walk([&](SaveForBackwardOp op) { saves.push_back(op); });
+    for (SaveForBackwardOp op : saves)
+      lowerSaveForBackward(op, rewriter);
     if (failed(plans.eraseCasts(getOperation(), rewriter)))
       signalPassFailure();
   }

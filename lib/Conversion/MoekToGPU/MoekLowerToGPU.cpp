@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
@@ -458,6 +459,26 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   return success();
 }
 
+/// The training kernels (BackwardKernelsGPU.cpp), SIMT, one launch per
+/// item kind.
+void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
+  auto launch = [&](Value count, function_ref<void(Value)> body) {
+    launchPerItem(lb, count, body);
+  };
+  TypeSwitch<Operation *>(op)
+      .Case([&](moek::ExpertLoadsOp o) { lowerExpertLoadsToGPU(o, lb, launch); })
+      .Case([&](GroupedGluBackwardOp o) {
+        lowerGroupedGluBackwardToGPU(o, lb, launch);
+      })
+      .Case([&](GroupedWeightGradOp o) {
+        lowerGroupedWeightGradToGPU(o, lb, launch);
+      })
+      .Case([&](GroupedInputGradOp o) {
+        lowerGroupedInputGradToGPU(o, lb, launch);
+      })
+      .Case([&](RouteBackwardOp o) { lowerRouteBackwardToGPU(o, lb, launch); });
+}
+
 /// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
 /// grouped matmul, so that profiles and cubins say what each kernel does.
 std::string kernelName(Operation *op) {
@@ -570,6 +591,10 @@ struct MoekLowerToGPUPass
               .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
+              })
+              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp, GroupedWeightGradOp,
+                    GroupedInputGradOp, RouteBackwardOp>([&](Operation *o) {
+                return lowerBackwardKernel(o, lb), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(
                   [&](Operation *o) { return lowerElementwise(o, lb); })

@@ -9,6 +9,7 @@
 
 #include "dialects/moe/IR/MoeShapeRules.h"
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
@@ -320,6 +321,21 @@ struct MoekLowerToLoopsPass
               .Case([&](GluOp o) { return lowerGlu(o, b), true; })
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, b, hoisted), true;
+              })
+              .Case([&](moek::ExpertLoadsOp o) {
+                return lowerExpertLoads(o, b), true;
+              })
+              .Case([&](GroupedGluBackwardOp o) {
+                return lowerGroupedGluBackward(o, b), true;
+              })
+              .Case([&](GroupedWeightGradOp o) {
+                return lowerGroupedWeightGrad(o, b, hoisted), true;
+              })
+              .Case([&](GroupedInputGradOp o) {
+                return lowerGroupedInputGrad(o, b), true;
+              })
+              .Case([&](RouteBackwardOp o) {
+                return lowerRouteBackward(o, b, hoisted), true;
               })
               .Default([](Operation *) { return false; });
       // A kernel nobody lowers must fail the pass, never be dropped.

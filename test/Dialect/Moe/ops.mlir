@@ -11,7 +11,7 @@
 // CHECK: %[[Y:.*]] = moe.combine %[[O]], %[[W]], %[[R]]
 // CHECK: return %[[Y]]
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moe.gate"(%{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64, normalize = true, scaling = 1.000000e+00 : f64, score_func = 0 : i32, top_k = 2 : i64}>
+// GENERIC: "moe.gate"(%{{.*}}, %{{.*}}) <{aux_loss = 0.000000e+00 : f64, capacity_factor = 0.000000e+00 : f64, normalize = true, scaling = 1.000000e+00 : f64, score_func = 0 : i32, top_k = 2 : i64}>
 // GENERIC: "moe.dispatch"
 // GENERIC: "moe.experts"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{activation = 0 : i32}>
 // GENERIC: "moe.combine"
@@ -41,7 +41,7 @@ func.func @dynamic_tokens_f32(%x: tensor<?x64xf32>, %w_gate: tensor<64x8xf32>,
 // CHECK: moe.experts gelu_glu
 // CHECK: moe.combine
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moe.gate"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 1.250000e+00 : f64, n_group = 4 : i64, normalize = false, scaling = 2.500000e+00 : f64, score_func = 1 : i32, top_k = 4 : i64, topk_group = 2 : i64}>
+// GENERIC: "moe.gate"(%{{.*}}, %{{.*}}, %{{.*}}) <{aux_loss = 0.000000e+00 : f64, capacity_factor = 1.250000e+00 : f64, n_group = 4 : i64, normalize = false, scaling = 2.500000e+00 : f64, score_func = 1 : i32, top_k = 4 : i64, topk_group = 2 : i64}>
 // GENERIC: "moe.experts"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{activation = 1 : i32}>
 func.func @sigmoid_bias_groups_bf16(%x: tensor<16x32xbf16>, %w_gate: tensor<32x16xbf16>,
                                     %bias: tensor<16xf32>, %w1: tensor<16x32x48xbf16>,

@@ -52,6 +52,12 @@ TEST(ShapeRules, CheckedSizes) {
   EXPECT_EQ(checkedByteCount(3, 16), 6);
   EXPECT_EQ(checkedByteCount(3, 1), 1);
   EXPECT_EQ(checkedByteCount(int64_t(1) << 61, 32), std::nullopt);
+  // 2^59 f32 elements are 2^64 bits but 2^61 bytes: they fit (found by
+  // moe-fuzz-layer-spec: a spec the parser accepted and the verifier did not).
+  EXPECT_EQ(checkedByteCount(int64_t(1) << 59, 32), int64_t(1) << 61);
+  EXPECT_EQ(checkedByteCount((int64_t(1) << 60) + 3, 16),
+            (int64_t(1) << 61) + 6);
+  EXPECT_EQ(checkedByteCount(INT64_MAX, 8), INT64_MAX);
   EXPECT_EQ(checkedAdd(INT64_MAX, 1), std::nullopt);
   EXPECT_EQ(checkedMul(-1, 2), std::nullopt);
 }

@@ -143,6 +143,7 @@ TEST(LayerSpec, RoundTrip) {
       "tiny,capacity=1e-7,scaling=123456.789",
       "olmoe,router=sigmoid,bias=1,normalize=0,activation=gelu_glu,"
       "dynamic=1,n_group=8,topk_group=3,dtype=f32",
+      "tiny,aux_loss=0.001",
   };
   for (const std::string &text : specs) {
     LayerSpec first = parseOk(text);
@@ -152,7 +153,22 @@ TEST(LayerSpec, RoundTrip) {
     EXPECT_EQ(second.name, first.name) << text;
     EXPECT_EQ(second.capacity, first.capacity) << text;
     EXPECT_EQ(second.scaling, first.scaling) << text;
+    EXPECT_EQ(second.auxLoss, first.auxLoss) << text;
   }
+}
+
+/// The aux loss is printed only when on, so every forward spec keeps its
+/// canonical text (and a preset with aux_loss is no longer that preset).
+TEST(LayerSpec, AuxLoss) {
+  EXPECT_EQ(parseOk("tiny").auxLoss, 0.0);
+  LayerSpec spec = parseOk("tiny,aux_loss=0.01");
+  EXPECT_EQ(spec.auxLoss, 0.01);
+  EXPECT_EQ(spec.name, "custom");
+  EXPECT_EQ(formatLayerSpec(spec),
+            "tokens=16,hidden=32,ffn=24,experts=4,top_k=2,router=softmax,"
+            "bias=0,capacity=0,normalize=1,scaling=1,activation=silu_glu,"
+            "dtype=f32,dynamic=0,n_group=0,topk_group=0,aux_loss=0.01");
+  EXPECT_EQ(parseOk("tiny,aux_loss=0").name, "tiny");
 }
 
 TEST(LayerSpec, ForwardFlops) {
@@ -203,6 +219,8 @@ TEST(LayerSpec, Errors) {
       {"tiny,scaling=0", {"scaling=0", "> 0"}},
       {"tiny,scaling=-2", {"scaling=-2", "> 0"}},
       {"tiny,scaling=nan", {"scaling", "not a finite number"}},
+      {"tiny,aux_loss=-0.5", {"aux_loss=-0.5", ">= 0"}},
+      {"tiny,aux_loss=inf", {"aux_loss", "not a finite number"}},
       // Group-limited routing.
       {"tiny,n_group=3,topk_group=1", {"n_group=3", "divide", "experts=4"}},
       {"tiny,n_group=2,topk_group=3", {"topk_group=3", "n_group=2"}},

@@ -1,0 +1,248 @@
+//===- BackwardKernels.cpp - moe training ops to moek kernels -------------===//
+
+#include "lib/Conversion/MoeToKernels/BackwardKernels.h"
+
+#include "dialects/moek/IR/MoekDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+Type elementOf(Value value) {
+  return cast<ShapedType>(value.getType()).getElementType();
+}
+
+/// The dynamic token extent of a [T, ...] buffer, if any.
+SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, Value tokensBuffer) {
+  if (!cast<MemRefType>(tokensBuffer.getType()).isDynamicDim(0))
+    return {};
+  return {extentOf(b, tokensBuffer, 0)};
+}
+
+void fillZero(ImplicitLocOpBuilder &b, Value buffer) {
+  Type element = cast<MemRefType>(buffer.getType()).getElementType();
+  linalg::FillOp::create(
+      b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(element))},
+      ValueRange{buffer});
+}
+
+/// An f32 accumulator standing in for `result` (itself when f32): a bf16
+/// gradient accumulated in bf16 would be rounded after every expert.
+Value accumulatorFor(ImplicitLocOpBuilder &b, Value result,
+                     ValueRange dynamic, StringRef name) {
+  auto type = cast<MemRefType>(result.getType());
+  if (type.getElementType().isF32())
+    return result;
+  return allocBuffer(b, type.getShape(), b.getF32Type(), dynamic, name);
+}
+
+/// result = accumulator, narrowed to the result's storage type.
+void narrowInto(ImplicitLocOpBuilder &b, Value accumulator, Value result) {
+  if (accumulator == result)
+    return;
+  Type element = cast<MemRefType>(result.getType()).getElementType();
+  linalg::MapOp::create(
+      b, ValueRange{accumulator}, result,
+      [&](OpBuilder &nested, Location loc, ValueRange args) {
+        Value narrow = arith::TruncFOp::create(nested, loc, element, args[0]);
+        linalg::YieldOp::create(nested, loc, narrow);
+      });
+}
+
+/// accumulator = source, widened to f32.
+void widenInto(ImplicitLocOpBuilder &b, Value source, Value accumulator) {
+  if (elementOf(source) == elementOf(accumulator)) {
+    memref::CopyOp::create(b, source, accumulator);
+    return;
+  }
+  linalg::MapOp::create(
+      b, ValueRange{source}, accumulator,
+      [&](OpBuilder &nested, Location loc, ValueRange args) {
+        Value wide =
+            arith::ExtFOp::create(nested, loc, nested.getF32Type(), args[0]);
+        linalg::YieldOp::create(nested, loc, wide);
+      });
+}
+
+/// Renames the buffer behind a tensor made by asTensor to `residuals.*`.
+void markResidual(Value tensor) {
+  auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>();
+  if (!toTensor)
+    return;
+  Operation *alloc = toTensor.getBuffer().getDefiningOp();
+  if (!alloc)
+    return;
+  auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttr);
+  StringRef suffix = name ? name.getValue().split('.').second : "value";
+  alloc->setAttr(kBufferNameAttr,
+                 StringAttr::get(alloc->getContext(),
+                                 ("residuals." + suffix).str()));
+}
+
+} // namespace
+
+LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
+                                        RoutingPlans &plans,
+                                        RewriterBase &rewriter,
+                                        int64_t expertsPerChunk) {
+  FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
+  if (failed(plan))
+    return failure();
+  Value ownersTensor = plans.rowOwners(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, op.getX());
+  Value w1 = readBuffer(b, op.getW1());
+  Value w2 = readBuffer(b, op.getW2());
+  Value weights = readBuffer(b, op.getWeights());
+  Value dy = readBuffer(b, op.getDy());
+  Value offsets = readBuffer(b, plan->offsets);
+  Value owners = readBuffer(b, ownersTensor);
+
+  auto xType = cast<RankedTensorType>(op.getX().getType());
+  int64_t tokens = xType.getDimSize(0);
+  int64_t twoF = op.getW1().getType().getDimSize(2);
+  int64_t experts = plan->experts, topK = plan->topK;
+  int64_t chunk = std::min<int64_t>(std::max<int64_t>(expertsPerChunk, 1),
+                                    experts);
+  Type element = xType.getElementType(), f32 = b.getF32Type();
+  SmallVector<Value> dynamicT = tokenExtent(b, x);
+
+  Value dx = allocBuffer(b, xType.getShape(), element, dynamicT,
+                         "gradients.dx_experts");
+  Value dxAcc = accumulatorFor(b, dx, dynamicT, "accumulators.dx");
+  fillZero(b, dxAcc);
+  Value dw1 = allocBuffer(b, op.getW1().getType().getShape(), element, {},
+                          "gradients.dw1");
+  Value dw2 = allocBuffer(b, op.getW2().getType().getShape(), element, {},
+                          "gradients.dw2");
+  // Dropped assignments have no row: their gate-weight gradient stays 0.
+  Value dWeights = allocBuffer(b, {tokens, topK}, f32, dynamicT,
+                               "gradients.d_weights");
+  fillZero(b, dWeights);
+
+  // Per-chunk row buffers, f32 (the accumulation type): a token picks an
+  // expert at most once, so a chunk has at most T*min(k, chunk) rows.
+  int64_t rowsPerToken = std::min(topK, chunk);
+  SmallVector<Value> dynamicRows;
+  if (!dynamicT.empty())
+    dynamicRows.push_back(arith::MulIOp::create(
+        b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken)));
+  int64_t rows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
+                                               : tokens * rowsPerToken;
+  Value gateUp = allocBuffer(b, {rows, twoF}, f32, dynamicRows,
+                             "activations.gate_up");
+  Value act = allocBuffer(b, {rows, twoF / 2}, f32, dynamicRows,
+                          "activations.glu");
+  // dh overwrites h in place: each element of h is read once, just before
+  // its gradient is written there, and h is not needed afterwards.
+  Value dh = gateUp;
+
+  auto emitChunk = [&](Value first, Value last) {
+    // The gate/up projection, recomputed: h is not a residual.
+    moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                  Value(), gateUp, moek::Epilogue::store,
+                                  /*gather=*/true, topK);
+    moek::GroupedGluBackwardOp::create(b, dy, w2, offsets, owners, weights,
+                                       gateUp, first, last, act, dh, dWeights,
+                                       op.getActivation(), topK);
+    // dw2[e] = sum a^T (w dy[t]); dw1[e] = sum x[t]^T dh; dx[t] += dh w1^T.
+    moek::GroupedWeightGradOp::create(b, act, dy, offsets, owners, weights,
+                                      first, last, dw2, /*gather_lhs=*/false,
+                                      /*gather_rhs=*/true, topK);
+    moek::GroupedWeightGradOp::create(b, x, dh, offsets, owners, Value(),
+                                      first, last, dw1, /*gather_lhs=*/true,
+                                      /*gather_rhs=*/false, topK);
+    moek::GroupedInputGradOp::create(b, dh, w1, offsets, owners, first, last,
+                                     dxAcc, topK);
+  };
+  Value numExperts = arith::ConstantIndexOp::create(b, experts);
+  if (chunk >= experts) {
+    emitChunk(arith::ConstantIndexOp::create(b, 0), numExperts);
+  } else {
+    Value step = arith::ConstantIndexOp::create(b, chunk);
+    auto loop = scf::ForOp::create(b, arith::ConstantIndexOp::create(b, 0),
+                                   numExperts, step);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value first = loop.getInductionVar();
+    Value last = arith::MinSIOp::create(
+        b, arith::AddIOp::create(b, first, step), numExperts);
+    emitChunk(first, last);
+  }
+  narrowInto(b, dxAcc, dx);
+  rewriter.replaceOp(op, ValueRange{asTensor(b, dx), asTensor(b, dw1),
+                                    asTensor(b, dw2), asTensor(b, dWeights)});
+  return success();
+}
+
+LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
+                                     RewriterBase &rewriter) {
+  FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
+  if (failed(plan))
+    return failure();
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, op.getX());
+  Value wGate = readBuffer(b, op.getWGate());
+  Value dWeights = readBuffer(b, op.getDWeights());
+  Value indices = readBuffer(b, plan->indices);
+  Value offsets = readBuffer(b, plan->offsets);
+  auto xType = cast<RankedTensorType>(op.getX().getType());
+  Type element = xType.getElementType();
+  SmallVector<Value> dynamicT = tokenExtent(b, x);
+
+  Value dx = allocBuffer(b, xType.getShape(), element, dynamicT,
+                         "gradients.dx");
+  Value dxAcc = accumulatorFor(b, dx, dynamicT, "accumulators.dx_router");
+  if (Value dxIn = op.getDxIn())
+    widenInto(b, readBuffer(b, dxIn), dxAcc);
+  else
+    fillZero(b, dxAcc);
+  Value dwGate = allocBuffer(b, op.getWGate().getType().getShape(), element,
+                             {}, "gradients.dw_gate");
+  Value dwGateAcc = accumulatorFor(b, dwGate, {}, "accumulators.dw_gate");
+  Value aux = allocBuffer(b, ArrayRef<int64_t>{}, b.getF32Type(), {}, "gradients.aux");
+  moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
+                                dwGateAcc, aux, op.getScoreFuncAttr(),
+                                op.getNormalizeAttr(), op.getScalingAttr(),
+                                op.getAuxLossAttr());
+  narrowInto(b, dxAcc, dx);
+  narrowInto(b, dwGateAcc, dwGate);
+  rewriter.replaceOp(op, ValueRange{asTensor(b, dx), asTensor(b, dwGate),
+                                    asTensor(b, aux)});
+  return success();
+}
+
+LogicalResult moe::lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
+                                    RewriterBase &rewriter) {
+  FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
+  if (failed(plan))
+    return failure();
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value loads = allocBuffer(b, {plan->experts}, b.getI32Type(), {},
+                            "gradients.loads");
+  moek::ExpertLoadsOp::create(b, readBuffer(b, plan->offsets), loads);
+  rewriter.replaceOp(op, asTensor(b, loads));
+  return success();
+}
+
+void moe::lowerSaveForBackward(SaveForBackwardOp op, RewriterBase &rewriter) {
+  for (Value value : op.getValues()) {
+    if (auto cast = value.getDefiningOp<UnrealizedConversionCastOp>()) {
+      for (Value part : cast.getOperands())
+        markResidual(part);
+      continue;
+    }
+    markResidual(value);
+  }
+  rewriter.replaceOp(op, op.getValues());
+}

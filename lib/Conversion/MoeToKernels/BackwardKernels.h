@@ -1,0 +1,39 @@
+//===- BackwardKernels.h - moe training ops to moek kernels -----*- C++ -*-===//
+//
+// The lowering of the ops moe-generate-backward makes. The backward has one
+// lowering, zero-buffer by construction: every grouped row reads its token
+// and its output gradient through the row-owners map, and no [T*k, H] buffer
+// exists (fused or not, moe-lower-to-kernels lowers these the same way).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_BACKWARDKERNELS_H
+#define MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_BACKWARDKERNELS_H
+
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+
+namespace mlir::moe {
+
+/// dx, dw1, dw2 and the gate-weight gradients of a dispatch -> experts ->
+/// combine chain: per chunk of `expertsPerChunk` experts, the gate/up
+/// projection recomputed, the GLU backward (with <dy . w2^T, a> for the gate
+/// weights), two varlen-K weight gradients and the input gradient scattered
+/// into token order.
+LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
+                                   RewriterBase &rewriter,
+                                   int64_t expertsPerChunk);
+
+/// The router's backward (moek.route_backward) into f32 accumulators.
+LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
+                                RewriterBase &rewriter);
+
+LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
+                               RewriterBase &rewriter);
+
+/// Forwards the residuals to their users and names their buffers
+/// `residuals.*` for the memory plan.
+void lowerSaveForBackward(SaveForBackwardOp op, RewriterBase &rewriter);
+
+} // namespace mlir::moe
+
+#endif // MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_BACKWARDKERNELS_H

@@ -1,0 +1,400 @@
+//===- BackwardLoops.cpp - The backward kernels as loops ------------------===//
+
+#include "lib/Conversion/MoekToLoops/BackwardLoops.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace mlir::moek {
+
+namespace {
+
+Value load(ImplicitLocOpBuilder &b, Value buffer, ValueRange indices) {
+  return memref::LoadOp::create(b, buffer, indices);
+}
+
+Value mul(ImplicitLocOpBuilder &b, Value x, Value y) {
+  return arith::MulFOp::create(b, x, y);
+}
+
+Value add(ImplicitLocOpBuilder &b, Value x, Value y) {
+  return arith::AddFOp::create(b, x, y);
+}
+
+/// acc + x*y for a dot product's reduction: reassociation lets LLVM
+/// vectorize it (the sum's order changes; it stays an f32 sum).
+Value addProduct(ImplicitLocOpBuilder &b, Value acc, Value x, Value y) {
+  auto flags = arith::FastMathFlagsAttr::get(
+      b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  return arith::AddFOp::create(b, acc, arith::MulFOp::create(b, x, y, flags),
+                               flags);
+}
+
+Value sub(ImplicitLocOpBuilder &b, Value x, Value y) {
+  return arith::SubFOp::create(b, x, y);
+}
+
+/// The grouped rows of experts [first, last) of a kernel with `offsets`:
+/// body(e, r, local) with local = r - offsets[first].
+void forEachGroupedRow(LoopBuilder &lb, Value offsets, Value first, Value last,
+                       function_ref<void(Value, Value, Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto rowOf = [&](Value e) { return asIndex(b, load(b, offsets, {e})); };
+  Value base = rowOf(first);
+  lb.forLoop(first, last, [&](Value e) {
+    Value end = rowOf(arith::AddIOp::create(b, e, lb.index(1)));
+    lb.forLoop(rowOf(e), end, [&](Value r) {
+      body(e, r, arith::SubIOp::create(b, r, base));
+    });
+  });
+}
+
+/// 1 / max(T, 1) in f32, T the token count of `x`: a call with no tokens
+/// has no loss.
+Value inverseTokens(LoopBuilder &lb, Value x) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value tokensF = arith::UIToFPOp::create(
+      b, b.getF32Type(),
+      arith::IndexCastOp::create(b, b.getI64Type(), lb.dim(x, 0)));
+  return arith::DivFOp::create(
+      b, lb.f32(1.0), arith::MaximumFOp::create(b, tokensF, lb.f32(1.0)));
+}
+
+std::pair<Value, Value> expertRange(LoopBuilder &lb, Value first, Value last,
+                                    int64_t experts) {
+  return {first ? first : lb.index(0), last ? last : lb.index(experts)};
+}
+
+} // namespace
+
+std::pair<Value, Value> activationAndSlope(LoopBuilder &lb, Value x,
+                                           bool gelu) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value one = lb.f32(1.0);
+  if (!gelu) {
+    // silu = x s, silu' = s (1 + x (1 - s)), s = sigmoid(x).
+    Value e = math::ExpOp::create(b, arith::NegFOp::create(b, x));
+    Value s = arith::DivFOp::create(b, one, add(b, one, e));
+    Value slope = mul(b, s, add(b, one, mul(b, x, sub(b, one, s))));
+    return {mul(b, x, s), slope};
+  }
+  // 0.5 x (1 + th), th = tanh(u), u = c (x + 0.044715 x^3);
+  // derivative 0.5 (1 + th) + 0.5 x (1 - th^2) c (1 + 3 * 0.044715 x^2).
+  Value c = lb.f32(0.7978845608028654);
+  Value x2 = mul(b, x, x);
+  Value u = mul(b, c, add(b, x, mul(b, lb.f32(0.044715), mul(b, x2, x))));
+  Value e2u = math::ExpOp::create(b, add(b, u, u));
+  Value th = sub(b, one, arith::DivFOp::create(b, lb.f32(2.0), add(b, e2u, one)));
+  Value half = lb.f32(0.5);
+  Value onePlus = add(b, one, th);
+  Value value = mul(b, mul(b, half, x), onePlus);
+  Value du = mul(b, c, add(b, one, mul(b, lb.f32(3.0 * 0.044715), x2)));
+  Value slope = add(b, mul(b, half, onePlus),
+                    mul(b, mul(b, mul(b, half, x), sub(b, one, mul(b, th, th))),
+                        du));
+  return {value, slope};
+}
+
+void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b) {
+  LoopBuilder lb(b);
+  Value offsets = op.getOffsets(), loads = op.getLoads();
+  lb.forLoop(lb.index(0), lb.dim(loads, 0), [&](Value e) {
+    Value next = arith::AddIOp::create(b, e, lb.index(1));
+    memref::StoreOp::create(
+        b, arith::SubIOp::create(b, load(b, offsets, {next}), load(b, offsets, {e})),
+        loads, ValueRange{e});
+  });
+}
+
+void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
+                        Value r, Value local) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value dy = op.getDy(), w2 = op.getW2(), owners = op.getOwners();
+  Value weights = op.getWeights(), gateUp = op.getGateUp();
+  Value act = op.getAct(), dh = op.getDh(), dWeights = op.getDWeights();
+  int64_t ffn = staticDim(w2, 1), hidden = staticDim(w2, 2);
+  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  Value topK = lb.index(op.getTopK()), zero = lb.index(0);
+  Value F = lb.index(ffn), H = lb.index(hidden);
+  Value owner = asIndex(b, load(b, owners, {r}));
+  Value t = arith::DivUIOp::create(b, owner, topK);
+  Value j = arith::RemUIOp::create(b, owner, topK);
+  Value w = lb.loadF32(weights, {t, j});
+  Value dot = lb.forLoopCarrying(
+      zero, F, ValueRange{lb.f32(0.0)},
+      [&](Value f, ValueRange carried) -> SmallVector<Value> {
+        // g = dy[t] . w2[e, f, :], the output gradient read through the
+        // routing index (no gathered copy of dy).
+        Value g = lb.forLoopCarrying(
+            zero, H, ValueRange{lb.f32(0.0)},
+            [&](Value h, ValueRange acc) -> SmallVector<Value> {
+              return {addProduct(b, acc[0], lb.loadF32(dy, {t, h}),
+                                 lb.loadF32(w2, {e, f, h}))};
+            })[0];
+        Value fUp = arith::AddIOp::create(b, f, F);
+        Value gate = lb.loadF32(gateUp, {local, f});
+        Value up = lb.loadF32(gateUp, {local, fUp});
+        auto [value, slope] = activationAndSlope(lb, gate, gelu);
+        Value a = mul(b, value, up);
+        lb.storeF32(a, act, {local, f});
+        Value wg = mul(b, w, g);
+        lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
+        lb.storeF32(mul(b, wg, value), dh, {local, fUp});
+        return {add(b, carried[0], mul(b, g, a))};
+      })[0];
+  // dy[t] . o_j = <g, a>, o_j never formed.
+  lb.storeF32(dot, dWeights, {t, j});
+}
+
+void lowerGroupedGluBackward(GroupedGluBackwardOp op,
+                             ImplicitLocOpBuilder &b) {
+  LoopBuilder lb(b);
+  auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
+                                   staticDim(op.getW2(), 0));
+  forEachGroupedRow(lb, op.getOffsets(), first, last,
+                    [&](Value e, Value r, Value local) {
+                      emitGluBackwardRow(lb, op, e, r, local);
+                    });
+}
+
+void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
+                            ImplicitLocOpBuilder &hoisted) {
+  LoopBuilder lb(b);
+  Value lhs = op.getLhs(), rhs = op.getRhs(), owners = op.getOwners();
+  Value weights = op.getWeights(), dw = op.getDw(), offsets = op.getOffsets();
+  int64_t experts = staticDim(dw, 0), depth = staticDim(dw, 1);
+  int64_t width = staticDim(dw, 2);
+  Value topK = lb.index(op.getTopK()), zero = lb.index(0);
+  Value K = lb.index(depth), N = lb.index(width);
+  Value acc = scratch(hoisted, {width}, b.getF32Type(), ScratchPlace::Heap);
+  auto [first, last] =
+      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
+  auto rowOf = [&](Value e) { return asIndex(b, load(b, offsets, {e})); };
+  Value base = rowOf(first);
+  lb.forLoop(first, last, [&](Value e) {
+    Value begin = rowOf(e);
+    Value end = rowOf(arith::AddIOp::create(b, e, lb.index(1)));
+    lb.forLoop(zero, K, [&](Value i) {
+      lb.fill(acc, lb.f32(0.0));
+      // The reduction runs over this expert's rows: varlen-K.
+      lb.forLoop(begin, end, [&](Value r) {
+        Value local = arith::SubIOp::create(b, r, base);
+        Value owner = asIndex(b, load(b, owners, {r}));
+        Value token = arith::DivUIOp::create(b, owner, topK);
+        Value lrow = op.getGatherLhs() ? token : local;
+        Value rrow = op.getGatherRhs() ? token : local;
+        Value lv = lb.loadF32(lhs, {lrow, i});
+        if (weights)
+          lv = mul(b, lv,
+                   lb.loadF32(weights,
+                              {token, arith::RemUIOp::create(b, owner, topK)}));
+        lb.forLoop(zero, N, [&](Value n) {
+          Value prev = load(b, acc, {n});
+          memref::StoreOp::create(b, add(b, prev, mul(b, lv, lb.loadF32(rhs, {rrow, n}))),
+                                  acc, ValueRange{n});
+        });
+      });
+      lb.forLoop(zero, N, [&](Value n) {
+        lb.storeF32(load(b, acc, {n}), dw, {e, i, n});
+      });
+    });
+  });
+}
+
+void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b) {
+  LoopBuilder lb(b);
+  Value a = op.getA(), w = op.getB(), owners = op.getOwners(), dx = op.getDx();
+  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
+  int64_t width = staticDim(w, 2);
+  Value topK = lb.index(op.getTopK()), zero = lb.index(0);
+  Value K = lb.index(depth), N = lb.index(width);
+  auto [first, last] =
+      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
+  forEachGroupedRow(lb, op.getOffsets(), first, last, [&](Value e, Value r,
+                                                          Value local) {
+    Value owner = asIndex(b, load(b, owners, {r}));
+    Value token = arith::DivUIOp::create(b, owner, topK);
+    lb.forLoop(zero, K, [&](Value i) {
+      Value s = lb.forLoopCarrying(
+          zero, N, ValueRange{lb.f32(0.0)},
+          [&](Value n, ValueRange acc) -> SmallVector<Value> {
+            return {addProduct(b, acc[0], lb.loadF32(a, {local, n}),
+                               lb.loadF32(w, {e, i, n}))};
+          })[0];
+      // Scatter into token order: dx[token] += a[r] . w[e]^T.
+      Value prev = load(b, dx, {token, i});
+      memref::StoreOp::create(b, add(b, prev, s), dx, ValueRange{token, i});
+    });
+  });
+}
+
+Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
+                             Value dp, Value t, bool atomicWeightGrad) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value x = op.getX(), wGate = op.getWGate(), indices = op.getIndices();
+  Value offsets = op.getOffsets(), dWeights = op.getDWeights();
+  Value dx = op.getDx(), dwGate = op.getDwGate();
+  int64_t experts = staticDim(wGate, 1), hidden = staticDim(wGate, 0);
+  int64_t topK = staticDim(indices, 1);
+  double coef = op.getAuxLoss().convertToDouble();
+  double scaling = op.getScaling().convertToDouble();
+  bool softmax = op.getScoreFunc() == moe::ScoreFunc::softmax;
+  Type f32 = b.getF32Type();
+  Value zero = lb.index(0), E = lb.index(experts), H = lb.index(hidden);
+  Value K = lb.index(topK);
+  Value invT = inverseTokens(lb, x);
+
+  // Scores and probabilities, recomputed (not a residual).
+  lb.fill(p, lb.f32(0.0));
+  lb.forLoop(zero, H, [&](Value h) {
+    Value xv = lb.loadF32(x, {t, h});
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(
+          b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))), p,
+          ValueRange{e});
+    });
+  });
+  if (softmax) {
+    Value max = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(-INFINITY)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          return {arith::MaximumFOp::create(b, c[0], load(b, p, {e}))};
+        })[0];
+    Value sum = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value ex = math::ExpOp::create(b, sub(b, load(b, p, {e}), max));
+          memref::StoreOp::create(b, ex, p, ValueRange{e});
+          return {add(b, c[0], ex)};
+        })[0];
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(b, arith::DivFOp::create(b, load(b, p, {e}), sum),
+                              p, ValueRange{e});
+    });
+  } else {
+    lb.forLoop(zero, E, [&](Value e) {
+      Value ex =
+          math::ExpOp::create(b, arith::NegFOp::create(b, load(b, p, {e})));
+      memref::StoreOp::create(
+          b, arith::DivFOp::create(b, lb.f32(1.0), add(b, lb.f32(1.0), ex)), p,
+          ValueRange{e});
+    });
+  }
+
+  // Through scaling and normalization to dp over the selected experts.
+  lb.fill(dp, lb.f32(0.0));
+  // d w_j / d p_i = (delta_ij - p_j / S) / S when normalized, with the
+  // ratios p_j / S: k = 1 (ratio exactly 1) gives exactly 0.
+  Value sum = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
+      [&](Value j, ValueRange c) -> SmallVector<Value> {
+        Value e = asIndex(b, load(b, indices, {t, j}));
+        return {add(b, c[0], load(b, p, {e}))};
+      })[0];
+  Value cross = lb.forLoopCarrying(
+      zero, K, ValueRange{lb.f32(0.0)},
+      [&](Value j, ValueRange c) -> SmallVector<Value> {
+        Value e = asIndex(b, load(b, indices, {t, j}));
+        Value ratio = arith::DivFOp::create(b, load(b, p, {e}), sum);
+        return {add(b, c[0], mul(b, load(b, dWeights, {t, j}), ratio))};
+      })[0];
+  lb.forLoop(zero, K, [&](Value j) {
+    Value e = asIndex(b, load(b, indices, {t, j}));
+    Value d = load(b, dWeights, {t, j});
+    if (op.getNormalize())
+      d = arith::DivFOp::create(b, sub(b, d, cross), sum);
+    memref::StoreOp::create(
+        b, add(b, load(b, dp, {e}), mul(b, lb.f32(scaling), d)), dp,
+        ValueRange{e});
+  });
+
+  // The load-balancing loss: COEF * E * f_e / T joins dp[t, e], and the
+  // token adds COEF * E * sum_e f_e p[t, e] / T to the loss.
+  Value aux = lb.f32(0.0);
+  if (coef > 0.0) {
+    Value scale = mul(b, lb.f32(coef * double(experts)), invT);
+    aux = lb.forLoopCarrying(
+        zero, E, ValueRange{aux},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value next = arith::AddIOp::create(b, e, lb.index(1));
+          Value count = arith::SubIOp::create(b, load(b, offsets, {next}),
+                                              load(b, offsets, {e}));
+          // f_e = loads / (T*k)
+          Value f = mul(b, arith::SIToFPOp::create(b, f32, count),
+                        arith::DivFOp::create(b, invT, lb.f32(double(topK))));
+          memref::StoreOp::create(b, add(b, load(b, dp, {e}), mul(b, scale, f)),
+                                  dp, ValueRange{e});
+          return {add(b, c[0], mul(b, scale, mul(b, f, load(b, p, {e}))))};
+        })[0];
+  }
+
+  // Through the score function: dp becomes ds.
+  if (softmax) {
+    Value dot = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          return {add(b, c[0], mul(b, load(b, p, {e}), load(b, dp, {e})))};
+        })[0];
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(
+          b, mul(b, load(b, p, {e}), sub(b, load(b, dp, {e}), dot)), dp,
+          ValueRange{e});
+    });
+  } else {
+    lb.forLoop(zero, E, [&](Value e) {
+      Value pe = load(b, p, {e});
+      memref::StoreOp::create(
+          b, mul(b, load(b, dp, {e}), mul(b, pe, sub(b, lb.f32(1.0), pe))), dp,
+          ValueRange{e});
+    });
+  }
+
+  // s = x[t] . w_gate: dx[t] += ds . w_gate^T (token t's row is its own),
+  // dw_gate += x[t]^T ds (shared by all tokens: atomics on the GPU).
+  lb.forLoop(zero, H, [&](Value h) {
+    Value xv = lb.loadF32(x, {t, h});
+    Value s = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange c) -> SmallVector<Value> {
+          Value ds = load(b, dp, {e});
+          Value term = mul(b, xv, ds);
+          if (atomicWeightGrad)
+            memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term,
+                                        dwGate, ValueRange{h, e});
+          else
+            memref::StoreOp::create(b, add(b, load(b, dwGate, {h, e}), term),
+                                    dwGate, ValueRange{h, e});
+          return {add(b, c[0], mul(b, lb.loadF32(wGate, {h, e}), ds))};
+        })[0];
+    memref::StoreOp::create(b, add(b, load(b, dx, {t, h}), s), dx,
+                            ValueRange{t, h});
+  });
+  return aux;
+}
+
+void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
+                        ImplicitLocOpBuilder &hoisted) {
+  LoopBuilder lb(b);
+  int64_t experts = staticDim(op.getWGate(), 1);
+  Type f32 = b.getF32Type();
+  Value p = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
+  Value dp = scratch(hoisted, {experts}, f32, ScratchPlace::Heap);
+  lb.fill(op.getDwGate(), lb.f32(0.0));
+  Value aux = lb.forLoopCarrying(
+      lb.index(0), lb.dim(op.getX(), 0), ValueRange{lb.f32(0.0)},
+      [&](Value t, ValueRange carried) -> SmallVector<Value> {
+        Value term = emitRouteBackwardToken(lb, op, p, dp, t,
+                                            /*atomicWeightGrad=*/false);
+        return {add(b, carried[0], term)};
+      })[0];
+  memref::StoreOp::create(b, aux, op.getAux(), ValueRange{});
+}
+
+} // namespace mlir::moek

@@ -1,0 +1,43 @@
+//===- BackwardLoops.h - The backward kernels as loops ----------*- C++ -*-===//
+//
+// moek-lower-to-loops for the training kernels: every grouped row reads its
+// token and output gradient through the owners map, weight gradients reduce
+// over each expert's rows (varlen-K), and the input gradient is added into
+// token order; accumulation is f32.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_BACKWARDLOOPS_H
+#define MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_BACKWARDLOOPS_H
+
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+
+namespace mlir::moek {
+
+/// act(g) and act'(g) of a GLU's gate half, f32.
+std::pair<Value, Value> activationAndSlope(moe::LoopBuilder &lb, Value gate,
+                                           bool gelu);
+
+/// One grouped row r (of expert e, at `local` in the row buffers) of
+/// moek.grouped_glu_backward: what the CPU loops and a GPU thread run.
+void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
+                        Value r, Value local);
+
+/// Token t of moek.route_backward, with per-token scratch p and dp [E]:
+/// adds to dx[t] and dw_gate (atomically when `atomicWeightGrad`, for GPU
+/// threads) and returns the token's share of the aux loss (f32).
+Value emitRouteBackwardToken(moe::LoopBuilder &lb, RouteBackwardOp op, Value p,
+                             Value dp, Value t, bool atomicWeightGrad);
+
+void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b);
+void lowerGroupedGluBackward(GroupedGluBackwardOp op, ImplicitLocOpBuilder &b);
+void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
+                            ImplicitLocOpBuilder &hoisted);
+void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b);
+void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
+                        ImplicitLocOpBuilder &hoisted);
+
+} // namespace mlir::moek
+
+#endif // MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_BACKWARDLOOPS_H
