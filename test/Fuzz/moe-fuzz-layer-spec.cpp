@@ -10,7 +10,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "test/Fuzz/FuzzKnown.h"
 #include "test/Fuzz/FuzzMlir.h"
 #include "test/Fuzz/FuzzMutate.h"
 
@@ -21,7 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <string>
 
 using moefuzz::fail;
@@ -40,24 +38,6 @@ bool sameSpec(const LayerSpec &a, const LayerSpec &b) {
          a.activation == b.activation && a.dtype == b.dtype &&
          a.dynamicTokens == b.dynamicTokens && a.nGroup == b.nGroup &&
          a.topkGroup == b.topkGroup && a.name == b.name;
-}
-
-/// Open bug (test/Fuzz/crashes/moe-fuzz-layer-spec/bits-overflow-w1): the
-/// verifiers' moe::checkedByteCount (dialects/moe/IR/MoeShapeRules.cpp)
-/// multiplies the element count by the bit width before dividing by 8, so a
-/// tensor of more than 2^63 bits is refused as "too large: its size in bytes
-/// does not fit in 64 bits" although its bytes do, and parseLayerSpec, which
-/// counts bytes, accepts it.
-bool knownBug(const LayerSpec &spec) {
-  __int128 bits = spec.dtype == DType::BF16 ? 16 : 32;
-  __int128 T = spec.tokens, H = spec.hidden, F = spec.ffn, E = spec.experts,
-           K = spec.topK;
-  const __int128 limit = INT64_MAX;
-  for (__int128 elements : {T * H, H * E, E * H * 2 * F, E * F * H, T * K * H,
-                            T * K * 2 * F})
-    if (elements * bits > limit)
-      return true;
-  return false;
 }
 
 } // namespace
@@ -114,8 +94,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
              "\nreparsed: " + formatLayerSpec(reparsed));
 
   // Its program parses and verifies.
-  if (moefuzz::skipKnownBugs() && knownBug(spec))
-    return -1;
   std::string program = emitLayerProgram(spec);
   std::unique_ptr<mlir::MLIRContext> context = moefuzz::createContext();
   moefuzz::CapturedDiagnostics diagnostics(*context);
