@@ -169,7 +169,8 @@ struct MoePlanMemoryPass
       // [E, H, 2F] do not).
       std::optional<int64_t> elements = checkedElementCount(type.getShape());
       std::optional<int64_t> bytes =
-          elements ? checkedByteCount(*elements, type.getElementTypeBitWidth())
+          elements ? checkedByteCount(*elements,
+                                      elementBitsForSizes(type.getElementType()))
                    : std::nullopt;
       std::optional<int64_t> total =
           bytes && *bytes <= INT64_MAX - kAlignment

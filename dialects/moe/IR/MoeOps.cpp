@@ -34,7 +34,7 @@ static LogicalResult verifyRank(Operation *op, StringRef name, Type type,
   std::optional<int64_t> elements = checkedElementCount(tensor.getShape());
   if (!elements ||
       !checkedByteCount(*elements,
-                        tensor.getElementType().getIntOrFloatBitWidth()))
+                        elementBitsForSizes(tensor.getElementType())))
     return op->emitOpError() << name << " (" << type
                              << ") is too large: its size in bytes does not "
                                 "fit in 64 bits";

@@ -42,6 +42,12 @@ int64_t moe::expertCapacity(double capacityFactor, int64_t tokens,
   return std::max<int64_t>(1, static_cast<int64_t>(rounded));
 }
 
+unsigned moe::elementBitsForSizes(Type type) {
+  if (type.isIntOrFloat())
+    return type.getIntOrFloatBitWidth();
+  return type.isIndex() ? 64 : 0;
+}
+
 std::optional<int64_t> moe::checkedAdd(int64_t a, int64_t b) {
   int64_t sum;
   if (a < 0 || b < 0 || __builtin_add_overflow(a, b, &sum))

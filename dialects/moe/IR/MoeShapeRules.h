@@ -34,6 +34,10 @@ std::optional<int64_t> checkedElementCount(ArrayRef<int64_t> shape);
 /// The bytes of `elements` values of `bitWidth` bits (rounded up to whole
 /// bytes), or std::nullopt if that overflows int64.
 std::optional<int64_t> checkedByteCount(int64_t elements, unsigned bitWidth);
+/// The bits of one element of `type` for the size rules: an integer's or a
+/// float's width, 64 for index, 0 (no size rule) for anything else, whose
+/// element-type rule reports it.
+unsigned elementBitsForSizes(Type type);
 /// a + b and a * b for non-negative sizes, or std::nullopt on overflow.
 std::optional<int64_t> checkedAdd(int64_t a, int64_t b);
 std::optional<int64_t> checkedMul(int64_t a, int64_t b);

@@ -68,6 +68,16 @@ static LogicalResult expectBuffer(Operation *op, StringRef name, Value value,
   if (type.getRank() != rank)
     return op->emitOpError() << name << " must be a rank-" << rank << " buffer "
                              << layout << ", got " << type;
+  // Checked size arithmetic, as for the moe ops: a buffer's size in bytes
+  // fits in 64 bits, so every extent is below 2^62 and the rules' E + 1 and
+  // 2 * F cannot overflow (found by moe-fuzz-ir: E = 2^63 - 1).
+  std::optional<int64_t> elements = moe::checkedElementCount(type.getShape());
+  if (!elements ||
+      !moe::checkedByteCount(*elements,
+                             moe::elementBitsForSizes(type.getElementType())))
+    return op->emitOpError() << name << " (" << type
+                             << ") is too large: its size in bytes does not "
+                                "fit in 64 bits";
   return success();
 }
 

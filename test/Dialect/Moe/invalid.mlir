@@ -370,3 +370,15 @@ func.func @f(%x: tensor<1073741824x1xf32>, %w_gate: tensor<1x4xf32>) {
       -> (tensor<1073741824x2xf32>, tensor<1073741824x2xi32>, !moe.routing<tokens = 1073741824, experts = 4, top_k = 2>)
   return
 }
+
+// -----
+
+// An element type no rule of the sizes knows (index) is reported by the
+// element-type rule, not a crash in the size rule before it.
+func.func @f(%x: tensor<16x32xindex>, %w_gate: tensor<32x4xindex>) {
+  // expected-error @+1 {{'moe.gate' op x must have element type f32, bf16 or f16, got 'index'}}
+  %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
+      : (tensor<16x32xindex>, tensor<32x4xindex>)
+      -> (tensor<16x2xf32>, tensor<16x2xi32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+  return
+}

@@ -1232,3 +1232,14 @@ func.func @f(%e: memref<32x?xf32>, %w: memref<16x2xf32>, %r: memref<16x2xi32>, %
       : memref<32x?xf32>, memref<16x2xf32>, memref<16x2xi32>, memref<16x?xf32>
   return
 }
+
+// -----
+
+// Checked sizes (found by moe-fuzz-ir): E = 2^63 - 1 made the rule "offsets
+// has E + 1 entries" overflow; a buffer's size in bytes must fit in 64 bits.
+func.func @f(%a: memref<32x32xf32>, %b: memref<9223372036854775807x32x48xf32>, %o: memref<5xi32>, %c: memref<32x24xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op b ('memref<9223372036854775807x32x48xf32>') is too large: its size in bytes does not fit in 64 bits}}
+  moek.grouped_matmul store %a, %b, %o into %c {top_k = 2 : i64}
+      : memref<32x32xf32>, memref<9223372036854775807x32x48xf32>, memref<5xi32>, memref<32x24xf32>
+  return
+}

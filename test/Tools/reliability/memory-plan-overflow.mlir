@@ -1,8 +1,9 @@
-// Every operand fits in 64 bits, but the planned activation buffer [T, F]
-// of the fused layer would be 2^64 bytes: the memory plan reports it instead
-// of writing a nonsense --report-memory with exit 0 (#9).
+// Every operand fits in 64 bits, but the activation buffer [T, F] of the
+// fused layer would be 2^64 bytes: the kernel it feeds refuses it (the same
+// checked size rule as the moe ops; moe-plan-memory checks its byte counts
+// and arena too) instead of a nonsense --report-memory with exit 0 (#9).
 // RUN: (moe-compile %s --report-memory=%t.json; echo "exit=$?") 2>&1 | FileCheck %s
-// CHECK: error: buffer '{{.*}}' ('memref<2147483647x2147483647xf32>') makes the intermediate memory of 'moe_layer' more than 2^63 bytes: the sizes are too large
+// CHECK: error: 'moek.grouped_matmul' op c ('memref<2147483647x2147483647xf32>') is too large: its size in bytes does not fit in 64 bits
 // CHECK: exit=2
 
 func.func @moe_layer(%x: tensor<2147483647x1xf32>, %w_gate: tensor<1x1xf32>,
