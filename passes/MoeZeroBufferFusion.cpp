@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Verifier.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEZEROBUFFERFUSIONPASS
@@ -107,6 +108,11 @@ struct MoeZeroBufferFusionPass
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();
     }
+    // The kernels made here must follow the kernel dialect's rules (buffer
+    // sizes that fit in 64 bits among them): a layer whose buffers would not
+    // is an error of this pass, never IR that fails to verify after it.
+    if (failed(verify(getOperation())))
+      return signalPassFailure();
   }
 
   /// The gather_sum form: GEMM 1 as for scatter_add over all experts at

@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Verifier.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::moe {
@@ -167,6 +168,10 @@ struct MoeLowerToKernelsPass
     for (SaveForBackwardOp op : saves)
       lowerSaveForBackward(op, rewriter);
     if (failed(plans.eraseCasts(getOperation(), rewriter)))
+      return signalPassFailure();
+    // As in moe-zero-buffer-fusion: kernels whose buffers break the kernel
+    // dialect's rules (sizes past 64 bits) fail this pass with the rule.
+    if (failed(verify(getOperation())))
       signalPassFailure();
   }
 };

@@ -3,6 +3,9 @@
 // checked size rule as the moe ops; moe-plan-memory checks its byte counts
 // and arena too) instead of a nonsense --report-memory with exit 0 (#9).
 // RUN: (moe-compile %s --report-memory=%t.json; echo "exit=$?") 2>&1 | FileCheck %s
+// RUN: (moe-compile %s --no-fusion --report-memory=%t.json; echo "exit=$?") 2>&1 | FileCheck %s --check-prefix=UNFUSED
+// UNFUSED: error: 'moek.grouped_matmul' op c ('memref<2147483647x4294967294xf32>') is too large: its size in bytes does not fit in 64 bits
+// UNFUSED: exit=2
 // CHECK: error: 'moek.grouped_matmul' op c ('memref<2147483647x2147483647xf32>') is too large: its size in bytes does not fit in 64 bits
 // CHECK: exit=2
 
