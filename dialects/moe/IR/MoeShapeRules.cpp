@@ -23,7 +23,9 @@ bool moe::extentsCompatible(int64_t a, int64_t b) {
 int64_t moe::dispatchedRows(int64_t tokens, int64_t topK) {
   if (ShapedType::isDynamic(tokens))
     return ShapedType::kDynamic;
-  return tokens * topK;
+  // Saturated: the routing type bounds T * k, but a rule may call this with
+  // a tensor's extent before that rule has run.
+  return checkedMul(tokens, topK).value_or(INT64_MAX);
 }
 
 int64_t moe::expertCapacity(double capacityFactor, int64_t tokens,

@@ -38,6 +38,15 @@ RoutingType::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "routing top_k (" << topK
                        << ") must be between 1 and the number of experts ("
                        << experts << ")";
+  // The plan's metadata is i32, and every rule of the ops computes T * k.
+  if (!ShapedType::isDynamic(tokens)) {
+    std::optional<int64_t> assignments = checkedMul(tokens, topK);
+    if (!assignments || *assignments > kMaxAssignments)
+      return emitError() << "routing tokens (" << tokens << ") times top_k ("
+                         << topK
+                         << ") exceeds the 2147483647 assignments that the "
+                            "i32 routing metadata can index";
+  }
   return success();
 }
 

@@ -367,7 +367,7 @@ func.func @f(%x: tensor<1073741824x1xf32>, %w_gate: tensor<1x4xf32>) {
   // expected-error @+1 {{'moe.gate' op x dimension 0 (T = 1073741824) times top_k (2) exceeds the 2147483647 assignments that the i32 routing metadata can index}}
   %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
       : (tensor<1073741824x1xf32>, tensor<1x4xf32>)
-      -> (tensor<1073741824x2xf32>, tensor<1073741824x2xi32>, !moe.routing<tokens = 1073741824, experts = 4, top_k = 2>)
+      -> (tensor<1073741824x2xf32>, tensor<1073741824x2xi32>, !moe.routing<tokens = ?, experts = 4, top_k = 2>)
   return
 }
 
@@ -380,5 +380,14 @@ func.func @f(%x: tensor<16x32xindex>, %w_gate: tensor<32x4xindex>) {
   %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
       : (tensor<16x32xindex>, tensor<32x4xindex>)
       -> (tensor<16x2xf32>, tensor<16x2xi32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+  return
+}
+
+// -----
+
+// The routing type bounds T * k (found by moe-fuzz-ir: a routing plan from an
+// argument with 2^62 tokens overflowed the combine rule's T * k).
+// expected-error @+1 {{routing tokens (4611686018427387904) times top_k (2) exceeds the 2147483647 assignments that the i32 routing metadata can index}}
+func.func @f(%r: !moe.routing<tokens = 4611686018427387904, experts = 4, top_k = 2>) {
   return
 }
