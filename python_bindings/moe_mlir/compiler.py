@@ -7,9 +7,9 @@ import json
 import os
 import tempfile
 import threading
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
-from . import _compiler
+from ._errors import compiler_module
 from .artifact import Artifact
 from .spec import LayerSpec
 
@@ -17,19 +17,21 @@ from .spec import LayerSpec
 class Program:
     """A verified moe program, from IR text or a layer spec."""
 
-    def __init__(self, handle: "_compiler.Program", source: str):
+    def __init__(self, handle, source: str):
         self._handle = handle
         self._source = source
 
     @staticmethod
     def parse(text: str, source_name: str = "<string>") -> "Program":
         """Parses and verifies moe IR; CompileError with the diagnostics."""
-        return Program(_compiler.Program.parse(text, source_name), text)
+        return Program(compiler_module("Program.parse()").Program.parse(
+            text, source_name), text)
 
     @staticmethod
     def from_spec(spec: Union[LayerSpec, str]) -> "Program":
         text = spec.text() if isinstance(spec, LayerSpec) else spec
-        return Program(_compiler.Program.from_layer_spec(text), text)
+        return Program(compiler_module(
+            "Program.from_spec()").Program.from_layer_spec(text), text)
 
     def __str__(self) -> str:
         return str(self._handle)
@@ -46,8 +48,8 @@ class Program:
 def _options(target: str = "cpu", opt_level: int = 3, fusion: bool = True,
              experts_per_chunk: int = 0, cuda_tile: Optional[str] = None,
              cuda_path: Optional[str] = None,
-             backward: bool = False) -> "_compiler.Options":
-    options = _compiler.Options()
+             backward: bool = False):
+    options = compiler_module("compiling").Options()
     options.target = target
     options.opt_level = opt_level
     options.fusion = fusion
@@ -81,27 +83,21 @@ def _cache_dir() -> str:
 
 def _compiler_stamp() -> str:
     # A rebuilt compiler must not reuse artifacts of the old one.
-    info = os.stat(_compiler.__file__)
+    info = os.stat(compiler_module("compile()").__file__)
     return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 _cache_lock = threading.Lock()
 
 
-def compile(program_or_spec, target: str = "cpu", *, opt_level: int = 3,
-            fusion: bool = True, experts_per_chunk: int = 0,
-            cuda_tile: Optional[str] = None, cuda_path: Optional[str] = None,
-            backward: bool = False, cache: bool = True) -> Artifact:
-    """Compiles a program (a Program, moe IR text, a LayerSpec or spec text)
-    for `target` ("cpu", "cuda:sm_90", "cuda:sm_80") and loads the artifact.
-
-    `backward=True` compiles the training step: each function F becomes
-    F_train(args..., dy) -> (results..., dx, dw_gate, dw1, dw2[, aux_loss],
-    loads). Artifacts are cached on disk by program and options
-    (MOE_MLIR_CACHE_DIR, default a folder in the temp dir), so the same
-    layer compiles once per machine. Errors raise CompileError with the
-    compiler's messages.
-    """
+def compile_file(program_or_spec, target: str = "cpu", *, opt_level: int = 3,
+                 fusion: bool = True, experts_per_chunk: int = 0,
+                 cuda_tile: Optional[str] = None,
+                 cuda_path: Optional[str] = None, backward: bool = False,
+                 cache: bool = True) -> Tuple[str, dict]:
+    """compile() without loading: the artifact's path in the cache and its
+    memory report. Needs no GPU, so CUDA artifacts for another machine can
+    be made here."""
     program = _to_program(program_or_spec)
     options = _options(target, opt_level, fusion, experts_per_chunk, cuda_tile,
                        cuda_path, backward)
@@ -130,4 +126,22 @@ def compile(program_or_spec, target: str = "cpu", *, opt_level: int = 3,
                     os.remove(partial)
         with open(report_path) as report_file:
             memory = json.load(report_file)
+    return path, memory
+
+
+def compile(program_or_spec, target: str = "cpu", **options) -> Artifact:
+    """Compiles a program (a Program, moe IR text, a LayerSpec or spec text)
+    for `target` ("cpu", "cuda:sm_90a", "cuda:sm_90", "cuda:sm_80") and
+    loads the artifact. Options (keywords) are moe-compile's: opt_level=3,
+    fusion=True, experts_per_chunk=0, cuda_tile=None, cuda_path=None,
+    backward=False, and cache=True.
+
+    `backward=True` compiles the training step: each function F becomes
+    F_train(args..., dy) -> (results..., dx, dw_gate, dw1, dw2[, aux_loss],
+    loads). Artifacts are cached on disk by program and options
+    (MOE_MLIR_CACHE_DIR, default a folder in the temp dir), so the same
+    layer compiles once per machine. Errors raise CompileError with the
+    compiler's messages.
+    """
+    path, memory = compile_file(program_or_spec, target, **options)
     return Artifact(path, memory_report=memory)

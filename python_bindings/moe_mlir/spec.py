@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from . import _compiler
+
+from ._errors import CompileError, compiler_module, has_compiler
 
 # Keys of the spec text, in the compiler's canonical order, and the Python
 # field each one comes from.
@@ -76,16 +77,28 @@ class LayerSpec:
 
     def canonical(self) -> str:
         """Every key in the compiler's order; raises CompileError if invalid."""
-        return _compiler.canonical_layer_spec(self.text())
+        return compiler_module("LayerSpec.canonical()").canonical_layer_spec(
+            self.text())
 
     def replace(self, **changes) -> "LayerSpec":
         return dataclasses.replace(self, **changes)
 
     @staticmethod
     def parse(text: str) -> "LayerSpec":
-        """A preset ("tiny", "mixtral,tokens=64") or key=value list."""
-        canonical = _compiler.canonical_layer_spec(text)
-        values = dict(item.split("=", 1) for item in canonical.split(","))
+        """A preset ("tiny", "mixtral,tokens=64") or key=value list.
+        Without the compiler module (runtime only) a key=value list is read
+        as it is: no presets, and no validation beyond the keys."""
+        if has_compiler():
+            text = compiler_module("").canonical_layer_spec(text)
+        values = {}
+        for item in text.split(","):
+            key, equals, raw = item.partition("=")
+            if not equals or key not in _FIELDS:
+                raise CompileError(
+                    f"moe_mlir: cannot read '{item}' of layer spec '{text}' "
+                    "without the compiler module (key=value items of "
+                    f"{', '.join(_FIELDS)}; presets need the compiler)")
+            values[key] = raw
         kwargs = {}
         for key, raw in values.items():
             field = _FIELDS.get(key)

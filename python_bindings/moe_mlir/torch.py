@@ -18,24 +18,30 @@ single nodes with known output shapes (their fake implementations):
 
 `spec` is the layer's spec text without the token count; each op compiles
 (once per token count, cached in memory and on disk) for the x it meets.
-Tensors are passed to the artifact without a copy and its results become
-tensors without a copy. On CUDA, PyTorch's device memory goes straight to
-the artifacts (moert_function_call_device) on PyTorch's current stream; that
-path is written and its host-side checks tested, but it has not run on a GPU
-yet (python_bindings/README.md).
+Artifacts compiled ahead of time (`precompile()`, on a machine with the
+compiler) are found in MOE_MLIR_ARTIFACT_DIR first, so a runtime-only
+installation runs the layer too. Tensors are passed to the artifact without
+a copy and its results become tensors without a copy. On CUDA, PyTorch's
+device memory goes straight to the artifacts (moert_function_call_device)
+on PyTorch's current stream.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
-from typing import Optional, Tuple
+import os
+import shutil
+from typing import Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .compiler import compile as _compile
+from ._errors import CompileError, has_compiler
+from .artifact import Artifact, poisoning_allocations
+from .compiler import compile as _compile, compile_file as _compile_file
 from .spec import LayerSpec
 
 _DTYPES = {torch.float32: "f32", torch.bfloat16: "bf16"}
@@ -46,12 +52,82 @@ def _spec(text: str) -> LayerSpec:
     return LayerSpec.parse(text)
 
 
+def artifact_name(text: str, tokens: int, backward: bool,
+                  target: str = "cpu") -> str:
+    """The file name of the forward or training artifact of the layer spec
+    `text` at `tokens` for `target`: what precompile() writes and the layer
+    looks for in MOE_MLIR_ARTIFACT_DIR (a hash of the spec, target, kind)."""
+    spec = _spec(text).replace(tokens=tokens).text()
+    key = hashlib.sha256(
+        f"{spec}\0{target}\0{int(backward)}".encode()).hexdigest()[:20]
+    return f"moe_layer-{'train' if backward else 'forward'}-{key}.so"
+
+
 @functools.lru_cache(maxsize=64)
 def _function(text: str, tokens: int, backward: bool, target: str = "cpu"):
-    """The compiled forward or training function of `text` at `tokens`."""
+    """The forward or training function of `text` at `tokens`: the
+    precompiled artifact in MOE_MLIR_ARTIFACT_DIR if there is one, else
+    compiled (and cached) now."""
     spec = _spec(text).replace(tokens=tokens)
-    artifact = _compile(spec, target=target, backward=backward)
+    name = artifact_name(text, tokens, backward, target)
+    directory = os.environ.get("MOE_MLIR_ARTIFACT_DIR", "")
+    path = os.path.join(directory, name) if directory else ""
+    if path and os.path.exists(path):
+        artifact = Artifact(path)
+    elif not has_compiler():
+        kind = "training" if backward else "forward"
+        raise CompileError(
+            f"moe_mlir: no {kind} artifact for the layer '{spec.text()}' on "
+            f"{target} in MOE_MLIR_ARTIFACT_DIR="
+            f"{directory or '(not set)'} (looked for {name}), and this "
+            "installation has no compiler to make it: run "
+            "moe_mlir.torch.precompile() where the compiler is")
+    else:
+        artifact = _compile(spec, target=target, backward=backward)
     return artifact.function("moe_layer_train" if backward else "moe_layer")
+
+
+def precompile(layer: Union["MoELayer", LayerSpec, str],
+               tokens: Iterable[int], target: str = "cpu",
+               directory: Optional[str] = None,
+               backward: bool = True) -> List[str]:
+    """Compiles the forward (and, with `backward`, the training) artifact of
+    `layer` (a MoELayer, a LayerSpec or spec text) at each token count for
+    `target` ("cpu", "cuda:sm_90a", ...) into `directory` (default
+    MOE_MLIR_ARTIFACT_DIR) under the names a layer looks for there; returns
+    their paths. The folder can then go to a machine without the compiler."""
+    directory = directory or os.environ.get("MOE_MLIR_ARTIFACT_DIR")
+    if not directory:
+        raise ValueError("moe_mlir: precompile() needs a directory (or "
+                         "MOE_MLIR_ARTIFACT_DIR)")
+    os.makedirs(directory, exist_ok=True)
+    if isinstance(layer, MoELayer):
+        text = layer._spec_text
+    else:
+        text = layer.text() if isinstance(layer, LayerSpec) else layer
+    text = _spec(text).replace(tokens=1).text()
+    paths = []
+    for count in tokens:
+        for kind in ((False, True) if backward else (False,)):
+            spec = _spec(text).replace(tokens=count)
+            compiled, _ = _compile_file(spec, target=target, backward=kind)
+            path = os.path.join(directory,
+                                artifact_name(text, count, kind, target))
+            shutil.copyfile(compiled, path + ".part")
+            os.replace(path + ".part", path)
+            paths.append(path)
+    return paths
+
+
+def _result_tensor(shape: tuple, dtype: torch.dtype,
+                   device: torch.device) -> Tensor:
+    """A result for an artifact to fill: NaN (or -1) while allocations are
+    poisoned (moe_mlir.set_poison_allocations), so an element no kernel
+    writes shows."""
+    if not poisoning_allocations():
+        return torch.empty(shape, dtype=dtype, device=device)
+    fill = float("nan") if dtype.is_floating_point else -1
+    return torch.full(shape, fill, dtype=dtype, device=device)
 
 
 def _cuda_target(device: torch.device) -> str:
@@ -91,9 +167,8 @@ def _forward_cuda(text: str, layer: LayerSpec, x: Tensor, w_gate: Tensor,
                          f"(got {x.device})")
     function = _function(text, x.shape[0], False, _cuda_target(x.device))
     tokens = x.shape[0]
-    y = torch.empty((tokens, layer.hidden), dtype=x.dtype, device=x.device)
-    indices = torch.empty((tokens, layer.top_k), dtype=torch.int32,
-                          device=x.device)
+    y = _result_tensor((tokens, layer.hidden), x.dtype, x.device)
+    indices = _result_tensor((tokens, layer.top_k), torch.int32, x.device)
     args = [t.contiguous() for t in (x, w_gate, w1, w2, bias) if t is not None]
     function._handle.call_device(
         [_device_spec(t) for t in args],
@@ -134,6 +209,12 @@ def _check(spec: LayerSpec, x: Tensor, w_gate: Tensor, w1: Tensor, w2: Tensor,
         if t.dtype != want:
             raise TypeError(f"moe_mlir: {name} is {t.dtype} but the layer is "
                             f"{spec.dtype} ({want})")
+    for name, t in (("w_gate", w_gate), ("w1", w1), ("w2", w2),
+                    ("bias", bias)):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"moe_mlir: {name} is on {t.device} but x is on "
+                             f"{x.device}: keep all of the layer's tensors "
+                             "on one device")
     if x.dim() != 2 or x.shape[1] != spec.hidden:
         raise ValueError(f"moe_mlir: x has shape {tuple(x.shape)}; the layer "
                          f"wants [tokens, {spec.hidden}]")
@@ -184,7 +265,12 @@ def moe_layer(x: Tensor, w_gate: Tensor, w1: Tensor, w2: Tensor,
                       zip(function.call_prepared(arrays, dtypes),
                           function.results))
     # Kept assignments per expert: the first C in token-then-slot order.
-    counts = torch.bincount(indices.flatten().long(), minlength=layer.experts)
+    # scatter_add, not bincount: bincount sizes its result on the host,
+    # which would wait for the GPU on every forward.
+    flat = indices.flatten().long()
+    counts = torch.zeros(layer.experts, dtype=torch.int64,
+                         device=x.device).scatter_add_(
+                             0, flat, torch.ones_like(flat))
     if layer.capacity > 0:
         tokens = x.shape[0]
         capacity = min(tokens, math.ceil(
@@ -201,16 +287,13 @@ def _backward_cuda(text: str, layer: LayerSpec, x: Tensor, w_gate: Tensor,
     allocates every result and the artifact fills them."""
     function = _function(text, x.shape[0], True, _cuda_target(x.device))
     tokens = x.shape[0]
-    outputs = [torch.empty((tokens, layer.hidden), dtype=x.dtype,
-                           device=x.device),
-               torch.empty((tokens, layer.top_k), dtype=torch.int32,
-                           device=x.device),
-               torch.empty_like(x), torch.empty_like(w_gate),
-               torch.empty_like(w1), torch.empty_like(w2)]
+    outputs = [_result_tensor((tokens, layer.hidden), x.dtype, x.device),
+               _result_tensor((tokens, layer.top_k), torch.int32, x.device)]
+    outputs += [_result_tensor(tuple(t.shape), t.dtype, x.device)
+                for t in (x, w_gate, w1, w2)]
     if layer.aux_loss > 0:
-        outputs.append(torch.empty((), dtype=torch.float32, device=x.device))
-    outputs.append(torch.empty((layer.experts,), dtype=torch.int32,
-                               device=x.device))
+        outputs.append(_result_tensor((), torch.float32, x.device))
+    outputs.append(_result_tensor((layer.experts,), torch.int32, x.device))
     args = [t.contiguous() for t in (x, w_gate, w1, w2, bias, dy)
             if t is not None]
     function._handle.call_device(
@@ -316,7 +399,8 @@ class MoELayer(torch.nn.Module):
                          scaling=scaling, activation=activation,
                          dtype=_DTYPES[dtype], n_group=n_group,
                          topk_group=topk_group, aux_loss=aux_loss)
-        spec.canonical()  # a bad option fails here, with the key named
+        if has_compiler():
+            spec.canonical()  # a bad option fails here, with the key named
         self.spec = spec
         self._spec_text = spec.text()
         self.w_gate = torch.nn.Parameter(torch.empty(hidden, experts,

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""What the Python path costs: the PyTorch-facing layer (moe_mlir.torch)
+against the same artifacts called from moe-run, forward and forward +
+backward, on the GPU (issue #13's benchmark; goal: under 3%).
+
+    python_overhead.py --precompile DIR            # here, with the compiler
+    python_overhead.py --artifacts DIR --moe-run PATH [--repeat N]   # GPU
+
+Both sides time each run with a pair of CUDA events around it and take
+the median, so host work that keeps the GPU waiting (argument checks,
+allocation, the dispatcher, autograd) is counted. The PyTorch forward +
+backward is the forward artifact then the training artifact (which runs
+the forward again, so its y and routing are its own); moe-run's figure is
+the sum of the two artifacts' medians.
+"""
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+
+import torch
+
+# The presets (README, "Layer specs") in MoELayer's terms; --precompile
+# checks them against the compiler's own.
+PRESETS = {
+    "qwen3_30b_a3b": (16384, dict(hidden=2048, ffn=768, experts=128,
+                                  top_k=8)),
+    "olmoe": (16384, dict(hidden=2048, ffn=1024, experts=64, top_k=8)),
+    "mixtral": (8192, dict(hidden=4096, ffn=14336, experts=8, top_k=2)),
+}
+TARGET = "cuda:sm_90a"
+
+
+def layer_of(name):
+    from moe_mlir.torch import MoELayer
+    tokens, options = PRESETS[name]
+    return MoELayer(**options, dtype=torch.bfloat16), tokens
+
+
+def precompile(directory):
+    import moe_mlir
+    from moe_mlir.torch import precompile as compile_layer
+    for name in PRESETS:
+        layer, tokens = layer_of(name)
+        spec = moe_mlir.LayerSpec.parse(name)
+        assert spec.replace(tokens=1) == layer.spec, (spec, layer.spec)
+        assert spec.tokens == tokens
+        compile_layer(layer, [tokens], TARGET, directory)
+        print(f"compiled {name} forward and training for {TARGET}", flush=True)
+
+
+def median_ms(step, repeat, warmup=3, before=None):
+    times = []
+    for i in range(warmup + repeat):
+        if before:
+            before()
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        if i >= warmup:
+            times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def moe_run_ms(moe_run, path, repeat, backward):
+    command = [moe_run, path, "--repeat", str(repeat)] + (
+        ["--backward"] if backward else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    match = re.search(r"^time: median ([0-9.]+) ms", done.stdout, re.M)
+    if done.returncode != 0 or not match:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return float(match.group(1))
+
+
+def measure(name, args):
+    from moe_mlir.torch import _function, artifact_name
+    torch.manual_seed(1)
+    layer, tokens = layer_of(name)
+    layer = layer.cuda()
+    x = torch.randn(tokens, layer.spec.hidden, device="cuda",
+                    dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    x_grad = x.clone().requires_grad_()
+
+    forward = median_ms(lambda: layer(x), args.repeat)
+
+    def step():
+        layer(x_grad).backward(dy)
+
+    def clear():
+        layer.zero_grad(set_to_none=True)
+        x_grad.grad = None
+
+    training = median_ms(step, args.repeat, before=clear)
+    peak = torch.cuda.max_memory_allocated() / 2**30
+
+    paths = [f"{args.artifacts}/" +
+             artifact_name(layer._spec_text, tokens, kind, TARGET)
+             for kind in (False, True)]
+    # The layer did load these very files.
+    assert _function(layer._spec_text, tokens, False, TARGET)
+    run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False)
+    run_training = moe_run_ms(args.moe_run, paths[1], args.repeat, True)
+    run_both = run_forward + run_training
+    print(f"| {name} | {forward:.3f} | {run_forward:.3f} | "
+          f"{100 * (forward / run_forward - 1):+.1f}% | {training:.3f} | "
+          f"{run_both:.3f} ({run_forward:.3f} + {run_training:.3f}) | "
+          f"{100 * (training / run_both - 1):+.1f}% | {peak:.2f} |",
+          flush=True)
+    torch.cuda.reset_peak_memory_stats()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precompile", metavar="DIR")
+    parser.add_argument("--artifacts", metavar="DIR")
+    parser.add_argument("--moe-run", metavar="PATH")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    args = parser.parse_args()
+    if args.precompile:
+        return precompile(args.precompile)
+    if not (args.artifacts and args.moe_run):
+        parser.error("--artifacts and --moe-run (or --precompile)")
+    print(f"device: {torch.cuda.get_device_name()}; median of "
+          f"{args.repeat} runs, ms")
+    print("| preset | torch fwd | moe-run fwd | overhead | torch fwd+bwd | "
+          "moe-run fwd + train | overhead | torch peak GiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.presets.split(","):
+        measure(name, args)
+
+
+if __name__ == "__main__":
+    main()
