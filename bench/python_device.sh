@@ -28,12 +28,14 @@ cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE
   ninja -C /tmp/moe-run-build >> "$out/moe-run-build.log" 2>&1 ||
   { echo "moe-run: build FAILED"; tail -30 "$out/moe-run-build.log"; exit 1; }
 
-export PYTHONPATH=$pkg:$py/site MOE_MLIR_ARTIFACT_DIR=$py/artifacts
+export PYTHONPATH=$pkg:$py/site MOE_MLIR_ARTIFACT_DIR=$py/artifacts \
+  MOE_RUN=/tmp/moe-run-build/moe-run
 echo "== GPU tests ($(date -u +%H:%M:%S))"
 (cd "$root/python_bindings/tests" &&
   python3 -m pytest -v -p no:cacheprovider test_torch_cuda.py 2>&1 | tail -30)
 [ "${SKIP_BENCH:-0}" = 1 ] && exit 0
 echo "== the Python path's overhead ($(date -u +%H:%M:%S))"
 python3 "$root/bench/python_overhead.py" --artifacts $py/artifacts \
-  --moe-run /tmp/moe-run-build/moe-run --repeat "${REPEAT:-20}"
+  --moe-run /tmp/moe-run-build/moe-run --repeat "${REPEAT:-20}" \
+  --training-repeat "${TRAINING_REPEAT:-0}"
 echo "== done ($(date -u +%H:%M:%S))"

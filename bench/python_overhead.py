@@ -96,8 +96,10 @@ def measure(name, args):
         layer.zero_grad(set_to_none=True)
         x_grad.grad = None
 
-    training = median_ms(step, args.repeat, before=clear)
     peak = torch.cuda.max_memory_allocated() / 2**30
+    training_repeat = args.training_repeat or args.repeat
+    training = median_ms(step, training_repeat, warmup=1, before=clear) \
+        if training_repeat > 0 else float("nan")
 
     paths = [f"{args.artifacts}/" +
              artifact_name(layer._spec_text, tokens, kind, TARGET)
@@ -105,7 +107,8 @@ def measure(name, args):
     # The layer did load these very files.
     assert _function(layer._spec_text, tokens, False, TARGET)
     run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False)
-    run_training = moe_run_ms(args.moe_run, paths[1], args.repeat, True)
+    run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True) \
+        if training_repeat > 0 else float("nan")
     run_both = run_forward + run_training
     print(f"| {name} | {forward:.3f} | {run_forward:.3f} | "
           f"{100 * (forward / run_forward - 1):+.1f}% | {training:.3f} | "
@@ -121,6 +124,9 @@ def main():
     parser.add_argument("--artifacts", metavar="DIR")
     parser.add_argument("--moe-run", metavar="PATH")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--training-repeat", type=int, default=0,
+                        help="runs of the training step (default --repeat; "
+                        "0 = --repeat, -1 = forward only)")
     parser.add_argument("--presets", default=",".join(PRESETS))
     args = parser.parse_args()
     if args.precompile:
@@ -130,7 +136,7 @@ def main():
     print(f"device: {torch.cuda.get_device_name()}; median of "
           f"{args.repeat} runs, ms")
     print("| preset | torch fwd | moe-run fwd | overhead | torch fwd+bwd | "
-          "moe-run fwd + train | overhead | torch peak GiB |")
+          "moe-run fwd + train | overhead | torch peak GiB (forward) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.presets.split(","):
         measure(name, args)

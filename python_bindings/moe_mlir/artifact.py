@@ -28,20 +28,10 @@ _DL_CPU = 1
 _DL_CUDA = 2
 
 
-_poisoning = False
-
-
 def set_poison_allocations(enabled: bool) -> None:
     """While on, every buffer an artifact allocates starts as NaN / -1, so
-    an element no kernel writes shows (moert_set_poison_allocations); so do
-    the result tensors moe_mlir.torch allocates for an artifact to fill."""
-    global _poisoning
+    an element no kernel writes shows (moert_set_poison_allocations)."""
     _runtime.set_poison_allocations(enabled)
-    _poisoning = bool(enabled)
-
-
-def poisoning_allocations() -> bool:
-    return _poisoning
 
 
 def f32_to_bf16_bits(values: np.ndarray) -> np.ndarray:

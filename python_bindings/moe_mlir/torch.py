@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from ._errors import CompileError, has_compiler
-from .artifact import Artifact, poisoning_allocations
+from .artifact import Artifact
 from .compiler import compile as _compile, compile_file as _compile_file
 from .spec import LayerSpec
 
@@ -119,17 +119,6 @@ def precompile(layer: Union["MoELayer", LayerSpec, str],
     return paths
 
 
-def _result_tensor(shape: tuple, dtype: torch.dtype,
-                   device: torch.device) -> Tensor:
-    """A result for an artifact to fill: NaN (or -1) while allocations are
-    poisoned (moe_mlir.set_poison_allocations), so an element no kernel
-    writes shows."""
-    if not poisoning_allocations():
-        return torch.empty(shape, dtype=dtype, device=device)
-    fill = float("nan") if dtype.is_floating_point else -1
-    return torch.full(shape, fill, dtype=dtype, device=device)
-
-
 def _cuda_target(device: torch.device) -> str:
     """The compiler's target for a GPU: sm_90a (the wgmma/TMA engine) for
     compute capability 9.0 exactly, sm_80 code (which runs on every 8.x
@@ -157,23 +146,26 @@ def _device_spec(t: Tensor) -> tuple:
     return (t.data_ptr(), _MOERT_DTYPES[t.dtype], list(t.shape))
 
 
-def _forward_cuda(text: str, layer: LayerSpec, x: Tensor, w_gate: Tensor,
-                  w1: Tensor, w2: Tensor, bias: Optional[Tensor]):
-    """The zero-copy path: PyTorch's device memory goes straight to the
-    artifact, which runs on PyTorch's current stream and writes y and the
-    indices into tensors PyTorch allocated."""
+def _call_cuda(function, args: list, x: Tensor) -> list:
+    """Runs a CUDA function on PyTorch's tensors (in place: their device
+    pointers go to the artifact) on PyTorch's current stream; its results
+    come back as tensors over the artifact's own buffers (no copy), which
+    return to moert when PyTorch frees them."""
     if x.device.index not in (None, 0):
         raise ValueError("moe_mlir: CUDA tensors on device 0 only for now "
                          f"(got {x.device})")
-    function = _function(text, x.shape[0], False, _cuda_target(x.device))
-    tokens = x.shape[0]
-    y = _result_tensor((tokens, layer.hidden), x.dtype, x.device)
-    indices = _result_tensor((tokens, layer.top_k), torch.int32, x.device)
-    args = [t.contiguous() for t in (x, w_gate, w1, w2, bias) if t is not None]
-    function._handle.call_device(
-        [_device_spec(t) for t in args],
-        [_device_spec(y), _device_spec(indices)],
+    results = function._handle.call_device_owned(
+        [_device_spec(t.contiguous()) for t in args if t is not None],
         torch.cuda.current_stream(x.device).cuda_stream)
+    # Each result is a DLPack capsule; the tensor keeps its owner alive.
+    return [torch.utils.dlpack.from_dlpack(r) for r in results]
+
+
+def _forward_cuda(text: str, layer: LayerSpec, x: Tensor, w_gate: Tensor,
+                  w1: Tensor, w2: Tensor, bias: Optional[Tensor]):
+    """y and the indices, from the forward artifact on the GPU."""
+    function = _function(text, x.shape[0], False, _cuda_target(x.device))
+    y, indices = _call_cuda(function, [x, w_gate, w1, w2, bias], x)
     return y, indices
 
 
@@ -283,23 +275,10 @@ def moe_layer(x: Tensor, w_gate: Tensor, w1: Tensor, w2: Tensor,
 def _backward_cuda(text: str, layer: LayerSpec, x: Tensor, w_gate: Tensor,
                    w1: Tensor, w2: Tensor, bias: Optional[Tensor],
                    dy: Tensor) -> list:
-    """The training step on the GPU, zero-copy as _forward_cuda: PyTorch
-    allocates every result and the artifact fills them."""
+    """dx, dw_gate, dw1, dw2 from the training artifact on the GPU."""
     function = _function(text, x.shape[0], True, _cuda_target(x.device))
-    tokens = x.shape[0]
-    outputs = [_result_tensor((tokens, layer.hidden), x.dtype, x.device),
-               _result_tensor((tokens, layer.top_k), torch.int32, x.device)]
-    outputs += [_result_tensor(tuple(t.shape), t.dtype, x.device)
-                for t in (x, w_gate, w1, w2)]
-    if layer.aux_loss > 0:
-        outputs.append(_result_tensor((), torch.float32, x.device))
-    outputs.append(_result_tensor((layer.experts,), torch.int32, x.device))
-    args = [t.contiguous() for t in (x, w_gate, w1, w2, bias, dy)
-            if t is not None]
-    function._handle.call_device(
-        [_device_spec(t) for t in args], [_device_spec(t) for t in outputs],
-        torch.cuda.current_stream(x.device).cuda_stream)
-    return outputs[2:6]
+    results = _call_cuda(function, [x, w_gate, w1, w2, bias, dy], x)
+    return results[2:6]
 
 
 @moe_layer.register_fake

@@ -67,6 +67,22 @@ using TensorPtr = std::unique_ptr<moert_tensor, TensorDeleter>;
 /// A NumPy array over a result tensor's memory; the array owns the tensor.
 /// 16-bit floats come back as their uint16 bit patterns (NumPy has no
 /// bfloat16; the Python side views them).
+/// The DLPack type of a moert dtype (bf16 as DLPack's bfloat).
+nb::dlpack::dtype dlpackType(moert_dtype dtype) {
+  switch (dtype) {
+  case MOERT_F32:
+    return nb::dtype<float>();
+  case MOERT_I32:
+    return nb::dtype<int32_t>();
+  case MOERT_I64:
+    return nb::dtype<int64_t>();
+  case MOERT_BF16:
+    return {static_cast<uint8_t>(nb::dlpack::dtype_code::Bfloat), 16, 1};
+  default:
+    return {static_cast<uint8_t>(nb::dlpack::dtype_code::Float), 16, 1};
+  }
+}
+
 nb::object resultArray(TensorPtr tensor) {
   moert_tensor *raw = tensor.release();
   nb::capsule owner(raw, [](void *p) noexcept {
@@ -220,6 +236,43 @@ public:
       throwLastError();
   }
 
+  /// Runs a CUDA function on device memory the caller owns and hands its
+  /// results over without a copy: DLPack capsules on the CUDA device over
+  /// the function's own buffers, which go back to moert when the last
+  /// view of them is gone (torch.from_dlpack(result) keeps it alive).
+  std::vector<nb::object> callDeviceOwned(const std::vector<DeviceSpec> &args,
+                                          uintptr_t stream) const {
+    std::vector<moert_device_tensor> argTensors;
+    for (const DeviceSpec &spec : args)
+      argTensors.push_back(deviceTensor(spec));
+    int numResults = moert_function_num_results(function);
+    std::vector<moert_device_result> results(numResults);
+    int status;
+    {
+      nb::gil_scoped_release release;
+      status = moert_function_call_device_owned(
+          function, argTensors.data(), static_cast<int>(argTensors.size()),
+          results.data(), numResults, reinterpret_cast<void *>(stream));
+    }
+    if (status)
+      throwLastError();
+    // moert runs on device 0 (moe_mlir.torch takes cuda:0 only).
+    const int device = 0;
+    std::vector<nb::object> out;
+    for (const moert_device_result &result : results) {
+      nb::capsule owner(result.owner, [](void *p) noexcept {
+        moert_device_result_release(p);
+      });
+      const moert_device_tensor &t = result.tensor;
+      std::vector<size_t> shape(t.dims, t.dims + t.rank);
+      out.push_back(nb::ndarray<>(t.data, t.rank, shape.data(), owner,
+                                  nullptr, dlpackType(t.dtype),
+                                  nb::device::cuda::value, device)
+                        .cast());
+    }
+    return out;
+  }
+
   std::vector<double> time(const std::vector<HostArray> &arrays,
                            const std::vector<std::string> &dtypes, int warmup,
                            int repeat) const {
@@ -316,6 +369,11 @@ NB_MODULE(_runtime, m) {
            nb::arg("results"), nb::arg("stream"),
            "Runs a CUDA function on device buffers: each (address, dtype, "
            "dims); results written into the given buffers, on `stream`")
+      .def("call_device_owned", &Function::callDeviceOwned, nb::arg("args"),
+           nb::arg("stream"),
+           "Runs a CUDA function on device buffers, each (address, dtype, "
+           "dims), on `stream`; returns its own result buffers as DLPack "
+           "capsules on the GPU, without a copy")
       .def("time", &Function::time, nb::arg("arrays"), nb::arg("dtypes"),
            nb::arg("warmup"), nb::arg("repeat"),
            "Milliseconds of each of `repeat` runs after `warmup` runs");

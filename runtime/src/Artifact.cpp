@@ -10,6 +10,7 @@
 #include "Internal.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -407,13 +408,34 @@ public:
     toFree.push_back({allocated, kind});
   }
 
+  /// Takes `allocated` out of what the destructor frees (its block is the
+  /// caller's now); false if it is not the call's own device memory.
+  bool takeOver(const void *allocated) {
+    for (auto it = toFree.begin(); it != toFree.end(); ++it)
+      if (it->pointer == allocated && it->kind == cuda::MemoryKind::Device) {
+        toFree.erase(it);
+        return true;
+      }
+    return false;
+  }
+
+  /// For a call that does not wait for the device: device blocks left are
+  /// parked behind `stream`'s work instead of freed at once.
+  void fenceOn(cuda::CUstream stream) {
+    fenced = true;
+    fenceStream = stream;
+  }
+
   ~ResultMemory() {
     for (const Block &block : toFree) {
+      auto device = static_cast<cuda::CUdeviceptr>(
+          reinterpret_cast<uintptr_t>(block.pointer));
       if (block.kind == cuda::MemoryKind::Host)
         freeFn(block.pointer);
+      else if (block.kind == cuda::MemoryKind::Device && fenced)
+        cuda::parkDeviceBlock(device, fenceStream);
       else if (block.kind == cuda::MemoryKind::Device)
-        cuda::releaseDeviceBlock(*driver, static_cast<cuda::CUdeviceptr>(
-            reinterpret_cast<uintptr_t>(block.pointer)));
+        cuda::releaseDeviceBlock(*driver, device);
       // Unknown: the device failed fatally; freeing either way could crash.
     }
   }
@@ -425,6 +447,8 @@ private:
   };
   FreeFn freeFn;
   const cuda::Driver *driver; ///< NULL for a CPU function.
+  bool fenced = false;
+  cuda::CUstream fenceStream = cuda::legacyStream;
   const std::vector<const void *> &argPointers;
   std::vector<Block> toFree;
 };
@@ -440,14 +464,21 @@ size_t resultWords(const moert_function &function) {
 /// their memory in `memory` (even if the run fails). `afterEntry` runs
 /// right after the entry returns and yields a driver status (CUDA_SUCCESS
 /// for none). For a CUDA function (`driver` set) the run then waits for the
-/// device and turns any failure there into an error.
+/// device and turns any failure there into an error — unless `queueOnly`
+/// (a call on the caller's stream, which only queues the work): then the
+/// blocks the call freed are fenced on `stream`, and a kernel that fails on
+/// the device shows at the caller's next synchronization.
 template <typename AfterEntry>
 bool runEntry(const moert_function &function, Arguments &arguments,
               std::vector<int64_t> &resultBuffer, ResultMemory &memory,
-              const cuda::Driver *driver, AfterEntry &&afterEntry) {
+              const cuda::Driver *driver, AfterEntry &&afterEntry,
+              bool queueOnly = false,
+              cuda::CUstream stream = cuda::legacyStream) {
   std::fill(resultBuffer.begin(), resultBuffer.end(), 0);
-  if (driver)
+  if (driver) {
     cuda::clearDeferredError();
+    cuda::recycleFinishedBlocks();
+  }
   function.entry(arguments.list.data(), resultBuffer.data());
   cuda::CUresult status = afterEntry();
 
@@ -460,7 +491,9 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   if (!driver)
     return true;
   const char *call = "cuEventRecord";
-  if (status == cuda::CUDA_SUCCESS) {
+  if (status == cuda::CUDA_SUCCESS && queueOnly) {
+    cuda::fenceParkedBlocks(stream);
+  } else if (status == cuda::CUDA_SUCCESS) {
     status = driver->cuCtxSynchronize();
     call = "cuCtxSynchronize";
     // The device is done with what the call freed: it can be reused.
@@ -796,11 +829,17 @@ struct CallStreamScope {
   ~CallStreamScope() { cuda::clearCallStream(); }
 };
 
-int callFunctionOnDevice(const moert_function *function,
-                         const moert_device_tensor *args, int numArgs,
-                         const moert_device_tensor *results, int numResults,
-                         void *stream) {
-  const char *what = "moert_function_call_device";
+/// Runs a CUDA function once on the caller's device buffers and stream:
+/// the checks both forms of moert_function_call_device share, then
+/// `checkResults()` (the caller's result buffers, where there are any),
+/// then the entry; `finish(resultBuffer, memory, driver, stream)` takes the
+/// results (copies them, or hands them over) before their memory is freed.
+template <typename CheckResults, typename Finish>
+int runOnCallerDevice(const moert_function *function, const char *what,
+                      const moert_device_tensor *args, int numArgs,
+                      int numResults, bool resultsGiven, void *stream,
+                      bool queueOnly, CheckResults &&checkResults,
+                      Finish &&finish) {
   if (!function) {
     setError("%s: the function is NULL", what);
     return 1;
@@ -812,25 +851,23 @@ int callFunctionOnDevice(const moert_function *function,
              name, expectedResults, numResults);
     return 1;
   }
-  if ((numArgs > 0 && !args) || (numResults > 0 && !results)) {
-    setError("%s: %s is NULL", name, !results ? "results" : "args");
+  if ((numArgs > 0 && !args) || (numResults > 0 && !resultsGiven)) {
+    setError("%s: %s is NULL", name, !resultsGiven ? "results" : "args");
     return 1;
   }
-  std::vector<TensorPtr> wrappedArgs, wrappedResults;
+  std::vector<TensorPtr> wrappedArgs;
   if (numArgs < 0 || numArgs != static_cast<int>(function->args.size())) {
     setError("%s: expected %zu arguments, got %d", name,
              function->args.size(), numArgs);
     return 1;
   }
-  if (!wrapDeviceTensors(*function, args, numArgs, "argument", wrappedArgs) ||
-      !wrapDeviceTensors(*function, results, numResults, "result",
-                         wrappedResults))
+  if (!wrapDeviceTensors(*function, args, numArgs, "argument", wrappedArgs))
     return 1;
   std::vector<moert_tensor *> argList;
   for (TensorPtr &tensor : wrappedArgs)
     argList.push_back(tensor.get());
   if (!checkArguments(function, argList.data(), numArgs, what) ||
-      !checkDeviceResults(*function, wrappedResults))
+      !checkResults())
     return 1;
   // After the checks, so that they are testable without a GPU.
   if (function->backend != MOERT_BACKEND_CUDA) {
@@ -854,12 +891,125 @@ int callFunctionOnDevice(const moert_function *function,
     return 1;
   std::vector<int64_t> resultBuffer(resultWords(*function), 0);
   ResultMemory memory(*function, driver, arguments.pointers);
+  if (queueOnly)
+    memory.fenceOn(callStream);
   if (!runEntry(*function, arguments, resultBuffer, memory, driver,
-                [] { return cuda::CUDA_SUCCESS; }) ||
-      !copyResultsOnDevice(*function, *driver, resultBuffer, wrappedResults,
-                           callStream))
+                [] { return cuda::CUDA_SUCCESS; }, queueOnly, callStream) ||
+      !finish(resultBuffer, memory, *driver, callStream))
     return 1;
   return 0;
+}
+
+int callFunctionOnDevice(const moert_function *function,
+                         const moert_device_tensor *args, int numArgs,
+                         const moert_device_tensor *results, int numResults,
+                         void *stream) {
+  std::vector<TensorPtr> wrappedResults;
+  return runOnCallerDevice(
+      function, "moert_function_call_device", args, numArgs, numResults,
+      results != nullptr, stream, /*queueOnly=*/false,
+      [&] {
+        return wrapDeviceTensors(*function, results, numResults, "result",
+                                 wrappedResults) &&
+               checkDeviceResults(*function, wrappedResults);
+      },
+      [&](const std::vector<int64_t> &resultBuffer, ResultMemory &,
+          const cuda::Driver &driver, cuda::CUstream callStream) {
+        return copyResultsOnDevice(*function, driver, resultBuffer,
+                                   wrappedResults, callStream);
+      });
+}
+
+/// The device block behind results of moert_function_call_device_owned:
+/// results that share a block share its owner, which gives the block back
+/// when the last of them is released.
+struct DeviceResultOwner {
+  cuda::CUdeviceptr block;
+  cuda::CUstream stream; ///< The call's: the block is fenced there.
+  std::atomic<int> references;
+};
+
+/// Hands each result's own device memory to the caller (no copy). A result
+/// whose memory the call does not own (an argument returned as it is, a
+/// constant) is copied into a fresh block, so that every owner is moert's.
+bool handOverResults(const moert_function &function,
+                     const cuda::Driver &driver,
+                     const std::vector<int64_t> &resultBuffer,
+                     ResultMemory &memory, moert_device_result *results,
+                     cuda::CUstream stream) {
+  const char *name = function.name.c_str();
+  std::vector<DeviceResultOwner *> owners;
+  const int64_t *words = resultBuffer.data();
+  for (size_t r = 0; r < function.results.size(); ++r) {
+    int rank = function.results[r].rank;
+    moert_dtype dtype = function.results[r].dtype;
+    void *allocated = wordToPointer(words[0]);
+    const char *aligned = static_cast<const char *>(wordToPointer(words[1]));
+    int64_t offset = words[2];
+    const int64_t *sizes = words + 3, *strides = words + 3 + rank;
+    words += descriptorWords(rank);
+    moert_device_result &out = results[r];
+    out.tensor.dtype = dtype;
+    out.tensor.rank = rank;
+    int64_t dense = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      if (sizes[d] != 1 && strides[d] != dense) {
+        setError("%s: result %zu is not dense and row-major", name, r);
+        return false;
+      }
+      out.tensor.dims[d] = sizes[d];
+      dense *= sizes[d];
+    }
+    size_t bytes = static_cast<size_t>(dense) * moert_dtype_size(dtype);
+    char *data = const_cast<char *>(aligned) +
+                 offset * static_cast<int64_t>(moert_dtype_size(dtype));
+    DeviceResultOwner *owner = nullptr;
+    if (memory.takeOver(allocated)) {
+      owner = new DeviceResultOwner{
+          static_cast<cuda::CUdeviceptr>(reinterpret_cast<uintptr_t>(allocated)),
+          stream, {1}};
+    } else {
+      for (DeviceResultOwner *earlier : owners)
+        if (reinterpret_cast<void *>(earlier->block) == allocated) {
+          owner = earlier;
+          owner->references.fetch_add(1);
+        }
+    }
+    if (!owner) { // Not the call's own memory: a copy the caller owns.
+      void *block = cuda::allocateDeviceBlock(bytes ? bytes : 1);
+      if (!block || (bytes && driver.cuMemcpyAsync(
+                                  reinterpret_cast<uintptr_t>(block),
+                                  reinterpret_cast<uintptr_t>(data), bytes,
+                                  stream) != cuda::CUDA_SUCCESS)) {
+        setError("%s: result %zu: cannot copy it into a buffer of its own "
+                 "(%zu bytes)",
+                 name, r, bytes);
+        return false;
+      }
+      owner = new DeviceResultOwner{reinterpret_cast<uintptr_t>(block),
+                                    stream, {1}};
+      data = static_cast<char *>(block);
+    }
+    owners.push_back(owner);
+    out.tensor.data = data;
+    out.owner = owner;
+  }
+  return true; // Any copies are queued on the call's stream, in order.
+}
+
+int callFunctionOnDeviceOwned(const moert_function *function,
+                              const moert_device_tensor *args, int numArgs,
+                              moert_device_result *results, int numResults,
+                              void *stream) {
+  return runOnCallerDevice(
+      function, "moert_function_call_device_owned", args, numArgs,
+      numResults, results != nullptr, stream, /*queueOnly=*/true,
+      [] { return true; },
+      [&](const std::vector<int64_t> &resultBuffer, ResultMemory &memory,
+          const cuda::Driver &driver, cuda::CUstream callStream) {
+        return handOverResults(*function, driver, resultBuffer, memory,
+                               results, callStream);
+      });
 }
 
 /// Two CUDA events, destroyed when they go out of scope.
@@ -1168,6 +1318,25 @@ int moert_function_call_device(const moert_function *function,
     return callFunctionOnDevice(function, args, num_args, results,
                                 num_results, stream);
   });
+}
+
+int moert_function_call_device_owned(const moert_function *function,
+                                     const moert_device_tensor *args,
+                                     int num_args,
+                                     moert_device_result *results,
+                                     int num_results, void *stream) {
+  return guarded(1, [&] {
+    return callFunctionOnDeviceOwned(function, args, num_args, results,
+                                     num_results, stream);
+  });
+}
+
+void moert_device_result_release(void *owner) {
+  auto *result = static_cast<DeviceResultOwner *>(owner);
+  if (!result || result->references.fetch_sub(1) != 1)
+    return;
+  cuda::parkDeviceBlock(result->block, result->stream);
+  delete result;
 }
 
 int moert_function_time(const moert_function *function,

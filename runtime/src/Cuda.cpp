@@ -16,6 +16,7 @@
 #include "CudaDriver.h"
 #include "Internal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdarg>
@@ -135,6 +136,7 @@ bool initialize() {
       resolve(library, &table.cuEventCreate, "cuEventCreate") &&
       resolve(library, &table.cuEventRecord, "cuEventRecord") &&
       resolve(library, &table.cuEventSynchronize, "cuEventSynchronize") &&
+      resolve(library, &table.cuEventQuery, "cuEventQuery") &&
       // _v2 since CUDA 12.8 (what cuda.h now maps the name to); older
       // drivers have only the original, with the same signature.
       resolve(library, &table.cuEventElapsedTime, "cuEventElapsedTime_v2",
@@ -399,6 +401,12 @@ std::mutex blocksMutex;
 std::map<CUdeviceptr, size_t> liveBlocks; ///< Made by mgpuMemAlloc, in use.
 std::vector<std::pair<CUdeviceptr, size_t>> parkedBlocks; ///< Freed in a call.
 std::multimap<size_t, CUdeviceptr> idleBlocks; ///< Free, by size.
+/// Parked blocks waiting for an event: free once the work before it is done.
+struct FencedBlocks {
+  CUevent event;
+  std::vector<std::pair<CUdeviceptr, size_t>> blocks;
+};
+std::vector<FencedBlocks> fencedBlocks;
 
 /// A cached block of at least `size` bytes (and at most twice that, so that
 /// a small buffer does not pin a large one), or 0.
@@ -411,6 +419,18 @@ CUdeviceptr takeIdleBlock(size_t size) {
   liveBlocks[pointer] = it->first;
   idleBlocks.erase(it);
   return pointer;
+}
+
+/// Parks a block mgpuMemAlloc made until the runtime next waits for the
+/// device (recycleDeviceBlocks); false for a block it did not make.
+bool parkIfCached(CUdeviceptr pointer) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  auto it = liveBlocks.find(pointer);
+  if (it == liveBlocks.end())
+    return false;
+  parkedBlocks.emplace_back(it->first, it->second);
+  liveBlocks.erase(it);
+  return true;
 }
 
 void freeIdleBlocks() {
@@ -427,6 +447,57 @@ void cuda::recycleDeviceBlocks() {
   for (const auto &[pointer, size] : parkedBlocks)
     idleBlocks.emplace(size, pointer);
   parkedBlocks.clear();
+  // The device is idle: every fence has passed.
+  for (FencedBlocks &fenced : fencedBlocks) {
+    for (const auto &[pointer, size] : fenced.blocks)
+      idleBlocks.emplace(size, pointer);
+    table.cuEventDestroy(fenced.event);
+  }
+  fencedBlocks.clear();
+}
+
+/// Parks `blocks` behind an event recorded on `stream` now. Without an
+/// event (the driver refused one) they stay parked until the next wait
+/// for the device. Called with blocksMutex held.
+static void fenceLocked(std::vector<std::pair<CUdeviceptr, size_t>> blocks,
+                        CUstream stream) {
+  CUevent event = nullptr;
+  if (table.cuEventCreate(&event, 0x2 /* CU_EVENT_DISABLE_TIMING */) !=
+      CUDA_SUCCESS) {
+    parkedBlocks.insert(parkedBlocks.end(), blocks.begin(), blocks.end());
+    return;
+  }
+  if (table.cuEventRecord(event, stream) != CUDA_SUCCESS) {
+    table.cuEventDestroy(event);
+    parkedBlocks.insert(parkedBlocks.end(), blocks.begin(), blocks.end());
+    return;
+  }
+  fencedBlocks.push_back({event, std::move(blocks)});
+}
+
+void cuda::fenceParkedBlocks(CUstream stream) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  if (parkedBlocks.empty())
+    return;
+  std::vector<std::pair<CUdeviceptr, size_t>> blocks;
+  blocks.swap(parkedBlocks);
+  fenceLocked(std::move(blocks), stream);
+}
+
+void cuda::recycleFinishedBlocks() {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  // Fences complete in order on one stream, but calls may use several:
+  // query each.
+  auto done = std::remove_if(
+      fencedBlocks.begin(), fencedBlocks.end(), [](FencedBlocks &fenced) {
+        if (table.cuEventQuery(fenced.event) != CUDA_SUCCESS)
+          return false;
+        for (const auto &[pointer, size] : fenced.blocks)
+          idleBlocks.emplace(size, pointer);
+        table.cuEventDestroy(fenced.event);
+        return true;
+      });
+  fencedBlocks.erase(done, fencedBlocks.end());
 }
 
 void cuda::releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer) {
@@ -440,6 +511,32 @@ void cuda::releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer) {
     }
   }
   driver.cuMemFree(pointer);
+}
+
+void cuda::parkDeviceBlock(CUdeviceptr pointer, CUstream stream) {
+  const Driver *driver = beginRelease(); // Makes the context current.
+  {
+    std::lock_guard<std::mutex> lock(blocksMutex);
+    auto it = liveBlocks.find(pointer);
+    if (it != liveBlocks.end()) {
+      std::vector<std::pair<CUdeviceptr, size_t>> block{{pointer, it->second}};
+      liveBlocks.erase(it);
+      if (driver)
+        fenceLocked(std::move(block), stream);
+      else
+        parkedBlocks.push_back(block.front());
+      return;
+    }
+  }
+  if (driver)
+    check(driver->cuMemFree(pointer), "cuMemFree");
+}
+
+extern "C" void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
+                              bool isHostShared);
+
+void *cuda::allocateDeviceBlock(size_t size) {
+  return mgpuMemAlloc(size, nullptr, false);
 }
 
 void cuda::trimDeviceBlocks() {
@@ -759,15 +856,8 @@ MGPU_EXPORT void mgpuMemFree(void *pointer, void *stream) {
   (void)stream; // Parked until the call is over, so any stream is done.
   if (!pointer)
     return;
-  {
-    std::lock_guard<std::mutex> lock(blocksMutex);
-    auto it = liveBlocks.find(toDevice(pointer));
-    if (it != liveBlocks.end()) {
-      parkedBlocks.emplace_back(it->first, it->second);
-      liveBlocks.erase(it);
-      return;
-    }
-  }
+  if (parkIfCached(toDevice(pointer)))
+    return;
   if (const Driver *driver = beginRelease())
     check(driver->cuMemFree(toDevice(pointer)), "cuMemFree");
 }

@@ -88,6 +88,7 @@ struct Driver {
   CUresult (*cuEventCreate)(CUevent *event, unsigned flags);
   CUresult (*cuEventRecord)(CUevent event, CUstream stream);
   CUresult (*cuEventSynchronize)(CUevent event);
+  CUresult (*cuEventQuery)(CUevent event);
   CUresult (*cuEventElapsedTime)(float *milliseconds, CUevent start,
                                  CUevent end);
   CUresult (*cuEventDestroy)(CUevent event);
@@ -176,6 +177,26 @@ void clearCallStream();
 /// Frees a block the device no longer uses: back to the cache if
 /// mgpuMemAlloc made it, else cuMemFree.
 void releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer);
+
+/// For a call that does not wait for the device (moert_function_call_
+/// device_owned): the blocks parked so far are reused once the work queued
+/// on `stream` until now is done (an event recorded there), not at the
+/// next wait for the device.
+void fenceParkedBlocks(CUstream stream);
+
+/// Makes the fenced blocks whose event has completed free for reuse;
+/// cheap, called as a call starts.
+void recycleFinishedBlocks();
+
+/// Gives back a block the caller of moert_function_call_device_owned held:
+/// work queued on `stream` (the stream the call ran on) may still read it,
+/// so it is parked behind an event recorded there now; a block mgpuMemAlloc
+/// did not make is freed (cuMemFree waits for the device).
+void parkDeviceBlock(CUdeviceptr pointer, CUstream stream);
+
+/// A device block from the cache (or cuMemAlloc), as mgpuMemAlloc gives
+/// the artifacts; NULL and a deferred error on failure.
+void *allocateDeviceBlock(size_t size);
 
 /// Returns every cached block that is not in use to the driver.
 void trimDeviceBlocks();

@@ -266,6 +266,40 @@ TEST_F(Artifact, DeviceCallsCheckEverythingBeforeTheDevice) {
   EXPECT_EQ(storage[0], 0.0f) << "nothing ran";
 }
 
+TEST_F(Artifact, OwnedDeviceCallsCheckEverythingBeforeTheDevice) {
+  const moert_function *add = lookup("add");
+  alignas(64) static float storage[16];
+  moert_device_tensor good = deviceTensor(MOERT_F32, {2, 4}, storage);
+  moert_device_tensor narrow = deviceTensor(MOERT_F32, {2, 3}, storage);
+  moert_device_result result = {};
+
+  EXPECT_NE(moert_function_call_device_owned(nullptr, nullptr, 0, nullptr, 0,
+                                             nullptr),
+            0);
+  EXPECT_TRUE(errorContains("moert_function_call_device_owned: the function "
+                            "is NULL"));
+  moert_device_tensor fine[] = {good, good};
+  EXPECT_NE(moert_function_call_device_owned(add, fine, 2, nullptr, 1,
+                                             nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: results is NULL"));
+  moert_device_result two[2] = {};
+  EXPECT_NE(moert_function_call_device_owned(add, fine, 2, two, 2, nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: the function has 1 results but 2 buffers"));
+  moert_device_tensor wrongDim[] = {good, narrow};
+  EXPECT_NE(moert_function_call_device_owned(add, wrongDim, 2, &result, 1,
+                                             nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: argument 1 has shape [2, 3]"));
+  EXPECT_NE(moert_function_call_device_owned(add, fine, 2, &result, 1,
+                                             nullptr),
+            0);
+  EXPECT_TRUE(errorContains("add: a CPU function takes host tensors"));
+  EXPECT_EQ(result.owner, nullptr) << "nothing was handed over";
+  moert_device_result_release(nullptr); // Harmless.
+}
+
 TEST_F(Artifact, TimesAFunction) {
   TensorPtr a = makeTensor<float>(MOERT_F32, {64, 4}, {});
   moert_tensor *args[] = {a.get(), a.get()};

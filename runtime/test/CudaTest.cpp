@@ -396,6 +396,60 @@ TEST_F(CudaArtifact, CallsOnDeviceBuffersOnTheCallersStream) {
   checkAdd("add", 10); // Host calls create their own streams again.
 }
 
+TEST_F(CudaArtifact, HandsOverItsOwnResultBuffers) {
+  constexpr int64_t n = 300;
+  std::vector<float> a(n), b(n), sum(n);
+  for (int64_t i = 0; i < n; ++i) {
+    a[i] = 1.5f * static_cast<float>(i);
+    b[i] = 7.0f - static_cast<float>(i);
+    sum[i] = a[i] + b[i];
+  }
+  void *stream = mgpuStreamCreate();
+  ASSERT_NE(stream, nullptr);
+  void *da = mgpuMemAlloc(n * 4, stream, false);
+  void *db = mgpuMemAlloc(n * 4, stream, false);
+  mgpuMemcpy(da, a.data(), n * 4, stream);
+  mgpuMemcpy(db, b.data(), n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  moert_device_tensor args[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    args[i].dtype = MOERT_F32;
+    args[i].rank = 1;
+    args[i].dims[0] = n;
+    args[i].data = i ? db : da;
+  }
+  void *previous = nullptr, *previousOwner = nullptr;
+  for (int call = 0; call < 3; ++call) {
+    moert_device_result result = {};
+    ASSERT_EQ(moert_function_call_device_owned(lookup("add"), args, 2,
+                                               &result, 1, stream),
+              0)
+        << moert_last_error();
+    ASSERT_NE(result.owner, nullptr);
+    EXPECT_EQ(result.tensor.dtype, MOERT_F32);
+    ASSERT_EQ(result.tensor.rank, 1);
+    EXPECT_EQ(result.tensor.dims[0], n);
+    EXPECT_NE(result.tensor.data, da);
+    EXPECT_NE(result.tensor.data, db);
+    // The call only queued the work on `stream`: a copy queued behind it
+    // sees the result.
+    std::vector<float> back(n, -1.0f);
+    mgpuMemcpy(back.data(), result.tensor.data, n * 4, stream);
+    mgpuStreamSynchronize(stream);
+    EXPECT_EQ(back, sum);
+    // Two results alive at once never share memory.
+    EXPECT_NE(result.tensor.data, previous);
+    if (previous)
+      moert_device_result_release(previousOwner);
+    previous = result.tensor.data;
+    previousOwner = result.owner;
+  }
+  moert_device_result_release(previousOwner);
+  mgpuMemFree(da, stream);
+  mgpuMemFree(db, stream);
+  mgpuStreamDestroy(stream);
+}
+
 TEST_F(CudaArtifact, IsACudaArtifact) {
   EXPECT_EQ(moert_artifact_backend(artifact), MOERT_BACKEND_CUDA);
   EXPECT_STREQ(moert_artifact_target(artifact), "cuda:sm_90");

@@ -148,6 +148,36 @@ int moert_function_call_device(const moert_function *function,
                                const moert_device_tensor *results,
                                int num_results, void *stream);
 
+/* A result of moert_function_call_device_owned: the function's own device
+   buffer (dtype, shape, data: its first element) and the handle that gives
+   it back. */
+typedef struct moert_device_result {
+  moert_device_tensor tensor;
+  void *owner; /* for moert_device_result_release, once */
+} moert_device_result;
+
+/* As moert_function_call_device, but the results are not copied: each
+   results[r] receives the buffer the function itself allocated for result
+   r (no device copy; what a framework wraps as its tensor, e.g. through
+   DLPack). The caller releases each result's owner once, when done with
+   it, with moert_device_result_release; the memory then goes back to
+   moert's pool of device blocks, reused only after moert next waits for the
+   device, so releasing it while work queued on the caller's streams still
+   reads it is safe. A result the call does not own (an argument returned
+   as it is) is copied into a block of its own. Unlike
+   moert_function_call_device, the call returns once the work is queued on
+   `stream` (no wait for the device): the results are ready for work queued
+   behind it there (other streams must wait for it, as with any stream-
+   ordered memory), the memory the function freed is reused only after that
+   work, and a kernel that fails on the device shows as an error at the
+   caller's next synchronization. */
+int moert_function_call_device_owned(const moert_function *function,
+                                     const moert_device_tensor *args,
+                                     int num_args,
+                                     moert_device_result *results,
+                                     int num_results, void *stream);
+void moert_device_result_release(void *owner);
+
 /* Runs the function `warmup` + `repeat` times on the same arguments (for a
    CUDA function copied to the device once) and stores the milliseconds of
    each of the last `repeat` runs in times_ms[0..repeat). A CUDA run is timed
