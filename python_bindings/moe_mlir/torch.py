@@ -22,7 +22,7 @@ Artifacts compiled ahead of time (`precompile()`, on a machine with the
 compiler) are found in MOE_MLIR_ARTIFACT_DIR first, so a runtime-only
 installation runs the layer too. Tensors are passed to the artifact without
 a copy and its results become tensors without a copy. On CUDA, PyTorch's
-device memory goes straight to the artifacts (moert_function_call_device)
+device memory goes straight to the artifacts (moert_function_call_device_owned)
 on PyTorch's current stream.
 """
 
@@ -139,7 +139,7 @@ _MOERT_DTYPES = {torch.float32: "f32", torch.bfloat16: "bf16",
 
 
 def _device_spec(t: Tensor) -> tuple:
-    """(address, dtype, dims) of a dense tensor, for Function.call_device:
+    """(address, dtype, dims) of a dense tensor, for Function.call_device(_owned):
     the artifact reads and writes the tensor's own memory."""
     if not t.is_contiguous():
         raise ValueError("moe_mlir: device tensors must be contiguous")
