@@ -66,6 +66,21 @@ static bool checkShape(moert_dtype dtype, int rank, const int64_t *dims,
   return true;
 }
 
+/// The header moert_tensor_create and moert_tensor_wrap both fill, once the
+/// shape has passed checkShape.
+static void fillHeader(moert_tensor &tensor, moert_dtype dtype, int rank,
+                       const int64_t *dims, int64_t numElements, void *data,
+                       bool ownsData) {
+  tensor.dtype = dtype;
+  tensor.rank = rank;
+  std::memset(tensor.dims, 0, sizeof(tensor.dims));
+  if (rank > 0)
+    std::memcpy(tensor.dims, dims, sizeof(int64_t) * rank);
+  tensor.numElements = numElements;
+  tensor.data = data;
+  tensor.ownsData = ownsData;
+}
+
 moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
                                   const int64_t *dims) {
   int64_t numElements;
@@ -94,14 +109,7 @@ moert_tensor *moert_tensor_create(moert_dtype dtype, int rank,
     return nullptr;
   }
   std::memset(data, 0, bytes);
-  tensor->dtype = dtype;
-  tensor->rank = rank;
-  std::memset(tensor->dims, 0, sizeof(tensor->dims));
-  if (rank > 0)
-    std::memcpy(tensor->dims, dims, sizeof(int64_t) * rank);
-  tensor->numElements = numElements;
-  tensor->data = data;
-  tensor->ownsData = true;
+  fillHeader(*tensor, dtype, rank, dims, numElements, data, true);
   return tensor;
 }
 
@@ -127,14 +135,7 @@ moert_tensor *moert_tensor_wrap(moert_dtype dtype, int rank,
     setError("out of memory allocating a tensor");
     return nullptr;
   }
-  tensor->dtype = dtype;
-  tensor->rank = rank;
-  std::memset(tensor->dims, 0, sizeof(tensor->dims));
-  if (rank > 0)
-    std::memcpy(tensor->dims, dims, sizeof(int64_t) * rank);
-  tensor->numElements = numElements;
-  tensor->data = data;
-  tensor->ownsData = false;
+  fillHeader(*tensor, dtype, rank, dims, numElements, data, false);
   return tensor;
 }
 
