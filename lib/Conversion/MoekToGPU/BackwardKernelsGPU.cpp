@@ -1,11 +1,14 @@
 //===- BackwardKernelsGPU.cpp - The backward kernels as GPU kernels -------===//
 
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -62,17 +65,56 @@ void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
 
 void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                                   LaunchPerItem launch) {
+  ImplicitLocOpBuilder &b = lb.builder();
   auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
-                                   staticDim(op.getW2(), 0));
-  // One thread per row of the chunk's row buffers.
-  launch(lb.dim(op.getGateUp(), 0), [&](Value local) {
-    ifGroupedRow(lb, op.getOffsets(), first, last, local,
-                 [&](Value e, Value r) { emitGluBackwardRow(lb, op, e, r, local); });
-  });
+                                   staticDim(op.getOffsets(), 0) - 1);
+  int64_t ffn = staticDim(op.getG(), 1);
+  // One warp per row of the chunk's row buffers: the lanes take every 32nd
+  // column (coalesced), then add up <g, a> by shuffles. All lanes of a warp
+  // share the row, so they agree on every branch around the shuffles.
+  launch(arith::MulIOp::create(b, lb.dim(op.getGateUp(), 0), lb.index(32)),
+         [&](Value item) {
+           Value local = arith::DivUIOp::create(b, item, lb.index(32));
+           Value lane = arith::RemUIOp::create(b, item, lb.index(32));
+           ifGroupedRow(lb, op.getOffsets(), first, last, local,
+                        [&](Value, Value r) {
+             GluBackwardRow row = gluBackwardRowOf(lb, op, r);
+             auto loop = scf::ForOp::create(b, lane, lb.index(ffn),
+                                            lb.index(32),
+                                            ValueRange{lb.f32(0.0)});
+             {
+               OpBuilder::InsertionGuard guard(b);
+               b.setInsertionPointToStart(loop.getBody());
+               Value term = emitGluBackwardElement(
+                   lb, op, local, loop.getInductionVar(), row.w);
+               scf::YieldOp::create(
+                   b, ValueRange{arith::AddFOp::create(
+                          b, loop.getRegionIterArgs()[0], term)});
+             }
+             Value dot = loop.getResult(0);
+             for (int64_t offset = 16; offset >= 1; offset /= 2)
+               dot = arith::AddFOp::create(
+                   b, dot,
+                   gpu::ShuffleOp::create(b, dot, offset, 32,
+                                          gpu::ShuffleMode::XOR)
+                       .getShuffleResult());
+             // dy[t] . o_j = <g, a>, o_j never formed.
+             lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                             lane, lb.index(0)),
+                       [&] {
+                         lb.storeF32(dot, op.getDWeights(), {row.t, row.j});
+                       });
+           });
+         });
 }
 
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
                                  LaunchPerItem launch) {
+  // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores.
+  if (canLowerWeightGradToTensorCores(op)) {
+    lowerWeightGradToTensorCores(op, lb);
+    return;
+  }
   ImplicitLocOpBuilder &b = lb.builder();
   Value lhs = op.getLhs(), rhs = op.getRhs(), owners = op.getOwners();
   Value weights = op.getWeights(), dw = op.getDw(), offsets = op.getOffsets();
@@ -111,36 +153,6 @@ void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
                                         arith::MulFOp::create(b, lv, rv))};
         })[0];
     lb.storeF32(sum, dw, {e, i, n});
-  });
-}
-
-void lowerGroupedInputGradToGPU(GroupedInputGradOp op, LoopBuilder &lb,
-                                LaunchPerItem launch) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  Value a = op.getA(), w = op.getB(), owners = op.getOwners(), dx = op.getDx();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
-  Value topK = lb.index(op.getTopK()), K = lb.index(depth);
-  auto [first, last] =
-      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
-  // One thread per (row, column of dx); rows of one token add atomically.
-  launch(arith::MulIOp::create(b, lb.dim(a, 0), K), [&](Value item) {
-    Value local = arith::DivUIOp::create(b, item, K);
-    Value i = arith::RemUIOp::create(b, item, K);
-    ifGroupedRow(lb, op.getOffsets(), first, last, local, [&](Value e, Value r) {
-      Value owner = asIndex(b, load(b, owners, {r}));
-      Value token = arith::DivUIOp::create(b, owner, topK);
-      Value s = lb.forLoopCarrying(
-          lb.index(0), lb.index(width), ValueRange{lb.f32(0.0)},
-          [&](Value n, ValueRange acc) -> SmallVector<Value> {
-            return {arith::AddFOp::create(
-                b, acc[0],
-                arith::MulFOp::create(b, lb.loadF32(a, {local, n}),
-                                      lb.loadF32(w, {e, i, n})))};
-          })[0];
-      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, s, dx,
-                                  ValueRange{token, i});
-    });
   });
 }
 

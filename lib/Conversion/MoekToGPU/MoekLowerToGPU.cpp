@@ -289,8 +289,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   ImplicitLocOpBuilder &b = lb.builder();
   Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
   Value owners = op.getOwners();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
+  bool transposeB = op.getTransposeB();
+  int64_t experts = staticDim(w, 0);
+  int64_t depth = staticDim(w, transposeB ? 2 : 1);
+  int64_t width = staticDim(w, transposeB ? 1 : 2);
   Epilogue epilogue = op.getEpilogue();
   bool glu = isGlu(epilogue);
   bool scatter = epilogue == Epilogue::scatter_add;
@@ -345,8 +347,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
         return lb.forLoopCarrying(
             zero, K, ValueRange{lb.f32(0.0)},
             [&](Value k, ValueRange acc) -> SmallVector<Value> {
-              Value prod = arith::MulFOp::create(b, lb.loadF32(a, {src, k}),
-                                                 lb.loadF32(w, {e, k, column}));
+              Value wv = transposeB ? lb.loadF32(w, {e, column, k})
+                                    : lb.loadF32(w, {e, k, column});
+              Value prod =
+                  arith::MulFOp::create(b, lb.loadF32(a, {src, k}), wv);
               return {arith::AddFOp::create(b, acc[0], prod)};
             })[0];
       };
@@ -360,8 +364,11 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
       } else if (scatter) {
         Value token = arith::DivUIOp::create(b, owner, topK);
         Value slot = arith::RemUIOp::create(b, owner, topK);
-        Value term = arith::MulFOp::create(
-            b, lb.loadF32(op.getWeights(), {token, slot}), dot(n));
+        // Without weights the weight is 1 (the backward's dh carries it).
+        Value term = dot(n);
+        if (op.getWeights())
+          term = arith::MulFOp::create(
+              b, lb.loadF32(op.getWeights(), {token, slot}), term);
         memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, c,
                                     ValueRange{token, n});
       } else {
@@ -481,9 +488,6 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
       .Case([&](GroupedWeightGradOp o) {
         lowerGroupedWeightGradToGPU(o, lb, launch);
       })
-      .Case([&](GroupedInputGradOp o) {
-        lowerGroupedInputGradToGPU(o, lb, launch);
-      })
       .Case([&](RouteBackwardOp o) { lowerRouteBackwardToGPU(o, lb, launch); });
 }
 
@@ -491,7 +495,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
 /// grouped matmul, so that profiles and cubins say what each kernel does.
 std::string kernelName(Operation *op) {
   if (auto matmul = dyn_cast<GroupedMatmulOp>(op))
-    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()))
+    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()) +
+            (matmul.getTransposeB() ? "_transposed_b" : ""))
         .str();
   std::string name = op->getName().getStringRef().str();
   std::replace(name.begin(), name.end(), '.', '_');
@@ -595,8 +600,8 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
-              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp, GroupedWeightGradOp,
-                    GroupedInputGradOp, RouteBackwardOp>([&](Operation *o) {
+              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp,
+                    GroupedWeightGradOp, RouteBackwardOp>([&](Operation *o) {
                 return lowerBackwardKernel(o, lb), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(
