@@ -157,29 +157,73 @@ void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
 }
 
 void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
-                             LaunchPerItem launch) {
+                             LaunchPerItem launch, Value scores) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value dwGate = op.getDwGate(), aux = op.getAux();
-  int64_t experts = staticDim(op.getWGate(), 1);
-  Value E = lb.index(experts);
-  // dw_gate and the aux loss start at zero; every token then adds to them.
-  launch(arith::MulIOp::create(b, lb.dim(dwGate, 0), E), [&](Value item) {
-    memref::StoreOp::create(b, lb.f32(0.0), dwGate,
-                            ValueRange{arith::DivUIOp::create(b, item, E),
-                                       arith::RemUIOp::create(b, item, E)});
-  });
+  Value x = op.getX(), wGate = op.getWGate();
+  Value dx = op.getDx(), dwGate = op.getDwGate(), aux = op.getAux();
+  int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
+  Value E = lb.index(experts), H = lb.index(hidden), zero = lb.index(0);
+  Value tokens = lb.dim(x, 0);
+  // The aux loss starts at zero; every token then adds to it.
   launch(lb.index(1), [&](Value) {
     memref::StoreOp::create(b, lb.f32(0.0), aux, ValueRange{});
   });
-  launch(lb.dim(op.getX(), 0), [&](Value t) {
+  // A thread per token, from its scores (x . w_gate, computed by a GEMM
+  // before) to its score gradients ds, written over them: only E-long loops.
+  launch(tokens, [&](Value t) {
     // Thread-private scratch: the token's probabilities and their gradient.
     Value p = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
     Value dp = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
-    Value term =
-        emitRouteBackwardToken(lb, op, p, dp, t, /*atomicWeightGrad=*/true);
+    Value term = emitRouteBackwardToken(lb, op, p, dp, t,
+                                        /*atomicWeightGrad=*/true, scores);
     if (op.getAuxLoss().convertToDouble() > 0.0)
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, aux,
                                   ValueRange{});
+  });
+  // dx[t, h] += ds[t] . w_gate[h]: a thread per element, the lanes of a warp
+  // on one token (ds broadcast).
+  launch(arith::MulIOp::create(b, tokens, H), [&](Value item) {
+    Value t = arith::DivUIOp::create(b, item, H);
+    Value h = arith::RemUIOp::create(b, item, H);
+    Value sum = lb.forLoopCarrying(
+        zero, E, ValueRange{lb.f32(0.0)},
+        [&](Value e, ValueRange acc) -> SmallVector<Value> {
+          Value ds = memref::LoadOp::create(b, scores, ValueRange{t, e});
+          return {arith::AddFOp::create(
+              b, acc[0],
+              arith::MulFOp::create(b, ds, lb.loadF32(wGate, {h, e})))};
+        })[0];
+    Value prev = memref::LoadOp::create(b, dx, ValueRange{t, h});
+    memref::StoreOp::create(b, arith::AddFOp::create(b, prev, sum), dx,
+                            ValueRange{t, h});
+  });
+  // dw_gate[h, e] = sum_t x[t, h] ds[t, e]: a thread per element reducing
+  // over the tokens (no atomics: every token used to add to every element),
+  // the lanes of a warp on consecutive h (x coalesced, ds broadcast), four
+  // experts a thread where E allows, so that x is read E/4 times.
+  int64_t perThread = experts % 4 == 0 ? 4 : 1;
+  Value groups = lb.index(experts / perThread);
+  launch(arith::MulIOp::create(b, groups, H), [&](Value item) {
+    Value e0 = arith::MulIOp::create(
+        b, arith::DivUIOp::create(b, item, H), lb.index(perThread));
+    Value h = arith::RemUIOp::create(b, item, H);
+    SmallVector<Value> init(perThread, lb.f32(0.0));
+    SmallVector<Value> sums = lb.forLoopCarrying(
+        zero, tokens, init, [&](Value t, ValueRange acc) -> SmallVector<Value> {
+          Value xv = lb.loadF32(x, {t, h});
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < perThread; ++i) {
+            Value e = arith::AddIOp::create(b, e0, lb.index(i));
+            Value ds = memref::LoadOp::create(b, scores, ValueRange{t, e});
+            next.push_back(arith::AddFOp::create(
+                b, acc[i], arith::MulFOp::create(b, xv, ds)));
+          }
+          return next;
+        });
+    for (int64_t i = 0; i < perThread; ++i)
+      memref::StoreOp::create(
+          b, sums[i], dwGate,
+          ValueRange{h, arith::AddIOp::create(b, e0, lb.index(i))});
   });
 }
 

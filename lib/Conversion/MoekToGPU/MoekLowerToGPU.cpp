@@ -104,9 +104,11 @@ struct GpuTarget {
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
 
-void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
+/// The router's scores x . w_gate into a new f32 [T, E] buffer: the
+/// tensor-core GEMM (one group) for bf16/f16, else a thread per element.
+Value emitScores(LoopBuilder &lb, Value x, Value wGate,
+                 const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value x = op.getX(), wGate = op.getWGate();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value tokens = lb.dim(x, 0);
   Value scores = memref::AllocOp::create(
@@ -138,6 +140,13 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
+  return scores;
+}
+
+void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value tokens = lb.dim(op.getX(), 0);
+  Value scores = emitScores(lb, op.getX(), op.getWGate(), target);
   launchPerItem(
       lb, tokens,
       [&](Value t) {
@@ -474,9 +483,11 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   return success();
 }
 
-/// The training kernels (BackwardKernelsGPU.cpp), SIMT, one launch per
-/// item kind.
-void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
+/// The training kernels other than grouped matmuls (BackwardKernelsGPU.cpp):
+/// SIMT launches, the weight gradients on tensor cores where they can be,
+/// the router's backward after its scores GEMM.
+void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
+                         const GpuTarget &target) {
   auto launch = [&](Value count, function_ref<void(Value)> body) {
     launchPerItem(lb, count, body);
   };
@@ -488,7 +499,14 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
       .Case([&](GroupedWeightGradOp o) {
         lowerGroupedWeightGradToGPU(o, lb, launch);
       })
-      .Case([&](RouteBackwardOp o) { lowerRouteBackwardToGPU(o, lb, launch); });
+      .Case([&](RouteBackwardOp o) {
+        // The scores recomputed by the router's GEMM (a thread per token
+        // recomputing its E dot products over H alone leaves the GPU idle),
+        // then overwritten with their gradients.
+        Value scores = emitScores(lb, o.getX(), o.getWGate(), target);
+        lowerRouteBackwardToGPU(o, lb, launch, scores);
+        memref::DeallocOp::create(lb.builder(), scores);
+      });
 }
 
 /// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
@@ -602,7 +620,7 @@ struct MoekLowerToGPUPass
               })
               .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp,
                     GroupedWeightGradOp, RouteBackwardOp>([&](Operation *o) {
-                return lowerBackwardKernel(o, lb), success();
+                return lowerBackwardKernel(o, lb, target), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(
                   [&](Operation *o) { return lowerElementwise(o, lb); })

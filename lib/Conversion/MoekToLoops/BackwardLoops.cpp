@@ -205,7 +205,8 @@ void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
 }
 
 Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
-                             Value dp, Value t, bool atomicWeightGrad) {
+                             Value dp, Value t, bool atomicWeightGrad,
+                             Value scores) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate(), indices = op.getIndices();
   Value offsets = op.getOffsets(), dWeights = op.getDWeights();
@@ -220,16 +221,23 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
   Value K = lb.index(topK);
   Value invT = inverseTokens(lb, x);
 
-  // Scores and probabilities, recomputed (not a residual).
-  lb.fill(p, lb.f32(0.0));
-  lb.forLoop(zero, H, [&](Value h) {
-    Value xv = lb.loadF32(x, {t, h});
+  // Scores and probabilities, recomputed (not a residual): here, or by the
+  // GEMM that filled `scores`.
+  if (scores) {
     lb.forLoop(zero, E, [&](Value e) {
-      memref::StoreOp::create(
-          b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))), p,
-          ValueRange{e});
+      memref::StoreOp::create(b, load(b, scores, {t, e}), p, ValueRange{e});
     });
-  });
+  } else {
+    lb.fill(p, lb.f32(0.0));
+    lb.forLoop(zero, H, [&](Value h) {
+      Value xv = lb.loadF32(x, {t, h});
+      lb.forLoop(zero, E, [&](Value e) {
+        memref::StoreOp::create(
+            b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))),
+            p, ValueRange{e});
+      });
+    });
+  }
   if (softmax) {
     Value max = lb.forLoopCarrying(
         zero, E, ValueRange{lb.f32(-INFINITY)},
@@ -325,6 +333,14 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
     });
   }
 
+  // With `scores`, ds replaces the token's scores there; the products with
+  // x and w_gate run as kernels of their own.
+  if (scores) {
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(b, load(b, dp, {e}), scores, ValueRange{t, e});
+    });
+    return aux;
+  }
   // s = x[t] . w_gate: dx[t] += ds . w_gate^T (token t's row is its own),
   // dw_gate += x[t]^T ds (shared by all tokens: atomics on the GPU).
   lb.forLoop(zero, H, [&](Value h) {

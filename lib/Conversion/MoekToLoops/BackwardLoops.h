@@ -40,8 +40,12 @@ void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value r,
 /// Token t of moek.route_backward, with per-token scratch p and dp [E]:
 /// adds to dx[t] and dw_gate (atomically when `atomicWeightGrad`, for GPU
 /// threads) and returns the token's share of the aux loss (f32).
+/// With `scores` (f32 [T, E], x . w_gate computed before), the token reads
+/// its scores there, writes its score gradients ds over them and leaves dx
+/// and dw_gate to the caller.
 Value emitRouteBackwardToken(moe::LoopBuilder &lb, RouteBackwardOp op, Value p,
-                             Value dp, Value t, bool atomicWeightGrad);
+                             Value dp, Value t, bool atomicWeightGrad,
+                             Value scores = {});
 
 void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedGluBackward(GroupedGluBackwardOp op, ImplicitLocOpBuilder &b);
