@@ -21,6 +21,11 @@ Value load(ImplicitLocOpBuilder &b, Value buffer, ValueRange indices) {
   return memref::LoadOp::create(b, buffer, indices);
 }
 
+/// The router's backward: tokens whose dx one thread computes (each read
+/// of w_gate serves them all), and tokens a dw_gate thread reduces over.
+constexpr int64_t kTokensPerThread = 8;
+constexpr int64_t kTokensPerSlice = 512;
+
 std::pair<Value, Value> expertRange(LoopBuilder &lb, Value first, Value last,
                                     int64_t experts) {
   return {first ? first : lb.index(0), last ? last : lb.index(experts)};
@@ -180,36 +185,75 @@ void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, aux,
                                   ValueRange{});
   });
-  // dx[t, h] += ds[t] . w_gate[h]: a thread per element, the lanes of a warp
-  // on one token (ds broadcast).
-  launch(arith::MulIOp::create(b, tokens, H), [&](Value item) {
-    Value t = arith::DivUIOp::create(b, item, H);
+  // dx[t, h] += ds[t] . w_gate[h]: a thread per h and group of tokens, the
+  // lanes of a warp on consecutive h (ds broadcast). A warp's reads of
+  // w_gate[h, e] touch 32 rows at once, so each one serves the group's
+  // tokens.
+  Value one = lb.index(1);
+  Value lastToken = arith::SubIOp::create(b, tokens, one);
+  Value tokenGroups = arith::DivUIOp::create(
+      b, arith::AddIOp::create(b, tokens, lb.index(kTokensPerThread - 1)),
+      lb.index(kTokensPerThread));
+  launch(arith::MulIOp::create(b, tokenGroups, H), [&](Value item) {
+    Value first = arith::MulIOp::create(
+        b, arith::DivUIOp::create(b, item, H), lb.index(kTokensPerThread));
     Value h = arith::RemUIOp::create(b, item, H);
-    Value sum = lb.forLoopCarrying(
-        zero, E, ValueRange{lb.f32(0.0)},
-        [&](Value e, ValueRange acc) -> SmallVector<Value> {
-          Value ds = memref::LoadOp::create(b, scores, ValueRange{t, e});
-          return {arith::AddFOp::create(
-              b, acc[0],
-              arith::MulFOp::create(b, ds, lb.loadF32(wGate, {h, e})))};
-        })[0];
-    Value prev = memref::LoadOp::create(b, dx, ValueRange{t, h});
-    memref::StoreOp::create(b, arith::AddFOp::create(b, prev, sum), dx,
-                            ValueRange{t, h});
+    SmallVector<Value> rows, valid;
+    for (int64_t i = 0; i < kTokensPerThread; ++i) {
+      Value t = arith::AddIOp::create(b, first, lb.index(i));
+      valid.push_back(
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, t, tokens));
+      // Past the last token: read the last one (a thread exists, so there
+      // is one) and store nothing.
+      rows.push_back(arith::MinUIOp::create(b, t, lastToken));
+    }
+    SmallVector<Value> init(kTokensPerThread, lb.f32(0.0));
+    SmallVector<Value> sums = lb.forLoopCarrying(
+        zero, E, init, [&](Value e, ValueRange acc) -> SmallVector<Value> {
+          Value w = lb.loadF32(wGate, {h, e});
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < kTokensPerThread; ++i) {
+            Value ds = memref::LoadOp::create(b, scores, ValueRange{rows[i], e});
+            next.push_back(arith::AddFOp::create(
+                b, acc[i], arith::MulFOp::create(b, ds, w)));
+          }
+          return next;
+        });
+    for (int64_t i = 0; i < kTokensPerThread; ++i)
+      lb.ifThen(valid[i], [&] {
+        Value prev = memref::LoadOp::create(b, dx, ValueRange{rows[i], h});
+        memref::StoreOp::create(b, arith::AddFOp::create(b, prev, sums[i]),
+                                dx, ValueRange{rows[i], h});
+      });
   });
-  // dw_gate[h, e] = sum_t x[t, h] ds[t, e]: a thread per element reducing
-  // over the tokens (no atomics: every token used to add to every element),
-  // the lanes of a warp on consecutive h (x coalesced, ds broadcast), four
-  // experts a thread where E allows, so that x is read E/4 times.
+  // dw_gate[h, e] = sum_t x[t, h] ds[t, e]: a thread per (slice of tokens,
+  // four experts where E allows, h), the lanes of a warp on consecutive h
+  // (x coalesced, ds broadcast), each adding its slice's sum once: a few
+  // atomics per element instead of one per token, and enough threads to
+  // hide the loads' latency.
+  launch(arith::MulIOp::create(b, lb.dim(dwGate, 0), E), [&](Value item) {
+    memref::StoreOp::create(b, lb.f32(0.0), dwGate,
+                            ValueRange{arith::DivUIOp::create(b, item, E),
+                                       arith::RemUIOp::create(b, item, E)});
+  });
   int64_t perThread = experts % 4 == 0 ? 4 : 1;
   Value groups = lb.index(experts / perThread);
-  launch(arith::MulIOp::create(b, groups, H), [&](Value item) {
-    Value e0 = arith::MulIOp::create(
-        b, arith::DivUIOp::create(b, item, H), lb.index(perThread));
-    Value h = arith::RemUIOp::create(b, item, H);
+  Value perSlice = arith::MulIOp::create(b, groups, H);
+  Value slices = arith::DivUIOp::create(
+      b, arith::AddIOp::create(b, tokens, lb.index(kTokensPerSlice - 1)),
+      lb.index(kTokensPerSlice));
+  launch(arith::MulIOp::create(b, slices, perSlice), [&](Value item) {
+    Value slice = arith::DivUIOp::create(b, item, perSlice);
+    Value rest = arith::RemUIOp::create(b, item, perSlice);
+    Value e0 = arith::MulIOp::create(b, arith::DivUIOp::create(b, rest, H),
+                                     lb.index(perThread));
+    Value h = arith::RemUIOp::create(b, rest, H);
+    Value begin = arith::MulIOp::create(b, slice, lb.index(kTokensPerSlice));
+    Value end = arith::MinUIOp::create(
+        b, arith::AddIOp::create(b, begin, lb.index(kTokensPerSlice)), tokens);
     SmallVector<Value> init(perThread, lb.f32(0.0));
     SmallVector<Value> sums = lb.forLoopCarrying(
-        zero, tokens, init, [&](Value t, ValueRange acc) -> SmallVector<Value> {
+        begin, end, init, [&](Value t, ValueRange acc) -> SmallVector<Value> {
           Value xv = lb.loadF32(x, {t, h});
           SmallVector<Value> next;
           for (int64_t i = 0; i < perThread; ++i) {
@@ -221,8 +265,8 @@ void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
           return next;
         });
     for (int64_t i = 0; i < perThread; ++i)
-      memref::StoreOp::create(
-          b, sums[i], dwGate,
+      memref::AtomicRMWOp::create(
+          b, arith::AtomicRMWKind::addf, sums[i], dwGate,
           ValueRange{h, arith::AddIOp::create(b, e0, lb.index(i))});
   });
 }
