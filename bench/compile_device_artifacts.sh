@@ -83,8 +83,9 @@ CONFIGS
 "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" \
   --target="$target" -o "$out/config-f16.so"
 echo "compiled config-f16: test/Target/CUDA/Inputs/f16-layer.mlir"
-# The training step: the SIMT training kernels (not yet run on a GPU when
-# these were added).
+# The training step (tensor-core backward GEMMs for bf16; f32 and odd sizes
+# keep the SIMT fallbacks); bench/compile_backward_artifacts.sh +
+# bench/backward_device.sh check more training configurations and time them.
 while read -r name spec; do
   compile "config-train-$name" "$spec" --backward
 done <<'TRAIN'
@@ -93,6 +94,8 @@ sigmoid-bias-aux tokens=32,hidden=64,ffn=48,experts=8,top_k=2,router=sigmoid,bia
 capacity tokens=64,hidden=32,ffn=24,experts=4,top_k=2,capacity=0.5
 gelu-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu,normalize=0,scaling=2.5
 bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
+bf16-odd-rows tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16
+bf16-empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1,dtype=bf16
 odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2

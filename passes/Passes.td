@@ -92,8 +92,11 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
     The training ops (`moe.experts_backward`, `moe.gate_backward`,
     `moe.expert_loads`) have one lowering, zero-buffer by construction: per
     chunk of `experts-per-chunk` experts, the gate/up projection recomputed
-    through the gather prologue, `moek.grouped_glu_backward`, two
-    `moek.grouped_weight_grad` (varlen-K) and `moek.grouped_input_grad`;
+    through the gather prologue, `g = dy[t] . w2[e]^T` as a
+    `moek.grouped_matmul` with `transpose_b`, `moek.grouped_glu_backward`
+    (the elementwise rest, from g), two `moek.grouped_weight_grad`
+    (varlen-K) and `dx += dh . w1[e]^T` as a scatter-add
+    `moek.grouped_matmul` with `transpose_b`;
     the router's backward is `moek.route_backward`. `moe.save_for_backward`
     disappears, its buffers named `residuals.*` for the memory plan.
 
@@ -106,6 +109,11 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            /*default=*/"1",
            "Backward: experts whose kernels run back to back; the row "
            "buffers hold T*min(k, this) rows">,
+    Option<"narrowGemmOperands", "narrow-gemm-operands", "bool",
+           /*default=*/"false",
+           "Backward: store the row buffers that GEMMs read as operands "
+           "(dh) in the layer's element type, as tensor cores need (the "
+           "CUDA pipeline sets it; the CPU keeps them f32)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

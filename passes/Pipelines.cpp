@@ -26,7 +26,8 @@ using namespace mlir;
 /// static memory plan of the host's buffers.
 static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
                                         int64_t expertsPerChunk,
-                                        StringRef epilogue) {
+                                        StringRef epilogue,
+                                        bool narrowGemmOperands) {
   using namespace mlir::moe;
   if (fusion) {
     MoeZeroBufferFusionPassOptions fusionOptions;
@@ -36,6 +37,7 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
   }
   MoeLowerToKernelsPassOptions kernelOptions;
   kernelOptions.expertsPerChunk = expertsPerChunk;
+  kernelOptions.narrowGemmOperands = narrowGemmOperands;
   pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -56,7 +58,7 @@ void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
   // bufferizes and lowers to loops like everything else.
   pm.addPass(createConvertElementwiseToLinalgPass());
   buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk,
-                              options.epilogue);
+                              options.epilogue, /*narrowGemmOperands=*/false);
   pm.addPass(createMoekLowerToLoopsPass());
 }
 
@@ -97,8 +99,9 @@ void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
   int64_t expertsPerChunk = options.expertsPerChunk > 0
                                 ? int64_t(options.expertsPerChunk)
                                 : std::numeric_limits<int64_t>::max();
+  // The backward's GEMMs on tensor cores read dh in the layer's type.
   buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk,
-                              options.epilogue);
+                              options.epilogue, /*narrowGemmOperands=*/true);
   MoekLowerToGPUPassOptions gpu;
   gpu.chip = options.chip;
   gpu.tensorCoreTile = options.tensorCoreTile;

@@ -1,11 +1,16 @@
 // The training ops become the zero-buffer backward kernels: per expert (experts-per-chunk=1),
-// the gate/up projection recomputed through the gather prologue, the GLU backward, two
-// varlen-K weight gradients and the input gradient scattered into token order; then the
-// router's backward. The residuals' buffers are named residuals.*, and no [T*k, H] buffer
+// the gate/up projection recomputed through the gather prologue, g = dy[t] . w2[e]^T as a
+// grouped matmul with B transposed (into the act buffer, which the GLU backward then
+// overwrites with a), the GLU backward, two varlen-K weight gradients and dx += dh . w1^T as
+// a scatter-add grouped matmul with B transposed (no weights: dh carries them); then the
+// router's backward. The GLU backward writes a weighted (w a) so that dw2 is a plain varlen-K
+// GEMM. With narrow-gemm-operands (the CUDA pipeline) dh and w a are bf16, in buffers of
+// their own, so that tensor cores can read them; g stays f32. The residuals' buffers are named residuals.*, and no [T*k, H] buffer
 // (dispatch.tokens, expert_outputs.*) exists in the fused training step.
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion --moe-lower-to-kernels | FileCheck %s
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion --moe-lower-to-kernels | FileCheck %s --check-prefix=NOROWS
 // RUN: moe-opt %s --moe-generate-backward "--moe-zero-buffer-fusion=experts-per-chunk=4" "--moe-lower-to-kernels=experts-per-chunk=4" | FileCheck %s --check-prefix=ALL
+// RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion "--moe-lower-to-kernels=narrow-gemm-operands=true" | FileCheck %s --check-prefix=NARROW
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 
@@ -22,13 +27,16 @@
 // CHECK: moek.row_assignments
 // CHECK: %[[DX:.*]] = memref.alloc() {moe.buffer = "gradients.dx_experts"} : memref<16x8xbf16>
 // CHECK: %[[ACC:.*]] = memref.alloc() {moe.buffer = "accumulators.dx"} : memref<16x8xf32>
-// CHECK: memref.alloc() {moe.buffer = "activations.gate_up"} : memref<16x12xf32>
+// CHECK: %[[H:.*]] = memref.alloc() {moe.buffer = "activations.gate_up"} : memref<16x12xf32>
+// CHECK: %[[G:.*]] = memref.alloc() {moe.buffer = "activations.glu"} : memref<16x6xf32>
 // CHECK: scf.for %[[E:.*]] =
-// CHECK: moek.grouped_matmul store %{{.*}}, %{{.*}}, %{{.*}} experts(%[[E]], %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %{{.*}} {gather, top_k = 2 : i64}
-// CHECK: moek.grouped_glu_backward silu_glu
-// CHECK: moek.grouped_weight_grad {{.*}} weights(%{{.*}} : memref<16x2xf32>) experts(%[[E]], %{{.*}}) into %{{.*}} {gather_rhs, top_k = 2 : i64}
+// CHECK: moek.grouped_matmul store %{{.*}}, %{{.*}}, %{{.*}} experts(%[[E]], %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %[[H]] {gather, top_k = 2 : i64}
+// CHECK: moek.grouped_matmul store %{{.*}}, %{{.*}}, %{{.*}} experts(%[[E]], %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %[[G]] {gather, top_k = 2 : i64, transpose_b} : memref<16x8xbf16>, memref<4x6x8xbf16>, memref<5xi32>, memref<16x6xf32>
+// CHECK: moek.grouped_glu_backward silu_glu %[[G]], {{.*}}, %[[H]] experts(%[[E]], %{{.*}}) into %[[G]], %[[H]],
+// CHECK: moek.grouped_weight_grad %[[G]], {{.*}} experts(%[[E]], %{{.*}}) into %{{.*}} {gather_rhs, top_k = 2 : i64}
 // CHECK: moek.grouped_weight_grad {{.*}} experts(%[[E]], %{{.*}}) into %{{.*}} {gather_lhs, top_k = 2 : i64}
-// CHECK: moek.grouped_input_grad {{.*}} into %[[ACC]] {top_k = 2 : i64}
+// CHECK: moek.grouped_matmul scatter_add %[[H]], %{{.*}}, %{{.*}} experts(%[[E]], %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %[[ACC]] {top_k = 2 : i64, transpose_b} : memref<16x12xf32>, memref<4x8x12xbf16>, memref<5xi32>, memref<16x8xf32>
+// CHECK-NOT: grouped_input_grad
 // CHECK: linalg.map
 // The router's backward continues from the experts' f32 dx (one rounding of a bf16 dx).
 // CHECK: %[[RACC:.*]] = memref.alloc() {moe.buffer = "accumulators.dx_router"} : memref<16x8xf32>
@@ -39,6 +47,14 @@
 // NOROWS-NOT: dispatch.tokens
 // NOROWS-NOT: expert_outputs
 // NOROWS-NOT: memref<32x8xbf16>
+// NARROW: %[[H:.*]] = memref.alloc() {moe.buffer = "activations.gate_up"} : memref<16x12xf32>
+// NARROW: %[[G:.*]] = memref.alloc() {moe.buffer = "activations.glu"} : memref<16x6xf32>
+// NARROW: %[[DH:.*]] = memref.alloc() {moe.buffer = "activations.gate_up_grad"} : memref<16x12xbf16>
+// NARROW: %[[A:.*]] = memref.alloc() {moe.buffer = "activations.glu_weighted"} : memref<16x6xbf16>
+// NARROW: moek.grouped_glu_backward silu_glu %[[G]], {{.*}}, %[[H]] experts(%{{.*}}, %{{.*}}) into %[[A]], %[[DH]],
+// NARROW: moek.grouped_weight_grad %[[A]], {{.*}} {gather_rhs, top_k = 2 : i64}
+// NARROW: moek.grouped_weight_grad {{.*}}, %[[DH]], {{.*}} {gather_lhs, top_k = 2 : i64}
+// NARROW: moek.grouped_matmul scatter_add %[[DH]], {{.*}} {top_k = 2 : i64, transpose_b} : memref<16x12xbf16>, memref<4x8x12xbf16>
 // ALL-NOT: scf.for
 // ALL: moek.grouped_glu_backward silu_glu {{.*}} experts(%{{.*}}, %{{.*}})
 func.func @moe_layer(%x: tensor<16x8xbf16>, %w_gate: tensor<8x4xbf16>,

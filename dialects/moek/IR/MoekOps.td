@@ -172,18 +172,23 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
 
     - A row: `a[r - base]`, or with `gather` token `a[owners[r] / top_k]`
       (the gather prologue: no dispatched copy);
-    - `acc = A row · b[e]` in f32;
+    - `acc = A row · b[e]` in f32, or with `transpose_b` `A row · b[e]^T`
+      (`b` is then [E, N, K]: the backward's products with a weight
+      transposed, `dy · w2^T` and `dh · w1^T`, read the weight as stored);
     - epilogue `store`: `c[r - base] = acc`; `silu_glu` / `gelu_glu`:
       `c[r - base, f] = act(acc[f]) * acc[N/2 + f]` (c is [rows, N/2]);
       `scatter_add`: `c[t] += weights[t, j] * acc` with `t = owners[r] /
-      top_k`, `j = owners[r] % top_k` (c is f32 [T, N] in token order).
+      top_k`, `j = owners[r] % top_k` (c is f32 [T, N] in token order);
+      without `weights` the weight is 1 (the backward's `dh` already
+      carries it).
 
-    Buffers: `a` [T, K] with `gather`, else [rows, K]; `b` [E, K, N],
-    static, of the element type of `a`; `offsets` i32 [E+1]; `owners` i32
-    [T*k], read by `gather` and `scatter_add` only; `weights` f32 [T, k],
-    read by `scatter_add` only; `c` f32 [T, N] for `scatter_add`, else
-    [rows, N] or [rows, N/2] (GLU), with the rows of `a` unless `gather`;
-    `1 <= top_k <= E`.
+    Buffers: `a` [T, K] with `gather`, else [rows, K]; `b` [E, K, N] (or
+    [E, N, K] with `transpose_b`), static, of the element type of `a` or
+    with `a` f32 (the backward's f32 row buffers on the CPU); `offsets` i32
+    [E+1]; `owners` i32 [T*k], read by `gather` and `scatter_add` only;
+    `weights` f32 [T, k], read by `scatter_add` only; `c` f32 [T, N] for
+    `scatter_add`, else [rows, N] or [rows, N/2] (GLU), with the rows of
+    `a` unless `gather`; `1 <= top_k <= E`.
 
     ```mlir
     moek.grouped_matmul silu_glu %x, %w1, %offsets
@@ -203,7 +208,10 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
     Arg<AnyMemRef, "", [MemRead, MemWrite]>:$c,
     Moek_EpilogueAttr:$epilogue,
     UnitAttr:$gather,
-    DefaultValuedAttr<I64Attr, "1">:$top_k
+    DefaultValuedAttr<I64Attr, "1">:$top_k,
+    // Last, so that the builders' positional arguments before it keep
+    // their meaning.
+    UnitAttr:$transpose_b
   );
   let assemblyFormat = [{
     $epilogue $a `,` $b `,` $offsets
@@ -274,34 +282,37 @@ def Moek_ExpertLoadsOp : Moek_KernelOp<"expert_loads"> {
 
 def Moek_GroupedGluBackwardOp : Moek_KernelOp<"grouped_glu_backward",
     [AttrSizedOperandSegments]> {
-  let summary = "per grouped row: dy . w2^T, the GLU's backward, gate-weight gradients";
+  let summary = "per grouped row: the GLU's backward and the gate-weight gradient";
   let description = [{
-    For each expert e in `[first, last)` (default all) and each grouped row
-    r of it (`base = offsets[first]`), with `o = owners[r]`, token
-    `t = o / top_k`, slot `j = o % top_k`, `w = weights[t, j]`:
+    The elementwise part of the experts' backward, after the GEMM
+    `g = dy[t] . w2[e]^T` (a `moek.grouped_matmul` with `gather` and
+    `transpose_b`, on tensor cores where it can be). For each expert e in
+    `[first, last)` (default all) and each grouped row r of it
+    (`base = offsets[first]`), with `o = owners[r]`, token `t = o / top_k`,
+    slot `j = o % top_k`, `w = weights[t, j]`, `g = g[r - base]` (F wide):
 
-    - `g = dy[t] . w2[e]^T` (a GEMM with B transposed whose A rows are the
-      output gradients gathered through the owners map: no [T*k, H] copy);
     - from the recomputed pre-activation `h = gate_up[r - base]` (2F wide):
-      `a = act(h[:F]) * h[F:]`, stored in `act[r - base]`;
+      `a = act(h[:F]) * h[F:]`; `act[r - base] = w*a`, weighted so that
+      `dw2[e] = sum (w a)^T dy[t]` is a plain varlen-K GEMM;
     - `d_weights[t, j] = <g, a>` (= dy[t] . o_j without forming o_j);
     - `dh[r - base] = (w*g * h[F:] * act'(h[:F]), w*g * act(h[:F]))`.
 
-    Entries of `d_weights` of dropped assignments are not written. `dh`
-    may be `gate_up` itself (in place): each element of a row is read just
-    before its gradient is written over it.
+    Entries of `d_weights` of dropped assignments are not written. `act`
+    may be `g` itself and `dh` may be `gate_up` (in place): each element of
+    a row is read just before what replaces it is written there. `act` and
+    `dh` may be f32 or of a narrower float type (the operands of the
+    tensor-core GEMMs that read them).
 
     ```mlir
-    moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights,
-        %gate_up into %act, %dh, %d_weights {top_k = 2 : i64}
-        : memref<16x32xf32>, memref<4x24x32xf32>, memref<5xi32>,
-          memref<32xi32>, memref<16x2xf32>, memref<32x48xf32>,
-          memref<32x24xf32>, memref<32x48xf32>, memref<16x2xf32>
+    moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights,
+        %gate_up into %g, %gate_up, %d_weights {top_k = 2 : i64}
+        : memref<32x24xf32>, memref<5xi32>, memref<32xi32>,
+          memref<16x2xf32>, memref<32x48xf32>, memref<32x24xf32>,
+          memref<32x48xf32>, memref<16x2xf32>
     ```
   }];
   let arguments = (ins
-    Arg<AnyMemRef, "", [MemRead]>:$dy,
-    Arg<AnyMemRef, "", [MemRead]>:$w2,
+    Arg<AnyMemRef, "", [MemRead]>:$g,
     Arg<AnyMemRef, "", [MemRead]>:$offsets,
     Arg<AnyMemRef, "", [MemRead]>:$owners,
     Arg<AnyMemRef, "", [MemRead]>:$weights,
@@ -315,10 +326,10 @@ def Moek_GroupedGluBackwardOp : Moek_KernelOp<"grouped_glu_backward",
     DefaultValuedAttr<I64Attr, "1">:$top_k
   );
   let assemblyFormat = [{
-    $activation $dy `,` $w2 `,` $offsets `,` $owners `,` $weights `,` $gate_up
+    $activation $g `,` $offsets `,` $owners `,` $weights `,` $gate_up
     (`experts` `(` $first_expert^ `,` $last_expert `)`)?
     `into` $act `,` $dh `,` $d_weights attr-dict
-    `:` type($dy) `,` type($w2) `,` type($offsets) `,` type($owners) `,`
+    `:` type($g) `,` type($offsets) `,` type($owners) `,`
     type($weights) `,` type($gate_up) `,` type($act) `,` type($dh) `,`
     type($d_weights)
   }];
@@ -365,42 +376,6 @@ def Moek_GroupedWeightGradOp : Moek_KernelOp<"grouped_weight_grad",
     `into` $dw attr-dict
     `:` type($lhs) `,` type($rhs) `,` type($offsets) `,` type($owners) `,`
     type($dw)
-  }];
-}
-
-def Moek_GroupedInputGradOp : Moek_KernelOp<"grouped_input_grad",
-    [AttrSizedOperandSegments]> {
-  let summary = "dx[token(r)] += a[r] . b[e]^T, scattered into token order";
-  let description = [{
-    The input gradient of a gathered grouped GEMM: for each expert e in
-    `[first, last)` (default all) and each grouped row r of it,
-    `dx[owners[r] / top_k] += a[r - offsets[first]] . b[e]^T` (B
-    transposed: `b` is [E, K, N], `a` rows are N wide, `dx` rows K wide),
-    accumulated in the f32 buffer `dx` in token order: no [T*k, K] buffer.
-
-    ```mlir
-    moek.grouped_input_grad %dh, %w1, %offsets, %owners into %dx
-        {top_k = 2 : i64}
-        : memref<32x48xf32>, memref<4x32x48xf32>, memref<5xi32>,
-          memref<32xi32>, memref<16x32xf32>
-    ```
-  }];
-  let arguments = (ins
-    Arg<AnyMemRef, "", [MemRead]>:$a,
-    Arg<AnyMemRef, "", [MemRead]>:$b,
-    Arg<AnyMemRef, "", [MemRead]>:$offsets,
-    Arg<AnyMemRef, "", [MemRead]>:$owners,
-    Optional<Index>:$first_expert,
-    Optional<Index>:$last_expert,
-    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$dx,
-    DefaultValuedAttr<I64Attr, "1">:$top_k
-  );
-  let assemblyFormat = [{
-    $a `,` $b `,` $offsets `,` $owners
-    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
-    `into` $dx attr-dict
-    `:` type($a) `,` type($b) `,` type($offsets) `,` type($owners) `,`
-    type($dx)
   }];
 }
 

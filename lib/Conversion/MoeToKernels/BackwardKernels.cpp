@@ -92,6 +92,7 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
                                         RoutingPlans &plans,
                                         RewriterBase &rewriter,
                                         int64_t expertsPerChunk,
+                                        bool narrowGemmOperands,
                                         WideGradients &wide) {
   FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
   if (failed(plan))
@@ -140,29 +141,52 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
                                                : tokens * rowsPerToken;
   Value gateUp = allocBuffer(b, {rows, twoF}, f32, dynamicRows,
                              "activations.gate_up");
+  // g = dy[t] . w2[e]^T first, then a over it in place: the GLU's backward
+  // reads each element of g just before it writes a there.
   Value act = allocBuffer(b, {rows, twoF / 2}, f32, dynamicRows,
                           "activations.glu");
   // dh overwrites h in place: each element of h is read once, just before
-  // its gradient is written there, and h is not needed afterwards.
+  // its gradient is written there, and h is not needed afterwards. Where
+  // tensor cores read dh (the input gradient's GEMM), it is stored in the
+  // layer's element type instead, in a buffer of its own.
   Value dh = gateUp;
+  // g stays f32 where a is narrowed: it feeds <g, a> and dh.
+  Value g = act;
+  if (narrowGemmOperands && !element.isF32()) {
+    dh = allocBuffer(b, {rows, twoF}, element, dynamicRows,
+                     "activations.gate_up_grad");
+    act = allocBuffer(b, {rows, twoF / 2}, element, dynamicRows,
+                      "activations.glu_weighted");
+  }
 
   auto emitChunk = [&](Value first, Value last) {
     // The gate/up projection, recomputed: h is not a residual.
     moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
                                   Value(), gateUp, moek::Epilogue::store,
                                   /*gather=*/true, topK);
-    moek::GroupedGluBackwardOp::create(b, dy, w2, offsets, owners, weights,
+    // g = dy[t] . w2[e]^T: a grouped GEMM with B transposed whose rows are
+    // the output gradients gathered through the owners map.
+    auto gemmG = moek::GroupedMatmulOp::create(
+        b, dy, w2, offsets, first, last, owners, Value(), g,
+        moek::Epilogue::store, /*gather=*/true, topK);
+    gemmG.setTransposeB(true);
+    moek::GroupedGluBackwardOp::create(b, g, offsets, owners, weights,
                                        gateUp, first, last, act, dh, dWeights,
                                        op.getActivation(), topK);
-    // dw2[e] = sum a^T (w dy[t]); dw1[e] = sum x[t]^T dh; dx[t] += dh w1^T.
-    moek::GroupedWeightGradOp::create(b, act, dy, offsets, owners, weights,
+    // dw2[e] = sum (w a)^T dy[t]; dw1[e] = sum x[t]^T dh (w a and dh carry
+    // the routing weight).
+    moek::GroupedWeightGradOp::create(b, act, dy, offsets, owners, Value(),
                                       first, last, dw2, /*gather_lhs=*/false,
                                       /*gather_rhs=*/true, topK);
     moek::GroupedWeightGradOp::create(b, x, dh, offsets, owners, Value(),
                                       first, last, dw1, /*gather_lhs=*/true,
                                       /*gather_rhs=*/false, topK);
-    moek::GroupedInputGradOp::create(b, dh, w1, offsets, owners, first, last,
-                                     dxAcc, topK);
+    // dx[t] += dh . w1[e]^T, scattered into token order; dh carries the
+    // routing weight already.
+    auto gemmDx = moek::GroupedMatmulOp::create(
+        b, dh, w1, offsets, first, last, owners, Value(), dxAcc,
+        moek::Epilogue::scatter_add, /*gather=*/false, topK);
+    gemmDx.setTransposeB(true);
   };
   Value numExperts = arith::ConstantIndexOp::create(b, experts);
   if (chunk >= experts) {

@@ -23,10 +23,12 @@ using WideGradients = llvm::DenseMap<Value, Value>;
 /// combine chain: per chunk of `expertsPerChunk` experts, the gate/up
 /// projection recomputed, the GLU backward (with <dy . w2^T, a> for the gate
 /// weights), two varlen-K weight gradients and the input gradient scattered
-/// into token order.
+/// into token order. With `narrowGemmOperands` the row buffer a GEMM reads
+/// as an operand (dh) has the layer's element type, as tensor cores need.
 LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
                                    RewriterBase &rewriter,
                                    int64_t expertsPerChunk,
+                                   bool narrowGemmOperands,
                                    WideGradients &wide);
 
 /// The router's backward (moek.route_backward) into f32 accumulators.

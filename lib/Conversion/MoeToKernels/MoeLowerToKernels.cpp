@@ -151,7 +151,8 @@ struct MoeLowerToKernelsPass
               .Case([&](CombineOp o) { return lowerCombine(o, plans, rewriter); })
               .Case([&](ExpertsBackwardOp o) {
                 return lowerExpertsBackward(o, plans, rewriter,
-                                            expertsPerChunk, wide);
+                                            expertsPerChunk,
+                                            narrowGemmOperands, wide);
               })
               .Case([&](GateBackwardOp o) {
                 return lowerGateBackward(o, plans, rewriter, wide);

@@ -1,11 +1,14 @@
 //===- BackwardKernelsGPU.cpp - The backward kernels as GPU kernels -------===//
 
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -17,6 +20,11 @@ namespace {
 Value load(ImplicitLocOpBuilder &b, Value buffer, ValueRange indices) {
   return memref::LoadOp::create(b, buffer, indices);
 }
+
+/// The router's backward: tokens whose dx one thread computes (each read
+/// of w_gate serves them all), and tokens a dw_gate thread reduces over.
+constexpr int64_t kTokensPerThread = 8;
+constexpr int64_t kTokensPerSlice = 512;
 
 std::pair<Value, Value> expertRange(LoopBuilder &lb, Value first, Value last,
                                     int64_t experts) {
@@ -62,17 +70,56 @@ void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
 
 void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                                   LaunchPerItem launch) {
+  ImplicitLocOpBuilder &b = lb.builder();
   auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
-                                   staticDim(op.getW2(), 0));
-  // One thread per row of the chunk's row buffers.
-  launch(lb.dim(op.getGateUp(), 0), [&](Value local) {
-    ifGroupedRow(lb, op.getOffsets(), first, last, local,
-                 [&](Value e, Value r) { emitGluBackwardRow(lb, op, e, r, local); });
-  });
+                                   staticDim(op.getOffsets(), 0) - 1);
+  int64_t ffn = staticDim(op.getG(), 1);
+  // One warp per row of the chunk's row buffers: the lanes take every 32nd
+  // column (coalesced), then add up <g, a> by shuffles. All lanes of a warp
+  // share the row, so they agree on every branch around the shuffles.
+  launch(arith::MulIOp::create(b, lb.dim(op.getGateUp(), 0), lb.index(32)),
+         [&](Value item) {
+           Value local = arith::DivUIOp::create(b, item, lb.index(32));
+           Value lane = arith::RemUIOp::create(b, item, lb.index(32));
+           ifGroupedRow(lb, op.getOffsets(), first, last, local,
+                        [&](Value, Value r) {
+             GluBackwardRow row = gluBackwardRowOf(lb, op, r);
+             auto loop = scf::ForOp::create(b, lane, lb.index(ffn),
+                                            lb.index(32),
+                                            ValueRange{lb.f32(0.0)});
+             {
+               OpBuilder::InsertionGuard guard(b);
+               b.setInsertionPointToStart(loop.getBody());
+               Value term = emitGluBackwardElement(
+                   lb, op, local, loop.getInductionVar(), row.w);
+               scf::YieldOp::create(
+                   b, ValueRange{arith::AddFOp::create(
+                          b, loop.getRegionIterArgs()[0], term)});
+             }
+             Value dot = loop.getResult(0);
+             for (int64_t offset = 16; offset >= 1; offset /= 2)
+               dot = arith::AddFOp::create(
+                   b, dot,
+                   gpu::ShuffleOp::create(b, dot, offset, 32,
+                                          gpu::ShuffleMode::XOR)
+                       .getShuffleResult());
+             // dy[t] . o_j = <g, a>, o_j never formed.
+             lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                             lane, lb.index(0)),
+                       [&] {
+                         lb.storeF32(dot, op.getDWeights(), {row.t, row.j});
+                       });
+           });
+         });
 }
 
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
                                  LaunchPerItem launch) {
+  // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores.
+  if (canLowerWeightGradToTensorCores(op)) {
+    lowerWeightGradToTensorCores(op, lb);
+    return;
+  }
   ImplicitLocOpBuilder &b = lb.builder();
   Value lhs = op.getLhs(), rhs = op.getRhs(), owners = op.getOwners();
   Value weights = op.getWeights(), dw = op.getDw(), offsets = op.getOffsets();
@@ -114,60 +161,113 @@ void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
   });
 }
 
-void lowerGroupedInputGradToGPU(GroupedInputGradOp op, LoopBuilder &lb,
-                                LaunchPerItem launch) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  Value a = op.getA(), w = op.getB(), owners = op.getOwners(), dx = op.getDx();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
-  Value topK = lb.index(op.getTopK()), K = lb.index(depth);
-  auto [first, last] =
-      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
-  // One thread per (row, column of dx); rows of one token add atomically.
-  launch(arith::MulIOp::create(b, lb.dim(a, 0), K), [&](Value item) {
-    Value local = arith::DivUIOp::create(b, item, K);
-    Value i = arith::RemUIOp::create(b, item, K);
-    ifGroupedRow(lb, op.getOffsets(), first, last, local, [&](Value e, Value r) {
-      Value owner = asIndex(b, load(b, owners, {r}));
-      Value token = arith::DivUIOp::create(b, owner, topK);
-      Value s = lb.forLoopCarrying(
-          lb.index(0), lb.index(width), ValueRange{lb.f32(0.0)},
-          [&](Value n, ValueRange acc) -> SmallVector<Value> {
-            return {arith::AddFOp::create(
-                b, acc[0],
-                arith::MulFOp::create(b, lb.loadF32(a, {local, n}),
-                                      lb.loadF32(w, {e, i, n})))};
-          })[0];
-      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, s, dx,
-                                  ValueRange{token, i});
-    });
-  });
-}
-
 void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
-                             LaunchPerItem launch) {
+                             LaunchPerItem launch, Value scores) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value dwGate = op.getDwGate(), aux = op.getAux();
-  int64_t experts = staticDim(op.getWGate(), 1);
-  Value E = lb.index(experts);
-  // dw_gate and the aux loss start at zero; every token then adds to them.
+  Value x = op.getX(), wGate = op.getWGate();
+  Value dx = op.getDx(), dwGate = op.getDwGate(), aux = op.getAux();
+  int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
+  Value E = lb.index(experts), H = lb.index(hidden), zero = lb.index(0);
+  Value tokens = lb.dim(x, 0);
+  // The aux loss starts at zero; every token then adds to it.
+  launch(lb.index(1), [&](Value) {
+    memref::StoreOp::create(b, lb.f32(0.0), aux, ValueRange{});
+  });
+  // A thread per token, from its scores (x . w_gate, computed by a GEMM
+  // before) to its score gradients ds, written over them: only E-long loops.
+  launch(tokens, [&](Value t) {
+    // Thread-private scratch: the token's probabilities and their gradient.
+    Value p = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
+    Value dp = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
+    Value term = emitRouteBackwardToken(lb, op, p, dp, t,
+                                        /*atomicWeightGrad=*/true, scores);
+    if (op.getAuxLoss().convertToDouble() > 0.0)
+      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, aux,
+                                  ValueRange{});
+  });
+  // dx[t, h] += ds[t] . w_gate[h]: a thread per h and group of tokens, the
+  // lanes of a warp on consecutive h (ds broadcast). A warp's reads of
+  // w_gate[h, e] touch 32 rows at once, so each one serves the group's
+  // tokens.
+  Value one = lb.index(1);
+  Value lastToken = arith::SubIOp::create(b, tokens, one);
+  Value tokenGroups = arith::DivUIOp::create(
+      b, arith::AddIOp::create(b, tokens, lb.index(kTokensPerThread - 1)),
+      lb.index(kTokensPerThread));
+  launch(arith::MulIOp::create(b, tokenGroups, H), [&](Value item) {
+    Value first = arith::MulIOp::create(
+        b, arith::DivUIOp::create(b, item, H), lb.index(kTokensPerThread));
+    Value h = arith::RemUIOp::create(b, item, H);
+    SmallVector<Value> rows, valid;
+    for (int64_t i = 0; i < kTokensPerThread; ++i) {
+      Value t = arith::AddIOp::create(b, first, lb.index(i));
+      valid.push_back(
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, t, tokens));
+      // Past the last token: read the last one (a thread exists, so there
+      // is one) and store nothing.
+      rows.push_back(arith::MinUIOp::create(b, t, lastToken));
+    }
+    SmallVector<Value> init(kTokensPerThread, lb.f32(0.0));
+    SmallVector<Value> sums = lb.forLoopCarrying(
+        zero, E, init, [&](Value e, ValueRange acc) -> SmallVector<Value> {
+          Value w = lb.loadF32(wGate, {h, e});
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < kTokensPerThread; ++i) {
+            Value ds = memref::LoadOp::create(b, scores, ValueRange{rows[i], e});
+            next.push_back(arith::AddFOp::create(
+                b, acc[i], arith::MulFOp::create(b, ds, w)));
+          }
+          return next;
+        });
+    for (int64_t i = 0; i < kTokensPerThread; ++i)
+      lb.ifThen(valid[i], [&] {
+        Value prev = memref::LoadOp::create(b, dx, ValueRange{rows[i], h});
+        memref::StoreOp::create(b, arith::AddFOp::create(b, prev, sums[i]),
+                                dx, ValueRange{rows[i], h});
+      });
+  });
+  // dw_gate[h, e] = sum_t x[t, h] ds[t, e]: a thread per (slice of tokens,
+  // four experts where E allows, h), the lanes of a warp on consecutive h
+  // (x coalesced, ds broadcast), each adding its slice's sum once: a few
+  // atomics per element instead of one per token, and enough threads to
+  // hide the loads' latency.
   launch(arith::MulIOp::create(b, lb.dim(dwGate, 0), E), [&](Value item) {
     memref::StoreOp::create(b, lb.f32(0.0), dwGate,
                             ValueRange{arith::DivUIOp::create(b, item, E),
                                        arith::RemUIOp::create(b, item, E)});
   });
-  launch(lb.index(1), [&](Value) {
-    memref::StoreOp::create(b, lb.f32(0.0), aux, ValueRange{});
-  });
-  launch(lb.dim(op.getX(), 0), [&](Value t) {
-    // Thread-private scratch: the token's probabilities and their gradient.
-    Value p = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
-    Value dp = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
-    Value term =
-        emitRouteBackwardToken(lb, op, p, dp, t, /*atomicWeightGrad=*/true);
-    if (op.getAuxLoss().convertToDouble() > 0.0)
-      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, aux,
-                                  ValueRange{});
+  int64_t perThread = experts % 4 == 0 ? 4 : 1;
+  Value groups = lb.index(experts / perThread);
+  Value perSlice = arith::MulIOp::create(b, groups, H);
+  Value slices = arith::DivUIOp::create(
+      b, arith::AddIOp::create(b, tokens, lb.index(kTokensPerSlice - 1)),
+      lb.index(kTokensPerSlice));
+  launch(arith::MulIOp::create(b, slices, perSlice), [&](Value item) {
+    Value slice = arith::DivUIOp::create(b, item, perSlice);
+    Value rest = arith::RemUIOp::create(b, item, perSlice);
+    Value e0 = arith::MulIOp::create(b, arith::DivUIOp::create(b, rest, H),
+                                     lb.index(perThread));
+    Value h = arith::RemUIOp::create(b, rest, H);
+    Value begin = arith::MulIOp::create(b, slice, lb.index(kTokensPerSlice));
+    Value end = arith::MinUIOp::create(
+        b, arith::AddIOp::create(b, begin, lb.index(kTokensPerSlice)), tokens);
+    SmallVector<Value> init(perThread, lb.f32(0.0));
+    SmallVector<Value> sums = lb.forLoopCarrying(
+        begin, end, init, [&](Value t, ValueRange acc) -> SmallVector<Value> {
+          Value xv = lb.loadF32(x, {t, h});
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < perThread; ++i) {
+            Value e = arith::AddIOp::create(b, e0, lb.index(i));
+            Value ds = memref::LoadOp::create(b, scores, ValueRange{t, e});
+            next.push_back(arith::AddFOp::create(
+                b, acc[i], arith::MulFOp::create(b, xv, ds)));
+          }
+          return next;
+        });
+    for (int64_t i = 0; i < perThread; ++i)
+      memref::AtomicRMWOp::create(
+          b, arith::AtomicRMWKind::addf, sums[i], dwGate,
+          ValueRange{h, arith::AddIOp::create(b, e0, lb.index(i))});
   });
 }
 

@@ -1,11 +1,12 @@
 //===- BackwardKernelsGPU.h - The backward kernels as GPU kernels -*- C++ -*-===//
 //
-// SIMT kernels for the training step, one GPU thread per item, with the
-// per-item bodies the CPU loops run (lib/Conversion/MoekToLoops/
-// BackwardLoops.h): a grouped row for the GLU backward, a weight-gradient
-// element for the varlen-K GEMMs, a (row, column) for the input gradient
-// (f32 atomics into token order), a token for the router's backward (f32
-// atomics into dw_gate and the aux loss).
+// SIMT kernels for the training step, with the per-item bodies the CPU
+// loops run (lib/Conversion/MoekToLoops/BackwardLoops.h): a warp per grouped
+// row for the GLU backward, a thread per weight-gradient element for the
+// varlen-K GEMMs that do not run on tensor cores; the router's backward as
+// a thread per token from the scores to their gradients ds, then dx += ds .
+// w_gate^T and dw_gate = x^T ds a thread per output element. The products
+// with B transposed (dy . w2^T, dh . w1^T) are grouped matmuls.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,10 +28,10 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op,
                                   moe::LoopBuilder &lb, LaunchPerItem launch);
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, moe::LoopBuilder &lb,
                                  LaunchPerItem launch);
-void lowerGroupedInputGradToGPU(GroupedInputGradOp op, moe::LoopBuilder &lb,
-                                LaunchPerItem launch);
+/// `scores`: f32 [T, E] holding x . w_gate (the caller's GEMM); the
+/// kernels overwrite it with the score gradients ds.
 void lowerRouteBackwardToGPU(RouteBackwardOp op, moe::LoopBuilder &lb,
-                             LaunchPerItem launch);
+                             LaunchPerItem launch, Value scores);
 
 } // namespace mlir::moek
 

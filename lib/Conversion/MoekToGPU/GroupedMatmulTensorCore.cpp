@@ -18,6 +18,9 @@
 //   a[owners[r] / top_k] (gather prologue).
 // - Fragments are loaded with ldmatrix (B transposed: b is [K, N] row-major),
 //   and multiplied with mma.sync m16n8k16 (bf16 or f16, f32 accumulation).
+//   With transpose_b (the backward's dy . w2^T and dh . w1^T), b[e] is
+//   [N, K], K-contiguous: its stage is [BN][BK+pad] and ldmatrix loads it
+//   without .trans, since mma.sync's B fragment is K-contiguous per column.
 //   nvgpu.mma.sync cannot type bf16 operands in MLIR 22, so the mma is
 //   nvvm.mma.sync on the fragments' 32-bit registers.
 // - The epilogue works from the accumulator fragments: store; GLU, where the
@@ -58,14 +61,15 @@ constexpr int64_t kPad = 8;
 /// of b, BK deep per pipeline stage, with warps in a warpsM x warpsN grid,
 /// each warp (BM / warpsM) x (BN / warpsN) = fragsM x fragsN mma tiles of
 /// 16 x 8.
+/// A transposed b is staged as [BN][BK+pad] instead of [BK][BN+pad].
 struct Geometry {
-  explicit Geometry(const TensorCoreTile &tile)
+  explicit Geometry(const TensorCoreTile &tile, bool transposeB = false)
       : bm(tile.bm), bn(tile.bn), bk(tile.bk), stages(tile.stages),
         warpsM(tile.warpsM), warpsN(tile.warpsN),
         threads(32 * warpsM * warpsN), warpM(bm / warpsM), warpN(bn / warpsN),
         fragsM(warpM / 16), fragsN(warpN / 8), rowA(bk + kPad),
-        rowB(bn + kPad), stageBytesA(bm * rowA * 2),
-        stageBytesB(bk * rowB * 2),
+        rowB(transposeB ? bk + kPad : bn + kPad), stageBytesA(bm * rowA * 2),
+        stageBytesB((transposeB ? bn : bk) * rowB * 2),
         sharedBytes(stages * (stageBytesA + stageBytesB)) {}
 
   int64_t bm, bn, bk, stages, warpsM, warpsN, threads, warpM, warpN, fragsM,
@@ -120,13 +124,17 @@ std::string TensorCoreTile::validate(int64_t maxSharedBytes) const {
   if (bk % 16 != 0)
     return "BK must be a multiple of 16";
   Geometry g(*this);
+  // The backward's transposed-B GEMMs stage b as [BN][BK+pad]: the larger
+  // of the two layouts must fit.
+  int64_t sharedBytes =
+      std::max(g.sharedBytes, Geometry(*this, /*transposeB=*/true).sharedBytes);
   if (g.threads > 1024)
     return "more than 1024 threads per CTA";
   if ((bm * bk) % (kChunk * g.threads) != 0 ||
       (bk * bn) % (kChunk * g.threads) != 0)
     return "each thread must copy whole 16-byte chunks of A and B per stage";
-  if (g.sharedBytes > maxSharedBytes)
-    return "needs " + std::to_string(g.sharedBytes) +
+  if (sharedBytes > maxSharedBytes)
+    return "needs " + std::to_string(sharedBytes) +
            " bytes of shared memory (the chip has at most " +
            std::to_string(maxSharedBytes) + " per block)";
   return "";
@@ -173,6 +181,7 @@ TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
   gemm.lastExpert = op.getLastExpert();
   gemm.epilogue = op.getEpilogue();
   gemm.gather = op.getGather();
+  gemm.transposeB = op.getTransposeB();
   gemm.topK = op.getTopK();
   return gemm;
 }
@@ -202,12 +211,15 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
   if (!aType.getLayout().isIdentity() || !bType.getLayout().isIdentity() ||
       !cType.getLayout().isIdentity())
     return fail("a, b or c has a non-identity layout");
+  unsigned kDim = op.transposeB ? 2 : 1, nDim = op.transposeB ? 1 : 2;
   if (bType.isDynamicDim(1) || bType.isDynamicDim(2) ||
-      aType.isDynamicDim(1) || aType.getDimSize(1) != bType.getDimSize(1))
+      aType.isDynamicDim(1) || aType.getDimSize(1) != bType.getDimSize(kDim))
     return fail("K or N is not static");
-  int64_t depth = bType.getDimSize(1), width = bType.getDimSize(2);
+  int64_t depth = bType.getDimSize(kDim), width = bType.getDimSize(nDim);
   Epilogue epilogue = op.epilogue;
   bool glu = isGlu(epilogue);
+  if (glu && op.transposeB)
+    return fail("a GLU epilogue with b transposed");
   if (!op.offsets && bType.getDimSize(0) != 1)
     return fail("a GEMM without offsets has more than one group");
   if (depth % kChunk != 0)
@@ -220,8 +232,6 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
     return fail("scatter_add into a non-f32 buffer");
   if ((op.gather || epilogue == Epilogue::scatter_add) && !op.owners)
     return fail("no row owners");
-  if (epilogue == Epilogue::scatter_add && !op.weights)
-    return fail("no routing weights");
   return true;
 }
 
@@ -274,11 +284,12 @@ struct MmaSyncKernel {
   SmallVector<Copy> copiesA, copiesB;
 
   MmaSyncKernel(const TensorCoreGemm &op, LoopBuilder &lb)
-      : op(op), lb(lb), b(lb.builder()), ix{b, lb}, g(op.tile) {
+      : op(op), lb(lb), b(lb.builder()), ix{b, lb},
+        g(op.tile, op.transposeB) {
     auto bType = cast<MemRefType>(op.b.getType());
     element = bType.getElementType();
-    depth = bType.getDimSize(1);
-    width = bType.getDimSize(2);
+    depth = bType.getDimSize(op.transposeB ? 2 : 1);
+    width = bType.getDimSize(op.transposeB ? 1 : 2);
     glu = isGlu(op.epilogue);
     // Output columns per row, and per CTA.
     outputs = glu ? width / 2 : width;
@@ -330,7 +341,7 @@ void MmaSyncKernel::scheduleTile() {
 }
 
 /// Shared memory: kStages A tiles [BM][BK+pad], then kStages B tiles
-/// [BK][BN+pad].
+/// [BK][BN+pad] ([BN][BK+pad] for a transposed b).
 void MmaSyncKernel::viewSharedMemory() {
   MLIRContext *context = b.getContext();
   auto workgroup =
@@ -340,7 +351,9 @@ void MmaSyncKernel::viewSharedMemory() {
   Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
   auto sharedAType = MemRefType::get({g.stages, g.bm, g.rowA}, element,
                                      MemRefLayoutAttrInterface(), workgroup);
-  auto sharedBType = MemRefType::get({g.stages, g.bk, g.rowB}, element,
+  auto sharedBType = MemRefType::get({g.stages, op.transposeB ? g.bn : g.bk,
+                                      g.rowB},
+                                     element,
                                      MemRefLayoutAttrInterface(), workgroup);
   sharedA = memref::ViewOp::create(b, sharedAType, shared, zero, ValueRange{});
   sharedB = memref::ViewOp::create(b, sharedBType, shared,
@@ -370,6 +383,15 @@ void MmaSyncKernel::planCopies() {
   }
   for (int64_t i = 0; i < g.bk * g.bn / (kChunk * g.threads); ++i) {
     Value id = ix.add(tid, i * g.threads);
+    if (op.transposeB) {
+      // Shared row n holds column n0 + n of the output, K-contiguous; the
+      // chunk's k offset (column) is added per stage.
+      Value row = ix.div(id, g.bk / kChunk);
+      Value column = ix.mul(ix.rem(id, g.bk / kChunk), kChunk);
+      Value source = ix.add(n0, row);
+      copiesB.push_back({row, column, source, ix.ult(source, width)});
+      continue;
+    }
     Value row = ix.div(id, g.bn / kChunk);
     Value column = ix.mul(ix.rem(id, g.bn / kChunk), kChunk);
     Value source, valid;
@@ -402,6 +424,16 @@ Value MmaSyncKernel::issueStage(Value kt, Value stage) {
         b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
   }
   for (const Copy &copy : copiesB) {
+    if (op.transposeB) {
+      Value k = ix.add(k0, copy.column);
+      Value ok = ix.both(copy.valid, ix.ult(k, depth));
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, sharedB, ValueRange{stage, copy.row, copy.column}, op.b,
+          ValueRange{expert, ix.select(ok, copy.source, 0),
+                     ix.select(ok, k, 0)},
+          b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
+      continue;
+    }
     Value k = ix.add(k0, copy.row);
     Value ok = ix.both(copy.valid, ix.ult(k, depth));
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
@@ -452,13 +484,23 @@ SmallVector<Value> MmaSyncKernel::multiplyStage(Value stage,
     for (int64_t j = 0; j < g.fragsN; j += 2) {
       // Matrices: (k 0-7, j), (k 8-15, j), (k 0-7, j+1), (k 8-15, j+1).
       Value quarter = ix.div(lane, 8);
-      Value row = ix.add(ix.add(ix.rem(lane, 8), kk),
-                         ix.mul(ix.rem(quarter, 2), 8));
-      Value column =
+      Value kOffset = ix.add(ix.mul(ix.rem(quarter, 2), 8), kk);
+      Value nOffset =
           ix.add(fragmentColumn(j), ix.mul(ix.div(quarter, 2), 8));
+      Value row, column;
+      if (op.transposeB) {
+        // The stage is [n][k]: lane l addresses row n = column j (or j+1)
+        // + l % 8 at k or k + 8; an untransposed 8x8 load then gives each
+        // lane the two k-adjacent values of one n, B's fragment layout.
+        row = ix.add(nOffset, ix.rem(lane, 8));
+        column = kOffset;
+      } else {
+        row = ix.add(kOffset, ix.rem(lane, 8));
+        column = nOffset;
+      }
       Value fragment = nvgpu::LdMatrixOp::create(
           b, fragmentType, sharedB, ValueRange{stage, row, column},
-          /*transpose=*/true, /*numTiles=*/4);
+          /*transpose=*/!op.transposeB, /*numTiles=*/4);
       SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
       fragB[j] = {regs[0], regs[1]};
       fragB[j + 1] = {regs[2], regs[3]};
@@ -558,7 +600,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
   Epilogue epilogue = op.epilogue;
   bool glu = isGlu(epilogue);
   bool scatter = epilogue == Epilogue::scatter_add;
-  int64_t width = cast<MemRefType>(op.b.getType()).getDimSize(2);
+  int64_t width =
+      cast<MemRefType>(op.b.getType()).getDimSize(op.transposeB ? 1 : 2);
   int64_t outputs = glu ? width / 2 : width;
   int64_t topK = op.topK;
 
@@ -587,7 +630,10 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
       Value owner =
           asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
       Value token = ix.div(owner, topK);
-      Value weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+      // Without weights the weight is 1 (the backward's dh carries it).
+      Value weight =
+          weights ? lb.loadF32(weights, {token, ix.rem(owner, topK)})
+                  : Value();
       for (int64_t nj = 0; nj < kFragsN; ++nj) {
         int64_t at = (mi * kFragsN + nj) * 4;
         // Accumulators: [at, at + 1] row q, [at + 2, at + 3] row q + 8.
@@ -607,8 +653,9 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
         for (int64_t i = 0; i < 4; ++i) {
           Value first = i < 2 ? mine[i] : theirs[i - 2];
           Value second = i < 2 ? theirs[i] : mine[i - 2];
-          quad.push_back(arith::MulFOp::create(
-              b, weight, arith::SelectOp::create(b, odd, second, first)));
+          Value value = arith::SelectOp::create(b, odd, second, first);
+          quad.push_back(weight ? arith::MulFOp::create(b, weight, value)
+                                : value);
         }
         Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
         lb.ifThen(ix.both(valid, ix.ult(start, outputs)), [&] {
@@ -635,7 +682,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
           Value owner =
               asIndex(b, memref::LoadOp::create(b, owners, ValueRange{r}));
           token = ix.div(owner, topK);
-          weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
+          if (weights)
+            weight = lb.loadF32(weights, {token, ix.rem(owner, topK)});
         }
         int64_t fragments = glu ? kFragsN / 2 : kFragsN;
         for (int64_t nj = 0; nj < fragments; ++nj) {
@@ -655,8 +703,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
               } else if (scatter) {
                 memref::AtomicRMWOp::create(
                     b, arith::AtomicRMWKind::addf,
-                    arith::MulFOp::create(b, weight, value), c,
-                    ValueRange{token, column});
+                    weight ? arith::MulFOp::create(b, weight, value) : value,
+                    c, ValueRange{token, column});
               } else {
                 lb.storeF32(value, c, {local, column});
               }

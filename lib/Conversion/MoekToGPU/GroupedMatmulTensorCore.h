@@ -40,6 +40,8 @@ struct TensorCoreGemm {
   Value firstExpert, lastExpert;  // null: all experts of b
   Epilogue epilogue = Epilogue::store;
   bool gather = false;
+  /// b is [E, N, K] (K-contiguous) instead of [E, K, N].
+  bool transposeB = false;
   int64_t topK = 1;
   TensorCoreTile tile;
   /// The scatter-add epilogue adds four columns per red.add.v4.f32 (sm_90+).
@@ -110,6 +112,18 @@ bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
 /// two consumer warpgroups multiply with wgmma. Precondition:
 /// canLowerToWarpgroupMma(gemm).
 void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// Whether moek.grouped_weight_grad runs on tensor cores
+/// (GroupedWeightGradTensorCore.cpp): bf16 or f16 lhs and rhs of one type,
+/// no weights (they would scale rows of the reduction), identity layouts,
+/// M and N multiples of 8. `why` says which rule it misses.
+bool canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
+                                     std::string *why = nullptr);
+/// Emits the varlen-K weight-gradient kernel: one CTA per 128 x 128 tile of
+/// dw[e] per expert, walking the expert's rows in steps of 32 through a
+/// cp.async pipeline into mma.sync. Precondition:
+/// canLowerWeightGradToTensorCores(op).
+void lowerWeightGradToTensorCores(GroupedWeightGradOp op, moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

@@ -430,6 +430,10 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
     return false;
   if (!gemm.offsets)
     return fail("not a grouped matmul (no offsets)");
+  // The tensor map and wgmma's descriptors read b N-major; the backward's
+  // transposed b stays on the mma.sync kernel for now.
+  if (gemm.transposeB)
+    return fail("b is transposed");
   auto bType = cast<MemRefType>(gemm.b.getType());
   // The tensor map's strides are multiples of 16 bytes.
   if (bType.getDimSize(2) % 8 != 0)

@@ -104,9 +104,11 @@ struct GpuTarget {
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
 
-void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
+/// The router's scores x . w_gate into a new f32 [T, E] buffer: the
+/// tensor-core GEMM (one group) for bf16/f16, else a thread per element.
+Value emitScores(LoopBuilder &lb, Value x, Value wGate,
+                 const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value x = op.getX(), wGate = op.getWGate();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value tokens = lb.dim(x, 0);
   Value scores = memref::AllocOp::create(
@@ -138,6 +140,13 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
+  return scores;
+}
+
+void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value tokens = lb.dim(op.getX(), 0);
+  Value scores = emitScores(lb, op.getX(), op.getWGate(), target);
   launchPerItem(
       lb, tokens,
       [&](Value t) {
@@ -289,8 +298,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   ImplicitLocOpBuilder &b = lb.builder();
   Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
   Value owners = op.getOwners();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
+  bool transposeB = op.getTransposeB();
+  int64_t experts = staticDim(w, 0);
+  int64_t depth = staticDim(w, transposeB ? 2 : 1);
+  int64_t width = staticDim(w, transposeB ? 1 : 2);
   Epilogue epilogue = op.getEpilogue();
   bool glu = isGlu(epilogue);
   bool scatter = epilogue == Epilogue::scatter_add;
@@ -345,8 +356,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
         return lb.forLoopCarrying(
             zero, K, ValueRange{lb.f32(0.0)},
             [&](Value k, ValueRange acc) -> SmallVector<Value> {
-              Value prod = arith::MulFOp::create(b, lb.loadF32(a, {src, k}),
-                                                 lb.loadF32(w, {e, k, column}));
+              Value wv = transposeB ? lb.loadF32(w, {e, column, k})
+                                    : lb.loadF32(w, {e, k, column});
+              Value prod =
+                  arith::MulFOp::create(b, lb.loadF32(a, {src, k}), wv);
               return {arith::AddFOp::create(b, acc[0], prod)};
             })[0];
       };
@@ -360,8 +373,11 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
       } else if (scatter) {
         Value token = arith::DivUIOp::create(b, owner, topK);
         Value slot = arith::RemUIOp::create(b, owner, topK);
-        Value term = arith::MulFOp::create(
-            b, lb.loadF32(op.getWeights(), {token, slot}), dot(n));
+        // Without weights the weight is 1 (the backward's dh carries it).
+        Value term = dot(n);
+        if (op.getWeights())
+          term = arith::MulFOp::create(
+              b, lb.loadF32(op.getWeights(), {token, slot}), term);
         memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, c,
                                     ValueRange{token, n});
       } else {
@@ -467,9 +483,11 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   return success();
 }
 
-/// The training kernels (BackwardKernelsGPU.cpp), SIMT, one launch per
-/// item kind.
-void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
+/// The training kernels other than grouped matmuls (BackwardKernelsGPU.cpp):
+/// SIMT launches, the weight gradients on tensor cores where they can be,
+/// the router's backward after its scores GEMM.
+void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
+                         const GpuTarget &target) {
   auto launch = [&](Value count, function_ref<void(Value)> body) {
     launchPerItem(lb, count, body);
   };
@@ -481,17 +499,22 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb) {
       .Case([&](GroupedWeightGradOp o) {
         lowerGroupedWeightGradToGPU(o, lb, launch);
       })
-      .Case([&](GroupedInputGradOp o) {
-        lowerGroupedInputGradToGPU(o, lb, launch);
-      })
-      .Case([&](RouteBackwardOp o) { lowerRouteBackwardToGPU(o, lb, launch); });
+      .Case([&](RouteBackwardOp o) {
+        // The scores recomputed by the router's GEMM (a thread per token
+        // recomputing its E dot products over H alone leaves the GPU idle),
+        // then overwritten with their gradients.
+        Value scores = emitScores(lb, o.getX(), o.getWGate(), target);
+        lowerRouteBackwardToGPU(o, lb, launch, scores);
+        memref::DeallocOp::create(lb.builder(), scores);
+      });
 }
 
 /// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
 /// grouped matmul, so that profiles and cubins say what each kernel does.
 std::string kernelName(Operation *op) {
   if (auto matmul = dyn_cast<GroupedMatmulOp>(op))
-    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()))
+    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()) +
+            (matmul.getTransposeB() ? "_transposed_b" : ""))
         .str();
   std::string name = op->getName().getStringRef().str();
   std::replace(name.begin(), name.end(), '.', '_');
@@ -595,9 +618,9 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
-              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp, GroupedWeightGradOp,
-                    GroupedInputGradOp, RouteBackwardOp>([&](Operation *o) {
-                return lowerBackwardKernel(o, lb), success();
+              .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp,
+                    GroupedWeightGradOp, RouteBackwardOp>([&](Operation *o) {
+                return lowerBackwardKernel(o, lb, target), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(
                   [&](Operation *o) { return lowerElementwise(o, lb); })

@@ -28,15 +28,6 @@ Value add(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::AddFOp::create(b, x, y);
 }
 
-/// acc + x*y for a dot product's reduction: reassociation lets LLVM
-/// vectorize it (the sum's order changes; it stays an f32 sum).
-Value addProduct(ImplicitLocOpBuilder &b, Value acc, Value x, Value y) {
-  auto flags = arith::FastMathFlagsAttr::get(
-      b.getContext(), arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
-  return arith::AddFOp::create(b, acc, arith::MulFOp::create(b, x, y, flags),
-                               flags);
-}
-
 Value sub(ImplicitLocOpBuilder &b, Value x, Value y) {
   return arith::SubFOp::create(b, x, y);
 }
@@ -113,54 +104,59 @@ void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b) {
   });
 }
 
-void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
-                        Value r, Value local) {
+GluBackwardRow gluBackwardRowOf(LoopBuilder &lb, GroupedGluBackwardOp op,
+                                Value r) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value dy = op.getDy(), w2 = op.getW2(), owners = op.getOwners();
-  Value weights = op.getWeights(), gateUp = op.getGateUp();
-  Value act = op.getAct(), dh = op.getDh(), dWeights = op.getDWeights();
-  int64_t ffn = staticDim(w2, 1), hidden = staticDim(w2, 2);
-  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
-  Value topK = lb.index(op.getTopK()), zero = lb.index(0);
-  Value F = lb.index(ffn), H = lb.index(hidden);
-  Value owner = asIndex(b, load(b, owners, {r}));
+  Value topK = lb.index(op.getTopK());
+  Value owner = asIndex(b, load(b, op.getOwners(), {r}));
   Value t = arith::DivUIOp::create(b, owner, topK);
   Value j = arith::RemUIOp::create(b, owner, topK);
-  Value w = lb.loadF32(weights, {t, j});
+  return {t, j, lb.loadF32(op.getWeights(), {t, j})};
+}
+
+Value emitGluBackwardElement(LoopBuilder &lb, GroupedGluBackwardOp op,
+                             Value local, Value f, Value w) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value gate_up = op.getGateUp(), act = op.getAct(), dh = op.getDh();
+  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  // g = dy[t] . w2[e, f, :], computed by the GEMM before; read before a is
+  // written, which may be over it (act may be g).
+  Value g = lb.loadF32(op.getG(), {local, f});
+  Value fUp =
+      arith::AddIOp::create(b, f, lb.index(staticDim(op.getG(), 1)));
+  Value gate = lb.loadF32(gate_up, {local, f});
+  Value up = lb.loadF32(gate_up, {local, fUp});
+  auto [value, slope] = activationAndSlope(lb, gate, gelu);
+  Value a = mul(b, value, up);
+  // Weighted: dw2's GEMM then reads it as it is.
+  lb.storeF32(mul(b, a, w), act, {local, f});
+  Value wg = mul(b, w, g);
+  lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
+  lb.storeF32(mul(b, wg, value), dh, {local, fUp});
+  return mul(b, g, a);
+}
+
+void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value r,
+                        Value local) {
+  GluBackwardRow row = gluBackwardRowOf(lb, op, r);
   Value dot = lb.forLoopCarrying(
-      zero, F, ValueRange{lb.f32(0.0)},
+      lb.index(0), lb.index(staticDim(op.getG(), 1)), ValueRange{lb.f32(0.0)},
       [&](Value f, ValueRange carried) -> SmallVector<Value> {
-        // g = dy[t] . w2[e, f, :], the output gradient read through the
-        // routing index (no gathered copy of dy).
-        Value g = lb.forLoopCarrying(
-            zero, H, ValueRange{lb.f32(0.0)},
-            [&](Value h, ValueRange acc) -> SmallVector<Value> {
-              return {addProduct(b, acc[0], lb.loadF32(dy, {t, h}),
-                                 lb.loadF32(w2, {e, f, h}))};
-            })[0];
-        Value fUp = arith::AddIOp::create(b, f, F);
-        Value gate = lb.loadF32(gateUp, {local, f});
-        Value up = lb.loadF32(gateUp, {local, fUp});
-        auto [value, slope] = activationAndSlope(lb, gate, gelu);
-        Value a = mul(b, value, up);
-        lb.storeF32(a, act, {local, f});
-        Value wg = mul(b, w, g);
-        lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
-        lb.storeF32(mul(b, wg, value), dh, {local, fUp});
-        return {add(b, carried[0], mul(b, g, a))};
+        return {add(lb.builder(), carried[0],
+                    emitGluBackwardElement(lb, op, local, f, row.w))};
       })[0];
   // dy[t] . o_j = <g, a>, o_j never formed.
-  lb.storeF32(dot, dWeights, {t, j});
+  lb.storeF32(dot, op.getDWeights(), {row.t, row.j});
 }
 
 void lowerGroupedGluBackward(GroupedGluBackwardOp op,
                              ImplicitLocOpBuilder &b) {
   LoopBuilder lb(b);
   auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
-                                   staticDim(op.getW2(), 0));
+                                   staticDim(op.getOffsets(), 0) - 1);
   forEachGroupedRow(lb, op.getOffsets(), first, last,
-                    [&](Value e, Value r, Value local) {
-                      emitGluBackwardRow(lb, op, e, r, local);
+                    [&](Value, Value r, Value local) {
+                      emitGluBackwardRow(lb, op, r, local);
                     });
 }
 
@@ -208,35 +204,9 @@ void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
   });
 }
 
-void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b) {
-  LoopBuilder lb(b);
-  Value a = op.getA(), w = op.getB(), owners = op.getOwners(), dx = op.getDx();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
-  Value topK = lb.index(op.getTopK()), zero = lb.index(0);
-  Value K = lb.index(depth), N = lb.index(width);
-  auto [first, last] =
-      expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
-  forEachGroupedRow(lb, op.getOffsets(), first, last, [&](Value e, Value r,
-                                                          Value local) {
-    Value owner = asIndex(b, load(b, owners, {r}));
-    Value token = arith::DivUIOp::create(b, owner, topK);
-    lb.forLoop(zero, K, [&](Value i) {
-      Value s = lb.forLoopCarrying(
-          zero, N, ValueRange{lb.f32(0.0)},
-          [&](Value n, ValueRange acc) -> SmallVector<Value> {
-            return {addProduct(b, acc[0], lb.loadF32(a, {local, n}),
-                               lb.loadF32(w, {e, i, n}))};
-          })[0];
-      // Scatter into token order: dx[token] += a[r] . w[e]^T.
-      Value prev = load(b, dx, {token, i});
-      memref::StoreOp::create(b, add(b, prev, s), dx, ValueRange{token, i});
-    });
-  });
-}
-
 Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
-                             Value dp, Value t, bool atomicWeightGrad) {
+                             Value dp, Value t, bool atomicWeightGrad,
+                             Value scores) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate(), indices = op.getIndices();
   Value offsets = op.getOffsets(), dWeights = op.getDWeights();
@@ -251,16 +221,23 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
   Value K = lb.index(topK);
   Value invT = inverseTokens(lb, x);
 
-  // Scores and probabilities, recomputed (not a residual).
-  lb.fill(p, lb.f32(0.0));
-  lb.forLoop(zero, H, [&](Value h) {
-    Value xv = lb.loadF32(x, {t, h});
+  // Scores and probabilities, recomputed (not a residual): here, or by the
+  // GEMM that filled `scores`.
+  if (scores) {
     lb.forLoop(zero, E, [&](Value e) {
-      memref::StoreOp::create(
-          b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))), p,
-          ValueRange{e});
+      memref::StoreOp::create(b, load(b, scores, {t, e}), p, ValueRange{e});
     });
-  });
+  } else {
+    lb.fill(p, lb.f32(0.0));
+    lb.forLoop(zero, H, [&](Value h) {
+      Value xv = lb.loadF32(x, {t, h});
+      lb.forLoop(zero, E, [&](Value e) {
+        memref::StoreOp::create(
+            b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))),
+            p, ValueRange{e});
+      });
+    });
+  }
   if (softmax) {
     Value max = lb.forLoopCarrying(
         zero, E, ValueRange{lb.f32(-INFINITY)},
@@ -356,6 +333,14 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
     });
   }
 
+  // With `scores`, ds replaces the token's scores there; the products with
+  // x and w_gate run as kernels of their own.
+  if (scores) {
+    lb.forLoop(zero, E, [&](Value e) {
+      memref::StoreOp::create(b, load(b, dp, {e}), scores, ValueRange{t, e});
+    });
+    return aux;
+  }
   // s = x[t] . w_gate: dx[t] += ds . w_gate^T (token t's row is its own),
   // dw_gate += x[t]^T ds (shared by all tokens: atomics on the GPU).
   lb.forLoop(zero, H, [&](Value h) {

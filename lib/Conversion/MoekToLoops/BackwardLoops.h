@@ -19,22 +19,38 @@ namespace mlir::moek {
 std::pair<Value, Value> activationAndSlope(moe::LoopBuilder &lb, Value gate,
                                            bool gelu);
 
-/// One grouped row r (of expert e, at `local` in the row buffers) of
-/// moek.grouped_glu_backward: what the CPU loops and a GPU thread run.
-void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value e,
-                        Value r, Value local);
+/// Grouped row r of moek.grouped_glu_backward: its token t, slot j and
+/// routing weight w (f32).
+struct GluBackwardRow {
+  Value t, j, w;
+};
+GluBackwardRow gluBackwardRowOf(moe::LoopBuilder &lb, GroupedGluBackwardOp op,
+                                Value r);
+
+/// Column f of the row at `local` in the row buffers: writes a and both
+/// halves of dh, returns g * a (the term of the gate-weight gradient). The
+/// CPU loops run it over the row; on the GPU a warp's lanes share a row.
+Value emitGluBackwardElement(moe::LoopBuilder &lb, GroupedGluBackwardOp op,
+                             Value local, Value f, Value w);
+
+/// One grouped row r (at `local` in the row buffers), sequentially.
+void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value r,
+                        Value local);
 
 /// Token t of moek.route_backward, with per-token scratch p and dp [E]:
 /// adds to dx[t] and dw_gate (atomically when `atomicWeightGrad`, for GPU
 /// threads) and returns the token's share of the aux loss (f32).
+/// With `scores` (f32 [T, E], x . w_gate computed before), the token reads
+/// its scores there, writes its score gradients ds over them and leaves dx
+/// and dw_gate to the caller.
 Value emitRouteBackwardToken(moe::LoopBuilder &lb, RouteBackwardOp op, Value p,
-                             Value dp, Value t, bool atomicWeightGrad);
+                             Value dp, Value t, bool atomicWeightGrad,
+                             Value scores = {});
 
 void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedGluBackward(GroupedGluBackwardOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
                             ImplicitLocOpBuilder &hoisted);
-void lowerGroupedInputGrad(GroupedInputGradOp op, ImplicitLocOpBuilder &b);
 void lowerRouteBackward(RouteBackwardOp op, ImplicitLocOpBuilder &b,
                         ImplicitLocOpBuilder &hoisted);
 

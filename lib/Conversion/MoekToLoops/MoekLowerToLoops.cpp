@@ -150,8 +150,10 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
   LoopBuilder lb(b);
   Value a = op.getA(), w = op.getB(), offsets = op.getOffsets(), c = op.getC();
   Value owners = op.getOwners();
-  int64_t experts = staticDim(w, 0), depth = staticDim(w, 1);
-  int64_t width = staticDim(w, 2);
+  bool transposeB = op.getTransposeB();
+  int64_t experts = staticDim(w, 0);
+  int64_t depth = staticDim(w, transposeB ? 2 : 1);
+  int64_t width = staticDim(w, transposeB ? 1 : 2);
   Epilogue epilogue = op.getEpilogue();
   bool glu = isGlu(epilogue);
   Value topK = lb.index(op.getTopK());
@@ -175,16 +177,37 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
                  : Value();
       // The gather prologue: the token itself, not a dispatched copy.
       Value src = op.getGather() ? arith::DivUIOp::create(b, owner, topK) : local;
-      lb.fill(acc, lb.f32(0.0));
-      lb.forLoop(zero, K, [&](Value k) {
-        Value av = lb.loadF32(a, {src, k});
+      if (transposeB) {
+        // b[e] is [N, K]: one dot product along contiguous K per column,
+        // reduced with reassoc so that LLVM vectorizes it (the sum's order
+        // changes; it stays an f32 sum).
+        auto flags = arith::FastMathFlagsAttr::get(
+            b.getContext(),
+            arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
         lb.forLoop(zero, N, [&](Value n) {
-          Value prev = memref::LoadOp::create(b, acc, ValueRange{n});
-          Value prod = arith::MulFOp::create(b, av, lb.loadF32(w, {e, k, n}));
-          memref::StoreOp::create(b, arith::AddFOp::create(b, prev, prod), acc,
-                                  ValueRange{n});
+          Value sum = lb.forLoopCarrying(
+              zero, K, ValueRange{lb.f32(0.0)},
+              [&](Value k, ValueRange carried) -> SmallVector<Value> {
+                Value prod = arith::MulFOp::create(
+                    b, lb.loadF32(a, {src, k}), lb.loadF32(w, {e, n, k}),
+                    flags);
+                return {arith::AddFOp::create(b, carried[0], prod, flags)};
+              })[0];
+          memref::StoreOp::create(b, sum, acc, ValueRange{n});
         });
-      });
+      } else {
+        lb.fill(acc, lb.f32(0.0));
+        lb.forLoop(zero, K, [&](Value k) {
+          Value av = lb.loadF32(a, {src, k});
+          lb.forLoop(zero, N, [&](Value n) {
+            Value prev = memref::LoadOp::create(b, acc, ValueRange{n});
+            Value prod =
+                arith::MulFOp::create(b, av, lb.loadF32(w, {e, k, n}));
+            memref::StoreOp::create(b, arith::AddFOp::create(b, prev, prod),
+                                    acc, ValueRange{n});
+          });
+        });
+      }
       if (glu) {
         bool gelu = epilogue == Epilogue::gelu_glu;
         lb.forLoop(zero, half, [&](Value f) {
@@ -198,12 +221,15 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
         // The scatter epilogue: weighted accumulation into token order.
         Value token = arith::DivUIOp::create(b, owner, topK);
         Value slot = arith::RemUIOp::create(b, owner, topK);
-        Value weight =
-            lb.loadF32(op.getWeights(), {token, slot});
+        // Without weights the weight is 1 (dh already carries it).
+        Value weight = op.getWeights()
+                           ? lb.loadF32(op.getWeights(), {token, slot})
+                           : Value();
         lb.forLoop(zero, N, [&](Value n) {
           Value prev = lb.loadF32(c, {token, n});
-          Value term = arith::MulFOp::create(
-              b, weight, memref::LoadOp::create(b, acc, ValueRange{n}));
+          Value term = memref::LoadOp::create(b, acc, ValueRange{n});
+          if (weight)
+            term = arith::MulFOp::create(b, weight, term);
           lb.storeF32(arith::AddFOp::create(b, prev, term), c, {token, n});
         });
       } else {
@@ -330,9 +356,6 @@ struct MoekLowerToLoopsPass
               })
               .Case([&](GroupedWeightGradOp o) {
                 return lowerGroupedWeightGrad(o, b, hoisted), true;
-              })
-              .Case([&](GroupedInputGradOp o) {
-                return lowerGroupedInputGrad(o, b), true;
               })
               .Case([&](RouteBackwardOp o) {
                 return lowerRouteBackward(o, b, hoisted), true;

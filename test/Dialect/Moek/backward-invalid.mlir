@@ -9,21 +9,21 @@ func.func @f(%offsets: memref<5xi32>, %loads: memref<3xi32>) {
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x6xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x10xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
-  // expected-error @+1 {{'moek.grouped_glu_backward' op gate_up dimension 1 (2F) (10) does not match twice w2 dimension 1 (F) (12)}}
-  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
-      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x10xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
+  // expected-error @+1 {{'moek.grouped_glu_backward' op gate_up dimension 1 (2F) (10) does not match twice g dimension 1 (F) (12)}}
+  moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<32x6xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x10xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
   return
 }
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x6xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xbf16>) {
   // expected-error @+1 {{'moek.grouped_glu_backward' op d_weights must have element type 'f32', got 'bf16'}}
-  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
-      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xbf16>
+  moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<32x6xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xbf16>
   return
 }
 
@@ -42,24 +42,6 @@ func.func @f(%a: memref<32x6xf32>, %dy: memref<16x7xf32>, %offsets: memref<5xi32
   // expected-error @+1 {{'moek.grouped_weight_grad' op rhs dimension 1 (7) does not match dw dimension 2 (8)}}
   moek.grouped_weight_grad %a, %dy, %offsets, %owners into %dw {gather_rhs, top_k = 2 : i64}
       : memref<32x6xf32>, memref<16x7xf32>, memref<5xi32>, memref<32xi32>, memref<4x6x8xf32>
-  return
-}
-
-// -----
-
-func.func @f(%dh: memref<32x12xf32>, %w1: memref<4x8x12xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>, %dx: memref<16x8xbf16>) {
-  // expected-error @+1 {{'moek.grouped_input_grad' op dx must have element type 'f32', got 'bf16'}}
-  moek.grouped_input_grad %dh, %w1, %offsets, %owners into %dx {top_k = 2 : i64}
-      : memref<32x12xf32>, memref<4x8x12xf32>, memref<5xi32>, memref<32xi32>, memref<16x8xbf16>
-  return
-}
-
-// -----
-
-func.func @f(%dh: memref<32x12xf32>, %w1: memref<4x9x12xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>, %dx: memref<16x8xf32>) {
-  // expected-error @+1 {{'moek.grouped_input_grad' op dx dimension 1 (K) (8) does not match b dimension 1 (K) (9)}}
-  moek.grouped_input_grad %dh, %w1, %offsets, %owners into %dx {top_k = 2 : i64}
-      : memref<32x12xf32>, memref<4x9x12xf32>, memref<5xi32>, memref<32xi32>, memref<16x8xf32>
   return
 }
 
@@ -85,42 +67,42 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x6xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x5xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
-  // expected-error @+1 {{'moek.grouped_glu_backward' op act dimension 1 (F) (5) does not match w2 dimension 1 (F) (6)}}
-  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
-      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x5xf32>, memref<32x12xf32>, memref<16x2xf32>
+  // expected-error @+1 {{'moek.grouped_glu_backward' op act dimension 1 (F) (5) does not match g dimension 1 (F) (6)}}
+  moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<32x6xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x5xf32>, memref<32x12xf32>, memref<16x2xf32>
   return
 }
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x6xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
   // expected-error @+1 {{'moek.grouped_glu_backward' op weights dimension 1 (k) (2) does not match top_k (3)}}
-  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 3 : i64}
-      : memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
+  moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 3 : i64}
+      : memref<32x6xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
   return
 }
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<?x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x?xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>) {
-  // expected-error @+1 {{'moek.grouped_glu_backward' op w2 must have a static shape [E, F, H], got 'memref<?x6x8xf32>'}}
-  moek.grouped_glu_backward silu_glu %dy, %w2, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
-      : memref<16x8xf32>, memref<?x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
+  // expected-error @+1 {{'moek.grouped_glu_backward' op g dimension 1 (F) must be static}}
+  moek.grouped_glu_backward silu_glu %g, %offsets, %owners, %weights, %h into %act, %dh, %dw {top_k = 2 : i64}
+      : memref<32x?xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>
   return
 }
 
 // -----
 
-func.func @f(%dy: memref<16x8xf32>, %w2: memref<4x6x8xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
+func.func @f(%g: memref<32x6xf32>, %offsets: memref<5xi32>, %owners: memref<32xi32>,
              %weights: memref<16x2xf32>, %h: memref<32x12xf32>, %act: memref<32x6xf32>, %dh: memref<32x12xf32>, %dw: memref<16x2xf32>, %e: index) {
   // expected-error @+1 {{'moek.grouped_glu_backward' op first_expert and last_expert go together}}
-  "moek.grouped_glu_backward"(%dy, %w2, %offsets, %owners, %weights, %h, %e, %act, %dh, %dw)
-      <{activation = 0 : i32, top_k = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1>}>
-      : (memref<16x8xf32>, memref<4x6x8xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, index, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>) -> ()
+  "moek.grouped_glu_backward"(%g, %offsets, %owners, %weights, %h, %e, %act, %dh, %dw)
+      <{activation = 0 : i32, top_k = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1>}>
+      : (memref<32x6xf32>, memref<5xi32>, memref<32xi32>, memref<16x2xf32>, memref<32x12xf32>, index, memref<32x6xf32>, memref<32x12xf32>, memref<16x2xf32>) -> ()
   return
 }
 

@@ -739,10 +739,10 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x?xf32>, %o: memref<5xi32>, %
 
 // -----
 
-func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xbf16>, %o: memref<5xi32>, %c: memref<32x48xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op b has element type 'bf16' but a has 'f32': mixed element types are not allowed}}
+func.func @f(%a: memref<32x32xbf16>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %c: memref<32x48xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op b has element type 'f32' but a has 'bf16': mixed element types are not allowed}}
   moek.grouped_matmul store %a, %b, %o into %c {top_k = 2 : i64}
-      : memref<32x32xf32>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x48xf32>
+      : memref<32x32xbf16>, memref<4x32x48xf32>, memref<5xi32>, memref<32x48xf32>
   return
 }
 
@@ -905,10 +905,30 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
 
 // -----
 
-func.func @f(%a: memref<32x24xf32>, %b: memref<4x24x40xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<16x40xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op a scatter_add epilogue needs the weights}}
-  moek.grouped_matmul scatter_add %a, %b, %o owners(%owners : memref<32xi32>) into %c {top_k = 2 : i64}
-      : memref<32x24xf32>, memref<4x24x40xf32>, memref<5xi32>, memref<16x40xf32>
+// With transpose_b, b is [E, N, K]: K is its last dimension.
+func.func @f(%a: memref<32x24xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<16x24xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op a dimension 1 (K) (24) does not match b dimension 2 (K) (40)}}
+  moek.grouped_matmul scatter_add %a, %b, %o owners(%owners : memref<32xi32>) into %c {top_k = 2 : i64, transpose_b}
+      : memref<32x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x24xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x40xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x40xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op c dimension 1 (40) does not match b dimension 1 (N) (24)}}
+  moek.grouped_matmul store %a, %b, %o owners(%owners : memref<32xi32>) into %c {gather, top_k = 2 : i64, transpose_b}
+      : memref<16x40xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<32x40xf32>
+  return
+}
+
+// -----
+
+// Only an f32 a (the backward's f32 rows on the CPU) may differ from b's type.
+func.func @f(%a: memref<32x40xf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<16x24xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op b has element type 'bf16' but a has 'f16': mixed element types are not allowed}}
+  moek.grouped_matmul scatter_add %a, %b, %o owners(%owners : memref<32xi32>) into %c {top_k = 2 : i64, transpose_b}
+      : memref<32x40xf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x24xf32>
   return
 }
 
