@@ -4,8 +4,9 @@
 #   TARGET/check-NAME.so  small training steps (--backward) for --check
 #                         against the reference backward: bf16 with odd rows,
 #                         empty experts, capacity + gelu, k = E, many rows
-#                         (several K steps of the weight-gradient GEMMs), f32
-#                         and odd sizes (the SIMT fallbacks), qwen3_30b_a3b
+#                         (several K steps of the weight-gradient GEMMs), two
+#                         experts a chunk, f32 and odd sizes (the SIMT
+#                         fallbacks), qwen3_30b_a3b
 #                         and olmoe at their full H, F, E, k with 300 tokens
 #   TARGET/time-PRESET.so the full-size training steps, for timing
 # for TARGET in sm_90a (wgmma forward) and sm_90 (mma.sync everywhere); the
@@ -21,10 +22,11 @@ rm -rf "$out" && mkdir -p "$out"
 for chip in ${TARGETS:-sm_90a sm_90}; do
   dir=$out/$chip
   mkdir -p "$dir"
-  compile() { # NAME SPEC
-    "$bin/moe-compile" --layer "$2" --backward --target="cuda:$chip" \
-      -o "$dir/$1.so"
-    echo "compiled $chip/$1: $2 --backward"
+  compile() { # NAME SPEC [FLAGS]
+    local name=$1 spec=$2; shift 2
+    "$bin/moe-compile" --layer "$spec" --backward --target="cuda:$chip" \
+      -o "$dir/$name.so" "$@"
+    echo "compiled $chip/$name: $spec --backward $*"
   }
   while read -r name spec; do
     compile "check-$name" "$spec"
@@ -42,6 +44,10 @@ f32-odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 qwen3_30b_a3b qwen3_30b_a3b,tokens=300
 olmoe olmoe,tokens=300
 CONFIGS
+  # Two experts a launch: chunks past the first read their rows from
+  # offsets[first] on (the default, all experts at once, starts at 0).
+  compile check-bf16-chunked tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 \
+    --experts-per-chunk=2
   for preset in qwen3_30b_a3b olmoe mixtral; do
     compile "time-$preset" "$preset"
   done
