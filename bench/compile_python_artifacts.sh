@@ -13,7 +13,8 @@ out=$root/.device/python
 target=${TARGET:-cuda:sm_90a}
 rm -rf "$out" && mkdir -p "$out/artifacts" "$out/site"
 export PYTHONPATH=$root/${BUILD_DIR:-build}/python_packages:$root/python_bindings/tests
-export MOE_MLIR_CACHE_DIR=${MOE_MLIR_CACHE_DIR:-$root/.device/python-cache}
+# The compile cache stays off .device (which is carried).
+export MOE_MLIR_CACHE_DIR=${MOE_MLIR_CACHE_DIR:-/tmp/moe_mlir-device-cache}
 python3 "$root/python_bindings/tests/cuda_cases.py" "$out/artifacts" "$target"
 python3 "$root/bench/python_overhead.py" --precompile "$out/artifacts"
 site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
