@@ -170,7 +170,7 @@ LogicalResult differentiate(func::FuncOp func) {
           TypeRange{dispatch.getX().getType(), experts.getW1().getType(),
                     experts.getW2().getType(), plan.weights.getType()},
           residual(dispatch.getX()), plan.routing, residual(experts.getW1()),
-          residual(experts.getW2()), plan.weights, dy,
+          residual(experts.getW2()), plan.weights, dy, /*gate_up=*/Value(),
           experts.getActivationAttr());
       cot.add(loc, dispatch.getX(), backward.getDx());
       cot.add(loc, experts.getW1(), backward.getDw1());

@@ -89,6 +89,13 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 void buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                     const CUDAPipelineOptions &options);
 
+/// moe IR to planned buffers, the prefix both targets share: elementwise
+/// ops to linalg, [moe-zero-buffer-fusion], moe-lower-to-kernels, one-shot
+/// bufferization with deallocation, moe-plan-memory (what
+/// moe-place-recomputation lowers each candidate placement with).
+void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
+                                 int64_t expertsPerChunk, StringRef epilogue);
+
 /// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
 /// mgpu* functions moert provides.
 void buildGPUToLLVMPipeline(OpPassManager &pm,
@@ -97,6 +104,11 @@ void buildGPUToLLVMPipeline(OpPassManager &pm,
 /// Both of the above: the `moe-lower-to-cpu` pipeline.
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
+
+/// A memory budget as moe-place-recomputation reads it: BYTES (an integer)
+/// or PERCENT% of the save-everything peak. Returns "" when `text` is one,
+/// else a message saying what is wrong.
+std::string checkMemoryBudget(StringRef text);
 
 /// Registers the named pipelines of Pipelines.cpp.
 void registerMoePipelines();

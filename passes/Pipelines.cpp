@@ -50,6 +50,13 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
 }
 
+void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
+                                      int64_t expertsPerChunk,
+                                      StringRef epilogue) {
+  pm.addPass(createConvertElementwiseToLinalgPass());
+  buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue);
+}
+
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
   // Elementwise arith/math on tensors around the layer become linalg, which

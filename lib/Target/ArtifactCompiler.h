@@ -60,6 +60,15 @@ struct CompileOptions {
   /// Compile the training program (moe-generate-backward) instead of the
   /// forward: each function F becomes F_train.
   bool backward = false;
+  /// The training step's memory budget for moe-place-recomputation: BYTES
+  /// or PERCENT% of the save-everything peak ("" keeps the default
+  /// placement).
+  std::string memoryBudget;
+  /// Where to write the cost model's predicted kernel times as JSON ("" for
+  /// none).
+  std::string costReportPath;
+  /// The cost model's device ("" for the target's).
+  std::string costDevice;
 };
 
 /// Lowers `module` (moe IR, modified in place) for the target and writes what

@@ -16,6 +16,7 @@
 #include "CudaDriver.h"
 #include "Internal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdarg>
@@ -399,6 +400,22 @@ std::mutex blocksMutex;
 std::map<CUdeviceptr, size_t> liveBlocks; ///< Made by mgpuMemAlloc, in use.
 std::vector<std::pair<CUdeviceptr, size_t>> parkedBlocks; ///< Freed in a call.
 std::multimap<size_t, CUdeviceptr> idleBlocks; ///< Free, by size.
+/// Bytes of liveBlocks, and their most since the last reset: the device
+/// memory a call really holds (moert_device_memory_high_water).
+int64_t liveBytes = 0, liveHighWater = 0;
+
+/// Under blocksMutex: `pointer` of `size` bytes is in use now.
+void markLive(CUdeviceptr pointer, size_t size) {
+  liveBlocks[pointer] = size;
+  liveBytes += static_cast<int64_t>(size);
+  liveHighWater = std::max(liveHighWater, liveBytes);
+}
+
+/// Under blocksMutex: the live block `it` is no longer in use.
+void markNotLive(std::map<CUdeviceptr, size_t>::iterator it) {
+  liveBytes -= static_cast<int64_t>(it->second);
+  liveBlocks.erase(it);
+}
 
 /// A cached block of at least `size` bytes (and at most twice that, so that
 /// a small buffer does not pin a large one), or 0.
@@ -408,7 +425,7 @@ CUdeviceptr takeIdleBlock(size_t size) {
   if (it == idleBlocks.end() || it->first / 2 > size)
     return 0;
   CUdeviceptr pointer = it->second;
-  liveBlocks[pointer] = it->first;
+  markLive(pointer, it->first);
   idleBlocks.erase(it);
   return pointer;
 }
@@ -435,7 +452,7 @@ void cuda::releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer) {
     auto it = liveBlocks.find(pointer);
     if (it != liveBlocks.end()) {
       idleBlocks.emplace(it->second, pointer);
-      liveBlocks.erase(it);
+      markNotLive(it);
       return;
     }
   }
@@ -738,7 +755,7 @@ MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
     if (!check(result, call))
       return nullptr;
     std::lock_guard<std::mutex> lock(blocksMutex);
-    liveBlocks[pointer] = size;
+    markLive(pointer, size);
   }
   // Poisoned on the stream of the call, ahead of the kernels that use it.
   if (poisonAllocations()) {
@@ -764,7 +781,7 @@ MGPU_EXPORT void mgpuMemFree(void *pointer, void *stream) {
     auto it = liveBlocks.find(toDevice(pointer));
     if (it != liveBlocks.end()) {
       parkedBlocks.emplace_back(it->first, it->second);
-      liveBlocks.erase(it);
+      markNotLive(it);
       return;
     }
   }
@@ -881,4 +898,14 @@ MGPU_EXPORT void *mgpuTensorMapEncodeTiledMemref(
 
 MGPU_EXPORT void mgpuSetDefaultDevice(int32_t device) {
   defaultDevice.store(device, std::memory_order_relaxed);
+}
+
+int64_t moert_device_memory_high_water(void) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  return liveHighWater;
+}
+
+void moert_device_memory_reset_high_water(void) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  liveHighWater = liveBytes;
 }

@@ -377,6 +377,44 @@ static LogicalResult verifySlots(Operation *op, StringRef name, Value value,
   return success();
 }
 
+/// A saved pre-activation: f32 [T*k, 2F] in grouped row order.
+static LogicalResult verifyGateUp(Operation *op, StringRef name, Value h,
+                                  RoutingType routing, int64_t twoF) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, name, h.getType(), 2, "[T*k, 2F]")) ||
+      failed(verifyElement(op, name, h.getType(), b.getF32Type())) ||
+      failed(verifyExtent(op, (name + " dimension 0 (T*k)").str(), dim(h, 0),
+                          "routing tokens times top_k",
+                          routing.getDispatchedRows())) ||
+      failed(verifyExtent(op, (name + " dimension 1 (2F)").str(), dim(h, 1),
+                          "w1 dimension 2 (2F)", twoF)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertGateUpOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertGateUpOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
+      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
+      failed(verifySameElement(op, "w1", getW1().getType(), "x", xType)) ||
+      failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
+                          "x dimension 1 (H)", dim(getX(), 1))))
+    return failure();
+  return verifyGateUp(op, "result", getH(), routing, dim(getW1(), 2));
+}
+
 LogicalResult ExpertsBackwardOp::verify() {
   Operation *op = getOperation();
   RoutingType routing = getRouting().getType();
@@ -423,6 +461,8 @@ LogicalResult ExpertsBackwardOp::verify() {
       failed(verifySameType(op, "d_weights", getDWeights().getType(),
                             "weights", getWeights().getType())))
     return failure();
+  if (Value gateUp = getGateUp())
+    return verifyGateUp(op, "gate_up", gateUp, routing, twoF);
   return success();
 }
 

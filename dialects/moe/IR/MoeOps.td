@@ -219,6 +219,38 @@ def Moe_SaveForBackwardOp : Moe_Op<"save_for_backward",
   let hasVerifier = 1;
 }
 
+def Moe_ExpertGateUpOp : Moe_Op<"expert_gate_up", [Pure]> {
+  let summary = "the experts' pre-activation h, kept for the backward";
+  let description = [{
+    For every kept assignment, on its grouped row r (expert order, as
+    `moe.dispatch` orders the rows) with token t and expert e:
+    `h[r] = x[t] . w1[e]` accumulated and stored in f32 ([T*k, 2F]; rows no
+    assignment owns are unspecified). It is the value `moe.experts` computes
+    between its two GEMMs, named so that the training step can save it:
+    `moe-place-recomputation` adds it when saving `h` is worth its memory,
+    `moe-zero-buffer-fusion` then computes the chain's GLU from it (one
+    gate/up GEMM that stores `h`, not two), and `moe.experts_backward`
+    reads it instead of recomputing the GEMM. Alone (no fusion) it lowers
+    to its own grouped matmul.
+
+    ```mlir
+    %h = moe.expert_gate_up %x, %routing, %w1
+        : (tensor<16x32xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
+           tensor<4x32x48xf32>) -> tensor<32x48xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    Moe_RoutingType:$routing,
+    AnyRankedTensor:$w1
+  );
+  let results = (outs AnyRankedTensor:$h);
+  let assemblyFormat = [{
+    $x `,` $routing `,` $w1 attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
   let summary = "adjoint of dispatch -> experts -> combine, without buffers";
   let description = [{
@@ -237,6 +269,11 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     `o_j` is never formed. Gradients accumulate in f32; `dx`, `dw1`, `dw2`
     take the storage type of `x`.
 
+    With `gate_up` (the saved pre-activation `h`, f32 [T*k, 2F] in grouped
+    row order, made by `moe.expert_gate_up`) the backward reads `h` instead
+    of recomputing the gate/up GEMM: what `moe-place-recomputation` emits
+    when it decides to save `h`.
+
     ```mlir
     %dx, %dw1, %dw2, %dweights = moe.experts_backward silu_glu
         %x, %routing, %w1, %w2, %weights, %dy
@@ -254,6 +291,7 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     AnyRankedTensor:$w2,
     AnyRankedTensor:$weights,
     AnyRankedTensor:$dy,
+    Optional<AnyRankedTensor>:$gate_up,
     Moe_ActivationAttr:$activation
   );
   let results = (outs
@@ -263,7 +301,8 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     AnyRankedTensor:$d_weights
   );
   let assemblyFormat = [{
-    $activation $x `,` $routing `,` $w1 `,` $w2 `,` $weights `,` $dy attr-dict
+    $activation $x `,` $routing `,` $w1 `,` $w2 `,` $weights `,` $dy
+    (`gate_up` `(` $gate_up^ `)`)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -140,7 +140,7 @@ struct MoeLowerToKernelsPass
     SmallVector<Operation *> users;
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
-              GateBackwardOp, ExpertLoadsOp>(op))
+              GateBackwardOp, ExpertLoadsOp, ExpertGateUpOp>(op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -158,6 +158,9 @@ struct MoeLowerToKernelsPass
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);
+              })
+              .Case([&](ExpertGateUpOp o) {
+                return lowerExpertGateUp(o, plans, rewriter);
               });
       if (failed(result))
         return signalPassFailure();

@@ -1,0 +1,402 @@
+//===- MoePlaceRecomputation.cpp - Save or recompute, under a budget ------===//
+//
+// For every forward value the backward of a training step reads, decide
+// whether the forward saves it or the backward recomputes it, minimizing
+// the predicted time of the step (lib/Analysis/CostModel) subject to its
+// planned peak of intermediate memory (moe-plan-memory) being at most the
+// budget.
+//
+// The search is exact: every subset of the candidates is lowered, on a
+// clone of the module, to planned buffers (the pipeline the target runs up
+// to moe-plan-memory), so both the peak and the predicted time are those
+// of the program the decision makes — no additive guess about how buffers
+// overlap. Tighter budgets only remove subsets from the feasible set, so
+// the predicted time never decreases as the budget shrinks.
+//
+// The candidates and what saving one means in IR (the kernels really read
+// it; nothing is an attribute only):
+//   gate_up (the experts' pre-activation h, f32 [T*k, 2F], per chain):
+//     moe.expert_gate_up after the chain's forward, through a
+//     moe.save_for_backward into moe.experts_backward's gate_up operand;
+//     fusion then makes the forward's GEMM store h (and a separate GLU),
+//     and the backward skips its gate/up GEMM and writes dh over h.
+// The other values the backward reads are fixed, and the remarks say so:
+// the router weights and routing metadata (O(T*k)) are always saved; the
+// dispatched tokens and expert outputs are never formed (zero-buffer
+// kernels read x and dy through the routing index); the activation is
+// recomputed from h inside moek.grouped_glu_backward (elementwise, no
+// GEMM); the router probabilities are recomputed by moek.route_backward
+// (a [T, H] x [H, E] GEMM the router kernels have no saved variant of yet).
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Analysis/CostModel/CostModel.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <limits>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPLACERECOMPUTATIONPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The attribute moe-generate-backward puts on training steps.
+constexpr const char *kTrainingStepAttr = "moe.training_step";
+
+/// At most this many candidates per function: 2^N lowerings.
+constexpr unsigned kMaxCandidates = 8;
+
+/// The forward value behind `v`: a residual's operand, else `v`.
+Value forwardValue(Value v) {
+  if (auto save = v.getDefiningOp<SaveForBackwardOp>())
+    return save.getValues()[cast<OpResult>(v).getResultNumber()];
+  return v;
+}
+
+/// One save-or-recompute decision: the pre-activation of one chain.
+struct Candidate {
+  ExpertsBackwardOp backward;
+  ExpertsOp experts;
+  DispatchOp dispatch;
+  CombineOp combine;
+  SaveForBackwardOp gateSave; ///< the gate's residuals (its `recomputed`)
+  std::string name;           ///< "gate_up" or "gate_up#N"
+  int64_t bytes = 0;          ///< the saved buffer
+};
+
+/// The chains of `func` whose h could be saved, in program order.
+SmallVector<Candidate> collectCandidates(func::FuncOp func) {
+  SmallVector<Candidate> candidates;
+  func.walk([&](ExpertsBackwardOp backward) {
+    if (backward.getGateUp())
+      return; // already saved (the pass ran before)
+    Value routing = forwardValue(backward.getRouting());
+    Value w1 = forwardValue(backward.getW1());
+    Candidate c;
+    c.backward = backward;
+    c.gateSave = backward.getRouting().getDefiningOp<SaveForBackwardOp>();
+    for (Operation *user : routing.getUsers()) {
+      auto experts = dyn_cast<ExpertsOp>(user);
+      if (!experts || experts.getW1() != w1 || !experts->hasOneUse())
+        continue;
+      c.experts = experts;
+      c.dispatch = experts.getTokens().getDefiningOp<DispatchOp>();
+      c.combine = dyn_cast<CombineOp>(*experts->getUsers().begin());
+    }
+    if (!c.experts || !c.dispatch || !c.combine)
+      return;
+    auto routingType = cast<RoutingType>(routing.getType());
+    int64_t rows = routingType.getDispatchedRows();
+    int64_t twoF = backward.getW1().getType().getDimSize(2);
+    c.bytes = ShapedType::isDynamic(rows) ? -1 : rows * twoF * 4;
+    candidates.push_back(c);
+  });
+  for (auto [i, c] : llvm::enumerate(candidates))
+    c.name = candidates.size() == 1 ? std::string("gate_up")
+                                    : "gate_up#" + std::to_string(i);
+  return candidates;
+}
+
+/// Makes the forward keep h for candidate `c` and its backward read it.
+void saveGateUp(Candidate &c) {
+  OpBuilder b(c.combine);
+  b.setInsertionPointAfter(c.combine);
+  Location loc = c.experts.getLoc();
+  auto routing = cast<RoutingType>(c.experts.getRouting().getType());
+  int64_t twoF = c.experts.getW1().getType().getDimSize(2);
+  auto hType = RankedTensorType::get({routing.getDispatchedRows(), twoF},
+                                     b.getF32Type());
+  auto h = ExpertGateUpOp::create(b, loc, hType, c.dispatch.getX(),
+                                  c.experts.getRouting(), c.experts.getW1());
+  auto save = SaveForBackwardOp::create(b, loc, ValueRange{h.getH()},
+                                        ArrayAttr());
+  c.backward.getGateUpMutable().assign(save.getSaved()[0]);
+  // The gate's residual list no longer says h is recomputed.
+  if (c.gateSave)
+    if (ArrayAttr recomputed = c.gateSave.getRecomputedAttr()) {
+      SmallVector<Attribute> kept;
+      for (Attribute name : recomputed)
+        if (cast<StringAttr>(name).getValue() != "gate_up")
+          kept.push_back(name);
+      c.gateSave.setRecomputedAttr(b.getArrayAttr(kept));
+    }
+}
+
+/// The outcome of one placement, lowered.
+struct Evaluation {
+  int64_t peakBytes = 0;
+  double predictedMs = 0;
+};
+
+/// A budget option: bytes, or a percentage of the save-everything peak.
+struct Budget {
+  bool percent = false;
+  double value = 0;
+  int64_t bytes(int64_t saveAllPeak) const {
+    return percent ? int64_t(value / 100.0 * double(saveAllPeak))
+                   : int64_t(value);
+  }
+};
+
+FailureOr<Budget> parseBudget(StringRef text, std::string &error) {
+  Budget budget;
+  StringRef number = text.trim();
+  if (number.consume_back("%"))
+    budget.percent = true;
+  double value;
+  if (number.empty() || number.getAsDouble(value) || !(value >= 0) ||
+      (!budget.percent && value != double(int64_t(value)))) {
+    error = "'" + text.str() +
+            "' is not a number of bytes (e.g. 1073741824) or a percentage of "
+            "the save-everything peak (e.g. 50%)";
+    return failure();
+  }
+  budget.value = value;
+  return budget;
+}
+
+} // namespace
+
+std::string mlir::moe::checkMemoryBudget(StringRef text) {
+  std::string error;
+  return succeeded(parseBudget(text, error)) ? std::string() : error;
+}
+
+namespace {
+
+std::string formatBytes(int64_t bytes) {
+  if (bytes >= (int64_t(1) << 30))
+    return llvm::formatv("{0:f2} GiB", double(bytes) / double(1 << 30));
+  if (bytes >= (int64_t(1) << 20))
+    return llvm::formatv("{0:f2} MiB", double(bytes) / double(1 << 20));
+  if (bytes >= 1024)
+    return llvm::formatv("{0:f2} KiB", double(bytes) / 1024.0);
+  return std::to_string(bytes) + " B";
+}
+
+struct MoePlaceRecomputationPass
+    : public mlir::moe::impl::MoePlaceRecomputationPassBase<
+          MoePlaceRecomputationPass> {
+  using MoePlaceRecomputationPassBase::MoePlaceRecomputationPassBase;
+
+  void runOnOperation() override {
+    if (memoryBudget.empty())
+      return; // no budget: the default placement of moe-generate-backward
+    std::string error;
+    FailureOr<Budget> budget = parseBudget(memoryBudget, error);
+    if (failed(budget)) {
+      getOperation()->emitError()
+          << "moe-place-recomputation: memory-budget " << error;
+      return signalPassFailure();
+    }
+    std::string deviceId = costDevice.empty()
+                               ? ::moe::cost::defaultDeviceFor(target)
+                               : costDevice.getValue();
+    device = ::moe::cost::findDevice(deviceId);
+    if (!device) {
+      getOperation()->emitError()
+          << "moe-place-recomputation: no device '" << deviceId
+          << "' in the cost model's table (have: "
+          << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+      return signalPassFailure();
+    }
+    if (target != "cpu" && !StringRef(target).starts_with("cuda")) {
+      getOperation()->emitError()
+          << "moe-place-recomputation: target '" << target
+          << "' is not cpu or cuda[:sm_XY]";
+      return signalPassFailure();
+    }
+    SmallVector<func::FuncOp> steps;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func->hasAttr(kTrainingStepAttr))
+        steps.push_back(func);
+    if (steps.empty()) {
+      getOperation()->emitError()
+          << "moe-place-recomputation: the module has no training step "
+             "(run moe-generate-backward first, or moe-compile --backward)";
+      return signalPassFailure();
+    }
+    for (func::FuncOp func : steps)
+      if (failed(place(func, *budget)))
+        return signalPassFailure();
+  }
+
+private:
+  /// Lowers a clone of the module with the candidates in `mask` saved and
+  /// returns the planned peak and predicted time of `funcName`.
+  FailureOr<Evaluation> evaluate(StringRef funcName, unsigned mask) {
+    OwningOpRef<ModuleOp> clone = getOperation().clone();
+    auto func = clone->lookupSymbol<func::FuncOp>(funcName);
+    SmallVector<Candidate> candidates = collectCandidates(func);
+    for (auto [i, c] : llvm::enumerate(candidates))
+      if (mask & (1u << i))
+        saveGateUp(c);
+    PassManager pm(&getContext());
+    bool cuda = target != "cpu";
+    int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
+                    : cuda              ? std::numeric_limits<int64_t>::max()
+                                        : 1;
+    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue);
+    if (failed(pm.run(*clone)))
+      return failure();
+    func = clone->lookupSymbol<func::FuncOp>(funcName);
+    auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
+    if (!plan)
+      return func.emitError()
+             << "moe-place-recomputation: the training step has no memory "
+                "plan (its buffers have dynamic shapes?)";
+    Evaluation e;
+    e.peakBytes = plan.getAs<IntegerAttr>("peak_intermediate_bytes").getInt();
+    e.predictedMs = estimateFunctionCost(func, *device).totalMs;
+    return e;
+  }
+
+  LogicalResult place(func::FuncOp func, const Budget &budget) {
+    SmallVector<Candidate> candidates = collectCandidates(func);
+    unsigned n = candidates.size();
+    if (n > kMaxCandidates)
+      return func.emitError()
+             << "moe-place-recomputation: " << n
+             << " candidates (one per layer) make 2^" << n
+             << " placements to lower; at most " << kMaxCandidates
+             << " are searched exactly: split the program into smaller "
+                "functions";
+    for (Candidate &c : candidates)
+      if (c.bytes < 0)
+        return c.backward.emitError()
+               << "moe-place-recomputation needs a static token count: the "
+                  "memory plan of dynamic buffers is made at run time";
+
+    // Every placement, lowered: 2^n evaluations (n <= 8).
+    std::vector<Evaluation> all(size_t(1) << n);
+    for (unsigned mask = 0; mask < all.size(); ++mask) {
+      FailureOr<Evaluation> e = evaluate(func.getSymName(), mask);
+      if (failed(e))
+        return failure();
+      all[mask] = *e;
+    }
+    unsigned everything = unsigned(all.size() - 1);
+    int64_t saveAllPeak = all[everything].peakBytes;
+    int64_t budgetBytes = budget.bytes(saveAllPeak);
+    int64_t leastPeak = std::numeric_limits<int64_t>::max();
+    unsigned leastMask = 0;
+    for (unsigned mask = 0; mask < all.size(); ++mask)
+      if (all[mask].peakBytes < leastPeak) {
+        leastPeak = all[mask].peakBytes;
+        leastMask = mask;
+      }
+    if (budgetBytes < leastPeak) {
+      std::string how;
+      for (auto [i, c] : llvm::enumerate(candidates))
+        how += std::string(how.empty() ? "" : ", ") +
+               (leastMask & (1u << i) ? "save " : "recompute ") + c.name;
+      return func.emitError()
+             << "memory budget " << budgetBytes << " bytes ("
+             << formatBytes(budgetBytes) << ") is below the least planned "
+             << "peak any placement reaches: " << leastPeak << " bytes ("
+             << formatBytes(leastPeak) << (how.empty() ? "" : ", ")
+             << how << "); give --memory-budget=" << leastPeak
+             << " or more";
+    }
+    // The fastest feasible placement; on equal predictions the smaller
+    // peak, then the one that saves more (fewer kernels to run).
+    unsigned best = 0;
+    bool found = false;
+    for (unsigned mask = 0; mask < all.size(); ++mask) {
+      const Evaluation &e = all[mask];
+      if (e.peakBytes > budgetBytes)
+        continue;
+      if (!found || e.predictedMs < all[best].predictedMs ||
+          (e.predictedMs == all[best].predictedMs &&
+           e.peakBytes < all[best].peakBytes)) {
+        best = mask;
+        found = true;
+      }
+    }
+
+    Builder b(func.getContext());
+    SmallVector<Attribute> saved, recomputed;
+    for (auto [i, c] : llvm::enumerate(candidates)) {
+      bool save = best & (1u << i);
+      // What recomputing this value costs, the others as decided.
+      const Evaluation &with = all[best | (1u << i)];
+      const Evaluation &without = all[best & ~(1u << i)];
+      double recomputeMs = without.predictedMs - with.predictedMs;
+      auto entry = b.getDictionaryAttr({
+          b.getNamedAttr("name", b.getStringAttr(c.name)),
+          b.getNamedAttr("bytes", b.getI64IntegerAttr(c.bytes)),
+          b.getNamedAttr("peak_delta_bytes",
+                         b.getI64IntegerAttr(with.peakBytes -
+                                             without.peakBytes)),
+          b.getNamedAttr("recompute_ms", b.getF64FloatAttr(recomputeMs)),
+      });
+      (save ? saved : recomputed).push_back(entry);
+      InFlightDiagnostic remark = c.backward.emitRemark();
+      if (save)
+        remark << "saves " << c.name << " (" << formatBytes(c.bytes)
+               << "): recomputing it would cost "
+               << llvm::formatv("{0:f3}", recomputeMs) << " ms";
+      else
+        remark << "recomputes " << c.name << " ("
+               << llvm::formatv("{0:f3}", recomputeMs)
+               << " ms): saving it would "
+               << (with.peakBytes > budgetBytes
+                       ? "raise the planned peak to " +
+                             formatBytes(with.peakBytes) +
+                             ", over the budget"
+                       : std::string("not be faster"));
+      if (save)
+        saveGateUp(c);
+    }
+    func.emitRemark() << "recomputation placement: planned peak "
+                      << formatBytes(all[best].peakBytes) << " of a budget of "
+                      << formatBytes(budgetBytes) << " (save everything: "
+                      << formatBytes(saveAllPeak) << ", least: "
+                      << formatBytes(leastPeak) << "), predicted "
+                      << llvm::formatv("{0:f3}", all[best].predictedMs)
+                      << " ms on " << device->id
+                      << "; always saved: router weights, routing metadata; "
+                         "never formed: dispatched tokens, expert outputs; "
+                         "recomputed in the backward's kernels: activations, "
+                         "router probabilities";
+    func->setAttr(
+        "moe.recomputation",
+        b.getDictionaryAttr({
+            b.getNamedAttr("budget_bytes", b.getI64IntegerAttr(budgetBytes)),
+            b.getNamedAttr("save_all_peak_bytes",
+                           b.getI64IntegerAttr(saveAllPeak)),
+            b.getNamedAttr("least_peak_bytes", b.getI64IntegerAttr(leastPeak)),
+            b.getNamedAttr("planned_peak_bytes",
+                           b.getI64IntegerAttr(all[best].peakBytes)),
+            b.getNamedAttr("predicted_ms",
+                           b.getF64FloatAttr(all[best].predictedMs)),
+            b.getNamedAttr("device", b.getStringAttr(device->id)),
+            b.getNamedAttr("saved", b.getArrayAttr(saved)),
+            b.getNamedAttr("recomputed", b.getArrayAttr(recomputed)),
+        }));
+    return success();
+  }
+
+  const ::moe::cost::DeviceDescription *device = nullptr;
+};
+
+} // namespace
