@@ -144,6 +144,18 @@ def fit(args):
             rows.setdefault(e["class"], []).append(
                 (e["flops"] / rate(e["class"]) * 1e3, e["bytes"] / (dev["bw"] * 1e9) * 1e3,
                  ms - e["launches"] * dev["launch"] * 1e-3))
+    # Runs measured as a whole (the CPU: no per-kernel profile) calibrate
+    # the default class of their kernels from the layer time.
+    for run in runs:
+        if run["kernels_ms"]:
+            continue
+        pred = predicted_by_name(run)
+        cls = "default.tc" if any(e["class"].endswith(".tc") for e in pred.values()) else "default.simt"
+        rows.setdefault(cls, []).append(
+            (sum(e["flops"] / rate(e["class"]) for e in pred.values()) * 1e3,
+             sum(e["bytes"] for e in pred.values()) / (dev["bw"] * 1e9) * 1e3,
+             run["layer_ms"] - dev["sync"] * 1e-3
+             - sum(e["launches"] for e in pred.values()) * dev["launch"] * 1e-3))
     fitted = dict(kernels.get(device_id, {}))
     for cls, r in sorted(rows.items()):
         a = np.array([[x[0], x[1]] for x in r]); b = np.array([x[2] for x in r])
@@ -157,6 +169,8 @@ def fit(args):
     # Launch cost from the kernels no measured row names (routing, fills).
     num, den = 0.0, 0.0
     for run in runs:
+        if not run["kernels_ms"] or "other_ms" not in run:
+            continue
         pred = predicted_by_name(run)
         rest = [e for n, e in pred.items() if n not in run["kernels_ms"]]
         work = sum(scales(e["class"])[0] * e["flops"] / rate(e["class"]) * 1e3 +
@@ -166,7 +180,8 @@ def fit(args):
     if den > 0:
         dev["launch"] = max(0.0, num / den * 1e3)
     # Synchronization: what the layer takes beyond its kernels.
-    gaps = [r["layer_ms"] - sum(r["kernels_ms"].values()) - r.get("other_ms", 0.0) for r in runs]
+    gaps = [r["layer_ms"] - sum(r["kernels_ms"].values()) - r.get("other_ms", 0.0)
+            for r in runs if r["kernels_ms"]]
     if gaps:
         dev["sync"] = max(0.0, float(np.mean(gaps)) * 1e3)
 

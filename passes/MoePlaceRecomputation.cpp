@@ -110,9 +110,13 @@ SmallVector<Candidate> collectCandidates(func::FuncOp func) {
     c.bytes = ShapedType::isDynamic(rows) ? -1 : rows * twoF * 4;
     candidates.push_back(c);
   });
+  // The backward visits layers last to first; name them first to last.
+  llvm::sort(candidates, [](const Candidate &a, const Candidate &b) {
+    return a.experts->isBeforeInBlock(b.experts);
+  });
   for (auto [i, c] : llvm::enumerate(candidates))
     c.name = candidates.size() == 1 ? std::string("gate_up")
-                                    : "gate_up#" + std::to_string(i);
+                                    : "gate_up.layer" + std::to_string(i);
   return candidates;
 }
 

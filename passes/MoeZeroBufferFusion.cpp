@@ -272,9 +272,9 @@ struct MoeZeroBufferFusionPass
                 arith::TruncFOp::create(nested, loc, element, args[0]);
             linalg::YieldOp::create(nested, loc, narrow);
           });
-    rewriter.replaceOp(combine, asTensor(b, y));
     if (savedGateUp)
       rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
+    rewriter.replaceOp(combine, asTensor(b, y));
     rewriter.eraseOp(chain.experts);
     rewriter.eraseOp(chain.dispatch);
     return success();

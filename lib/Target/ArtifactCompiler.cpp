@@ -207,6 +207,13 @@ static std::string addPlacementsToMetadata(ModuleOp module,
   return out;
 }
 
+std::string mlir::moe::checkCostDevice(StringRef id) {
+  if (::moe::cost::findDevice(id.str()))
+    return "";
+  return "no device '" + id.str() + "' in the cost model's table (have: " +
+         llvm::join(::moe::cost::deviceIds(), ", ") + ")";
+}
+
 LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                  const CompileOptions &options,
                                  llvm::raw_ostream &textOut) {

@@ -36,6 +36,10 @@ FailureOr<Target> parseTarget(StringRef text, std::string &error);
 /// install or pass.
 std::string locateCudaToolkit(StringRef cudaPath);
 
+/// "" when the cost model's table has device `id`, else a message that
+/// lists the devices it has.
+std::string checkCostDevice(StringRef id);
+
 struct CompileOptions {
   Target target;
   EmitKind emit = EmitKind::Artifact;

@@ -8,7 +8,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
-#include "lib/Analysis/CostModel/DeviceTable.h"
 #include "lib/Driver/Driver.h"
 #include "passes/Passes.h"
 #include "lib/Target/ArtifactCompiler.h"
@@ -146,14 +145,15 @@ int main(int argc, char **argv) {
     return fail("--memory-budget places the recomputation of the training "
                 "step: add --backward");
   if (memoryBudget.getNumOccurrences()) {
-    std::string error = mlir::moe::checkMemoryBudget(memoryBudget);
+    std::string error = moe::checkMemoryBudget(memoryBudget);
     if (!error.empty())
       return fail("--memory-budget: " + error);
   }
-  if (costDevice.getNumOccurrences() && !::moe::cost::findDevice(costDevice))
-    return fail("--cost-device: no device '" + costDevice +
-                "' in the cost model's table (have: " +
-                join(::moe::cost::deviceIds(), ", ") + ")");
+  if (costDevice.getNumOccurrences()) {
+    std::string error = moe::checkCostDevice(costDevice);
+    if (!error.empty())
+      return fail("--cost-device: " + error);
+  }
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
   if (epilogue != "scatter_add" && epilogue != "gather_sum")

@@ -226,7 +226,7 @@ std::string predictedGroupOf(const std::string &measured) {
 
 /// The cost model's prediction (artifact metadata `cost.*`) beside the
 /// measured time of each kernel, grouped by the op the kernels come from.
-std::string describePredictions(moert_function *function,
+std::string describePredictions(const moert_function *function,
                                 const std::vector<moert_kernel_time> &kernels,
                                 double measuredTotal) {
   const char *device = moert_function_attr(function, "cost.device");

@@ -98,7 +98,7 @@ public:
           return w;
         })
         .Case<ExclusiveScanOp, AssignmentRowsOp, RowAssignmentsOp,
-              ExpertLoadsOp>([&](Operation *o) {
+              moek::ExpertLoadsOp>([&](Operation *o) {
           KernelWork w = named(op, kernelName(op));
           for (Value operand : o->getOperands())
             if (isa<MemRefType>(operand.getType()))

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (device tool, carry .device) for issue #12:
+# builds the MLIR-free runtime and moe-run there (as bench/run_device.sh
+# does), then for the artifacts of bench/compile_recompute_artifacts.sh
+#   1. checks the training step at every budget against the CPU reference
+#      backward (check-train-*.so: full H, F, E, k, a few tokens);
+#   2. times the full-size training step at every budget (train-*.so):
+#      median of REPEAT runs, the device memory the call held (moe-run's
+#      "device memory: high water" line) and the per-kernel profile with
+#      the cost model's prediction beside it;
+#   3. profiles the forward of each preset (fwd-*.so), for the calibration.
+# Logs: $OUT/recompute/NAME.log (one per artifact, what
+# bench/calibrate_cost_model.py collect and bench/recompute_results.py read)
+# and $OUT/recompute_device.log. REPEAT (default 3) and SKIP_CHECK=1 bound
+# the device time; the whole call stays under about 5 minutes on an H200.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+art=$root/.device/artifacts
+out=${OUT:-$root/device-out}
+repeat=${REPEAT:-3}
+logs=$out/recompute
+mkdir -p "$logs"
+exec > >(tee "$out/recompute_device.log") 2>&1
+
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
+cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake.log || { cat /tmp/cmake.log; exit 1; }
+ninja -C /tmp/moe-run-build > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
+run=/tmp/moe-run-build/moe-run
+
+failures=0
+if [ "${SKIP_CHECK:-0}" != 1 ]; then
+  echo "== correctness: the training step at each budget vs the reference backward ($(date -u +%H:%M:%S))"
+  for a in "$art"/check-train-*.so; do
+    [ -e "$a" ] || continue
+    name=$(basename "$a" .so)
+    if "$run" "$a" --check --seed 1 > "$logs/$name.log" 2>&1; then
+      echo "$name: CHECK PASSED; $(grep -E '^device memory' "$logs/$name.log")"
+    else
+      failures=$((failures + 1))
+      echo "$name: FAILED"; tail -12 "$logs/$name.log"
+    fi
+  done
+  echo "correctness failures: $failures"
+fi
+
+echo "== timing: full-size training steps per budget, forwards ($(date -u +%H:%M:%S))"
+for a in "$art"/train-*.so "$art"/fwd-*.so; do
+  [ -e "$a" ] || continue
+  name=$(basename "$a" .so)
+  "$run" "$a" --repeat "$repeat" --profile > "$logs/$name.log" 2>&1 ||
+    { failures=$((failures + 1)); echo "$name: FAILED"; tail -5 "$logs/$name.log"; continue; }
+  echo "-- $name: $(grep -E '^time|^device memory' "$logs/$name.log" | tr '\n' ' ')"
+  sed -n '/^prediction/,$p' "$logs/$name.log" | head -14
+done
+echo "== done ($(date -u +%H:%M:%S)), failures: $failures"
+exit $((failures > 0))
