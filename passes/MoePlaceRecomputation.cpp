@@ -259,7 +259,7 @@ private:
     int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
                     : cuda              ? std::numeric_limits<int64_t>::max()
                                         : 1;
-    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue);
+    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue, !cuda);
     if (failed(pm.run(*clone)))
       return failure();
     func = clone->lookupSymbol<func::FuncOp>(funcName);
@@ -276,6 +276,14 @@ private:
 
   LogicalResult place(func::FuncOp func, const Budget &budget) {
     SmallVector<Candidate> candidates = collectCandidates(func);
+    if (!fusion && !candidates.empty()) {
+      // The materializing forward has no GEMM that could store h: saving it
+      // would add one, never save time, so h stays recomputed.
+      func.emitRemark() << "recomputation placement: no candidates without "
+                           "moe-zero-buffer-fusion (the materializing "
+                           "forward would compute h twice to save it)";
+      candidates.clear();
+    }
     unsigned n = candidates.size();
     if (n > kMaxCandidates)
       return func.emitError()
@@ -322,10 +330,15 @@ private:
              << " or more";
     }
     // The fastest feasible placement; on equal predictions the smaller
-    // peak, then the one that saves more (fewer kernels to run).
+    // peak. A budget that fits the save-everything peak saves everything
+    // (the rule: the cost model agrees wherever it was measured,
+    // saving h costs a write and a read where recomputing it is a GEMM).
     unsigned best = 0;
-    bool found = false;
-    for (unsigned mask = 0; mask < all.size(); ++mask) {
+    bool found = budgetBytes >= saveAllPeak;
+    if (found)
+      best = everything;
+    for (unsigned mask = 0; mask < all.size() && budgetBytes < saveAllPeak;
+         ++mask) {
       const Evaluation &e = all[mask];
       if (e.peakBytes > budgetBytes)
         continue;

@@ -85,16 +85,26 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::init("bin")};
 };
 
-/// moe IR to planned device buffers and gpu.launch kernels.
+/// moe IR to planned device buffers and gpu.launch kernels: the two below.
 void buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                     const CUDAPipelineOptions &options);
 
-/// moe IR to planned buffers, the prefix both targets share: elementwise
-/// ops to linalg, [moe-zero-buffer-fusion], moe-lower-to-kernels, one-shot
-/// bufferization with deallocation, moe-plan-memory (what
-/// moe-place-recomputation lowers each candidate placement with).
+/// moe IR to planned moek kernels, as the CUDA target plans them.
+void buildPlannedGPUKernelsPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options);
+
+/// Planned moek kernels to gpu.launch kernels on device buffers.
+void buildKernelsToGPUPipeline(OpPassManager &pm,
+                               const CUDAPipelineOptions &options);
+
+/// moe IR to planned moek kernels on buffers, the prefix both targets share:
+/// (on the CPU) elementwise ops to linalg, [moe-zero-buffer-fusion],
+/// moe-lower-to-kernels, one-shot bufferization with deallocation,
+/// moe-plan-memory. What moe-place-recomputation lowers each candidate
+/// placement with, and what the cost model reads.
 void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
-                                 int64_t expertsPerChunk, StringRef epilogue);
+                                 int64_t expertsPerChunk, StringRef epilogue,
+                                 bool cpu);
 
 /// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
 /// mgpu* functions moert provides.

@@ -52,9 +52,32 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
 
 void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                       int64_t expertsPerChunk,
-                                      StringRef epilogue) {
-  pm.addPass(createConvertElementwiseToLinalgPass());
+                                      StringRef epilogue, bool cpu) {
+  if (cpu)
+    pm.addPass(createConvertElementwiseToLinalgPass());
   buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue);
+}
+
+/// On the GPU all experts' GEMMs share one launch by default: a launch per
+/// expert leaves most of the GPU idle when experts get few rows each.
+static int64_t gpuExpertsPerChunk(const moe::CUDAPipelineOptions &options) {
+  return options.expertsPerChunk > 0 ? int64_t(options.expertsPerChunk)
+                                     : std::numeric_limits<int64_t>::max();
+}
+
+void moe::buildPlannedGPUKernelsPipeline(OpPassManager &pm,
+                                         const CUDAPipelineOptions &options) {
+  buildPlannedKernelsPipeline(pm, options.fusion, gpuExpertsPerChunk(options),
+                              options.epilogue);
+}
+
+void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options) {
+  MoekLowerToGPUPassOptions gpu;
+  gpu.chip = options.chip;
+  gpu.tensorCoreTile = options.tensorCoreTile;
+  pm.addPass(createMoekLowerToGPUPass(gpu));
+  pm.addPass(createMoePlaceBuffersOnGPUPass());
 }
 
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
@@ -99,18 +122,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
 
 void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
-  // On the GPU all experts' GEMMs share one launch by default: a launch per
-  // expert leaves most of the GPU idle when experts get few rows each.
-  int64_t expertsPerChunk = options.expertsPerChunk > 0
-                                ? int64_t(options.expertsPerChunk)
-                                : std::numeric_limits<int64_t>::max();
-  buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk,
-                              options.epilogue);
-  MoekLowerToGPUPassOptions gpu;
-  gpu.chip = options.chip;
-  gpu.tensorCoreTile = options.tensorCoreTile;
-  pm.addPass(createMoekLowerToGPUPass(gpu));
-  pm.addPass(createMoePlaceBuffersOnGPUPass());
+  buildPlannedGPUKernelsPipeline(pm, options);
+  buildKernelsToGPUPipeline(pm, options);
 }
 
 void moe::buildGPUToLLVMPipeline(OpPassManager &pm,

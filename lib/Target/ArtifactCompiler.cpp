@@ -270,12 +270,15 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;
   cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
-  PassManager toBuffers(module.getContext());
+  // Planned moek kernels first: the memory plan and the cost model read
+  // them (on CUDA, before they become gpu.launch kernels).
+  PassManager toKernels(module.getContext());
   if (options.target.cuda)
-    buildLowerToGPUBuffersPipeline(toBuffers, cuda);
+    buildPlannedGPUKernelsPipeline(toKernels, cuda);
   else
-    buildLowerToBuffersPipeline(toBuffers, cpu);
-  if (failed(toBuffers.run(module)))
+    buildPlannedBuffersPipeline(toKernels, cpu.fusion, cpu.expertsPerChunk,
+                                cpu.epilogue, /*cpu=*/true);
+  if (failed(toKernels.run(module)))
     return failure();
   // The memory plan is known now; it travels in the metadata too.
   MemoryPlans plans = collectMemoryPlans(module);
@@ -290,6 +293,13 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return failure();
   if (options.planOnly)
     return success();
+  PassManager toBuffers(module.getContext());
+  if (options.target.cuda)
+    buildKernelsToGPUPipeline(toBuffers, cuda);
+  else
+    toBuffers.addPass(createMoekLowerToLoopsPass());
+  if (failed(toBuffers.run(module)))
+    return failure();
   std::string fullMetadata = addPlacementsToMetadata(
       module, addCostsToMetadata(addMemoryPlansToMetadata(*metadata, plans),
                                  costs, *costDevice));

@@ -57,28 +57,28 @@ TEST(DeviceTable, PredictionGrowsWithWork) {
 
 /// The predicted cost of `spec` compiled for a CUDA target (all experts in
 /// one launch, fusion on: moe-compile's defaults there).
-std::optional<moe::FunctionCost> predict(const std::string &spec,
+std::optional<mlir::moe::FunctionCost> predict(const std::string &spec,
                                          bool backward,
                                          const DeviceDescription &device) {
-  std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
+  std::unique_ptr<MLIRContext> context = mlir::moe::createCompilerContext();
   std::string error;
-  OwningOpRef<ModuleOp> module = moe::loadLayerProgram(*context, spec, error);
+  OwningOpRef<ModuleOp> module = mlir::moe::loadLayerProgram(*context, spec, error);
   if (!module) {
     ADD_FAILURE() << spec << ": " << error;
     return std::nullopt;
   }
   PassManager pm(context.get());
   if (backward)
-    pm.addPass(moe::createMoeGenerateBackwardPass());
-  moe::buildPlannedBuffersPipeline(pm, /*fusion=*/true,
+    pm.addPass(mlir::moe::createMoeGenerateBackwardPass());
+  mlir::moe::buildPlannedBuffersPipeline(pm, /*fusion=*/true,
                                    std::numeric_limits<int64_t>::max(),
-                                   "scatter_add");
+                                   "scatter_add", /*cpu=*/false);
   if (failed(pm.run(*module))) {
     ADD_FAILURE() << spec << ": the pipeline failed";
     return std::nullopt;
   }
-  std::vector<moe::FunctionCost> costs =
-      moe::estimateModuleCost(*module, device);
+  std::vector<mlir::moe::FunctionCost> costs =
+      mlir::moe::estimateModuleCost(*module, device);
   if (costs.size() != 1) {
     ADD_FAILURE() << spec << ": " << costs.size() << " functions";
     return std::nullopt;
@@ -105,7 +105,7 @@ TEST(CostModel, PredictsTheRecordedH200Profile) {
     const llvm::json::Object *run = value.getAsObject();
     std::string spec = run->getString("spec")->str();
     bool backward = run->getBoolean("backward").value_or(false);
-    std::optional<moe::FunctionCost> cost = predict(spec, backward, *device);
+    std::optional<mlir::moe::FunctionCost> cost = predict(spec, backward, *device);
     ASSERT_TRUE(cost.has_value());
     double measured = *run->getNumber("layer_ms");
     EXPECT_NEAR(cost->totalMs / measured, 1.0, 0.10)
