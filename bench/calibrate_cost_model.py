@@ -34,7 +34,7 @@ PREDICTED = [
     "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
     "moek_glu", "moek_combine_rows", "moek_expert_loads",
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
-    "moek_grouped_input_grad", "moek_route_backward", "fill", "narrow", "copy"]
+    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map", "copy"]
 
 
 def group_of(kernel):

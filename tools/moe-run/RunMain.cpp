@@ -207,7 +207,7 @@ const char *const kPredictedKernels[] = {
     "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
     "moek_glu", "moek_combine_rows", "moek_expert_loads",
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
-    "moek_grouped_input_grad", "moek_route_backward", "fill", "narrow",
+    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map",
     "copy"};
 
 /// The predicted kernel a measured one belongs to: the longest name of

@@ -175,7 +175,7 @@ public:
         .Case([&](linalg::MapOp o) -> std::optional<KernelWork> {
           if (!isa<MemRefType>(o.getInit().getType()))
             return std::nullopt;
-          KernelWork w = named(op, "narrow");
+          KernelWork w = named(op, "linalg_map");
           for (Value in : o.getInputs())
             w.bytes += bytesOf(in);
           w.bytes += bytesOf(o.getInit());
