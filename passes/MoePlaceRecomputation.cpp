@@ -19,14 +19,16 @@
 //     moe.expert_gate_up after the chain's forward, through a
 //     moe.save_for_backward into moe.experts_backward's gate_up operand;
 //     fusion then makes the forward's GEMM store h (and a separate GLU),
-//     and the backward skips its gate/up GEMM and writes dh over h.
+//     and the backward skips its gate/up GEMM and writes dh over h;
+//   router_probabilities (p, f32 [T, E], per gate): moe.router_probabilities
+//     after the gate, through a moe.save_for_backward into
+//     moe.gate_backward's probs operand; the router kernel stores p as it
+//     routes and the router's backward skips its scores GEMM.
 // The other values the backward reads are fixed, and the remarks say so:
 // the router weights and routing metadata (O(T*k)) are always saved; the
 // dispatched tokens and expert outputs are never formed (zero-buffer
 // kernels read x and dy through the routing index); the activation is
-// recomputed from h inside moek.grouped_glu_backward (elementwise, no
-// GEMM); the router probabilities are recomputed by moek.route_backward
-// (a [T, H] x [H, E] GEMM the router kernels have no saved variant of yet).
+// recomputed from h inside moek.grouped_glu_backward (elementwise, no GEMM).
 //
 //===----------------------------------------------------------------------===//
 
@@ -72,18 +74,36 @@ Value forwardValue(Value v) {
   return v;
 }
 
-/// One save-or-recompute decision: the pre-activation of one chain.
+/// One save-or-recompute decision: the pre-activation h of one chain, or
+/// the router probabilities p of one gate.
 struct Candidate {
-  ExpertsBackwardOp backward;
+  enum Kind { GateUp, RouterProbabilities } kind = GateUp;
+  Operation *anchor = nullptr; ///< the backward op that reads the value
+  GateOp gate;                 ///< the layer's gate (its order names it)
+  SaveForBackwardOp gateSave;  ///< the gate's residuals (its `recomputed`)
+  // GateUp: the chain and its backward.
+  ExpertsBackwardOp expertsBackward;
   ExpertsOp experts;
   DispatchOp dispatch;
   CombineOp combine;
-  SaveForBackwardOp gateSave; ///< the gate's residuals (its `recomputed`)
-  std::string name;           ///< "gate_up" or "gate_up#N"
-  int64_t bytes = 0;          ///< the saved buffer
+  // RouterProbabilities: the router's backward.
+  GateBackwardOp gateBackward;
+  std::string name;   ///< "gate_up", "router_probabilities[.layerN]"
+  int64_t bytes = 0;  ///< the saved buffer (-1: dynamic)
 };
 
-/// The chains of `func` whose h could be saved, in program order.
+/// The name a value has in `recomputed` lists and reports.
+StringRef valueName(Candidate::Kind kind) {
+  return kind == Candidate::GateUp ? "gate_up" : "router_probabilities";
+}
+
+/// Bytes of an f32 [rows, cols] buffer; -1 when rows is dynamic.
+int64_t f32Bytes(int64_t rows, int64_t cols) {
+  return ShapedType::isDynamic(rows) ? -1 : rows * cols * 4;
+}
+
+/// The values of `func` that could be saved, layer by layer in program
+/// order (a layer's router probabilities, then its pre-activation).
 SmallVector<Candidate> collectCandidates(func::FuncOp func) {
   SmallVector<Candidate> candidates;
   func.walk([&](ExpertsBackwardOp backward) {
@@ -92,7 +112,10 @@ SmallVector<Candidate> collectCandidates(func::FuncOp func) {
     Value routing = forwardValue(backward.getRouting());
     Value w1 = forwardValue(backward.getW1());
     Candidate c;
-    c.backward = backward;
+    c.kind = Candidate::GateUp;
+    c.anchor = backward;
+    c.expertsBackward = backward;
+    c.gate = routing.getDefiningOp<GateOp>();
     c.gateSave = backward.getRouting().getDefiningOp<SaveForBackwardOp>();
     for (Operation *user : routing.getUsers()) {
       auto experts = dyn_cast<ExpertsOp>(user);
@@ -102,22 +125,61 @@ SmallVector<Candidate> collectCandidates(func::FuncOp func) {
       c.dispatch = experts.getTokens().getDefiningOp<DispatchOp>();
       c.combine = dyn_cast<CombineOp>(*experts->getUsers().begin());
     }
-    if (!c.experts || !c.dispatch || !c.combine)
+    if (!c.gate || !c.experts || !c.dispatch || !c.combine)
       return;
     auto routingType = cast<RoutingType>(routing.getType());
-    int64_t rows = routingType.getDispatchedRows();
-    int64_t twoF = backward.getW1().getType().getDimSize(2);
-    c.bytes = ShapedType::isDynamic(rows) ? -1 : rows * twoF * 4;
+    c.bytes = f32Bytes(routingType.getDispatchedRows(),
+                       backward.getW1().getType().getDimSize(2));
     candidates.push_back(c);
   });
-  // The backward visits layers last to first; name them first to last.
-  llvm::sort(candidates, [](const Candidate &a, const Candidate &b) {
-    return a.experts->isBeforeInBlock(b.experts);
+  func.walk([&](GateBackwardOp backward) {
+    if (backward.getProbs())
+      return;
+    Candidate c;
+    c.kind = Candidate::RouterProbabilities;
+    c.anchor = backward;
+    c.gateBackward = backward;
+    c.gate = forwardValue(backward.getRouting()).getDefiningOp<GateOp>();
+    c.gateSave = backward.getRouting().getDefiningOp<SaveForBackwardOp>();
+    if (!c.gate)
+      return;
+    c.bytes = f32Bytes(c.gate.getX().getType().getDimSize(0),
+                       c.gate.getNumExperts());
+    candidates.push_back(c);
   });
-  for (auto [i, c] : llvm::enumerate(candidates))
-    c.name = candidates.size() == 1 ? std::string("gate_up")
-                                    : "gate_up.layer" + std::to_string(i);
+  // Layers in program order (the backward visits them last to first), a
+  // layer's router before its experts.
+  llvm::sort(candidates, [](const Candidate &a, const Candidate &b) {
+    if (a.gate != b.gate)
+      return a.gate->isBeforeInBlock(b.gate);
+    return a.kind == Candidate::RouterProbabilities &&
+           b.kind == Candidate::GateUp;
+  });
+  SmallVector<GateOp> gates;
+  for (const Candidate &c : candidates)
+    if (gates.empty() || gates.back() != c.gate)
+      gates.push_back(c.gate);
+  for (Candidate &c : candidates) {
+    c.name = valueName(c.kind).str();
+    if (gates.size() > 1)
+      c.name += ".layer" +
+                std::to_string(llvm::find(gates, c.gate) - gates.begin());
+  }
   return candidates;
+}
+
+/// The gate's residual list no longer says `value` is recomputed.
+void markSaved(SaveForBackwardOp gateSave, StringRef value) {
+  if (!gateSave)
+    return;
+  ArrayAttr recomputed = gateSave.getRecomputedAttr();
+  if (!recomputed)
+    return;
+  SmallVector<Attribute> kept;
+  for (Attribute name : recomputed)
+    if (cast<StringAttr>(name).getValue() != value)
+      kept.push_back(name);
+  gateSave.setRecomputedAttr(ArrayAttr::get(gateSave.getContext(), kept));
 }
 
 /// Makes the forward keep h for candidate `c` and its backward read it.
@@ -133,16 +195,33 @@ void saveGateUp(Candidate &c) {
                                   c.experts.getRouting(), c.experts.getW1());
   auto save = SaveForBackwardOp::create(b, loc, ValueRange{h.getH()},
                                         ArrayAttr());
-  c.backward.getGateUpMutable().assign(save.getSaved()[0]);
-  // The gate's residual list no longer says h is recomputed.
-  if (c.gateSave)
-    if (ArrayAttr recomputed = c.gateSave.getRecomputedAttr()) {
-      SmallVector<Attribute> kept;
-      for (Attribute name : recomputed)
-        if (cast<StringAttr>(name).getValue() != "gate_up")
-          kept.push_back(name);
-      c.gateSave.setRecomputedAttr(b.getArrayAttr(kept));
-    }
+  c.expertsBackward.getGateUpMutable().assign(save.getSaved()[0]);
+  markSaved(c.gateSave, "gate_up");
+}
+
+/// Makes the gate's router keep p for candidate `c` and the router's
+/// backward read it.
+void saveRouterProbabilities(Candidate &c) {
+  OpBuilder b(c.gate);
+  b.setInsertionPointAfter(c.gate);
+  Location loc = c.gate.getLoc();
+  auto pType = RankedTensorType::get(
+      {c.gate.getX().getType().getDimSize(0), c.gate.getNumExperts()},
+      b.getF32Type());
+  auto p = RouterProbabilitiesOp::create(b, loc, pType, c.gate.getX(),
+                                         c.gate.getWGate(),
+                                         c.gate.getScoreFuncAttr());
+  auto save = SaveForBackwardOp::create(b, loc, ValueRange{p.getProbs()},
+                                        ArrayAttr());
+  c.gateBackward.getProbsMutable().assign(save.getSaved()[0]);
+  markSaved(c.gateSave, "router_probabilities");
+}
+
+void save(Candidate &c) {
+  if (c.kind == Candidate::GateUp)
+    saveGateUp(c);
+  else
+    saveRouterProbabilities(c);
 }
 
 /// The outcome of one placement, lowered.
@@ -245,15 +324,29 @@ struct MoePlaceRecomputationPass
   }
 
 private:
+  static bool isGateUp(const Candidate &c) {
+    return c.kind == Candidate::GateUp;
+  }
+
+  /// The candidates of `func` under the pass's options: without fusion the
+  /// materializing forward has no GEMM that could store h (saving it would
+  /// add one and never save time), so h is no candidate there.
+  SmallVector<Candidate> candidatesOf(func::FuncOp func) {
+    SmallVector<Candidate> candidates = collectCandidates(func);
+    if (!fusion)
+      llvm::erase_if(candidates, isGateUp);
+    return candidates;
+  }
+
   /// Lowers a clone of the module with the candidates in `mask` saved and
   /// returns the planned peak and predicted time of `funcName`.
   FailureOr<Evaluation> evaluate(StringRef funcName, unsigned mask) {
     OwningOpRef<ModuleOp> clone = getOperation().clone();
     auto func = clone->lookupSymbol<func::FuncOp>(funcName);
-    SmallVector<Candidate> candidates = collectCandidates(func);
+    SmallVector<Candidate> candidates = candidatesOf(func);
     for (auto [i, c] : llvm::enumerate(candidates))
       if (mask & (1u << i))
-        saveGateUp(c);
+        save(c);
     PassManager pm(&getContext());
     bool cuda = target != "cpu";
     int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
@@ -275,15 +368,12 @@ private:
   }
 
   LogicalResult place(func::FuncOp func, const Budget &budget) {
-    SmallVector<Candidate> candidates = collectCandidates(func);
-    if (!fusion && !candidates.empty()) {
-      // The materializing forward has no GEMM that could store h: saving it
-      // would add one, never save time, so h stays recomputed.
-      func.emitRemark() << "recomputation placement: no candidates without "
-                           "moe-zero-buffer-fusion (the materializing "
-                           "forward would compute h twice to save it)";
-      candidates.clear();
-    }
+    SmallVector<Candidate> candidates = candidatesOf(func);
+    if (!fusion && llvm::any_of(collectCandidates(func), isGateUp))
+      func.emitRemark() << "recomputation placement: gate_up is no "
+                           "candidate without moe-zero-buffer-fusion (the "
+                           "materializing forward would compute h twice to "
+                           "save it)";
     unsigned n = candidates.size();
     if (n > kMaxCandidates)
       return func.emitError()
@@ -294,7 +384,7 @@ private:
                 "functions";
     for (Candidate &c : candidates)
       if (c.bytes < 0)
-        return c.backward.emitError()
+        return c.anchor->emitError()
                << "moe-place-recomputation needs a static token count: the "
                   "memory plan of dynamic buffers is made at run time";
 
@@ -330,15 +420,14 @@ private:
              << " or more";
     }
     // The fastest feasible placement; on equal predictions the smaller
-    // peak. A budget that fits the save-everything peak saves everything
-    // (the issue's rule: the cost model agrees wherever it was measured,
-    // saving h costs a write and a read where recomputing it is a GEMM).
+    // peak. A budget at or above the save-everything peak constrains
+    // nothing: everything is saved unless the cost model predicts that
+    // recomputing a value is faster (its remark says so). Forcing "save
+    // everything" there instead would let a tighter budget predict a
+    // faster step.
     unsigned best = 0;
-    bool found = budgetBytes >= saveAllPeak;
-    if (found)
-      best = everything;
-    for (unsigned mask = 0; mask < all.size() && budgetBytes < saveAllPeak;
-         ++mask) {
+    bool found = false;
+    for (unsigned mask = 0; mask < all.size(); ++mask) {
       const Evaluation &e = all[mask];
       if (e.peakBytes > budgetBytes)
         continue;
@@ -353,7 +442,7 @@ private:
     Builder b(func.getContext());
     SmallVector<Attribute> saved, recomputed;
     for (auto [i, c] : llvm::enumerate(candidates)) {
-      bool save = best & (1u << i);
+      bool saveIt = best & (1u << i);
       // What recomputing this value costs, the others as decided.
       const Evaluation &with = all[best | (1u << i)];
       const Evaluation &without = all[best & ~(1u << i)];
@@ -366,9 +455,9 @@ private:
                                              without.peakBytes)),
           b.getNamedAttr("recompute_ms", b.getF64FloatAttr(recomputeMs)),
       });
-      (save ? saved : recomputed).push_back(entry);
-      InFlightDiagnostic remark = c.backward.emitRemark();
-      if (save)
+      (saveIt ? saved : recomputed).push_back(entry);
+      InFlightDiagnostic remark = c.anchor->emitRemark();
+      if (saveIt)
         remark << "saves " << c.name << " (" << formatBytes(c.bytes)
                << "): recomputing it would cost "
                << llvm::formatv("{0:f3}", recomputeMs) << " ms";
@@ -381,8 +470,8 @@ private:
                              formatBytes(with.peakBytes) +
                              ", over the budget"
                        : std::string("not be faster"));
-      if (save)
-        saveGateUp(c);
+      if (saveIt)
+        save(c);
     }
     func.emitRemark() << "recomputation placement: planned peak "
                       << formatBytes(all[best].peakBytes) << " of a budget of "
@@ -393,8 +482,8 @@ private:
                       << " ms on " << device->id
                       << "; always saved: router weights, routing metadata; "
                          "never formed: dispatched tokens, expert outputs; "
-                         "recomputed in the backward's kernels: activations, "
-                         "router probabilities";
+                         "recomputed in the backward's kernels: "
+                         "activations";
     func->setAttr(
         "moe.recomputation",
         b.getDictionaryAttr({

@@ -47,16 +47,19 @@ def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
     (`moe-plan-memory`) is at most `memory-budget`. The search is exact:
     every subset of the candidates is lowered on a clone of the module to
     planned buffers (the target's pipeline up to the memory plan), at most
-    2^8 of them.
+    2^8 of them (four layers).
 
-    The candidate today is the experts' pre-activation `h` ([T*k, 2F], f32)
-    of each dispatch -> experts -> combine chain: saving it adds
-    `moe.expert_gate_up` (through `moe.save_for_backward`) as the
+    The candidates: the experts' pre-activation `h` ([T*k, 2F], f32) of
+    each dispatch -> experts -> combine chain (with fusion only): saving it
+    adds `moe.expert_gate_up` (through `moe.save_for_backward`) as the
     `gate_up` operand of `moe.experts_backward`, so the forward's GEMM
-    stores `h` and the backward skips its recompute GEMM. The router
-    weights and routing metadata are always saved; the dispatched tokens
-    and expert outputs never exist; the activation and the router
-    probabilities are recomputed inside the backward's kernels. Remarks
+    stores `h` and the backward skips its recompute GEMM; and the router
+    probabilities `p` ([T, E], f32) of each gate: saving them adds
+    `moe.router_probabilities` as the `probs` operand of
+    `moe.gate_backward`, so the router kernel stores `p` and the router's
+    backward skips its scores GEMM. The router weights and routing
+    metadata are always saved; the dispatched tokens and expert outputs
+    never exist; the activation is recomputed inside the GLU's backward. Remarks
     give each decision and its predicted cost; the function gets a
     `moe.recomputation` attribute that `--report-memory` writes as its
     "saved" and "recomputed" lists.

@@ -88,8 +88,7 @@ static void addPlacement(llvm::json::Object &json, DictionaryAttr placement) {
   // What no budget changes: the kernels have no other variant (README).
   json["always_saved"] = llvm::json::Array{"router_weights", "routing_metadata"};
   json["never_formed"] = llvm::json::Array{"dispatched_tokens", "expert_outputs"};
-  json["always_recomputed"] =
-      llvm::json::Array{"activations", "router_probabilities"};
+  json["always_recomputed"] = llvm::json::Array{"activations"};
   llvm::json::Object budget;
   for (StringRef key : {"budget_bytes", "save_all_peak_bytes",
                         "least_peak_bytes", "planned_peak_bytes"})

@@ -8,7 +8,7 @@
 // NO-STEP: error: moe-place-recomputation: the module has no training step (run moe-generate-backward first, or moe-compile --backward)
 // DEVICE: error: moe-place-recomputation: no device 'tpu' in the cost model's table (have: h200-sm90a, h200-sm90, cpu)
 // TARGET: error: moe-place-recomputation: target 'gpu' is not cpu or cuda[:sm_XY]
-// BELOW: error: memory budget 100 bytes (100 B) is below the least planned peak any placement reaches: [[LEAST:[0-9]+]] bytes ({{.*}} KiB, recompute gate_up); give --memory-budget=[[LEAST]] or more
+// BELOW: error: memory budget 100 bytes (100 B) is below the least planned peak any placement reaches: [[LEAST:[0-9]+]] bytes ({{.*}} KiB, recompute router_probabilities, recompute gate_up); give --memory-budget=[[LEAST]] or more
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 // expected-error @below {{moe-place-recomputation: memory-budget 'lots' is not a number of bytes (e.g. 1073741824) or a percentage of the save-everything peak (e.g. 50%)}}

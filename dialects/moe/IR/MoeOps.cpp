@@ -392,6 +392,41 @@ static LogicalResult verifyGateUp(Operation *op, StringRef name, Value h,
   return success();
 }
 
+/// Router probabilities: f32 [T, E].
+static LogicalResult verifyProbabilities(Operation *op, StringRef name,
+                                         Value probs, int64_t tokens,
+                                         int64_t experts) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, name, probs.getType(), 2, "[T, E]")) ||
+      failed(verifyElement(op, name, probs.getType(), b.getF32Type())) ||
+      failed(verifyExtent(op, (name + " dimension 0 (T)").str(), dim(probs, 0),
+                          "x dimension 0 (T)", tokens)) ||
+      failed(verifyExtent(op, (name + " dimension 1 (E)").str(), dim(probs, 1),
+                          "the number of experts", experts)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouterProbabilitiesOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterProbabilitiesOp::verify() {
+  Operation *op = getOperation();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyRank(op, "w_gate", getWGate().getType(), 2, "[H, E]")) ||
+      failed(verifyStaticShape(op, "w_gate", getWGate().getType())) ||
+      failed(verifySameElement(op, "w_gate", getWGate().getType(), "x",
+                               xType)) ||
+      failed(verifyExtent(op, "w_gate dimension 0 (H)", dim(getWGate(), 0),
+                          "x dimension 1 (H)", dim(getX(), 1))))
+    return failure();
+  return verifyProbabilities(op, "result", getProbs(), dim(getX(), 0),
+                             dim(getWGate(), 1));
+}
+
 //===----------------------------------------------------------------------===//
 // ExpertGateUpOp
 //===----------------------------------------------------------------------===//
@@ -494,6 +529,10 @@ LogicalResult GateBackwardOp::verify() {
     return failure();
   if (Value dxIn = getDxIn())
     if (failed(verifySameType(op, "dx_in", dxIn.getType(), "x", xType)))
+      return failure();
+  if (Value probs = getProbs())
+    if (failed(verifyProbabilities(op, "probs", probs, dim(getX(), 0),
+                                   routing.getExperts())))
       return failure();
   auto aux = cast<RankedTensorType>(getAux().getType());
   if (aux.getRank() != 0 || !aux.getElementType().isF32())

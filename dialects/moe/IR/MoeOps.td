@@ -251,6 +251,35 @@ def Moe_ExpertGateUpOp : Moe_Op<"expert_gate_up", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Moe_RouterProbabilitiesOp : Moe_Op<"router_probabilities", [Pure]> {
+  let summary = "the router's probabilities p, kept for the backward";
+  let description = [{
+    `p = softmax(x . w_gate)` over the experts, or `sigmoid(x . w_gate)`,
+    accumulated in f32 ([T, E], f32; no bias: it only steers selection):
+    the value `moe.gate` computes before it selects. Named so that the
+    training step can save it: `moe-place-recomputation` adds it (through
+    `moe.save_for_backward` into `moe.gate_backward`'s `probs`) when saving
+    `p` is worth its memory, and the gate's router kernel writes it as it
+    routes. It has no kernel of its own: it must have a `moe.gate` on the
+    same `x`, `w_gate` and score function.
+
+    ```mlir
+    %p = moe.router_probabilities softmax %x, %w_gate
+        : (tensor<16x32xf32>, tensor<32x4xf32>) -> tensor<16x4xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    AnyRankedTensor:$w_gate,
+    Moe_ScoreFuncAttr:$score_func
+  );
+  let results = (outs AnyRankedTensor:$probs);
+  let assemblyFormat = [{
+    $score_func $x `,` $w_gate attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
   let summary = "adjoint of dispatch -> experts -> combine, without buffers";
   let description = [{
@@ -308,7 +337,8 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
+def Moe_GateBackwardOp : Moe_Op<"gate_backward",
+    [Pure, AttrSizedOperandSegments]> {
   let summary = "adjoint of moe.gate: router gradients and the aux loss";
   let description = [{
     Given `d_weights[T,k]` (the gradient of the loss with respect to the
@@ -318,6 +348,10 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     `S = sum_j p[idx_j]`; otherwise `scaling * dw_i`), the score function
     (softmax: `ds = p * (dp - <p, dp>)`; sigmoid: `ds = dp * p * (1 - p)`)
     and the scores: `dx = dx_in + ds . w_gate^T`, `dw_gate = x^T . ds`.
+
+    With `probs` (the saved probabilities, f32 [T, E], made by
+    `moe.router_probabilities`) `p` is read instead of recomputed: no
+    scores GEMM in the backward.
 
     The selection (top-k, groups, capacity) has no gradient, and neither has
     the bias, which is why the op does not take it: `routing` says which
@@ -342,6 +376,7 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     Moe_RoutingType:$routing,
     AnyRankedTensor:$d_weights,
     Optional<AnyRankedTensor>:$dx_in,
+    Optional<AnyRankedTensor>:$probs,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
@@ -354,7 +389,8 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $routing `,` $d_weights
-    (`accumulate` $dx_in^)? attr-dict `:` functional-type(operands, results)
+    (`accumulate` $dx_in^)? (`probs` `(` $probs^ `)`)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

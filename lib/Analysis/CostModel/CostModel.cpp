@@ -87,6 +87,8 @@ public:
           w.flops = 2 * t * h * e + 8 * t * e;
           w.bytes = bytesOf(o.getX()) + bytesOf(o.getWGate()) + 2 * t * e * 4 +
                     t * k * 8;
+          if (o.getProbs()) // saved for the backward
+            w.bytes += bytesOf(o.getProbs());
           w.tensorCore = tensorCores && isHalf(o.getX());
           w.launches = tensorCores ? 2 : 1;
           return w;
@@ -159,10 +161,13 @@ public:
           double t = extent(o.getX(), 0), h = extent(o.getX(), 1);
           double e = extent(o.getWGate(), 1);
           KernelWork w = named(op, "moek_route_backward");
-          // Scores recomputed, then dx += ds w_gate^T and dw_gate += x^T ds.
-          w.flops = 3 * 2 * t * h * e;
+          // Scores recomputed (unless saved), then dx += ds w_gate^T and
+          // dw_gate += x^T ds.
+          w.flops = (o.getProbs() ? 2 : 3) * 2 * t * h * e;
           w.bytes = bytesOf(o.getX()) + bytesOf(o.getDx()) * 2 +
                     bytesOf(o.getWGate()) + bytesOf(o.getDwGate());
+          if (o.getProbs())
+            w.bytes += bytesOf(o.getProbs());
           return w;
         })
         .Case([&](linalg::FillOp o) -> std::optional<KernelWork> {

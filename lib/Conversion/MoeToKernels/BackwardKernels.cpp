@@ -231,8 +231,10 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                              {}, "gradients.dw_gate");
   Value dwGateAcc = accumulatorFor(b, dwGate, {}, "accumulators.dw_gate");
   Value aux = allocBuffer(b, ArrayRef<int64_t>{}, b.getF32Type(), {}, "gradients.aux");
+  // Saved probabilities spare the router's backward its scores GEMM.
+  Value probs = op.getProbs() ? readBuffer(b, op.getProbs()) : Value();
   moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
-                                dwGateAcc, aux, op.getScoreFuncAttr(),
+                                dwGateAcc, aux, probs, op.getScoreFuncAttr(),
                                 op.getNormalizeAttr(), op.getScalingAttr(),
                                 op.getAuxLossAttr());
   narrowInto(b, dxAcc, dx);

@@ -279,3 +279,22 @@ func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tenso
       -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>)
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>) {
+  // expected-error @+1 {{'moe.router_probabilities' op result dimension 1 (E) (5) does not match the number of experts (4)}}
+  %p = moe.router_probabilities softmax %x, %wg : (tensor<16x32xf32>, tensor<32x4xf32>) -> tensor<16x5xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<16x2xf32>, %p: tensor<8x4xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op probs dimension 0 (T) (8) does not match x dimension 0 (T) (16)}}
+  %dx, %dwg, %aux = moe.gate_backward softmax %x, %wg, %r, %dw probs(%p)
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>, tensor<8x4xf32>)
+      -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}

@@ -50,3 +50,17 @@ func.func @saved_gate_up(%x: tensor<16x8xbf16>, %r: !S, %w1: tensor<4x8x12xbf16>
       -> (tensor<16x8xbf16>, tensor<4x8x12xbf16>, tensor<4x6x8xbf16>, tensor<16x2xf32>)
   return
 }
+
+// The saved router probabilities: moe.router_probabilities makes them,
+// moe.gate_backward reads them through its probs operand.
+// CHECK-LABEL: func.func @saved_probabilities
+// CHECK: %[[P:.*]] = moe.router_probabilities sigmoid %{{.*}}, %{{.*}} : (tensor<16x8xbf16>, tensor<8x4xbf16>) -> tensor<16x4xf32>
+// CHECK: moe.gate_backward sigmoid %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} accumulate %{{.*}} probs(%[[P]]) :
+func.func @saved_probabilities(%x: tensor<16x8xbf16>, %wg: tensor<8x4xbf16>, %r: !S,
+                               %dw: tensor<16x2xf32>, %dxin: tensor<16x8xbf16>) {
+  %p = moe.router_probabilities sigmoid %x, %wg : (tensor<16x8xbf16>, tensor<8x4xbf16>) -> tensor<16x4xf32>
+  %dx, %dwg, %aux = moe.gate_backward sigmoid %x, %wg, %r, %dw accumulate %dxin probs(%p)
+      : (tensor<16x8xbf16>, tensor<8x4xbf16>, !S, tensor<16x2xf32>, tensor<16x8xbf16>, tensor<16x4xf32>)
+      -> (tensor<16x8xbf16>, tensor<8x4xbf16>, tensor<f32>)
+  return
+}
