@@ -196,8 +196,9 @@ def Moe_SaveForBackwardOp : Moe_Op<"save_for_backward",
     operands, and every backward op reads them through this op, so the
     residuals of a training program are exactly its operands. The memory
     plan counts their buffers as the `residuals` category. `recomputed` names
-    what the backward recomputes instead of saving (documentation for the
-    reader and for the recomputation-placement pass to come).
+    what the backward recomputes instead of saving; `moe-place-recomputation`
+    takes values off that list when it saves them (through a residual list of
+    their own: `moe.router_probabilities`, `moe.expert_gate_up`).
 
     The default of `moe-generate-backward` follows SonicMoE: save the router
     weights and the routing plan (O(T*k) values), recompute the gate/up
