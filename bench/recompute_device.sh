@@ -24,10 +24,12 @@ logs=$out/recompute
 mkdir -p "$logs"
 exec > >(tee "$out/recompute_device.log") 2>&1
 
-echo "== device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
-cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake.log || { cat /tmp/cmake.log; exit 1; }
-ninja -C /tmp/moe-run-build > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
-run=/tmp/moe-run-build/moe-run
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%MZ)"
+# A build folder of its own: another checkout's moe-run may use /tmp/moe-run-build.
+build=${MOE_RUN_BUILD:-/tmp/moe-run-build-recompute}
+cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-recompute.log || { cat /tmp/cmake-recompute.log; exit 1; }
+ninja -C "$build" > /tmp/ninja-recompute.log || { cat /tmp/ninja-recompute.log; exit 1; }
+run=$build/moe-run
 
 failures=0
 if [ "${SKIP_CHECK:-0}" != 1 ]; then
