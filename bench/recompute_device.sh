@@ -13,8 +13,9 @@
 # bench/calibrate_cost_model.py collect and bench/recompute_results.py read)
 # and $OUT/recompute_device.log. The mid budgets are checked but not timed:
 # with one layer there are two placements, and mid gets min's. REPEAT
-# (default 3), SKIP_CHECK=1 and SKIP_TIMING=1 bound the device time: run the
-# checks and the timing as two calls if one would pass the tool's limit.
+# (default 3), SKIP_CHECK=1, SKIP_TIMING=1 and ONLY (a name pattern, e.g.
+# '*qwen3*') bound the device time: run the checks and the timing as two
+# calls, or per preset, if one would pass the tool's limit.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 art=$root/.device/artifacts
@@ -37,6 +38,8 @@ if [ "${SKIP_CHECK:-0}" != 1 ]; then
   for a in "$art"/check-train-*.so; do
     [ -e "$a" ] || continue
     name=$(basename "$a" .so)
+    # shellcheck disable=SC2053
+    [[ $name == ${ONLY:-*} ]] || continue
     if "$run" "$a" --check --seed 1 > "$logs/$name.log" 2>&1; then
       echo "$name: CHECK PASSED; $(grep -E '^device memory' "$logs/$name.log")"
     else
@@ -53,6 +56,8 @@ for a in "$art"/train-*.so "$art"/fwd-*.so; do
   [ -e "$a" ] || continue
   name=$(basename "$a" .so)
   case "$name" in *-mid) continue ;; esac
+  # shellcheck disable=SC2053
+  [[ $name == ${ONLY:-*} ]] || continue
   "$run" "$a" --repeat "$repeat" --profile > "$logs/$name.log" 2>&1 ||
     { failures=$((failures + 1)); echo "$name: FAILED"; tail -5 "$logs/$name.log"; continue; }
   echo "-- $name: $(grep -E '^time|^device memory' "$logs/$name.log" | tr '\n' ' ')"
