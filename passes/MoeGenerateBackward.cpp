@@ -170,7 +170,7 @@ LogicalResult differentiate(func::FuncOp func) {
           TypeRange{dispatch.getX().getType(), experts.getW1().getType(),
                     experts.getW2().getType(), plan.weights.getType()},
           residual(dispatch.getX()), plan.routing, residual(experts.getW1()),
-          residual(experts.getW2()), plan.weights, dy,
+          residual(experts.getW2()), plan.weights, dy, /*gate_up=*/Value(),
           experts.getActivationAttr());
       cot.add(loc, dispatch.getX(), backward.getDx());
       cot.add(loc, experts.getW1(), backward.getDw1());
@@ -200,7 +200,7 @@ LogicalResult differentiate(func::FuncOp func) {
             TypeRange{gate.getX().getType(), gate.getWGate().getType(),
                       RankedTensorType::get({}, b.getF32Type())},
             residual(gate.getX()), residual(gate.getWGate()), plan.routing,
-            dWeights, dxIn,
+            dWeights, dxIn, /*probs=*/Value(),
             gate.getScoreFuncAttr(), gate.getNormalizeAttr(),
             gate.getScalingAttr(), gate.getAuxLossAttr());
         // The gate added the chain's dx (dx_in) to its own.

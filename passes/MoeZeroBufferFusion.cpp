@@ -23,6 +23,7 @@
 
 #include "dialects/moe/IR/MoeOps.h"
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoeToKernels/BackwardKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 #include "passes/Passes.h"
 
@@ -49,6 +50,17 @@ struct Chain {
   ExpertsOp experts;
   CombineOp combine;
 };
+
+/// The saved pre-activation of the chain (moe.expert_gate_up on the chain's
+/// tokens, routing and w1, made by moe-place-recomputation), if any.
+ExpertGateUpOp savedGateUpOf(Chain chain) {
+  for (Operation *user : chain.combine.getRouting().getUsers())
+    if (auto gateUp = dyn_cast<ExpertGateUpOp>(user))
+      if (gateUp.getX() == chain.dispatch.getX() &&
+          gateUp.getW1() == chain.experts.getW1())
+        return gateUp;
+  return {};
+}
 
 /// The chain ending in `combine`, or a remark saying why it cannot fuse.
 FailureOr<Chain> matchChain(CombineOp combine) {
@@ -202,6 +214,13 @@ struct MoeZeroBufferFusionPass
         b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(f32))},
         ValueRange{accumulator});
 
+    // With a saved pre-activation, GEMM 1 stores h (f32, every grouped row)
+    // and a separate GLU makes the activation: h is computed once and kept
+    // for the backward, at the price of writing and reading it once.
+    ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
+    if (savedGateUp)
+      chunk = experts;
+
     int64_t rowsPerToken = std::min(topK, chunk);
     SmallVector<Value> dynamicRows;
     if (ShapedType::isDynamic(tokens))
@@ -215,10 +234,16 @@ struct MoeZeroBufferFusionPass
     auto epilogue = chain.experts.getActivation() == Activation::gelu_glu
                         ? moek::Epilogue::gelu_glu
                         : moek::Epilogue::silu_glu;
+    Value savedH;
+    if (savedGateUp) {
+      savedH = emitGateUpGemm(b, savedGateUp, *plan, x, w1, offsets, owners);
+      moek::GluOp::create(b, savedH, act, chain.experts.getActivation());
+    }
     auto emitChunk = [&](Value first, Value last) {
-      moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                    Value(), act, epilogue, /*gather=*/true,
-                                    topK);
+      if (!savedH)
+        moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                      Value(), act, epilogue, /*gather=*/true,
+                                      topK);
       moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
                                     weights, accumulator,
                                     moek::Epilogue::scatter_add,
@@ -247,6 +272,8 @@ struct MoeZeroBufferFusionPass
                 arith::TruncFOp::create(nested, loc, element, args[0]);
             linalg::YieldOp::create(nested, loc, narrow);
           });
+    if (savedGateUp)
+      rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
     rewriter.replaceOp(combine, asTensor(b, y));
     rewriter.eraseOp(chain.experts);
     rewriter.eraseOp(chain.dispatch);

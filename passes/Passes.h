@@ -85,9 +85,26 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::init("bin")};
 };
 
-/// moe IR to planned device buffers and gpu.launch kernels.
+/// moe IR to planned device buffers and gpu.launch kernels: the two below.
 void buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                     const CUDAPipelineOptions &options);
+
+/// moe IR to planned moek kernels, as the CUDA target plans them.
+void buildPlannedGPUKernelsPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options);
+
+/// Planned moek kernels to gpu.launch kernels on device buffers.
+void buildKernelsToGPUPipeline(OpPassManager &pm,
+                               const CUDAPipelineOptions &options);
+
+/// moe IR to planned moek kernels on buffers, the prefix both targets share:
+/// (on the CPU) elementwise ops to linalg, [moe-zero-buffer-fusion],
+/// moe-lower-to-kernels, one-shot bufferization with deallocation,
+/// moe-plan-memory. What moe-place-recomputation lowers each candidate
+/// placement with, and what the cost model reads.
+void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
+                                 int64_t expertsPerChunk, StringRef epilogue,
+                                 bool cpu);
 
 /// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
 /// mgpu* functions moert provides.
@@ -97,6 +114,11 @@ void buildGPUToLLVMPipeline(OpPassManager &pm,
 /// Both of the above: the `moe-lower-to-cpu` pipeline.
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
+
+/// A memory budget as moe-place-recomputation reads it: BYTES (an integer)
+/// or PERCENT% of the save-everything peak. Returns "" when `text` is one,
+/// else a message saying what is wrong.
+std::string checkMemoryBudget(StringRef text);
 
 /// Registers the named pipelines of Pipelines.cpp.
 void registerMoePipelines();

@@ -36,6 +36,68 @@ def MoeGenerateBackwardPass : Pass<"moe-generate-backward", "ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
+  let summary = "Save or recompute each residual of a training step, under a memory budget";
+  let description = [{
+    For each training step (a function `moe-generate-backward` made), decides
+    for every forward value its backward reads whether the forward saves it
+    or the backward recomputes it: the placement with the least predicted
+    time (the cost model, `lib/Analysis/CostModel`, on the device
+    `cost-device` or the target's) whose planned peak of intermediate memory
+    (`moe-plan-memory`) is at most `memory-budget`. The search is exact:
+    every subset of the candidates is lowered on a clone of the module to
+    planned buffers (the target's pipeline up to the memory plan), at most
+    2^8 of them (four layers).
+
+    The candidates: the experts' pre-activation `h` ([T*k, 2F], f32) of
+    each dispatch -> experts -> combine chain (with fusion only): saving it
+    adds `moe.expert_gate_up` (through `moe.save_for_backward`) as the
+    `gate_up` operand of `moe.experts_backward`, so the forward's GEMM
+    stores `h` and the backward skips its recompute GEMM; and the router
+    probabilities `p` ([T, E], f32) of each gate: saving them adds
+    `moe.router_probabilities` as the `probs` operand of
+    `moe.gate_backward`, so the router kernel stores `p` and the router's
+    backward skips its scores GEMM. The router weights and routing
+    metadata are always saved; the dispatched tokens and expert outputs
+    never exist; the activation is recomputed inside the GLU's backward. Remarks
+    give each decision and its predicted cost; the function gets a
+    `moe.recomputation` attribute that `--report-memory` writes as its
+    "saved" and "recomputed" lists.
+
+    `memory-budget` is a number of bytes or a percentage of the
+    save-everything peak (`50%`); empty (the default) leaves the
+    placement of `moe-generate-backward` alone. A budget below the least
+    peak any placement reaches is an error naming that minimum.
+  }];
+  let options = [
+    Option<"memoryBudget", "memory-budget", "std::string", /*default=*/"\"\"",
+           "Planned peak of intermediate memory allowed: BYTES or PERCENT% "
+           "of the save-everything peak (empty: do nothing)">,
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "The target whose pipeline plans the memory: cpu or cuda:sm_XY">,
+    Option<"expertsPerChunk", "experts-per-chunk", "int64_t", /*default=*/"0",
+           "The pipeline's experts-per-chunk (0: the target's default, 1 on "
+           "the CPU, all experts on CUDA)">,
+    Option<"fusion", "fusion", "bool", /*default=*/"true",
+           "Plan with moe-zero-buffer-fusion, as the pipeline will run">,
+    Option<"epilogue", "epilogue", "std::string",
+           /*default=*/"\"scatter_add\"",
+           "The fusion's epilogue: scatter_add or gather_sum">,
+    Option<"costDevice", "cost-device", "std::string", /*default=*/"\"\"",
+           "Device of the cost model's table (empty: the target's: cpu, "
+           "h200-sm90a for cuda:sm_90a, h200-sm90 otherwise)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::moek::MoekDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::math::MathDialect",
+  ];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{

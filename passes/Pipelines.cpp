@@ -52,6 +52,40 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
 }
 
+void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
+                                      int64_t expertsPerChunk,
+                                      StringRef epilogue, bool cpu) {
+  if (cpu)
+    pm.addPass(createConvertElementwiseToLinalgPass());
+  // As the target's pipeline plans them: the GPU narrows the backward's
+  // GEMM operands.
+  buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue,
+                              /*narrowGemmOperands=*/!cpu);
+}
+
+/// On the GPU all experts' GEMMs share one launch by default: a launch per
+/// expert leaves most of the GPU idle when experts get few rows each.
+static int64_t gpuExpertsPerChunk(const moe::CUDAPipelineOptions &options) {
+  return options.expertsPerChunk > 0 ? int64_t(options.expertsPerChunk)
+                                     : std::numeric_limits<int64_t>::max();
+}
+
+void moe::buildPlannedGPUKernelsPipeline(OpPassManager &pm,
+                                         const CUDAPipelineOptions &options) {
+  // The backward's GEMMs on tensor cores read dh in the layer's type.
+  buildPlannedKernelsPipeline(pm, options.fusion, gpuExpertsPerChunk(options),
+                              options.epilogue, /*narrowGemmOperands=*/true);
+}
+
+void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options) {
+  MoekLowerToGPUPassOptions gpu;
+  gpu.chip = options.chip;
+  gpu.tensorCoreTile = options.tensorCoreTile;
+  pm.addPass(createMoekLowerToGPUPass(gpu));
+  pm.addPass(createMoePlaceBuffersOnGPUPass());
+}
+
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
   // Elementwise arith/math on tensors around the layer become linalg, which
@@ -94,19 +128,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
 
 void moe::buildLowerToGPUBuffersPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
-  // On the GPU all experts' GEMMs share one launch by default: a launch per
-  // expert leaves most of the GPU idle when experts get few rows each.
-  int64_t expertsPerChunk = options.expertsPerChunk > 0
-                                ? int64_t(options.expertsPerChunk)
-                                : std::numeric_limits<int64_t>::max();
-  // The backward's GEMMs on tensor cores read dh in the layer's type.
-  buildPlannedKernelsPipeline(pm, options.fusion, expertsPerChunk,
-                              options.epilogue, /*narrowGemmOperands=*/true);
-  MoekLowerToGPUPassOptions gpu;
-  gpu.chip = options.chip;
-  gpu.tensorCoreTile = options.tensorCoreTile;
-  pm.addPass(createMoekLowerToGPUPass(gpu));
-  pm.addPass(createMoePlaceBuffersOnGPUPass());
+  buildPlannedGPUKernelsPipeline(pm, options);
+  buildKernelsToGPUPipeline(pm, options);
 }
 
 void moe::buildGPUToLLVMPipeline(OpPassManager &pm,

@@ -1,6 +1,7 @@
 //===- ArtifactCompiler.cpp - moe modules to artifacts --------------------===//
 
 #include "lib/Target/ArtifactCompiler.h"
+#include "lib/Analysis/CostModel/CostModel.h"
 #include "lib/Target/CudaChip.h"
 #include "lib/Target/ArtifactMetadata.h"
 #include "lib/Target/EntryPoints.h"
@@ -11,9 +12,11 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
@@ -171,14 +174,78 @@ static LogicalResult printKernelAssembly(ModuleOp module,
   return success();
 }
 
+/// Adds `attr recompute.*` lines (budget, planned peak, what is saved) to
+/// the functions moe-place-recomputation placed: moe-run prints them.
+static std::string addPlacementsToMetadata(ModuleOp module,
+                                           StringRef metadata) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  std::string current;
+  SmallVector<StringRef> lines;
+  metadata.split(lines, '\n');
+  for (StringRef line : lines) {
+    if (line.starts_with("function "))
+      current = line.drop_front(9).split(' ').first.str();
+    if (line == "end")
+      if (auto func = module.lookupSymbol<func::FuncOp>(current))
+        if (auto placement =
+                func->getAttrOfType<DictionaryAttr>("moe.recomputation")) {
+          for (StringRef key : {"budget_bytes", "planned_peak_bytes",
+                                "save_all_peak_bytes", "least_peak_bytes"})
+            os << "attr recompute." << key << " "
+               << placement.getAs<IntegerAttr>(key).getInt() << "\n";
+          std::string saved;
+          for (Attribute a : placement.getAs<ArrayAttr>("saved"))
+            saved += (saved.empty() ? "" : ",") +
+                     cast<DictionaryAttr>(a).getAs<StringAttr>("name").str();
+          os << "attr recompute.saved " << (saved.empty() ? "-" : saved)
+             << "\n";
+        }
+    if (!line.empty())
+      os << line << "\n";
+  }
+  return out;
+}
+
+std::string mlir::moe::checkCostDevice(StringRef id) {
+  if (::moe::cost::findDevice(id.str()))
+    return "";
+  return "no device '" + id.str() + "' in the cost model's table (have: " +
+         llvm::join(::moe::cost::deviceIds(), ", ") + ")";
+}
+
 LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                  const CompileOptions &options,
                                  llvm::raw_ostream &textOut) {
   if (failed(verify(module)))
     return failure();
+  std::string costDeviceId = options.costDevice.empty()
+                                 ? ::moe::cost::defaultDeviceFor(
+                                       options.target.name())
+                                 : options.costDevice;
+  const ::moe::cost::DeviceDescription *costDevice =
+      ::moe::cost::findDevice(costDeviceId);
+  if (!costDevice)
+    return module.emitError()
+           << "no device '" << costDeviceId << "' in the cost model's table "
+           << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+  if (!options.memoryBudget.empty() && !options.backward)
+    return module.emitError()
+           << "a memory budget places the recomputation of a training step: "
+              "it needs --backward";
   if (options.backward) {
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
+    if (!options.memoryBudget.empty()) {
+      MoePlaceRecomputationPassOptions placement;
+      placement.memoryBudget = options.memoryBudget;
+      placement.target = options.target.name();
+      placement.expertsPerChunk = options.expertsPerChunk;
+      placement.fusion = options.fusion;
+      placement.epilogue = options.epilogue;
+      placement.costDevice = costDeviceId;
+      training.addPass(createMoePlaceRecomputationPass(placement));
+    }
     if (failed(training.run(module)))
       return failure();
   }
@@ -203,21 +270,39 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;
   cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
-  PassManager toBuffers(module.getContext());
+  // Planned moek kernels first: the memory plan and the cost model read
+  // them (on CUDA, before they become gpu.launch kernels).
+  PassManager toKernels(module.getContext());
   if (options.target.cuda)
-    buildLowerToGPUBuffersPipeline(toBuffers, cuda);
+    buildPlannedGPUKernelsPipeline(toKernels, cuda);
   else
-    buildLowerToBuffersPipeline(toBuffers, cpu);
-  if (failed(toBuffers.run(module)))
+    buildPlannedBuffersPipeline(toKernels, cpu.fusion, cpu.expertsPerChunk,
+                                cpu.epilogue, /*cpu=*/true);
+  if (failed(toKernels.run(module)))
     return failure();
   // The memory plan is known now; it travels in the metadata too.
   MemoryPlans plans = collectMemoryPlans(module);
   if (!options.memoryReportPath.empty() &&
       failed(writeMemoryReport(module, plans, options.memoryReportPath)))
     return failure();
+  // The predicted kernel times, from the same planned kernels.
+  std::vector<FunctionCost> costs = estimateModuleCost(module, *costDevice);
+  if (!options.costReportPath.empty() &&
+      failed(writeCostReport(module, costs, *costDevice,
+                             options.costReportPath)))
+    return failure();
   if (options.planOnly)
     return success();
-  std::string fullMetadata = addMemoryPlansToMetadata(*metadata, plans);
+  PassManager toBuffers(module.getContext());
+  if (options.target.cuda)
+    buildKernelsToGPUPipeline(toBuffers, cuda);
+  else
+    toBuffers.addPass(createMoekLowerToLoopsPass());
+  if (failed(toBuffers.run(module)))
+    return failure();
+  std::string fullMetadata = addPlacementsToMetadata(
+      module, addCostsToMetadata(addMemoryPlansToMetadata(*metadata, plans),
+                                 costs, *costDevice));
 
   PassManager toLLVM(module.getContext());
   if (options.target.cuda)

@@ -36,6 +36,10 @@ FailureOr<Target> parseTarget(StringRef text, std::string &error);
 /// install or pass.
 std::string locateCudaToolkit(StringRef cudaPath);
 
+/// "" when the cost model's table has device `id`, else a message that
+/// lists the devices it has.
+std::string checkCostDevice(StringRef id);
+
 struct CompileOptions {
   Target target;
   EmitKind emit = EmitKind::Artifact;
@@ -60,6 +64,15 @@ struct CompileOptions {
   /// Compile the training program (moe-generate-backward) instead of the
   /// forward: each function F becomes F_train.
   bool backward = false;
+  /// The training step's memory budget for moe-place-recomputation: BYTES
+  /// or PERCENT% of the save-everything peak ("" keeps the default
+  /// placement).
+  std::string memoryBudget;
+  /// Where to write the cost model's predicted kernel times as JSON ("" for
+  /// none).
+  std::string costReportPath;
+  /// The cost model's device ("" for the target's).
+  std::string costDevice;
 };
 
 /// Lowers `module` (moe IR, modified in place) for the target and writes what

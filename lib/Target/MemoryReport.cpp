@@ -68,11 +68,49 @@ static llvm::json::Object planToJson(const MemoryPlan &plan) {
       {"unplanned_dynamic", std::move(unplanned)}};
 }
 
+/// The "saved" and "recomputed" lists and the budget of a placement.
+static void addPlacement(llvm::json::Object &json, DictionaryAttr placement) {
+  auto list = [&](StringRef key) {
+    llvm::json::Array out;
+    for (Attribute a : placement.getAs<ArrayAttr>(key)) {
+      auto entry = cast<DictionaryAttr>(a);
+      out.push_back(llvm::json::Object{
+          {"name", entry.getAs<StringAttr>("name").str()},
+          {"bytes", integerOf(entry, "bytes")},
+          {"peak_delta_bytes", integerOf(entry, "peak_delta_bytes")},
+          {"recompute_ms",
+           entry.getAs<FloatAttr>("recompute_ms").getValueAsDouble()}});
+    }
+    return out;
+  };
+  json["saved"] = list("saved");
+  json["recomputed"] = list("recomputed");
+  // What no budget changes: the kernels have no other variant (README).
+  json["always_saved"] = llvm::json::Array{"router_weights", "routing_metadata"};
+  json["never_formed"] = llvm::json::Array{"dispatched_tokens", "expert_outputs"};
+  json["always_recomputed"] = llvm::json::Array{"activations"};
+  llvm::json::Object budget;
+  for (StringRef key : {"budget_bytes", "save_all_peak_bytes",
+                        "least_peak_bytes", "planned_peak_bytes"})
+    budget[key] = integerOf(placement, key);
+  budget["predicted_ms"] =
+      placement.getAs<FloatAttr>("predicted_ms").getValueAsDouble();
+  budget["device"] = placement.getAs<StringAttr>("device").str();
+  json["recomputation"] = std::move(budget);
+}
+
 LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
                                      StringRef path) {
   llvm::json::Object functions;
   for (const auto &[name, plan] : plans)
     functions[name] = planToJson(plan);
+  // moe-place-recomputation's decisions, where it ran.
+  for (auto func : module.getOps<func::FuncOp>())
+    if (auto placement =
+            func->getAttrOfType<DictionaryAttr>("moe.recomputation"))
+      if (llvm::json::Object *entry =
+              functions.getObject(func.getSymName().str()))
+        addPlacement(*entry, placement);
   // The top level repeats the first public function's plan, so that a
   // one-layer program reads as {"peak_intermediate_bytes": ...}.
   llvm::json::Object root;
@@ -80,6 +118,9 @@ LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
     if (func.isPrivate() || func.isExternal())
       continue;
     root = planToJson(plans.at(func.getSymName().str()));
+    if (auto placement =
+            func->getAttrOfType<DictionaryAttr>("moe.recomputation"))
+      addPlacement(root, placement);
     root["function"] = func.getSymName().str();
     break;
   }

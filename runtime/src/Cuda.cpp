@@ -407,6 +407,22 @@ struct FencedBlocks {
   std::vector<std::pair<CUdeviceptr, size_t>> blocks;
 };
 std::vector<FencedBlocks> fencedBlocks;
+/// Bytes of liveBlocks, and their most since the last reset: the device
+/// memory a call really holds (moert_device_memory_high_water).
+int64_t liveBytes = 0, liveHighWater = 0;
+
+/// Under blocksMutex: `pointer` of `size` bytes is in use now.
+void markLive(CUdeviceptr pointer, size_t size) {
+  liveBlocks[pointer] = size;
+  liveBytes += static_cast<int64_t>(size);
+  liveHighWater = std::max(liveHighWater, liveBytes);
+}
+
+/// Under blocksMutex: the live block `it` is no longer in use.
+void markNotLive(std::map<CUdeviceptr, size_t>::iterator it) {
+  liveBytes -= static_cast<int64_t>(it->second);
+  liveBlocks.erase(it);
+}
 
 /// A cached block of at least `size` bytes (and at most twice that, so that
 /// a small buffer does not pin a large one), or 0.
@@ -416,7 +432,7 @@ CUdeviceptr takeIdleBlock(size_t size) {
   if (it == idleBlocks.end() || it->first / 2 > size)
     return 0;
   CUdeviceptr pointer = it->second;
-  liveBlocks[pointer] = it->first;
+  markLive(pointer, it->first);
   idleBlocks.erase(it);
   return pointer;
 }
@@ -429,7 +445,7 @@ bool parkIfCached(CUdeviceptr pointer) {
   if (it == liveBlocks.end())
     return false;
   parkedBlocks.emplace_back(it->first, it->second);
-  liveBlocks.erase(it);
+  markNotLive(it);
   return true;
 }
 
@@ -506,7 +522,7 @@ void cuda::releaseDeviceBlock(const Driver &driver, CUdeviceptr pointer) {
     auto it = liveBlocks.find(pointer);
     if (it != liveBlocks.end()) {
       idleBlocks.emplace(it->second, pointer);
-      liveBlocks.erase(it);
+      markNotLive(it);
       return;
     }
   }
@@ -520,7 +536,7 @@ void cuda::parkDeviceBlock(CUdeviceptr pointer, CUstream stream) {
     auto it = liveBlocks.find(pointer);
     if (it != liveBlocks.end()) {
       std::vector<std::pair<CUdeviceptr, size_t>> block{{pointer, it->second}};
-      liveBlocks.erase(it);
+      markNotLive(it);
       if (driver)
         fenceLocked(std::move(block), stream);
       else
@@ -835,7 +851,7 @@ MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
     if (!check(result, call))
       return nullptr;
     std::lock_guard<std::mutex> lock(blocksMutex);
-    liveBlocks[pointer] = size;
+    markLive(pointer, size);
   }
   // Poisoned on the stream of the call, ahead of the kernels that use it.
   if (poisonAllocations()) {
@@ -971,4 +987,14 @@ MGPU_EXPORT void *mgpuTensorMapEncodeTiledMemref(
 
 MGPU_EXPORT void mgpuSetDefaultDevice(int32_t device) {
   defaultDevice.store(device, std::memory_order_relaxed);
+}
+
+int64_t moert_device_memory_high_water(void) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  return liveHighWater;
+}
+
+void moert_device_memory_reset_high_water(void) {
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  liveHighWater = liveBytes;
 }

@@ -9,6 +9,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Driver/Driver.h"
+#include "passes/Passes.h"
 #include "lib/Target/ArtifactCompiler.h"
 #include "lib/Target/OutputStreams.h"
 
@@ -88,6 +89,22 @@ static cl::opt<bool> backward(
              "becomes F_train(args, dy) -> (results, gradients, [aux], "
              "loads)"),
     cl::cat(category));
+static cl::opt<std::string> memoryBudget(
+    "memory-budget",
+    cl::desc("With --backward: place the recomputation of the training step "
+             "under this planned peak of intermediate memory, BYTES or "
+             "PERCENT% of the save-everything peak (moe-place-recomputation)"),
+    cl::value_desc("BYTES|PERCENT%"), cl::cat(category));
+static cl::opt<std::string> reportCost(
+    "report-cost",
+    cl::desc("Write the cost model's predicted time of every kernel as JSON "
+             "(without -o: the report only, no code generated)"),
+    cl::value_desc("PATH"), cl::cat(category));
+static cl::opt<std::string> costDevice(
+    "cost-device",
+    cl::desc("The cost model's device (default: the target's: cpu, "
+             "h200-sm90a for cuda:sm_90a, h200-sm90 for other CUDA targets)"),
+    cl::value_desc("ID"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -119,10 +136,24 @@ int main(int argc, char **argv) {
   if (fromSpec == !inputFile.empty())
     return fail("give either a program file or --layer SPEC (exactly one)");
   bool planOnly = emit == moe::EmitKind::Artifact && outputFile.empty() &&
-                  !reportMemory.empty();
+                  (!reportMemory.empty() || !reportCost.empty());
   if (emit == moe::EmitKind::Artifact && outputFile.empty() && !planOnly)
     return fail("an artifact needs an output path: add -o OUT.so (or "
-                "--emit=mlir|llvm to print IR, or --report-memory=PATH)");
+                "--emit=mlir|llvm to print IR, or --report-memory=PATH, or "
+                "--report-cost=PATH)");
+  if (memoryBudget.getNumOccurrences() && !backward)
+    return fail("--memory-budget places the recomputation of the training "
+                "step: add --backward");
+  if (memoryBudget.getNumOccurrences()) {
+    std::string error = moe::checkMemoryBudget(memoryBudget);
+    if (!error.empty())
+      return fail("--memory-budget: " + error);
+  }
+  if (costDevice.getNumOccurrences()) {
+    std::string error = moe::checkCostDevice(costDevice);
+    if (!error.empty())
+      return fail("--cost-device: " + error);
+  }
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
   if (epilogue != "scatter_add" && epilogue != "gather_sum")
@@ -167,6 +198,9 @@ int main(int argc, char **argv) {
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
   options.backward = backward;
+  options.memoryBudget = memoryBudget;
+  options.costReportPath = reportCost;
+  options.costDevice = costDevice;
   if (emit == moe::EmitKind::Artifact)
     return failed(moe::compileArtifact(*module, options, outs())) ? 2 : 0;
 

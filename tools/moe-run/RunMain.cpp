@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <unistd.h>
 
 using namespace moe::run;
@@ -48,6 +49,10 @@ OPTIONS:
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
                         backward, f32 1e-4, bf16 3e-2)
+  --memory-budget=B     With --backward: the training step's planned peak of
+                        intermediate memory, BYTES or PERCENT% of the
+                        save-everything peak; the compiler decides what to
+                        save and what to recompute under it
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
@@ -62,7 +67,8 @@ OPTIONS:
                         events on the GPU)
   --profile             CUDA: time each kernel (events around every launch)
                         over --repeat runs (default 10) and print them, the
-                        most expensive first
+                        most expensive first, then the cost model's
+                        prediction beside the measured time of each kernel
   --no-fusion           Compile with the materializing lowering
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
                         (default 1 on the CPU, all experts on CUDA)
@@ -77,6 +83,7 @@ int fail(const std::string &message) {
 
 struct Options {
   std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
+  std::string memoryBudget;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
   bool profile = false, backward = false;
@@ -103,7 +110,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
-      {"profile", false},  {"help", false},    {"backward", false}};
+      {"profile", false},  {"help", false},    {"backward", false},
+      {"memory-budget", true}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("-", 0) != 0 || arg == "-") {
@@ -179,6 +187,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.profile = true;
     } else if (name == "backward") {
       o.backward = true;
+    } else if (name == "memory-budget") {
+      o.memoryBudget = value;
     } else if (name == "help") {
       o.help = true;
     }
@@ -186,6 +196,102 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       return error;
   }
   return "";
+}
+
+/// The kernels the cost model predicts, by the name of the op they come
+/// from (a GPU lowering may split one into parts: moek_route_scores).
+const char *const kPredictedKernels[] = {
+    "moek_route", "moek_rank_assignments", "moek_exclusive_scan",
+    "moek_assignment_rows", "moek_row_assignments", "moek_gather_rows",
+    "moek_grouped_matmul_store", "moek_grouped_matmul_silu_glu",
+    "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
+    "moek_glu", "moek_combine_rows", "moek_expert_loads",
+    "moek_grouped_glu_backward", "moek_grouped_weight_grad",
+    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map",
+    "copy"};
+
+/// The predicted kernel a measured one belongs to: the longest name of
+/// kPredictedKernels that is the measured name or a prefix of it before
+/// '_'; "" for none.
+std::string predictedGroupOf(const std::string &measured) {
+  std::string best;
+  for (const char *name : kPredictedKernels) {
+    std::string n = name;
+    bool matches = measured == n || (measured.rfind(n + "_", 0) == 0);
+    if (matches && n.size() > best.size())
+      best = n;
+  }
+  return best;
+}
+
+/// The cost model's prediction (artifact metadata `cost.*`) beside the
+/// measured time of each kernel, grouped by the op the kernels come from.
+std::string describePredictions(const moert_function *function,
+                                const std::vector<moert_kernel_time> &kernels,
+                                double measuredTotal) {
+  const char *device = moert_function_attr(function, "cost.device");
+  const char *total = moert_function_attr(function, "cost.predicted_ms");
+  if (!device || !total)
+    return "prediction: none (the artifact was compiled without the cost "
+           "model)\n";
+  std::map<std::string, double> measured;
+  for (const moert_kernel_time &kernel : kernels)
+    measured[predictedGroupOf(kernel.name)] += kernel.ms_per_run;
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "prediction (cost model, device %s): %s ms per call, %.3f ms "
+                "of kernels measured\n   predicted    measured   ratio  "
+                "kernel\n",
+                device, total, measuredTotal);
+  out << line;
+  for (const char *name : kPredictedKernels) {
+    const char *value =
+        moert_function_attr(function, ("cost.kernel." + std::string(name))
+                                          .c_str());
+    auto seen = measured.find(name);
+    if (!value && seen == measured.end())
+      continue;
+    double predicted = value ? std::strtod(value, nullptr) : 0.0;
+    double got = seen == measured.end() ? 0.0 : seen->second;
+    std::snprintf(line, sizeof(line), "  %10.3f  %10.3f  %6.2f  %s\n",
+                  predicted, got, predicted > 0 ? got / predicted : 0.0, name);
+    out << line;
+  }
+  if (auto other = measured.find(""); other != measured.end()) {
+    std::snprintf(line, sizeof(line), "  %10s  %10.3f  %6s  (kernels the "
+                  "model does not name)\n", "-", other->second, "-");
+    out << line;
+  }
+  return out.str();
+}
+
+/// The device memory the checked run held: its own allocations at their
+/// most, less the results (which outlive the call), against the plan and
+/// the budget the artifact was compiled with.
+std::string describeDeviceMemory(const moert_function *function,
+                                 const std::vector<Tensor> &results) {
+  int64_t highWater = moert_device_memory_high_water();
+  int64_t resultBytes = 0;
+  for (const Tensor &t : results) {
+    int64_t n = 1;
+    for (int d = 0; d < moert_tensor_rank(t.get()); ++d)
+      n *= moert_tensor_dims(t.get())[d];
+    resultBytes += n * static_cast<int64_t>(
+                           moert_dtype_size(moert_tensor_dtype(t.get())));
+  }
+  std::string text = "device memory: high water " +
+                     std::to_string(highWater) + " bytes of the call's own " +
+                     "allocations, of which results " +
+                     std::to_string(resultBytes) + " bytes; intermediates " +
+                     std::to_string(highWater - resultBytes) + " bytes";
+  if (const char *planned =
+          moert_function_attr(function, "memory.peak_intermediate_bytes"))
+    text += std::string(" (planned ") + planned + ")";
+  if (const char *budget =
+          moert_function_attr(function, "recompute.budget_bytes"))
+    text += std::string("; memory budget ") + budget + " bytes";
+  return text;
 }
 
 /// An ELF file: what moe-compile makes.
@@ -295,6 +401,14 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     backend = "cuda:" + chip->name();
   }
 
+  if (!o.memoryBudget.empty() && !o.backward)
+    return fail("--memory-budget places the recomputation of the training "
+                "step: add --backward");
+  if (!o.memoryBudget.empty() && !o.haveSpec && !isProgram)
+    return fail("--memory-budget applies when moe-run compiles (a program or "
+                "--layer SPEC); an artifact keeps the placement it was "
+                "compiled with (moe-compile --backward --memory-budget)");
+
   // Compile unless given an artifact.
   std::string artifactPath = o.program;
   TemporaryFile temporary;
@@ -316,6 +430,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     request.expertsPerChunk = o.expertsPerChunk;
     request.outputPath = artifactPath;
     request.backward = o.backward;
+    request.memoryBudget = o.memoryBudget;
     if (int status = compile(request))
       return status;
   }
@@ -425,6 +540,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   // Every buffer of this run starts as NaN, so an output element that no
   // kernel writes cannot pass the check; timing runs are not poisoned.
   moert_set_poison_allocations(1);
+  moert_device_memory_reset_high_water();
   auto start = std::chrono::steady_clock::now();
   int status = moert_function_call(function, rawArgs.data(),
                                    static_cast<int>(rawArgs.size()),
@@ -439,6 +555,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   std::vector<Tensor> results;
   for (moert_tensor *t : rawResults)
     results.emplace_back(t);
+  if (onGpu)
+    std::cout << describeDeviceMemory(function, results) << "\n";
 
   if (layer && layer->indices >= 0) {
     int64_t experts = moert_tensor_dims(args[layer->w1].get())[0];
@@ -516,6 +634,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                     kernel.launches_per_run, kernel.name);
       std::cout << line;
     }
+    std::cout << describePredictions(function, kernels, total);
   }
 
   if (!o.dumpDir.empty()) {

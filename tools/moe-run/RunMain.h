@@ -24,6 +24,8 @@ struct CompileRequest {
   int64_t expertsPerChunk = 0; ///< 0: the target's default
   std::string outputPath;
   bool backward = false; ///< compile the training step (F -> F_train)
+  /// moe-place-recomputation's budget, BYTES or PERCENT% ("" for none).
+  std::string memoryBudget;
 };
 
 /// Compiles into request.outputPath; returns 0 or the exit status after

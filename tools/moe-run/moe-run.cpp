@@ -48,6 +48,7 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
   options.fusion = request.fusion;
   options.expertsPerChunk = request.expertsPerChunk;
   options.backward = request.backward;
+  options.memoryBudget = request.memoryBudget;
   return failed(mlir::moe::compileArtifact(*module, options, llvm::outs())) ? 2 : 0;
 }
 

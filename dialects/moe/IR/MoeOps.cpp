@@ -377,6 +377,79 @@ static LogicalResult verifySlots(Operation *op, StringRef name, Value value,
   return success();
 }
 
+/// A saved pre-activation: f32 [T*k, 2F] in grouped row order.
+static LogicalResult verifyGateUp(Operation *op, StringRef name, Value h,
+                                  RoutingType routing, int64_t twoF) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, name, h.getType(), 2, "[T*k, 2F]")) ||
+      failed(verifyElement(op, name, h.getType(), b.getF32Type())) ||
+      failed(verifyExtent(op, (name + " dimension 0 (T*k)").str(), dim(h, 0),
+                          "routing tokens times top_k",
+                          routing.getDispatchedRows())) ||
+      failed(verifyExtent(op, (name + " dimension 1 (2F)").str(), dim(h, 1),
+                          "w1 dimension 2 (2F)", twoF)))
+    return failure();
+  return success();
+}
+
+/// Router probabilities: f32 [T, E].
+static LogicalResult verifyProbabilities(Operation *op, StringRef name,
+                                         Value probs, int64_t tokens,
+                                         int64_t experts) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, name, probs.getType(), 2, "[T, E]")) ||
+      failed(verifyElement(op, name, probs.getType(), b.getF32Type())) ||
+      failed(verifyExtent(op, (name + " dimension 0 (T)").str(), dim(probs, 0),
+                          "x dimension 0 (T)", tokens)) ||
+      failed(verifyExtent(op, (name + " dimension 1 (E)").str(), dim(probs, 1),
+                          "the number of experts", experts)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouterProbabilitiesOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterProbabilitiesOp::verify() {
+  Operation *op = getOperation();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyRank(op, "w_gate", getWGate().getType(), 2, "[H, E]")) ||
+      failed(verifyStaticShape(op, "w_gate", getWGate().getType())) ||
+      failed(verifySameElement(op, "w_gate", getWGate().getType(), "x",
+                               xType)) ||
+      failed(verifyExtent(op, "w_gate dimension 0 (H)", dim(getWGate(), 0),
+                          "x dimension 1 (H)", dim(getX(), 1))))
+    return failure();
+  return verifyProbabilities(op, "result", getProbs(), dim(getX(), 0),
+                             dim(getWGate(), 1));
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertGateUpOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertGateUpOp::verify() {
+  Operation *op = getOperation();
+  RoutingType routing = getRouting().getType();
+  Type xType = getX().getType();
+  if (failed(verifyRank(op, "x", xType, 2, "[T, H]")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
+      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
+      failed(verifySameElement(op, "w1", getW1().getType(), "x", xType)) ||
+      failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
+                          "x dimension 1 (H)", dim(getX(), 1))))
+    return failure();
+  return verifyGateUp(op, "result", getH(), routing, dim(getW1(), 2));
+}
+
 LogicalResult ExpertsBackwardOp::verify() {
   Operation *op = getOperation();
   RoutingType routing = getRouting().getType();
@@ -423,6 +496,8 @@ LogicalResult ExpertsBackwardOp::verify() {
       failed(verifySameType(op, "d_weights", getDWeights().getType(),
                             "weights", getWeights().getType())))
     return failure();
+  if (Value gateUp = getGateUp())
+    return verifyGateUp(op, "gate_up", gateUp, routing, twoF);
   return success();
 }
 
@@ -454,6 +529,10 @@ LogicalResult GateBackwardOp::verify() {
     return failure();
   if (Value dxIn = getDxIn())
     if (failed(verifySameType(op, "dx_in", dxIn.getType(), "x", xType)))
+      return failure();
+  if (Value probs = getProbs())
+    if (failed(verifyProbabilities(op, "probs", probs, dim(getX(), 0),
+                                   routing.getExperts())))
       return failure();
   auto aux = cast<RankedTensorType>(getAux().getType());
   if (aux.getRank() != 0 || !aux.getElementType().isF32())

@@ -196,8 +196,9 @@ def Moe_SaveForBackwardOp : Moe_Op<"save_for_backward",
     operands, and every backward op reads them through this op, so the
     residuals of a training program are exactly its operands. The memory
     plan counts their buffers as the `residuals` category. `recomputed` names
-    what the backward recomputes instead of saving (documentation for the
-    reader and for the recomputation-placement pass to come).
+    what the backward recomputes instead of saving; `moe-place-recomputation`
+    takes values off that list when it saves them (through a residual list of
+    their own: `moe.router_probabilities`, `moe.expert_gate_up`).
 
     The default of `moe-generate-backward` follows SonicMoE: save the router
     weights and the routing plan (O(T*k) values), recompute the gate/up
@@ -215,6 +216,67 @@ def Moe_SaveForBackwardOp : Moe_Op<"save_for_backward",
   let results = (outs Variadic<AnyType>:$saved);
   let assemblyFormat = [{
     $values attr-dict `:` type($values)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ExpertGateUpOp : Moe_Op<"expert_gate_up", [Pure]> {
+  let summary = "the experts' pre-activation h, kept for the backward";
+  let description = [{
+    For every kept assignment, on its grouped row r (expert order, as
+    `moe.dispatch` orders the rows) with token t and expert e:
+    `h[r] = x[t] . w1[e]` accumulated and stored in f32 ([T*k, 2F]; rows no
+    assignment owns are unspecified). It is the value `moe.experts` computes
+    between its two GEMMs, named so that the training step can save it:
+    `moe-place-recomputation` adds it when saving `h` is worth its memory,
+    `moe-zero-buffer-fusion` then computes the chain's GLU from it (one
+    gate/up GEMM that stores `h`, not two), and `moe.experts_backward`
+    reads it instead of recomputing the GEMM. Alone (no fusion) it lowers
+    to its own grouped matmul.
+
+    ```mlir
+    %h = moe.expert_gate_up %x, %routing, %w1
+        : (tensor<16x32xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
+           tensor<4x32x48xf32>) -> tensor<32x48xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    Moe_RoutingType:$routing,
+    AnyRankedTensor:$w1
+  );
+  let results = (outs AnyRankedTensor:$h);
+  let assemblyFormat = [{
+    $x `,` $routing `,` $w1 attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RouterProbabilitiesOp : Moe_Op<"router_probabilities", [Pure]> {
+  let summary = "the router's probabilities p, kept for the backward";
+  let description = [{
+    `p = softmax(x . w_gate)` over the experts, or `sigmoid(x . w_gate)`,
+    accumulated in f32 ([T, E], f32; no bias: it only steers selection):
+    the value `moe.gate` computes before it selects. Named so that the
+    training step can save it: `moe-place-recomputation` adds it (through
+    `moe.save_for_backward` into `moe.gate_backward`'s `probs`) when saving
+    `p` is worth its memory, and the gate's router kernel writes it as it
+    routes. It has no kernel of its own: it must have a `moe.gate` on the
+    same `x`, `w_gate` and score function.
+
+    ```mlir
+    %p = moe.router_probabilities softmax %x, %w_gate
+        : (tensor<16x32xf32>, tensor<32x4xf32>) -> tensor<16x4xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    AnyRankedTensor:$w_gate,
+    Moe_ScoreFuncAttr:$score_func
+  );
+  let results = (outs AnyRankedTensor:$probs);
+  let assemblyFormat = [{
+    $score_func $x `,` $w_gate attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -237,6 +299,11 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     `o_j` is never formed. Gradients accumulate in f32; `dx`, `dw1`, `dw2`
     take the storage type of `x`.
 
+    With `gate_up` (the saved pre-activation `h`, f32 [T*k, 2F] in grouped
+    row order, made by `moe.expert_gate_up`) the backward reads `h` instead
+    of recomputing the gate/up GEMM: what `moe-place-recomputation` emits
+    when it decides to save `h`.
+
     ```mlir
     %dx, %dw1, %dw2, %dweights = moe.experts_backward silu_glu
         %x, %routing, %w1, %w2, %weights, %dy
@@ -254,6 +321,7 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     AnyRankedTensor:$w2,
     AnyRankedTensor:$weights,
     AnyRankedTensor:$dy,
+    Optional<AnyRankedTensor>:$gate_up,
     Moe_ActivationAttr:$activation
   );
   let results = (outs
@@ -263,13 +331,15 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     AnyRankedTensor:$d_weights
   );
   let assemblyFormat = [{
-    $activation $x `,` $routing `,` $w1 `,` $w2 `,` $weights `,` $dy attr-dict
+    $activation $x `,` $routing `,` $w1 `,` $w2 `,` $weights `,` $dy
+    (`gate_up` `(` $gate_up^ `)`)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
 
-def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
+def Moe_GateBackwardOp : Moe_Op<"gate_backward",
+    [Pure, AttrSizedOperandSegments]> {
   let summary = "adjoint of moe.gate: router gradients and the aux loss";
   let description = [{
     Given `d_weights[T,k]` (the gradient of the loss with respect to the
@@ -279,6 +349,10 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     `S = sum_j p[idx_j]`; otherwise `scaling * dw_i`), the score function
     (softmax: `ds = p * (dp - <p, dp>)`; sigmoid: `ds = dp * p * (1 - p)`)
     and the scores: `dx = dx_in + ds . w_gate^T`, `dw_gate = x^T . ds`.
+
+    With `probs` (the saved probabilities, f32 [T, E], made by
+    `moe.router_probabilities`) `p` is read instead of recomputed: no
+    scores GEMM in the backward.
 
     The selection (top-k, groups, capacity) has no gradient, and neither has
     the bias, which is why the op does not take it: `routing` says which
@@ -303,6 +377,7 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     Moe_RoutingType:$routing,
     AnyRankedTensor:$d_weights,
     Optional<AnyRankedTensor>:$dx_in,
+    Optional<AnyRankedTensor>:$probs,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
@@ -315,7 +390,8 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $routing `,` $d_weights
-    (`accumulate` $dx_in^)? attr-dict `:` functional-type(operands, results)
+    (`accumulate` $dx_in^)? (`probs` `(` $probs^ `)`)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

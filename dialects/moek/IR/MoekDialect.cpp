@@ -193,6 +193,20 @@ static LogicalResult expectOffsets(Operation *op, Value offsets) {
 // Routing
 //===----------------------------------------------------------------------===//
 
+/// Saved router probabilities: f32 [T, E], T that of `x`.
+static LogicalResult expectProbabilities(Operation *op, Value probs, Value x,
+                                         int64_t experts) {
+  Builder b(op->getContext());
+  if (failed(expectBuffer(op, "probs", probs, 2, "[T, E]")) ||
+      failed(expectElement(op, "probs", probs, b.getF32Type())) ||
+      failed(expectExtent(op, "probs dimension 0 (T)", dim(probs, 0),
+                          "x dimension 0 (T)", dim(x, 0))) ||
+      failed(expectExtent(op, "probs dimension 1 (E)", dim(probs, 1),
+                          "w_gate dimension 1 (E)", experts)))
+    return failure();
+  return success();
+}
+
 LogicalResult RouteOp::verify() {
   Operation *op = getOperation();
   Value x = getX(), wGate = getWGate();
@@ -241,6 +255,9 @@ LogicalResult RouteOp::verify() {
       return failure();
     return success();
   };
+  if (Value probs = getProbs())
+    if (failed(expectProbabilities(op, probs, x, experts)))
+      return failure();
   return failure(
       failed(expectTokenSlots("weights", getWeights(), b.getF32Type())) ||
       failed(expectTokenSlots("indices", getIndices(), b.getI32Type())));
@@ -658,5 +675,7 @@ LogicalResult RouteBackwardOp::verify() {
                           "x dimension 1 (H)", dim(x, 1))) ||
       failed(expectExtent(op, "d_weights dimension 1 (k)",
                           dim(getDWeights(), 1), "indices dimension 1 (k)",
-                          dim(indices, 1))));
+                          dim(indices, 1))) ||
+      (getProbs() &&
+       failed(expectProbabilities(op, getProbs(), x, experts))));
 }

@@ -13,14 +13,15 @@ class Moek_KernelOp<string mnemonic, list<Trait> traits = []>
   let hasVerifier = 1;
 }
 
-def Moek_RouteOp : Moek_KernelOp<"route"> {
+def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
   let summary = "router: scores, probabilities, top-k, weights";
   let description = [{
     For each token of `x[T,H]`: scores `x[t]·w_gate` (f32), probabilities
     (softmax over E or sigmoid), group limits, the `top_k` experts by
     `p + bias` (ties to the lower index) into `indices[T,k]`, and their
     probabilities, normalized and scaled, into `weights[T,k]` — the
-    semantics of `moe.gate` without the plan.
+    semantics of `moe.gate` without the plan. With `probs` (f32 [T, E]) it
+    also stores every token's probabilities, for a backward that saves them.
 
     ```mlir
     moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
@@ -33,6 +34,7 @@ def Moek_RouteOp : Moek_KernelOp<"route"> {
     Arg<Optional<AnyMemRef>, "", [MemRead]>:$bias,
     Arg<AnyMemRef, "", [MemWrite]>:$weights,
     Arg<AnyMemRef, "", [MemWrite]>:$indices,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$probs,
     Moe_ScoreFuncAttr:$score_func,
     I64Attr:$top_k,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
@@ -43,7 +45,8 @@ def Moek_RouteOp : Moek_KernelOp<"route"> {
   let assemblyFormat = [{
     $score_func `top_k` `=` $top_k $x `,` $w_gate
     (`bias` `(` $bias^ `:` type($bias) `)`)?
-    `into` $weights `,` $indices attr-dict
+    `into` $weights `,` $indices
+    (`probs` `(` $probs^ `:` type($probs) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($weights) `,` type($indices)
   }];
 }
@@ -383,7 +386,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
   let summary = "router backward: weights -> p -> scores -> x, w_gate; aux loss";
   let description = [{
     Per token t: recomputes the scores `x[t] . w_gate` and `p` (softmax or
-    sigmoid), takes `d_weights[t, :]` back through scaling and
+    sigmoid) — or reads `p` from `probs` (f32 [T, E]) when the forward saved
+    it —, takes `d_weights[t, :]` back through scaling and
     normalization to `dp` over the selected `indices[t, :]`, adds the
     aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads / (T*k), the
     loads being `offsets[e+1] - offsets[e]`), then through the score
@@ -409,6 +413,7 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     Arg<AnyMemRef, "", [MemRead, MemWrite]>:$dx,
     Arg<AnyMemRef, "", [MemWrite]>:$dw_gate,
     Arg<AnyMemRef, "", [MemWrite]>:$aux,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$probs,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
@@ -416,7 +421,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
-    `into` $dx `,` $dw_gate `,` $aux attr-dict
+    `into` $dx `,` $dw_gate `,` $aux
+    (`probs` `(` $probs^ `:` type($probs) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($indices) `,` type($offsets) `,`
     type($d_weights) `,` type($dx) `,` type($dw_gate) `,` type($aux)
   }];

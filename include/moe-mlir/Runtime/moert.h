@@ -225,6 +225,14 @@ void moert_set_poison_allocations(int enabled);
    text does not fit (256 bytes always suffice). */
 int moert_cuda_device_name(char *buffer, size_t size);
 
+/* The most device memory that CUDA artifacts' own allocations (the planned
+   arena, results, gradients, buffers of dynamic size: what their host code
+   asks mgpuMemAlloc for) held at once since the last reset, in bytes;
+   arguments moert copies in and blocks cached for reuse do not count.
+   0 when no CUDA artifact ran. Resetting starts from what is held now. */
+int64_t moert_device_memory_high_water(void);
+void moert_device_memory_reset_high_water(void);
+
 #ifdef __cplusplus
 }
 #endif

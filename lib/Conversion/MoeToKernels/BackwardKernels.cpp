@@ -112,7 +112,12 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
   int64_t tokens = xType.getDimSize(0);
   int64_t twoF = op.getW1().getType().getDimSize(2);
   int64_t experts = plan->experts, topK = plan->topK;
-  int64_t chunk = std::min<int64_t>(std::max<int64_t>(expertsPerChunk, 1),
+  // A saved pre-activation is indexed by grouped row from 0: with it, all
+  // experts run as one chunk (its rows are already there, T*k of them).
+  Value savedGateUp = op.getGateUp();
+  int64_t chunk = savedGateUp ? experts
+                              : std::min<int64_t>(
+                                    std::max<int64_t>(expertsPerChunk, 1),
                                     experts);
   Type element = xType.getElementType(), f32 = b.getF32Type();
   SmallVector<Value> dynamicT = tokenExtent(b, x);
@@ -139,8 +144,16 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
         b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken)));
   int64_t rows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
                                                : tokens * rowsPerToken;
-  Value gateUp = allocBuffer(b, {rows, twoF}, f32, dynamicRows,
-                             "activations.gate_up");
+  // The saved h is read through a writable view: dh overwrites it in place
+  // (the backward is its last reader), so saving h costs no second buffer.
+  Value gateUp =
+      savedGateUp
+          ? bufferization::ToBufferOp::create(
+                b, MemRefType::get({rows, twoF}, f32), savedGateUp,
+                /*read_only=*/false)
+                .getResult()
+          : allocBuffer(b, {rows, twoF}, f32, dynamicRows,
+                        "activations.gate_up");
   // g = dy[t] . w2[e]^T first, then a over it in place: the GLU's backward
   // reads each element of g just before it writes a there.
   Value act = allocBuffer(b, {rows, twoF / 2}, f32, dynamicRows,
@@ -160,10 +173,11 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
   }
 
   auto emitChunk = [&](Value first, Value last) {
-    // The gate/up projection, recomputed: h is not a residual.
-    moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                  Value(), gateUp, moek::Epilogue::store,
-                                  /*gather=*/true, topK);
+    // The gate/up projection, recomputed unless h was saved.
+    if (!savedGateUp)
+      moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                    Value(), gateUp, moek::Epilogue::store,
+                                    /*gather=*/true, topK);
     // g = dy[t] . w2[e]^T: a grouped GEMM with B transposed whose rows are
     // the output gradients gathered through the owners map.
     auto gemmG = moek::GroupedMatmulOp::create(
@@ -241,8 +255,10 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                              {}, "gradients.dw_gate");
   Value dwGateAcc = accumulatorFor(b, dwGate, {}, "accumulators.dw_gate");
   Value aux = allocBuffer(b, ArrayRef<int64_t>{}, b.getF32Type(), {}, "gradients.aux");
+  // Saved probabilities spare the router's backward its scores GEMM.
+  Value probs = op.getProbs() ? readBuffer(b, op.getProbs()) : Value();
   moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
-                                dwGateAcc, aux, op.getScoreFuncAttr(),
+                                dwGateAcc, aux, probs, op.getScoreFuncAttr(),
                                 op.getNormalizeAttr(), op.getScalingAttr(),
                                 op.getAuxLossAttr());
   narrowInto(b, dxAcc, dx);
@@ -264,6 +280,39 @@ LogicalResult moe::lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
   moek::ExpertLoadsOp::create(b, readBuffer(b, plan->offsets), loads);
   rewriter.replaceOp(op, asTensor(b, loads));
   return success();
+}
+
+LogicalResult moe::lowerExpertGateUp(ExpertGateUpOp op, RoutingPlans &plans,
+                                     RewriterBase &rewriter) {
+  FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
+  if (failed(plan))
+    return failure();
+  Value ownersTensor = plans.rowOwners(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value h = emitGateUpGemm(b, op, *plan, readBuffer(b, op.getX()),
+                           readBuffer(b, op.getW1()),
+                           readBuffer(b, plan->offsets),
+                           readBuffer(b, ownersTensor));
+  rewriter.replaceOp(op, asTensor(b, h));
+  return success();
+}
+
+Value moe::emitGateUpGemm(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
+                          const RoutingPlan &plan, Value x, Value w1,
+                          Value offsets, Value owners) {
+  auto type = cast<RankedTensorType>(op.getH().getType());
+  SmallVector<Value> dynamicRows;
+  if (type.isDynamicDim(0))
+    dynamicRows.push_back(arith::MulIOp::create(
+        b, extentOf(b, x, 0), arith::ConstantIndexOp::create(b, plan.topK)));
+  Value h = allocBuffer(b, type.getShape(), b.getF32Type(), dynamicRows,
+                        "activations.gate_up");
+  moek::GroupedMatmulOp::create(
+      b, x, w1, offsets, arith::ConstantIndexOp::create(b, 0),
+      arith::ConstantIndexOp::create(b, plan.experts), owners, Value(), h,
+      moek::Epilogue::store, /*gather=*/true, plan.topK);
+  return h;
 }
 
 void moe::lowerSaveForBackward(SaveForBackwardOp op, RewriterBase &rewriter) {

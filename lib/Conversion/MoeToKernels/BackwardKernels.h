@@ -39,6 +39,19 @@ LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
 LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
                                RewriterBase &rewriter);
 
+/// The saved pre-activation on its own: one gathered grouped matmul over
+/// all experts into an f32 [T*k, 2F] buffer (moe-zero-buffer-fusion instead
+/// folds it into the chain's forward, see emitGateUpGemm).
+LogicalResult lowerExpertGateUp(ExpertGateUpOp op, RoutingPlans &plans,
+                                RewriterBase &rewriter);
+
+/// h = x[owners / k] . w1[e] for every grouped row, all experts at once,
+/// into a fresh f32 buffer it returns (the saved pre-activation's kernel,
+/// shared by the fused forward and the stand-alone lowering).
+Value emitGateUpGemm(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
+                     const RoutingPlan &plan, Value x, Value w1, Value offsets,
+                     Value owners);
+
 /// Forwards the residuals to their users and names their buffers
 /// `residuals.*` for the memory plan.
 void lowerSaveForBackward(SaveForBackwardOp op, RewriterBase &rewriter);

@@ -61,7 +61,18 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
                               "routing.weights");
   Value indices =
       allocBuffer(b, {tokens, topK}, i32, dynamicT, "routing.indices");
-  moek::RouteOp::create(b, x, wGate, bias, weights, indices,
+  // The saved probabilities (moe-place-recomputation), written by the router
+  // as it routes: no kernel of their own.
+  RouterProbabilitiesOp saved;
+  for (Operation *user : gate.getX().getUsers())
+    if (auto probs = dyn_cast<RouterProbabilitiesOp>(user))
+      if (probs.getWGate() == gate.getWGate() &&
+          probs.getScoreFunc() == gate.getScoreFunc())
+        saved = probs;
+  Value probs = saved ? allocBuffer(b, {tokens, experts}, b.getF32Type(),
+                                    dynamicT, "activations.router_probs")
+                      : Value();
+  moek::RouteOp::create(b, x, wGate, bias, weights, indices, probs,
                         gate.getScoreFuncAttr(), gate.getTopKAttr(),
                         gate.getNormalizeAttr(), gate.getScalingAttr(),
                         gate.getNGroupAttr(), gate.getTopkGroupAttr());
@@ -79,6 +90,8 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
                       ValueRange{indicesTensor, asTensor(b, ranks),
                                  asTensor(b, offsets)})
                       .getResult(0);
+  if (saved)
+    rewriter.replaceOp(saved, asTensor(b, probs));
   rewriter.replaceOp(gate, ValueRange{asTensor(b, weights), indicesTensor,
                                       routing});
 }

@@ -140,7 +140,8 @@ struct MoeLowerToKernelsPass
     SmallVector<Operation *> users;
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
-              GateBackwardOp, ExpertLoadsOp>(op))
+              GateBackwardOp, ExpertLoadsOp, ExpertGateUpOp,
+              RouterProbabilitiesOp>(op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -159,6 +160,17 @@ struct MoeLowerToKernelsPass
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);
+              })
+              .Case([&](ExpertGateUpOp o) {
+                return lowerExpertGateUp(o, plans, rewriter);
+              })
+              .Case([&](RouterProbabilitiesOp o) {
+                // Its gate's router writes it (lowerGateToKernels); one
+                // left here has no gate to write it.
+                return o.emitOpError()
+                       << "has no moe.gate on the same x, w_gate and score "
+                          "function to compute it: router probabilities are "
+                          "written by the gate's router kernel";
               });
       if (failed(result))
         return signalPassFailure();

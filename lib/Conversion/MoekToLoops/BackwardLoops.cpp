@@ -221,48 +221,59 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
   Value K = lb.index(topK);
   Value invT = inverseTokens(lb, x);
 
-  // Scores and probabilities, recomputed (not a residual): here, or by the
-  // GEMM that filled `scores`.
-  if (scores) {
+  if (Value saved = op.getProbs()) {
+    // The forward saved them: no scores to recompute.
     lb.forLoop(zero, E, [&](Value e) {
-      memref::StoreOp::create(b, load(b, scores, {t, e}), p, ValueRange{e});
-    });
-  } else {
-    lb.fill(p, lb.f32(0.0));
-    lb.forLoop(zero, H, [&](Value h) {
-      Value xv = lb.loadF32(x, {t, h});
-      lb.forLoop(zero, E, [&](Value e) {
-        memref::StoreOp::create(
-            b, add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))),
-            p, ValueRange{e});
-      });
-    });
-  }
-  if (softmax) {
-    Value max = lb.forLoopCarrying(
-        zero, E, ValueRange{lb.f32(-INFINITY)},
-        [&](Value e, ValueRange c) -> SmallVector<Value> {
-          return {arith::MaximumFOp::create(b, c[0], load(b, p, {e}))};
-        })[0];
-    Value sum = lb.forLoopCarrying(
-        zero, E, ValueRange{lb.f32(0.0)},
-        [&](Value e, ValueRange c) -> SmallVector<Value> {
-          Value ex = math::ExpOp::create(b, sub(b, load(b, p, {e}), max));
-          memref::StoreOp::create(b, ex, p, ValueRange{e});
-          return {add(b, c[0], ex)};
-        })[0];
-    lb.forLoop(zero, E, [&](Value e) {
-      memref::StoreOp::create(b, arith::DivFOp::create(b, load(b, p, {e}), sum),
-                              p, ValueRange{e});
-    });
-  } else {
-    lb.forLoop(zero, E, [&](Value e) {
-      Value ex =
-          math::ExpOp::create(b, arith::NegFOp::create(b, load(b, p, {e})));
       memref::StoreOp::create(
-          b, arith::DivFOp::create(b, lb.f32(1.0), add(b, lb.f32(1.0), ex)), p,
+          b, memref::LoadOp::create(b, saved, ValueRange{t, e}), p,
           ValueRange{e});
     });
+  } else {
+    // Scores and probabilities, recomputed (not a residual): here, or by
+    // the GEMM that filled `scores`.
+    if (scores) {
+      lb.forLoop(zero, E, [&](Value e) {
+        memref::StoreOp::create(b, load(b, scores, {t, e}), p, ValueRange{e});
+      });
+    } else {
+      lb.fill(p, lb.f32(0.0));
+      lb.forLoop(zero, H, [&](Value h) {
+        Value xv = lb.loadF32(x, {t, h});
+        lb.forLoop(zero, E, [&](Value e) {
+          memref::StoreOp::create(
+              b,
+              add(b, load(b, p, {e}), mul(b, xv, lb.loadF32(wGate, {h, e}))),
+              p, ValueRange{e});
+        });
+      });
+    }
+    if (softmax) {
+      Value max = lb.forLoopCarrying(
+          zero, E, ValueRange{lb.f32(-INFINITY)},
+          [&](Value e, ValueRange c) -> SmallVector<Value> {
+            return {arith::MaximumFOp::create(b, c[0], load(b, p, {e}))};
+          })[0];
+      Value sum = lb.forLoopCarrying(
+          zero, E, ValueRange{lb.f32(0.0)},
+          [&](Value e, ValueRange c) -> SmallVector<Value> {
+            Value ex = math::ExpOp::create(b, sub(b, load(b, p, {e}), max));
+            memref::StoreOp::create(b, ex, p, ValueRange{e});
+            return {add(b, c[0], ex)};
+          })[0];
+      lb.forLoop(zero, E, [&](Value e) {
+        memref::StoreOp::create(
+            b, arith::DivFOp::create(b, load(b, p, {e}), sum), p,
+            ValueRange{e});
+      });
+    } else {
+      lb.forLoop(zero, E, [&](Value e) {
+        Value ex =
+            math::ExpOp::create(b, arith::NegFOp::create(b, load(b, p, {e})));
+        memref::StoreOp::create(
+            b, arith::DivFOp::create(b, lb.f32(1.0), add(b, lb.f32(1.0), ex)),
+            p, ValueRange{e});
+      });
+    }
   }
 
   // Through scaling and normalization to dp over the selected experts.

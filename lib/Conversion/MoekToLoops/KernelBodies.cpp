@@ -192,6 +192,14 @@ void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
     });
   }
 
+  // Saved for the backward (moe-place-recomputation), when asked.
+  if (Value saved = op.getProbs())
+    lb.forLoop(zero, numExperts, [&](Value e) {
+      memref::StoreOp::create(
+          b, memref::LoadOp::create(b, probs, ValueRange{e}), saved,
+          ValueRange{t, e});
+    });
+
   // Selection keys p + bias; every expert available to begin with.
   lb.forLoop(zero, numExperts, [&](Value e) {
     Value key = memref::LoadOp::create(b, probs, ValueRange{e});

@@ -241,3 +241,60 @@ func.func @f(%r: !R) {
   %l = moe.expert_loads %r : (!R) -> tensor<4x1xi32>
   return
 }
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>) {
+  // expected-error @+1 {{'moe.expert_gate_up' op result must have element type 'f32', got 'bf16'}}
+  %h = moe.expert_gate_up %x, %r, %w1 : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>) -> tensor<32x48xbf16>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>) {
+  // expected-error @+1 {{'moe.expert_gate_up' op result dimension 0 (T*k) (16) does not match routing tokens times top_k (32)}}
+  %h = moe.expert_gate_up %x, %r, %w1 : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>) -> tensor<16x48xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x31xf32>, %r: !R, %w1: tensor<4x32x48xf32>) {
+  // expected-error @+1 {{'moe.expert_gate_up' op w1 dimension 1 (H) (32) does not match x dimension 1 (H) (31)}}
+  %h = moe.expert_gate_up %x, %r, %w1 : (tensor<16x31xf32>, !R, tensor<4x32x48xf32>) -> tensor<32x48xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>, %w: tensor<16x2xf32>, %dy: tensor<16x32xf32>, %h: tensor<32x46xf32>) {
+  // expected-error @+1 {{'moe.experts_backward' op gate_up dimension 1 (2F) (46) does not match w1 dimension 2 (2F) (48)}}
+  %a:4 = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy gate_up(%h)
+      : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>, tensor<16x32xf32>, tensor<32x46xf32>)
+      -> (tensor<16x32xf32>, tensor<4x32x48xf32>, tensor<4x24x32xf32>, tensor<16x2xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>) {
+  // expected-error @+1 {{'moe.router_probabilities' op result dimension 1 (E) (5) does not match the number of experts (4)}}
+  %p = moe.router_probabilities softmax %x, %wg : (tensor<16x32xf32>, tensor<32x4xf32>) -> tensor<16x5xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %r: !R, %dw: tensor<16x2xf32>, %p: tensor<8x4xf32>) {
+  // expected-error @+1 {{'moe.gate_backward' op probs dimension 0 (T) (8) does not match x dimension 0 (T) (16)}}
+  %dx, %dwg, %aux = moe.gate_backward softmax %x, %wg, %r, %dw probs(%p)
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>, tensor<8x4xf32>)
+      -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}

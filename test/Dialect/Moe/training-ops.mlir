@@ -32,3 +32,35 @@ func.func @training(%x: tensor<?x8xbf16>, %wg: tensor<8x4xbf16>,
   %loads = moe.expert_loads %sr : (!R) -> tensor<4xi32>
   return
 }
+
+// The saved pre-activation (moe-place-recomputation): moe.expert_gate_up
+// makes it, moe.experts_backward reads it through its gate_up operand.
+// CHECK-LABEL: func.func @saved_gate_up
+// CHECK: %[[H:.*]] = moe.expert_gate_up %{{.*}}, %{{.*}}, %{{.*}} : (tensor<16x8xbf16>, !moe.routing<tokens = 16, experts = 4, top_k = 2>, tensor<4x8x12xbf16>) -> tensor<32x12xf32>
+// CHECK: %[[SH:.*]] = moe.save_for_backward %[[H]] : tensor<32x12xf32>
+// CHECK: moe.experts_backward silu_glu %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} gate_up(%[[SH]]) :
+!S = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @saved_gate_up(%x: tensor<16x8xbf16>, %r: !S, %w1: tensor<4x8x12xbf16>,
+                         %w2: tensor<4x6x8xbf16>, %w: tensor<16x2xf32>, %dy: tensor<16x8xbf16>) {
+  %h = moe.expert_gate_up %x, %r, %w1
+      : (tensor<16x8xbf16>, !S, tensor<4x8x12xbf16>) -> tensor<32x12xf32>
+  %sh = moe.save_for_backward %h : tensor<32x12xf32>
+  %dx, %dw1, %dw2, %dwt = moe.experts_backward silu_glu %x, %r, %w1, %w2, %w, %dy gate_up(%sh)
+      : (tensor<16x8xbf16>, !S, tensor<4x8x12xbf16>, tensor<4x6x8xbf16>, tensor<16x2xf32>, tensor<16x8xbf16>, tensor<32x12xf32>)
+      -> (tensor<16x8xbf16>, tensor<4x8x12xbf16>, tensor<4x6x8xbf16>, tensor<16x2xf32>)
+  return
+}
+
+// The saved router probabilities: moe.router_probabilities makes them,
+// moe.gate_backward reads them through its probs operand.
+// CHECK-LABEL: func.func @saved_probabilities
+// CHECK: %[[P:.*]] = moe.router_probabilities sigmoid %{{.*}}, %{{.*}} : (tensor<16x8xbf16>, tensor<8x4xbf16>) -> tensor<16x4xf32>
+// CHECK: moe.gate_backward sigmoid %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} accumulate %{{.*}} probs(%[[P]]) :
+func.func @saved_probabilities(%x: tensor<16x8xbf16>, %wg: tensor<8x4xbf16>, %r: !S,
+                               %dw: tensor<16x2xf32>, %dxin: tensor<16x8xbf16>) {
+  %p = moe.router_probabilities sigmoid %x, %wg : (tensor<16x8xbf16>, tensor<8x4xbf16>) -> tensor<16x4xf32>
+  %dx, %dwg, %aux = moe.gate_backward sigmoid %x, %wg, %r, %dw accumulate %dxin probs(%p)
+      : (tensor<16x8xbf16>, tensor<8x4xbf16>, !S, tensor<16x2xf32>, tensor<16x8xbf16>, tensor<16x4xf32>)
+      -> (tensor<16x8xbf16>, tensor<8x4xbf16>, tensor<f32>)
+  return
+}

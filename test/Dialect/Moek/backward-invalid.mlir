@@ -153,3 +153,26 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %
       : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xbf16>, memref<8x4xf32>, memref<f32>
   return
 }
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %weights: memref<16x2xf32>,
+             %indices: memref<16x2xi32>, %p: memref<16x3xf32>) {
+  // expected-error @+1 {{'moek.route' op probs dimension 1 (E) (3) does not match w_gate dimension 1 (E) (4)}}
+  moek.route softmax top_k = 2 %x, %wg into %weights, %indices probs(%p : memref<16x3xf32>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xf32>, memref<16x2xi32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %indices: memref<16x2xi32>,
+             %offsets: memref<5xi32>, %dweights: memref<16x2xf32>, %dx: memref<16x8xf32>,
+             %dwg: memref<8x4xf32>, %aux: memref<f32>, %p: memref<16x4xbf16>) {
+  // expected-error @+1 {{'moek.route_backward' op probs must have element type 'f32', got 'bf16'}}
+  moek.route_backward softmax %x, %wg, %indices, %offsets, %dweights into %dx, %dwg, %aux
+      probs(%p : memref<16x4xbf16>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>,
+        memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}

@@ -49,3 +49,21 @@ func.func @kernels(%x: memref<?x8xbf16>, %dy: memref<?x8xbf16>, %w1: memref<4x8x
         memref<?x8xf32>, memref<8x4xf32>, memref<f32>
   return
 }
+
+// The saved router probabilities (moe-place-recomputation): the router writes them, its
+// backward reads them.
+// CHECK-LABEL: func.func @saved_probabilities
+// CHECK: moek.route softmax top_k = 2 %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}} probs(%[[P:.*]] : memref<16x4xf32>) :
+// CHECK: moek.route_backward softmax %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}}, %{{.*}} probs(%[[P]] : memref<16x4xf32>) :
+func.func @saved_probabilities(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %weights: memref<16x2xf32>,
+                               %indices: memref<16x2xi32>, %p: memref<16x4xf32>, %offsets: memref<5xi32>,
+                               %dweights: memref<16x2xf32>, %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>,
+                               %aux: memref<f32>) {
+  moek.route softmax top_k = 2 %x, %wg into %weights, %indices probs(%p : memref<16x4xf32>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xf32>, memref<16x2xi32>
+  moek.route_backward softmax %x, %wg, %indices, %offsets, %dweights into %dx, %dwg, %aux
+      probs(%p : memref<16x4xf32>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>,
+        memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Calibrates the cost model's device table from measured profiles.
+
+  collect LOG... -o PROFILE.json --device ID
+      Reads moe-run logs (--repeat N --profile), one per artifact, named
+      NAME.log, into the profile format of bench/logs/profile-*.json.
+  fit PROFILE.json... --costs DIR [--write lib/Analysis/CostModel/DeviceTables.def]
+      DIR holds NAME.json, the `moe-compile --report-cost` of each artifact
+      (what bench/compile_recompute_artifacts.sh writes). Fits, per kernel
+      class of the device, the two scales of
+          ms = compute_scale * flops / rate + bytes_scale * bytes / bandwidth
+               + launches * launch
+      by non-negative least squares over every run that measured the class,
+      then the launch cost from the kernels no row names and the
+      synchronization cost from the layer times; prints the prediction
+      against each measurement and, with --write, rewrites the device's rows
+      of the table (other devices are kept as they are).
+
+numpy only; no network. The rule that groups a measured kernel under the op
+it comes from is moe-run's (tools/moe-run/RunMain.cpp, predictedGroupOf).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+PREDICTED = [
+    "moek_route", "moek_rank_assignments", "moek_exclusive_scan",
+    "moek_assignment_rows", "moek_row_assignments", "moek_gather_rows",
+    "moek_grouped_matmul_store", "moek_grouped_matmul_silu_glu",
+    "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
+    "moek_glu", "moek_combine_rows", "moek_expert_loads",
+    "moek_grouped_glu_backward", "moek_grouped_weight_grad",
+    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map", "copy"]
+
+
+def group_of(kernel):
+    best = ""
+    for name in PREDICTED:
+        if (kernel == name or kernel.startswith(name + "_")) and len(name) > len(best):
+            best = name
+    return best
+
+
+def collect(args):
+    runs = []
+    for path in args.logs:
+        text = open(path).read()
+        name = os.path.basename(path)[:-4] if path.endswith(".log") else os.path.basename(path)
+        m = re.search(r"^time: median ([0-9.]+) ms", text, re.M)
+        if not m:
+            print(f"{path}: no 'time: median' line, skipped", file=sys.stderr)
+            continue
+        kernels, other = {}, 0.0
+        table = text.split("ms/run   share  launches  kernel", 1)
+        if len(table) == 2:
+            for line in table[1].splitlines()[1:]:
+                parts = line.split()
+                if len(parts) != 4 or not parts[1].endswith("%"):
+                    break
+                group = group_of(parts[3])
+                if group:
+                    kernels[group] = kernels.get(group, 0.0) + float(parts[0])
+                else:
+                    other += float(parts[0])
+        runs.append({"name": name, "layer_ms": float(m.group(1)),
+                     "kernels_ms": kernels, "other_ms": other})
+    json.dump({"device": args.device, "source": "bench/calibrate_cost_model.py collect "
+               + " ".join(os.path.basename(p) for p in args.logs), "runs": runs},
+              open(args.output, "w"), indent=2)
+    print(f"wrote {args.output}: {len(runs)} runs")
+
+
+def read_table(path):
+    devices, kernels = {}, {}
+    for line in open(path):
+        m = re.match(r'DEVICE\("([^"]+)", "([^"]*)", (.*)\)\s*$', line)
+        if m:
+            nums = [float(v) for v in m.group(3).split(",")]
+            devices[m.group(1)] = {"description": m.group(2), "matrix": nums[0],
+                                   "simt": nums[1], "bw": nums[2], "launch": nums[3],
+                                   "sync": nums[4], "tile": int(nums[5])}
+        m = re.match(r'KERNEL\("([^"]+)", "([^"]+)", ([0-9.eE+-]+), ([0-9.eE+-]+)\)', line)
+        if m:
+            kernels.setdefault(m.group(1), {})[m.group(2)] = (float(m.group(3)), float(m.group(4)))
+    return devices, kernels
+
+
+def nnls2(a, b):
+    """Least squares of a[n,2] x = b with x >= 0 (two unknowns: enumerate)."""
+    best, best_err = np.zeros(2), float("inf")
+    candidates = []
+    x, *_ = np.linalg.lstsq(a, b, rcond=None)
+    candidates.append(x)
+    for keep in (0, 1):
+        col = a[:, keep]
+        v = float(col @ b / (col @ col)) if col @ col > 0 else 0.0
+        candidates.append(np.array([v, 0.0]) if keep == 0 else np.array([0.0, v]))
+    for x in candidates:
+        if (x >= 0).all():
+            err = float(np.sum((a @ x - b) ** 2))
+            if err < best_err:
+                best, best_err = x, err
+    return best
+
+
+def fit(args):
+    table_path = args.table
+    devices, kernels = read_table(table_path)
+    runs, device_id = [], None
+    for path in args.profiles:
+        p = json.load(open(path))
+        device_id = device_id or p["device"]
+        runs += p["runs"]
+    dev = devices[device_id]
+    costs = {}
+    for run in runs:
+        path = os.path.join(args.costs, run["name"] + ".json")
+        if not os.path.exists(path):
+            print(f"no cost report {path}: run skipped", file=sys.stderr)
+            continue
+        report = json.load(open(path))
+        costs[run["name"]] = report["kernels"]
+    runs = [r for r in runs if r["name"] in costs]
+
+    def predicted_by_name(run):
+        out = {}
+        for k in costs[run["name"]]:
+            e = out.setdefault(k["name"], {"flops": 0.0, "bytes": 0.0, "launches": 0, "class": k["class"]})
+            e["flops"] += k["flops"]; e["bytes"] += k["bytes"]; e["launches"] += k["launches"]
+        return out
+
+    rate = lambda cls: (dev["matrix"] if cls.endswith(".tc") else dev["simt"]) * 1e12
+    rows = {}
+    for run in runs:
+        pred = predicted_by_name(run)
+        for name, ms in run["kernels_ms"].items():
+            if name not in pred:
+                continue
+            e = pred[name]
+            rows.setdefault(e["class"], []).append(
+                (e["flops"] / rate(e["class"]) * 1e3, e["bytes"] / (dev["bw"] * 1e9) * 1e3,
+                 ms - e["launches"] * dev["launch"] * 1e-3))
+    # Runs measured as a whole (the CPU: no per-kernel profile) calibrate
+    # the default class of their kernels from the layer time.
+    for run in runs:
+        if run["kernels_ms"]:
+            continue
+        pred = predicted_by_name(run)
+        cls = "default.tc" if any(e["class"].endswith(".tc") for e in pred.values()) else "default.simt"
+        rows.setdefault(cls, []).append(
+            (sum(e["flops"] / rate(e["class"]) for e in pred.values()) * 1e3,
+             sum(e["bytes"] for e in pred.values()) / (dev["bw"] * 1e9) * 1e3,
+             run["layer_ms"] - dev["sync"] * 1e-3
+             - sum(e["launches"] for e in pred.values()) * dev["launch"] * 1e-3))
+    fitted = dict(kernels.get(device_id, {}))
+    for cls, r in sorted(rows.items()):
+        a = np.array([[x[0], x[1]] for x in r]); b = np.array([x[2] for x in r])
+        fitted[cls] = tuple(float(v) for v in nnls2(a, b))
+
+    def scales(cls):
+        if cls in fitted:
+            return fitted[cls]
+        return fitted.get("default" + cls[cls.rfind("."):], (1.0, 1.0))
+
+    # Launch cost from the kernels no measured row names (routing, fills).
+    num, den = 0.0, 0.0
+    for run in runs:
+        if not run["kernels_ms"] or "other_ms" not in run:
+            continue
+        pred = predicted_by_name(run)
+        rest = [e for n, e in pred.items() if n not in run["kernels_ms"]]
+        work = sum(scales(e["class"])[0] * e["flops"] / rate(e["class"]) * 1e3 +
+                   scales(e["class"])[1] * e["bytes"] / (dev["bw"] * 1e9) * 1e3 for e in rest)
+        n = sum(e["launches"] for e in rest)
+        num += (run.get("other_ms", 0.0) - work) * n; den += n * n
+    if den > 0:
+        dev["launch"] = max(0.0, num / den * 1e3)
+    # Synchronization: what the layer takes beyond its kernels.
+    gaps = [r["layer_ms"] - sum(r["kernels_ms"].values()) - r.get("other_ms", 0.0)
+            for r in runs if r["kernels_ms"]]
+    if gaps:
+        dev["sync"] = max(0.0, float(np.mean(gaps)) * 1e3)
+
+    print(f"device {device_id}: launch {dev['launch']:.2f} us, sync {dev['sync']:.1f} us")
+    for cls, (cs, bs) in sorted(fitted.items()):
+        print(f"  {cls:45s} compute_scale {cs:.4f}  bytes_scale {bs:.4f}")
+    print(f"{'run':32s} {'predicted':>10s} {'measured':>10s} {'error':>8s}")
+    worst = 0.0
+    for run in runs:
+        pred = predicted_by_name(run)
+        total = dev["sync"] * 1e-3
+        for n, e in pred.items():
+            cs, bs = scales(e["class"])
+            ms = (cs * e["flops"] / rate(e["class"]) * 1e3 + bs * e["bytes"] / (dev["bw"] * 1e9) * 1e3
+                  + e["launches"] * dev["launch"] * 1e-3)
+            total += ms
+            if n in run["kernels_ms"]:
+                print(f"  {n:30s} {ms:10.3f} {run['kernels_ms'][n]:10.3f} "
+                      f"{100 * (ms / run['kernels_ms'][n] - 1):+7.1f}%")
+        err = 100 * (total / run["layer_ms"] - 1)
+        worst = max(worst, abs(err))
+        print(f"{run['name']:32s} {total:10.3f} {run['layer_ms']:10.3f} {err:+7.1f}%")
+    print(f"worst layer error: {worst:.1f}%")
+
+    if args.write:
+        lines = open(table_path).read().splitlines()
+        out, written = [], False
+        for line in lines:
+            if line.startswith(f'DEVICE("{device_id}"'):
+                d = dev
+                out.append(f'DEVICE("{device_id}", "{d["description"]}", {d["matrix"]:.1f}, '
+                           f'{d["simt"]:.3f}, {d["bw"]:.1f}, {d["launch"]:.2f}, {d["sync"]:.1f}, {d["tile"]})')
+                for cls, (cs, bs) in sorted(fitted.items()):
+                    out.append(f'KERNEL("{device_id}", "{cls}", {cs:.4f}, {bs:.4f})')
+                written = True
+                continue
+            if line.startswith(f'KERNEL("{device_id}"'):
+                continue
+            out.append(line)
+        assert written, f"device {device_id} not in {table_path}"
+        open(table_path, "w").write("\n".join(out) + "\n")
+        print(f"rewrote {table_path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("logs", nargs="+")
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--device", required=True)
+    f = sub.add_parser("fit")
+    f.add_argument("profiles", nargs="+")
+    f.add_argument("--costs", required=True)
+    f.add_argument("--table", default=os.path.join(os.path.dirname(__file__), "..", "lib",
+                                                   "Analysis", "CostModel", "DeviceTables.def"))
+    f.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    collect(args) if args.command == "collect" else fit(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (device tool, carry .device) for issue #12:
+# builds the MLIR-free runtime and moe-run there (as bench/run_device.sh
+# does), then for the artifacts of bench/compile_recompute_artifacts.sh
+#   1. checks the training step at every budget against the CPU reference
+#      backward (check-train-*.so: full H, F, E, k, a few tokens);
+#   2. times the full-size training step at every budget (train-*.so):
+#      median of REPEAT runs, the device memory the call held (moe-run's
+#      "device memory: high water" line) and the per-kernel profile with
+#      the cost model's prediction beside it;
+#   3. profiles the forward of each preset (fwd-*.so), for the calibration.
+# Logs: $OUT/recompute/NAME.log (one per artifact, what
+# bench/calibrate_cost_model.py collect and bench/recompute_results.py read)
+# and $OUT/recompute_device.log. The mid budgets are checked but not timed:
+# with one layer there are two placements, and mid gets min's. REPEAT
+# (default 3), SKIP_CHECK=1, SKIP_TIMING=1 and ONLY (a name pattern, e.g.
+# '*qwen3*') bound the device time: run the checks and the timing as two
+# calls, or per preset, if one would pass the tool's limit.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+art=$root/.device/artifacts
+out=${OUT:-$root/device-out}
+repeat=${REPEAT:-3}
+logs=$out/recompute
+mkdir -p "$logs"
+exec > >(tee "$out/recompute_device.log") 2>&1
+
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%MZ)"
+# A build folder of its own: another checkout's moe-run may use /tmp/moe-run-build.
+build=${MOE_RUN_BUILD:-/tmp/moe-run-build-recompute}
+cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-recompute.log || { cat /tmp/cmake-recompute.log; exit 1; }
+ninja -C "$build" > /tmp/ninja-recompute.log || { cat /tmp/ninja-recompute.log; exit 1; }
+run=$build/moe-run
+
+failures=0
+if [ "${SKIP_CHECK:-0}" != 1 ]; then
+  echo "== correctness: the training step at each budget vs the reference backward ($(date -u +%H:%M:%S))"
+  for a in "$art"/check-train-*.so; do
+    [ -e "$a" ] || continue
+    name=$(basename "$a" .so)
+    # shellcheck disable=SC2053
+    [[ $name == ${ONLY:-*} ]] || continue
+    if "$run" "$a" --check --seed 1 > "$logs/$name.log" 2>&1; then
+      echo "$name: CHECK PASSED; $(grep -E '^device memory' "$logs/$name.log")"
+    else
+      failures=$((failures + 1))
+      echo "$name: FAILED"; tail -12 "$logs/$name.log"
+    fi
+  done
+  echo "correctness failures: $failures"
+fi
+
+[ "${SKIP_TIMING:-0}" = 1 ] && exit $((failures > 0))
+echo "== timing: full-size training steps per budget, forwards ($(date -u +%H:%M:%S))"
+for a in "$art"/train-*.so "$art"/fwd-*.so; do
+  [ -e "$a" ] || continue
+  name=$(basename "$a" .so)
+  case "$name" in *-mid) continue ;; esac
+  # shellcheck disable=SC2053
+  [[ $name == ${ONLY:-*} ]] || continue
+  "$run" "$a" --repeat "$repeat" --profile > "$logs/$name.log" 2>&1 ||
+    { failures=$((failures + 1)); echo "$name: FAILED"; tail -5 "$logs/$name.log"; continue; }
+  echo "-- $name: $(grep -E '^time|^device memory' "$logs/$name.log" | tr '\n' ' ')"
+  sed -n '/^prediction/,$p' "$logs/$name.log" | head -14
+done
+echo "== done ($(date -u +%H:%M:%S)), failures: $failures"
+exit $((failures > 0))

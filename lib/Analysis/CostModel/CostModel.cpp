@@ -1,0 +1,371 @@
+//===- CostModel.cpp - Predicted kernel times of a planned program --------===//
+//
+// The work of each moek kernel from its buffers' shapes. Grouped kernels
+// over a chunk of experts inside an scf.for loop still cover every routed
+// row over the loop's iterations, so their work is the layer's and their
+// launches the loop's trip count; anything else in a loop counts once per
+// iteration.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Analysis/CostModel/CostModel.h"
+
+#include "dialects/moek/IR/MoekDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/FileSystem.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+using ::moe::cost::DeviceDescription;
+using ::moe::cost::KernelWork;
+
+namespace {
+
+double extent(Value buffer, unsigned d) {
+  int64_t e = cast<ShapedType>(buffer.getType()).getDimSize(d);
+  return ShapedType::isDynamic(e) ? double(kAssumedDynamicExtent) : double(e);
+}
+
+double elements(Value buffer) {
+  auto type = cast<ShapedType>(buffer.getType());
+  double n = 1;
+  for (unsigned d = 0; d < type.getRank(); ++d)
+    n *= extent(buffer, d);
+  return n;
+}
+
+double elementBytes(Value buffer) {
+  Type element = cast<ShapedType>(buffer.getType()).getElementType();
+  return std::max<unsigned>(1, element.getIntOrFloatBitWidth() / 8);
+}
+
+double bytesOf(Value buffer) { return elements(buffer) * elementBytes(buffer); }
+
+bool isHalf(Value buffer) {
+  Type element = cast<ShapedType>(buffer.getType()).getElementType();
+  return element.isBF16() || element.isF16();
+}
+
+/// Constant trip count of the scf.for loops around `op` (1 outside).
+int64_t tripCount(Operation *op) {
+  int64_t trips = 1;
+  for (auto loop = op->getParentOfType<scf::ForOp>(); loop;
+       loop = loop->getParentOfType<scf::ForOp>()) {
+    auto lb = getConstantIntValue(loop.getLowerBound());
+    auto ub = getConstantIntValue(loop.getUpperBound());
+    auto step = getConstantIntValue(loop.getStep());
+    if (lb && ub && step && *step > 0 && *ub > *lb)
+      trips *= (*ub - *lb + *step - 1) / *step;
+  }
+  return trips;
+}
+
+/// What a kernel class is about: shapes to flops and bytes.
+class WorkBuilder {
+public:
+  WorkBuilder(const DeviceDescription &device) : device(device) {}
+
+  /// The work of `op`, or nothing when it is not a kernel (constants,
+  /// views, loops). `grouped` says its rows span all routed rows.
+  std::optional<KernelWork> workOf(Operation *op) {
+    bool tensorCores = device.matrixTflops > 0;
+    return TypeSwitch<Operation *, std::optional<KernelWork>>(op)
+        .Case([&](RouteOp o) {
+          double t = extent(o.getX(), 0), h = extent(o.getX(), 1);
+          double e = extent(o.getWGate(), 1), k = double(o.getTopK());
+          // The scores GEMM, then per token: softmax / sigmoid and top-k.
+          KernelWork w = named(op, "moek_route");
+          w.flops = 2 * t * h * e + 8 * t * e;
+          w.bytes = bytesOf(o.getX()) + bytesOf(o.getWGate()) + 2 * t * e * 4 +
+                    t * k * 8;
+          if (o.getProbs()) // saved for the backward
+            w.bytes += bytesOf(o.getProbs());
+          w.tensorCore = tensorCores && isHalf(o.getX());
+          w.launches = tensorCores ? 2 : 1;
+          return w;
+        })
+        .Case([&](RankAssignmentsOp o) {
+          KernelWork w = named(op, "moek_rank_assignments");
+          w.bytes = 3 * bytesOf(o.getIndices());
+          w.launches = tensorCores ? 3 : 1; // three passes on the GPU
+          return w;
+        })
+        .Case<ExclusiveScanOp, AssignmentRowsOp, RowAssignmentsOp,
+              moek::ExpertLoadsOp>([&](Operation *o) {
+          KernelWork w = named(op, kernelName(op));
+          for (Value operand : o->getOperands())
+            if (isa<MemRefType>(operand.getType()))
+              w.bytes += bytesOf(operand);
+          return w;
+        })
+        .Case([&](GatherRowsOp o) {
+          KernelWork w = named(op, "moek_gather_rows");
+          w.bytes = 2 * bytesOf(o.getOut());
+          return w;
+        })
+        .Case([&](GroupedMatmulOp o) { return groupedMatmul(o); })
+        .Case([&](GluOp o) {
+          KernelWork w = named(op, "moek_glu");
+          w.bytes = bytesOf(o.getH()) + bytesOf(o.getOut());
+          w.flops = 10 * elements(o.getOut());
+          return w;
+        })
+        .Case([&](CombineRowsOp o) {
+          KernelWork w = named(op, "moek_combine_rows");
+          w.bytes = bytesOf(o.getExpertOut()) + bytesOf(o.getY());
+          w.flops = 2 * elements(o.getExpertOut());
+          return w;
+        })
+        .Case([&](GroupedGluBackwardOp o) {
+          // Elementwise per grouped row since g = dy w2^T is a GEMM of its
+          // own: reads g and h, writes a and dh, <g, a> per row.
+          double rows = elements(o.getOwners());
+          double f = extent(o.getG(), 1);
+          KernelWork w = named(op, "moek_grouped_glu_backward");
+          w.flops = 20 * rows * f;
+          w.bytes = rows * f * elementBytes(o.getG()) +
+                    rows * 2 * f * elementBytes(o.getGateUp()) +
+                    rows * f * elementBytes(o.getAct()) +
+                    rows * 2 * f * elementBytes(o.getDh());
+          return w;
+        })
+        .Case([&](GroupedWeightGradOp o) {
+          double rows = elements(o.getOwners());
+          double e = extent(o.getDw(), 0), m = extent(o.getDw(), 1),
+                 n = extent(o.getDw(), 2);
+          KernelWork w = named(op, "moek_grouped_weight_grad");
+          w.flops = 2 * rows * m * n;
+          w.bytes = rows * (m * elementBytes(o.getLhs()) +
+                            n * elementBytes(o.getRhs())) +
+                    e * m * n * elementBytes(o.getDw());
+          return w;
+        })
+        .Case([&](RouteBackwardOp o) {
+          double t = extent(o.getX(), 0), h = extent(o.getX(), 1);
+          double e = extent(o.getWGate(), 1);
+          KernelWork w = named(op, "moek_route_backward");
+          // Scores recomputed (unless saved), then dx += ds w_gate^T and
+          // dw_gate += x^T ds.
+          w.flops = (o.getProbs() ? 2 : 3) * 2 * t * h * e;
+          w.bytes = bytesOf(o.getX()) + bytesOf(o.getDx()) * 2 +
+                    bytesOf(o.getWGate()) + bytesOf(o.getDwGate());
+          if (o.getProbs())
+            w.bytes += bytesOf(o.getProbs());
+          return w;
+        })
+        .Case([&](linalg::FillOp o) -> std::optional<KernelWork> {
+          if (!isa<MemRefType>(o.getOutputs()[0].getType()))
+            return std::nullopt;
+          KernelWork w = named(op, "fill");
+          w.bytes = bytesOf(o.getOutputs()[0]);
+          return w;
+        })
+        .Case([&](linalg::MapOp o) -> std::optional<KernelWork> {
+          if (!isa<MemRefType>(o.getInit().getType()))
+            return std::nullopt;
+          KernelWork w = named(op, "linalg_map");
+          for (Value in : o.getInputs())
+            w.bytes += bytesOf(in);
+          w.bytes += bytesOf(o.getInit());
+          return w;
+        })
+        .Case([&](memref::CopyOp o) {
+          KernelWork w = named(op, "copy");
+          w.bytes = 2 * bytesOf(o.getTarget());
+          return w;
+        })
+        .Default([](Operation *) { return std::nullopt; });
+  }
+
+private:
+  static std::string kernelName(Operation *op) {
+    std::string name = op->getName().getStringRef().str();
+    std::replace(name.begin(), name.end(), '.', '_');
+    return name;
+  }
+
+  static KernelWork named(Operation *op, const std::string &name) {
+    KernelWork w;
+    w.name = name;
+    w.op = op->getName().getStringRef().str();
+    return w;
+  }
+
+  KernelWork groupedMatmul(GroupedMatmulOp o) {
+    Value a = o.getA(), b = o.getB(), c = o.getC();
+    double topK = double(o.getTopK());
+    // b is [E, K, N], or [E, N, K] with transpose_b (the weight as stored).
+    bool transposed = o.getTransposeB();
+    double e = extent(b, 0), k = extent(b, transposed ? 2 : 1),
+           n = extent(b, transposed ? 1 : 2);
+    // Routed rows: T*k through the owners map, else the rows of a.
+    double rows = o.getOwners() ? elements(o.getOwners())
+                  : o.getGather() ? extent(a, 0) * topK
+                                  : extent(a, 0);
+    KernelWork w = named(o, ("moek_grouped_matmul_" +
+                             stringifyEpilogue(o.getEpilogue()) +
+                             (transposed ? "_transposed_b" : ""))
+                                .str());
+    w.tensorCore = device.matrixTflops > 0 && isHalf(a) &&
+                   int64_t(k) % 8 == 0 && int64_t(n) % 8 == 0;
+    // Each expert's last row tile is on average half empty: the tile shape's
+    // efficiency on ragged groups.
+    double padded = rows + (w.tensorCore ? e * device.tileRows / 2.0 : 0.0);
+    w.flops = 2 * padded * k * n;
+    double out = 0;
+    switch (o.getEpilogue()) {
+    case Epilogue::store:
+      out = rows * n * elementBytes(c);
+      break;
+    case Epilogue::silu_glu:
+    case Epilogue::gelu_glu:
+      out = rows * n / 2 * elementBytes(c);
+      break;
+    case Epilogue::scatter_add:
+      out = rows * n * 4 * 2; // read-modify-write of the f32 accumulator
+      break;
+    }
+    w.bytes = rows * k * elementBytes(a) + e * k * n * elementBytes(b) + out;
+    return w;
+  }
+
+  const DeviceDescription &device;
+};
+
+bool isGroupedKernel(Operation *op) {
+  return isa<GroupedMatmulOp, GroupedGluBackwardOp, GroupedWeightGradOp>(op);
+}
+
+} // namespace
+
+std::map<std::string, double> FunctionCost::msByName() const {
+  std::map<std::string, double> byName;
+  for (const KernelEstimate &k : kernels)
+    byName[k.work.name] += k.ms;
+  return byName;
+}
+
+FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
+                                       const DeviceDescription &device) {
+  FunctionCost cost;
+  cost.function = func.getSymName().str();
+  WorkBuilder builder(device);
+  func.walk([&](Operation *op) {
+    std::optional<KernelWork> work = builder.workOf(op);
+    if (!work)
+      return;
+    int64_t trips = tripCount(op);
+    if (isGroupedKernel(op)) {
+      work->launches *= trips; // work already spans every chunk's rows
+    } else {
+      work->launches *= trips;
+      work->flops *= trips;
+      work->bytes *= trips;
+    }
+    KernelEstimate estimate{*work, ::moe::cost::predictMs(device, *work)};
+    cost.kernelMs += estimate.ms;
+    cost.kernels.push_back(std::move(estimate));
+  });
+  cost.totalMs = cost.kernelMs + device.syncUs * 1e-3;
+  return cost;
+}
+
+std::vector<FunctionCost>
+mlir::moe::estimateModuleCost(ModuleOp module, const DeviceDescription &device) {
+  std::vector<FunctionCost> costs;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (func.isPublic() && !func.isExternal())
+      costs.push_back(estimateFunctionCost(func, device));
+  return costs;
+}
+
+static llvm::json::Object costJson(const FunctionCost &cost,
+                                   const DeviceDescription &device) {
+  llvm::json::Array kernels;
+  for (const KernelEstimate &k : cost.kernels)
+    kernels.push_back(llvm::json::Object{
+        {"name", k.work.name},
+        {"op", k.work.op},
+        {"class", ::moe::cost::kernelClassOf(k.work)},
+        {"flops", k.work.flops},
+        {"bytes", k.work.bytes},
+        {"launches", k.work.launches},
+        {"tensor_core", k.work.tensorCore},
+        {"predicted_ms", k.ms},
+    });
+  return llvm::json::Object{
+      {"total_ms", cost.totalMs},
+      {"kernel_ms", cost.kernelMs},
+      {"sync_ms", device.syncUs * 1e-3},
+      {"kernels", std::move(kernels)},
+  };
+}
+
+LogicalResult mlir::moe::writeCostReport(ModuleOp module,
+                                   ArrayRef<FunctionCost> costs,
+                                   const DeviceDescription &device,
+                                   StringRef path) {
+  llvm::json::Object functions;
+  for (const FunctionCost &cost : costs)
+    functions[cost.function] = costJson(cost, device);
+  llvm::json::Object root{
+      {"device", device.id},
+      {"device_description", device.description},
+      {"assumed_dynamic_extent", kAssumedDynamicExtent},
+      {"functions", std::move(functions)},
+  };
+  if (!costs.empty()) {
+    llvm::json::Object first = costJson(costs.front(), device);
+    root["total_ms"] = std::move(first["total_ms"]);
+    root["kernels"] = std::move(first["kernels"]);
+  }
+  std::error_code error;
+  llvm::raw_fd_ostream os(path, error, llvm::sys::fs::OF_Text);
+  if (error)
+    return module.emitError() << "cannot write the cost report '" << path
+                              << "': " << error.message();
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+  os.close();
+  if (os.has_error())
+    return module.emitError() << "cannot write the cost report '" << path
+                              << "': " << os.error().message();
+  return success();
+}
+
+std::string mlir::moe::addCostsToMetadata(StringRef metadata,
+                                    ArrayRef<FunctionCost> costs,
+                                    const DeviceDescription &device) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  std::string current;
+  SmallVector<StringRef> lines;
+  metadata.split(lines, '\n');
+  for (StringRef line : lines) {
+    if (line.starts_with("function "))
+      current = line.drop_front(9).split(' ').first.str();
+    if (line == "end") {
+      for (const FunctionCost &cost : costs) {
+        if (cost.function != current)
+          continue;
+        os << "attr cost.device " << device.id << "\n";
+        os << "attr cost.predicted_ms " << llvm::formatv("{0:f4}", cost.totalMs)
+           << "\n";
+        for (const auto &[name, ms] : cost.msByName())
+          os << "attr cost.kernel." << name << " "
+             << llvm::formatv("{0:f4}", ms) << "\n";
+      }
+    }
+    if (!line.empty())
+      os << line << "\n";
+  }
+  return out;
+}

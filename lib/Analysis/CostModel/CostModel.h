@@ -1,0 +1,76 @@
+//===- CostModel.h - Predicted kernel times of a planned program -*- C++ -*-===//
+//
+// The analysis the passes share to compare choices by predicted time: for a
+// function of moek kernels on buffers (after moe-lower-to-kernels, before
+// the target lowering), the work of each kernel (flops with GEMM tile
+// padding, bytes, launches) and its predicted time on a device of
+// DeviceTables.def. moe-place-recomputation minimizes it; moe-compile
+// --report-cost writes it; the artifact metadata carries it so that
+// `moe-run --profile` prints it beside the measured kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_ANALYSIS_COSTMODEL_COSTMODEL_H
+#define MOE_MLIR_LIB_ANALYSIS_COSTMODEL_COSTMODEL_H
+
+#include "lib/Analysis/CostModel/DeviceTable.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <map>
+
+namespace mlir {
+namespace func {
+class FuncOp;
+} // namespace func
+
+namespace moe {
+
+/// One kernel's predicted time.
+struct KernelEstimate {
+  ::moe::cost::KernelWork work;
+  double ms = 0;
+};
+
+/// The predicted time of one function (one call).
+struct FunctionCost {
+  std::string function;
+  std::vector<KernelEstimate> kernels; ///< in program order
+  double kernelMs = 0;                 ///< sum over the kernels
+  double totalMs = 0;                  ///< plus the call's synchronization
+  /// Predicted ms per kernel name, summed (profiles aggregate by name).
+  std::map<std::string, double> msByName() const;
+};
+
+/// Dynamic extents (a dynamic token count) are assumed to be this.
+constexpr int64_t kAssumedDynamicExtent = 1024;
+
+/// The cost of `func`, a function of moek kernels on buffers.
+FunctionCost estimateFunctionCost(func::FuncOp func,
+                                  const ::moe::cost::DeviceDescription &device);
+
+/// The cost of every public function with a body.
+std::vector<FunctionCost>
+estimateModuleCost(ModuleOp module,
+                   const ::moe::cost::DeviceDescription &device);
+
+/// Writes {"device": ID, "functions": {NAME: {"total_ms", "kernel_ms",
+/// "sync_ms", "kernels": [{"name", "op", "flops", "bytes", "launches",
+/// "tensor_core", "predicted_ms"}]}}} plus "total_ms" and "kernels" of the
+/// first function at the top level.
+LogicalResult writeCostReport(ModuleOp module,
+                              ArrayRef<FunctionCost> costs,
+                              const ::moe::cost::DeviceDescription &device,
+                              StringRef path);
+
+/// Adds `attr cost.predicted_ms=...` and `attr cost.kernel.NAME=MS` lines to
+/// each function of the artifact metadata (moe-run --profile prints them).
+std::string addCostsToMetadata(StringRef metadata,
+                               ArrayRef<FunctionCost> costs,
+                               const ::moe::cost::DeviceDescription &device);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_MLIR_LIB_ANALYSIS_COSTMODEL_COSTMODEL_H

@@ -1,0 +1,89 @@
+//===- DeviceTable.cpp - Devices the cost model predicts for --------------===//
+
+#include "lib/Analysis/CostModel/DeviceTable.h"
+
+#include <algorithm>
+
+using namespace moe::cost;
+
+namespace {
+
+std::vector<DeviceDescription> buildTable() {
+  std::vector<DeviceDescription> devices;
+#define DEVICE(ID, DESCRIPTION, MATRIX_TFLOPS, SIMT_TFLOPS, BANDWIDTH_GBS,    \
+               LAUNCH_US, SYNC_US, TILE_ROWS)                                  \
+  devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
+                                      SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
+                                      SYNC_US, TILE_ROWS, {}});
+#define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID)                                                     \
+      d.kernels.push_back(KernelCalibration{CLASS, COMPUTE_SCALE, BYTES_SCALE});
+#include "lib/Analysis/CostModel/DeviceTables.def"
+#undef DEVICE
+#undef KERNEL
+  return devices;
+}
+
+const std::vector<DeviceDescription> &table() {
+  static const std::vector<DeviceDescription> devices = buildTable();
+  return devices;
+}
+
+} // namespace
+
+KernelCalibration
+DeviceDescription::calibrationFor(const std::string &kernelClass) const {
+  auto find = [&](const std::string &name) -> const KernelCalibration * {
+    for (const KernelCalibration &k : kernels)
+      if (k.kernelClass == name)
+        return &k;
+    return nullptr;
+  };
+  if (const KernelCalibration *k = find(kernelClass))
+    return *k;
+  std::string suffix = kernelClass.substr(kernelClass.rfind('.'));
+  if (const KernelCalibration *k = find("default" + suffix))
+    return *k;
+  return KernelCalibration{kernelClass, 1.0, 1.0};
+}
+
+const DeviceDescription *moe::cost::findDevice(const std::string &id) {
+  for (const DeviceDescription &d : table())
+    if (d.id == id)
+      return &d;
+  return nullptr;
+}
+
+std::vector<std::string> moe::cost::deviceIds() {
+  std::vector<std::string> ids;
+  for (const DeviceDescription &d : table())
+    ids.push_back(d.id);
+  return ids;
+}
+
+std::string moe::cost::defaultDeviceFor(const std::string &target) {
+  if (target == "cpu")
+    return "cpu";
+  // sm_90a is the wgmma path; other CUDA targets run the mma.sync kernels,
+  // measured on the same H200.
+  if (target == "cuda:sm_90a")
+    return "h200-sm90a";
+  return "h200-sm90";
+}
+
+std::string moe::cost::kernelClassOf(const KernelWork &work) {
+  return work.name.substr(work.name.rfind("moek_", 0) == 0 ? 5 : 0) +
+         (work.tensorCore ? ".tc" : ".simt");
+}
+
+double moe::cost::predictMs(const DeviceDescription &device,
+                            const KernelWork &work) {
+  KernelCalibration k = device.calibrationFor(kernelClassOf(work));
+  double rate = (work.tensorCore ? device.matrixTflops : device.simtTflops) *
+                1e12;
+  double seconds = k.computeScale * work.flops / rate +
+                   k.bytesScale * work.bytes / (device.bandwidthGBs * 1e9) +
+                   double(work.launches) * device.launchUs * 1e-6;
+  return seconds * 1e3;
+}

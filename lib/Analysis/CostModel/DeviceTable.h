@@ -1,0 +1,74 @@
+//===- DeviceTable.h - Devices the cost model predicts for ------*- C++ -*-===//
+//
+// A device description: the measured matrix and SIMT rates, the memory
+// bandwidth, launch and synchronization costs, and per kernel class two
+// calibrated scales (time = compute_scale * flops / rate + bytes_scale *
+// bytes / bandwidth). The numbers live in DeviceTables.def, written by
+// bench/calibrate_cost_model.py from `moe-run --profile` logs.
+//
+// MLIR-free: the standalone moe-run of GPU machines could link it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_MLIR_LIB_ANALYSIS_COSTMODEL_DEVICETABLE_H
+#define MOE_MLIR_LIB_ANALYSIS_COSTMODEL_DEVICETABLE_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe::cost {
+
+/// The calibration of one kernel class on one device.
+struct KernelCalibration {
+  std::string kernelClass; ///< "grouped_matmul_silu_glu.tc", "default.simt"
+  double computeScale = 1.0;
+  double bytesScale = 1.0;
+};
+
+/// One device of DeviceTables.def.
+struct DeviceDescription {
+  std::string id;          ///< "h200-sm90a"
+  std::string description; ///< where the numbers come from
+  double matrixTflops = 0; ///< tensor-core rate (bf16/f16, f32 accumulate)
+  double simtTflops = 0;   ///< f32 rate of the one-thread-per-item kernels
+  double bandwidthGBs = 0; ///< device memory bandwidth
+  double launchUs = 0;     ///< cost of one kernel launch
+  double syncUs = 0;       ///< once per call: the host waits for the device
+  int64_t tileRows = 1;    ///< rows of a GEMM tile (padding per expert)
+  std::vector<KernelCalibration> kernels;
+
+  /// The calibration for `kernelClass` ("NAME.tc" / "NAME.simt"); falls
+  /// back to "default.tc" / "default.simt", then to scales of 1.
+  KernelCalibration calibrationFor(const std::string &kernelClass) const;
+};
+
+/// The device `id`, or null.
+const DeviceDescription *findDevice(const std::string &id);
+
+/// Every device id of the table, for error messages.
+std::vector<std::string> deviceIds();
+
+/// The table's device for a target ("cpu", "cuda:sm_90a", ...): the
+/// machines the numbers were measured on.
+std::string defaultDeviceFor(const std::string &target);
+
+/// The work of one kernel (a moek op, or a fill/copy between them).
+struct KernelWork {
+  std::string name;       ///< as moe-run --profile names it: moek_route
+  std::string op;         ///< the op it comes from
+  double flops = 0;       ///< arithmetic, counting tile padding
+  double bytes = 0;       ///< bytes moved to and from device memory
+  int64_t launches = 1;   ///< launches per call
+  bool tensorCore = false;
+};
+
+/// Predicted milliseconds of `work` on `device`.
+double predictMs(const DeviceDescription &device, const KernelWork &work);
+
+/// The class a kernel is calibrated under: NAME.tc or NAME.simt.
+std::string kernelClassOf(const KernelWork &work);
+
+} // namespace moe::cost
+
+#endif // MOE_MLIR_LIB_ANALYSIS_COSTMODEL_DEVICETABLE_H

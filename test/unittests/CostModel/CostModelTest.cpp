@@ -1,0 +1,125 @@
+//===- CostModelTest.cpp - The cost model against measured profiles -------===//
+//
+// The device table's lookups, and the model's prediction of the layers a
+// recorded `moe-run --profile` measured (bench/logs/profile-*.json): each
+// preset is compiled here to planned kernels as moe-compile does for the
+// target, its kernels' predicted times are summed, and the layer time must
+// be within 10% of the measurement (the bar), each GEMM within 15%.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Analysis/CostModel/CostModel.h"
+#include "lib/Driver/Driver.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <gtest/gtest.h>
+#include <limits>
+
+using namespace mlir;
+using ::moe::cost::DeviceDescription;
+
+namespace {
+
+TEST(DeviceTable, KnowsTheCalibratedDevices) {
+  for (const char *id : {"h200-sm90a", "h200-sm90", "cpu"})
+    EXPECT_NE(::moe::cost::findDevice(id), nullptr) << id;
+  EXPECT_EQ(::moe::cost::findDevice("tpu"), nullptr);
+  EXPECT_EQ(::moe::cost::defaultDeviceFor("cpu"), "cpu");
+  EXPECT_EQ(::moe::cost::defaultDeviceFor("cuda:sm_90a"), "h200-sm90a");
+  EXPECT_EQ(::moe::cost::defaultDeviceFor("cuda:sm_90"), "h200-sm90");
+}
+
+TEST(DeviceTable, FallsBackToTheDefaultClass) {
+  const DeviceDescription *h200 = ::moe::cost::findDevice("h200-sm90a");
+  ASSERT_NE(h200, nullptr);
+  ::moe::cost::KernelCalibration unknown =
+      h200->calibrationFor("no_such_kernel.tc");
+  ::moe::cost::KernelCalibration fallback = h200->calibrationFor("default.tc");
+  EXPECT_EQ(unknown.computeScale, fallback.computeScale);
+  EXPECT_EQ(unknown.bytesScale, fallback.bytesScale);
+}
+
+TEST(DeviceTable, PredictionGrowsWithWork) {
+  const DeviceDescription *h200 = ::moe::cost::findDevice("h200-sm90a");
+  ::moe::cost::KernelWork small{"moek_glu", "moek.glu", 1e9, 1e8, 1, false};
+  ::moe::cost::KernelWork large = small;
+  large.flops *= 2;
+  large.bytes *= 2;
+  EXPECT_GT(::moe::cost::predictMs(*h200, large),
+            ::moe::cost::predictMs(*h200, small));
+  EXPECT_GT(::moe::cost::predictMs(*h200, small), 0.0);
+}
+
+/// The predicted cost of `spec` compiled for a CUDA target (all experts in
+/// one launch, fusion on: moe-compile's defaults there).
+std::optional<mlir::moe::FunctionCost> predict(const std::string &spec,
+                                         bool backward,
+                                         const DeviceDescription &device) {
+  std::unique_ptr<MLIRContext> context = mlir::moe::createCompilerContext();
+  std::string error;
+  OwningOpRef<ModuleOp> module = mlir::moe::loadLayerProgram(*context, spec, error);
+  if (!module) {
+    ADD_FAILURE() << spec << ": " << error;
+    return std::nullopt;
+  }
+  PassManager pm(context.get());
+  if (backward)
+    pm.addPass(mlir::moe::createMoeGenerateBackwardPass());
+  mlir::moe::buildPlannedBuffersPipeline(pm, /*fusion=*/true,
+                                   std::numeric_limits<int64_t>::max(),
+                                   "scatter_add", /*cpu=*/false);
+  if (failed(pm.run(*module))) {
+    ADD_FAILURE() << spec << ": the pipeline failed";
+    return std::nullopt;
+  }
+  std::vector<mlir::moe::FunctionCost> costs =
+      mlir::moe::estimateModuleCost(*module, device);
+  if (costs.size() != 1) {
+    ADD_FAILURE() << spec << ": " << costs.size() << " functions";
+    return std::nullopt;
+  }
+  return costs.front();
+}
+
+TEST(CostModel, PredictsTheRecordedH200Profile) {
+  std::string path = std::string(MOE_SOURCE_DIR) +
+                     "/bench/logs/profile-h200-sm90a-forward-2026-11-29.json";
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  ASSERT_TRUE(bool(buffer)) << "cannot read " << path;
+  llvm::Expected<llvm::json::Value> parsed =
+      llvm::json::parse((*buffer)->getBuffer());
+  ASSERT_TRUE(bool(parsed)) << llvm::toString(parsed.takeError());
+  const llvm::json::Object *root = parsed->getAsObject();
+  std::string deviceId = root->getString("device")->str();
+  const DeviceDescription *device = ::moe::cost::findDevice(deviceId);
+  ASSERT_NE(device, nullptr) << deviceId;
+  const llvm::json::Array *runs = root->getArray("runs");
+  ASSERT_NE(runs, nullptr);
+  ASSERT_GE(runs->size(), 3u);
+  for (const llvm::json::Value &value : *runs) {
+    const llvm::json::Object *run = value.getAsObject();
+    std::string spec = run->getString("spec")->str();
+    bool backward = run->getBoolean("backward").value_or(false);
+    std::optional<mlir::moe::FunctionCost> cost = predict(spec, backward, *device);
+    ASSERT_TRUE(cost.has_value());
+    double measured = *run->getNumber("layer_ms");
+    EXPECT_NEAR(cost->totalMs / measured, 1.0, 0.10)
+        << spec << ": predicted " << cost->totalMs << " ms, measured "
+        << measured << " ms";
+    std::map<std::string, double> byName = cost->msByName();
+    for (const auto &[name, ms] : *run->getObject("kernels_ms")) {
+      double kernelMeasured = *ms.getAsNumber();
+      ASSERT_TRUE(byName.count(name.str())) << spec << ": no " << name.str();
+      EXPECT_NEAR(byName[name.str()] / kernelMeasured, 1.0, 0.15)
+          << spec << " " << name.str() << ": predicted " << byName[name.str()]
+          << " ms, measured " << kernelMeasured << " ms";
+    }
+  }
+}
+
+} // namespace
