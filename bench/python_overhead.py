@@ -15,6 +15,7 @@ the sum of the two artifacts' medians.
 """
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -88,6 +89,11 @@ def measure(name, args):
     x_grad = x.clone().requires_grad_()
 
     forward = median_ms(lambda: layer(x), args.repeat)
+    # The same with every call waiting for the device (as the first
+    # version of the zero-copy path did): what queue-only calls buy.
+    os.environ["MOERT_WAIT_FOR_DEVICE"] = "1"
+    forward_waiting = median_ms(lambda: layer(x), args.repeat)
+    del os.environ["MOERT_WAIT_FOR_DEVICE"]
 
     def step():
         layer(x_grad).backward(dy)
@@ -110,7 +116,8 @@ def measure(name, args):
     run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True) \
         if training_repeat > 0 else float("nan")
     run_both = run_forward + run_training
-    print(f"| {name} | {forward:.3f} | {run_forward:.3f} | "
+    print(f"| {name} | {forward:.3f} ({forward_waiting:.3f} waiting) | "
+          f"{run_forward:.3f} | "
           f"{100 * (forward / run_forward - 1):+.1f}% | {training:.3f} | "
           f"{run_both:.3f} ({run_forward:.3f} + {run_training:.3f}) | "
           f"{100 * (training / run_both - 1):+.1f}% | {peak:.2f} |",

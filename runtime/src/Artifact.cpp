@@ -883,6 +883,10 @@ int runOnCallerDevice(const moert_function *function, const char *what,
     return 1;
   auto callStream = static_cast<cuda::CUstream>(stream);
   CallStreamScope streamScope(callStream);
+  // MOERT_WAIT_FOR_DEVICE=1 makes every call wait (as CUDA_LAUNCH_BLOCKING
+  // does): a failing kernel then shows in the call that launched it.
+  if (const char *wait = std::getenv("MOERT_WAIT_FOR_DEVICE"))
+    queueOnly = queueOnly && std::strcmp(wait, "1") != 0;
   // The arguments' device pointers as they are: prepareArguments without
   // DeviceBuffers takes each tensor's data.
   Arguments arguments;

@@ -170,7 +170,8 @@ typedef struct moert_device_result {
    behind it there (other streams must wait for it, as with any stream-
    ordered memory), the memory the function freed is reused only after that
    work, and a kernel that fails on the device shows as an error at the
-   caller's next synchronization. */
+   caller's next synchronization (MOERT_WAIT_FOR_DEVICE=1 in the
+   environment makes the call wait for the device and report it). */
 int moert_function_call_device_owned(const moert_function *function,
                                      const moert_device_tensor *args,
                                      int num_args,
