@@ -9,7 +9,7 @@
 namespace mlir {
 namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
-namespace func { class FuncOp; }
+namespace func { class FuncDialect; class FuncOp; }
 namespace gpu { class GPUDialect; }
 namespace LLVM { class LLVMDialect; }
 namespace NVVM { class NVVMDialect; }

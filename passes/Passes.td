@@ -36,6 +36,40 @@ def MoeGenerateBackwardPass : Pass<"moe-generate-backward", "ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def MoeExpertParallelPass : Pass<"moe-expert-parallel", "ModuleOp"> {
+  let summary = "Turn each MoE layer into its per-rank program for R expert-parallel ranks";
+  let description = [{
+    ARCHITECTURE.md, "Expert parallelism over R ranks": rank r holds its T
+    tokens and experts `[r*E/R, (r+1)*E/R)`; the router is replicated.
+    Rewrites each `moe.gate -> moe.dispatch -> moe.experts -> moe.combine`
+    chain of a function that asks for it (`ranks` > 0, or the function
+    attribute `moe.ep_ranks = R`) into:
+
+    1. the gate over all E experts on the rank's tokens, and the dispatch
+       into expert order (the send buffer);
+    2. `moe.expert_loads`, then `moe.all_to_all` of the dispatched rows with
+       the loads as split sizes: each row travels to its expert's rank;
+    3. `moe.local_routing` of what arrived, and the local experts as a
+       dispatch -> experts -> combine chain over it (top_k = 1, weights 1),
+       which `moe-zero-buffer-fusion` turns into gather/scatter grouped
+       GEMMs like any layer;
+    4. `moe.all_to_all` back with the received counts, which returns each
+       row to its place in expert order, and the gate-weighted combine.
+
+    The function's w1 and w2 arguments become the local shards
+    `[E/R, H, 2F]` and `[E/R, F, H]` (they must be arguments). Capacity
+    applies to the rank's T tokens (GShard groups). E not divisible by R,
+    or weights that are not arguments, are errors.
+
+    The training program (`moe-generate-backward` first, then this pass) is
+    not supported yet: a function with the training ops is an error.
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", /*default=*/"0",
+           "Ranks of every MoE function (0: those with moe.ep_ranks only)">,
+  ];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{
@@ -122,10 +156,14 @@ def MoekLowerToLoopsPass : Pass<"moek-lower-to-loops", "ModuleOp"> {
   let description = [{
     Every moek kernel becomes `scf.for` loops over its buffers with
     `arith`/`math` arithmetic, accumulating in f32. Only the rows of the
-    selected experts are computed (T*k rows in all).
+    selected experts are computed (T*k rows in all). Collectives become
+    calls of moert's versioned entry points (`moert_exchange_counts_v1`,
+    `moert_all_to_all_v1`), which run over MPI.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",

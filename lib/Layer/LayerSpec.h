@@ -57,6 +57,10 @@ struct LayerSpec {
   /// COEF of the load-balancing loss of the training program; 0 = off. A
   /// forward program carries it as moe.gate's aux_loss and ignores it.
   double auxLoss = 0.0;
+  /// Expert parallelism over this many ranks (0 = off; 1 runs the per-rank
+  /// program on one rank): the program is moe-expert-parallel's per-rank
+  /// program, T tokens per rank and E/R experts per rank.
+  int64_t epRanks = 0;
   /// The preset whose fields this spec equals exactly, or "custom".
   std::string name = "custom";
 };

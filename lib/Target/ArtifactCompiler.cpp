@@ -9,6 +9,7 @@
 #include "moe-mlir/Runtime/ArtifactSeal.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Verifier.h"
@@ -177,9 +178,24 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (failed(verify(module)))
     return failure();
   if (options.backward) {
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func->hasAttr("moe.ep_ranks"))
+        return func.emitOpError()
+               << "asks for expert parallelism (moe.ep_ranks), but the "
+                  "training program across ranks is not supported yet: "
+                  "compile the forward";
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
     if (failed(training.run(module)))
+      return failure();
+  }
+  // Functions that ask for expert parallelism (moe.ep_ranks, as a layer
+  // spec's ep=R makes them) become their per-rank program before anything
+  // reads their signature: the metadata describes the rank's shards.
+  {
+    PassManager parallel(module.getContext());
+    parallel.addPass(createMoeExpertParallelPass());
+    if (failed(parallel.run(module)))
       return failure();
   }
   FailureOr<std::string> metadata =

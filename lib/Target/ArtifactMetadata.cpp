@@ -121,21 +121,44 @@ static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
     else if (auto e = dyn_cast<ExpertsOp>(op))
       experts.push_back(e);
   });
-  if (gates.size() != 1 || dispatches.size() != 1 || combines.size() != 1 ||
-      experts.size() != 1)
+  // moe-expert-parallel's per-rank program has a second, local chain on the
+  // received rows; the layer is the gate's own dispatch and combine, joined
+  // by the all-to-all out, the local experts and the all-to-all back.
+  auto epRanks = func->getAttrOfType<IntegerAttr>("moe.expert_parallel");
+  size_t chains = epRanks ? 2 : 1;
+  if (gates.size() != 1 || dispatches.size() != chains ||
+      combines.size() != chains || experts.size() != 1)
     return;
   GateOp gate = gates.front();
-  DispatchOp dispatch = dispatches.front();
-  ExpertsOp expert = experts.front();
-  CombineOp combine = combines.front();
   Value routing = gate.getRouting();
-  bool chained = dispatch.getX() == gate.getX() &&
-                 dispatch.getRouting() == routing &&
-                 expert.getTokens() == dispatch.getDispatched() &&
-                 expert.getRouting() == routing &&
-                 combine.getExpertOut() == expert.getOut() &&
-                 combine.getWeights() == gate.getWeights() &&
-                 combine.getRouting() == routing;
+  DispatchOp dispatch;
+  CombineOp combine;
+  for (DispatchOp d : dispatches)
+    if (d.getRouting() == routing)
+      dispatch = d;
+  for (CombineOp c : combines)
+    if (c.getRouting() == routing)
+      combine = c;
+  ExpertsOp expert = experts.front();
+  if (!dispatch || !combine)
+    return;
+  bool chained;
+  if (epRanks) {
+    auto back = combine.getExpertOut().getDefiningOp<AllToAllOp>();
+    auto local = expert.getRouting().getDefiningOp<LocalRoutingOp>();
+    auto out = local ? local.getCounts().getDefiningOp<AllToAllOp>()
+                     : AllToAllOp();
+    chained = dispatch.getX() == gate.getX() && back && out &&
+              out.getRows() == dispatch.getDispatched() &&
+              back.getCounts() == out.getReceivedCounts() &&
+              combine.getWeights() == gate.getWeights();
+  } else {
+    chained = dispatch.getX() == gate.getX() &&
+              expert.getTokens() == dispatch.getDispatched() &&
+              expert.getRouting() == routing &&
+              combine.getExpertOut() == expert.getOut() &&
+              combine.getWeights() == gate.getWeights();
+  }
   if (!chained)
     return;
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
@@ -167,6 +190,9 @@ static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
      << "\nattr layer.w1 " << w1 << "\nattr layer.w2 " << w2
      << "\nattr layer.bias " << bias << "\nattr layer.y " << yIndex
      << "\nattr layer.indices " << indicesIndex << "\n";
+  if (epRanks)
+    os << "attr layer.ep_ranks " << epRanks.getInt() << "\nattr layer.experts "
+       << gate.getNumExperts() << "\n";
   describeTraining(func, ret, gate, expert, os);
 }
 

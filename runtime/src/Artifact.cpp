@@ -448,6 +448,7 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   std::fill(resultBuffer.begin(), resultBuffer.end(), 0);
   if (driver)
     cuda::clearDeferredError();
+  collectives::clearDeferredError();
   function.entry(arguments.list.data(), resultBuffer.data());
   cuda::CUresult status = afterEntry();
 
@@ -456,6 +457,14 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   for (size_t at = 0, r = 0; r < function.results.size(); ++r) {
     memory.add(wordToPointer(resultBuffer[at]));
     at += descriptorWords(function.results[r].rank);
+  }
+  // A collective that failed left its buffers unwritten: the results are
+  // not to be trusted.
+  std::string collectiveError;
+  if (collectives::takeDeferredError(collectiveError)) {
+    setError("function '%s': a collective failed: %s", function.name.c_str(),
+             collectiveError.c_str());
+    return false;
   }
   if (!driver)
     return true;

@@ -483,3 +483,79 @@ LogicalResult ExpertLoadsOp::verify() {
     return failure();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+/// `counts` of a collective over `ranks` ranks: i32 [G], G static and a
+/// multiple of the ranks (each rank owns one block of G/R segments).
+static LogicalResult verifySegmentCounts(Operation *op, StringRef name,
+                                         Value counts, int64_t ranks) {
+  Builder b(op->getContext());
+  if (ranks < 1)
+    return op->emitOpError() << "ranks must be at least 1, got " << ranks;
+  if (failed(verifyRank(op, name, counts.getType(), 1, "[G]")) ||
+      failed(verifyElement(op, name, counts.getType(), b.getI32Type())) ||
+      failed(verifyStaticShape(op, name, counts.getType())))
+    return failure();
+  int64_t segments = dim(counts, 0);
+  if (segments % ranks != 0)
+    return op->emitOpError()
+           << name << " has " << segments
+           << " segments, which the ranks (" << ranks
+           << ") do not divide: every rank owns the same number of segments";
+  return success();
+}
+
+LogicalResult AllToAllOp::verify() {
+  Operation *op = getOperation();
+  int64_t ranks = getRanks();
+  if (failed(verifySegmentCounts(op, "counts", getCounts(), ranks)) ||
+      failed(verifyRank(op, "rows", getRows().getType(), 2, "[N, H]")) ||
+      failed(verifyRank(op, "received", getReceived().getType(), 2,
+                        "[M, H]")) ||
+      failed(verifySameElement(op, "received", getReceived().getType(), "rows",
+                               getRows().getType())))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError()
+           << "received_counts (" << getReceivedCounts().getType()
+           << ") must have the type of counts (" << getCounts().getType()
+           << ")";
+  if (ShapedType::isDynamic(dim(getRows(), 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static: every "
+                                "rank sends rows of the same size";
+  return verifyExtent(op, "received dimension 1 (H)", dim(getReceived(), 1),
+                      "rows dimension 1 (H)", dim(getRows(), 1));
+}
+
+LogicalResult LocalRoutingOp::verify() {
+  Operation *op = getOperation();
+  int64_t ranks = getRanks();
+  if (failed(verifySegmentCounts(op, "counts", getCounts(), ranks)))
+    return failure();
+  int64_t local = dim(getCounts(), 0) / ranks;
+  RoutingType routing = getRouting().getType();
+  if (routing.getTopK() != 1)
+    return op->emitOpError() << "routing must have top_k = 1 (each received "
+                                "row is one assignment), got "
+                             << routing.getTopK();
+  if (routing.getExperts() != local)
+    return op->emitOpError()
+           << "routing experts (" << routing.getExperts()
+           << ") must be the local experts, counts' segments per rank ("
+           << local << ")";
+  if (routing.hasStaticTokens())
+    return op->emitOpError() << "routing tokens must be dynamic (?): the rows "
+                                "received are known only at run time";
+  Builder b(getContext());
+  if (failed(verifyRank(op, "weights", getWeights().getType(), 2, "[N, 1]")) ||
+      failed(verifyElement(op, "weights", getWeights().getType(),
+                           b.getF32Type())))
+    return failure();
+  if (!ShapedType::isDynamic(dim(getWeights(), 0)) || dim(getWeights(), 1) != 1)
+    return op->emitOpError() << "weights must be tensor<?x1xf32>, got "
+                             << getWeights().getType();
+  return success();
+}

@@ -339,4 +339,71 @@ def Moe_ExpertLoadsOp : Moe_Op<"expert_loads", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism (moe-expert-parallel)
+//===----------------------------------------------------------------------===//
+
+def Moe_AllToAllOp : Moe_Op<"all_to_all"> {
+  let summary = "all-to-all of rows with data-dependent, per-segment splits";
+  let description = [{
+    The collective of expert parallelism over `ranks` ranks. `counts[G]`
+    (i32, G divisible by `ranks`) splits the leading rows of `rows[N, H]`
+    into G consecutive segments of `counts[g]` rows; block `d` of G/R
+    segments (`g` in `[d*G/R, (d+1)*G/R)`) goes to rank `d`. Rows past
+    `sum(counts)` are not sent (capacity-dropped assignments).
+
+    Results: `received` holds the rows from rank 0, then rank 1, ...; from
+    each, its block for this rank in segment order. `received_counts[G]`
+    holds the segment sizes: block `s` is what rank `s` sent here. A dynamic
+    `received` has exactly the rows received; a static one is a capacity:
+    rows past those received are unspecified, and receiving more is a
+    runtime error.
+
+    Upstream `shard.all_to_all` splits a tensor evenly; the splits here are
+    known only at run time (they are expert loads), so the op also exchanges
+    the counts. Sending `counts = loads[E]` dispatches the rows of expert
+    order to the experts' ranks (E/R experts per rank); sending the received
+    counts back returns each row to where it came from, in its place.
+
+    ```mlir
+    %received, %received_counts = moe.all_to_all %dispatched, %loads
+        {ranks = 2 : i64}
+        : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rows, AnyRankedTensor:$counts,
+                       I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$received,
+                      AnyRankedTensor:$received_counts);
+  let assemblyFormat = [{
+    $rows `,` $counts attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_LocalRoutingOp : Moe_Op<"local_routing", [Pure]> {
+  let summary = "the routing of the rows an expert rank received";
+  let description = [{
+    `counts[G]` are the segment sizes `moe.all_to_all` received for this
+    rank's G/R local experts: block `s` (from rank `s`) holds one count per
+    local expert. The received rows are each one assignment to one local
+    expert, so their routing has `top_k = 1`: row `n` in segment `g` goes to
+    local expert `g mod (G/R)`. `weights[N, 1]` are 1.0, so `moe.combine`
+    with them returns each row's expert output in received order. The
+    number of rows N is `sum(counts)`.
+
+    ```mlir
+    %weights, %routing = moe.local_routing %received_counts {ranks = 2 : i64}
+        : (tensor<4xi32>)
+        -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$counts, I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$weights, Moe_RoutingType:$routing);
+  let assemblyFormat = [{
+    $counts attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_OPS

@@ -664,3 +664,86 @@ LogicalResult RouteBackwardOp::verify() {
                           dim(getDWeights(), 1), "indices dimension 1 (k)",
                           dim(indices, 1))));
 }
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+/// i32 [G] segment counts, G static and divisible by the ranks.
+static LogicalResult expectSegmentCounts(Operation *op, StringRef name,
+                                         Value counts, int64_t ranks) {
+  Builder b(op->getContext());
+  if (ranks < 1)
+    return op->emitOpError() << "ranks must be at least 1, got " << ranks;
+  if (failed(expectBuffer(op, name, counts, 1, "[G]")) ||
+      failed(expectElement(op, name, counts, b.getI32Type())) ||
+      failed(expectStaticShape(op, name, counts, "[G]")))
+    return failure();
+  if (dim(counts, 0) % ranks != 0)
+    return op->emitOpError() << name << " has " << dim(counts, 0)
+                             << " segments, which the ranks (" << ranks
+                             << ") do not divide";
+  return success();
+}
+
+/// The runtime moves a collective's buffers as bytes from their base
+/// pointers: they must be contiguous, in row-major order.
+static LogicalResult expectContiguous(Operation *op, StringRef name,
+                                      Value value) {
+  if (!memrefOf(value).getLayout().isIdentity())
+    return op->emitOpError() << name
+                             << " must have the identity layout (contiguous "
+                                "rows), got "
+                             << value.getType();
+  return success();
+}
+
+LogicalResult ExchangeCountsOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectContiguous(op, "counts", getCounts())) ||
+      failed(expectContiguous(op, "received", getReceived())))
+    return failure();
+  if (getReceived().getType() != getCounts().getType())
+    return op->emitOpError() << "received (" << getReceived().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  return success();
+}
+
+LogicalResult AllToAllOp::verify() {
+  Operation *op = getOperation();
+  Value rows = getRows(), received = getReceived();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
+      failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
+      failed(expectSameElement(op, "received", received, "rows", rows)) ||
+      failed(expectContiguous(op, "rows", rows)) ||
+      failed(expectContiguous(op, "received", received)))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError() << "received_counts ("
+                             << getReceivedCounts().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  if (ShapedType::isDynamic(dim(rows, 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static";
+  return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
+                      "rows dimension 1 (H)", dim(rows, 1));
+}
+
+LogicalResult ReceivedAssignmentsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "indices", getIndices(), 2, "[N, 1]")) ||
+      failed(expectElement(op, "indices", getIndices(), b.getI32Type())) ||
+      failed(expectBuffer(op, "weights", getWeights(), 2, "[N, 1]")) ||
+      failed(expectElement(op, "weights", getWeights(), b.getF32Type())))
+    return failure();
+  if (dim(getIndices(), 1) != 1 || dim(getWeights(), 1) != 1)
+    return op->emitOpError() << "indices and weights must have one slot "
+                                "([N, 1]: top_k = 1)";
+  return expectExtent(op, "weights dimension 0 (N)", dim(getWeights(), 0),
+                      "indices dimension 0 (N)", dim(getIndices(), 0));
+}

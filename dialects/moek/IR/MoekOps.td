@@ -447,4 +447,85 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Collectives (expert parallelism); the CPU lowering calls moert's MPI-backed
+// entry points, the CUDA one its NCCL-backed ones
+//===----------------------------------------------------------------------===//
+
+def Moek_ExchangeCountsOp : Moek_KernelOp<"exchange_counts"> {
+  let summary = "all-to-all of equal blocks of i32 segment counts";
+  let description = [{
+    Block `d` (G/R counts) of `counts[G]` goes to rank `d`; block `s` of
+    `received[G]` comes from rank `s`. The split sizes of a following
+    `moek.all_to_all`, exchanged before its payload.
+
+    ```mlir
+    moek.exchange_counts %counts into %received {ranks = 2 : i64}
+        : memref<4xi32>, memref<4xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $counts `into` $received attr-dict `:` type($counts) `,` type($received)
+  }];
+}
+
+def Moek_AllToAllOp : Moek_KernelOp<"all_to_all"> {
+  let summary = "all-to-all of rows with per-segment splits (MPI_Alltoallv)";
+  let description = [{
+    The payload of `moe.all_to_all`: segment `g` of `rows` (`counts[g]`
+    consecutive rows) goes to rank `g / (G/R)`; `received` gets, from rank
+    0, 1, ..., the rows of its block of `received_counts`. Both buffers are
+    contiguous rows; `received` must hold `sum(received_counts)` rows (the
+    runtime checks it).
+
+    ```mlir
+    moek.all_to_all %rows, %counts, %received_counts into %received
+        {ranks = 2 : i64}
+        : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemRead]>:$received_counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $rows `,` $counts `,` $received_counts `into` $received attr-dict
+    `:` type($rows) `,` type($counts) `,` type($received_counts) `,`
+    type($received)
+  }];
+}
+
+def Moek_ReceivedAssignmentsOp : Moek_KernelOp<"received_assignments"> {
+  let summary = "local expert and unit weight of each received row";
+  let description = [{
+    For segment `g` of `counts[G]` (in order), its `counts[g]` rows get
+    `indices[n, 0] = g mod (G/R)` and `weights[n, 0] = 1.0`: the routing
+    plan of the rows an expert rank received, which `moek.rank_assignments`
+    and `moek.exclusive_scan` then complete.
+
+    ```mlir
+    moek.received_assignments %counts into %indices, %weights {ranks = 2 : i64}
+        : memref<4xi32>, memref<?x1xi32>, memref<?x1xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$indices,
+    Arg<AnyMemRef, "", [MemWrite]>:$weights,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $counts `into` $indices `,` $weights attr-dict
+    `:` type($counts) `,` type($indices) `,` type($weights)
+  }];
+}
+
 #endif // MOEK_OPS

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoeToKernels/BackwardKernels.h"
+#include "lib/Conversion/MoeToKernels/CollectiveKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 
 #include "dialects/moe/IR/MoeOps.h"
@@ -134,6 +135,17 @@ struct MoeLowerToKernelsPass
     getOperation()->walk([&](GateOp op) { gates.push_back(op); });
     for (GateOp op : gates)
       lowerGateToKernels(op, rewriter);
+    // The routing of received rows (expert parallelism) is a plan like a
+    // gate's; the collectives need nothing but their operands.
+    SmallVector<LocalRoutingOp> localRoutings;
+    getOperation()->walk(
+        [&](LocalRoutingOp op) { localRoutings.push_back(op); });
+    for (LocalRoutingOp op : localRoutings)
+      lowerLocalRoutingToKernels(op, rewriter);
+    SmallVector<AllToAllOp> collectives;
+    getOperation()->walk([&](AllToAllOp op) { collectives.push_back(op); });
+    for (AllToAllOp op : collectives)
+      lowerAllToAllToKernels(op, rewriter);
 
     RoutingPlans plans;
     WideGradients wide;

@@ -10,6 +10,7 @@
 #include "dialects/moe/IR/MoeShapeRules.h"
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
+#include "lib/Conversion/MoekToLoops/CollectiveCalls.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
@@ -337,6 +338,13 @@ struct MoekLowerToLoopsPass
               .Case([&](RouteBackwardOp o) {
                 return lowerRouteBackward(o, b, hoisted), true;
               })
+              .Case([&](ExchangeCountsOp o) {
+                return lowerExchangeCounts(o, b), true;
+              })
+              .Case([&](moek::AllToAllOp o) { return lowerAllToAll(o, b), true; })
+              .Case([&](ReceivedAssignmentsOp o) {
+                return lowerReceivedAssignments(o, b), true;
+              })
               .Default([](Operation *) { return false; });
       // A kernel nobody lowers must fail the pass, never be dropped.
       if (!lowered) {
@@ -344,7 +352,9 @@ struct MoekLowerToLoopsPass
                              "handles route, rank_assignments, "
                              "exclusive_scan, assignment_rows, "
                              "row_assignments, gather_rows, grouped_matmul, "
-                             "glu and combine_rows)";
+                             "glu, combine_rows, the backward kernels, "
+                             "exchange_counts, all_to_all and "
+                             "received_assignments)";
         return signalPassFailure();
       }
       rewriter.eraseOp(op);

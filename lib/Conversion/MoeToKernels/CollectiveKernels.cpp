@@ -1,0 +1,87 @@
+//===- CollectiveKernels.cpp - Expert-parallel moe ops to moek ------------===//
+
+#include "lib/Conversion/MoeToKernels/CollectiveKernels.h"
+
+#include "dialects/moek/IR/MoekDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// sum(counts) as an index: the rows the counts describe. O(G) on the host,
+/// next to the O(rows * H) that move.
+static Value sumOfCounts(ImplicitLocOpBuilder &b, Value counts) {
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value one = arith::ConstantIndexOp::create(b, 1);
+  Value segments = extentOf(b, counts, 0);
+  auto loop = scf::ForOp::create(b, zero, segments, one, ValueRange{zero});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value count =
+        memref::LoadOp::create(b, counts, ValueRange{loop.getInductionVar()});
+    Value rows = arith::IndexCastOp::create(b, b.getIndexType(), count);
+    scf::YieldOp::create(
+        b, ValueRange{arith::AddIOp::create(b, loop.getRegionIterArgs()[0],
+                                            rows)});
+  }
+  return loop.getResult(0);
+}
+
+void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  auto countsType = cast<RankedTensorType>(op.getCounts().getType());
+  auto receivedType = cast<RankedTensorType>(op.getReceived().getType());
+  Value rows = readBuffer(b, op.getRows());
+  Value counts = readBuffer(b, op.getCounts());
+  Value receivedCounts =
+      allocBuffer(b, countsType.getShape(), countsType.getElementType(), {},
+                  "collectives.received_counts");
+  moek::ExchangeCountsOp::create(b, counts, receivedCounts, op.getRanksAttr());
+  SmallVector<Value> dynamic;
+  if (receivedType.isDynamicDim(0))
+    dynamic.push_back(sumOfCounts(b, receivedCounts));
+  Value received =
+      allocBuffer(b, receivedType.getShape(), receivedType.getElementType(),
+                  dynamic, "collectives.received_rows");
+  moek::AllToAllOp::create(b, rows, counts, receivedCounts, received,
+                           op.getRanksAttr());
+  rewriter.replaceOp(op, ValueRange{asTensor(b, received),
+                                    asTensor(b, receivedCounts)});
+}
+
+void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
+                                     RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  int64_t local = op.getRouting().getType().getExperts();
+  Type i32 = b.getI32Type();
+  Value counts = readBuffer(b, op.getCounts());
+  SmallVector<Value> rows{sumOfCounts(b, counts)};
+  int64_t dynamic = ShapedType::kDynamic;
+  Value indices =
+      allocBuffer(b, {dynamic, 1}, i32, rows, "routing.received_indices");
+  Value weights = allocBuffer(b, {dynamic, 1}, b.getF32Type(), rows,
+                              "routing.received_weights");
+  moek::ReceivedAssignmentsOp::create(b, counts, indices, weights,
+                                      op.getRanksAttr());
+  // Dropless: every received row is kept (capacity applied at the sender).
+  Value ranks = allocBuffer(b, {dynamic, 1}, i32, rows, "routing.ranks");
+  Value loads = allocBuffer(b, {local}, i32, {}, "routing.counts");
+  moek::RankAssignmentsOp::create(b, indices, ranks, loads,
+                                  b.getF64FloatAttr(0.0));
+  Value offsets = allocBuffer(b, {local + 1}, i32, {}, "routing.offsets");
+  moek::ExclusiveScanOp::create(b, loads, offsets);
+
+  Value indicesTensor = asTensor(b, indices);
+  Value routing = UnrealizedConversionCastOp::create(
+                      b, op.getRouting().getType(),
+                      ValueRange{indicesTensor, asTensor(b, ranks),
+                                 asTensor(b, offsets)})
+                      .getResult(0);
+  rewriter.replaceOp(op, ValueRange{asTensor(b, weights), routing});
+}

@@ -1,0 +1,115 @@
+//===- CollectiveCalls.cpp - moek collectives as moert calls --------------===//
+
+#include "lib/Conversion/MoekToLoops/CollectiveCalls.h"
+#include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+
+using namespace mlir;
+using namespace mlir::moek;
+
+/// The declaration of moert's `name`, added to the module once.
+static func::FuncOp declareRuntimeFunction(Operation *from, StringRef name,
+                                           FunctionType type) {
+  auto module = from->getParentOfType<ModuleOp>();
+  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+    return existing;
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  auto decl = func::FuncOp::create(b, from->getLoc(), name, type);
+  decl.setPrivate();
+  return decl;
+}
+
+/// The address of a buffer's first element as an !llvm.ptr: moert takes
+/// plain pointers (the verifier made sure the buffer is contiguous).
+static Value pointerTo(ImplicitLocOpBuilder &b, Value buffer) {
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, buffer);
+  auto [strided, offset] = cast<MemRefType>(buffer.getType())
+                               .getStridesAndOffset();
+  (void)strided;
+  Value address = arith::IndexCastOp::create(b, b.getI64Type(), base);
+  auto element = cast<MemRefType>(buffer.getType()).getElementType();
+  int64_t bytes = (element.getIntOrFloatBitWidth() + 7) / 8;
+  if (offset != 0) {
+    // The offset of a view; dynamic offsets are refused by the verifier's
+    // identity-layout rule, so this is static.
+    address = arith::AddIOp::create(
+        b, address,
+        arith::ConstantOp::create(b, b.getI64IntegerAttr(offset * bytes)));
+  }
+  return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
+                                  address);
+}
+
+static Value i64(ImplicitLocOpBuilder &b, int64_t value) {
+  return arith::ConstantOp::create(b, b.getI64IntegerAttr(value));
+}
+
+static Value extentAsI64(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
+  Value extent = memref::DimOp::create(b, buffer, dim);
+  return arith::IndexCastOp::create(b, b.getI64Type(), extent);
+}
+
+void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b) {
+  Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Type i64Type = b.getI64Type();
+  auto type = b.getFunctionType({ptr, ptr, i64Type, i64Type}, {b.getI32Type()});
+  func::FuncOp callee =
+      declareRuntimeFunction(op, "moert_exchange_counts_v1", type);
+  int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
+  func::CallOp::create(b, callee,
+                       ValueRange{pointerTo(b, op.getCounts()),
+                                  pointerTo(b, op.getReceived()),
+                                  i64(b, segments), i64(b, op.getRanks())});
+}
+
+void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b) {
+  Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Type i64Type = b.getI64Type();
+  auto type = b.getFunctionType(
+      {ptr, ptr, i64Type, ptr, ptr, i64Type, i64Type, i64Type, i64Type},
+      {b.getI32Type()});
+  func::FuncOp callee = declareRuntimeFunction(op, "moert_all_to_all_v1", type);
+  auto rowsType = cast<MemRefType>(op.getRows().getType());
+  int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
+  int64_t rowBytes = rowsType.getDimSize(1) *
+                     ((rowsType.getElementTypeBitWidth() + 7) / 8);
+  func::CallOp::create(
+      b, callee,
+      ValueRange{pointerTo(b, op.getRows()), pointerTo(b, op.getCounts()),
+                 extentAsI64(b, op.getRows(), 0),
+                 pointerTo(b, op.getReceivedCounts()),
+                 pointerTo(b, op.getReceived()),
+                 extentAsI64(b, op.getReceived(), 0), i64(b, segments),
+                 i64(b, op.getRanks()), i64(b, rowBytes)});
+}
+
+void moek::lowerReceivedAssignments(ReceivedAssignmentsOp op,
+                                    ImplicitLocOpBuilder &b) {
+  moe::LoopBuilder lb(b);
+  Value counts = op.getCounts();
+  int64_t segments = cast<MemRefType>(counts.getType()).getDimSize(0);
+  int64_t local = segments / op.getRanks();
+  Value zero = lb.index(0), one = lb.f32(1.0);
+  // Segments in order; row n runs on across them.
+  lb.forLoopCarrying(
+      zero, lb.index(segments), ValueRange{zero},
+      [&](Value g, ValueRange carried) -> SmallVector<Value> {
+        Value expert = arith::IndexCastOp::create(
+            b, b.getI32Type(),
+            arith::RemUIOp::create(b, g, lb.index(local)));
+        Value count = arith::IndexCastOp::create(
+            b, b.getIndexType(), memref::LoadOp::create(b, counts, g));
+        Value first = carried[0];
+        Value end = arith::AddIOp::create(b, first, count);
+        lb.forLoop(first, end, [&](Value n) {
+          memref::StoreOp::create(b, expert, op.getIndices(),
+                                  ValueRange{n, zero});
+          memref::StoreOp::create(b, one, op.getWeights(), ValueRange{n, zero});
+        });
+        return {end};
+      });
+}
