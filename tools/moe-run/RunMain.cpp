@@ -43,7 +43,9 @@ OPTIONS:
                         softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
                         0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
                         f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
-                        [,aux_loss=COEF]
+                        [,aux_loss=COEF][,ep=R]; ep=R makes the per-rank
+                        program of expert parallelism over R ranks: run it
+                        with mpirun -n R moe-run ...
   --backward            Run the training step: arguments x, w_gate, w1, w2
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
@@ -254,6 +256,19 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << kUsage;
     return 0;
   }
+  // Under mpirun every rank is a moe-run; rank 0 speaks for all of them
+  // (errors still come from every rank, on stderr).
+  if (moert_comm_init() != 0)
+    return fail(moert_last_error());
+  int rank = moert_comm_rank(), worldSize = moert_comm_size();
+  static std::ostream silent(nullptr);
+  std::streambuf *stdoutBuffer = std::cout.rdbuf();
+  if (rank != 0)
+    std::cout.rdbuf(silent.rdbuf());
+  struct RestoreStdout {
+    std::streambuf *buffer;
+    ~RestoreStdout() { std::cout.rdbuf(buffer); }
+  } restoreStdout{stdoutBuffer};
   if (o.haveSpec == !o.program.empty())
     return fail("give either a program (.mlir or artifact) or --layer SPEC "
                 "(exactly one)");
@@ -358,6 +373,25 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                 "' has no backward (compile it with moe-compile --backward, "
                 "or give the .mlir program or --layer SPEC)");
 
+  // Expert parallelism: the program's ranks are the world's.
+  int64_t epRanks = layer ? layer->epRanks : 0;
+  if (epRanks > 0 && epRanks != worldSize)
+    return fail("the program is the per-rank program of expert parallelism "
+                "over " + std::to_string(epRanks) + " ranks (ep=" +
+                std::to_string(epRanks) + ") but runs on " +
+                std::to_string(worldSize) + ": launch it with mpirun -n " +
+                std::to_string(epRanks) + " moe-run ...");
+  if (epRanks == 0 && worldSize > 1)
+    return fail("moe-run runs on " + std::to_string(worldSize) +
+                " ranks, but the program is not expert-parallel: add ep=" +
+                std::to_string(worldSize) +
+                " to the layer spec (or run one rank without mpirun)");
+  if (epRanks > 0 && !o.inputsDir.empty())
+    return fail("--inputs with expert parallelism is not supported yet: the "
+                "ranks make their inputs from --seed");
+  if (epRanks > 0 && o.backward)
+    return fail("--backward with expert parallelism is not supported yet");
+
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
               << moe::layer::formatLayerSpec(spec) << "\n";
@@ -382,11 +416,23 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << "note: --tokens is ignored: no argument has a dynamic "
                  "dimension\n";
   std::vector<Tensor> args;
+  // With expert parallelism, the whole layer's weights (the reference
+  // needs them): every rank makes the same w1 and w2 of all E experts from
+  // the seed and passes its own E/R to the program; the tokens differ by
+  // rank, the router is the same everywhere.
+  Tensor wholeW1, wholeW2;
   currentPhase = o.inputsDir.empty() ? "making random inputs" : "reading inputs";
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
+    uint64_t seed = o.seed * 1000003 + i;
+    if (epRanks > 0 && static_cast<int>(i) == layer->x)
+      seed += static_cast<uint64_t>(rank) * 7919;
+    bool sharded = epRanks > 0 && (static_cast<int>(i) == layer->w1 ||
+                                   static_cast<int>(i) == layer->w2);
+    ValueSpec argSpec = fnSpec.args[i];
+    if (sharded)
+      argSpec.dims[0] = layer->experts;
     Tensor t = o.inputsDir.empty()
-                   ? makeRandomInput(fnSpec.args[i], dynamicExtent,
-                                     o.seed * 1000003 + i,
+                   ? makeRandomInput(argSpec, dynamicExtent, seed,
                                      inputScale(fnSpec, layer ? &*layer : nullptr,
                                                 static_cast<int>(i)),
                                      error)
@@ -394,6 +440,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                                fnSpec.args[i], error);
     if (!t)
       return fail(error);
+    if (sharded) {
+      Tensor shard = shardExperts(t.get(), rank, epRanks, error);
+      if (!shard)
+        return fail(error);
+      (static_cast<int>(i) == layer->w1 ? wholeW1 : wholeW2) = std::move(t);
+      t = std::move(shard);
+    }
     args.push_back(std::move(t));
   }
   // dy must have y's shape, which is x's; a dynamic token count is only
@@ -415,6 +468,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                     ? "random normal, seed " + std::to_string(o.seed)
                     : "read from " + o.inputsDir)
             << "\n";
+  if (epRanks > 0)
+    std::cout << "expert parallelism: " << epRanks << " ranks, "
+              << layer->experts / epRanks << " of " << layer->experts
+              << " experts and " << moert_tensor_dims(args[layer->x].get())[0]
+              << " tokens per rank; all-to-all over "
+              << (worldSize > 1 ? "MPI" : "one rank (local copies)") << "\n";
 
   // One run for the results.
   currentPhase = "running the function";
@@ -441,7 +500,9 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     results.emplace_back(t);
 
   if (layer && layer->indices >= 0) {
-    int64_t experts = moert_tensor_dims(args[layer->w1].get())[0];
+    int64_t experts = epRanks > 0
+                          ? layer->experts
+                          : moert_tensor_dims(args[layer->w1].get())[0];
     RoutingStats stats =
         routingStats(*layer, results[layer->indices].get(), experts);
     char line[256];
@@ -519,6 +580,9 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   }
 
   if (!o.dumpDir.empty()) {
+    // Each rank has its own inputs and results.
+    if (epRanks > 0)
+      o.dumpDir += "/rank" + std::to_string(rank);
     fs::create_directories(o.dumpDir, ec);
     if (ec)
       return fail("--dump: cannot create '" + o.dumpDir + "': " + ec.message());
@@ -548,13 +612,53 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                   fnSpec.name + "' is not");
     currentPhase = "running the reference";
     std::string why;
+    // The reference is the single-rank layer on this rank's tokens with all
+    // E experts: dropless, its rows are this rank's rows of the layer on
+    // the global batch; with a capacity, capacity is per rank's tokens.
+    std::vector<Tensor> wholeArgs;
+    const std::vector<Tensor> *checkedArgs = &args;
+    if (epRanks > 0) {
+      for (size_t i = 0; i < args.size(); ++i) {
+        moert_tensor *source = static_cast<int>(i) == layer->w1
+                                   ? wholeW1.get()
+                               : static_cast<int>(i) == layer->w2
+                                   ? wholeW2.get()
+                                   : args[i].get();
+        wholeArgs.emplace_back(moert_tensor_wrap(
+            moert_tensor_dtype(source), moert_tensor_rank(source),
+            moert_tensor_dims(source), moert_tensor_data(source)));
+        if (!wholeArgs.back())
+          return fail(moert_last_error());
+      }
+      checkedArgs = &wholeArgs;
+    }
     std::optional<CheckOutcome> checked =
         layer->backward
-            ? checkBackwardAgainstReference(*layer, args, results, why)
-            : checkAgainstReference(*layer, args, results, why);
+            ? checkBackwardAgainstReference(*layer, *checkedArgs, results, why)
+            : checkAgainstReference(*layer, *checkedArgs, results, why);
     if (!checked)
       return fail("--check: " + why);
-    const CheckOutcome &outcome = *checked;
+    CheckOutcome &outcome = *checked;
+    if (epRanks > 0) {
+      // A rank that fails says why on stderr; rank 0 gives the verdict of
+      // all of them.
+      if (!outcome.passed)
+        for (const std::string &l : outcome.lines)
+          std::cerr << "moe-run: rank " << rank << ": " << l << "\n";
+      double failed = outcome.passed ? 0.0 : 1.0;
+      if (moert_comm_allreduce_max_f64(&failed, 1) != 0)
+        return fail(moert_last_error());
+      outcome.passed = failed == 0.0;
+      std::cout << "check of rank 0 of " << epRanks
+                << " (every rank checks its tokens against the reference "
+                   "layer with all experts):\n";
+      for (const std::string &l : outcome.lines)
+        std::cout << "  " << l << "\n";
+      std::cout << (outcome.passed ? "all ranks passed\n"
+                                   : "at least one rank failed\n");
+      std::cout << (outcome.passed ? "CHECK PASSED\n" : "CHECK FAILED\n");
+      return outcome.passed ? 0 : 1;
+    }
     std::cout << (layer->backward
                       ? "check against the naive reference backward:\n"
                       : "check against the naive reference:\n");
@@ -574,7 +678,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
 int moe::run::runMain(int argc, char **argv, CompileHook compile) {
   // No exception leaves moe-run: each is the usual one-line error, exit 2.
   try {
-    return runUnguarded(argc, argv, compile);
+    int status = runUnguarded(argc, argv, compile);
+    // Every rank got here together (0, or 1 after the shared verdict):
+    // MPI can finalize. After an error (2) a rank exits at once, so that
+    // mpirun ends the ranks that wait for it in a collective.
+    if (status != 2 && moert_comm_finalize() != 0)
+      return fail(moert_last_error());
+    return status;
   } catch (const std::bad_alloc &) {
     return fail(std::string("out of memory while ") + currentPhase +
                 ": use smaller sizes (--layer SPEC, --tokens)");

@@ -87,6 +87,12 @@ moe::run::readLayerInfo(const moert_function *function) {
   info.bias = integer("layer.bias");
   info.y = integer("layer.y");
   info.indices = integer("layer.indices");
+  if (get("layer.ep_ranks")) {
+    info.epRanks = integer("layer.ep_ranks");
+    info.experts = integer("layer.experts");
+    if (info.epRanks < 1 || info.experts < 1 || info.experts % info.epRanks)
+      return std::nullopt;
+  }
   if (info.x < 0 || info.wGate < 0 || info.w1 < 0 || info.w2 < 0 ||
       info.y < 0 || info.topK < 1)
     return std::nullopt;
@@ -512,4 +518,26 @@ moe::run::describeMemoryPlan(const moert_function *function) {
     text += std::string("; ") + dynamic +
             " dynamically shaped buffers allocated at run time";
   return text;
+}
+
+Tensor moe::run::shardExperts(moert_tensor *whole, int rank, int64_t ranks,
+                              std::string &error) {
+  int dims = moert_tensor_rank(whole);
+  std::vector<int64_t> shape(moert_tensor_dims(whole),
+                             moert_tensor_dims(whole) + dims);
+  int64_t experts = shape[0];
+  shape[0] = experts / ranks;
+  Tensor shard(moert_tensor_create(moert_tensor_dtype(whole), dims,
+                                   shape.data()));
+  if (!shard) {
+    error = moert_last_error();
+    return nullptr;
+  }
+  size_t bytes = static_cast<size_t>(moert_tensor_num_elements(shard.get())) *
+                 moert_dtype_size(moert_tensor_dtype(whole));
+  std::memcpy(moert_tensor_data(shard.get()),
+              static_cast<const char *>(moert_tensor_data(whole)) +
+                  bytes * static_cast<size_t>(rank),
+              bytes);
+  return shard;
 }

@@ -3,7 +3,6 @@
 #include "lib/Conversion/MoekToLoops/CollectiveCalls.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
@@ -11,16 +10,18 @@
 using namespace mlir;
 using namespace mlir::moek;
 
-/// The declaration of moert's `name`, added to the module once.
-static func::FuncOp declareRuntimeFunction(Operation *from, StringRef name,
-                                           FunctionType type) {
+/// The declaration of moert's `name`, added to the module once. An
+/// llvm.func, not a func.func: the C-interface wrappers the pipeline asks
+/// for on every func.func would rename the callee (_mlir_ciface_...), and
+/// these take plain pointers and integers, the C ABI itself.
+static LLVM::LLVMFuncOp declareRuntimeFunction(Operation *from,
+                                               StringRef name,
+                                               LLVM::LLVMFunctionType type) {
   auto module = from->getParentOfType<ModuleOp>();
-  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+  if (auto existing = module.lookupSymbol<LLVM::LLVMFuncOp>(name))
     return existing;
   OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
-  auto decl = func::FuncOp::create(b, from->getLoc(), name, type);
-  decl.setPrivate();
-  return decl;
+  return LLVM::LLVMFuncOp::create(b, from->getLoc(), name, type);
 }
 
 /// The address of a buffer's first element as an !llvm.ptr: moert takes
@@ -56,11 +57,12 @@ static Value extentAsI64(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
 void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
-  auto type = b.getFunctionType({ptr, ptr, i64Type, i64Type}, {b.getI32Type()});
-  func::FuncOp callee =
+  auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
+                                          {ptr, ptr, i64Type, i64Type});
+  LLVM::LLVMFuncOp callee =
       declareRuntimeFunction(op, "moert_exchange_counts_v1", type);
   int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
-  func::CallOp::create(b, callee,
+  LLVM::CallOp::create(b, callee,
                        ValueRange{pointerTo(b, op.getCounts()),
                                   pointerTo(b, op.getReceived()),
                                   i64(b, segments), i64(b, op.getRanks())});
@@ -69,15 +71,16 @@ void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b) {
 void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
-  auto type = b.getFunctionType(
-      {ptr, ptr, i64Type, ptr, ptr, i64Type, i64Type, i64Type, i64Type},
-      {b.getI32Type()});
-  func::FuncOp callee = declareRuntimeFunction(op, "moert_all_to_all_v1", type);
+  auto type = LLVM::LLVMFunctionType::get(
+      b.getI32Type(),
+      {ptr, ptr, i64Type, ptr, ptr, i64Type, i64Type, i64Type, i64Type});
+  LLVM::LLVMFuncOp callee =
+      declareRuntimeFunction(op, "moert_all_to_all_v1", type);
   auto rowsType = cast<MemRefType>(op.getRows().getType());
   int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
   int64_t rowBytes = rowsType.getDimSize(1) *
                      ((rowsType.getElementTypeBitWidth() + 7) / 8);
-  func::CallOp::create(
+  LLVM::CallOp::create(
       b, callee,
       ValueRange{pointerTo(b, op.getRows()), pointerTo(b, op.getCounts()),
                  extentAsI64(b, op.getRows(), 0),

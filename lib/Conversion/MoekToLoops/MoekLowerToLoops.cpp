@@ -17,6 +17,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -263,6 +264,9 @@ void lowerCombineRows(CombineRowsOp op, ImplicitLocOpBuilder &b,
 /// Frees the heap scratch the kernels allocated at the entry of `func`
 /// before each of its returns.
 void freeHeapScratch(func::FuncOp func, IRRewriter &rewriter) {
+  // Declarations (the runtime's collectives) have no body and no scratch.
+  if (func.isExternal())
+    return;
   SmallVector<memref::AllocOp> allocs;
   for (auto alloc : func.getBody().front().getOps<memref::AllocOp>())
     if (alloc->hasAttr(kHeapScratchAttr))

@@ -1,0 +1,19 @@
+// The expert-parallel ops round-trip in custom and generic form.
+// RUN: moe-opt %s | FileCheck %s
+// RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @out_and_back
+func.func @out_and_back(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>)
+    -> (tensor<32x64xf32>, tensor<?x1xf32>) {
+  // CHECK: %[[RECV:.*]], %[[COUNTS:.*]] = moe.all_to_all %{{.*}}, %{{.*}} {ranks = 2 : i64} : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
+  %recv, %counts = moe.all_to_all %rows, %loads {ranks = 2 : i64}
+      : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
+  // CHECK: %{{.*}}, %{{.*}} = moe.local_routing %[[COUNTS]] {ranks = 2 : i64} : (tensor<4xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
+  %w, %r = moe.local_routing %counts {ranks = 2 : i64}
+      : (tensor<4xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
+  // A static result is a capacity: the way back into the sender's rows.
+  // CHECK: moe.all_to_all %[[RECV]], %[[COUNTS]] {ranks = 2 : i64} : (tensor<?x64xf32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
+  %back, %c2 = moe.all_to_all %recv, %counts {ranks = 2 : i64}
+      : (tensor<?x64xf32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
+  return %back, %w : tensor<32x64xf32>, tensor<?x1xf32>
+}

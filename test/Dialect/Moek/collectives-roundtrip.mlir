@@ -1,0 +1,19 @@
+// The kernel dialect's collectives round-trip in custom and generic form.
+// RUN: moe-opt %s | FileCheck %s
+// RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @collectives
+func.func @collectives(%rows: memref<32x64xf32>, %counts: memref<4xi32>,
+                       %recv_counts: memref<4xi32>, %recv: memref<?x64xf32>,
+                       %indices: memref<?x1xi32>, %weights: memref<?x1xf32>) {
+  // CHECK: moek.exchange_counts %[[C:.*]] into %[[RC:.*]] {ranks = 2 : i64} : memref<4xi32>, memref<4xi32>
+  moek.exchange_counts %counts into %recv_counts {ranks = 2 : i64}
+      : memref<4xi32>, memref<4xi32>
+  // CHECK: moek.all_to_all %{{.*}}, %[[C]], %[[RC]] into %{{.*}} {ranks = 2 : i64} : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  moek.all_to_all %rows, %counts, %recv_counts into %recv {ranks = 2 : i64}
+      : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  // CHECK: moek.received_assignments %[[RC]] into %{{.*}}, %{{.*}} {ranks = 2 : i64} : memref<4xi32>, memref<?x1xi32>, memref<?x1xf32>
+  moek.received_assignments %recv_counts into %indices, %weights {ranks = 2 : i64}
+      : memref<4xi32>, memref<?x1xi32>, memref<?x1xf32>
+  return
+}
