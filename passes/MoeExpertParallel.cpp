@@ -21,7 +21,9 @@
 #include "dialects/moe/IR/MoeOps.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseSet.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 
@@ -78,28 +80,35 @@ RankedTensorType withLeading(RankedTensorType type, int64_t extent) {
 }
 
 /// Makes `weight` (w1 or w2 of the layer, a function argument) the local
-/// shard: its leading extent E becomes E/R.
-LogicalResult shardArgument(func::FuncOp func, ExpertsOp experts, Value weight,
-                            StringRef name, int64_t ranks) {
+/// shard: its leading extent E becomes E/R. The forward's experts and the
+/// training program's experts_backward may both use it; anything else would
+/// see the shard where it expects all E experts.
+LogicalResult shardArgument(func::FuncOp func, Operation *user, Value weight,
+                            StringRef name, int64_t ranks,
+                            llvm::DenseSet<Value> &sharded) {
   auto argument = dyn_cast<BlockArgument>(weight);
   if (!argument || argument.getOwner()->getParentOp() != func)
-    return experts.emitOpError()
+    return user->emitOpError()
            << "moe-expert-parallel: " << name
            << " must be an argument of the function: each rank receives "
               "only its experts' shard of it";
-  auto type = cast<RankedTensorType>(weight.getType());
-  // Another user would see the shard where it expects all E experts.
-  if (!weight.hasOneUse())
-    return experts.emitOpError()
+  if (llvm::any_of(weight.getUsers(), [](Operation *other) {
+        return !isa<ExpertsOp, ExpertsBackwardOp>(other);
+      }))
+    return user->emitOpError()
            << "moe-expert-parallel: " << name
-           << " has other uses than this layer's moe.experts; only the layer "
-              "may see the shard that replaces it";
+           << " has other uses than this layer's moe.experts and "
+              "moe.experts_backward; only they may see the shard that "
+              "replaces it";
+  if (!sharded.insert(weight).second)
+    return success();
+  auto type = cast<RankedTensorType>(weight.getType());
   argument.setType(withLeading(type, type.getDimSize(0) / ranks));
   return success();
 }
 
 LogicalResult makeExpertParallel(func::FuncOp func, Layer layer,
-                                 int64_t ranks) {
+                                 int64_t ranks, llvm::DenseSet<Value> &sharded) {
   GateOp gate = layer.gate;
   int64_t experts = gate.getNumExperts();
   if (experts % ranks != 0)
@@ -109,9 +118,9 @@ LogicalResult makeExpertParallel(func::FuncOp func, Layer layer,
            << "): every rank holds E/R consecutive experts";
   int64_t local = experts / ranks;
   if (failed(shardArgument(func, layer.experts, layer.experts.getW1(), "w1",
-                           ranks)) ||
+                           ranks, sharded)) ||
       failed(shardArgument(func, layer.experts, layer.experts.getW2(), "w2",
-                           ranks)))
+                           ranks, sharded)))
     return failure();
 
   OpBuilder b(layer.combine);
@@ -152,6 +161,86 @@ LogicalResult makeExpertParallel(func::FuncOp func, Layer layer,
   return success();
 }
 
+/// The training program's adjoint of a layer, per rank: the rows of x and
+/// dy and the gate weight of each row travel to the experts' ranks (x is
+/// sent again rather than kept from the forward: its [rows, H] would be a
+/// residual), the local experts' backward runs on them, and the input and
+/// gate-weight gradients of each row come back to their place in expert
+/// order, where the dispatch's adjoint sums each token's rows (a combine
+/// with unit weights) and the weight gradients return to their slots.
+/// dw1 and dw2 are then complete for the local experts: every rank's rows
+/// for them arrived.
+LogicalResult makeBackwardExpertParallel(func::FuncOp func,
+                                         ExpertsBackwardOp backward,
+                                         int64_t ranks,
+                                         llvm::DenseSet<Value> &sharded) {
+  RoutingType routingType = backward.getRouting().getType();
+  int64_t experts = routingType.getExperts();
+  if (!routingType.hasStaticTokens())
+    return backward.emitOpError()
+           << "moe-expert-parallel: the training program across ranks needs "
+              "a static token count";
+  if (failed(shardArgument(func, backward, backward.getW1(), "w1", ranks,
+                           sharded)) ||
+      failed(shardArgument(func, backward, backward.getW2(), "w2", ranks,
+                           sharded)))
+    return failure();
+  OpBuilder b(backward);
+  Location loc = backward.getLoc();
+  Value routing = backward.getRouting();
+  auto xType = cast<RankedTensorType>(backward.getX().getType());
+  int64_t tokens = routingType.getTokens(), topK = routingType.getTopK();
+  auto rowsType = withLeading(xType, tokens * topK);
+  auto dynamicRows = withLeading(xType, ShapedType::kDynamic);
+  Type f32 = b.getF32Type();
+  auto weightRows = RankedTensorType::get({tokens * topK, 1}, f32);
+  auto dynamicWeightRows = RankedTensorType::get({ShapedType::kDynamic, 1}, f32);
+  auto countsType = RankedTensorType::get({experts}, b.getI32Type());
+  IntegerAttr ranksAttr = b.getI64IntegerAttr(ranks);
+
+  Value rowsX = DispatchOp::create(b, loc, rowsType, backward.getX(), routing);
+  Value rowsDy = DispatchOp::create(b, loc, rowsType, backward.getDy(), routing);
+  Value rowsW = SlotsToRowsOp::create(b, loc, weightRows,
+                                      backward.getWeights(), routing);
+  Value loads = ExpertLoadsOp::create(b, loc, countsType, routing);
+  auto sendX = AllToAllOp::create(b, loc, dynamicRows, countsType, rowsX,
+                                  loads, ranksAttr);
+  auto sendDy = AllToAllOp::create(b, loc, dynamicRows, countsType, rowsDy,
+                                   loads, ranksAttr);
+  auto sendW = AllToAllOp::create(b, loc, dynamicWeightRows, countsType, rowsW,
+                                  loads, ranksAttr);
+  Value received = sendX.getReceivedCounts();
+  auto localRouting = RoutingType::get(b.getContext(), ShapedType::kDynamic,
+                                       experts / ranks, /*topK=*/1);
+  auto local = LocalRoutingOp::create(b, loc, dynamicWeightRows, localRouting,
+                                      received, ranksAttr);
+  auto w1Type = cast<RankedTensorType>(backward.getW1().getType());
+  auto w2Type = cast<RankedTensorType>(backward.getW2().getType());
+  auto localBackward = ExpertsBackwardOp::create(
+      b, loc, TypeRange{dynamicRows, w1Type, w2Type, dynamicWeightRows},
+      sendX.getReceived(), local.getRouting(), backward.getW1(),
+      backward.getW2(), sendW.getReceived(), sendDy.getReceived(),
+      backward.getActivationAttr());
+  auto backDx = AllToAllOp::create(b, loc, rowsType, countsType,
+                                   localBackward.getDx(), received, ranksAttr);
+  auto backDw = AllToAllOp::create(b, loc, weightRows, countsType,
+                                   localBackward.getDWeights(), received,
+                                   ranksAttr);
+  auto slotsType = RankedTensorType::get({tokens, topK}, f32);
+  Value ones = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(slotsType, b.getF32FloatAttr(1.0f)));
+  Value dx = CombineOp::create(b, loc, backward.getDx().getType(),
+                               backDx.getReceived(), ones, routing);
+  Value dWeights = RowsToSlotsOp::create(b, loc, backward.getDWeights().getType(),
+                                         backDw.getReceived(), routing);
+  backward.getDx().replaceAllUsesWith(dx);
+  backward.getDw1().replaceAllUsesWith(localBackward.getDw1());
+  backward.getDw2().replaceAllUsesWith(localBackward.getDw2());
+  backward.getDWeights().replaceAllUsesWith(dWeights);
+  backward.erase();
+  return success();
+}
+
 struct MoeExpertParallelPass
     : public moe::impl::MoeExpertParallelPassBase<MoeExpertParallelPass> {
   using MoeExpertParallelPassBase::MoeExpertParallelPassBase;
@@ -173,10 +262,17 @@ struct MoeExpertParallelPass
         func.emitOpError() << kEpRanksAttr << " must be at least 1, got " << r;
         return signalPassFailure();
       }
-      if (func->hasAttr("moe.training_step")) {
+      // The aux loss counts loads over all ranks (an EP-group load): that
+      // needs the loads reduced across ranks, which is not written yet.
+      bool auxLoss = false;
+      func.walk([&](GateOp gate) {
+        auxLoss |= gate.getAuxLoss().convertToDouble() > 0.0 &&
+                   func->hasAttr("moe.training_step");
+      });
+      if (auxLoss) {
         func.emitOpError()
-            << "moe-expert-parallel: the training program across ranks is "
-               "not supported yet (run the forward, or ep without --backward)";
+            << "moe-expert-parallel: the aux loss across ranks (loads counted "
+               "over all ranks) is not supported yet: train with aux_loss=0";
         return signalPassFailure();
       }
       SmallVector<CombineOp> combines;
@@ -188,15 +284,25 @@ struct MoeExpertParallelPass
                               "moe.combine) to make expert-parallel";
         return signalPassFailure();
       }
+      llvm::DenseSet<Value> sharded;
       for (CombineOp combine : combines) {
         FailureOr<Layer> layer = matchLayer(combine);
-        if (failed(layer) || failed(makeExpertParallel(func, *layer, r)))
+        if (failed(layer) ||
+            failed(makeExpertParallel(func, *layer, r, sharded)))
           return signalPassFailure();
       }
-      // The arguments are shards now: the signature says so.
+      // The training program (moe-generate-backward ran first).
+      SmallVector<ExpertsBackwardOp> backwards;
+      func.walk([&](ExpertsBackwardOp op) { backwards.push_back(op); });
+      for (ExpertsBackwardOp op : backwards)
+        if (failed(makeBackwardExpertParallel(func, op, r, sharded)))
+          return signalPassFailure();
+      // The arguments are shards now, and so are the training program's
+      // dw1 and dw2: the signature says so.
+      Operation *terminator = func.getBody().front().getTerminator();
       func.setFunctionType(FunctionType::get(
           func.getContext(), func.getBody().front().getArgumentTypes(),
-          func.getResultTypes()));
+          terminator->getOperandTypes()));
       // What moe-run and the metadata read: this is rank-local code.
       func->removeAttr(kEpRanksAttr);
       func->setAttr(kExpertParallelAttr,

@@ -61,9 +61,16 @@ def MoeExpertParallelPass : Pass<"moe-expert-parallel", "ModuleOp"> {
     applies to the rank's T tokens (GShard groups). E not divisible by R,
     or weights that are not arguments, are errors.
 
-    The training program (`moe-generate-backward` first, then this pass) is
-    not supported yet: a function with the training ops is an error.
+    The training program (`moe-generate-backward` first, then this pass):
+    each `moe.experts_backward` sends the rows of x and dy and each row's
+    gate weight (`moe.slots_to_rows`) to the experts' ranks, runs the local
+    experts' backward there and brings each row's input gradient and
+    gate-weight gradient back (`moe.rows_to_slots`); the dispatch's adjoint
+    is a combine with unit weights. dw1 and dw2 are the local experts'
+    complete gradients; dx, dw_gate and the loads are the rank's. The aux
+    loss across ranks is not supported yet (an error).
   }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
   let options = [
     Option<"ranks", "ranks", "int64_t", /*default=*/"0",
            "Ranks of every MoE function (0: those with moe.ep_ranks only)">,

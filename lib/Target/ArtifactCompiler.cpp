@@ -178,12 +178,6 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (failed(verify(module)))
     return failure();
   if (options.backward) {
-    for (auto func : module.getOps<func::FuncOp>())
-      if (func->hasAttr("moe.ep_ranks"))
-        return func.emitOpError()
-               << "asks for expert parallelism (moe.ep_ranks), but the "
-                  "training program across ranks is not supported yet: "
-                  "compile the forward";
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
     if (failed(training.run(module)))

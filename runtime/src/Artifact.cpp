@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CudaDriver.h"
+#include "CommStream.h"
 #include "Internal.h"
 
 #include <algorithm>
@@ -449,7 +450,11 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   if (driver)
     cuda::clearDeferredError();
   collectives::clearDeferredError();
+  // The compute lane of the trace: the function's code between its calls
+  // of the runtime's collectives.
+  comm::beginCompute();
   function.entry(arguments.list.data(), resultBuffer.data());
+  comm::endCompute("compute");
   cuda::CUresult status = afterEntry();
 
   // Take ownership of all result memory first, so that it is freed even if

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CommStream.h"
 #include "Internal.h"
 #include "MpiLibrary.h"
 
@@ -177,8 +178,13 @@ int moert_comm_allreduce_max_f64(double *values, int count) {
       return 0;
     const moert::mpi::Library &mpi = *world.mpi;
     std::vector<double> in(values, values + count);
-    if (int code = mpi.MPI_Allreduce(in.data(), values, count, mpi.float64,
-                                     mpi.max, mpi.commWorld)) {
+    int code = 0;
+    // Every MPI call of the process runs on the communication stream.
+    moert::comm::runAndWait("allreduce", count * 8, [&] {
+      code = mpi.MPI_Allreduce(in.data(), values, count, mpi.float64, mpi.max,
+                               mpi.commWorld);
+    });
+    if (code) {
       moert::setError("%s", mpi.describe("MPI_Allreduce", code).c_str());
       return 1;
     }
@@ -189,6 +195,7 @@ int moert_comm_allreduce_max_f64(double *values, int count) {
 int moert_comm_finalize(void) {
   return moert::guarded(1, [&] {
     std::lock_guard<std::mutex> lock(worldMutex);
+    moert::comm::shutdown();
     if (world.mpi && world.weInitializedMpi) {
       int finalized = 0;
       world.mpi->MPI_Finalized(&finalized);
@@ -216,32 +223,37 @@ MOERT_EXPORT int32_t moert_exchange_counts_v1(const int32_t *counts,
       recordDeferredError(error);
       return 1;
     }
+    moert::comm::endCompute("compute");
+    int64_t bytes = segments * int64_t(sizeof(int32_t));
     if (!world.mpi) {
-      std::memcpy(received, counts, sizeof(int32_t) * size_t(segments));
-      return 0;
+      moert::comm::runAndWait("exchange_counts", bytes, [=] {
+        std::memcpy(received, counts, sizeof(int32_t) * size_t(segments));
+      });
+    } else {
+      const moert::mpi::Library &mpi = *world.mpi;
+      int block = static_cast<int>(segments / ranks);
+      moert::comm::runAndWait("exchange_counts", bytes, [=, &mpi] {
+        if (int code = mpi.MPI_Alltoall(counts, block, mpi.int32, received,
+                                        block, mpi.int32, mpi.commWorld))
+          recordDeferredError(mpi.describe("MPI_Alltoall (counts)", code));
+      });
     }
-    const moert::mpi::Library &mpi = *world.mpi;
-    int block = static_cast<int>(segments / ranks);
-    if (int code = mpi.MPI_Alltoall(counts, block, mpi.int32, received, block,
-                                    mpi.int32, mpi.commWorld)) {
-      recordDeferredError(mpi.describe("MPI_Alltoall (counts)", code));
-      return 1;
-    }
-    return 0;
+    moert::comm::beginCompute();
+    return failedAlready() ? 1 : 0;
   });
 }
 
-MOERT_EXPORT int32_t moert_all_to_all_v1(
+MOERT_EXPORT int64_t moert_all_to_all_start_v1(
     const void *rows, const int32_t *counts, int64_t rowsCapacity,
     const int32_t *receivedCounts, void *received, int64_t receivedCapacity,
     int64_t segments, int64_t ranks, int64_t rowBytes) {
-  return moert::guarded(1, [&]() -> int32_t {
+  return moert::guarded(int64_t(0), [&]() -> int64_t {
     if (failedAlready())
-      return 1;
+      return 0;
     if (std::string error = checkWorld("all-to-all", segments, ranks);
         !error.empty()) {
       recordDeferredError(error);
-      return 1;
+      return 0;
     }
     // Rows per peer, from the segment counts of its block.
     int64_t block = segments / ranks;
@@ -250,7 +262,7 @@ MOERT_EXPORT int32_t moert_all_to_all_v1(
       if (counts[g] < 0 || receivedCounts[g] < 0) {
         recordDeferredError(format(
             "all-to-all: segment %" PRId64 " has a negative count", g));
-        return 1;
+        return 0;
       }
       sendRows[g / block] += counts[g];
       recvRows[g / block] += receivedCounts[g];
@@ -265,18 +277,23 @@ MOERT_EXPORT int32_t moert_all_to_all_v1(
           "all-to-all: the counts ask to send %" PRId64 " rows from a buffer "
           "of %" PRId64 " and to receive %" PRId64 " into one of %" PRId64,
           sendTotal, rowsCapacity, recvTotal, receivedCapacity));
-      return 1;
+      return 0;
     }
+    moert::comm::endCompute("compute");
+    int64_t bytes = std::max(sendTotal, recvTotal) * rowBytes;
     if (!world.mpi) {
       if (sendTotal != recvTotal) {
         recordDeferredError(format("all-to-all on one rank: %" PRId64
                                    " rows sent but %" PRId64 " expected",
                                    sendTotal, recvTotal));
-        return 1;
+        return 0;
       }
-      if (sendTotal > 0)
-        std::memmove(received, rows, size_t(sendTotal) * size_t(rowBytes));
-      return 0;
+      uint64_t event = moert::comm::enqueue("all_to_all", bytes, [=] {
+        if (sendTotal > 0)
+          std::memmove(received, rows, size_t(sendTotal) * size_t(rowBytes));
+      });
+      moert::comm::beginCompute();
+      return int64_t(event);
     }
     // Counts in rows of one contiguous datatype, so that int counts reach
     // 2^31 rows rather than 2^31 bytes.
@@ -286,7 +303,7 @@ MOERT_EXPORT int32_t moert_all_to_all_v1(
       recordDeferredError(format("all-to-all: %" PRId64 " rows of %" PRId64
                                  " bytes exceed MPI's int counts",
                                  std::max(sendTotal, recvTotal), rowBytes));
-      return 1;
+      return 0;
     }
     std::vector<int> sendCounts(ranks), sendDispls(ranks), recvCounts(ranks),
         recvDispls(ranks);
@@ -298,18 +315,96 @@ MOERT_EXPORT int32_t moert_all_to_all_v1(
       s += sendRows[r];
       d += recvRows[r];
     }
-    moert::mpi::Datatype row = nullptr;
-    if (int code = mpi.MPI_Type_contiguous(int(rowBytes), mpi.byte, &row)) {
-      recordDeferredError(mpi.describe("MPI_Type_contiguous", code));
+    uint64_t event = moert::comm::enqueue(
+        "all_to_all", bytes,
+        [=, &mpi, sendCounts = std::move(sendCounts),
+         sendDispls = std::move(sendDispls),
+         recvCounts = std::move(recvCounts),
+         recvDispls = std::move(recvDispls)] {
+          moert::mpi::Datatype row = nullptr;
+          if (int code =
+                  mpi.MPI_Type_contiguous(int(rowBytes), mpi.byte, &row)) {
+            recordDeferredError(mpi.describe("MPI_Type_contiguous", code));
+            return;
+          }
+          mpi.MPI_Type_commit(&row);
+          int code = mpi.MPI_Alltoallv(
+              rows, sendCounts.data(), sendDispls.data(), row, received,
+              recvCounts.data(), recvDispls.data(), row, mpi.commWorld);
+          mpi.MPI_Type_free(&row);
+          if (code)
+            recordDeferredError(mpi.describe("MPI_Alltoallv", code));
+        });
+    moert::comm::beginCompute();
+    return int64_t(event);
+  });
+}
+
+MOERT_EXPORT int32_t moert_event_wait_v1(int64_t event) {
+  return moert::guarded(1, [&]() -> int32_t {
+    moert::comm::endCompute("compute");
+    if (event > 0)
+      moert::comm::wait(uint64_t(event));
+    moert::comm::beginCompute();
+    return failedAlready() ? 1 : 0;
+  });
+}
+
+MOERT_EXPORT int32_t moert_all_to_all_v1(
+    const void *rows, const int32_t *counts, int64_t rowsCapacity,
+    const int32_t *receivedCounts, void *received, int64_t receivedCapacity,
+    int64_t segments, int64_t ranks, int64_t rowBytes) {
+  int64_t event = moert_all_to_all_start_v1(
+      rows, counts, rowsCapacity, receivedCounts, received, receivedCapacity,
+      segments, ranks, rowBytes);
+  if (event == 0)
+    return 1;
+  return moert_event_wait_v1(event);
+}
+
+void moert_comm_stats_get(moert_comm_stats *out) {
+  if (!out)
+    return;
+  moert::comm::Stats stats = moert::comm::stats();
+  out->busy_ms = stats.busyMs;
+  out->waited_ms = stats.waitedMs;
+  out->collectives = stats.collectives;
+}
+
+void moert_comm_stats_reset(void) { moert::comm::resetStats(); }
+
+void moert_trace_enable(int enabled) { moert::comm::setTracing(enabled != 0); }
+
+int moert_trace_write_events(const char *path) {
+  return moert::guarded(1, [&] {
+    std::vector<moert::comm::Span> spans = moert::comm::takeSpans();
+    FILE *file = path ? std::fopen(path, "w") : nullptr;
+    if (!file) {
+      moert::setError("cannot write the trace to '%s'", path ? path : "");
       return 1;
     }
-    mpi.MPI_Type_commit(&row);
-    int code = mpi.MPI_Alltoallv(rows, sendCounts.data(), sendDispls.data(),
-                                 row, received, recvCounts.data(),
-                                 recvDispls.data(), row, mpi.commWorld);
-    mpi.MPI_Type_free(&row);
-    if (code) {
-      recordDeferredError(mpi.describe("MPI_Alltoallv", code));
+    // Chrome's trace event format: complete events ("X"), one per line;
+    // the process is the rank, thread 0 computes, thread 1 communicates.
+    std::fprintf(file,
+                 "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, "
+                 "\"args\": {\"name\": \"rank %d\"}}\n",
+                 world.rank, world.rank);
+    const char *lanes[2] = {"compute", "communication"};
+    for (int lane = 0; lane < 2; ++lane)
+      std::fprintf(file,
+                   "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": "
+                   "%d, \"tid\": %d, \"args\": {\"name\": \"%s\"}}\n",
+                   world.rank, lane, lanes[lane]);
+    for (const moert::comm::Span &span : spans)
+      std::fprintf(file,
+                   "{\"name\": \"%s\", \"ph\": \"X\", \"pid\": %d, "
+                   "\"tid\": %d, \"ts\": %.3f, \"dur\": %.3f, \"args\": "
+                   "{\"bytes\": %lld}}\n",
+                   span.name.c_str(), world.rank, span.lane, span.startUs,
+                   span.durationUs, static_cast<long long>(span.bytes));
+    bool ok = std::fclose(file) == 0;
+    if (!ok) {
+      moert::setError("cannot write the trace to '%s'", path);
       return 1;
     }
     return 0;

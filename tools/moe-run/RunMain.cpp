@@ -389,8 +389,6 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (epRanks > 0 && !o.inputsDir.empty())
     return fail("--inputs with expert parallelism is not supported yet: the "
                 "ranks make their inputs from --seed");
-  if (epRanks > 0 && o.backward)
-    return fail("--backward with expert parallelism is not supported yet");
 
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
@@ -421,11 +419,17 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   // the seed and passes its own E/R to the program; the tokens differ by
   // rank, the router is the same everywhere.
   Tensor wholeW1, wholeW2;
+  // The tokens and output gradients differ by rank (any rank can make any
+  // other rank's: the reference of the training step needs them all).
+  auto seedOf = [&](int arg, int ofRank) {
+    uint64_t seed = o.seed * 1000003 + static_cast<uint64_t>(arg);
+    if (epRanks > 0 && (arg == layer->x || (layer->backward && arg == layer->dy)))
+      seed += static_cast<uint64_t>(ofRank) * 7919;
+    return seed;
+  };
   currentPhase = o.inputsDir.empty() ? "making random inputs" : "reading inputs";
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
-    uint64_t seed = o.seed * 1000003 + i;
-    if (epRanks > 0 && static_cast<int>(i) == layer->x)
-      seed += static_cast<uint64_t>(rank) * 7919;
+    uint64_t seed = seedOf(static_cast<int>(i), rank);
     bool sharded = epRanks > 0 && (static_cast<int>(i) == layer->w1 ||
                                    static_cast<int>(i) == layer->w2);
     ValueSpec argSpec = fnSpec.args[i];
@@ -632,9 +636,26 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
       }
       checkedArgs = &wholeArgs;
     }
+    RanksOfLayer ranksOfLayer;
+    if (epRanks > 0 && layer->backward) {
+      ranksOfLayer.rank = rank;
+      ranksOfLayer.ranks = epRanks;
+      for (int peer = 0; peer < epRanks; ++peer) {
+        auto remake = [&](int arg) {
+          Tensor t = makeRandomInput(
+              fnSpec.args[arg], dynamicExtent, seedOf(arg, peer),
+              inputScale(fnSpec, &*layer, arg), error);
+          return t ? toFloats(t.get()) : std::vector<float>();
+        };
+        ranksOfLayer.xs.push_back(remake(layer->x));
+        ranksOfLayer.dys.push_back(remake(layer->dy));
+      }
+    }
     std::optional<CheckOutcome> checked =
         layer->backward
-            ? checkBackwardAgainstReference(*layer, *checkedArgs, results, why)
+            ? checkBackwardAgainstReference(
+                  *layer, *checkedArgs, results, why,
+                  epRanks > 0 ? &ranksOfLayer : nullptr)
             : checkAgainstReference(*layer, *checkedArgs, results, why);
     if (!checked)
       return fail("--check: " + why);
@@ -649,9 +670,15 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
       if (moert_comm_allreduce_max_f64(&failed, 1) != 0)
         return fail(moert_last_error());
       outcome.passed = failed == 0.0;
-      std::cout << "check of rank 0 of " << epRanks
-                << " (every rank checks its tokens against the reference "
-                   "layer with all experts):\n";
+      if (layer->backward)
+        std::cout << "check of rank 0 of " << epRanks
+                  << " against the reference backward (y, indices, dx, "
+                     "dw_gate, loads: the rank's tokens; dw1, dw2: its "
+                     "experts over every rank's tokens):\n";
+      else
+        std::cout << "check of rank 0 of " << epRanks
+                  << " (every rank checks its tokens against the reference "
+                     "layer with all experts):\n";
       for (const std::string &l : outcome.lines)
         std::cout << "  " << l << "\n";
       std::cout << (outcome.passed ? "all ranks passed\n"

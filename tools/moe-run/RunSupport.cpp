@@ -294,7 +294,8 @@ static std::string errorText(double error) {
 
 std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
     const LayerInfo &layer, const std::vector<Tensor> &args,
-    const std::vector<Tensor> &results, std::string &why) {
+    const std::vector<Tensor> &results, std::string &why,
+    const RanksOfLayer *ranks) {
   moert_tensor *x = args[layer.x].get();
   moert_tensor *w1 = args[layer.w1].get();
   moe::reference::TrainingConfig config;
@@ -320,6 +321,40 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
     why = std::string("the reference backward cannot run this layer: ") +
           e.what();
     return std::nullopt;
+  }
+
+  // Expert parallelism: a rank's dw1 and dw2 are those of its experts over
+  // every rank's tokens (each rank's group is its own layer: capacity is
+  // per rank).
+  if (ranks && ranks->ranks > 1) {
+    for (int64_t peer = 0; peer < ranks->ranks; ++peer) {
+      if (peer == ranks->rank)
+        continue;
+      moe::reference::Gradients other;
+      try {
+        other = moe::reference::runMoeBackwardF32(
+            config, ranks->xs[peer].data(), wg.data(), w1s.data(), w2s.data(),
+            bias.empty() ? nullptr : bias.data(), ranks->dys[peer].data());
+      } catch (const std::invalid_argument &e) {
+        why = std::string("the reference backward cannot run this layer: ") +
+              e.what();
+        return std::nullopt;
+      }
+      for (size_t i = 0; i < ref.dw1.size(); ++i)
+        ref.dw1[i] += other.dw1[i];
+      for (size_t i = 0; i < ref.dw2.size(); ++i)
+        ref.dw2[i] += other.dw2[i];
+    }
+  }
+  if (ranks) {
+    auto shard = [&](std::vector<double> &whole) {
+      size_t per = whole.size() / static_cast<size_t>(ranks->ranks);
+      whole = std::vector<double>(
+          whole.begin() + per * static_cast<size_t>(ranks->rank),
+          whole.begin() + per * static_cast<size_t>(ranks->rank + 1));
+    };
+    shard(ref.dw1);
+    shard(ref.dw2);
   }
 
   CheckOutcome outcome;

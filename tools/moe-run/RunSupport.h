@@ -110,11 +110,20 @@ checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
 /// dx, dw_gate, dw1, dw2 (relative error per tensor: f32 1e-4, bf16 3e-2),
 /// aux (relative) and the loads (exact).
 /// Nothing (and `why`) when the reference backward cannot run the layer.
+/// Expert parallelism: every rank's tokens and output gradients (the
+/// reference's dw1 and dw2 of a rank's experts sum over all of them), and
+/// which shard of the experts this rank holds.
+struct RanksOfLayer {
+  int rank = 0;
+  int64_t ranks = 1;
+  std::vector<std::vector<float>> xs, dys;
+};
 std::optional<CheckOutcome>
 checkBackwardAgainstReference(const LayerInfo &layer,
                               const std::vector<Tensor> &args,
                               const std::vector<Tensor> &results,
-                              std::string &why);
+                              std::string &why,
+                              const RanksOfLayer *ranks = nullptr);
 
 /// 2*T*k*H*3F, the FLOPs of the experts (the router's GEMM not counted).
 double layerFlops(const LayerInfo &layer, const std::vector<Tensor> &args);

@@ -559,3 +559,35 @@ LogicalResult LocalRoutingOp::verify() {
                              << getWeights().getType();
   return success();
 }
+
+/// values [T, k] f32 and rows [T*k, 1] f32 of `routing`.
+static LogicalResult verifySlotsAndRows(Operation *op, Value values,
+                                        Value rows, RoutingType routing) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, "values", values.getType(), 2, "[T, k]")) ||
+      failed(verifyElement(op, "values", values.getType(), b.getF32Type())) ||
+      failed(verifyRank(op, "rows", rows.getType(), 2, "[T*k, 1]")) ||
+      failed(verifyElement(op, "rows", rows.getType(), b.getF32Type())))
+    return failure();
+  if (dim(rows, 1) != 1)
+    return op->emitOpError() << "rows must have one column ([T*k, 1]), got "
+                             << rows.getType();
+  if (failed(verifyExtent(op, "values dimension 0 (T)", dim(values, 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyExtent(op, "values dimension 1 (k)", dim(values, 1),
+                          "routing top_k", routing.getTopK())) ||
+      failed(verifyExtent(op, "rows dimension 0 (T*k)", dim(rows, 0),
+                          "the routing's rows", routing.getDispatchedRows())))
+    return failure();
+  return success();
+}
+
+LogicalResult SlotsToRowsOp::verify() {
+  return verifySlotsAndRows(getOperation(), getValues(), getRows(),
+                            getRouting().getType());
+}
+
+LogicalResult RowsToSlotsOp::verify() {
+  return verifySlotsAndRows(getOperation(), getValues(), getRows(),
+                            getRouting().getType());
+}

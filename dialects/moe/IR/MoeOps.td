@@ -406,4 +406,47 @@ def Moe_LocalRoutingOp : Moe_Op<"local_routing", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Moe_SlotsToRowsOp : Moe_Op<"slots_to_rows", [Pure]> {
+  let summary = "per-assignment values into the rows of expert order";
+  let description = [{
+    `rows[row(t,j), 0] = values[t, j]` for every kept assignment, in the
+    row order of `moe.dispatch` (expert order); rows no assignment owns are
+    0. Expert parallelism sends the gate weights with the rows this way, so
+    that an expert's rank can run the backward of its rows.
+
+    ```mlir
+    %rows = moe.slots_to_rows %weights, %routing
+        : (tensor<16x2xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+        -> tensor<32x1xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$values, Moe_RoutingType:$routing);
+  let results = (outs AnyRankedTensor:$rows);
+  let assemblyFormat = [{
+    $values `,` $routing attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RowsToSlotsOp : Moe_Op<"rows_to_slots", [Pure]> {
+  let summary = "values of the rows of expert order back to their assignments";
+  let description = [{
+    The inverse of `moe.slots_to_rows`: `values[t, j] = rows[row(t,j), 0]`
+    for kept assignments, 0 for dropped ones. Brings per-row results (the
+    gate-weight gradients an expert's rank computed) back to `[T, k]`.
+
+    ```mlir
+    %values = moe.rows_to_slots %rows, %routing
+        : (tensor<32x1xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+        -> tensor<16x2xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rows, Moe_RoutingType:$routing);
+  let results = (outs AnyRankedTensor:$values);
+  let assemblyFormat = [{
+    $rows `,` $routing attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_OPS

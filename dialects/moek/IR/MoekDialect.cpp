@@ -747,3 +747,39 @@ LogicalResult ReceivedAssignmentsOp::verify() {
   return expectExtent(op, "weights dimension 0 (N)", dim(getWeights(), 0),
                       "indices dimension 0 (N)", dim(getIndices(), 0));
 }
+
+/// values [T, k] f32, rows [T, k] i32 (assignment rows), a [T*k, 1] f32
+/// buffer in row order.
+static LogicalResult expectSlotsAndRowBuffer(Operation *op, Value values,
+                                             Value rows, Value rowBuffer,
+                                             StringRef rowName) {
+  Builder b(op->getContext());
+  if (failed(expectBuffer(op, "values", values, 2, "[T, k]")) ||
+      failed(expectElement(op, "values", values, b.getF32Type())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[T, k]")) ||
+      failed(expectElement(op, "rows", rows, b.getI32Type())) ||
+      failed(expectBuffer(op, rowName, rowBuffer, 2, "[T*k, 1]")) ||
+      failed(expectElement(op, rowName, rowBuffer, b.getF32Type())))
+    return failure();
+  if (dim(rowBuffer, 1) != 1)
+    return op->emitOpError() << rowName << " must have one column, got "
+                             << rowBuffer.getType();
+  if (failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
+                          "values dimension 0 (T)", dim(values, 0))) ||
+      failed(expectExtent(op, "rows dimension 1 (k)", dim(rows, 1),
+                          "values dimension 1 (k)", dim(values, 1))))
+    return failure();
+  return expectExtent(op, (rowName + " dimension 0 (T*k)").str(),
+                      dim(rowBuffer, 0), "T*k",
+                      product(dim(values, 0), dim(values, 1)));
+}
+
+LogicalResult SlotsToRowsOp::verify() {
+  return expectSlotsAndRowBuffer(getOperation(), getValues(), getRows(),
+                                 getOut(), "out");
+}
+
+LogicalResult RowsToSlotsOp::verify() {
+  return expectSlotsAndRowBuffer(getOperation(), getValues(), getRows(),
+                                 getIn(), "in");
+}

@@ -528,4 +528,42 @@ def Moek_ReceivedAssignmentsOp : Moek_KernelOp<"received_assignments"> {
   }];
 }
 
+def Moek_SlotsToRowsOp : Moek_KernelOp<"slots_to_rows"> {
+  let summary = "out[rows[t,j], 0] = values[t,j] for kept assignments, other rows 0";
+  let description = [{
+    ```mlir
+    moek.slots_to_rows %weights, %rows into %out
+        : memref<16x2xf32>, memref<16x2xi32>, memref<32x1xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$values,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemWrite]>:$out
+  );
+  let assemblyFormat = [{
+    $values `,` $rows `into` $out attr-dict
+    `:` type($values) `,` type($rows) `,` type($out)
+  }];
+}
+
+def Moek_RowsToSlotsOp : Moek_KernelOp<"rows_to_slots"> {
+  let summary = "values[t,j] = in[rows[t,j], 0] for kept assignments, 0 for dropped";
+  let description = [{
+    ```mlir
+    moek.rows_to_slots %in, %rows into %values
+        : memref<32x1xf32>, memref<16x2xi32>, memref<16x2xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$in,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemWrite]>:$values
+  );
+  let assemblyFormat = [{
+    $in `,` $rows `into` $values attr-dict
+    `:` type($in) `,` type($rows) `,` type($values)
+  }];
+}
+
 #endif // MOEK_OPS

@@ -233,6 +233,43 @@ int32_t moert_all_to_all_v1(const void *rows, const int32_t *counts,
                             int64_t received_capacity, int64_t segments,
                             int64_t ranks, int64_t row_bytes);
 
+/* Streams and events. Communication runs on the runtime's communication
+   stream (on the CPU: one thread that makes every MPI call, in order);
+   compiled code is the compute stream. moert_all_to_all_start_v1 starts
+   the all-to-all of moert_all_to_all_v1 there and returns its event (> 0;
+   0 after a failure, recorded as above); until moert_event_wait_v1(event)
+   returns, `rows` must not change and `received` must not be read. What the
+   compute stream runs in between overlaps the transfer
+   (moe-overlap-communication schedules it). moert_all_to_all_v1 is start
+   and wait in one. */
+int64_t moert_all_to_all_start_v1(const void *rows, const int32_t *counts,
+                                  int64_t rows_capacity,
+                                  const int32_t *received_counts,
+                                  void *received, int64_t received_capacity,
+                                  int64_t segments, int64_t ranks,
+                                  int64_t row_bytes);
+int32_t moert_event_wait_v1(int64_t event);
+
+/* What the communication stream did since the last reset: busy_ms running
+   collectives, waited_ms the compute stream spent blocked on their events
+   (communication it could not hide: busy_ms - waited_ms was hidden). */
+typedef struct moert_comm_stats {
+  double busy_ms;
+  double waited_ms;
+  int64_t collectives;
+} moert_comm_stats;
+void moert_comm_stats_get(moert_comm_stats *out);
+void moert_comm_stats_reset(void);
+
+/* Tracing: while enabled, every collective (communication lane) and every
+   span of compiled code between the runtime's calls (compute lane) is
+   recorded. moert_trace_write_events writes this rank's spans, and takes
+   them, as Chrome trace events, one JSON object per line (pid: the rank;
+   tid 0: compute, 1: communication); a trace file is
+   {"traceEvents": [those objects, comma-separated]}. */
+void moert_trace_enable(int enabled);
+int moert_trace_write_events(const char *path);
+
 /*===--- CUDA ---===*/
 /* Writes a description of the GPU that CUDA artifacts run on, such as
    "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into

@@ -85,3 +85,45 @@ void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
                       .getResult(0);
   rewriter.replaceOp(op, ValueRange{asTensor(b, weights), routing});
 }
+
+LogicalResult moe::lowerSlotsToRows(SlotsToRowsOp op, RoutingPlans &plans,
+                                    RewriterBase &rewriter) {
+  if (failed(plans.planOf(op, op.getRouting())))
+    return failure();
+  Value rowsOf = plans.assignmentRows(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value values = readBuffer(b, op.getValues());
+  auto type = cast<RankedTensorType>(op.getRows().getType());
+  SmallVector<Value> dynamic;
+  if (type.isDynamicDim(0))
+    dynamic.push_back(arith::MulIOp::create(
+        b, extentOf(b, values, 0),
+        arith::ConstantIndexOp::create(b,
+                                       op.getRouting().getType().getTopK())));
+  Value out = allocBuffer(b, type.getShape(), type.getElementType(), dynamic,
+                          "dispatch.slot_values");
+  moek::SlotsToRowsOp::create(b, values, readBuffer(b, rowsOf), out);
+  rewriter.replaceOp(op, asTensor(b, out));
+  return success();
+}
+
+LogicalResult moe::lowerRowsToSlots(RowsToSlotsOp op, RoutingPlans &plans,
+                                    RewriterBase &rewriter) {
+  if (failed(plans.planOf(op, op.getRouting())))
+    return failure();
+  Value rowsOf = plans.assignmentRows(rewriter, op.getRouting());
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value in = readBuffer(b, op.getRows());
+  Value rows = readBuffer(b, rowsOf);
+  auto type = cast<RankedTensorType>(op.getValues().getType());
+  SmallVector<Value> dynamic;
+  if (type.isDynamicDim(0))
+    dynamic.push_back(extentOf(b, rows, 0));
+  Value values = allocBuffer(b, type.getShape(), type.getElementType(),
+                             dynamic, "gradients.slot_values");
+  moek::RowsToSlotsOp::create(b, in, rows, values);
+  rewriter.replaceOp(op, asTensor(b, values));
+  return success();
+}

@@ -24,6 +24,13 @@ void lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter);
 /// routing result becomes the plan cast RoutingPlans::planOf reads.
 void lowerLocalRoutingToKernels(LocalRoutingOp op, RewriterBase &rewriter);
 
+/// moek.slots_to_rows / moek.rows_to_slots through the assignment rows of
+/// the routing plan.
+LogicalResult lowerSlotsToRows(SlotsToRowsOp op, RoutingPlans &plans,
+                               RewriterBase &rewriter);
+LogicalResult lowerRowsToSlots(RowsToSlotsOp op, RoutingPlans &plans,
+                               RewriterBase &rewriter);
+
 } // namespace mlir::moe
 
 #endif // MOE_MLIR_LIB_CONVERSION_MOETOKERNELS_COLLECTIVEKERNELS_H

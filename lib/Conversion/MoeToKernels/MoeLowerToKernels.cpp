@@ -152,7 +152,8 @@ struct MoeLowerToKernelsPass
     SmallVector<Operation *> users;
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
-              GateBackwardOp, ExpertLoadsOp>(op))
+              GateBackwardOp, ExpertLoadsOp, SlotsToRowsOp, RowsToSlotsOp>(
+              op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -170,6 +171,12 @@ struct MoeLowerToKernelsPass
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);
+              })
+              .Case([&](SlotsToRowsOp o) {
+                return lowerSlotsToRows(o, plans, rewriter);
+              })
+              .Case([&](RowsToSlotsOp o) {
+                return lowerRowsToSlots(o, plans, rewriter);
               });
       if (failed(result))
         return signalPassFailure();

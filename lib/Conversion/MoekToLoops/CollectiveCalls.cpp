@@ -116,3 +116,40 @@ void moek::lowerReceivedAssignments(ReceivedAssignmentsOp op,
         return {end};
       });
 }
+
+/// Runs `body(t, j, row)` for every kept assignment (row >= 0).
+static void forEachKeptRow(moe::LoopBuilder &lb, Value rows,
+                           function_ref<void(Value, Value, Value)> body) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value zero = lb.index(0);
+  lb.forLoop(zero, lb.dim(rows, 0), [&](Value t) {
+    lb.forLoop(zero, lb.dim(rows, 1), [&](Value j) {
+      Value row = memref::LoadOp::create(b, rows, ValueRange{t, j});
+      Value kept =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, row, lb.i32(0));
+      lb.ifThen(kept, [&] {
+        body(t, j, arith::IndexCastOp::create(b, b.getIndexType(), row));
+      });
+    });
+  });
+}
+
+void moek::lowerSlotsToRows(SlotsToRowsOp op, ImplicitLocOpBuilder &b) {
+  moe::LoopBuilder lb(b);
+  Value zero = lb.index(0);
+  lb.fill(op.getOut(), lb.f32(0.0));
+  forEachKeptRow(lb, op.getRows(), [&](Value t, Value j, Value row) {
+    Value value = memref::LoadOp::create(b, op.getValues(), ValueRange{t, j});
+    memref::StoreOp::create(b, value, op.getOut(), ValueRange{row, zero});
+  });
+}
+
+void moek::lowerRowsToSlots(RowsToSlotsOp op, ImplicitLocOpBuilder &b) {
+  moe::LoopBuilder lb(b);
+  Value zero = lb.index(0);
+  lb.fill(op.getValues(), lb.f32(0.0));
+  forEachKeptRow(lb, op.getRows(), [&](Value t, Value j, Value row) {
+    Value value = memref::LoadOp::create(b, op.getIn(), ValueRange{row, zero});
+    memref::StoreOp::create(b, value, op.getValues(), ValueRange{t, j});
+  });
+}

@@ -22,6 +22,10 @@ void lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b);
 void lowerReceivedAssignments(ReceivedAssignmentsOp op,
                               ImplicitLocOpBuilder &b);
 
+/// Loops over the assignments: values to and from their rows.
+void lowerSlotsToRows(SlotsToRowsOp op, ImplicitLocOpBuilder &b);
+void lowerRowsToSlots(RowsToSlotsOp op, ImplicitLocOpBuilder &b);
+
 } // namespace mlir::moek
 
 #endif // MOE_MLIR_LIB_CONVERSION_MOEKTOLOOPS_COLLECTIVECALLS_H

@@ -349,6 +349,12 @@ struct MoekLowerToLoopsPass
               .Case([&](ReceivedAssignmentsOp o) {
                 return lowerReceivedAssignments(o, b), true;
               })
+              .Case([&](moek::SlotsToRowsOp o) {
+                return lowerSlotsToRows(o, b), true;
+              })
+              .Case([&](moek::RowsToSlotsOp o) {
+                return lowerRowsToSlots(o, b), true;
+              })
               .Default([](Operation *) { return false; });
       // A kernel nobody lowers must fail the pass, never be dropped.
       if (!lowered) {
@@ -357,8 +363,9 @@ struct MoekLowerToLoopsPass
                              "exclusive_scan, assignment_rows, "
                              "row_assignments, gather_rows, grouped_matmul, "
                              "glu, combine_rows, the backward kernels, "
-                             "exchange_counts, all_to_all and "
-                             "received_assignments)";
+                             "exchange_counts, all_to_all, "
+                             "received_assignments, slots_to_rows and "
+                             "rows_to_slots)";
         return signalPassFailure();
       }
       rewriter.eraseOp(op);

@@ -133,3 +133,48 @@ func.func @f(%c: tensor<3xi32>) {
       : (tensor<3xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 1, top_k = 1>)
   return
 }
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%w: tensor<16x2xf32>, %r: !R) {
+  // expected-error @+1 {{'moe.slots_to_rows' op rows must have one column ([T*k, 1]), got 'tensor<32x2xf32>'}}
+  %rows = moe.slots_to_rows %w, %r : (tensor<16x2xf32>, !R) -> tensor<32x2xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%w: tensor<16x3xf32>, %r: !R) {
+  // expected-error @+1 {{'moe.slots_to_rows' op values dimension 1 (k) (3) does not match routing top_k (2)}}
+  %rows = moe.slots_to_rows %w, %r : (tensor<16x3xf32>, !R) -> tensor<32x1xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%rows: tensor<30x1xf32>, %r: !R) {
+  // expected-error @+1 {{'moe.rows_to_slots' op rows dimension 0 (T*k) (30) does not match the routing's rows (32)}}
+  %w = moe.rows_to_slots %rows, %r : (tensor<30x1xf32>, !R) -> tensor<16x2xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%rows: tensor<32x1xbf16>, %r: !R) {
+  // expected-error @+1 {{'moe.rows_to_slots' op rows must have element type 'f32', got 'bf16'}}
+  %w = moe.rows_to_slots %rows, %r : (tensor<32x1xbf16>, !R) -> tensor<16x2xf32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%rows: tensor<32x1xf32>, %r: !R) {
+  // expected-error @+1 {{'moe.rows_to_slots' op values dimension 0 (T) (8) does not match routing tokens (16)}}
+  %w = moe.rows_to_slots %rows, %r : (tensor<32x1xf32>, !R) -> tensor<8x2xf32>
+  return
+}

@@ -17,3 +17,17 @@ func.func @out_and_back(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>)
       : (tensor<?x64xf32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
   return %back, %w : tensor<32x64xf32>, tensor<?x1xf32>
 }
+
+// The gate weights travel with the rows, and their gradients come back to the slots.
+// CHECK-LABEL: func.func @slots
+func.func @slots(%w: tensor<16x2xf32>, %rows: tensor<32x1xf32>,
+                 %r: !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+    -> (tensor<32x1xf32>, tensor<16x2xf32>) {
+  // CHECK: moe.slots_to_rows %{{.*}}, %{{.*}} : (tensor<16x2xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<32x1xf32>
+  %to = moe.slots_to_rows %w, %r
+      : (tensor<16x2xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<32x1xf32>
+  // CHECK: moe.rows_to_slots %{{.*}}, %{{.*}} : (tensor<32x1xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<16x2xf32>
+  %back = moe.rows_to_slots %rows, %r
+      : (tensor<32x1xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<16x2xf32>
+  return %to, %back : tensor<32x1xf32>, tensor<16x2xf32>
+}

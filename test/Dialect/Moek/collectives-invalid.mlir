@@ -102,3 +102,35 @@ func.func @f(%c: memref<4xi32>, %i: memref<8x1xi32>, %w: memref<6x1xf32>) {
       : memref<4xi32>, memref<8x1xi32>, memref<6x1xf32>
   return
 }
+
+// -----
+
+func.func @f(%w: memref<16x2xf32>, %r: memref<16x2xi32>, %out: memref<32x2xf32>) {
+  // expected-error @+1 {{'moek.slots_to_rows' op out must have one column, got 'memref<32x2xf32>'}}
+  moek.slots_to_rows %w, %r into %out : memref<16x2xf32>, memref<16x2xi32>, memref<32x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%w: memref<16x2xf32>, %r: memref<16x2xi32>, %out: memref<30x1xf32>) {
+  // expected-error @+1 {{'moek.slots_to_rows' op out dimension 0 (T*k) (30) does not match T*k (32)}}
+  moek.slots_to_rows %w, %r into %out : memref<16x2xf32>, memref<16x2xi32>, memref<30x1xf32>
+  return
+}
+
+// -----
+
+func.func @f(%in: memref<32x1xf32>, %r: memref<16x3xi32>, %w: memref<16x2xf32>) {
+  // expected-error @+1 {{'moek.rows_to_slots' op rows dimension 1 (k) (3) does not match values dimension 1 (k) (2)}}
+  moek.rows_to_slots %in, %r into %w : memref<32x1xf32>, memref<16x3xi32>, memref<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%in: memref<32x1xf32>, %r: memref<16x2xf32>, %w: memref<16x2xf32>) {
+  // expected-error @+1 {{'moek.rows_to_slots' op rows must have element type 'i32', got 'f32'}}
+  moek.rows_to_slots %in, %r into %w : memref<32x1xf32>, memref<16x2xf32>, memref<16x2xf32>
+  return
+}

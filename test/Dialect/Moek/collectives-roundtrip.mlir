@@ -17,3 +17,13 @@ func.func @collectives(%rows: memref<32x64xf32>, %counts: memref<4xi32>,
       : memref<4xi32>, memref<?x1xi32>, memref<?x1xf32>
   return
 }
+
+// CHECK-LABEL: func.func @slots
+func.func @slots(%w: memref<16x2xf32>, %rows_of: memref<16x2xi32>, %rows: memref<32x1xf32>,
+                 %back: memref<16x2xf32>) {
+  // CHECK: moek.slots_to_rows %{{.*}}, %{{.*}} into %{{.*}} : memref<16x2xf32>, memref<16x2xi32>, memref<32x1xf32>
+  moek.slots_to_rows %w, %rows_of into %rows : memref<16x2xf32>, memref<16x2xi32>, memref<32x1xf32>
+  // CHECK: moek.rows_to_slots %{{.*}}, %{{.*}} into %{{.*}} : memref<32x1xf32>, memref<16x2xi32>, memref<16x2xf32>
+  moek.rows_to_slots %rows, %rows_of into %back : memref<32x1xf32>, memref<16x2xi32>, memref<16x2xf32>
+  return
+}
