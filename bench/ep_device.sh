@@ -8,7 +8,9 @@
 # "run" reports (to $OUT, else ./device-out/ep_device.log):
 #  1. the driver, CUDA and whether libnccl.so.2 loads (its version through
 #     ncclGetVersion, from a tiny C program built there with dlopen: no NCCL
-#     headers needed) and whether mpirun and libmpi.so.40 are there;
+#     headers needed, and through moert's own loader in the runtime's unit
+#     tests Nccl.* with the torchrun rendezvous Rendezvous.*) and whether
+#     mpirun and libmpi.so.40 are there;
 #  2. the MLIR-free runtime and moe-run built there, and the per-rank CPU
 #     artifacts of expert parallelism (ep=1 on one rank, and ep=2 under
 #     mpirun when it is installed) checked against the reference: the MPI
@@ -27,7 +29,11 @@ if [ "${1:-}" = compile ]; then
     "$bin/moe-compile" --layer "tiny,ep=$ranks" --backward --target=cpu \
       -o "$dir/ep$ranks-tiny-train.so"
   done
-  echo "compiled $(ls "$dir" | wc -l) artifacts into $dir"
+  # GoogleTest's sources, for the runtime's unit tests there (NCCL's).
+  if [ -d /usr/src/googletest ]; then
+    rm -rf "$dir/googletest" && cp -r /usr/src/googletest "$dir/googletest"
+  fi
+  echo "compiled $(ls "$dir"/*.so | wc -l) artifacts into $dir"
   exit 0
 fi
 [ "${1:-}" = run ] || { echo "usage: $0 compile|run" >&2; exit 2; }
@@ -60,6 +66,19 @@ int main(void) {
 }
 C
 cc /tmp/nccl_probe.c -o /tmp/nccl_probe -ldl && /tmp/nccl_probe
+# moert's own view: its loader (version check) and the rendezvous, in the
+# runtime's unit tests (Nccl.*, Rendezvous.*, Collectives.*).
+if [ -d "$dir/googletest" ]; then
+  gt=/tmp/googletest-install
+  { cmake -S "$dir/googletest" -B /tmp/googletest-build -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$gt -DBUILD_GMOCK=OFF &&
+    ninja -C /tmp/googletest-build install &&
+    cmake -S "$root/runtime" -B /tmp/moert-ep-tests -G Ninja -DCMAKE_PREFIX_PATH=$gt &&
+    ninja -C /tmp/moert-ep-tests MoertTests; } > /tmp/moert-ep-tests.log 2>&1 ||
+    { echo "runtime tests: build FAILED"; tail -20 /tmp/moert-ep-tests.log; }
+  echo "== moert: NCCL, rendezvous and collectives unit tests"
+  /tmp/moert-ep-tests/test/MoertTests --gtest_filter='Nccl.*:Rendezvous.*:Collectives.*' 2>&1 | tail -25
+fi
 echo "== MPI: mpirun $(command -v mpirun || echo 'not installed'); libmpi.so.40 $(ldconfig -p | grep -q libmpi.so.40 && echo found || echo 'not found')"
 
 echo "== the MLIR-free moe-run (with the runtime)"

@@ -135,7 +135,7 @@ LogicalResult makeExpertParallel(func::FuncOp func, Layer layer,
   // Out: the rows of each expert to its rank, the loads as split sizes.
   Value loads = ExpertLoadsOp::create(b, loc, countsType, gate.getRouting());
   auto out = AllToAllOp::create(b, loc, dynamicRows, countsType,
-                                layer.dispatch.getDispatched(), loads,
+                                layer.dispatch.getDispatched(), loads, Value(),
                                 ranksAttr);
 
   // The local experts on what arrived: one assignment per row.
@@ -154,8 +154,9 @@ LogicalResult makeExpertParallel(func::FuncOp func, Layer layer,
                                     routed.getWeights(), routed.getRouting());
 
   // Back: each row to its sender, in its place in expert order.
+  // What comes back is what was sent: the loads, no exchange needed.
   auto back = AllToAllOp::create(b, loc, rowsType, countsType, results,
-                                 out.getReceivedCounts(), ranksAttr);
+                                 out.getReceivedCounts(), loads, ranksAttr);
   layer.combine.getExpertOutMutable().assign(back.getReceived());
   layer.experts.erase();
   return success();
@@ -204,12 +205,14 @@ LogicalResult makeBackwardExpertParallel(func::FuncOp func,
                                       backward.getWeights(), routing);
   Value loads = ExpertLoadsOp::create(b, loc, countsType, routing);
   auto sendX = AllToAllOp::create(b, loc, dynamicRows, countsType, rowsX,
-                                  loads, ranksAttr);
-  auto sendDy = AllToAllOp::create(b, loc, dynamicRows, countsType, rowsDy,
-                                   loads, ranksAttr);
-  auto sendW = AllToAllOp::create(b, loc, dynamicWeightRows, countsType, rowsW,
-                                  loads, ranksAttr);
+                                  loads, Value(), ranksAttr);
+  // dy and the weights travel with the same splits as x: their counts are
+  // known from x's exchange.
   Value received = sendX.getReceivedCounts();
+  auto sendDy = AllToAllOp::create(b, loc, dynamicRows, countsType, rowsDy,
+                                   loads, received, ranksAttr);
+  auto sendW = AllToAllOp::create(b, loc, dynamicWeightRows, countsType, rowsW,
+                                  loads, received, ranksAttr);
   auto localRouting = RoutingType::get(b.getContext(), ShapedType::kDynamic,
                                        experts / ranks, /*topK=*/1);
   auto local = LocalRoutingOp::create(b, loc, dynamicWeightRows, localRouting,
@@ -222,9 +225,10 @@ LogicalResult makeBackwardExpertParallel(func::FuncOp func,
       backward.getW2(), sendW.getReceived(), sendDy.getReceived(),
       backward.getActivationAttr());
   auto backDx = AllToAllOp::create(b, loc, rowsType, countsType,
-                                   localBackward.getDx(), received, ranksAttr);
+                                   localBackward.getDx(), received, loads,
+                                   ranksAttr);
   auto backDw = AllToAllOp::create(b, loc, weightRows, countsType,
-                                   localBackward.getDWeights(), received,
+                                   localBackward.getDWeights(), received, loads,
                                    ranksAttr);
   auto slotsType = RankedTensorType::get({tokens, topK}, f32);
   Value ones = arith::ConstantOp::create(

@@ -20,6 +20,7 @@ namespace moek { class MoekDialect; }
 namespace math { class MathDialect; }
 namespace memref { class MemRefDialect; }
 namespace scf { class SCFDialect; }
+namespace tensor { class TensorDialect; }
 } // namespace mlir
 
 namespace mlir::moe {

@@ -77,6 +77,34 @@ def MoeExpertParallelPass : Pass<"moe-expert-parallel", "ModuleOp"> {
   ];
 }
 
+def MoeOverlapCommunicationPass : Pass<"moe-overlap-communication", "ModuleOp"> {
+  let summary = "Pipeline a per-rank layer's all-to-alls with its expert GEMMs over chunks of tokens";
+  let description = [{
+    Splits the tokens of each per-rank layer (`moe-expert-parallel`'s) into
+    N chunks and lays the program out as a software pipeline: every chunk's
+    routing, dispatch and outbound all-to-all first, then each chunk's local
+    experts followed by its all-to-all back, then the combines. Lowered,
+    each all-to-all is started on the runtime's communication stream and
+    waited for just before its rows are used, so chunk c+1's rows travel
+    while chunk c is routed and chunk c-1's results travel back while chunk
+    c's experts run (both directions). Dropless routing is per token, so
+    the result is exactly the layer's.
+
+    N is `chunks`, or the function attribute `moe.overlap_chunks` (a layer
+    spec's `overlap=N`), or when that is 0 a cost model's choice (a remark
+    says which, and why). A layer with a capacity factor (capacity is per
+    group of tokens), a dynamic token count or the training program is left
+    alone with a remark; a chunk count that does not divide the tokens is an
+    error.
+  }];
+  let options = [
+    Option<"chunks", "chunks", "int64_t", /*default=*/"0",
+           "Chunks of every per-rank layer (0: the cost model); without the "
+           "option only functions with moe.overlap_chunks are chunked">,
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{

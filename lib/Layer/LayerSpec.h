@@ -61,6 +61,10 @@ struct LayerSpec {
   /// program on one rank): the program is moe-expert-parallel's per-rank
   /// program, T tokens per rank and E/R experts per rank.
   int64_t epRanks = 0;
+  /// moe-overlap-communication's chunks (-1 = off, 0 = its cost model's
+  /// choice): the per-rank program pipelines its all-to-alls with the
+  /// experts over this many chunks of tokens. Needs epRanks.
+  int64_t overlapChunks = -1;
   /// The preset whose fields this spec equals exactly, or "custom".
   std::string name = "custom";
 };

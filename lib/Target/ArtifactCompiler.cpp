@@ -196,6 +196,14 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
       buildArtifactMetadata(module, options.target.name());
   if (failed(metadata))
     return failure();
+  // The chunked pipeline of the per-rank layers that ask for it
+  // (overlap=N): after the metadata, which describes the layer it computes.
+  {
+    PassManager overlap(module.getContext());
+    overlap.addPass(createMoeOverlapCommunicationPass());
+    if (failed(overlap.run(module)))
+      return failure();
+  }
   SmallVector<EntrySignature> entries = collectEntrySignatures(module);
   if (entries.empty())
     return module.emitError()

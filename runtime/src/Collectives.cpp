@@ -12,6 +12,8 @@
 #include "CommStream.h"
 #include "Internal.h"
 #include "MpiLibrary.h"
+#include "NcclLibrary.h"
+#include "Rendezvous.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -405,6 +407,36 @@ int moert_trace_write_events(const char *path) {
     bool ok = std::fclose(file) == 0;
     if (!ok) {
       moert::setError("cannot write the trace to '%s'", path);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+int moert_nccl_version(int *version) {
+  return moert::guarded(1, [&] {
+    std::string error;
+    const moert::nccl::Library *nccl = moert::nccl::load(error);
+    if (!nccl) {
+      moert::setError("%s", error.c_str());
+      return 1;
+    }
+    if (version)
+      *version = nccl->version;
+    return 0;
+  });
+}
+
+int moert_rendezvous_broadcast(void *blob, size_t bytes, int timeout_seconds) {
+  return moert::guarded(1, [&] {
+    moert::LaunchEnvironment launch;
+    std::string error = moert::readLaunchEnvironment(launch);
+    if (error.empty())
+      error = moert::broadcastFromRankZero(blob, bytes, launch.rank,
+                                           launch.ranks, launch.address,
+                                           launch.port, timeout_seconds);
+    if (!error.empty()) {
+      moert::setError("rendezvous: %s", error.c_str());
       return 1;
     }
     return 0;

@@ -22,7 +22,7 @@
 // CHECK: %[[LE:.*]] = moe.experts silu_glu %[[LD]], %[[LR]], %[[W1]], %[[W2]]
 // CHECK: %[[LC:.*]] = moe.combine %[[LE]], %[[LW]], %[[LR]]
 // Back: the received counts return every row to its place in expert order.
-// CHECK: %[[BACK:.*]], %{{.*}} = moe.all_to_all %[[LC]], %[[RC]] {ranks = 2 : i64} : (tensor<?x32xf32>, tensor<4xi32>) -> (tensor<32x32xf32>, tensor<4xi32>)
+// CHECK: %[[BACK:.*]], %{{.*}} = moe.all_to_all %[[LC]], %[[RC]] expecting %[[L]] {ranks = 2 : i64} : (tensor<?x32xf32>, tensor<4xi32>, tensor<4xi32>) -> (tensor<32x32xf32>, tensor<4xi32>)
 // CHECK: %[[Y:.*]] = moe.combine %[[BACK]], %[[W]], %[[R]]
 // CHECK: return %[[Y]], %[[I]]
 // CHECK-NOT: moe.all_to_all

@@ -1,5 +1,7 @@
 // moe-lower-to-kernels of the expert-parallel ops: moe.all_to_all exchanges its split sizes,
-// sizes the received buffer by their sum and moves the rows; moe.local_routing is the routing
+// sizes the received buffer by their sum and starts moving the rows on the communication
+// stream, waiting just before the rows' first use (here: the return); with `expecting` the
+// counts are known and nothing is exchanged. moe.local_routing is the routing
 // plan of the received rows (dropless, one assignment per row), which planOf reads like a
 // gate's (moe.expert_loads consumes it here).
 // RUN: moe-opt %s --moe-lower-to-kernels | FileCheck %s
@@ -12,19 +14,31 @@
 // CHECK: moek.exchange_counts %[[COUNTS]] into %[[RC]] {ranks = 2 : i64}
 // CHECK: %[[N:.*]] = scf.for
 // CHECK: %[[RECV:.*]] = memref.alloc(%[[N]]) {moe.buffer = "collectives.received_rows"} : memref<?x64xf32>
-// CHECK: moek.all_to_all %[[ROWS]], %[[COUNTS]], %[[RC]] into %[[RECV]] {ranks = 2 : i64}
+// CHECK: %[[EV:.*]] = moek.all_to_all_start %[[ROWS]], %[[COUNTS]], %[[RC]] into %[[RECV]] {ranks = 2 : i64}
 // CHECK: moek.received_assignments %{{.*}} into %[[IDX:.*]], %{{.*}} {ranks = 2 : i64}
 // CHECK: moek.rank_assignments %[[IDX]] into %{{.*}}, %[[LOADS:.*]] :
 // CHECK: moek.exclusive_scan %[[LOADS]] into %{{.*}} : memref<2xi32>, memref<3xi32>
 // CHECK: moek.expert_loads
+// CHECK: moek.all_to_all_wait %[[EV]], %[[ROWS]], %[[RECV]]
+// CHECK-NEXT: return
+
+// CHECK-LABEL: func.func @back
+// CHECK-NOT: moek.exchange_counts
+// CHECK: bufferization.to_buffer %{{.*}} read_only : tensor<4xi32> to memref<4xi32>
+// CHECK: %[[EXPECTED:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<4xi32> to memref<4xi32>
+// CHECK: %[[OUT:.*]] = memref.alloc() {moe.buffer = "collectives.received_rows"} : memref<32x64xf32>
+// CHECK: moek.all_to_all_start %{{.*}}, %{{.*}}, %[[EXPECTED]] into %[[OUT]]
 
 // On the CPU the collectives are calls of moert's versioned entry points with plain pointers.
 // LOOPS-LABEL: func.func @out
 // LOOPS: llvm.call @moert_exchange_counts_v1(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, !llvm.ptr, i64, i64) -> i32
-// LOOPS: llvm.call @moert_all_to_all_v1({{.*}}) : (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i32
+// The row size in bytes: 64 f32.
+// LOOPS: %[[EVENT:.*]] = llvm.call @moert_all_to_all_start_v1({{.*}}, %{{.*}}) : (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i64
+// LOOPS: llvm.call @moert_event_wait_v1(%[[EVENT]]) : (i64) -> i32
 // LOOPS-NOT: moek.
 // LOOPS: llvm.func @moert_exchange_counts_v1(!llvm.ptr, !llvm.ptr, i64, i64) -> i32
-// LOOPS: llvm.func @moert_all_to_all_v1(!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i32
+// LOOPS: llvm.func @moert_all_to_all_start_v1(!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i64
+// LOOPS: llvm.func @moert_event_wait_v1(i64) -> i32
 func.func @out(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>) -> (tensor<?x64xf32>, tensor<?x1xf32>) {
   %recv, %counts = moe.all_to_all %rows, %loads {ranks = 2 : i64}
       : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
@@ -32,4 +46,10 @@ func.func @out(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>) -> (tensor<?x64x
       : (tensor<4xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
   %l = moe.expert_loads %r : (!moe.routing<tokens = ?, experts = 2, top_k = 1>) -> tensor<2xi32>
   return %recv, %w : tensor<?x64xf32>, tensor<?x1xf32>
+}
+
+func.func @back(%rows: tensor<?x64xf32>, %counts: tensor<4xi32>, %loads: tensor<4xi32>) -> tensor<32x64xf32> {
+  %back, %c = moe.all_to_all %rows, %counts expecting %loads {ranks = 2 : i64}
+      : (tensor<?x64xf32>, tensor<4xi32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
+  return %back : tensor<32x64xf32>
 }

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <unistd.h>
@@ -43,9 +44,11 @@ OPTIONS:
                         softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
                         0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
                         f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
-                        [,aux_loss=COEF][,ep=R]; ep=R makes the per-rank
+                        [,aux_loss=COEF][,ep=R][,overlap=N]; ep=R makes the per-rank
                         program of expert parallelism over R ranks: run it
-                        with mpirun -n R moe-run ...
+                        with mpirun -n R moe-run ...; overlap=N pipelines
+                        its all-to-alls with the experts over N chunks of
+                        tokens (0: the cost model's choice)
   --backward            Run the training step: arguments x, w_gate, w1, w2
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
@@ -68,6 +71,9 @@ OPTIONS:
   --no-fusion           Compile with the materializing lowering
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
                         (default 1 on the CPU, all experts on CUDA)
+  --trace=PATH          Write a Chrome trace (JSON) of the run: a compute and a
+                        communication lane per rank (the collectives and the
+                        code between them; under mpirun one file for all ranks)
   --emit-mlir           Print the program a --layer SPEC makes and exit
   --help                This text
 )";
@@ -78,7 +84,7 @@ int fail(const std::string &message) {
 }
 
 struct Options {
-  std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
+  std::string program, layerSpec, entry, inputsDir, dumpDir, backend, trace;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
   bool profile = false, backward = false;
@@ -104,6 +110,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"layer", true},     {"backend", true},   {"entry", true},
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
+      {"trace", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
       {"profile", false},  {"help", false},    {"backward", false}};
   for (int i = 1; i < argc; ++i) {
@@ -164,6 +171,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.inputsDir = value;
     } else if (name == "dump") {
       o.dumpDir = value;
+    } else if (name == "trace") {
+      o.trace = value;
     } else if (name == "repeat") {
       error = integer(o.repeat);
       if (error.empty() && o.repeat < 0)
@@ -244,6 +253,42 @@ struct TemporaryFile {
       std::remove(path.c_str());
   }
 };
+
+/// Writes the Chrome trace of every rank to `path`: each rank its events to
+/// PATH.rankR, then (after all have) rank 0 joins them into one file. The
+/// ranks share a file system (one machine, or a shared directory).
+std::string writeTrace(const std::string &path, int rank, int ranks) {
+  std::string part = path + ".rank" + std::to_string(rank);
+  if (moert_trace_write_events(part.c_str()) != 0)
+    return std::string("--trace: ") + moert_last_error();
+  double barrier = 0;
+  if (moert_comm_allreduce_max_f64(&barrier, 1) != 0)
+    return moert_last_error();
+  if (rank != 0)
+    return "";
+  std::ofstream out(path);
+  out << "{\"traceEvents\": [\n";
+  bool first = true;
+  for (int r = 0; r < ranks; ++r) {
+    std::string name = path + ".rank" + std::to_string(r);
+    std::ifstream in(name);
+    if (!in)
+      return "--trace: rank " + std::to_string(r) + "'s events are not in '" +
+             name + "' (do the ranks share a file system?)";
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty())
+        continue;
+      out << (first ? "" : ",\n") << line;
+      first = false;
+    }
+    in.close();
+    std::remove(name.c_str());
+  }
+  out << "\n]}\n";
+  if (!out.good())
+    return "--trace: cannot write '" + path + "'";
+  return "";
+}
 
 /// What moe-run is doing, for the message when memory runs out.
 const char *currentPhase = "starting";
@@ -488,6 +533,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   // Every buffer of this run starts as NaN, so an output element that no
   // kernel writes cannot pass the check; timing runs are not poisoned.
   moert_set_poison_allocations(1);
+  moert_comm_stats_reset();
+  moert_trace_enable(!o.trace.empty());
   auto start = std::chrono::steady_clock::now();
   int status = moert_function_call(function, rawArgs.data(),
                                    static_cast<int>(rawArgs.size()),
@@ -502,6 +549,28 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   std::vector<Tensor> results;
   for (moert_tensor *t : rawResults)
     results.emplace_back(t);
+
+  // What the communication stream did, and how much of it the compute
+  // stream did not wait for (moe-overlap-communication hides it).
+  auto printCommunication = [&](int runs) {
+    moert_comm_stats stats;
+    moert_comm_stats_get(&stats);
+    if (epRanks == 0 || stats.collectives == 0)
+      return;
+    double busy = stats.busy_ms / runs, waited = stats.waited_ms / runs;
+    double hidden = std::max(0.0, busy - waited);
+    char text[256];
+    std::snprintf(text, sizeof(text),
+                  "communication: %.3f ms per run on the communication stream "
+                  "(%lld collectives), %.3f ms of it hidden behind compute "
+                  "(%.0f%%)%s\n",
+                  busy, static_cast<long long>(stats.collectives / runs),
+                  hidden, busy > 0 ? 100.0 * hidden / busy : 0.0,
+                  runs > 1 ? " over the timed runs" : "");
+    std::cout << text;
+  };
+  if (o.repeat == 0)
+    printCommunication(1);
 
   if (layer && layer->indices >= 0) {
     int64_t experts = epRanks > 0
@@ -526,10 +595,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   char line[256];
   if (repeat > 0) {
     std::vector<double> times(repeat);
+    moert_comm_stats_reset();
     if (moert_function_time(function, rawArgs.data(),
                             static_cast<int>(rawArgs.size()), /*warmup=*/1,
                             repeat, times.data()) != 0)
       return fail(runtimeError());
+    printCommunication(repeat + 1); // and the warm-up
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
     std::snprintf(line, sizeof(line), "time: median %.3f ms over %d runs%s",
@@ -581,6 +652,15 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                     kernel.launches_per_run, kernel.name);
       std::cout << line;
     }
+  }
+
+  if (!o.trace.empty()) {
+    moert_trace_enable(0);
+    if (std::string error = writeTrace(o.trace, rank, worldSize);
+        !error.empty())
+      return fail(error);
+    std::cout << "trace: " << o.trace << " (Chrome trace: chrome://tracing or "
+              << "ui.perfetto.dev)\n";
   }
 
   if (!o.dumpDir.empty()) {

@@ -523,6 +523,11 @@ LogicalResult AllToAllOp::verify() {
            << "received_counts (" << getReceivedCounts().getType()
            << ") must have the type of counts (" << getCounts().getType()
            << ")";
+  if (getExpected() && getExpected().getType() != getCounts().getType())
+    return op->emitOpError()
+           << "expected (" << getExpected().getType()
+           << ") must have the type of counts (" << getCounts().getType()
+           << ")";
   if (ShapedType::isDynamic(dim(getRows(), 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static: every "
                                 "rank sends rows of the same size";

@@ -359,6 +359,10 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all"> {
     rows past those received are unspecified, and receiving more is a
     runtime error.
 
+    `expecting %c` gives the counts this rank will receive when they are
+    known (the way back: what a rank gets back is what it sent), so that
+    nothing is exchanged before the rows; `received_counts` is then `%c`.
+
     Upstream `shard.all_to_all` splits a tensor evenly; the splits here are
     known only at run time (they are expert loads), so the op also exchanges
     the counts. Sending `counts = loads[E]` dispatches the rows of expert
@@ -372,11 +376,13 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all"> {
     ```
   }];
   let arguments = (ins AnyRankedTensor:$rows, AnyRankedTensor:$counts,
+                       Optional<AnyRankedTensor>:$expected,
                        I64Attr:$ranks);
   let results = (outs AnyRankedTensor:$received,
                       AnyRankedTensor:$received_counts);
   let assemblyFormat = [{
-    $rows `,` $counts attr-dict `:` functional-type(operands, results)
+    $rows `,` $counts (`expecting` $expected^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

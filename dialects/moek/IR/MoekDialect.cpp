@@ -783,3 +783,33 @@ LogicalResult RowsToSlotsOp::verify() {
   return expectSlotsAndRowBuffer(getOperation(), getValues(), getRows(),
                                  getIn(), "in");
 }
+
+LogicalResult AllToAllStartOp::verify() {
+  Operation *op = getOperation();
+  Value rows = getRows(), received = getReceived();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
+      failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
+      failed(expectSameElement(op, "received", received, "rows", rows)) ||
+      failed(expectContiguous(op, "rows", rows)) ||
+      failed(expectContiguous(op, "received", received)))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError() << "received_counts ("
+                             << getReceivedCounts().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  if (ShapedType::isDynamic(dim(rows, 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static";
+  return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
+                      "rows dimension 1 (H)", dim(rows, 1));
+}
+
+LogicalResult AllToAllWaitOp::verify() {
+  auto start = getEvent().getDefiningOp<AllToAllStartOp>();
+  if (start && (start.getRows() != getRows() ||
+                start.getReceived() != getReceived()))
+    return emitOpError() << "must name the buffers of the all_to_all_start "
+                            "that made its event (rows and received)";
+  return success();
+}

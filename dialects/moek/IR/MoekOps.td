@@ -566,4 +566,52 @@ def Moek_RowsToSlotsOp : Moek_KernelOp<"rows_to_slots"> {
   }];
 }
 
+def Moek_AllToAllStartOp : Moek_KernelOp<"all_to_all_start"> {
+  let summary = "start moek.all_to_all on the communication stream; its event";
+  let description = [{
+    `moek.all_to_all` without waiting: the transfer runs on the runtime's
+    communication stream while the ops that follow run on the compute
+    stream, until `moek.all_to_all_wait` on the event. Neither buffer may be
+    touched in between; the wait names both, so that their lifetimes (and
+    the memory plan) reach it.
+
+    ```mlir
+    %event = moek.all_to_all_start %rows, %counts, %received_counts
+        into %received {ranks = 2 : i64}
+        : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemRead]>:$received_counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let results = (outs I64:$event);
+  let assemblyFormat = [{
+    $rows `,` $counts `,` $received_counts `into` $received attr-dict
+    `:` type($rows) `,` type($counts) `,` type($received_counts) `,`
+    type($received)
+  }];
+}
+
+def Moek_AllToAllWaitOp : Moek_KernelOp<"all_to_all_wait"> {
+  let summary = "wait for a started all-to-all; its buffers are usable again";
+  let description = [{
+    ```mlir
+    moek.all_to_all_wait %event, %rows, %received
+        : memref<32x64xf32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    I64:$event,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$received
+  );
+  let assemblyFormat = [{
+    $event `,` $rows `,` $received attr-dict `:` type($rows) `,` type($received)
+  }];
+}
+
 #endif // MOEK_OPS

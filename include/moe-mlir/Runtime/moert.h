@@ -270,6 +270,19 @@ void moert_comm_stats_reset(void);
 void moert_trace_enable(int enabled);
 int moert_trace_write_events(const char *path);
 
+/* NCCL, which the CUDA backend's collectives will run over, loaded with
+   dlopen (libnccl.so.2; moert never links it): its version code (21903 for
+   2.19.3) in *version, or non-zero with the reason (not installed, older
+   than 2.7, which has ncclSend/ncclRecv). */
+int moert_nccl_version(int *version);
+
+/* torchrun's rendezvous: with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+   set, rank 0's blob[0..bytes) reaches every rank (rank 0 listens on
+   MASTER_PORT, the others connect; an NCCL communicator needs rank 0's
+   ncclUniqueId this way when there is no mpirun). Fails with the reason
+   after timeout_seconds, or when a variable is missing. */
+int moert_rendezvous_broadcast(void *blob, size_t bytes, int timeout_seconds);
+
 /*===--- CUDA ---===*/
 /* Writes a description of the GPU that CUDA artifacts run on, such as
    "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into

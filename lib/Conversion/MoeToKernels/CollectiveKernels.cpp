@@ -31,27 +31,56 @@ static Value sumOfCounts(ImplicitLocOpBuilder &b, Value counts) {
   return loop.getResult(0);
 }
 
+/// The first op of `block` that uses `value` (directly or in a region),
+/// or the block's terminator.
+static Operation *firstUserInBlock(Value value, Block *block) {
+  Operation *first = block->getTerminator();
+  for (Operation *user : value.getUsers())
+    if (Operation *ancestor = block->findAncestorOpInBlock(*user))
+      if (ancestor->isBeforeInBlock(first))
+        first = ancestor;
+  return first;
+}
+
 void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   auto countsType = cast<RankedTensorType>(op.getCounts().getType());
   auto receivedType = cast<RankedTensorType>(op.getReceived().getType());
+  // The wait goes as late as the program allows: right before the first
+  // use of the rows received (found before they are replaced). What runs
+  // in between on the compute stream overlaps the transfer.
+  Operation *firstUse = firstUserInBlock(op.getReceived(), op->getBlock());
   Value rows = readBuffer(b, op.getRows());
   Value counts = readBuffer(b, op.getCounts());
-  Value receivedCounts =
-      allocBuffer(b, countsType.getShape(), countsType.getElementType(), {},
-                  "collectives.received_counts");
-  moek::ExchangeCountsOp::create(b, counts, receivedCounts, op.getRanksAttr());
+  Value receivedCounts, receivedCountsTensor;
+  if (Value expected = op.getExpected()) {
+    receivedCountsTensor = expected;
+    receivedCounts = readBuffer(b, expected);
+  } else {
+    receivedCounts =
+        allocBuffer(b, countsType.getShape(), countsType.getElementType(), {},
+                    "collectives.received_counts");
+    moek::ExchangeCountsOp::create(b, counts, receivedCounts,
+                                   op.getRanksAttr());
+    receivedCountsTensor = asTensor(b, receivedCounts);
+  }
   SmallVector<Value> dynamic;
   if (receivedType.isDynamicDim(0))
     dynamic.push_back(sumOfCounts(b, receivedCounts));
   Value received =
       allocBuffer(b, receivedType.getShape(), receivedType.getElementType(),
                   dynamic, "collectives.received_rows");
-  moek::AllToAllOp::create(b, rows, counts, receivedCounts, received,
-                           op.getRanksAttr());
-  rewriter.replaceOp(op, ValueRange{asTensor(b, received),
-                                    asTensor(b, receivedCounts)});
+  Value event = moek::AllToAllStartOp::create(b, b.getI64Type(), rows, counts,
+                                              receivedCounts,
+                                              received, op.getRanksAttr());
+  Value receivedTensor = asTensor(b, received);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(firstUse);
+    moek::AllToAllWaitOp::create(b, event, rows, received);
+  }
+  rewriter.replaceOp(op, ValueRange{receivedTensor, receivedCountsTensor});
 }
 
 void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,

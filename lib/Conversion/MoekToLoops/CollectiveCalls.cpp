@@ -68,26 +68,47 @@ void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b) {
                                   i64(b, segments), i64(b, op.getRanks())});
 }
 
-void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b) {
+/// A call of moert's all-to-all entry point `name` (the blocking one or the
+/// start), which share their arguments; returns the call's result.
+template <typename Op>
+static Value callAllToAll(Op op, ImplicitLocOpBuilder &b, StringRef name,
+                          Type result) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
   auto type = LLVM::LLVMFunctionType::get(
-      b.getI32Type(),
-      {ptr, ptr, i64Type, ptr, ptr, i64Type, i64Type, i64Type, i64Type});
-  LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, "moert_all_to_all_v1", type);
+      result, {ptr, ptr, i64Type, ptr, ptr, i64Type, i64Type, i64Type, i64Type});
+  LLVM::LLVMFuncOp callee = declareRuntimeFunction(op, name, type);
   auto rowsType = cast<MemRefType>(op.getRows().getType());
   int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
   int64_t rowBytes = rowsType.getDimSize(1) *
                      ((rowsType.getElementTypeBitWidth() + 7) / 8);
-  LLVM::CallOp::create(
-      b, callee,
-      ValueRange{pointerTo(b, op.getRows()), pointerTo(b, op.getCounts()),
-                 extentAsI64(b, op.getRows(), 0),
-                 pointerTo(b, op.getReceivedCounts()),
-                 pointerTo(b, op.getReceived()),
-                 extentAsI64(b, op.getReceived(), 0), i64(b, segments),
-                 i64(b, op.getRanks()), i64(b, rowBytes)});
+  return LLVM::CallOp::create(
+             b, callee,
+             ValueRange{pointerTo(b, op.getRows()),
+                        pointerTo(b, op.getCounts()),
+                        extentAsI64(b, op.getRows(), 0),
+                        pointerTo(b, op.getReceivedCounts()),
+                        pointerTo(b, op.getReceived()),
+                        extentAsI64(b, op.getReceived(), 0), i64(b, segments),
+                        i64(b, op.getRanks()), i64(b, rowBytes)})
+      .getResult();
+}
+
+void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b) {
+  callAllToAll(op, b, "moert_all_to_all_v1", b.getI32Type());
+}
+
+void moek::lowerAllToAllStart(AllToAllStartOp op, ImplicitLocOpBuilder &b) {
+  Value event =
+      callAllToAll(op, b, "moert_all_to_all_start_v1", b.getI64Type());
+  op.getEvent().replaceAllUsesWith(event);
+}
+
+void moek::lowerAllToAllWait(AllToAllWaitOp op, ImplicitLocOpBuilder &b) {
+  auto type = LLVM::LLVMFunctionType::get(b.getI32Type(), {b.getI64Type()});
+  LLVM::LLVMFuncOp callee =
+      declareRuntimeFunction(op, "moert_event_wait_v1", type);
+  LLVM::CallOp::create(b, callee, ValueRange{op.getEvent()});
 }
 
 void moek::lowerReceivedAssignments(ReceivedAssignmentsOp op,

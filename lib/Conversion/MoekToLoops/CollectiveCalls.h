@@ -18,6 +18,9 @@ namespace mlir::moek {
 void lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b);
 /// A call of moert_all_to_all_v1.
 void lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b);
+/// Calls of moert_all_to_all_start_v1 and moert_event_wait_v1.
+void lowerAllToAllStart(AllToAllStartOp op, ImplicitLocOpBuilder &b);
+void lowerAllToAllWait(AllToAllWaitOp op, ImplicitLocOpBuilder &b);
 /// Loops: each segment's rows get its local expert and weight 1.
 void lowerReceivedAssignments(ReceivedAssignmentsOp op,
                               ImplicitLocOpBuilder &b);

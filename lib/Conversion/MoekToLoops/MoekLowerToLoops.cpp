@@ -346,6 +346,12 @@ struct MoekLowerToLoopsPass
                 return lowerExchangeCounts(o, b), true;
               })
               .Case([&](moek::AllToAllOp o) { return lowerAllToAll(o, b), true; })
+              .Case([&](AllToAllStartOp o) {
+                return lowerAllToAllStart(o, b), true;
+              })
+              .Case([&](AllToAllWaitOp o) {
+                return lowerAllToAllWait(o, b), true;
+              })
               .Case([&](ReceivedAssignmentsOp o) {
                 return lowerReceivedAssignments(o, b), true;
               })
@@ -364,6 +370,7 @@ struct MoekLowerToLoopsPass
                              "row_assignments, gather_rows, grouped_matmul, "
                              "glu, combine_rows, the backward kernels, "
                              "exchange_counts, all_to_all, "
+                             "all_to_all_start, all_to_all_wait, "
                              "received_assignments, slots_to_rows and "
                              "rows_to_slots)";
         return signalPassFailure();

@@ -178,3 +178,12 @@ func.func @f(%rows: tensor<32x1xf32>, %r: !R) {
   %w = moe.rows_to_slots %rows, %r : (tensor<32x1xf32>, !R) -> tensor<8x2xf32>
   return
 }
+
+// -----
+
+func.func @f(%rows: tensor<32x64xf32>, %c: tensor<4xi32>, %e: tensor<2xi32>) {
+  // expected-error @+1 {{'moe.all_to_all' op expected ('tensor<2xi32>') must have the type of counts ('tensor<4xi32>')}}
+  %r, %rc = moe.all_to_all %rows, %c expecting %e {ranks = 2 : i64}
+      : (tensor<32x64xf32>, tensor<4xi32>, tensor<2xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
+  return
+}

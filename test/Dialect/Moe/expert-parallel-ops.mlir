@@ -11,10 +11,11 @@ func.func @out_and_back(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>)
   // CHECK: %{{.*}}, %{{.*}} = moe.local_routing %[[COUNTS]] {ranks = 2 : i64} : (tensor<4xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
   %w, %r = moe.local_routing %counts {ranks = 2 : i64}
       : (tensor<4xi32>) -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
-  // A static result is a capacity: the way back into the sender's rows.
-  // CHECK: moe.all_to_all %[[RECV]], %[[COUNTS]] {ranks = 2 : i64} : (tensor<?x64xf32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
-  %back, %c2 = moe.all_to_all %recv, %counts {ranks = 2 : i64}
-      : (tensor<?x64xf32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
+  // A static result is a capacity: the way back into the sender's rows, whose counts are
+  // known (what comes back is what was sent).
+  // CHECK: moe.all_to_all %[[RECV]], %[[COUNTS]] expecting %{{.*}} {ranks = 2 : i64} : (tensor<?x64xf32>, tensor<4xi32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
+  %back, %c2 = moe.all_to_all %recv, %counts expecting %loads {ranks = 2 : i64}
+      : (tensor<?x64xf32>, tensor<4xi32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
   return %back, %w : tensor<32x64xf32>, tensor<?x1xf32>
 }
 

@@ -134,3 +134,31 @@ func.func @f(%in: memref<32x1xf32>, %r: memref<16x2xf32>, %w: memref<16x2xf32>) 
   moek.rows_to_slots %in, %r into %w : memref<32x1xf32>, memref<16x2xf32>, memref<16x2xf32>
   return
 }
+
+// -----
+
+func.func @f(%rows: memref<32x64xf32>, %other: memref<32x64xf32>, %c: memref<4xi32>, %rc: memref<4xi32>, %out: memref<?x64xf32>) {
+  %e = moek.all_to_all_start %rows, %c, %rc into %out {ranks = 2 : i64}
+      : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  // expected-error @+1 {{'moek.all_to_all_wait' op must name the buffers of the all_to_all_start that made its event (rows and received)}}
+  moek.all_to_all_wait %e, %other, %out : memref<32x64xf32>, memref<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%rows: memref<32x64xf32>, %c: memref<4xi32>, %rc: memref<4xi32>, %out: memref<?x32xf32>) {
+  // expected-error @+1 {{'moek.all_to_all_start' op received dimension 1 (H) (32) does not match rows dimension 1 (H) (64)}}
+  %e = moek.all_to_all_start %rows, %c, %rc into %out {ranks = 2 : i64}
+      : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%rows: memref<32x64xf32>, %c: memref<4xi32>, %rc: memref<4xi32>, %out: memref<?x64xf32>) {
+  // expected-error @+1 {{'moek.all_to_all_start' op counts has 4 segments, which the ranks (3) do not divide}}
+  %e = moek.all_to_all_start %rows, %c, %rc into %out {ranks = 3 : i64}
+      : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  return
+}

@@ -27,3 +27,14 @@ func.func @slots(%w: memref<16x2xf32>, %rows_of: memref<16x2xi32>, %rows: memref
   moek.rows_to_slots %rows, %rows_of into %back : memref<32x1xf32>, memref<16x2xi32>, memref<16x2xf32>
   return
 }
+
+// CHECK-LABEL: func.func @start_and_wait
+func.func @start_and_wait(%rows: memref<32x64xf32>, %counts: memref<4xi32>,
+                          %recv_counts: memref<4xi32>, %recv: memref<?x64xf32>) {
+  // CHECK: %[[E:.*]] = moek.all_to_all_start %[[R:.*]], %{{.*}}, %{{.*}} into %[[O:.*]] {ranks = 2 : i64} : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  %e = moek.all_to_all_start %rows, %counts, %recv_counts into %recv {ranks = 2 : i64}
+      : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+  // CHECK: moek.all_to_all_wait %[[E]], %[[R]], %[[O]] : memref<32x64xf32>, memref<?x64xf32>
+  moek.all_to_all_wait %e, %rows, %recv : memref<32x64xf32>, memref<?x64xf32>
+  return
+}
