@@ -266,19 +266,6 @@ struct MoeExpertParallelPass
         func.emitOpError() << kEpRanksAttr << " must be at least 1, got " << r;
         return signalPassFailure();
       }
-      // The aux loss counts loads over all ranks (an EP-group load): that
-      // needs the loads reduced across ranks, which is not written yet.
-      bool auxLoss = false;
-      func.walk([&](GateOp gate) {
-        auxLoss |= gate.getAuxLoss().convertToDouble() > 0.0 &&
-                   func->hasAttr("moe.training_step");
-      });
-      if (auxLoss) {
-        func.emitOpError()
-            << "moe-expert-parallel: the aux loss across ranks (loads counted "
-               "over all ranks) is not supported yet: train with aux_loss=0";
-        return signalPassFailure();
-      }
       SmallVector<CombineOp> combines;
       func.walk([&](CombineOp op) { combines.push_back(op); });
       if (combines.empty() && !requested)
@@ -301,6 +288,22 @@ struct MoeExpertParallelPass
       for (ExpertsBackwardOp op : backwards)
         if (failed(makeBackwardExpertParallel(func, op, r, sharded)))
           return signalPassFailure();
+      // The aux loss counts the EP group's loads (Pangu's EP-group aux
+      // loss): the rank's loads summed over all ranks.
+      func.walk([&](GateBackwardOp op) {
+        if (op.getAuxLoss().convertToDouble() <= 0.0)
+          return;
+        OpBuilder b(op);
+        RoutingType routing = op.getRouting().getType();
+        auto countsType =
+            RankedTensorType::get({routing.getExperts()}, b.getI32Type());
+        Value loads = ExpertLoadsOp::create(b, op.getLoc(), countsType,
+                                            op.getRouting());
+        Value group = AllReduceOp::create(b, op.getLoc(), countsType, loads,
+                                          b.getI64IntegerAttr(r));
+        op.getGroupLoadsMutable().assign(group);
+        op.setGroupRanks(r);
+      });
       // The arguments are shards now, and so are the training program's
       // dw1 and dw2: the signature says so.
       Operation *terminator = func.getBody().front().getTerminator();

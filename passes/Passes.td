@@ -68,7 +68,8 @@ def MoeExpertParallelPass : Pass<"moe-expert-parallel", "ModuleOp"> {
     gate-weight gradient back (`moe.rows_to_slots`); the dispatch's adjoint
     is a combine with unit weights. dw1 and dw2 are the local experts'
     complete gradients; dx, dw_gate and the loads are the rank's. The aux
-    loss across ranks is not supported yet (an error).
+    loss counts the EP group's loads: `moe.all_reduce` of the rank's loads
+    becomes `moe.gate_backward`'s `group_loads`.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect"];
   let options = [

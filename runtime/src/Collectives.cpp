@@ -442,3 +442,36 @@ int moert_rendezvous_broadcast(void *blob, size_t bytes, int timeout_seconds) {
     return 0;
   });
 }
+
+MOERT_EXPORT int32_t moert_all_reduce_sum_i32_v1(const int32_t *in,
+                                                 int32_t *out, int64_t count,
+                                                 int64_t ranks) {
+  return moert::guarded(1, [&]() -> int32_t {
+    if (failedAlready())
+      return 1;
+    if (std::string error = checkWorld("all-reduce", ranks, ranks);
+        !error.empty()) {
+      recordDeferredError(error);
+      return 1;
+    }
+    if (count < 0 || count > INT_MAX) {
+      recordDeferredError(format("all-reduce of %" PRId64 " values", count));
+      return 1;
+    }
+    moert::comm::endCompute("compute");
+    if (!world.mpi) {
+      moert::comm::runAndWait("all_reduce", count * 4, [=] {
+        std::memcpy(out, in, sizeof(int32_t) * size_t(count));
+      });
+    } else {
+      const moert::mpi::Library &mpi = *world.mpi;
+      moert::comm::runAndWait("all_reduce", count * 4, [=, &mpi] {
+        if (int code = mpi.MPI_Allreduce(in, out, int(count), mpi.int32,
+                                         mpi.sum, mpi.commWorld))
+          recordDeferredError(mpi.describe("MPI_Allreduce", code));
+      });
+    }
+    moert::comm::beginCompute();
+    return failedAlready() ? 1 : 0;
+  });
+}

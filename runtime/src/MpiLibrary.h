@@ -64,6 +64,7 @@ constexpr int kThreadSerialized = 2;   // MPI_THREAD_SERIALIZED
   X(Datatype, int32, ompi_mpi_int)                                             \
   X(Datatype, float64, ompi_mpi_double)                                        \
   X(Op, max, ompi_mpi_op_max)                                                  \
+  X(Op, sum, ompi_mpi_op_sum)                                                  \
   X(Errhandler, errorsReturn, ompi_mpi_errors_return)
 
 struct Library {

@@ -327,6 +327,7 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
   // every rank's tokens (each rank's group is its own layer: capacity is
   // per rank).
   if (ranks && ranks->ranks > 1) {
+    std::vector<int64_t> groupLoads(ref.loads.begin(), ref.loads.end());
     for (int64_t peer = 0; peer < ranks->ranks; ++peer) {
       if (peer == ranks->rank)
         continue;
@@ -344,6 +345,27 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
         ref.dw1[i] += other.dw1[i];
       for (size_t i = 0; i < ref.dw2.size(); ++i)
         ref.dw2[i] += other.dw2[i];
+      for (size_t e = 0; e < groupLoads.size(); ++e)
+        groupLoads[e] += other.loads[e];
+    }
+    // The aux loss counts the group's loads: the rank's router gradients
+    // and aux again, with them (dw1 and dw2 do not depend on it).
+    if (config.auxLossCoef > 0) {
+      config.groupLoads = groupLoads;
+      config.groupRanks = ranks->ranks;
+      moe::reference::Gradients withGroup;
+      try {
+        withGroup = moe::reference::runMoeBackwardF32(
+            config, xs.data(), wg.data(), w1s.data(), w2s.data(),
+            bias.empty() ? nullptr : bias.data(), dys.data());
+      } catch (const std::invalid_argument &e) {
+        why = std::string("the reference backward cannot run this layer: ") +
+              e.what();
+        return std::nullopt;
+      }
+      ref.dx = withGroup.dx;
+      ref.dwGate = withGroup.dwGate;
+      ref.aux = withGroup.aux;
     }
   }
   if (ranks) {

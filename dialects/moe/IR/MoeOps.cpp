@@ -455,6 +455,18 @@ LogicalResult GateBackwardOp::verify() {
   if (Value dxIn = getDxIn())
     if (failed(verifySameType(op, "dx_in", dxIn.getType(), "x", xType)))
       return failure();
+  if (getGroupRanks() < 1)
+    return emitOpError() << "group_ranks must be at least 1, got "
+                         << getGroupRanks();
+  if (Value loads = getGroupLoads()) {
+    Builder b(getContext());
+    if (failed(verifyRank(op, "group_loads", loads.getType(), 1, "[E]")) ||
+        failed(verifyElement(op, "group_loads", loads.getType(),
+                             b.getI32Type())) ||
+        failed(verifyExtent(op, "group_loads dimension 0 (E)", dim(loads, 0),
+                            "routing experts", routing.getExperts())))
+      return failure();
+  }
   auto aux = cast<RankedTensorType>(getAux().getType());
   if (aux.getRank() != 0 || !aux.getElementType().isF32())
     return emitOpError() << "aux must be a scalar tensor<f32>, got " << aux;
@@ -595,4 +607,20 @@ LogicalResult SlotsToRowsOp::verify() {
 LogicalResult RowsToSlotsOp::verify() {
   return verifySlotsAndRows(getOperation(), getValues(), getRows(),
                             getRouting().getType());
+}
+
+LogicalResult AllReduceOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (getRanks() < 1)
+    return emitOpError() << "ranks must be at least 1, got " << getRanks();
+  if (failed(verifyRank(op, "value", getValue().getType(), 1, "[N]")) ||
+      failed(verifyElement(op, "value", getValue().getType(), b.getI32Type())) ||
+      failed(verifyStaticShape(op, "value", getValue().getType())))
+    return failure();
+  if (getResult().getType() != getValue().getType())
+    return emitOpError() << "result (" << getResult().getType()
+                         << ") must have the type of value ("
+                         << getValue().getType() << ")";
+  return success();
 }

@@ -269,7 +269,8 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
+def Moe_GateBackwardOp : Moe_Op<"gate_backward",
+    [Pure, AttrSizedOperandSegments]> {
   let summary = "adjoint of moe.gate: router gradients and the aux loss";
   let description = [{
     Given `d_weights[T,k]` (the gradient of the loss with respect to the
@@ -287,6 +288,10 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     With `aux_loss` = COEF > 0, `aux` is `COEF * E * sum_e f_e * P_e` (f_e =
     kept assignments of e / (T*k), P_e = mean_t p[t,e]) and its gradient
     `COEF * E * f_e / T` joins `dp[t,e]`; otherwise `aux` is 0.
+    With `group_loads %l` (expert parallelism: the loads summed over the
+    `group_ranks` ranks of the EP group, each with T tokens) `f_e =
+    l[e] / (group_ranks * T * k)`: the load is the group's, `P_e` the
+    rank's.
 
     ```mlir
     %dx, %dw_gate, %aux = moe.gate_backward softmax %x, %w_gate, %routing,
@@ -303,10 +308,12 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
     Moe_RoutingType:$routing,
     AnyRankedTensor:$d_weights,
     Optional<AnyRankedTensor>:$dx_in,
+    Optional<AnyRankedTensor>:$group_loads,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
-    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss,
+    DefaultValuedAttr<I64Attr, "1">:$group_ranks
   );
   let results = (outs
     AnyRankedTensor:$dx,
@@ -315,7 +322,8 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward", [Pure]> {
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $routing `,` $d_weights
-    (`accumulate` $dx_in^)? attr-dict `:` functional-type(operands, results)
+    (`accumulate` $dx_in^)? (`group_loads` $group_loads^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -383,6 +391,25 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all"> {
   let assemblyFormat = [{
     $rows `,` $counts (`expecting` $expected^)? attr-dict
     `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AllReduceOp : Moe_Op<"all_reduce"> {
+  let summary = "element-wise sum over the ranks of i32 counts";
+  let description = [{
+    `result[i] = sum over the ranks of value[i]`: the EP group's expert
+    loads, which the aux loss counts over all ranks.
+
+    ```mlir
+    %group = moe.all_reduce %loads {ranks = 2 : i64}
+        : (tensor<4xi32>) -> tensor<4xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$value, I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $value attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

@@ -813,3 +813,21 @@ LogicalResult AllToAllWaitOp::verify() {
                             "that made its event (rows and received)";
   return success();
 }
+
+LogicalResult AllReduceOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (getRanks() < 1)
+    return emitOpError() << "ranks must be at least 1, got " << getRanks();
+  if (failed(expectBuffer(op, "in", getIn(), 1, "[N]")) ||
+      failed(expectElement(op, "in", getIn(), b.getI32Type())) ||
+      failed(expectStaticShape(op, "in", getIn(), "[N]")) ||
+      failed(expectContiguous(op, "in", getIn())) ||
+      failed(expectContiguous(op, "out", getOut())))
+    return failure();
+  if (getOut().getType() != getIn().getType())
+    return emitOpError() << "out (" << getOut().getType()
+                         << ") must have the type of in (" << getIn().getType()
+                         << ")";
+  return success();
+}

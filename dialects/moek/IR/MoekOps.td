@@ -410,8 +410,9 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     Per token t: recomputes the scores `x[t] . w_gate` and `p` (softmax or
     sigmoid), takes `d_weights[t, :]` back through scaling and
     normalization to `dp` over the selected `indices[t, :]`, adds the
-    aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads / (T*k), the
-    loads being `offsets[e+1] - offsets[e]`), then through the score
+    aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads /
+    (group_ranks*T*k), the loads being `offsets[e+1] - offsets[e]`: with
+    expert parallelism the offsets of the EP group's loads), then through the score
     function to `ds`, and accumulates `dx[t] += ds . w_gate^T` (f32 `dx`,
     added to) and `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
     (rank 0, f32) receives `aux_loss * E * sum_e f_e * P_e`, 0 when
@@ -437,7 +438,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
-    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss,
+    DefaultValuedAttr<I64Attr, "1">:$group_ranks
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
@@ -500,6 +502,24 @@ def Moek_AllToAllOp : Moek_KernelOp<"all_to_all"> {
     $rows `,` $counts `,` $received_counts `into` $received attr-dict
     `:` type($rows) `,` type($counts) `,` type($received_counts) `,`
     type($received)
+  }];
+}
+
+def Moek_AllReduceOp : Moek_KernelOp<"all_reduce"> {
+  let summary = "out[i] = sum over the ranks of in[i] (i32)";
+  let description = [{
+    ```mlir
+    moek.all_reduce %loads into %group {ranks = 2 : i64}
+        : memref<4xi32>, memref<4xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$in,
+    Arg<AnyMemRef, "", [MemWrite]>:$out,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $in `into` $out attr-dict `:` type($in) `,` type($out)
   }];
 }
 

@@ -222,6 +222,10 @@ int moert_comm_finalize(void);
    after a failure they do nothing until that call ends. */
 int32_t moert_exchange_counts_v1(const int32_t *counts, int32_t *received,
                                  int64_t segments, int64_t ranks);
+/* out[i] = the sum over all ranks of in[i], i < count (the EP group's
+   expert loads, which the aux loss counts). */
+int32_t moert_all_reduce_sum_i32_v1(const int32_t *in, int32_t *out,
+                                    int64_t count, int64_t ranks);
 /* Sends rows: segment g (counts[g] rows of row_bytes bytes, consecutive
    from `rows`, which holds rows_capacity rows) goes to rank
    g / (segments/ranks); receives into `received` (received_capacity rows)

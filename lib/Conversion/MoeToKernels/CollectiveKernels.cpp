@@ -156,3 +156,14 @@ LogicalResult moe::lowerRowsToSlots(RowsToSlotsOp op, RoutingPlans &plans,
   rewriter.replaceOp(op, asTensor(b, values));
   return success();
 }
+
+void moe::lowerAllReduceToKernels(AllReduceOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  auto type = cast<RankedTensorType>(op.getValue().getType());
+  Value out = allocBuffer(b, type.getShape(), type.getElementType(), {},
+                          "collectives.all_reduce");
+  moek::AllReduceOp::create(b, readBuffer(b, op.getValue()), out,
+                            op.getRanksAttr());
+  rewriter.replaceOp(op, asTensor(b, out));
+}

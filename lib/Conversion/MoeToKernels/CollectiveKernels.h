@@ -24,6 +24,9 @@ void lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter);
 /// routing result becomes the plan cast RoutingPlans::planOf reads.
 void lowerLocalRoutingToKernels(LocalRoutingOp op, RewriterBase &rewriter);
 
+/// moek.all_reduce into a fresh buffer.
+void lowerAllReduceToKernels(AllReduceOp op, RewriterBase &rewriter);
+
 /// moek.slots_to_rows / moek.rows_to_slots through the assignment rows of
 /// the routing plan.
 LogicalResult lowerSlotsToRows(SlotsToRowsOp op, RoutingPlans &plans,

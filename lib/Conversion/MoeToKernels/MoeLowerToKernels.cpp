@@ -146,6 +146,10 @@ struct MoeLowerToKernelsPass
     getOperation()->walk([&](AllToAllOp op) { collectives.push_back(op); });
     for (AllToAllOp op : collectives)
       lowerAllToAllToKernels(op, rewriter);
+    SmallVector<AllReduceOp> reductions;
+    getOperation()->walk([&](AllReduceOp op) { reductions.push_back(op); });
+    for (AllReduceOp op : reductions)
+      lowerAllReduceToKernels(op, rewriter);
 
     RoutingPlans plans;
     WideGradients wide;

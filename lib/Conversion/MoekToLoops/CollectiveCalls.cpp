@@ -174,3 +174,17 @@ void moek::lowerRowsToSlots(RowsToSlotsOp op, ImplicitLocOpBuilder &b) {
     memref::StoreOp::create(b, value, op.getValues(), ValueRange{t, j});
   });
 }
+
+void moek::lowerAllReduce(AllReduceOp op, ImplicitLocOpBuilder &b) {
+  Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Type i64Type = b.getI64Type();
+  auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
+                                          {ptr, ptr, i64Type, i64Type});
+  LLVM::LLVMFuncOp callee =
+      declareRuntimeFunction(op, "moert_all_reduce_sum_i32_v1", type);
+  int64_t count = cast<MemRefType>(op.getIn().getType()).getDimSize(0);
+  LLVM::CallOp::create(b, callee,
+                       ValueRange{pointerTo(b, op.getIn()),
+                                  pointerTo(b, op.getOut()), i64(b, count),
+                                  i64(b, op.getRanks())});
+}

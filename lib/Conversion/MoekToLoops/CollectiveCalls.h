@@ -16,6 +16,8 @@ namespace mlir::moek {
 
 /// A call of moert_exchange_counts_v1.
 void lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b);
+/// A call of moert_all_reduce_sum_i32_v1.
+void lowerAllReduce(AllReduceOp op, ImplicitLocOpBuilder &b);
 /// A call of moert_all_to_all_v1.
 void lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b);
 /// Calls of moert_all_to_all_start_v1 and moert_event_wait_v1.

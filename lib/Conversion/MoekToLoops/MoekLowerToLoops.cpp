@@ -342,6 +342,9 @@ struct MoekLowerToLoopsPass
               .Case([&](RouteBackwardOp o) {
                 return lowerRouteBackward(o, b, hoisted), true;
               })
+              .Case([&](moek::AllReduceOp o) {
+                return lowerAllReduce(o, b), true;
+              })
               .Case([&](ExchangeCountsOp o) {
                 return lowerExchangeCounts(o, b), true;
               })
@@ -369,7 +372,7 @@ struct MoekLowerToLoopsPass
                              "exclusive_scan, assignment_rows, "
                              "row_assignments, gather_rows, grouped_matmul, "
                              "glu, combine_rows, the backward kernels, "
-                             "exchange_counts, all_to_all, "
+                             "exchange_counts, all_reduce, all_to_all, "
                              "all_to_all_start, all_to_all_wait, "
                              "received_assignments, slots_to_rows and "
                              "rows_to_slots)";

@@ -187,3 +187,47 @@ func.func @f(%rows: tensor<32x64xf32>, %c: tensor<4xi32>, %e: tensor<2xi32>) {
       : (tensor<32x64xf32>, tensor<4xi32>, tensor<2xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
   return
 }
+
+// -----
+
+func.func @f(%l: tensor<4xf32>) {
+  // expected-error @+1 {{'moe.all_reduce' op value must have element type 'i32', got 'f32'}}
+  %g = moe.all_reduce %l {ranks = 2 : i64} : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4xi32>) {
+  // expected-error @+1 {{'moe.all_reduce' op result ('tensor<8xi32>') must have the type of value ('tensor<4xi32>')}}
+  %g = moe.all_reduce %l {ranks = 2 : i64} : (tensor<4xi32>) -> tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4xi32>) {
+  // expected-error @+1 {{'moe.all_reduce' op ranks must be at least 1, got 0}}
+  %g = moe.all_reduce %l {ranks = 0 : i64} : (tensor<4xi32>) -> tensor<4xi32>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %dw: tensor<16x2xf32>, %r: !R, %l: tensor<8xi32>) {
+  // expected-error @+1 {{'moe.gate_backward' op group_loads dimension 0 (E) (8) does not match routing experts (4)}}
+  %dx, %dwg, %aux = moe.gate_backward softmax %x, %wg, %r, %dw group_loads %l {aux_loss = 0.01 : f64, group_ranks = 2 : i64}
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>, tensor<8xi32>) -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %dw: tensor<16x2xf32>, %r: !R, %l: tensor<4xi32>) {
+  // expected-error @+1 {{'moe.gate_backward' op group_ranks must be at least 1, got 0}}
+  %dx, %dwg, %aux = moe.gate_backward softmax %x, %wg, %r, %dw group_loads %l {aux_loss = 0.01 : f64, group_ranks = 0 : i64}
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>, tensor<4xi32>) -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return
+}

@@ -32,3 +32,18 @@ func.func @slots(%w: tensor<16x2xf32>, %rows: tensor<32x1xf32>,
       : (tensor<32x1xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>) -> tensor<16x2xf32>
   return %to, %back : tensor<32x1xf32>, tensor<16x2xf32>
 }
+
+// The EP group's loads, and the router backward that counts them.
+// CHECK-LABEL: func.func @group_loads
+func.func @group_loads(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %dw: tensor<16x2xf32>,
+                       %r: !moe.routing<tokens = 16, experts = 4, top_k = 2>, %loads: tensor<4xi32>)
+    -> (tensor<16x32xf32>, tensor<f32>) {
+  // CHECK: %[[G:.*]] = moe.all_reduce %{{.*}} {ranks = 2 : i64} : (tensor<4xi32>) -> tensor<4xi32>
+  %group = moe.all_reduce %loads {ranks = 2 : i64} : (tensor<4xi32>) -> tensor<4xi32>
+  // CHECK: moe.gate_backward softmax %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} group_loads %[[G]] {aux_loss = 1.000000e-02 : f64, group_ranks = 2 : i64}
+  %dx, %dwg, %aux = moe.gate_backward softmax %x, %wg, %r, %dw group_loads %group
+      {aux_loss = 0.01 : f64, group_ranks = 2 : i64}
+      : (tensor<16x32xf32>, tensor<32x4xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>,
+         tensor<16x2xf32>, tensor<4xi32>) -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
+  return %dx, %aux : tensor<16x32xf32>, tensor<f32>
+}

@@ -162,3 +162,11 @@ func.func @f(%rows: memref<32x64xf32>, %c: memref<4xi32>, %rc: memref<4xi32>, %o
       : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%l: memref<4xi32>, %g: memref<5xi32>) {
+  // expected-error @+1 {{'moek.all_reduce' op out ('memref<5xi32>') must have the type of in ('memref<4xi32>')}}
+  moek.all_reduce %l into %g {ranks = 2 : i64} : memref<4xi32>, memref<5xi32>
+  return
+}

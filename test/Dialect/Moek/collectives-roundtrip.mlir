@@ -38,3 +38,10 @@ func.func @start_and_wait(%rows: memref<32x64xf32>, %counts: memref<4xi32>,
   moek.all_to_all_wait %e, %rows, %recv : memref<32x64xf32>, memref<?x64xf32>
   return
 }
+
+// CHECK-LABEL: func.func @reduce
+func.func @reduce(%l: memref<4xi32>, %g: memref<4xi32>) {
+  // CHECK: moek.all_reduce %{{.*}} into %{{.*}} {ranks = 2 : i64} : memref<4xi32>, memref<4xi32>
+  moek.all_reduce %l into %g {ranks = 2 : i64} : memref<4xi32>, memref<4xi32>
+  return
+}
