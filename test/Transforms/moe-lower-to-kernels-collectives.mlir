@@ -36,9 +36,20 @@
 // LOOPS: %[[EVENT:.*]] = llvm.call @moert_all_to_all_start_v1({{.*}}, %{{.*}}) : (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i64
 // LOOPS: llvm.call @moert_event_wait_v1(%[[EVENT]]) : (i64) -> i32
 // LOOPS-NOT: moek.
+
+// The EP group's loads: a call of moert_all_reduce_sum_i32_v1 (4 counts, 2 ranks).
+// CHECK-LABEL: func.func @group
+// CHECK: %[[OUT:.*]] = memref.alloc() {moe.buffer = "collectives.all_reduce"} : memref<4xi32>
+// CHECK: moek.all_reduce %{{.*}} into %[[OUT]] {ranks = 2 : i64}
+// LOOPS-LABEL: func.func @group
+// LOOPS-DAG: %[[FOUR:.*]] = arith.constant 4 : i64
+// LOOPS-DAG: %[[TWO:.*]] = arith.constant 2 : i64
+// LOOPS: llvm.call @moert_all_reduce_sum_i32_v1(%{{.*}}, %{{.*}}, %[[FOUR]], %[[TWO]]) : (!llvm.ptr, !llvm.ptr, i64, i64) -> i32
+// The declarations, once each, at the end of the module.
 // LOOPS: llvm.func @moert_exchange_counts_v1(!llvm.ptr, !llvm.ptr, i64, i64) -> i32
 // LOOPS: llvm.func @moert_all_to_all_start_v1(!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> i64
 // LOOPS: llvm.func @moert_event_wait_v1(i64) -> i32
+// LOOPS: llvm.func @moert_all_reduce_sum_i32_v1(!llvm.ptr, !llvm.ptr, i64, i64) -> i32
 func.func @out(%rows: tensor<32x64xf32>, %loads: tensor<4xi32>) -> (tensor<?x64xf32>, tensor<?x1xf32>) {
   %recv, %counts = moe.all_to_all %rows, %loads {ranks = 2 : i64}
       : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
@@ -52,4 +63,9 @@ func.func @back(%rows: tensor<?x64xf32>, %counts: tensor<4xi32>, %loads: tensor<
   %back, %c = moe.all_to_all %rows, %counts expecting %loads {ranks = 2 : i64}
       : (tensor<?x64xf32>, tensor<4xi32>, tensor<4xi32>) -> (tensor<32x64xf32>, tensor<4xi32>)
   return %back : tensor<32x64xf32>
+}
+
+func.func @group(%loads: tensor<4xi32>) -> tensor<4xi32> {
+  %g = moe.all_reduce %loads {ranks = 2 : i64} : (tensor<4xi32>) -> tensor<4xi32>
+  return %g : tensor<4xi32>
 }
