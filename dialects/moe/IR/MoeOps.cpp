@@ -543,6 +543,12 @@ LogicalResult AllToAllOp::verify() {
   if (ShapedType::isDynamic(dim(getRows(), 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static: every "
                                 "rank sends rows of the same size";
+  // Rows travel as bytes: their elements need a size.
+  Type element = cast<RankedTensorType>(getRows().getType()).getElementType();
+  if (!element.isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << element;
   return verifyExtent(op, "received dimension 1 (H)", dim(getReceived(), 1),
                       "rows dimension 1 (H)", dim(getRows(), 1));
 }

@@ -728,6 +728,11 @@ LogicalResult AllToAllOp::verify() {
                              << getCounts().getType() << ")";
   if (ShapedType::isDynamic(dim(rows, 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static";
+  // The runtime moves rows as bytes: their elements need a size.
+  if (!memrefOf(rows).getElementType().isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << memrefOf(rows).getElementType();
   return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
                       "rows dimension 1 (H)", dim(rows, 1));
 }
@@ -801,6 +806,11 @@ LogicalResult AllToAllStartOp::verify() {
                              << getCounts().getType() << ")";
   if (ShapedType::isDynamic(dim(rows, 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static";
+  // The runtime moves rows as bytes: their elements need a size.
+  if (!memrefOf(rows).getElementType().isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << memrefOf(rows).getElementType();
   return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
                       "rows dimension 1 (H)", dim(rows, 1));
 }

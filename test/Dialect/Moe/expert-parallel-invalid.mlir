@@ -231,3 +231,12 @@ func.func @f(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %dw: tensor<16x2xf32>
       : (tensor<16x32xf32>, tensor<32x4xf32>, !R, tensor<16x2xf32>, tensor<4xi32>) -> (tensor<16x32xf32>, tensor<32x4xf32>, tensor<f32>)
   return
 }
+
+// -----
+
+func.func @f(%rows: tensor<32x64xindex>, %c: tensor<4xi32>) {
+  // expected-error @+1 {{'moe.all_to_all' op rows must have an integer or floating-point element type, got 'index'}}
+  %r, %rc = moe.all_to_all %rows, %c {ranks = 2 : i64}
+      : (tensor<32x64xindex>, tensor<4xi32>) -> (tensor<?x64xindex>, tensor<4xi32>)
+  return
+}

@@ -170,3 +170,12 @@ func.func @f(%l: memref<4xi32>, %g: memref<5xi32>) {
   moek.all_reduce %l into %g {ranks = 2 : i64} : memref<4xi32>, memref<5xi32>
   return
 }
+
+// -----
+
+func.func @f(%rows: memref<32x64xindex>, %c: memref<4xi32>, %rc: memref<4xi32>, %out: memref<?x64xindex>) {
+  // expected-error @+1 {{'moek.all_to_all' op rows must have an integer or floating-point element type, got 'index'}}
+  moek.all_to_all %rows, %c, %rc into %out {ranks = 2 : i64}
+      : memref<32x64xindex>, memref<4xi32>, memref<4xi32>, memref<?x64xindex>
+  return
+}
