@@ -200,7 +200,7 @@ LogicalResult differentiate(func::FuncOp func) {
             TypeRange{gate.getX().getType(), gate.getWGate().getType(),
                       RankedTensorType::get({}, b.getF32Type())},
             residual(gate.getX()), residual(gate.getWGate()), plan.routing,
-            dWeights, dxIn, /*probs=*/Value(),
+            dWeights, dxIn, /*probs=*/Value(), /*group_loads=*/Value(),
             gate.getScoreFuncAttr(), gate.getNormalizeAttr(),
             gate.getScalingAttr(), gate.getAuxLossAttr());
         // The gate added the chain's dx (dx_in) to its own.

@@ -24,6 +24,7 @@
 #include "dialects/moe/IR/MoeOps.h"
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoeToKernels/BackwardKernels.h"
+#include "lib/Conversion/MoeToKernels/CollectiveKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 #include "passes/Passes.h"
 
@@ -64,6 +65,10 @@ ExpertGateUpOp savedGateUpOf(Chain chain) {
 
 /// The chain ending in `combine`, or a remark saying why it cannot fuse.
 FailureOr<Chain> matchChain(CombineOp combine) {
+  // Expert parallelism: the rows came over the network, so they exist;
+  // nothing to fuse and nothing to remark.
+  if (combine.getExpertOut().getDefiningOp<AllToAllOp>())
+    return failure();
   auto experts = combine.getExpertOut().getDefiningOp<ExpertsOp>();
   if (!experts)
     return combine.emitRemark()
@@ -82,6 +87,7 @@ FailureOr<Chain> matchChain(CombineOp combine) {
            << "not fused: dispatch, experts and combine follow different "
               "routings";
   if (!combine.getRouting().getDefiningOp<GateOp>() &&
+      !combine.getRouting().getDefiningOp<LocalRoutingOp>() &&
       !combine.getRouting().getDefiningOp<UnrealizedConversionCastOp>())
     return combine.emitRemark()
            << "not fused: the routing does not come from a moe.gate in this "
@@ -117,6 +123,9 @@ struct MoeZeroBufferFusionPass
         continue;
       if (auto gate = combine.getRouting().getDefiningOp<GateOp>())
         lowerGateToKernels(gate, rewriter);
+      else if (auto local =
+                   combine.getRouting().getDefiningOp<LocalRoutingOp>())
+        lowerLocalRoutingToKernels(local, rewriter);
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();
     }

@@ -9,7 +9,7 @@
 namespace mlir {
 namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
-namespace func { class FuncOp; }
+namespace func { class FuncDialect; class FuncOp; }
 namespace gpu { class GPUDialect; }
 namespace LLVM { class LLVMDialect; }
 namespace NVVM { class NVVMDialect; }
@@ -20,6 +20,7 @@ namespace moek { class MoekDialect; }
 namespace math { class MathDialect; }
 namespace memref { class MemRefDialect; }
 namespace scf { class SCFDialect; }
+namespace tensor { class TensorDialect; }
 } // namespace mlir
 
 namespace mlir::moe {

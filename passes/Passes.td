@@ -98,6 +98,76 @@ def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
   ];
 }
 
+def MoeExpertParallelPass : Pass<"moe-expert-parallel", "ModuleOp"> {
+  let summary = "Turn each MoE layer into its per-rank program for R expert-parallel ranks";
+  let description = [{
+    ARCHITECTURE.md, "Expert parallelism over R ranks": rank r holds its T
+    tokens and experts `[r*E/R, (r+1)*E/R)`; the router is replicated.
+    Rewrites each `moe.gate -> moe.dispatch -> moe.experts -> moe.combine`
+    chain of a function that asks for it (`ranks` > 0, or the function
+    attribute `moe.ep_ranks = R`) into:
+
+    1. the gate over all E experts on the rank's tokens, and the dispatch
+       into expert order (the send buffer);
+    2. `moe.expert_loads`, then `moe.all_to_all` of the dispatched rows with
+       the loads as split sizes: each row travels to its expert's rank;
+    3. `moe.local_routing` of what arrived, and the local experts as a
+       dispatch -> experts -> combine chain over it (top_k = 1, weights 1),
+       which `moe-zero-buffer-fusion` turns into gather/scatter grouped
+       GEMMs like any layer;
+    4. `moe.all_to_all` back with the received counts, which returns each
+       row to its place in expert order, and the gate-weighted combine.
+
+    The function's w1 and w2 arguments become the local shards
+    `[E/R, H, 2F]` and `[E/R, F, H]` (they must be arguments). Capacity
+    applies to the rank's T tokens (GShard groups). E not divisible by R,
+    or weights that are not arguments, are errors.
+
+    The training program (`moe-generate-backward` first, then this pass):
+    each `moe.experts_backward` sends the rows of x and dy and each row's
+    gate weight (`moe.slots_to_rows`) to the experts' ranks, runs the local
+    experts' backward there and brings each row's input gradient and
+    gate-weight gradient back (`moe.rows_to_slots`); the dispatch's adjoint
+    is a combine with unit weights. dw1 and dw2 are the local experts'
+    complete gradients; dx, dw_gate and the loads are the rank's. The aux
+    loss counts the EP group's loads: `moe.all_reduce` of the rank's loads
+    becomes `moe.gate_backward`'s `group_loads`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", /*default=*/"0",
+           "Ranks of every MoE function (0: those with moe.ep_ranks only)">,
+  ];
+}
+
+def MoeOverlapCommunicationPass : Pass<"moe-overlap-communication", "ModuleOp"> {
+  let summary = "Pipeline a per-rank layer's all-to-alls with its expert GEMMs over chunks of tokens";
+  let description = [{
+    Splits the tokens of each per-rank layer (`moe-expert-parallel`'s) into
+    N chunks and lays the program out as a software pipeline: every chunk's
+    routing, dispatch and outbound all-to-all first, then each chunk's local
+    experts followed by its all-to-all back, then the combines. Lowered,
+    each all-to-all is started on the runtime's communication stream and
+    waited for just before its rows are used, so chunk c+1's rows travel
+    while chunk c is routed and chunk c-1's results travel back while chunk
+    c's experts run (both directions). Dropless routing is per token, so
+    the result is exactly the layer's.
+
+    N is `chunks`, or the function attribute `moe.overlap_chunks` (a layer
+    spec's `overlap=N`), or when that is 0 a cost model's choice (a remark
+    says which, and why). A layer with a capacity factor (capacity is per
+    group of tokens), a dynamic token count or the training program is left
+    alone with a remark; a chunk count that does not divide the tokens is an
+    error.
+  }];
+  let options = [
+    Option<"chunks", "chunks", "int64_t", /*default=*/"0",
+           "Chunks of every per-rank layer (0: the cost model); without the "
+           "option only functions with moe.overlap_chunks are chunked">,
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{
@@ -192,10 +262,14 @@ def MoekLowerToLoopsPass : Pass<"moek-lower-to-loops", "ModuleOp"> {
   let description = [{
     Every moek kernel becomes `scf.for` loops over its buffers with
     `arith`/`math` arithmetic, accumulating in f32. Only the rows of the
-    selected experts are computed (T*k rows in all).
+    selected experts are computed (T*k rows in all). Collectives become
+    calls of moert's versioned entry points (`moert_exchange_counts_v1`,
+    `moert_all_to_all_v1`), which run over MPI.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",

@@ -2,13 +2,16 @@
 # Installs what MoE-MLIR builds with (Debian packages), only what is missing:
 # LLVM/MLIR 22 (with FileCheck and lit), GoogleTest, CMake, Ninja, a C/C++
 # compiler, and for the fuzzers (scripts/fuzz.sh) clang 22 with its libFuzzer
-# and sanitizer runtimes; then the Python packages of the bindings (pip).
+# and sanitizer runtimes, Open MPI (expert parallelism on the CPU: mpirun
+# runs the multi-rank tests; moert loads libmpi.so.40 with dlopen); then the
+# Python packages of the bindings (pip).
 # Needs root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 
 packages=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
           libgtest-dev cmake ninja-build g++ python3
-          clang-22 libclang-rt-22-dev)
+          clang-22 libclang-rt-22-dev
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -29,3 +29,17 @@ llvm_config.with_environment("PATH", config.moe_tools_dir, append_path=True)
 # Features that gate integration tests: a GPU with a CUDA driver.
 if shutil.which("nvidia-smi") and os.path.exists("/dev/nvidia0"):
     config.available_features.add("cuda")
+
+# Expert parallelism on the CPU: several ranks under Open MPI's mpirun.
+# %mpirun runs a command on N ranks (%mpirun -n 2 moe-run ...), as root too
+# (CI runs as root) and on machines with fewer cores than ranks.
+mpirun = shutil.which("mpirun")
+if mpirun and os.path.exists("/usr/lib/x86_64-linux-gnu/libmpi.so.40"):
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", mpirun + " --allow-run-as-root --oversubscribe"
+         " --mca btl self,vader --mca btl_vader_single_copy_mechanism none"
+         " -x OMPI_ALLOW_RUN_AS_ROOT=1 -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"))
+    # The root permission check reads these from mpirun's own environment.
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"

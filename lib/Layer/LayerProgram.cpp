@@ -80,7 +80,15 @@ std::string moe::layer::emitLayerProgram(const LayerSpec &spec) {
      << ", %w2: " << w2Type;
   if (spec.bias)
     os << ", %bias: " << biasType;
-  os << ")\n    -> (" << xType << ", " << indicesType << ") {\n";
+  os << ")\n    -> (" << xType << ", " << indicesType << ")";
+  // The request moe-expert-parallel turns into the per-rank program.
+  if (spec.epRanks > 0) {
+    os << "\n    attributes {moe.ep_ranks = " << spec.epRanks << " : i64";
+    if (spec.overlapChunks >= 0)
+      os << ", moe.overlap_chunks = " << spec.overlapChunks << " : i64";
+    os << "}";
+  }
+  os << " {\n";
   os << "  %weights, %indices, %routing = moe.gate "
      << routerName(spec.router) << " top_k = " << K << " %x, %w_gate"
      << (spec.bias ? " bias %bias" : "") << attrDict << "\n      : ("

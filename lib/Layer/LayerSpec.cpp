@@ -57,7 +57,8 @@ const std::vector<Preset> &presets() {
 const char *const kKeys[] = {"tokens",    "hidden",  "ffn",        "experts",
                              "top_k",     "router",  "bias",       "capacity",
                              "normalize", "scaling", "activation", "dtype",
-                             "dynamic",   "n_group", "topk_group", "aux_loss"};
+                             "dynamic",   "n_group", "topk_group", "aux_loss",
+                             "ep",        "overlap"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
@@ -94,7 +95,8 @@ auto fieldsOf(const LayerSpec &s) {
   return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
                          s.bias, s.capacity, s.normalize, s.scaling,
                          s.activation, s.dtype, s.dynamicTokens, s.nGroup,
-                         s.topkGroup, s.auxLoss);
+                         s.topkGroup, s.auxLoss, s.epRanks,
+                         s.overlapChunks);
 }
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -169,6 +171,10 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
     return parseInt(key, value, 1, spec.topK, error);
   if (key == "n_group")
     return parseInt(key, value, 0, spec.nGroup, error);
+  if (key == "ep")
+    return parseInt(key, value, 1, spec.epRanks, error);
+  if (key == "overlap")
+    return parseInt(key, value, 0, spec.overlapChunks, error);
   if (key == "topk_group")
     return parseInt(key, value, 0, spec.topkGroup, error);
   if (key == "bias")
@@ -284,6 +290,23 @@ bool validate(const LayerSpec &s, std::string &error) {
     error = "experts=" + str(s.experts) + ", hidden=" + str(s.hidden) +
             ", ffn=" + str(s.ffn) + ", tokens=" + str(s.tokens) +
             ": the weights or activations would be more than 2^63 bytes";
+    return false;
+  }
+  // Experts are split contiguously, the same number on every rank.
+  if (s.epRanks > 0 && s.experts % s.epRanks != 0) {
+    error = "ep=" + str(s.epRanks) + " does not divide experts=" +
+            str(s.experts) +
+            ": expert parallelism gives every rank experts/ep experts";
+    return false;
+  }
+  if (s.overlapChunks >= 0 && s.epRanks == 0) {
+    error = "overlap=" + str(s.overlapChunks) +
+            " pipelines the all-to-alls of expert parallelism: it needs ep=R";
+    return false;
+  }
+  if (s.overlapChunks > 0 && s.tokens % s.overlapChunks != 0) {
+    error = "overlap=" + str(s.overlapChunks) + " does not divide tokens=" +
+            str(s.tokens) + ": every chunk has tokens/overlap tokens";
     return false;
   }
   if (s.nGroup == 0)
@@ -472,6 +495,10 @@ std::string formatLayerSpec(const LayerSpec &s) {
   // Only when on, so that every forward spec keeps its text.
   if (s.auxLoss > 0.0)
     out += ",aux_loss=" + formatDouble(s.auxLoss);
+  if (s.epRanks > 0)
+    out += ",ep=" + str(s.epRanks);
+  if (s.overlapChunks >= 0)
+    out += ",overlap=" + str(s.overlapChunks);
   return out;
 }
 

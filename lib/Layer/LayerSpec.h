@@ -57,6 +57,14 @@ struct LayerSpec {
   /// COEF of the load-balancing loss of the training program; 0 = off. A
   /// forward program carries it as moe.gate's aux_loss and ignores it.
   double auxLoss = 0.0;
+  /// Expert parallelism over this many ranks (0 = off; 1 runs the per-rank
+  /// program on one rank): the program is moe-expert-parallel's per-rank
+  /// program, T tokens per rank and E/R experts per rank.
+  int64_t epRanks = 0;
+  /// moe-overlap-communication's chunks (-1 = off, 0 = its cost model's
+  /// choice): the per-rank program pipelines its all-to-alls with the
+  /// experts over this many chunks of tokens. Needs epRanks.
+  int64_t overlapChunks = -1;
   /// The preset whose fields this spec equals exactly, or "custom".
   std::string name = "custom";
 };

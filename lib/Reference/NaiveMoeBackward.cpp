@@ -181,6 +181,17 @@ void expertForward(const TrainingConfig &c, const TrainingInputs &in,
       o[h] += a[f] * w2e[f * H + h];
 }
 
+/// f_e: expert e's kept assignments over all the layer's assignments (those
+/// of the EP group when given).
+double loadFraction(const TrainingConfig &c, const Routing &routing,
+                    int64_t e) {
+  const int64_t T = c.T, k = c.router.topK;
+  if (!c.groupLoads.empty())
+    return static_cast<double>(c.groupLoads[e]) /
+           static_cast<double>(c.groupRanks * T * k);
+  return static_cast<double>(routing.loads[e]) / static_cast<double>(T * k);
+}
+
 /// COEF * E * sum_e f_e * P_e.
 double auxLoss(const TrainingConfig &c, const Routing &routing) {
   if (c.auxLossCoef <= 0.0 || c.T == 0)
@@ -188,7 +199,7 @@ double auxLoss(const TrainingConfig &c, const Routing &routing) {
   const int64_t T = c.T, E = c.E, k = c.router.topK;
   double total = 0.0;
   for (int64_t e = 0; e < E; ++e) {
-    double f = static_cast<double>(routing.loads[e]) / static_cast<double>(T * k);
+    double f = loadFraction(c, routing, e);
     double P = 0.0;
     for (int64_t t = 0; t < T; ++t)
       P += routing.p[t * E + e];
@@ -291,9 +302,7 @@ Gradients runMoeBackward(const TrainingConfig &c, const TrainingInputs &in) {
     if (c.auxLossCoef > 0.0)
       for (int64_t e = 0; e < E; ++e)
         dp[e] += c.auxLossCoef * static_cast<double>(E) *
-                 (static_cast<double>(routing.loads[e]) /
-                  static_cast<double>(T * k)) /
-                 static_cast<double>(T);
+                 loadFraction(c, routing, e) / static_cast<double>(T);
 
     // --- The score function, then s = x[t] . w_gate. ---
     const double *p = &routing.p[t * E];

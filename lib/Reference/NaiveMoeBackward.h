@@ -34,6 +34,11 @@ struct TrainingConfig {
   RouterConfig router;
   int64_t T = 0, H = 0, F = 0, E = 0;
   double auxLossCoef = 0.0; ///< COEF; 0 = no load-balancing loss
+  /// Expert parallelism (an EP group of `groupRanks` ranks of T tokens
+  /// each): f_e = groupLoads[e] / (groupRanks * T * k), the loads counted
+  /// over all ranks. Empty: f_e from this layer's own loads.
+  std::vector<int64_t> groupLoads;
+  int64_t groupRanks = 1;
 };
 
 /// The inputs of one training step, in double. `bias` may be null.

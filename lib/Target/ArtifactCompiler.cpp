@@ -10,6 +10,7 @@
 #include "moe-mlir/Runtime/ArtifactSeal.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -249,10 +250,27 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     if (failed(training.run(module)))
       return failure();
   }
+  // Functions that ask for expert parallelism (moe.ep_ranks, as a layer
+  // spec's ep=R makes them) become their per-rank program before anything
+  // reads their signature: the metadata describes the rank's shards.
+  {
+    PassManager parallel(module.getContext());
+    parallel.addPass(createMoeExpertParallelPass());
+    if (failed(parallel.run(module)))
+      return failure();
+  }
   FailureOr<std::string> metadata =
       buildArtifactMetadata(module, options.target.name());
   if (failed(metadata))
     return failure();
+  // The chunked pipeline of the per-rank layers that ask for it
+  // (overlap=N): after the metadata, which describes the layer it computes.
+  {
+    PassManager overlap(module.getContext());
+    overlap.addPass(createMoeOverlapCommunicationPass());
+    if (failed(overlap.run(module)))
+      return failure();
+  }
   SmallVector<EntrySignature> entries = collectEntrySignatures(module);
   if (entries.empty())
     return module.emitError()

@@ -67,6 +67,22 @@ static int64_t resultIndex(func::ReturnOp ret, Value value) {
 
 /// For a training function (moe-generate-backward's), where dy, the
 /// gradients, the aux loss and the loads are.
+/// What a per-rank training program's value stands for on the whole layer:
+/// a received tensor is what its sender sent, a dispatch's rows are its
+/// tokens'.
+static Value acrossRanks(Value value) {
+  for (;;) {
+    if (auto send = value.getDefiningOp<AllToAllOp>())
+      value = send.getRows();
+    else if (auto dispatch = value.getDefiningOp<DispatchOp>())
+      value = dispatch.getX();
+    else if (auto slots = value.getDefiningOp<RowsToSlotsOp>())
+      value = slots.getRows();
+    else
+      return value;
+  }
+}
+
 static void describeTraining(func::FuncOp func, func::ReturnOp ret,
                              GateOp gate, ExpertsOp forward,
                              llvm::raw_ostream &os) {
@@ -79,19 +95,24 @@ static void describeTraining(func::FuncOp func, func::ReturnOp ret,
     else if (auto g = dyn_cast<GateBackwardOp>(op))
       router = g;
     else if (auto l = dyn_cast<ExpertLoadsOp>(op))
-      loads = l;
+      // The returned loads (expert parallelism adds others: split sizes).
+      if (resultIndex(ret, l.getLoads()) >= 0)
+        loads = l;
   });
-  if (!experts || !router || !loads || argumentIndex(experts.getDy()) < 0)
+  if (!experts || !router || !loads ||
+      argumentIndex(acrossRanks(experts.getDy())) < 0)
     return;
-  // The adjoints must be those of this layer, as the forward chain is.
-  if (experts.getX() != gate.getX() || experts.getW1() != forward.getW1() ||
+  // The adjoints must be those of this layer, as the forward chain is (on a
+  // rank, through what the other ranks sent).
+  if (acrossRanks(experts.getX()) != gate.getX() ||
+      experts.getW1() != forward.getW1() ||
       experts.getW2() != forward.getW2() || router.getX() != gate.getX() ||
       router.getWGate() != gate.getWGate() ||
-      router.getDWeights() != experts.getDWeights())
+      acrossRanks(router.getDWeights()) != experts.getDWeights())
     return;
   bool aux = gate.getAuxLoss().convertToDouble() > 0.0;
   os << "attr layer.backward 1\nattr layer.dy "
-     << argumentIndex(experts.getDy()) << "\nattr layer.dx "
+     << argumentIndex(acrossRanks(experts.getDy())) << "\nattr layer.dx "
      << resultIndex(ret, router.getDx()) << "\nattr layer.dw_gate "
      << resultIndex(ret, router.getDwGate()) << "\nattr layer.dw1 "
      << resultIndex(ret, experts.getDw1()) << "\nattr layer.dw2 "
@@ -121,21 +142,45 @@ static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
     else if (auto e = dyn_cast<ExpertsOp>(op))
       experts.push_back(e);
   });
-  if (gates.size() != 1 || dispatches.size() != 1 || combines.size() != 1 ||
-      experts.size() != 1)
+  // moe-expert-parallel's per-rank program has a second, local chain on the
+  // received rows; the layer is the gate's own dispatch and combine, joined
+  // by the all-to-all out, the local experts and the all-to-all back.
+  auto epRanks = func->getAttrOfType<IntegerAttr>("moe.expert_parallel");
+  // (Its training program has more: the backward's dispatches and the
+  // combine of the dispatch's adjoint, on the saved routing.)
+  if (gates.size() != 1 || experts.size() != 1 ||
+      (!epRanks && (dispatches.size() != 1 || combines.size() != 1)))
     return;
   GateOp gate = gates.front();
-  DispatchOp dispatch = dispatches.front();
-  ExpertsOp expert = experts.front();
-  CombineOp combine = combines.front();
   Value routing = gate.getRouting();
-  bool chained = dispatch.getX() == gate.getX() &&
-                 dispatch.getRouting() == routing &&
-                 expert.getTokens() == dispatch.getDispatched() &&
-                 expert.getRouting() == routing &&
-                 combine.getExpertOut() == expert.getOut() &&
-                 combine.getWeights() == gate.getWeights() &&
-                 combine.getRouting() == routing;
+  DispatchOp dispatch;
+  CombineOp combine;
+  for (DispatchOp d : dispatches)
+    if (d.getRouting() == routing)
+      dispatch = d;
+  for (CombineOp c : combines)
+    if (c.getRouting() == routing)
+      combine = c;
+  ExpertsOp expert = experts.front();
+  if (!dispatch || !combine)
+    return;
+  bool chained;
+  if (epRanks) {
+    auto back = combine.getExpertOut().getDefiningOp<AllToAllOp>();
+    auto local = expert.getRouting().getDefiningOp<LocalRoutingOp>();
+    auto out = local ? local.getCounts().getDefiningOp<AllToAllOp>()
+                     : AllToAllOp();
+    chained = dispatch.getX() == gate.getX() && back && out &&
+              out.getRows() == dispatch.getDispatched() &&
+              back.getCounts() == out.getReceivedCounts() &&
+              combine.getWeights() == gate.getWeights();
+  } else {
+    chained = dispatch.getX() == gate.getX() &&
+              expert.getTokens() == dispatch.getDispatched() &&
+              expert.getRouting() == routing &&
+              combine.getExpertOut() == expert.getOut() &&
+              combine.getWeights() == gate.getWeights();
+  }
   if (!chained)
     return;
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
@@ -167,6 +212,9 @@ static void describeLayer(func::FuncOp func, llvm::raw_ostream &os) {
      << "\nattr layer.w1 " << w1 << "\nattr layer.w2 " << w2
      << "\nattr layer.bias " << bias << "\nattr layer.y " << yIndex
      << "\nattr layer.indices " << indicesIndex << "\n";
+  if (epRanks)
+    os << "attr layer.ep_ranks " << epRanks.getInt() << "\nattr layer.experts "
+       << gate.getNumExperts() << "\n";
   describeTraining(func, ret, gate, expert, os);
 }
 

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CudaDriver.h"
+#include "CommStream.h"
 #include "Internal.h"
 
 #include <algorithm>
@@ -479,7 +480,12 @@ bool runEntry(const moert_function &function, Arguments &arguments,
     cuda::clearDeferredError();
     cuda::recycleFinishedBlocks();
   }
+  collectives::clearDeferredError();
+  // The compute lane of the trace: the function's code between its calls
+  // of the runtime's collectives.
+  comm::beginCompute();
   function.entry(arguments.list.data(), resultBuffer.data());
+  comm::endCompute("compute");
   cuda::CUresult status = afterEntry();
 
   // Take ownership of all result memory first, so that it is freed even if
@@ -487,6 +493,14 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   for (size_t at = 0, r = 0; r < function.results.size(); ++r) {
     memory.add(wordToPointer(resultBuffer[at]));
     at += descriptorWords(function.results[r].rank);
+  }
+  // A collective that failed left its buffers unwritten: the results are
+  // not to be trusted.
+  std::string collectiveError;
+  if (collectives::takeDeferredError(collectiveError)) {
+    setError("function '%s': a collective failed: %s", function.name.c_str(),
+             collectiveError.c_str());
+    return false;
   }
   if (!driver)
     return true;

@@ -114,6 +114,14 @@ constexpr unsigned char kPoisonByte = 0xFF;
 /// machine; else what is wrong, in words.
 std::string validateArtifactBytes(const unsigned char *bytes, size_t size);
 
+/// The collectives' deferred error (Collectives.cpp): artifacts ignore what
+/// moert_exchange_counts_v1 and moert_all_to_all_v1 return, so the first
+/// failure is kept here and the call of the function reports it.
+namespace collectives {
+void clearDeferredError();
+bool takeDeferredError(std::string &message);
+} // namespace collectives
+
 } // namespace moert
 
 #endif // MOERT_SRC_INTERNAL_H

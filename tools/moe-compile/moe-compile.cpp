@@ -30,7 +30,9 @@ static cl::opt<std::string>
     layerSpec("layer",
               cl::desc("Compile the layer a SPEC describes instead of a file "
                        "(a preset: tiny, mixtral, qwen3_30b_a3b, olmoe; or "
-                       "tokens=T,hidden=H,ffn=F,experts=E,top_k=K[,...])"),
+                       "tokens=T,hidden=H,ffn=F,experts=E,top_k=K[,...]; "
+                       "ep=R: the per-rank program of expert parallelism, "
+                       "overlap=N: its all-to-alls pipelined over N chunks)"),
               cl::value_desc("SPEC"), cl::cat(category));
 static cl::opt<std::string> target(
     "target",

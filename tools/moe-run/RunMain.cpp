@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -44,7 +45,11 @@ OPTIONS:
                         softmax|sigmoid][,bias=0|1][,capacity=CF][,normalize=
                         0|1][,scaling=S][,activation=silu_glu|gelu_glu][,dtype=
                         f32|bf16][,dynamic=0|1][,n_group=G,topk_group=TG]
-                        [,aux_loss=COEF]
+                        [,aux_loss=COEF][,ep=R][,overlap=N]; ep=R makes the per-rank
+                        program of expert parallelism over R ranks: run it
+                        with mpirun -n R moe-run ...; overlap=N pipelines
+                        its all-to-alls with the experts over N chunks of
+                        tokens (0: the cost model's choice)
   --backward            Run the training step: arguments x, w_gate, w1, w2
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
@@ -72,6 +77,9 @@ OPTIONS:
   --no-fusion           Compile with the materializing lowering
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
                         (default 1 on the CPU, all experts on CUDA)
+  --trace=PATH          Write a Chrome trace (JSON) of the run: a compute and a
+                        communication lane per rank (the collectives and the
+                        code between them; under mpirun one file for all ranks)
   --emit-mlir           Print the program a --layer SPEC makes and exit
   --help                This text
 )";
@@ -82,7 +90,7 @@ int fail(const std::string &message) {
 }
 
 struct Options {
-  std::string program, layerSpec, entry, inputsDir, dumpDir, backend;
+  std::string program, layerSpec, entry, inputsDir, dumpDir, backend, trace;
   std::string memoryBudget;
   bool haveSpec = false, haveTokens = false, haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
@@ -109,6 +117,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"layer", true},     {"backend", true},   {"entry", true},
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
+      {"trace", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
       {"profile", false},  {"help", false},    {"backward", false},
       {"memory-budget", true}};
@@ -170,6 +179,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.inputsDir = value;
     } else if (name == "dump") {
       o.dumpDir = value;
+    } else if (name == "trace") {
+      o.trace = value;
     } else if (name == "repeat") {
       error = integer(o.repeat);
       if (error.empty() && o.repeat < 0)
@@ -349,6 +360,42 @@ struct TemporaryFile {
   }
 };
 
+/// Writes the Chrome trace of every rank to `path`: each rank its events to
+/// PATH.rankR, then (after all have) rank 0 joins them into one file. The
+/// ranks share a file system (one machine, or a shared directory).
+std::string writeTrace(const std::string &path, int rank, int ranks) {
+  std::string part = path + ".rank" + std::to_string(rank);
+  if (moert_trace_write_events(part.c_str()) != 0)
+    return std::string("--trace: ") + moert_last_error();
+  double barrier = 0;
+  if (moert_comm_allreduce_max_f64(&barrier, 1) != 0)
+    return moert_last_error();
+  if (rank != 0)
+    return "";
+  std::ofstream out(path);
+  out << "{\"traceEvents\": [\n";
+  bool first = true;
+  for (int r = 0; r < ranks; ++r) {
+    std::string name = path + ".rank" + std::to_string(r);
+    std::ifstream in(name);
+    if (!in)
+      return "--trace: rank " + std::to_string(r) + "'s events are not in '" +
+             name + "' (do the ranks share a file system?)";
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty())
+        continue;
+      out << (first ? "" : ",\n") << line;
+      first = false;
+    }
+    in.close();
+    std::remove(name.c_str());
+  }
+  out << "\n]}\n";
+  if (!out.good())
+    return "--trace: cannot write '" + path + "'";
+  return "";
+}
+
 /// What moe-run is doing, for the message when memory runs out.
 const char *currentPhase = "starting";
 
@@ -360,6 +407,19 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << kUsage;
     return 0;
   }
+  // Under mpirun every rank is a moe-run; rank 0 speaks for all of them
+  // (errors still come from every rank, on stderr).
+  if (moert_comm_init() != 0)
+    return fail(moert_last_error());
+  int rank = moert_comm_rank(), worldSize = moert_comm_size();
+  static std::ostream silent(nullptr);
+  std::streambuf *stdoutBuffer = std::cout.rdbuf();
+  if (rank != 0)
+    std::cout.rdbuf(silent.rdbuf());
+  struct RestoreStdout {
+    std::streambuf *buffer;
+    ~RestoreStdout() { std::cout.rdbuf(buffer); }
+  } restoreStdout{stdoutBuffer};
   if (o.haveSpec == !o.program.empty())
     return fail("give either a program (.mlir or artifact) or --layer SPEC "
                 "(exactly one)");
@@ -473,6 +533,23 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                 "' has no backward (compile it with moe-compile --backward, "
                 "or give the .mlir program or --layer SPEC)");
 
+  // Expert parallelism: the program's ranks are the world's.
+  int64_t epRanks = layer ? layer->epRanks : 0;
+  if (epRanks > 0 && epRanks != worldSize)
+    return fail("the program is the per-rank program of expert parallelism "
+                "over " + std::to_string(epRanks) + " ranks (ep=" +
+                std::to_string(epRanks) + ") but runs on " +
+                std::to_string(worldSize) + ": launch it with mpirun -n " +
+                std::to_string(epRanks) + " moe-run ...");
+  if (epRanks == 0 && worldSize > 1)
+    return fail("moe-run runs on " + std::to_string(worldSize) +
+                " ranks, but the program is not expert-parallel: add ep=" +
+                std::to_string(worldSize) +
+                " to the layer spec (or run one rank without mpirun)");
+  if (epRanks > 0 && !o.inputsDir.empty())
+    return fail("--inputs with expert parallelism is not supported yet: the "
+                "ranks make their inputs from --seed");
+
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
               << moe::layer::formatLayerSpec(spec) << "\n";
@@ -497,11 +574,29 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << "note: --tokens is ignored: no argument has a dynamic "
                  "dimension\n";
   std::vector<Tensor> args;
+  // With expert parallelism, the whole layer's weights (the reference
+  // needs them): every rank makes the same w1 and w2 of all E experts from
+  // the seed and passes its own E/R to the program; the tokens differ by
+  // rank, the router is the same everywhere.
+  Tensor wholeW1, wholeW2;
+  // The tokens and output gradients differ by rank (any rank can make any
+  // other rank's: the reference of the training step needs them all).
+  auto seedOf = [&](int arg, int ofRank) {
+    uint64_t seed = o.seed * 1000003 + static_cast<uint64_t>(arg);
+    if (epRanks > 0 && (arg == layer->x || (layer->backward && arg == layer->dy)))
+      seed += static_cast<uint64_t>(ofRank) * 7919;
+    return seed;
+  };
   currentPhase = o.inputsDir.empty() ? "making random inputs" : "reading inputs";
   for (size_t i = 0; i < fnSpec.args.size(); ++i) {
+    uint64_t seed = seedOf(static_cast<int>(i), rank);
+    bool sharded = epRanks > 0 && (static_cast<int>(i) == layer->w1 ||
+                                   static_cast<int>(i) == layer->w2);
+    ValueSpec argSpec = fnSpec.args[i];
+    if (sharded)
+      argSpec.dims[0] = layer->experts;
     Tensor t = o.inputsDir.empty()
-                   ? makeRandomInput(fnSpec.args[i], dynamicExtent,
-                                     o.seed * 1000003 + i,
+                   ? makeRandomInput(argSpec, dynamicExtent, seed,
                                      inputScale(fnSpec, layer ? &*layer : nullptr,
                                                 static_cast<int>(i)),
                                      error)
@@ -509,6 +604,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                                fnSpec.args[i], error);
     if (!t)
       return fail(error);
+    if (sharded) {
+      Tensor shard = shardExperts(t.get(), rank, epRanks, error);
+      if (!shard)
+        return fail(error);
+      (static_cast<int>(i) == layer->w1 ? wholeW1 : wholeW2) = std::move(t);
+      t = std::move(shard);
+    }
     args.push_back(std::move(t));
   }
   // dy must have y's shape, which is x's; a dynamic token count is only
@@ -530,6 +632,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                     ? "random normal, seed " + std::to_string(o.seed)
                     : "read from " + o.inputsDir)
             << "\n";
+  if (epRanks > 0)
+    std::cout << "expert parallelism: " << epRanks << " ranks, "
+              << layer->experts / epRanks << " of " << layer->experts
+              << " experts and " << moert_tensor_dims(args[layer->x].get())[0]
+              << " tokens per rank; all-to-all over "
+              << (worldSize > 1 ? "MPI" : "one rank (local copies)") << "\n";
 
   // One run for the results.
   currentPhase = "running the function";
@@ -541,6 +649,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   // kernel writes cannot pass the check; timing runs are not poisoned.
   moert_set_poison_allocations(1);
   moert_device_memory_reset_high_water();
+  moert_comm_stats_reset();
+  moert_trace_enable(!o.trace.empty());
   auto start = std::chrono::steady_clock::now();
   int status = moert_function_call(function, rawArgs.data(),
                                    static_cast<int>(rawArgs.size()),
@@ -558,8 +668,32 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (onGpu)
     std::cout << describeDeviceMemory(function, results) << "\n";
 
+  // What the communication stream did, and how much of it the compute
+  // stream did not wait for (moe-overlap-communication hides it).
+  auto printCommunication = [&](int runs) {
+    moert_comm_stats stats;
+    moert_comm_stats_get(&stats);
+    if (epRanks == 0 || stats.collectives == 0)
+      return;
+    double busy = stats.busy_ms / runs, waited = stats.waited_ms / runs;
+    double hidden = std::max(0.0, busy - waited);
+    char text[256];
+    std::snprintf(text, sizeof(text),
+                  "communication: %.3f ms per run on the communication stream "
+                  "(%lld collectives), %.3f ms of it hidden behind compute "
+                  "(%.0f%%)%s\n",
+                  busy, static_cast<long long>(stats.collectives / runs),
+                  hidden, busy > 0 ? 100.0 * hidden / busy : 0.0,
+                  runs > 1 ? " over the timed runs" : "");
+    std::cout << text;
+  };
+  if (o.repeat == 0)
+    printCommunication(1);
+
   if (layer && layer->indices >= 0) {
-    int64_t experts = moert_tensor_dims(args[layer->w1].get())[0];
+    int64_t experts = epRanks > 0
+                          ? layer->experts
+                          : moert_tensor_dims(args[layer->w1].get())[0];
     RoutingStats stats =
         routingStats(*layer, results[layer->indices].get(), experts);
     char line[256];
@@ -579,10 +713,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   char line[256];
   if (repeat > 0) {
     std::vector<double> times(repeat);
+    moert_comm_stats_reset();
     if (moert_function_time(function, rawArgs.data(),
                             static_cast<int>(rawArgs.size()), /*warmup=*/1,
                             repeat, times.data()) != 0)
       return fail(runtimeError());
+    printCommunication(repeat + 1); // and the warm-up
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
     std::snprintf(line, sizeof(line), "time: median %.3f ms over %d runs%s",
@@ -637,7 +773,19 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << describePredictions(function, kernels, total);
   }
 
+  if (!o.trace.empty()) {
+    moert_trace_enable(0);
+    if (std::string error = writeTrace(o.trace, rank, worldSize);
+        !error.empty())
+      return fail(error);
+    std::cout << "trace: " << o.trace << " (Chrome trace: chrome://tracing or "
+              << "ui.perfetto.dev)\n";
+  }
+
   if (!o.dumpDir.empty()) {
+    // Each rank has its own inputs and results.
+    if (epRanks > 0)
+      o.dumpDir += "/rank" + std::to_string(rank);
     fs::create_directories(o.dumpDir, ec);
     if (ec)
       return fail("--dump: cannot create '" + o.dumpDir + "': " + ec.message());
@@ -667,13 +815,76 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                   fnSpec.name + "' is not");
     currentPhase = "running the reference";
     std::string why;
+    // The reference is the single-rank layer on this rank's tokens with all
+    // E experts: dropless, its rows are this rank's rows of the layer on
+    // the global batch; with a capacity, capacity is per rank's tokens.
+    std::vector<Tensor> wholeArgs;
+    const std::vector<Tensor> *checkedArgs = &args;
+    if (epRanks > 0) {
+      for (size_t i = 0; i < args.size(); ++i) {
+        moert_tensor *source = static_cast<int>(i) == layer->w1
+                                   ? wholeW1.get()
+                               : static_cast<int>(i) == layer->w2
+                                   ? wholeW2.get()
+                                   : args[i].get();
+        wholeArgs.emplace_back(moert_tensor_wrap(
+            moert_tensor_dtype(source), moert_tensor_rank(source),
+            moert_tensor_dims(source), moert_tensor_data(source)));
+        if (!wholeArgs.back())
+          return fail(moert_last_error());
+      }
+      checkedArgs = &wholeArgs;
+    }
+    RanksOfLayer ranksOfLayer;
+    if (epRanks > 0 && layer->backward) {
+      ranksOfLayer.rank = rank;
+      ranksOfLayer.ranks = epRanks;
+      for (int peer = 0; peer < epRanks; ++peer) {
+        auto remake = [&](int arg) {
+          Tensor t = makeRandomInput(
+              fnSpec.args[arg], dynamicExtent, seedOf(arg, peer),
+              inputScale(fnSpec, &*layer, arg), error);
+          return t ? toFloats(t.get()) : std::vector<float>();
+        };
+        ranksOfLayer.xs.push_back(remake(layer->x));
+        ranksOfLayer.dys.push_back(remake(layer->dy));
+      }
+    }
     std::optional<CheckOutcome> checked =
         layer->backward
-            ? checkBackwardAgainstReference(*layer, args, results, why)
-            : checkAgainstReference(*layer, args, results, why);
+            ? checkBackwardAgainstReference(
+                  *layer, *checkedArgs, results, why,
+                  epRanks > 0 ? &ranksOfLayer : nullptr)
+            : checkAgainstReference(*layer, *checkedArgs, results, why);
     if (!checked)
       return fail("--check: " + why);
-    const CheckOutcome &outcome = *checked;
+    CheckOutcome &outcome = *checked;
+    if (epRanks > 0) {
+      // A rank that fails says why on stderr; rank 0 gives the verdict of
+      // all of them.
+      if (!outcome.passed)
+        for (const std::string &l : outcome.lines)
+          std::cerr << "moe-run: rank " << rank << ": " << l << "\n";
+      double failed = outcome.passed ? 0.0 : 1.0;
+      if (moert_comm_allreduce_max_f64(&failed, 1) != 0)
+        return fail(moert_last_error());
+      outcome.passed = failed == 0.0;
+      if (layer->backward)
+        std::cout << "check of rank 0 of " << epRanks
+                  << " against the reference backward (y, indices, dx, "
+                     "dw_gate, loads: the rank's tokens; dw1, dw2: its "
+                     "experts over every rank's tokens):\n";
+      else
+        std::cout << "check of rank 0 of " << epRanks
+                  << " (every rank checks its tokens against the reference "
+                     "layer with all experts):\n";
+      for (const std::string &l : outcome.lines)
+        std::cout << "  " << l << "\n";
+      std::cout << (outcome.passed ? "all ranks passed\n"
+                                   : "at least one rank failed\n");
+      std::cout << (outcome.passed ? "CHECK PASSED\n" : "CHECK FAILED\n");
+      return outcome.passed ? 0 : 1;
+    }
     std::cout << (layer->backward
                       ? "check against the naive reference backward:\n"
                       : "check against the naive reference:\n");
@@ -693,7 +904,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
 int moe::run::runMain(int argc, char **argv, CompileHook compile) {
   // No exception leaves moe-run: each is the usual one-line error, exit 2.
   try {
-    return runUnguarded(argc, argv, compile);
+    int status = runUnguarded(argc, argv, compile);
+    // Every rank got here together (0, or 1 after the shared verdict):
+    // MPI can finalize. After an error (2) a rank exits at once, so that
+    // mpirun ends the ranks that wait for it in a collective.
+    if (status != 2 && moert_comm_finalize() != 0)
+      return fail(moert_last_error());
+    return status;
   } catch (const std::bad_alloc &) {
     return fail(std::string("out of memory while ") + currentPhase +
                 ": use smaller sizes (--layer SPEC, --tokens)");

@@ -87,6 +87,12 @@ moe::run::readLayerInfo(const moert_function *function) {
   info.bias = integer("layer.bias");
   info.y = integer("layer.y");
   info.indices = integer("layer.indices");
+  if (get("layer.ep_ranks")) {
+    info.epRanks = integer("layer.ep_ranks");
+    info.experts = integer("layer.experts");
+    if (info.epRanks < 1 || info.experts < 1 || info.experts % info.epRanks)
+      return std::nullopt;
+  }
   if (info.x < 0 || info.wGate < 0 || info.w1 < 0 || info.w2 < 0 ||
       info.y < 0 || info.topK < 1)
     return std::nullopt;
@@ -288,7 +294,8 @@ static std::string errorText(double error) {
 
 std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
     const LayerInfo &layer, const std::vector<Tensor> &args,
-    const std::vector<Tensor> &results, std::string &why) {
+    const std::vector<Tensor> &results, std::string &why,
+    const RanksOfLayer *ranks) {
   moert_tensor *x = args[layer.x].get();
   moert_tensor *w1 = args[layer.w1].get();
   moe::reference::TrainingConfig config;
@@ -314,6 +321,62 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
     why = std::string("the reference backward cannot run this layer: ") +
           e.what();
     return std::nullopt;
+  }
+
+  // Expert parallelism: a rank's dw1 and dw2 are those of its experts over
+  // every rank's tokens (each rank's group is its own layer: capacity is
+  // per rank).
+  if (ranks && ranks->ranks > 1) {
+    std::vector<int64_t> groupLoads(ref.loads.begin(), ref.loads.end());
+    for (int64_t peer = 0; peer < ranks->ranks; ++peer) {
+      if (peer == ranks->rank)
+        continue;
+      moe::reference::Gradients other;
+      try {
+        other = moe::reference::runMoeBackwardF32(
+            config, ranks->xs[peer].data(), wg.data(), w1s.data(), w2s.data(),
+            bias.empty() ? nullptr : bias.data(), ranks->dys[peer].data());
+      } catch (const std::invalid_argument &e) {
+        why = std::string("the reference backward cannot run this layer: ") +
+              e.what();
+        return std::nullopt;
+      }
+      for (size_t i = 0; i < ref.dw1.size(); ++i)
+        ref.dw1[i] += other.dw1[i];
+      for (size_t i = 0; i < ref.dw2.size(); ++i)
+        ref.dw2[i] += other.dw2[i];
+      for (size_t e = 0; e < groupLoads.size(); ++e)
+        groupLoads[e] += other.loads[e];
+    }
+    // The aux loss counts the group's loads: the rank's router gradients
+    // and aux again, with them (dw1 and dw2 do not depend on it).
+    if (config.auxLossCoef > 0) {
+      config.groupLoads = groupLoads;
+      config.groupRanks = ranks->ranks;
+      moe::reference::Gradients withGroup;
+      try {
+        withGroup = moe::reference::runMoeBackwardF32(
+            config, xs.data(), wg.data(), w1s.data(), w2s.data(),
+            bias.empty() ? nullptr : bias.data(), dys.data());
+      } catch (const std::invalid_argument &e) {
+        why = std::string("the reference backward cannot run this layer: ") +
+              e.what();
+        return std::nullopt;
+      }
+      ref.dx = withGroup.dx;
+      ref.dwGate = withGroup.dwGate;
+      ref.aux = withGroup.aux;
+    }
+  }
+  if (ranks) {
+    auto shard = [&](std::vector<double> &whole) {
+      size_t per = whole.size() / static_cast<size_t>(ranks->ranks);
+      whole = std::vector<double>(
+          whole.begin() + per * static_cast<size_t>(ranks->rank),
+          whole.begin() + per * static_cast<size_t>(ranks->rank + 1));
+    };
+    shard(ref.dw1);
+    shard(ref.dw2);
   }
 
   CheckOutcome outcome;
@@ -512,4 +575,26 @@ moe::run::describeMemoryPlan(const moert_function *function) {
     text += std::string("; ") + dynamic +
             " dynamically shaped buffers allocated at run time";
   return text;
+}
+
+Tensor moe::run::shardExperts(moert_tensor *whole, int rank, int64_t ranks,
+                              std::string &error) {
+  int dims = moert_tensor_rank(whole);
+  std::vector<int64_t> shape(moert_tensor_dims(whole),
+                             moert_tensor_dims(whole) + dims);
+  int64_t experts = shape[0];
+  shape[0] = experts / ranks;
+  Tensor shard(moert_tensor_create(moert_tensor_dtype(whole), dims,
+                                   shape.data()));
+  if (!shard) {
+    error = moert_last_error();
+    return nullptr;
+  }
+  size_t bytes = static_cast<size_t>(moert_tensor_num_elements(shard.get())) *
+                 moert_dtype_size(moert_tensor_dtype(whole));
+  std::memcpy(moert_tensor_data(shard.get()),
+              static_cast<const char *>(moert_tensor_data(whole)) +
+                  bytes * static_cast<size_t>(rank),
+              bytes);
+  return shard;
 }

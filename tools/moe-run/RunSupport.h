@@ -50,6 +50,10 @@ struct LayerInfo {
   bool normalize = true;
   double scaling = 1.0, capacity = 0.0;
   int x = -1, wGate = -1, w1 = -1, w2 = -1, bias = -1, y = -1, indices = -1;
+  /// Expert parallelism (moe-expert-parallel): the ranks the per-rank
+  /// program was made for (0: not expert-parallel) and the experts of the
+  /// whole layer; w1 and w2 are then this rank's E/R experts.
+  int64_t epRanks = 0, experts = 0;
   /// A training step (moe-generate-backward): the argument dy and the
   /// results dx, dw_gate, dw1, dw2, aux (-1 when off) and loads.
   bool backward = false;
@@ -68,6 +72,11 @@ double inputScale(const FunctionSpec &spec, const LayerInfo *layer, int arg);
 /// Dynamic dimensions become `dynamicExtent`.
 Tensor makeRandomInput(const ValueSpec &spec, int64_t dynamicExtent,
                        uint64_t seed, double stddev, std::string &error);
+
+/// Rank `rank`'s shard of the experts of `whole` ([E, ...]): experts
+/// [rank*E/ranks, (rank+1)*E/ranks), a copy.
+Tensor shardExperts(moert_tensor *whole, int rank, int64_t ranks,
+                    std::string &error);
 
 /// Reads DIR/argI.npy and checks it against the argument's type.
 Tensor readInput(const std::string &dir, int index, const ValueSpec &spec,
@@ -101,11 +110,20 @@ checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
 /// dx, dw_gate, dw1, dw2 (relative error per tensor: f32 1e-4, bf16 3e-2),
 /// aux (relative) and the loads (exact).
 /// Nothing (and `why`) when the reference backward cannot run the layer.
+/// Expert parallelism: every rank's tokens and output gradients (the
+/// reference's dw1 and dw2 of a rank's experts sum over all of them), and
+/// which shard of the experts this rank holds.
+struct RanksOfLayer {
+  int rank = 0;
+  int64_t ranks = 1;
+  std::vector<std::vector<float>> xs, dys;
+};
 std::optional<CheckOutcome>
 checkBackwardAgainstReference(const LayerInfo &layer,
                               const std::vector<Tensor> &args,
                               const std::vector<Tensor> &results,
-                              std::string &why);
+                              std::string &why,
+                              const RanksOfLayer *ranks = nullptr);
 
 /// 2*T*k*H*3F, the FLOPs of the experts (the router's GEMM not counted).
 double layerFlops(const LayerInfo &layer, const std::vector<Tensor> &args);

@@ -534,6 +534,18 @@ LogicalResult GateBackwardOp::verify() {
     if (failed(verifyProbabilities(op, "probs", probs, dim(getX(), 0),
                                    routing.getExperts())))
       return failure();
+  if (getGroupRanks() < 1)
+    return emitOpError() << "group_ranks must be at least 1, got "
+                         << getGroupRanks();
+  if (Value loads = getGroupLoads()) {
+    Builder b(getContext());
+    if (failed(verifyRank(op, "group_loads", loads.getType(), 1, "[E]")) ||
+        failed(verifyElement(op, "group_loads", loads.getType(),
+                             b.getI32Type())) ||
+        failed(verifyExtent(op, "group_loads dimension 0 (E)", dim(loads, 0),
+                            "routing experts", routing.getExperts())))
+      return failure();
+  }
   auto aux = cast<RankedTensorType>(getAux().getType());
   if (aux.getRank() != 0 || !aux.getElementType().isF32())
     return emitOpError() << "aux must be a scalar tensor<f32>, got " << aux;
@@ -560,5 +572,140 @@ LogicalResult ExpertLoadsOp::verify() {
                           "routing experts",
                           getRouting().getType().getExperts())))
     return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+/// `counts` of a collective over `ranks` ranks: i32 [G], G static and a
+/// multiple of the ranks (each rank owns one block of G/R segments).
+static LogicalResult verifySegmentCounts(Operation *op, StringRef name,
+                                         Value counts, int64_t ranks) {
+  Builder b(op->getContext());
+  if (ranks < 1)
+    return op->emitOpError() << "ranks must be at least 1, got " << ranks;
+  if (failed(verifyRank(op, name, counts.getType(), 1, "[G]")) ||
+      failed(verifyElement(op, name, counts.getType(), b.getI32Type())) ||
+      failed(verifyStaticShape(op, name, counts.getType())))
+    return failure();
+  int64_t segments = dim(counts, 0);
+  if (segments % ranks != 0)
+    return op->emitOpError()
+           << name << " has " << segments
+           << " segments, which the ranks (" << ranks
+           << ") do not divide: every rank owns the same number of segments";
+  return success();
+}
+
+LogicalResult AllToAllOp::verify() {
+  Operation *op = getOperation();
+  int64_t ranks = getRanks();
+  if (failed(verifySegmentCounts(op, "counts", getCounts(), ranks)) ||
+      failed(verifyRank(op, "rows", getRows().getType(), 2, "[N, H]")) ||
+      failed(verifyRank(op, "received", getReceived().getType(), 2,
+                        "[M, H]")) ||
+      failed(verifySameElement(op, "received", getReceived().getType(), "rows",
+                               getRows().getType())))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError()
+           << "received_counts (" << getReceivedCounts().getType()
+           << ") must have the type of counts (" << getCounts().getType()
+           << ")";
+  if (getExpected() && getExpected().getType() != getCounts().getType())
+    return op->emitOpError()
+           << "expected (" << getExpected().getType()
+           << ") must have the type of counts (" << getCounts().getType()
+           << ")";
+  if (ShapedType::isDynamic(dim(getRows(), 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static: every "
+                                "rank sends rows of the same size";
+  // Rows travel as bytes: their elements need a size.
+  Type element = cast<RankedTensorType>(getRows().getType()).getElementType();
+  if (!element.isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << element;
+  return verifyExtent(op, "received dimension 1 (H)", dim(getReceived(), 1),
+                      "rows dimension 1 (H)", dim(getRows(), 1));
+}
+
+LogicalResult LocalRoutingOp::verify() {
+  Operation *op = getOperation();
+  int64_t ranks = getRanks();
+  if (failed(verifySegmentCounts(op, "counts", getCounts(), ranks)))
+    return failure();
+  int64_t local = dim(getCounts(), 0) / ranks;
+  RoutingType routing = getRouting().getType();
+  if (routing.getTopK() != 1)
+    return op->emitOpError() << "routing must have top_k = 1 (each received "
+                                "row is one assignment), got "
+                             << routing.getTopK();
+  if (routing.getExperts() != local)
+    return op->emitOpError()
+           << "routing experts (" << routing.getExperts()
+           << ") must be the local experts, counts' segments per rank ("
+           << local << ")";
+  if (routing.hasStaticTokens())
+    return op->emitOpError() << "routing tokens must be dynamic (?): the rows "
+                                "received are known only at run time";
+  Builder b(getContext());
+  if (failed(verifyRank(op, "weights", getWeights().getType(), 2, "[N, 1]")) ||
+      failed(verifyElement(op, "weights", getWeights().getType(),
+                           b.getF32Type())))
+    return failure();
+  if (!ShapedType::isDynamic(dim(getWeights(), 0)) || dim(getWeights(), 1) != 1)
+    return op->emitOpError() << "weights must be tensor<?x1xf32>, got "
+                             << getWeights().getType();
+  return success();
+}
+
+/// values [T, k] f32 and rows [T*k, 1] f32 of `routing`.
+static LogicalResult verifySlotsAndRows(Operation *op, Value values,
+                                        Value rows, RoutingType routing) {
+  Builder b(op->getContext());
+  if (failed(verifyRank(op, "values", values.getType(), 2, "[T, k]")) ||
+      failed(verifyElement(op, "values", values.getType(), b.getF32Type())) ||
+      failed(verifyRank(op, "rows", rows.getType(), 2, "[T*k, 1]")) ||
+      failed(verifyElement(op, "rows", rows.getType(), b.getF32Type())))
+    return failure();
+  if (dim(rows, 1) != 1)
+    return op->emitOpError() << "rows must have one column ([T*k, 1]), got "
+                             << rows.getType();
+  if (failed(verifyExtent(op, "values dimension 0 (T)", dim(values, 0),
+                          "routing tokens", routing.getTokens())) ||
+      failed(verifyExtent(op, "values dimension 1 (k)", dim(values, 1),
+                          "routing top_k", routing.getTopK())) ||
+      failed(verifyExtent(op, "rows dimension 0 (T*k)", dim(rows, 0),
+                          "the routing's rows", routing.getDispatchedRows())))
+    return failure();
+  return success();
+}
+
+LogicalResult SlotsToRowsOp::verify() {
+  return verifySlotsAndRows(getOperation(), getValues(), getRows(),
+                            getRouting().getType());
+}
+
+LogicalResult RowsToSlotsOp::verify() {
+  return verifySlotsAndRows(getOperation(), getValues(), getRows(),
+                            getRouting().getType());
+}
+
+LogicalResult AllReduceOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (getRanks() < 1)
+    return emitOpError() << "ranks must be at least 1, got " << getRanks();
+  if (failed(verifyRank(op, "value", getValue().getType(), 1, "[N]")) ||
+      failed(verifyElement(op, "value", getValue().getType(), b.getI32Type())) ||
+      failed(verifyStaticShape(op, "value", getValue().getType())))
+    return failure();
+  if (getResult().getType() != getValue().getType())
+    return emitOpError() << "result (" << getResult().getType()
+                         << ") must have the type of value ("
+                         << getValue().getType() << ")";
   return success();
 }

@@ -361,6 +361,10 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward",
     With `aux_loss` = COEF > 0, `aux` is `COEF * E * sum_e f_e * P_e` (f_e =
     kept assignments of e / (T*k), P_e = mean_t p[t,e]) and its gradient
     `COEF * E * f_e / T` joins `dp[t,e]`; otherwise `aux` is 0.
+    With `group_loads %l` (expert parallelism: the loads summed over the
+    `group_ranks` ranks of the EP group, each with T tokens) `f_e =
+    l[e] / (group_ranks * T * k)`: the load is the group's, `P_e` the
+    rank's.
 
     ```mlir
     %dx, %dw_gate, %aux = moe.gate_backward softmax %x, %w_gate, %routing,
@@ -378,10 +382,12 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward",
     AnyRankedTensor:$d_weights,
     Optional<AnyRankedTensor>:$dx_in,
     Optional<AnyRankedTensor>:$probs,
+    Optional<AnyRankedTensor>:$group_loads,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
-    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss,
+    DefaultValuedAttr<I64Attr, "1">:$group_ranks
   );
   let results = (outs
     AnyRankedTensor:$dx,
@@ -390,7 +396,8 @@ def Moe_GateBackwardOp : Moe_Op<"gate_backward",
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $routing `,` $d_weights
-    (`accumulate` $dx_in^)? (`probs` `(` $probs^ `)`)? attr-dict
+    (`accumulate` $dx_in^)? (`probs` `(` $probs^ `)`)?
+    (`group_loads` $group_loads^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -411,6 +418,141 @@ def Moe_ExpertLoadsOp : Moe_Op<"expert_loads", [Pure]> {
   let results = (outs AnyRankedTensor:$loads);
   let assemblyFormat = [{
     $routing attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism (moe-expert-parallel)
+//===----------------------------------------------------------------------===//
+
+def Moe_AllToAllOp : Moe_Op<"all_to_all"> {
+  let summary = "all-to-all of rows with data-dependent, per-segment splits";
+  let description = [{
+    The collective of expert parallelism over `ranks` ranks. `counts[G]`
+    (i32, G divisible by `ranks`) splits the leading rows of `rows[N, H]`
+    into G consecutive segments of `counts[g]` rows; block `d` of G/R
+    segments (`g` in `[d*G/R, (d+1)*G/R)`) goes to rank `d`. Rows past
+    `sum(counts)` are not sent (capacity-dropped assignments).
+
+    Results: `received` holds the rows from rank 0, then rank 1, ...; from
+    each, its block for this rank in segment order. `received_counts[G]`
+    holds the segment sizes: block `s` is what rank `s` sent here. A dynamic
+    `received` has exactly the rows received; a static one is a capacity:
+    rows past those received are unspecified, and receiving more is a
+    runtime error.
+
+    `expecting %c` gives the counts this rank will receive when they are
+    known (the way back: what a rank gets back is what it sent), so that
+    nothing is exchanged before the rows; `received_counts` is then `%c`.
+
+    Upstream `shard.all_to_all` splits a tensor evenly; the splits here are
+    known only at run time (they are expert loads), so the op also exchanges
+    the counts. Sending `counts = loads[E]` dispatches the rows of expert
+    order to the experts' ranks (E/R experts per rank); sending the received
+    counts back returns each row to where it came from, in its place.
+
+    ```mlir
+    %received, %received_counts = moe.all_to_all %dispatched, %loads
+        {ranks = 2 : i64}
+        : (tensor<32x64xf32>, tensor<4xi32>) -> (tensor<?x64xf32>, tensor<4xi32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rows, AnyRankedTensor:$counts,
+                       Optional<AnyRankedTensor>:$expected,
+                       I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$received,
+                      AnyRankedTensor:$received_counts);
+  let assemblyFormat = [{
+    $rows `,` $counts (`expecting` $expected^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AllReduceOp : Moe_Op<"all_reduce"> {
+  let summary = "element-wise sum over the ranks of i32 counts";
+  let description = [{
+    `result[i] = sum over the ranks of value[i]`: the EP group's expert
+    loads, which the aux loss counts over all ranks.
+
+    ```mlir
+    %group = moe.all_reduce %loads {ranks = 2 : i64}
+        : (tensor<4xi32>) -> tensor<4xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$value, I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $value attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_LocalRoutingOp : Moe_Op<"local_routing", [Pure]> {
+  let summary = "the routing of the rows an expert rank received";
+  let description = [{
+    `counts[G]` are the segment sizes `moe.all_to_all` received for this
+    rank's G/R local experts: block `s` (from rank `s`) holds one count per
+    local expert. The received rows are each one assignment to one local
+    expert, so their routing has `top_k = 1`: row `n` in segment `g` goes to
+    local expert `g mod (G/R)`. `weights[N, 1]` are 1.0, so `moe.combine`
+    with them returns each row's expert output in received order. The
+    number of rows N is `sum(counts)`.
+
+    ```mlir
+    %weights, %routing = moe.local_routing %received_counts {ranks = 2 : i64}
+        : (tensor<4xi32>)
+        -> (tensor<?x1xf32>, !moe.routing<tokens = ?, experts = 2, top_k = 1>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$counts, I64Attr:$ranks);
+  let results = (outs AnyRankedTensor:$weights, Moe_RoutingType:$routing);
+  let assemblyFormat = [{
+    $counts attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_SlotsToRowsOp : Moe_Op<"slots_to_rows", [Pure]> {
+  let summary = "per-assignment values into the rows of expert order";
+  let description = [{
+    `rows[row(t,j), 0] = values[t, j]` for every kept assignment, in the
+    row order of `moe.dispatch` (expert order); rows no assignment owns are
+    0. Expert parallelism sends the gate weights with the rows this way, so
+    that an expert's rank can run the backward of its rows.
+
+    ```mlir
+    %rows = moe.slots_to_rows %weights, %routing
+        : (tensor<16x2xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+        -> tensor<32x1xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$values, Moe_RoutingType:$routing);
+  let results = (outs AnyRankedTensor:$rows);
+  let assemblyFormat = [{
+    $values `,` $routing attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RowsToSlotsOp : Moe_Op<"rows_to_slots", [Pure]> {
+  let summary = "values of the rows of expert order back to their assignments";
+  let description = [{
+    The inverse of `moe.slots_to_rows`: `values[t, j] = rows[row(t,j), 0]`
+    for kept assignments, 0 for dropped ones. Brings per-row results (the
+    gate-weight gradients an expert's rank computed) back to `[T, k]`.
+
+    ```mlir
+    %values = moe.rows_to_slots %rows, %routing
+        : (tensor<32x1xf32>, !moe.routing<tokens = 16, experts = 4, top_k = 2>)
+        -> tensor<16x2xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rows, Moe_RoutingType:$routing);
+  let results = (outs AnyRankedTensor:$values);
+  let assemblyFormat = [{
+    $rows `,` $routing attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

@@ -679,3 +679,180 @@ LogicalResult RouteBackwardOp::verify() {
       (getProbs() &&
        failed(expectProbabilities(op, getProbs(), x, experts))));
 }
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+/// i32 [G] segment counts, G static and divisible by the ranks.
+static LogicalResult expectSegmentCounts(Operation *op, StringRef name,
+                                         Value counts, int64_t ranks) {
+  Builder b(op->getContext());
+  if (ranks < 1)
+    return op->emitOpError() << "ranks must be at least 1, got " << ranks;
+  if (failed(expectBuffer(op, name, counts, 1, "[G]")) ||
+      failed(expectElement(op, name, counts, b.getI32Type())) ||
+      failed(expectStaticShape(op, name, counts, "[G]")))
+    return failure();
+  if (dim(counts, 0) % ranks != 0)
+    return op->emitOpError() << name << " has " << dim(counts, 0)
+                             << " segments, which the ranks (" << ranks
+                             << ") do not divide";
+  return success();
+}
+
+/// The runtime moves a collective's buffers as bytes from their base
+/// pointers: they must be contiguous, in row-major order.
+static LogicalResult expectContiguous(Operation *op, StringRef name,
+                                      Value value) {
+  if (!memrefOf(value).getLayout().isIdentity())
+    return op->emitOpError() << name
+                             << " must have the identity layout (contiguous "
+                                "rows), got "
+                             << value.getType();
+  return success();
+}
+
+LogicalResult ExchangeCountsOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectContiguous(op, "counts", getCounts())) ||
+      failed(expectContiguous(op, "received", getReceived())))
+    return failure();
+  if (getReceived().getType() != getCounts().getType())
+    return op->emitOpError() << "received (" << getReceived().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  return success();
+}
+
+LogicalResult AllToAllOp::verify() {
+  Operation *op = getOperation();
+  Value rows = getRows(), received = getReceived();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
+      failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
+      failed(expectSameElement(op, "received", received, "rows", rows)) ||
+      failed(expectContiguous(op, "rows", rows)) ||
+      failed(expectContiguous(op, "received", received)))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError() << "received_counts ("
+                             << getReceivedCounts().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  if (ShapedType::isDynamic(dim(rows, 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static";
+  // The runtime moves rows as bytes: their elements need a size.
+  if (!memrefOf(rows).getElementType().isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << memrefOf(rows).getElementType();
+  return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
+                      "rows dimension 1 (H)", dim(rows, 1));
+}
+
+LogicalResult ReceivedAssignmentsOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "indices", getIndices(), 2, "[N, 1]")) ||
+      failed(expectElement(op, "indices", getIndices(), b.getI32Type())) ||
+      failed(expectBuffer(op, "weights", getWeights(), 2, "[N, 1]")) ||
+      failed(expectElement(op, "weights", getWeights(), b.getF32Type())))
+    return failure();
+  if (dim(getIndices(), 1) != 1 || dim(getWeights(), 1) != 1)
+    return op->emitOpError() << "indices and weights must have one slot "
+                                "([N, 1]: top_k = 1)";
+  return expectExtent(op, "weights dimension 0 (N)", dim(getWeights(), 0),
+                      "indices dimension 0 (N)", dim(getIndices(), 0));
+}
+
+/// values [T, k] f32, rows [T, k] i32 (assignment rows), a [T*k, 1] f32
+/// buffer in row order.
+static LogicalResult expectSlotsAndRowBuffer(Operation *op, Value values,
+                                             Value rows, Value rowBuffer,
+                                             StringRef rowName) {
+  Builder b(op->getContext());
+  if (failed(expectBuffer(op, "values", values, 2, "[T, k]")) ||
+      failed(expectElement(op, "values", values, b.getF32Type())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[T, k]")) ||
+      failed(expectElement(op, "rows", rows, b.getI32Type())) ||
+      failed(expectBuffer(op, rowName, rowBuffer, 2, "[T*k, 1]")) ||
+      failed(expectElement(op, rowName, rowBuffer, b.getF32Type())))
+    return failure();
+  if (dim(rowBuffer, 1) != 1)
+    return op->emitOpError() << rowName << " must have one column, got "
+                             << rowBuffer.getType();
+  if (failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
+                          "values dimension 0 (T)", dim(values, 0))) ||
+      failed(expectExtent(op, "rows dimension 1 (k)", dim(rows, 1),
+                          "values dimension 1 (k)", dim(values, 1))))
+    return failure();
+  return expectExtent(op, (rowName + " dimension 0 (T*k)").str(),
+                      dim(rowBuffer, 0), "T*k",
+                      product(dim(values, 0), dim(values, 1)));
+}
+
+LogicalResult SlotsToRowsOp::verify() {
+  return expectSlotsAndRowBuffer(getOperation(), getValues(), getRows(),
+                                 getOut(), "out");
+}
+
+LogicalResult RowsToSlotsOp::verify() {
+  return expectSlotsAndRowBuffer(getOperation(), getValues(), getRows(),
+                                 getIn(), "in");
+}
+
+LogicalResult AllToAllStartOp::verify() {
+  Operation *op = getOperation();
+  Value rows = getRows(), received = getReceived();
+  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+      failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
+      failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
+      failed(expectSameElement(op, "received", received, "rows", rows)) ||
+      failed(expectContiguous(op, "rows", rows)) ||
+      failed(expectContiguous(op, "received", received)))
+    return failure();
+  if (getReceivedCounts().getType() != getCounts().getType())
+    return op->emitOpError() << "received_counts ("
+                             << getReceivedCounts().getType()
+                             << ") must have the type of counts ("
+                             << getCounts().getType() << ")";
+  if (ShapedType::isDynamic(dim(rows, 1)))
+    return op->emitOpError() << "rows dimension 1 (H) must be static";
+  // The runtime moves rows as bytes: their elements need a size.
+  if (!memrefOf(rows).getElementType().isIntOrFloat())
+    return op->emitOpError() << "rows must have an integer or floating-point "
+                                "element type, got "
+                             << memrefOf(rows).getElementType();
+  return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
+                      "rows dimension 1 (H)", dim(rows, 1));
+}
+
+LogicalResult AllToAllWaitOp::verify() {
+  auto start = getEvent().getDefiningOp<AllToAllStartOp>();
+  if (start && (start.getRows() != getRows() ||
+                start.getReceived() != getReceived()))
+    return emitOpError() << "must name the buffers of the all_to_all_start "
+                            "that made its event (rows and received)";
+  return success();
+}
+
+LogicalResult AllReduceOp::verify() {
+  Operation *op = getOperation();
+  Builder b(getContext());
+  if (getRanks() < 1)
+    return emitOpError() << "ranks must be at least 1, got " << getRanks();
+  if (failed(expectBuffer(op, "in", getIn(), 1, "[N]")) ||
+      failed(expectElement(op, "in", getIn(), b.getI32Type())) ||
+      failed(expectStaticShape(op, "in", getIn(), "[N]")) ||
+      failed(expectContiguous(op, "in", getIn())) ||
+      failed(expectContiguous(op, "out", getOut())))
+    return failure();
+  if (getOut().getType() != getIn().getType())
+    return emitOpError() << "out (" << getOut().getType()
+                         << ") must have the type of in (" << getIn().getType()
+                         << ")";
+  return success();
+}

@@ -389,8 +389,9 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     sigmoid) — or reads `p` from `probs` (f32 [T, E]) when the forward saved
     it —, takes `d_weights[t, :]` back through scaling and
     normalization to `dp` over the selected `indices[t, :]`, adds the
-    aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads / (T*k), the
-    loads being `offsets[e+1] - offsets[e]`), then through the score
+    aux-loss gradient `aux_loss * E * f_e / T` (f_e = loads /
+    (group_ranks*T*k), the loads being `offsets[e+1] - offsets[e]`: with
+    expert parallelism the offsets of the EP group's loads), then through the score
     function to `ds`, and accumulates `dx[t] += ds . w_gate^T` (f32 `dx`,
     added to) and `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
     (rank 0, f32) receives `aux_loss * E * sum_e f_e * P_e`, 0 when
@@ -417,7 +418,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
-    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss
+    DefaultValuedAttr<F64Attr, "0.0">:$aux_loss,
+    DefaultValuedAttr<I64Attr, "1">:$group_ranks
   );
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
@@ -425,6 +427,191 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     (`probs` `(` $probs^ `:` type($probs) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($indices) `,` type($offsets) `,`
     type($d_weights) `,` type($dx) `,` type($dw_gate) `,` type($aux)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives (expert parallelism); the CPU lowering calls moert's MPI-backed
+// entry points, the CUDA one its NCCL-backed ones
+//===----------------------------------------------------------------------===//
+
+def Moek_ExchangeCountsOp : Moek_KernelOp<"exchange_counts"> {
+  let summary = "all-to-all of equal blocks of i32 segment counts";
+  let description = [{
+    Block `d` (G/R counts) of `counts[G]` goes to rank `d`; block `s` of
+    `received[G]` comes from rank `s`. The split sizes of a following
+    `moek.all_to_all`, exchanged before its payload.
+
+    ```mlir
+    moek.exchange_counts %counts into %received {ranks = 2 : i64}
+        : memref<4xi32>, memref<4xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $counts `into` $received attr-dict `:` type($counts) `,` type($received)
+  }];
+}
+
+def Moek_AllToAllOp : Moek_KernelOp<"all_to_all"> {
+  let summary = "all-to-all of rows with per-segment splits (MPI_Alltoallv)";
+  let description = [{
+    The payload of `moe.all_to_all`: segment `g` of `rows` (`counts[g]`
+    consecutive rows) goes to rank `g / (G/R)`; `received` gets, from rank
+    0, 1, ..., the rows of its block of `received_counts`. Both buffers are
+    contiguous rows; `received` must hold `sum(received_counts)` rows (the
+    runtime checks it).
+
+    ```mlir
+    moek.all_to_all %rows, %counts, %received_counts into %received
+        {ranks = 2 : i64}
+        : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemRead]>:$received_counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $rows `,` $counts `,` $received_counts `into` $received attr-dict
+    `:` type($rows) `,` type($counts) `,` type($received_counts) `,`
+    type($received)
+  }];
+}
+
+def Moek_AllReduceOp : Moek_KernelOp<"all_reduce"> {
+  let summary = "out[i] = sum over the ranks of in[i] (i32)";
+  let description = [{
+    ```mlir
+    moek.all_reduce %loads into %group {ranks = 2 : i64}
+        : memref<4xi32>, memref<4xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$in,
+    Arg<AnyMemRef, "", [MemWrite]>:$out,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $in `into` $out attr-dict `:` type($in) `,` type($out)
+  }];
+}
+
+def Moek_ReceivedAssignmentsOp : Moek_KernelOp<"received_assignments"> {
+  let summary = "local expert and unit weight of each received row";
+  let description = [{
+    For segment `g` of `counts[G]` (in order), its `counts[g]` rows get
+    `indices[n, 0] = g mod (G/R)` and `weights[n, 0] = 1.0`: the routing
+    plan of the rows an expert rank received, which `moek.rank_assignments`
+    and `moek.exclusive_scan` then complete.
+
+    ```mlir
+    moek.received_assignments %counts into %indices, %weights {ranks = 2 : i64}
+        : memref<4xi32>, memref<?x1xi32>, memref<?x1xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$indices,
+    Arg<AnyMemRef, "", [MemWrite]>:$weights,
+    I64Attr:$ranks
+  );
+  let assemblyFormat = [{
+    $counts `into` $indices `,` $weights attr-dict
+    `:` type($counts) `,` type($indices) `,` type($weights)
+  }];
+}
+
+def Moek_SlotsToRowsOp : Moek_KernelOp<"slots_to_rows"> {
+  let summary = "out[rows[t,j], 0] = values[t,j] for kept assignments, other rows 0";
+  let description = [{
+    ```mlir
+    moek.slots_to_rows %weights, %rows into %out
+        : memref<16x2xf32>, memref<16x2xi32>, memref<32x1xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$values,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemWrite]>:$out
+  );
+  let assemblyFormat = [{
+    $values `,` $rows `into` $out attr-dict
+    `:` type($values) `,` type($rows) `,` type($out)
+  }];
+}
+
+def Moek_RowsToSlotsOp : Moek_KernelOp<"rows_to_slots"> {
+  let summary = "values[t,j] = in[rows[t,j], 0] for kept assignments, 0 for dropped";
+  let description = [{
+    ```mlir
+    moek.rows_to_slots %in, %rows into %values
+        : memref<32x1xf32>, memref<16x2xi32>, memref<16x2xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$in,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemWrite]>:$values
+  );
+  let assemblyFormat = [{
+    $in `,` $rows `into` $values attr-dict
+    `:` type($in) `,` type($rows) `,` type($values)
+  }];
+}
+
+def Moek_AllToAllStartOp : Moek_KernelOp<"all_to_all_start"> {
+  let summary = "start moek.all_to_all on the communication stream; its event";
+  let description = [{
+    `moek.all_to_all` without waiting: the transfer runs on the runtime's
+    communication stream while the ops that follow run on the compute
+    stream, until `moek.all_to_all_wait` on the event. Neither buffer may be
+    touched in between; the wait names both, so that their lifetimes (and
+    the memory plan) reach it.
+
+    ```mlir
+    %event = moek.all_to_all_start %rows, %counts, %received_counts
+        into %received {ranks = 2 : i64}
+        : memref<32x64xf32>, memref<4xi32>, memref<4xi32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead]>:$counts,
+    Arg<AnyMemRef, "", [MemRead]>:$received_counts,
+    Arg<AnyMemRef, "", [MemWrite]>:$received,
+    I64Attr:$ranks
+  );
+  let results = (outs I64:$event);
+  let assemblyFormat = [{
+    $rows `,` $counts `,` $received_counts `into` $received attr-dict
+    `:` type($rows) `,` type($counts) `,` type($received_counts) `,`
+    type($received)
+  }];
+}
+
+def Moek_AllToAllWaitOp : Moek_KernelOp<"all_to_all_wait"> {
+  let summary = "wait for a started all-to-all; its buffers are usable again";
+  let description = [{
+    ```mlir
+    moek.all_to_all_wait %event, %rows, %received
+        : memref<32x64xf32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    I64:$event,
+    Arg<AnyMemRef, "", [MemRead]>:$rows,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$received
+  );
+  let assemblyFormat = [{
+    $event `,` $rows `,` $received attr-dict `:` type($rows) `,` type($received)
   }];
 }
 

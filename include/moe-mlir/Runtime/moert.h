@@ -218,6 +218,106 @@ int moert_function_profile(const moert_function *function,
    for the run whose results it reports and checks, off for timing. */
 void moert_set_poison_allocations(int enabled);
 
+/*===--- Communicators and collectives (expert parallelism) ---===*/
+/* The collectives ABI is versioned on its own: the entry points compiled
+   code calls carry the version in their names (moert_*_v1), so an artifact
+   built against one version is refused by the loader of a runtime without
+   it instead of calling a changed signature. */
+#define MOERT_COLLECTIVES_ABI_VERSION 1
+int moert_collectives_abi_version(void);
+
+/* Joins the process group the launcher made, once per process:
+   - under mpirun (Open MPI: OMPI_COMM_WORLD_SIZE is set), the MPI world:
+     libmpi.so.40 is loaded with dlopen (moert never links MPI), MPI is
+     initialized unless the host did, and the rank and size are MPI's;
+   - with RANK and WORLD_SIZE set (torchrun) and WORLD_SIZE > 1, fails:
+     on the CPU the collectives run over MPI, launch with mpirun;
+   - otherwise a world of one rank (collectives are local copies).
+   Fails, with the reason, when libmpi cannot be loaded or initialized. */
+int moert_comm_init(void);
+/* This process's rank and the number of ranks (0 and 1 before init). */
+int moert_comm_rank(void);
+int moert_comm_size(void);
+/* Element-wise maximum of values[0..count) over all ranks, in place. */
+int moert_comm_allreduce_max_f64(double *values, int count);
+/* Finalizes MPI if moert_comm_init initialized it. */
+int moert_comm_finalize(void);
+
+/* What expert-parallel artifacts call (moek.exchange_counts,
+   moek.all_to_all). Both are collective: every rank of the world calls
+   them in the same order. `ranks` is the world size the program was
+   compiled for; `segments` the length of the count arrays (a multiple of
+   `ranks`: block d of segments/ranks counts belongs to rank d).
+   They return 0, or non-zero after recording the reason, which the call of
+   the artifact's function then reports (an artifact cannot handle errors);
+   after a failure they do nothing until that call ends. */
+int32_t moert_exchange_counts_v1(const int32_t *counts, int32_t *received,
+                                 int64_t segments, int64_t ranks);
+/* out[i] = the sum over all ranks of in[i], i < count (the EP group's
+   expert loads, which the aux loss counts). */
+int32_t moert_all_reduce_sum_i32_v1(const int32_t *in, int32_t *out,
+                                    int64_t count, int64_t ranks);
+/* Sends rows: segment g (counts[g] rows of row_bytes bytes, consecutive
+   from `rows`, which holds rows_capacity rows) goes to rank
+   g / (segments/ranks); receives into `received` (received_capacity rows)
+   the blocks of received_counts from rank 0, 1, ... in order. Fails before
+   communicating when the counts do not fit the buffers. */
+int32_t moert_all_to_all_v1(const void *rows, const int32_t *counts,
+                            int64_t rows_capacity,
+                            const int32_t *received_counts, void *received,
+                            int64_t received_capacity, int64_t segments,
+                            int64_t ranks, int64_t row_bytes);
+
+/* Streams and events. Communication runs on the runtime's communication
+   stream (on the CPU: one thread that makes every MPI call, in order);
+   compiled code is the compute stream. moert_all_to_all_start_v1 starts
+   the all-to-all of moert_all_to_all_v1 there and returns its event (> 0;
+   0 after a failure, recorded as above); until moert_event_wait_v1(event)
+   returns, `rows` must not change and `received` must not be read. What the
+   compute stream runs in between overlaps the transfer
+   (moe-overlap-communication schedules it). moert_all_to_all_v1 is start
+   and wait in one. */
+int64_t moert_all_to_all_start_v1(const void *rows, const int32_t *counts,
+                                  int64_t rows_capacity,
+                                  const int32_t *received_counts,
+                                  void *received, int64_t received_capacity,
+                                  int64_t segments, int64_t ranks,
+                                  int64_t row_bytes);
+int32_t moert_event_wait_v1(int64_t event);
+
+/* What the communication stream did since the last reset: busy_ms running
+   collectives, waited_ms the compute stream spent blocked on their events
+   (communication it could not hide: busy_ms - waited_ms was hidden). */
+typedef struct moert_comm_stats {
+  double busy_ms;
+  double waited_ms;
+  int64_t collectives;
+} moert_comm_stats;
+void moert_comm_stats_get(moert_comm_stats *out);
+void moert_comm_stats_reset(void);
+
+/* Tracing: while enabled, every collective (communication lane) and every
+   span of compiled code between the runtime's calls (compute lane) is
+   recorded. moert_trace_write_events writes this rank's spans, and takes
+   them, as Chrome trace events, one JSON object per line (pid: the rank;
+   tid 0: compute, 1: communication); a trace file is
+   {"traceEvents": [those objects, comma-separated]}. */
+void moert_trace_enable(int enabled);
+int moert_trace_write_events(const char *path);
+
+/* NCCL, which the CUDA backend's collectives will run over, loaded with
+   dlopen (libnccl.so.2; moert never links it): its version code (21903 for
+   2.19.3) in *version, or non-zero with the reason (not installed, older
+   than 2.7, which has ncclSend/ncclRecv). */
+int moert_nccl_version(int *version);
+
+/* torchrun's rendezvous: with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+   set, rank 0's blob[0..bytes) reaches every rank (rank 0 listens on
+   MASTER_PORT, the others connect; an NCCL communicator needs rank 0's
+   ncclUniqueId this way when there is no mpirun). Fails with the reason
+   after timeout_seconds, or when a variable is missing. */
+int moert_rendezvous_broadcast(void *blob, size_t bytes, int timeout_seconds);
+
 /*===--- CUDA ---===*/
 /* Writes a description of the GPU that CUDA artifacts run on, such as
    "NVIDIA H100 80GB HBM3, sm_90" (name, then compute capability), into

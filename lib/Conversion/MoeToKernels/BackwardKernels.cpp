@@ -257,10 +257,17 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
   Value aux = allocBuffer(b, ArrayRef<int64_t>{}, b.getF32Type(), {}, "gradients.aux");
   // Saved probabilities spare the router's backward its scores GEMM.
   Value probs = op.getProbs() ? readBuffer(b, op.getProbs()) : Value();
+  // Expert parallelism: the aux loss's f_e counts the EP group's loads, so
+  // the router backward reads their offsets instead of the rank's.
+  if (Value groupLoads = op.getGroupLoads()) {
+    offsets = allocBuffer(b, {plan->experts + 1}, b.getI32Type(), {},
+                          "routing.group_offsets");
+    moek::ExclusiveScanOp::create(b, readBuffer(b, groupLoads), offsets);
+  }
   moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
                                 dwGateAcc, aux, probs, op.getScoreFuncAttr(),
                                 op.getNormalizeAttr(), op.getScalingAttr(),
-                                op.getAuxLossAttr());
+                                op.getAuxLossAttr(), op.getGroupRanksAttr());
   narrowInto(b, dxAcc, dx);
   narrowInto(b, dwGateAcc, dwGate);
   rewriter.replaceOp(op, ValueRange{asTensor(b, dx), asTensor(b, dwGate),

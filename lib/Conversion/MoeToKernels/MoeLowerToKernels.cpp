@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoeToKernels/BackwardKernels.h"
+#include "lib/Conversion/MoeToKernels/CollectiveKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 
 #include "dialects/moe/IR/MoeOps.h"
@@ -134,6 +135,21 @@ struct MoeLowerToKernelsPass
     getOperation()->walk([&](GateOp op) { gates.push_back(op); });
     for (GateOp op : gates)
       lowerGateToKernels(op, rewriter);
+    // The routing of received rows (expert parallelism) is a plan like a
+    // gate's; the collectives need nothing but their operands.
+    SmallVector<LocalRoutingOp> localRoutings;
+    getOperation()->walk(
+        [&](LocalRoutingOp op) { localRoutings.push_back(op); });
+    for (LocalRoutingOp op : localRoutings)
+      lowerLocalRoutingToKernels(op, rewriter);
+    SmallVector<AllToAllOp> collectives;
+    getOperation()->walk([&](AllToAllOp op) { collectives.push_back(op); });
+    for (AllToAllOp op : collectives)
+      lowerAllToAllToKernels(op, rewriter);
+    SmallVector<AllReduceOp> reductions;
+    getOperation()->walk([&](AllReduceOp op) { reductions.push_back(op); });
+    for (AllReduceOp op : reductions)
+      lowerAllReduceToKernels(op, rewriter);
 
     RoutingPlans plans;
     WideGradients wide;
@@ -141,7 +157,7 @@ struct MoeLowerToKernelsPass
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
               GateBackwardOp, ExpertLoadsOp, ExpertGateUpOp,
-              RouterProbabilitiesOp>(op))
+              RouterProbabilitiesOp, SlotsToRowsOp, RowsToSlotsOp>(op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -171,6 +187,12 @@ struct MoeLowerToKernelsPass
                        << "has no moe.gate on the same x, w_gate and score "
                           "function to compute it: router probabilities are "
                           "written by the gate's router kernel";
+              })
+              .Case([&](SlotsToRowsOp o) {
+                return lowerSlotsToRows(o, plans, rewriter);
+              })
+              .Case([&](RowsToSlotsOp o) {
+                return lowerRowsToSlots(o, plans, rewriter);
               });
       if (failed(result))
         return signalPassFailure();

@@ -314,9 +314,13 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
           Value next = arith::AddIOp::create(b, e, lb.index(1));
           Value count = arith::SubIOp::create(b, load(b, offsets, {next}),
                                               load(b, offsets, {e}));
-          // f_e = loads / (T*k)
+          // f_e = loads / (group_ranks*T*k): the EP group's loads when
+          // the offsets are the group's.
           Value f = mul(b, arith::SIToFPOp::create(b, f32, count),
-                        arith::DivFOp::create(b, invT, lb.f32(double(topK))));
+                        arith::DivFOp::create(
+                            b, invT,
+                            lb.f32(double(topK) *
+                                   double(op.getGroupRanks()))));
           memref::StoreOp::create(b, add(b, load(b, dp, {e}), mul(b, scale, f)),
                                   dp, ValueRange{e});
           return {add(b, c[0], mul(b, scale, mul(b, f, load(b, p, {e}))))};

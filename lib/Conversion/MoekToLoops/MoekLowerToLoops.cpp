@@ -10,12 +10,14 @@
 #include "dialects/moe/IR/MoeShapeRules.h"
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
+#include "lib/Conversion/MoekToLoops/CollectiveCalls.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -288,6 +290,9 @@ void lowerCombineRows(CombineRowsOp op, ImplicitLocOpBuilder &b,
 /// Frees the heap scratch the kernels allocated at the entry of `func`
 /// before each of its returns.
 void freeHeapScratch(func::FuncOp func, IRRewriter &rewriter) {
+  // Declarations (the runtime's collectives) have no body and no scratch.
+  if (func.isExternal())
+    return;
   SmallVector<memref::AllocOp> allocs;
   for (auto alloc : func.getBody().front().getOps<memref::AllocOp>())
     if (alloc->hasAttr(kHeapScratchAttr))
@@ -360,6 +365,28 @@ struct MoekLowerToLoopsPass
               .Case([&](RouteBackwardOp o) {
                 return lowerRouteBackward(o, b, hoisted), true;
               })
+              .Case([&](moek::AllReduceOp o) {
+                return lowerAllReduce(o, b), true;
+              })
+              .Case([&](ExchangeCountsOp o) {
+                return lowerExchangeCounts(o, b), true;
+              })
+              .Case([&](moek::AllToAllOp o) { return lowerAllToAll(o, b), true; })
+              .Case([&](AllToAllStartOp o) {
+                return lowerAllToAllStart(o, b), true;
+              })
+              .Case([&](AllToAllWaitOp o) {
+                return lowerAllToAllWait(o, b), true;
+              })
+              .Case([&](ReceivedAssignmentsOp o) {
+                return lowerReceivedAssignments(o, b), true;
+              })
+              .Case([&](moek::SlotsToRowsOp o) {
+                return lowerSlotsToRows(o, b), true;
+              })
+              .Case([&](moek::RowsToSlotsOp o) {
+                return lowerRowsToSlots(o, b), true;
+              })
               .Default([](Operation *) { return false; });
       // A kernel nobody lowers must fail the pass, never be dropped.
       if (!lowered) {
@@ -367,7 +394,11 @@ struct MoekLowerToLoopsPass
                              "handles route, rank_assignments, "
                              "exclusive_scan, assignment_rows, "
                              "row_assignments, gather_rows, grouped_matmul, "
-                             "glu and combine_rows)";
+                             "glu, combine_rows, the backward kernels, "
+                             "exchange_counts, all_reduce, all_to_all, "
+                             "all_to_all_start, all_to_all_wait, "
+                             "received_assignments, slots_to_rows and "
+                             "rows_to_slots)";
         return signalPassFailure();
       }
       rewriter.eraseOp(op);

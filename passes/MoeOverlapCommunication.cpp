@@ -1,0 +1,312 @@
+//===- MoeOverlapCommunication.cpp - Pipelined all-to-all and experts -----===//
+//
+// A per-rank program (moe-expert-parallel's) spends its time in three
+// steps that depend on each other: the rows go out, the local experts run,
+// the results come back. Split into N chunks of tokens, the steps of
+// different chunks are independent, so the program is laid out as a
+// software pipeline:
+//
+//   phase A, each chunk c: route, dispatch, send the rows out (start)
+//   phase B, each chunk c: local experts on chunk c's rows (wait for them),
+//                          send the results back (start)
+//   phase C, each chunk c: combine (wait for the results)
+//
+// Lowered, every all-to-all is a start on the runtime's communication stream
+// and a wait just before the first use of what it receives
+// (moe-lower-to-kernels), so chunk c+1's rows travel while chunk c is being
+// routed, and chunk c-1's results travel back while chunk c's experts run:
+// both directions overlap with compute. Dropless routing is per token, so
+// the chunks compute exactly the layer; a capacity is per group of tokens,
+// so a layer with one is left alone.
+//
+// The chunk count comes from a small cost model unless given: per rank,
+// C = the all-to-all time (both ways) and P = the expert GEMMs' time; N
+// chunks cost about max(C, P) + min(C, P) / N + 2 N a (a: the latency of one
+// collective), which is smallest at N = sqrt(min(C, P) / (2 a)).
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/IR/MoeOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+#include <cmath>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEOVERLAPCOMMUNICATIONPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr const char *kChunksAttr = "moe.overlap_chunks";
+
+/// The per-rank layer moe-expert-parallel makes.
+struct RankLayer {
+  GateOp gate;
+  DispatchOp dispatch;
+  ExpertLoadsOp loads;
+  AllToAllOp out;
+  LocalRoutingOp local;
+  DispatchOp localDispatch;
+  ExpertsOp experts;
+  CombineOp localCombine;
+  AllToAllOp back;
+  CombineOp combine;
+};
+
+FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
+  RankLayer l;
+  l.combine = combine;
+  l.back = combine.getExpertOut().getDefiningOp<AllToAllOp>();
+  l.gate = combine.getRouting().getDefiningOp<GateOp>();
+  if (!l.back || !l.gate)
+    return failure();
+  l.localCombine = l.back.getRows().getDefiningOp<CombineOp>();
+  l.experts = l.localCombine
+                  ? l.localCombine.getExpertOut().getDefiningOp<ExpertsOp>()
+                  : ExpertsOp();
+  l.localDispatch =
+      l.experts ? l.experts.getTokens().getDefiningOp<DispatchOp>() : DispatchOp();
+  l.local = l.localDispatch
+                ? l.localDispatch.getRouting().getDefiningOp<LocalRoutingOp>()
+                : LocalRoutingOp();
+  l.out = l.local ? l.local.getCounts().getDefiningOp<AllToAllOp>()
+                  : AllToAllOp();
+  l.dispatch = l.out ? l.out.getRows().getDefiningOp<DispatchOp>() : DispatchOp();
+  l.loads = l.out ? l.out.getCounts().getDefiningOp<ExpertLoadsOp>()
+                  : ExpertLoadsOp();
+  if (!l.out || !l.dispatch || !l.loads ||
+      l.dispatch.getRouting() != l.gate.getRouting() ||
+      combine.getWeights() != l.gate.getWeights())
+    return failure();
+  return l;
+}
+
+/// The chunk count the cost model picks for `layer` over `ranks` ranks: the
+/// divisor of T nearest below sqrt(min(C, P) / (2 a)), at most 16. The
+/// constants are the CPU backend's (MPI over shared memory, scalar-ish
+/// loops): a = 30 us per collective, 4 GB/s, 10 GFLOP/s per rank.
+int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
+                            std::string &why) {
+  auto x = cast<RankedTensorType>(l.gate.getX().getType());
+  int64_t tokens = x.getDimSize(0), hidden = x.getDimSize(1);
+  int64_t topK = l.gate.getTopK();
+  int64_t ffn =
+      cast<RankedTensorType>(l.experts.getW1().getType()).getDimSize(2) / 2;
+  double bytes = (x.getElementType().getIntOrFloatBitWidth() + 7) / 8;
+  const double latencyUs = 30, bytesPerUs = 4e3, flopsPerUs = 1e4;
+  double away = ranks > 1 ? double(ranks - 1) / double(ranks) : 1.0;
+  double commUs = 2 * (4 * latencyUs + double(tokens * topK * hidden) *
+                                           bytes * away / bytesPerUs);
+  double computeUs = 2.0 * double(tokens * topK) * double(hidden) *
+                     double(3 * ffn) / flopsPerUs;
+  double best = std::sqrt(std::min(commUs, computeUs) / (2 * latencyUs));
+  int64_t chunks = 1;
+  for (int64_t n = 1; n <= std::min<int64_t>(tokens, 16); ++n)
+    if (tokens % n == 0 && double(n) <= std::max(best, 1.0))
+      chunks = n;
+  why = "cost model: all-to-all ~" + std::to_string(int64_t(commUs)) +
+        " us, expert GEMMs ~" + std::to_string(int64_t(computeUs)) +
+        " us per rank, " + std::to_string(int64_t(latencyUs)) +
+        " us per collective";
+  return chunks;
+}
+
+/// `type` with a leading extent of `from` (or from*k) scaled to `to`.
+Type chunked(Type type, int64_t from, int64_t to) {
+  if (auto routing = dyn_cast<RoutingType>(type))
+    return RoutingType::get(type.getContext(), to, routing.getExperts(),
+                            routing.getTopK());
+  auto tensor = cast<RankedTensorType>(type);
+  SmallVector<int64_t> shape(tensor.getShape());
+  if (!shape.empty() && !ShapedType::isDynamic(shape[0]) && shape[0] % from == 0)
+    shape[0] = shape[0] / from * to;
+  return RankedTensorType::get(shape, tensor.getElementType());
+}
+
+/// Clones `op` with operands through `map`; the results listed in
+/// `tokenResults` get their token extent scaled from T to the chunk's.
+Operation *cloneChunk(OpBuilder &b, Operation *op, IRMapping &map,
+                      int64_t tokens, int64_t chunkTokens,
+                      ArrayRef<unsigned> tokenResults) {
+  Operation *clone = b.clone(*op, map);
+  for (unsigned i : tokenResults)
+    clone->getResult(i).setType(
+        chunked(clone->getResult(i).getType(), tokens, chunkTokens));
+  return clone;
+}
+
+/// Concatenates `parts` ([Tc, ...] each) into one [T, ...] tensor.
+Value concatenate(OpBuilder &b, Location loc, ArrayRef<Value> parts,
+                  RankedTensorType whole) {
+  Value result = tensor::EmptyOp::create(b, loc, whole.getShape(),
+                                         whole.getElementType());
+  int64_t at = 0;
+  for (Value part : parts) {
+    auto type = cast<RankedTensorType>(part.getType());
+    SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+    offsets[0] = b.getIndexAttr(at);
+    SmallVector<OpFoldResult> sizes, strides(type.getRank(), b.getIndexAttr(1));
+    for (int64_t d : type.getShape())
+      sizes.push_back(b.getIndexAttr(d));
+    result = tensor::InsertSliceOp::create(b, loc, part, result, offsets, sizes,
+                                           strides);
+    at += type.getDimSize(0);
+  }
+  return result;
+}
+
+LogicalResult overlap(RankLayer l, int64_t chunks, int64_t tokens) {
+  int64_t chunkTokens = tokens / chunks;
+  OpBuilder b(l.combine);
+  Location loc = l.combine.getLoc();
+  auto xType = cast<RankedTensorType>(l.gate.getX().getType());
+  SmallVector<IRMapping> maps(chunks);
+  SmallVector<Value> ys, indices;
+  // Phase A: route, dispatch and send out every chunk.
+  for (int64_t c = 0; c < chunks; ++c) {
+    IRMapping &map = maps[c];
+    SmallVector<OpFoldResult> offsets{b.getIndexAttr(c * chunkTokens),
+                                      b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes{b.getIndexAttr(chunkTokens),
+                                    b.getIndexAttr(xType.getDimSize(1))};
+    SmallVector<OpFoldResult> strides{b.getIndexAttr(1), b.getIndexAttr(1)};
+    Value x = tensor::ExtractSliceOp::create(
+        b, loc, cast<RankedTensorType>(chunked(xType, tokens, chunkTokens)),
+        l.gate.getX(), offsets, sizes, strides);
+    map.map(l.gate.getX(), x);
+    // dispatch(x, r) reads x too: the same slice.
+    cloneChunk(b, l.gate, map, tokens, chunkTokens, {0, 1, 2});
+    cloneChunk(b, l.dispatch, map, tokens, chunkTokens, {0});
+    cloneChunk(b, l.loads, map, tokens, chunkTokens, {});
+    cloneChunk(b, l.out, map, tokens, chunkTokens, {});
+  }
+  // Phase B: each chunk's local experts, then its results go back.
+  for (int64_t c = 0; c < chunks; ++c) {
+    IRMapping &map = maps[c];
+    for (Operation *op : {l.local.getOperation(), l.localDispatch.getOperation(),
+                          l.experts.getOperation(),
+                          l.localCombine.getOperation()})
+      cloneChunk(b, op, map, tokens, chunkTokens, {});
+    cloneChunk(b, l.back, map, tokens, chunkTokens, {0});
+  }
+  // Phase C: combine each chunk as its results arrive.
+  for (int64_t c = 0; c < chunks; ++c) {
+    Operation *y = cloneChunk(b, l.combine, maps[c], tokens, chunkTokens, {0});
+    ys.push_back(y->getResult(0));
+    indices.push_back(maps[c].lookup(l.gate.getIndices()));
+  }
+  l.combine.getY().replaceAllUsesWith(concatenate(
+      b, loc, ys, cast<RankedTensorType>(l.combine.getY().getType())));
+  if (!l.gate.getIndices().use_empty())
+    l.gate.getIndices().replaceAllUsesWith(concatenate(
+        b, loc, indices,
+        cast<RankedTensorType>(l.gate.getIndices().getType())));
+  for (Operation *op :
+       {l.combine.getOperation(), l.back.getOperation(),
+        l.localCombine.getOperation(), l.experts.getOperation(),
+        l.localDispatch.getOperation(), l.local.getOperation(),
+        l.out.getOperation(), l.loads.getOperation(),
+        l.dispatch.getOperation(), l.gate.getOperation()})
+    op->erase();
+  return success();
+}
+
+struct MoeOverlapCommunicationPass
+    : public moe::impl::MoeOverlapCommunicationPassBase<
+          MoeOverlapCommunicationPass> {
+  using MoeOverlapCommunicationPassBase::MoeOverlapCommunicationPassBase;
+
+  void runOnOperation() override {
+    if (chunks < 0) {
+      getOperation()->emitError()
+          << "moe-overlap-communication: chunks must be at least 0 (0: the "
+             "cost model), got "
+          << static_cast<int64_t>(chunks);
+      return signalPassFailure();
+    }
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      auto requested = func->getAttrOfType<IntegerAttr>(kChunksAttr);
+      auto ranks = func->getAttrOfType<IntegerAttr>("moe.expert_parallel");
+      if (!requested && !chunksGiven())
+        continue;
+      if (!ranks) {
+        if (requested) {
+          func.emitOpError() << "moe-overlap-communication: " << kChunksAttr
+                             << " needs the per-rank program of "
+                                "moe-expert-parallel (ep=R)";
+          return signalPassFailure();
+        }
+        continue;
+      }
+      func->removeAttr(kChunksAttr);
+      if (func->hasAttr("moe.training_step")) {
+        func.emitRemark() << "moe-overlap-communication: not chunked: the "
+                             "training program is not pipelined yet";
+        continue;
+      }
+      SmallVector<CombineOp> combines;
+      func.walk([&](CombineOp op) { combines.push_back(op); });
+      for (CombineOp combine : combines) {
+        FailureOr<RankLayer> layer = matchRankLayer(combine);
+        if (failed(layer))
+          continue; // a local combine, or not a per-rank layer
+        int64_t tokens =
+            cast<RankedTensorType>(layer->gate.getX().getType()).getDimSize(0);
+        if (ShapedType::isDynamic(tokens)) {
+          combine.emitRemark() << "moe-overlap-communication: not chunked: "
+                                  "the token count is dynamic";
+          continue;
+        }
+        if (layer->gate.getCapacityFactor().convertToDouble() > 0) {
+          combine.emitRemark()
+              << "moe-overlap-communication: not chunked: a capacity is per "
+                 "group of tokens, so chunks would drop other assignments";
+          continue;
+        }
+        Operation *layerOps[] = {layer->dispatch, layer->loads,
+                                 layer->combine};
+        bool routingLocal = llvm::all_of(
+            layer->gate.getRouting().getUsers(),
+            [&](Operation *user) { return llvm::is_contained(layerOps, user); });
+        if (!layer->gate.getWeights().hasOneUse() || !routingLocal ||
+            !layer->dispatch->hasOneUse()) {
+          combine.emitRemark() << "moe-overlap-communication: not chunked: "
+                                  "the routing has other uses";
+          continue;
+        }
+        int64_t n = requested ? requested.getInt() : int64_t(chunks);
+        if (chunksGiven() && chunks > 0)
+          n = chunks;
+        std::string why = "given";
+        if (n == 0)
+          n = chunksFromCostModel(*layer, ranks.getInt(), why);
+        if (n < 1 || tokens % n != 0) {
+          combine.emitOpError() << "moe-overlap-communication: " << n
+                                << " chunks do not divide the " << tokens
+                                << " tokens";
+          return signalPassFailure();
+        }
+        combine.emitRemark() << "moe-overlap-communication: " << n
+                             << " chunks of " << tokens / n << " tokens ("
+                             << why << ")";
+        if (n == 1)
+          continue;
+        if (failed(overlap(*layer, n, tokens)))
+          return signalPassFailure();
+      }
+    }
+  }
+
+  bool chunksGiven() { return chunks.hasValue(); }
+};
+
+} // namespace

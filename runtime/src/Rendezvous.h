@@ -1,0 +1,36 @@
+//===- Rendezvous.h - torchrun's rendezvous for one blob --------*- C++ -*-===//
+//
+// Without mpirun, a launcher such as torchrun tells each process RANK,
+// WORLD_SIZE, MASTER_ADDR and MASTER_PORT. That is enough to make an NCCL
+// communicator: rank 0 makes the ncclUniqueId and every other rank needs
+// its 128 bytes. Rank 0 listens on MASTER_PORT, the others connect to
+// MASTER_ADDR:MASTER_PORT (retrying while rank 0 starts) and receive the
+// blob behind a magic header (a stray connection is refused, not read).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOERT_SRC_RENDEZVOUS_H
+#define MOERT_SRC_RENDEZVOUS_H
+
+#include <cstddef>
+#include <string>
+
+namespace moert {
+
+/// Rank 0's `blob` (`bytes` bytes) reaches every rank of `ranks`; "" or
+/// what failed. Gives up after `timeoutSeconds`.
+std::string broadcastFromRankZero(void *blob, size_t bytes, int rank,
+                                  int ranks, const std::string &address,
+                                  int port, int timeoutSeconds);
+
+/// The launcher's view from the environment (RANK, WORLD_SIZE, MASTER_ADDR,
+/// MASTER_PORT): "" and the values, or what is missing or malformed.
+struct LaunchEnvironment {
+  int rank = 0, ranks = 1, port = 0;
+  std::string address;
+};
+std::string readLaunchEnvironment(LaunchEnvironment &out);
+
+} // namespace moert
+
+#endif // MOERT_SRC_RENDEZVOUS_H
