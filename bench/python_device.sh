@@ -6,7 +6,7 @@
 # suite on the precompiled artifacts with poisoned outputs, then times the
 # PyTorch layer against moe-run on the same artifacts
 # (bench/python_overhead.py). Logs go to $OUT (or ./device-out).
-# SKIP_BENCH=1 runs the tests only.
+# SKIP_BENCH=1 runs the tests only, SKIP_TESTS=1 the benchmark only.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=$root/.device/python
@@ -30,9 +30,11 @@ cmake -S "$root/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE
 
 export PYTHONPATH=$pkg:$py/site MOE_MLIR_ARTIFACT_DIR=$py/artifacts \
   MOE_RUN=/tmp/moe-run-build/moe-run
-echo "== GPU tests ($(date -u +%H:%M:%S))"
-(cd "$root/python_bindings/tests" &&
-  python3 -m pytest -v -p no:cacheprovider test_torch_cuda.py 2>&1 | tail -30)
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  echo "== GPU tests ($(date -u +%H:%M:%S))"
+  (cd "$root/python_bindings/tests" &&
+    python3 -m pytest -v -p no:cacheprovider test_torch_cuda.py 2>&1 | tail -30)
+fi
 [ "${SKIP_BENCH:-0}" = 1 ] && exit 0
 echo "== the Python path's overhead ($(date -u +%H:%M:%S))"
 python3 "$root/bench/python_overhead.py" --artifacts $py/artifacts \
