@@ -92,6 +92,14 @@ LogicalResult shardArgument(func::FuncOp func, Operation *user, Value weight,
            << "moe-expert-parallel: " << name
            << " must be an argument of the function: each rank receives "
               "only its experts' shard of it";
+  // A saved pre-activation (moe-place-recomputation) reads w1 in the rank's
+  // expert order: recomputation is placed after the per-rank rewrite.
+  if (llvm::any_of(weight.getUsers(),
+                   [](Operation *other) { return isa<ExpertGateUpOp>(other); }))
+    return user->emitOpError()
+           << "moe-expert-parallel: the training step saves the experts' "
+              "pre-activation (moe-place-recomputation); run "
+              "moe-expert-parallel before placing recomputation";
   if (llvm::any_of(weight.getUsers(), [](Operation *other) {
         return !isa<ExpertsOp, ExpertsBackwardOp>(other);
       }))

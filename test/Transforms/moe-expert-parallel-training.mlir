@@ -3,6 +3,9 @@
 // ranks (dy and the weights with x's counts), the local experts' backward, and the input and
 // gate-weight gradients sent back; the aux loss counts the EP group's loads.
 // RUN: moe-opt %s --moe-generate-backward --moe-expert-parallel | FileCheck %s
+// A training step that saves h (moe-place-recomputation first) is refused with a message:
+// RUN: not moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=100%% cost-device=h200-sm90a" --moe-expert-parallel 2>&1 | FileCheck %s --check-prefix=SAVED-H
+// SAVED-H: error: 'moe.experts' op moe-expert-parallel: the training step saves the experts' pre-activation (moe-place-recomputation); run moe-expert-parallel before placing recomputation
 
 // The shards: w1, w2 and their gradients dw1, dw2.
 // CHECK-LABEL: func.func @moe_layer_train(
