@@ -957,6 +957,14 @@ bool handOverResults(const moert_function &function,
                      cuda::CUstream stream) {
   const char *name = function.name.c_str();
   std::vector<DeviceResultOwner *> owners;
+  // On failure the caller gets nothing: what was handed over goes back.
+  auto fail = [&] {
+    for (DeviceResultOwner *owner : owners)
+      moert_device_result_release(owner);
+    for (size_t r = 0; r < function.results.size(); ++r)
+      results[r].owner = nullptr;
+    return false;
+  };
   const int64_t *words = resultBuffer.data();
   for (size_t r = 0; r < function.results.size(); ++r) {
     int rank = function.results[r].rank;
@@ -973,7 +981,7 @@ bool handOverResults(const moert_function &function,
     for (int d = rank - 1; d >= 0; --d) {
       if (sizes[d] != 1 && strides[d] != dense) {
         setError("%s: result %zu is not dense and row-major", name, r);
-        return false;
+        return fail();
       }
       out.tensor.dims[d] = sizes[d];
       dense *= sizes[d];
@@ -1002,7 +1010,7 @@ bool handOverResults(const moert_function &function,
         setError("%s: result %zu: cannot copy it into a buffer of its own "
                  "(%zu bytes)",
                  name, r, bytes);
-        return false;
+        return fail();
       }
       owner = new DeviceResultOwner{reinterpret_cast<uintptr_t>(block),
                                     stream, {1}};
