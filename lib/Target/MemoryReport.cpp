@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -24,7 +25,7 @@ static int64_t integerOf(DictionaryAttr dict, StringRef key) {
   return value ? value.getInt() : 0;
 }
 
-MemoryPlans moe::collectMemoryPlans(ModuleOp module) {
+MemoryPlans mlir::moe::collectMemoryPlans(ModuleOp module) {
   MemoryPlans plans;
   for (auto func : module.getOps<func::FuncOp>()) {
     MemoryPlan &plan = plans[func.getSymName().str()];
@@ -99,7 +100,7 @@ static void addPlacement(llvm::json::Object &json, DictionaryAttr placement) {
   json["recomputation"] = std::move(budget);
 }
 
-LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
+LogicalResult mlir::moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
                                      StringRef path) {
   llvm::json::Object functions;
   for (const auto &[name, plan] : plans)
@@ -135,8 +136,8 @@ LogicalResult moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
   return finishOutput(module, os, "the memory report '" + path.str() + "'");
 }
 
-std::string moe::addMemoryPlansToMetadata(StringRef metadata,
-                                          const MemoryPlans &plans) {
+std::string mlir::moe::addFunctionAttrsToMetadata(
+    StringRef metadata, llvm::function_ref<std::string(StringRef)> attrsOf) {
   std::string out;
   llvm::raw_string_ostream os(out);
   std::string current;
@@ -145,20 +146,49 @@ std::string moe::addMemoryPlansToMetadata(StringRef metadata,
   for (StringRef line : lines) {
     if (line.starts_with("function "))
       current = line.drop_front(9).split(' ').first.str();
-    if (line == "end") {
-      auto it = plans.find(current);
-      if (it != plans.end()) {
-        const MemoryPlan &plan = it->second;
-        os << "attr memory.peak_intermediate_bytes "
-           << plan.peakIntermediateBytes << "\n";
-        for (const auto &[category, bytes] : plan.bytesByCategory())
-          os << "attr memory.category." << category << " " << bytes << "\n";
-        os << "attr memory.unplanned_dynamic " << plan.unplannedDynamic.size()
-           << "\n";
-      }
-    }
+    if (line == "end")
+      os << attrsOf(current);
     if (!line.empty())
       os << line << "\n";
   }
   return out;
+}
+
+std::string mlir::moe::addMemoryPlansToMetadata(StringRef metadata,
+                                          const MemoryPlans &plans) {
+  return addFunctionAttrsToMetadata(metadata, [&](StringRef function) {
+    std::string attrs;
+    auto it = plans.find(function.str());
+    if (it == plans.end())
+      return attrs;
+    llvm::raw_string_ostream os(attrs);
+    const MemoryPlan &plan = it->second;
+    os << "attr memory.peak_intermediate_bytes " << plan.peakIntermediateBytes
+       << "\n";
+    for (const auto &[category, bytes] : plan.bytesByCategory())
+      os << "attr memory.category." << category << " " << bytes << "\n";
+    os << "attr memory.unplanned_dynamic " << plan.unplannedDynamic.size()
+       << "\n";
+    return attrs;
+  });
+}
+
+std::string
+mlir::moe::addCostsToMetadata(StringRef metadata, ArrayRef<FunctionCost> costs,
+                        const ::moe::cost::DeviceDescription &device) {
+  return addFunctionAttrsToMetadata(metadata, [&](StringRef function) {
+    std::string attrs;
+    llvm::raw_string_ostream os(attrs);
+    for (const FunctionCost &cost : costs) {
+      if (cost.function != function)
+        continue;
+      os << "attr cost.device " << device.id << "\n";
+      os << "attr cost.predicted_ms " << llvm::formatv("{0:f4}", cost.totalMs)
+         << "\n";
+      for (const auto &[name, ms] : cost.msByName())
+        os << "attr cost.kernel." << name << " " << llvm::formatv("{0:f4}", ms)
+           << "\n";
+    }
+    return attrs;
+  });
 }

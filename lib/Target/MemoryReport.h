@@ -3,7 +3,9 @@
 #ifndef MOE_MLIR_LIB_TARGET_MEMORYREPORT_H
 #define MOE_MLIR_LIB_TARGET_MEMORYREPORT_H
 
+#include "lib/Analysis/CostModel/CostModel.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <map>
 #include <string>
@@ -36,9 +38,21 @@ MemoryPlans collectMemoryPlans(ModuleOp module);
 LogicalResult writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
                                 StringRef path);
 
+/// Inserts into the artifact metadata, before each function's `end` line,
+/// the lines `attrsOf(function name)` returns (each ending in a newline).
+std::string
+addFunctionAttrsToMetadata(StringRef metadata,
+                           llvm::function_ref<std::string(StringRef)> attrsOf);
+
 /// Adds `attr memory.*` lines to each function of the artifact metadata.
 std::string addMemoryPlansToMetadata(StringRef metadata,
                                      const MemoryPlans &plans);
+
+/// Adds `attr cost.predicted_ms=...` and `attr cost.kernel.NAME=MS` lines to
+/// each function of the artifact metadata (moe-run --profile prints them).
+std::string addCostsToMetadata(StringRef metadata,
+                               ArrayRef<FunctionCost> costs,
+                               const ::moe::cost::DeviceDescription &device);
 
 } // namespace mlir::moe
 

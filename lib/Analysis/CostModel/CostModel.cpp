@@ -341,31 +341,3 @@ LogicalResult mlir::moe::writeCostReport(ModuleOp module,
   return success();
 }
 
-std::string mlir::moe::addCostsToMetadata(StringRef metadata,
-                                    ArrayRef<FunctionCost> costs,
-                                    const DeviceDescription &device) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  std::string current;
-  SmallVector<StringRef> lines;
-  metadata.split(lines, '\n');
-  for (StringRef line : lines) {
-    if (line.starts_with("function "))
-      current = line.drop_front(9).split(' ').first.str();
-    if (line == "end") {
-      for (const FunctionCost &cost : costs) {
-        if (cost.function != current)
-          continue;
-        os << "attr cost.device " << device.id << "\n";
-        os << "attr cost.predicted_ms " << llvm::formatv("{0:f4}", cost.totalMs)
-           << "\n";
-        for (const auto &[name, ms] : cost.msByName())
-          os << "attr cost.kernel." << name << " "
-             << llvm::formatv("{0:f4}", ms) << "\n";
-      }
-    }
-    if (!line.empty())
-      os << line << "\n";
-  }
-  return out;
-}

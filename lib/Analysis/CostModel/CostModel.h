@@ -64,12 +64,6 @@ LogicalResult writeCostReport(ModuleOp module,
                               const ::moe::cost::DeviceDescription &device,
                               StringRef path);
 
-/// Adds `attr cost.predicted_ms=...` and `attr cost.kernel.NAME=MS` lines to
-/// each function of the artifact metadata (moe-run --profile prints them).
-std::string addCostsToMetadata(StringRef metadata,
-                               ArrayRef<FunctionCost> costs,
-                               const ::moe::cost::DeviceDescription &device);
-
 } // namespace moe
 } // namespace mlir
 
