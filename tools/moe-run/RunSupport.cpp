@@ -312,16 +312,24 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
   std::vector<float> bias;
   if (layer.bias >= 0)
     bias = toFloats(args[layer.bias].get());
+  // The reference backward on one rank's x and dy (the rank's own, or a
+  // peer's under expert parallelism); false and `why` if it cannot run.
+  auto runReference = [&](const float *x, const float *dy,
+                          moe::reference::Gradients &out) {
+    try {
+      out = moe::reference::runMoeBackwardF32(
+          config, x, wg.data(), w1s.data(), w2s.data(),
+          bias.empty() ? nullptr : bias.data(), dy);
+      return true;
+    } catch (const std::invalid_argument &e) {
+      why = std::string("the reference backward cannot run this layer: ") +
+            e.what();
+      return false;
+    }
+  };
   moe::reference::Gradients ref;
-  try {
-    ref = moe::reference::runMoeBackwardF32(
-        config, xs.data(), wg.data(), w1s.data(), w2s.data(),
-        bias.empty() ? nullptr : bias.data(), dys.data());
-  } catch (const std::invalid_argument &e) {
-    why = std::string("the reference backward cannot run this layer: ") +
-          e.what();
+  if (!runReference(xs.data(), dys.data(), ref))
     return std::nullopt;
-  }
 
   // Expert parallelism: a rank's dw1 and dw2 are those of its experts over
   // every rank's tokens (each rank's group is its own layer: capacity is
@@ -332,15 +340,9 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
       if (peer == ranks->rank)
         continue;
       moe::reference::Gradients other;
-      try {
-        other = moe::reference::runMoeBackwardF32(
-            config, ranks->xs[peer].data(), wg.data(), w1s.data(), w2s.data(),
-            bias.empty() ? nullptr : bias.data(), ranks->dys[peer].data());
-      } catch (const std::invalid_argument &e) {
-        why = std::string("the reference backward cannot run this layer: ") +
-              e.what();
+      if (!runReference(ranks->xs[peer].data(), ranks->dys[peer].data(),
+                        other))
         return std::nullopt;
-      }
       for (size_t i = 0; i < ref.dw1.size(); ++i)
         ref.dw1[i] += other.dw1[i];
       for (size_t i = 0; i < ref.dw2.size(); ++i)
@@ -354,15 +356,8 @@ std::optional<CheckOutcome> moe::run::checkBackwardAgainstReference(
       config.groupLoads = groupLoads;
       config.groupRanks = ranks->ranks;
       moe::reference::Gradients withGroup;
-      try {
-        withGroup = moe::reference::runMoeBackwardF32(
-            config, xs.data(), wg.data(), w1s.data(), w2s.data(),
-            bias.empty() ? nullptr : bias.data(), dys.data());
-      } catch (const std::invalid_argument &e) {
-        why = std::string("the reference backward cannot run this layer: ") +
-              e.what();
+      if (!runReference(xs.data(), dys.data(), withGroup))
         return std::nullopt;
-      }
       ref.dx = withGroup.dx;
       ref.dwGate = withGroup.dwGate;
       ref.aux = withGroup.aux;
