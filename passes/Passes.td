@@ -327,7 +327,27 @@ def MoePlaceBuffersOnGPUPass : Pass<"moe-place-buffers-on-gpu", "ModuleOp"> {
   let description = [{
     On the CUDA target the buffers a function allocates live on the device.
     Each `memref.alloc`, `memref.dealloc` and `memref.copy` outside a kernel
-    becomes the asynchronous gpu op, waited for before the next host op.
+    becomes the synchronous gpu op; `gpu-async-region` then chains them with
+    the kernels on one stream.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def MoeJoinGPUStreamsPass : Pass<"moe-join-gpu-streams", "::mlir::func::FuncOp"> {
+  let summary = "Keep a function's GPU work on one stream across host ops that read no device memory";
+  let description = [{
+    After `gpu-async-region`: that pass makes the host wait for the device
+    before every host op it cannot prove free of memory effects, and starts
+    a new stream after it. The tensor-map encoding of a TMA descriptor
+    (`nvgpu.tma.create.descriptor`) is such an op, yet it reads only the
+    buffer's address and shape, never its contents. A host wait
+    (`gpu.wait [%t]`) whose ops up to the next fresh stream
+    (`%s = gpu.wait async`, no dependencies) are all such ops or free of
+    memory effects is removed, and the work after it continues `%t`'s
+    stream. The host wait right before the function returns is dropped too:
+    the moert runtime waits for the device after the entry returns, or,
+    for a call on a caller's stream, leaves it to the caller (the artifact's
+    ABI: an entry queues its work on the stream the runtime gives it).
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
