@@ -13,14 +13,19 @@ also timed back to back (calls queued between one pair of events, as in a
 training loop, where that host work overlaps the GPU's). The PyTorch forward +
 backward is the forward artifact then the training artifact (which runs
 the forward again, so its y and routing are its own); moe-run's figure is
-the sum of the two artifacts' medians.
+the sum of the two artifacts' medians. moe-run reads the layer's own
+operands (--inputs), so both sides route the same tokens.
 """
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+
+import numpy as np
 
 import torch
 
@@ -90,9 +95,18 @@ def back_to_back_ms(step, calls=20, before=None):
     return start.elapsed_time(end) / calls
 
 
-def moe_run_ms(moe_run, path, repeat, backward):
-    command = [moe_run, path, "--repeat", str(repeat)] + (
-        ["--backward"] if backward else [])
+def save_inputs(directory, tensors):
+    """argI.npy for moe-run --inputs: the layer's very operands (bf16 is
+    exact in float32), so that both sides route the same tokens and run
+    the same GEMM shapes."""
+    for index, t in enumerate(tensors):
+        np.save(f"{directory}/arg{index}.npy",
+                t.detach().float().cpu().numpy())
+
+
+def moe_run_ms(moe_run, path, repeat, backward, inputs):
+    command = [moe_run, path, "--repeat", str(repeat), "--inputs",
+               inputs] + (["--backward"] if backward else [])
     done = subprocess.run(command, capture_output=True, text=True)
     match = re.search(r"^time: median ([0-9.]+) ms", done.stdout, re.M)
     if done.returncode != 0 or not match:
@@ -132,10 +146,18 @@ def measure(name, args):
              for kind in (False, True)]
     # The layer did load these very files.
     assert _function(layer._spec_text, tokens, False, TARGET)
-    run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False)
-    run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True) \
+    operands = [x, layer.w_gate, layer.w1, layer.w2]
+    inputs = tempfile.mkdtemp(prefix=f"moe-inputs-{name}-")
+    save_inputs(inputs, operands)
+    run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False,
+                             inputs)
+    np.save(f"{inputs}/arg4.npy", dy.float().cpu().numpy())  # after w2
+    run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True,
+                              inputs) \
         if training_repeat > 0 else float("nan")
+    shutil.rmtree(inputs)
     run_both = run_forward + run_training
+
     def overhead(ms, reference):
         return f"{100 * (ms / reference - 1):+.1f}%"
     print(f"| {name} | {run_forward:.3f} | {forward:.3f} "

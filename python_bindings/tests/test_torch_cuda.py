@@ -130,16 +130,24 @@ def test_queued_calls_neither_wait_nor_take_memory_each(seed):
     allocating a set each."""
     layer, x = make("bf16-qwen3-shape", seed)
     expected = layer(x)
+
+    def error():
+        return (layer(x).float() - expected.float()).abs().max()
+    # A first call of the loop's work: its blocks (moert's and PyTorch's)
+    # are free for the calls below, none of which should need a new one.
+    error()
     torch.cuda.synchronize()
     free_before = torch.cuda.mem_get_info()[0]
     torch.cuda._sleep(1_000_000_000)  # about half a second of GPU time
-    start = time.perf_counter()
-    errors = [(layer(x).float() - expected.float()).abs().max()
-              for _ in range(8)]
-    queued_s = time.perf_counter() - start
+    errors, seconds = [], []
+    for _ in range(8):
+        start = time.perf_counter()
+        errors.append(error())
+        seconds.append(time.perf_counter() - start)
     grown = free_before - torch.cuda.mem_get_info()[0]
     torch.cuda.synchronize()
-    assert queued_s < 0.2, f"the calls waited for the GPU ({queued_s:.3f} s)"
+    assert sum(seconds) < 0.2, \
+        f"the calls waited for the GPU (s per call: {seconds})"
     # One call's blocks are about 6 MiB here; eight sets would be ~50 MiB.
     assert grown < 16 << 20, f"{grown >> 20} MiB more device memory"
     scale = expected.float().abs().max()
