@@ -249,6 +249,48 @@ LogicalResult DispatchOp::verify() {
 // ExpertsOp
 //===----------------------------------------------------------------------===//
 
+/// The experts' weights, as moe.experts, moe.expert_gate_up and
+/// moe.experts_backward take them: w1 [E, H, 2F] and w2 [E, F, H] (w2 may
+/// be absent), static, of the element type of `activations` (named
+/// `activationsName`, whose dimension 1 is H), E the routing's experts, 2F
+/// even and positive.
+static LogicalResult verifyExpertWeights(Operation *op, RoutingType routing,
+                                         Value w1, Value w2,
+                                         StringRef activationsName,
+                                         Value activations) {
+  Type activationsType = activations.getType();
+  if (failed(verifyRank(op, "w1", w1.getType(), 3, "[E, H, 2F]")) ||
+      failed(verifyStaticShape(op, "w1", w1.getType())) ||
+      failed(verifySameElement(op, "w1", w1.getType(), activationsName,
+                               activationsType)) ||
+      (w2 && (failed(verifyRank(op, "w2", w2.getType(), 3, "[E, F, H]")) ||
+              failed(verifyStaticShape(op, "w2", w2.getType())) ||
+              failed(verifySameElement(op, "w2", w2.getType(),
+                                       activationsName, activationsType)))))
+    return failure();
+  std::string hiddenName = (activationsName + " dimension 1 (H)").str();
+  int64_t hidden = dim(activations, 1);
+  int64_t twoF = dim(w1, 2);
+  if (w2 && (twoF % 2 != 0 || twoF == 0))
+    return op->emitOpError() << "w1 dimension 2 (2F) must be even and "
+                                "positive (gate and up halves), got "
+                             << twoF;
+  if (failed(verifyExtent(op, "w1 dimension 0 (E)", dim(w1, 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(w1, 1), hiddenName,
+                          hidden)))
+    return failure();
+  if (!w2)
+    return success();
+  return failure(
+      failed(verifyExtent(op, "w2 dimension 0 (E)", dim(w2, 0),
+                          "routing experts", routing.getExperts())) ||
+      failed(verifyExtent(op, "w2 dimension 1 (F)", dim(w2, 1),
+                          "half of w1 dimension 2 (2F)", twoF / 2)) ||
+      failed(verifyExtent(op, "w2 dimension 2 (H)", dim(w2, 2), hiddenName,
+                          hidden)));
+}
+
 LogicalResult ExpertsOp::verify() {
   Operation *op = getOperation();
   RoutingType routing = getRouting().getType();
@@ -258,38 +300,15 @@ LogicalResult ExpertsOp::verify() {
       failed(verifyExtent(op, "tokens dimension 0 (T*k)", dim(getTokens(), 0),
                           "routing tokens times top_k",
                           routing.getDispatchedRows())) ||
-      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
-      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
-      failed(verifySameElement(op, "w1", getW1().getType(), "tokens",
-                               tokensType)) ||
-      failed(verifyRank(op, "w2", getW2().getType(), 3, "[E, F, H]")) ||
-      failed(verifyStaticShape(op, "w2", getW2().getType())) ||
-      failed(verifySameElement(op, "w2", getW2().getType(), "tokens",
-                               tokensType)))
-    return failure();
-  int64_t hidden = dim(getTokens(), 1);
-  int64_t twoF = dim(getW1(), 2);
-  if (twoF % 2 != 0 || twoF == 0)
-    return emitOpError() << "w1 dimension 2 (2F) must be even and positive "
-                            "(gate and up halves), got "
-                         << twoF;
-  if (failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
-                          "routing experts", routing.getExperts())) ||
-      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
-                          "tokens dimension 1 (H)", hidden)) ||
-      failed(verifyExtent(op, "w2 dimension 0 (E)", dim(getW2(), 0),
-                          "routing experts", routing.getExperts())) ||
-      failed(verifyExtent(op, "w2 dimension 1 (F)", dim(getW2(), 1),
-                          "half of w1 dimension 2 (2F)", twoF / 2)) ||
-      failed(verifyExtent(op, "w2 dimension 2 (H)", dim(getW2(), 2),
-                          "tokens dimension 1 (H)", hidden)) ||
+      failed(verifyExpertWeights(op, routing, getW1(), getW2(), "tokens",
+                                 getTokens())) ||
       failed(verifyRank(op, "result", getOut().getType(), 2, "[T*k, H]")) ||
       failed(verifySameElement(op, "result", getOut().getType(), "tokens",
                                tokensType)) ||
       failed(verifyExtent(op, "result dimension 0 (T*k)", dim(getOut(), 0),
                           "tokens dimension 0 (T*k)", dim(getTokens(), 0))) ||
       failed(verifyExtent(op, "result dimension 1 (H)", dim(getOut(), 1),
-                          "tokens dimension 1 (H)", hidden)))
+                          "tokens dimension 1 (H)", dim(getTokens(), 1))))
     return failure();
   return success();
 }
@@ -439,13 +458,7 @@ LogicalResult ExpertGateUpOp::verify() {
       failed(verifyStorageType(op, "x", xType)) ||
       failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
                           "routing tokens", routing.getTokens())) ||
-      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
-      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
-      failed(verifySameElement(op, "w1", getW1().getType(), "x", xType)) ||
-      failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
-                          "routing experts", routing.getExperts())) ||
-      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
-                          "x dimension 1 (H)", dim(getX(), 1))))
+      failed(verifyExpertWeights(op, routing, getW1(), Value(), "x", getX())))
     return failure();
   return verifyGateUp(op, "result", getH(), routing, dim(getW1(), 2));
 }
@@ -458,30 +471,11 @@ LogicalResult ExpertsBackwardOp::verify() {
       failed(verifyStorageType(op, "x", xType)) ||
       failed(verifyExtent(op, "x dimension 0 (T)", dim(getX(), 0),
                           "routing tokens", routing.getTokens())) ||
-      failed(verifyRank(op, "w1", getW1().getType(), 3, "[E, H, 2F]")) ||
-      failed(verifyStaticShape(op, "w1", getW1().getType())) ||
-      failed(verifySameElement(op, "w1", getW1().getType(), "x", xType)) ||
-      failed(verifyRank(op, "w2", getW2().getType(), 3, "[E, F, H]")) ||
-      failed(verifyStaticShape(op, "w2", getW2().getType())) ||
-      failed(verifySameElement(op, "w2", getW2().getType(), "x", xType)))
+      failed(verifyExpertWeights(op, routing, getW1(), getW2(), "x", getX())))
     return failure();
   int64_t tokens = dim(getX(), 0), hidden = dim(getX(), 1);
   int64_t twoF = dim(getW1(), 2);
-  if (twoF % 2 != 0 || twoF == 0)
-    return emitOpError() << "w1 dimension 2 (2F) must be even and positive "
-                            "(gate and up halves), got "
-                         << twoF;
-  if (failed(verifyExtent(op, "w1 dimension 0 (E)", dim(getW1(), 0),
-                          "routing experts", routing.getExperts())) ||
-      failed(verifyExtent(op, "w1 dimension 1 (H)", dim(getW1(), 1),
-                          "x dimension 1 (H)", hidden)) ||
-      failed(verifyExtent(op, "w2 dimension 0 (E)", dim(getW2(), 0),
-                          "routing experts", routing.getExperts())) ||
-      failed(verifyExtent(op, "w2 dimension 1 (F)", dim(getW2(), 1),
-                          "half of w1 dimension 2 (2F)", twoF / 2)) ||
-      failed(verifyExtent(op, "w2 dimension 2 (H)", dim(getW2(), 2),
-                          "x dimension 1 (H)", hidden)) ||
-      failed(verifySlots(op, "weights", getWeights(), routing, tokens)) ||
+  if (failed(verifySlots(op, "weights", getWeights(), routing, tokens)) ||
       failed(verifyRank(op, "dy", getDy().getType(), 2, "[T, H]")) ||
       failed(verifySameElement(op, "dy", getDy().getType(), "x", xType)) ||
       failed(verifyExtent(op, "dy dimension 0 (T)", dim(getDy(), 0),
