@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CommStream.h"
+#include "CudaDriver.h"
 #include "Internal.h"
 #include "MpiLibrary.h"
 #include "NcclLibrary.h"
@@ -229,6 +230,13 @@ int moert_comm_init_launch(int allow_torchrun) {
           "backend's collectives run over MPI: launch with mpirun -n %s",
           size, size);
       return 1;
+    }
+    // One GPU a rank on the CUDA backend: the launcher's local rank.
+    if (world.size > 1) {
+      const char *local = env(world.mpi ? "OMPI_COMM_WORLD_LOCAL_RANK"
+                                        : "LOCAL_RANK");
+      moert::cuda::setLocalRank(local ? int(std::strtol(local, nullptr, 10))
+                                      : world.rank);
     }
     world.joined = true;
     return 0;
