@@ -23,10 +23,10 @@
 #include "CudaDriver.h"
 #include "Internal.h"
 #include "NcclLibrary.h"
+#include "PollingWait.h"
 #include "Rendezvous.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -34,7 +34,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #define MOERT_EXPORT extern "C" __attribute__((visibility("default")))
@@ -185,40 +184,35 @@ void abortCommunicator() {
 /// asynchronous error, and gives up after the timeout. "" or what failed.
 std::string waitPolling(CUevent event, const char *what) {
   const cuda::Driver &d = *state.driver;
-  auto start = std::chrono::steady_clock::now();
   double limit = timeoutSeconds();
-  for (int spins = 0;; ++spins) {
-    CUresult r = d.cuEventQuery(event);
-    if (r == cuda::CUDA_SUCCESS)
-      return "";
-    if (r != kNotReady) {
-      abortCommunicator();
-      return describeCuda("cuEventQuery", r);
-    }
-    nccl::Result async = 0;
-    if (nccl::Result q = state.lib->ncclCommGetAsyncError(state.comm, &async))
-      async = q;
-    if (async != 0) {
-      std::string message = describeNccl(what, async) +
-                            " (a peer rank failed or left: NCCL's "
-                            "asynchronous error)";
-      abortCommunicator();
-      return message;
-    }
-    double waited = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-    if (waited > limit) {
-      abortCommunicator();
-      return format("rank %d of %d: %s did not complete in %.0f s "
-                    "(MOERT_NCCL_TIMEOUT_S): another rank failed or stopped "
-                    "taking part; the communicator was aborted",
-                    state.rank, state.size, what, limit);
-    }
-    // Spin briefly (transfers of a layer take microseconds), then yield.
-    if (spins > 1000)
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  int code = 0;
+  PollOutcome outcome = pollUntilDone(
+      [&] { return int(d.cuEventQuery(event)); }, int(kNotReady),
+      [&] {
+        nccl::Result async = 0;
+        if (nccl::Result q =
+                state.lib->ncclCommGetAsyncError(state.comm, &async))
+          return int(q);
+        return int(async);
+      },
+      [&] { abortCommunicator(); }, limit, code);
+  // abortCommunicator overwrote state.error; the message says what happened.
+  switch (outcome) {
+  case PollOutcome::Done:
+    return "";
+  case PollOutcome::Failed:
+    return describeCuda("cuEventQuery", code);
+  case PollOutcome::AsyncError:
+    return describeNccl(what, code) +
+           " (a peer rank failed or left: NCCL's asynchronous error); the "
+           "communicator was aborted";
+  case PollOutcome::TimedOut:
+    return format("rank %d of %d: %s did not complete in %.0f s "
+                  "(MOERT_NCCL_TIMEOUT_S): another rank failed or stopped "
+                  "taking part; the communicator was aborted",
+                  state.rank, state.size, what, limit);
   }
+  return "";
 }
 
 /// The common start of every entry point: the deferred error, the world
