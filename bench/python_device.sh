@@ -6,7 +6,9 @@
 # suite on the precompiled artifacts with poisoned outputs, then times the
 # PyTorch layer against moe-run on the same artifacts
 # (bench/python_overhead.py). Logs go to $OUT (or ./device-out).
-# SKIP_BENCH=1 runs the tests only, SKIP_TESTS=1 the benchmark only.
+# SKIP_BENCH=1 runs the tests only, SKIP_TESTS=1 the benchmark only;
+# PROFILE=1 adds bench/python_profile.py (where one call's time goes; its
+# Chrome traces land in $OUT).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=$root/.device/python
@@ -40,4 +42,8 @@ echo "== the Python path's overhead ($(date -u +%H:%M:%S))"
 python3 "$root/bench/python_overhead.py" --artifacts $py/artifacts \
   --moe-run /tmp/moe-run-build/moe-run --repeat "${REPEAT:-20}" \
   --training-repeat "${TRAINING_REPEAT:-0}"
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo "== where the time goes ($(date -u +%H:%M:%S))"
+  python3 "$root/bench/python_profile.py" --artifacts $py/artifacts --out "$out"
+fi
 echo "== done ($(date -u +%H:%M:%S))"

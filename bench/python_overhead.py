@@ -7,19 +7,25 @@ backward, on the GPU (issue #13's benchmark; goal: under 3%).
     python_overhead.py --artifacts DIR --moe-run PATH [--repeat N]   # GPU
 
 Both sides time each run with a pair of CUDA events around it and take
-the median, so host work that keeps the GPU waiting (argument checks,
-allocation, the dispatcher, autograd) is counted. The PyTorch forward +
+the median ("alone"), so host work that keeps the GPU waiting (argument
+checks, allocation, the dispatcher, autograd) is counted. The layer is
+also timed back to back (calls queued between one pair of events, as in a
+training loop, where that host work overlaps the GPU's). The PyTorch forward +
 backward is the forward artifact then the training artifact (which runs
 the forward again, so its y and routing are its own); moe-run's figure is
-the sum of the two artifacts' medians.
+the sum of the two artifacts' medians. moe-run reads the layer's own
+operands (--inputs), so both sides route the same tokens.
 """
 
 import argparse
-import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+
+import numpy as np
 
 import torch
 
@@ -68,9 +74,39 @@ def median_ms(step, repeat, warmup=3, before=None):
     return statistics.median(times)
 
 
-def moe_run_ms(moe_run, path, repeat, backward):
-    command = [moe_run, path, "--repeat", str(repeat)] + (
-        ["--backward"] if backward else [])
+def back_to_back_ms(step, calls=20, before=None):
+    """Milliseconds per call of `calls` calls queued back to back between
+    one pair of events: a training loop's steady state, where the host's
+    work for a call overlaps the GPU's for the one before."""
+    for _ in range(3):
+        if before:
+            before()
+        step()
+    torch.cuda.synchronize()
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        if before:
+            before()
+        step()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / calls
+
+
+def save_inputs(directory, tensors):
+    """argI.npy for moe-run --inputs: the layer's very operands (bf16 is
+    exact in float32), so that both sides route the same tokens and run
+    the same GEMM shapes."""
+    for index, t in enumerate(tensors):
+        np.save(f"{directory}/arg{index}.npy",
+                t.detach().float().cpu().numpy())
+
+
+def moe_run_ms(moe_run, path, repeat, backward, inputs):
+    command = [moe_run, path, "--repeat", str(repeat), "--inputs",
+               inputs] + (["--backward"] if backward else [])
     done = subprocess.run(command, capture_output=True, text=True)
     match = re.search(r"^time: median ([0-9.]+) ms", done.stdout, re.M)
     if done.returncode != 0 or not match:
@@ -89,11 +125,7 @@ def measure(name, args):
     x_grad = x.clone().requires_grad_()
 
     forward = median_ms(lambda: layer(x), args.repeat)
-    # The same with every call waiting for the device (as the first
-    # version of the zero-copy path did): what queue-only calls buy.
-    os.environ["MOERT_WAIT_FOR_DEVICE"] = "1"
-    forward_waiting = median_ms(lambda: layer(x), args.repeat)
-    del os.environ["MOERT_WAIT_FOR_DEVICE"]
+    forward_steady = back_to_back_ms(lambda: layer(x), args.repeat)
 
     def step():
         layer(x_grad).backward(dy)
@@ -106,22 +138,35 @@ def measure(name, args):
     training_repeat = args.training_repeat or args.repeat
     training = median_ms(step, training_repeat, warmup=1, before=clear) \
         if training_repeat > 0 else float("nan")
+    training_steady = back_to_back_ms(step, training_repeat, before=clear) \
+        if training_repeat > 0 else float("nan")
 
     paths = [f"{args.artifacts}/" +
              artifact_name(layer._spec_text, tokens, kind, TARGET)
              for kind in (False, True)]
     # The layer did load these very files.
     assert _function(layer._spec_text, tokens, False, TARGET)
-    run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False)
-    run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True) \
+    operands = [x, layer.w_gate, layer.w1, layer.w2]
+    inputs = tempfile.mkdtemp(prefix=f"moe-inputs-{name}-")
+    save_inputs(inputs, operands)
+    run_forward = moe_run_ms(args.moe_run, paths[0], args.repeat, False,
+                             inputs)
+    np.save(f"{inputs}/arg4.npy", dy.float().cpu().numpy())  # after w2
+    run_training = moe_run_ms(args.moe_run, paths[1], training_repeat, True,
+                              inputs) \
         if training_repeat > 0 else float("nan")
+    shutil.rmtree(inputs)
     run_both = run_forward + run_training
-    print(f"| {name} | {forward:.3f} ({forward_waiting:.3f} waiting) | "
-          f"{run_forward:.3f} | "
-          f"{100 * (forward / run_forward - 1):+.1f}% | {training:.3f} | "
+
+    def overhead(ms, reference):
+        return f"{100 * (ms / reference - 1):+.1f}%"
+    print(f"| {name} | {run_forward:.3f} | {forward:.3f} "
+          f"({overhead(forward, run_forward)}) | {forward_steady:.3f} "
+          f"({overhead(forward_steady, run_forward)}) | "
           f"{run_both:.3f} ({run_forward:.3f} + {run_training:.3f}) | "
-          f"{100 * (training / run_both - 1):+.1f}% | {peak:.2f} |",
-          flush=True)
+          f"{training:.3f} ({overhead(training, run_both)}) | "
+          f"{training_steady:.3f} ({overhead(training_steady, run_both)}) | "
+          f"{peak:.2f} |", flush=True)
     torch.cuda.reset_peak_memory_stats()
 
 
@@ -142,8 +187,9 @@ def main():
         parser.error("--artifacts and --moe-run (or --precompile)")
     print(f"device: {torch.cuda.get_device_name()}; median of "
           f"{args.repeat} runs, ms")
-    print("| preset | torch fwd | moe-run fwd | overhead | torch fwd+bwd | "
-          "moe-run fwd + train | overhead | torch peak GiB (forward) |")
+    print("| preset | moe-run fwd | layer fwd, alone | layer fwd, back to "
+          "back | moe-run fwd + train | layer fwd+bwd, alone | layer "
+          "fwd+bwd, back to back | torch peak GiB (forward) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.presets.split(","):
         measure(name, args)

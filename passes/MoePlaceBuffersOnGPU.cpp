@@ -3,8 +3,9 @@
 // On the CUDA target every buffer a function allocates is device memory:
 // kernels read and write it, the host only passes it around. This pass turns
 // the host's memref.alloc / memref.dealloc / memref.copy (those outside
-// kernels) into their gpu dialect counterparts, each completed before the
-// next host operation.
+// kernels) into their gpu dialect counterparts. They are made synchronous
+// here; gpu-async-region (in the GPU-to-LLVM pipeline) puts them and the
+// kernels on one stream, chained by async tokens.
 //
 // Constant arrays (memref.get_global) are host memory: each is copied to a
 // device buffer where the host takes its address.
@@ -204,28 +205,24 @@ struct MoePlaceBuffersOnGPUPass
     for (Operation *op : hostOps) {
       ImplicitLocOpBuilder b(op->getLoc(), rewriter);
       b.setInsertionPoint(op);
-      Type token = gpu::AsyncTokenType::get(&getContext());
-      Value ready = gpu::WaitOp::create(b, token, ValueRange{}).getAsyncToken();
+      // Synchronous gpu ops: gpu-async-region later chains them with the
+      // kernels on one stream, so that the host never waits mid-call.
       if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
         auto device = gpu::AllocOp::create(
-            b, alloc.getType(), token, ValueRange{ready},
+            b, alloc.getType(), /*asyncToken=*/Type(), ValueRange{},
             alloc.getDynamicSizes(), alloc.getSymbolOperands(),
             /*hostShared=*/false);
-        gpu::WaitOp::create(b, Type(), ValueRange{device.getAsyncToken()});
         rewriter.replaceOp(alloc, device.getMemref());
       } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
-        auto done = gpu::DeallocOp::create(b, token, ValueRange{ready},
-                                           dealloc.getMemref());
-        gpu::WaitOp::create(b, Type(), ValueRange{done.getAsyncToken()});
+        gpu::DeallocOp::create(b, /*asyncToken=*/Type(), ValueRange{},
+                               dealloc.getMemref());
         rewriter.eraseOp(dealloc);
       } else if (auto copy = cast<memref::CopyOp>(op); !isPlain(copy)) {
-        rewriter.eraseOp(ready.getDefiningOp());
         copyByKernel(b, copy);
         rewriter.eraseOp(copy);
       } else {
-        auto done = gpu::MemcpyOp::create(b, token, ValueRange{ready},
-                                          copy.getTarget(), copy.getSource());
-        gpu::WaitOp::create(b, Type(), ValueRange{done.getAsyncToken()});
+        gpu::MemcpyOp::create(b, /*asyncToken=*/Type(), ValueRange{},
+                              copy.getTarget(), copy.getSource());
         rewriter.eraseOp(copy);
       }
     }

@@ -327,19 +327,38 @@ def MoePlaceBuffersOnGPUPass : Pass<"moe-place-buffers-on-gpu", "ModuleOp"> {
   let description = [{
     On the CUDA target the buffers a function allocates live on the device.
     Each `memref.alloc`, `memref.dealloc` and `memref.copy` outside a kernel
-    becomes the asynchronous gpu op, waited for before the next host op (a
-    copy between views with offsets, which gpu.memcpy cannot take, becomes a
-    kernel). A constant array (`memref.get_global`) is copied to a device
-    buffer where the host takes its address. Host code may read small count
-    arrays (1-D i32 of static size: the split sizes an expert-parallel
-    all-to-all sums to size its buffer) through a host copy made right
-    before the loop that reads them; any other host access to a buffer is
-    an error.
+    becomes the synchronous gpu op; `gpu-async-region` then chains them with
+    the kernels on one stream. A copy between views with offsets, which
+    gpu.memcpy cannot take, becomes a kernel. A constant array
+    (`memref.get_global`) is copied to a device buffer where the host takes
+    its address. Host code may read small count arrays (1-D i32 of static
+    size: the split sizes an expert-parallel all-to-all sums to size its
+    buffer) through a host copy made right before the loop that reads them;
+    any other host access to a buffer is an error.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect"];
+}
+
+def MoeJoinGPUStreamsPass : Pass<"moe-join-gpu-streams", "::mlir::func::FuncOp"> {
+  let summary = "Keep a function's GPU work on one stream across host ops that read no device memory";
+  let description = [{
+    After `gpu-async-region`: that pass makes the host wait for the device
+    before every host op it cannot prove free of memory effects, and starts
+    a new stream after it. The tensor-map encoding of a TMA descriptor
+    (`nvgpu.tma.create.descriptor`) is such an op, yet it reads only the
+    buffer's address and shape, never its contents. A host wait
+    (`gpu.wait [%t]`) whose ops up to the next fresh stream
+    (`%s = gpu.wait async`, no dependencies) are all such ops or free of
+    memory effects is removed, and the work after it continues `%t`'s
+    stream. The host wait right before the function returns is dropped too:
+    the moert runtime waits for the device after the entry returns, or,
+    for a call on a caller's stream, leaves it to the caller (the artifact's
+    ABI: an entry queues its work on the stream the runtime gives it).
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
 def MoePlanMemoryPass : Pass<"moe-plan-memory", "::mlir::func::FuncOp"> {

@@ -140,6 +140,7 @@ void moe::buildGPUToLLVMPipeline(OpPassManager &pm,
   // every launch gets its own stream and a host synchronization.
   pm.addPass(createGpuKernelOutliningPass());
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  pm.addNestedPass<func::FuncOp>(createMoeJoinGPUStreamsPass());
   gpu::GPUToNVVMPipelineOptions nvvm;
   nvvm.cubinChip = options.chip;
   // PTX 8.1 covers sm_90 and sm_80 and has the vector reductions of the

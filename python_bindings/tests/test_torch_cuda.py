@@ -9,6 +9,7 @@ MOE_MLIR_ARTIFACT_DIR to the folder `python3 cuda_cases.py DIR` made."""
 
 import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -120,6 +121,37 @@ def test_runs_on_the_current_stream_without_copies(seed):
     # The scatter-add's atomics may round a bf16 element differently.
     assert relative_error(y, expected) < 1e-3
     assert torch.equal(doubled, y * 2)
+
+
+def test_queued_calls_neither_wait_nor_take_memory_each(seed):
+    """A call only queues its work (no host wait inside the artifact, none
+    in moert): behind a busy stream, eight calls return long before the GPU
+    gets to them, and reuse the blocks freed on that stream instead of
+    allocating a set each."""
+    layer, x = make("bf16-qwen3-shape", seed)
+    expected = layer(x)
+
+    def error():
+        return (layer(x).float() - expected.float()).abs().max()
+    # A first call of the loop's work: its blocks (moert's and PyTorch's)
+    # are free for the calls below, none of which should need a new one.
+    error()
+    torch.cuda.synchronize()
+    free_before = torch.cuda.mem_get_info()[0]
+    torch.cuda._sleep(1_000_000_000)  # about half a second of GPU time
+    errors, seconds = [], []
+    for _ in range(8):
+        start = time.perf_counter()
+        errors.append(error())
+        seconds.append(time.perf_counter() - start)
+    grown = free_before - torch.cuda.mem_get_info()[0]
+    torch.cuda.synchronize()
+    assert sum(seconds) < 0.2, \
+        f"the calls waited for the GPU (s per call: {seconds})"
+    # One call's blocks are about 6 MiB here; eight sets would be ~50 MiB.
+    assert grown < 16 << 20, f"{grown >> 20} MiB more device memory"
+    scale = expected.float().abs().max()
+    assert max(float(e) for e in errors) <= 1e-2 * float(scale)
 
 
 def test_opcheck_on_cuda(seed):

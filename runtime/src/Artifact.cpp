@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sys/stat.h>
 
 using namespace moert;
@@ -461,6 +462,15 @@ size_t resultWords(const moert_function &function) {
   return words;
 }
 
+/// The stream an artifact's work goes on for one call (see setCallStream);
+/// restores the artifact's own streams when the call ends.
+struct CallStreamScope {
+  explicit CallStreamScope(cuda::CUstream stream) {
+    cuda::setCallStream(stream);
+  }
+  ~CallStreamScope() { cuda::clearCallStream(); }
+};
+
 /// Runs the entry once. The results' descriptors land in `resultBuffer` and
 /// their memory in `memory` (even if the run fails). `afterEntry` runs
 /// right after the entry returns and yields a driver status (CUDA_SUCCESS
@@ -476,9 +486,16 @@ bool runEntry(const moert_function &function, Arguments &arguments,
               bool queueOnly = false,
               cuda::CUstream stream = cuda::legacyStream) {
   std::fill(resultBuffer.begin(), resultBuffer.end(), 0);
+  // A CUDA artifact queues its work on one stream and leaves the waiting
+  // to the runtime (moe-join-gpu-streams drops its final wait, and with it
+  // the destruction of a stream it made): a call without a caller's stream
+  // runs on the legacy default stream, which the waits below cover.
+  std::optional<CallStreamScope> ownStream;
   if (driver) {
     cuda::clearDeferredError();
     cuda::recycleFinishedBlocks();
+    if (!cuda::hasCallStream())
+      ownStream.emplace(cuda::legacyStream);
   }
   collectives::clearDeferredError();
   // The compute lane of the trace: the function's code between its calls
@@ -834,14 +851,6 @@ bool copyResultsOnDevice(const moert_function &function,
   }
   return true;
 }
-
-/// Restores the artifact's own streams when a device call ends.
-struct CallStreamScope {
-  explicit CallStreamScope(cuda::CUstream stream) {
-    cuda::setCallStream(stream);
-  }
-  ~CallStreamScope() { cuda::clearCallStream(); }
-};
 
 /// Runs a CUDA function once on the caller's device buffers and stream:
 /// the checks both forms of moert_function_call_device share, then

@@ -151,6 +151,9 @@ bool initialize() {
   // Optional: only artifacts with TMA kernels (sm_90a) call it.
   void *encode = dlsym(library, "cuTensorMapEncodeTiled");
   std::memcpy(&table.cuTensorMapEncodeTiled, &encode, sizeof(encode));
+  // Optional: without it, freed blocks are reused only after their fence.
+  void *streamId = dlsym(library, "cuStreamGetId");
+  std::memcpy(&table.cuStreamGetId, &streamId, sizeof(streamId));
 
   char failure[512];
   CUresult result = table.cuInit(0);
@@ -414,8 +417,18 @@ std::multimap<size_t, CUdeviceptr> idleBlocks; ///< Free, by size.
 /// Parked blocks waiting for an event: free once the work before it is done.
 struct FencedBlocks {
   CUevent event;
+  /// The id of the stream the event is recorded on (0: unknown).
+  unsigned long long streamId;
   std::vector<std::pair<CUdeviceptr, size_t>> blocks;
 };
+
+/// `stream`'s process-unique id, or 0 if the driver cannot tell.
+unsigned long long streamIdOf(CUstream stream) {
+  unsigned long long id = 0;
+  if (!table.cuStreamGetId || table.cuStreamGetId(stream, &id) != CUDA_SUCCESS)
+    return 0;
+  return id;
+}
 std::vector<FencedBlocks> fencedBlocks;
 /// Bytes of liveBlocks, and their most since the last reset: the device
 /// memory a call really holds (moert_device_memory_high_water).
@@ -444,6 +457,41 @@ CUdeviceptr takeIdleBlock(size_t size) {
   CUdeviceptr pointer = it->second;
   markLive(pointer, it->first);
   idleBlocks.erase(it);
+  return pointer;
+}
+
+/// A block of at least `size` bytes (at most twice that) fenced on
+/// `stream`, or 0. Work queued on that stream from now on runs after the
+/// work the fence waits for, so it may use the block at once, as a caching
+/// allocator reuses a block freed on the same stream: calls queued back to
+/// back then share one arena instead of each allocating its own.
+CUdeviceptr takeFencedBlock(size_t size, CUstream stream) {
+  // By id, not handle: a stream destroyed with work pending may leave its
+  // handle to a new stream that does not run after that work.
+  unsigned long long id = streamIdOf(stream);
+  if (id == 0)
+    return 0;
+  std::lock_guard<std::mutex> lock(blocksMutex);
+  FencedBlocks *bestFence = nullptr;
+  size_t bestIndex = 0;
+  for (FencedBlocks &fenced : fencedBlocks) {
+    if (fenced.streamId != id)
+      continue;
+    for (size_t i = 0; i < fenced.blocks.size(); ++i) {
+      size_t blockSize = fenced.blocks[i].second;
+      if (blockSize < size || blockSize / 2 > size)
+        continue;
+      if (!bestFence || blockSize < bestFence->blocks[bestIndex].second) {
+        bestFence = &fenced;
+        bestIndex = i;
+      }
+    }
+  }
+  if (!bestFence)
+    return 0;
+  auto [pointer, blockSize] = bestFence->blocks[bestIndex];
+  bestFence->blocks.erase(bestFence->blocks.begin() + bestIndex);
+  markLive(pointer, blockSize);
   return pointer;
 }
 
@@ -498,7 +546,7 @@ static void fenceLocked(std::vector<std::pair<CUdeviceptr, size_t>> blocks,
     parkedBlocks.insert(parkedBlocks.end(), blocks.begin(), blocks.end());
     return;
   }
-  fencedBlocks.push_back({event, std::move(blocks)});
+  fencedBlocks.push_back({event, streamIdOf(stream), std::move(blocks)});
 }
 
 void cuda::fenceParkedBlocks(CUstream stream) {
@@ -692,6 +740,8 @@ void moert::cuda::clearCallStream() {
   callStreamSet = false;
 }
 
+bool moert::cuda::hasCallStream() { return callStreamSet; }
+
 MGPU_EXPORT void *mgpuStreamCreate(void) {
   const Driver *driver = beginWork();
   if (!driver)
@@ -848,6 +898,8 @@ MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
     return nullptr; // As MLIR's own wrappers do.
   size_t size = static_cast<size_t>(sizeBytes);
   CUdeviceptr pointer = takeIdleBlock(size);
+  if (!pointer)
+    pointer = takeFencedBlock(size, static_cast<CUstream>(stream));
   if (!pointer) {
     CUresult result = driver->cuMemAlloc(&pointer, size);
     if (result == CUDA_ERROR_OUT_OF_MEMORY) {

@@ -92,6 +92,9 @@ struct Driver {
   CUresult (*cuEventElapsedTime)(float *milliseconds, CUevent start,
                                  CUevent end);
   CUresult (*cuEventDestroy)(CUevent event);
+  /// CUDA 12 and later only (NULL before): a stream's id, unique for the
+  /// process's lifetime, unlike its handle, which a new stream may reuse.
+  CUresult (*cuStreamGetId)(CUstream stream, unsigned long long *id);
   CUresult (*cuGetErrorName)(CUresult error, const char **name);
   CUresult (*cuGetErrorString)(CUresult error, const char **text);
   /// CUDA 12 and later only: NULL on an older driver (sm_90a artifacts,
@@ -178,6 +181,7 @@ void recycleDeviceBlocks();
 /// the caller's stream.
 void setCallStream(CUstream stream);
 void clearCallStream();
+bool hasCallStream();
 
 /// Frees a block the device no longer uses: back to the cache if
 /// mgpuMemAlloc made it, else cuMemFree.

@@ -1,13 +1,13 @@
-// On the CUDA target the host's buffers become device buffers, each gpu op
-// waited for; host code that would touch a buffer's elements is an error.
+// On the CUDA target the host's buffers become device buffers (synchronous
+// gpu ops, which gpu-async-region later chains on one stream); host code
+// that would touch a buffer's elements is an error.
 // RUN: moe-opt %s -split-input-file -verify-diagnostics -moe-place-buffers-on-gpu | FileCheck %s
 
 // CHECK-LABEL: func.func @buffers
-// CHECK: %[[T0:.*]] = gpu.wait async
-// CHECK: %[[M:.*]], %[[T1:.*]] = gpu.alloc async [%[[T0]]] (%{{.*}}) : memref<?xf32>
-// CHECK: gpu.wait [%[[T1]]]
-// CHECK: gpu.memcpy async [%{{.*}}] %[[M]], %{{.*}} : memref<?xf32>, memref<?xf32>
-// CHECK: gpu.dealloc async [%{{.*}}] %[[M]] : memref<?xf32>
+// CHECK: %[[M:.*]] = gpu.alloc  (%{{.*}}) : memref<?xf32>
+// CHECK-NEXT: gpu.memcpy  %[[M]], %{{.*}} : memref<?xf32>, memref<?xf32>
+// CHECK-NEXT: gpu.dealloc  %[[M]] : memref<?xf32>
+// CHECK-NOT: gpu.wait
 // CHECK-NOT: memref.alloc
 // CHECK-NOT: memref.dealloc
 // CHECK-NOT: memref.copy
@@ -34,7 +34,7 @@ func.func @host_reads_device(%m: memref<4xf32>) -> f32 {
 // reads a host copy made right before it and freed after it; the device
 // buffer itself is never touched by the host.
 // CHECK-LABEL: func.func @host_sums_counts
-// CHECK: %[[DEV:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<4xi32>
+// CHECK: %[[DEV:.*]] = gpu.alloc () : memref<4xi32>
 // CHECK: %[[HOST:.*]] = memref.alloc() : memref<4xi32>
 // CHECK: %[[READY:.*]] = gpu.wait async
 // CHECK: %[[DONE:.*]] = gpu.memcpy async [%[[READY]]] %[[HOST]], %[[DEV]] : memref<4xi32>, memref<4xi32>

@@ -27,7 +27,7 @@
 // CHECK: llvm.func @moert_cuda_event_wait_v1(i64) -> i32
 
 // PLACED-LABEL: func.func @out
-// PLACED: %[[RC:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<4xi32>
+// PLACED: %[[RC:.*]] = gpu.alloc () : memref<4xi32>
 // PLACED: llvm.call @moert_cuda_exchange_counts_v1
 // PLACED: %[[HOST:.*]] = memref.alloc() : memref<4xi32>
 // PLACED: gpu.memcpy async [%{{.*}}] %[[HOST]], %[[RC]] : memref<4xi32>, memref<4xi32>

@@ -1,0 +1,92 @@
+//===- MoeJoinGPUStreams.cpp - One stream across device-free host ops -----===//
+//
+// gpu-async-region makes the host wait for the device before every host op
+// it cannot prove free of memory effects, then starts a new stream. Of the
+// host ops the CUDA pipeline leaves between kernels, only the tensor-map
+// encoding of a TMA descriptor has effects, and it reads the buffer's address
+// and shape, never its contents: the wait before it only costs a stall. This
+// pass removes such waits and continues the stream they ended, and drops
+// the wait before the function returns, which moert's call does itself
+// (runEntry: it waits for the device, or fences the caller's stream). A call
+// then only queues its work.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEJOINGPUSTREAMSPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+/// A host op that the device's pending work cannot affect: free of memory
+/// effects, or an encoding of a descriptor from a buffer's metadata.
+bool readsNoDeviceMemory(Operation *op) {
+  return isa<nvgpu::TmaCreateDescriptorOp>(op) || isMemoryEffectFree(op);
+}
+
+/// Whether only ops free of memory effects separate `hostWait` from the
+/// function's return.
+bool endsTheCall(gpu::WaitOp hostWait) {
+  for (Operation *op = hostWait->getNextNode(); op; op = op->getNextNode()) {
+    if (isa<func::ReturnOp>(op))
+      return true;
+    if (!isMemoryEffectFree(op))
+      return false;
+  }
+  return false;
+}
+
+/// The fresh stream (`gpu.wait async` with no dependencies) that follows
+/// `hostWait` after ops that read no device memory, or null.
+gpu::WaitOp freshStreamAfter(gpu::WaitOp hostWait) {
+  for (Operation *op = hostWait->getNextNode(); op; op = op->getNextNode()) {
+    if (auto wait = dyn_cast<gpu::WaitOp>(op))
+      return wait.getAsyncToken() && wait.getAsyncDependencies().empty()
+                 ? wait
+                 : gpu::WaitOp();
+    if (!readsNoDeviceMemory(op))
+      return gpu::WaitOp();
+  }
+  return gpu::WaitOp();
+}
+
+struct MoeJoinGPUStreamsPass
+    : public moe::impl::MoeJoinGPUStreamsPassBase<MoeJoinGPUStreamsPass> {
+  void runOnOperation() override {
+    SmallVector<gpu::WaitOp> hostWaits;
+    getOperation().walk([&](gpu::WaitOp wait) {
+      if (!wait.getAsyncToken() && wait.getAsyncDependencies().size() == 1)
+        hostWaits.push_back(wait);
+    });
+    for (gpu::WaitOp hostWait : hostWaits) {
+      // moert waits for the call's stream, or fences it, once the entry
+      // returns (its ABI): a wait of the artifact's own there would only
+      // keep a caller's stream from running ahead.
+      if (endsTheCall(hostWait)) {
+        hostWait->erase();
+        continue;
+      }
+      gpu::WaitOp fresh = freshStreamAfter(hostWait);
+      if (!fresh)
+        continue;
+      // The token comes before the wait, so it dominates the fresh
+      // stream's uses.
+      fresh.getAsyncToken().replaceAllUsesWith(
+          hostWait.getAsyncDependencies().front());
+      fresh->erase();
+      hostWait->erase();
+    }
+  }
+};
+
+} // namespace
