@@ -328,9 +328,18 @@ def MoePlaceBuffersOnGPUPass : Pass<"moe-place-buffers-on-gpu", "ModuleOp"> {
     On the CUDA target the buffers a function allocates live on the device.
     Each `memref.alloc`, `memref.dealloc` and `memref.copy` outside a kernel
     becomes the synchronous gpu op; `gpu-async-region` then chains them with
-    the kernels on one stream.
+    the kernels on one stream. A copy between views with offsets, which
+    gpu.memcpy cannot take, becomes a kernel. A constant array
+    (`memref.get_global`) is copied to a device buffer where the host takes
+    its address. Host code may read small count arrays (1-D i32 of static
+    size: the split sizes an expert-parallel all-to-all sums to size its
+    buffer) through a host copy made right before the loop that reads them;
+    any other host access to a buffer is an error.
   }];
-  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def MoeJoinGPUStreamsPass : Pass<"moe-join-gpu-streams", "::mlir::func::FuncOp"> {

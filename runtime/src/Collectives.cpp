@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CommStream.h"
+#include "CudaDriver.h"
 #include "Internal.h"
 #include "MpiLibrary.h"
 #include "NcclLibrary.h"
@@ -34,6 +35,7 @@ struct World {
   int rank = 0, size = 1;
   const moert::mpi::Library *mpi = nullptr; ///< null: one rank, no MPI
   bool weInitializedMpi = false;
+  bool torchrun = false; ///< RANK/WORLD_SIZE without mpirun (CUDA only)
 };
 
 World world;
@@ -43,7 +45,7 @@ std::mutex deferredMutex;
 std::string deferredError;
 bool haveDeferredError = false;
 
-void recordDeferredError(const std::string &message) {
+void recordDeferredErrorImpl(const std::string &message) {
   std::lock_guard<std::mutex> lock(deferredMutex);
   if (!haveDeferredError) {
     deferredError = message;
@@ -51,10 +53,14 @@ void recordDeferredError(const std::string &message) {
   }
 }
 
-bool failedAlready() {
+bool failedAlreadyImpl() {
   std::lock_guard<std::mutex> lock(deferredMutex);
   return haveDeferredError;
 }
+void recordDeferredError(const std::string &message) {
+  recordDeferredErrorImpl(message);
+}
+bool failedAlready() { return failedAlreadyImpl(); }
 
 std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string format(const char *fmt, ...) {
@@ -105,7 +111,7 @@ bool joinMpi(std::string &error) {
 }
 
 /// The checks both entry points make; "" or what is wrong.
-std::string checkWorld(const char *call, int64_t segments, int64_t ranks) {
+std::string checkWorldImpl(const char *call, int64_t segments, int64_t ranks) {
   if (ranks < 1 || segments < ranks || segments % ranks != 0)
     return format("%s: %" PRId64 " segments cannot be split over %" PRId64
                   " ranks",
@@ -121,7 +127,45 @@ std::string checkWorld(const char *call, int64_t segments, int64_t ranks) {
   return "";
 }
 
+/// The CPU backend's checks: the world's, and MPI under more than one rank.
+std::string checkWorld(const char *call, int64_t segments, int64_t ranks) {
+  std::string error = checkWorldImpl(call, segments, ranks);
+  if (error.empty() && world.torchrun)
+    error = format("WORLD_SIZE=%d is set (a torchrun-style launch), but the "
+                   "CPU backend's collectives run over MPI: launch with "
+                   "mpirun -n %d",
+                   world.size, world.size);
+  return error;
+}
+
 } // namespace
+
+void moert::collectives::recordDeferredError(const std::string &message) {
+  recordDeferredErrorImpl(message);
+}
+bool moert::collectives::failedAlready() { return failedAlreadyImpl(); }
+int moert::collectives::worldRank() { return world.rank; }
+int moert::collectives::worldSize() { return world.size; }
+moert::collectives::Launcher moert::collectives::launcher() {
+  return world.mpi ? Launcher::Mpi
+                   : world.torchrun ? Launcher::Torchrun : Launcher::Single;
+}
+std::string moert::collectives::checkWorld(const char *call, int64_t segments,
+                                           int64_t ranks) {
+  return checkWorldImpl(call, segments, ranks);
+}
+
+std::string moert::collectives::broadcastOverMpi(void *blob, size_t bytes) {
+  if (!world.mpi)
+    return "no MPI world to broadcast over";
+  const moert::mpi::Library &mpi = *world.mpi;
+  int code = 0;
+  // Every MPI call of the process runs on the communication stream.
+  moert::comm::runAndWait("broadcast", int64_t(bytes), [&] {
+    code = mpi.MPI_Bcast(blob, int(bytes), mpi.byte, 0, mpi.commWorld);
+  });
+  return code ? mpi.describe("MPI_Bcast", code) : "";
+}
 
 void moert::collectives::clearDeferredError() {
   std::lock_guard<std::mutex> lock(deferredMutex);
@@ -139,11 +183,23 @@ bool moert::collectives::takeDeferredError(std::string &message) {
   return true;
 }
 
+int moert_comm_take_error(char *message, size_t size) {
+  std::string taken;
+  if (!moert::collectives::takeDeferredError(taken))
+    return 0;
+  if (message && size > 0) {
+    std::snprintf(message, size, "%s", taken.c_str());
+  }
+  return 1;
+}
+
 int moert_collectives_abi_version(void) {
   return MOERT_COLLECTIVES_ABI_VERSION;
 }
 
-int moert_comm_init(void) {
+int moert_comm_init(void) { return moert_comm_init_launch(0); }
+
+int moert_comm_init_launch(int allow_torchrun) {
   return moert::guarded(1, [&] {
     std::lock_guard<std::mutex> lock(worldMutex);
     if (world.joined)
@@ -155,12 +211,32 @@ int moert_comm_init(void) {
         return 1;
       }
     } else if (const char *size = env("WORLD_SIZE");
+               size && std::strtol(size, nullptr, 10) > 1 && allow_torchrun) {
+      // torchrun: the CUDA collectives make their NCCL communicator from
+      // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+      moert::LaunchEnvironment launch;
+      if (std::string error = moert::readLaunchEnvironment(launch);
+          !error.empty()) {
+        moert::setError("torchrun-style launch: %s", error.c_str());
+        return 1;
+      }
+      world.rank = launch.rank;
+      world.size = launch.ranks;
+      world.torchrun = true;
+    } else if (const char *size = env("WORLD_SIZE");
                size && std::strtol(size, nullptr, 10) > 1) {
       moert::setError(
           "WORLD_SIZE=%s is set (a torchrun-style launch), but the CPU "
           "backend's collectives run over MPI: launch with mpirun -n %s",
           size, size);
       return 1;
+    }
+    // One GPU a rank on the CUDA backend: the launcher's local rank.
+    if (world.size > 1) {
+      const char *local = env(world.mpi ? "OMPI_COMM_WORLD_LOCAL_RANK"
+                                        : "LOCAL_RANK");
+      moert::cuda::setLocalRank(local ? int(std::strtol(local, nullptr, 10))
+                                      : world.rank);
     }
     world.joined = true;
     return 0;
@@ -197,6 +273,7 @@ int moert_comm_allreduce_max_f64(double *values, int count) {
 int moert_comm_finalize(void) {
   return moert::guarded(1, [&] {
     std::lock_guard<std::mutex> lock(worldMutex);
+    moert::ncclcollectives::shutdown();
     moert::comm::shutdown();
     if (world.mpi && world.weInitializedMpi) {
       int finalized = 0;

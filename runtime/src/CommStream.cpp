@@ -10,13 +10,13 @@
 
 using namespace moert::comm;
 
-namespace {
-
-double nowUs() {
+double moert::comm::nowUs() {
   return std::chrono::duration<double, std::micro>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+namespace {
 
 struct Task {
   uint64_t event;
@@ -115,6 +115,24 @@ void moert::comm::shutdown() {
     thread = std::move(s.thread);
   }
   thread.join();
+}
+
+void moert::comm::addCollective(const char *name, int64_t bytes,
+                                double startUs, double durationUs) {
+  Stream &s = stream();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.stats.busyMs += durationUs / 1000.0;
+  ++s.stats.collectives;
+  if (s.tracing)
+    s.spans.push_back(Span{1, name, startUs, durationUs, bytes});
+}
+
+void moert::comm::addWait(double startUs, double durationUs) {
+  Stream &s = stream();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.stats.waitedMs += durationUs / 1000.0;
+  if (s.tracing)
+    s.spans.push_back(Span{0, "wait", startUs, durationUs, 0});
 }
 
 void moert::comm::beginCompute() {

@@ -45,6 +45,15 @@ void shutdown();
 void beginCompute();
 void endCompute(const char *name);
 
+/// For a backend whose communication stream is not this thread (CUDA:
+/// NCCL on a CUDA stream, timed by CUDA events): a collective that ran from
+/// `startUs` for `durationUs` (system clock), and a wait of the compute
+/// stream for one.
+void addCollective(const char *name, int64_t bytes, double startUs,
+                   double durationUs);
+void addWait(double startUs, double durationUs);
+double nowUs();
+
 struct Stats {
   double busyMs = 0;   ///< the communication stream running collectives
   double waitedMs = 0; ///< the compute stream blocked on their events

@@ -48,6 +48,10 @@ char initMessage[1024]; // Why the driver is unusable.
 int deviceCount = 0;
 CUcontext primaryContexts[maxDevices]; // Retained lazily, under initMutex.
 std::atomic<int> defaultDevice{0};
+/// The rank's index among the ranks of its machine (moert_comm_init), -1
+/// for none; until mgpuSetDefaultDevice chooses, it picks the device.
+std::atomic<int> localRank{-1};
+std::atomic<bool> deviceChosen{false};
 
 std::mutex deferredMutex;
 std::atomic<bool> deferredSet{false};
@@ -198,6 +202,12 @@ const char *enterImpl(DeviceInfo *info) {
     return failure;
   char failure[512];
   int ordinal = defaultDevice.load(std::memory_order_relaxed);
+  // One GPU a rank: the local rank's, wrapping around the visible devices
+  // (a launcher that gives each rank one visible device makes it device 0).
+  if (int local = localRank.load(std::memory_order_relaxed);
+      local >= 0 && !deviceChosen.load(std::memory_order_relaxed) &&
+      deviceCount > 0)
+    ordinal = local % deviceCount;
   CUdevice device = 0;
   CUcontext context = nullptr;
   {
@@ -1039,6 +1049,11 @@ MGPU_EXPORT void *mgpuTensorMapEncodeTiledMemref(
 
 MGPU_EXPORT void mgpuSetDefaultDevice(int32_t device) {
   defaultDevice.store(device, std::memory_order_relaxed);
+  deviceChosen.store(true, std::memory_order_relaxed);
+}
+
+void moert::cuda::setLocalRank(int rank) {
+  localRank.store(rank, std::memory_order_relaxed);
 }
 
 int64_t moert_device_memory_high_water(void) {

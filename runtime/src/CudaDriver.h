@@ -123,6 +123,11 @@ struct DeviceInfo {
 /// calling thread. Fills `info` if given. NULL and a moert error on failure.
 const Driver *enter(DeviceInfo *info = nullptr);
 
+/// The rank's index on its machine (an expert-parallel launch): from then
+/// on the device is that index modulo the visible devices, unless
+/// mgpuSetDefaultDevice chose one.
+void setLocalRank(int rank);
+
 /// "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE (invalid argument)".
 std::string describeFailure(const char *call, CUresult result);
 

@@ -120,7 +120,31 @@ std::string validateArtifactBytes(const unsigned char *bytes, size_t size);
 namespace collectives {
 void clearDeferredError();
 bool takeDeferredError(std::string &message);
+/// Records the first failure of a collective (later ones are dropped: the
+/// first says what went wrong) and whether one is recorded.
+void recordDeferredError(const std::string &message);
+bool failedAlready();
+/// The world moert_comm_init joined.
+int worldRank();
+int worldSize();
+/// How it was launched: mpirun (MPI is loaded), torchrun's variables (no
+/// MPI; only the CUDA backend's collectives, over NCCL, run there), or a
+/// single process.
+enum class Launcher { Single, Mpi, Torchrun };
+Launcher launcher();
+/// Rank 0's `bytes` at `blob` reach every rank over MPI (the NCCL unique id
+/// under mpirun); "" or what failed.
+std::string broadcastOverMpi(void *blob, size_t bytes);
+/// "" if a program compiled for `ranks` ranks, whose count arrays have
+/// `segments` entries, may run its collective `call` in this world.
+std::string checkWorld(const char *call, int64_t segments, int64_t ranks);
 } // namespace collectives
+
+/// The CUDA collectives (NcclCollectives.cpp): destroys the communicator and
+/// the communication stream (moert_comm_finalize).
+namespace ncclcollectives {
+void shutdown();
+} // namespace ncclcollectives
 
 } // namespace moert
 

@@ -42,6 +42,8 @@ constexpr int kThreadSerialized = 2;   // MPI_THREAD_SERIALIZED
   X(int, MPI_Comm_rank, (Comm comm, int *rank))                                \
   X(int, MPI_Comm_size, (Comm comm, int *size))                                \
   X(int, MPI_Comm_set_errhandler, (Comm comm, Errhandler handler))             \
+  X(int, MPI_Bcast, (void *data, int count, Datatype type, int root,          \
+                     Comm comm))                                               \
   X(int, MPI_Error_string, (int code, char *text, int *length))                \
   X(int, MPI_Type_contiguous, (int count, Datatype old, Datatype *made))       \
   X(int, MPI_Type_commit, (Datatype * type))                                   \

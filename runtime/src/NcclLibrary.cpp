@@ -2,6 +2,7 @@
 
 #include "NcclLibrary.h"
 
+#include <cstdlib>
 #include <dlfcn.h>
 #include <map>
 #include <mutex>
@@ -9,6 +10,11 @@
 using namespace moert::nccl;
 
 const Library *moert::nccl::load(std::string &error, const char *soname) {
+  // MOERT_NCCL_LIBRARY names another library (a path, or a soname that is
+  // not installed, for the tests of the error path).
+  if (const char *chosen = std::getenv("MOERT_NCCL_LIBRARY");
+      chosen && *chosen && std::string(soname) == "libnccl.so.2")
+    soname = chosen;
   // One attempt per soname: a missing library stays missing.
   static std::mutex mutex;
   static std::map<std::string, std::pair<Library, std::string>> loaded;

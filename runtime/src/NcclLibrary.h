@@ -36,6 +36,8 @@ constexpr int kMinimumVersion = 20700; ///< 2.7.0: ncclSend and ncclRecv
   X(Result, ncclGetUniqueId, (UniqueId * id))                                  \
   X(Result, ncclCommInitRank, (Comm * comm, int ranks, UniqueId id, int rank)) \
   X(Result, ncclCommDestroy, (Comm comm))                                      \
+  X(Result, ncclCommAbort, (Comm comm))                                        \
+  X(Result, ncclCommGetAsyncError, (Comm comm, Result * asyncError))           \
   X(Result, ncclGroupStart, ())                                                \
   X(Result, ncclGroupEnd, ())                                                  \
   X(Result, ncclSend,                                                          \

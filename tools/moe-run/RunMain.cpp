@@ -408,8 +408,10 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     return 0;
   }
   // Under mpirun every rank is a moe-run; rank 0 speaks for all of them
-  // (errors still come from every rank, on stderr).
-  if (moert_comm_init() != 0)
+  // (errors still come from every rank, on stderr). On the GPU torchrun's
+  // launch works too: NCCL's communicator meets at MASTER_ADDR.
+  bool cudaBackend = o.haveBackend && o.backend.rfind("cuda", 0) == 0;
+  if (moert_comm_init_launch(cudaBackend ? 1 : 0) != 0)
     return fail(moert_last_error());
   int rank = moert_comm_rank(), worldSize = moert_comm_size();
   static std::ostream silent(nullptr);
@@ -637,7 +639,10 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
               << layer->experts / epRanks << " of " << layer->experts
               << " experts and " << moert_tensor_dims(args[layer->x].get())[0]
               << " tokens per rank; all-to-all over "
-              << (worldSize > 1 ? "MPI" : "one rank (local copies)") << "\n";
+              << (onGpu ? "NCCL"
+                  : worldSize > 1 ? "MPI"
+                                  : "one rank (local copies)")
+              << "\n";
 
   // One run for the results.
   currentPhase = "running the function";

@@ -235,6 +235,12 @@ int moert_collectives_abi_version(void);
    - otherwise a world of one rank (collectives are local copies).
    Fails, with the reason, when libmpi cannot be loaded or initialized. */
 int moert_comm_init(void);
+/* moert_comm_init, and with allow_torchrun non-zero a torchrun-style launch
+   (WORLD_SIZE > 1 without mpirun) is accepted: rank and size come from
+   RANK and WORLD_SIZE, and only the CUDA backend's collectives (NCCL, whose
+   communicator meets at MASTER_ADDR:MASTER_PORT) can run there; the CPU
+   collectives then fail with "launch with mpirun -n N". */
+int moert_comm_init_launch(int allow_torchrun);
 /* This process's rank and the number of ranks (0 and 1 before init). */
 int moert_comm_rank(void);
 int moert_comm_size(void);
@@ -284,6 +290,52 @@ int64_t moert_all_to_all_start_v1(const void *rows, const int32_t *counts,
                                   int64_t segments, int64_t ranks,
                                   int64_t row_bytes);
 int32_t moert_event_wait_v1(int64_t event);
+
+/* The CUDA backend's collectives (NCCL, loaded with dlopen): the same
+   contract as the CPU entry points above, on device pointers (rows, counts,
+   received). They run on the runtime's communication stream, a CUDA stream
+   of its own, after the work already queued on the artifact's (blocking)
+   streams; the all-to-all's start returns an event id whose wait blocks the
+   host until the transfer is done, so the kernels launched in between run
+   beside it. The communicator is made at the first call: under mpirun from
+   the MPI rank and size (the ncclUniqueId broadcast over MPI), under
+   torchrun (moert_comm_init_launch(1)) from RANK, WORLD_SIZE, MASTER_ADDR,
+   MASTER_PORT, alone for one rank. No wait blocks in the driver: a failed
+   collective (NCCL's asynchronous error) or one that does not finish in
+   MOERT_NCCL_TIMEOUT_S seconds (default 120) aborts the communicator and
+   fails with the rank's name. MOERT_NCCL_LIBRARY names another libnccl. */
+int32_t moert_cuda_exchange_counts_v1(const int32_t *counts, int32_t *received,
+                                      int64_t segments, int64_t ranks);
+int32_t moert_cuda_all_reduce_sum_i32_v1(const int32_t *in, int32_t *out,
+                                         int64_t count, int64_t ranks);
+int32_t moert_cuda_all_to_all_v1(const void *rows, const int32_t *counts,
+                                 int64_t rows_capacity,
+                                 const int32_t *received_counts,
+                                 void *received, int64_t received_capacity,
+                                 int64_t segments, int64_t ranks,
+                                 int64_t row_bytes);
+int64_t moert_cuda_all_to_all_start_v1(
+    const void *rows, const int32_t *counts, int64_t rows_capacity,
+    const int32_t *received_counts, void *received, int64_t received_capacity,
+    int64_t segments, int64_t ranks, int64_t row_bytes);
+int32_t moert_cuda_event_wait_v1(int64_t event);
+
+/* For hosts that call the collectives themselves (and the tests): the
+   reason the first failed collective recorded, taken (later collectives run
+   again). Returns 1 and copies it into `message` (NUL-terminated, cut at
+   `size`), or 0 when none failed. */
+int moert_comm_take_error(char *message, size_t size);
+
+/* CUDA streams and events as the runtime makes them (CUstream, CUevent of
+   the current device's primary context; non-blocking streams): what the
+   collectives run on, for hosts and compiled code that order work across
+   streams. NULL or non-zero with the reason on failure. */
+void *moert_stream_create_v1(void);
+int32_t moert_stream_destroy_v1(void *stream);
+void *moert_event_create_v1(void);
+int32_t moert_event_record_v1(void *event, void *stream);
+int32_t moert_stream_wait_event_v1(void *stream, void *event);
+int32_t moert_event_destroy_v1(void *event);
 
 /* What the communication stream did since the last reset: busy_ms running
    collectives, waited_ms the compute stream spent blocked on their events

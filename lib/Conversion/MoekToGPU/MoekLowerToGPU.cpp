@@ -10,6 +10,7 @@
 
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
+#include "lib/Conversion/MoekToGPU/CollectivesGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
@@ -584,6 +585,16 @@ struct MoekLowerToGPUPass
       b.setInsertionPoint(op);
       Operation *boundary = op->getPrevNode();
       LoopBuilder lb(b);
+      auto launch = [&](Value count, function_ref<void(Value)> body) {
+        launchPerItem(lb, count, body);
+      };
+      if (isCollectiveOp(op)) {
+        // Expert parallelism: runtime calls (NCCL) and small kernels.
+        lowerCollectiveToGPU(op, lb, launch);
+        nameLaunches(boundary, op);
+        rewriter.eraseOp(op);
+        continue;
+      }
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](RouteOp o) -> LogicalResult {

@@ -45,6 +45,13 @@ static Value pointerTo(ImplicitLocOpBuilder &b, Value buffer) {
                                   address);
 }
 
+/// "moert_<name>_v1" or "moert_cuda_<name>_v1".
+static std::string entryPoint(CollectiveABI abi, StringRef name) {
+  return (Twine(abi == CollectiveABI::Cuda ? "moert_cuda_" : "moert_") + name +
+          "_v1")
+      .str();
+}
+
 static Value i64(ImplicitLocOpBuilder &b, int64_t value) {
   return arith::ConstantOp::create(b, b.getI64IntegerAttr(value));
 }
@@ -54,13 +61,14 @@ static Value extentAsI64(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
   return arith::IndexCastOp::create(b, b.getI64Type(), extent);
 }
 
-void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b) {
+void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b,
+                               CollectiveABI abi) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
   auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
                                           {ptr, ptr, i64Type, i64Type});
   LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, "moert_exchange_counts_v1", type);
+      declareRuntimeFunction(op, entryPoint(abi, "exchange_counts"), type);
   int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
   LLVM::CallOp::create(b, callee,
                        ValueRange{pointerTo(b, op.getCounts()),
@@ -94,20 +102,23 @@ static Value callAllToAll(Op op, ImplicitLocOpBuilder &b, StringRef name,
       .getResult();
 }
 
-void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b) {
-  callAllToAll(op, b, "moert_all_to_all_v1", b.getI32Type());
+void moek::lowerAllToAll(AllToAllOp op, ImplicitLocOpBuilder &b,
+                         CollectiveABI abi) {
+  callAllToAll(op, b, entryPoint(abi, "all_to_all"), b.getI32Type());
 }
 
-void moek::lowerAllToAllStart(AllToAllStartOp op, ImplicitLocOpBuilder &b) {
+void moek::lowerAllToAllStart(AllToAllStartOp op, ImplicitLocOpBuilder &b,
+                              CollectiveABI abi) {
   Value event =
-      callAllToAll(op, b, "moert_all_to_all_start_v1", b.getI64Type());
+      callAllToAll(op, b, entryPoint(abi, "all_to_all_start"), b.getI64Type());
   op.getEvent().replaceAllUsesWith(event);
 }
 
-void moek::lowerAllToAllWait(AllToAllWaitOp op, ImplicitLocOpBuilder &b) {
+void moek::lowerAllToAllWait(AllToAllWaitOp op, ImplicitLocOpBuilder &b,
+                             CollectiveABI abi) {
   auto type = LLVM::LLVMFunctionType::get(b.getI32Type(), {b.getI64Type()});
   LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, "moert_event_wait_v1", type);
+      declareRuntimeFunction(op, entryPoint(abi, "event_wait"), type);
   LLVM::CallOp::create(b, callee, ValueRange{op.getEvent()});
 }
 
@@ -175,13 +186,14 @@ void moek::lowerRowsToSlots(RowsToSlotsOp op, ImplicitLocOpBuilder &b) {
   });
 }
 
-void moek::lowerAllReduce(AllReduceOp op, ImplicitLocOpBuilder &b) {
+void moek::lowerAllReduce(AllReduceOp op, ImplicitLocOpBuilder &b,
+                          CollectiveABI abi) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
   auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
                                           {ptr, ptr, i64Type, i64Type});
   LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, "moert_all_reduce_sum_i32_v1", type);
+      declareRuntimeFunction(op, entryPoint(abi, "all_reduce_sum_i32"), type);
   int64_t count = cast<MemRefType>(op.getIn().getType()).getDimSize(0);
   LLVM::CallOp::create(b, callee,
                        ValueRange{pointerTo(b, op.getIn()),

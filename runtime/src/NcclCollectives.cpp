@@ -1,0 +1,585 @@
+//===- NcclCollectives.cpp - The CUDA backend's collectives over NCCL -----===//
+//
+// What CUDA artifacts call for moek.exchange_counts, moek.all_to_all(_start,
+// _wait) and moek.all_reduce: the moert_cuda_*_v1 entry points, on device
+// pointers. They run on the runtime's communication stream, a CUDA stream of
+// its own (moert_stream_create_v1), and hand back CUDA events
+// (moert_event_*_v1), so that the expert GEMMs queued on the compute stream
+// between a start and its wait run beside the transfer.
+//
+// The communicator is made at the first collective: under mpirun from the
+// MPI rank and size (rank 0's ncclUniqueId broadcast over MPI), under
+// torchrun from RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (the unique id over
+// a TCP rendezvous, Rendezvous.h), and alone for one rank.
+//
+// Faults: NCCL blocks in the device when a peer is gone, so no wait here
+// blocks on the driver: it polls the event and ncclCommGetAsyncError, and
+// after MOERT_NCCL_TIMEOUT_S seconds (default 120) without completion it
+// aborts the communicator (ncclCommAbort) and fails with the rank's name.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CommStream.h"
+#include "CudaDriver.h"
+#include "Internal.h"
+#include "NcclLibrary.h"
+#include "PollingWait.h"
+#include "Rendezvous.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#define MOERT_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace moert;
+using moert::cuda::CUevent;
+using moert::cuda::CUresult;
+using moert::cuda::CUstream;
+
+namespace {
+
+constexpr unsigned kStreamNonBlocking = 1; ///< CU_STREAM_NON_BLOCKING
+constexpr CUresult kNotReady = 600;        ///< CUDA_ERROR_NOT_READY
+
+std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char *fmt, ...) {
+  char buffer[768];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buffer, sizeof(buffer), fmt, args);
+  va_end(args);
+  return buffer;
+}
+
+/// The communicator and the communication stream, made once.
+struct Nccl {
+  bool tried = false;
+  std::string error; ///< why it could not be made (every call repeats it)
+  const nccl::Library *lib = nullptr;
+  const cuda::Driver *driver = nullptr;
+  nccl::Comm comm = nullptr;
+  bool aborted = false;
+  int rank = 0, size = 1;
+  CUstream stream = nullptr;
+  /// An event on the communication stream at a known system-clock time:
+  /// CUDA events become trace times relative to it.
+  CUevent anchor = nullptr;
+  double anchorUs = 0;
+};
+Nccl state;
+std::mutex stateMutex;
+
+/// A collective in flight: its events and what the trace says about it.
+struct Pending {
+  CUevent begin = nullptr, end = nullptr;
+  const char *name = "";
+  int64_t bytes = 0;
+};
+std::map<int64_t, Pending> pending;
+int64_t nextEvent = 1;
+
+/// NCCL's cudaStream_t and the driver's CUstream are one type, declared
+/// apart in the two headers.
+nccl::Stream ncclStream() {
+  return reinterpret_cast<nccl::Stream>(state.stream);
+}
+
+std::string describeNccl(const char *call, nccl::Result result) {
+  const char *text =
+      state.lib ? state.lib->ncclGetErrorString(result) : "unknown";
+  return format("rank %d of %d: %s failed: %s (ncclResult_t %d)", state.rank,
+                state.size, call, text ? text : "unknown", result);
+}
+
+std::string describeCuda(const char *call, CUresult result) {
+  return format("rank %d of %d: %s", state.rank, state.size,
+                cuda::describeFailure(call, result).c_str());
+}
+
+double timeoutSeconds() {
+  const char *value = std::getenv("MOERT_NCCL_TIMEOUT_S");
+  double seconds = value && *value ? std::strtod(value, nullptr) : 0;
+  return seconds > 0 ? seconds : 120;
+}
+
+/// The unique id of the communicator reaches every rank the launcher's way.
+std::string shareUniqueId(nccl::UniqueId &id) {
+  using collectives::Launcher;
+  if (state.rank == 0)
+    if (nccl::Result r = state.lib->ncclGetUniqueId(&id))
+      return describeNccl("ncclGetUniqueId", r);
+  switch (collectives::launcher()) {
+  case Launcher::Single:
+    return "";
+  case Launcher::Mpi:
+    return collectives::broadcastOverMpi(&id, sizeof(id));
+  case Launcher::Torchrun: {
+    LaunchEnvironment launch;
+    std::string error = readLaunchEnvironment(launch);
+    if (error.empty())
+      error = broadcastFromRankZero(&id, sizeof(id), launch.rank, launch.ranks,
+                                    launch.address, launch.port,
+                                    int(timeoutSeconds()));
+    return error.empty() ? "" : "torchrun rendezvous: " + error;
+  }
+  }
+  return "";
+}
+
+/// Makes the communicator and the stream once; "" or why not. NCCL is
+/// loaded before the driver, so that a machine without NCCL says so.
+std::string ensureNccl() {
+  if (state.tried)
+    return state.error;
+  state.tried = true;
+  state.rank = collectives::worldRank();
+  state.size = collectives::worldSize();
+  std::string error;
+  state.lib = nccl::load(error);
+  if (!state.lib)
+    return state.error = error;
+  state.driver = cuda::enter();
+  if (!state.driver)
+    return state.error = std::string("the CUDA collectives need the driver: ") +
+                         moert_last_error();
+  const cuda::Driver &d = *state.driver;
+  if (CUresult r = d.cuStreamCreate(&state.stream, kStreamNonBlocking))
+    return state.error = describeCuda("cuStreamCreate", r);
+  if (CUresult r = d.cuEventCreate(&state.anchor, cuda::CU_EVENT_DEFAULT))
+    return state.error = describeCuda("cuEventCreate", r);
+  nccl::UniqueId id{};
+  if (std::string why = shareUniqueId(id); !why.empty())
+    return state.error = format("rank %d of %d: cannot share the NCCL unique "
+                                "id: %s",
+                                state.rank, state.size, why.c_str());
+  if (nccl::Result r = state.lib->ncclCommInitRank(&state.comm, state.size, id,
+                                                   state.rank))
+    return state.error = describeNccl("ncclCommInitRank", r);
+  d.cuEventRecord(state.anchor, state.stream);
+  d.cuEventSynchronize(state.anchor);
+  state.anchorUs = comm::nowUs();
+  return "";
+}
+
+/// Aborts the communicator: a peer that is gone leaves NCCL's kernels
+/// waiting forever, and only the abort frees this rank's stream.
+void abortCommunicator() {
+  if (state.comm && !state.aborted) {
+    state.lib->ncclCommAbort(state.comm);
+    state.aborted = true;
+    state.error = format("rank %d of %d: the NCCL communicator was aborted "
+                         "after a failed collective",
+                         state.rank, state.size);
+  }
+}
+
+/// Waits for `event` without blocking in the driver: polls it and NCCL's
+/// asynchronous error, and gives up after the timeout. "" or what failed.
+std::string waitPolling(CUevent event, const char *what) {
+  const cuda::Driver &d = *state.driver;
+  double limit = timeoutSeconds();
+  int code = 0;
+  PollOutcome outcome = pollUntilDone(
+      [&] { return int(d.cuEventQuery(event)); }, int(kNotReady),
+      [&] {
+        nccl::Result async = 0;
+        if (nccl::Result q =
+                state.lib->ncclCommGetAsyncError(state.comm, &async))
+          return int(q);
+        return int(async);
+      },
+      [&] { abortCommunicator(); }, limit, code);
+  // abortCommunicator overwrote state.error; the message says what happened.
+  switch (outcome) {
+  case PollOutcome::Done:
+    return "";
+  case PollOutcome::Failed:
+    return describeCuda("cuEventQuery", code);
+  case PollOutcome::AsyncError:
+    return describeNccl(what, code) +
+           " (a peer rank failed or left: NCCL's asynchronous error); the "
+           "communicator was aborted";
+  case PollOutcome::TimedOut:
+    return format("rank %d of %d: %s did not complete in %.0f s "
+                  "(MOERT_NCCL_TIMEOUT_S): another rank failed or stopped "
+                  "taking part; the communicator was aborted",
+                  state.rank, state.size, what, limit);
+  }
+  return "";
+}
+
+/// The common start of every entry point: the deferred error, the world
+/// check, the communicator. False after recording what is wrong.
+bool begin(const char *call, int64_t segments, int64_t ranks) {
+  if (collectives::failedAlready())
+    return false;
+  if (std::string error = collectives::checkWorld(call, segments, ranks);
+      !error.empty()) {
+    collectives::recordDeferredError(error);
+    return false;
+  }
+  if (std::string error = ensureNccl(); !error.empty()) {
+    collectives::recordDeferredError(error);
+    return false;
+  }
+  return true;
+}
+
+/// Records `begin`/`end` events around what `enqueue` puts on the
+/// communication stream; returns the event id (> 0) or 0 after recording
+/// the failure.
+template <typename Enqueue>
+int64_t launch(const char *name, int64_t bytes, Enqueue &&enqueue) {
+  const cuda::Driver &d = *state.driver;
+  Pending p{nullptr, nullptr, name, bytes};
+  if (CUresult r = d.cuEventCreate(&p.begin, cuda::CU_EVENT_DEFAULT)) {
+    collectives::recordDeferredError(describeCuda("cuEventCreate", r));
+    return 0;
+  }
+  if (CUresult r = d.cuEventCreate(&p.end, cuda::CU_EVENT_DEFAULT)) {
+    d.cuEventDestroy(p.begin);
+    collectives::recordDeferredError(describeCuda("cuEventCreate", r));
+    return 0;
+  }
+  // The compiled code's streams are blocking: an event on the legacy
+  // stream completes after everything they hold, so the transfer starts
+  // after the kernels that wrote its rows (the non-blocking communication
+  // stream would not order itself otherwise).
+  d.cuEventRecord(p.begin, cuda::legacyStream);
+  d.cuStreamWaitEvent(state.stream, p.begin, 0);
+  d.cuEventRecord(p.begin, state.stream);
+  if (std::string error = enqueue(); !error.empty()) {
+    d.cuEventDestroy(p.begin);
+    d.cuEventDestroy(p.end);
+    collectives::recordDeferredError(error);
+    return 0;
+  }
+  d.cuEventRecord(p.end, state.stream);
+  int64_t id = nextEvent++;
+  pending[id] = p;
+  return id;
+}
+
+/// Waits for collective `id`, then adds it to the stats and the trace.
+int32_t finish(int64_t id) {
+  auto it = pending.find(id);
+  if (it == pending.end()) {
+    if (!collectives::failedAlready())
+      collectives::recordDeferredError(
+          format("moert_cuda_event_wait_v1: no collective has event %" PRId64,
+                 id));
+    return 1;
+  }
+  Pending p = it->second;
+  pending.erase(it);
+  const cuda::Driver &d = *state.driver;
+  double waitStart = comm::nowUs();
+  std::string error = waitPolling(p.end, p.name);
+  double waitEnd = comm::nowUs();
+  if (error.empty()) {
+    float fromAnchor = 0, busy = 0;
+    d.cuEventElapsedTime(&fromAnchor, state.anchor, p.begin);
+    d.cuEventElapsedTime(&busy, p.begin, p.end);
+    comm::addCollective(p.name, p.bytes, state.anchorUs + fromAnchor * 1000.0,
+                        busy * 1000.0);
+    comm::addWait(waitStart, waitEnd - waitStart);
+  }
+  d.cuEventDestroy(p.begin);
+  d.cuEventDestroy(p.end);
+  if (!error.empty()) {
+    collectives::recordDeferredError(error);
+    return 1;
+  }
+  return 0;
+}
+
+/// Grouped sends and receives: to and from every peer `bytes(peer)` bytes
+/// at `sendAt(peer)` / `recvAt(peer)`. "" or what failed.
+template <typename SendBytes, typename RecvBytes, typename SendAt,
+          typename RecvAt>
+std::string sendReceive(SendBytes &&sendBytes, RecvBytes &&recvBytes,
+                        SendAt &&sendAt, RecvAt &&recvAt) {
+  const nccl::Library &n = *state.lib;
+  if (nccl::Result r = n.ncclGroupStart())
+    return describeNccl("ncclGroupStart", r);
+  for (int peer = 0; peer < state.size; ++peer) {
+    // int8 counts: a row is any number of bytes; size_t counts reach far.
+    if (size_t bytes = sendBytes(peer))
+      if (nccl::Result r = n.ncclSend(sendAt(peer), bytes, nccl::Int8, peer,
+                                      state.comm, ncclStream())) {
+        n.ncclGroupEnd();
+        return describeNccl("ncclSend", r);
+      }
+    if (size_t bytes = recvBytes(peer))
+      if (nccl::Result r = n.ncclRecv(recvAt(peer), bytes, nccl::Int8, peer,
+                                      state.comm, ncclStream())) {
+        n.ncclGroupEnd();
+        return describeNccl("ncclRecv", r);
+      }
+  }
+  if (nccl::Result r = n.ncclGroupEnd())
+    return describeNccl("ncclGroupEnd", r);
+  return "";
+}
+
+/// Runs compiled code's time up to now into the compute lane, and `body`.
+template <typename Body> auto outsideCompute(Body &&body) {
+  comm::endCompute("compute");
+  auto result = body();
+  comm::beginCompute();
+  return result;
+}
+
+} // namespace
+
+//===--- Streams and events: the host ABI the collectives run on ---===//
+
+MOERT_EXPORT void *moert_stream_create_v1(void) {
+  return guarded((void *)nullptr, [&]() -> void * {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return nullptr;
+    CUstream stream = nullptr;
+    if (CUresult r = d->cuStreamCreate(&stream, kStreamNonBlocking)) {
+      cuda::setDriverError("moert_stream_create_v1: ", "cuStreamCreate", r);
+      return nullptr;
+    }
+    return stream;
+  });
+}
+
+MOERT_EXPORT int32_t moert_stream_destroy_v1(void *stream) {
+  return guarded(1, [&] {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return 1;
+    if (CUresult r = d->cuStreamDestroy(static_cast<CUstream>(stream))) {
+      cuda::setDriverError("moert_stream_destroy_v1: ", "cuStreamDestroy", r);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+MOERT_EXPORT void *moert_event_create_v1(void) {
+  return guarded((void *)nullptr, [&]() -> void * {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return nullptr;
+    CUevent event = nullptr;
+    if (CUresult r = d->cuEventCreate(&event, cuda::CU_EVENT_DEFAULT)) {
+      cuda::setDriverError("moert_event_create_v1: ", "cuEventCreate", r);
+      return nullptr;
+    }
+    return event;
+  });
+}
+
+MOERT_EXPORT int32_t moert_event_record_v1(void *event, void *stream) {
+  return guarded(1, [&] {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return 1;
+    if (CUresult r = d->cuEventRecord(static_cast<CUevent>(event),
+                                      static_cast<CUstream>(stream))) {
+      cuda::setDriverError("moert_event_record_v1: ", "cuEventRecord", r);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+MOERT_EXPORT int32_t moert_stream_wait_event_v1(void *stream, void *event) {
+  return guarded(1, [&] {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return 1;
+    if (CUresult r = d->cuStreamWaitEvent(static_cast<CUstream>(stream),
+                                          static_cast<CUevent>(event), 0)) {
+      cuda::setDriverError("moert_stream_wait_event_v1: ", "cuStreamWaitEvent",
+                           r);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+MOERT_EXPORT int32_t moert_event_destroy_v1(void *event) {
+  return guarded(1, [&] {
+    const cuda::Driver *d = cuda::enter();
+    if (!d)
+      return 1;
+    if (CUresult r = d->cuEventDestroy(static_cast<CUevent>(event))) {
+      cuda::setDriverError("moert_event_destroy_v1: ", "cuEventDestroy", r);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+//===--- What CUDA artifacts call ---===//
+
+MOERT_EXPORT int32_t moert_cuda_exchange_counts_v1(const int32_t *counts,
+                                                   int32_t *received,
+                                                   int64_t segments,
+                                                   int64_t ranks) {
+  return guarded(1, [&]() -> int32_t {
+    std::lock_guard<std::mutex> lock(stateMutex);
+    if (!begin("exchange of counts", segments, ranks))
+      return 1;
+    return outsideCompute([&]() -> int32_t {
+      // The counts stay on the device: one block of int32 per peer.
+      size_t block = size_t(segments / ranks) * sizeof(int32_t);
+      auto bytes = [&](int) { return block; };
+      int64_t id = launch("exchange_counts", segments * 4, [&] {
+        return sendReceive(
+            bytes, bytes,
+            [&](int p) { return (const char *)counts + p * block; },
+            [&](int p) { return (char *)received + p * block; });
+      });
+      return id == 0 ? 1 : finish(id);
+    });
+  });
+}
+
+MOERT_EXPORT int64_t moert_cuda_all_to_all_start_v1(
+    const void *rows, const int32_t *counts, int64_t rowsCapacity,
+    const int32_t *receivedCounts, void *received, int64_t receivedCapacity,
+    int64_t segments, int64_t ranks, int64_t rowBytes) {
+  return guarded(int64_t(0), [&]() -> int64_t {
+    std::lock_guard<std::mutex> lock(stateMutex);
+    if (!begin("all-to-all", segments, ranks))
+      return 0;
+    return outsideCompute([&]() -> int64_t {
+      // ncclSend takes its size on the host: the counts come back (2G
+      // int32; the host has waited for the device before this call anyway).
+      const cuda::Driver &d = *state.driver;
+      std::vector<int32_t> sendCounts(segments), recvCounts(segments);
+      size_t countBytes = size_t(segments) * sizeof(int32_t);
+      if (CUresult r = d.cuMemcpyDtoH(sendCounts.data(),
+                                      cuda::CUdeviceptr(counts), countBytes)) {
+        collectives::recordDeferredError(describeCuda("cuMemcpyDtoH", r));
+        return 0;
+      }
+      if (CUresult r = d.cuMemcpyDtoH(recvCounts.data(),
+                                      cuda::CUdeviceptr(receivedCounts),
+                                      countBytes)) {
+        collectives::recordDeferredError(describeCuda("cuMemcpyDtoH", r));
+        return 0;
+      }
+      int64_t block = segments / ranks;
+      std::vector<int64_t> sendRows(ranks, 0), recvRows(ranks, 0);
+      for (int64_t g = 0; g < segments; ++g) {
+        if (sendCounts[g] < 0 || recvCounts[g] < 0) {
+          collectives::recordDeferredError(format(
+              "rank %d of %d: all-to-all: segment %" PRId64
+              " has a negative count",
+              state.rank, state.size, g));
+          return 0;
+        }
+        sendRows[g / block] += sendCounts[g];
+        recvRows[g / block] += recvCounts[g];
+      }
+      std::vector<int64_t> sendFirst(ranks + 1, 0), recvFirst(ranks + 1, 0);
+      for (int64_t r = 0; r < ranks; ++r) {
+        sendFirst[r + 1] = sendFirst[r] + sendRows[r];
+        recvFirst[r + 1] = recvFirst[r] + recvRows[r];
+      }
+      if (sendFirst[ranks] > rowsCapacity ||
+          recvFirst[ranks] > receivedCapacity) {
+        collectives::recordDeferredError(format(
+            "rank %d of %d: all-to-all: the counts ask to send %" PRId64
+            " rows from a buffer of %" PRId64 " and to receive %" PRId64
+            " into one of %" PRId64,
+            state.rank, state.size, sendFirst[ranks], rowsCapacity,
+            recvFirst[ranks], receivedCapacity));
+        return 0;
+      }
+      int64_t bytes = std::max(sendFirst[ranks], recvFirst[ranks]) * rowBytes;
+      return launch("all_to_all", bytes, [&] {
+        return sendReceive(
+            [&](int p) { return size_t(sendRows[p] * rowBytes); },
+            [&](int p) { return size_t(recvRows[p] * rowBytes); },
+            [&](int p) {
+              return (const char *)rows + sendFirst[p] * rowBytes;
+            },
+            [&](int p) { return (char *)received + recvFirst[p] * rowBytes; });
+      });
+    });
+  });
+}
+
+MOERT_EXPORT int32_t moert_cuda_event_wait_v1(int64_t event) {
+  return guarded(1, [&]() -> int32_t {
+    std::lock_guard<std::mutex> lock(stateMutex);
+    if (event <= 0)
+      return 1; // the start failed and recorded why
+    return outsideCompute([&] { return finish(event); });
+  });
+}
+
+MOERT_EXPORT int32_t moert_cuda_all_to_all_v1(
+    const void *rows, const int32_t *counts, int64_t rowsCapacity,
+    const int32_t *receivedCounts, void *received, int64_t receivedCapacity,
+    int64_t segments, int64_t ranks, int64_t rowBytes) {
+  int64_t event = moert_cuda_all_to_all_start_v1(
+      rows, counts, rowsCapacity, receivedCounts, received, receivedCapacity,
+      segments, ranks, rowBytes);
+  if (event == 0)
+    return 1;
+  return moert_cuda_event_wait_v1(event);
+}
+
+MOERT_EXPORT int32_t moert_cuda_all_reduce_sum_i32_v1(const int32_t *in,
+                                                      int32_t *out,
+                                                      int64_t count,
+                                                      int64_t ranks) {
+  return guarded(1, [&]() -> int32_t {
+    std::lock_guard<std::mutex> lock(stateMutex);
+    if (!begin("all-reduce", ranks, ranks))
+      return 1;
+    if (count < 0) {
+      collectives::recordDeferredError(
+          format("all-reduce of %" PRId64 " values", count));
+      return 1;
+    }
+    return outsideCompute([&]() -> int32_t {
+      int64_t id = launch("all_reduce", count * 4, [&]() -> std::string {
+        if (nccl::Result r = state.lib->ncclAllReduce(
+                in, out, size_t(count), nccl::Int32, nccl::Sum, state.comm,
+                ncclStream()))
+          return describeNccl("ncclAllReduce", r);
+        return "";
+      });
+      return id == 0 ? 1 : finish(id);
+    });
+  });
+}
+
+void moert::ncclcollectives::shutdown() {
+  std::lock_guard<std::mutex> lock(stateMutex);
+  if (state.comm) {
+    if (!state.aborted)
+      state.lib->ncclCommDestroy(state.comm);
+    state.comm = nullptr;
+  }
+  if (state.driver) {
+    for (auto &[id, p] : pending) {
+      state.driver->cuEventDestroy(p.begin);
+      state.driver->cuEventDestroy(p.end);
+    }
+    if (state.anchor)
+      state.driver->cuEventDestroy(state.anchor);
+    if (state.stream)
+      state.driver->cuStreamDestroy(state.stream);
+  }
+  pending.clear();
+  state = Nccl();
+}
