@@ -424,6 +424,12 @@ struct FencedBlocks {
 
 /// `stream`'s process-unique id, or 0 if the driver cannot tell.
 unsigned long long streamIdOf(CUstream stream) {
+  // The legacy default stream (handle 0, or CU_STREAM_LEGACY) lasts as long
+  // as the context, and cuStreamGetId need not know its handles: one id of
+  // its own. (The per-thread default stream's handle, 0x2, means another
+  // stream on each thread: no id.)
+  if (!stream || stream == reinterpret_cast<CUstream>(0x1))
+    return ~0ull;
   unsigned long long id = 0;
   if (!table.cuStreamGetId || table.cuStreamGetId(stream, &id) != CUDA_SUCCESS)
     return 0;
