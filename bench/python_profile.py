@@ -21,12 +21,12 @@ import cProfile
 import io
 import os
 import pstats
-import statistics
 import time
 
 import torch
 
-from python_overhead import TARGET, PRESETS, back_to_back_ms, layer_of
+from python_overhead import (TARGET, PRESETS, back_to_back_ms, layer_of,
+                             median_ms)
 
 
 def keep_gpu_busy(milliseconds):
@@ -43,22 +43,6 @@ def host_ms(step, calls=20):
     elapsed = (time.perf_counter() - start) * 1e3 / calls
     torch.cuda.synchronize()
     return elapsed
-
-
-def alone_ms(step, repeat=20, before=None):
-    times = []
-    for i in range(repeat + 3):
-        if before:
-            before()
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        if i >= 3:
-            times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def host_profile(step, calls=20, top=22):
@@ -79,7 +63,7 @@ def report(title, step, before=None):
     print(f"\n== {title}", flush=True)
     # Host time last: a first call's one-off work (loading, the
     # dispatcher's caches) would count in it otherwise.
-    alone = alone_ms(step, before=before)
+    alone = median_ms(step, 20, before=before)
     steady = back_to_back_ms(step, before=before)
     host = host_ms(step) if before is None else float("nan")
     print(f"host {host:.3f} ms/call | alone {alone:.3f} ms | "
