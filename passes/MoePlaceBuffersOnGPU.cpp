@@ -20,6 +20,8 @@
 
 #include "passes/Passes.h"
 
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -105,39 +107,27 @@ bool isPlain(memref::CopyOp copy) {
 void copyByKernel(ImplicitLocOpBuilder &b, memref::CopyOp copy) {
   Value source = copy.getSource(), target = copy.getTarget();
   auto type = cast<MemRefType>(source.getType());
-  Value one = arith::ConstantIndexOp::create(b, 1);
+  moe::LoopBuilder lb(b);
   SmallVector<Value> dims;
-  Value count = one;
+  Value count = lb.index(1);
   for (int64_t d = 0; d < type.getRank(); ++d) {
     dims.push_back(memref::DimOp::create(b, source, d));
     count = arith::MulIOp::create(b, count, dims.back());
   }
-  Value threads = arith::ConstantIndexOp::create(b, 256);
-  Value blocks = arith::MaxUIOp::create(
-      b, arith::CeilDivUIOp::create(b, count, threads), one);
-  auto launch = gpu::LaunchOp::create(b, blocks, one, one, threads, one, one);
-  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "moe_copy"));
-  OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
-  Value item = arith::AddIOp::create(
-      b, arith::MulIOp::create(b, launch.getBlockIds().x, threads),
-      launch.getThreadIds().x);
-  auto inside = scf::IfOp::create(
-      b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, count),
-      /*withElseRegion=*/false);
-  b.setInsertionPointToStart(&inside.getThenRegion().front());
-  // Row-major multi-index of `item`, innermost dimension last.
-  SmallVector<Value> indices(dims.size());
-  Value rest = item;
-  for (int64_t d = int64_t(dims.size()) - 1; d >= 0; --d) {
-    indices[d] = arith::RemUIOp::create(b, rest, dims[d]);
-    rest = arith::DivUIOp::create(b, rest, dims[d]);
-  }
-  Value value = memref::LoadOp::create(b, source, indices);
-  memref::StoreOp::create(b, value, target, indices);
+  moek::launchPerItem(
+      lb, count,
+      [&](Value item) {
+        // Row-major multi-index of `item`, innermost dimension last.
+        SmallVector<Value> indices(dims.size());
+        Value rest = item;
+        for (int64_t d = int64_t(dims.size()) - 1; d >= 0; --d) {
+          indices[d] = arith::RemUIOp::create(b, rest, dims[d]);
+          rest = arith::DivUIOp::create(b, rest, dims[d]);
+        }
+        Value value = memref::LoadOp::create(b, source, indices);
+        memref::StoreOp::create(b, value, target, indices);
+      },
+      "moe_copy");
 }
 
 /// Constant arrays (memref.get_global: unit weights, say) live in host

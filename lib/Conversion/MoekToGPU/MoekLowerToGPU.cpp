@@ -12,6 +12,7 @@
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/CollectivesGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "lib/Target/CudaChip.h"
@@ -40,24 +41,9 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moek;
 
-namespace {
-
-constexpr int64_t kThreadsPerBlock = 256;
-/// Kernels of one thread per token use smaller blocks, so that 16K tokens
-/// spread over all SMs.
-constexpr int64_t kThreadsPerTokenBlock = 64;
-/// Tokens per slice of the parallel rank computation: enough (slice,
-/// expert) pairs to fill the GPU, each walking few assignments.
-constexpr int64_t kTokensPerSlice = 64;
-/// The most experts the per-token router kernel handles: 48 KiB of
-/// thread-private scratch.
-constexpr int64_t kMaxRouterExperts = 4096;
-
-/// Runs `body(i)` for every i in [0, count), one GPU thread per item.
-/// `part`, when given, names this launch among those of one kernel op.
-void launchPerItem(LoopBuilder &lb, Value count, function_ref<void(Value)> body,
-                   StringRef part = {},
-                   int64_t threadsPerBlock = kThreadsPerBlock) {
+void mlir::moek::launchPerItem(LoopBuilder &lb, Value count,
+                                function_ref<void(Value)> body,
+                                StringRef part, int64_t threadsPerBlock) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value one = lb.index(1), threads = lb.index(threadsPerBlock);
   // At least one block: a launch of zero blocks is an error.
@@ -77,6 +63,18 @@ void launchPerItem(LoopBuilder &lb, Value count, function_ref<void(Value)> body,
   lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, count),
             [&] { body(item); });
 }
+
+namespace {
+
+/// Kernels of one thread per token use smaller blocks, so that 16K tokens
+/// spread over all SMs.
+constexpr int64_t kThreadsPerTokenBlock = 64;
+/// Tokens per slice of the parallel rank computation: enough (slice,
+/// expert) pairs to fill the GPU, each walking few assignments.
+constexpr int64_t kTokensPerSlice = 64;
+/// The most experts the per-token router kernel handles: 48 KiB of
+/// thread-private scratch.
+constexpr int64_t kMaxRouterExperts = 4096;
 
 /// Runs `body(i, j)` for every (i, j) in [0, rows) x [0, cols).
 void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
