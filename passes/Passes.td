@@ -246,6 +246,12 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            "Backward: store the row buffers that GEMMs read as operands "
            "(dh) in the layer's element type, as tensor cores need (the "
            "CUDA pipeline sets it; the CPU keeps them f32)">,
+    Option<"routerScoresBuffer", "router-scores-buffer", "bool",
+           /*default=*/"false",
+           "Give moek.route and moek.route_backward an f32 [T, E] scores "
+           "buffer (routing.scores, gradients.router_scores): the GPU's "
+           "router GEMM writes its scores there, so the memory plan counts "
+           "them (the CUDA pipeline sets it; the CPU router needs none)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -46,7 +46,8 @@ static SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, int64_t tokens,
   return {extentOf(b, tokensBuffer, 0)};
 }
 
-void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
+void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
+                             bool scoresBuffer) {
   ImplicitLocOpBuilder b(gate.getLoc(), rewriter);
   b.setInsertionPoint(gate);
   int64_t tokens = gate.getX().getType().getDimSize(0);
@@ -72,7 +73,11 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
   Value probs = saved ? allocBuffer(b, {tokens, experts}, b.getF32Type(),
                                     dynamicT, "activations.router_probs")
                       : Value();
-  moek::RouteOp::create(b, x, wGate, bias, weights, indices, probs,
+  Value scores = scoresBuffer
+                     ? allocBuffer(b, {tokens, experts}, b.getF32Type(),
+                                   dynamicT, "routing.scores")
+                     : Value();
+  moek::RouteOp::create(b, x, wGate, bias, weights, indices, probs, scores,
                         gate.getScoreFuncAttr(), gate.getTopKAttr(),
                         gate.getNormalizeAttr(), gate.getScalingAttr(),
                         gate.getNGroupAttr(), gate.getTopkGroupAttr());

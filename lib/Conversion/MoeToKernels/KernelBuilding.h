@@ -51,7 +51,11 @@ struct RoutingPlan {
 /// moek.exclusive_scan. Its routing result becomes an
 /// unrealized_conversion_cast of (indices, ranks, offsets), which planOf
 /// reads back.
-void lowerGateToKernels(GateOp gate, RewriterBase &rewriter);
+/// With `scoresBuffer` the router gets an f32 [T, E] buffer for its scores
+/// (the GPU's scores GEMM writes them), allocated here so that the memory
+/// plan counts it.
+void lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
+                        bool scoresBuffer);
 
 /// Derives the buffers consumers need from routing plans, once each.
 class RoutingPlans {

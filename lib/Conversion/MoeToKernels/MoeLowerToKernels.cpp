@@ -134,7 +134,7 @@ struct MoeLowerToKernelsPass
     SmallVector<GateOp> gates;
     getOperation()->walk([&](GateOp op) { gates.push_back(op); });
     for (GateOp op : gates)
-      lowerGateToKernels(op, rewriter);
+      lowerGateToKernels(op, rewriter, routerScoresBuffer);
     // The routing of received rows (expert parallelism) is a plan like a
     // gate's; the collectives need nothing but their operands.
     SmallVector<LocalRoutingOp> localRoutings;
@@ -172,7 +172,8 @@ struct MoeLowerToKernelsPass
                                             narrowGemmOperands, wide);
               })
               .Case([&](GateBackwardOp o) {
-                return lowerGateBackward(o, plans, rewriter, wide);
+                return lowerGateBackward(o, plans, rewriter, wide,
+                                         routerScoresBuffer);
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);

@@ -104,16 +104,14 @@ struct GpuTarget {
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
 
-/// The router's scores x . w_gate into a new f32 [T, E] buffer: the
-/// tensor-core GEMM (one group) for bf16/f16, else a thread per element.
-Value emitScores(LoopBuilder &lb, Value x, Value wGate,
-                 const GpuTarget &target) {
+/// The router's scores x . w_gate into `scores` (f32 [T, E], the op's
+/// planned buffer): the tensor-core GEMM (one group) for bf16/f16, else a
+/// thread per element.
+void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
+                const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value tokens = lb.dim(x, 0);
-  Value scores = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getF32Type()),
-      ValueRange{tokens});
 
   TensorCoreGemm gemm;
   gemm.a = x;
@@ -140,13 +138,25 @@ Value emitScores(LoopBuilder &lb, Value x, Value wGate,
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
-  return scores;
+}
+
+/// The scores buffer of a router kernel, or an error: allocating it here,
+/// after moe-plan-memory, would hide T*E*4 bytes from the plan and from
+/// --memory-budget.
+LogicalResult requireScores(Operation *op, Value scores) {
+  if (scores)
+    return success();
+  return op->emitOpError()
+         << "needs a scores buffer on the GPU (its f32 [T, E] scores GEMM "
+            "writes there); moe-lower-to-kernels gives it one with "
+            "router-scores-buffer=true, as the CUDA pipeline does";
 }
 
 void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value tokens = lb.dim(op.getX(), 0);
-  Value scores = emitScores(lb, op.getX(), op.getWGate(), target);
+  Value scores = op.getScores();
+  emitScores(lb, op.getX(), op.getWGate(), scores, target);
   launchPerItem(
       lb, tokens,
       [&](Value t) {
@@ -155,7 +165,6 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
         emitRouteToken(lb, op, s, t, scores);
       },
       /*part=*/{}, kThreadsPerTokenBlock);
-  memref::DeallocOp::create(b, scores);
 }
 
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
@@ -503,9 +512,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         // The scores recomputed by the router's GEMM (a thread per token
         // recomputing its E dot products over H alone leaves the GPU idle),
         // then overwritten with their gradients.
-        Value scores = emitScores(lb, o.getX(), o.getWGate(), target);
-        lowerRouteBackwardToGPU(o, lb, launch, scores);
-        memref::DeallocOp::create(lb.builder(), scores);
+        emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
+        lowerRouteBackwardToGPU(o, lb, launch, o.getScores());
       });
 }
 
@@ -596,6 +604,8 @@ struct MoekLowerToGPUPass
                          << " experts; the GPU router supports at most "
                          << kMaxRouterExperts
                          << " (its per-token scratch is thread-private)";
+                if (failed(requireScores(o, o.getScores())))
+                  return failure();
                 return lowerRoute(o, lb, target), success();
               })
               .Case([&](RankAssignmentsOp o) {
@@ -618,8 +628,13 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
+              .Case([&](RouteBackwardOp o) -> LogicalResult {
+                if (failed(requireScores(o, o.getScores())))
+                  return failure();
+                return lowerBackwardKernel(o, lb, target), success();
+              })
               .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp,
-                    GroupedWeightGradOp, RouteBackwardOp>([&](Operation *o) {
+                    GroupedWeightGradOp>([&](Operation *o) {
                 return lowerBackwardKernel(o, lb, target), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(
