@@ -122,7 +122,7 @@ struct MoeZeroBufferFusionPass
       if (failed(chain))
         continue;
       if (auto gate = combine.getRouting().getDefiningOp<GateOp>())
-        lowerGateToKernels(gate, rewriter);
+        lowerGateToKernels(gate, rewriter, routerScoresBuffer);
       else if (auto local =
                    combine.getRouting().getDefiningOp<LocalRoutingOp>())
         lowerLocalRoutingToKernels(local, rewriter);

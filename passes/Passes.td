@@ -200,6 +200,10 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            "How expert outputs reach y: scatter_add (gate-weighted adds into "
            "an f32 accumulator) or gather_sum (expert-order rows, then a "
            "weighted gather over each token's k rows)">,
+    Option<"routerScoresBuffer", "router-scores-buffer", "bool",
+           /*default=*/"false",
+           "The routers it lowers get an f32 [T, E] scores buffer, as "
+           "moe-lower-to-kernels' option of the same name">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -34,6 +34,7 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
     MoeZeroBufferFusionPassOptions fusionOptions;
     fusionOptions.expertsPerChunk = expertsPerChunk;
     fusionOptions.epilogue = epilogue.str();
+    fusionOptions.routerScoresBuffer = forGPU;
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   MoeLowerToKernelsPassOptions kernelOptions;

@@ -13,7 +13,7 @@
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion "--moe-lower-to-kernels=narrow-gemm-operands=true" | FileCheck %s --check-prefix=NARROW
 // With router-scores-buffer (the CUDA pipeline) the router and its backward get f32 [T, E]
 // scores buffers here, before the memory plan, for the GPU's scores GEMM; the CPU has none.
-// RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion "--moe-lower-to-kernels=router-scores-buffer=true" | FileCheck %s --check-prefix=SCORES
+// RUN: moe-opt %s --moe-generate-backward "--moe-zero-buffer-fusion=router-scores-buffer=true" "--moe-lower-to-kernels=router-scores-buffer=true" | FileCheck %s --check-prefix=SCORES
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion --moe-lower-to-kernels | FileCheck %s --check-prefix=NOSCORES
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>

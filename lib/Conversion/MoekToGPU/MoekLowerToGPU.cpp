@@ -511,8 +511,10 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
       .Case([&](RouteBackwardOp o) {
         // The scores recomputed by the router's GEMM (a thread per token
         // recomputing its E dot products over H alone leaves the GPU idle),
-        // then overwritten with their gradients.
-        emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
+        // then overwritten with their gradients; with saved probabilities
+        // the buffer only receives the gradients.
+        if (!o.getProbs())
+          emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
         lowerRouteBackwardToGPU(o, lb, launch, o.getScores());
       });
 }
