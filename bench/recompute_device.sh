@@ -42,28 +42,44 @@ past_deadline() {
 }
 run_bounded() { timeout --signal=KILL "${RUN_TIMEOUT:-180}" "$run" "$@"; }
 
+check_one() { # ARTIFACT: one line, PASSED or FAILED (with the log's end)
+  local a=$1 name
+  name=$(basename "$a" .so)
+  if run_bounded "$a" --check --seed 1 > "$logs/$name.log" 2>&1; then
+    echo "$name: CHECK PASSED; $(grep -E '^device memory' "$logs/$name.log")"
+  else
+    echo "$name: FAILED"; tail -12 "$logs/$name.log"
+  fi
+}
+
 check_all() {
   echo "== correctness: the training step at each budget vs the reference backward ($(date -u +%H:%M:%S))"
-  # The small presets first: mixtral's CPU reference takes longest.
+  # The small presets first: mixtral's CPU reference takes longest. CHECK_JOBS
+  # (default 1) checks run at once: the time is the CPU reference's, and
+  # each process's device-memory high water is its own.
+  local a name results=$out/checks.txt
+  : > "$results"
   for a in $(ls "$art"/check-train-*.so 2>/dev/null | grep -v mixtral) \
            $(ls "$art"/check-train-mixtral-*.so 2>/dev/null); do
     name=$(basename "$a" .so)
     # shellcheck disable=SC2053
     [[ $name == ${ONLY:-*} ]] || continue
-    if past_deadline; then echo "$name: SKIPPED (deadline)"; continue; fi
-    if run_bounded "$a" --check --seed 1 > "$logs/$name.log" 2>&1; then
-      echo "$name: CHECK PASSED; $(grep -E '^device memory' "$logs/$name.log")"
-    else
-      failures=$((failures + 1))
-      echo "$name: FAILED"; tail -12 "$logs/$name.log"
-    fi
+    if past_deadline; then echo "$name: SKIPPED (deadline)" >> "$results"; continue; fi
+    while [ "$(jobs -rp | wc -l)" -ge "${CHECK_JOBS:-1}" ]; do wait -n; done
+    check_one "$a" >> "$results" &
   done
-  echo "correctness failures: $failures"
+  wait
+  cat "$results"
+  failures=$((failures + $(grep -c ': FAILED' "$results")))
+  echo "correctness: $(grep -c 'CHECK PASSED' "$results") passed, $(grep -c ': FAILED' "$results") failed, $(grep -c SKIPPED "$results") skipped"
 }
 
 time_all() {
   echo "== timing: full-size training steps per budget, forwards ($(date -u +%H:%M:%S))"
-  for a in "$art"/train-*.so "$art"/fwd-*.so; do
+  # The forwards and each preset's save-everything step first, so that a
+  # deadline cuts the other budgets rather than a preset.
+  for a in "$art"/fwd-*.so "$art"/train-*-all-max.so \
+           $(ls "$art"/train-*.so | grep -v -- '-all-max.so'); do
     [ -e "$a" ] || continue
     name=$(basename "$a" .so)
     case "$name" in *-mid) continue ;; esac

@@ -34,13 +34,13 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
     MoeZeroBufferFusionPassOptions fusionOptions;
     fusionOptions.expertsPerChunk = expertsPerChunk;
     fusionOptions.epilogue = epilogue.str();
-    fusionOptions.routerScoresBuffer = forGPU;
+    fusionOptions.kernelScratchBuffers = forGPU;
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   MoeLowerToKernelsPassOptions kernelOptions;
   kernelOptions.expertsPerChunk = expertsPerChunk;
   kernelOptions.narrowGemmOperands = forGPU;
-  kernelOptions.routerScoresBuffer = forGPU;
+  kernelOptions.kernelScratchBuffers = forGPU;
   pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;

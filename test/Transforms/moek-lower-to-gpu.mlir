@@ -90,6 +90,23 @@ func.func @route_simt(%x: memref<?x32xf32>, %w_gate: memref<32x5xf32>,
   return
 }
 
+// The ranking runs in three launches over slices of 64 tokens, its
+// per-slice counts in the op's planned partials buffer: nothing allocated.
+// CHECK-LABEL: func.func @rank
+// CHECK-SAME: %[[P:[a-z0-9_]+]]: memref<?x4xi32>
+// CHECK-NOT: memref.alloc
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %[[P]]
+// CHECK-NOT: memref.dealloc
+// CHECK: return
+func.func @rank(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
+                %counts: memref<4xi32>, %partials: memref<?x4xi32>) {
+  moek.rank_assignments %indices into %ranks, %counts
+      partials(%partials : memref<?x4xi32>)
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+  return
+}
+
 // Fills of dense 16- or 32-bit buffers are the driver's memset; others (f64
 // here) a kernel of one thread per element.
 // CHECK-LABEL: func.func @fills

@@ -300,6 +300,19 @@ LogicalResult RankAssignmentsOp::verify() {
     return emitOpError() << "capacity_factor (" << formatNumber(cf)
                          << ") must be finite and non-negative (0 is "
                             "dropless)";
+  if (Value partials = getPartials()) {
+    int64_t tokens = dim(indices, 0);
+    int64_t slices = ShapedType::isDynamic(tokens)
+                         ? ShapedType::kDynamic
+                         : (tokens + kTokensPerSlice - 1) / kTokensPerSlice;
+    if (failed(expectBuffer(op, "partials", partials, 2, "[S, E]")) ||
+        failed(expectElement(op, "partials", partials, b.getI32Type())) ||
+        failed(expectExtent(op, "partials dimension 0 (ceil(T / 64))",
+                            dim(partials, 0), "slices of indices", slices)) ||
+        failed(expectExtent(op, "partials dimension 1 (E)", dim(partials, 1),
+                            "counts dimension 0 (E)", experts)))
+      return failure();
+  }
   return success();
 }
 

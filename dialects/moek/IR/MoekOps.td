@@ -24,7 +24,7 @@ def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
     also stores every token's probabilities, for a backward that saves them.
     `scores` (f32 [T, E], contents undefined after the op) is the scratch
     the GPU's scores GEMM writes: a buffer of the memory plan like any other
-    intermediate (moe-lower-to-kernels `router-scores-buffer`); the GPU
+    intermediate (moe-lower-to-kernels `kernel-scratch-buffers`); the GPU
     lowering requires it, the CPU's per-token router ignores it.
 
     ```mlir
@@ -64,7 +64,12 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     assignment's rank is the number of earlier kept assignments of its
     expert; when `capacity_factor` > 0 and the rank reaches
     `C = max(1, ceil(cf*T*k/E))` the assignment is dropped (rank -1).
-    `counts[E]` receives the kept assignments per expert.
+    `counts[E]` receives the kept assignments per expert. `partials` (i32
+    [ceil(T / 64), E], contents undefined after the op) is the scratch of
+    the GPU's parallel ranking (each slice of 64 tokens' count per expert),
+    a buffer of the memory plan (moe-lower-to-kernels
+    `kernel-scratch-buffers`); the GPU lowering requires it, the CPU's loop
+    ignores it.
 
     ```mlir
     moek.rank_assignments %indices into %ranks, %counts
@@ -75,11 +80,18 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     Arg<AnyMemRef, "", [MemRead]>:$indices,
     Arg<AnyMemRef, "", [MemWrite]>:$ranks,
     Arg<AnyMemRef, "", [MemWrite]>:$counts,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$partials,
     DefaultValuedAttr<F64Attr, "0.0">:$capacity_factor
   );
   let assemblyFormat = [{
-    $indices `into` $ranks `,` $counts attr-dict
+    $indices `into` $ranks `,` $counts
+    (`partials` `(` $partials^ `:` type($partials) `)`)? attr-dict
     `:` type($indices) `,` type($ranks) `,` type($counts)
+  }];
+  let extraClassDeclaration = [{
+    /// Tokens per slice of the GPU's parallel ranking: `partials` has
+    /// ceil(T / kTokensPerSlice) rows.
+    static constexpr int64_t kTokensPerSlice = 64;
   }];
 }
 

@@ -228,7 +228,7 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
 LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                      RewriterBase &rewriter,
                                      const WideGradients &wide,
-                                     bool scoresBuffer) {
+                                     bool scratchBuffers) {
   FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
   if (failed(plan))
     return failure();
@@ -267,7 +267,7 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
   }
   // The GPU recomputes the scores by a GEMM and overwrites them with their
   // gradients: scratch the memory plan must see, so it is allocated here.
-  Value scores = scoresBuffer
+  Value scores = scratchBuffers
                      ? allocBuffer(b, {xType.getDimSize(0), plan->experts},
                                    b.getF32Type(), dynamicT,
                                    "gradients.router_scores")

@@ -32,10 +32,10 @@ LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
                                    WideGradients &wide);
 
 /// The router's backward (moek.route_backward) into f32 accumulators; with
-/// `scoresBuffer` it gets an f32 [T, E] scratch buffer for the GPU's scores.
+/// `scratchBuffers` it gets an f32 [T, E] scratch buffer for the GPU's scores.
 LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                 RewriterBase &rewriter,
-                                const WideGradients &wide, bool scoresBuffer);
+                                const WideGradients &wide, bool scratchBuffers);
 
 LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
                                RewriterBase &rewriter);

@@ -46,8 +46,9 @@ constexpr int64_t kThreadsPerBlock = 256;
 /// spread over all SMs.
 constexpr int64_t kThreadsPerTokenBlock = 64;
 /// Tokens per slice of the parallel rank computation: enough (slice,
-/// expert) pairs to fill the GPU, each walking few assignments.
-constexpr int64_t kTokensPerSlice = 64;
+/// expert) pairs to fill the GPU, each walking few assignments. The op
+/// defines it: its `partials` scratch has a row per slice.
+constexpr int64_t kTokensPerSlice = RankAssignmentsOp::kTokensPerSlice;
 /// The most experts the per-token router kernel handles: 48 KiB of
 /// thread-private scratch.
 constexpr int64_t kMaxRouterExperts = 4096;
@@ -140,17 +141,20 @@ void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
   }
 }
 
-/// The scores buffer of a router kernel, or an error: allocating it here,
-/// after moe-plan-memory, would hide T*E*4 bytes from the plan and from
+/// The scratch buffer `what` of a kernel, or an error: allocating it here,
+/// after moe-plan-memory, would hide it from the plan and from
 /// --memory-budget.
-LogicalResult requireScores(Operation *op, Value scores) {
-  if (scores)
+LogicalResult requireScratch(Operation *op, Value scratch, StringRef what) {
+  if (scratch)
     return success();
   return op->emitOpError()
-         << "needs a scores buffer on the GPU (its f32 [T, E] scores GEMM "
-            "writes there); moe-lower-to-kernels gives it one with "
-            "router-scores-buffer=true, as the CUDA pipeline does";
+         << "needs " << what
+         << " on the GPU; moe-lower-to-kernels gives it one with "
+            "kernel-scratch-buffers=true, as the CUDA pipeline does";
 }
+
+constexpr StringLiteral kScoresScratch =
+    "a scores buffer (its f32 [T, E] scores GEMM writes there)";
 
 void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
@@ -186,9 +190,8 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   Value sliceTokens = lb.index(kTokensPerSlice);
   Value slices = arith::CeilDivUIOp::create(b, tokens, sliceTokens);
   Value numExperts = lb.index(experts);
-  Value partial = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getI32Type()),
-      ValueRange{slices});
+  // The op's planned [slices, E] scratch.
+  Value partial = op.getPartials();
   auto sliceBounds = [&](Value slice) {
     Value first = arith::MulIOp::create(b, slice, sliceTokens);
     Value last = arith::MinUIOp::create(
@@ -242,7 +245,6 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           ValueRange{t, j});
     });
   }, "rank");
-  memref::DeallocOp::create(b, partial);
 }
 
 void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
@@ -606,11 +608,16 @@ struct MoekLowerToGPUPass
                          << " experts; the GPU router supports at most "
                          << kMaxRouterExperts
                          << " (its per-token scratch is thread-private)";
-                if (failed(requireScores(o, o.getScores())))
+                if (failed(requireScratch(o, o.getScores(), kScoresScratch)))
                   return failure();
                 return lowerRoute(o, lb, target), success();
               })
-              .Case([&](RankAssignmentsOp o) {
+              .Case([&](RankAssignmentsOp o) -> LogicalResult {
+                if (failed(requireScratch(
+                        o, o.getPartials(),
+                        "a partials buffer (the per-slice counts of its "
+                        "parallel ranking)")))
+                  return failure();
                 return lowerRankAssignments(o, lb), success();
               })
               .Case([&](ExclusiveScanOp o) {
@@ -631,7 +638,7 @@ struct MoekLowerToGPUPass
                 return lowerCombineRows(o, lb), success();
               })
               .Case([&](RouteBackwardOp o) -> LogicalResult {
-                if (failed(requireScores(o, o.getScores())))
+                if (failed(requireScratch(o, o.getScores(), kScoresScratch)))
                   return failure();
                 return lowerBackwardKernel(o, lb, target), success();
               })
