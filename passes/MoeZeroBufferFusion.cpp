@@ -122,10 +122,10 @@ struct MoeZeroBufferFusionPass
       if (failed(chain))
         continue;
       if (auto gate = combine.getRouting().getDefiningOp<GateOp>())
-        lowerGateToKernels(gate, rewriter);
+        lowerGateToKernels(gate, rewriter, kernelScratchBuffers);
       else if (auto local =
                    combine.getRouting().getDefiningOp<LocalRoutingOp>())
-        lowerLocalRoutingToKernels(local, rewriter);
+        lowerLocalRoutingToKernels(local, rewriter, kernelScratchBuffers);
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();
     }

@@ -200,6 +200,10 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            "How expert outputs reach y: scatter_add (gate-weighted adds into "
            "an f32 accumulator) or gather_sum (expert-order rows, then a "
            "weighted gather over each token's k rows)">,
+    Option<"kernelScratchBuffers", "kernel-scratch-buffers", "bool",
+           /*default=*/"false",
+           "The routing kernels it makes get their GPU scratch buffers, as "
+           "with moe-lower-to-kernels' option of the same name">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -246,6 +250,14 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            "Backward: store the row buffers that GEMMs read as operands "
            "(dh) in the layer's element type, as tensor cores need (the "
            "CUDA pipeline sets it; the CPU keeps them f32)">,
+    Option<"kernelScratchBuffers", "kernel-scratch-buffers", "bool",
+           /*default=*/"false",
+           "Give the kernels the GPU's lowering needs scratch for their "
+           "buffers here, so that the memory plan counts them: the f32 "
+           "[T, E] scores of moek.route and moek.route_backward "
+           "(routing.scores, gradients.router_scores) and the per-slice "
+           "counts of moek.rank_assignments (routing.rank_partials); the "
+           "CUDA pipeline sets it, the CPU's loops need none">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -23,21 +23,24 @@ using namespace mlir;
 
 /// What both targets share: moe ops to moek kernels on buffers (fused or
 /// materializing), bufferization with ownership-based deallocation, and the
-/// static memory plan of the host's buffers.
+/// static memory plan of the host's buffers. `forGPU` makes the buffers the
+/// GPU kernels need (narrow GEMM operands, the router's scores) before the
+/// plan, so that it counts every one of them.
 static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
                                         int64_t expertsPerChunk,
-                                        StringRef epilogue,
-                                        bool narrowGemmOperands) {
+                                        StringRef epilogue, bool forGPU) {
   using namespace mlir::moe;
   if (fusion) {
     MoeZeroBufferFusionPassOptions fusionOptions;
     fusionOptions.expertsPerChunk = expertsPerChunk;
     fusionOptions.epilogue = epilogue.str();
+    fusionOptions.kernelScratchBuffers = forGPU;
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   MoeLowerToKernelsPassOptions kernelOptions;
   kernelOptions.expertsPerChunk = expertsPerChunk;
-  kernelOptions.narrowGemmOperands = narrowGemmOperands;
+  kernelOptions.narrowGemmOperands = forGPU;
+  kernelOptions.kernelScratchBuffers = forGPU;
   pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -58,9 +61,9 @@ void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
   if (cpu)
     pm.addPass(createConvertElementwiseToLinalgPass());
   // As the target's pipeline plans them: the GPU narrows the backward's
-  // GEMM operands.
+  // GEMM operands and gives the router its scores buffer.
   buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue,
-                              /*narrowGemmOperands=*/!cpu);
+                              /*forGPU=*/!cpu);
 }
 
 /// On the GPU all experts' GEMMs share one launch by default: a launch per
@@ -74,7 +77,7 @@ void moe::buildPlannedGPUKernelsPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
   // The backward's GEMMs on tensor cores read dh in the layer's type.
   buildPlannedKernelsPipeline(pm, options.fusion, gpuExpertsPerChunk(options),
-                              options.epilogue, /*narrowGemmOperands=*/true);
+                              options.epilogue, /*forGPU=*/true);
 }
 
 void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
@@ -92,7 +95,7 @@ void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
   // bufferizes and lowers to loops like everything else.
   pm.addPass(createConvertElementwiseToLinalgPass());
   buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk,
-                              options.epilogue, /*narrowGemmOperands=*/false);
+                              options.epilogue, /*forGPU=*/false);
   pm.addPass(createMoekLowerToLoopsPass());
 }
 

@@ -11,6 +11,11 @@
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion --moe-lower-to-kernels | FileCheck %s --check-prefix=NOROWS
 // RUN: moe-opt %s --moe-generate-backward "--moe-zero-buffer-fusion=experts-per-chunk=4" "--moe-lower-to-kernels=experts-per-chunk=4" | FileCheck %s --check-prefix=ALL
 // RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion "--moe-lower-to-kernels=narrow-gemm-operands=true" | FileCheck %s --check-prefix=NARROW
+// With kernel-scratch-buffers (the CUDA pipeline) the router and its backward get f32 [T, E]
+// scores buffers here, before the memory plan, for the GPU's scores GEMM, and the ranking its
+// [ceil(T/64), E] per-slice counts; the CPU has none.
+// RUN: moe-opt %s --moe-generate-backward "--moe-zero-buffer-fusion=kernel-scratch-buffers=true" "--moe-lower-to-kernels=kernel-scratch-buffers=true" | FileCheck %s --check-prefix=SCORES
+// RUN: moe-opt %s --moe-generate-backward --moe-zero-buffer-fusion --moe-lower-to-kernels | FileCheck %s --check-prefix=NOSCORES
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 
@@ -55,6 +60,14 @@
 // NARROW: moek.grouped_weight_grad %[[A]], {{.*}} {gather_rhs, top_k = 2 : i64}
 // NARROW: moek.grouped_weight_grad {{.*}}, %[[DH]], {{.*}} {gather_lhs, top_k = 2 : i64}
 // NARROW: moek.grouped_matmul scatter_add %[[DH]], {{.*}} {top_k = 2 : i64, transpose_b} : memref<16x12xbf16>, memref<4x8x12xbf16>
+// SCORES: %[[S:.*]] = memref.alloc() {moe.buffer = "routing.scores"} : memref<16x4xf32>
+// SCORES: moek.route softmax {{.*}} scores(%[[S]] : memref<16x4xf32>)
+// SCORES: %[[P:.*]] = memref.alloc() {moe.buffer = "routing.rank_partials"} : memref<1x4xi32>
+// SCORES: moek.rank_assignments {{.*}} partials(%[[P]] : memref<1x4xi32>)
+// SCORES: %[[DS:.*]] = memref.alloc() {moe.buffer = "gradients.router_scores"} : memref<16x4xf32>
+// SCORES: moek.route_backward softmax {{.*}} scores(%[[DS]] : memref<16x4xf32>)
+// NOSCORES-NOT: scores(
+// NOSCORES-NOT: partials(
 // ALL-NOT: scf.for
 // ALL: moek.grouped_glu_backward silu_glu {{.*}} experts(%{{.*}}, %{{.*}})
 func.func @moe_layer(%x: tensor<16x8xbf16>, %w_gate: tensor<8x4xbf16>,

@@ -48,10 +48,13 @@ func.func @tensor_cores(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %of
 }
 
 // The router is two kernels, each named after its op: the scores GEMM into
-// an f32 [T, E] buffer (tensor cores for bf16 with H and E multiples of 8),
-// then one thread per token reads its row for the softmax and the top-k.
+// the op's f32 [T, E] scores buffer (tensor cores for bf16 with H and E
+// multiples of 8), then one thread per token reads its row for the softmax
+// and the top-k. The buffer is the op's (planned by moe-plan-memory): the
+// lowering allocates and frees nothing of its own.
 // CHECK-LABEL: func.func @route
-// CHECK: %[[SCORES:.*]] = memref.alloc(%{{.*}}) : memref<?x16xf32>
+// CHECK-SAME: %[[SCORES:[a-z0-9_]+]]: memref<?x16xf32>
+// CHECK-NOT: memref.alloc
 // CHECK: memref.expand_shape %{{.*}} {{\[\[}}0, 1], [2]] output_shape [1, 32, 16]
 // CHECK: gpu.launch {{.*}} function(@moek_route_scores)
 // CHECK: nvvm.mma.sync
@@ -59,10 +62,13 @@ func.func @tensor_cores(%act: memref<16x24xbf16>, %w2: memref<4x24x40xbf16>, %of
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: memref.load %[[SCORES]]
 // CHECK: math.exp
-// CHECK: memref.dealloc %[[SCORES]]
+// CHECK-NOT: memref.dealloc
+// CHECK: return
 func.func @route(%x: memref<?x32xbf16>, %w_gate: memref<32x16xbf16>,
-                 %weights: memref<?x2xf32>, %indices: memref<?x2xi32>) {
+                 %weights: memref<?x2xf32>, %indices: memref<?x2xi32>,
+                 %scores: memref<?x16xf32>) {
   moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
+      scores(%scores : memref<?x16xf32>)
       : memref<?x32xbf16>, memref<32x16xbf16>, memref<?x2xf32>, memref<?x2xi32>
   return
 }
@@ -70,14 +76,34 @@ func.func @route(%x: memref<?x32xbf16>, %w_gate: memref<32x16xbf16>,
 // f32 (or E not a multiple of 8): the scores kernel is one thread per
 // (token, expert) dot product.
 // CHECK-LABEL: func.func @route_simt
+// CHECK-NOT: memref.alloc
 // CHECK: gpu.launch {{.*}} function(@moek_route_scores)
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: arith.mulf
 // CHECK: gpu.launch {{.*}} function(@moek_route)
 func.func @route_simt(%x: memref<?x32xf32>, %w_gate: memref<32x5xf32>,
-                      %weights: memref<?x2xf32>, %indices: memref<?x2xi32>) {
+                      %weights: memref<?x2xf32>, %indices: memref<?x2xi32>,
+                      %scores: memref<?x5xf32>) {
   moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
+      scores(%scores : memref<?x5xf32>)
       : memref<?x32xf32>, memref<32x5xf32>, memref<?x2xf32>, memref<?x2xi32>
+  return
+}
+
+// The ranking runs in three launches over slices of 64 tokens, its
+// per-slice counts in the op's planned partials buffer: nothing allocated.
+// CHECK-LABEL: func.func @rank
+// CHECK-SAME: %[[P:[a-z0-9_]+]]: memref<?x4xi32>
+// CHECK-NOT: memref.alloc
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %[[P]]
+// CHECK-NOT: memref.dealloc
+// CHECK: return
+func.func @rank(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
+                %counts: memref<4xi32>, %partials: memref<?x4xi32>) {
+  moek.rank_assignments %indices into %ranks, %counts
+      partials(%partials : memref<?x4xi32>)
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
   return
 }
 

@@ -193,18 +193,26 @@ static LogicalResult expectOffsets(Operation *op, Value offsets) {
 // Routing
 //===----------------------------------------------------------------------===//
 
+/// A per-token, per-expert f32 [T, E] buffer of the router (the saved
+/// probabilities, the scores), T that of `x`.
+static LogicalResult expectTokenExperts(Operation *op, StringRef name,
+                                        Value value, Value x,
+                                        int64_t experts) {
+  Builder b(op->getContext());
+  if (failed(expectBuffer(op, name, value, 2, "[T, E]")) ||
+      failed(expectElement(op, name, value, b.getF32Type())) ||
+      failed(expectExtent(op, (name + " dimension 0 (T)").str(),
+                          dim(value, 0), "x dimension 0 (T)", dim(x, 0))) ||
+      failed(expectExtent(op, (name + " dimension 1 (E)").str(),
+                          dim(value, 1), "w_gate dimension 1 (E)", experts)))
+    return failure();
+  return success();
+}
+
 /// Saved router probabilities: f32 [T, E], T that of `x`.
 static LogicalResult expectProbabilities(Operation *op, Value probs, Value x,
                                          int64_t experts) {
-  Builder b(op->getContext());
-  if (failed(expectBuffer(op, "probs", probs, 2, "[T, E]")) ||
-      failed(expectElement(op, "probs", probs, b.getF32Type())) ||
-      failed(expectExtent(op, "probs dimension 0 (T)", dim(probs, 0),
-                          "x dimension 0 (T)", dim(x, 0))) ||
-      failed(expectExtent(op, "probs dimension 1 (E)", dim(probs, 1),
-                          "w_gate dimension 1 (E)", experts)))
-    return failure();
-  return success();
+  return expectTokenExperts(op, "probs", probs, x, experts);
 }
 
 LogicalResult RouteOp::verify() {
@@ -258,6 +266,9 @@ LogicalResult RouteOp::verify() {
   if (Value probs = getProbs())
     if (failed(expectProbabilities(op, probs, x, experts)))
       return failure();
+  if (Value scores = getScores())
+    if (failed(expectTokenExperts(op, "scores", scores, x, experts)))
+      return failure();
   return failure(
       failed(expectTokenSlots("weights", getWeights(), b.getF32Type())) ||
       failed(expectTokenSlots("indices", getIndices(), b.getI32Type())));
@@ -289,6 +300,19 @@ LogicalResult RankAssignmentsOp::verify() {
     return emitOpError() << "capacity_factor (" << formatNumber(cf)
                          << ") must be finite and non-negative (0 is "
                             "dropless)";
+  if (Value partials = getPartials()) {
+    int64_t tokens = dim(indices, 0);
+    int64_t slices = ShapedType::isDynamic(tokens)
+                         ? ShapedType::kDynamic
+                         : (tokens + kTokensPerSlice - 1) / kTokensPerSlice;
+    if (failed(expectBuffer(op, "partials", partials, 2, "[S, E]")) ||
+        failed(expectElement(op, "partials", partials, b.getI32Type())) ||
+        failed(expectExtent(op, "partials dimension 0 (ceil(T / 64))",
+                            dim(partials, 0), "slices of indices", slices)) ||
+        failed(expectExtent(op, "partials dimension 1 (E)", dim(partials, 1),
+                            "counts dimension 0 (E)", experts)))
+      return failure();
+  }
   return success();
 }
 
@@ -677,7 +701,9 @@ LogicalResult RouteBackwardOp::verify() {
                           dim(getDWeights(), 1), "indices dimension 1 (k)",
                           dim(indices, 1))) ||
       (getProbs() &&
-       failed(expectProbabilities(op, getProbs(), x, experts))));
+       failed(expectProbabilities(op, getProbs(), x, experts))) ||
+      (getScores() &&
+       failed(expectTokenExperts(op, "scores", getScores(), x, experts))));
 }
 
 //===----------------------------------------------------------------------===//

@@ -22,6 +22,10 @@ def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
     probabilities, normalized and scaled, into `weights[T,k]` — the
     semantics of `moe.gate` without the plan. With `probs` (f32 [T, E]) it
     also stores every token's probabilities, for a backward that saves them.
+    `scores` (f32 [T, E], contents undefined after the op) is the scratch
+    the GPU's scores GEMM writes: a buffer of the memory plan like any other
+    intermediate (moe-lower-to-kernels `kernel-scratch-buffers`); the GPU
+    lowering requires it, the CPU's per-token router ignores it.
 
     ```mlir
     moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
@@ -35,6 +39,7 @@ def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
     Arg<AnyMemRef, "", [MemWrite]>:$weights,
     Arg<AnyMemRef, "", [MemWrite]>:$indices,
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$probs,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$scores,
     Moe_ScoreFuncAttr:$score_func,
     I64Attr:$top_k,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
@@ -46,7 +51,8 @@ def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
     $score_func `top_k` `=` $top_k $x `,` $w_gate
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     `into` $weights `,` $indices
-    (`probs` `(` $probs^ `:` type($probs) `)`)? attr-dict
+    (`probs` `(` $probs^ `:` type($probs) `)`)?
+    (`scores` `(` $scores^ `:` type($scores) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($weights) `,` type($indices)
   }];
 }
@@ -58,7 +64,12 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     assignment's rank is the number of earlier kept assignments of its
     expert; when `capacity_factor` > 0 and the rank reaches
     `C = max(1, ceil(cf*T*k/E))` the assignment is dropped (rank -1).
-    `counts[E]` receives the kept assignments per expert.
+    `counts[E]` receives the kept assignments per expert. `partials` (i32
+    [ceil(T / 64), E], contents undefined after the op) is the scratch of
+    the GPU's parallel ranking (each slice of 64 tokens' count per expert),
+    a buffer of the memory plan (moe-lower-to-kernels
+    `kernel-scratch-buffers`); the GPU lowering requires it, the CPU's loop
+    ignores it.
 
     ```mlir
     moek.rank_assignments %indices into %ranks, %counts
@@ -69,11 +80,18 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     Arg<AnyMemRef, "", [MemRead]>:$indices,
     Arg<AnyMemRef, "", [MemWrite]>:$ranks,
     Arg<AnyMemRef, "", [MemWrite]>:$counts,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$partials,
     DefaultValuedAttr<F64Attr, "0.0">:$capacity_factor
   );
   let assemblyFormat = [{
-    $indices `into` $ranks `,` $counts attr-dict
+    $indices `into` $ranks `,` $counts
+    (`partials` `(` $partials^ `:` type($partials) `)`)? attr-dict
     `:` type($indices) `,` type($ranks) `,` type($counts)
+  }];
+  let extraClassDeclaration = [{
+    /// Tokens per slice of the GPU's parallel ranking: `partials` has
+    /// ceil(T / kTokensPerSlice) rows.
+    static constexpr int64_t kTokensPerSlice = 64;
   }];
 }
 
@@ -382,7 +400,8 @@ def Moek_GroupedWeightGradOp : Moek_KernelOp<"grouped_weight_grad",
   }];
 }
 
-def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
+def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward",
+                                         [AttrSizedOperandSegments]> {
   let summary = "router backward: weights -> p -> scores -> x, w_gate; aux loss";
   let description = [{
     Per token t: recomputes the scores `x[t] . w_gate` and `p` (softmax or
@@ -395,7 +414,9 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     function to `ds`, and accumulates `dx[t] += ds . w_gate^T` (f32 `dx`,
     added to) and `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
     (rank 0, f32) receives `aux_loss * E * sum_e f_e * P_e`, 0 when
-    `aux_loss` is 0.
+    `aux_loss` is 0. `scores` (f32 [T, E], contents undefined after the op)
+    is the GPU lowering's scratch for the recomputed scores and their
+    gradients, planned like `moek.route`'s; the GPU lowering requires it.
 
     ```mlir
     moek.route_backward softmax %x, %w_gate, %indices, %offsets, %dweights
@@ -415,6 +436,7 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
     Arg<AnyMemRef, "", [MemWrite]>:$dw_gate,
     Arg<AnyMemRef, "", [MemWrite]>:$aux,
     Arg<Optional<AnyMemRef>, "", [MemRead]>:$probs,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$scores,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
@@ -424,7 +446,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward"> {
   let assemblyFormat = [{
     $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
     `into` $dx `,` $dw_gate `,` $aux
-    (`probs` `(` $probs^ `:` type($probs) `)`)? attr-dict
+    (`probs` `(` $probs^ `:` type($probs) `)`)?
+    (`scores` `(` $scores^ `:` type($scores) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($indices) `,` type($offsets) `,`
     type($d_weights) `,` type($dx) `,` type($dw_gate) `,` type($aux)
   }];

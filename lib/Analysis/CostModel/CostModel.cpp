@@ -143,6 +143,14 @@ public:
           double e = extent(o.getDw(), 0), m = extent(o.getDw(), 1),
                  n = extent(o.getDw(), 2);
           KernelWork w = named(op, "moek_grouped_weight_grad");
+          // The GPU's varlen-K mma.sync kernel takes half operands of one
+          // type, unweighted, with M and N multiples of 8 (the rule of
+          // canLowerWeightGradToTensorCores); the rest is one thread per
+          // output element.
+          w.tensorCore = device.matrixTflops > 0 && isHalf(o.getLhs()) &&
+                         elementBytes(o.getLhs()) == elementBytes(o.getRhs()) &&
+                         isHalf(o.getRhs()) && !o.getWeights() &&
+                         int64_t(m) % 8 == 0 && int64_t(n) % 8 == 0;
           w.flops = 2 * rows * m * n;
           w.bytes = rows * (m * elementBytes(o.getLhs()) +
                             n * elementBytes(o.getRhs())) +
@@ -153,13 +161,29 @@ public:
           double t = extent(o.getX(), 0), h = extent(o.getX(), 1);
           double e = extent(o.getWGate(), 1);
           KernelWork w = named(op, "moek_route_backward");
-          // Scores recomputed (unless saved), then dx += ds w_gate^T and
-          // dw_gate += x^T ds.
-          w.flops = (o.getProbs() ? 2 : 3) * 2 * t * h * e;
           w.bytes = bytesOf(o.getX()) + bytesOf(o.getDx()) * 2 +
                     bytesOf(o.getWGate()) + bytesOf(o.getDwGate());
           if (o.getProbs())
             w.bytes += bytesOf(o.getProbs());
+          if (tensorCores) {
+            // The GPU: the scores by the router's tensor-core GEMM unless
+            // the probabilities were saved (small beside the rest: counted
+            // as its bytes), then SIMT launches for ds per token, dx += ds
+            // w_gate^T and dw_gate = x^T ds: the two T*H*E products are the
+            // time. Five launches (aux, ds, dx, dw_gate's zero and sum) and
+            // the GEMM's.
+            w.flops = 2 * 2 * t * h * e;
+            w.bytes += 2 * t * e * 4;
+            w.launches = 5;
+            if (!o.getProbs()) {
+              w.bytes += bytesOf(o.getX()) + t * e * 4;
+              w.launches += 1;
+            }
+            return w;
+          }
+          // The CPU: scores recomputed per token (unless saved), then the
+          // same two products.
+          w.flops = (o.getProbs() ? 2 : 3) * 2 * t * h * e;
           return w;
         })
         .Case([&](linalg::FillOp o) -> std::optional<KernelWork> {

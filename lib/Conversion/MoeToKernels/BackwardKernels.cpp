@@ -227,7 +227,8 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
 
 LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                      RewriterBase &rewriter,
-                                     const WideGradients &wide) {
+                                     const WideGradients &wide,
+                                     bool scratchBuffers) {
   FailureOr<RoutingPlan> plan = plans.planOf(op, op.getRouting());
   if (failed(plan))
     return failure();
@@ -264,8 +265,16 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                           "routing.group_offsets");
     moek::ExclusiveScanOp::create(b, readBuffer(b, groupLoads), offsets);
   }
+  // The GPU recomputes the scores by a GEMM and overwrites them with their
+  // gradients: scratch the memory plan must see, so it is allocated here.
+  Value scores = scratchBuffers
+                     ? allocBuffer(b, {xType.getDimSize(0), plan->experts},
+                                   b.getF32Type(), dynamicT,
+                                   "gradients.router_scores")
+                     : Value();
   moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
-                                dwGateAcc, aux, probs, op.getScoreFuncAttr(),
+                                dwGateAcc, aux, probs, scores,
+                                op.getScoreFuncAttr(),
                                 op.getNormalizeAttr(), op.getScalingAttr(),
                                 op.getAuxLossAttr(), op.getGroupRanksAttr());
   narrowInto(b, dxAcc, dx);

@@ -31,10 +31,11 @@ LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
                                    bool narrowGemmOperands,
                                    WideGradients &wide);
 
-/// The router's backward (moek.route_backward) into f32 accumulators.
+/// The router's backward (moek.route_backward) into f32 accumulators; with
+/// `scratchBuffers` it gets an f32 [T, E] scratch buffer for the GPU's scores.
 LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                 RewriterBase &rewriter,
-                                const WideGradients &wide);
+                                const WideGradients &wide, bool scratchBuffers);
 
 LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
                                RewriterBase &rewriter);

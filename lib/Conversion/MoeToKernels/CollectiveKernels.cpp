@@ -84,7 +84,8 @@ void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
 }
 
 void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
-                                     RewriterBase &rewriter) {
+                                     RewriterBase &rewriter,
+                                     bool scratchBuffers) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   int64_t local = op.getRouting().getType().getExperts();
@@ -101,7 +102,9 @@ void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
   // Dropless: every received row is kept (capacity applied at the sender).
   Value ranks = allocBuffer(b, {dynamic, 1}, i32, rows, "routing.ranks");
   Value loads = allocBuffer(b, {local}, i32, {}, "routing.counts");
-  moek::RankAssignmentsOp::create(b, indices, ranks, loads,
+  Value partials =
+      scratchBuffers ? rankPartialsBuffer(b, indices, local) : Value();
+  moek::RankAssignmentsOp::create(b, indices, ranks, loads, partials,
                                   b.getF64FloatAttr(0.0));
   Value offsets = allocBuffer(b, {local + 1}, i32, {}, "routing.offsets");
   moek::ExclusiveScanOp::create(b, loads, offsets);

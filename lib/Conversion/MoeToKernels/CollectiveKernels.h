@@ -21,8 +21,10 @@ void lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter);
 
 /// moek.received_assignments (indices, unit weights), then the routing-plan
 /// kernels of a gate: rank_assignments (dropless) and exclusive_scan. The
-/// routing result becomes the plan cast RoutingPlans::planOf reads.
-void lowerLocalRoutingToKernels(LocalRoutingOp op, RewriterBase &rewriter);
+/// routing result becomes the plan cast RoutingPlans::planOf reads. With
+/// `scratchBuffers`, rank_assignments gets its GPU scratch (planned).
+void lowerLocalRoutingToKernels(LocalRoutingOp op, RewriterBase &rewriter,
+                                bool scratchBuffers);
 
 /// moek.all_reduce into a fresh buffer.
 void lowerAllReduceToKernels(AllReduceOp op, RewriterBase &rewriter);

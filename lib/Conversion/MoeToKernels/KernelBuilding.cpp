@@ -27,6 +27,19 @@ Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
   return alloc;
 }
 
+Value moe::rankPartialsBuffer(ImplicitLocOpBuilder &b, Value indices,
+                              int64_t experts) {
+  constexpr int64_t slice = moek::RankAssignmentsOp::kTokensPerSlice;
+  int64_t tokens = cast<MemRefType>(indices.getType()).getDimSize(0);
+  if (!ShapedType::isDynamic(tokens))
+    return allocBuffer(b, {(tokens + slice - 1) / slice, experts},
+                       b.getI32Type(), {}, "routing.rank_partials");
+  Value slices = arith::CeilDivUIOp::create(
+      b, extentOf(b, indices, 0), arith::ConstantIndexOp::create(b, slice));
+  return allocBuffer(b, {ShapedType::kDynamic, experts}, b.getI32Type(),
+                     {slices}, "routing.rank_partials");
+}
+
 Value moe::asTensor(ImplicitLocOpBuilder &b, Value buffer) {
   auto type = cast<MemRefType>(buffer.getType());
   return bufferization::ToTensorOp::create(
@@ -46,7 +59,8 @@ static SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, int64_t tokens,
   return {extentOf(b, tokensBuffer, 0)};
 }
 
-void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
+void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
+                             bool scratchBuffers) {
   ImplicitLocOpBuilder b(gate.getLoc(), rewriter);
   b.setInsertionPoint(gate);
   int64_t tokens = gate.getX().getType().getDimSize(0);
@@ -72,14 +86,20 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter) {
   Value probs = saved ? allocBuffer(b, {tokens, experts}, b.getF32Type(),
                                     dynamicT, "activations.router_probs")
                       : Value();
-  moek::RouteOp::create(b, x, wGate, bias, weights, indices, probs,
+  Value scores = scratchBuffers
+                     ? allocBuffer(b, {tokens, experts}, b.getF32Type(),
+                                   dynamicT, "routing.scores")
+                     : Value();
+  moek::RouteOp::create(b, x, wGate, bias, weights, indices, probs, scores,
                         gate.getScoreFuncAttr(), gate.getTopKAttr(),
                         gate.getNormalizeAttr(), gate.getScalingAttr(),
                         gate.getNGroupAttr(), gate.getTopkGroupAttr());
 
   Value ranks = allocBuffer(b, {tokens, topK}, i32, dynamicT, "routing.ranks");
   Value counts = allocBuffer(b, {experts}, i32, {}, "routing.counts");
-  moek::RankAssignmentsOp::create(b, indices, ranks, counts,
+  Value partials =
+      scratchBuffers ? rankPartialsBuffer(b, indices, experts) : Value();
+  moek::RankAssignmentsOp::create(b, indices, ranks, counts, partials,
                                   gate.getCapacityFactorAttr());
   Value offsets = allocBuffer(b, {experts + 1}, i32, {}, "routing.offsets");
   moek::ExclusiveScanOp::create(b, counts, offsets);

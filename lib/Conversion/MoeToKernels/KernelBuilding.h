@@ -51,7 +51,17 @@ struct RoutingPlan {
 /// moek.exclusive_scan. Its routing result becomes an
 /// unrealized_conversion_cast of (indices, ranks, offsets), which planOf
 /// reads back.
-void lowerGateToKernels(GateOp gate, RewriterBase &rewriter);
+/// With `scratchBuffers` the router gets an f32 [T, E] buffer for its scores
+/// (the GPU's scores GEMM writes them) and the rank assignments their
+/// per-slice counts (rankPartialsBuffer), allocated here so that the memory
+/// plan counts them.
+void lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
+                        bool scratchBuffers);
+
+/// The i32 [ceil(T / 64), E] scratch of moek.rank_assignments over
+/// `indices` [T, k] (T may be dynamic), named routing.rank_partials.
+Value rankPartialsBuffer(ImplicitLocOpBuilder &b, Value indices,
+                         int64_t experts);
 
 /// Derives the buffers consumers need from routing plans, once each.
 class RoutingPlans {

@@ -134,14 +134,14 @@ struct MoeLowerToKernelsPass
     SmallVector<GateOp> gates;
     getOperation()->walk([&](GateOp op) { gates.push_back(op); });
     for (GateOp op : gates)
-      lowerGateToKernels(op, rewriter);
+      lowerGateToKernels(op, rewriter, kernelScratchBuffers);
     // The routing of received rows (expert parallelism) is a plan like a
     // gate's; the collectives need nothing but their operands.
     SmallVector<LocalRoutingOp> localRoutings;
     getOperation()->walk(
         [&](LocalRoutingOp op) { localRoutings.push_back(op); });
     for (LocalRoutingOp op : localRoutings)
-      lowerLocalRoutingToKernels(op, rewriter);
+      lowerLocalRoutingToKernels(op, rewriter, kernelScratchBuffers);
     SmallVector<AllToAllOp> collectives;
     getOperation()->walk([&](AllToAllOp op) { collectives.push_back(op); });
     for (AllToAllOp op : collectives)
@@ -172,7 +172,8 @@ struct MoeLowerToKernelsPass
                                             narrowGemmOperands, wide);
               })
               .Case([&](GateBackwardOp o) {
-                return lowerGateBackward(o, plans, rewriter, wide);
+                return lowerGateBackward(o, plans, rewriter, wide,
+                                         kernelScratchBuffers);
               })
               .Case([&](ExpertLoadsOp o) {
                 return lowerExpertLoads(o, plans, rewriter);

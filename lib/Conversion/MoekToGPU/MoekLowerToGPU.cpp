@@ -70,8 +70,9 @@ namespace {
 /// spread over all SMs.
 constexpr int64_t kThreadsPerTokenBlock = 64;
 /// Tokens per slice of the parallel rank computation: enough (slice,
-/// expert) pairs to fill the GPU, each walking few assignments.
-constexpr int64_t kTokensPerSlice = 64;
+/// expert) pairs to fill the GPU, each walking few assignments. The op
+/// defines it: its `partials` scratch has a row per slice.
+constexpr int64_t kTokensPerSlice = RankAssignmentsOp::kTokensPerSlice;
 /// The most experts the per-token router kernel handles: 48 KiB of
 /// thread-private scratch.
 constexpr int64_t kMaxRouterExperts = 4096;
@@ -103,16 +104,14 @@ struct GpuTarget {
 /// for the probabilities and the top-k. A thread computing its token's E
 /// dot products over H alone would leave the GPU mostly idle.
 
-/// The router's scores x . w_gate into a new f32 [T, E] buffer: the
-/// tensor-core GEMM (one group) for bf16/f16, else a thread per element.
-Value emitScores(LoopBuilder &lb, Value x, Value wGate,
-                 const GpuTarget &target) {
+/// The router's scores x . w_gate into `scores` (f32 [T, E], the op's
+/// planned buffer): the tensor-core GEMM (one group) for bf16/f16, else a
+/// thread per element.
+void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
+                const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value tokens = lb.dim(x, 0);
-  Value scores = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getF32Type()),
-      ValueRange{tokens});
 
   TensorCoreGemm gemm;
   gemm.a = x;
@@ -139,13 +138,28 @@ Value emitScores(LoopBuilder &lb, Value x, Value wGate,
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
-  return scores;
 }
+
+/// The scratch buffer `what` of a kernel, or an error: allocating it here,
+/// after moe-plan-memory, would hide it from the plan and from
+/// --memory-budget.
+LogicalResult requireScratch(Operation *op, Value scratch, StringRef what) {
+  if (scratch)
+    return success();
+  return op->emitOpError()
+         << "needs " << what
+         << " on the GPU; moe-lower-to-kernels gives it one with "
+            "kernel-scratch-buffers=true, as the CUDA pipeline does";
+}
+
+constexpr StringLiteral kScoresScratch =
+    "a scores buffer (its f32 [T, E] scores GEMM writes there)";
 
 void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value tokens = lb.dim(op.getX(), 0);
-  Value scores = emitScores(lb, op.getX(), op.getWGate(), target);
+  Value scores = op.getScores();
+  emitScores(lb, op.getX(), op.getWGate(), scores, target);
   launchPerItem(
       lb, tokens,
       [&](Value t) {
@@ -154,7 +168,6 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
         emitRouteToken(lb, op, s, t, scores);
       },
       /*part=*/{}, kThreadsPerTokenBlock);
-  memref::DeallocOp::create(b, scores);
 }
 
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
@@ -176,9 +189,8 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   Value sliceTokens = lb.index(kTokensPerSlice);
   Value slices = arith::CeilDivUIOp::create(b, tokens, sliceTokens);
   Value numExperts = lb.index(experts);
-  Value partial = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic, experts}, b.getI32Type()),
-      ValueRange{slices});
+  // The op's planned [slices, E] scratch.
+  Value partial = op.getPartials();
   auto sliceBounds = [&](Value slice) {
     Value first = arith::MulIOp::create(b, slice, sliceTokens);
     Value last = arith::MinUIOp::create(
@@ -232,7 +244,6 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           ValueRange{t, j});
     });
   }, "rank");
-  memref::DeallocOp::create(b, partial);
 }
 
 void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
@@ -501,10 +512,11 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
       .Case([&](RouteBackwardOp o) {
         // The scores recomputed by the router's GEMM (a thread per token
         // recomputing its E dot products over H alone leaves the GPU idle),
-        // then overwritten with their gradients.
-        Value scores = emitScores(lb, o.getX(), o.getWGate(), target);
-        lowerRouteBackwardToGPU(o, lb, launch, scores);
-        memref::DeallocOp::create(lb.builder(), scores);
+        // then overwritten with their gradients; with saved probabilities
+        // the buffer only receives the gradients.
+        if (!o.getProbs())
+          emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
+        lowerRouteBackwardToGPU(o, lb, launch, o.getScores());
       });
 }
 
@@ -605,9 +617,16 @@ struct MoekLowerToGPUPass
                          << " experts; the GPU router supports at most "
                          << kMaxRouterExperts
                          << " (its per-token scratch is thread-private)";
+                if (failed(requireScratch(o, o.getScores(), kScoresScratch)))
+                  return failure();
                 return lowerRoute(o, lb, target), success();
               })
-              .Case([&](RankAssignmentsOp o) {
+              .Case([&](RankAssignmentsOp o) -> LogicalResult {
+                if (failed(requireScratch(
+                        o, o.getPartials(),
+                        "a partials buffer (the per-slice counts of its "
+                        "parallel ranking)")))
+                  return failure();
                 return lowerRankAssignments(o, lb), success();
               })
               .Case([&](ExclusiveScanOp o) {
@@ -627,8 +646,13 @@ struct MoekLowerToGPUPass
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
               })
+              .Case([&](RouteBackwardOp o) -> LogicalResult {
+                if (failed(requireScratch(o, o.getScores(), kScoresScratch)))
+                  return failure();
+                return lowerBackwardKernel(o, lb, target), success();
+              })
               .Case<moek::ExpertLoadsOp, GroupedGluBackwardOp,
-                    GroupedWeightGradOp, RouteBackwardOp>([&](Operation *o) {
+                    GroupedWeightGradOp>([&](Operation *o) {
                 return lowerBackwardKernel(o, lb, target), success();
               })
               .Case<linalg::FillOp, linalg::MapOp>(

@@ -176,3 +176,26 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %indices: memref<16x2xi
         memref<16x8xf32>, memref<8x4xf32>, memref<f32>
   return
 }
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %weights: memref<16x2xf32>,
+             %indices: memref<16x2xi32>, %s: memref<8x4xf32>) {
+  // expected-error @+1 {{'moek.route' op scores dimension 0 (T) (8) does not match x dimension 0 (T) (16)}}
+  moek.route softmax top_k = 2 %x, %wg into %weights, %indices scores(%s : memref<8x4xf32>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xf32>, memref<16x2xi32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %indices: memref<16x2xi32>,
+             %offsets: memref<5xi32>, %dweights: memref<16x2xf32>, %dx: memref<16x8xf32>,
+             %dwg: memref<8x4xf32>, %aux: memref<f32>, %s: memref<16x4xbf16>) {
+  // expected-error @+1 {{'moek.route_backward' op scores must have element type 'f32', got 'bf16'}}
+  moek.route_backward softmax %x, %wg, %indices, %offsets, %dweights into %dx, %dwg, %aux
+      scores(%s : memref<16x4xbf16>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>,
+        memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}

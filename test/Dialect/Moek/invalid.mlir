@@ -1263,3 +1263,14 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<9223372036854775807x32x48xf32>, %
       : memref<32x32xf32>, memref<9223372036854775807x32x48xf32>, memref<5xi32>, memref<32x24xf32>
   return
 }
+
+// -----
+
+// The GPU's ranking scratch has a row per slice of 64 tokens: 130 tokens
+// need 3.
+func.func @f(%i: memref<130x2xi32>, %r: memref<130x2xi32>, %c: memref<4xi32>, %p: memref<2x4xi32>) {
+  // expected-error @+1 {{'moek.rank_assignments' op partials dimension 0 (ceil(T / 64)) (2) does not match slices of indices (3)}}
+  moek.rank_assignments %i into %r, %c partials(%p : memref<2x4xi32>)
+      : memref<130x2xi32>, memref<130x2xi32>, memref<4xi32>
+  return
+}

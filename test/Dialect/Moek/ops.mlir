@@ -15,7 +15,7 @@
 // CHECK-SAME: (%[[X:.*]]: memref<?x32xbf16>, %[[WG:.*]]: memref<32x16xbf16>, %[[W:.*]]: memref<?x2xf32>, %[[I:.*]]: memref<?x2xi32>)
 // CHECK: moek.route softmax top_k = 2 %[[X]], %[[WG]] into %[[W]], %[[I]] : memref<?x32xbf16>, memref<32x16xbf16>, memref<?x2xf32>, memref<?x2xi32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moek.route"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{normalize = true, operandSegmentSizes = array<i32: 1, 1, 0, 1, 1, 0>, scaling = 1.000000e+00 : f64, score_func = 0 : i32, top_k = 2 : i64}>
+// GENERIC: "moek.route"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{normalize = true, operandSegmentSizes = array<i32: 1, 1, 0, 1, 1, 0, 0>, scaling = 1.000000e+00 : f64, score_func = 0 : i32, top_k = 2 : i64}>
 func.func @route_no_bias(%x: memref<?x32xbf16>, %w_gate: memref<32x16xbf16>,
                          %weights: memref<?x2xf32>, %indices: memref<?x2xi32>) {
   moek.route softmax top_k = 2 %x, %w_gate into %weights, %indices
@@ -28,7 +28,7 @@ func.func @route_no_bias(%x: memref<?x32xbf16>, %w_gate: memref<32x16xbf16>,
 // CHECK-SAME: (%[[X:.*]]: memref<8x32xf32>, %[[WG:.*]]: memref<32x16xf32>, %[[B:.*]]: memref<16xf32>, %[[W:.*]]: memref<8x4xf32>, %[[I:.*]]: memref<8x4xi32>)
 // CHECK: moek.route sigmoid top_k = 4 %[[X]], %[[WG]] bias(%[[B]] : memref<16xf32>) into %[[W]], %[[I]] {n_group = 4 : i64, normalize = false, scaling = 2.500000e+00 : f64, topk_group = 2 : i64} : memref<8x32xf32>, memref<32x16xf32>, memref<8x4xf32>, memref<8x4xi32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moek.route"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{n_group = 4 : i64, normalize = false, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0>, scaling = 2.500000e+00 : f64, score_func = 1 : i32, top_k = 4 : i64, topk_group = 2 : i64}>
+// GENERIC: "moek.route"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{n_group = 4 : i64, normalize = false, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0>, scaling = 2.500000e+00 : f64, score_func = 1 : i32, top_k = 4 : i64, topk_group = 2 : i64}>
 func.func @route_bias_groups(%x: memref<8x32xf32>, %w_gate: memref<32x16xf32>,
                              %bias: memref<16xf32>, %weights: memref<8x4xf32>,
                              %indices: memref<8x4xi32>) {
@@ -44,24 +44,29 @@ func.func @route_bias_groups(%x: memref<8x32xf32>, %w_gate: memref<32x16xf32>,
 //===----------------------------------------------------------------------===//
 
 // CHECK-LABEL: func.func @routing_plan
-// CHECK-SAME: (%[[I:.*]]: memref<?x2xi32>, %[[R:.*]]: memref<?x2xi32>, %[[C:.*]]: memref<4xi32>, %[[O:.*]]: memref<5xi32>, %[[ROWS:.*]]: memref<?x2xi32>, %[[OWN:.*]]: memref<?xi32>)
+// CHECK-SAME: (%[[I:.*]]: memref<?x2xi32>, %[[R:.*]]: memref<?x2xi32>, %[[C:.*]]: memref<4xi32>, %[[O:.*]]: memref<5xi32>, %[[ROWS:.*]]: memref<?x2xi32>, %[[OWN:.*]]: memref<?xi32>, %{{.*}}: index)
 // CHECK: moek.rank_assignments %[[I]] into %[[R]], %[[C]] : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
 // CHECK: moek.rank_assignments %[[I]] into %[[R]], %[[C]] {capacity_factor = 1.250000e+00 : f64} : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+// CHECK: moek.rank_assignments %[[I]] into %[[R]], %[[C]] partials(%{{.*}} : memref<?x4xi32>) : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
 // CHECK: moek.exclusive_scan %[[C]] into %[[O]] : memref<4xi32>, memref<5xi32>
 // CHECK: moek.assignment_rows %[[I]], %[[R]], %[[O]] into %[[ROWS]] : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?x2xi32>
 // CHECK: moek.row_assignments %[[I]], %[[R]], %[[O]] into %[[OWN]] : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?xi32>
 // GENERIC-LABEL: "func.func"
 // GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64}>
 // GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 1.250000e+00 : f64}>
+// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64}>
 // GENERIC: "moek.exclusive_scan"(%{{.*}}, %{{.*}})
 // GENERIC: "moek.assignment_rows"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 // GENERIC: "moek.row_assignments"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 func.func @routing_plan(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
                         %counts: memref<4xi32>, %offsets: memref<5xi32>,
-                        %rows: memref<?x2xi32>, %owners: memref<?xi32>) {
+                        %rows: memref<?x2xi32>, %owners: memref<?xi32>, %n: index) {
   moek.rank_assignments %indices into %ranks, %counts
       : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
   moek.rank_assignments %indices into %ranks, %counts {capacity_factor = 1.25 : f64}
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+  %partials = memref.alloc(%n) : memref<?x4xi32>
+  moek.rank_assignments %indices into %ranks, %counts partials(%partials : memref<?x4xi32>)
       : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
   moek.exclusive_scan %counts into %offsets : memref<4xi32>, memref<5xi32>
   moek.assignment_rows %indices, %ranks, %offsets into %rows
