@@ -4,8 +4,8 @@
 // assignment slots and rows are kernels named after their op. The host sums
 // the received counts (to size the received buffer) from a host copy that
 // moe-place-buffers-on-gpu makes; the device buffer is never read by the host.
-// RUN: moe-opt %s -split-input-file --moe-lower-to-kernels --moek-lower-to-gpu | FileCheck %s
-// RUN: moe-opt %s -split-input-file --moe-lower-to-kernels --moek-lower-to-gpu --moe-place-buffers-on-gpu | FileCheck %s --check-prefix=PLACED
+// RUN: moe-opt %s -split-input-file --moe-lower-to-kernels=kernel-scratch-buffers=true --moek-lower-to-gpu | FileCheck %s
+// RUN: moe-opt %s -split-input-file --moe-lower-to-kernels=kernel-scratch-buffers=true --moek-lower-to-gpu --moe-place-buffers-on-gpu | FileCheck %s --check-prefix=PLACED
 
 // CHECK-LABEL: func.func @out
 // CHECK: %[[RC:.*]] = memref.alloc() {moe.buffer = "collectives.received_counts"} : memref<4xi32>

@@ -451,15 +451,7 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
   int64_t T = moert_tensor_dims(x)[0], H = moert_tensor_dims(x)[1];
   int64_t E = moert_tensor_dims(w1)[0], F = moert_tensor_dims(w1)[2] / 2;
 
-  moe::reference::RouterConfig config;
-  config.sigmoid = layer.router == "sigmoid";
-  config.topK = layer.topK;
-  config.normalize = layer.normalize;
-  config.scaling = layer.scaling;
-  config.capacityFactor = layer.capacity;
-  config.nGroup = std::max<int64_t>(0, layer.nGroup);
-  config.topkGroup = std::max<int64_t>(0, layer.topkGroup);
-  config.geluGlu = layer.activation == "gelu_glu";
+  moe::reference::RouterConfig config = routerConfigOf(layer);
 
   // The reference sees exactly the values the program saw (bf16 widened).
   std::vector<float> xs = toFloats(x), wg = toFloats(args[layer.wGate].get()),

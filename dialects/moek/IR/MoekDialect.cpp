@@ -752,21 +752,25 @@ LogicalResult ExchangeCountsOp::verify() {
   return success();
 }
 
-LogicalResult AllToAllOp::verify() {
-  Operation *op = getOperation();
-  Value rows = getRows(), received = getReceived();
-  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
+/// The operands of an all-to-all, moek.all_to_all's and
+/// moek.all_to_all_start's: counts per rank, rows [N, H] sent and received
+/// [M, H] (contiguous, one element type of a known size, H static), and
+/// received_counts of counts' type.
+static LogicalResult expectAllToAllOperands(Operation *op, Value counts,
+                                            int64_t ranks, Value rows,
+                                            Value received,
+                                            Value receivedCounts) {
+  if (failed(expectSegmentCounts(op, "counts", counts, ranks)) ||
       failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
       failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
       failed(expectSameElement(op, "received", received, "rows", rows)) ||
       failed(expectContiguous(op, "rows", rows)) ||
       failed(expectContiguous(op, "received", received)))
     return failure();
-  if (getReceivedCounts().getType() != getCounts().getType())
-    return op->emitOpError() << "received_counts ("
-                             << getReceivedCounts().getType()
+  if (receivedCounts.getType() != counts.getType())
+    return op->emitOpError() << "received_counts (" << receivedCounts.getType()
                              << ") must have the type of counts ("
-                             << getCounts().getType() << ")";
+                             << counts.getType() << ")";
   if (ShapedType::isDynamic(dim(rows, 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static";
   // The runtime moves rows as bytes: their elements need a size.
@@ -776,6 +780,11 @@ LogicalResult AllToAllOp::verify() {
                              << memrefOf(rows).getElementType();
   return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
                       "rows dimension 1 (H)", dim(rows, 1));
+}
+
+LogicalResult AllToAllOp::verify() {
+  return expectAllToAllOperands(getOperation(), getCounts(), getRanks(),
+                                getRows(), getReceived(), getReceivedCounts());
 }
 
 LogicalResult ReceivedAssignmentsOp::verify() {
@@ -831,29 +840,8 @@ LogicalResult RowsToSlotsOp::verify() {
 }
 
 LogicalResult AllToAllStartOp::verify() {
-  Operation *op = getOperation();
-  Value rows = getRows(), received = getReceived();
-  if (failed(expectSegmentCounts(op, "counts", getCounts(), getRanks())) ||
-      failed(expectBuffer(op, "rows", rows, 2, "[N, H]")) ||
-      failed(expectBuffer(op, "received", received, 2, "[M, H]")) ||
-      failed(expectSameElement(op, "received", received, "rows", rows)) ||
-      failed(expectContiguous(op, "rows", rows)) ||
-      failed(expectContiguous(op, "received", received)))
-    return failure();
-  if (getReceivedCounts().getType() != getCounts().getType())
-    return op->emitOpError() << "received_counts ("
-                             << getReceivedCounts().getType()
-                             << ") must have the type of counts ("
-                             << getCounts().getType() << ")";
-  if (ShapedType::isDynamic(dim(rows, 1)))
-    return op->emitOpError() << "rows dimension 1 (H) must be static";
-  // The runtime moves rows as bytes: their elements need a size.
-  if (!memrefOf(rows).getElementType().isIntOrFloat())
-    return op->emitOpError() << "rows must have an integer or floating-point "
-                                "element type, got "
-                             << memrefOf(rows).getElementType();
-  return expectExtent(op, "received dimension 1 (H)", dim(received, 1),
-                      "rows dimension 1 (H)", dim(rows, 1));
+  return expectAllToAllOperands(getOperation(), getCounts(), getRanks(),
+                                getRows(), getReceived(), getReceivedCounts());
 }
 
 LogicalResult AllToAllWaitOp::verify() {

@@ -202,20 +202,7 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
         moek::Epilogue::scatter_add, /*gather=*/false, topK);
     gemmDx.setTransposeB(true);
   };
-  Value numExperts = arith::ConstantIndexOp::create(b, experts);
-  if (chunk >= experts) {
-    emitChunk(arith::ConstantIndexOp::create(b, 0), numExperts);
-  } else {
-    Value step = arith::ConstantIndexOp::create(b, chunk);
-    auto loop = scf::ForOp::create(b, arith::ConstantIndexOp::create(b, 0),
-                                   numExperts, step);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(loop.getBody()->getTerminator());
-    Value first = loop.getInductionVar();
-    Value last = arith::MinSIOp::create(
-        b, arith::AddIOp::create(b, first, step), numExperts);
-    emitChunk(first, last);
-  }
+  forEachExpertChunk(b, experts, chunk, emitChunk);
   narrowInto(b, dxAcc, dx);
   Value dxTensor = asTensor(b, dx);
   if (dxAcc != dx)

@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
@@ -49,6 +50,23 @@ Value moe::asTensor(ImplicitLocOpBuilder &b, Value buffer) {
 
 Value moe::extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
   return memref::DimOp::create(b, buffer, dim);
+}
+
+void moe::forEachExpertChunk(ImplicitLocOpBuilder &b, int64_t experts,
+                             int64_t chunk,
+                             function_ref<void(Value, Value)> emit) {
+  Value numExperts = arith::ConstantIndexOp::create(b, experts);
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  if (chunk >= experts)
+    return emit(zero, numExperts);
+  Value step = arith::ConstantIndexOp::create(b, chunk);
+  auto loop = scf::ForOp::create(b, zero, numExperts, step);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  Value first = loop.getInductionVar();
+  Value last = arith::MinSIOp::create(
+      b, arith::AddIOp::create(b, first, step), numExperts);
+  emit(first, last);
 }
 
 /// The dynamic extents of a [T, ...] buffer whose T is that of `tokens`.

@@ -38,6 +38,14 @@ Value asTensor(ImplicitLocOpBuilder &b, Value buffer);
 /// The extent `dim` of `buffer` as an index value.
 Value extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim);
 
+/// Calls `emit(first, last)` for the experts' chunks of `chunk` experts
+/// each ([first, last) index values): once over all `experts` if a chunk
+/// holds them all, else inside an scf.for over the chunks. The GEMMs of one
+/// chunk run back to back on a buffer sized for it.
+void forEachExpertChunk(ImplicitLocOpBuilder &b, int64_t experts,
+                        int64_t chunk,
+                        function_ref<void(Value first, Value last)> emit);
+
 /// The routing plan of a lowered gate, as tensors: the selected experts
 /// indices[T,k], each assignment's rank within its expert ranks[T,k] (-1
 /// when dropped) and each expert's first grouped row offsets[E+1].

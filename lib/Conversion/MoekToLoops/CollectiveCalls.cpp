@@ -61,19 +61,28 @@ static Value extentAsI64(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
   return arith::IndexCastOp::create(b, b.getI64Type(), extent);
 }
 
-void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b,
-                               CollectiveABI abi) {
+/// A call of moert's entry point `name` on two i32 arrays of one length,
+/// `in` and `out` (`int name(in, out, i64 length, i64 ranks)`), as the
+/// count exchange and the all-reduce take them.
+static void callOnCountArrays(Operation *op, ImplicitLocOpBuilder &b,
+                              CollectiveABI abi, StringRef name, Value in,
+                              Value out, int64_t ranks) {
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
   Type i64Type = b.getI64Type();
   auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
                                           {ptr, ptr, i64Type, i64Type});
   LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, entryPoint(abi, "exchange_counts"), type);
-  int64_t segments = cast<MemRefType>(op.getCounts().getType()).getDimSize(0);
+      declareRuntimeFunction(op, entryPoint(abi, name), type);
+  int64_t length = cast<MemRefType>(in.getType()).getDimSize(0);
   LLVM::CallOp::create(b, callee,
-                       ValueRange{pointerTo(b, op.getCounts()),
-                                  pointerTo(b, op.getReceived()),
-                                  i64(b, segments), i64(b, op.getRanks())});
+                       ValueRange{pointerTo(b, in), pointerTo(b, out),
+                                  i64(b, length), i64(b, ranks)});
+}
+
+void moek::lowerExchangeCounts(ExchangeCountsOp op, ImplicitLocOpBuilder &b,
+                               CollectiveABI abi) {
+  callOnCountArrays(op, b, abi, "exchange_counts", op.getCounts(),
+                    op.getReceived(), op.getRanks());
 }
 
 /// A call of moert's all-to-all entry point `name` (the blocking one or the
@@ -188,15 +197,6 @@ void moek::lowerRowsToSlots(RowsToSlotsOp op, ImplicitLocOpBuilder &b) {
 
 void moek::lowerAllReduce(AllReduceOp op, ImplicitLocOpBuilder &b,
                           CollectiveABI abi) {
-  Type ptr = LLVM::LLVMPointerType::get(b.getContext());
-  Type i64Type = b.getI64Type();
-  auto type = LLVM::LLVMFunctionType::get(b.getI32Type(),
-                                          {ptr, ptr, i64Type, i64Type});
-  LLVM::LLVMFuncOp callee =
-      declareRuntimeFunction(op, entryPoint(abi, "all_reduce_sum_i32"), type);
-  int64_t count = cast<MemRefType>(op.getIn().getType()).getDimSize(0);
-  LLVM::CallOp::create(b, callee,
-                       ValueRange{pointerTo(b, op.getIn()),
-                                  pointerTo(b, op.getOut()), i64(b, count),
-                                  i64(b, op.getRanks())});
+  callOnCountArrays(op, b, abi, "all_reduce_sum_i32", op.getIn(), op.getOut(),
+                    op.getRanks());
 }
