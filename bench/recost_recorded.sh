@@ -5,8 +5,9 @@
 # (no GPU: report only, nothing is compiled to code).
 #   bench/recost_recorded.sh OUT_DIR
 # Names as the profiles of bench/logs/ call the runs: fwd-PRESET and
-# time-PRESET (the forward), sm_90a-time-PRESET (the training step as 14:25
-# ran it, no budget: gate_up recomputed), train-PRESET-SCHEDULE-BUDGET (SCHEDULE all or chunk1; BUDGET
+# time-PRESET (the forward; time-PRESET-sm_90 for cuda:sm_90),
+# sm_90a-time-PRESET (the training step as 14:25 ran it, no budget: gate_up
+# recomputed), train-PRESET-SCHEDULE-BUDGET (SCHEDULE all or chunk1; BUDGET
 # min or max, the bytes of the recorded --report-memory of that artifact).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,9 @@ report() { # NAME FLAGS...
   "$bin/moe-compile" --target=cuda:sm_90a --report-cost="$out/$name.json" "$@" 2>/dev/null
 }
 for preset in mixtral qwen3_30b_a3b olmoe; do
+  # The mma.sync forward of bench/logs/profile-h200-sm90-forward-*.json.
+  "$bin/moe-compile" --target=cuda:sm_90 --layer "$preset" \
+    --report-cost="$out/time-$preset-sm_90.json" 2>/dev/null
   report "fwd-$preset" --layer "$preset"
   report "time-$preset" --layer "$preset"
   report "sm_90a-time-$preset" --layer "$preset" --backward
