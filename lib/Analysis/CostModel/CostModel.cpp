@@ -4,11 +4,14 @@
 // over a chunk of experts inside an scf.for loop still cover every routed
 // row over the loop's iterations, so their work is the layer's and their
 // launches the loop's trip count; anything else in a loop counts once per
-// iteration.
+// iteration. Tensor-core GEMMs also carry their CTA tiles per launch, so
+// that the device prices them by waves (Waves.h): a launch of one expert's
+// few dozen tiles costs a full wave of the chip.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lib/Analysis/CostModel/CostModel.h"
+#include "lib/Analysis/CostModel/Waves.h"
 
 #include "dialects/moek/IR/MoekDialect.h"
 
@@ -22,10 +25,13 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/FileSystem.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moek;
 using ::moe::cost::DeviceDescription;
+using ::moe::cost::GemmTile;
 using ::moe::cost::KernelWork;
 
 namespace {
@@ -155,6 +161,16 @@ public:
           w.bytes = rows * (m * elementBytes(o.getLhs()) +
                             n * elementBytes(o.getRhs())) +
                     e * m * n * elementBytes(o.getDw());
+          // One CTA per output tile of each expert of the launch, as deep
+          // as the expert's rows: the tile count is fixed by the shapes.
+          if (const GemmTile *tile = device.tileFor("grouped_weight_grad");
+              tile && w.tensorCore) {
+            double perLaunch = expertsPerLaunch(op, e);
+            w.tiles = std::ceil(m / tile->rows) * std::ceil(n / tile->columns) *
+                      perLaunch;
+            w.tileFlops = 2.0 * tile->rows * tile->columns * (rows / e);
+            w.waveSlots = device.waveSlots(*tile);
+          }
           return w;
         })
         .Case([&](RouteBackwardOp o) {
@@ -242,8 +258,11 @@ private:
     w.tensorCore = device.matrixTflops > 0 && isHalf(a) &&
                    int64_t(k) % 8 == 0 && int64_t(n) % 8 == 0;
     // Each expert's last row tile is on average half empty: the tile shape's
-    // efficiency on ragged groups.
-    double padded = rows + (w.tensorCore ? e * device.tileRows / 2.0 : 0.0);
+    // efficiency on ragged groups (the wave term below prices it too; this
+    // is the flops the report shows).
+    const GemmTile *tile = device.tileFor("grouped_matmul");
+    double padded =
+        rows + (w.tensorCore && tile ? e * double(tile->rows) / 2.0 : 0.0);
     w.flops = 2 * padded * k * n;
     double out = 0;
     switch (o.getEpilogue()) {
@@ -259,7 +278,37 @@ private:
       break;
     }
     w.bytes = rows * k * elementBytes(a) + e * k * n * elementBytes(b) + out;
+    if (const GemmTile *tile = device.tileFor("grouped_matmul");
+        tile && w.tensorCore)
+      setRowTiles(w, o, *tile, rows, e, topK, n, k);
     return w;
+  }
+
+  /// Experts of one launch: all of them, or a chunk's when a loop runs
+  /// the chunks one launch each.
+  static double expertsPerLaunch(Operation *op, double experts) {
+    return std::ceil(experts / double(tripCount(op)));
+  }
+
+  /// The row tiles of a grouped GEMM: each expert of the launch owns
+  /// ceil(rows_e / tile rows), its rows binomial over the tokens (random
+  /// routing: mean mu = rows / E, variance mu (1 - k / E)), the last tile
+  /// half empty on average; times the column tiles.
+  void setRowTiles(KernelWork &w, Operation *op, const GemmTile &tile,
+                   double rows, double experts, double topK, double n,
+                   double k) {
+    double perLaunch = expertsPerLaunch(op, experts);
+    double mu = rows / experts, tm = double(tile.rows);
+    double variance = mu * std::max(0.0, 1.0 - topK / experts);
+    double rowTiles = perLaunch * (mu / tm + 0.5);
+    // A ceiling adds about a uniform [0, 1) tile: variance 1/12.
+    double rowTilesSd =
+        std::sqrt(perLaunch * (variance / (tm * tm) + 1.0 / 12.0));
+    double columnTiles = std::ceil(n / double(tile.columns));
+    w.tiles = rowTiles * columnTiles;
+    w.tilesSd = rowTilesSd * columnTiles;
+    w.tileFlops = 2.0 * tm * double(tile.columns) * k;
+    w.waveSlots = device.waveSlots(tile);
   }
 
   const DeviceDescription &device;
@@ -324,6 +373,13 @@ static llvm::json::Object costJson(const FunctionCost &cost,
         {"bytes", k.work.bytes},
         {"launches", k.work.launches},
         {"tensor_core", k.work.tensorCore},
+        // The wave term (0 when none): what the compute term prices.
+        {"tiles_per_launch", k.work.tiles},
+        {"wave_slots", k.work.waveSlots},
+        {"waves_per_launch",
+         ::moe::cost::expectedWaves(k.work.tiles, k.work.tilesSd,
+                                    k.work.waveSlots)},
+        {"wave_flops", ::moe::cost::waveFlops(k.work)},
         {"predicted_ms", k.ms},
     });
   return llvm::json::Object{

@@ -57,7 +57,8 @@ estimateModuleCost(ModuleOp module,
 
 /// Writes {"device": ID, "functions": {NAME: {"total_ms", "kernel_ms",
 /// "sync_ms", "kernels": [{"name", "op", "flops", "bytes", "launches",
-/// "tensor_core", "predicted_ms"}]}}} plus "total_ms" and "kernels" of the
+/// "tensor_core", "tiles_per_launch", "wave_slots", "waves_per_launch",
+/// "wave_flops", "predicted_ms"}]}}} plus "total_ms" and "kernels" of the
 /// first function at the top level.
 LogicalResult writeCostReport(ModuleOp module,
                               ArrayRef<FunctionCost> costs,

@@ -1,6 +1,7 @@
 //===- DeviceTable.cpp - Devices the cost model predicts for --------------===//
 
 #include "lib/Analysis/CostModel/DeviceTable.h"
+#include "lib/Analysis/CostModel/Waves.h"
 
 #include <algorithm>
 
@@ -11,17 +12,22 @@ namespace {
 std::vector<DeviceDescription> buildTable() {
   std::vector<DeviceDescription> devices;
 #define DEVICE(ID, DESCRIPTION, MATRIX_TFLOPS, SIMT_TFLOPS, BANDWIDTH_GBS,    \
-               LAUNCH_US, SYNC_US, TILE_ROWS)                                  \
+               LAUNCH_US, SYNC_US, MULTIPROCESSORS)                            \
   devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
                                       SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
-                                      SYNC_US, TILE_ROWS, {}});
+                                      SYNC_US, MULTIPROCESSORS, {}, {}});
 #define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
       d.kernels.push_back(KernelCalibration{CLASS, COMPUTE_SCALE, BYTES_SCALE});
+#define TILE(DEVICE_ID, KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR)       \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID)                                                     \
+      d.tiles.push_back(GemmTile{KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR});
 #include "lib/Analysis/CostModel/DeviceTables.def"
 #undef DEVICE
 #undef KERNEL
+#undef TILE
   return devices;
 }
 
@@ -46,6 +52,13 @@ DeviceDescription::calibrationFor(const std::string &kernelClass) const {
   if (const KernelCalibration *k = find("default" + suffix))
     return *k;
   return KernelCalibration{kernelClass, 1.0, 1.0};
+}
+
+const GemmTile *DeviceDescription::tileFor(const std::string &kernel) const {
+  for (const GemmTile &t : tiles)
+    if (t.kernel == kernel)
+      return &t;
+  return nullptr;
 }
 
 const DeviceDescription *moe::cost::findDevice(const std::string &id) {
@@ -82,7 +95,7 @@ double moe::cost::predictMs(const DeviceDescription &device,
   KernelCalibration k = device.calibrationFor(kernelClassOf(work));
   double rate = (work.tensorCore ? device.matrixTflops : device.simtTflops) *
                 1e12;
-  double seconds = k.computeScale * work.flops / rate +
+  double seconds = k.computeScale * waveFlops(work) / rate +
                    k.bytesScale * work.bytes / (device.bandwidthGBs * 1e9) +
                    double(work.launches) * device.launchUs * 1e-6;
   return seconds * 1e3;

@@ -1,10 +1,11 @@
 //===- DeviceTable.h - Devices the cost model predicts for ------*- C++ -*-===//
 //
 // A device description: the measured matrix and SIMT rates, the memory
-// bandwidth, launch and synchronization costs, and per kernel class two
-// calibrated scales (time = compute_scale * flops / rate + bytes_scale *
-// bytes / bandwidth). The numbers live in DeviceTables.def, written by
-// bench/calibrate_cost_model.py from `moe-run --profile` logs.
+// bandwidth, launch and synchronization costs, the multiprocessors and the
+// CTA tiles of its GEMM kernels (for wave quantization, Waves.h), and per
+// kernel class two calibrated scales (time = compute_scale * flops / rate +
+// bytes_scale * bytes / bandwidth). The numbers live in DeviceTables.def,
+// written by bench/calibrate_cost_model.py from `moe-run --profile` logs.
 //
 // MLIR-free: the standalone moe-run of GPU machines could link it.
 //
@@ -26,6 +27,14 @@ struct KernelCalibration {
   double bytesScale = 1.0;
 };
 
+/// The CTA tile of a GEMM kernel on one device: a launch of T tiles runs
+/// in ceil(T / (multiprocessors * ctasPerMultiprocessor)) waves.
+struct GemmTile {
+  std::string kernel; ///< "grouped_matmul", "grouped_weight_grad"
+  int64_t rows = 1, columns = 1;
+  int64_t ctasPerMultiprocessor = 1; ///< occupancy: shared memory, registers
+};
+
 /// One device of DeviceTables.def.
 struct DeviceDescription {
   std::string id;          ///< "h200-sm90a"
@@ -35,12 +44,19 @@ struct DeviceDescription {
   double bandwidthGBs = 0; ///< device memory bandwidth
   double launchUs = 0;     ///< cost of one kernel launch
   double syncUs = 0;       ///< once per call: the host waits for the device
-  int64_t tileRows = 1;    ///< rows of a GEMM tile (padding per expert)
+  int64_t multiprocessors = 0; ///< 0: no wave term (the CPU)
   std::vector<KernelCalibration> kernels;
+  std::vector<GemmTile> tiles;
 
   /// The calibration for `kernelClass` ("NAME.tc" / "NAME.simt"); falls
   /// back to "default.tc" / "default.simt", then to scales of 1.
   KernelCalibration calibrationFor(const std::string &kernelClass) const;
+  /// The tile of `kernel` ("grouped_matmul", ...), or null: not tiled here.
+  const GemmTile *tileFor(const std::string &kernel) const;
+  /// CTAs one wave of `tile` runs: multiprocessors x CTAs per multiprocessor.
+  int64_t waveSlots(const GemmTile &tile) const {
+    return multiprocessors * tile.ctasPerMultiprocessor;
+  }
 };
 
 /// The device `id`, or null.
@@ -61,6 +77,11 @@ struct KernelWork {
   double bytes = 0;       ///< bytes moved to and from device memory
   int64_t launches = 1;   ///< launches per call
   bool tensorCore = false;
+  /// Tiled GEMMs (0 otherwise): CTA tiles per launch (mean, and its spread
+  /// from the routed rows per expert), the flops of one tile, and the CTAs
+  /// of one wave. Their compute term is priced by waves (Waves.h).
+  double tiles = 0, tilesSd = 0, tileFlops = 0;
+  int64_t waveSlots = 0;
 };
 
 /// Predicted milliseconds of `work` on `device`.
