@@ -100,21 +100,9 @@ void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
   moek::ReceivedAssignmentsOp::create(b, counts, indices, weights,
                                       op.getRanksAttr());
   // Dropless: every received row is kept (capacity applied at the sender).
-  Value ranks = allocBuffer(b, {dynamic, 1}, i32, rows, "routing.ranks");
-  Value loads = allocBuffer(b, {local}, i32, {}, "routing.counts");
-  Value partials =
-      scratchBuffers ? rankPartialsBuffer(b, indices, local) : Value();
-  moek::RankAssignmentsOp::create(b, indices, ranks, loads, partials,
-                                  b.getF64FloatAttr(0.0));
-  Value offsets = allocBuffer(b, {local + 1}, i32, {}, "routing.offsets");
-  moek::ExclusiveScanOp::create(b, loads, offsets);
-
-  Value indicesTensor = asTensor(b, indices);
-  Value routing = UnrealizedConversionCastOp::create(
-                      b, op.getRouting().getType(),
-                      ValueRange{indicesTensor, asTensor(b, ranks),
-                                 asTensor(b, offsets)})
-                      .getResult(0);
+  Value routing = planRouting(b, indices, {dynamic, 1}, rows, local,
+                              b.getF64FloatAttr(0.0), scratchBuffers,
+                              op.getRouting().getType());
   rewriter.replaceOp(op, ValueRange{asTensor(b, weights), routing});
 }
 

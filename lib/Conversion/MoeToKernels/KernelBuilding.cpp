@@ -77,6 +77,26 @@ static SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, int64_t tokens,
   return {extentOf(b, tokensBuffer, 0)};
 }
 
+Value moe::planRouting(ImplicitLocOpBuilder &b, Value indices,
+                       ArrayRef<int64_t> shape, ValueRange dynamic,
+                       int64_t experts, FloatAttr capacityFactor,
+                       bool scratchBuffers, Type routingType) {
+  Type i32 = b.getI32Type();
+  Value ranks = allocBuffer(b, shape, i32, dynamic, "routing.ranks");
+  Value counts = allocBuffer(b, {experts}, i32, {}, "routing.counts");
+  Value partials =
+      scratchBuffers ? rankPartialsBuffer(b, indices, experts) : Value();
+  moek::RankAssignmentsOp::create(b, indices, ranks, counts, partials,
+                                  capacityFactor);
+  Value offsets = allocBuffer(b, {experts + 1}, i32, {}, "routing.offsets");
+  moek::ExclusiveScanOp::create(b, counts, offsets);
+  return UnrealizedConversionCastOp::create(
+             b, routingType,
+             ValueRange{asTensor(b, indices), asTensor(b, ranks),
+                        asTensor(b, offsets)})
+      .getResult(0);
+}
+
 void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
                              bool scratchBuffers) {
   ImplicitLocOpBuilder b(gate.getLoc(), rewriter);
@@ -113,21 +133,11 @@ void moe::lowerGateToKernels(GateOp gate, RewriterBase &rewriter,
                         gate.getNormalizeAttr(), gate.getScalingAttr(),
                         gate.getNGroupAttr(), gate.getTopkGroupAttr());
 
-  Value ranks = allocBuffer(b, {tokens, topK}, i32, dynamicT, "routing.ranks");
-  Value counts = allocBuffer(b, {experts}, i32, {}, "routing.counts");
-  Value partials =
-      scratchBuffers ? rankPartialsBuffer(b, indices, experts) : Value();
-  moek::RankAssignmentsOp::create(b, indices, ranks, counts, partials,
-                                  gate.getCapacityFactorAttr());
-  Value offsets = allocBuffer(b, {experts + 1}, i32, {}, "routing.offsets");
-  moek::ExclusiveScanOp::create(b, counts, offsets);
-
-  Value indicesTensor = asTensor(b, indices);
-  Value routing = UnrealizedConversionCastOp::create(
-                      b, gate.getRouting().getType(),
-                      ValueRange{indicesTensor, asTensor(b, ranks),
-                                 asTensor(b, offsets)})
-                      .getResult(0);
+  Value routing = planRouting(b, indices, {tokens, topK}, dynamicT, experts,
+                              gate.getCapacityFactorAttr(), scratchBuffers,
+                              gate.getRouting().getType());
+  Value indicesTensor =
+      cast<UnrealizedConversionCastOp>(routing.getDefiningOp()).getOperand(0);
   if (saved)
     rewriter.replaceOp(saved, asTensor(b, probs));
   rewriter.replaceOp(gate, ValueRange{asTensor(b, weights), indicesTensor,

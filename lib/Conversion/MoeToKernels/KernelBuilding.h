@@ -55,6 +55,17 @@ struct RoutingPlan {
   int64_t experts = 0;
 };
 
+/// The rest of a routing plan once the selected experts `indices` are
+/// written (shape `shape`, dynamic extents `dynamic`): each assignment's
+/// rank within its expert (moek.rank_assignments, with `capacityFactor`;
+/// its per-slice scratch with `scratchBuffers`), the `experts` loads and
+/// their exclusive scan. Returns the routing value of `routingType` (the
+/// unrealized_conversion_cast planOf reads back).
+Value planRouting(ImplicitLocOpBuilder &b, Value indices,
+                  ArrayRef<int64_t> shape, ValueRange dynamic, int64_t experts,
+                  FloatAttr capacityFactor, bool scratchBuffers,
+                  Type routingType);
+
 /// Lowers `gate` to moek.route, moek.rank_assignments and
 /// moek.exclusive_scan. Its routing result becomes an
 /// unrealized_conversion_cast of (indices, ranks, offsets), which planOf
