@@ -19,20 +19,23 @@
 // the chunks compute exactly the layer; a capacity is per group of tokens,
 // so a layer with one is left alone.
 //
-// The chunk count comes from a small cost model unless given: per rank,
-// C = the all-to-all time (both ways) and P = the expert GEMMs' time; N
+// The chunk count comes from the cost model's device (its link and GEMM
+// rate) unless given: per rank, C = the all-to-all time (both ways) and P =
+// the expert GEMMs' time; N
 // chunks cost about max(C, P) + min(C, P) / N + 2 N a (a: the latency of one
 // collective), which is smallest at N = sqrt(min(C, P) / (2 a)).
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "lib/Analysis/CostModel/DeviceTable.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
 
@@ -90,11 +93,14 @@ FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
   return l;
 }
 
-/// The chunk count the cost model picks for `layer` over `ranks` ranks: the
-/// divisor of T nearest below sqrt(min(C, P) / (2 a)), at most 16. The
-/// constants are the CPU backend's (MPI over shared memory, scalar-ish
-/// loops): a = 30 us per collective, 4 GB/s, 10 GFLOP/s per rank.
+/// The chunk count the cost model picks for `layer` over `ranks` ranks on
+/// `device`: the divisor of T nearest below sqrt(min(C, P) / (2 a)), at most
+/// 16. C is the two all-to-alls of T*k rows at the device's link (LINK rows
+/// of the cost model's table: a = its cost per collective, four a direction
+/// with the count exchange), P the local experts' three GEMMs at the rate
+/// the table calibrates for the grouped GEMM.
 int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
+                            const ::moe::cost::DeviceDescription &device,
                             std::string &why) {
   auto x = cast<RankedTensorType>(l.gate.getX().getType());
   int64_t tokens = x.getDimSize(0), hidden = x.getDimSize(1);
@@ -102,21 +108,31 @@ int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
   int64_t ffn =
       cast<RankedTensorType>(l.experts.getW1().getType()).getDimSize(2) / 2;
   double bytes = (x.getElementType().getIntOrFloatBitWidth() + 7) / 8;
-  const double latencyUs = 30, bytesPerUs = 4e3, flopsPerUs = 1e4;
+  double latencyUs = device.collectiveUs;
+  double bytesPerUs = std::max(device.linkGBs, 1e-9) * 1e3;
+  bool tensorCores = device.matrixTflops > 0 &&
+                     (x.getElementType().isBF16() || x.getElementType().isF16());
+  ::moe::cost::KernelCalibration gemm = device.calibrationFor(
+      tensorCores ? "grouped_matmul_silu_glu.tc" : "grouped_matmul.simt");
+  double flopsPerUs =
+      (tensorCores ? device.matrixTflops : device.simtTflops) * 1e6 /
+      std::max(gemm.computeScale, 1e-9);
   double away = ranks > 1 ? double(ranks - 1) / double(ranks) : 1.0;
   double commUs = 2 * (4 * latencyUs + double(tokens * topK * hidden) *
                                            bytes * away / bytesPerUs);
   double computeUs = 2.0 * double(tokens * topK) * double(hidden) *
                      double(3 * ffn) / flopsPerUs;
-  double best = std::sqrt(std::min(commUs, computeUs) / (2 * latencyUs));
+  double best = latencyUs > 0
+                    ? std::sqrt(std::min(commUs, computeUs) / (2 * latencyUs))
+                    : 16.0;
   int64_t chunks = 1;
   for (int64_t n = 1; n <= std::min<int64_t>(tokens, 16); ++n)
     if (tokens % n == 0 && double(n) <= std::max(best, 1.0))
       chunks = n;
-  why = "cost model: all-to-all ~" + std::to_string(int64_t(commUs)) +
-        " us, expert GEMMs ~" + std::to_string(int64_t(computeUs)) +
-        " us per rank, " + std::to_string(int64_t(latencyUs)) +
-        " us per collective";
+  why = "cost model, " + device.id + ": all-to-all ~" +
+        std::to_string(int64_t(commUs)) + " us, expert GEMMs ~" +
+        std::to_string(int64_t(computeUs)) + " us per rank, " +
+        std::to_string(int64_t(latencyUs)) + " us per collective";
   return chunks;
 }
 
@@ -221,16 +237,24 @@ LogicalResult overlap(RankLayer l, int64_t chunks, int64_t tokens) {
 }
 
 struct MoeOverlapCommunicationPass
-    : public moe::impl::MoeOverlapCommunicationPassBase<
+    : public mlir::moe::impl::MoeOverlapCommunicationPassBase<
           MoeOverlapCommunicationPass> {
   using MoeOverlapCommunicationPassBase::MoeOverlapCommunicationPassBase;
 
   void runOnOperation() override {
-    if (chunks < 0) {
+    if (chunks < -1) {
       getOperation()->emitError()
           << "moe-overlap-communication: chunks must be at least 0 (0: the "
-             "cost model), got "
+             "cost model; -1, the default: only where a function asks), got "
           << static_cast<int64_t>(chunks);
+      return signalPassFailure();
+    }
+    device = ::moe::cost::findDevice(costDevice);
+    if (!device) {
+      getOperation()->emitError()
+          << "moe-overlap-communication: no device '" << costDevice
+          << "' in the cost model's table (have: "
+          << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
       return signalPassFailure();
     }
     for (auto func : getOperation().getOps<func::FuncOp>()) {
@@ -288,7 +312,7 @@ struct MoeOverlapCommunicationPass
           n = chunks;
         std::string why = "given";
         if (n == 0)
-          n = chunksFromCostModel(*layer, ranks.getInt(), why);
+          n = chunksFromCostModel(*layer, ranks.getInt(), *device, why);
         if (n < 1 || tokens % n != 0) {
           combine.emitOpError() << "moe-overlap-communication: " << n
                                 << " chunks do not divide the " << tokens
@@ -306,7 +330,11 @@ struct MoeOverlapCommunicationPass
     }
   }
 
-  bool chunksGiven() { return chunks.hasValue(); }
+  /// -1 (the default) leaves the chunks to each function's attribute; the
+  /// option's presence cannot tell, since moe-compile sets cost-device.
+  bool chunksGiven() { return chunks >= 0; }
+
+  const ::moe::cost::DeviceDescription *device = nullptr;
 };
 
 } // namespace

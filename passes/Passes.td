@@ -154,16 +154,19 @@ def MoeOverlapCommunicationPass : Pass<"moe-overlap-communication", "ModuleOp"> 
     the result is exactly the layer's.
 
     N is `chunks`, or the function attribute `moe.overlap_chunks` (a layer
-    spec's `overlap=N`), or when that is 0 a cost model's choice (a remark
-    says which, and why). A layer with a capacity factor (capacity is per
+    spec's `overlap=N`), or when that is 0 the cost model's choice from the
+    `cost-device`'s link and GEMM rate (a remark says which, and why). A layer with a capacity factor (capacity is per
     group of tokens), a dynamic token count or the training program is left
     alone with a remark; a chunk count that does not divide the tokens is an
     error.
   }];
   let options = [
-    Option<"chunks", "chunks", "int64_t", /*default=*/"0",
-           "Chunks of every per-rank layer (0: the cost model); without the "
-           "option only functions with moe.overlap_chunks are chunked">,
+    Option<"chunks", "chunks", "int64_t", /*default=*/"-1",
+           "Chunks of every per-rank layer (0: the cost model); -1, the "
+           "default: only functions with moe.overlap_chunks are chunked">,
+    Option<"costDevice", "cost-device", "std::string", /*default=*/"\"cpu\"",
+           "Device of the cost model's table whose link and GEMM rate "
+           "choose the chunks (moe-compile passes the target's)">,
   ];
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }

@@ -267,7 +267,9 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   // (overlap=N): after the metadata, which describes the layer it computes.
   {
     PassManager overlap(module.getContext());
-    overlap.addPass(createMoeOverlapCommunicationPass());
+    MoeOverlapCommunicationPassOptions chunking;
+    chunking.costDevice = costDeviceId;
+    overlap.addPass(createMoeOverlapCommunicationPass(chunking));
     if (failed(overlap.run(module)))
       return failure();
   }

@@ -36,25 +36,10 @@ using ::moe::cost::KernelWork;
 
 namespace {
 
-double extent(Value buffer, unsigned d) {
-  int64_t e = cast<ShapedType>(buffer.getType()).getDimSize(d);
-  return ShapedType::isDynamic(e) ? double(kAssumedDynamicExtent) : double(e);
-}
-
-double elements(Value buffer) {
-  auto type = cast<ShapedType>(buffer.getType());
-  double n = 1;
-  for (unsigned d = 0; d < type.getRank(); ++d)
-    n *= extent(buffer, d);
-  return n;
-}
-
 double elementBytes(Value buffer) {
   Type element = cast<ShapedType>(buffer.getType()).getElementType();
   return std::max<unsigned>(1, element.getIntOrFloatBitWidth() / 8);
 }
-
-double bytesOf(Value buffer) { return elements(buffer) * elementBytes(buffer); }
 
 bool isHalf(Value buffer) {
   Type element = cast<ShapedType>(buffer.getType()).getElementType();
@@ -78,7 +63,26 @@ int64_t tripCount(Operation *op) {
 /// What a kernel class is about: shapes to flops and bytes.
 class WorkBuilder {
 public:
-  WorkBuilder(const DeviceDescription &device) : device(device) {}
+  WorkBuilder(const DeviceDescription &device, double dynamicExtent)
+      : device(device), dynamicExtent(dynamicExtent) {}
+
+  /// Extent d of `buffer`; a dynamic one is `dynamicExtent`.
+  double extent(Value buffer, unsigned d) const {
+    int64_t e = cast<ShapedType>(buffer.getType()).getDimSize(d);
+    return ShapedType::isDynamic(e) ? dynamicExtent : double(e);
+  }
+
+  double elements(Value buffer) const {
+    auto type = cast<ShapedType>(buffer.getType());
+    double n = 1;
+    for (unsigned d = 0; d < type.getRank(); ++d)
+      n *= extent(buffer, d);
+    return n;
+  }
+
+  double bytesOf(Value buffer) const {
+    return elements(buffer) * elementBytes(buffer);
+  }
 
   /// The work of `op`, or nothing when it is not a kernel (constants,
   /// views, loops). `grouped` says its rows span all routed rows.
@@ -202,6 +206,16 @@ public:
           w.flops = (o.getProbs() ? 2 : 3) * 2 * t * h * e;
           return w;
         })
+        // Collectives: the bytes that leave the rank. Routing spreads a
+        // rank's rows evenly over the ranks, so (R - 1) / R of them go to
+        // the others.
+        .Case<moek::AllToAllOp, AllToAllStartOp>([&](Operation *o) {
+          return collective(o, o->getOperand(0));
+        })
+        .Case([&](moek::ExchangeCountsOp o) {
+          return collective(op, o.getCounts());
+        })
+        .Case([&](moek::AllReduceOp o) { return collective(op, o.getIn()); })
         .Case([&](linalg::FillOp o) -> std::optional<KernelWork> {
           if (!isa<MemRefType>(o.getOutputs()[0].getType()))
             return std::nullopt;
@@ -237,6 +251,18 @@ private:
     KernelWork w;
     w.name = name;
     w.op = op->getName().getStringRef().str();
+    return w;
+  }
+
+  KernelWork collective(Operation *op, Value sent) const {
+    // all_to_all_start is priced as the all_to_all it starts.
+    std::string name = kernelName(op);
+    if (StringRef(name).ends_with("_start"))
+      name.resize(name.size() - std::string("_start").size());
+    KernelWork w = named(op, name);
+    double ranks = double(op->getAttrOfType<IntegerAttr>("ranks").getInt());
+    w.bytes = bytesOf(sent) * (ranks - 1) / ranks;
+    w.communication = true;
     return w;
   }
 
@@ -312,7 +338,25 @@ private:
   }
 
   const DeviceDescription &device;
+  const double dynamicExtent;
 };
+
+/// What a dynamic row count of `func` is assumed to be: in a per-rank
+/// program of expert parallelism (moe.expert_parallel) the rows a rank
+/// receives, and sends back, which random routing makes T*k on average
+/// (each of the R ranks sends T*k/R of its assignments to every rank);
+/// elsewhere kAssumedDynamicExtent.
+double expectedDynamicExtent(func::FuncOp func) {
+  if (!func->hasAttr("moe.expert_parallel"))
+    return double(kAssumedDynamicExtent);
+  double extent = 0;
+  func.walk([&](RouteOp route) {
+    int64_t tokens = cast<ShapedType>(route.getX().getType()).getDimSize(0);
+    if (!ShapedType::isDynamic(tokens))
+      extent = double(tokens) * double(route.getTopK());
+  });
+  return extent > 0 ? extent : double(kAssumedDynamicExtent);
+}
 
 bool isGroupedKernel(Operation *op) {
   return isa<GroupedMatmulOp, GroupedGluBackwardOp, GroupedWeightGradOp>(op);
@@ -331,8 +375,26 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
                                        const DeviceDescription &device) {
   FunctionCost cost;
   cost.function = func.getSymName().str();
-  WorkBuilder builder(device);
+  cost.dynamicExtent = expectedDynamicExtent(func);
+  WorkBuilder builder(device, cost.dynamicExtent);
+  // Two lanes, as the runtime runs them: the kernels one after another on
+  // the compute stream (time `now`), the collectives one after another on
+  // the communication stream (free at `linkFree`). A started all-to-all
+  // runs beside the kernels issued before its wait, behind the transfers
+  // started before it; a blocking collective stops the compute lane.
+  double now = 0, linkFree = 0;
+  llvm::DenseMap<Value, std::pair<size_t, double>> started; // event: index, end
   func.walk([&](Operation *op) {
+    if (auto wait = dyn_cast<AllToAllWaitOp>(op)) {
+      auto it = started.find(wait.getEvent());
+      if (it != started.end()) {
+        CollectiveEstimate &c = cost.collectives[it->second.first];
+        double exposed = std::max(0.0, it->second.second - now);
+        c.hiddenMs = std::max(0.0, c.ms - exposed);
+        now += exposed;
+      }
+      return;
+    }
     std::optional<KernelWork> work = builder.workOf(op);
     if (!work)
       return;
@@ -344,11 +406,25 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
       work->flops *= trips;
       work->bytes *= trips;
     }
-    KernelEstimate estimate{*work, ::moe::cost::predictMs(device, *work)};
-    cost.kernelMs += estimate.ms;
-    cost.kernels.push_back(std::move(estimate));
+    double ms = ::moe::cost::predictMs(device, *work);
+    if (!work->communication) {
+      now += ms;
+      cost.kernelMs += ms;
+      cost.kernels.push_back(KernelEstimate{*work, ms});
+      return;
+    }
+    double end = std::max(now, linkFree) + ms;
+    linkFree = end;
+    cost.communicationMs += ms;
+    if (auto start = dyn_cast<AllToAllStartOp>(op))
+      started[start.getEvent()] = {cost.collectives.size(), end};
+    else
+      now = end;
+    cost.collectives.push_back(CollectiveEstimate{*work, ms, 0});
   });
-  cost.totalMs = cost.kernelMs + device.syncUs * 1e-3;
+  for (const CollectiveEstimate &c : cost.collectives)
+    cost.hiddenMs += c.hiddenMs;
+  cost.totalMs = now + device.syncUs * 1e-3;
   return cost;
 }
 
@@ -382,11 +458,25 @@ static llvm::json::Object costJson(const FunctionCost &cost,
         {"wave_flops", ::moe::cost::waveFlops(k.work)},
         {"predicted_ms", k.ms},
     });
+  llvm::json::Array collectives;
+  for (const CollectiveEstimate &c : cost.collectives)
+    collectives.push_back(llvm::json::Object{
+        {"name", c.work.name},
+        {"op", c.work.op},
+        {"bytes", c.work.bytes},
+        {"launches", c.work.launches},
+        {"predicted_ms", c.ms},
+        {"hidden_ms", c.hiddenMs},
+    });
   return llvm::json::Object{
       {"total_ms", cost.totalMs},
       {"kernel_ms", cost.kernelMs},
       {"sync_ms", device.syncUs * 1e-3},
+      {"communication_ms", cost.communicationMs},
+      {"hidden_ms", cost.hiddenMs},
+      {"assumed_dynamic_extent", cost.dynamicExtent},
       {"kernels", std::move(kernels)},
+      {"collectives", std::move(collectives)},
   };
 }
 

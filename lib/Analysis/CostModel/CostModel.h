@@ -27,24 +27,37 @@ class FuncOp;
 
 namespace moe {
 
+/// Dynamic extents (a dynamic token count) are assumed to be this.
+constexpr int64_t kAssumedDynamicExtent = 1024;
+
 /// One kernel's predicted time.
 struct KernelEstimate {
   ::moe::cost::KernelWork work;
   double ms = 0;
 };
 
+/// One collective's predicted time, and how much of it the kernels that
+/// run between its start and its wait can hide (0 for a blocking one).
+struct CollectiveEstimate {
+  ::moe::cost::KernelWork work;
+  double ms = 0;
+  double hiddenMs = 0;
+};
+
 /// The predicted time of one function (one call).
 struct FunctionCost {
   std::string function;
   std::vector<KernelEstimate> kernels; ///< in program order
+  std::vector<CollectiveEstimate> collectives; ///< in program order
   double kernelMs = 0;                 ///< sum over the kernels
-  double totalMs = 0;                  ///< plus the call's synchronization
+  double communicationMs = 0;          ///< sum over the collectives
+  double hiddenMs = 0;                 ///< of it, beside the kernels
+  double dynamicExtent = kAssumedDynamicExtent; ///< a dynamic extent, assumed
+  /// Kernels, the communication not hidden, and the call's synchronization.
+  double totalMs = 0;
   /// Predicted ms per kernel name, summed (profiles aggregate by name).
   std::map<std::string, double> msByName() const;
 };
-
-/// Dynamic extents (a dynamic token count) are assumed to be this.
-constexpr int64_t kAssumedDynamicExtent = 1024;
 
 /// The cost of `func`, a function of moek kernels on buffers.
 FunctionCost estimateFunctionCost(func::FuncOp func,
@@ -56,10 +69,12 @@ estimateModuleCost(ModuleOp module,
                    const ::moe::cost::DeviceDescription &device);
 
 /// Writes {"device": ID, "functions": {NAME: {"total_ms", "kernel_ms",
-/// "sync_ms", "kernels": [{"name", "op", "flops", "bytes", "launches",
-/// "tensor_core", "tiles_per_launch", "wave_slots", "waves_per_launch",
-/// "wave_flops", "predicted_ms"}]}}} plus "total_ms" and "kernels" of the
-/// first function at the top level.
+/// "sync_ms", "communication_ms", "hidden_ms", "assumed_dynamic_extent", "kernels": [{"name", "op",
+/// "flops", "bytes", "launches", "tensor_core", "tiles_per_launch",
+/// "wave_slots", "waves_per_launch", "wave_flops", "predicted_ms"}],
+/// "collectives": [{"name", "op", "bytes", "launches", "predicted_ms",
+/// "hidden_ms"}]}}} plus "total_ms" and "kernels" of the first function at
+/// the top level.
 LogicalResult writeCostReport(ModuleOp module,
                               ArrayRef<FunctionCost> costs,
                               const ::moe::cost::DeviceDescription &device,

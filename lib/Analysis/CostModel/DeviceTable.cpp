@@ -15,7 +15,7 @@ std::vector<DeviceDescription> buildTable() {
                LAUNCH_US, SYNC_US, MULTIPROCESSORS)                            \
   devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
                                       SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
-                                      SYNC_US, MULTIPROCESSORS, {}, {}});
+                                      SYNC_US, MULTIPROCESSORS, 0, 0, {}, {}});
 #define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
@@ -24,10 +24,17 @@ std::vector<DeviceDescription> buildTable() {
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
       d.tiles.push_back(GemmTile{KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR});
+#define LINK(DEVICE_ID, BANDWIDTH_GBS, COLLECTIVE_US)                         \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID) {                                                   \
+      d.linkGBs = BANDWIDTH_GBS;                                               \
+      d.collectiveUs = COLLECTIVE_US;                                          \
+    }
 #include "lib/Analysis/CostModel/DeviceTables.def"
 #undef DEVICE
 #undef KERNEL
 #undef TILE
+#undef LINK
   return devices;
 }
 
@@ -92,6 +99,12 @@ std::string moe::cost::kernelClassOf(const KernelWork &work) {
 
 double moe::cost::predictMs(const DeviceDescription &device,
                             const KernelWork &work) {
+  if (work.communication) {
+    double seconds = double(work.launches) * device.collectiveUs * 1e-6;
+    if (device.linkGBs > 0)
+      seconds += work.bytes / (device.linkGBs * 1e9);
+    return seconds * 1e3;
+  }
   KernelCalibration k = device.calibrationFor(kernelClassOf(work));
   double rate = (work.tensorCore ? device.matrixTflops : device.simtTflops) *
                 1e12;

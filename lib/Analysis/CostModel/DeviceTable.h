@@ -45,6 +45,11 @@ struct DeviceDescription {
   double launchUs = 0;     ///< cost of one kernel launch
   double syncUs = 0;       ///< once per call: the host waits for the device
   int64_t multiprocessors = 0; ///< 0: no wave term (the CPU)
+  /// The link between ranks (LINK rows): the bytes per second one rank
+  /// sends to the others in an all-to-all, and the fixed cost of one
+  /// collective call. 0: no link described (collectives cost nothing).
+  double linkGBs = 0;
+  double collectiveUs = 0;
   std::vector<KernelCalibration> kernels;
   std::vector<GemmTile> tiles;
 
@@ -82,9 +87,13 @@ struct KernelWork {
   /// of one wave. Their compute term is priced by waves (Waves.h).
   double tiles = 0, tilesSd = 0, tileFlops = 0;
   int64_t waveSlots = 0;
+  /// A collective: `bytes` leave the rank over the device's link, each of
+  /// the `launches` calls pays the link's fixed cost; no flops.
+  bool communication = false;
 };
 
-/// Predicted milliseconds of `work` on `device`.
+/// Predicted milliseconds of `work` on `device` (a kernel, or a collective
+/// over the device's link).
 double predictMs(const DeviceDescription &device, const KernelWork &work);
 
 /// The class a kernel is calibrated under: NAME.tc or NAME.simt.
