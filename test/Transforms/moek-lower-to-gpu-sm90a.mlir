@@ -5,9 +5,15 @@
 // shared memory; the producer warpgroup (fewer registers) issues the TMA
 // copies and the gathered cp.async copies; the consumers (more registers)
 // fence the async proxy and multiply with wgmma, N-major b (layout row).
-// sm_90 keeps mma.sync; the router (no groups) stays on mma.sync on sm_90a.
+// With transpose_b (the backward's g = dy w2^T and dx += dh w1^T), b [E, N, K]
+// is wgmma's own K-major B: one TMA box of 256 rows of n by 64 k a stage (the
+// bytes of the four N-major boxes), B's descriptors built like A's (leading
+// 16 bytes, stride 1024, 128B swizzle) and B read as stored (layout col).
+// sm_90 and sm_80 keep mma.sync; the router (no groups) stays on mma.sync on
+// sm_90a.
 // RUN: moe-opt %s -moek-lower-to-gpu=chip=sm_90a | FileCheck %s
 // RUN: moe-opt %s -moek-lower-to-gpu=chip=sm_90 | FileCheck %s --check-prefix=SM90
+// RUN: moe-opt %s -moek-lower-to-gpu=chip=sm_80 | FileCheck %s --check-prefix=SM80
 // RUN: not moe-opt %s -moek-lower-to-gpu=chip=sm_80a 2>&1 | FileCheck %s --check-prefix=ARCH
 
 // CHECK-LABEL: func.func @gather_glu
@@ -47,6 +53,58 @@ func.func @gather_glu(%x: memref<32x64xbf16>, %w1: memref<4x64x96xbf16>, %offset
   moek.grouped_matmul silu_glu %x, %w1, %offsets owners(%owners : memref<64xi32>)
       into %act {gather, top_k = 2 : i64}
       : memref<32x64xbf16>, memref<4x64x96xbf16>, memref<5xi32>, memref<64x48xbf16>
+  return
+}
+
+// g = dy[t] w2[e]^T: K = 64 and N = 320 (two column tiles, the second
+// partly past N: the TMA box's rows there are zero-filled).
+// CHECK-LABEL: func.func @store_transposed_b
+// CHECK: %[[B:.*]] = memref.cast %{{.*}} : memref<4x320x64xbf16> to memref<*xbf16>
+// CHECK: nvgpu.tma.create.descriptor %[[B]] box[{{.*}}] : memref<*xbf16> -> <tensor = memref<1x256x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK: gpu.launch
+// CHECK-SAME: function(@moek_grouped_matmul_store_transposed_b)
+// CHECK: nvvm.mbarrier.arrive.expect_tx
+// One box a stage.
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: nvgpu.device_async_copy
+// A's and B's descriptors alike: (16 >> 4) << 16 | (1024 >> 4) << 32 |
+// 1 << 62, never the N-major B's (leading 8192 bytes: 4611686293338849280).
+// CHECK-NOT: arith.constant 4611686293338849280 : i64
+// CHECK: arith.constant 4611686293305360384 : i64
+// CHECK-NOT: arith.constant 4611686293338849280 : i64
+// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK: memref.store %{{.*}} : memref<64x320xf32>
+// SM80-LABEL: func.func @store_transposed_b
+// SM80-NOT: wgmma
+// SM80-NOT: nvgpu.tma
+// SM80: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
+// SM80: nvvm.mma.sync
+func.func @store_transposed_b(%dy: memref<32x64xbf16>, %w2: memref<4x320x64xbf16>, %offsets: memref<5xi32>,
+                              %owners: memref<64xi32>, %g: memref<64x320xf32>) {
+  moek.grouped_matmul store %dy, %w2, %offsets owners(%owners : memref<64xi32>)
+      into %g {gather, top_k = 2 : i64, transpose_b}
+      : memref<32x64xbf16>, memref<4x320x64xbf16>, memref<5xi32>, memref<64x320xf32>
+  return
+}
+
+// dx += dh w1[e]^T: K = 72, not a multiple of 64 (the last k tile's columns
+// past K are zero in both operands), N = 40.
+// CHECK-LABEL: func.func @scatter_add_transposed_b
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} : memref<*xbf16> -> <tensor = memref<1x256x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: function(@moek_grouped_matmul_scatter_add_transposed_b)
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: nvvm.wgmma.mma_async {{.*}} B[<bf16>, <one>, <col>]
+// CHECK: red.relaxed.gpu.add.v4.f32
+// SM80-LABEL: func.func @scatter_add_transposed_b
+// SM80-NOT: wgmma
+// SM80: nvvm.mma.sync
+func.func @scatter_add_transposed_b(%dh: memref<64x72xbf16>, %w1: memref<4x40x72xbf16>, %offsets: memref<5xi32>,
+                                    %owners: memref<64xi32>, %dx: memref<32x40xf32>) {
+  moek.grouped_matmul scatter_add %dh, %w1, %offsets owners(%owners : memref<64xi32>)
+      into %dx {top_k = 2 : i64, transpose_b}
+      : memref<64x72xbf16>, memref<4x40x72xbf16>, memref<5xi32>, memref<32x40xf32>
   return
 }
 

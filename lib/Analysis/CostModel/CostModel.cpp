@@ -444,7 +444,7 @@ static llvm::json::Object costJson(const FunctionCost &cost,
     kernels.push_back(llvm::json::Object{
         {"name", k.work.name},
         {"op", k.work.op},
-        {"class", ::moe::cost::kernelClassOf(k.work)},
+        {"class", device.classOf(k.work)},
         {"flops", k.work.flops},
         {"bytes", k.work.bytes},
         {"launches", k.work.launches},

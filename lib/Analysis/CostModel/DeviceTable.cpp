@@ -15,7 +15,8 @@ std::vector<DeviceDescription> buildTable() {
                LAUNCH_US, SYNC_US, MULTIPROCESSORS)                            \
   devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
                                       SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
-                                      SYNC_US, MULTIPROCESSORS, 0, 0, {}, {}});
+                                      SYNC_US, MULTIPROCESSORS, 0, 0, {}, {},  \
+                                      {}});
 #define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
@@ -30,11 +31,16 @@ std::vector<DeviceDescription> buildTable() {
       d.linkGBs = BANDWIDTH_GBS;                                               \
       d.collectiveUs = COLLECTIVE_US;                                          \
     }
+#define CLASS_AS(DEVICE_ID, CLASS, AS_CLASS)                                   \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID)                                                     \
+      d.aliases.push_back(ClassAlias{CLASS, AS_CLASS});
 #include "lib/Analysis/CostModel/DeviceTables.def"
 #undef DEVICE
 #undef KERNEL
 #undef TILE
 #undef LINK
+#undef CLASS_AS
   return devices;
 }
 
@@ -59,6 +65,14 @@ DeviceDescription::calibrationFor(const std::string &kernelClass) const {
   if (const KernelCalibration *k = find("default" + suffix))
     return *k;
   return KernelCalibration{kernelClass, 1.0, 1.0};
+}
+
+std::string DeviceDescription::classOf(const KernelWork &work) const {
+  std::string kernelClass = kernelClassOf(work);
+  for (const ClassAlias &alias : aliases)
+    if (alias.kernelClass == kernelClass)
+      return alias.asClass;
+  return kernelClass;
 }
 
 const GemmTile *DeviceDescription::tileFor(const std::string &kernel) const {
@@ -105,7 +119,7 @@ double moe::cost::predictMs(const DeviceDescription &device,
       seconds += work.bytes / (device.linkGBs * 1e9);
     return seconds * 1e3;
   }
-  KernelCalibration k = device.calibrationFor(kernelClassOf(work));
+  KernelCalibration k = device.calibrationFor(device.classOf(work));
   double rate = (work.tensorCore ? device.matrixTflops : device.simtTflops) *
                 1e12;
   double seconds = k.computeScale * waveFlops(work) / rate +

@@ -35,6 +35,15 @@ struct GemmTile {
   int64_t ctasPerMultiprocessor = 1; ///< occupancy: shared memory, registers
 };
 
+/// A kernel class that runs another's code on one device (the lowering emits
+/// one kernel for both): it is priced, reported and calibrated as that one.
+struct ClassAlias {
+  std::string kernelClass; ///< "grouped_matmul_store_transposed_b.tc"
+  std::string asClass;     ///< "grouped_matmul_store.tc"
+};
+
+struct KernelWork;
+
 /// One device of DeviceTables.def.
 struct DeviceDescription {
   std::string id;          ///< "h200-sm90a"
@@ -52,10 +61,14 @@ struct DeviceDescription {
   double collectiveUs = 0;
   std::vector<KernelCalibration> kernels;
   std::vector<GemmTile> tiles;
+  std::vector<ClassAlias> aliases;
 
   /// The calibration for `kernelClass` ("NAME.tc" / "NAME.simt"); falls
   /// back to "default.tc" / "default.simt", then to scales of 1.
   KernelCalibration calibrationFor(const std::string &kernelClass) const;
+  /// The class `work` is calibrated under on this device: its name's
+  /// (kernelClassOf), or the class whose code it runs here (ClassAlias).
+  std::string classOf(const KernelWork &work) const;
   /// The tile of `kernel` ("grouped_matmul", ...), or null: not tiled here.
   const GemmTile *tileFor(const std::string &kernel) const;
   /// CTAs one wave of `tile` runs: multiprocessors x CTAs per multiprocessor.
@@ -96,7 +109,8 @@ struct KernelWork {
 /// over the device's link).
 double predictMs(const DeviceDescription &device, const KernelWork &work);
 
-/// The class a kernel is calibrated under: NAME.tc or NAME.simt.
+/// The class a kernel's name gives: NAME.tc or NAME.simt (without moek_);
+/// DeviceDescription::classOf maps it to the one a device prices it as.
 std::string kernelClassOf(const KernelWork &work);
 
 } // namespace moe::cost

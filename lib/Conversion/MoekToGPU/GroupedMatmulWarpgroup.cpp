@@ -4,7 +4,9 @@
 // of 128 x 256 tiles (BM x BN), 64 deep per stage (BK: one 128-byte row of
 // bf16/f16), kStages stages on an mbarrier ring:
 //
-//   host:  map = tensor map of b [E, K, N], boxes [1, 64, 64], 128B swizzle
+//   host:  map = tensor map of b, 128B swizzle: [E, K, N] in boxes
+//          [1, 64, 64] (N-major), or, transposed, [E, N, K] in boxes
+//          [1, 256, 64] (K-major)
 //   grid:  persistent, min(tiles, SMs) CTAs; CTA c takes tiles c, c + grid,
 //          ...; tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 +
 //          256)), scheduled on the device from the offsets
@@ -13,7 +15,8 @@
 //          tiles: stage s = it % S, round it / S (the mbarrier phase)
 //   producer (setmaxnreg.dec 40), for every tile and k tile:
 //     wait empty[s] (consumers done with round - 1)
-//     thread 0: full[s].arrive.expect_tx(bytes of B); TMA b[e, k0:, col:]
+//     thread 0: full[s].arrive.expect_tx(bytes of B); TMA b[e, k0:, n:]
+//       (four boxes) or, transposed, b[e, n0:, k0:] (one box)
 //     every thread: cp.async its 16-byte chunks of a's gathered rows into
 //       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
 //   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63:
@@ -27,17 +30,21 @@
 //
 // Shared memory, from a 1024-byte aligned base (the swizzle repeats every
 // 1024 bytes and wgmma's descriptors and TMA both assume that alignment):
-// stage s = A [128 rows][128 B] then B as four 64-column chunks of
-// [64 rows][128 B]; in every 128-byte row, 16-byte chunk j is stored at
-// j ^ (row % 8). The mbarriers follow the stages.
+// stage s = A [128 rows of m][128 B of k], then B: N-major, four 64-column
+// chunks of [64 rows of k][128 B of n]; K-major (transposed b),
+// [256 rows of n][128 B of k], laid out as A is. In every 128-byte row,
+// 16-byte chunk j is stored at j ^ (row % 8). The mbarriers follow the
+// stages.
 //
 // The tensor map and the cp.async copies are upstream nvgpu ops; the
 // mbarriers, TMA copies, fences, setmaxnreg and wgmma are NVVM ops. The
 // descriptors are built here rather than with nvgpu.warpgroup.mma, whose
-// lowering (LLVM 22) supports only a K-major B; b is [K, N] row-major
-// (N-major), which wgmma reads transposed (layout B = row). The async-proxy
-// fence is the consumers': after their mbarrier wait they see the cp.async
-// data, and the fence orders it before their own wgmma reads.
+// lowering (LLVM 22) supports only a K-major B. The forward's b is [K, N]
+// row-major (N-major), which wgmma reads transposed (layout B = row); the
+// backward's transposed b, [N, K] row-major, is wgmma's own K-major B
+// (layout B = col), described like A. The async-proxy fence is the
+// consumers': after their mbarrier wait they see the cp.async data, and the
+// fence orders it before their own wgmma reads.
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,12 +67,16 @@ using namespace mlir::moek;
 namespace {
 
 constexpr int64_t kBM = 128, kBN = 256, kBK = 64, kStages = 4;
-/// Columns of one TMA box and of one swizzle atom's rows (128 bytes).
+/// Columns of one N-major TMA box and of one swizzle atom's rows (128
+/// bytes).
 constexpr int64_t kChunkColumns = 64;
 constexpr int64_t kRowBytes = 128;
 constexpr int64_t kStageBytesA = kBM * kRowBytes;
+/// N-major B: kBN / kChunkColumns chunks of [kBK rows][128 B]. K-major B:
+/// [kBN rows][128 B], the same bytes.
 constexpr int64_t kChunkBytesB = kBK * kRowBytes;
 constexpr int64_t kStageBytesB = (kBN / kChunkColumns) * kChunkBytesB;
+static_assert(kStageBytesB == kBN * kRowBytes, "K-major B fills the same");
 constexpr int64_t kStageBytes = kStageBytesA + kStageBytesB;
 constexpr int64_t kBarrierOffset = kStages * kStageBytes;
 /// Slack for aligning the base to 1024 bytes, then 2 x kStages mbarriers.
@@ -87,6 +98,8 @@ struct WarpgroupKernel {
   Type element;
   int64_t depth, width, outputs;
   bool glu;
+  /// b is [E, N, K]: K-major, wgmma's own B layout.
+  bool kMajorB;
   // Set inside the launch.
   Value tid, map, expert, rowBegin, rows, base, n0;
   Value sharedBase;  ///< i64 shared-window address of the aligned base
@@ -96,8 +109,9 @@ struct WarpgroupKernel {
       : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
     auto bType = cast<MemRefType>(op.b.getType());
     element = bType.getElementType();
-    depth = bType.getDimSize(1);
-    width = bType.getDimSize(2);
+    kMajorB = op.transposeB;
+    depth = bType.getDimSize(kMajorB ? 2 : 1);
+    width = bType.getDimSize(kMajorB ? 1 : 2);
     glu = isGlu(op.epilogue);
     outputs = glu ? width / 2 : width;
   }
@@ -138,19 +152,26 @@ struct WarpgroupKernel {
   void forEachTile(Value tiles, Value columnTiles, Value numK,
                    function_ref<void(Value)> body);
   void produce(Value numK, Value it);
+  void loadB(Value stage, Value stageOffset, Value k0);
   SmallVector<Value> consume(Value numK, Value it, Value group);
   Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
+  Value kMajorDescriptor(Value rowsOffset, int64_t kk);
+  Value descriptorB(Value stageOffset, int64_t kk);
 };
 
-/// b's tensor map (on the host), as an !llvm.ptr: [E, K, N] read in boxes of
-/// [1, BK, 64] into 128B-swizzled shared memory; boxes past K or N are
-/// zero-filled.
+/// b's tensor map (on the host), as an !llvm.ptr, into 128B-swizzled shared
+/// memory: [E, K, N] read in boxes of [1, BK, 64], or a transposed b
+/// [E, N, K] in boxes of [1, BN, BK] (a box side may be 256); boxes past K
+/// or N are zero-filled.
 Value WarpgroupKernel::createTensorMap() {
   MLIRContext *context = b.getContext();
   auto workgroup =
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
-  auto box = MemRefType::get({1, kBK, kChunkColumns}, element,
-                             MemRefLayoutAttrInterface(), workgroup);
+  SmallVector<int64_t, 3> boxShape{1, kBK, kChunkColumns};
+  if (kMajorB)
+    boxShape = {1, kBN, kBK};
+  auto box = MemRefType::get(boxShape, element, MemRefLayoutAttrInterface(),
+                             workgroup);
   auto mapType = nvgpu::TensorMapDescriptorType::get(
       context, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
@@ -158,9 +179,11 @@ Value WarpgroupKernel::createTensorMap() {
       nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
   Value unranked = memref::CastOp::create(
       b, UnrankedMemRefType::get(element, Attribute()), op.b);
-  Value map = nvgpu::TmaCreateDescriptorOp::create(
-      b, mapType, unranked,
-      ValueRange{ix.c(1), ix.c(kBK), ix.c(kChunkColumns)});
+  SmallVector<Value, 3> boxSizes;
+  for (int64_t size : boxShape)
+    boxSizes.push_back(ix.c(size));
+  Value map =
+      nvgpu::TmaCreateDescriptorOp::create(b, mapType, unranked, boxSizes);
   // The kernel takes the map as the pointer it becomes (kernels are outlined
   // before nvgpu types are converted, and gpu.func has no conversion for
   // them).
@@ -267,7 +290,6 @@ void WarpgroupKernel::produce(Value numK, Value it) {
     }
     copies.push_back({row, chunk, source, valid});
   }
-  int64_t chunksB = kBN / kChunkColumns;
   lb.forLoop(ix.c(0), numK, [&](Value kt) {
     Value step = ix.add(it, kt);
     Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
@@ -277,32 +299,7 @@ void WarpgroupKernel::produce(Value numK, Value it) {
     });
     Value k0 = ix.mul(kt, kBK);
     Value stageOffset = ix.mul(stage, kStageBytes);
-    lb.ifThen(ix.ult(tid, 1), [&] {
-      NVVM::MBarrierArriveExpectTxOp::create(
-          b, Type(), fullBarrier(stage), lb.i32(kStageBytesB),
-          NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
-      for (int64_t j = 0; j < chunksB; ++j) {
-        // GLU: chunks [0, BN/128) are gate columns n0 + 64 j, the others the
-        // up columns F + n0 + 64 (j - BN/128) that pair with them.
-        Value column;
-        if (glu && j >= chunksB / 2)
-          column = ix.add(n0, outputs + (j - chunksB / 2) * kChunkColumns);
-        else
-          column = ix.add(n0, j * kChunkColumns);
-        // The CTA's own shared memory, addressed in the cluster's window
-        // (address space 7), as the instruction's .shared::cluster form
-        // (PTX 8.0) takes it.
-        Value destination = LLVM::AddrSpaceCastOp::create(
-            b, LLVM::LLVMPointerType::get(b.getContext(), 7),
-            sharedPointer(
-                ix.add(stageOffset, kStageBytesA + j * kChunkBytesB)));
-        NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-            b, destination, map, ValueRange{i32(column), i32(k0), i32(expert)},
-            fullBarrier(stage), ValueRange{}, Value(), Value(),
-            NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false,
-            NVVM::CTAGroupKindAttr(), Value());
-      }
-    });
+    lb.ifThen(ix.ult(tid, 1), [&] { loadB(stage, stageOffset, k0); });
     // The gather: row r's chunk j lands at 128 r + 16 (j ^ (r % 8)).
     for (const CopyA &copy : copies) {
       Value k = ix.add(k0, ix.mul(copy.chunk, 8));
@@ -321,6 +318,44 @@ void WarpgroupKernel::produce(Value numK, Value it) {
   });
 }
 
+/// Thread 0's part of a stage: the expected bytes of B on full[stage], then
+/// B's k tile k0 by TMA, completing on the same mbarrier.
+void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, Type(), fullBarrier(stage), lb.i32(kStageBytesB),
+      NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  // One box at `byteOffset` past the stage's B; coordinates innermost first.
+  auto copy = [&](int64_t byteOffset, Value inner, Value outer) {
+    // The CTA's own shared memory, addressed in the cluster's window
+    // (address space 7), as the instruction's .shared::cluster form (PTX
+    // 8.0) takes it.
+    Value destination = LLVM::AddrSpaceCastOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 7),
+        sharedPointer(ix.add(stageOffset, kStageBytesA + byteOffset)));
+    NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+        b, destination, map, ValueRange{i32(inner), i32(outer), i32(expert)},
+        fullBarrier(stage), ValueRange{}, Value(), Value(),
+        NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(),
+        Value());
+  };
+  if (kMajorB) {
+    // Rows n0 .. n0 + BN - 1 of b[e], k0 .. k0 + BK - 1 each.
+    copy(0, k0, n0);
+    return;
+  }
+  int64_t chunksB = kBN / kChunkColumns;
+  for (int64_t j = 0; j < chunksB; ++j) {
+    // GLU: chunks [0, BN/128) are gate columns n0 + 64 j, the others the up
+    // columns F + n0 + 64 (j - BN/128) that pair with them.
+    Value column;
+    if (glu && j >= chunksB / 2)
+      column = ix.add(n0, outputs + (j - chunksB / 2) * kChunkColumns);
+    else
+      column = ix.add(n0, j * kChunkColumns);
+    copy(j * kChunkBytesB, column, k0);
+  }
+}
+
 /// A wgmma shared-memory descriptor: start address, leading and stride byte
 /// offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1).
 Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
@@ -331,6 +366,25 @@ Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
   uint64_t fixed = (uint64_t(leading >> 4) << 16) |
                    (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
   return arith::OrIOp::create(b, start, constI64(int64_t(fixed)));
+}
+
+/// The descriptor of a K-major operand (A; B when transposed) whose rows
+/// start at `rowsOffset`, for its k16 step `kk`: the next 16 k are 32 bytes
+/// further (within the swizzled row); 8-row groups are 1024 bytes apart.
+Value WarpgroupKernel::kMajorDescriptor(Value rowsOffset, int64_t kk) {
+  return descriptor(ix.add(rowsOffset, kk * 32), /*leading=*/16,
+                    /*stride=*/1024);
+}
+
+/// B's descriptor for the k16 step `kk` of the stage at `stageOffset`.
+Value WarpgroupKernel::descriptorB(Value stageOffset, int64_t kk) {
+  Value stageB = ix.add(stageOffset, kStageBytesA);
+  if (kMajorB)
+    return kMajorDescriptor(stageB, kk);
+  // N-major: the next 16 rows of k are 2048 bytes further; 64-column chunks
+  // are kChunkBytesB apart (leading), 8-row groups 1024 (stride).
+  return descriptor(ix.add(stageB, kk * 16 * kRowBytes),
+                    /*leading=*/kChunkBytesB, /*stride=*/1024);
 }
 
 /// A consumer warpgroup's loop over the k tiles of one tile, the first being
@@ -347,6 +401,10 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
         LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
   NVVM::WGMMATypes type =
       element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  // wgmma's B is K x N: col is K-major (as stored), row N-major (read
+  // transposed).
+  NVVM::MMALayout layoutB =
+      kMajorB ? NVVM::MMALayout::col : NVVM::MMALayout::row;
   auto release = [&](Value stage) {
     NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
                                    NVVM::MemScopeKind::CTA,
@@ -370,17 +428,9 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
               Value acc = carried[0];
               Value stageOffset = ix.mul(stage, kStageBytes);
               for (int64_t kk = 0; kk < kBK / 16; ++kk) {
-                // A: K-major; the next 16 columns are 32 bytes further
-                // (within the swizzled row). 8-row groups are 1024 apart.
                 Value descA =
-                    descriptor(ix.add(ix.add(stageOffset, rowsOffset), kk * 32),
-                               /*leading=*/16, /*stride=*/1024);
-                // B: N-major; the next 16 rows are 2048 bytes further;
-                // 64-column chunks are kChunkBytesB apart (leading), 8-row
-                // groups 1024 (stride).
-                Value descB = descriptor(
-                    ix.add(stageOffset, kStageBytesA + kk * 16 * kRowBytes),
-                    /*leading=*/kChunkBytesB, /*stride=*/1024);
+                    kMajorDescriptor(ix.add(stageOffset, rowsOffset), kk);
+                Value descB = descriptorB(stageOffset, kk);
                 acc = NVVM::WgmmaMmaAsyncOp::create(
                     b, accumulatorType, acc, descA, descB,
                     NVVM::MMAShapeAttr::get(context, 64, kBN, 16),
@@ -394,7 +444,7 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
                     NVVM::WGMMAScaleInAttr::get(context,
                                                 NVVM::WGMMAScaleIn::one),
                     NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row),
-                    NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row),
+                    NVVM::MMALayoutAttr::get(context, layoutB),
                     NVVM::MMAIntOverflowAttr());
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
@@ -430,14 +480,12 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
     return false;
   if (!gemm.offsets)
     return fail("not a grouped matmul (no offsets)");
-  // The tensor map and wgmma's descriptors read b N-major; the backward's
-  // transposed b stays on the mma.sync kernel for now.
-  if (gemm.transposeB)
-    return fail("b is transposed");
   auto bType = cast<MemRefType>(gemm.b.getType());
-  // The tensor map's strides are multiples of 16 bytes.
+  // The tensor map's strides are multiples of 16 bytes: b's last dimension
+  // (N, or K when b is transposed) is a multiple of 8 elements.
   if (bType.getDimSize(2) % 8 != 0)
-    return fail("N is not a multiple of 8");
+    return fail(gemm.transposeB ? "K is not a multiple of 8"
+                                : "N is not a multiple of 8");
   if (isGlu(gemm.epilogue) && (bType.getDimSize(2) / 2) % 8 != 0)
     return fail("F is not a multiple of 8");
   return true;
