@@ -23,7 +23,8 @@
 # (default "all chunk1"), CHECK_TOKENS (default 64) and MIXTRAL_CHECK_TOKENS
 # (default 16: its CPU reference is the slowest) change
 # what is compiled. Keeps other artifacts in .device/artifacts unless
-# CLEAN=1; FULL_MID=0 skips the full-size mid budgets (not timed). Takes
+# CLEAN=1; FULL_MID=0 skips the full-size mid budgets (not timed), FULL_ONLY=1
+# the small check-train-* artifacts. Takes
 # about 15 minutes on the 2-core build machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,7 +68,10 @@ for preset in ${PRESETS:-mixtral qwen3_30b_a3b olmoe}; do
   for schedule in ${SCHEDULES:-all chunk1}; do
     flags=()
     [ "$schedule" = chunk1 ] && flags=(--experts-per-chunk=1)
-    for spec in "$preset" "$preset,tokens=$tokens"; do
+    specs=("$preset" "$preset,tokens=$tokens")
+    # FULL_ONLY=1: the full-size artifacts only (timing, no --check).
+    [ "${FULL_ONLY:-0}" = 1 ] && specs=("$preset")
+    for spec in "${specs[@]}"; do
       least=$(least_peak "$spec" "${flags[@]}")
       all=$(save_all_peak "$spec" "${flags[@]}")
       [ -n "$least" ] && [ -n "$all" ] || { echo "no peaks for $spec"; exit 1; }

@@ -9,9 +9,9 @@
 #      "device memory: high water" line) and the per-kernel profile with
 #      the cost model's prediction beside it;
 #   3. profiles the forward of each preset (fwd-*.so), for the calibration.
-# Logs: $OUT/recompute/NAME.log (one per artifact, what
-# bench/calibrate_cost_model.py collect and bench/recompute_results.py read)
-# and $OUT/recompute_device.log. The mid budgets are checked but not timed:
+# Logs: $OUT/recompute-logs.tgz, of recompute/NAME.log (one per artifact,
+# what bench/calibrate_cost_model.py collect and bench/recompute_results.py
+# read), and $OUT/recompute_device.log. The mid budgets are checked but not timed:
 # with one layer there are two placements, and mid gets min's. REPEAT
 # (default 3), SKIP_CHECK=1, SKIP_TIMING=1, ONLY (a name pattern, e.g.
 # '*qwen3*'), TIMING_FIRST=1, DEADLINE and RUN_TIMEOUT (below) bound the
@@ -101,5 +101,8 @@ else
   [ "${SKIP_CHECK:-0}" = 1 ] || check_all
   [ "${SKIP_TIMING:-0}" = 1 ] || time_all
 fi
+# The device tool brings back a few files only: the per-artifact logs (what
+# calibrate_cost_model.py collect reads) travel as one archive.
+tar czf "$out/recompute-logs.tgz" -C "$out" recompute && rm -rf "$logs"
 echo "== done ($(date -u +%H:%M:%S)), failures: $failures"
 exit $((failures > 0))
