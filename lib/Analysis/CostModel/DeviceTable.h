@@ -82,12 +82,17 @@ struct KernelWork {
   /// of one wave. Their compute term is priced by waves (Waves.h).
   double tiles = 0, tilesSd = 0, tileFlops = 0;
   int64_t waveSlots = 0;
+  /// The class whose calibration prices it when not its own name's: a
+  /// launch that is another fitted kernel on other operands (the router's
+  /// tensor-core products are the backward's GEMM kernels).
+  std::string calibratedAs;
 };
 
 /// Predicted milliseconds of `work` on `device`.
 double predictMs(const DeviceDescription &device, const KernelWork &work);
 
-/// The class a kernel is calibrated under: NAME.tc or NAME.simt.
+/// The class a kernel is calibrated under: NAME.tc or NAME.simt, NAME its
+/// calibratedAs or else its name without the `moek_` prefix.
 std::string kernelClassOf(const KernelWork &work);
 
 } // namespace moe::cost
