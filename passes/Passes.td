@@ -258,7 +258,10 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            "Give the kernels the GPU's lowering needs scratch for their "
            "buffers here, so that the memory plan counts them: the f32 "
            "[T, E] scores of moek.route and moek.route_backward "
-           "(routing.scores, gradients.router_scores) and the per-slice "
+           "(routing.scores, gradients.router_scores), for a bf16/f16 "
+           "layer the router backward's [T, E] score gradients in the "
+           "layer's type that its tensor-core products read "
+           "(gradients.router_ds), and the per-slice "
            "counts of moek.rank_assignments (routing.rank_partials); the "
            "CUDA pipeline sets it, the CPU's loops need none">,
   ];

@@ -221,8 +221,10 @@ const char *const kPredictedKernels[] = {
     "moek_grouped_matmul_store_transposed_b",
     "moek_grouped_matmul_scatter_add_transposed_b", "moek_glu", "moek_combine_rows", "moek_expert_loads",
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
-    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map",
-    "copy"};
+    "moek_grouped_input_grad", "moek_route_backward",
+    // The router backward's tensor-core products (bf16/f16 layers).
+    "moek_route_backward_dx", "moek_route_backward_dw_gate", "fill",
+    "linalg_map", "copy"};
 
 /// The predicted kernel a measured one belongs to: the longest name of
 /// kPredictedKernels that is the measured name or a prefix of it before

@@ -197,10 +197,11 @@ static LogicalResult expectOffsets(Operation *op, Value offsets) {
 /// probabilities, the scores), T that of `x`.
 static LogicalResult expectTokenExperts(Operation *op, StringRef name,
                                         Value value, Value x,
-                                        int64_t experts) {
+                                        int64_t experts, Type element = {}) {
   Builder b(op->getContext());
   if (failed(expectBuffer(op, name, value, 2, "[T, E]")) ||
-      failed(expectElement(op, name, value, b.getF32Type())) ||
+      failed(expectElement(op, name, value,
+                           element ? element : b.getF32Type())) ||
       failed(expectExtent(op, (name + " dimension 0 (T)").str(),
                           dim(value, 0), "x dimension 0 (T)", dim(x, 0))) ||
       failed(expectExtent(op, (name + " dimension 1 (E)").str(),
@@ -666,6 +667,20 @@ LogicalResult GroupedWeightGradOp::verify() {
                           "dw dimension 2", dim(dw, 2))));
 }
 
+/// The score gradients rounded for tensor cores: [T, E] in x's element
+/// type, which must be bf16 or f16 (an f32 layer's products read the f32
+/// scores).
+static LogicalResult expectNarrowScoreGradients(Operation *op, Value ds,
+                                                Value x, int64_t experts) {
+  Type element = memrefOf(x).getElementType();
+  if (!element.isBF16() && !element.isF16())
+    return op->emitOpError()
+           << "has ds but x has element type " << element
+           << ": ds holds the score gradients rounded to a bf16 or f16 "
+              "layer's type for tensor cores";
+  return expectTokenExperts(op, "ds", ds, x, experts, element);
+}
+
 LogicalResult RouteBackwardOp::verify() {
   Operation *op = getOperation();
   Builder b(getContext());
@@ -703,7 +718,8 @@ LogicalResult RouteBackwardOp::verify() {
       (getProbs() &&
        failed(expectProbabilities(op, getProbs(), x, experts))) ||
       (getScores() &&
-       failed(expectTokenExperts(op, "scores", getScores(), x, experts))));
+       failed(expectTokenExperts(op, "scores", getScores(), x, experts))) ||
+      (getDs() && failed(expectNarrowScoreGradients(op, getDs(), x, experts))));
 }
 
 //===----------------------------------------------------------------------===//

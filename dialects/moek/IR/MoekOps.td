@@ -417,6 +417,11 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward",
     `aux_loss` is 0. `scores` (f32 [T, E], contents undefined after the op)
     is the GPU lowering's scratch for the recomputed scores and their
     gradients, planned like `moek.route`'s; the GPU lowering requires it.
+    `ds` ([T, E] in `x`'s element type, bf16 or f16; contents undefined
+    after the op) is the GPU's scratch for the score gradients rounded to
+    the layer's type: with it the two products `dx += ds . w_gate^T` and
+    `dw_gate = x^T ds` run on tensor cores (where their K and N are
+    multiples of 8), without it as SIMT kernels reading the f32 `scores`.
 
     ```mlir
     moek.route_backward softmax %x, %w_gate, %indices, %offsets, %dweights
@@ -437,6 +442,7 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward",
     Arg<AnyMemRef, "", [MemWrite]>:$aux,
     Arg<Optional<AnyMemRef>, "", [MemRead]>:$probs,
     Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$scores,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$ds,
     Moe_ScoreFuncAttr:$score_func,
     DefaultValuedAttr<BoolAttr, "true">:$normalize,
     DefaultValuedAttr<F64Attr, "1.0">:$scaling,
@@ -447,9 +453,28 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward",
     $score_func $x `,` $w_gate `,` $indices `,` $offsets `,` $d_weights
     `into` $dx `,` $dw_gate `,` $aux
     (`probs` `(` $probs^ `:` type($probs) `)`)?
-    (`scores` `(` $scores^ `:` type($scores) `)`)? attr-dict
+    (`scores` `(` $scores^ `:` type($scores) `)`)?
+    (`ds` `(` $ds^ `:` type($ds) `)`)? attr-dict
     `:` type($x) `,` type($w_gate) `,` type($indices) `,` type($offsets) `,`
     type($d_weights) `,` type($dx) `,` type($dw_gate) `,` type($aux)
+  }];
+  let extraClassDeclaration = [{
+    /// Whether the products fit the GPU's tensor-core kernels: H and E
+    /// are K and N of dx += ds . w_gate^T, M and N of x^T ds, and both
+    /// kernels copy 8 elements at a time.
+    static bool productsFitTensorCores(int64_t hidden, int64_t experts) {
+      return hidden % 8 == 0 && experts % 8 == 0;
+    }
+    /// Slices of the tokens that the GPU's dw_gate = x^T ds splits its
+    /// reduction into, each CTA adding its slice's sum into dw_gate: its
+    /// `outputTiles` tiles of [H, E] alone would leave most of the chip's
+    /// `multiprocessors` idle (16 of 132 for H = 2048, E = 128).
+    static int64_t weightGradSlices(int64_t outputTiles,
+                                    int64_t multiprocessors) {
+      return outputTiles >= multiprocessors
+                 ? 1
+                 : multiprocessors / (outputTiles > 0 ? outputTiles : 1);
+    }
   }];
 }
 

@@ -84,6 +84,20 @@ public:
     return elements(buffer) * elementBytes(buffer);
   }
 
+  /// The launches of `op` priced apart (profiles name them apart): the
+  /// router backward's tensor-core products, else workOf's one, or none.
+  std::vector<KernelWork> worksOf(Operation *op) {
+    if (auto route = dyn_cast<RouteBackwardOp>(op)) {
+      std::vector<KernelWork> products = routerProducts(route);
+      if (!products.empty())
+        return products;
+    }
+    std::optional<KernelWork> work = workOf(op);
+    if (!work)
+      return {};
+    return {*work};
+  }
+
   /// The work of `op`, or nothing when it is not a kernel (constants,
   /// views, loops). `grouped` says its rows span all routed rows.
   std::optional<KernelWork> workOf(Operation *op) {
@@ -191,7 +205,8 @@ public:
             // as its bytes), then SIMT launches for ds per token, dx += ds
             // w_gate^T and dw_gate = x^T ds: the two T*H*E products are the
             // time. Five launches (aux, ds, dx, dw_gate's zero and sum) and
-            // the GEMM's.
+            // the GEMM's. (With a bf16/f16 ds the products are tensor-core
+            // launches of their own: routerProducts.)
             w.flops = 2 * 2 * t * h * e;
             w.bytes += 2 * t * e * 4;
             w.launches = 5;
@@ -310,6 +325,70 @@ private:
     return w;
   }
 
+  /// The router's backward with its products on tensor cores (a bf16/f16
+  /// ds whose shapes the kernels take, as moek-lower-to-gpu decides):
+  /// `moek_route_backward` for the per-token kernel (and the scores GEMM
+  /// unless the probabilities were saved, counted as its bytes), then
+  /// `moek_route_backward_dx` priced as the backward's B-transposed
+  /// mma.sync store GEMM (the same kernel, one group of T rows, plus the
+  /// read of the f32 dx it adds to) and `moek_route_backward_dw_gate` as the
+  /// varlen-K weight gradient (its [H, E] tiles times the token slices that
+  /// fill the chip). Nothing when the SIMT form runs.
+  std::vector<KernelWork> routerProducts(RouteBackwardOp o) {
+    double t = extent(o.getX(), 0), h = extent(o.getX(), 1);
+    double e = extent(o.getWGate(), 1);
+    if (device.matrixTflops <= 0 || !o.getDs() || !isHalf(o.getX()) ||
+        !RouteBackwardOp::productsFitTensorCores(int64_t(h), int64_t(e)))
+      return {};
+    KernelWork token = named(o, "moek_route_backward");
+    // Per token: its f32 scores in, ds out in the layer's type, the
+    // E-long loops (softmax / sigmoid, its gradient, the aux term).
+    token.flops = 16 * t * e;
+    token.bytes = t * e * 4 + bytesOf(o.getDs()) + bytesOf(o.getDWeights()) +
+                  bytesOf(o.getIndices());
+    token.launches = 2; // the aux loss's zero, the tokens
+    if (o.getProbs()) {
+      token.bytes += bytesOf(o.getProbs());
+    } else {
+      token.bytes += bytesOf(o.getX()) + bytesOf(o.getWGate()) + t * e * 4;
+      token.launches += 1;
+    }
+
+    KernelWork dx = named(o, "moek_route_backward_dx");
+    dx.calibratedAs = "grouped_matmul_store_transposed_b";
+    dx.tensorCore = true;
+    dx.bytes = bytesOf(o.getDs()) + bytesOf(o.getWGate()) +
+               2 * bytesOf(o.getDx());
+    dx.flops = 2 * t * h * e;
+    if (const GemmTile *tile = device.tileFor("grouped_matmul")) {
+      dx.flops = 2 * std::ceil(t / tile->rows) * tile->rows * h * e;
+      dx.tiles = std::ceil(t / tile->rows) * std::ceil(h / tile->columns);
+      dx.tileFlops = 2.0 * tile->rows * tile->columns * e;
+      dx.waveSlots = device.waveSlots(*tile);
+    }
+
+    KernelWork dw = named(o, "moek_route_backward_dw_gate");
+    dw.calibratedAs = "grouped_weight_grad";
+    dw.tensorCore = true;
+    dw.flops = 2 * t * h * e;
+    dw.bytes = bytesOf(o.getX()) + bytesOf(o.getDs()) + bytesOf(o.getDwGate());
+    if (const GemmTile *tile = device.tileFor("grouped_weight_grad")) {
+      double outputTiles =
+          std::ceil(h / tile->rows) * std::ceil(e / tile->columns);
+      int64_t slices = RouteBackwardOp::weightGradSlices(
+          int64_t(outputTiles), device.multiprocessors);
+      if (slices > 1) {
+        // dw_gate zeroed, then every slice adds its tiles.
+        dw.bytes += double(slices) * bytesOf(o.getDwGate());
+        dw.launches += 1;
+      }
+      dw.tiles = outputTiles * double(slices);
+      dw.tileFlops = 2.0 * tile->rows * tile->columns * (t / double(slices));
+      dw.waveSlots = device.waveSlots(*tile);
+    }
+    return {token, dx, dw};
+  }
+
   /// Experts of one launch: all of them, or a chunk's when a loop runs
   /// the chunks one launch each.
   static double expertsPerLaunch(Operation *op, double experts) {
@@ -395,32 +474,31 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
       }
       return;
     }
-    std::optional<KernelWork> work = builder.workOf(op);
-    if (!work)
-      return;
     int64_t trips = tripCount(op);
-    if (isGroupedKernel(op)) {
-      work->launches *= trips; // work already spans every chunk's rows
-    } else {
-      work->launches *= trips;
-      work->flops *= trips;
-      work->bytes *= trips;
+    for (KernelWork &work : builder.worksOf(op)) {
+      if (isGroupedKernel(op)) {
+        work.launches *= trips; // work already spans every chunk's rows
+      } else {
+        work.launches *= trips;
+        work.flops *= trips;
+        work.bytes *= trips;
+      }
+      double ms = ::moe::cost::predictMs(device, work);
+      if (!work.communication) {
+        now += ms;
+        cost.kernelMs += ms;
+        cost.kernels.push_back(KernelEstimate{work, ms});
+        continue;
+      }
+      double end = std::max(now, linkFree) + ms;
+      linkFree = end;
+      cost.communicationMs += ms;
+      if (auto start = dyn_cast<AllToAllStartOp>(op))
+        started[start.getEvent()] = {cost.collectives.size(), end};
+      else
+        now = end;
+      cost.collectives.push_back(CollectiveEstimate{work, ms, 0});
     }
-    double ms = ::moe::cost::predictMs(device, *work);
-    if (!work->communication) {
-      now += ms;
-      cost.kernelMs += ms;
-      cost.kernels.push_back(KernelEstimate{*work, ms});
-      return;
-    }
-    double end = std::max(now, linkFree) + ms;
-    linkFree = end;
-    cost.communicationMs += ms;
-    if (auto start = dyn_cast<AllToAllStartOp>(op))
-      started[start.getEvent()] = {cost.collectives.size(), end};
-    else
-      now = end;
-    cost.collectives.push_back(CollectiveEstimate{*work, ms, 0});
   });
   for (const CollectiveEstimate &c : cost.collectives)
     cost.hiddenMs += c.hiddenMs;

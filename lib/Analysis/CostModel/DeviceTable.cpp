@@ -107,8 +107,11 @@ std::string moe::cost::defaultDeviceFor(const std::string &target) {
 }
 
 std::string moe::cost::kernelClassOf(const KernelWork &work) {
-  return work.name.substr(work.name.rfind("moek_", 0) == 0 ? 5 : 0) +
-         (work.tensorCore ? ".tc" : ".simt");
+  std::string name =
+      !work.calibratedAs.empty()
+          ? work.calibratedAs
+          : work.name.substr(work.name.rfind("moek_", 0) == 0 ? 5 : 0);
+  return name + (work.tensorCore ? ".tc" : ".simt");
 }
 
 double moe::cost::predictMs(const DeviceDescription &device,

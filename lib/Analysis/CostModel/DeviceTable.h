@@ -103,13 +103,18 @@ struct KernelWork {
   /// A collective: `bytes` leave the rank over the device's link, each of
   /// the `launches` calls pays the link's fixed cost; no flops.
   bool communication = false;
+  /// The class whose calibration prices it when not its own name's: a
+  /// launch that is another fitted kernel on other operands (the router's
+  /// tensor-core products are the backward's GEMM kernels).
+  std::string calibratedAs;
 };
 
 /// Predicted milliseconds of `work` on `device` (a kernel, or a collective
 /// over the device's link).
 double predictMs(const DeviceDescription &device, const KernelWork &work);
 
-/// The class a kernel's name gives: NAME.tc or NAME.simt (without moek_);
+/// The class a kernel's name gives: NAME.tc or NAME.simt, NAME its
+/// calibratedAs or else its name without the `moek_` prefix;
 /// DeviceDescription::classOf maps it to the one a device prices it as.
 std::string kernelClassOf(const KernelWork &work);
 

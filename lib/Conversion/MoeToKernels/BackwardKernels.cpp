@@ -259,8 +259,19 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                    b.getF32Type(), dynamicT,
                                    "gradients.router_scores")
                      : Value();
+  // A bf16/f16 layer's products dx += ds . w_gate^T and dw_gate = x^T ds
+  // run on tensor cores, which read ds in the layer's type: a buffer of its
+  // own ([T, E], half the f32 scores'), not a view of the scores, whose row
+  // t/2 (read by another token's thread) holds token t's bytes.
+  int64_t hidden = xType.getDimSize(1);
+  bool narrowDs = scratchBuffers && (element.isBF16() || element.isF16()) &&
+                  moek::RouteBackwardOp::productsFitTensorCores(hidden,
+                                                               plan->experts);
+  Value ds = narrowDs ? allocBuffer(b, {xType.getDimSize(0), plan->experts},
+                                    element, dynamicT, "gradients.router_ds")
+                      : Value();
   moek::RouteBackwardOp::create(b, x, wGate, indices, offsets, dWeights, dxAcc,
-                                dwGateAcc, aux, probs, scores,
+                                dwGateAcc, aux, probs, scores, ds,
                                 op.getScoreFuncAttr(),
                                 op.getNormalizeAttr(), op.getScalingAttr(),
                                 op.getAuxLossAttr(), op.getGroupRanksAttr());

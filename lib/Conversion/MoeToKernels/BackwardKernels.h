@@ -32,7 +32,9 @@ LogicalResult lowerExpertsBackward(ExpertsBackwardOp op, RoutingPlans &plans,
                                    WideGradients &wide);
 
 /// The router's backward (moek.route_backward) into f32 accumulators; with
-/// `scratchBuffers` it gets an f32 [T, E] scratch buffer for the GPU's scores.
+/// `scratchBuffers` it gets an f32 [T, E] scratch buffer for the GPU's
+/// scores, and for a bf16/f16 layer whose products fit the tensor cores a
+/// [T, E] buffer of the layer's type for the rounded score gradients.
 LogicalResult lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
                                 RewriterBase &rewriter,
                                 const WideGradients &wide, bool scratchBuffers);

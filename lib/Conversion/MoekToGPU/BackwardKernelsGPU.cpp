@@ -116,8 +116,9 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
                                  LaunchPerItem launch) {
   // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores.
-  if (canLowerWeightGradToTensorCores(op)) {
-    lowerWeightGradToTensorCores(op, lb);
+  TensorCoreWeightGrad grad = TensorCoreWeightGrad::of(op);
+  if (canLowerWeightGradToTensorCores(grad, op.getContext())) {
+    lowerWeightGradToTensorCores(grad, lb);
     return;
   }
   ImplicitLocOpBuilder &b = lb.builder();
@@ -161,30 +162,123 @@ void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
   });
 }
 
+namespace {
+
+/// [H, E] (identity layout) viewed as the one group [1, H, E] that the
+/// tensor-core kernels take.
+Value asOneGroup(ImplicitLocOpBuilder &b, Value matrix) {
+  auto type = cast<MemRefType>(matrix.getType());
+  return memref::ExpandShapeOp::create(
+      b, ArrayRef<int64_t>{1, type.getDimSize(0), type.getDimSize(1)}, matrix,
+      ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
+/// Names the launch just emitted before the builder's insertion point
+/// (moek-lower-to-gpu prefixes the op's name).
+void nameLastLaunch(ImplicitLocOpBuilder &b, StringRef part) {
+  auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
+}
+
+/// The router's two products on tensor cores, from the rounded score
+/// gradients ds [T, E]: dx[T, H] += ds . w_gate^T is the plain GEMM with b
+/// = w_gate as [1, H, E] (K-contiguous: transpose_b) and an accumulating
+/// store; dw_gate[H, E] = x^T ds the weight-gradient kernel with one group
+/// of all T rows, split into slices that add into the zeroed dw_gate.
+struct RouterProducts {
+  TensorCoreGemm dx;
+  TensorCoreWeightGrad dwGate;
+
+  /// The products of `op`, or nothing when it has no ds or a kernel does
+  /// not take them (the SIMT kernels then read the f32 scores).
+  static std::optional<RouterProducts> of(RouteBackwardOp op, LoopBuilder &lb,
+                                          const TensorCoreTile &tile,
+                                          int64_t multiprocessors) {
+    Value ds = op.getDs();
+    if (!ds)
+      return std::nullopt;
+    ImplicitLocOpBuilder &b = lb.builder();
+    MLIRContext *context = op.getContext();
+    RouterProducts products;
+    TensorCoreGemm &gemm = products.dx;
+    gemm.a = ds;
+    gemm.c = op.getDx();
+    gemm.transposeB = true;
+    gemm.accumulate = true;
+    gemm.tile = tile;
+    TensorCoreWeightGrad &grad = products.dwGate;
+    grad.lhs = op.getX();
+    grad.rhs = ds;
+    int64_t hidden = staticDim(op.getWGate(), 0);
+    int64_t experts = staticDim(op.getWGate(), 1);
+    int64_t outputTiles = ((hidden + kWeightGradTileRows - 1) /
+                           kWeightGradTileRows) *
+                          ((experts + kWeightGradTileColumns - 1) /
+                           kWeightGradTileColumns);
+    grad.slices = RouteBackwardOp::weightGradSlices(outputTiles,
+                                                    multiprocessors);
+    // The views are host ops: made only when both kernels apply.
+    auto gateType = cast<MemRefType>(op.getWGate().getType());
+    auto dwType = cast<MemRefType>(op.getDwGate().getType());
+    if (!gateType.getLayout().isIdentity() || !dwType.getLayout().isIdentity())
+      return std::nullopt;
+    gemm.b = asOneGroup(b, op.getWGate());
+    grad.dw = asOneGroup(b, op.getDwGate());
+    if (!canLowerToTensorCores(gemm, context) ||
+        !canLowerWeightGradToTensorCores(grad, context)) {
+      gemm.b.getDefiningOp()->erase();
+      grad.dw.getDefiningOp()->erase();
+      return std::nullopt;
+    }
+    return products;
+  }
+};
+
+} // namespace
+
 void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
-                             LaunchPerItem launch, Value scores) {
+                             LaunchPerItem launch, Value scores,
+                             const TensorCoreTile &tile,
+                             int64_t multiprocessors) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate();
   Value dx = op.getDx(), dwGate = op.getDwGate(), aux = op.getAux();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value E = lb.index(experts), H = lb.index(hidden), zero = lb.index(0);
   Value tokens = lb.dim(x, 0);
+  std::optional<RouterProducts> products =
+      RouterProducts::of(op, lb, tile, multiprocessors);
   // The aux loss starts at zero; every token then adds to it.
   launch(lb.index(1), [&](Value) {
     memref::StoreOp::create(b, lb.f32(0.0), aux, ValueRange{});
   });
   // A thread per token, from its scores (x . w_gate, computed by a GEMM
-  // before) to its score gradients ds, written over them: only E-long loops.
+  // before) to its score gradients ds, written over them, or rounded into
+  // the op's ds for the tensor cores: only E-long loops.
   launch(tokens, [&](Value t) {
     // Thread-private scratch: the token's probabilities and their gradient.
     Value p = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
     Value dp = scratch(b, {experts}, b.getF32Type(), ScratchPlace::Stack);
-    Value term = emitRouteBackwardToken(lb, op, p, dp, t,
-                                        /*atomicWeightGrad=*/true, scores);
+    Value term = emitRouteBackwardToken(
+        lb, op, p, dp, t, /*atomicWeightGrad=*/true, scores,
+        products ? op.getDs() : Value());
     if (op.getAuxLoss().convertToDouble() > 0.0)
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, aux,
                                   ValueRange{});
   });
+  if (products) {
+    lowerToTensorCores(products->dx, lb);
+    nameLastLaunch(b, "dx");
+    if (products->dwGate.slices > 1)
+      launch(arith::MulIOp::create(b, lb.dim(dwGate, 0), E), [&](Value item) {
+        memref::StoreOp::create(b, lb.f32(0.0), dwGate,
+                                ValueRange{arith::DivUIOp::create(b, item, E),
+                                           arith::RemUIOp::create(b, item, E)});
+      });
+    lowerWeightGradToTensorCores(products->dwGate, lb);
+    nameLastLaunch(b, "dw_gate");
+    return;
+  }
   // dx[t, h] += ds[t] . w_gate[h]: a thread per h and group of tokens, the
   // lanes of a warp on consecutive h (ds broadcast). A warp's reads of
   // w_gate[h, e] touch 32 rows at once, so each one serves the group's

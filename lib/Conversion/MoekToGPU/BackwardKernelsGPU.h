@@ -5,7 +5,7 @@
 // row for the GLU backward, a thread per weight-gradient element for the
 // varlen-K GEMMs that do not run on tensor cores; the router's backward as
 // a thread per token from the scores to their gradients ds, then dx += ds .
-// w_gate^T and dw_gate = x^T ds a thread per output element. The products
+// w_gate^T and dw_gate = x^T ds on tensor cores (bf16/f16) or SIMT kernels. The products
 // with B transposed (dy . w2^T, dh . w1^T) are grouped matmuls.
 //
 //===----------------------------------------------------------------------===//
@@ -14,6 +14,7 @@
 #define MOE_MLIR_LIB_CONVERSION_MOEKTOGPU_BACKWARDKERNELSGPU_H
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
 namespace mlir::moek {
@@ -28,10 +29,16 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op,
                                   moe::LoopBuilder &lb, LaunchPerItem launch);
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, moe::LoopBuilder &lb,
                                  LaunchPerItem launch);
-/// `scores`: f32 [T, E] holding x . w_gate (the caller's GEMM); the
-/// kernels overwrite it with the score gradients ds.
+/// `scores`: f32 [T, E] holding x . w_gate (the caller's GEMM). With the
+/// op's `ds` (bf16/f16), a thread per token rounds its score gradients into
+/// it and the products dx += ds . w_gate^T, dw_gate = x^T ds run on tensor
+/// cores (`tile` for dx, dw_gate's reduction split to fill
+/// `multiprocessors`); otherwise the gradients overwrite `scores` and the
+/// products are SIMT kernels.
 void lowerRouteBackwardToGPU(RouteBackwardOp op, moe::LoopBuilder &lb,
-                             LaunchPerItem launch, Value scores);
+                             LaunchPerItem launch, Value scores,
+                             const TensorCoreTile &tile,
+                             int64_t multiprocessors);
 
 } // namespace mlir::moek
 

@@ -230,6 +230,9 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
     return fail("c is not a float buffer");
   if (epilogue == Epilogue::scatter_add && !cType.getElementType().isF32())
     return fail("scatter_add into a non-f32 buffer");
+  if (op.accumulate &&
+      (epilogue != Epilogue::store || !cType.getElementType().isF32()))
+    return fail("an accumulating epilogue that is not a store into f32");
   if ((op.gather || epilogue == Epilogue::scatter_add) && !op.owners)
     return fail("no row owners");
   return true;
@@ -705,6 +708,11 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                     b, arith::AtomicRMWKind::addf,
                     weight ? arith::MulFOp::create(b, weight, value) : value,
                     c, ValueRange{token, column});
+              } else if (op.accumulate) {
+                Value prev = memref::LoadOp::create(
+                    b, c, ValueRange{local, column});
+                memref::StoreOp::create(b, arith::AddFOp::create(b, prev, value),
+                                        c, ValueRange{local, column});
               } else {
                 lb.storeF32(value, c, {local, column});
               }

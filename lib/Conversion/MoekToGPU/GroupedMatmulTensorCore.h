@@ -42,6 +42,9 @@ struct TensorCoreGemm {
   bool gather = false;
   /// b is [E, N, K] (K-contiguous) instead of [E, K, N].
   bool transposeB = false;
+  /// The store epilogue adds into c (f32) instead of writing it: c += a b.
+  /// Each output element has one owner thread, so no atomics.
+  bool accumulate = false;
   int64_t topK = 1;
   TensorCoreTile tile;
   /// The scatter-add epilogue adds four columns per red.add.v4.f32 (sm_90+).
@@ -56,8 +59,9 @@ struct TensorCoreGemm {
 /// says which rule it misses and the SIMT kernel is the one to use. It needs
 /// bf16 or f16 operands a and b of the same type, identity layouts, a
 /// contraction depth K and an output width N (N/2 for a GLU) that are
-/// multiples of 8, an f32 output for scatter_add, and the nvgpu, vector, nvvm
-/// and llvm dialects loaded in the context.
+/// multiples of 8, an f32 output for scatter_add and for an accumulating
+/// store, and the nvgpu, vector, nvvm and llvm dialects loaded in the
+/// context.
 bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
                            std::string *why = nullptr);
 
@@ -113,17 +117,46 @@ bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
 /// canLowerToWarpgroupMma(gemm).
 void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
-/// Whether moek.grouped_weight_grad runs on tensor cores
+/// The output tile of one CTA of the weight-gradient kernel.
+constexpr int64_t kWeightGradTileRows = 128, kWeightGradTileColumns = 128;
+
+/// The operands of one varlen-K weight-gradient launch, dw[e] = sum over
+/// group e's rows r of lhs(r)^T rhs(r): those of a
+/// moek.grouped_weight_grad, or a plain dw[0] = lhs^T rhs when `offsets` is
+/// null (one group of every row of lhs).
+struct TensorCoreWeightGrad {
+  Value lhs, rhs, dw;            ///< [rows or T, M], [rows or T, N], [E, M, N]
+  Value offsets, owners, weights; ///< offsets null: one group of all rows
+  Value firstExpert, lastExpert;  ///< null: all experts of dw
+  bool gatherLhs = false, gatherRhs = false;
+  int64_t topK = 1;
+  /// Without offsets: CTAs split the rows into this many slices and each
+  /// adds its slice's sum into dw (f32, zeroed before) atomically.
+  int64_t slices = 1;
+
+  static TensorCoreWeightGrad of(GroupedWeightGradOp op);
+};
+
+/// Whether the weight-gradient kernel handles `grad`
 /// (GroupedWeightGradTensorCore.cpp): bf16 or f16 lhs and rhs of one type,
 /// no weights (they would scale rows of the reduction), identity layouts,
-/// M and N multiples of 8. `why` says which rule it misses.
-bool canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
+/// M and N multiples of 8, an f32 dw when slices add into it, and the
+/// nvgpu, vector, nvvm and llvm dialects loaded. `why` says which rule it
+/// misses.
+bool canLowerWeightGradToTensorCores(const TensorCoreWeightGrad &grad,
+                                     MLIRContext *context,
                                      std::string *why = nullptr);
+inline bool canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
+                                            std::string *why = nullptr) {
+  return canLowerWeightGradToTensorCores(TensorCoreWeightGrad::of(op),
+                                         op.getContext(), why);
+}
 /// Emits the varlen-K weight-gradient kernel: one CTA per 128 x 128 tile of
-/// dw[e] per expert, walking the expert's rows in steps of 32 through a
-/// cp.async pipeline into mma.sync. Precondition:
-/// canLowerWeightGradToTensorCores(op).
-void lowerWeightGradToTensorCores(GroupedWeightGradOp op, moe::LoopBuilder &lb);
+/// dw[e] per expert (per slice of the rows without offsets), walking its
+/// rows in steps of 32 through a cp.async pipeline into mma.sync.
+/// Precondition: canLowerWeightGradToTensorCores(grad).
+void lowerWeightGradToTensorCores(const TensorCoreWeightGrad &grad,
+                                  moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

@@ -19,6 +19,10 @@
 //   block transposed gives mma.sync's row-major A fragment), B = R with
 //   ldmatrix.trans as in the forward kernel.
 // - The epilogue stores the accumulators into dw[e] (narrowed to dw's type).
+// - Without offsets (the router's dw_gate = x^T ds): one group of every row,
+//   its rows split into `slices` along the grid's z, each CTA adding its
+//   slice's sum into the zeroed f32 dw with atomics, so that a few output
+//   tiles still fill the chip.
 //
 // The grouped_matmul kernel (GroupedMatmulTensorCore.cpp) tiles rows of one
 // expert with a fixed K; here K varies per expert and the output is a
@@ -52,7 +56,8 @@ constexpr int64_t kChunk = 8, kPad = 8;
 // The CTA tile: 128 x 128 outputs, 32 rows deep per stage, 4 stages, 8
 // warps as 2 x 4, each 64 x 32 (4 x 4 mma tiles of 16 x 8). Shared memory:
 // 4 * 32 * (136 + 136) * 2 = 69632 bytes, within every chip's limit.
-constexpr int64_t kBM = 128, kBN = 128, kBK = 32, kStages = 4;
+constexpr int64_t kBM = kWeightGradTileRows, kBN = kWeightGradTileColumns;
+constexpr int64_t kBK = 32, kStages = 4;
 constexpr int64_t kWarpsM = 2, kWarpsN = 4, kThreads = 32 * kWarpsM * kWarpsN;
 constexpr int64_t kWarpM = kBM / kWarpsM, kWarpN = kBN / kWarpsN;
 constexpr int64_t kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
@@ -78,7 +83,7 @@ SmallVector<Value> registersOf(ImplicitLocOpBuilder &b, Value fragment) {
 }
 
 struct WeightGradKernel {
-  GroupedWeightGradOp op;
+  const TensorCoreWeightGrad &op;
   LoopBuilder &lb;
   ImplicitLocOpBuilder &b;
   Ix ix;
@@ -94,16 +99,15 @@ struct WeightGradKernel {
   };
   SmallVector<Copy> copiesA, copiesB;
 
-  WeightGradKernel(GroupedWeightGradOp op, LoopBuilder &lb)
+  WeightGradKernel(const TensorCoreWeightGrad &op, LoopBuilder &lb)
       : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
-    element = cast<MemRefType>(op.getLhs().getType()).getElementType();
-    outM = staticDim(op.getDw(), 1);
-    outN = staticDim(op.getDw(), 2);
+    element = cast<MemRefType>(op.lhs.getType()).getElementType();
+    outM = staticDim(op.dw, 1);
+    outN = staticDim(op.dw, 2);
   }
 
   Value rowOf(Value e) {
-    return asIndex(b,
-                   memref::LoadOp::create(b, op.getOffsets(), ValueRange{e}));
+    return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
   }
 
   /// The source row of operand `buffer` for grouped row r: through the
@@ -112,8 +116,8 @@ struct WeightGradKernel {
     if (!gather)
       return ix.sub(r, base);
     Value owner =
-        asIndex(b, memref::LoadOp::create(b, op.getOwners(), ValueRange{r}));
-    return ix.div(owner, op.getTopK());
+        asIndex(b, memref::LoadOp::create(b, op.owners, ValueRange{r}));
+    return ix.div(owner, op.topK);
   }
 
   void planCopies() {
@@ -150,9 +154,9 @@ struct WeightGradKernel {
           b.getIndexAttr(kChunk), ix.select(ok, ix.c(kChunk), 0), bypassL1));
     };
     for (const Copy &c : copiesA)
-      copy(c, op.getLhs(), op.getGatherLhs(), m0, sharedA);
+      copy(c, op.lhs, op.gatherLhs, m0, sharedA);
     for (const Copy &c : copiesB)
-      copy(c, op.getRhs(), op.getGatherRhs(), n0, sharedB);
+      copy(c, op.rhs, op.gatherRhs, n0, sharedB);
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens).getResult();
   }
 
@@ -232,8 +236,8 @@ struct WeightGradKernel {
     return acc;
   }
 
-  /// dw[e, m, n] = acc; every element of the tile inside [M, N] is
-  /// written, zeros for an expert with no rows.
+  /// dw[e, m, n] = acc (+= atomically when slices share dw); every element
+  /// of the tile inside [M, N] is written, zeros for an expert with no rows.
   void store(ArrayRef<Value> acc) {
     Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
     for (int64_t mi = 0; mi < kFragsM; ++mi)
@@ -245,10 +249,16 @@ struct WeightGradKernel {
             // N is a multiple of 8: a fragment is wholly in or out.
             Value start = ix.add(ix.add(n0, ix.mul(warpN, kWarpN)), nj * 8);
             lb.ifThen(ix.ult(start, outN), [&] {
-              for (int64_t p = 0; p < 2; ++p)
-                lb.storeF32(acc[(mi * kFragsN + nj) * 4 + h * 2 + p],
-                            op.getDw(),
-                            {expert, m, ix.add(ix.add(start, laneColumn), p)});
+              for (int64_t p = 0; p < 2; ++p) {
+                Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
+                SmallVector<Value> at = {
+                    expert, m, ix.add(ix.add(start, laneColumn), p)};
+                if (op.slices > 1)
+                  memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf,
+                                              value, op.dw, at);
+                else
+                  lb.storeF32(value, op.dw, at);
+              }
             });
           }
         });
@@ -258,28 +268,44 @@ struct WeightGradKernel {
 
 } // namespace
 
-bool mlir::moek::canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
-                                                 std::string *why) {
+TensorCoreWeightGrad
+mlir::moek::TensorCoreWeightGrad::of(GroupedWeightGradOp op) {
+  TensorCoreWeightGrad grad;
+  grad.lhs = op.getLhs();
+  grad.rhs = op.getRhs();
+  grad.dw = op.getDw();
+  grad.offsets = op.getOffsets();
+  grad.owners = op.getOwners();
+  grad.weights = op.getWeights();
+  grad.firstExpert = op.getFirstExpert();
+  grad.lastExpert = op.getLastExpert();
+  grad.gatherLhs = op.getGatherLhs();
+  grad.gatherRhs = op.getGatherRhs();
+  grad.topK = op.getTopK();
+  return grad;
+}
+
+bool mlir::moek::canLowerWeightGradToTensorCores(
+    const TensorCoreWeightGrad &op, MLIRContext *context, std::string *why) {
   auto fail = [&](const Twine &reason) {
     if (why)
       *why = reason.str();
     return false;
   };
-  MLIRContext *context = op.getContext();
   if (!context->getLoadedDialect<nvgpu::NVGPUDialect>() ||
       !context->getLoadedDialect<vector::VectorDialect>() ||
       !context->getLoadedDialect<NVVM::NVVMDialect>() ||
       !context->getLoadedDialect<LLVM::LLVMDialect>())
     return fail("the nvgpu, vector, nvvm and llvm dialects are not loaded");
-  auto lhs = cast<MemRefType>(op.getLhs().getType());
-  auto rhs = cast<MemRefType>(op.getRhs().getType());
-  auto dw = cast<MemRefType>(op.getDw().getType());
+  auto lhs = cast<MemRefType>(op.lhs.getType());
+  auto rhs = cast<MemRefType>(op.rhs.getType());
+  auto dw = cast<MemRefType>(op.dw.getType());
   Type element = lhs.getElementType();
   if (!element.isBF16() && !element.isF16())
     return fail("operands are not bf16 or f16");
   if (rhs.getElementType() != element)
     return fail("lhs and rhs have different element types");
-  if (op.getWeights())
+  if (op.weights)
     return fail("a weighted product (the weight would scale K rows)");
   if (!lhs.getLayout().isIdentity() || !rhs.getLayout().isIdentity() ||
       !dw.getLayout().isIdentity())
@@ -288,22 +314,38 @@ bool mlir::moek::canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
     return fail("M or N is not static");
   if (lhs.getDimSize(1) % kChunk != 0 || rhs.getDimSize(1) % kChunk != 0)
     return fail("M or N is not a multiple of 8");
+  if (!op.offsets && (dw.getDimSize(0) != 1 || op.gatherLhs || op.gatherRhs))
+    return fail("a product without offsets has one group and no gather");
+  if (op.slices > 1 && (op.offsets || !dw.getElementType().isF32()))
+    return fail("slices add into an f32 dw of one group");
   return true;
 }
 
-void mlir::moek::lowerWeightGradToTensorCores(GroupedWeightGradOp op,
+void mlir::moek::lowerWeightGradToTensorCores(const TensorCoreWeightGrad &op,
                                               LoopBuilder &lb) {
   WeightGradKernel k(op, lb);
   ImplicitLocOpBuilder &b = k.b;
   Ix &ix = k.ix;
-  int64_t experts = staticDim(op.getDw(), 0);
+  int64_t experts = staticDim(op.dw, 0);
   k.zero = ix.c(0);
   Value one = ix.c(1);
-  k.first = op.getFirstExpert() ? op.getFirstExpert() : k.zero;
-  Value last = op.getLastExpert() ? op.getLastExpert() : ix.c(experts);
-  Value span = arith::MaxSIOp::create(b, ix.sub(last, k.first), k.zero);
-  // An empty chunk still launches one (idle) CTA: grids are never empty.
-  Value gridZ = arith::MaxUIOp::create(b, span, one);
+  k.first = op.firstExpert ? op.firstExpert : k.zero;
+  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  // Grid z: the chunk's experts, or the slices of the one group's rows.
+  Value gridZ;
+  if (op.offsets) {
+    Value span = arith::MaxSIOp::create(b, ix.sub(last, k.first), k.zero);
+    // An empty chunk still launches one (idle) CTA: grids are never empty.
+    gridZ = arith::MaxUIOp::create(b, span, one);
+  } else {
+    gridZ = ix.c(op.slices);
+  }
+  // Without offsets: every slice's rows, a multiple of BK (the last one
+  // shorter, or empty for few rows).
+  Value rows = op.offsets ? Value() : lb.dim(op.lhs, 0);
+  Value sliceRows =
+      op.offsets ? Value()
+                 : ix.mul(ix.ceilDiv(ix.ceilDiv(rows, op.slices), kBK), kBK);
   auto launch = gpu::LaunchOp::create(
       b, ix.c((k.outM + kBM - 1) / kBM), ix.c((k.outN + kBN - 1) / kBN), gridZ,
       ix.c(kThreads), one, one, lb.i32(kSharedBytes));
@@ -314,13 +356,21 @@ void mlir::moek::lowerWeightGradToTensorCores(GroupedWeightGradOp op,
   b.setInsertionPointToStart(&entry);
 
   k.tid = launch.getThreadIds().x;
-  k.expert = ix.add(k.first, launch.getBlockIds().z);
+  k.expert = op.offsets ? ix.add(k.first, launch.getBlockIds().z) : k.zero;
   lb.ifThen(ix.ult(k.expert, last), [&] {
     k.m0 = ix.mul(launch.getBlockIds().x, kBM);
     k.n0 = ix.mul(launch.getBlockIds().y, kBN);
-    k.begin = k.rowOf(k.expert);
-    k.end = k.rowOf(ix.add(k.expert, 1));
-    k.base = k.rowOf(k.first);
+    if (op.offsets) {
+      k.begin = k.rowOf(k.expert);
+      k.end = k.rowOf(ix.add(k.expert, 1));
+      k.base = k.rowOf(k.first);
+    } else {
+      Value start =
+          arith::MulIOp::create(b, launch.getBlockIds().z, sliceRows);
+      k.begin = arith::MinUIOp::create(b, start, rows);
+      k.end = arith::MinUIOp::create(b, ix.add(start, sliceRows), rows);
+      k.base = k.zero;
+    }
     Value warp = ix.div(k.tid, 32);
     k.lane = ix.rem(k.tid, 32);
     k.warpM = ix.div(warp, kWarpsN);
@@ -344,10 +394,12 @@ void mlir::moek::lowerWeightGradToTensorCores(GroupedWeightGradOp op,
     k.planCopies();
     // Every thread of the CTA takes the same branch, so the pipeline's
     // barriers are safe; an expert with no rows writes zeros (and reads no
-    // row: its group may start past the last owner).
+    // row: its group may start past the last owner); an empty slice adds
+    // nothing.
     lb.ifThen(ix.ult(k.begin, k.end), [&] { k.store(k.pipeline()); });
-    lb.ifThen(ix.uge(k.begin, k.end), [&] {
-      k.store(SmallVector<Value>(kFragsM * kFragsN * 4, lb.f32(0.0)));
-    });
+    if (op.slices == 1)
+      lb.ifThen(ix.uge(k.begin, k.end), [&] {
+        k.store(SmallVector<Value>(kFragsM * kFragsN * 4, lb.f32(0.0)));
+      });
   });
 }

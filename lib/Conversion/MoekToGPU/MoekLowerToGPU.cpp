@@ -495,7 +495,8 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
 
 /// The training kernels other than grouped matmuls (BackwardKernelsGPU.cpp):
 /// SIMT launches, the weight gradients on tensor cores where they can be,
-/// the router's backward after its scores GEMM.
+/// the router's backward after its scores GEMM (its products on tensor
+/// cores when moe-lower-to-kernels gave it a bf16/f16 ds).
 void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
                          const GpuTarget &target) {
   auto launch = [&](Value count, function_ref<void(Value)> body) {
@@ -516,7 +517,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         // the buffer only receives the gradients.
         if (!o.getProbs())
           emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
-        lowerRouteBackwardToGPU(o, lb, launch, o.getScores());
+        lowerRouteBackwardToGPU(o, lb, launch, o.getScores(), target.tile,
+                                target.multiprocessors);
       });
 }
 

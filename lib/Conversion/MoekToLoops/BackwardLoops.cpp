@@ -206,7 +206,7 @@ void lowerGroupedWeightGrad(GroupedWeightGradOp op, ImplicitLocOpBuilder &b,
 
 Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
                              Value dp, Value t, bool atomicWeightGrad,
-                             Value scores) {
+                             Value scores, Value narrowDs) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value x = op.getX(), wGate = op.getWGate(), indices = op.getIndices();
   Value offsets = op.getOffsets(), dWeights = op.getDWeights();
@@ -348,6 +348,13 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
     });
   }
 
+  // Rounded for the tensor cores' products, which read nothing else.
+  if (narrowDs) {
+    lb.forLoop(zero, E, [&](Value e) {
+      lb.storeF32(load(b, dp, {e}), narrowDs, {t, e});
+    });
+    return aux;
+  }
   // With `scores`, ds replaces the token's scores there; the products with
   // x and w_gate run as kernels of their own.
   if (scores) {

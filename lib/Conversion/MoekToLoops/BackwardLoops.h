@@ -41,11 +41,12 @@ void emitGluBackwardRow(moe::LoopBuilder &lb, GroupedGluBackwardOp op, Value r,
 /// adds to dx[t] and dw_gate (atomically when `atomicWeightGrad`, for GPU
 /// threads) and returns the token's share of the aux loss (f32).
 /// With `scores` (f32 [T, E], x . w_gate computed before), the token reads
-/// its scores there, writes its score gradients ds over them and leaves dx
+/// its scores there, writes its score gradients ds over them (or, with
+/// `narrowDs` ([T, E], bf16/f16), rounded into that instead) and leaves dx
 /// and dw_gate to the caller.
 Value emitRouteBackwardToken(moe::LoopBuilder &lb, RouteBackwardOp op, Value p,
                              Value dp, Value t, bool atomicWeightGrad,
-                             Value scores = {});
+                             Value scores = {}, Value narrowDs = {});
 
 void lowerExpertLoads(ExpertLoadsOp op, ImplicitLocOpBuilder &b);
 void lowerGroupedGluBackward(GroupedGluBackwardOp op, ImplicitLocOpBuilder &b);

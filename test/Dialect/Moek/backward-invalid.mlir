@@ -199,3 +199,49 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %indices: memref<16x2xi
         memref<16x8xf32>, memref<8x4xf32>, memref<f32>
   return
 }
+
+// -----
+
+// ds: the score gradients rounded to the layer's type for the tensor cores.
+func.func @f(%x: memref<16x8xbf16>, %wg: memref<8x4xbf16>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>, %s: memref<16x4xf32>, %ds: memref<16x3xbf16>) {
+  // expected-error @+1 {{'moek.route_backward' op ds dimension 1 (E) (3) does not match w_gate dimension 1 (E) (4)}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      scores(%s : memref<16x4xf32>) ds(%ds : memref<16x3xbf16>)
+      : memref<16x8xbf16>, memref<8x4xbf16>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xbf16>, %wg: memref<8x4xbf16>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>, %ds: memref<8x4xbf16>) {
+  // expected-error @+1 {{'moek.route_backward' op ds dimension 0 (T) (8) does not match x dimension 0 (T) (16)}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      ds(%ds : memref<8x4xbf16>)
+      : memref<16x8xbf16>, memref<8x4xbf16>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<16x8xbf16>, %wg: memref<8x4xbf16>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>, %ds: memref<16x4xf16>) {
+  // expected-error @+1 {{'moek.route_backward' op ds must have element type 'bf16', got 'f16'}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      ds(%ds : memref<16x4xf16>)
+      : memref<16x8xbf16>, memref<8x4xbf16>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}
+
+// -----
+
+// An f32 layer's products read the f32 scores: no ds.
+func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
+             %dx: memref<16x8xf32>, %dwg: memref<8x4xf32>, %aux: memref<f32>, %ds: memref<16x4xf32>) {
+  // expected-error @+1 {{'moek.route_backward' op has ds but x has element type 'f32': ds holds the score gradients rounded to a bf16 or f16 layer's type for tensor cores}}
+  moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
+      ds(%ds : memref<16x4xf32>)
+      : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xf32>, memref<8x4xf32>, memref<f32>
+  return
+}

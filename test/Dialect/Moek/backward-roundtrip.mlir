@@ -67,3 +67,18 @@ func.func @saved_probabilities(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %weig
         memref<16x8xf32>, memref<8x4xf32>, memref<f32>
   return
 }
+
+// The GPU's scratch: the f32 scores and, for a bf16 layer, the rounded score gradients its
+// tensor-core products read.
+// CHECK-LABEL: func.func @gpu_scratch
+// CHECK: moek.route_backward softmax %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}}, %{{.*}} scores(%{{.*}} : memref<?x8xf32>) ds(%{{.*}} : memref<?x8xbf16>) :
+func.func @gpu_scratch(%x: memref<?x16xbf16>, %wg: memref<16x8xbf16>, %indices: memref<?x2xi32>,
+                       %offsets: memref<9xi32>, %dweights: memref<?x2xf32>, %dx: memref<?x16xf32>,
+                       %dwg: memref<16x8xf32>, %aux: memref<f32>, %s: memref<?x8xf32>,
+                       %ds: memref<?x8xbf16>) {
+  moek.route_backward softmax %x, %wg, %indices, %offsets, %dweights into %dx, %dwg, %aux
+      scores(%s : memref<?x8xf32>) ds(%ds : memref<?x8xbf16>)
+      : memref<?x16xbf16>, memref<16x8xbf16>, memref<?x2xi32>, memref<9xi32>, memref<?x2xf32>,
+        memref<?x16xf32>, memref<16x8xf32>, memref<f32>
+  return
+}
