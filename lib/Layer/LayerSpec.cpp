@@ -6,10 +6,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Layer/LayerSpec.h"
+#include "lib/Layer/SpecParsing.h"
 
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -64,15 +66,17 @@ const char *const kKeys[] = {"tokens",    "hidden",  "ffn",        "experts",
 const char *const kRequiredKeys[] = {"tokens", "hidden", "ffn", "experts",
                                      "top_k"};
 
-template <typename Range> std::string joinNames(const Range &names) {
-  std::string out;
-  for (const auto &name : names) {
-    if (!out.empty())
-      out += ", ";
-    out += name;
-  }
-  return out;
+/// All fields except the name, so that a spec can be matched to a preset.
+auto fieldsOf(const LayerSpec &s) {
+  return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
+                         s.bias, s.capacity, s.normalize, s.scaling,
+                         s.activation, s.dtype, s.dynamicTokens, s.nGroup,
+                         s.topkGroup, s.auxLoss, s.epRanks, s.overlapChunks);
 }
+
+} // namespace
+
+namespace detail {
 
 std::string_view trim(std::string_view s) {
   const char *ws = " \t\r\n\f\v";
@@ -83,26 +87,51 @@ std::string_view trim(std::string_view s) {
   return s.substr(begin, end - begin + 1);
 }
 
-bool isKnownKey(std::string_view key) {
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+bool splitItems(std::string_view text, std::string_view what,
+                std::vector<std::string_view> &items, std::string &error) {
+  // Split on ',' keeping empty items, so that "a,,b" is reported.
+  items.clear();
+  for (size_t begin = 0;;) {
+    size_t comma = text.find(',', begin);
+    items.push_back(trim(text.substr(begin, comma == std::string_view::npos
+                                                ? std::string_view::npos
+                                                : comma - begin)));
+    if (comma == std::string_view::npos)
+      break;
+    begin = comma + 1;
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].empty()) {
+      error = "empty item " + std::to_string(i + 1) + " in " +
+              std::string(what) + " (stray ','): remove it";
+      return false;
+    }
+  }
+  return true;
+}
+
+const std::vector<std::string> &layerKeys() {
+  static const std::vector<std::string> keys(std::begin(kKeys),
+                                             std::end(kKeys));
+  return keys;
+}
+
+bool isLayerKey(std::string_view key) {
   for (const char *k : kKeys)
     if (key == k)
       return true;
   return false;
 }
 
-/// All fields except the name, so that a spec can be matched to a preset.
-auto fieldsOf(const LayerSpec &s) {
-  return std::make_tuple(s.tokens, s.hidden, s.ffn, s.experts, s.topK, s.router,
-                         s.bias, s.capacity, s.normalize, s.scaling,
-                         s.activation, s.dtype, s.dynamicTokens, s.nGroup,
-                         s.topkGroup, s.auxLoss, s.epRanks,
-                         s.overlapChunks);
+void makeOneLine(std::string &error) {
+  for (char &c : error)
+    if (static_cast<unsigned char>(c) < 0x20)
+      c = ' ';
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-/// Parses an integer in [lo, kMaxLayerDim]. The bound message says what the
-/// lower limit means for this key.
+/// The bound message says what the lower limit means for this key.
 bool parseInt(std::string_view key, std::string_view value, int64_t lo,
               int64_t &out, std::string &error) {
   int64_t v = 0;
@@ -132,8 +161,8 @@ bool parseInt(std::string_view key, std::string_view value, int64_t lo,
   return true;
 }
 
-bool parseDouble(std::string_view key, std::string_view value, double &out,
-                 std::string &error) {
+static bool parseDouble(std::string_view key, std::string_view value,
+                        double &out, std::string &error) {
   double v = 0.0;
   const char *first = value.data(), *last = value.data() + value.size();
   auto [ptr, ec] = std::from_chars(first, last, v);
@@ -146,8 +175,8 @@ bool parseDouble(std::string_view key, std::string_view value, double &out,
   return true;
 }
 
-bool parseBool(std::string_view key, std::string_view value, bool &out,
-               std::string &error) {
+static bool parseBool(std::string_view key, std::string_view value, bool &out,
+                      std::string &error) {
   if (value == "0" || value == "1") {
     out = value == "1";
     return true;
@@ -156,9 +185,8 @@ bool parseBool(std::string_view key, std::string_view value, bool &out,
   return false;
 }
 
-/// Sets one key of `spec`, checking the rules that involve that key alone.
-bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
-            std::string &error) {
+bool setLayerKey(LayerSpec &spec, std::string_view key, std::string_view value,
+                 std::string &error) {
   if (key == "tokens")
     return parseInt(key, value, 1, spec.tokens, error);
   if (key == "hidden")
@@ -243,13 +271,12 @@ bool setKey(LayerSpec &spec, std::string_view key, std::string_view value,
   return false;
 }
 
-/// The rules that relate several keys; each message names the key to fix.
 /// The i32 routing metadata's limit (moe::kMaxAssignments in the compiler).
 constexpr int64_t kMaxAssignments = 2147483647;
 
 /// Whether a tensor of these extents (each at most 2^32) has a byte count,
 /// at 4 bytes an element, that fits in int64.
-bool tensorFits(std::initializer_list<int64_t> extents) {
+static bool tensorFits(std::initializer_list<int64_t> extents) {
   int64_t bytes = 4;
   for (int64_t extent : extents)
     if (__builtin_mul_overflow(bytes, extent, &bytes))
@@ -257,7 +284,8 @@ bool tensorFits(std::initializer_list<int64_t> extents) {
   return true;
 }
 
-bool validate(const LayerSpec &s, std::string &error) {
+/// Each message names the key to fix.
+bool validateLayer(const LayerSpec &s, std::string &error) {
   auto str = [](int64_t v) { return std::to_string(v); };
   if (s.topK > s.experts) {
     error = "top_k=" + str(s.topK) + " exceeds experts=" + str(s.experts) +
@@ -294,8 +322,8 @@ bool validate(const LayerSpec &s, std::string &error) {
   }
   // Experts are split contiguously, the same number on every rank.
   if (s.epRanks > 0 && s.experts % s.epRanks != 0) {
-    error = "ep=" + str(s.epRanks) + " does not divide experts=" +
-            str(s.experts) +
+    error = "ep=" + str(s.epRanks) +
+            " does not divide experts=" + str(s.experts) +
             ": expert parallelism gives every rank experts/ep experts";
     return false;
   }
@@ -305,8 +333,9 @@ bool validate(const LayerSpec &s, std::string &error) {
     return false;
   }
   if (s.overlapChunks > 0 && s.tokens % s.overlapChunks != 0) {
-    error = "overlap=" + str(s.overlapChunks) + " does not divide tokens=" +
-            str(s.tokens) + ": every chunk has tokens/overlap tokens";
+    error = "overlap=" + str(s.overlapChunks) +
+            " does not divide tokens=" + str(s.tokens) +
+            ": every chunk has tokens/overlap tokens";
     return false;
   }
   if (s.nGroup == 0)
@@ -333,6 +362,17 @@ bool validate(const LayerSpec &s, std::string &error) {
   }
   return true;
 }
+
+std::string layerPresetNameOf(const LayerSpec &spec) {
+  for (const Preset &p : presets())
+    if (fieldsOf(p.spec) == fieldsOf(spec))
+      return p.name;
+  return "custom";
+}
+
+} // namespace detail
+
+namespace {
 
 std::string formatDouble(double v) {
   char buf[64];
@@ -364,6 +404,8 @@ const char *dtypeName(DType dtype) {
 }
 
 namespace {
+using namespace detail;
+
 bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
   std::string_view whole = trim(text);
   if (whole.empty()) {
@@ -373,28 +415,15 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
     return false;
   }
 
-  // Split on ',' keeping empty items, so that "a,,b" is reported.
   std::vector<std::string_view> items;
-  for (size_t begin = 0;;) {
-    size_t comma = whole.find(',', begin);
-    items.push_back(trim(whole.substr(begin, comma == std::string_view::npos
-                                                 ? std::string_view::npos
-                                                 : comma - begin)));
-    if (comma == std::string_view::npos)
-      break;
-    begin = comma + 1;
-  }
+  if (!splitItems(whole, "layer spec", items, error))
+    return false;
 
   LayerSpec spec;
   bool fromPreset = false;
   std::set<std::string, std::less<>> seen;
   for (size_t i = 0; i < items.size(); ++i) {
     std::string_view item = items[i];
-    if (item.empty()) {
-      error = "empty item " + std::to_string(i + 1) +
-              " in layer spec (stray ','): remove it";
-      return false;
-    }
     size_t eq = item.find('=');
     if (eq == std::string_view::npos) {
       if (i != 0) {
@@ -422,7 +451,7 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
               joinNames(kKeys);
       return false;
     }
-    if (!isKnownKey(key)) {
+    if (!isLayerKey(key)) {
       error =
           "unknown key " + quoted(key) + ": valid keys are " + joinNames(kKeys);
       return false;
@@ -431,7 +460,7 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
       error = "duplicate key " + quoted(key) + ": give each key once";
       return false;
     }
-    if (!setKey(spec, key, value, error))
+    if (!setLayerKey(spec, key, value, error))
       return false;
   }
 
@@ -450,14 +479,11 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
     }
   }
 
-  if (!validate(spec, error))
+  if (!validateLayer(spec, error))
     return false;
 
   // The name follows the fields, so it survives formatting and re-parsing.
-  spec.name = "custom";
-  for (const Preset &p : presets())
-    if (fieldsOf(p.spec) == fieldsOf(spec))
-      spec.name = p.name;
+  spec.name = layerPresetNameOf(spec);
   out = std::move(spec);
   error.clear();
   return true;
@@ -468,9 +494,7 @@ bool parseLayerSpec(std::string_view text, LayerSpec &out, std::string &error) {
   if (parseImpl(text, out, error))
     return true;
   // Messages quote user text; keep them one line even if it had controls.
-  for (char &c : error)
-    if (static_cast<unsigned char>(c) < 0x20)
-      c = ' ';
+  makeOneLine(error);
   return false;
 }
 
