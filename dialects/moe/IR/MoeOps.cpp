@@ -703,3 +703,96 @@ LogicalResult AllReduceOp::verify() {
                          << getValue().getType() << ")";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// RmsNormOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormOp::verify() {
+  Operation *op = getOperation();
+  auto xType = cast<RankedTensorType>(getX().getType());
+  if (xType.getRank() != 2 && xType.getRank() != 3)
+    return emitOpError() << "x must be a rank-2 [T, H] or rank-3 [B, L, H] "
+                            "tensor, got "
+                         << xType;
+  int64_t hidden = xType.getDimSize(xType.getRank() - 1);
+  if (failed(verifyRank(op, "x", xType, xType.getRank(), "")) ||
+      failed(verifyStorageType(op, "x", xType)) ||
+      failed(verifyRank(op, "g", getG().getType(), 1, "[H]")) ||
+      failed(verifyStaticShape(op, "g", getG().getType())) ||
+      failed(verifySameElement(op, "g", getG().getType(), "x", xType)) ||
+      failed(verifyExtent(op, "g dimension 0 (H)", dim(getG(), 0),
+                          "x's last dimension (H)", hidden)))
+    return failure();
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "epsilon must be positive, got "
+                         << getEpsilon().convertToDouble();
+  if (getOut().getType() != xType)
+    return emitOpError() << "result type " << getOut().getType()
+                         << " must be x's, " << xType;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+int64_t AttentionOp::getHeadDim() { return dim(getWq(), 1) / getHeads(); }
+
+LogicalResult AttentionOp::verify() {
+  Operation *op = getOperation();
+  Type nType = getN().getType();
+  if (failed(verifyRank(op, "n", nType, 3, "[B, L, H]")) ||
+      failed(verifyStorageType(op, "n", nType)))
+    return failure();
+  int64_t heads = getHeads(), kvHeads = getKvHeads();
+  if (heads <= 0 || kvHeads <= 0)
+    return emitOpError() << "heads (" << heads << ") and kv_heads ("
+                         << kvHeads << ") must be positive";
+  if (heads % kvHeads != 0)
+    return emitOpError() << "heads (" << heads
+                         << ") must be a multiple of kv_heads (" << kvHeads
+                         << "): each key/value head serves heads/kv_heads "
+                            "query heads";
+  struct Weight {
+    StringRef name, layout;
+    Value value;
+  };
+  Weight weights[] = {{"wq", "[H, heads*dh]", getWq()},
+                      {"wk", "[H, kv_heads*dh]", getWk()},
+                      {"wv", "[H, kv_heads*dh]", getWv()},
+                      {"wo", "[heads*dh, H]", getWo()}};
+  for (const Weight &w : weights)
+    if (failed(verifyRank(op, w.name, w.value.getType(), 2, w.layout)) ||
+        failed(verifyStaticShape(op, w.name, w.value.getType())) ||
+        failed(verifySameElement(op, w.name, w.value.getType(), "n", nType)))
+      return failure();
+  int64_t hidden = dim(getN(), 2);
+  if (ShapedType::isDynamic(hidden))
+    return emitOpError() << "n dimension 2 (H) must be static";
+  int64_t qWidth = dim(getWq(), 1);
+  if (qWidth % heads != 0)
+    return emitOpError() << "wq dimension 1 (" << qWidth
+                         << ") must be heads (" << heads
+                         << ") times the head size";
+  int64_t headDim = qWidth / heads;
+  if (failed(verifyExtent(op, "wq dimension 0 (H)", dim(getWq(), 0),
+                          "n dimension 2 (H)", hidden)) ||
+      failed(verifyExtent(op, "wk dimension 0 (H)", dim(getWk(), 0),
+                          "n dimension 2 (H)", hidden)) ||
+      failed(verifyExtent(op, "wv dimension 0 (H)", dim(getWv(), 0),
+                          "n dimension 2 (H)", hidden)) ||
+      failed(verifyExtent(op, "wk dimension 1 (kv_heads*dh)", dim(getWk(), 1),
+                          "kv_heads times wq's head size", kvHeads * headDim)) ||
+      failed(verifyExtent(op, "wv dimension 1 (kv_heads*dh)", dim(getWv(), 1),
+                          "kv_heads times wq's head size", kvHeads * headDim)) ||
+      failed(verifyExtent(op, "wo dimension 0 (heads*dh)", dim(getWo(), 0),
+                          "wq dimension 1 (heads*dh)", qWidth)) ||
+      failed(verifyExtent(op, "wo dimension 1 (H)", dim(getWo(), 1),
+                          "n dimension 2 (H)", hidden)))
+    return failure();
+  if (getOut().getType() != nType)
+    return emitOpError() << "result type " << getOut().getType()
+                         << " must be n's, " << nType;
+  return success();
+}

@@ -557,4 +557,70 @@ def Moe_RowsToSlotsOp : Moe_Op<"rows_to_slots", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// The block around the layer (ARCHITECTURE.md, "The block")
+//===----------------------------------------------------------------------===//
+
+def Moe_RmsNormOp : Moe_Op<"rms_norm", [Pure]> {
+  let summary = "RMSNorm over the last dimension, times a gain";
+  let description = [{
+    `out[..., i] = x[..., i] / sqrt(mean_j(x[..., j]^2) + epsilon) * g[i]`,
+    accumulating in f32; `x` is `[T, H]` or `[B, L, H]`, `g` is `[H]`.
+
+    ```mlir
+    %n = moe.rms_norm %x, %g {epsilon = 1.0e-06 : f64}
+        : (tensor<2x8x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$x,
+    AnyRankedTensor:$g,
+    DefaultValuedAttr<F64Attr, "1.0e-6">:$epsilon
+  );
+  let results = (outs AnyRankedTensor:$out);
+  let assemblyFormat = [{
+    $x `,` $g attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
+  let summary = "causal grouped-query self-attention over sequences, projections included";
+  let description = [{
+    For `n[B, L, H]` (B sequences of length L): `q = n * wq` (`[H, nh*dh]`),
+    `k = n * wk`, `v = n * wv` (`[H, nkv*dh]`); query head `i` (columns
+    `[i*dh, (i+1)*dh)`) attends with key/value head `floor(i*nkv/nh)`, causally
+    within its own sequence, with scale `1/sqrt(dh)` and no positional
+    encoding; the heads' outputs, concatenated, times `wo` (`[nh*dh, H]`).
+    `heads` is nh, `kv_heads` nkv (nh a multiple of nkv); `dh` is the width
+    of `wq` over `heads`. Sequences never see each other, so attention over
+    any tiling of the batch is the same function (`moe-batch-tile-attention`).
+
+    ```mlir
+    %o = moe.attention heads = 4 kv_heads = 2 %n, %wq, %wk, %wv, %wo
+        : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>,
+           tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$n,
+    AnyRankedTensor:$wq,
+    AnyRankedTensor:$wk,
+    AnyRankedTensor:$wv,
+    AnyRankedTensor:$wo,
+    I64Attr:$heads,
+    I64Attr:$kv_heads
+  );
+  let results = (outs AnyRankedTensor:$out);
+  let assemblyFormat = [{
+    `heads` `=` $heads `kv_heads` `=` $kv_heads $n `,` $wq `,` $wk `,` $wv `,`
+    $wo attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The head size: wq's width over the heads.
+    int64_t getHeadDim();
+  }];
+}
+
 #endif // MOE_OPS
