@@ -171,6 +171,33 @@ def MoeOverlapCommunicationPass : Pass<"moe-overlap-communication", "ModuleOp"> 
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
+def MoeBatchTileAttentionPass : Pass<"moe-batch-tile-attention", "ModuleOp"> {
+  let summary = "Run each block's attention over tiles of its batch (BTA)";
+  let description = [{
+    Batch tiling on attention (Cerebras, "MoE at Scale"): attention's
+    intermediates (q, k, v, scores, the heads' outputs) grow with the
+    batch, which caps it; the experts want the whole batch to keep their
+    GEMMs fed. So each `moe.attention` on `n[B, L, H]` becomes a loop over N
+    tiles of B/N sequences: the tile's slice of `n`, attention on it, its
+    output inserted into the result. Everything the tile's attention makes
+    lives only during that iteration, and what follows (the MoE) still sees
+    all B*L tokens. Sequences never attend to each other, so the result is
+    exactly the untiled one.
+
+    N is `tiles`, or the function attribute `moe.bta_tiles` (a block spec's
+    `bta_tiles=N`); 1 leaves the attention as it is. N must divide B (an
+    error says so); a dynamic batch is left alone with a remark.
+  }];
+  let options = [
+    Option<"tiles", "tiles", "int64_t", /*default=*/"0",
+           "Tiles of every attention's batch (0, the default: only functions "
+           "with moe.bta_tiles are tiled)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
   let summary = "Fuse dispatch, experts and combine into gather/scatter grouped GEMMs";
   let description = [{
