@@ -38,8 +38,31 @@ struct Buffer {
   std::string name;
   int64_t bytes = 0;
   int64_t offset = 0;
-  int64_t first = 0, last = 0; // top-level op indices, inclusive
+  int64_t first = 0, last = 0; // top-level op indices, inclusive (reported)
+  /// The lifetime placement compares: pre-order op indices, inclusive, from
+  /// the alloc to the end of its last user's subtree in the alloc's block,
+  /// so that two buffers of one loop body (a tile of the batch) share bytes
+  /// when their lifetimes in the body do not overlap.
+  int64_t from = 0, to = 0;
   SmallVector<Operation *> deallocs;
+};
+
+/// Pre-order indices of every op of a function, and the last index of each
+/// op's subtree.
+struct OpOrder {
+  DenseMap<Operation *, int64_t> pre, end;
+
+  explicit OpOrder(func::FuncOp func) {
+    int64_t index = 0;
+    func.walk<WalkOrder::PreOrder>([&](Operation *op) { pre[op] = index++; });
+    func.walk<WalkOrder::PostOrder>([&](Operation *op) {
+      int64_t last = pre[op];
+      for (Region &region : op->getRegions())
+        for (Operation &child : region.getOps())
+          last = std::max(last, end[&child]);
+      end[op] = last;
+    });
+  }
 };
 
 /// The top-level operation of `body` that contains `op`.
@@ -50,7 +73,9 @@ Operation *topLevelAncestor(Block &body, Operation *op) {
 /// Walks the buffer and every memref derived from it. Returns false if it
 /// escapes the function (returned, passed to a call).
 bool analyzeUses(Block &body, Value buffer,
-                 const DenseMap<Operation *, int64_t> &position, Buffer &info) {
+                 const DenseMap<Operation *, int64_t> &position,
+                 const OpOrder &order, Buffer &info) {
+  Block *home = buffer.getDefiningOp()->getBlock();
   SmallVector<Value> worklist = {buffer};
   while (!worklist.empty()) {
     Value value = worklist.pop_back_val();
@@ -63,9 +88,11 @@ bool analyzeUses(Block &body, Value buffer,
         continue;
       }
       Operation *top = topLevelAncestor(body, user);
-      if (!top)
+      Operation *local = home->findAncestorOpInBlock(*user);
+      if (!top || !local)
         return false;
       info.last = std::max(info.last, position.lookup(top));
+      info.to = std::max(info.to, order.end.lookup(local));
       // Any memref an op derives from the buffer is an alias of it.
       for (Value result : user->getResults())
         if (isa<MemRefType>(result.getType()))
@@ -91,7 +118,7 @@ int64_t placeInOrder(ArrayRef<Buffer *> order) {
   for (Buffer *buffer : order) {
     SmallVector<std::pair<int64_t, int64_t>> taken;
     for (Buffer *other : placed)
-      if (other->first <= buffer->last && buffer->first <= other->last)
+      if (other->from <= buffer->to && buffer->from <= other->to)
         taken.push_back({other->offset, other->offset + other->bytes});
     llvm::sort(taken);
     int64_t offset = 0;
@@ -119,7 +146,7 @@ int64_t placeBuffers(MutableArrayRef<Buffer> buffers) {
     return a->bytes > b->bytes;
   });
   llvm::stable_sort(byStart, [](const Buffer *a, const Buffer *b) {
-    return a->first < b->first || (a->first == b->first && a->bytes > b->bytes);
+    return a->from < b->from || (a->from == b->from && a->bytes > b->bytes);
   });
   int64_t sizeArena = placeInOrder(bySize);
   SmallVector<int64_t> sizeOffsets;
@@ -150,15 +177,26 @@ struct MoePlanMemoryPass
     unsigned ordinal = 0;
     // The buffers end to end: an upper bound of every offset and the arena.
     int64_t totalBytes = 0;
-    for (Operation &op : body) {
-      if (!isa<memref::AllocOp, memref::AllocaOp>(op))
-        continue;
+    // Buffers inside a loop (a tile of moe-batch-tile-attention's) hold
+    // their bytes for the whole loop: each iteration reuses them.
+    OpOrder order(func);
+    SmallVector<Operation *> allocs;
+    func.walk([&](Operation *op) {
+      if (isa<memref::AllocOp, memref::AllocaOp>(op))
+        allocs.push_back(op);
+    });
+    for (Operation *allocOp : allocs) {
+      Operation &op = *allocOp;
       auto type = cast<MemRefType>(op.getResult(0).getType());
       Buffer info;
       info.alloc = &op;
       info.name = bufferName(&op, ordinal++);
-      info.first = info.last = position[&op];
-      if (!analyzeUses(body, op.getResult(0), position, info))
+      Operation *top = topLevelAncestor(body, &op);
+      if (!top)
+        continue;
+      info.first = info.last = position[top];
+      info.from = info.to = order.pre.lookup(&op);
+      if (!analyzeUses(body, op.getResult(0), position, order, info))
         continue; // a result or otherwise escaping: not an intermediate
       if (!type.hasStaticShape() || !type.getLayout().isIdentity()) {
         unplanned.push_back(info.name);

@@ -30,6 +30,9 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
                                         int64_t expertsPerChunk,
                                         StringRef epilogue, bool forGPU) {
   using namespace mlir::moe;
+  // A block's attention over the tiles of its batch it asks for
+  // (moe.bta_tiles), before its kernels make the tile's buffers.
+  pm.addPass(createMoeBatchTileAttentionPass());
   if (fusion) {
     MoeZeroBufferFusionPassOptions fusionOptions;
     fusionOptions.expertsPerChunk = expertsPerChunk;

@@ -5,7 +5,8 @@
 // RUN: moe-opt %s -moe-lower-to-cpu | FileCheck %s --check-prefix=CPU --implicit-check-not=moe.gate --implicit-check-not=moe.dispatch --implicit-check-not=moe.experts --implicit-check-not=moe.combine --implicit-check-not=moek. --implicit-check-not=scf. --implicit-check-not=memref. --implicit-check-not=bufferization. --implicit-check-not=func.func --implicit-check-not=unrealized_conversion_cast
 
 // CHECK-LABEL: func.func @static_softmax(
-// CHECK-SAME: %[[X:[^:]+]]: tensor<4x8xf32>, %[[WG:[^:]+]]: tensor<8x4xf32>, %[[W1:[^:]+]]: tensor<4x8x8xf32>, %[[W2:[^:]+]]: tensor<4x4x8xf32>
+// The arguments are the caller's, read-only: bufferization must not compute into them.
+// CHECK-SAME: %[[X:[^:]+]]: tensor<4x8xf32> {bufferization.writable = false}, %[[WG:[^:]+]]: tensor<8x4xf32> {bufferization.writable = false}, %[[W1:[^:]+]]: tensor<4x8x8xf32> {bufferization.writable = false}, %[[W2:[^:]+]]: tensor<4x4x8xf32> {bufferization.writable = false}
 // CHECK-SAME: -> (tensor<4x8xf32>, tensor<4x2xi32>)
 // The gate reads x and w_gate as buffers and fills weights [T, k] and indices [T, k].
 // CHECK-DAG: %[[XB:.*]] = bufferization.to_buffer %[[X]] read_only : tensor<4x8xf32> to memref<4x8xf32>
@@ -64,7 +65,7 @@ func.func @static_softmax(%x: tensor<4x8xf32>, %w_gate: tensor<8x4xf32>, %w1: te
 
 // A dynamic token count: every [T, .] and [T*k, .] buffer is allocated with a run-time extent read from x.
 // CHECK-LABEL: func.func @dynamic_tokens(
-// CHECK-SAME: %[[X:[^:]+]]: tensor<?x8xf32>
+// CHECK-SAME: %[[X:[^:]+]]: tensor<?x8xf32> {bufferization.writable = false}
 // CHECK: %[[XB:.*]] = bufferization.to_buffer %[[X]] read_only : tensor<?x8xf32> to memref<?x8xf32>
 // CHECK: %[[T:.*]] = memref.dim %[[XB]], %{{.*}} : memref<?x8xf32>
 // CHECK: memref.alloc(%[[T]]) {{.*}}: memref<?x1xf32>

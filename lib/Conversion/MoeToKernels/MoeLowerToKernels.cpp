@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoeToKernels/BackwardKernels.h"
+#include "lib/Conversion/MoeToKernels/BlockKernels.h"
 #include "lib/Conversion/MoeToKernels/CollectiveKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
 
@@ -23,6 +24,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::moe {
@@ -130,6 +132,17 @@ struct MoeLowerToKernelsPass
 
   void runOnOperation() override {
     IRRewriter rewriter(&getContext());
+    // The caller's arguments are read-only (moert and PyTorch hand in their
+    // own tensors): one-shot bufferization must not compute into them, as it
+    // would for a residual add of the block (x + attention, in place in x).
+    getOperation()->walk([&](func::FuncOp func) {
+      if (func.isExternal())
+        return;
+      for (unsigned i = 0; i < func.getNumArguments(); ++i)
+        if (isa<TensorType>(func.getArgument(i).getType()))
+          func.setArgAttr(i, "bufferization.writable",
+                          rewriter.getBoolAttr(false));
+    });
     // Gates first, so that every consumer finds its routing plan.
     SmallVector<GateOp> gates;
     getOperation()->walk([&](GateOp op) { gates.push_back(op); });
@@ -157,7 +170,8 @@ struct MoeLowerToKernelsPass
     getOperation()->walk([&](Operation *op) {
       if (isa<DispatchOp, ExpertsOp, CombineOp, ExpertsBackwardOp,
               GateBackwardOp, ExpertLoadsOp, ExpertGateUpOp,
-              RouterProbabilitiesOp, SlotsToRowsOp, RowsToSlotsOp>(op))
+              RouterProbabilitiesOp, SlotsToRowsOp, RowsToSlotsOp, RmsNormOp,
+              AttentionOp>(op))
         users.push_back(op);
     });
     for (Operation *op : users) {
@@ -194,6 +208,19 @@ struct MoeLowerToKernelsPass
               })
               .Case([&](RowsToSlotsOp o) {
                 return lowerRowsToSlots(o, plans, rewriter);
+              })
+              .Case<RmsNormOp, AttentionOp>([&](Operation *o) {
+                // The block's kernels are CPU loops for now; the GPU
+                // pipeline (which asks for kernel scratch buffers) has no
+                // attention kernel to run them.
+                if (kernelScratchBuffers)
+                  return LogicalResult(
+                      o->emitOpError()
+                      << "has no CUDA kernel yet: the block (rms_norm, "
+                         "attention) compiles for the CPU only");
+                if (auto norm = dyn_cast<RmsNormOp>(o))
+                  return lowerRmsNorm(norm, rewriter);
+                return lowerAttention(cast<AttentionOp>(o), rewriter);
               });
       if (failed(result))
         return signalPassFailure();
