@@ -1,4 +1,4 @@
-// Intermediate buffers become views into one arena; buffers whose lifetimes
+// Intermediate buffers (also those allocated inside loops) become views into one arena; buffers whose lifetimes
 // do not overlap share bytes. Results and dynamic buffers are not planned.
 // RUN: moe-opt %s -split-input-file -moe-plan-memory | FileCheck %s
 
@@ -44,4 +44,39 @@ func.func @escapes(%n: index) -> memref<8xf32> {
   %d = memref.alloc(%n) : memref<?xf32>
   memref.dealloc %d : memref<?xf32>
   return %r : memref<8xf32>
+}
+
+// -----
+
+// Buffers allocated inside a loop (a tile of the batch) are planned too, each
+// live for the whole loop at the top level: t1 and t2 of one iteration do not
+// overlap in the body, so they share bytes; `outer`, live across the loop,
+// does not share with either. 512 bytes for 768 bytes of buffers.
+// CHECK-LABEL: func.func @tile_loop
+// CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", live = array<i64: 3, 6>, name = "activations.outer", offset = 0 : i64}, {bytes = 256 : i64, category = "attention", live = array<i64: 5, 5>, name = "attention.t1", offset = 256 : i64}, {bytes = 256 : i64, category = "attention", live = array<i64: 5, 5>, name = "attention.t2", offset = 256 : i64}], peak_intermediate_bytes = 512 : i64, unplanned_dynamic = []}
+// CHECK: scf.for
+// CHECK: memref.view %{{.*}}[%{{.*}}][] : memref<512xi8> to memref<64xf32>
+// CHECK-NOT: memref.alloc()
+// CHECK: memref.view %{{.*}}[%{{.*}}][] : memref<512xi8> to memref<64xf32>
+// CHECK-NOT: memref.dealloc %{{.*}} : memref<64xf32>
+// CHECK: }
+func.func @tile_loop(%in: memref<64xf32>, %out: memref<64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %c1 = arith.constant 1 : index
+  %outer = memref.alloc() {moe.buffer = "activations.outer"} : memref<64xf32>
+  memref.copy %in, %outer : memref<64xf32> to memref<64xf32>
+  scf.for %i = %c0 to %c2 step %c1 {
+    %t1 = memref.alloc() {moe.buffer = "attention.t1"} : memref<64xf32>
+    memref.copy %outer, %t1 : memref<64xf32> to memref<64xf32>
+    memref.copy %t1, %out : memref<64xf32> to memref<64xf32>
+    memref.dealloc %t1 : memref<64xf32>
+    %t2 = memref.alloc() {moe.buffer = "attention.t2"} : memref<64xf32>
+    memref.copy %out, %t2 : memref<64xf32> to memref<64xf32>
+    memref.copy %t2, %outer : memref<64xf32> to memref<64xf32>
+    memref.dealloc %t2 : memref<64xf32>
+  }
+  memref.copy %outer, %out : memref<64xf32> to memref<64xf32>
+  memref.dealloc %outer : memref<64xf32>
+  return
 }
