@@ -1,9 +1,10 @@
 //===- MoePlanMemory.cpp - Static liveness-based buffer planning ----------===//
 //
 // After bufferization, every intermediate buffer of static shape a function
-// allocates becomes a view into one arena, allocated once per call. Buffers
-// whose lifetimes do not overlap share bytes, so the arena is the peak of
-// live intermediate memory (up to fragmentation), known at compile time.
+// allocates (also inside its loops) becomes a view into one arena, allocated
+// once per call. Buffers whose lifetimes do not overlap share bytes, so the
+// arena is the peak of live intermediate memory (up to fragmentation), known
+// at compile time.
 //
 //===----------------------------------------------------------------------===//
 

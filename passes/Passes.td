@@ -410,11 +410,15 @@ def MoePlanMemoryPass : Pass<"moe-plan-memory", "::mlir::func::FuncOp"> {
   let summary = "Place every intermediate buffer in one arena by liveness";
   let description = [{
     After bufferization: each statically shaped buffer a function allocates
-    and does not return (`memref.alloc` and `memref.alloca` at the top level
-    of the body) becomes a `memref.view` into one 64-byte aligned arena
-    allocated once per call. A buffer is live from its allocation to the
-    last top-level operation that uses it or an alias of it; buffers whose
-    lifetimes do not overlap share bytes (first fit, largest first).
+    and does not return (`memref.alloc` and `memref.alloca`, at the top level
+    of the body or inside its loops) becomes a `memref.view` into one 64-byte
+    aligned arena allocated once per call. A buffer is live from its
+    allocation to the last operation of its own block that uses it or an
+    alias of it (a use inside a loop keeps it live for the whole loop), so
+    the buffers of one loop body (a tile of moe-batch-tile-attention) share
+    bytes by their lifetimes in the body; buffers whose lifetimes do not
+    overlap share bytes (first fit, largest first). The reported `live`
+    range is in top-level operations.
 
     The plan is attached to the function as `moe.memory_plan`
     (`peak_intermediate_bytes`, and per buffer its name, category, bytes,
