@@ -125,6 +125,21 @@ OwningOpRef<ModuleOp> mlir::moe::loadProgramText(MLIRContext &context,
                         llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
 }
 
+/// Parses and verifies the program a valid spec made; failing is a bug of
+/// the program builder, not of the spec (the diagnostics say what broke).
+static OwningOpRef<ModuleOp> loadSpecProgram(MLIRContext &context,
+                                             const std::string &text,
+                                             StringRef bufferName,
+                                             StringRef spec,
+                                             std::string &error) {
+  OwningOpRef<ModuleOp> module = parseAndVerify(
+      context, llvm::MemoryBuffer::getMemBufferCopy(text, bufferName));
+  if (!module)
+    error = "internal error: the program made from the valid spec '" +
+            spec.str() + "' does not parse or verify (please report it)";
+  return module;
+}
+
 OwningOpRef<ModuleOp> mlir::moe::loadLayerProgram(MLIRContext &context,
                                             StringRef spec,
                                             std::string &error) {
@@ -132,13 +147,17 @@ OwningOpRef<ModuleOp> mlir::moe::loadLayerProgram(MLIRContext &context,
   if (!::moe::layer::parseLayerSpec(std::string_view(spec.data(), spec.size()),
                              parsed, error))
     return nullptr;
-  std::string text = ::moe::layer::emitLayerProgram(parsed);
-  OwningOpRef<ModuleOp> module = parseAndVerify(
-      context, llvm::MemoryBuffer::getMemBufferCopy(text, "layer-spec"));
-  // A valid spec always makes a valid program: failing here is a bug of the
-  // layer builder, not of the spec (the diagnostics above say what broke).
-  if (!module)
-    error = "internal error: the program made from the valid spec '" +
-            spec.str() + "' does not parse or verify (please report it)";
-  return module;
+  return loadSpecProgram(context, ::moe::layer::emitLayerProgram(parsed),
+                         "layer-spec", spec, error);
+}
+
+OwningOpRef<ModuleOp> mlir::moe::loadBlockProgram(MLIRContext &context,
+                                                  StringRef spec,
+                                                  std::string &error) {
+  ::moe::layer::BlockSpec parsed;
+  if (!::moe::layer::parseBlockSpec(std::string_view(spec.data(), spec.size()),
+                                    parsed, error))
+    return nullptr;
+  return loadSpecProgram(context, ::moe::layer::emitBlockProgram(parsed),
+                         "block-spec", spec, error);
 }

@@ -53,6 +53,10 @@ OwningOpRef<ModuleOp> loadProgramText(MLIRContext &context, StringRef text,
 OwningOpRef<ModuleOp> loadLayerProgram(MLIRContext &context, StringRef spec,
                                        std::string &error);
 
+/// The same for a block spec (attention, then the MoE layer).
+OwningOpRef<ModuleOp> loadBlockProgram(MLIRContext &context, StringRef spec,
+                                       std::string &error);
+
 } // namespace mlir::moe
 
 #endif // MOE_MLIR_LIB_DRIVER_DRIVER_H

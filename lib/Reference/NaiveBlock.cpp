@@ -100,7 +100,12 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
 }
 
 BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
-                     const float *x, const BlockWeights &w, int64_t btaTiles) {
+                     const float *x, const BlockWeights &w, int64_t btaTiles,
+                     float (*store)(float)) {
+  // What the program keeps in its storage type, rounded the same way.
+  auto stored = [store](double v) {
+    return store ? static_cast<double>(store(static_cast<float>(v))) : v;
+  };
   const int64_t B = shape.batch, L = shape.seq, H = shape.hidden;
   check(B > 0 && L > 0 && H > 0, "batch, seq and hidden must be > 0");
   check(shape.heads > 0 && shape.kvHeads > 0 && shape.headDim > 0,
@@ -116,17 +121,21 @@ BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
   std::vector<double> h(x, x + T * H);
   std::vector<double> n(T * H);
   rmsNorm(h.data(), w.g1, T, H, n.data());
+  for (double &v : n)
+    v = stored(v);
   const int64_t tileSeqs = B / btaTiles;
   for (int64_t tile = 0; tile < btaTiles; ++tile) {
     const int64_t first = tile * tileSeqs * L * H;
     std::vector<double> a =
         causalAttention(shape, tileSeqs, &n[first], w.wq, w.wk, w.wv, w.wo);
     for (int64_t i = 0; i < tileSeqs * L * H; ++i)
-      h[first + i] += a[i];
+      h[first + i] = stored(h[first + i] + stored(a[i]));
   }
 
   // y = h + MoE(RMSNorm(h; g2)) on all B*L tokens, in (b, l) order.
   rmsNorm(h.data(), w.g2, T, H, n.data());
+  for (double &v : n)
+    v = stored(v);
   std::vector<float> moeIn(n.begin(), n.end());
   BlockResult r;
   r.moe = runMoeLayer(config, T, H, shape.ffn, shape.experts, moeIn.data(),

@@ -92,9 +92,12 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
 /// Throws std::invalid_argument when sizes are inconsistent (non-positive
 /// sizes, nkv not dividing nh, btaTiles not dividing B, a null pointer) or
 /// runMoeLayer rejects the router options.
+/// `store`, when given, rounds what a program keeps in its storage type
+/// (RMSNorm's outputs, attention's output, h) as the program does, e.g.
+/// roundToBf16 for a bf16 block; the arithmetic stays in double.
 BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
                      const float *x, const BlockWeights &weights,
-                     int64_t btaTiles = 1);
+                     int64_t btaTiles = 1, float (*store)(float) = nullptr);
 
 } // namespace moe::reference
 

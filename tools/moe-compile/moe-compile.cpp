@@ -34,6 +34,14 @@ static cl::opt<std::string>
                        "ep=R: the per-rank program of expert parallelism, "
                        "overlap=N: its all-to-alls pipelined over N chunks)"),
               cl::value_desc("SPEC"), cl::cat(category));
+static cl::opt<std::string>
+    blockSpec("block",
+              cl::desc("Compile the transformer block a SPEC describes "
+                       "(attention, then the MoE layer): a preset "
+                       "(qwen3_block, tiny_block) or the layer's keys without "
+                       "tokens plus batch=B,seq=L,heads=NH,kv_heads=NKV,"
+                       "head_dim=DH[,bta_tiles=N]; CPU only for now"),
+              cl::value_desc("SPEC"), cl::cat(category));
 static cl::opt<std::string> target(
     "target",
     cl::desc("Target: cpu (default), cuda:sm_90 (or cuda), cuda:sm_90a (wgmma, "
@@ -134,9 +142,11 @@ int main(int argc, char **argv) {
     if (!error.empty())
       return fail(error);
   }
-  bool fromSpec = layerSpec.getNumOccurrences() > 0;
-  if (fromSpec == !inputFile.empty())
-    return fail("give either a program file or --layer SPEC (exactly one)");
+  bool fromLayer = layerSpec.getNumOccurrences() > 0;
+  bool fromBlock = blockSpec.getNumOccurrences() > 0;
+  if (int(fromLayer) + int(fromBlock) + int(!inputFile.empty()) != 1)
+    return fail("give either a program file, --layer SPEC or --block SPEC "
+                "(exactly one)");
   bool planOnly = emit == moe::EmitKind::Artifact && outputFile.empty() &&
                   (!reportMemory.empty() || !reportCost.empty());
   if (emit == moe::EmitKind::Artifact && outputFile.empty() && !planOnly)
@@ -176,11 +186,12 @@ int main(int argc, char **argv) {
   std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
   moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
   OwningOpRef<ModuleOp> module;
-  if (fromSpec) {
+  if (fromLayer || fromBlock) {
     std::string error;
-    module = moe::loadLayerProgram(*context, layerSpec, error);
+    module = fromLayer ? moe::loadLayerProgram(*context, layerSpec, error)
+                       : moe::loadBlockProgram(*context, blockSpec, error);
     if (!module)
-      return fail(error.empty() ? "invalid layer spec" : error);
+      return fail(error.empty() ? "invalid spec" : error);
   } else {
     module = moe::loadProgramFile(*context, inputFile);
     if (!module)

@@ -37,6 +37,7 @@ const char *kUsage = R"(OVERVIEW: MoE-MLIR runner: run a moe program and check i
 
 USAGE: moe-run [options] <program.mlir | artifact.so>
        moe-run --layer SPEC [options]
+       moe-run --block SPEC [options]
 
 OPTIONS:
   --layer=SPEC          Run the layer a SPEC describes: a preset (tiny, mixtral,
@@ -50,6 +51,14 @@ OPTIONS:
                         with mpirun -n R moe-run ...; overlap=N pipelines
                         its all-to-alls with the experts over N chunks of
                         tokens (0: the cost model's choice)
+  --block=SPEC          Run the transformer block a SPEC describes (attention,
+                        then the MoE layer; CPU only for now): a preset
+                        (qwen3_block, tiny_block) optionally followed by
+                        overrides, or the layer's keys without tokens plus
+                        batch=B,seq=L,heads=NH,kv_heads=NKV,head_dim=DH
+                        [,bta_tiles=N]; arguments x, g1, wq, wk, wv, wo, g2,
+                        w_gate, w1, w2[, bias]; results y, indices (--check:
+                        against the reference block)
   --backward            Run the training step: arguments x, w_gate, w1, w2
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
@@ -90,9 +99,11 @@ int fail(const std::string &message) {
 }
 
 struct Options {
-  std::string program, layerSpec, entry, inputsDir, dumpDir, backend, trace;
+  std::string program, layerSpec, blockSpec, entry, inputsDir, dumpDir,
+      backend, trace;
   std::string memoryBudget;
-  bool haveSpec = false, haveTokens = false, haveBackend = false;
+  bool haveSpec = false, haveBlock = false, haveTokens = false,
+       haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
   bool profile = false, backward = false;
   uint64_t seed = 1;
@@ -114,7 +125,8 @@ bool parseInteger(const std::string &text, int64_t &out) {
 /// Parses argv; returns "" or a one-line error.
 std::string parseOptions(int argc, char **argv, Options &o) {
   const std::map<std::string, bool> takesValue = {
-      {"layer", true},     {"backend", true},   {"entry", true},
+      {"layer", true},     {"block", true},     {"backend", true},
+      {"entry", true},
       {"seed", true},      {"tokens", true},    {"inputs", true},
       {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
       {"trace", true},
@@ -158,6 +170,9 @@ std::string parseOptions(int argc, char **argv, Options &o) {
     if (name == "layer") {
       o.layerSpec = value;
       o.haveSpec = true;
+    } else if (name == "block") {
+      o.blockSpec = value;
+      o.haveBlock = true;
     } else if (name == "backend") {
       o.backend = value;
       o.haveBackend = true;
@@ -427,11 +442,23 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::streambuf *buffer;
     ~RestoreStdout() { std::cout.rdbuf(buffer); }
   } restoreStdout{stdoutBuffer};
-  if (o.haveSpec == !o.program.empty())
-    return fail("give either a program (.mlir or artifact) or --layer SPEC "
-                "(exactly one)");
+  if (int(o.haveSpec) + int(o.haveBlock) + int(!o.program.empty()) != 1)
+    return fail("give either a program (.mlir or artifact), --layer SPEC or "
+                "--block SPEC (exactly one)");
   moe::layer::LayerSpec spec;
-  if (o.haveSpec) {
+  moe::layer::BlockSpec block;
+  if (o.haveBlock) {
+    std::string error;
+    if (!moe::layer::parseBlockSpec(o.blockSpec, block, error))
+      return fail(error);
+    if (o.backward)
+      return fail("--backward: the block has no training step yet (run "
+                  "--layer SPEC --backward for the MoE layer's)");
+    if (o.emitMlir) {
+      std::cout << moe::layer::emitBlockProgram(block);
+      return 0;
+    }
+  } else if (o.haveSpec) {
     std::string error;
     if (!moe::layer::parseLayerSpec(o.layerSpec, spec, error))
       return fail(error);
@@ -440,8 +467,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
       return 0;
     }
   } else if (o.emitMlir) {
-    return fail("--emit-mlir prints the program of a --layer SPEC; a program "
-                "file is its own IR");
+    return fail("--emit-mlir prints the program of a --layer or --block SPEC; "
+                "a program file is its own IR");
   }
   std::error_code ec;
   if (!o.program.empty() && !fs::exists(o.program, ec))
@@ -471,7 +498,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (!o.memoryBudget.empty() && !o.backward)
     return fail("--memory-budget places the recomputation of the training "
                 "step: add --backward");
-  if (!o.memoryBudget.empty() && !o.haveSpec && !isProgram)
+  if (!o.memoryBudget.empty() && !o.haveSpec && !o.haveBlock && !isProgram)
     return fail("--memory-budget applies when moe-run compiles (a program or "
                 "--layer SPEC); an artifact keeps the placement it was "
                 "compiled with (moe-compile --backward --memory-budget)");
@@ -479,7 +506,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   // Compile unless given an artifact.
   std::string artifactPath = o.program;
   TemporaryFile temporary;
-  if (o.haveSpec || isProgram) {
+  if (o.haveSpec || o.haveBlock || isProgram) {
     if (!compile)
       return fail("this moe-run was built without the compiler: compile the "
                   "program with moe-compile and run the artifact");
@@ -490,8 +517,9 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     close(fd);
     temporary.path = artifactPath = name;
     CompileRequest request;
-    request.programPath = o.haveSpec ? "" : o.program;
+    request.programPath = o.haveSpec || o.haveBlock ? "" : o.program;
     request.layerSpec = o.layerSpec;
+    request.blockSpec = o.blockSpec;
     request.target = backend;
     request.fusion = !o.noFusion;
     request.expertsPerChunk = o.expertsPerChunk;
@@ -504,7 +532,9 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
 
   // Errors about a temporary artifact name what the user gave instead.
   std::string shownName =
-      o.haveSpec ? "layer '" + o.layerSpec + "'" : o.program;
+      o.haveSpec    ? "layer '" + o.layerSpec + "'"
+      : o.haveBlock ? "block '" + o.blockSpec + "'"
+                    : o.program;
   auto runtimeError = [&]() {
     std::string message = moert_last_error();
     if (temporary.path.empty())
@@ -520,7 +550,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   std::unique_ptr<moert_artifact, void (*)(moert_artifact *)> artifactOwner(
       artifact, moert_artifact_unload);
   bool onGpu = moert_artifact_backend(artifact) == MOERT_BACKEND_CUDA;
-  if (o.haveBackend && !o.haveSpec && !isProgram &&
+  if (o.haveBackend && !o.haveSpec && !o.haveBlock && !isProgram &&
       onGpu != (backend != "cpu"))
     return fail("the artifact was compiled for " +
                 std::string(moert_artifact_target(artifact)) +
@@ -560,6 +590,9 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
               << moe::layer::formatLayerSpec(spec) << "\n";
+  if (o.haveBlock)
+    std::cout << "block " << block.name << ": "
+              << moe::layer::formatBlockSpec(block) << "\n";
   std::cout << "function " << fnSpec.name << "(" << joinSpecs(fnSpec.args)
             << ") -> (" << joinSpecs(fnSpec.results) << ")\n";
   if (onGpu) {
@@ -817,6 +850,19 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
               << " results to " << o.dumpDir << "\n";
   }
 
+  if (o.check && o.haveBlock) {
+    currentPhase = "running the reference block";
+    std::string why;
+    std::optional<CheckOutcome> checked =
+        checkBlockAgainstReference(block, args, results, why);
+    if (!checked)
+      return fail("--check: " + why);
+    std::cout << "check against the naive reference block:\n";
+    for (const std::string &l : checked->lines)
+      std::cout << "  " << l << "\n";
+    std::cout << (checked->passed ? "CHECK PASSED\n" : "CHECK FAILED\n");
+    return checked->passed ? 0 : 1;
+  }
   if (o.check) {
     if (!layer)
       return fail("--check needs a function that is one MoE layer (moe.gate, "

@@ -17,8 +17,9 @@ namespace moe::run {
 
 /// What the compiler needs to make an artifact for moe-run.
 struct CompileRequest {
-  std::string programPath; ///< a .mlir file, or "" for a layer spec
+  std::string programPath; ///< a .mlir file, or "" for a layer or block spec
   std::string layerSpec;
+  std::string blockSpec; ///< when set, the block's program (not the layer's)
   std::string target; ///< "cpu", "cuda:sm_90", ...
   bool fusion = true;
   int64_t expertsPerChunk = 0; ///< 0: the target's default

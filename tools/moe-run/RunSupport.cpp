@@ -2,6 +2,7 @@
 
 #include "tools/moe-run/RunSupport.h"
 
+#include "lib/Reference/NaiveBlock.h"
 #include "lib/Reference/NaiveMoe.h"
 #include "lib/Reference/NaiveMoeBackward.h"
 #include "lib/Reference/Numerics.h"
@@ -506,6 +507,91 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
                             " differ from the reference " +
                             (same ? "OK" : "FAILED"));
   }
+  return outcome;
+}
+
+/// One compared result as a line of the outcome, y's way.
+static void compareResult(CheckOutcome &outcome, int index,
+                          const std::string &name, moert_tensor *result,
+                          const std::vector<float> &reference) {
+  std::vector<float> values = toFloats(result);
+  moe::reference::Comparison c = moe::reference::compareWithReference(
+      values.data(), reference.data(), static_cast<int64_t>(values.size()));
+  double tolerance = toleranceFor(moert_tensor_dtype(result));
+  bool ok = c.relativeError <= tolerance && c.nonFiniteMismatches == 0;
+  outcome.passed &= ok;
+  outcome.lines.push_back("result " + std::to_string(index) + " (" + name +
+                          "): relative error " + errorText(c.relativeError) +
+                          " (tolerance " + formatDouble("%g", tolerance) +
+                          ")" + (ok ? " OK" : " FAILED"));
+}
+
+std::optional<CheckOutcome> moe::run::checkBlockAgainstReference(
+    const moe::layer::BlockSpec &spec, const std::vector<Tensor> &args,
+    const std::vector<Tensor> &results, std::string &why) {
+  const moe::layer::LayerSpec &layer = spec.moe;
+  moe::reference::RouterConfig config;
+  config.sigmoid = std::string(moe::layer::routerName(layer.router)) == "sigmoid";
+  config.topK = layer.topK;
+  config.normalize = layer.normalize;
+  config.scaling = layer.scaling;
+  config.capacityFactor = layer.capacity;
+  config.nGroup = std::max<int64_t>(0, layer.nGroup);
+  config.topkGroup = std::max<int64_t>(0, layer.topkGroup);
+  config.geluGlu =
+      std::string(moe::layer::activationName(layer.activation)) == "gelu_glu";
+  moe::reference::BlockShape shape;
+  shape.batch = spec.batch;
+  shape.seq = spec.seq;
+  shape.hidden = layer.hidden;
+  shape.heads = spec.heads;
+  shape.kvHeads = spec.kvHeads;
+  shape.headDim = spec.headDim;
+  shape.ffn = layer.ffn;
+  shape.experts = layer.experts;
+
+  // The reference sees exactly the values the program saw (bf16 widened).
+  std::vector<std::vector<float>> values;
+  for (const Tensor &arg : args)
+    values.push_back(toFloats(arg.get()));
+  enum { X, G1, WQ, WK, WV, WO, G2, WGATE, W1, W2, BIAS };
+  moe::reference::BlockWeights weights;
+  weights.g1 = values[G1].data();
+  weights.wq = values[WQ].data();
+  weights.wk = values[WK].data();
+  weights.wv = values[WV].data();
+  weights.wo = values[WO].data();
+  weights.g2 = values[G2].data();
+  weights.wGate = values[WGATE].data();
+  weights.w1 = values[W1].data();
+  weights.w2 = values[W2].data();
+  if (layer.bias)
+    weights.bias = values[BIAS].data();
+  moe::reference::BlockResult ref;
+  try {
+    // A bf16 block stores its normalized rows, attention's output and h in
+    // bf16: the reference rounds them alike, so that routing sees the same
+    // values up to accumulation order.
+    bool bf16 = moert_tensor_dtype(args[X].get()) == MOERT_BF16;
+    ref = moe::reference::runBlock(config, shape, values[X].data(), weights,
+                                   /*btaTiles=*/1,
+                                   bf16 ? moe::reference::roundToBf16 : nullptr);
+  } catch (const std::invalid_argument &e) {
+    why = std::string("the reference cannot run this block: ") + e.what();
+    return std::nullopt;
+  }
+  CheckOutcome outcome;
+  compareResult(outcome, 0, "y", results[0].get(), ref.y);
+  moert_tensor *indices = results[1].get();
+  const int32_t *idx = static_cast<const int32_t *>(moert_tensor_data(indices));
+  int64_t n = moert_tensor_num_elements(indices), mismatches = 0;
+  for (int64_t i = 0; i < n; ++i)
+    mismatches += idx[i] != ref.moe.indices[i];
+  outcome.passed &= mismatches == 0;
+  outcome.lines.push_back("result 1 (indices): " + std::to_string(mismatches) +
+                          " of " + std::to_string(n) +
+                          " differ from the reference " +
+                          (mismatches == 0 ? "OK" : "FAILED"));
   return outcome;
 }
 

@@ -9,6 +9,7 @@
 #ifndef MOE_MLIR_TOOLS_MOE_RUN_RUNSUPPORT_H
 #define MOE_MLIR_TOOLS_MOE_RUN_RUNSUPPORT_H
 
+#include "lib/Layer/BlockSpec.h"
 #include "moe-mlir/Runtime/moert.h"
 
 #include <cstdint>
@@ -105,6 +106,16 @@ struct CheckOutcome {
 std::optional<CheckOutcome>
 checkAgainstReference(const LayerInfo &layer, const std::vector<Tensor> &args,
                       const std::vector<Tensor> &results, std::string &why);
+
+/// A block (moe-run --block): y (result 0) against the reference block of
+/// lib/Reference/NaiveBlock.h on the same arguments (x, g1, wq, wk, wv,
+/// wo, g2, w_gate, w1, w2[, bias]), relative error at the layer's
+/// tolerance, and the MoE's indices (result 1) exactly.
+std::optional<CheckOutcome>
+checkBlockAgainstReference(const moe::layer::BlockSpec &spec,
+                           const std::vector<Tensor> &args,
+                           const std::vector<Tensor> &results,
+                           std::string &why);
 
 /// The training step checked against the reference backward: y, indices,
 /// dx, dw_gate, dw1, dw2 (relative error per tensor: f32 1e-4, bf16 3e-2),

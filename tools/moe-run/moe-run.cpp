@@ -27,7 +27,11 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
   OwningOpRef<ModuleOp> module;
   if (request.programPath.empty()) {
     std::string error;
-    module = mlir::moe::loadLayerProgram(*context, request.layerSpec, error);
+    module = request.blockSpec.empty()
+                 ? mlir::moe::loadLayerProgram(*context, request.layerSpec,
+                                               error)
+                 : mlir::moe::loadBlockProgram(*context, request.blockSpec,
+                                               error);
     if (!module)
       return fail(error);
   } else {
