@@ -629,9 +629,10 @@ moe::run::describeMemoryPlan(const moert_function *function) {
                      " in one arena (buffers by category:";
   if (std::strtoll(peak, nullptr, 10) == 0)
     return std::string("memory: no intermediate buffers");
-  const char *categories[] = {"routing",      "dispatch",  "activations",
-                              "expert_outputs", "residuals", "gradients",
-                              "accumulators", "scratch",   "other"};
+  const char *categories[] = {"block",       "attention",      "routing",
+                              "dispatch",    "activations",    "expert_outputs",
+                              "residuals",   "gradients",      "accumulators",
+                              "scratch",     "result",         "other"};
   bool any = false;
   for (const char *category : categories) {
     std::string key = std::string("memory.category.") + category;
