@@ -187,6 +187,11 @@ LogicalResult mlir::moe::lowerAttention(AttentionOp op,
   Type element = nType.getElementType(), f32 = b.getF32Type();
   int64_t batch = nType.getDimSize(0), length = nType.getDimSize(1),
           hidden = nType.getDimSize(2);
+  // The scores are [B, heads, L, L]: a dynamic L would be two extents.
+  if (ShapedType::isDynamic(length))
+    return op.emitOpError()
+           << "needs a static sequence length (n dimension 1) to lower: its "
+              "scores are [B, heads, L, L]";
   int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
   int64_t headDim = op.getHeadDim(), group = heads / kvHeads;
   float scale = float(1.0 / std::sqrt(double(headDim)));
