@@ -162,56 +162,38 @@ bool parseImpl(std::string_view text, BlockSpec &out, std::string &error) {
 
   BlockSpec spec;
   bool fromPreset = false;
-  std::set<std::string, std::less<>> seen;
-  for (size_t i = 0; i < items.size(); ++i) {
-    std::string_view item = items[i];
-    size_t eq = item.find('=');
-    if (eq == std::string_view::npos) {
-      if (i != 0) {
-        error = "item " + quoted(item) +
-                " is not key=value: only the first item may be a preset name";
-        return false;
+  SeenKeys seen;
+  auto onPreset = [&](std::string_view name, std::string &error) {
+    for (const BlockPreset &p : presets())
+      if (name == p.name) {
+        spec = p.spec;
+        return true;
       }
-      const BlockPreset *found = nullptr;
-      for (const BlockPreset &p : presets())
-        if (item == p.name)
-          found = &p;
-      if (!found) {
-        error = "unknown block preset " + quoted(item) + ": presets are " +
-                joinNames(blockPresetNames()) +
-                " (a layer preset is not a block: it has no attention)";
-        return false;
-      }
-      spec = found->spec;
-      fromPreset = true;
-      continue;
-    }
-    std::string_view key = trim(item.substr(0, eq));
-    std::string_view value = trim(item.substr(eq + 1));
-    if (key.empty()) {
-      error = "item " + quoted(item) + " has no key: valid keys are " +
-              joinNames(validKeys());
-      return false;
-    }
+    error = "unknown block preset " + quoted(name) + ": presets are " +
+            joinNames(blockPresetNames()) +
+            " (a layer preset is not a block: it has no attention)";
+    return false;
+  };
+  auto acceptKey = [](std::string_view key, std::string &error) {
     if (key == "tokens") {
       error = "tokens: a block's MoE has batch*seq tokens; give batch and "
               "seq instead";
       return false;
     }
-    bool blockKey = isBlockKey(key);
-    if (!blockKey && !isLayerKey(key)) {
-      error = "unknown key " + quoted(key) + ": valid keys are " +
-              joinNames(validKeys());
-      return false;
-    }
-    if (!seen.insert(std::string(key)).second) {
-      error = "duplicate key " + quoted(key) + ": give each key once";
-      return false;
-    }
-    if (!(blockKey ? setBlockKey(spec, key, value, error)
-                   : setLayerKey(spec.moe, key, value, error)))
-      return false;
-  }
+    if (isBlockKey(key) || isLayerKey(key))
+      return true;
+    error = "unknown key " + quoted(key) + ": valid keys are " +
+            joinNames(validKeys());
+    return false;
+  };
+  auto setKey = [&](std::string_view key, std::string_view value,
+                    std::string &error) {
+    return isBlockKey(key) ? setBlockKey(spec, key, value, error)
+                           : setLayerKey(spec.moe, key, value, error);
+  };
+  if (!walkSpecItems(items, joinNames(validKeys()), onPreset, acceptKey,
+                     setKey, seen, fromPreset, error))
+    return false;
 
   if (!fromPreset) {
     std::vector<std::string> missing;

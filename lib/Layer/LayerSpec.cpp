@@ -89,6 +89,47 @@ std::string_view trim(std::string_view s) {
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+bool walkSpecItems(
+    const std::vector<std::string_view> &items, const std::string &validKeys,
+    const std::function<bool(std::string_view, std::string &)> &onPreset,
+    const std::function<bool(std::string_view, std::string &)> &acceptKey,
+    const std::function<bool(std::string_view, std::string_view,
+                             std::string &)> &setKey,
+    SeenKeys &seen, bool &fromPreset, std::string &error) {
+  fromPreset = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string_view item = items[i];
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      if (i != 0) {
+        error = "item " + quoted(item) +
+                " is not key=value: only the first item may be a preset name";
+        return false;
+      }
+      if (!onPreset(item, error))
+        return false;
+      fromPreset = true;
+      continue;
+    }
+    std::string_view key = trim(item.substr(0, eq));
+    std::string_view value = trim(item.substr(eq + 1));
+    if (key.empty()) {
+      error = "item " + quoted(item) + " has no key: valid keys are " +
+              validKeys;
+      return false;
+    }
+    if (!acceptKey(key, error))
+      return false;
+    if (!seen.insert(std::string(key)).second) {
+      error = "duplicate key " + quoted(key) + ": give each key once";
+      return false;
+    }
+    if (!setKey(key, value, error))
+      return false;
+  }
+  return true;
+}
+
 bool splitItems(std::string_view text, std::string_view what,
                 std::vector<std::string_view> &items, std::string &error) {
   // Split on ',' keeping empty items, so that "a,,b" is reported.
@@ -421,48 +462,31 @@ bool parseImpl(std::string_view text, LayerSpec &out, std::string &error) {
 
   LayerSpec spec;
   bool fromPreset = false;
-  std::set<std::string, std::less<>> seen;
-  for (size_t i = 0; i < items.size(); ++i) {
-    std::string_view item = items[i];
-    size_t eq = item.find('=');
-    if (eq == std::string_view::npos) {
-      if (i != 0) {
-        error = "item " + quoted(item) +
-                " is not key=value: only the first item may be a preset name";
-        return false;
+  SeenKeys seen;
+  auto onPreset = [&](std::string_view name, std::string &error) {
+    for (const Preset &p : presets())
+      if (name == p.name) {
+        spec = p.spec;
+        return true;
       }
-      const Preset *found = nullptr;
-      for (const Preset &p : presets())
-        if (item == p.name)
-          found = &p;
-      if (!found) {
-        error = "unknown preset " + quoted(item) + ": presets are " +
-                joinNames(layerPresetNames());
-        return false;
-      }
-      spec = found->spec;
-      fromPreset = true;
-      continue;
-    }
-    std::string_view key = trim(item.substr(0, eq));
-    std::string_view value = trim(item.substr(eq + 1));
-    if (key.empty()) {
-      error = "item " + quoted(item) + " has no key: valid keys are " +
-              joinNames(kKeys);
-      return false;
-    }
-    if (!isLayerKey(key)) {
-      error =
-          "unknown key " + quoted(key) + ": valid keys are " + joinNames(kKeys);
-      return false;
-    }
-    if (!seen.insert(std::string(key)).second) {
-      error = "duplicate key " + quoted(key) + ": give each key once";
-      return false;
-    }
-    if (!setLayerKey(spec, key, value, error))
-      return false;
-  }
+    error = "unknown preset " + quoted(name) + ": presets are " +
+            joinNames(layerPresetNames());
+    return false;
+  };
+  auto acceptKey = [](std::string_view key, std::string &error) {
+    if (isLayerKey(key))
+      return true;
+    error =
+        "unknown key " + quoted(key) + ": valid keys are " + joinNames(kKeys);
+    return false;
+  };
+  auto setKey = [&](std::string_view key, std::string_view value,
+                    std::string &error) {
+    return setLayerKey(spec, key, value, error);
+  };
+  if (!walkSpecItems(items, joinNames(kKeys), onPreset, acceptKey, setKey,
+                     seen, fromPreset, error))
+    return false;
 
   if (!fromPreset) {
     std::vector<std::string> missing;

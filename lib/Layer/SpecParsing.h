@@ -16,6 +16,8 @@
 
 #include "lib/Layer/LayerSpec.h"
 
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +45,22 @@ template <typename Range> std::string joinNames(const Range &names) {
 /// (a stray ',') is an error that names `what` ("layer spec").
 bool splitItems(std::string_view text, std::string_view what,
                 std::vector<std::string_view> &items, std::string &error);
+
+/// The keys a spec gave, for duplicates and the required ones.
+using SeenKeys = std::set<std::string, std::less<>>;
+
+/// Walks a spec's items: the first may be a preset name (`onPreset` takes
+/// it, or says why not), every other one is key=value. A key with no name,
+/// one `acceptKey` refuses (it sets `error`) or one given twice is an error
+/// naming `validKeys`; `setKey` takes the rest. `seen` gets every key,
+/// `fromPreset` whether a preset came first.
+bool walkSpecItems(
+    const std::vector<std::string_view> &items, const std::string &validKeys,
+    const std::function<bool(std::string_view, std::string &)> &onPreset,
+    const std::function<bool(std::string_view, std::string &)> &acceptKey,
+    const std::function<bool(std::string_view, std::string_view,
+                             std::string &)> &setKey,
+    SeenKeys &seen, bool &fromPreset, std::string &error);
 
 /// Parses an integer in [lo, kMaxLayerDim]; lo is 0 or 1.
 bool parseInt(std::string_view key, std::string_view value, int64_t lo,
