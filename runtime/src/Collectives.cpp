@@ -252,7 +252,18 @@ int moert_comm_allreduce_max_f64(double *values, int count) {
       moert::setError("moert_comm_allreduce_max_f64: bad buffer");
       return 1;
     }
-    if (!world.mpi || count == 0)
+    if (count == 0 || world.size <= 1)
+      return 0;
+    if (world.torchrun) {
+      if (std::string error =
+              moert::ncclcollectives::allReduceMaxOnHost(values, count);
+          !error.empty()) {
+        moert::setError("%s", error.c_str());
+        return 1;
+      }
+      return 0;
+    }
+    if (!world.mpi)
       return 0;
     const moert::mpi::Library &mpi = *world.mpi;
     std::vector<double> in(values, values + count);

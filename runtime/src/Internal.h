@@ -144,6 +144,9 @@ std::string checkWorld(const char *call, int64_t segments, int64_t ranks);
 /// the communication stream (moert_comm_finalize).
 namespace ncclcollectives {
 void shutdown();
+/// The maximum of `values` over the ranks of a torchrun world, through the
+/// NCCL communicator (such a world has no MPI). "" or what failed.
+std::string allReduceMaxOnHost(double *values, int count);
 } // namespace ncclcollectives
 
 } // namespace moert

@@ -563,6 +563,41 @@ MOERT_EXPORT int32_t moert_cuda_all_reduce_sum_i32_v1(const int32_t *in,
   });
 }
 
+std::string moert::ncclcollectives::allReduceMaxOnHost(double *values,
+                                                       int count) {
+  std::lock_guard<std::mutex> lock(stateMutex);
+  if (std::string error = ensureNccl(); !error.empty())
+    return error;
+  const cuda::Driver &d = *state.driver;
+  size_t bytes = size_t(count) * sizeof(double);
+  cuda::CUdeviceptr buffer = 0;
+  if (CUresult r = d.cuMemAlloc(&buffer, bytes))
+    return describeCuda("cuMemAlloc", r);
+  CUevent done = nullptr;
+  std::string error;
+  if (CUresult r = d.cuMemcpyHtoD(buffer, values, bytes))
+    error = describeCuda("cuMemcpyHtoD", r);
+  else if (CUresult r = d.cuEventCreate(&done, cuda::CU_EVENT_DEFAULT))
+    error = describeCuda("cuEventCreate", r);
+  else if (nccl::Result r = state.lib->ncclAllReduce(
+               reinterpret_cast<void *>(buffer),
+               reinterpret_cast<void *>(buffer), size_t(count), nccl::Float64,
+               nccl::Max, state.comm, ncclStream()))
+    error = describeNccl("ncclAllReduce", r);
+  else {
+    d.cuEventRecord(done, state.stream);
+    // A peer that never comes must not hang this rank.
+    error = waitPolling(done, "ncclAllReduce");
+    if (error.empty())
+      if (CUresult r = d.cuMemcpyDtoH(values, buffer, bytes))
+        error = describeCuda("cuMemcpyDtoH", r);
+  }
+  if (done)
+    d.cuEventDestroy(done);
+  d.cuMemFree(buffer);
+  return error;
+}
+
 void moert::ncclcollectives::shutdown() {
   std::lock_guard<std::mutex> lock(stateMutex);
   if (state.comm) {

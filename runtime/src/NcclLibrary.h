@@ -24,7 +24,14 @@ using Stream = struct CUstream_st *; ///< cudaStream_t is CUstream
 struct UniqueId {
   char internal[128]; ///< NCCL_UNIQUE_ID_BYTES
 };
-enum DataType : int { Int8 = 0, Int32 = 2, Float16 = 6, Float32 = 7, BFloat16 = 9 };
+enum DataType : int {
+  Int8 = 0,
+  Int32 = 2,
+  Float16 = 6,
+  Float32 = 7,
+  Float64 = 8,
+  BFloat16 = 9
+};
 enum RedOp : int { Sum = 0, Max = 2 };
 
 constexpr int kMinimumVersion = 20700; ///< 2.7.0: ncclSend and ncclRecv

@@ -244,7 +244,8 @@ int moert_comm_init_launch(int allow_torchrun);
 /* This process's rank and the number of ranks (0 and 1 before init). */
 int moert_comm_rank(void);
 int moert_comm_size(void);
-/* Element-wise maximum of values[0..count) over all ranks, in place. */
+/* Element-wise maximum of values[0..count) over all ranks, in place (over
+   MPI under mpirun, over the NCCL communicator under torchrun). */
 int moert_comm_allreduce_max_f64(double *values, int count);
 /* Finalizes MPI if moert_comm_init initialized it. */
 int moert_comm_finalize(void);

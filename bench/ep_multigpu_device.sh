@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Expert parallelism on a machine of R GPUs (issue #16; no MLIR there): the
+# per-rank CUDA artifacts of ep=R, one process a GPU launched the torchrun
+# way (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT: the machine
+# has no mpirun), checked against the single-rank reference on the global
+# batch, then timed with and without overlap beside PyTorch + NCCL
+# (../shared/bench/torch_ep_baseline.py) in the same call.
+#
+#   here:          bench/ep_multigpu_device.sh compile [DEST]   (R=2 default;
+#                  artifacts and sources into DEST, default .device/ep2)
+#   GPU machine:   bash DEST/bench/ep_multigpu_device.sh run
+#
+# "run" writes $OUT/ep_multigpu.log, the trace of one overlapped run
+# ($OUT/ep_multigpu_trace.json) and PyTorch's numbers ($OUT/torch_ep.json).
+# DEADLINE (seconds, default 540) stops starting new runs after it.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+ranks=${R:-2}
+
+if [ "${1:-}" = compile ]; then
+  root=$here
+  bin=${BUILD_DIR:-$root/build}/bin
+  dest=${2:-$root/.device/ep$ranks}
+  rm -rf "$dest" && mkdir -p "$dest/art" "$dest/lib/Target" "$dest/peer" "$dest/bench" "$dest/tools"
+  cp -r "$root/runtime" "$root/include" "$dest/"
+  cp "$root/bench/ep_multigpu_device.sh" "$dest/bench/"
+  cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
+  cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" "$dest/lib/Target/"
+  cp -r "$root/tools/moe-run" "$dest/tools/"
+  # The peer: PyTorch + NCCL all_to_all_single, the team's script (not ours).
+  cp "$root/../shared/bench/torch_ep_baseline.py" "$dest/peer/"
+  echo "$ranks" > "$dest/ranks"
+  t=cuda:sm_90a
+  compile() { # name, spec, flags...
+    local name=$1 spec=$2; shift 2
+    "$bin/moe-compile" --layer "$spec" --target=$t "$@" -o "$dest/art/$name.so" ||
+      { echo "compile of $name FAILED"; exit 1; }
+    echo "compiled $name: $spec $*"
+  }
+  ep=ep=$ranks
+  small=tokens=256,hidden=256,ffn=128,experts=16,top_k=4,dtype=bf16
+  # Checked against the reference (sizes its CPU reference finishes in seconds,
+  # the presets at their full H, F, E, k with few tokens).
+  compile tiny "tiny,$ep"
+  compile tiny-train "tiny,$ep" --backward
+  compile tiny-overlap "tiny,$ep,overlap=2"
+  compile capacity "tokens=64,hidden=64,ffn=32,experts=8,top_k=2,capacity=1.0,$ep"
+  compile sigmoid "tokens=64,hidden=64,ffn=32,experts=8,top_k=2,router=sigmoid,bias=1,$ep"
+  compile small "$small,$ep"
+  compile small-overlap "$small,$ep,overlap=2"
+  compile small-train "$small,aux_loss=0.01,$ep" --backward
+  compile check-qwen3_30b_a3b "qwen3_30b_a3b,tokens=64,$ep"
+  compile check-olmoe "olmoe,tokens=64,$ep"
+  compile check-mixtral "mixtral,tokens=16,$ep"
+  compile check-qwen3_30b_a3b-train "qwen3_30b_a3b,tokens=64,$ep" --backward
+  # Timed: the presets' full T per rank (the global batch is R·T), as
+  # torch_ep_baseline.py runs them; without ep on one GPU for the ratio.
+  for p in qwen3_30b_a3b mixtral; do
+    compile "$p" "$p,$ep"
+    compile "$p-overlap" "$p,$ep,overlap=0"
+    compile "$p-train" "$p,$ep" --backward
+    compile "$p-one-gpu" "$p"
+  done
+  du -sh "$dest"
+  exit 0
+fi
+[ "${1:-}" = run ] || { echo "usage: $0 compile [DEST] | run" >&2; exit 2; }
+
+dir=$here
+[ -f "$dir/ranks" ] && ranks=$(cat "$dir/ranks")
+out=${OUT:-$PWD/device-out}
+mkdir -p "$out"
+exec > >(tee "$out/ep_multigpu.log") 2>&1
+start=$(date +%s)
+deadline=${DEADLINE:-540}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+echo "== $(date -u +%Y-%m-%dT%H:%MZ), $ranks ranks"
+nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader
+nvidia-smi topo -m 2>&1 | head -8
+for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null); do
+  [ -e "$d/libnccl.so.2" ] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-} && echo "== libnccl.so.2 from $d" && break
+done
+export MOERT_NCCL_TIMEOUT_S=${MOERT_NCCL_TIMEOUT_S:-60}
+
+cmake -S "$dir/tools/moe-run" -B /tmp/moe-run-build -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake.log ||
+  { cat /tmp/cmake.log; exit 1; }
+ninja -C /tmp/moe-run-build -j "$(nproc)" > /tmp/ninja.log || { cat /tmp/ninja.log; exit 1; }
+run=/tmp/moe-run-build/moe-run
+echo "== moe-run built ($(( $(date +%s) - start )) s)"
+
+failures=0
+port=29600
+# Starts one moe-run a GPU in the background; LOGS gets the log prefix.
+start_ranks() { # log-prefix, time limit, artifact, flags...
+  local prefix=$1 limit=$2 a=$dir/art/$3.so; shift 3
+  port=$((port + 1))
+  for ((r = 0; r < ranks; r++)); do
+    env RANK=$r WORLD_SIZE=$ranks LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      timeout "$limit" "$run" "$a" --backend=cuda:sm_90a "$@" > "$prefix.rank$r" 2>&1 &
+    echo $! > "$prefix.pid$r"
+  done
+}
+# Waits for the ranks started under PREFIX and prints what they said.
+finish_ranks() { # title, log-prefix
+  local title=$1 prefix=$2 rc bad=0
+  echo "-- $title"
+  for ((r = 0; r < ranks; r++)); do
+    wait "$(cat "$prefix.pid$r")"; rc=$?
+    [ $r = 0 ] && grep -E "expert parallelism|routing:|communication|relative error|differ|passed|failed|CHECK|median|memory|trace:|step" "$prefix.rank0" | sed 's/^/   /'
+    grep -E "error|rank $r:" "$prefix.rank$r" | grep -v "relative error" | head -4 | sed "s/^/   rank $r: /"
+    [ $rc = 0 ] || { echo "   rank $r FAILED (exit $rc)"; bad=1; }
+  done
+  [ $bad = 0 ] || failures=$((failures + 1))
+}
+launch() { # title, time limit, artifact, flags...
+  local title=$1; shift
+  if (( $(date +%s) - start > deadline )); then echo "-- $title: not run (DEADLINE)"; return; fi
+  start_ranks /tmp/launch "$@"
+  finish_ranks "$title" /tmp/launch
+}
+
+echo "== correctness: every rank against the single-rank reference on the global batch"
+# The presets' CPU references take longest: they run beside the small checks.
+start_ranks /tmp/qwen3 300 check-qwen3_30b_a3b --check --seed 1
+start_ranks /tmp/olmoe 300 check-olmoe --check --seed 1
+start_ranks /tmp/mixtral 400 check-mixtral --check --seed 1
+for s in 1 2; do
+  launch "tiny forward, seed $s" 60 tiny --check --seed $s
+  launch "tiny training step, seed $s" 60 tiny-train --backward --check --seed $s
+  launch "tiny overlap=2, seed $s" 60 tiny-overlap --check --seed $s
+  launch "capacity 1.0, seed $s" 60 capacity --check --seed $s
+  launch "sigmoid router with bias, seed $s" 60 sigmoid --check --seed $s
+  launch "bf16 256 tokens, seed $s" 60 small --check --seed $s
+  launch "bf16 256 tokens overlap=2, seed $s" 60 small-overlap --check --seed $s
+  launch "bf16 256 tokens training step with aux loss, seed $s" 90 small-train --backward --check --seed $s
+done
+finish_ranks "qwen3_30b_a3b, 64 tokens a rank" /tmp/qwen3
+finish_ranks "olmoe, 64 tokens a rank" /tmp/olmoe
+start_ranks /tmp/qwen3-train 300 check-qwen3_30b_a3b-train --backward --check --seed 1
+finish_ranks "mixtral, 16 tokens a rank" /tmp/mixtral
+finish_ranks "qwen3_30b_a3b training step, 64 tokens a rank" /tmp/qwen3-train
+
+echo "== time per rank (rank 0's median of 20; CUDA events around each call) ($(( $(date +%s) - start )) s)"
+for p in qwen3_30b_a3b mixtral; do
+  if (( $(date +%s) - start <= deadline )); then
+    echo "-- $p on one GPU, no ep"
+    timeout 120 "$run" "$dir/art/$p-one-gpu.so" --repeat 20 2>&1 | grep -E "median|error" | sed 's/^/   /'
+  fi
+  launch "$p ep=$ranks" 150 "$p" --repeat 20
+  launch "$p ep=$ranks, overlap (cost model's chunks)" 150 "$p-overlap" --repeat 20
+  launch "$p ep=$ranks training step" 200 "$p-train" --backward --repeat 10
+done
+launch "qwen3_30b_a3b ep=$ranks overlap, traced" 150 qwen3_30b_a3b-overlap --repeat 3 \
+  --trace="$out/ep_multigpu_trace.json"
+
+echo "== PyTorch + NCCL all_to_all_single, same call ($(( $(date +%s) - start )) s)"
+if (( $(date +%s) - start <= deadline + 30 )); then
+  OUT=$out timeout 240 python3 "$dir/peer/torch_ep_baseline.py" qwen3_30b_a3b mixtral 2>&1 |
+    grep -v Warning | tail -6
+fi
+echo "== $failures failures ($(( $(date +%s) - start )) s)"
+[ "$failures" = 0 ]
