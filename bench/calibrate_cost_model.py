@@ -9,8 +9,9 @@
       (what bench/compile_recompute_artifacts.sh writes). Fits, per kernel
       class of the device, the two scales of
           ms = compute_scale * flops / rate + bytes_scale * bytes / bandwidth
-               + launches * launch
-      by non-negative least squares over every run that measured the class,
+               + launches * launch [+ wave_us * waves]
+      by non-negative least squares over every run that measured the class
+      (the per-wave time only for tiled GEMMs: launches x waves of tiles),
       then the launch cost from the kernels no row names and the
       synchronization cost from the layer times; prints the prediction
       against each measurement and, with --write, rewrites the device's rows
@@ -35,7 +36,8 @@ PREDICTED = [
     "moek_grouped_matmul_store_transposed_b",
     "moek_grouped_matmul_scatter_add_transposed_b", "moek_glu", "moek_combine_rows", "moek_expert_loads",
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
-    "moek_grouped_input_grad", "moek_route_backward", "fill", "linalg_map", "copy"]
+    "moek_grouped_input_grad", "moek_route_backward", "moek_route_backward_dx",
+    "moek_route_backward_dw_gate", "fill", "linalg_map", "copy"]
 
 
 # Predicted as kernels, but the GPU runs them as driver memsets and copies,
@@ -124,32 +126,48 @@ def read_table(path):
                                    "sync": nums[4], "multiprocessors": int(nums[5])}
         m = re.match(r'KERNEL\("([^"]+)", "([^"]+)", ([0-9.eE+-]+), ([0-9.eE+-]+)\)', line)
         if m:
-            kernels.setdefault(m.group(1), {})[m.group(2)] = (float(m.group(3)), float(m.group(4)))
+            kernels.setdefault(m.group(1), {})[m.group(2)] = (
+                float(m.group(3)), float(m.group(4)), 0.0)
+        m = re.match(r'WAVE\("([^"]+)", "([^"]+)", ([0-9.eE+-]+)\)', line)
+        if m and m.group(2) in kernels.get(m.group(1), {}):
+            cs, bs, _ = kernels[m.group(1)][m.group(2)]
+            kernels[m.group(1)][m.group(2)] = (cs, bs, float(m.group(3)))
     return devices, kernels
 
 
-def nnls2(a, b, one_scale=False):
-    """Least squares of a[n,2] x = b with x >= 0 (two unknowns: enumerate).
-    With one_scale, x[0] == x[1]: one efficiency for the roofline sum, which
-    extrapolates to other shapes better than two scales fitted to few."""
-    if one_scale:
-        s = a[:, 0] + a[:, 1]
-        v = max(0.0, float(s @ b / (s @ s))) if s @ s > 0 else 0.0
-        return np.array([v, v])
-    best, best_err = np.zeros(2), float("inf")
-    candidates = []
-    x, *_ = np.linalg.lstsq(a, b, rcond=None)
-    candidates.append(x)
-    for keep in (0, 1):
-        col = a[:, keep]
-        v = float(col @ b / (col @ col)) if col @ col > 0 else 0.0
-        candidates.append(np.array([v, 0.0]) if keep == 0 else np.array([0.0, v]))
-    for x in candidates:
-        if (x >= 0).all():
-            err = float(np.sum((a @ x - b) ** 2))
-            if err < best_err:
-                best, best_err = x, err
+def nnls(a, b):
+    """Least squares of a[n,m] x = b with x >= 0, m small: the best of the
+    unconstrained fits on every subset of the columns that stays >= 0."""
+    m = a.shape[1]
+    best, best_err = np.zeros(m), float(np.sum(b ** 2))
+    for mask in range(1, 1 << m):
+        cols = [j for j in range(m) if mask >> j & 1]
+        x_sub, *_ = np.linalg.lstsq(a[:, cols], b, rcond=None)
+        if (x_sub < 0).any():
+            continue
+        x = np.zeros(m)
+        x[cols] = x_sub
+        err = float(np.sum((a @ x - b) ** 2))
+        if err < best_err:
+            best, best_err = x, err
     return best
+
+
+def fit_class(a, b, one_scale=False):
+    """(compute_scale, bytes_scale, wave_us) of one class; a's columns are
+    the compute, bytes and (tiled GEMMs) per-wave terms at scale 1. With
+    one_scale, compute_scale == bytes_scale: one efficiency for the
+    roofline sum, which extrapolates to other shapes better than two scales
+    fitted to few."""
+    waves = a[:, 2] if a.shape[1] > 2 and (a[:, 2] > 0).any() else None
+    if one_scale:
+        cols = [a[:, 0] + a[:, 1]] + ([waves] if waves is not None else [])
+        x = nnls(np.stack(cols, axis=1), b)
+        return (x[0], x[0], x[1] if waves is not None else 0.0)
+    if waves is None:
+        x = nnls(a[:, :2], b)
+        return (x[0], x[1], 0.0)
+    return tuple(nnls(a[:, :3], b))
 
 
 def load_runs(args):
@@ -185,23 +203,26 @@ class Model:
         out = {}
         for k in self.costs[run["name"]]:
             e = out.setdefault(k["name"], {"flops": 0.0, "bytes": 0.0, "launches": 0,
-                                           "class": k["class"]})
+                                           "waves": 0.0, "class": k["class"]})
             # Tiled GEMMs are priced by their waves (the report's wave_flops:
             # launches x waves x CTA slots x tile flops); reports older than
             # the wave term have flops only.
             e["flops"] += k.get("wave_flops", k["flops"])
             e["bytes"] += k["bytes"]; e["launches"] += k["launches"]
+            if k.get("wave_slots", 0) > 0 and k.get("tiles_per_launch", 0) > 0:
+                e["waves"] += k["launches"] * k["waves_per_launch"]
         return out
 
     def scales(self, cls):
         if cls in self.fitted:
             return self.fitted[cls]
-        return self.fitted.get("default" + cls[cls.rfind("."):], (1.0, 1.0))
+        return self.fitted.get("default" + cls[cls.rfind("."):], (1.0, 1.0, 0.0))
 
     def kernel_ms(self, e, launch=True):
-        cs, bs = self.scales(e["class"])
+        cs, bs, wave_us = self.scales(e["class"])
         return (cs * e["flops"] / self.rate(e["class"]) * 1e3
                 + bs * e["bytes"] / (self.dev["bw"] * 1e9) * 1e3
+                + wave_us * e["waves"] * 1e-3
                 + (e["launches"] * self.dev["launch"] * 1e-3 if launch else 0.0))
 
     def layer_ms(self, run):
@@ -255,7 +276,7 @@ class Model:
                 e = pred[name]
                 rows.setdefault(e["class"], []).append(
                     (e["flops"] / rate(e["class"]) * 1e3, e["bytes"] / (dev["bw"] * 1e9) * 1e3,
-                     ms - e["launches"] * dev["launch"] * 1e-3))
+                     e["waves"] * 1e-3, ms - e["launches"] * dev["launch"] * 1e-3))
         # Runs measured as a whole (the CPU: no per-kernel profile) calibrate
         # the default class of their kernels from the layer time.
         for run in runs:
@@ -267,11 +288,17 @@ class Model:
             rows.setdefault(cls, []).append(
                 (sum(e["flops"] / rate(e["class"]) for e in pred.values()) * 1e3,
                  sum(e["bytes"] for e in pred.values()) / (dev["bw"] * 1e9) * 1e3,
-                 run["layer_ms"] - dev["sync"] * 1e-3
+                 0.0, run["layer_ms"] - dev["sync"] * 1e-3
                  - sum(e["launches"] for e in pred.values()) * dev["launch"] * 1e-3))
         for cls, r in sorted(rows.items()):
-            a = np.array([[x[0], x[1]] for x in r]); b = np.array([x[2] for x in r])
-            self.fitted[cls] = tuple(float(v) for v in nnls2(
+            a = np.array([x[:3] for x in r]); b = np.array([x[3] for x in r])
+            # Relative errors: a 25 ms kernel of one preset must not outweigh
+            # the 5 ms kernel of the same class in another; below 0.2 ms
+            # (launch noise, tiny kernels aliased to a big one's class)
+            # absolute again, so they do not steer the class.
+            w = 1.0 / np.maximum(np.abs(b), 0.2)
+            a, b = a * w[:, None], b * w
+            self.fitted[cls] = tuple(float(v) for v in fit_class(
                 a, b, one_scale=self.one_scale and cls.endswith(".tc")))
         return self
 
@@ -321,8 +348,9 @@ def fit(args):
     dev = model.dev
 
     print(f"device {device_id}: launch {dev['launch']:.2f} us, sync {dev['sync']:.1f} us")
-    for cls, (cs, bs) in sorted(model.fitted.items()):
-        print(f"  {cls:45s} compute_scale {cs:.4f}  bytes_scale {bs:.4f}")
+    for cls, (cs, bs, wave_us) in sorted(model.fitted.items()):
+        print(f"  {cls:45s} compute_scale {cs:.4f}  bytes_scale {bs:.4f}"
+              + (f"  wave {wave_us:.2f} us" if wave_us > 0 else ""))
     print(f"{'run':32s} {'predicted':>10s} {'measured':>10s} {'error':>8s}  (in sample)")
     worst = 0.0
     for run in runs:
@@ -364,11 +392,14 @@ def fit(args):
                 d = dev
                 out.append(f'DEVICE("{device_id}", "{d["description"]}", {d["matrix"]:.1f}, '
                            f'{d["simt"]:.3f}, {d["bw"]:.1f}, {d["launch"]:.2f}, {d["sync"]:.1f}, {d["multiprocessors"]})')
-                for cls, (cs, bs) in sorted(model.fitted.items()):
+                for cls, (cs, bs, _) in sorted(model.fitted.items()):
                     out.append(f'KERNEL("{device_id}", "{cls}", {cs:.4f}, {bs:.4f})')
+                for cls, (_, _, wave_us) in sorted(model.fitted.items()):
+                    if wave_us > 0:
+                        out.append(f'WAVE("{device_id}", "{cls}", {wave_us:.2f})')
                 written = True
                 continue
-            if line.startswith(f'KERNEL("{device_id}"'):
+            if line.startswith((f'KERNEL("{device_id}"', f'WAVE("{device_id}"')):
                 continue
             out.append(line)
         assert written, f"device {device_id} not in {table_path}"

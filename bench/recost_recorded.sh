@@ -12,7 +12,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BUILD_DIR:-$root/build}/bin
-recorded=$root/bench/logs/recompute-2026-11-29-1626/costs
+# RECORDED: the run whose --report-memory budgets to reuse (default 16:26).
+recorded=${RECORDED:-$root/bench/logs/recompute-2026-11-29-1626/costs}
 out=${1:?usage: recost_recorded.sh OUT_DIR}
 mkdir -p "$out"
 report() { # NAME FLAGS...

@@ -188,6 +188,17 @@ public:
                       perLaunch;
             w.tileFlops = 2.0 * tile->rows * tile->columns * (rows / e);
             w.waveSlots = device.waveSlots(*tile);
+            // Every output tile of an expert reads the expert's rows of
+            // both operands, BM and BN columns of them.
+            double depth = rows / e;
+            double operands = depth * (m * elementBytes(o.getLhs()) +
+                                       n * elementBytes(o.getRhs()));
+            double tileReads =
+                std::ceil(m / tile->rows) * std::ceil(n / tile->columns) *
+                depth *
+                (tile->rows * elementBytes(o.getLhs()) +
+                 tile->columns * elementBytes(o.getRhs()));
+            w.bytes += e * cacheMissBytes(operands, tileReads);
           }
           return w;
         })
@@ -281,6 +292,19 @@ private:
     return w;
   }
 
+  /// The bytes a tiled kernel reads again from memory: its tiles read
+  /// `tileReads` of a working set of `footprint` bytes (one expert's
+  /// operands); what exceeds one pass over it comes from the cache while the
+  /// working set fits, and in the share that does not fit otherwise (the
+  /// tiles' order spreads an operand's reuses over more than the cache
+  /// holds: mixtral's 235 MB expert weights against the H200's 60 MB).
+  double cacheMissBytes(double footprint, double tileReads) const {
+    if (device.l2Bytes <= 0 || footprint <= device.l2Bytes)
+      return 0;
+    double missed = 1.0 - device.l2Bytes / footprint;
+    return std::max(0.0, tileReads - footprint) * missed;
+  }
+
   KernelWork groupedMatmul(GroupedMatmulOp o) {
     Value a = o.getA(), b = o.getB(), c = o.getC();
     double topK = double(o.getTopK());
@@ -320,8 +344,13 @@ private:
     }
     w.bytes = rows * k * elementBytes(a) + e * k * n * elementBytes(b) + out;
     if (const GemmTile *tile = device.tileFor("grouped_matmul");
-        tile && w.tensorCore)
+        tile && w.tensorCore) {
       setRowTiles(w, o, *tile, rows, e, topK, n, k);
+      // Every row tile of an expert walks the expert's whole weight.
+      double weight = k * n * elementBytes(b);
+      double rowTiles = std::ceil(rows / e / double(tile->rows));
+      w.bytes += e * cacheMissBytes(weight, rowTiles * weight);
+    }
     return w;
   }
 

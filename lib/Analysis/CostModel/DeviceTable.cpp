@@ -15,12 +15,18 @@ std::vector<DeviceDescription> buildTable() {
                LAUNCH_US, SYNC_US, MULTIPROCESSORS)                            \
   devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
                                       SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
-                                      SYNC_US, MULTIPROCESSORS, 0, 0, {}, {},  \
-                                      {}});
+                                      SYNC_US, MULTIPROCESSORS, 0, 0, 0, {},   \
+                                      {}, {}});
 #define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
       d.kernels.push_back(KernelCalibration{CLASS, COMPUTE_SCALE, BYTES_SCALE});
+#define WAVE(DEVICE_ID, CLASS, WAVE_US)                                        \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID)                                                     \
+      for (KernelCalibration &k : d.kernels)                                   \
+        if (k.kernelClass == CLASS)                                            \
+          k.waveUs = WAVE_US;
 #define TILE(DEVICE_ID, KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR)       \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
@@ -31,6 +37,10 @@ std::vector<DeviceDescription> buildTable() {
       d.linkGBs = BANDWIDTH_GBS;                                               \
       d.collectiveUs = COLLECTIVE_US;                                          \
     }
+#define CACHE(DEVICE_ID, L2_MIB)                                               \
+  for (DeviceDescription &d : devices)                                         \
+    if (d.id == DEVICE_ID)                                                     \
+      d.l2Bytes = double(L2_MIB) * 1024 * 1024;
 #define CLASS_AS(DEVICE_ID, CLASS, AS_CLASS)                                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
@@ -38,9 +48,11 @@ std::vector<DeviceDescription> buildTable() {
 #include "lib/Analysis/CostModel/DeviceTables.def"
 #undef DEVICE
 #undef KERNEL
+#undef WAVE
 #undef TILE
 #undef LINK
 #undef CLASS_AS
+#undef CACHE
   return devices;
 }
 
@@ -128,5 +140,9 @@ double moe::cost::predictMs(const DeviceDescription &device,
   double seconds = k.computeScale * waveFlops(work) / rate +
                    k.bytesScale * work.bytes / (device.bandwidthGBs * 1e9) +
                    double(work.launches) * device.launchUs * 1e-6;
+  if (k.waveUs > 0 && work.waveSlots > 0 && work.tiles > 0)
+    seconds += double(work.launches) *
+               expectedWaves(work.tiles, work.tilesSd, work.waveSlots) *
+               k.waveUs * 1e-6;
   return seconds * 1e3;
 }

@@ -4,7 +4,8 @@
 // bandwidth, launch and synchronization costs, the multiprocessors and the
 // CTA tiles of its GEMM kernels (for wave quantization, Waves.h), and per
 // kernel class two calibrated scales (time = compute_scale * flops / rate +
-// bytes_scale * bytes / bandwidth). The numbers live in DeviceTables.def,
+// bytes_scale * bytes / bandwidth, plus for tiled GEMMs a fixed time per
+// wave). The numbers live in DeviceTables.def,
 // written by bench/calibrate_cost_model.py from `moe-run --profile` logs.
 //
 // MLIR-free: the standalone moe-run of GPU machines could link it.
@@ -25,6 +26,10 @@ struct KernelCalibration {
   std::string kernelClass; ///< "grouped_matmul_silu_glu.tc", "default.simt"
   double computeScale = 1.0;
   double bytesScale = 1.0;
+  /// Tiled GEMMs: the fixed time of one wave of tiles, what no K loop hides
+  /// (the CTA's start, the pipeline's fill, the epilogue's stores): a
+  /// kernel of many short tiles pays it once per wave (WAVE rows).
+  double waveUs = 0.0;
 };
 
 /// The CTA tile of a GEMM kernel on one device: a launch of T tiles runs
@@ -59,6 +64,10 @@ struct DeviceDescription {
   /// collective call. 0: no link described (collectives cost nothing).
   double linkGBs = 0;
   double collectiveUs = 0;
+  /// The last-level cache (CACHE rows; 0: none modeled). A tiled GEMM whose
+  /// per-expert operands outgrow it reads them again from memory for every
+  /// tile that needs them (CostModel's cacheMissBytes).
+  double l2Bytes = 0;
   std::vector<KernelCalibration> kernels;
   std::vector<GemmTile> tiles;
   std::vector<ClassAlias> aliases;

@@ -75,8 +75,11 @@ TEST(Waves, TheH200PricesLaunchesByWaves) {
   // One tile past a wave costs a second wave, as much as a full one.
   EXPECT_DOUBLE_EQ(oneMore, twoFull);
   KernelWork one = gemmLaunch(*h200, 132);
-  double waveMs = h200->calibrationFor(kernelClassOf(one)).computeScale *
-                  132 * one.tileFlops / (h200->matrixTflops * 1e12) * 1e3;
+  // A wave: its tiles' flops and the class's fixed time per wave (WAVE).
+  KernelCalibration k = h200->calibrationFor(h200->classOf(one));
+  double waveMs = k.computeScale * 132 * one.tileFlops /
+                      (h200->matrixTflops * 1e12) * 1e3 +
+                  k.waveUs * 1e-3;
   EXPECT_GT(waveMs, 0.0);
   EXPECT_NEAR(oneMore - full, waveMs, 1e-9);
   // Without a wave term the 40 tiles would be priced at their flops.
