@@ -14,16 +14,36 @@
 // batch. Attention is per sequence (causal within it), so any tiling of the
 // batch computes exactly the untiled function.
 //
+// With a memory budget the pass chooses N: each N dividing B is lowered on
+// a clone of the module to planned buffers (as moe-place-recomputation
+// evaluates its placements), so the peak is the one the program will
+// have, not a formula of attention's buffers beside the MoE's; N is the
+// fewest tiles whose peak fits. The cost model's prediction of each
+// candidate is reported beside it.
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Analysis/CostModel/CostModel.h"
+#include "passes/MemoryBudget.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <limits>
+#include <numeric>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEBATCHTILEATTENTIONPASS
@@ -75,6 +95,23 @@ void tileAttention(AttentionOp op, int64_t batch, int64_t tiles) {
   op.erase();
 }
 
+/// One tile count, lowered.
+struct Candidate {
+  int64_t tiles = 1;
+  int64_t peakBytes = 0;
+  double predictedMs = 0;
+};
+
+std::string ms(double value) { return llvm::formatv("{0:f4}", value); }
+
+/// "1 tile of 4 sequences", "4 tiles of 1 sequence".
+std::string tilesOf(int64_t tiles, int64_t batch) {
+  int64_t perTile = batch / tiles;
+  return std::to_string(tiles) + (tiles == 1 ? " tile of " : " tiles of ") +
+         std::to_string(perTile) +
+         (perTile == 1 ? " sequence" : " sequences");
+}
+
 struct MoeBatchTileAttentionPass
     : public mlir::moe::impl::MoeBatchTileAttentionPassBase<
           MoeBatchTileAttentionPass> {
@@ -88,6 +125,8 @@ struct MoeBatchTileAttentionPass
           << static_cast<int64_t>(tiles);
       return signalPassFailure();
     }
+    if (!memoryBudget.empty())
+      return chooseUnderBudget();
     for (auto func : getOperation().getOps<func::FuncOp>()) {
       int64_t n = tiles;
       if (auto requested = func->getAttrOfType<IntegerAttr>(kTilesAttr)) {
@@ -95,34 +134,253 @@ struct MoeBatchTileAttentionPass
           n = requested.getInt();
         func->removeAttr(kTilesAttr);
       }
-      if (n == 0 || n == 1)
-        continue;
-      if (n < 0) {
-        func.emitOpError() << "moe-batch-tile-attention: " << kTilesAttr
-                           << " must be positive, got " << n;
+      if (failed(tileFunction(func, n)))
         return signalPassFailure();
-      }
-      SmallVector<AttentionOp> attentions;
-      func.walk([&](AttentionOp op) { attentions.push_back(op); });
-      for (AttentionOp op : attentions) {
-        int64_t batch =
-            cast<RankedTensorType>(op.getN().getType()).getDimSize(0);
-        if (ShapedType::isDynamic(batch)) {
-          op.emitRemark() << "moe-batch-tile-attention: not tiled: the batch "
-                             "is dynamic";
-          continue;
-        }
-        if (batch % n != 0) {
-          op.emitOpError() << "moe-batch-tile-attention: " << n
-                           << " tiles do not divide the batch of " << batch
-                           << " sequences: every tile has batch/tiles "
-                              "sequences";
-          return signalPassFailure();
-        }
-        tileAttention(op, batch, n);
-      }
     }
   }
+
+private:
+  /// Tiles every attention of `func` over `n` tiles (0 or 1: none).
+  LogicalResult tileFunction(func::FuncOp func, int64_t n) {
+    if (n == 0 || n == 1)
+      return success();
+    if (n < 0)
+      return func.emitOpError() << "moe-batch-tile-attention: " << kTilesAttr
+                                << " must be positive, got " << n;
+    SmallVector<AttentionOp> attentions;
+    func.walk([&](AttentionOp op) { attentions.push_back(op); });
+    for (AttentionOp op : attentions) {
+      int64_t batch = cast<RankedTensorType>(op.getN().getType()).getDimSize(0);
+      if (ShapedType::isDynamic(batch)) {
+        op.emitRemark() << "moe-batch-tile-attention: not tiled: the batch "
+                           "is dynamic";
+        continue;
+      }
+      if (batch % n != 0)
+        return op.emitOpError()
+               << "moe-batch-tile-attention: " << n
+               << " tiles do not divide the batch of " << batch
+               << " sequences: every tile has batch/tiles sequences";
+      tileAttention(op, batch, n);
+    }
+    return success();
+  }
+
+  /// memory-budget: every function with attention gets the fewest tiles
+  /// whose planned peak fits.
+  void chooseUnderBudget() {
+    ModuleOp module = getOperation();
+    std::string error;
+    FailureOr<MemoryBudget> budget =
+        parseMemoryBudget(memoryBudget, kUntiledPeak, error);
+    if (failed(budget)) {
+      module.emitError() << "moe-batch-tile-attention: memory-budget "
+                         << error;
+      return signalPassFailure();
+    }
+    if (target != "cpu" && !StringRef(target).starts_with("cuda")) {
+      module.emitError() << "moe-batch-tile-attention: target '" << target
+                         << "' is not cpu or cuda[:sm_XY]";
+      return signalPassFailure();
+    }
+    std::string deviceId = costDevice.empty()
+                               ? ::moe::cost::defaultDeviceFor(target)
+                               : costDevice.getValue();
+    device = ::moe::cost::findDevice(deviceId);
+    if (!device) {
+      module.emitError() << "moe-batch-tile-attention: no device '"
+                         << deviceId << "' in the cost model's table (have: "
+                         << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+      return signalPassFailure();
+    }
+    SmallVector<func::FuncOp> blocks;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.walk([](AttentionOp) { return WalkResult::interrupt(); })
+              .wasInterrupted())
+        blocks.push_back(func);
+    if (blocks.empty()) {
+      module.emitError()
+          << "moe-batch-tile-attention: memory-budget chooses the tiles of "
+             "a block's attention, but the module has no moe.attention (a "
+             "training step's budget needs --backward)";
+      return signalPassFailure();
+    }
+    for (func::FuncOp func : blocks)
+      if (failed(choose(func, *budget)))
+        return signalPassFailure();
+  }
+
+  /// The planned peak and predicted time of `funcName` with its attention
+  /// over `n` tiles, lowered on a clone of the module.
+  FailureOr<Candidate> evaluate(StringRef funcName, int64_t n) {
+    OwningOpRef<ModuleOp> clone = getOperation().clone();
+    auto func = clone->lookupSymbol<func::FuncOp>(funcName);
+    if (failed(tileFunction(func, n)))
+      return failure();
+    PassManager pm(&getContext());
+    bool cuda = target != "cpu";
+    int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
+                    : cuda              ? std::numeric_limits<int64_t>::max()
+                                        : 1;
+    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue, !cuda);
+    if (failed(pm.run(*clone)))
+      return failure();
+    func = clone->lookupSymbol<func::FuncOp>(funcName);
+    auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
+    if (!plan)
+      return getOperation()->emitError()
+             << "moe-batch-tile-attention: @" << funcName
+             << " has no memory plan to fit under the budget";
+    Candidate c;
+    c.tiles = n;
+    c.peakBytes = plan.getAs<IntegerAttr>("peak_intermediate_bytes").getInt();
+    c.predictedMs = estimateFunctionCost(func, *device).totalMs;
+    return c;
+  }
+
+  LogicalResult choose(func::FuncOp func, const MemoryBudget &budget) {
+    // What the spec asked for, if anything, is checked, not chosen.
+    int64_t given = tiles;
+    if (auto requested = func->getAttrOfType<IntegerAttr>(kTilesAttr)) {
+      if (given == 0)
+        given = requested.getInt();
+      func->removeAttr(kTilesAttr);
+    }
+    // Every attention of the function is tiled alike: N divides each batch.
+    int64_t batch = 0;
+    WalkResult walk = func.walk([&](AttentionOp op) {
+      int64_t b = cast<RankedTensorType>(op.getN().getType()).getDimSize(0);
+      if (ShapedType::isDynamic(b)) {
+        op.emitOpError() << "moe-batch-tile-attention: a memory budget needs "
+                            "a static batch: the memory plan of dynamic "
+                            "buffers is made at run time";
+        return WalkResult::interrupt();
+      }
+      batch = std::gcd(batch, b);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    if (given < 0 || (given > 0 && batch % given != 0))
+      return tileFunction(func, given); // its error says why
+
+    SmallVector<Candidate> candidates;
+    for (int64_t n = 1; n <= batch; ++n) {
+      if (batch % n != 0)
+        continue;
+      FailureOr<Candidate> c = evaluate(func.getSymName(), n);
+      if (failed(c))
+        return failure();
+      candidates.push_back(*c);
+    }
+    const Candidate &untiled = candidates.front();
+    int64_t budgetBytes = budget.bytes(untiled.peakBytes);
+    const Candidate *least = &untiled;
+    for (const Candidate &c : candidates)
+      if (c.peakBytes < least->peakBytes)
+        least = &c;
+    // The fewest tiles that fit (candidates are in increasing N).
+    const Candidate *fewest = nullptr;
+    for (const Candidate &c : candidates)
+      if (c.peakBytes <= budgetBytes) {
+        fewest = &c;
+        break;
+      }
+    for (const Candidate &c : candidates)
+      func.emitRemark() << "batch tiling on attention: "
+                        << tilesOf(c.tiles, batch) << ": planned peak "
+                        << c.peakBytes << " bytes (" << formatBytes(c.peakBytes)
+                        << "), predicted " << ms(c.predictedMs) << " ms on "
+                        << device->id << ", "
+                        << (c.peakBytes <= budgetBytes ? "within" : "over")
+                        << " the budget of " << budgetBytes << " bytes";
+
+    const Candidate *chosen = fewest;
+    std::string reason;
+    if (given > 0) {
+      const Candidate *asked = llvm::find_if(
+          candidates, [&](const Candidate &c) { return c.tiles == given; });
+      if (asked->peakBytes > budgetBytes) {
+        InFlightDiagnostic diag = func.emitError();
+        diag << "bta_tiles=" << given << " plans a peak of "
+             << asked->peakBytes << " bytes (" << formatBytes(asked->peakBytes)
+             << "), over the memory budget of " << budgetBytes << " bytes ("
+             << formatBytes(budgetBytes) << "): ";
+        if (fewest)
+          diag << "the fewest tiles within it are " << fewest->tiles
+               << " (leave bta_tiles out and the budget chooses them)";
+        else
+          diag << "no tile count fits; give --memory-budget="
+               << least->peakBytes << " or more";
+        return diag;
+      }
+      chosen = asked;
+      reason = "given (bta_tiles), within the budget";
+    } else if (!fewest) {
+      return func.emitError()
+             << "memory budget " << budgetBytes << " bytes ("
+             << formatBytes(budgetBytes)
+             << ") is below the least planned peak any tile count reaches: "
+             << least->peakBytes << " bytes (" << formatBytes(least->peakBytes)
+             << ", " << tilesOf(least->tiles, batch) << "); give --memory-budget=" << least->peakBytes << " or more";
+    } else if (chosen->tiles == 1) {
+      reason = "the untiled peak fits the budget";
+    } else {
+      reason = "the fewest tiles whose planned peak fits the budget";
+    }
+    // The model is consulted, not obeyed: fewer, larger tiles keep the
+    // GEMMs fed in ways the roofline does not see, so a faster prediction
+    // for more tiles is reported rather than followed.
+    std::string note;
+    for (const Candidate &c : candidates)
+      if (c.peakBytes <= budgetBytes && c.tiles > chosen->tiles &&
+          c.predictedMs < chosen->predictedMs)
+        note = llvm::formatv("; the cost model predicts {0} tiles faster "
+                             "({1} ms)",
+                             c.tiles, ms(c.predictedMs))
+                   .str();
+    func.emitRemark() << "batch tiling on attention: " << chosen->tiles
+                      << (chosen->tiles == 1 ? " tile" : " tiles") << " ("
+                      << reason << "): planned peak "
+                      << formatBytes(chosen->peakBytes) << " of a budget of "
+                      << formatBytes(budgetBytes) << " (untiled: "
+                      << formatBytes(untiled.peakBytes) << ", least: "
+                      << formatBytes(least->peakBytes) << "), predicted "
+                      << ms(chosen->predictedMs) << " ms on " << device->id
+                      << note;
+
+    Builder b(func.getContext());
+    SmallVector<Attribute> entries;
+    for (const Candidate &c : candidates)
+      entries.push_back(b.getDictionaryAttr({
+          b.getNamedAttr("tiles", b.getI64IntegerAttr(c.tiles)),
+          b.getNamedAttr("peak_intermediate_bytes",
+                         b.getI64IntegerAttr(c.peakBytes)),
+          b.getNamedAttr("predicted_ms", b.getF64FloatAttr(c.predictedMs)),
+          b.getNamedAttr("fits", b.getBoolAttr(c.peakBytes <= budgetBytes)),
+      }));
+    func->setAttr(
+        "moe.bta",
+        b.getDictionaryAttr({
+            b.getNamedAttr("tiles", b.getI64IntegerAttr(chosen->tiles)),
+            b.getNamedAttr("batch", b.getI64IntegerAttr(batch)),
+            b.getNamedAttr("reason", b.getStringAttr(reason)),
+            b.getNamedAttr("budget_bytes", b.getI64IntegerAttr(budgetBytes)),
+            b.getNamedAttr("untiled_peak_bytes",
+                           b.getI64IntegerAttr(untiled.peakBytes)),
+            b.getNamedAttr("least_peak_bytes",
+                           b.getI64IntegerAttr(least->peakBytes)),
+            b.getNamedAttr("planned_peak_bytes",
+                           b.getI64IntegerAttr(chosen->peakBytes)),
+            b.getNamedAttr("predicted_ms",
+                           b.getF64FloatAttr(chosen->predictedMs)),
+            b.getNamedAttr("device", b.getStringAttr(device->id)),
+            b.getNamedAttr("candidates", b.getArrayAttr(entries)),
+        }));
+    return tileFunction(func, chosen->tiles);
+  }
+
+  const ::moe::cost::DeviceDescription *device = nullptr;
 };
 
 } // namespace

@@ -35,6 +35,7 @@
 #include "dialects/moe/IR/MoeOps.h"
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Analysis/CostModel/CostModel.h"
+#include "passes/MemoryBudget.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -230,52 +231,6 @@ struct Evaluation {
   double predictedMs = 0;
 };
 
-/// A budget option: bytes, or a percentage of the save-everything peak.
-struct Budget {
-  bool percent = false;
-  double value = 0;
-  int64_t bytes(int64_t saveAllPeak) const {
-    return percent ? int64_t(value / 100.0 * double(saveAllPeak))
-                   : int64_t(value);
-  }
-};
-
-FailureOr<Budget> parseBudget(StringRef text, std::string &error) {
-  Budget budget;
-  StringRef number = text.trim();
-  if (number.consume_back("%"))
-    budget.percent = true;
-  double value;
-  if (number.empty() || number.getAsDouble(value) || !(value >= 0) ||
-      (!budget.percent && value != double(int64_t(value)))) {
-    error = "'" + text.str() +
-            "' is not a number of bytes (e.g. 1073741824) or a percentage of "
-            "the save-everything peak (e.g. 50%)";
-    return failure();
-  }
-  budget.value = value;
-  return budget;
-}
-
-} // namespace
-
-std::string mlir::moe::checkMemoryBudget(StringRef text) {
-  std::string error;
-  return succeeded(parseBudget(text, error)) ? std::string() : error;
-}
-
-namespace {
-
-std::string formatBytes(int64_t bytes) {
-  if (bytes >= (int64_t(1) << 30))
-    return llvm::formatv("{0:f2} GiB", double(bytes) / double(1 << 30));
-  if (bytes >= (int64_t(1) << 20))
-    return llvm::formatv("{0:f2} MiB", double(bytes) / double(1 << 20));
-  if (bytes >= 1024)
-    return llvm::formatv("{0:f2} KiB", double(bytes) / 1024.0);
-  return std::to_string(bytes) + " B";
-}
-
 struct MoePlaceRecomputationPass
     : public mlir::moe::impl::MoePlaceRecomputationPassBase<
           MoePlaceRecomputationPass> {
@@ -285,7 +240,8 @@ struct MoePlaceRecomputationPass
     if (memoryBudget.empty())
       return; // no budget: the default placement of moe-generate-backward
     std::string error;
-    FailureOr<Budget> budget = parseBudget(memoryBudget, error);
+    FailureOr<MemoryBudget> budget =
+        parseMemoryBudget(memoryBudget, kSaveEverythingPeak, error);
     if (failed(budget)) {
       getOperation()->emitError()
           << "moe-place-recomputation: memory-budget " << error;
@@ -367,7 +323,7 @@ private:
     return e;
   }
 
-  LogicalResult place(func::FuncOp func, const Budget &budget) {
+  LogicalResult place(func::FuncOp func, const MemoryBudget &budget) {
     SmallVector<Candidate> candidates = candidatesOf(func);
     if (!fusion && llvm::any_of(collectCandidates(func), isGateUp))
       func.emitRemark() << "recomputation placement: gate_up is no "

@@ -25,6 +25,10 @@ namespace tensor { class TensorDialect; }
 
 namespace mlir::moe {
 
+/// What a budget's percentage is of, as the messages name it.
+inline constexpr const char *kSaveEverythingPeak = "the save-everything peak";
+inline constexpr const char *kUntiledPeak = "the untiled peak";
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 
@@ -116,10 +120,12 @@ void buildGPUToLLVMPipeline(OpPassManager &pm,
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
 
-/// A memory budget as moe-place-recomputation reads it: BYTES (an integer)
-/// or PERCENT% of the save-everything peak. Returns "" when `text` is one,
-/// else a message saying what is wrong.
-std::string checkMemoryBudget(StringRef text);
+/// A memory budget as moe-place-recomputation and moe-batch-tile-attention
+/// read it: BYTES (an integer) or PERCENT% of `percentOf` (the
+/// save-everything peak of a training step, the untiled peak of a block).
+/// Returns "" when `text` is one, else a message saying what is wrong.
+std::string checkMemoryBudget(StringRef text,
+                              StringRef percentOf = kSaveEverythingPeak);
 
 /// Registers the named pipelines of Pipelines.cpp.
 void registerMoePipelines();

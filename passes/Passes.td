@@ -187,13 +187,54 @@ def MoeBatchTileAttentionPass : Pass<"moe-batch-tile-attention", "ModuleOp"> {
     N is `tiles`, or the function attribute `moe.bta_tiles` (a block spec's
     `bta_tiles=N`); 1 leaves the attention as it is. N must divide B (an
     error says so); a dynamic batch is left alone with a remark.
+
+    With `memory-budget` the pass chooses N for each function with
+    attention: every N dividing B is lowered, on a clone of the module, to
+    planned buffers (the target's pipeline up to `moe-plan-memory`, as
+    `moe-place-recomputation` does), and N is the fewest tiles whose planned
+    peak of intermediate memory is at most the budget: fewer tiles mean
+    fewer launches and larger per-tile GEMMs. A remark gives each
+    candidate's planned peak and the cost model's predicted time
+    (`cost-device`, or the target's); the
+    function gets a `moe.bta` attribute (the budget, the choice, why, every
+    candidate) that `--report-memory` writes as "bta". `memory-budget` is a
+    number of bytes or a percentage of the untiled peak (`50%`). A budget
+    below the least peak any N reaches is an error naming that minimum. An
+    N given as well (`tiles` or `moe.bta_tiles`) is checked instead of
+    chosen: over the budget, an error names its peak and the fewest tiles
+    that fit. A budget needs a static batch, and a module with attention.
   }];
   let options = [
     Option<"tiles", "tiles", "int64_t", /*default=*/"0",
            "Tiles of every attention's batch (0, the default: only functions "
            "with moe.bta_tiles are tiled)">,
+    Option<"memoryBudget", "memory-budget", "std::string", /*default=*/"\"\"",
+           "Choose the tiles: the fewest whose planned peak of intermediate "
+           "memory is at most BYTES or PERCENT% of the untiled peak (empty: "
+           "tiles as given)">,
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "With memory-budget: the target whose pipeline plans the memory, "
+           "cpu or cuda:sm_XY">,
+    Option<"expertsPerChunk", "experts-per-chunk", "int64_t", /*default=*/"0",
+           "With memory-budget: the pipeline's experts-per-chunk (0: the "
+           "target's default, 1 on the CPU, all experts on CUDA)">,
+    Option<"fusion", "fusion", "bool", /*default=*/"true",
+           "With memory-budget: plan with moe-zero-buffer-fusion, as the "
+           "pipeline will run">,
+    Option<"epilogue", "epilogue", "std::string",
+           /*default=*/"\"scatter_add\"",
+           "With memory-budget: the fusion's epilogue, scatter_add or "
+           "gather_sum">,
+    Option<"costDevice", "cost-device", "std::string", /*default=*/"\"\"",
+           "With memory-budget: the cost model's device (empty: the "
+           "target's)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::moek::MoekDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
 }

@@ -95,6 +95,7 @@ bool setBlockKey(BlockSpec &spec, std::string_view key, std::string_view value,
                    : key == "kv_heads" ? &spec.kvHeads
                    : key == "head_dim" ? &spec.headDim
                                        : &spec.btaTiles;
+  spec.btaTilesGiven |= key == "bta_tiles";
   return parseInt(key, value, 1, *field, error);
 }
 

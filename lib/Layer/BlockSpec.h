@@ -42,6 +42,9 @@ struct BlockSpec {
   int64_t kvHeads = 0;  ///< nkv, key/value heads; divides nh
   int64_t headDim = 0;  ///< dh
   int64_t btaTiles = 1; ///< N: attention runs over tiles of B/N sequences
+  /// Whether the text gave bta_tiles (a memory budget then checks that N
+  /// fits rather than choosing one).
+  bool btaTilesGiven = false;
   /// The block preset whose fields this spec equals exactly, or "custom".
   std::string name = "custom";
 };

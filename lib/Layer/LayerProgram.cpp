@@ -151,7 +151,9 @@ std::string moe::layer::emitBlockProgram(const BlockSpec &spec) {
   if (layer.bias)
     os << ", %bias: " << t.bias;
   os << ")\n    -> (" << block << ", " << t.indices << ")";
-  if (spec.btaTiles > 1)
+  // Given as 1 too: under a memory budget the pass then checks that the
+  // untiled attention fits instead of choosing.
+  if (spec.btaTiles > 1 || spec.btaTilesGiven)
     os << "\n    attributes {moe.bta_tiles = " << spec.btaTiles << " : i64}";
   os << " {\n";
   // h = x + Attn(RMSNorm(x; g1)), over the B sequences.

@@ -23,7 +23,7 @@ constexpr const char *kBlockFunctionName = "moe_block";
 /// The `moe` dialect program of one block (ARCHITECTURE.md, "The block"): a
 /// public function `@moe_block(x[B,L,H], g1, wq, wk, wv, wo, g2, w_gate,
 /// w1, w2[, bias]) -> (y[B,L,H], indices[B*L, k])`, with `moe.bta_tiles`
-/// when the spec tiles attention.
+/// when the spec gives bta_tiles.
 std::string emitBlockProgram(const BlockSpec &spec);
 
 } // namespace moe::layer

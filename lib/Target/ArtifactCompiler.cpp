@@ -208,6 +208,29 @@ static std::string addPlacementsToMetadata(ModuleOp module,
   return out;
 }
 
+/// Adds `attr bta.*` lines (the tiles chosen, the budget) to the functions
+/// moe-batch-tile-attention fitted under a budget: moe-run prints them.
+static std::string addTileChoicesToMetadata(ModuleOp module,
+                                            StringRef metadata) {
+  return addFunctionAttrsToMetadata(metadata, [&](StringRef function) {
+    std::string attrs;
+    auto func = module.lookupSymbol<func::FuncOp>(function);
+    if (!func)
+      return attrs;
+    auto bta = func->getAttrOfType<DictionaryAttr>("moe.bta");
+    if (!bta)
+      return attrs;
+    llvm::raw_string_ostream os(attrs);
+    for (StringRef key : {"tiles", "batch", "budget_bytes",
+                          "untiled_peak_bytes", "least_peak_bytes"})
+      os << "attr bta." << key << " " << bta.getAs<IntegerAttr>(key).getInt()
+         << "\n";
+    os << "attr bta.reason " << bta.getAs<StringAttr>("reason").getValue()
+       << "\n";
+    return attrs;
+  });
+}
+
 std::string mlir::moe::checkCostDevice(StringRef id) {
   if (::moe::cost::findDevice(id.str()))
     return "";
@@ -230,10 +253,22 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return module.emitError()
            << "no device '" << costDeviceId << "' in the cost model's table "
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
-  if (!options.memoryBudget.empty() && !options.backward)
-    return module.emitError()
-           << "a memory budget places the recomputation of a training step: "
-              "it needs --backward";
+  // A budget without --backward chooses the tiles of a block's attention
+  // (the pass says so when the module has none); with it, the training
+  // step's recomputation.
+  if (!options.memoryBudget.empty() && !options.backward) {
+    PassManager tiling(module.getContext());
+    MoeBatchTileAttentionPassOptions bta;
+    bta.memoryBudget = options.memoryBudget;
+    bta.target = options.target.name();
+    bta.expertsPerChunk = options.expertsPerChunk;
+    bta.fusion = options.fusion;
+    bta.epilogue = options.epilogue;
+    bta.costDevice = costDeviceId;
+    tiling.addPass(createMoeBatchTileAttentionPass(bta));
+    if (failed(tiling.run(module)))
+      return failure();
+  }
   if (options.backward) {
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
@@ -320,9 +355,11 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     toBuffers.addPass(createMoekLowerToLoopsPass());
   if (failed(toBuffers.run(module)))
     return failure();
-  std::string fullMetadata = addPlacementsToMetadata(
-      module, addCostsToMetadata(addMemoryPlansToMetadata(*metadata, plans),
-                                 costs, *costDevice));
+  std::string fullMetadata = addTileChoicesToMetadata(
+      module,
+      addPlacementsToMetadata(
+          module, addCostsToMetadata(addMemoryPlansToMetadata(*metadata, plans),
+                                     costs, *costDevice)));
 
   PassManager toLLVM(module.getContext());
   if (options.target.cuda)

@@ -100,18 +100,49 @@ static void addPlacement(llvm::json::Object &json, DictionaryAttr placement) {
   json["recomputation"] = std::move(budget);
 }
 
+/// moe-batch-tile-attention's choice under a budget: the tiles, why, and
+/// every candidate's planned peak and predicted time.
+static void addTileChoice(llvm::json::Object &json, DictionaryAttr bta) {
+  llvm::json::Array candidates;
+  for (Attribute a : bta.getAs<ArrayAttr>("candidates")) {
+    auto entry = cast<DictionaryAttr>(a);
+    candidates.push_back(llvm::json::Object{
+        {"tiles", integerOf(entry, "tiles")},
+        {"peak_intermediate_bytes",
+         integerOf(entry, "peak_intermediate_bytes")},
+        {"predicted_ms",
+         entry.getAs<FloatAttr>("predicted_ms").getValueAsDouble()},
+        {"fits", entry.getAs<BoolAttr>("fits").getValue()}});
+  }
+  llvm::json::Object out;
+  for (StringRef key : {"tiles", "batch", "budget_bytes", "untiled_peak_bytes",
+                        "least_peak_bytes", "planned_peak_bytes"})
+    out[key] = integerOf(bta, key);
+  out["reason"] = bta.getAs<StringAttr>("reason").str();
+  out["predicted_ms"] = bta.getAs<FloatAttr>("predicted_ms").getValueAsDouble();
+  out["device"] = bta.getAs<StringAttr>("device").str();
+  out["candidates"] = std::move(candidates);
+  json["bta"] = std::move(out);
+}
+
+/// What the passes that fit a function under a budget decided, if any.
+static void addBudgetDecisions(llvm::json::Object &json, func::FuncOp func) {
+  if (auto placement = func->getAttrOfType<DictionaryAttr>("moe.recomputation"))
+    addPlacement(json, placement);
+  if (auto bta = func->getAttrOfType<DictionaryAttr>("moe.bta"))
+    addTileChoice(json, bta);
+}
+
 LogicalResult mlir::moe::writeMemoryReport(ModuleOp module, const MemoryPlans &plans,
                                      StringRef path) {
   llvm::json::Object functions;
   for (const auto &[name, plan] : plans)
     functions[name] = planToJson(plan);
-  // moe-place-recomputation's decisions, where it ran.
+  // The budget passes' decisions, where they ran.
   for (auto func : module.getOps<func::FuncOp>())
-    if (auto placement =
-            func->getAttrOfType<DictionaryAttr>("moe.recomputation"))
-      if (llvm::json::Object *entry =
-              functions.getObject(func.getSymName().str()))
-        addPlacement(*entry, placement);
+    if (llvm::json::Object *entry =
+            functions.getObject(func.getSymName().str()))
+      addBudgetDecisions(*entry, func);
   // The top level repeats the first public function's plan, so that a
   // one-layer program reads as {"peak_intermediate_bytes": ...}.
   llvm::json::Object root;
@@ -119,9 +150,7 @@ LogicalResult mlir::moe::writeMemoryReport(ModuleOp module, const MemoryPlans &p
     if (func.isPrivate() || func.isExternal())
       continue;
     root = planToJson(plans.at(func.getSymName().str()));
-    if (auto placement =
-            func->getAttrOfType<DictionaryAttr>("moe.recomputation"))
-      addPlacement(root, placement);
+    addBudgetDecisions(root, func);
     root["function"] = func.getSymName().str();
     break;
   }

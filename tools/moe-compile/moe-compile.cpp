@@ -40,7 +40,8 @@ static cl::opt<std::string>
                        "(attention, then the MoE layer): a preset "
                        "(qwen3_block, tiny_block) or the layer's keys without "
                        "tokens plus batch=B,seq=L,heads=NH,kv_heads=NKV,"
-                       "head_dim=DH[,bta_tiles=N]; CPU only for now"),
+                       "head_dim=DH[,bta_tiles=N]; CPU only for now; "
+                       "--memory-budget chooses bta_tiles"),
               cl::value_desc("SPEC"), cl::cat(category));
 static cl::opt<std::string> target(
     "target",
@@ -101,9 +102,12 @@ static cl::opt<bool> backward(
     cl::cat(category));
 static cl::opt<std::string> memoryBudget(
     "memory-budget",
-    cl::desc("With --backward: place the recomputation of the training step "
-             "under this planned peak of intermediate memory, BYTES or "
-             "PERCENT% of the save-everything peak (moe-place-recomputation)"),
+    cl::desc("The planned peak of intermediate memory to fit under, BYTES "
+             "or PERCENT%: with --backward the training step's recomputation "
+             "is placed under it (PERCENT of the save-everything peak, "
+             "moe-place-recomputation); with --block the fewest attention "
+             "tiles that fit are chosen (PERCENT of the untiled peak, "
+             "moe-batch-tile-attention)"),
     cl::value_desc("BYTES|PERCENT%"), cl::cat(category));
 static cl::opt<std::string> reportCost(
     "report-cost",
@@ -153,11 +157,16 @@ int main(int argc, char **argv) {
     return fail("an artifact needs an output path: add -o OUT.so (or "
                 "--emit=mlir|llvm to print IR, or --report-memory=PATH, or "
                 "--report-cost=PATH)");
-  if (memoryBudget.getNumOccurrences() && !backward)
+  // A layer's forward has nothing a budget could change; a program file
+  // without --backward may hold a block (the compiler says if it does not).
+  if (memoryBudget.getNumOccurrences() && !backward && fromLayer)
     return fail("--memory-budget places the recomputation of the training "
-                "step: add --backward");
+                "step (add --backward) or chooses the attention tiles of a "
+                "block (--block SPEC); a layer's forward has neither");
   if (memoryBudget.getNumOccurrences()) {
-    std::string error = moe::checkMemoryBudget(memoryBudget);
+    std::string error = moe::checkMemoryBudget(
+        memoryBudget,
+        backward ? moe::kSaveEverythingPeak : moe::kUntiledPeak);
     if (!error.empty())
       return fail("--memory-budget: " + error);
   }

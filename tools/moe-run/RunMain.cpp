@@ -63,10 +63,12 @@ OPTIONS:
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
                         backward, f32 1e-4, bf16 3e-2)
-  --memory-budget=B     With --backward: the training step's planned peak of
-                        intermediate memory, BYTES or PERCENT% of the
-                        save-everything peak; the compiler decides what to
-                        save and what to recompute under it
+  --memory-budget=B     The planned peak of intermediate memory, BYTES or
+                        PERCENT%: with --backward the training step's (PERCENT
+                        of the save-everything peak), the compiler deciding
+                        what to save and what to recompute under it; with
+                        --block the fewest attention tiles whose plan fits
+                        (PERCENT of the untiled peak) are chosen
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
@@ -495,13 +497,15 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     backend = "cuda:" + chip->name();
   }
 
-  if (!o.memoryBudget.empty() && !o.backward)
+  if (!o.memoryBudget.empty() && !o.backward && o.haveSpec)
     return fail("--memory-budget places the recomputation of the training "
-                "step: add --backward");
+                "step (add --backward) or chooses the attention tiles of a "
+                "block (--block SPEC); a layer's forward has neither");
   if (!o.memoryBudget.empty() && !o.haveSpec && !o.haveBlock && !isProgram)
-    return fail("--memory-budget applies when moe-run compiles (a program or "
-                "--layer SPEC); an artifact keeps the placement it was "
-                "compiled with (moe-compile --backward --memory-budget)");
+    return fail("--memory-budget applies when moe-run compiles (a program, "
+                "--layer SPEC or --block SPEC); an artifact keeps the "
+                "placement and tiles it was compiled with (moe-compile "
+                "--memory-budget)");
 
   // Compile unless given an artifact.
   std::string artifactPath = o.program;
@@ -667,6 +671,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   }
   if (std::optional<std::string> memory = describeMemoryPlan(function))
     std::cout << *memory << "\n";
+  if (std::optional<std::string> tiling = describeTileChoice(function))
+    std::cout << *tiling << "\n";
   std::cout << "inputs: "
             << (o.inputsDir.empty()
                     ? "random normal, seed " + std::to_string(o.seed)

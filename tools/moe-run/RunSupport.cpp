@@ -651,6 +651,24 @@ moe::run::describeMemoryPlan(const moert_function *function) {
   return text;
 }
 
+std::optional<std::string>
+moe::run::describeTileChoice(const moert_function *function) {
+  const char *tiles = moert_function_attr(function, "bta.tiles");
+  const char *batch = moert_function_attr(function, "bta.batch");
+  const char *budget = moert_function_attr(function, "bta.budget_bytes");
+  const char *untiled = moert_function_attr(function, "bta.untiled_peak_bytes");
+  const char *reason = moert_function_attr(function, "bta.reason");
+  if (!tiles || !batch || !budget || !untiled || !reason)
+    return std::nullopt;
+  long long n = std::strtoll(tiles, nullptr, 10);
+  long long b = std::strtoll(batch, nullptr, 10);
+  return "batch tiling on attention: " + std::string(tiles) +
+         (n == 1 ? " tile" : " tiles") + " of " + std::to_string(b / n) +
+         (b / n == 1 ? " sequence" : " sequences") + " for a memory budget of " +
+         formatBytes(std::strtod(budget, nullptr)) + " (" + reason +
+         "; untiled " + formatBytes(std::strtod(untiled, nullptr)) + ")";
+}
+
 Tensor moe::run::shardExperts(moert_tensor *whole, int rank, int64_t ranks,
                               std::string &error) {
   int dims = moert_tensor_rank(whole);

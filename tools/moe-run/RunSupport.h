@@ -66,6 +66,10 @@ std::optional<LayerInfo> readLayerInfo(const moert_function *function);
 /// "memory: ..." from the artifact's `attr memory.*` lines, if any.
 std::optional<std::string> describeMemoryPlan(const moert_function *function);
 
+/// "batch tiling on attention: ..." from the artifact's `attr bta.*` lines
+/// (the tiles a memory budget chose), if any.
+std::optional<std::string> describeTileChoice(const moert_function *function);
+
 /// The fan-in scale that keeps a layer's output of order 1.
 double inputScale(const FunctionSpec &spec, const LayerInfo *layer, int arg);
 

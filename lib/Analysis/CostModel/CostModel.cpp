@@ -15,8 +15,10 @@
 
 #include "dialects/moek/IR/MoekDialect.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -256,6 +258,28 @@ public:
           for (Value in : o.getInputs())
             w.bytes += bytesOf(in);
           w.bytes += bytesOf(o.getInit());
+          return w;
+        })
+        // The block's kernels (RMSNorm, attention's steps): one pass over
+        // the iteration space, its body's arithmetic per point, each buffer
+        // moved once.
+        .Case([&](linalg::GenericOp o) -> std::optional<KernelWork> {
+          if (!o.hasPureBufferSemantics())
+            return std::nullopt;
+          KernelWork w = named(op, "linalg_generic");
+          double points = 1;
+          for (int64_t range : o.getStaticLoopRanges())
+            points *= ShapedType::isDynamic(range) ? dynamicExtent
+                                                   : double(range);
+          double arithmetic = 0;
+          for (Operation &inner : o.getBody()->without_terminator())
+            if (isa<arith::ArithDialect, math::MathDialect>(
+                    inner.getDialect()) &&
+                !isa<arith::ConstantOp, arith::IndexCastOp>(inner))
+              arithmetic += 1;
+          w.flops = points * std::max(1.0, arithmetic);
+          for (Value operand : o->getOperands())
+            w.bytes += bytesOf(operand);
           return w;
         })
         .Case([&](memref::CopyOp o) {

@@ -307,4 +307,59 @@ TEST(CostModel, DescribesTheTensorCoreBackward) {
   EXPECT_EQ(before.count("moek_route_backward_dx"), 0u);
 }
 
+/// The CPU cost of the block `spec` (planned buffers, as moe-compile plans
+/// them for the CPU).
+std::optional<mlir::moe::FunctionCost> predictBlock(const std::string &spec) {
+  std::unique_ptr<MLIRContext> context = mlir::moe::createCompilerContext();
+  std::string error;
+  OwningOpRef<ModuleOp> module =
+      mlir::moe::loadBlockProgram(*context, spec, error);
+  if (!module) {
+    ADD_FAILURE() << spec << ": " << error;
+    return std::nullopt;
+  }
+  PassManager pm(context.get());
+  mlir::moe::buildPlannedBuffersPipeline(pm, /*fusion=*/true, 1, "scatter_add",
+                                         /*cpu=*/true);
+  if (failed(pm.run(*module))) {
+    ADD_FAILURE() << spec << ": the pipeline failed";
+    return std::nullopt;
+  }
+  return mlir::moe::estimateModuleCost(*module, *::moe::cost::findDevice("cpu"))
+      .front();
+}
+
+/// The block's kernels (linalg.generic) are priced, and a tile loop's once
+/// per tile: the same arithmetic over 4 tiles as untiled, 4 times the
+/// attention's launches, the weights read once per tile — so more tiles
+/// never predict less time, which moe-batch-tile-attention's choice under a
+/// memory budget relies on to report each candidate.
+TEST(CostModel, PricesTheBlocksKernelsPerTile) {
+  std::optional<mlir::moe::FunctionCost> untiled =
+      predictBlock("tiny_block,batch=4,seq=32");
+  std::optional<mlir::moe::FunctionCost> tiled =
+      predictBlock("tiny_block,batch=4,seq=32,bta_tiles=4");
+  ASSERT_TRUE(untiled && tiled);
+  auto sum = [](const mlir::moe::FunctionCost &cost) {
+    double flops = 0, bytes = 0;
+    int64_t launches = 0;
+    for (const mlir::moe::KernelEstimate &k : cost.kernels)
+      if (k.work.name == "linalg_generic") {
+        flops += k.work.flops;
+        bytes += k.work.bytes;
+        launches += k.work.launches;
+      }
+    return std::make_tuple(flops, bytes, launches);
+  };
+  auto [flops1, bytes1, launches1] = sum(*untiled);
+  auto [flops4, bytes4, launches4] = sum(*tiled);
+  EXPECT_GT(launches1, 0);
+  // q = n wq alone: B*L*(NH*dh)*H points, a multiply and an add each.
+  EXPECT_GE(flops1, 2.0 * 4 * 32 * 32 * 32);
+  EXPECT_DOUBLE_EQ(flops4, flops1);
+  EXPECT_GT(bytes4, bytes1);
+  EXPECT_GT(launches4, launches1);
+  EXPECT_GT(tiled->totalMs, untiled->totalMs);
+}
+
 } // namespace

@@ -82,6 +82,17 @@ TEST(BlockSpec, PresetOverrides) {
   EXPECT_EQ(parseOk("qwen3_block,dtype=f32").moe.dtype, DType::F32);
 }
 
+TEST(BlockSpec, BtaTilesGivenOrNot) {
+  // Under a memory budget a given N is checked, an absent one chosen: the
+  // spec tells them apart even when N is the default 1.
+  EXPECT_FALSE(parseOk("tiny_block").btaTilesGiven);
+  EXPECT_FALSE(parseOk("tiny_block,batch=4").btaTilesGiven);
+  EXPECT_TRUE(parseOk("tiny_block,bta_tiles=1").btaTilesGiven);
+  EXPECT_TRUE(parseOk("tiny_block,batch=4,bta_tiles=2").btaTilesGiven);
+  // A given 1 is still the preset.
+  EXPECT_EQ(parseOk("tiny_block,bta_tiles=1").name, "tiny_block");
+}
+
 TEST(BlockSpec, CustomWithoutPreset) {
   BlockSpec s = parseOk("batch=3,seq=5,heads=6,kv_heads=3,head_dim=4,"
                         "hidden=16,ffn=8,experts=4,top_k=2");
