@@ -370,10 +370,13 @@ private:
     if (const GemmTile *tile = device.tileFor("grouped_matmul");
         tile && w.tensorCore) {
       setRowTiles(w, o, *tile, rows, e, topK, n, k);
-      // Every row tile of an expert walks the expert's whole weight.
+      // The sm_90a kernel walks bands of 16 row tiles column by column
+      // (GroupedMatmulWarpgroup.cpp): each band reads the expert's weight
+      // once between its CTAs.
+      constexpr double kBandRowTiles = 16;
       double weight = k * n * elementBytes(b);
-      double rowTiles = std::ceil(rows / e / double(tile->rows));
-      w.bytes += e * cacheMissBytes(weight, rowTiles * weight);
+      double bands = std::ceil(rows / e / double(tile->rows) / kBandRowTiles);
+      w.bytes += e * cacheMissBytes(weight, bands * weight);
     }
     return w;
   }
