@@ -7,16 +7,40 @@
 # (../shared/bench/torch_ep_baseline.py) in the same call.
 #
 #   here:          bench/ep_multigpu_device.sh compile [DEST]   (R=2 default;
-#                  artifacts and sources into DEST, default .device/ep2)
+#                  artifacts and sources into DEST, default .device/ep2), then
+#                  optionally `compile-configs [DEST]` (the CPU suite's
+#                  multi-rank configurations, run with CONFIGS_ONLY=1)
 #   GPU machine:   bash DEST/bench/ep_multigpu_device.sh run
 #
 # "run" writes $OUT/ep_multigpu.log, the trace of one overlapped run
 # ($OUT/ep_multigpu_trace.json) and PyTorch's numbers ($OUT/torch_ep.json).
-# DEADLINE (seconds, default 540) stops starting new runs after it.
+# DEADLINE (seconds, default 540) stops starting new runs after it; QUICK=1
+# runs only the presets' checks and forward timings.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ranks=${R:-2}
 
+if [ "${1:-}" = compile-configs ]; then
+  # The configurations of test/Integration/MPI/ at R ranks, beside `compile`'s.
+  bin=${BUILD_DIR:-$here/build}/bin
+  dest=${2:-$here/.device/ep$ranks}
+  ep=ep=$ranks
+  for item in "capacity:tiny,capacity=0.5,$ep" "bf16:tiny,dtype=bf16,hidden=64,ffn=32,$ep" \
+      "dynamic:tiny,dynamic=1,$ep" "aux:tiny,aux_loss=0.01,$ep" \
+      "sigmoid-capacity:tiny,capacity=0.5,router=sigmoid,bias=1,$ep" \
+      "k-equals-e-gelu:tiny,top_k=4,activation=gelu_glu,$ep" "overlap3:tiny,overlap=4,$ep" \
+      "bf16-overlap:tiny,dtype=bf16,overlap=2,$ep" \
+      "one-token:tokens=1,hidden=8,ffn=4,experts=8,top_k=1,$ep" \
+      "group-limited:tokens=24,hidden=32,ffn=16,experts=8,top_k=3,n_group=4,topk_group=2,$ep" \
+      "capacity-aux-train:tiny,aux_loss=0.1,capacity=0.75,$ep:--backward"; do
+    IFS=: read -r name spec flags <<< "$item"
+    "$bin/moe-compile" --layer "$spec" --target=cuda:sm_90a $flags \
+      -o "$dest/art/cfg-$name${flags:+-train}.so" 2>/dev/null ||
+      { echo "compile of $name FAILED"; exit 1; }
+    echo "compiled cfg-$name${flags:+-train}: $spec $flags"
+  done
+  exit 0
+fi
 if [ "${1:-}" = compile ]; then
   root=$here
   bin=${BUILD_DIR:-$root/build}/bin
@@ -122,8 +146,40 @@ launch() { # title, time limit, artifact, flags...
 echo "== correctness: every rank against the single-rank reference on the global batch"
 # The presets' CPU references take longest: they run beside the small checks.
 start_ranks /tmp/qwen3 300 check-qwen3_30b_a3b --check --seed 1
-start_ranks /tmp/olmoe 300 check-olmoe --check --seed 1
 start_ranks /tmp/mixtral 400 check-mixtral --check --seed 1
+if [ "${CONFIGS_ONLY:-0}" = 1 ]; then
+  # CONFIGS_ONLY=1: the CPU suite's multi-rank configurations (art/cfg-*.so,
+  # `compile-configs`), each checked once, nothing else.
+  for a in "$dir"/art/cfg-*.so; do
+    name=$(basename "$a" .so)
+    flags=(--check --seed 1)
+    case "$name" in *-train) flags+=(--backward) ;; esac
+    launch "$name" 60 "$name" "${flags[@]}"
+  done
+  echo "== $failures failures ($(( $(date +%s) - start )) s)"
+  [ "$failures" = 0 ]
+  exit
+fi
+if [ "${QUICK:-0}" = 1 ]; then
+  # QUICK=1: the presets' checks and the forward timings only (a short call).
+  launch "bf16 256 tokens, seed 1" 60 small --check --seed 1
+  finish_ranks "qwen3_30b_a3b, 64 tokens a rank" /tmp/qwen3
+  finish_ranks "mixtral, 16 tokens a rank" /tmp/mixtral
+  echo "== time per rank (rank 0's median of 20) ($(( $(date +%s) - start )) s)"
+  for p in mixtral qwen3_30b_a3b; do
+    echo "-- $p on one GPU, no ep"
+    timeout 120 "$run" "$dir/art/$p-one-gpu.so" --repeat 20 2>&1 | grep -E "median|error" | sed 's/^/   /'
+    launch "$p ep=$ranks" 150 "$p" --repeat 20
+    launch "$p ep=$ranks, overlap (cost model's chunks)" 150 "$p-overlap" --repeat 20
+  done
+  echo "== PyTorch + NCCL all_to_all_single, same call ($(( $(date +%s) - start )) s)"
+  OUT=$out timeout 150 python3 "$dir/peer/torch_ep_baseline.py" qwen3_30b_a3b mixtral 2>&1 |
+    grep -v Warning | tail -4
+  echo "== $failures failures ($(( $(date +%s) - start )) s)"
+  [ "$failures" = 0 ]
+  exit
+fi
+start_ranks /tmp/olmoe 300 check-olmoe --check --seed 1
 for s in 1 2; do
   launch "tiny forward, seed $s" 60 tiny --check --seed $s
   launch "tiny training step, seed $s" 60 tiny-train --backward --check --seed $s
