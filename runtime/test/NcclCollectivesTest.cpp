@@ -99,6 +99,16 @@ TEST(NcclCollectives, TorchrunLaunchIsForTheGpu) {
               std::string::npos)
         << error;
   }
+  // The host's reduction (rank 0's verdict of --check, the trace's
+  // barrier) runs over the same communicator under torchrun: it fails with
+  // that reason too, never passes as if this rank were alone.
+  double verdict[1] = {1.0};
+  EXPECT_NE(moert_comm_allreduce_max_f64(verdict, 1), 0);
+  std::string reduceError = moert_last_error();
+  EXPECT_TRUE(reduceError.find("libnccl.so.2") != std::string::npos ||
+              reduceError.find("need the driver") != std::string::npos ||
+              reduceError.find("rank 1 of 2") != std::string::npos)
+      << reduceError;
   EXPECT_EQ(moert_comm_finalize(), 0);
   clearLaunch();
 }
