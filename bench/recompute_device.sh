@@ -32,6 +32,20 @@ cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >
 ninja -C "$build" > /tmp/ninja-recompute.log || { cat /tmp/ninja-recompute.log; exit 1; }
 run=$build/moe-run
 
+# The device tool brings back 8 files only: the per-artifact logs (what
+# calibrate_cost_model.py collect reads) travel as one archive, made on any
+# exit — also when a time limit interrupts the call (timeout -s INT/TERM),
+# which once left them loose and lost.
+pack_logs() {
+  trap - EXIT INT TERM
+  local running
+  running=$(jobs -p)
+  [ -n "$running" ] && kill $running 2> /dev/null
+  [ -d "$logs" ] && tar czf "$out/recompute-logs.tgz" -C "$out" recompute && rm -rf "$logs"
+}
+trap pack_logs EXIT
+trap 'echo "== interrupted ($(date -u +%H:%M:%S)): the logs so far are packed"; exit 130' INT TERM
+
 failures=0
 start=$SECONDS
 # DEADLINE (seconds from here; default none): what is left when it passes is
@@ -101,8 +115,5 @@ else
   [ "${SKIP_CHECK:-0}" = 1 ] || check_all
   [ "${SKIP_TIMING:-0}" = 1 ] || time_all
 fi
-# The device tool brings back a few files only: the per-artifact logs (what
-# calibrate_cost_model.py collect reads) travel as one archive.
-tar czf "$out/recompute-logs.tgz" -C "$out" recompute && rm -rf "$logs"
 echo "== done ($(date -u +%H:%M:%S)), failures: $failures"
 exit $((failures > 0))
