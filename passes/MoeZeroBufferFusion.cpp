@@ -8,7 +8,9 @@
 //   only the activation [rows, F] exists between the GEMMs;
 //   GEMM 2 accumulates each row, times its gate weight, into y in token
 //   order (scatter-add epilogue), in f32 (an f32 accumulator stands in for
-//   a bf16 or f16 y and is narrowed once at the end).
+//   a bf16 or f16 y and is narrowed once at the end). With top_k = 1 a
+//   token has one row, which GEMM 2 stores into y in y's type
+//   (scatter_store: no accumulator, no atomics).
 //
 // With epilogue=gather_sum, GEMM 2 stores its rows in expert order instead
 // and moek.combine_rows sums each token's k rows, gate-weighted, by a gather
@@ -50,6 +52,9 @@ struct Chain {
   DispatchOp dispatch;
   ExpertsOp experts;
   CombineOp combine;
+  /// Every token has all its k rows (a dropless gate, or the received rows
+  /// of expert parallelism): with k = 1 each y row is stored exactly once.
+  bool noneDropped = false;
 };
 
 /// The saved pre-activation of the chain (moe.expert_gate_up on the chain's
@@ -121,11 +126,14 @@ struct MoeZeroBufferFusionPass
       FailureOr<Chain> chain = matchChain(combine);
       if (failed(chain))
         continue;
-      if (auto gate = combine.getRouting().getDefiningOp<GateOp>())
+      if (auto gate = combine.getRouting().getDefiningOp<GateOp>()) {
+        chain->noneDropped = gate.getCapacityFactor().convertToDouble() <= 0;
         lowerGateToKernels(gate, rewriter, kernelScratchBuffers);
-      else if (auto local =
-                   combine.getRouting().getDefiningOp<LocalRoutingOp>())
+      } else if (auto local =
+                     combine.getRouting().getDefiningOp<LocalRoutingOp>()) {
+        chain->noneDropped = true;
         lowerLocalRoutingToKernels(local, rewriter, kernelScratchBuffers);
+      }
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();
     }
@@ -213,15 +221,23 @@ struct MoeZeroBufferFusionPass
     }
     // The scatter-add epilogue accumulates, in f32 whatever the storage: a
     // bf16 y would be rounded after every expert. So y starts at zero, or
-    // an f32 accumulator does and is narrowed into y at the end.
+    // an f32 accumulator does and is narrowed into y at the end. With
+    // top_k = 1 a token has one row: GEMM 2 stores it into y in y's type
+    // (scatter_store: no accumulator, no atomics, no narrowing), and y is
+    // zeroed only where a capacity may have dropped a token's row.
     Type f32 = b.getF32Type();
+    bool storeRows = topK == 1;
     Value accumulator =
-        element == f32 ? y
-                       : allocBuffer(b, yType.getShape(), f32, dynamicT,
-                                     "accumulators.y");
-    linalg::FillOp::create(
-        b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(f32))},
-        ValueRange{accumulator});
+        element == f32 || storeRows
+            ? y
+            : allocBuffer(b, yType.getShape(), f32, dynamicT,
+                          "accumulators.y");
+    if (!storeRows || !chain.noneDropped) {
+      Type zeroType = storeRows ? element : f32;
+      linalg::FillOp::create(
+          b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(zeroType))},
+          ValueRange{accumulator});
+    }
 
     // With a saved pre-activation, GEMM 1 stores h (f32, every grouped row)
     // and a separate GLU makes the activation: h is computed once and kept
@@ -253,10 +269,11 @@ struct MoeZeroBufferFusionPass
         moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
                                       Value(), act, epilogue, /*gather=*/true,
                                       topK);
-      moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
-                                    weights, accumulator,
-                                    moek::Epilogue::scatter_add,
-                                    /*gather=*/false, topK);
+      moek::GroupedMatmulOp::create(
+          b, act, w2, offsets, first, last, owners, weights, accumulator,
+          storeRows ? moek::Epilogue::scatter_store
+                    : moek::Epilogue::scatter_add,
+          /*gather=*/false, topK);
     };
     forEachExpertChunk(b, experts, chunk, emitChunk);
 

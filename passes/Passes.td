@@ -247,7 +247,9 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
     materialize a [T*k, H] buffer: the first grouped matmul reads tokens
     through the row-owners map (gather prologue) and applies the GLU in its
     epilogue; the second accumulates each row, times its gate weight, into
-    the output in token order (scatter-add epilogue). Only O(T*k) integers
+    the output in token order (scatter-add epilogue; with top_k = 1, one
+    row a token, it stores the row into the output in its own type:
+    scatter-store, no accumulator and no atomics). Only O(T*k) integers
     of routing metadata and the [rows, F] activation remain. Experts run
     `experts-per-chunk` at a time; since a token picks an expert at most
     once, the activation buffer has T*min(k, experts-per-chunk) rows.

@@ -456,16 +456,22 @@ LogicalResult GroupedMatmulOp::verify() {
                          << ")";
 
   Epilogue epilogue = getEpilogue();
-  bool scatter = epilogue == Epilogue::scatter_add;
+  bool storeScatter = epilogue == Epilogue::scatter_store;
+  bool scatter = epilogue == Epilogue::scatter_add || storeScatter;
   bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
   if ((getGather() || scatter) && !owners)
-    return emitOpError() << "a gather prologue or a scatter_add epilogue "
+    return emitOpError() << "a gather prologue or a scatter epilogue "
                             "needs the owners map";
   if (owners && !getGather() && !scatter)
     return emitOpError() << "owners is read only by a gather prologue or a "
-                            "scatter_add epilogue";
+                            "scatter epilogue";
   if (weights && !scatter)
-    return emitOpError() << "weights are read only by a scatter_add epilogue";
+    return emitOpError() << "weights are read only by a scatter epilogue";
+  // Two rows of one token would both store c[t]: the last would win.
+  if (storeScatter && topK != 1)
+    return emitOpError() << "a scatter_store epilogue needs top_k = 1 (each "
+                            "token one row), got top_k = "
+                         << topK;
 
   if (glu && n % 2 != 0)
     return emitOpError() << "a GLU epilogue needs an even N, got " << n;
@@ -497,8 +503,10 @@ LogicalResult GroupedMatmulOp::verify() {
   if (!scatter)
     return success();
 
-  // The scatter-add accumulates weights[t, j] * row into c[t] in f32.
-  if (failed(expectElement(op, "c", c, builder.getF32Type())) ||
+  // The scatter-add accumulates weights[t, j] * row into c[t] in f32; the
+  // scatter-store writes c[t] once, in c's own type.
+  if ((!storeScatter &&
+       failed(expectElement(op, "c", c, builder.getF32Type()))) ||
       failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
                           "c dimension 0 (T) times top_k",
                           product(dim(c, 0), topK))))

@@ -201,15 +201,19 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
       `scatter_add`: `c[t] += weights[t, j] * acc` with `t = owners[r] /
       top_k`, `j = owners[r] % top_k` (c is f32 [T, N] in token order);
       without `weights` the weight is 1 (the backward's `dh` already
-      carries it).
+      carries it); `scatter_store` (`top_k = 1` only: each token has one
+      row, so no two rows meet): `c[t] = weights[t, 0] * acc`, stored in
+      c's type with no accumulator and no atomics (c [T, N] of any float
+      type; a token with no row, dropped by a capacity, is not written).
 
     Buffers: `a` [T, K] with `gather`, else [rows, K]; `b` [E, K, N] (or
     [E, N, K] with `transpose_b`), static, of the element type of `a` or
     with `a` f32 (the backward's f32 row buffers on the CPU); `offsets` i32
-    [E+1]; `owners` i32 [T*k], read by `gather` and `scatter_add` only;
-    `weights` f32 [T, k], read by `scatter_add` only; `c` f32 [T, N] for
-    `scatter_add`, else [rows, N] or [rows, N/2] (GLU), with the rows of
-    `a` unless `gather`; `1 <= top_k <= E`.
+    [E+1]; `owners` i32 [T*k], read by `gather` and the scatter epilogues
+    only; `weights` f32 [T, k], read by the scatter epilogues only; `c` f32
+    [T, N] for `scatter_add`, [T, N] for `scatter_store`, else [rows, N] or
+    [rows, N/2] (GLU), with the rows of `a` unless `gather`;
+    `1 <= top_k <= E`.
 
     ```mlir
     moek.grouped_matmul silu_glu %x, %w1, %offsets

@@ -365,6 +365,9 @@ private:
     case Epilogue::scatter_add:
       out = rows * n * 4 * 2; // read-modify-write of the f32 accumulator
       break;
+    case Epilogue::scatter_store:
+      out = rows * n * elementBytes(c); // each token's row, once
+      break;
     }
     w.bytes = rows * k * elementBytes(a) + e * k * n * elementBytes(b) + out;
     if (const GemmTile *tile = device.tileFor("grouped_matmul");

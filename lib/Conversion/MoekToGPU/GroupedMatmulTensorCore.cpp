@@ -233,7 +233,9 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
   if (op.accumulate &&
       (epilogue != Epilogue::store || !cType.getElementType().isF32()))
     return fail("an accumulating epilogue that is not a store into f32");
-  if ((op.gather || epilogue == Epilogue::scatter_add) && !op.owners)
+  if ((op.gather || epilogue == Epilogue::scatter_add ||
+       epilogue == Epilogue::scatter_store) &&
+      !op.owners)
     return fail("no row owners");
   return true;
 }
@@ -602,7 +604,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
   const int64_t kFragsM = tile.fragsM, kFragsN = tile.fragsN;
   Epilogue epilogue = op.epilogue;
   bool glu = isGlu(epilogue);
-  bool scatter = epilogue == Epilogue::scatter_add;
+  bool scatterStore = epilogue == Epilogue::scatter_store;
+  bool scatter = epilogue == Epilogue::scatter_add || scatterStore;
   int64_t width =
       cast<MemRefType>(op.b.getType()).getDimSize(op.transposeB ? 1 : 2);
   int64_t outputs = glu ? width / 2 : width;
@@ -612,7 +615,7 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
   // 16 mi + 8 h + lane / 4, column 8 nj + 2 (lane % 4) + p of the warp tile.
   Value laneRow = ix.div(lane, 4), laneColumn = ix.mul(ix.rem(lane, 4), 2);
   bool gelu = epilogue == Epilogue::gelu_glu;
-  if (scatter && op.vectorAtomics) {
+  if (epilogue == Epilogue::scatter_add && op.vectorAtomics) {
     // Lanes l and l ^ 1 trade halves of their accumulators so that each
     // holds four adjacent columns of one row (the even lane row 8 h + q
     // with h = 0, the odd lane h = 1) and adds them with one 16-byte
@@ -703,6 +706,11 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                 lb.storeF32(arith::MulFOp::create(
                                 b, activate(lb, value, gelu), up),
                             c, {local, column});
+              } else if (scatterStore) {
+                // top_k = 1: the token's only row, in c's type.
+                lb.storeF32(weight ? arith::MulFOp::create(b, weight, value)
+                                   : value,
+                            c, {token, column});
               } else if (scatter) {
                 memref::AtomicRMWOp::create(
                     b, arith::AtomicRMWKind::addf,

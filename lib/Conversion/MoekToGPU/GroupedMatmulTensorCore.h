@@ -99,8 +99,9 @@ struct FragmentTile {
   int64_t fragsM, fragsN;
 };
 
-/// The store / GLU / gate-weighted scatter-add epilogue on accumulators laid
-/// out as `tile` says, (mi * fragsN + nj) * 4 + 2 h + p.
+/// The store / GLU / gate-weighted scatter-add / scatter-store (top_k = 1)
+/// epilogue on accumulators laid out as `tile` says,
+/// (mi * fragsN + nj) * 4 + 2 h + p.
 void emitAccumulatorEpilogue(const TensorCoreGemm &gemm, moe::LoopBuilder &lb,
                              const FragmentTile &tile, ArrayRef<Value> acc);
 

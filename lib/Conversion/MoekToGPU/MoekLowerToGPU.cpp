@@ -314,8 +314,10 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   int64_t width = staticDim(w, transposeB ? 1 : 2);
   Epilogue epilogue = op.getEpilogue();
   bool glu = isGlu(epilogue);
-  bool scatter = epilogue == Epilogue::scatter_add;
-  if (scatter && !cast<MemRefType>(c.getType()).getElementType().isF32())
+  bool scatterStore = epilogue == Epilogue::scatter_store;
+  bool scatter = epilogue == Epilogue::scatter_add || scatterStore;
+  if (epilogue == Epilogue::scatter_add &&
+      !cast<MemRefType>(c.getType()).getElementType().isF32())
     return op.emitOpError()
            << "the GPU scatter-add epilogue accumulates with f32 atomics; "
               "its output must be f32";
@@ -388,8 +390,12 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
         if (op.getWeights())
           term = arith::MulFOp::create(
               b, lb.loadF32(op.getWeights(), {token, slot}), term);
-        memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, c,
-                                    ValueRange{token, n});
+        // top_k = 1: the token's only row, stored; else summed atomically.
+        if (scatterStore)
+          lb.storeF32(term, c, {token, n});
+        else
+          memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, term, c,
+                                      ValueRange{token, n});
       } else {
         lb.storeF32(dot(n), c, {local, n});
       }

@@ -219,8 +219,11 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
           lb.storeF32(arith::MulFOp::create(b, activate(lb, g, gelu), up), c,
                       {local, f});
         });
-      } else if (epilogue == Epilogue::scatter_add) {
-        // The scatter epilogue: weighted accumulation into token order.
+      } else if (epilogue == Epilogue::scatter_add ||
+                 epilogue == Epilogue::scatter_store) {
+        // The scatter epilogues: weighted rows into token order, added to
+        // the f32 accumulator, or (top_k = 1: one row a token) stored.
+        bool add = epilogue == Epilogue::scatter_add;
         Value token = arith::DivUIOp::create(b, owner, topK);
         Value slot = arith::RemUIOp::create(b, owner, topK);
         // Without weights the weight is 1 (dh already carries it).
@@ -228,11 +231,12 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
                            ? lb.loadF32(op.getWeights(), {token, slot})
                            : Value();
         lb.forLoop(zero, N, [&](Value n) {
-          Value prev = lb.loadF32(c, {token, n});
           Value term = memref::LoadOp::create(b, acc, ValueRange{n});
           if (weight)
             term = arith::MulFOp::create(b, weight, term);
-          lb.storeF32(arith::AddFOp::create(b, prev, term), c, {token, n});
+          if (add)
+            term = arith::AddFOp::create(b, lb.loadF32(c, {token, n}), term);
+          lb.storeF32(term, c, {token, n});
         });
       } else {
         lb.forLoop(zero, N, [&](Value n) {

@@ -878,7 +878,7 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
 // -----
 
 func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %c: memref<32x48xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op a gather prologue or a scatter_add epilogue needs the owners map}}
+  // expected-error @+1 {{'moek.grouped_matmul' op a gather prologue or a scatter epilogue needs the owners map}}
   moek.grouped_matmul store %a, %b, %o into %c {gather, top_k = 2 : i64}
       : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x48xf32>
   return
@@ -887,7 +887,7 @@ func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
 // -----
 
 func.func @f(%a: memref<32x24xf32>, %b: memref<4x24x40xf32>, %o: memref<5xi32>, %weights: memref<16x2xf32>, %c: memref<16x40xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op a gather prologue or a scatter_add epilogue needs the owners map}}
+  // expected-error @+1 {{'moek.grouped_matmul' op a gather prologue or a scatter epilogue needs the owners map}}
   moek.grouped_matmul scatter_add %a, %b, %o weights(%weights : memref<16x2xf32>) into %c {top_k = 2 : i64}
       : memref<32x24xf32>, memref<4x24x40xf32>, memref<5xi32>, memref<16x40xf32>
   return
@@ -897,7 +897,7 @@ func.func @f(%a: memref<32x24xf32>, %b: memref<4x24x40xf32>, %o: memref<5xi32>, 
 
 // An operand the kernel would ignore is a mistake.
 func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x48xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op owners is read only by a gather prologue or a scatter_add epilogue}}
+  // expected-error @+1 {{'moek.grouped_matmul' op owners is read only by a gather prologue or a scatter epilogue}}
   moek.grouped_matmul store %a, %b, %o owners(%owners : memref<32xi32>) into %c {top_k = 2 : i64}
       : memref<32x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x48xf32>
   return
@@ -935,7 +935,7 @@ func.func @f(%a: memref<32x40xf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>,
 // -----
 
 func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %weights: memref<16x2xf32>, %c: memref<32x24xf32>) {
-  // expected-error @+1 {{'moek.grouped_matmul' op weights are read only by a scatter_add epilogue}}
+  // expected-error @+1 {{'moek.grouped_matmul' op weights are read only by a scatter epilogue}}
   moek.grouped_matmul silu_glu %a, %b, %o owners(%owners : memref<32xi32>) weights(%weights : memref<16x2xf32>) into %c {gather, top_k = 2 : i64}
       : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x24xf32>
   return
@@ -1272,5 +1272,33 @@ func.func @f(%i: memref<130x2xi32>, %r: memref<130x2xi32>, %c: memref<4xi32>, %p
   // expected-error @+1 {{'moek.rank_assignments' op partials dimension 0 (ceil(T / 64)) (2) does not match slices of indices (3)}}
   moek.rank_assignments %i into %r, %c partials(%p : memref<2x4xi32>)
       : memref<130x2xi32>, memref<130x2xi32>, memref<4xi32>
+  return
+}
+
+// -----
+
+// scatter_store writes c[t] once per row: two rows of one token would race.
+func.func @f(%a: memref<32x24xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<16x40xbf16>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op a scatter_store epilogue needs top_k = 1 (each token one row), got top_k = 2}}
+  moek.grouped_matmul scatter_store %a, %b, %o owners(%owners : memref<32xi32>) into %c {top_k = 2 : i64}
+      : memref<32x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x40xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x24xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %c: memref<16x40xbf16>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op a gather prologue or a scatter epilogue needs the owners map}}
+  moek.grouped_matmul scatter_store %a, %b, %o into %c {top_k = 1 : i64}
+      : memref<16x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<16x40xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x24xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>, %owners: memref<16xi32>, %c: memref<8x40xbf16>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op owners dimension 0 (T*k) (16) does not match c dimension 0 (T) times top_k (8)}}
+  moek.grouped_matmul scatter_store %a, %b, %o owners(%owners : memref<16xi32>) into %c {top_k = 1 : i64}
+      : memref<16x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<8x40xbf16>
   return
 }
