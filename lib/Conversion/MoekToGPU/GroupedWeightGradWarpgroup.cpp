@@ -58,6 +58,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -361,22 +362,38 @@ SmallVector<Value> WeightGradWarpgroupKernel::consume(Value it, Value group) {
 
 /// dw[e, m, n] = acc for the warpgroup's 64 rows: accumulator
 /// 4 nj + 2 h + p of a lane is tile row 64 g + 16 warp + 8 h + lane / 4,
-/// column 8 nj + 2 (lane % 4) + p. Every element inside [M, N] is written.
+/// column 8 nj + 2 (lane % 4) + p. Every element inside [M, N] is written,
+/// narrowed to dw's type.
 void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
   Value local = ix.rem(tid, kWarpgroup);
   Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
   Value rowBase = ix.add(ix.add(m0, ix.mul(group, 64)),
                          ix.add(ix.mul(warp, 16), ix.div(lane, 4)));
   Value columnBase = ix.add(n0, ix.mul(ix.rem(lane, 4), 2));
+  Type dwElement = cast<MemRefType>(op.dw.getType()).getElementType();
   for (int64_t h = 0; h < 2; ++h) {
     Value m = ix.add(rowBase, h * 8);
     lb.ifThen(ix.ult(m, outM), [&] {
       for (int64_t nj = 0; nj < kBN / 8; ++nj) {
         // N is a multiple of 8: a fragment is wholly in or out.
         lb.ifThen(ix.ult(ix.add(n0, nj * 8), outN), [&] {
-          for (int64_t p = 0; p < 2; ++p)
-            lb.storeF32(acc[nj * 4 + h * 2 + p], op.dw,
-                        {expert, m, ix.add(columnBase, nj * 8 + p)});
+          Value column = ix.add(columnBase, nj * 8);
+          ArrayRef<Value> pair = acc.slice(nj * 4 + h * 2, 2);
+          if (dwElement.isF32()) {
+            for (int64_t p = 0; p < 2; ++p)
+              lb.storeF32(pair[p], op.dw, {expert, m, ix.add(column, p)});
+            return;
+          }
+          // A 16-bit dw: the two columns (even, so 4-byte aligned) in one
+          // store.
+          SmallVector<Value, 2> narrowed;
+          for (Value v : pair)
+            narrowed.push_back(arith::TruncFOp::create(b, dwElement, v));
+          Value both = vector::FromElementsOp::create(
+              b, VectorType::get({2}, dwElement), narrowed);
+          vector::StoreOp::create(b, both, op.dw,
+                                  ValueRange{expert, m, column},
+                                  /*nontemporal=*/false, llvm::Align(4));
         });
       }
     });
