@@ -251,12 +251,13 @@ void WeightGradWarpgroupKernel::produce(Value it) {
   lb.forLoop(ix.c(0), numK(), [&](Value kt) {
     Value step = ix.add(it, kt);
     Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
-    // Round r reuses the stage once the consumers finished round r - 1.
-    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
-      waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
-    });
     Value k0 = ix.add(begin, ix.mul(kt, kBK));
-    Value stageOffset = ix.mul(stage, kStageBytes);
+    // This thread's rows of the k tile, their owners loaded before the wait
+    // for the stage so that the loads' latency hides behind it.
+    struct Row {
+      Value valid, token, local, inChunk;
+    };
+    SmallVector<Row> rows;
     for (int64_t j = 0; j < kRowsPerThread; ++j) {
       Value row = ix.add(firstRow, j * (kWarpgroup / kPieces));
       Value r = ix.add(k0, row);
@@ -271,19 +272,27 @@ void WeightGradWarpgroupKernel::produce(Value it) {
             asIndex(b, memref::LoadOp::create(b, op.owners, ValueRange{at}));
         token = ix.div(owner, op.topK);
       }
-      Value local = ix.sub(at, base);
       // Row `row`'s piece lands at 128 row + 16 (piece ^ (row % 8)) of its
       // chunk.
       Value inChunk =
           ix.add(ix.mul(row, kRowBytes),
                  ix.mul(arith::XOrIOp::create(b, piece, ix.rem(row, 8)), 16));
+      rows.push_back({valid, token, ix.sub(at, base), inChunk});
+    }
+    // Round r reuses the stage once the consumers finished round r - 1.
+    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
+      waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
+    });
+    Value stageOffset = ix.mul(stage, kStageBytes);
+    for (const Row &row : rows) {
       auto copy = [&](Value buffer, bool gather, int64_t chunkOffset,
                       Value column, Value columnValid) {
-        Value ok = ix.both(valid, columnValid);
-        Value byte = ix.add(ix.add(stageOffset, inChunk), chunkOffset);
+        Value ok = ix.both(row.valid, columnValid);
+        Value byte = ix.add(ix.add(stageOffset, row.inChunk), chunkOffset);
         nvgpu::DeviceAsyncCopyOp::create(
             b, sharedElems, ValueRange{ix.div(byte, 2)}, buffer,
-            ValueRange{gather ? token : local, ix.select(ok, column, 0)},
+            ValueRange{gather ? row.token : row.local,
+                       ix.select(ok, column, 0)},
             b.getIndexAttr(8), ix.select(ok, ix.c(8), 0), b.getUnitAttr());
       };
       for (int64_t c = 0; c < kChunksA; ++c)
