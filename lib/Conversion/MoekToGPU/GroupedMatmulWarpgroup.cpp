@@ -377,7 +377,8 @@ void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
 /// the aligned base.
 Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
                                   int64_t stride) {
-  return wgmmaDescriptor(b, arith::AddIOp::create(b, sharedBase, i64(byteOffset)),
+  return wgmmaDescriptor(b,
+                         arith::AddIOp::create(b, sharedBase, i64(byteOffset)),
                          leading, stride);
 }
 

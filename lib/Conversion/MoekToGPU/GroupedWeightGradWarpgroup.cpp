@@ -9,17 +9,17 @@
 //          ...; tile = (expert e, columns [m0, m0 + 128) of L, columns
 //          [n0, n0 + 256) of R), an expert's tiles consecutive (the CTAs
 //          side by side read the same rows), the side with fewer column
-//          tiles fastest; the tile count is static, the
-//          rows per expert (the reduction) are read from the offsets on the
-//          device. `it` counts the k tiles the CTA has gone through, over
-//          all its tiles: stage s = it % S, round it / S (the phase).
+//          tiles fastest; the tile count is static, the rows per expert
+//          (the reduction) are read from the offsets on the device. `it`
+//          counts the k tiles the CTA has gone through, over all its tiles:
+//          stage s = it % S, round it / S (the phase).
 //   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2
-//   producer (setmaxnreg.dec 40), for every tile and k tile:
-//     wait empty[s] (consumers done with round - 1)
-//     every thread: cp.async its 16-byte chunks of 4 rows of L and R (a
-//       gathered side through the owners map: token owners[r] / top_k),
-//       zero-filled past the expert's last row and past M or N, into the
-//       128B-swizzled stage; cp.async.mbarrier.arrive.noinc full[s]
+//   producer (setmaxnreg.dec 40), for every tile and k tile, each thread:
+//     load the owners of its 4 rows (a gathered side reads token
+//     owners[r] / top_k), then wait empty[s] (consumers done with round - 1)
+//     cp.async its 16-byte chunks of those rows of L and R, zero-filled past
+//       the expert's last row and past M or N, into the 128B-swizzled
+//       stage; cp.async.mbarrier.arrive.noinc full[s]
 //   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63 of
 //   the tile:
 //     wait full[s]; fence.proxy.async (cp.async wrote through the generic
@@ -71,7 +71,8 @@ constexpr int64_t kBM = 128, kBN = 256, kBK = 64, kStages = 4;
 /// columns by BK rows.
 constexpr int64_t kChunkColumns = 64, kRowBytes = 128;
 constexpr int64_t kChunkBytes = kBK * kRowBytes;
-constexpr int64_t kChunksA = kBM / kChunkColumns, kChunksB = kBN / kChunkColumns;
+constexpr int64_t kChunksA = kBM / kChunkColumns,
+                  kChunksB = kBN / kChunkColumns;
 constexpr int64_t kStageBytesA = kChunksA * kChunkBytes;
 constexpr int64_t kStageBytes = (kChunksA + kChunksB) * kChunkBytes;
 constexpr int64_t kBarrierOffset = kStages * kStageBytes;
@@ -182,8 +183,8 @@ void WeightGradWarpgroupKernel::alignSharedMemory() {
 void WeightGradWarpgroupKernel::initBarriers() {
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < kStages; ++s) {
-      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
-                                   lb.i32(kWarpgroup), Value());
+      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(kWarpgroup),
+                                   Value());
       NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
                                    lb.i32(2 * kWarpgroup), Value());
     }
@@ -221,13 +222,13 @@ void WeightGradWarpgroupKernel::forEachTile(Value tiles,
   Value start = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
   Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, start), stride);
-  lb.forLoopCarrying(
-      ix.c(0), count, ValueRange{ix.c(0)},
-      [&](Value i, ValueRange carried) -> SmallVector<Value> {
-        scheduleTile(ix.add(start, arith::MulIOp::create(b, i, stride)));
-        body(carried[0]);
-        return {ix.add(carried[0], numK())};
-      });
+  lb.forLoopCarrying(ix.c(0), count, ValueRange{ix.c(0)},
+                     [&](Value i, ValueRange carried) -> SmallVector<Value> {
+                       scheduleTile(
+                           ix.add(start, arith::MulIOp::create(b, i, stride)));
+                       body(carried[0]);
+                       return {ix.add(carried[0], numK())};
+                     });
 }
 
 /// The producer warpgroup's loop over the k tiles of one tile, the first
@@ -240,7 +241,8 @@ void WeightGradWarpgroupKernel::produce(Value it) {
   auto columnsOf = [&](int64_t chunks, Value origin, int64_t width) {
     SmallVector<std::pair<Value, Value>> columns;
     for (int64_t c = 0; c < chunks; ++c) {
-      Value column = ix.add(origin, ix.add(ix.mul(piece, 8), c * kChunkColumns));
+      Value column =
+          ix.add(origin, ix.add(ix.mul(piece, 8), c * kChunkColumns));
       columns.push_back({column, ix.ult(column, ix.c(width))});
     }
     return columns;
@@ -344,8 +346,7 @@ SmallVector<Value> WeightGradWarpgroupKernel::consume(Value it, Value group) {
                 // A = L^T is M x K stored M-major (col: read transposed),
                 // B = R is K x N stored N-major (row: read transposed).
                 acc = wgmmaMultiply(b, acc, descA, descB, kBN, element,
-                                    NVVM::MMALayout::col,
-                                    NVVM::MMALayout::row);
+                                    NVVM::MMALayout::col, NVVM::MMALayout::row);
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
               // The previous k tile's wgmmas are done (this one's may run
@@ -400,8 +401,7 @@ void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
             narrowed.push_back(arith::TruncFOp::create(b, dwElement, v));
           Value both = vector::FromElementsOp::create(
               b, VectorType::get({2}, dwElement), narrowed);
-          vector::StoreOp::create(b, both, op.dw,
-                                  ValueRange{expert, m, column},
+          vector::StoreOp::create(b, both, op.dw, ValueRange{expert, m, column},
                                   /*nontemporal=*/false, llvm::Align(4));
         });
       }
