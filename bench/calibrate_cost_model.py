@@ -36,6 +36,7 @@ PREDICTED = [
     "moek_grouped_matmul_store_transposed_b",
     "moek_grouped_matmul_scatter_add_transposed_b", "moek_glu", "moek_combine_rows", "moek_expert_loads",
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
+    "moek_grouped_weight_grad_warpgroup",
     "moek_grouped_input_grad", "moek_route_backward", "moek_route_backward_dx",
     "moek_route_backward_dw_gate", "fill", "linalg_map", "copy"]
 

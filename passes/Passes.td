@@ -385,6 +385,9 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     rows of a by cp.async into the same layout, a producer warpgroup and
     two consumer warpgroups (setmaxnreg) issuing wgmma m64n256k16, a
     persistent grid of one CTA per multiprocessor, and the same epilogues.
+    There the varlen-K weight gradients (`moek.grouped_weight_grad` with
+    offsets) take the same ring and roles, both operands' rows by cp.async
+    and read transposed by wgmma (`moek_grouped_weight_grad_warpgroup`).
     The router computes its scores as a GEMM
     (tensor cores where they apply), then one thread per token picks the
     top-k. Each kernel is named after its op (`moek_route_scores`,

@@ -233,11 +233,13 @@ const char *const kPredictedKernels[] = {
     "moek_assignment_rows", "moek_row_assignments", "moek_gather_rows",
     "moek_grouped_matmul_store", "moek_grouped_matmul_silu_glu",
     "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
-    // The backward's B-transposed GEMMs (mma.sync even on sm_90a): rows of
-    // their own, not lumped with the forward's wgmma kernels.
+    // The backward's B-transposed GEMMs: rows of their own, not lumped with
+    // the forward's.
     "moek_grouped_matmul_store_transposed_b",
     "moek_grouped_matmul_scatter_add_transposed_b", "moek_glu", "moek_combine_rows", "moek_expert_loads",
+    // The weight gradients on mma.sync, or on sm_90a's wgmma kernel.
     "moek_grouped_glu_backward", "moek_grouped_weight_grad",
+    "moek_grouped_weight_grad_warpgroup",
     "moek_grouped_input_grad", "moek_route_backward",
     // The router backward's tensor-core products (bf16/f16 layers).
     "moek_route_backward_dx", "moek_route_backward_dw_gate", "fill",

@@ -168,23 +168,33 @@ public:
           double rows = elements(o.getOwners());
           double e = extent(o.getDw(), 0), m = extent(o.getDw(), 1),
                  n = extent(o.getDw(), 2);
-          KernelWork w = named(op, "moek_grouped_weight_grad");
-          // The GPU's varlen-K mma.sync kernel takes half operands of one
-          // type, unweighted, with M and N multiples of 8 (the rule of
+          // The GPU's varlen-K tensor-core kernels take half operands of
+          // one type, unweighted, with M and N multiples of 8 (the rule of
           // canLowerWeightGradToTensorCores); the rest is one thread per
-          // output element.
-          w.tensorCore = device.matrixTflops > 0 && isHalf(o.getLhs()) &&
-                         elementBytes(o.getLhs()) == elementBytes(o.getRhs()) &&
-                         isHalf(o.getRhs()) && !o.getWeights() &&
-                         int64_t(m) % 8 == 0 && int64_t(n) % 8 == 0;
+          // output element. A device with a "grouped_weight_grad_warpgroup"
+          // tile runs the sm_90a wgmma kernel (a kernel of that name), else
+          // the mma.sync one.
+          bool tensorCore =
+              device.matrixTflops > 0 && isHalf(o.getLhs()) &&
+              elementBytes(o.getLhs()) == elementBytes(o.getRhs()) &&
+              isHalf(o.getRhs()) && !o.getWeights() && int64_t(m) % 8 == 0 &&
+              int64_t(n) % 8 == 0;
+          const GemmTile *tile = nullptr;
+          if (tensorCore)
+            tile = device.tileFor("grouped_weight_grad_warpgroup");
+          KernelWork w = named(op, tile ? "moek_grouped_weight_grad_warpgroup"
+                                        : "moek_grouped_weight_grad");
+          if (tensorCore && !tile)
+            tile = device.tileFor("grouped_weight_grad");
+          w.tensorCore = tensorCore;
           w.flops = 2 * rows * m * n;
           w.bytes = rows * (m * elementBytes(o.getLhs()) +
                             n * elementBytes(o.getRhs())) +
                     e * m * n * elementBytes(o.getDw());
-          // One CTA per output tile of each expert of the launch, as deep
-          // as the expert's rows: the tile count is fixed by the shapes.
-          if (const GemmTile *tile = device.tileFor("grouped_weight_grad");
-              tile && w.tensorCore) {
+          // One output tile of each expert of the launch (a CTA each, or
+          // a persistent CTA's turn), as deep as the expert's rows: the tile
+          // count is fixed by the shapes.
+          if (tile) {
             double perLaunch = expertsPerLaunch(op, e);
             w.tiles = std::ceil(m / tile->rows) * std::ceil(n / tile->columns) *
                       perLaunch;

@@ -53,6 +53,13 @@ void ifGroupedRow(LoopBuilder &lb, Value offsets, Value first, Value last,
       });
 }
 
+/// Names the launch just emitted before the builder's insertion point
+/// (moek-lower-to-gpu prefixes the op's name).
+void nameLastLaunch(ImplicitLocOpBuilder &b, StringRef part) {
+  auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
+}
+
 } // namespace
 
 void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
@@ -114,9 +121,19 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
 }
 
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
-                                 LaunchPerItem launch) {
-  // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores.
+                                 LaunchPerItem launch, bool warpgroupMma,
+                                 int64_t multiprocessors) {
+  // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores,
+  // wgmma on sm_90a, else mma.sync.
   TensorCoreWeightGrad grad = TensorCoreWeightGrad::of(op);
+  grad.multiprocessors = multiprocessors;
+  if (warpgroupMma && canLowerWeightGradToWarpgroupMma(grad, op.getContext())) {
+    lowerWeightGradToWarpgroupMma(grad, lb);
+    // moek_grouped_weight_grad_warpgroup: profiles and the cost model tell
+    // it from the mma.sync kernel.
+    nameLastLaunch(lb.builder(), "warpgroup");
+    return;
+  }
   if (canLowerWeightGradToTensorCores(grad, op.getContext())) {
     lowerWeightGradToTensorCores(grad, lb);
     return;
@@ -171,13 +188,6 @@ Value asOneGroup(ImplicitLocOpBuilder &b, Value matrix) {
   return memref::ExpandShapeOp::create(
       b, ArrayRef<int64_t>{1, type.getDimSize(0), type.getDimSize(1)}, matrix,
       ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-}
-
-/// Names the launch just emitted before the builder's insertion point
-/// (moek-lower-to-gpu prefixes the op's name).
-void nameLastLaunch(ImplicitLocOpBuilder &b, StringRef part) {
-  auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
-  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
 }
 
 /// The router's two products on tensor cores, from the rounded score

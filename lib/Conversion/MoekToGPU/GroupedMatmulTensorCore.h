@@ -134,6 +134,8 @@ struct TensorCoreWeightGrad {
   /// Without offsets: CTAs split the rows into this many slices and each
   /// adds its slice's sum into dw (f32, zeroed before) atomically.
   int64_t slices = 1;
+  /// CTAs of a persistent grid (the sm_90a kernel): one per multiprocessor.
+  int64_t multiprocessors = 132;
 
   static TensorCoreWeightGrad of(GroupedWeightGradOp op);
 };
@@ -158,6 +160,22 @@ inline bool canLowerWeightGradToTensorCores(GroupedWeightGradOp op,
 /// Precondition: canLowerWeightGradToTensorCores(grad).
 void lowerWeightGradToTensorCores(const TensorCoreWeightGrad &grad,
                                   moe::LoopBuilder &lb);
+
+/// Whether the sm_90a weight-gradient kernel (wgmma) handles `grad`: that of
+/// canLowerWeightGradToTensorCores, grouped (with offsets) and not split
+/// into slices (the router's dw_gate stays on mma.sync). `why` says which
+/// rule it misses.
+bool canLowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &grad,
+                                      MLIRContext *context,
+                                      std::string *why = nullptr);
+/// Emits the sm_90a varlen-K weight-gradient kernel
+/// (GroupedWeightGradWarpgroup.cpp): a persistent grid of 128 x 256 tiles of
+/// dw[e], a producer warpgroup gathering both operands' rows by cp.async
+/// into 128B-swizzled stages on an mbarrier ring, two consumer warpgroups
+/// multiplying with wgmma (A and B read transposed). Precondition:
+/// canLowerWeightGradToWarpgroupMma(grad).
+void lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &grad,
+                                   moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

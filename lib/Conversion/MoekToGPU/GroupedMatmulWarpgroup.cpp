@@ -51,6 +51,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpgroupMma.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -126,9 +127,6 @@ struct WarpgroupKernel {
   }
   Value i64(Value index) {
     return arith::IndexCastOp::create(b, b.getI64Type(), index);
-  }
-  Value constI64(int64_t v) {
-    return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
   }
   /// An !llvm.ptr<3> to `offset` bytes past the aligned base.
   Value sharedPointer(Value offset) {
@@ -375,16 +373,13 @@ void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
   }
 }
 
-/// A wgmma shared-memory descriptor: start address, leading and stride byte
-/// offsets (16-byte units, 14 bits each), 128-byte swizzle (mode 1).
+/// A wgmma shared-memory descriptor (wgmmaDescriptor) at `byteOffset` past
+/// the aligned base.
 Value WarpgroupKernel::descriptor(Value byteOffset, int64_t leading,
                                   int64_t stride) {
-  Value address = arith::AddIOp::create(b, sharedBase, i64(byteOffset));
-  Value start = arith::AndIOp::create(
-      b, arith::ShRUIOp::create(b, address, constI64(4)), constI64(0x3FFF));
-  uint64_t fixed = (uint64_t(leading >> 4) << 16) |
-                   (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
-  return arith::OrIOp::create(b, start, constI64(int64_t(fixed)));
+  return wgmmaDescriptor(b,
+                         arith::AddIOp::create(b, sharedBase, i64(byteOffset)),
+                         leading, stride);
 }
 
 /// The descriptor of a K-major operand (A; B when transposed) whose rows
@@ -410,16 +405,12 @@ Value WarpgroupKernel::descriptorB(Value stageOffset, int64_t kk) {
 /// the CTA's `it`-th: returns its 128 accumulators.
 SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   MLIRContext *context = b.getContext();
-  Type f32 = b.getF32Type();
   constexpr int64_t kAccumulators = kBN / 2;
-  auto accumulatorType = LLVM::LLVMStructType::getLiteral(
-      context, SmallVector<Type>(kAccumulators, f32));
+  Type accumulatorType = wgmmaAccumulatorType(context, kBN);
   Value init = LLVM::PoisonOp::create(b, accumulatorType);
   for (int64_t i = 0; i < kAccumulators; ++i)
     init =
         LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
-  NVVM::WGMMATypes type =
-      element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   // wgmma's B is K x N: col is K-major (as stored), row N-major (read
   // transposed).
   NVVM::MMALayout layoutB =
@@ -450,21 +441,8 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
                 Value descA =
                     kMajorDescriptor(ix.add(stageOffset, rowsOffset), kk);
                 Value descB = descriptorB(stageOffset, kk);
-                acc = NVVM::WgmmaMmaAsyncOp::create(
-                    b, accumulatorType, acc, descA, descB,
-                    NVVM::MMAShapeAttr::get(context, 64, kBN, 16),
-                    NVVM::WGMMATypesAttr::get(context, type),
-                    NVVM::WGMMATypesAttr::get(context, type),
-                    NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::f32),
-                    NVVM::WGMMAScaleOutAttr::get(context,
-                                                 NVVM::WGMMAScaleOut::one),
-                    NVVM::WGMMAScaleInAttr::get(context,
-                                                NVVM::WGMMAScaleIn::one),
-                    NVVM::WGMMAScaleInAttr::get(context,
-                                                NVVM::WGMMAScaleIn::one),
-                    NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row),
-                    NVVM::MMALayoutAttr::get(context, layoutB),
-                    NVVM::MMAIntOverflowAttr());
+                acc = wgmmaMultiply(b, acc, descA, descB, kBN, element,
+                                    NVVM::MMALayout::row, layoutB);
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
               // The previous k tile's wgmmas are done (this one's may run

@@ -514,7 +514,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         lowerGroupedGluBackwardToGPU(o, lb, launch);
       })
       .Case([&](GroupedWeightGradOp o) {
-        lowerGroupedWeightGradToGPU(o, lb, launch);
+        lowerGroupedWeightGradToGPU(o, lb, launch, target.warpgroupMma,
+                                    target.multiprocessors);
       })
       .Case([&](RouteBackwardOp o) {
         // The scores recomputed by the router's GEMM (a thread per token

@@ -1,0 +1,477 @@
+//===- GroupedWeightGradWarpgroup.cpp - sm_90a varlen-K weight GEMMs ------===//
+//
+// moek.grouped_weight_grad, dw[e] = sum over expert e's rows r of
+// L(r)^T (x) R(r), on Hopper's warpgroup tensor cores, as one gpu.launch of
+// 128 x 256 output tiles (BM x BN) reduced over the expert's rows 64 at a
+// time (BK), kStages stages on an mbarrier ring:
+//
+//   grid:  persistent, min(tiles, SMs) CTAs; CTA c takes tiles c, c + grid,
+//          ...; tile = (expert e, columns [m0, m0 + 128) of L, columns
+//          [n0, n0 + 256) of R), an expert's tiles consecutive (the CTAs
+//          side by side read the same rows), the side with fewer column
+//          tiles fastest; the tile count is static, the rows per expert
+//          (the reduction) are read from the offsets on the device. `it`
+//          counts the k tiles the CTA has gone through, over all its tiles:
+//          stage s = it % S, round it / S (the phase).
+//   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2
+//   producer (setmaxnreg.dec 40), for every tile and k tile, each thread:
+//     load the owners of its 4 rows (a gathered side reads token
+//     owners[r] / top_k), then wait empty[s] (consumers done with round - 1)
+//     cp.async its 16-byte chunks of those rows of L and R, zero-filled past
+//       the expert's last row and past M or N, into the 128B-swizzled
+//       stage; cp.async.mbarrier.arrive.noinc full[s]
+//   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63 of
+//   the tile:
+//     wait full[s]; fence.proxy.async (cp.async wrote through the generic
+//     proxy, wgmma reads through the async proxy); 4 x wgmma m64n256k16 on
+//     descriptors, A and B both read transposed; commit; wait until one
+//     group is in flight, then arrive empty[previous s]
+//   epilogue: the accumulators into dw[e] (narrowed to dw's type); an
+//     expert without rows runs no k tile and stores zeros.
+//
+// Both operands arrive MN-major: row r of L is contiguous along M (A's
+// rows), row r of R along N, and r is the reduction index K. So a stage
+// holds, for A and then B, 64-column chunks of [64 rows of k][128 B of m or
+// n] (the layout of the forward's N-major B), and wgmma reads both
+// transposed (layout A = col, B = row: imm-trans-a = imm-trans-b = 1, which
+// 16-bit operands from shared memory allow). In every 128-byte row,
+// 16-byte chunk j is stored at j ^ (row % 8). Shared memory from a 1024-byte
+// aligned base: 4 stages of (2 + 4) x 8 KiB, then the mbarriers.
+//
+// The grouped GEMM (GroupedMatmulWarpgroup.cpp) tiles an expert's rows with a
+// fixed K and loads its weights by TMA; here the rows are K, neither operand
+// is a weight, and a TMA box could not stop at an expert's last row, so
+// both operands come by cp.async; the ring, the roles and the descriptors
+// are the same.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpgroupMma.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+
+namespace {
+
+constexpr int64_t kBM = 128, kBN = 256, kBK = 64, kStages = 4;
+/// One swizzle atom's row: 64 16-bit columns, 128 bytes; a chunk is 64
+/// columns by BK rows.
+constexpr int64_t kChunkColumns = 64, kRowBytes = 128;
+constexpr int64_t kChunkBytes = kBK * kRowBytes;
+constexpr int64_t kChunksA = kBM / kChunkColumns,
+                  kChunksB = kBN / kChunkColumns;
+constexpr int64_t kStageBytesA = kChunksA * kChunkBytes;
+constexpr int64_t kStageBytes = (kChunksA + kChunksB) * kChunkBytes;
+constexpr int64_t kBarrierOffset = kStages * kStageBytes;
+/// Slack for aligning the base to 1024 bytes, then 2 x kStages mbarriers:
+/// 1024 + 196608 + 64 bytes, within the 227 KiB a block may have.
+constexpr int64_t kSharedBytes = 1024 + kBarrierOffset + 2 * kStages * 8;
+constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
+/// Registers per thread after setmaxnreg: 128 x 40 + 256 x 232 <= 64K.
+constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// 16-byte chunks per 128-byte row; a producer thread copies chunk
+/// tid % 8 of rows tid / 8 + 16 j, j < kRowsPerThread, of every chunk.
+constexpr int64_t kPieces = kRowBytes / 16;
+constexpr int64_t kRowsPerThread = kBK * kPieces / kWarpgroup;
+
+struct WeightGradWarpgroupKernel {
+  const TensorCoreWeightGrad &op;
+  LoopBuilder &lb;
+  ImplicitLocOpBuilder &b;
+  Ix ix;
+  Type element;
+  int64_t outM, outN, mTiles, nTiles;
+  // Set inside the launch, per tile.
+  Value tid, first, expert, begin, end, base, m0, n0;
+  Value sharedBase;  ///< i64 shared-window address of the aligned base
+  Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
+
+  WeightGradWarpgroupKernel(const TensorCoreWeightGrad &op, LoopBuilder &lb)
+      : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
+    element = cast<MemRefType>(op.lhs.getType()).getElementType();
+    outM = staticDim(op.dw, 1);
+    outN = staticDim(op.dw, 2);
+    mTiles = (outM + kBM - 1) / kBM;
+    nTiles = (outN + kBN - 1) / kBN;
+  }
+
+  Value i32(Value index) {
+    return arith::IndexCastOp::create(b, b.getI32Type(), index);
+  }
+  Value i64(Value index) {
+    return arith::IndexCastOp::create(b, b.getI64Type(), index);
+  }
+  Value rowOf(Value e) {
+    return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
+  }
+  /// An !llvm.ptr<3> to `offset` bytes past the aligned base.
+  Value sharedPointer(Value offset) {
+    Value address = arith::AddIOp::create(b, sharedBase, i64(offset));
+    return LLVM::IntToPtrOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+  }
+  Value fullBarrier(Value stage) {
+    return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset));
+  }
+  Value emptyBarrier(Value stage) {
+    return sharedPointer(
+        ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
+  }
+  /// Waits until the barrier's phase of parity `parity` has completed (10 ms
+  /// is the suspend-time hint of each try).
+  void waitParity(Value barrier, Value parity) {
+    NVVM::MBarrierTryWaitParityOp::create(b, barrier, i32(parity),
+                                          lb.i32(10'000'000));
+  }
+  void release(Value stage) {
+    NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
+                                   NVVM::MemScopeKind::CTA, /*relaxed=*/false);
+  }
+  /// The descriptor of the 64-column chunk at `byteOffset` (MN-major): the
+  /// next chunk along M or N is kChunkBytes further (leading), 8-row groups
+  /// of k 1024 bytes (stride).
+  Value descriptor(Value byteOffset) {
+    return wgmmaDescriptor(
+        b, arith::AddIOp::create(b, sharedBase, i64(byteOffset)),
+        /*leading=*/kChunkBytes, /*stride=*/1024);
+  }
+
+  void alignSharedMemory();
+  void initBarriers();
+  void scheduleTile(Value tile);
+  Value numK() { return ix.ceilDiv(ix.sub(end, begin), kBK); }
+  void forEachTile(Value tiles, function_ref<void(Value)> body);
+  void produce(Value it);
+  SmallVector<Value> consume(Value it, Value group);
+  void store(ArrayRef<Value> acc, Value group);
+};
+
+/// Aligns the dynamic shared memory to 1024 bytes (the swizzle repeats every
+/// 1024 bytes and the descriptors assume it): sharedBase, and sharedElems
+/// over the stages for the cp.async copies.
+void WeightGradWarpgroupKernel::alignSharedMemory() {
+  MLIRContext *context = b.getContext();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, shared);
+  Value shift = ix.sub(ix.mul(ix.ceilDiv(address, 1024), 1024), address);
+  sharedBase = i64(ix.add(address, shift));
+  auto elemsType = MemRefType::get({kBarrierOffset / 2}, element,
+                                   MemRefLayoutAttrInterface(), workgroup);
+  sharedElems =
+      memref::ViewOp::create(b, elemsType, shared, shift, ValueRange{});
+}
+
+/// full[s]: the producer threads' 128 cp.async arrivals (nothing comes by
+/// TMA); empty[s]: every consumer thread.
+void WeightGradWarpgroupKernel::initBarriers() {
+  lb.ifThen(ix.ult(tid, 1), [&] {
+    for (int64_t s = 0; s < kStages; ++s) {
+      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(kWarpgroup),
+                                   Value());
+      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
+                                   lb.i32(2 * kWarpgroup), Value());
+    }
+  });
+  gpu::BarrierOp::create(b);
+}
+
+/// Tile `tile` = (expert first + tile / (mTiles nTiles), column tiles of L
+/// and R): sets expert, its rows [begin, end), base, m0 and n0. The side
+/// with fewer column tiles varies fastest, so that the CTAs running at once
+/// cover all of it and a few tiles of the other: the smaller side's columns
+/// stay in L2 while the larger side's stream through once (mixtral's dw1:
+/// 32 tiles of x's H beside 112 of dh's 2F).
+void WeightGradWarpgroupKernel::scheduleTile(Value tile) {
+  Value perExpert = ix.c(mTiles * nTiles);
+  expert = ix.add(first, arith::DivUIOp::create(b, tile, perExpert));
+  Value within = arith::RemUIOp::create(b, tile, perExpert);
+  if (mTiles <= nTiles) {
+    m0 = ix.mul(ix.rem(within, mTiles), kBM);
+    n0 = ix.mul(ix.div(within, mTiles), kBN);
+  } else {
+    m0 = ix.mul(ix.div(within, nTiles), kBM);
+    n0 = ix.mul(ix.rem(within, nTiles), kBN);
+  }
+  begin = rowOf(expert);
+  end = rowOf(ix.add(expert, 1));
+  base = rowOf(first);
+}
+
+/// The persistent tile loop: this CTA's tiles, blockIdx.x + i * gridDim.x;
+/// `body(it)` gets the count of k tiles before the tile (an expert without
+/// rows adds none).
+void WeightGradWarpgroupKernel::forEachTile(Value tiles,
+                                            function_ref<void(Value)> body) {
+  Value start = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, start), stride);
+  lb.forLoopCarrying(ix.c(0), count, ValueRange{ix.c(0)},
+                     [&](Value i, ValueRange carried) -> SmallVector<Value> {
+                       scheduleTile(
+                           ix.add(start, arith::MulIOp::create(b, i, stride)));
+                       body(carried[0]);
+                       return {ix.add(carried[0], numK())};
+                     });
+}
+
+/// The producer warpgroup's loop over the k tiles of one tile, the first
+/// being the CTA's `it`-th.
+void WeightGradWarpgroupKernel::produce(Value it) {
+  // The columns this thread copies: chunk c of A (B) is columns m0 + 64 c
+  // (n0 + 64 c) on; piece tid % 8 is 8 of them. M and N are multiples of 8,
+  // so a piece is wholly inside or past the edge.
+  Value piece = ix.rem(tid, kPieces);
+  auto columnsOf = [&](int64_t chunks, Value origin, int64_t width) {
+    SmallVector<std::pair<Value, Value>> columns;
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value column =
+          ix.add(origin, ix.add(ix.mul(piece, 8), c * kChunkColumns));
+      columns.push_back({column, ix.ult(column, ix.c(width))});
+    }
+    return columns;
+  };
+  auto columnsA = columnsOf(kChunksA, m0, outM);
+  auto columnsB = columnsOf(kChunksB, n0, outN);
+  Value firstRow = ix.div(tid, kPieces);
+  lb.forLoop(ix.c(0), numK(), [&](Value kt) {
+    Value step = ix.add(it, kt);
+    Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
+    Value k0 = ix.add(begin, ix.mul(kt, kBK));
+    // This thread's rows of the k tile, their owners loaded before the wait
+    // for the stage so that the loads' latency hides behind it.
+    struct Row {
+      Value valid, token, local, inChunk;
+    };
+    SmallVector<Row> rows;
+    for (int64_t j = 0; j < kRowsPerThread; ++j) {
+      Value row = ix.add(firstRow, j * (kWarpgroup / kPieces));
+      Value r = ix.add(k0, row);
+      Value valid = ix.ult(r, end);
+      // A row past the expert's end reads its first row (which exists: the
+      // expert has rows when there is a k tile), zero-filled. A gathered
+      // side's row is token owners[r] / top_k.
+      Value at = ix.select(valid, r, begin);
+      Value token;
+      if (op.gatherLhs || op.gatherRhs) {
+        Value owner =
+            asIndex(b, memref::LoadOp::create(b, op.owners, ValueRange{at}));
+        token = ix.div(owner, op.topK);
+      }
+      // Row `row`'s piece lands at 128 row + 16 (piece ^ (row % 8)) of its
+      // chunk.
+      Value inChunk =
+          ix.add(ix.mul(row, kRowBytes),
+                 ix.mul(arith::XOrIOp::create(b, piece, ix.rem(row, 8)), 16));
+      rows.push_back({valid, token, ix.sub(at, base), inChunk});
+    }
+    // Round r reuses the stage once the consumers finished round r - 1.
+    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
+      waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
+    });
+    Value stageOffset = ix.mul(stage, kStageBytes);
+    for (const Row &row : rows) {
+      auto copy = [&](Value buffer, bool gather, int64_t chunkOffset,
+                      Value column, Value columnValid) {
+        Value ok = ix.both(row.valid, columnValid);
+        Value byte = ix.add(ix.add(stageOffset, row.inChunk), chunkOffset);
+        nvgpu::DeviceAsyncCopyOp::create(
+            b, sharedElems, ValueRange{ix.div(byte, 2)}, buffer,
+            ValueRange{gather ? row.token : row.local,
+                       ix.select(ok, column, 0)},
+            b.getIndexAttr(8), ix.select(ok, ix.c(8), 0), b.getUnitAttr());
+      };
+      for (int64_t c = 0; c < kChunksA; ++c)
+        copy(op.lhs, op.gatherLhs, c * kChunkBytes, columnsA[c].first,
+             columnsA[c].second);
+      for (int64_t c = 0; c < kChunksB; ++c)
+        copy(op.rhs, op.gatherRhs, kStageBytesA + c * kChunkBytes,
+             columnsB[c].first, columnsB[c].second);
+    }
+    NVVM::CpAsyncMBarrierArriveOp::create(b, fullBarrier(stage),
+                                          /*noinc=*/true);
+  });
+}
+
+/// A consumer warpgroup's loop over the k tiles of one tile, the first being
+/// the CTA's `it`-th: returns its 128 accumulators (zeros without rows).
+SmallVector<Value> WeightGradWarpgroupKernel::consume(Value it, Value group) {
+  MLIRContext *context = b.getContext();
+  constexpr int64_t kAccumulators = kBN / 2;
+  Type accumulatorType = wgmmaAccumulatorType(context, kBN);
+  Value init = LLVM::PoisonOp::create(b, accumulatorType);
+  for (int64_t i = 0; i < kAccumulators; ++i)
+    init =
+        LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
+  Value count = numK();
+  // Warpgroup g's 64 rows of the tile are A's chunk g.
+  Value chunkA = ix.mul(group, kChunkBytes);
+  Value result =
+      lb.forLoopCarrying(
+            ix.c(0), count, ValueRange{init},
+            [&](Value kt, ValueRange carried) -> SmallVector<Value> {
+              Value step = ix.add(it, kt);
+              Value stage = ix.rem(step, kStages);
+              waitParity(fullBarrier(stage), ix.rem(ix.div(step, kStages), 2));
+              // Both operands arrived through cp.async (generic proxy);
+              // wgmma reads through the async proxy.
+              NVVM::FenceProxyOp::create(
+                  b, NVVM::ProxyKind::async_shared,
+                  NVVM::SharedSpaceAttr::get(context,
+                                             NVVM::SharedSpace::shared_cta));
+              NVVM::WgmmaFenceAlignedOp::create(b);
+              Value acc = carried[0];
+              Value stageOffset = ix.mul(stage, kStageBytes);
+              for (int64_t kk = 0; kk < kBK / 16; ++kk) {
+                // The next 16 rows of k are 16 x 128 bytes further.
+                Value rowsOffset = ix.add(stageOffset, kk * 16 * kRowBytes);
+                Value descA = descriptor(ix.add(rowsOffset, chunkA));
+                Value descB = descriptor(ix.add(rowsOffset, kStageBytesA));
+                // A = L^T is M x K stored M-major (col: read transposed),
+                // B = R is K x N stored N-major (row: read transposed).
+                acc = wgmmaMultiply(b, acc, descA, descB, kBN, element,
+                                    NVVM::MMALayout::col, NVVM::MMALayout::row);
+              }
+              NVVM::WgmmaGroupSyncAlignedOp::create(b);
+              // The previous k tile's wgmmas are done (this one's may run
+              // on): its stage goes back to the producer.
+              NVVM::WgmmaWaitGroupSyncOp::create(b, 1);
+              lb.ifThen(ix.uge(kt, ix.c(1)), [&] {
+                release(ix.rem(ix.add(step, kStages - 1), kStages));
+              });
+              return {acc};
+            })
+          .front();
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+  // The last k tile's stage, if the tile had one.
+  lb.ifThen(ix.uge(count, ix.c(1)), [&] {
+    release(ix.rem(ix.add(ix.add(it, count), kStages - 1), kStages));
+  });
+  SmallVector<Value> acc;
+  for (int64_t i = 0; i < kAccumulators; ++i)
+    acc.push_back(
+        LLVM::ExtractValueOp::create(b, result, ArrayRef<int64_t>{i}));
+  return acc;
+}
+
+/// dw[e, m, n] = acc for the warpgroup's 64 rows: accumulator
+/// 4 nj + 2 h + p of a lane is tile row 64 g + 16 warp + 8 h + lane / 4,
+/// column 8 nj + 2 (lane % 4) + p. Every element inside [M, N] is written,
+/// narrowed to dw's type.
+void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
+  Value local = ix.rem(tid, kWarpgroup);
+  Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
+  Value rowBase = ix.add(ix.add(m0, ix.mul(group, 64)),
+                         ix.add(ix.mul(warp, 16), ix.div(lane, 4)));
+  Value columnBase = ix.add(n0, ix.mul(ix.rem(lane, 4), 2));
+  Type dwElement = cast<MemRefType>(op.dw.getType()).getElementType();
+  for (int64_t h = 0; h < 2; ++h) {
+    Value m = ix.add(rowBase, h * 8);
+    lb.ifThen(ix.ult(m, outM), [&] {
+      for (int64_t nj = 0; nj < kBN / 8; ++nj) {
+        // N is a multiple of 8: a fragment is wholly in or out.
+        lb.ifThen(ix.ult(ix.add(n0, nj * 8), outN), [&] {
+          Value column = ix.add(columnBase, nj * 8);
+          ArrayRef<Value> pair = acc.slice(nj * 4 + h * 2, 2);
+          if (dwElement.isF32()) {
+            for (int64_t p = 0; p < 2; ++p)
+              lb.storeF32(pair[p], op.dw, {expert, m, ix.add(column, p)});
+            return;
+          }
+          // A 16-bit dw: the two columns (even, so 4-byte aligned) in one
+          // store.
+          SmallVector<Value, 2> narrowed;
+          for (Value v : pair)
+            narrowed.push_back(arith::TruncFOp::create(b, dwElement, v));
+          Value both = vector::FromElementsOp::create(
+              b, VectorType::get({2}, dwElement), narrowed);
+          vector::StoreOp::create(b, both, op.dw, ValueRange{expert, m, column},
+                                  /*nontemporal=*/false, llvm::Align(4));
+        });
+      }
+    });
+  }
+}
+
+} // namespace
+
+bool mlir::moek::canLowerWeightGradToWarpgroupMma(
+    const TensorCoreWeightGrad &op, MLIRContext *context, std::string *why) {
+  auto fail = [&](const Twine &reason) {
+    if (why)
+      *why = reason.str();
+    return false;
+  };
+  if (!canLowerWeightGradToTensorCores(op, context, why))
+    return false;
+  if (!op.offsets)
+    return fail("not a grouped weight gradient (no offsets)");
+  if (op.slices > 1)
+    return fail("its rows are split into slices");
+  return true;
+}
+
+void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
+                                               LoopBuilder &lb) {
+  WeightGradWarpgroupKernel k(op, lb);
+  ImplicitLocOpBuilder &b = k.b;
+  Ix &ix = k.ix;
+  Value zero = ix.c(0), one = ix.c(1);
+  int64_t experts = staticDim(op.dw, 0);
+
+  // Host: every (expert, column tile of L, column tile of R) is a tile; the
+  // rows each reduces over are known on the device only.
+  Value first = op.firstExpert ? op.firstExpert : zero;
+  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  Value tiles = ix.mul(span, k.mTiles * k.nTiles);
+  Value grid = arith::MaxUIOp::create(
+      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
+  auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
+                                      one, lb.i32(kSharedBytes));
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+
+  k.tid = launch.getThreadIds().x;
+  k.first = first;
+  k.alignSharedMemory();
+  k.initBarriers();
+  Value warpgroup = ix.div(k.tid, kWarpgroup);
+  // Each warpgroup's role is one branch (setmaxnreg needs that).
+  auto branch =
+      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    k.forEachTile(tiles, [&](Value it) { k.produce(it); });
+    // No copy is left in flight when the producer's threads exit.
+    NVVM::CpAsyncCommitGroupOp::create(b);
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+  }
+  b.setInsertionPointToStart(&branch.getElseRegion().front());
+  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                 NVVM::SetMaxRegisterAction::increase);
+  Value group = ix.sub(warpgroup, one);
+  k.forEachTile(tiles, [&](Value it) { k.store(k.consume(it, group), group); });
+}
