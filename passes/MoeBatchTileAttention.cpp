@@ -38,11 +38,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
-#include <limits>
 #include <numeric>
 
 namespace mlir::moe {
@@ -217,13 +215,8 @@ private:
     auto func = clone->lookupSymbol<func::FuncOp>(funcName);
     if (failed(tileFunction(func, n)))
       return failure();
-    PassManager pm(&getContext());
-    bool cuda = target != "cpu";
-    int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
-                    : cuda              ? std::numeric_limits<int64_t>::max()
-                                        : 1;
-    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue, !cuda);
-    if (failed(pm.run(*clone)))
+    if (failed(runPlannedBuffersPipeline(*clone, target, expertsPerChunk,
+                                         fusion, epilogue)))
       return failure();
     func = clone->lookupSymbol<func::FuncOp>(funcName);
     auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");

@@ -46,7 +46,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -303,13 +302,8 @@ private:
     for (auto [i, c] : llvm::enumerate(candidates))
       if (mask & (1u << i))
         save(c);
-    PassManager pm(&getContext());
-    bool cuda = target != "cpu";
-    int64_t chunk = expertsPerChunk > 0 ? int64_t(expertsPerChunk)
-                    : cuda              ? std::numeric_limits<int64_t>::max()
-                                        : 1;
-    buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue, !cuda);
-    if (failed(pm.run(*clone)))
+    if (failed(runPlannedBuffersPipeline(*clone, target, expertsPerChunk,
+                                         fusion, epilogue)))
       return failure();
     func = clone->lookupSymbol<func::FuncOp>(funcName);
     auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");

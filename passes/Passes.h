@@ -3,6 +3,7 @@
 #ifndef MOE_MLIR_PASSES_PASSES_H
 #define MOE_MLIR_PASSES_PASSES_H
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
@@ -110,6 +111,14 @@ void buildKernelsToGPUPipeline(OpPassManager &pm,
 void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                  int64_t expertsPerChunk, StringRef epilogue,
                                  bool cpu);
+
+/// Runs buildPlannedBuffersPipeline on `module` for `target` ("cpu" or
+/// "cuda[:sm_XY]") with that target's default experts per chunk (one on
+/// the CPU, all on CUDA) unless `expertsPerChunk` > 0: how a pass that
+/// searches under a memory budget plans each candidate on a clone.
+LogicalResult runPlannedBuffersPipeline(ModuleOp module, StringRef target,
+                                        int64_t expertsPerChunk, bool fusion,
+                                        StringRef epilogue);
 
 /// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
 /// mgpu* functions moert provides.

@@ -58,6 +58,18 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
 }
 
+LogicalResult moe::runPlannedBuffersPipeline(ModuleOp module, StringRef target,
+                                             int64_t expertsPerChunk,
+                                             bool fusion, StringRef epilogue) {
+  bool cpu = target == "cpu";
+  int64_t chunk = expertsPerChunk > 0 ? expertsPerChunk
+                  : cpu               ? 1
+                                      : std::numeric_limits<int64_t>::max();
+  PassManager pm(module.getContext());
+  buildPlannedBuffersPipeline(pm, fusion, chunk, epilogue, cpu);
+  return pm.run(module);
+}
+
 void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                       int64_t expertsPerChunk,
                                       StringRef epilogue, bool cpu) {

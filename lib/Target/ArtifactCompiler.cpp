@@ -256,32 +256,29 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   // A budget without --backward chooses the tiles of a block's attention
   // (the pass says so when the module has none); with it, the training
   // step's recomputation.
+  // Both searches plan their candidates as this compilation will.
+  auto underBudget = [&](auto passOptions) {
+    passOptions.memoryBudget = options.memoryBudget;
+    passOptions.target = options.target.name();
+    passOptions.expertsPerChunk = options.expertsPerChunk;
+    passOptions.fusion = options.fusion;
+    passOptions.epilogue = options.epilogue;
+    passOptions.costDevice = costDeviceId;
+    return passOptions;
+  };
   if (!options.memoryBudget.empty() && !options.backward) {
     PassManager tiling(module.getContext());
-    MoeBatchTileAttentionPassOptions bta;
-    bta.memoryBudget = options.memoryBudget;
-    bta.target = options.target.name();
-    bta.expertsPerChunk = options.expertsPerChunk;
-    bta.fusion = options.fusion;
-    bta.epilogue = options.epilogue;
-    bta.costDevice = costDeviceId;
-    tiling.addPass(createMoeBatchTileAttentionPass(bta));
+    tiling.addPass(createMoeBatchTileAttentionPass(
+        underBudget(MoeBatchTileAttentionPassOptions())));
     if (failed(tiling.run(module)))
       return failure();
   }
   if (options.backward) {
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
-    if (!options.memoryBudget.empty()) {
-      MoePlaceRecomputationPassOptions placement;
-      placement.memoryBudget = options.memoryBudget;
-      placement.target = options.target.name();
-      placement.expertsPerChunk = options.expertsPerChunk;
-      placement.fusion = options.fusion;
-      placement.epilogue = options.epilogue;
-      placement.costDevice = costDeviceId;
-      training.addPass(createMoePlaceRecomputationPass(placement));
-    }
+    if (!options.memoryBudget.empty())
+      training.addPass(createMoePlaceRecomputationPass(
+          underBudget(MoePlaceRecomputationPassOptions())));
     if (failed(training.run(module)))
       return failure();
   }
