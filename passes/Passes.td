@@ -333,7 +333,10 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            "layer's type that its tensor-core products read "
            "(gradients.router_ds), and the per-slice "
            "counts of moek.rank_assignments (routing.rank_partials); the "
-           "CUDA pipeline sets it, the CPU's loops need none">,
+           "CUDA pipeline sets it, the CPU's loops need none. It also "
+           "lowers the block's ops to the GPU's kernels (moek.rms_norm, "
+           "moek.matmul, moek.flash_attention) instead of the CPU's "
+           "linalg">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -390,7 +393,12 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     and read transposed by wgmma (`moek_grouped_weight_grad_warpgroup`).
     The router computes its scores as a GEMM
     (tensor cores where they apply), then one thread per token picks the
-    top-k. Each kernel is named after its op (`moek_route_scores`,
+    top-k. The block's kernels: `moek.rms_norm` a warp per row,
+    `moek.matmul` (attention's projections) on the tensor-core kernel with
+    one group for bf16/f16, `moek.flash_attention` a CTA per (query block,
+    head, sequence) with an online softmax over key blocks in shared
+    memory; elementwise `linalg.generic`s (the residual adds) a thread per
+    element. Each kernel is named after its op (`moek_route_scores`,
     `moek_grouped_matmul_silu_glu`, ...).
   }];
   let options = [

@@ -30,6 +30,10 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
                                         int64_t expertsPerChunk,
                                         StringRef epilogue, bool forGPU) {
   using namespace mlir::moe;
+  // Elementwise arith/math on tensors around the layer (the block's
+  // residual adds) become linalg, which bufferizes like everything else:
+  // loops on the CPU, a kernel of a thread per element on the GPU.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   // A block's attention over the tiles of its batch it asks for
   // (moe.bta_tiles), before its kernels make the tile's buffers.
   pm.addPass(createMoeBatchTileAttentionPass());
@@ -73,8 +77,6 @@ LogicalResult moe::runPlannedBuffersPipeline(ModuleOp module, StringRef target,
 void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                       int64_t expertsPerChunk,
                                       StringRef epilogue, bool cpu) {
-  if (cpu)
-    pm.addPass(createConvertElementwiseToLinalgPass());
   // As the target's pipeline plans them: the GPU narrows the backward's
   // GEMM operands and gives the router its scores buffer.
   buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue,
@@ -106,9 +108,6 @@ void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
 
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
-  // Elementwise arith/math on tensors around the layer become linalg, which
-  // bufferizes and lowers to loops like everything else.
-  pm.addPass(createConvertElementwiseToLinalgPass());
   buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk,
                               options.epilogue, /*forGPU=*/false);
   pm.addPass(createMoekLowerToLoopsPass());

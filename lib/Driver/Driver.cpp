@@ -5,6 +5,8 @@
 #include "lib/Layer/LayerProgram.h"
 #include "moe-mlir/InitAll.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
@@ -158,6 +160,16 @@ OwningOpRef<ModuleOp> mlir::moe::loadBlockProgram(MLIRContext &context,
   if (!::moe::layer::parseBlockSpec(std::string_view(spec.data(), spec.size()),
                                     parsed, error))
     return nullptr;
-  return loadSpecProgram(context, ::moe::layer::emitBlockProgram(parsed),
-                         "block-spec", spec, error);
+  OwningOpRef<ModuleOp> module =
+      loadSpecProgram(context, ::moe::layer::emitBlockProgram(parsed),
+                      "block-spec", spec, error);
+  // The artifact records the spec (ArtifactMetadata: attr block.spec), so
+  // that moe-run can check an artifact of a block against the reference
+  // where no compiler is (the GPU machine).
+  if (module)
+    for (auto func : module->getOps<func::FuncOp>())
+      func->setAttr(
+          kBlockSpecAttr,
+          StringAttr::get(&context, ::moe::layer::formatBlockSpec(parsed)));
+  return module;
 }

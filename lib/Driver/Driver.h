@@ -53,6 +53,10 @@ OwningOpRef<ModuleOp> loadProgramText(MLIRContext &context, StringRef text,
 OwningOpRef<ModuleOp> loadLayerProgram(MLIRContext &context, StringRef spec,
                                        std::string &error);
 
+/// The attribute on a block program's function that holds its spec
+/// (formatBlockSpec), written to the artifact as `attr block.spec`.
+constexpr llvm::StringLiteral kBlockSpecAttr = "moe.block_spec";
+
 /// The same for a block spec (attention, then the MoE layer).
 OwningOpRef<ModuleOp> loadBlockProgram(MLIRContext &context, StringRef spec,
                                        std::string &error);

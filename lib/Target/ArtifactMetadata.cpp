@@ -238,6 +238,10 @@ FailureOr<std::string> moe::buildArtifactMetadata(ModuleOp module,
     // moe-generate-backward's functions: moe-run --backward runs only these.
     if (func->hasAttr("moe.training_step"))
       os << "attr training_step 1\n";
+    // A block's spec (moe::loadBlockProgram sets it): moe-run checks the
+    // artifact against the reference block from it.
+    if (auto spec = func->getAttrOfType<StringAttr>("moe.block_spec"))
+      os << "attr block.spec " << spec.getValue() << "\n";
     describeLayer(func, os);
     os << "end\n";
   }

@@ -571,6 +571,17 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     return fail(o.entry.empty() ? error : runtimeError());
   FunctionSpec fnSpec = describeFunction(function);
   std::optional<LayerInfo> layer = readLayerInfo(function);
+  // An artifact of a block records its spec: --check runs the reference
+  // block as --block SPEC does (a GPU machine has no compiler).
+  bool checkBlock = o.haveBlock;
+  if (!o.haveBlock)
+    if (const char *recorded = moert_function_attr(function, "block.spec")) {
+      std::string why;
+      if (!moe::layer::parseBlockSpec(recorded, block, why))
+        return fail("the artifact's block spec '" + std::string(recorded) +
+                    "' does not parse: " + why);
+      checkBlock = true;
+    }
   if (o.backward && !moert_function_attr(function, "training_step"))
     return fail("--backward: function '" + fnSpec.name +
                 "' has no backward (compile it with moe-compile --backward, "
@@ -596,7 +607,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (o.haveSpec)
     std::cout << "layer " << spec.name << ": "
               << moe::layer::formatLayerSpec(spec) << "\n";
-  if (o.haveBlock)
+  if (checkBlock)
     std::cout << "block " << block.name << ": "
               << moe::layer::formatBlockSpec(block) << "\n";
   std::cout << "function " << fnSpec.name << "(" << joinSpecs(fnSpec.args)
@@ -858,7 +869,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
               << " results to " << o.dumpDir << "\n";
   }
 
-  if (o.check && o.haveBlock) {
+  if (o.check && checkBlock) {
     currentPhase = "running the reference block";
     std::string why;
     std::optional<CheckOutcome> checked =

@@ -894,3 +894,115 @@ LogicalResult AllReduceOp::verify() {
                          << ")";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// The block's kernels
+//===----------------------------------------------------------------------===//
+
+/// Dimension `index` of `name` must be static: the kernel sizes its loops
+/// by it.
+static LogicalResult expectStaticDim(Operation *op, StringRef name, Value value,
+                                     unsigned index) {
+  if (memrefOf(value).isDynamicDim(index))
+    return op->emitOpError() << name << " dimension " << index
+                             << " must be static, got " << value.getType();
+  return success();
+}
+
+LogicalResult MatmulOp::verify() {
+  Operation *op = getOperation();
+  Value a = getA(), b = getB(), c = getC();
+  if (failed(expectBuffer(op, "a", a, 2, "[M, K]")) ||
+      failed(expectStorageFloat(op, "a", a)) ||
+      failed(expectBuffer(op, "b", b, 2, "[K, N]")) ||
+      failed(expectStaticShape(op, "b", b, "[K, N]")) ||
+      failed(expectSameElement(op, "b", b, "a", a)) ||
+      failed(expectBuffer(op, "c", c, 2, "[M, N]")) ||
+      failed(expectExtent(op, "b dimension 0 (K)", dim(b, 0),
+                          "a dimension 1 (K)", dim(a, 1))) ||
+      failed(expectExtent(op, "c dimension 0 (M)", dim(c, 0),
+                          "a dimension 0 (M)", dim(a, 0))) ||
+      failed(expectExtent(op, "c dimension 1 (N)", dim(c, 1),
+                          "b dimension 1 (N)", dim(b, 1))))
+    return failure();
+  Type element = memrefOf(c).getElementType();
+  if (!element.isF32() && element != memrefOf(a).getElementType())
+    return emitOpError() << "c must have element type f32 or that of a ("
+                         << memrefOf(a).getElementType() << "), got "
+                         << element;
+  return success();
+}
+
+LogicalResult RmsNormOp::verify() {
+  Operation *op = getOperation();
+  Value x = getX(), g = getG(), out = getOut();
+  if (failed(expectBuffer(op, "x", x, 2, "[T, H]")) ||
+      failed(expectStorageFloat(op, "x", x)) ||
+      failed(expectBuffer(op, "g", g, 1, "[H]")) ||
+      failed(expectStaticShape(op, "g", g, "[H]")) ||
+      failed(expectSameElement(op, "g", g, "x", x)) ||
+      failed(expectBuffer(op, "out", out, 2, "[T, H]")) ||
+      failed(expectSameElement(op, "out", out, "x", x)) ||
+      failed(expectExtent(op, "x dimension 1 (H)", dim(x, 1),
+                          "g dimension 0 (H)", dim(g, 0))) ||
+      failed(expectExtent(op, "out dimension 0 (T)", dim(out, 0),
+                          "x dimension 0 (T)", dim(x, 0))) ||
+      failed(expectExtent(op, "out dimension 1 (H)", dim(out, 1),
+                          "x dimension 1 (H)", dim(x, 1))))
+    return failure();
+  if (memrefOf(x).isDynamicDim(1))
+    return emitOpError() << "x dimension 1 (H) must be static, got "
+                         << x.getType();
+  double epsilon = getEpsilon().convertToDouble();
+  if (!(epsilon > 0) || !std::isfinite(epsilon))
+    return emitOpError() << "epsilon must be positive and finite, got "
+                         << formatNumber(epsilon);
+  return success();
+}
+
+int64_t FlashAttentionOp::getHeadDim() { return dim(getQ(), 2) / getHeads(); }
+
+LogicalResult FlashAttentionOp::verify() {
+  Operation *op = getOperation();
+  Value q = getQ(), k = getK(), v = getV(), o = getO();
+  int64_t heads = getHeads(), kvHeads = getKvHeads();
+  if (failed(expectBuffer(op, "q", q, 3, "[B, L, heads*dh]")) ||
+      failed(expectBuffer(op, "k", k, 3, "[B, L, kv_heads*dh]")) ||
+      failed(expectBuffer(op, "v", v, 3, "[B, L, kv_heads*dh]")) ||
+      failed(expectBuffer(op, "o", o, 3, "[B, L, heads*dh]")) ||
+      failed(expectStorageFloat(op, "o", o)))
+    return failure();
+  Type storage = memrefOf(o).getElementType();
+  for (auto [name, value] :
+       {std::pair<StringRef, Value>{"q", q}, {"k", k}, {"v", v}}) {
+    Type element = memrefOf(value).getElementType();
+    if (!element.isF32() && element != storage)
+      return emitOpError() << name << " must have element type f32 or that of "
+                           << "o (" << storage << "), got " << element;
+    if (failed(expectExtent(op, (name + " dimension 0 (B)").str(),
+                            dim(value, 0), "o dimension 0 (B)", dim(o, 0))) ||
+        failed(expectExtent(op, (name + " dimension 1 (L)").str(),
+                            dim(value, 1), "o dimension 1 (L)", dim(o, 1))) ||
+        failed(expectStaticDim(op, name, value, 2)))
+      return failure();
+  }
+  if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0)
+    return emitOpError() << "heads (" << heads << ") must be a positive "
+                         << "multiple of kv_heads (" << kvHeads
+                         << "): each key/value head serves a group of query "
+                            "heads";
+  int64_t width = dim(q, 2);
+  if (width % heads != 0 || width == 0)
+    return emitOpError() << "q dimension 2 (" << width
+                         << ") must be a positive multiple of heads (" << heads
+                         << "): heads*dh";
+  int64_t headDim = width / heads;
+  if (failed(expectExtent(op, "k dimension 2 (kv_heads*dh)", dim(k, 2),
+                          "kv_heads*dh", kvHeads * headDim)) ||
+      failed(expectExtent(op, "v dimension 2 (kv_heads*dh)", dim(v, 2),
+                          "kv_heads*dh", kvHeads * headDim)) ||
+      failed(expectExtent(op, "o dimension 2 (heads*dh)", dim(o, 2),
+                          "q dimension 2 (heads*dh)", width)))
+    return failure();
+  return success();
+}

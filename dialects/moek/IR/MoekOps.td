@@ -667,4 +667,94 @@ def Moek_AllToAllWaitOp : Moek_KernelOp<"all_to_all_wait"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// The block's kernels (the CUDA target's RMSNorm and attention)
+//===----------------------------------------------------------------------===//
+
+def Moek_MatmulOp : Moek_KernelOp<"matmul"> {
+  let summary = "dense GEMM c = a · b, f32 accumulation";
+  let description = [{
+    `c[m, n] = sum over k of a[m, k] · b[k, n]`, accumulated in f32 and
+    stored in c's type: attention's projections (q, k, v = n · wq, wk, wv;
+    out = heads · wo). `a` [M, K] and `b` [K, N] (static, a weight) have one
+    storage type; `c` [M, N] is f32 or that type. On CUDA a bf16/f16 GEMM
+    runs on tensor cores (the grouped matmul's mma.sync kernel with one
+    group), anything else on the SIMT kernel.
+
+    ```mlir
+    moek.matmul %n, %wq into %q
+        : memref<16x32xbf16>, memref<32x32xbf16>, memref<16x32xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$a,
+    Arg<AnyMemRef, "", [MemRead]>:$b,
+    Arg<AnyMemRef, "", [MemWrite]>:$c
+  );
+  let assemblyFormat = [{
+    $a `,` $b `into` $c attr-dict `:` type($a) `,` type($b) `,` type($c)
+  }];
+}
+
+def Moek_RmsNormOp : Moek_KernelOp<"rms_norm"> {
+  let summary = "out = x / sqrt(mean(x²) + epsilon) · g, per row";
+  let description = [{
+    RMSNorm over the rows of `x` [T, H]: each row's mean of squares in f32,
+    then `out[t, h] = x[t, h] / sqrt(mean + epsilon) · g[h]` stored in
+    out's type. `x` and `out` [T, H] have one storage type, `g` [H] (static)
+    too. On CUDA a warp per row.
+
+    ```mlir
+    moek.rms_norm %x, %g into %out {epsilon = 1.0e-06 : f64}
+        : memref<16x32xbf16>, memref<32xbf16>, memref<16x32xbf16>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$x,
+    Arg<AnyMemRef, "", [MemRead]>:$g,
+    Arg<AnyMemRef, "", [MemWrite]>:$out,
+    DefaultValuedAttr<F64Attr, "1.0e-6">:$epsilon
+  );
+  let assemblyFormat = [{
+    $x `,` $g `into` $out attr-dict `:` type($x) `,` type($g) `,` type($out)
+  }];
+}
+
+def Moek_FlashAttentionOp : Moek_KernelOp<"flash_attention"> {
+  let summary = "causal grouped-query attention core, online softmax";
+  let description = [{
+    For each sequence b, query head h and query i of `q` [B, L, heads·dh]:
+    `o[b, i, h·dh + d] = sum over j <= i of p_j · v[b, j, g·dh + d]` with
+    `p = softmax over j <= i of (q_h[b, i] · k_g[b, j]) / sqrt(dh)` and key
+    and value head `g = floor(h · kv_heads / heads)` of `k`, `v` [B, L,
+    kv_heads·dh] (ARCHITECTURE.md, "The block"). The softmax is online (a
+    running max and sum per query, in f32) over blocks of keys up to the
+    causal limit: no [L, L] scores exist anywhere. `q`, `k`, `v` are f32 or
+    the storage type of `o`. `heads` must be a multiple of `kv_heads`, the
+    widths multiples of the head counts with one head size dh.
+
+    ```mlir
+    moek.flash_attention heads = 4 kv_heads = 2 %q, %k, %v into %o
+        : memref<2x8x32xf32>, memref<2x8x16xf32>, memref<2x8x16xf32>,
+          memref<2x8x32xbf16>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$q,
+    Arg<AnyMemRef, "", [MemRead]>:$k,
+    Arg<AnyMemRef, "", [MemRead]>:$v,
+    Arg<AnyMemRef, "", [MemWrite]>:$o,
+    I64Attr:$heads,
+    I64Attr:$kv_heads
+  );
+  let assemblyFormat = [{
+    `heads` `=` $heads `kv_heads` `=` $kv_heads $q `,` $k `,` $v `into` $o
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($o)
+  }];
+  let extraClassDeclaration = [{
+    /// The head size dh: q's width over the query heads.
+    int64_t getHeadDim();
+  }];
+}
+
 #endif // MOEK_OPS

@@ -145,6 +145,33 @@ public:
           w.flops = 10 * elements(o.getOut());
           return w;
         })
+        // The block's kernels on the GPU: the projections' GEMMs, RMSNorm
+        // (two passes over x), the attention core (causal: half of the
+        // L x L products, twice: Q K^T and P V; q, k, v read once).
+        .Case([&](moek::MatmulOp o) {
+          double m = extent(o.getA(), 0), k = extent(o.getA(), 1),
+                 n = extent(o.getB(), 1);
+          KernelWork w = named(op, "moek_matmul");
+          w.flops = 2 * m * n * k;
+          w.bytes = bytesOf(o.getA()) + bytesOf(o.getB()) + bytesOf(o.getC());
+          w.tensorCore = tensorCores && isHalf(o.getA());
+          return w;
+        })
+        .Case([&](moek::RmsNormOp o) {
+          KernelWork w = named(op, "moek_rms_norm");
+          w.flops = 4 * elements(o.getX());
+          w.bytes = 2 * bytesOf(o.getX()) + bytesOf(o.getOut());
+          return w;
+        })
+        .Case([&](FlashAttentionOp o) {
+          double batch = extent(o.getQ(), 0), length = extent(o.getQ(), 1);
+          double heads = double(o.getHeads()), dh = double(o.getHeadDim());
+          KernelWork w = named(op, "moek_flash_attention_simt");
+          w.flops = 2 * 2 * batch * heads * (length * (length + 1) / 2) * dh;
+          w.bytes = bytesOf(o.getQ()) + bytesOf(o.getK()) + bytesOf(o.getV()) +
+                    bytesOf(o.getO());
+          return w;
+        })
         .Case([&](CombineRowsOp o) {
           KernelWork w = named(op, "moek_combine_rows");
           w.bytes = bytesOf(o.getExpertOut()) + bytesOf(o.getY());

@@ -15,10 +15,17 @@
 // head h. The scores are [B, heads, L, L]: a tile of the batch
 // (moe-batch-tile-attention) is what keeps them small.
 //
+// The CUDA target lowers the ops to moek kernels instead: moek.rms_norm,
+// the projections as moek.matmul (tensor cores for bf16/f16) and the core
+// as moek.flash_attention (online softmax over key blocks), so attention's
+// buffers are q, k, v, the heads' outputs and the output: no scores.
+//
 //===----------------------------------------------------------------------===//
 
 #include "lib/Conversion/MoeToKernels/BlockKernels.h"
 #include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+
+#include "dialects/moek/IR/MoekDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -317,6 +324,71 @@ LogicalResult mlir::moe::lowerAttention(AttentionOp op,
                                       fromF32(nb, loc, args[0], element));
             });
   }
+  rewriter.replaceOp(op, asTensor(b, out));
+  return success();
+}
+
+namespace {
+
+/// `buffer` ([T, H], or [B, L, H]) as the rows [B*L, H] a moek kernel takes.
+Value rowsView(ImplicitLocOpBuilder &b, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() == 2)
+    return buffer;
+  return memref::CollapseShapeOp::create(
+      b, buffer, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
+} // namespace
+
+LogicalResult mlir::moe::lowerRmsNormToKernels(RmsNormOp op,
+                                               RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, op.getX()), g = readBuffer(b, op.getG());
+  auto xType = cast<MemRefType>(x.getType());
+  Value out =
+      allocBuffer(b, xType.getShape(), xType.getElementType(),
+                  leadingDynamic(b, x, xType.getRank()), "block.rms_norm");
+  moek::RmsNormOp::create(b, rowsView(b, x), g, rowsView(b, out),
+                          op.getEpsilon());
+  rewriter.replaceOp(op, asTensor(b, out));
+  return success();
+}
+
+LogicalResult mlir::moe::lowerAttentionToKernels(AttentionOp op,
+                                                 RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  b.setInsertionPoint(op);
+  Value n = readBuffer(b, op.getN());
+  auto nType = cast<MemRefType>(n.getType());
+  Type element = nType.getElementType(), f32 = b.getF32Type();
+  int64_t batch = nType.getDimSize(0), length = nType.getDimSize(1),
+          hidden = nType.getDimSize(2);
+  int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
+  int64_t headDim = op.getHeadDim();
+  SmallVector<Value> dynamic = leadingDynamic(b, n, 2);
+  Value rows = rowsView(b, n);
+
+  // q, k, v in f32, as the CPU's kernels keep them: the reference's
+  // attention sees them unrounded.
+  auto projected = [&](Value weight, int64_t width, StringRef name) {
+    Value out = allocBuffer(b, {batch, length, width}, f32, dynamic, name);
+    moek::MatmulOp::create(b, rows, readBuffer(b, weight), rowsView(b, out));
+    return out;
+  };
+  Value q = projected(op.getWq(), heads * headDim, "attention.q");
+  Value k = projected(op.getWk(), kvHeads * headDim, "attention.k");
+  Value v = projected(op.getWv(), kvHeads * headDim, "attention.v");
+  // The heads' outputs in the storage type: the output projection's A
+  // operand (tensor cores for bf16/f16).
+  Value o = allocBuffer(b, {batch, length, heads * headDim}, element, dynamic,
+                        "attention.heads");
+  moek::FlashAttentionOp::create(b, q, k, v, o, heads, kvHeads);
+  Value out = allocBuffer(b, {batch, length, hidden}, element, dynamic,
+                          "attention.out");
+  moek::MatmulOp::create(b, rowsView(b, o), readBuffer(b, op.getWo()),
+                         rowsView(b, out));
   rewriter.replaceOp(op, asTensor(b, out));
   return success();
 }

@@ -209,18 +209,17 @@ struct MoeLowerToKernelsPass
               .Case([&](RowsToSlotsOp o) {
                 return lowerRowsToSlots(o, plans, rewriter);
               })
-              .Case<RmsNormOp, AttentionOp>([&](Operation *o) {
-                // The block's kernels are CPU loops for now; the GPU
-                // pipeline (which asks for kernel scratch buffers) has no
-                // attention kernel to run them.
-                if (kernelScratchBuffers)
-                  return LogicalResult(
-                      o->emitOpError()
-                      << "has no CUDA kernel yet: the block (rms_norm, "
-                         "attention) compiles for the CPU only");
-                if (auto norm = dyn_cast<RmsNormOp>(o))
-                  return lowerRmsNorm(norm, rewriter);
-                return lowerAttention(cast<AttentionOp>(o), rewriter);
+              .Case([&](RmsNormOp o) {
+                // The GPU pipeline (which asks for kernel scratch buffers)
+                // runs the moek kernels; the CPU its linalg loops.
+                return kernelScratchBuffers
+                           ? lowerRmsNormToKernels(o, rewriter)
+                           : lowerRmsNorm(o, rewriter);
+              })
+              .Case([&](AttentionOp o) {
+                return kernelScratchBuffers
+                           ? lowerAttentionToKernels(o, rewriter)
+                           : lowerAttention(o, rewriter);
               });
       if (failed(result))
         return signalPassFailure();

@@ -10,6 +10,7 @@
 
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
+#include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/CollectivesGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
@@ -97,6 +98,7 @@ struct GpuTarget {
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
   bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
   int64_t multiprocessors = 132;
+  int64_t maxSharedBytes = 227 * 1024; ///< per block, opt-in included
 };
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -439,19 +441,38 @@ void lowerCombineRows(CombineRowsOp op, LoopBuilder &lb) {
   });
 }
 
-/// Indices of element `i` of a row-major buffer of rank 1 or 2.
+/// Indices of element `i` of a buffer in row-major order (any rank).
 SmallVector<Value> elementIndices(LoopBuilder &lb, Value buffer, Value i) {
   ImplicitLocOpBuilder &b = lb.builder();
-  if (cast<MemRefType>(buffer.getType()).getRank() == 1)
-    return {i};
-  Value cols = lb.dim(buffer, 1);
-  return {arith::DivUIOp::create(b, i, cols), arith::RemUIOp::create(b, i, cols)};
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  SmallVector<Value> indices(rank);
+  for (int64_t d = rank - 1; d > 0; --d) {
+    Value extent = lb.dim(buffer, d);
+    indices[d] = arith::RemUIOp::create(b, i, extent);
+    i = arith::DivUIOp::create(b, i, extent);
+  }
+  if (rank > 0)
+    indices[0] = i;
+  return indices;
 }
 
 Value numElements(LoopBuilder &lb, Value buffer) {
-  if (cast<MemRefType>(buffer.getType()).getRank() == 1)
-    return lb.dim(buffer, 0);
-  return arith::MulIOp::create(lb.builder(), lb.dim(buffer, 0), lb.dim(buffer, 1));
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  Value count = lb.index(1);
+  for (int64_t d = 0; d < rank; ++d)
+    count = arith::MulIOp::create(lb.builder(), count, lb.dim(buffer, d));
+  return count;
+}
+
+/// Whether `op` is an elementwise linalg.generic on buffers: every loop
+/// parallel, every operand indexed by the identity, one output (the
+/// block's residual adds, converted from arith on tensors).
+bool isElementwiseGeneric(linalg::GenericOp op) {
+  return op.hasPureBufferSemantics() && op.getNumDpsInits() == 1 &&
+         op.getNumParallelLoops() == op.getNumLoops() &&
+         llvm::all_of(op.getIndexingMapsArray(),
+                      [](AffineMap map) { return map.isIdentity(); }) &&
+         op.getBody()->getOps<linalg::IndexOp>().empty();
 }
 
 /// The fills and elementwise maps that moe-zero-buffer-fusion leaves around
@@ -460,10 +481,9 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   if (auto fill = dyn_cast<linalg::FillOp>(op)) {
     Value out = fill.getOutputs()[0];
-    if (!isa<MemRefType>(out.getType()) ||
-        cast<MemRefType>(out.getType()).getRank() > 2)
-      return op->emitOpError() << "only fills of rank-1 or rank-2 buffers run "
-                                  "on the GPU target";
+    if (!isa<MemRefType>(out.getType()))
+      return op->emitOpError() << "only fills of buffers run on the GPU "
+                                  "target";
     Value value = fill.getInputs()[0];
     // A dense buffer of 16- or 32-bit elements: the driver's memset, which
     // runs at memory bandwidth.
@@ -479,21 +499,39 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
     });
     return success();
   }
-  auto map = cast<linalg::MapOp>(op);
-  Value out = map.getInit();
-  if (!isa<MemRefType>(out.getType()) ||
-      cast<MemRefType>(out.getType()).getRank() > 2)
-    return op->emitOpError() << "only maps over rank-1 or rank-2 buffers run "
-                                "on the GPU target";
+  // A map, or an elementwise generic: its body once per element.
+  Value out;
+  ValueRange inputs;
+  Block *body;
+  if (auto map = dyn_cast<linalg::MapOp>(op)) {
+    out = map.getInit();
+    inputs = map.getInputs();
+    body = &map.getMapper().front();
+  } else {
+    auto generic = cast<linalg::GenericOp>(op);
+    if (!isElementwiseGeneric(generic))
+      return op->emitOpError()
+             << "only elementwise linalg.generic ops (parallel loops, "
+                "identity maps, one output) run on the GPU target";
+    out = generic.getDpsInits()[0];
+    inputs = generic.getDpsInputs();
+    body = generic.getBody();
+  }
+  if (!isa<MemRefType>(out.getType()))
+    return op->emitOpError() << "only maps over buffers run on the GPU "
+                                "target";
   launchPerItem(lb, numElements(lb, out), [&](Value i) {
     SmallVector<Value> indices = elementIndices(lb, out, i);
     IRMapping mapping;
-    Block &body = map.getMapper().front();
-    for (auto [arg, input] : llvm::zip(body.getArguments(), map.getInputs()))
+    for (auto [arg, input] : llvm::zip(body->getArguments(), inputs))
       mapping.map(arg, memref::LoadOp::create(b, input, indices));
-    for (Operation &inner : body.without_terminator())
+    // A generic's body also reads the output element.
+    if (body->getNumArguments() > inputs.size())
+      mapping.map(body->getArguments().back(),
+                  memref::LoadOp::create(b, out, indices));
+    for (Operation &inner : body->without_terminator())
       b.clone(inner, mapping);
-    Value result = mapping.lookup(body.getTerminator()->getOperand(0));
+    Value result = mapping.lookup(body->getTerminator()->getOperand(0));
     memref::StoreOp::create(b, result, out, indices);
   });
   return success();
@@ -576,6 +614,7 @@ struct MoekLowerToGPUPass
     target.vectorAtomics = parsed->hasVectorReductions();
     target.warpgroupMma = parsed->hasWarpgroupMma();
     target.multiprocessors = parsed->multiprocessors();
+    target.maxSharedBytes = parsed->maxSharedBytesPerBlock();
     why = TensorCoreTile::parse(tensorCoreTile, target.tile,
                                 parsed->maxSharedBytesPerBlock());
     if (!why.empty()) {
@@ -595,7 +634,7 @@ struct MoekLowerToGPUPass
     SmallVector<Operation *> kernels;
     getOperation()->walk([&](Operation *op) {
       if (isa<MoekDialect>(op->getDialect()) ||
-          (isa<linalg::FillOp, linalg::MapOp>(op) &&
+          (isa<linalg::FillOp, linalg::MapOp, linalg::GenericOp>(op) &&
            !op->getParentOfType<gpu::LaunchOp>()))
         kernels.push_back(op);
     });
@@ -647,7 +686,9 @@ struct MoekLowerToGPUPass
               .Case([&](RowAssignmentsOp o) {
                 return lowerRowAssignments(o, lb), success();
               })
-              .Case([&](GatherRowsOp o) { return lowerGatherRows(o, lb), success(); })
+              .Case([&](GatherRowsOp o) {
+                return lowerGatherRows(o, lb), success();
+              })
               .Case([&](GroupedMatmulOp o) {
                 return lowerGroupedMatmul(o, lb, target);
               })
@@ -664,14 +705,23 @@ struct MoekLowerToGPUPass
                     GroupedWeightGradOp>([&](Operation *o) {
                 return lowerBackwardKernel(o, lb, target), success();
               })
-              .Case<linalg::FillOp, linalg::MapOp>(
+              .Case([&](MatmulOp o) {
+                return lowerMatmulToGPU(o, lb, target.tile), success();
+              })
+              .Case([&](moek::RmsNormOp o) {
+                return lowerRmsNormToGPU(o, lb), success();
+              })
+              .Case([&](FlashAttentionOp o) {
+                return lowerFlashAttentionToGPU(o, lb, target.maxSharedBytes);
+              })
+              .Case<linalg::FillOp, linalg::MapOp, linalg::GenericOp>(
                   [&](Operation *o) { return lowerElementwise(o, lb); })
               .Default([&](Operation *o) {
                 // A kernel nobody lowers must not reach the host code.
                 return o->emitOpError()
                        << "has no lowering to GPU kernels (moek-lower-to-gpu "
-                          "handles the moek kernels, linalg.fill and "
-                          "linalg.map)";
+                          "handles the moek kernels, linalg.fill, "
+                          "linalg.map and elementwise linalg.generic)";
               });
       if (failed(result))
         return signalPassFailure();

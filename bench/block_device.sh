@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The transformer block on CUDA (issue #15, item 3) on the GPU machine (one
+# H200, no MLIR there): block artifacts checked against the reference block
+# (moe-run reads the spec the artifact records), then qwen3_block timed at
+# batch 1, 2 and 4 over 1 and more attention tiles beside a PyTorch block
+# (SDPA flash attention, RMSNorm, the team's grouped MoE) in the same call.
+#
+#   here:          bash bench/block_device.sh compile [DEST]   (artifacts,
+#                  their --report-memory plans and the MLIR-free moe-run's
+#                  sources into DEST, default .device/block; DEST travels
+#                  with `carry`)
+#   GPU machine:   bash .device/block/bench/block_device.sh run
+#                  (the script finds its folder)
+#
+# "run" stops starting runs DEADLINE seconds (default 380) after it starts:
+# the timing skips what no longer fits, each run has its own time limit. It
+# writes $OUT/block_device.log (else ./device-out/), $OUT/block_logs.tar.gz
+# (one log a run, the compile-time memory plans) and $OUT/torch_block.json;
+# exit status 1 when a check failed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "${1:-}" = compile ]; then
+  root=$here
+  bin=${BUILD_DIR:-$root/build}/bin
+  dest=${2:-$root/.device/block}
+  rm -rf "$dest" && mkdir -p "$dest/art" "$dest/memory" "$dest/lib/Target" \
+    "$dest/tools" "$dest/bench" "$dest/peer"
+  # The MLIR-free runtime and moe-run, built there.
+  cp -r "$root/runtime" "$root/include" "$dest/"
+  cp "$root/bench/block_device.sh" "$dest/bench/"
+  cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
+  cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" \
+    "$dest/lib/Target/"
+  cp -r "$root/tools/moe-run" "$dest/tools/"
+  # The peer: our PyTorch block around the team's grouped MoE (not ours).
+  cp "$root/bench/torch_block_baseline.py" "$dest/peer/"
+  cp "$root/../shared/bench/torch_baselines.py" "$dest/peer/"
+  compile() { # NAME SPEC [FLAGS...]: an sm_90a artifact and its memory plan
+    local name=$1 spec=$2; shift 2
+    "$bin/moe-compile" --block "$spec" --target=cuda:sm_90a "$@" \
+      --report-memory="$dest/memory/$name.json" -o "$dest/art/$name.so" ||
+      { echo "compile of $name FAILED"; exit 1; }
+    echo "compiled $name: $spec $*"
+  }
+  # Checks: f32 (SIMT projections) and bf16 (tensor-core projections);
+  # 1, 2 and 4 tiles; one sequence; odd head counts; a sequence that is not
+  # a multiple of the query block (64) and spans several key blocks (32);
+  # head size 128 as qwen3's; qwen3_block's full widths at a short sequence.
+  while read -r name spec; do
+    compile "check-$name" "$spec"
+  done <<'CONFIGS'
+tiny-f32 tiny_block
+tiny-bf16 tiny_block,dtype=bf16
+tiles1 tiny_block,batch=4,bta_tiles=1
+tiles2 tiny_block,batch=4,bta_tiles=2
+tiles4 tiny_block,batch=4,bta_tiles=4,dtype=bf16
+one-sequence tiny_block,batch=1
+odd-heads batch=2,seq=5,heads=6,kv_heads=2,head_dim=4,hidden=24,ffn=8,experts=4,top_k=2
+odd-heads-bf16 batch=2,seq=13,heads=6,kv_heads=2,head_dim=8,hidden=48,ffn=16,experts=4,top_k=2,dtype=bf16
+long-seq-f32 batch=2,seq=100,heads=4,kv_heads=2,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2
+long-seq-bf16 batch=2,seq=150,heads=4,kv_heads=1,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2,dtype=bf16,bta_tiles=2
+dh128-bf16 batch=1,seq=200,heads=8,kv_heads=2,head_dim=128,hidden=256,ffn=128,experts=8,top_k=2,dtype=bf16
+qwen3-short qwen3_block,batch=2,seq=64,bta_tiles=2
+CONFIGS
+  # Timing: qwen3_block at its full sequence (4096), batch 1, 2, 4, over
+  # 1, 2 and 4 attention tiles where they divide the batch.
+  for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
+    IFS=: read -r batch tiles <<< "$item"
+    compile "time-b$batch-t$tiles" "qwen3_block,batch=$batch,bta_tiles=$tiles"
+  done
+  # The plans' peaks, for the log (the GPU machine has no compiler).
+  for f in "$dest"/memory/*.json; do
+    python3 -c 'import json, sys; r = json.load(open(sys.argv[1]));
+p = r.get("peak_intermediate_bytes", r.get("planned_peak_bytes"));
+big = sorted(r["buffers"], key=lambda b: -b["bytes"])[:4]
+print("%-22s peak %8.1f MiB; largest: %s" % (sys.argv[1].split("/")[-1][:-5], (p or 0) / 2**20,
+  ", ".join("%s %.1f MiB" % (b["name"], b["bytes"] / 2**20) for b in big)))' "$f"
+  done | tee "$dest/memory/summary.txt"
+  du -sh "$dest"
+  exit 0
+fi
+[ "${1:-}" = run ] || { echo "usage: $0 compile [DEST] | run" >&2; exit 2; }
+
+dir=$here
+art=$dir/art
+out=${OUT:-$PWD/device-out}
+logs=/tmp/block-logs
+rm -rf "$logs" && mkdir -p "$out" "$logs"
+cp -r "$dir/memory" "$logs/"
+exec > >(tee "$out/block_device.log") 2>&1
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+start=$(date +%s)
+deadline=$((start + ${DEADLINE:-380}))
+cmake -S "$dir/tools/moe-run" -B /tmp/block-moe-run -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release > /tmp/block-cmake.log 2>&1 ||
+  { tail -30 /tmp/block-cmake.log; exit 1; }
+ninja -C /tmp/block-moe-run -j "$(nproc)" > /tmp/block-ninja.log 2>&1 ||
+  { tail -30 /tmp/block-ninja.log; exit 1; }
+run=/tmp/block-moe-run/moe-run
+echo "moe-run built in $(($(date +%s) - start)) s; deadline ${DEADLINE:-380} s from the start"
+failures=0
+
+# limit SECONDS: the time limit cut to what is left before the deadline
+# (0: skip).
+limit() {
+  local left=$((deadline - $(date +%s)))
+  if [ "$left" -lt 10 ]; then echo 0; return; fi
+  [ "$1" -gt "$left" ] && echo "$left" || echo "$1"
+}
+
+# check NAME SECONDS: the artifact against the reference block.
+check() {
+  local name=$1 s t rc
+  s=$(limit "$2")
+  if [ "$s" = 0 ]; then
+    echo "check-$name: CHECK SKIPPED (deadline)"; failures=$((failures + 1)); return
+  fi
+  t=$(date +%s)
+  timeout "$s" "$run" "$art/check-$name.so" --check --seed 1 \
+    > "$logs/check-$name.log" 2>&1
+  rc=$?
+  if [ $rc = 0 ] && grep -q "CHECK PASSED" "$logs/check-$name.log"; then
+    echo "check-$name: CHECK PASSED ($(($(date +%s) - t)) s): $(grep -E 'relative error|differ' "$logs/check-$name.log" | sed 's/^ *//' | tr '\n' ' ')"
+  else
+    failures=$((failures + 1))
+    echo "check-$name: CHECK FAILED (rc $rc$([ $rc = 124 ] && echo ', timed out'), $(($(date +%s) - t)) s)"
+    tail -12 "$logs/check-$name.log"
+  fi
+}
+
+echo "== checks: block artifacts against the reference block ($(date -u +%H:%M:%S))"
+for name in tiny-f32 tiny-bf16 tiles1 tiles2 tiles4 one-sequence odd-heads \
+    odd-heads-bf16 long-seq-f32 long-seq-bf16 dh128-bf16; do
+  check "$name" 30
+done
+check qwen3-short 90
+
+echo "== timing: qwen3_block (seq 4096), --repeat 5, beside the compile-time plans ($(date -u +%H:%M:%S))"
+for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
+  IFS=: read -r batch tiles <<< "$item"
+  name=time-b$batch-t$tiles
+  s=$(limit 75)
+  if [ "$s" = 0 ]; then echo "-- $name: SKIPPED (deadline)"; continue; fi
+  timeout "$s" "$run" "$art/$name.so" --repeat 5 > "$logs/$name.log" 2>&1
+  rc=$?
+  tokens=$((batch * 4096))
+  ms=$(grep -oE 'median [0-9.]+ ms' "$logs/$name.log" | grep -oE '[0-9.]+' | head -1)
+  per=$([ -n "$ms" ] && awk -v ms="$ms" -v t="$tokens" 'BEGIN { printf "%.4f us/token", 1000 * ms / t }')
+  echo "-- $name (rc $rc$([ $rc = 124 ] && echo ', timed out')): $(grep -E '^time' "$logs/$name.log") ${per:-}"
+  grep -E 'device memory|memory: planned' "$logs/$name.log" | sed 's/^/   /'
+  grep -E "^time-b$batch-t$tiles " "$dir/memory/summary.txt" | sed 's/^/   plan: /'
+done
+
+echo "== PyTorch block (SDPA flash attention, RMSNorm, grouped MoE), bf16 ($(date -u +%H:%M:%S))"
+s=$(limit 120)
+if [ "$s" = 0 ]; then
+  echo "-- torch: SKIPPED (deadline)"
+else
+  OUT=$out timeout "$s" python3 "$dir/peer/torch_block_baseline.py" 1 2 4 \
+    > "$logs/torch_block.log" 2>&1
+  echo "-- torch (rc $?):"; sed 's/^/   /' "$logs/torch_block.log" | tail -12
+fi
+
+tar -czf "$out/block_logs.tar.gz" -C "$logs" .
+echo "== done ($(date -u +%H:%M:%S), $(($(date +%s) - start)) s), check failures: $failures"
+exit $((failures > 0))

@@ -1,0 +1,75 @@
+//===- RmsNormGPU.cpp - moek.rms_norm on CUDA -----------------------------===//
+//
+// A warp per row of x [T, H], 8 rows a CTA: lane l sums the squares of
+// columns l, l + 32, ... in f32, a butterfly of shuffles gives every lane
+// the row's sum, and each lane stores its columns x / sqrt(mean + eps) * g
+// in the storage type (the CPU kernel's arithmetic, in its order).
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moek;
+
+namespace {
+constexpr int64_t kRowsPerBlock = 8;
+} // namespace
+
+void mlir::moek::lowerRmsNormToGPU(RmsNormOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value x = op.getX(), g = op.getG(), out = op.getOut();
+  int64_t hidden = cast<MemRefType>(x.getType()).getDimSize(1);
+  Value rows = lb.dim(x, 0);
+  Value one = ix.c(1);
+  Value blocks =
+      arith::MaxUIOp::create(b, ix.ceilDiv(rows, kRowsPerBlock), one);
+  auto launch = gpu::LaunchOp::create(b, blocks, one, one,
+                                      ix.c(32 * kRowsPerBlock), one, one);
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+  Value tid = launch.getThreadIds().x;
+  Value lane = ix.rem(tid, 32);
+  Value row = ix.add(
+      arith::MulIOp::create(b, launch.getBlockIds().x, ix.c(kRowsPerBlock)),
+      ix.div(tid, 32));
+  Value step = ix.c(32), end = ix.c(hidden);
+  // The whole warp shares its row: the shuffles run with every lane.
+  lb.ifThen(ix.ult(row, rows), [&] {
+    auto loop = scf::ForOp::create(b, lane, end, step, ValueRange{lb.f32(0.0)});
+    {
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value v = lb.loadF32(x, {row, loop.getInductionVar()});
+      scf::YieldOp::create(
+          b, ValueRange{arith::AddFOp::create(b, loop.getRegionIterArgs()[0],
+                                              arith::MulFOp::create(b, v, v))});
+    }
+    Value sum = loop.getResult(0);
+    for (int32_t offset = 16; offset >= 1; offset /= 2)
+      sum = arith::AddFOp::create(
+          b, sum,
+          gpu::ShuffleOp::create(b, sum, offset, 32, gpu::ShuffleMode::XOR)
+              .getShuffleResult());
+    Value mean = arith::DivFOp::create(b, sum, lb.f32(double(hidden)));
+    Value root = math::SqrtOp::create(
+        b, arith::AddFOp::create(
+               b, mean, lb.f32(float(op.getEpsilon().convertToDouble()))));
+    auto columns = scf::ForOp::create(b, lane, end, step);
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPoint(columns.getBody()->getTerminator());
+    Value h = columns.getInductionVar();
+    Value scaled = arith::DivFOp::create(b, lb.loadF32(x, {row, h}), root);
+    lb.storeF32(arith::MulFOp::create(b, scaled, lb.loadF32(g, {h})), out,
+                {row, h});
+  });
+}

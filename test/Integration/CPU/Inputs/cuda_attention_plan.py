@@ -1,0 +1,33 @@
+"""The CUDA memory plans of one block untiled and over N tiles: attention's
+buffers are q, k, v, the heads' outputs and the output, nothing else (no
+[B, heads, L, L] scores, no row statistics: flash attention), and each of
+them over N tiles is 1/N of its untiled size.
+
+Usage: cuda_attention_plan.py UNTILED.json TILED.json N
+"""
+import json
+import sys
+
+
+def attention_buffers(path):
+    plan = json.load(open(path))
+    buffers = {b["name"]: b["bytes"] for b in plan["buffers"]
+               if b["name"].startswith("attention.")}
+    extra = sorted(set(buffers) - set(EXPECTED))
+    if extra:
+        sys.exit(f"{path}: attention buffers beyond q, k, v, heads, out: {extra}")
+    return buffers
+
+
+EXPECTED = ["attention.q", "attention.k", "attention.v", "attention.heads",
+            "attention.out"]
+untiled, tiled = attention_buffers(sys.argv[1]), attention_buffers(sys.argv[2])
+tiles = int(sys.argv[3])
+for name in EXPECTED:
+    if name not in untiled or name not in tiled:
+        sys.exit(f"{name} missing from a plan: {sorted(untiled)}, {sorted(tiled)}")
+    if untiled[name] != tiles * tiled[name]:
+        sys.exit(f"{name}: {tiled[name]} bytes over {tiles} tiles, "
+                 f"{untiled[name]} untiled")
+print(f"attention buffers over {tiles} tiles: a quarter of the untiled ones; no scores"
+      if tiles == 4 else f"attention buffers over {tiles} tiles: 1/{tiles}; no scores")
