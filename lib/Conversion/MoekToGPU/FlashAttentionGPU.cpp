@@ -33,6 +33,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -45,6 +46,9 @@ namespace {
 /// Keys per block: a lane per key.
 constexpr int64_t kKeyBlock = 32;
 constexpr int64_t kWarps = 4;
+/// Shared memory a CTA should stay within: three CTAs share an H100/H200
+/// SM (227 KiB).
+constexpr int64_t kPreferredSharedBytes = 72 * 1024;
 
 /// The sizes of one CTA's tile for head size dh.
 struct FlashGeometry {
@@ -322,14 +326,17 @@ LogicalResult mlir::moek::lowerFlashAttentionToGPU(FlashAttentionOp op,
            << " the CUDA flash-attention kernel supports (head_dim <= "
            << kMaxFlashAttentionHeadDim
            << ": each lane keeps ceil(head_dim / 32) of a query's outputs)";
-  // The largest query block whose tile fits the chip's shared memory.
-  for (int64_t queries : {64, 32, 16}) {
-    FlashGeometry g{headDim, queries};
-    if (g.sharedBytes() > maxSharedBytes)
-      continue;
-    FlashAttentionKernel(op, lb, g).emit();
-    return success();
-  }
+  // The largest query block (more queries share each K, V block) whose
+  // tile leaves room for three CTAs an SM (12 warps to hide the latency of
+  // shared memory); else the largest the chip takes at all.
+  for (int64_t budget : {kPreferredSharedBytes, maxSharedBytes})
+    for (int64_t queries : {64, 32, 16}) {
+      FlashGeometry g{headDim, queries};
+      if (g.sharedBytes() > std::min(budget, maxSharedBytes))
+        continue;
+      FlashAttentionKernel(op, lb, g).emit();
+      return success();
+    }
   return op.emitOpError() << "head size " << headDim
                           << " needs more shared memory than the chip's "
                           << maxSharedBytes << " bytes per block";
