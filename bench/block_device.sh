@@ -47,8 +47,8 @@ if [ "${1:-}" = compile ]; then
   # 1, 2 and 4 tiles; one sequence; odd head counts; a sequence that is not
   # a multiple of the query block (64) and spans several key blocks (32);
   # head size 128 as qwen3's; qwen3_block's full widths at a short sequence.
-  while read -r name spec; do
-    compile "check-$name" "$spec"
+  while read -r name spec flags; do
+    compile "check-$name" "$spec" $flags
   done <<'CONFIGS'
 tiny-f32 tiny_block
 tiny-bf16 tiny_block,dtype=bf16
@@ -61,13 +61,21 @@ odd-heads-bf16 batch=2,seq=13,heads=6,kv_heads=2,head_dim=8,hidden=48,ffn=16,exp
 long-seq-f32 batch=2,seq=100,heads=4,kv_heads=2,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2
 long-seq-bf16 batch=2,seq=150,heads=4,kv_heads=1,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2,dtype=bf16,bta_tiles=2
 dh128-bf16 batch=1,seq=200,heads=8,kv_heads=2,head_dim=128,hidden=256,ffn=128,experts=8,top_k=2,dtype=bf16
+long-seq-bf16-simt batch=2,seq=150,heads=4,kv_heads=1,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2,dtype=bf16,bta_tiles=2 --flash-attention=simt
+dh128-bf16-simt batch=1,seq=200,heads=8,kv_heads=2,head_dim=128,hidden=256,ffn=128,experts=8,top_k=2,dtype=bf16 --flash-attention=simt
 qwen3-short qwen3_block,batch=2,seq=64,bta_tiles=2
+qwen3-short-simt qwen3_block,batch=2,seq=64,bta_tiles=2 --flash-attention=simt
 CONFIGS
   # Timing: qwen3_block at its full sequence (4096), batch 1, 2, 4, over
-  # 1, 2 and 4 attention tiles where they divide the batch.
+  # 1, 2 and 4 attention tiles where they divide the batch (the mma.sync
+  # attention); the SIMT attention at batch 1 and 4 for the comparison.
   for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
     IFS=: read -r batch tiles <<< "$item"
     compile "time-b$batch-t$tiles" "qwen3_block,batch=$batch,bta_tiles=$tiles"
+  done
+  for batch in 1 4; do
+    compile "time-b$batch-t1-simt" "qwen3_block,batch=$batch,bta_tiles=1" \
+      --flash-attention=simt
   done
   # The plans' peaks, for the log (the GPU machine has no compiler).
   for f in "$dest"/memory/*.json; do
@@ -130,18 +138,21 @@ check() {
 }
 
 echo "== checks: block artifacts against the reference block ($(date -u +%H:%M:%S))"
+# tiny_block and odd heads: the SIMT attention (head sizes 8 and 4); the
+# bf16 head sizes 64 and 128: mma.sync, and the same with SIMT (-simt).
 for name in tiny-f32 tiny-bf16 tiles1 tiles2 tiles4 one-sequence odd-heads \
-    odd-heads-bf16 long-seq-f32 long-seq-bf16 dh128-bf16; do
+    odd-heads-bf16 long-seq-f32 long-seq-bf16 dh128-bf16 long-seq-bf16-simt \
+    dh128-bf16-simt; do
   check "$name" 30
 done
 check qwen3-short 90
+check qwen3-short-simt 90
 
-echo "== timing: qwen3_block (seq 4096), --repeat 5, beside the compile-time plans ($(date -u +%H:%M:%S))"
-for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
-  IFS=: read -r batch tiles <<< "$item"
-  name=time-b$batch-t$tiles
+# time NAME BATCH: qwen3_block's artifact NAME, --repeat 5.
+time_block() {
+  local name=$1 batch=$2 s rc tokens ms per
   s=$(limit 75)
-  if [ "$s" = 0 ]; then echo "-- $name: SKIPPED (deadline)"; continue; fi
+  if [ "$s" = 0 ]; then echo "-- $name: SKIPPED (deadline)"; return; fi
   timeout "$s" "$run" "$art/$name.so" --repeat 5 > "$logs/$name.log" 2>&1
   rc=$?
   tokens=$((batch * 4096))
@@ -149,7 +160,13 @@ for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
   per=$([ -n "$ms" ] && awk -v ms="$ms" -v t="$tokens" 'BEGIN { printf "%.4f us/token", 1000 * ms / t }')
   echo "-- $name (rc $rc$([ $rc = 124 ] && echo ', timed out')): $(grep -E '^time' "$logs/$name.log") ${per:-}"
   grep -E 'device memory|memory: planned' "$logs/$name.log" | sed 's/^/   /'
-  grep -E "^time-b$batch-t$tiles " "$dir/memory/summary.txt" | sed 's/^/   plan: /'
+  grep -E "^$name " "$dir/memory/summary.txt" | sed 's/^/   plan: /'
+}
+
+echo "== timing: qwen3_block (seq 4096), --repeat 5, beside the compile-time plans ($(date -u +%H:%M:%S))"
+for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
+  IFS=: read -r batch tiles <<< "$item"
+  time_block "time-b$batch-t$tiles" "$batch"
 done
 
 echo "== PyTorch block (SDPA flash attention, RMSNorm, grouped MoE), bf16 ($(date -u +%H:%M:%S))"
@@ -161,6 +178,9 @@ else
     > "$logs/torch_block.log" 2>&1
   echo "-- torch (rc $?):"; sed 's/^/   /' "$logs/torch_block.log" | tail -12
 fi
+
+echo "== timing: the SIMT attention (--flash-attention=simt) ($(date -u +%H:%M:%S))"
+for batch in 1 4; do time_block "time-b$batch-t1-simt" "$batch"; done
 
 tar -czf "$out/block_logs.tar.gz" -C "$logs" .
 echo "== done ($(date -u +%H:%M:%S), $(($(date +%s) - start)) s), check failures: $failures"

@@ -85,6 +85,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("CTA tile of the tensor-core GEMMs: "
                      "BMxBNxBKxSTAGES[xWARPSMxWARPSN]"),
       llvm::cl::init("128x256x32x4x2x4")};
+  Option<std::string> flashAttention{
+      *this, "flash-attention",
+      llvm::cl::desc("The block's attention kernel: auto (tensor cores "
+                     "where they apply) or simt"),
+      llvm::cl::init("auto")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel binary format: bin (cubin via ptxas), isa (PTX)"),

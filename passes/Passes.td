@@ -397,7 +397,9 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     `moek.matmul` (attention's projections) on the tensor-core kernel with
     one group for bf16/f16, `moek.flash_attention` a CTA per (query block,
     head, sequence) with an online softmax over key blocks in shared
-    memory; elementwise `linalg.generic`s (the residual adds) a thread per
+    memory (FlashAttention-2's schedule on mma.sync for a bf16/f16 output
+    whose head size is a multiple of 16 up to 128, SIMT otherwise or with
+    `flash-attention=simt`); elementwise `linalg.generic`s (the residual adds) a thread per
     element. Each kernel is named after its op (`moek_route_scores`,
     `moek_grouped_matmul_silu_glu`, ...).
   }];
@@ -407,6 +409,11 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     Option<"tensorCoreTile", "tensor-core-tile", "std::string",
            /*default=*/"\"128x256x32x4x2x4\"",
            "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,
+    Option<"flashAttention", "flash-attention", "std::string",
+           /*default=*/"\"auto\"",
+           "moek.flash_attention's kernel: auto (mma.sync for a bf16/f16 "
+           "output whose head size is a multiple of 16 up to 128, else "
+           "SIMT) or simt">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -102,6 +102,7 @@ void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
   MoekLowerToGPUPassOptions gpu;
   gpu.chip = options.chip;
   gpu.tensorCoreTile = options.tensorCoreTile;
+  gpu.flashAttention = options.flashAttention;
   pm.addPass(createMoekLowerToGPUPass(gpu));
   pm.addPass(createMoePlaceBuffersOnGPUPass());
 }

@@ -321,6 +321,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   cuda.chip = options.target.chip;
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;
+  cuda.flashAttention = options.flashAttention;
   cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
   // Planned moek kernels first: the memory plan and the cost model read
   // them (on CUDA, before they become gpu.launch kernels).

@@ -57,6 +57,9 @@ struct CompileOptions {
   std::string epilogue = "scatter_add";
   /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
   std::string tensorCoreTile;
+  /// CUDA: the block's attention kernel, "auto" (tensor cores where they
+  /// apply) or "simt".
+  std::string flashAttention = "auto";
   /// Where to write the memory plan as JSON ("" for none).
   std::string memoryReportPath;
   /// Stop after the memory plan: no code is generated (a report only).

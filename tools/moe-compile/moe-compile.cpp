@@ -94,6 +94,12 @@ static cl::opt<std::string> cudaTile(
     cl::desc("CTA tile of the CUDA tensor-core GEMMs, for tuning: "
              "BMxBNxBKxSTAGES[xWARPSMxWARPSN] (default 128x256x32x4x2x4)"),
     cl::value_desc("TILE"), cl::cat(category));
+static cl::opt<std::string> flashAttention(
+    "flash-attention",
+    cl::desc("CUDA: the block's attention kernel: auto (tensor cores for a "
+             "bf16/f16 block whose head size is a multiple of 16 up to 128, "
+             "else SIMT; the default) or simt"),
+    cl::value_desc("auto|simt"), cl::init("auto"), cl::cat(category));
 static cl::opt<bool> backward(
     "backward",
     cl::desc("Compile the training step (moe-generate-backward): F(args) "
@@ -192,6 +198,12 @@ int main(int argc, char **argv) {
       return fail("--cuda-tile: " + error);
   }
 
+  if (flashAttention != "auto" && flashAttention != "simt")
+    return fail("--flash-attention: '" + flashAttention +
+                "' is not auto or simt");
+  if (flashAttention.getNumOccurrences() && !parsedTarget->cuda)
+    return fail("--flash-attention needs a CUDA target (--target=cuda:sm_90)");
+
   std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
   moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
   OwningOpRef<ModuleOp> module;
@@ -217,6 +229,7 @@ int main(int argc, char **argv) {
   options.epilogue = epilogue;
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
+  options.flashAttention = flashAttention;
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
   options.backward = backward;

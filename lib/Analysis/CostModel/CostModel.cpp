@@ -166,10 +166,18 @@ public:
         .Case([&](FlashAttentionOp o) {
           double batch = extent(o.getQ(), 0), length = extent(o.getQ(), 1);
           double heads = double(o.getHeads()), dh = double(o.getHeadDim());
-          KernelWork w = named(op, "moek_flash_attention_simt");
+          // The GPU's mma.sync kernel takes a bf16/f16 output and a head
+          // size that is a multiple of 16 up to 128 (the rule of
+          // canLowerFlashAttentionToTensorCores), else the SIMT kernel.
+          int64_t headDim = o.getHeadDim();
+          bool mma = tensorCores && isHalf(o.getO()) && headDim % 16 == 0 &&
+                     headDim <= 128;
+          KernelWork w = named(op, mma ? "moek_flash_attention_mma"
+                                       : "moek_flash_attention_simt");
           w.flops = 2 * 2 * batch * heads * (length * (length + 1) / 2) * dh;
           w.bytes = bytesOf(o.getQ()) + bytesOf(o.getK()) + bytesOf(o.getV()) +
                     bytesOf(o.getO());
+          w.tensorCore = mma;
           return w;
         })
         .Case([&](CombineRowsOp o) {

@@ -2,7 +2,7 @@
 //
 // The CUDA lowerings of the block's moek kernels, one a file: moek.matmul
 // (MatmulGPU.cpp), moek.rms_norm (RmsNormGPU.cpp) and moek.flash_attention
-// (FlashAttentionGPU.cpp).
+// (FlashAttentionGPU.cpp, SIMT; FlashAttentionTensorCore.cpp, mma.sync).
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +12,8 @@
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
+
+#include <string>
 
 namespace mlir::moek {
 
@@ -29,13 +31,31 @@ void lowerRmsNormToGPU(RmsNormOp op, moe::LoopBuilder &lb);
 /// a warp keeps ceil(dh / 32) of a query's outputs.
 constexpr int64_t kMaxFlashAttentionHeadDim = 256;
 
-/// One CTA per (query block, head, sequence) walking key blocks up to the
-/// causal limit with an online softmax (FlashAttentionGPU.cpp). Fails with
+/// The SIMT kernel (FlashAttentionGPU.cpp): one CTA per (query block, head,
+/// sequence) walking key blocks up to the causal limit with an online
+/// softmax, for any storage type and head size. Fails with
 /// the rule when the head size is past kMaxFlashAttentionHeadDim or the
 /// shared memory it needs is past `maxSharedBytes`.
 LogicalResult lowerFlashAttentionToGPU(FlashAttentionOp op,
                                        moe::LoopBuilder &lb,
                                        int64_t maxSharedBytes);
+
+/// The largest head size of the tensor-core flash-attention kernel: a lane
+/// keeps dh / 2 f32 output accumulators in registers.
+constexpr int64_t kMaxTensorCoreHeadDim = 128;
+
+/// Whether the tensor-core kernel (FlashAttentionTensorCore.cpp) handles
+/// `op`: a bf16/f16 output, a head size that is a multiple of 16 and at most
+/// kMaxTensorCoreHeadDim, the mma dialects loaded. If not, `why` (when
+/// given) says which rule it misses and the SIMT kernel runs it.
+bool canLowerFlashAttentionToTensorCores(FlashAttentionOp op,
+                                         std::string *why = nullptr);
+
+/// Emits the tensor-core kernel (FlashAttention-2's schedule on mma.sync
+/// m16n8k16, f32 accumulation). Precondition:
+/// canLowerFlashAttentionToTensorCores(op).
+void lowerFlashAttentionToTensorCores(FlashAttentionOp op,
+                                      moe::LoopBuilder &lb);
 
 } // namespace mlir::moek
 

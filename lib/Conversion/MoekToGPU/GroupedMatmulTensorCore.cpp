@@ -76,25 +76,6 @@ struct Geometry {
       fragsN, rowA, rowB, stageBytesA, stageBytesB, sharedBytes;
 };
 
-/// The 32-bit registers of an ldmatrix result vector<Nx2xT>, as mma.sync
-/// takes them: i32 for bf16, vector<2xf16> for f16.
-SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
-                                     int64_t count) {
-  auto type = cast<VectorType>(fragment.getType());
-  Type element = type.getElementType();
-  SmallVector<Value> registers;
-  for (int64_t i = 0; i < count; ++i) {
-    Value pair = vector::ExtractOp::create(b, fragment, ArrayRef<int64_t>{i});
-    if (element.isBF16()) {
-      Value word = vector::BitCastOp::create(
-          b, VectorType::get({1}, b.getI32Type()), pair);
-      pair = vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
-    }
-    registers.push_back(pair);
-  }
-  return registers;
-}
-
 /// *(float4 *)address += values, atomically per element: PTX's vector
 /// reduction (sm_90, PTX 8.1), which MLIR has no op for. The address is
 /// generic and points to global memory, as the instruction allows.
@@ -112,6 +93,24 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
 }
 
 } // namespace
+
+SmallVector<Value> mlir::moek::fragmentRegisters(ImplicitLocOpBuilder &b,
+                                                 Value fragment,
+                                                 int64_t count) {
+  auto type = cast<VectorType>(fragment.getType());
+  Type element = type.getElementType();
+  SmallVector<Value> registers;
+  for (int64_t i = 0; i < count; ++i) {
+    Value pair = vector::ExtractOp::create(b, fragment, ArrayRef<int64_t>{i});
+    if (element.isBF16()) {
+      Value word = vector::BitCastOp::create(
+          b, VectorType::get({1}, b.getI32Type()), pair);
+      pair = vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+    }
+    registers.push_back(pair);
+  }
+  return registers;
+}
 
 std::string TensorCoreTile::validate(int64_t maxSharedBytes) const {
   if (bm < 1 || bn < 1 || bk < 1 || stages < 2 || warpsM < 1 || warpsN < 1)

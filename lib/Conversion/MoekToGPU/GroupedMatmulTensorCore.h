@@ -69,6 +69,11 @@ bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
+/// The first `count` 32-bit registers of an ldmatrix result vector<Nx2xT>,
+/// as mma.sync takes them: i32 for bf16, vector<2xf16> for f16.
+SmallVector<Value> fragmentRegisters(ImplicitLocOpBuilder &b, Value fragment,
+                                     int64_t count);
+
 /// A row tile of the device-side schedule that both kernels share.
 struct RowTile {
   Value expert, rowBegin, rowEnd;

@@ -99,6 +99,7 @@ struct GpuTarget {
   bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
   int64_t multiprocessors = 132;
   int64_t maxSharedBytes = 227 * 1024; ///< per block, opt-in included
+  bool flashTensorCores = true;        ///< moek.flash_attention on mma.sync
 };
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -615,6 +616,12 @@ struct MoekLowerToGPUPass
     target.warpgroupMma = parsed->hasWarpgroupMma();
     target.multiprocessors = parsed->multiprocessors();
     target.maxSharedBytes = parsed->maxSharedBytesPerBlock();
+    if (flashAttention != "auto" && flashAttention != "simt") {
+      getOperation()->emitError() << "moek-lower-to-gpu: flash-attention: '"
+                                  << flashAttention << "' is not auto or simt";
+      return failure();
+    }
+    target.flashTensorCores = flashAttention == "auto";
     why = TensorCoreTile::parse(tensorCoreTile, target.tile,
                                 parsed->maxSharedBytesPerBlock());
     if (!why.empty()) {
@@ -712,6 +719,9 @@ struct MoekLowerToGPUPass
                 return lowerRmsNormToGPU(o, lb), success();
               })
               .Case([&](FlashAttentionOp o) {
+                if (target.flashTensorCores &&
+                    canLowerFlashAttentionToTensorCores(o))
+                  return lowerFlashAttentionToTensorCores(o, lb), success();
                 return lowerFlashAttentionToGPU(o, lb, target.maxSharedBytes);
               })
               .Case<linalg::FillOp, linalg::MapOp, linalg::GenericOp>(
