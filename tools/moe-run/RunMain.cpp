@@ -608,7 +608,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     std::cout << "layer " << spec.name << ": "
               << moe::layer::formatLayerSpec(spec) << "\n";
   if (checkBlock)
-    std::cout << "block " << block.name << ": "
+    std::cout << "block "
+              << (o.haveBlock ? block.name : "(the artifact's spec)") << ": "
               << moe::layer::formatBlockSpec(block) << "\n";
   std::cout << "function " << fnSpec.name << "(" << joinSpecs(fnSpec.args)
             << ") -> (" << joinSpecs(fnSpec.results) << ")\n";
