@@ -526,8 +526,9 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
     IRMapping mapping;
     for (auto [arg, input] : llvm::zip(body->getArguments(), inputs))
       mapping.map(arg, memref::LoadOp::create(b, input, indices));
-    // A generic's body also reads the output element.
-    if (body->getNumArguments() > inputs.size())
+    // A generic's body may also read the output element.
+    if (body->getNumArguments() > inputs.size() &&
+        !body->getArguments().back().use_empty())
       mapping.map(body->getArguments().back(),
                   memref::LoadOp::create(b, out, indices));
     for (Operation &inner : body->without_terminator())
