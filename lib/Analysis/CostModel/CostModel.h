@@ -59,6 +59,26 @@ struct FunctionCost {
   std::map<std::string, double> msByName() const;
 };
 
+/// A grouped GEMM as moek.grouped_matmul runs it: `rows` routed rows over
+/// `experts` experts, `expertsPerLaunch` of them a launch, a [rows, k] of
+/// `aBytes` elements, b [E, k, n] of `bBytes`, and `outBytes` the bytes
+/// its epilogue moves in all.
+struct GroupedGemmShape {
+  double rows = 0, experts = 1, expertsPerLaunch = 1, topK = 1;
+  double k = 0, n = 0;
+  double aBytes = 2, bBytes = 2, outBytes = 0;
+};
+
+/// The work of that GEMM on `device` (tensor cores for half operands whose
+/// k and n are multiples of 8): flops with the tiles' padding, bytes with
+/// the weights' re-reads beyond the cache, tiles for the wave term. The
+/// cost of a moek.grouped_matmul, and what passes that choose before the
+/// kernels exist (moe-overlap-communication) price expert GEMMs with.
+::moe::cost::KernelWork
+groupedMatmulWork(const ::moe::cost::DeviceDescription &device,
+                  std::string name, const GroupedGemmShape &shape,
+                  bool halfOperands);
+
 /// The cost of `func`, a function of moek kernels on buffers.
 FunctionCost estimateFunctionCost(func::FuncOp func,
                                   const ::moe::cost::DeviceDescription &device);

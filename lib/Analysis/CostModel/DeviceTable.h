@@ -38,6 +38,10 @@ struct GemmTile {
   std::string kernel; ///< "grouped_matmul", "grouped_weight_grad"
   int64_t rows = 1, columns = 1;
   int64_t ctasPerMultiprocessor = 1; ///< occupancy: shared memory, registers
+  /// The tile order: a persistent grid walking bands of this many row
+  /// tiles, column by column, so that a band reads each weight panel once;
+  /// 0: one CTA per tile, column-first (every row tile reads its weight).
+  int64_t bandRowTiles = 0;
 };
 
 /// A kernel class that runs another's code on one device (the lowering emits
