@@ -22,8 +22,9 @@
 // The chunk count comes from the cost model unless given: per rank, C = the
 // all-to-all time (both ways, the device's link) and P = the expert GEMMs'
 // predicted time; N
-// chunks cost about max(C, P) + min(C, P) / N + 2 N a (a: the latency of one
-// collective), which is smallest at N = sqrt(min(C, P) / (2 a)).
+// chunks cost about max(C, P) + min(C, P) / N + N o (o: a chunk's fixed
+// cost, its collectives' latency and the host's waits for their counts),
+// which is smallest near N = sqrt(min(C, P) / o).
 //
 //===----------------------------------------------------------------------===//
 
@@ -95,10 +96,12 @@ FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
 }
 
 /// The chunk count the cost model picks for `layer` over `ranks` ranks on
-/// `device`: the divisor of T nearest below sqrt(min(C, P) / (2 a)), at most
-/// 16. C is the two all-to-alls of T*k rows at the device's link (LINK rows
-/// of the cost model's table: a = its cost per collective, four a direction
-/// with the count exchange), P the local experts' two grouped GEMMs over the
+/// `device`: the divisor N of T, at most 16, that minimizes max(C, P) +
+/// min(C, P) / N + N o. C is the two all-to-alls of T*k rows at the
+/// device's link (LINK rows of the cost model's table: a = its cost per
+/// collective, four a direction with the count exchange), o a chunk's fixed
+/// cost (8 a and two host waits, the all-to-alls' counts read on the
+/// host), P the local experts' two grouped GEMMs over the
 /// T*k rows a rank receives on average, as the cost model prices them
 /// (groupedMatmulWork: the fitted scales, waves and cache re-reads of the
 /// kernels the lowering emits).
@@ -139,17 +142,25 @@ int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
                  device, mlir::moe::groupedMatmulWork(
                              device, "moek_grouped_matmul_scatter_store",
                              down, half)));
-  double best = latencyUs > 0
-                    ? std::sqrt(std::min(commUs, computeUs) / (2 * latencyUs))
-                    : 16.0;
+  // Each chunk's two all-to-alls (and their count exchanges) pay the
+  // link's latency and one host wait each (the counts read on the host).
+  double perChunkUs = 8 * latencyUs + 2 * device.hostWaitUs;
+  double overlapped = std::max(commUs, computeUs),
+         exposed = std::min(commUs, computeUs);
   int64_t chunks = 1;
-  for (int64_t n = 1; n <= std::min<int64_t>(tokens, 16); ++n)
-    if (tokens % n == 0 && double(n) <= std::max(best, 1.0))
+  double bestUs = overlapped + exposed + perChunkUs;
+  for (int64_t n = 2; n <= std::min<int64_t>(tokens, 16); ++n) {
+    double us = overlapped + exposed / double(n) + double(n) * perChunkUs;
+    if (tokens % n == 0 && us < bestUs) {
       chunks = n;
+      bestUs = us;
+    }
+  }
   why = "cost model, " + device.id + ": all-to-all ~" +
         std::to_string(int64_t(commUs)) + " us, expert GEMMs ~" +
         std::to_string(int64_t(computeUs)) + " us per rank, " +
-        std::to_string(int64_t(latencyUs)) + " us per collective";
+        std::to_string(int64_t(perChunkUs)) +
+        " us per chunk (collective latency, host waits)";
   return chunks;
 }
 

@@ -262,7 +262,11 @@ public:
         // rank's rows evenly over the ranks, so (R - 1) / R of them go to
         // the others.
         .Case<moek::AllToAllOp, AllToAllStartOp>([&](Operation *o) {
-          return collective(o, o->getOperand(0));
+          KernelWork w = collective(o, o->getOperand(0));
+          // ncclSend and ncclRecv take their sizes on the host: the runtime
+          // copies the counts back, after waiting for the device.
+          w.hostWaits = 1;
+          return w;
         })
         .Case([&](moek::ExchangeCountsOp o) {
           return collective(op, o.getCounts());
@@ -582,6 +586,11 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
         cost.kernels.push_back(KernelEstimate{work, ms});
         continue;
       }
+      // The host reads the sizes first: the compute lane waits too.
+      double waitMs = double(work.launches * work.hostWaits) *
+                      device.hostWaitUs * 1e-3;
+      now += waitMs;
+      cost.hostWaitMs += waitMs;
       double end = std::max(now, linkFree) + ms;
       linkFree = end;
       cost.communicationMs += ms;
@@ -644,6 +653,7 @@ static llvm::json::Object costJson(const FunctionCost &cost,
       {"sync_ms", device.syncUs * 1e-3},
       {"communication_ms", cost.communicationMs},
       {"hidden_ms", cost.hiddenMs},
+      {"host_wait_ms", cost.hostWaitMs},
       {"assumed_dynamic_extent", cost.dynamicExtent},
       {"kernels", std::move(kernels)},
       {"collectives", std::move(collectives)},
