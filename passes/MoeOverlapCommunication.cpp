@@ -21,10 +21,9 @@
 //
 // The chunk count comes from the cost model unless given: per rank, C = the
 // all-to-all time (both ways, the device's link) and P = the expert GEMMs'
-// predicted time; N
-// chunks cost about max(C, P) + min(C, P) / N + N o (o: a chunk's fixed
-// cost, its collectives' latency and the host's waits for their counts),
-// which is smallest near N = sqrt(min(C, P) / o).
+// predicted time; N chunks cost about max(C, P) + min(C, P) / N + N o (o: a
+// chunk's fixed cost, its collectives' latency and the host's waits for
+// their counts), which is smallest near N = sqrt(min(C, P) / o).
 //
 //===----------------------------------------------------------------------===//
 

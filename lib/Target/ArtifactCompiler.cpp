@@ -253,10 +253,6 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return module.emitError()
            << "no device '" << costDeviceId << "' in the cost model's table "
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
-  // A budget without --backward chooses the tiles of a block's attention
-  // (the pass says so when the module has none); with it, the training
-  // step's recomputation.
-  // Both searches plan their candidates as this compilation will.
   // Under a memory budget, on the CPU (whose cost model is too coarse to
   // tell them apart) and without fusion, auto is the epilogue with the
   // least memory.
@@ -264,6 +260,10 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (epilogue == "auto" && (!options.target.cuda || !options.fusion ||
                              !options.memoryBudget.empty()))
     epilogue = "scatter_add";
+  // A budget without --backward chooses the tiles of a block's attention
+  // (the pass says so when the module has none); with it, the training
+  // step's recomputation.
+  // Both searches plan their candidates as this compilation will.
   auto underBudget = [&](auto passOptions) {
     passOptions.memoryBudget = options.memoryBudget;
     passOptions.target = options.target.name();
