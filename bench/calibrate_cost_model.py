@@ -31,7 +31,8 @@ import numpy as np
 PREDICTED = [
     "moek_route", "moek_rank_assignments", "moek_exclusive_scan",
     "moek_assignment_rows", "moek_row_assignments", "moek_gather_rows",
-    "moek_grouped_matmul_store", "moek_grouped_matmul_silu_glu",
+    "moek_grouped_matmul_store", "moek_grouped_matmul_scatter_store",
+    "moek_grouped_matmul_silu_glu",
     "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
     "moek_grouped_matmul_store_transposed_b",
     "moek_grouped_matmul_scatter_add_transposed_b", "moek_glu", "moek_combine_rows", "moek_expert_loads",

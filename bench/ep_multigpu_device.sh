@@ -15,7 +15,7 @@
 # "run" writes $OUT/ep_multigpu.log, the trace of one overlapped run
 # ($OUT/ep_multigpu_trace.json) and PyTorch's numbers ($OUT/torch_ep.json).
 # DEADLINE (seconds, default 540) stops starting new runs after it; QUICK=1
-# runs only the presets' checks and forward timings.
+# runs only the presets' checks, forward timings and the traced overlap run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ranks=${R:-2}
@@ -85,6 +85,8 @@ if [ "${1:-}" = compile ]; then
     compile "$p-train" "$p,$ep" --backward
     compile "$p-one-gpu" "$p"
   done
+  # The chunk count of the 21:19 run, beside the cost model's choice.
+  compile qwen3_30b_a3b-overlap4 "qwen3_30b_a3b,$ep,overlap=4"
   du -sh "$dest"
   exit 0
 fi
@@ -172,6 +174,9 @@ if [ "${QUICK:-0}" = 1 ]; then
     launch "$p ep=$ranks" 150 "$p" --repeat 20
     launch "$p ep=$ranks, overlap (cost model's chunks)" 150 "$p-overlap" --repeat 20
   done
+  launch "qwen3_30b_a3b ep=$ranks, overlap=4" 150 qwen3_30b_a3b-overlap4 --repeat 20
+  launch "qwen3_30b_a3b ep=$ranks overlap, traced" 150 qwen3_30b_a3b-overlap --repeat 3 \
+    --trace="$out/ep_multigpu_trace.json"
   echo "== PyTorch + NCCL all_to_all_single, same call ($(( $(date +%s) - start )) s)"
   OUT=$out timeout 150 python3 "$dir/peer/torch_ep_baseline.py" qwen3_30b_a3b mixtral 2>&1 |
     grep -v Warning | tail -4

@@ -19,15 +19,16 @@
 // the chunks compute exactly the layer; a capacity is per group of tokens,
 // so a layer with one is left alone.
 //
-// The chunk count comes from the cost model's device (its link and GEMM
-// rate) unless given: per rank, C = the all-to-all time (both ways) and P =
-// the expert GEMMs' time; N
-// chunks cost about max(C, P) + min(C, P) / N + 2 N a (a: the latency of one
-// collective), which is smallest at N = sqrt(min(C, P) / (2 a)).
+// The chunk count comes from the cost model unless given: per rank, C = the
+// all-to-all time (both ways, the device's link) and P = the expert GEMMs'
+// predicted time; N chunks cost about max(C, P) + min(C, P) / N + N o (o: a
+// chunk's fixed cost, its collectives' latency and the host's waits for
+// their counts), which is smallest near N = sqrt(min(C, P) / o).
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "lib/Analysis/CostModel/CostModel.h"
 #include "lib/Analysis/CostModel/DeviceTable.h"
 #include "passes/Passes.h"
 
@@ -94,45 +95,71 @@ FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
 }
 
 /// The chunk count the cost model picks for `layer` over `ranks` ranks on
-/// `device`: the divisor of T nearest below sqrt(min(C, P) / (2 a)), at most
-/// 16. C is the two all-to-alls of T*k rows at the device's link (LINK rows
-/// of the cost model's table: a = its cost per collective, four a direction
-/// with the count exchange), P the local experts' three GEMMs at the rate
-/// the table calibrates for the grouped GEMM.
+/// `device`: the divisor N of T, at most 16, that minimizes max(C, P) +
+/// min(C, P) / N + N o. C is the two all-to-alls of T*k rows at the
+/// device's link (LINK rows of the cost model's table: a = its cost per
+/// collective, four a direction with the count exchange), o a chunk's fixed
+/// cost (8 a and two host waits, the all-to-alls' counts read on the
+/// host), P the local experts' two grouped GEMMs over the
+/// T*k rows a rank receives on average, as the cost model prices them
+/// (groupedMatmulWork: the fitted scales, waves and cache re-reads of the
+/// kernels the lowering emits).
 int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
                             const ::moe::cost::DeviceDescription &device,
                             std::string &why) {
   auto x = cast<RankedTensorType>(l.gate.getX().getType());
+  auto w1 = cast<RankedTensorType>(l.experts.getW1().getType());
   int64_t tokens = x.getDimSize(0), hidden = x.getDimSize(1);
   int64_t topK = l.gate.getTopK();
-  int64_t ffn =
-      cast<RankedTensorType>(l.experts.getW1().getType()).getDimSize(2) / 2;
+  int64_t ffn = w1.getDimSize(2) / 2;
   double bytes = (x.getElementType().getIntOrFloatBitWidth() + 7) / 8;
   double latencyUs = device.collectiveUs;
   double bytesPerUs = std::max(device.linkGBs, 1e-9) * 1e3;
-  bool tensorCores = device.matrixTflops > 0 &&
-                     (x.getElementType().isBF16() || x.getElementType().isF16());
-  ::moe::cost::KernelCalibration gemm = device.calibrationFor(
-      tensorCores ? "grouped_matmul_silu_glu.tc" : "grouped_matmul.simt");
-  double flopsPerUs =
-      (tensorCores ? device.matrixTflops : device.simtTflops) * 1e6 /
-      std::max(gemm.computeScale, 1e-9);
   double away = ranks > 1 ? double(ranks - 1) / double(ranks) : 1.0;
   double commUs = 2 * (4 * latencyUs + double(tokens * topK * hidden) *
                                            bytes * away / bytesPerUs);
-  double computeUs = 2.0 * double(tokens * topK) * double(hidden) *
-                     double(3 * ffn) / flopsPerUs;
-  double best = latencyUs > 0
-                    ? std::sqrt(std::min(commUs, computeUs) / (2 * latencyUs))
-                    : 16.0;
+  // The received rows have one expert each: the down GEMM stores them
+  // (scatter_store), as moe-zero-buffer-fusion lowers the local experts.
+  mlir::moe::GroupedGemmShape gateUp;
+  gateUp.rows = double(tokens * topK);
+  gateUp.experts = gateUp.expertsPerLaunch = double(w1.getDimSize(0));
+  gateUp.aBytes = gateUp.bBytes = bytes;
+  gateUp.k = double(hidden);
+  gateUp.n = double(2 * ffn);
+  gateUp.outBytes = gateUp.rows * double(ffn) * bytes;
+  mlir::moe::GroupedGemmShape down = gateUp;
+  down.k = double(ffn);
+  down.n = double(hidden);
+  down.outBytes = down.rows * double(hidden) * bytes;
+  bool half = x.getElementType().isBF16() || x.getElementType().isF16();
+  double computeUs =
+      1e3 * (::moe::cost::predictMs(
+                 device, mlir::moe::groupedMatmulWork(
+                             device, "moek_grouped_matmul_silu_glu", gateUp,
+                             half)) +
+             ::moe::cost::predictMs(
+                 device, mlir::moe::groupedMatmulWork(
+                             device, "moek_grouped_matmul_scatter_store",
+                             down, half)));
+  // Each chunk's two all-to-alls (and their count exchanges) pay the
+  // link's latency and one host wait each (the counts read on the host).
+  double perChunkUs = 8 * latencyUs + 2 * device.hostWaitUs;
+  double overlapped = std::max(commUs, computeUs),
+         exposed = std::min(commUs, computeUs);
   int64_t chunks = 1;
-  for (int64_t n = 1; n <= std::min<int64_t>(tokens, 16); ++n)
-    if (tokens % n == 0 && double(n) <= std::max(best, 1.0))
+  double bestUs = overlapped + exposed + perChunkUs;
+  for (int64_t n = 2; n <= std::min<int64_t>(tokens, 16); ++n) {
+    double us = overlapped + exposed / double(n) + double(n) * perChunkUs;
+    if (tokens % n == 0 && us < bestUs) {
       chunks = n;
+      bestUs = us;
+    }
+  }
   why = "cost model, " + device.id + ": all-to-all ~" +
         std::to_string(int64_t(commUs)) + " us, expert GEMMs ~" +
         std::to_string(int64_t(computeUs)) + " us per rank, " +
-        std::to_string(int64_t(latencyUs)) + " us per collective";
+        std::to_string(int64_t(perChunkUs)) +
+        " us per chunk (collective latency, host waits)";
   return chunks;
 }
 

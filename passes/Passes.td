@@ -36,6 +36,49 @@ def MoeGenerateBackwardPass : Pass<"moe-generate-backward", "ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def MoeChooseEpiloguePass : Pass<"moe-choose-epilogue", "ModuleOp"> {
+  let summary = "Choose how expert outputs reach y (scatter_add or gather_sum) by predicted time";
+  let description = [{
+    Zero-buffer fusion brings the second grouped GEMM's rows back to token
+    order either by `scatter_add` (gate-weighted adds into an f32
+    accumulator: the least memory, atomics on every element of y) or by
+    `gather_sum` (rows stored in expert order, a gather sums each token's k
+    rows: no atomics, T*k*H more bytes of activations). This pass lowers a
+    clone of the module with each to planned buffers (the target's pipeline
+    up to `moe-plan-memory`), predicts both with the cost model on
+    `cost-device` (empty: the target's) and keeps the faster, unless it is
+    faster by less than 3% (within the model's error): then the smaller
+    planned peak. The choice is the module's `moe.epilogue` attribute (what
+    `moe-compile --epilogue=auto` compiles with); remarks give each
+    candidate's prediction and peak, then the choice and why.
+
+    ```
+    remark: moe-choose-epilogue: scatter_add: predicted 3.795 ms on h200-sm90a, planned peak 336593472 bytes
+    remark: moe-choose-epilogue: gather_sum: predicted 3.516 ms on h200-sm90a, planned peak 739770432 bytes
+    remark: moe-choose-epilogue: gather_sum (predicted 7% faster)
+    ```
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "The target whose pipeline plans and whose device predicts: cpu "
+           "or cuda:sm_XY">,
+    Option<"expertsPerChunk", "experts-per-chunk", "int64_t", /*default=*/"0",
+           "The pipeline's experts-per-chunk (0: the target's default, 1 on "
+           "the CPU, all experts on CUDA)">,
+    Option<"costDevice", "cost-device", "std::string", /*default=*/"\"\"",
+           "Device of the cost model's table (empty: the target's)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::moek::MoekDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::math::MathDialect",
+  ];
+}
+
 def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
   let summary = "Save or recompute each residual of a training step, under a memory budget";
   let description = [{
@@ -155,7 +198,9 @@ def MoeOverlapCommunicationPass : Pass<"moe-overlap-communication", "ModuleOp"> 
 
     N is `chunks`, or the function attribute `moe.overlap_chunks` (a layer
     spec's `overlap=N`), or when that is 0 the cost model's choice from the
-    `cost-device`'s link and GEMM rate (a remark says which, and why). A layer with a capacity factor (capacity is per
+    `cost-device`'s link (bandwidth, latency, the host's wait for an
+    all-to-all's counts) and its prediction of the local experts' GEMMs (a
+    remark says which, and why). A layer with a capacity factor (capacity is per
     group of tokens), a dynamic token count or the training program is left
     alone with a remark; a chunk count that does not divide the tokens is an
     error.

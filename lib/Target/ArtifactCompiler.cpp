@@ -253,6 +253,13 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return module.emitError()
            << "no device '" << costDeviceId << "' in the cost model's table "
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+  // Under a memory budget, on the CPU (whose cost model is too coarse to
+  // tell them apart) and without fusion, auto is the epilogue with the
+  // least memory.
+  std::string epilogue = options.epilogue;
+  if (epilogue == "auto" && (!options.target.cuda || !options.fusion ||
+                             !options.memoryBudget.empty()))
+    epilogue = "scatter_add";
   // A budget without --backward chooses the tiles of a block's attention
   // (the pass says so when the module has none); with it, the training
   // step's recomputation.
@@ -262,7 +269,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     passOptions.target = options.target.name();
     passOptions.expertsPerChunk = options.expertsPerChunk;
     passOptions.fusion = options.fusion;
-    passOptions.epilogue = options.epilogue;
+    passOptions.epilogue = epilogue;
     passOptions.costDevice = costDeviceId;
     return passOptions;
   };
@@ -305,6 +312,19 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     if (failed(overlap.run(module)))
       return failure();
   }
+  // The epilogue, for the program as the pipeline will see it.
+  if (epilogue == "auto") {
+    PassManager choosing(module.getContext());
+    MoeChooseEpiloguePassOptions choice;
+    choice.target = options.target.name();
+    choice.expertsPerChunk = options.expertsPerChunk;
+    choice.costDevice = costDeviceId;
+    choosing.addPass(createMoeChooseEpiloguePass(choice));
+    if (failed(choosing.run(module)))
+      return failure();
+    epilogue =
+        module->getAttrOfType<StringAttr>("moe.epilogue").getValue().str();
+  }
   SmallVector<EntrySignature> entries = collectEntrySignatures(module);
   if (entries.empty())
     return module.emitError()
@@ -316,8 +336,8 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   CUDAPipelineOptions cuda;
   cuda.fusion = options.fusion;
   cuda.expertsPerChunk = options.expertsPerChunk;
-  cpu.epilogue = options.epilogue;
-  cuda.epilogue = options.epilogue;
+  cpu.epilogue = epilogue;
+  cuda.epilogue = epilogue;
   cuda.chip = options.target.chip;
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;

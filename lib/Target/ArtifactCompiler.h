@@ -53,7 +53,10 @@ struct CompileOptions {
   /// 1 on the CPU (the smallest activation buffer), all experts on CUDA
   /// (one launch per GEMM).
   int64_t expertsPerChunk = 0;
-  /// moe-zero-buffer-fusion's epilogue: scatter_add or gather_sum.
+  /// moe-zero-buffer-fusion's epilogue: scatter_add, gather_sum, or auto:
+  /// on CUDA without a memory budget the faster predicted one
+  /// (moe-choose-epilogue), else scatter_add (the least memory). The
+  /// default stays scatter_add until gather_sum has run on a GPU.
   std::string epilogue = "scatter_add";
   /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
   std::string tensorCoreTile;

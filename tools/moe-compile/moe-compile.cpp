@@ -70,8 +70,10 @@ static cl::opt<bool> noFusion(
 static cl::opt<std::string> epilogue(
     "epilogue",
     cl::desc("How expert outputs reach y: scatter_add (default: gate-weighted "
-             "adds into an f32 accumulator) or gather_sum (expert-order rows "
-             "summed per token by a gather, no atomics)"),
+             "adds into an f32 accumulator), gather_sum (expert-order rows "
+             "summed per token by a gather, no atomics) or auto (on CUDA "
+             "without a memory budget the faster predicted, "
+             "moe-choose-epilogue; else scatter_add)"),
     cl::init("scatter_add"));
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
@@ -183,8 +185,9 @@ int main(int argc, char **argv) {
   }
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
-  if (epilogue != "scatter_add" && epilogue != "gather_sum")
-    return fail("--epilogue: '" + epilogue + "' is not scatter_add or "
+  if (epilogue != "auto" && epilogue != "scatter_add" &&
+      epilogue != "gather_sum")
+    return fail("--epilogue: '" + epilogue + "' is not auto, scatter_add or "
                 "gather_sum");
   if (optLevel > 3)
     return fail("-O" + Twine(optLevel.getValue()) + ": levels are 0 to 3");

@@ -233,6 +233,7 @@ const char *const kPredictedKernels[] = {
     "moek_assignment_rows", "moek_row_assignments", "moek_gather_rows",
     "moek_grouped_matmul_store", "moek_grouped_matmul_silu_glu",
     "moek_grouped_matmul_gelu_glu", "moek_grouped_matmul_scatter_add",
+    "moek_grouped_matmul_scatter_store",
     // The backward's B-transposed GEMMs: rows of their own, not lumped with
     // the forward's.
     "moek_grouped_matmul_store_transposed_b",

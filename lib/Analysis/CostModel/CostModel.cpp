@@ -48,6 +48,20 @@ bool isHalf(Value buffer) {
   return element.isBF16() || element.isF16();
 }
 
+/// The bytes a tiled kernel reads again from memory: its tiles read
+/// `tileReads` of a working set of `footprint` bytes (one expert's
+/// operands); what exceeds one pass over it comes from the cache while the
+/// working set fits, and in the share that does not fit otherwise (the
+/// tiles' order spreads an operand's reuses over more than the cache
+/// holds: mixtral's 235 MB expert weights against the H200's 60 MB).
+double cacheMissBytes(const DeviceDescription &device, double footprint,
+                      double tileReads) {
+  if (device.l2Bytes <= 0 || footprint <= device.l2Bytes)
+    return 0;
+  double missed = 1.0 - device.l2Bytes / footprint;
+  return std::max(0.0, tileReads - footprint) * missed;
+}
+
 /// Constant trip count of the scf.for loops around `op` (1 outside).
 int64_t tripCount(Operation *op) {
   int64_t trips = 1;
@@ -245,7 +259,7 @@ public:
                 depth *
                 (tile->rows * elementBytes(o.getLhs()) +
                  tile->columns * elementBytes(o.getRhs()));
-            w.bytes += e * cacheMissBytes(operands, tileReads);
+            w.bytes += e * cacheMissBytes(device, operands, tileReads);
           }
           return w;
         })
@@ -283,7 +297,11 @@ public:
         // rank's rows evenly over the ranks, so (R - 1) / R of them go to
         // the others.
         .Case<moek::AllToAllOp, AllToAllStartOp>([&](Operation *o) {
-          return collective(o, o->getOperand(0));
+          KernelWork w = collective(o, o->getOperand(0));
+          // ncclSend and ncclRecv take their sizes on the host: the runtime
+          // copies the counts back, after waiting for the device.
+          w.hostWaits = 1;
+          return w;
         })
         .Case([&](moek::ExchangeCountsOp o) {
           return collective(op, o.getCounts());
@@ -361,73 +379,42 @@ private:
     return w;
   }
 
-  /// The bytes a tiled kernel reads again from memory: its tiles read
-  /// `tileReads` of a working set of `footprint` bytes (one expert's
-  /// operands); what exceeds one pass over it comes from the cache while the
-  /// working set fits, and in the share that does not fit otherwise (the
-  /// tiles' order spreads an operand's reuses over more than the cache
-  /// holds: mixtral's 235 MB expert weights against the H200's 60 MB).
-  double cacheMissBytes(double footprint, double tileReads) const {
-    if (device.l2Bytes <= 0 || footprint <= device.l2Bytes)
-      return 0;
-    double missed = 1.0 - device.l2Bytes / footprint;
-    return std::max(0.0, tileReads - footprint) * missed;
-  }
-
   KernelWork groupedMatmul(GroupedMatmulOp o) {
     Value a = o.getA(), b = o.getB(), c = o.getC();
-    double topK = double(o.getTopK());
+    GroupedGemmShape shape;
+    shape.topK = double(o.getTopK());
     // b is [E, K, N], or [E, N, K] with transpose_b (the weight as stored).
     bool transposed = o.getTransposeB();
-    double e = extent(b, 0), k = extent(b, transposed ? 2 : 1),
-           n = extent(b, transposed ? 1 : 2);
+    shape.experts = extent(b, 0);
+    shape.expertsPerLaunch = expertsPerLaunch(o, shape.experts);
+    shape.k = extent(b, transposed ? 2 : 1);
+    shape.n = extent(b, transposed ? 1 : 2);
     // Routed rows: T*k through the owners map, else the rows of a.
-    double rows = o.getOwners() ? elements(o.getOwners())
-                  : o.getGather() ? extent(a, 0) * topK
-                                  : extent(a, 0);
-    KernelWork w = named(o, ("moek_grouped_matmul_" +
-                             stringifyEpilogue(o.getEpilogue()) +
-                             (transposed ? "_transposed_b" : ""))
-                                .str());
-    w.tensorCore = device.matrixTflops > 0 && isHalf(a) &&
-                   int64_t(k) % 8 == 0 && int64_t(n) % 8 == 0;
-    // Each expert's last row tile is on average half empty: the tile shape's
-    // efficiency on ragged groups (the wave term below prices it too; this
-    // is the flops the report shows).
-    const GemmTile *tile = device.tileFor("grouped_matmul");
-    double padded =
-        rows + (w.tensorCore && tile ? e * double(tile->rows) / 2.0 : 0.0);
-    w.flops = 2 * padded * k * n;
-    double out = 0;
+    shape.rows = o.getOwners() ? elements(o.getOwners())
+                 : o.getGather() ? extent(a, 0) * shape.topK
+                                 : extent(a, 0);
+    shape.aBytes = elementBytes(a);
+    shape.bBytes = elementBytes(b);
     switch (o.getEpilogue()) {
     case Epilogue::store:
-      out = rows * n * elementBytes(c);
+    case Epilogue::scatter_store: // each token's row, once
+      shape.outBytes = shape.rows * shape.n * elementBytes(c);
       break;
     case Epilogue::silu_glu:
     case Epilogue::gelu_glu:
-      out = rows * n / 2 * elementBytes(c);
+      shape.outBytes = shape.rows * shape.n / 2 * elementBytes(c);
       break;
-    case Epilogue::scatter_add:
-      out = rows * n * 4 * 2; // read-modify-write of the f32 accumulator
-      break;
-    case Epilogue::scatter_store:
-      out = rows * n * elementBytes(c); // each token's row, once
+    case Epilogue::scatter_add: // read-modify-write of the f32 accumulator
+      shape.outBytes = shape.rows * shape.n * 4 * 2;
       break;
     }
-    w.bytes = rows * k * elementBytes(a) + e * k * n * elementBytes(b) + out;
-    if (const GemmTile *tile = device.tileFor("grouped_matmul");
-        tile && w.tensorCore) {
-      setRowTiles(w, o, *tile, rows, e, topK, n, k);
-      // Every row tile of an expert re-reads the expert's weight: the
-      // column-first tile order the table was fitted to (21:24 UTC). The
-      // kernel now walks bands of 16 row tiles (GroupedMatmulWarpgroup.cpp),
-      // which the 22:00 run measured faster on mixtral (11.35 -> 9.95 ms);
-      // until the table is refitted to that order, this term keeps the
-      // fitted one (README, "Recomputation placement and the cost model").
-      double weight = k * n * elementBytes(b);
-      double rowTiles = std::ceil(rows / e / double(tile->rows));
-      w.bytes += e * cacheMissBytes(weight, rowTiles * weight);
-    }
+    KernelWork w = groupedMatmulWork(
+        device,
+        ("moek_grouped_matmul_" + stringifyEpilogue(o.getEpilogue()) +
+         (transposed ? "_transposed_b" : ""))
+            .str(),
+        shape, isHalf(a));
+    w.op = o->getName().getStringRef().str();
     return w;
   }
 
@@ -501,30 +488,68 @@ private:
     return std::ceil(experts / double(tripCount(op)));
   }
 
-  /// The row tiles of a grouped GEMM: each expert of the launch owns
-  /// ceil(rows_e / tile rows), its rows binomial over the tokens (random
-  /// routing: mean mu = rows / E, variance mu (1 - k / E)), the last tile
-  /// half empty on average; times the column tiles.
-  void setRowTiles(KernelWork &w, Operation *op, const GemmTile &tile,
-                   double rows, double experts, double topK, double n,
-                   double k) {
-    double perLaunch = expertsPerLaunch(op, experts);
-    double mu = rows / experts, tm = double(tile.rows);
-    double variance = mu * std::max(0.0, 1.0 - topK / experts);
-    double rowTiles = perLaunch * (mu / tm + 0.5);
-    // A ceiling adds about a uniform [0, 1) tile: variance 1/12.
-    double rowTilesSd =
-        std::sqrt(perLaunch * (variance / (tm * tm) + 1.0 / 12.0));
-    double columnTiles = std::ceil(n / double(tile.columns));
-    w.tiles = rowTiles * columnTiles;
-    w.tilesSd = rowTilesSd * columnTiles;
-    w.tileFlops = 2.0 * tm * double(tile.columns) * k;
-    w.waveSlots = device.waveSlots(tile);
-  }
-
   const DeviceDescription &device;
   const double dynamicExtent;
 };
+
+} // namespace
+
+/// The row tiles of a grouped GEMM: each expert of a launch owns
+/// ceil(rows_e / tile rows), its rows binomial over the tokens (random
+/// routing: mean mu = rows / E, variance mu (1 - k / E)), the last tile
+/// half empty on average; times the column tiles.
+static void setRowTiles(KernelWork &w, const DeviceDescription &device,
+                        const GemmTile &tile, const GroupedGemmShape &s) {
+  double mu = s.rows / s.experts, tm = double(tile.rows);
+  double variance = mu * std::max(0.0, 1.0 - s.topK / s.experts);
+  double rowTiles = s.expertsPerLaunch * (mu / tm + 0.5);
+  // A ceiling adds about a uniform [0, 1) tile: variance 1/12.
+  double rowTilesSd =
+      std::sqrt(s.expertsPerLaunch * (variance / (tm * tm) + 1.0 / 12.0));
+  double columnTiles = std::ceil(s.n / double(tile.columns));
+  w.tiles = rowTiles * columnTiles;
+  w.tilesSd = rowTilesSd * columnTiles;
+  w.tileFlops = 2.0 * tm * double(tile.columns) * s.k;
+  w.waveSlots = device.waveSlots(tile);
+}
+
+KernelWork mlir::moe::groupedMatmulWork(const DeviceDescription &device,
+                                        std::string name,
+                                        const GroupedGemmShape &s,
+                                        bool halfOperands) {
+  KernelWork w;
+  w.name = std::move(name);
+  w.op = "moek.grouped_matmul";
+  w.tensorCore = device.matrixTflops > 0 && halfOperands &&
+                 int64_t(s.k) % 8 == 0 && int64_t(s.n) % 8 == 0;
+  // Each expert's last row tile is on average half empty: the tile shape's
+  // efficiency on ragged groups (the wave term prices it too; this is the
+  // flops the report shows).
+  const GemmTile *tile = device.tileFor("grouped_matmul");
+  double padded =
+      s.rows + (w.tensorCore && tile ? s.experts * double(tile->rows) / 2.0
+                                     : 0.0);
+  w.flops = 2 * padded * s.k * s.n;
+  w.bytes = s.rows * s.k * s.aBytes + s.experts * s.k * s.n * s.bBytes +
+            s.outBytes;
+  if (!tile || !w.tensorCore)
+    return w;
+  setRowTiles(w, device, *tile, s);
+  // The expert's weight is read again beyond the cache by every tile
+  // group that needs it: each row tile (column-first order), or each band
+  // of row tiles that holds the expert's rows (about rowTiles / band + 1:
+  // the bands do not start at an expert's first row).
+  double weight = s.k * s.n * s.bBytes;
+  double rowTiles = std::ceil(s.rows / s.experts / double(tile->rows));
+  double reads = tile->bandRowTiles > 0
+                     ? std::min(rowTiles,
+                                rowTiles / double(tile->bandRowTiles) + 1.0)
+                     : rowTiles;
+  w.bytes += s.experts * cacheMissBytes(device, weight, reads * weight);
+  return w;
+}
+
+namespace {
 
 /// What a dynamic row count of `func` is assumed to be: in a per-rank
 /// program of expert parallelism (moe.expert_parallel) the rows a rank
@@ -596,6 +621,11 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
         cost.kernels.push_back(KernelEstimate{work, ms});
         continue;
       }
+      // The host reads the sizes first: the compute lane waits too.
+      double waitMs = double(work.launches * work.hostWaits) *
+                      device.hostWaitUs * 1e-3;
+      now += waitMs;
+      cost.hostWaitMs += waitMs;
       double end = std::max(now, linkFree) + ms;
       linkFree = end;
       cost.communicationMs += ms;
@@ -658,6 +688,7 @@ static llvm::json::Object costJson(const FunctionCost &cost,
       {"sync_ms", device.syncUs * 1e-3},
       {"communication_ms", cost.communicationMs},
       {"hidden_ms", cost.hiddenMs},
+      {"host_wait_ms", cost.hostWaitMs},
       {"assumed_dynamic_extent", cost.dynamicExtent},
       {"kernels", std::move(kernels)},
       {"collectives", std::move(collectives)},

@@ -52,12 +52,34 @@ struct FunctionCost {
   double kernelMs = 0;                 ///< sum over the kernels
   double communicationMs = 0;          ///< sum over the collectives
   double hiddenMs = 0;                 ///< of it, beside the kernels
+  /// The host's waits for the device before collectives (hostWaitUs each).
+  double hostWaitMs = 0;
   double dynamicExtent = kAssumedDynamicExtent; ///< a dynamic extent, assumed
   /// Kernels, the communication not hidden, and the call's synchronization.
   double totalMs = 0;
   /// Predicted ms per kernel name, summed (profiles aggregate by name).
   std::map<std::string, double> msByName() const;
 };
+
+/// A grouped GEMM as moek.grouped_matmul runs it: `rows` routed rows over
+/// `experts` experts, `expertsPerLaunch` of them a launch, a [rows, k] of
+/// `aBytes` elements, b [E, k, n] of `bBytes`, and `outBytes` the bytes
+/// its epilogue moves in all.
+struct GroupedGemmShape {
+  double rows = 0, experts = 1, expertsPerLaunch = 1, topK = 1;
+  double k = 0, n = 0;
+  double aBytes = 2, bBytes = 2, outBytes = 0;
+};
+
+/// The work of that GEMM on `device` (tensor cores for half operands whose
+/// k and n are multiples of 8): flops with the tiles' padding, bytes with
+/// the weights' re-reads beyond the cache, tiles for the wave term. The
+/// cost of a moek.grouped_matmul, and what passes that choose before the
+/// kernels exist (moe-overlap-communication) price expert GEMMs with.
+::moe::cost::KernelWork
+groupedMatmulWork(const ::moe::cost::DeviceDescription &device,
+                  std::string name, const GroupedGemmShape &shape,
+                  bool halfOperands);
 
 /// The cost of `func`, a function of moek kernels on buffers.
 FunctionCost estimateFunctionCost(func::FuncOp func,
@@ -69,7 +91,8 @@ estimateModuleCost(ModuleOp module,
                    const ::moe::cost::DeviceDescription &device);
 
 /// Writes {"device": ID, "functions": {NAME: {"total_ms", "kernel_ms",
-/// "sync_ms", "communication_ms", "hidden_ms", "assumed_dynamic_extent", "kernels": [{"name", "op",
+/// "sync_ms", "communication_ms", "hidden_ms", "host_wait_ms",
+/// "assumed_dynamic_extent", "kernels": [{"name", "op",
 /// "flops", "bytes", "launches", "tensor_core", "tiles_per_launch",
 /// "wave_slots", "waves_per_launch", "wave_flops", "predicted_ms"}],
 /// "collectives": [{"name", "op", "bytes", "launches", "predicted_ms",

@@ -27,15 +27,18 @@ std::vector<DeviceDescription> buildTable() {
       for (KernelCalibration &k : d.kernels)                                   \
         if (k.kernelClass == CLASS)                                            \
           k.waveUs = WAVE_US;
-#define TILE(DEVICE_ID, KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR)       \
+#define TILE(DEVICE_ID, KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR,      \
+             BAND_ROW_TILES)                                                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \
-      d.tiles.push_back(GemmTile{KERNEL, ROWS, COLUMNS, CTAS_PER_MULTIPROCESSOR});
-#define LINK(DEVICE_ID, BANDWIDTH_GBS, COLLECTIVE_US)                         \
+      d.tiles.push_back(GemmTile{KERNEL, ROWS, COLUMNS,                        \
+                                 CTAS_PER_MULTIPROCESSOR, BAND_ROW_TILES});
+#define LINK(DEVICE_ID, BANDWIDTH_GBS, COLLECTIVE_US, HOST_WAIT_US)           \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID) {                                                   \
       d.linkGBs = BANDWIDTH_GBS;                                               \
       d.collectiveUs = COLLECTIVE_US;                                          \
+      d.hostWaitUs = HOST_WAIT_US;                                             \
     }
 #define CACHE(DEVICE_ID, L2_MIB)                                               \
   for (DeviceDescription &d : devices)                                         \

@@ -38,6 +38,10 @@ struct GemmTile {
   std::string kernel; ///< "grouped_matmul", "grouped_weight_grad"
   int64_t rows = 1, columns = 1;
   int64_t ctasPerMultiprocessor = 1; ///< occupancy: shared memory, registers
+  /// The tile order: a persistent grid walking bands of this many row
+  /// tiles, column by column, so that a band reads each weight panel once;
+  /// 0: one CTA per tile, column-first (every row tile reads its weight).
+  int64_t bandRowTiles = 0;
 };
 
 /// A kernel class that runs another's code on one device (the lowering emits
@@ -64,6 +68,10 @@ struct DeviceDescription {
   /// collective call. 0: no link described (collectives cost nothing).
   double linkGBs = 0;
   double collectiveUs = 0;
+  /// The host's wait for the device before a collective whose sizes it
+  /// must read (an all-to-all copies its counts to the host): the compute
+  /// stream drains and what follows starts from idle. 0: none.
+  double hostWaitUs = 0;
   /// The last-level cache (CACHE rows; 0: none modeled). A tiled GEMM whose
   /// per-expert operands outgrow it reads them again from memory for every
   /// tile that needs them (CostModel's cacheMissBytes).
@@ -112,6 +120,9 @@ struct KernelWork {
   /// A collective: `bytes` leave the rank over the device's link, each of
   /// the `launches` calls pays the link's fixed cost; no flops.
   bool communication = false;
+  /// Host waits per launch of a collective (the device's hostWaitUs each):
+  /// time on the compute lane, not the link's, so never hidden.
+  int64_t hostWaits = 0;
   /// The class whose calibration prices it when not its own name's: a
   /// launch that is another fitted kernel on other operands (the router's
   /// tensor-core products are the backward's GEMM kernels).
