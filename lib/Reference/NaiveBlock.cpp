@@ -55,7 +55,7 @@ void rmsNorm(const double *v, const float *g, int64_t rows, int64_t H,
 std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
                                     const double *n, const float *wq,
                                     const float *wk, const float *wv,
-                                    const float *wo) {
+                                    const float *wo, float (*store)(float)) {
   const int64_t L = shape.seq, H = shape.hidden, nh = shape.heads,
                 nkv = shape.kvHeads, dh = shape.headDim;
   const int64_t rows = numSeqs * L;
@@ -96,6 +96,9 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
       }
     }
   }
+  if (store)
+    for (double &value : o)
+      value = static_cast<double>(store(static_cast<float>(value)));
   return matmul(o.data(), wo, rows, nh * dh, H);
 }
 
@@ -127,7 +130,8 @@ BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
   for (int64_t tile = 0; tile < btaTiles; ++tile) {
     const int64_t first = tile * tileSeqs * L * H;
     std::vector<double> a =
-        causalAttention(shape, tileSeqs, &n[first], w.wq, w.wk, w.wv, w.wo);
+        causalAttention(shape, tileSeqs, &n[first], w.wq, w.wk, w.wv, w.wo,
+                        store);
     for (int64_t i = 0; i < tileSeqs * L * H; ++i)
       h[first + i] = stored(h[first + i] + stored(a[i]));
   }

@@ -80,11 +80,14 @@ void rmsNorm(const double *v, const float *g, int64_t rows, int64_t H,
              double *out);
 
 /// Attn(n) of `numSeqs` sequences of shape.seq tokens (shape.batch is not
-/// read): n is [numSeqs, L, H], the result too, wo applied.
+/// read): n is [numSeqs, L, H], the result too, wo applied. `store`, when
+/// given, rounds the heads' outputs before wo, as a program of a narrow
+/// storage type keeps them (the output projection's operand).
 std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
                                     const double *n, const float *wq,
                                     const float *wk, const float *wv,
-                                    const float *wo);
+                                    const float *wo,
+                                    float (*store)(float) = nullptr);
 
 /// Runs the reference block, attention over `btaTiles` tiles of B/btaTiles
 /// sequences (each tile a separate causalAttention call), then one MoE over
@@ -93,7 +96,8 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
 /// sizes, nkv not dividing nh, btaTiles not dividing B, a null pointer) or
 /// runMoeLayer rejects the router options.
 /// `store`, when given, rounds what a program keeps in its storage type
-/// (RMSNorm's outputs, attention's output, h) as the program does, e.g.
+/// (RMSNorm's outputs, the heads' outputs before wo, attention's output,
+/// h) as the program does, e.g.
 /// roundToBf16 for a bf16 block; the arithmetic stays in double.
 BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
                      const float *x, const BlockWeights &weights,

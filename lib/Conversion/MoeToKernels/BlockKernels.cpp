@@ -9,6 +9,7 @@
 //   s         = exp(s * scale - m), 0 past i     (in place)
 //   l         = sum over j of s
 //   o         = (s . v_g(h)) / l                 f32 [B, L, heads, dh]
+//                 (rounded through a bf16/f16 storage type, in place)
 //   out       = o * wo                           [B, L, H]
 //
 // with g(h) = h floordiv (heads / kv_heads), the key/value head of query
@@ -306,6 +307,19 @@ LogicalResult mlir::moe::lowerAttention(AttentionOp op,
             linalg::YieldOp::create(
                 nb, loc, Value(arith::AddFOp::create(nb, loc, args[3], product)));
           });
+
+  // The heads' outputs are the output projection's operand, which a narrow
+  // storage type keeps rounded (the CUDA lowering stores them so, for its
+  // tensor cores): round them in place, as the reference block does.
+  if (!element.isF32()) {
+    AffineMap all3 = AffineMap::getMultiDimIdentityMap(3, ctx);
+    generic(b, {}, {o}, {all3}, {par, par, par},
+            [&](OpBuilder &nb, Location loc, ValueRange args) {
+              linalg::YieldOp::create(
+                  nb, loc,
+                  toF32(nb, loc, fromF32(nb, loc, args[0], element)));
+            });
+  }
 
   // The output projection, then the layer's element type.
   Value wide = filled(b,

@@ -311,6 +311,38 @@ TEST(NaiveBlock, BatchTilingLeavesTheBlockUnchanged) {
   }
 }
 
+/// A narrow storage type keeps the heads' outputs rounded before wo (the
+/// output projection's operand): with `store`, attention is exactly wo
+/// applied to the rounded heads of attention without it — recovered here
+/// from an identity wo — and differs from it.
+TEST(NaiveBlock, StoreRoundsTheHeadsBeforeTheOutputProjection) {
+  const int64_t L = 6, H = 8;
+  BlockShape s = shapeOf(1, L, H, 2, 1, 4);
+  const Weights w = randomWeights(s, 700);
+  const int64_t width = s.heads * s.headDim;
+  ASSERT_EQ(width, H) << "an identity wo needs nh*dh = H";
+  std::vector<float> identity(width * H, 0.0f);
+  for (int64_t i = 0; i < H; ++i)
+    identity[i * H + i] = 1.0f;
+  const std::vector<float> x = normal(L * H, 701, 1.0);
+  std::vector<double> n(L * H);
+  rmsNorm(std::vector<double>(x.begin(), x.end()).data(), w.g1.data(), L, H,
+          n.data());
+  const std::vector<double> heads = causalAttention(
+      s, 1, n.data(), w.wq.data(), w.wk.data(), w.wv.data(), identity.data());
+  const std::vector<double> rounded =
+      causalAttention(s, 1, n.data(), w.wq.data(), w.wk.data(), w.wv.data(),
+                      identity.data(), roundToBf16);
+  int differing = 0;
+  for (int64_t i = 0; i < L * H; ++i) {
+    EXPECT_EQ(rounded[i], static_cast<double>(roundToBf16(
+                              static_cast<float>(heads[i]))))
+        << i;
+    differing += rounded[i] != heads[i];
+  }
+  EXPECT_GT(differing, 0) << "random heads are not all bf16 values";
+}
+
 /// Dropless, the MoE is per token too, so B blocks of one sequence each,
 /// concatenated, are the block of B sequences. (With a capacity they are
 /// not: capacity is counted over the MoE's whole group of tokens.)
