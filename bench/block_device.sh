@@ -158,12 +158,14 @@ check qwen3-attn 90
 check qwen3-short 90
 check qwen3-short-mma 90 info
 
-# time NAME BATCH: qwen3_block's artifact NAME, --repeat 5.
+# time NAME BATCH: qwen3_block's artifact NAME, --repeat 5 --profile; the
+# expert GEMMs' TFLOP/s beside the tokens per expert (T*k/E = T/16 here:
+# the gate/up GEMM is 2*T*k*H*2F flops, the down GEMM 2*T*k*F*H).
 time_block() {
   local name=$1 batch=$2 s rc tokens ms per
   s=$(limit 75)
   if [ "$s" = 0 ]; then echo "-- $name: SKIPPED (deadline)"; return; fi
-  timeout "$s" "$run" "$art/$name.so" --repeat 5 > "$logs/$name.log" 2>&1
+  timeout "$s" "$run" "$art/$name.so" --repeat 5 --profile > "$logs/$name.log" 2>&1
   rc=$?
   tokens=$((batch * 4096))
   ms=$(grep -oE 'median [0-9.]+ ms' "$logs/$name.log" | grep -oE '[0-9.]+' | head -1)
@@ -171,6 +173,10 @@ time_block() {
   echo "-- $name (rc $rc$([ $rc = 124 ] && echo ', timed out')): $(grep -E '^time' "$logs/$name.log") ${per:-}"
   grep -E 'device memory|memory: planned' "$logs/$name.log" | sed 's/^/   /'
   grep -E "^$name " "$dir/memory/summary.txt" | sed 's/^/   plan: /'
+  awk -v t="$tokens" '$NF ~ /^moek_grouped_matmul_(silu_glu|scatter_add|scatter_store|store)$/ && NF == 4 && $2 ~ /%$/ {
+      n = ($NF ~ /silu_glu/) ? 1536 : 2048; k = ($NF ~ /silu_glu/) ? 2048 : 768
+      printf "   expert GEMM %s: %.3f ms, %.0f TFLOP/s at %d tokens per expert\n", $NF, $1,
+        2 * t * 8 * k * n / ($1 * 1e9), t / 16 }' "$logs/$name.log"
 }
 
 echo "== timing: qwen3_block (seq 4096), --repeat 5, beside the compile-time plans ($(date -u +%H:%M:%S))"
