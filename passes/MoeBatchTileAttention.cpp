@@ -219,14 +219,14 @@ private:
                                          fusion, epilogue)))
       return failure();
     func = clone->lookupSymbol<func::FuncOp>(funcName);
-    auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
-    if (!plan)
+    std::optional<int64_t> peak = plannedPeakBytes(func);
+    if (!peak)
       return getOperation()->emitError()
              << "moe-batch-tile-attention: @" << funcName
              << " has no memory plan to fit under the budget";
     Candidate c;
     c.tiles = n;
-    c.peakBytes = plan.getAs<IntegerAttr>("peak_intermediate_bytes").getInt();
+    c.peakBytes = *peak;
     c.predictedMs = estimateFunctionCost(func, *device).totalMs;
     return c;
   }

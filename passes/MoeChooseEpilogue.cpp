@@ -125,9 +125,8 @@ private:
     for (const FunctionCost &cost : estimateModuleCost(*clone, device))
       e.predictedMs += cost.totalMs;
     for (auto func : clone->getOps<func::FuncOp>())
-      if (auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan"))
-        if (auto peak = plan.getAs<IntegerAttr>("peak_intermediate_bytes"))
-          e.peakBytes = std::max(e.peakBytes, peak.getInt());
+      if (std::optional<int64_t> peak = plannedPeakBytes(func))
+        e.peakBytes = std::max(e.peakBytes, *peak);
     return e;
   }
 };

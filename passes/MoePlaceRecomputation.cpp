@@ -306,13 +306,13 @@ private:
                                          fusion, epilogue)))
       return failure();
     func = clone->lookupSymbol<func::FuncOp>(funcName);
-    auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
-    if (!plan)
+    std::optional<int64_t> peak = plannedPeakBytes(func);
+    if (!peak)
       return func.emitError()
              << "moe-place-recomputation: the training step has no memory "
                 "plan (its buffers have dynamic shapes?)";
     Evaluation e;
-    e.peakBytes = plan.getAs<IntegerAttr>("peak_intermediate_bytes").getInt();
+    e.peakBytes = *peak;
     e.predictedMs = estimateFunctionCost(func, *device).totalMs;
     return e;
   }

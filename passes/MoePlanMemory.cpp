@@ -287,3 +287,13 @@ struct MoePlanMemoryPass
 };
 
 } // namespace
+
+std::optional<int64_t> mlir::moe::plannedPeakBytes(func::FuncOp func) {
+  auto plan = func->getAttrOfType<DictionaryAttr>("moe.memory_plan");
+  if (!plan)
+    return std::nullopt;
+  auto peak = plan.getAs<IntegerAttr>("peak_intermediate_bytes");
+  if (!peak)
+    return std::nullopt;
+  return peak.getInt();
+}

@@ -7,6 +7,8 @@
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
+#include <optional>
+
 namespace mlir {
 namespace arith { class ArithDialect; }
 namespace bufferization { class BufferizationDialect; }
@@ -124,6 +126,10 @@ void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
 LogicalResult runPlannedBuffersPipeline(ModuleOp module, StringRef target,
                                         int64_t expertsPerChunk, bool fusion,
                                         StringRef epilogue);
+
+/// The planned peak of intermediate memory moe-plan-memory recorded on
+/// `func` (its moe.memory_plan), or nothing when it has no plan.
+std::optional<int64_t> plannedPeakBytes(func::FuncOp func);
 
 /// Device kernels to NVVM and a gpu.binary, host code to LLVM calling the
 /// mgpu* functions moert provides.
