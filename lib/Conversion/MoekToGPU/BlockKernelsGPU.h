@@ -13,6 +13,8 @@
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
 #include <string>
 
 namespace mlir::moek {
@@ -39,6 +41,16 @@ constexpr int64_t kMaxFlashAttentionHeadDim = 256;
 LogicalResult lowerFlashAttentionToGPU(FlashAttentionOp op,
                                        moe::LoopBuilder &lb,
                                        int64_t maxSharedBytes);
+
+/// The launch of a flash-attention kernel named `name`: a CTA of `threads`
+/// threads per (block of `queries` queries of `length`, head, sequence of
+/// `batch`), at least one CTA along each dimension (a launch of zero blocks
+/// is an error), `sharedBytes` of dynamic shared memory. The builder is left
+/// at the start of the kernel's body (callers guard their insertion point).
+gpu::LaunchOp launchFlashAttentionGrid(moe::LoopBuilder &lb, Value length,
+                                       Value batch, int64_t queries,
+                                       int64_t heads, int64_t threads,
+                                       int64_t sharedBytes, StringRef name);
 
 /// The largest head size of the tensor-core flash-attention kernel: a lane
 /// keeps dh / 2 f32 output accumulators in registers.

@@ -272,19 +272,10 @@ void FlashAttentionKernel::emit() {
   Value q = op.getQ();
   batch = lb.dim(q, 0);
   length = lb.dim(q, 1);
-  Value one = ix.c(1);
-  // At least one CTA a dimension: a launch of zero blocks is an error.
-  Value gridX = arith::MaxUIOp::create(b, ix.ceilDiv(length, g.queries), one);
-  Value gridZ = arith::MaxUIOp::create(b, batch, one);
-  auto launch =
-      gpu::LaunchOp::create(b, gridX, ix.c(heads), gridZ, ix.c(32 * kWarps),
-                            one, one, lb.i32(g.sharedBytes()));
-  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "simt"));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  gpu::LaunchOp launch =
+      launchFlashAttentionGrid(lb, length, batch, g.queries, heads,
+                               32 * kWarps, g.sharedBytes(), "simt");
   tid = launch.getThreadIds().x;
   lane = ix.rem(tid, 32);
   warp = ix.div(tid, 32);
@@ -314,6 +305,25 @@ void FlashAttentionKernel::emit() {
 }
 
 } // namespace
+
+gpu::LaunchOp mlir::moek::launchFlashAttentionGrid(
+    moe::LoopBuilder &lb, Value length, Value batch, int64_t queries,
+    int64_t heads, int64_t threads, int64_t sharedBytes, StringRef name) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value one = ix.c(1);
+  Value gridX = arith::MaxUIOp::create(b, ix.ceilDiv(length, queries), one);
+  Value gridZ = arith::MaxUIOp::create(b, batch, one);
+  auto launch = gpu::LaunchOp::create(b, gridX, ix.c(heads), gridZ,
+                                      ix.c(threads), one, one,
+                                      lb.i32(sharedBytes));
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), name));
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+  return launch;
+}
 
 LogicalResult mlir::moek::lowerFlashAttentionToGPU(FlashAttentionOp op,
                                                    LoopBuilder &lb,

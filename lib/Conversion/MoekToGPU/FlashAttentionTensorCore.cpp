@@ -310,19 +310,9 @@ void MmaFlashKernel::emit() {
   Value q = op.getQ();
   batch = lb.dim(q, 0);
   length = lb.dim(q, 1);
-  Value one = ix.c(1);
-  // At least one CTA a dimension: a launch of zero blocks is an error.
-  Value gridX = arith::MaxUIOp::create(b, ix.ceilDiv(length, kQueries), one);
-  Value gridZ = arith::MaxUIOp::create(b, batch, one);
-  auto launch =
-      gpu::LaunchOp::create(b, gridX, ix.c(heads), gridZ, ix.c(32 * kWarps),
-                            one, one, lb.i32(sharedBytes()));
-  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "mma"));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  gpu::LaunchOp launch = launchFlashAttentionGrid(
+      lb, length, batch, kQueries, heads, 32 * kWarps, sharedBytes(), "mma");
   tid = launch.getThreadIds().x;
   lane = ix.rem(tid, 32);
   warp = ix.div(tid, 32);
