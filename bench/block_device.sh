@@ -19,20 +19,15 @@
 # exit status 1 when a check failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/bench/moe_run_sources.sh"
 
 if [ "${1:-}" = compile ]; then
   root=$here
   bin=${BUILD_DIR:-$root/build}/bin
   dest=${2:-$root/.device/block}
-  rm -rf "$dest" && mkdir -p "$dest/art" "$dest/memory" "$dest/lib/Target" \
-    "$dest/tools" "$dest/bench" "$dest/peer"
+  rm -rf "$dest" && mkdir -p "$dest/art" "$dest/memory" "$dest/peer"
   # The MLIR-free runtime and moe-run, built there.
-  cp -r "$root/runtime" "$root/include" "$dest/"
-  cp "$root/bench/block_device.sh" "$dest/bench/"
-  cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
-  cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" \
-    "$dest/lib/Target/"
-  cp -r "$root/tools/moe-run" "$dest/tools/"
+  copy_moe_run_sources "$root" "$dest" block_device.sh
   # The peer: our PyTorch block around the team's grouped MoE (not ours).
   cp "$root/bench/torch_block_baseline.py" "$dest/peer/"
   cp "$root/../shared/bench/torch_baselines.py" "$dest/peer/"
@@ -108,11 +103,7 @@ exec > >(tee "$out/block_device.log") 2>&1
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 start=$(date +%s)
 deadline=$((start + ${DEADLINE:-380}))
-cmake -S "$dir/tools/moe-run" -B /tmp/block-moe-run -G Ninja \
-  -DCMAKE_BUILD_TYPE=Release > /tmp/block-cmake.log 2>&1 ||
-  { tail -30 /tmp/block-cmake.log; exit 1; }
-ninja -C /tmp/block-moe-run -j "$(nproc)" > /tmp/block-ninja.log 2>&1 ||
-  { tail -30 /tmp/block-ninja.log; exit 1; }
+build_moe_run "$dir" /tmp/block-moe-run || exit 1
 run=/tmp/block-moe-run/moe-run
 echo "moe-run built in $(($(date +%s) - start)) s; deadline ${DEADLINE:-380} s from the start"
 failures=0

@@ -16,19 +16,14 @@
 # status 1 when a check failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/bench/moe_run_sources.sh"
 
 if [ "${1:-}" = compile ]; then
   root=$here
   bin=${BUILD_DIR:-$root/build}/bin
   dest=${2:-$root/.device/epilogue}
-  rm -rf "$dest" && mkdir -p "$dest/art" "$dest/lib/Target" "$dest/tools" \
-    "$dest/bench"
-  cp -r "$root/runtime" "$root/include" "$dest/"
-  cp "$root/bench/epilogue_device.sh" "$dest/bench/"
-  cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
-  cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" \
-    "$dest/lib/Target/"
-  cp -r "$root/tools/moe-run" "$dest/tools/"
+  rm -rf "$dest" && mkdir -p "$dest/art"
+  copy_moe_run_sources "$root" "$dest" epilogue_device.sh
   compile() { # NAME SPEC FLAGS...
     local name=$1 spec=$2; shift 2
     "$bin/moe-compile" --layer "$spec" --target=cuda:sm_90a "$@" \
@@ -75,11 +70,7 @@ rm -rf "$logs" && mkdir -p "$out" "$logs"
 exec > >(tee "$out/epilogue_device.log") 2>&1
 trap 'tar czf "$out/epilogue_logs.tar.gz" -C "$logs" . 2>/dev/null' EXIT
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-cmake -S "$dir/tools/moe-run" -B /tmp/epilogue-moe-run -G Ninja \
-  -DCMAKE_BUILD_TYPE=Release > /tmp/epilogue-cmake.log 2>&1 ||
-  { tail -30 /tmp/epilogue-cmake.log; exit 1; }
-ninja -C /tmp/epilogue-moe-run > /tmp/epilogue-ninja.log 2>&1 ||
-  { tail -30 /tmp/epilogue-ninja.log; exit 1; }
+build_moe_run "$dir" /tmp/epilogue-moe-run || exit 1
 run=/tmp/epilogue-moe-run/moe-run
 deadline=$(($(date +%s) + ${BUDGET:-200}))
 failures=0

@@ -19,20 +19,15 @@
 # log per run); exit status 1 when a check failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/bench/moe_run_sources.sh"
 
 if [ "${1:-}" = compile ]; then
   root=$here
   bin=${BUILD_DIR:-$root/build}/bin
   dest=${2:-$root/.device/wgrad}
-  rm -rf "$dest" && mkdir -p "$dest/art/sm_90a" "$dest/art/sm_90" \
-    "$dest/lib/Target" "$dest/tools" "$dest/bench"
+  rm -rf "$dest" && mkdir -p "$dest/art/sm_90a" "$dest/art/sm_90"
   # The MLIR-free runtime and moe-run, built there.
-  cp -r "$root/runtime" "$root/include" "$dest/"
-  cp "$root/bench/wgrad_device.sh" "$dest/bench/"
-  cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
-  cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" \
-    "$dest/lib/Target/"
-  cp -r "$root/tools/moe-run" "$dest/tools/"
+  copy_moe_run_sources "$root" "$dest" wgrad_device.sh
   compile() { # CHIP NAME SOURCE FLAGS... (SOURCE: a spec, or an .mlir file)
     local chip=$1 name=$2 source=$3; shift 3
     local input=(--layer "$source")
@@ -79,11 +74,7 @@ rm -rf "$logs" && mkdir -p "$out" "$logs"
 exec > >(tee "$out/wgrad_device.log") 2>&1
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 t0=$(date +%s)
-cmake -S "$dir/tools/moe-run" -B /tmp/wgrad-moe-run -G Ninja \
-  -DCMAKE_BUILD_TYPE=Release > /tmp/wgrad-cmake.log 2>&1 ||
-  { tail -30 /tmp/wgrad-cmake.log; exit 1; }
-ninja -C /tmp/wgrad-moe-run > /tmp/wgrad-ninja.log 2>&1 ||
-  { tail -30 /tmp/wgrad-ninja.log; exit 1; }
+build_moe_run "$dir" /tmp/wgrad-moe-run || exit 1
 run=/tmp/wgrad-moe-run/moe-run
 start=$(date +%s) deadline=$(($(date +%s) + ${BUDGET:-205}))
 echo "moe-run built in $((start - t0)) s; budget ${BUDGET:-205} s from here"
