@@ -163,19 +163,10 @@ struct WeightGradWarpgroupKernel {
 /// 1024 bytes and the descriptors assume it): sharedBase, and sharedElems
 /// over the stages for the cp.async copies.
 void WeightGradWarpgroupKernel::alignSharedMemory() {
-  MLIRContext *context = b.getContext();
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
-  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                                   MemRefLayoutAttrInterface(), workgroup);
-  Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
-  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, shared);
-  Value shift = ix.sub(ix.mul(ix.ceilDiv(address, 1024), 1024), address);
-  sharedBase = i64(ix.add(address, shift));
-  auto elemsType = MemRefType::get({kBarrierOffset / 2}, element,
-                                   MemRefLayoutAttrInterface(), workgroup);
-  sharedElems =
-      memref::ViewOp::create(b, elemsType, shared, shift, ValueRange{});
+  AlignedSharedMemory shared =
+      alignDynamicSharedMemory(b, ix, element, kBarrierOffset / 2);
+  sharedBase = shared.base;
+  sharedElems = shared.elements;
 }
 
 /// full[s]: the producer threads' 128 cp.async arrivals (nothing comes by

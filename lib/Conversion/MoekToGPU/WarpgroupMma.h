@@ -10,7 +10,11 @@
 #ifndef MOE_MLIR_LIB_CONVERSION_MOEKTOGPU_WARPGROUPMMA_H
 #define MOE_MLIR_LIB_CONVERSION_MOEKTOGPU_WARPGROUPMMA_H
 
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -35,6 +39,34 @@ inline Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address,
 }
 
 /// The f32 accumulators of one wgmma m64nN, an !llvm.struct of n / 2 f32.
+/// The wgmma kernels' dynamic shared memory aligned up to 1024 bytes (the
+/// 128B swizzle repeats every 1024 bytes and the descriptors assume it):
+/// its address as i64, and its first `count` values of `element` as a view
+/// for the cp.async copies.
+struct AlignedSharedMemory {
+  Value base;
+  Value elements;
+};
+inline AlignedSharedMemory
+alignDynamicSharedMemory(ImplicitLocOpBuilder &b, Ix &ix, Type element,
+                         int64_t count) {
+  MLIRContext *context = b.getContext();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                   MemRefLayoutAttrInterface(), workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, shared);
+  Value shift = ix.sub(ix.mul(ix.ceilDiv(address, 1024), 1024), address);
+  Value base =
+      arith::IndexCastOp::create(b, b.getI64Type(), ix.add(address, shift));
+  auto elementsType = MemRefType::get({count}, element,
+                                      MemRefLayoutAttrInterface(), workgroup);
+  Value elements =
+      memref::ViewOp::create(b, elementsType, shared, shift, ValueRange{});
+  return {base, elements};
+}
+
 inline Type wgmmaAccumulatorType(MLIRContext *context, int64_t n) {
   return LLVM::LLVMStructType::getLiteral(
       context, SmallVector<Type>(n / 2, Float32Type::get(context)));
