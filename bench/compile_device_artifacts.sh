@@ -10,6 +10,8 @@
 #   config-NAME.so     the CPU end-to-end configurations, for --check
 #   config-train-NAME.so  the training step (--backward) of some of them, which
 #                      --check compares with the reference backward
+#   time-train-PRESET.so  with TRAINING=1: the presets' training step, timed
+#                      and profiled as the forward is
 # TARGET picks the chip (default cuda:sm_90; cuda:sm_90a for wgmma and TMA);
 # COMPARE="cuda:sm_90 ..." adds time-PRESET-CHIP.so for those targets, to
 # time them in the same call; QUICK=1 leaves out the chunk1 and unfused
@@ -39,6 +41,7 @@ for preset in mixtral qwen3_30b_a3b olmoe; do
   for other in ${COMPARE-}; do
     target=$other compile "time-$preset-${other#cuda:}" "$preset"
   done
+  [ "${TRAINING:-0}" = 1 ] && compile "time-train-$preset" "$preset" --backward
   [ "${QUICK:-0}" = 1 ] && continue
   compile "time-$preset-chunk1" "$preset" --experts-per-chunk=1
   compile "time-$preset-unfused" "$preset" --no-fusion
@@ -77,6 +80,7 @@ dynamic tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dynamic=1
 odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 single-token tokens=1,hidden=32,ffn=16,experts=4,top_k=2
 empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
+many-experts tokens=300,hidden=64,ffn=32,experts=256,top_k=8,dtype=bf16
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
 CONFIGS
 # f16 operands on tensor cores (the layer specs make f32 or bf16).
@@ -96,6 +100,7 @@ gelu-scaling tokens=32,hidden=64,ffn=48,experts=8,top_k=2,activation=gelu_glu,no
 bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
 bf16-odd-rows tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16
 bf16-empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1,dtype=bf16
+bf16-many-experts tokens=300,hidden=64,ffn=32,experts=256,top_k=8,dtype=bf16
 odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2

@@ -92,6 +92,27 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
       /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
 }
 
+/// st.global.b32 of two 16-bit values (`pair`, bf16 or f16) at `address`
+/// (i64, 4-byte aligned), the first in the low half (little-endian: the
+/// lower address).
+void emitPackedStore(ImplicitLocOpBuilder &b, Value address,
+                     ArrayRef<Value> pair) {
+  Value vector = vector::FromElementsOp::create(
+      b, VectorType::get({2}, pair[0].getType()), pair);
+  Value word = vector::ExtractOp::create(
+      b,
+      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                vector),
+      ArrayRef<int64_t>{0});
+  LLVM::InlineAsmOp::create(
+      b, /*res=*/Type(), ValueRange{address, word},
+      b.getStringAttr("st.global.b32 [$0], $1;"),
+      b.getStringAttr("l,r,~{memory}"),
+      /*has_side_effects=*/b.getUnitAttr(),
+      /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
+      /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
+}
+
 } // namespace
 
 SmallVector<Value> mlir::moek::fragmentRegisters(ImplicitLocOpBuilder &b,
@@ -675,6 +696,15 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
     }
     return;
   }
+  // A 16-bit output written (not added to) takes packed stores.
+  Type cElement = cast<MemRefType>(c.getType()).getElementType();
+  bool packedStores = cElement.getIntOrFloatBitWidth() == 16 &&
+                      !op.accumulate &&
+                      (glu || scatterStore || epilogue == Epilogue::store);
+  Value cBase = packedStores
+                    ? memref::ExtractAlignedPointerAsIndexOp::create(b, c)
+                          .getResult()
+                    : Value();
   for (int64_t mi = 0; mi < kFragsM; ++mi)
     for (int64_t h = 0; h < 2; ++h) {
       Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8),
@@ -696,6 +726,32 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
           // 8, so the fragment is wholly in range or wholly out.
           Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
           lb.ifThen(ix.ult(start, outputs), [&] {
+            if (packedStores) {
+              // The lane's two adjacent columns as one 32-bit store of two
+              // 16-bit values (half the store instructions of an element
+              // each; the column is even and rows are a multiple of 8
+              // elements, so the address is 4-byte aligned).
+              SmallVector<Value> pair;
+              for (int64_t p = 0; p < 2; ++p) {
+                Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];
+                if (glu)
+                  value = arith::MulFOp::create(
+                      b, activate(lb, value, gelu),
+                      acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p]);
+                else if (weight)
+                  value = arith::MulFOp::create(b, weight, value);
+                pair.push_back(arith::TruncFOp::create(b, cElement, value));
+              }
+              Value row = scatterStore ? token : local;
+              Value element = ix.add(ix.mul(row, outputs),
+                                     ix.add(start, laneColumn));
+              emitPackedStore(b,
+                              arith::IndexCastOp::create(
+                                  b, b.getI64Type(),
+                                  ix.add(cBase, ix.mul(element, 2))),
+                              pair);
+              return;
+            }
             for (int64_t p = 0; p < 2; ++p) {
               Value column = ix.add(ix.add(start, laneColumn), p);
               Value value = acc[(mi * kFragsN + nj) * 4 + h * 2 + p];

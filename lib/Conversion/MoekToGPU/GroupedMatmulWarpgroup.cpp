@@ -11,16 +11,21 @@
 //          ...; tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 +
 //          256)), scheduled on the device from the offsets, in bands of 16
 //          row tiles walked column by column (rows fastest)
+//   table: at the start, each CTA copies the experts' first rows into
+//          shared memory and thread 0 sums their row tiles there; a tile's
+//          expert is then a binary search of that table (a walk over every
+//          expert's offsets per tile cost qwen3_30b_a3b's 128 experts about
+//          10 us a tile, half the time of a K = 768 tile)
 //   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2;
 //          `it` counts the k tiles the CTA has gone through, over all its
 //          tiles: stage s = it % S, round it / S (the mbarrier phase)
-//   producer (setmaxnreg.dec 40), for every tile and k tile:
+//   producer (setmaxnreg.dec 64), for every tile and k tile:
 //     wait empty[s] (consumers done with round - 1)
 //     thread 0: full[s].arrive.expect_tx(bytes of B); TMA b[e, k0:, n:]
 //       (four boxes) or, transposed, b[e, n0:, k0:] (one box)
 //     every thread: cp.async its 16-byte chunks of a's gathered rows into
 //       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
-//   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63:
+//   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63:
 //     wait full[s]; fence.proxy.async (cp.async wrote A through the generic
 //     proxy, wgmma reads it through the async proxy); 4 x wgmma m64n256k16
 //     on descriptors; commit; wait until one group is in flight, then
@@ -35,7 +40,8 @@
 // chunks of [64 rows of k][128 B of n]; K-major (transposed b),
 // [256 rows of n][128 B of k], laid out as A is. In every 128-byte row,
 // 16-byte chunk j is stored at j ^ (row % 8). The mbarriers follow the
-// stages.
+// stages, then the tile table: E + 1 first rows, then E + 1 row-tile
+// prefix sums (i32).
 //
 // The tensor map and the cp.async copies are upstream nvgpu ops; the
 // mbarriers, TMA copies, fences, setmaxnreg and wgmma are NVVM ops. The
@@ -85,11 +91,20 @@ constexpr int64_t kStageBytesB = (kBN / kChunkColumns) * kChunkBytesB;
 static_assert(kStageBytesB == kBN * kRowBytes, "K-major B fills the same");
 constexpr int64_t kStageBytes = kStageBytesA + kStageBytesB;
 constexpr int64_t kBarrierOffset = kStages * kStageBytes;
-/// Slack for aligning the base to 1024 bytes, then 2 x kStages mbarriers.
-constexpr int64_t kSharedBytes = 1024 + kBarrierOffset + 2 * kStages * 8;
+constexpr int64_t kTableOffset = kBarrierOffset + 2 * kStages * 8;
+/// Slack for aligning the base to 1024 bytes, the stages, 2 x kStages
+/// mbarriers, then the tile table of `experts`: two i32 arrays of E + 1.
+constexpr int64_t sharedBytes(int64_t experts) {
+  return 1024 + kTableOffset + 2 * 4 * (experts + 1);
+}
+/// What one CTA may use on sm_90 (227 KiB).
+constexpr int64_t kMaxSharedBytes = 227 * 1024;
 constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
-/// Registers per thread after setmaxnreg: 128 x 40 + 256 x 232 <= 64K.
-constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
+/// 40 (CUTLASS's producers) ptxas spilled the producer's tile schedule and
+/// copy plan to local memory (mixtral's forward 28% slower on the H200);
+/// the consumers' 128 accumulators and epilogue fit in 216 without spills.
+constexpr int32_t kProducerRegisters = 64, kConsumerRegisters = 216;
 /// 16-byte chunks of A per producer thread and stage.
 constexpr int64_t kCopiesA = kBM * (kBK / 8) / kWarpgroup;
 
@@ -106,6 +121,9 @@ struct WarpgroupKernel {
   bool glu;
   /// b is [E, N, K]: K-major, wgmma's own B layout.
   bool kMajorB;
+  /// Experts of b, and the first and last + 1 of this launch's range.
+  int64_t experts;
+  Value first, last;
   // Set inside the launch.
   Value tid, map, expert, rowBegin, rows, base, n0;
   Value sharedBase;  ///< i64 shared-window address of the aligned base
@@ -120,6 +138,9 @@ struct WarpgroupKernel {
     width = bType.getDimSize(kMajorB ? 1 : 2);
     glu = isGlu(op.epilogue);
     outputs = glu ? width / 2 : width;
+    experts = bType.getDimSize(0);
+    first = op.firstExpert ? op.firstExpert : ix.c(0);
+    last = op.lastExpert ? op.lastExpert : ix.c(experts);
   }
 
   Value i32(Value index) {
@@ -141,6 +162,21 @@ struct WarpgroupKernel {
     return sharedPointer(
         ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
   }
+  /// The tile table's entry j (relative to `first`): the expert's first row
+  /// (rowStart) or the row tiles of the experts before it (tileStart).
+  Value rowStartSlot(Value j) {
+    return sharedPointer(ix.add(ix.mul(j, 4), kTableOffset));
+  }
+  Value tileStartSlot(Value j) {
+    return sharedPointer(
+        ix.add(ix.mul(j, 4), kTableOffset + 4 * (experts + 1)));
+  }
+  Value loadSlot(Value slot) {
+    return asIndex(b, LLVM::LoadOp::create(b, b.getI32Type(), slot));
+  }
+  void storeSlot(Value value, Value slot) {
+    LLVM::StoreOp::create(b, i32(value), slot);
+  }
   /// Waits until the barrier's phase of parity `parity` has completed (the
   /// op loops on try_wait; 10 ms is the suspend-time hint of each try).
   void waitParity(Value barrier, Value parity) {
@@ -152,6 +188,7 @@ struct WarpgroupKernel {
   void scheduleTile(Value tile, Value columnTile);
   void alignSharedMemory();
   void initBarriers();
+  void buildTileTable();
   void forEachTile(Value rowTiles, Value columnTiles, Value numK,
                    function_ref<void(Value)> body);
   void produce(Value numK, Value it);
@@ -195,23 +232,37 @@ Value WarpgroupKernel::createTensorMap() {
       .getResult(0);
 }
 
-/// Tile `tile` of the shared schedule (scheduleRowTile), column tile
+/// Row tile `tile` of the launch's experts in order, column tile
 /// `columnTile`: sets expert, rowBegin, rows (at most BM; <= 0 past the
-/// last tile), base and n0.
+/// last tile), base and n0. The expert is the last table entry e with
+/// tileStart[e] <= tile (tileStart[0] = 0 and the sums never fall, so the
+/// search's invariant tileStart[lo] <= tile < tileStart[hi] holds); an
+/// expert without rows has tileStart[e] = tileStart[e + 1] and is never it.
 void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
-  int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
-  Value zero = ix.c(0);
-  Value first = op.firstExpert ? op.firstExpert : zero;
-  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
-  auto rowOf = [&](Value e) {
-    return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
-  };
-  RowTile hit = scheduleRowTile(lb, first, last, tile, kBM, rowOf, zero);
-  expert = hit.expert;
-  rowBegin = hit.rowBegin;
-  rows = arith::MinSIOp::create(
-      b, arith::SubIOp::create(b, hit.rowEnd, hit.rowBegin), ix.c(kBM));
-  base = rowOf(first);
+  Value n = ix.sub(last, first);
+  Value lo = ix.c(0), hi = ix.add(n, 1);
+  // ceil(log2(E + 1)) halvings reach hi = lo + 1 from any n <= E.
+  int64_t steps = llvm::Log2_64_Ceil(uint64_t(experts + 1));
+  for (int64_t i = 0; i < steps; ++i) {
+    Value mid = ix.div(ix.add(lo, hi), 2);
+    Value open = ix.ult(ix.add(lo, 1), hi);
+    Value atMid = loadSlot(tileStartSlot(mid));
+    Value below =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ule, atMid, tile);
+    Value above =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, atMid, tile);
+    lo = ix.select(ix.both(open, below), mid, lo);
+    hi = ix.select(ix.both(open, above), mid, hi);
+  }
+  // lo = n: past the last tile; its rows come out <= 0.
+  Value next = arith::MinUIOp::create(b, ix.add(lo, 1), n);
+  Value rowEnd = loadSlot(rowStartSlot(next));
+  rowBegin = ix.add(loadSlot(rowStartSlot(lo)),
+                    ix.mul(ix.sub(tile, loadSlot(tileStartSlot(lo))), kBM));
+  expert = ix.add(first, lo);
+  rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, rowEnd, rowBegin),
+                                ix.c(kBM));
+  base = loadSlot(rowStartSlot(ix.c(0)));
   n0 = ix.mul(columnTile, glu ? kBN / 2 : kBN);
 }
 
@@ -234,6 +285,39 @@ void WarpgroupKernel::initBarriers() {
       NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
                                    lb.i32(2 * kWarpgroup), Value());
     }
+  });
+  gpu::BarrierOp::create(b);
+}
+
+/// The tile table (every thread; ends with a barrier): rowStart[j] =
+/// offsets[first + j] for j <= last - first, copied by all threads, then
+/// tileStart[j] = the row tiles of experts first .. first + j - 1, summed by
+/// thread 0 over shared memory (E steps once per CTA, where scanning the
+/// offsets per tile took E global loads for every tile).
+void WarpgroupKernel::buildTileTable() {
+  Value n = ix.sub(last, first);
+  Value copies = ix.ceilDiv(ix.add(n, 1), kThreads);
+  lb.forLoop(ix.c(0), copies, [&](Value i) {
+    Value j = ix.add(tid, ix.mul(i, kThreads));
+    lb.ifThen(ix.ult(j, ix.add(n, 1)), [&] {
+      Value row = memref::LoadOp::create(b, op.offsets,
+                                         ValueRange{ix.add(first, j)});
+      storeSlot(asIndex(b, row), rowStartSlot(j));
+    });
+  });
+  gpu::BarrierOp::create(b);
+  lb.ifThen(ix.ult(tid, 1), [&] {
+    Value zero = ix.c(0);
+    storeSlot(zero, tileStartSlot(zero));
+    lb.forLoopCarrying(
+        zero, n, ValueRange{zero, loadSlot(rowStartSlot(zero))},
+        [&](Value j, ValueRange carried) -> SmallVector<Value> {
+          Value end = loadSlot(rowStartSlot(ix.add(j, 1)));
+          Value tiles = ix.add(
+              carried[0], ix.ceilDiv(ix.sub(end, carried[1]), kBM));
+          storeSlot(tiles, tileStartSlot(ix.add(j, 1)));
+          return {tiles, end};
+        });
   });
   gpu::BarrierOp::create(b);
 }
@@ -476,6 +560,8 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
                                 : "N is not a multiple of 8");
   if (isGlu(gemm.epilogue) && (bType.getDimSize(2) / 2) % 8 != 0)
     return fail("F is not a multiple of 8");
+  if (sharedBytes(bType.getDimSize(0)) > kMaxSharedBytes)
+    return fail("too many experts for the tile table in shared memory");
   return true;
 }
 
@@ -490,8 +576,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   // Host: the tensor map and the number of tiles (an upper bound of the
   // row tiles, as for the mma.sync kernel, times the column tiles).
   Value map = k.createTensorMap();
-  Value first = op.firstExpert ? op.firstExpert : zero;
-  Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
+  Value first = k.first, last = k.last;
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
   Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
@@ -501,7 +586,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value grid = arith::MaxUIOp::create(
       b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
-                                      one, lb.i32(kSharedBytes));
+                                      one, lb.i32(sharedBytes(experts)));
   OpBuilder::InsertionGuard guard(b);
   Block &entry = launch.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -512,6 +597,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   k.map = map;
   k.alignSharedMemory();
   k.initBarriers();
+  k.buildTileTable();
   Value numK = ix.c((k.depth + kBK - 1) / kBK);
   Value warpgroup = ix.div(k.tid, kWarpgroup);
   // Each warpgroup's role is one branch (setmaxnreg needs that).
