@@ -23,17 +23,16 @@ void check(bool condition, const std::string &message) {
     throw std::invalid_argument("runBlock: " + message);
 }
 
-/// out[r, c] = sum_i a[r, i] * w[i, c]: a is [rows, K] in double, w is
-/// [K, N] in float.
+/// out[r, c] = sum_i a[r, i] * w[i, c], summed in increasing i: a is
+/// [rows, K] in double, w is [K, N] in float, read a row of w at a time.
 std::vector<double> matmul(const double *a, const float *w, int64_t rows,
                            int64_t K, int64_t N) {
   std::vector<double> out(rows * N, 0.0);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < N; ++c) {
-      double s = 0.0;
-      for (int64_t i = 0; i < K; ++i)
-        s += a[r * K + i] * static_cast<double>(w[i * N + c]);
-      out[r * N + c] = s;
+    for (int64_t i = 0; i < K; ++i) {
+      const double ai = a[r * K + i];
+      for (int64_t c = 0; c < N; ++c)
+        out[r * N + c] += ai * static_cast<double>(w[i * N + c]);
     }
   return out;
 }

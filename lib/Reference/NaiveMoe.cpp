@@ -176,7 +176,11 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
   }
 
   // --- Experts and combine. ---
-  std::vector<double> hBuf(2 * F), act(F), y(H);
+  // hBuf[c] = sum over h of x[t,h] w1[e,h,c] and o[h] = sum over f of
+  // act[f] w2[e,f,h], each summed in increasing h (f); the loops run over
+  // the weights' rows, in the order they are stored (a column walk of a
+  // full-size expert took minutes).
+  std::vector<double> hBuf(2 * F), act(F), o(H), y(H);
   for (int64_t t = 0; t < T; ++t) {
     std::fill(y.begin(), y.end(), 0.0);
     for (int64_t j = 0; j < k; ++j) {
@@ -185,24 +189,26 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
       const int64_t e = r.indices[t * k + j];
       const float *w1e = w1 + e * H * 2 * F;
       const float *w2e = w2 + e * F * H;
-      for (int64_t c = 0; c < 2 * F; ++c) {
-        double s = 0.0;
-        for (int64_t h = 0; h < H; ++h)
-          s += static_cast<double>(x[t * H + h]) *
-               static_cast<double>(w1e[h * 2 * F + c]);
-        hBuf[c] = s;
+      std::fill(hBuf.begin(), hBuf.end(), 0.0);
+      for (int64_t h = 0; h < H; ++h) {
+        const double xh = static_cast<double>(x[t * H + h]);
+        const float *row = w1e + h * 2 * F;
+        for (int64_t c = 0; c < 2 * F; ++c)
+          hBuf[c] += xh * static_cast<double>(row[c]);
       }
       for (int64_t f = 0; f < F; ++f) {
         double g = hBuf[f];
         act[f] = (config.geluGlu ? geluTanh(g) : silu(g)) * hBuf[F + f];
       }
       const double w = weight[t * k + j];
-      for (int64_t h = 0; h < H; ++h) {
-        double o = 0.0;
-        for (int64_t f = 0; f < F; ++f)
-          o += act[f] * static_cast<double>(w2e[f * H + h]);
-        y[h] += w * o;
+      std::fill(o.begin(), o.end(), 0.0);
+      for (int64_t f = 0; f < F; ++f) {
+        const float *row = w2e + f * H;
+        for (int64_t h = 0; h < H; ++h)
+          o[h] += act[f] * static_cast<double>(row[h]);
       }
+      for (int64_t h = 0; h < H; ++h)
+        y[h] += w * o[h];
     }
     for (int64_t h = 0; h < H; ++h)
       r.y[t * H + h] = static_cast<float>(y[h]);
