@@ -103,7 +103,7 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
 
 BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
                      const float *x, const BlockWeights &w, int64_t btaTiles,
-                     float (*store)(float)) {
+                     float (*store)(float), const int32_t *routing) {
   // What the program keeps in its storage type, rounded the same way.
   auto stored = [store](double v) {
     return store ? static_cast<double>(store(static_cast<float>(v))) : v;
@@ -141,8 +141,9 @@ BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
     v = stored(v);
   std::vector<float> moeIn(n.begin(), n.end());
   BlockResult r;
-  r.moe = runMoeLayer(config, T, H, shape.ffn, shape.experts, moeIn.data(),
-                      w.wGate, w.w1, w.w2, w.bias);
+  r.moe = runMoeLayerRouted(config, T, H, shape.ffn, shape.experts,
+                            moeIn.data(), w.wGate, w.w1, w.w2, w.bias,
+                            routing);
   r.h.assign(h.begin(), h.end());
   r.y.resize(T * H);
   for (int64_t i = 0; i < T * H; ++i)

@@ -99,9 +99,12 @@ std::vector<double> causalAttention(const BlockShape &shape, int64_t numSeqs,
 /// (RMSNorm's outputs, the heads' outputs before wo, attention's output,
 /// h) as the program does, e.g.
 /// roundToBf16 for a bf16 block; the arithmetic stays in double.
+/// `routing`, when given ([B*L, k]), routes the MoE's tokens
+/// (runMoeLayerRouted) instead of its top k.
 BlockResult runBlock(const RouterConfig &config, const BlockShape &shape,
                      const float *x, const BlockWeights &weights,
-                     int64_t btaTiles = 1, float (*store)(float) = nullptr);
+                     int64_t btaTiles = 1, float (*store)(float) = nullptr,
+                     const int32_t *routing = nullptr);
 
 } // namespace moe::reference
 

@@ -70,6 +70,14 @@ int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k, int64_t E) {
 Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
                    int64_t E, const float *x, const float *wGate,
                    const float *w1, const float *w2, const float *bias) {
+  return runMoeLayerRouted(config, T, H, F, E, x, wGate, w1, w2, bias,
+                           nullptr);
+}
+
+Result runMoeLayerRouted(const RouterConfig &config, int64_t T, int64_t H,
+                         int64_t F, int64_t E, const float *x,
+                         const float *wGate, const float *w1, const float *w2,
+                         const float *bias, const int32_t *routing) {
   const int64_t k = config.topK;
   check(T >= 0, "T must be >= 0");
   check(H > 0 && F > 0 && E > 0, "H, F and E must be > 0");
@@ -94,6 +102,7 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
   r.kept.assign(T * k, 0);
   r.tokensPerExpert.assign(E, 0);
   r.dropped = 0;
+  r.keys.assign(T * E, 0.0);
 
   // Routing weights in double; Result::weights keeps the rounded copy.
   std::vector<double> weight(T * k, 0.0);
@@ -123,8 +132,10 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
     }
 
     std::vector<double> key(E);
-    for (int64_t e = 0; e < E; ++e)
+    for (int64_t e = 0; e < E; ++e) {
       key[e] = p[e] + (bias ? static_cast<double>(bias[e]) : 0.0);
+      r.keys[t * E + e] = key[e];
+    }
 
     std::vector<bool> allowed(E, true);
     if (config.nGroup > 0) {
@@ -147,9 +158,18 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
         allowed[e] = groupKept[e / groupSize];
     }
 
+    if (routing) // given experts, whatever their groups
+      std::fill(allowed.begin(), allowed.end(), true);
     double sum = 0.0;
     for (int64_t j = 0; j < k; ++j) {
-      int64_t e = argBest(key, allowed);
+      int64_t e;
+      if (routing) {
+        e = routing[t * k + j];
+        check(e >= 0 && e < E, "a given expert index is out of [0, E)");
+        check(allowed[e], "a token's given experts repeat one");
+      } else {
+        e = argBest(key, allowed);
+      }
       allowed[e] = false;
       r.indices[t * k + j] = static_cast<int32_t>(e);
       weight[t * k + j] = p[e];
@@ -214,6 +234,57 @@ Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
       r.y[t * H + h] = static_cast<float>(y[h]);
   }
   return r;
+}
+
+RoutingDifference routingNearTies(const std::vector<int32_t> &got,
+                                  const std::vector<int32_t> &want,
+                                  const std::vector<double> &keys, int64_t T,
+                                  int64_t k, int64_t E, double tolerance) {
+  check(static_cast<int64_t>(got.size()) == T * k &&
+            static_cast<int64_t>(want.size()) == T * k &&
+            static_cast<int64_t>(keys.size()) == T * E,
+        "routingNearTies: sizes do not match T, k and E");
+  auto close = [&](double a, double b) {
+    return std::fabs(a - b) <=
+           tolerance * std::max(std::fabs(a), std::fabs(b));
+  };
+  RoutingDifference d;
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t *g = &got[t * k], *w = &want[t * k];
+    const double *key = &keys[t * E];
+    int64_t differ = 0;
+    for (int64_t j = 0; j < k; ++j)
+      differ += g[j] != w[j];
+    if (differ == 0)
+      continue;
+    d.slots += differ;
+    ++d.tokens;
+    auto in = [&](const int32_t *set, int32_t e) {
+      return std::find(set, set + k, e) != set + k;
+    };
+    bool tie = true;
+    for (int64_t j = 0; j < k && tie; ++j) {
+      int32_t e = g[j];
+      if (e < 0 || e >= E) {
+        tie = false;
+        break;
+      }
+      if (in(w, e)) {
+        // The same expert in another slot: the keys it swapped with.
+        if (w[j] != e)
+          tie = close(key[e], key[w[j]]);
+        continue;
+      }
+      // An expert the reference did not choose: close to the k-th key (the
+      // boundary it crossed) or to one it displaced.
+      bool near = close(key[e], key[w[k - 1]]);
+      for (int64_t i = 0; i < k && !near; ++i)
+        near = !in(g, w[i]) && close(key[e], key[w[i]]);
+      tie = near;
+    }
+    d.decisive += tie ? 0 : 1;
+  }
+  return d;
 }
 
 } // namespace moe::reference

@@ -54,6 +54,8 @@ struct Result {
   std::vector<uint8_t> kept; ///< [T,k]: 1 if within the expert's capacity
   std::vector<int64_t> tokensPerExpert; ///< [E]: assignments before dropping
   int64_t dropped = 0;                  ///< number of kept == 0 entries
+  /// [T,E]: the selection keys p + bias the top k was taken from.
+  std::vector<double> keys;
 };
 
 /// The expected capacity of each expert for these sizes, or -1 when
@@ -69,6 +71,35 @@ int64_t expertCapacity(double capacityFactor, int64_t T, int64_t k, int64_t E);
 Result runMoeLayer(const RouterConfig &config, int64_t T, int64_t H, int64_t F,
                    int64_t E, const float *x, const float *wGate,
                    const float *w1, const float *w2, const float *bias);
+
+/// The same layer with its routing given: token t goes to the experts
+/// routing[t*k .. t*k + k) (each in [0, E), distinct) in that order instead
+/// of its top k; weights, capacity and the experts follow the definition as
+/// for chosen experts (group limits do not apply). What another backend's
+/// output is checked against when its routing took the other side of a near
+/// tie (routingNearTies). Throws std::invalid_argument as runMoeLayer does,
+/// and for an index out of range or repeated within a token.
+Result runMoeLayerRouted(const RouterConfig &config, int64_t T, int64_t H,
+                         int64_t F, int64_t E, const float *x,
+                         const float *wGate, const float *w1, const float *w2,
+                         const float *bias, const int32_t *routing);
+
+/// How another backend's routing `got` [T,k] differs from the reference's
+/// `want` (with its selection keys `keys` [T,E]): `slots` that differ, and
+/// `decisive` the tokens whose chosen experts differ by more than a near tie.
+/// A token's choice is a near tie when each expert in one set and not in the
+/// other has a key within `tolerance` (relative, of the larger key
+/// magnitude) of the key of some expert it displaced, or of the
+/// reference's k-th key: at a precision that far, which side of the tie a
+/// backend took is not determined by the layer. A different order of the
+/// same experts is a near tie when the keys it swaps are that close.
+struct RoutingDifference {
+  int64_t slots = 0, tokens = 0, decisive = 0;
+};
+RoutingDifference routingNearTies(const std::vector<int32_t> &got,
+                                  const std::vector<int32_t> &want,
+                                  const std::vector<double> &keys, int64_t T,
+                                  int64_t k, int64_t E, double tolerance);
 
 } // namespace moe::reference
 

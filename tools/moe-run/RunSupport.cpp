@@ -567,31 +567,60 @@ std::optional<CheckOutcome> moe::run::checkBlockAgainstReference(
   weights.w2 = values[W2].data();
   if (layer.bias)
     weights.bias = values[BIAS].data();
+  // A bf16 block stores its normalized rows, attention's output and h in
+  // bf16: the reference rounds them alike, so that routing sees the same
+  // values up to accumulation order.
+  bool bf16 = moert_tensor_dtype(args[X].get()) == MOERT_BF16;
+  auto reference = [&](const int32_t *routing) {
+    return moe::reference::runBlock(
+        config, shape, values[X].data(), weights, /*btaTiles=*/1,
+        bf16 ? moe::reference::roundToBf16 : nullptr, routing);
+  };
   moe::reference::BlockResult ref;
   try {
-    // A bf16 block stores its normalized rows, attention's output and h in
-    // bf16: the reference rounds them alike, so that routing sees the same
-    // values up to accumulation order.
-    bool bf16 = moert_tensor_dtype(args[X].get()) == MOERT_BF16;
-    ref = moe::reference::runBlock(config, shape, values[X].data(), weights,
-                                   /*btaTiles=*/1,
-                                   bf16 ? moe::reference::roundToBf16 : nullptr);
+    ref = reference(nullptr);
   } catch (const std::invalid_argument &e) {
     why = std::string("the reference cannot run this block: ") + e.what();
     return std::nullopt;
   }
-  CheckOutcome outcome;
-  compareResult(outcome, 0, "y", results[0].get(), ref.y);
+  // Attention sums in another order than the reference, so the router's
+  // inputs differ in their last bits, and a token whose experts' keys are
+  // that close can take the other side of the tie: those choices are not
+  // determined at this precision. Any other difference fails; after near
+  // ties only, y is checked against the reference under the program's
+  // routing, so that every token's output is still checked.
   moert_tensor *indices = results[1].get();
   const int32_t *idx = static_cast<const int32_t *>(moert_tensor_data(indices));
-  int64_t n = moert_tensor_num_elements(indices), mismatches = 0;
-  for (int64_t i = 0; i < n; ++i)
-    mismatches += idx[i] != ref.moe.indices[i];
-  outcome.passed &= mismatches == 0;
-  outcome.lines.push_back("result 1 (indices): " + std::to_string(mismatches) +
-                          " of " + std::to_string(n) +
-                          " differ from the reference " +
-                          (mismatches == 0 ? "OK" : "FAILED"));
+  std::vector<int32_t> got(idx, idx + moert_tensor_num_elements(indices));
+  int64_t T = spec.batch * spec.seq, k = layer.topK;
+  double tieTolerance = toleranceFor(moert_tensor_dtype(results[0].get()));
+  moe::reference::RoutingDifference diff;
+  if (static_cast<int64_t>(got.size()) != T * k) {
+    diff.slots = diff.decisive = static_cast<int64_t>(got.size());
+  } else {
+    diff = moe::reference::routingNearTies(got, ref.moe.indices, ref.moe.keys,
+                                           T, k, layer.experts, tieTolerance);
+    if (diff.slots > 0 && diff.decisive == 0)
+      ref = reference(got.data());
+  }
+  CheckOutcome outcome;
+  compareResult(outcome, 0, "y", results[0].get(), ref.y);
+  outcome.passed &= diff.decisive == 0;
+  std::string line = "result 1 (indices): " + std::to_string(diff.slots) +
+                     " of " + std::to_string(got.size()) +
+                     " differ from the reference";
+  if (diff.slots == 0)
+    line += " OK";
+  else if (diff.decisive == 0)
+    line += ", in " + std::to_string(diff.tokens) +
+            " tokens, each a near tie (the experts' keys within " +
+            formatDouble("%g", tieTolerance) +
+            "): y is compared with the reference under these indices OK";
+  else
+    line += "; " + std::to_string(diff.decisive) + " of " +
+            std::to_string(diff.tokens) +
+            " tokens by more than a near tie FAILED";
+  outcome.lines.push_back(line);
   return outcome;
 }
 

@@ -315,6 +315,38 @@ TEST(NaiveBlock, BatchTilingLeavesTheBlockUnchanged) {
 /// output projection's operand): with `store`, attention is exactly wo
 /// applied to the rounded heads of attention without it — recovered here
 /// from an identity wo — and differs from it.
+/// Routed through its own choices, the block is the same; routed otherwise,
+/// only the MoE changes: h is the routing's input, not its result.
+TEST(NaiveBlock, GivenRoutingChangesOnlyTheMoe) {
+  const int64_t B = 2, L = 3, H = 8;
+  const BlockShape s = shapeOf(B, L, H, 4, 2, 4);
+  const Weights w = randomWeights(s, 700);
+  const std::vector<float> x = normal(B * L * H, 701, 1.0);
+  const BlockResult free = runBlock(topK(2), s, x.data(), w.view(true));
+  const BlockResult same = runBlock(topK(2), s, x.data(), w.view(true), 1,
+                                    nullptr, free.moe.indices.data());
+  EXPECT_EQ(same.y, free.y);
+  std::vector<int32_t> other = free.moe.indices;
+  std::swap(other[0], other[1]); // token 0: the same experts, other order
+  for (int32_t e = 0; e < 4; ++e) // token 1: an expert it did not choose
+    if (e != free.moe.indices[2] && e != free.moe.indices[3]) {
+      other[2] = e;
+      break;
+    }
+  const BlockResult routed = runBlock(topK(2), s, x.data(), w.view(true), 1,
+                                      nullptr, other.data());
+  EXPECT_EQ(routed.h, free.h);
+  EXPECT_EQ(routed.moe.indices, other);
+  for (int64_t i = 0; i < H; ++i) // token 0: a reordering, the same sum
+    EXPECT_NEAR(routed.y[i], free.y[i], 1e-6);
+  bool changed = false;
+  for (int64_t i = H; i < 2 * H; ++i)
+    changed |= routed.y[i] != free.y[i];
+  EXPECT_TRUE(changed);
+  for (int64_t i = 2 * H; i < B * L * H; ++i)
+    EXPECT_EQ(routed.y[i], free.y[i]);
+}
+
 TEST(NaiveBlock, StoreRoundsTheHeadsBeforeTheOutputProjection) {
   const int64_t L = 6, H = 8;
   BlockShape s = shapeOf(1, L, H, 2, 1, 4);

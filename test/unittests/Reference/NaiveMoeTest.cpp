@@ -547,3 +547,99 @@ TEST(NaiveMoe, MatchesSecondImplementation) {
 }
 
 } // namespace
+
+// ----------------------------------------------------------------------------
+// Given routing and near ties (what a block's check falls back on when its
+// attention, summed in another order, tips a near-tied routing decision).
+// ----------------------------------------------------------------------------
+
+/// Routed through its own choices, the layer is the same, bit for bit; the
+/// keys are p + bias.
+TEST(NaiveMoe, RoutedByItsOwnChoicesIsUnchanged) {
+  const int64_t T = 7, H = 8, F = 5, E = 6;
+  std::vector<float> x(T * H), gate(H * E), w1(E * H * 2 * F), w2(E * F * H),
+      bias(E);
+  fillNormal(x, 11, 1.0);
+  fillNormal(gate, 12, 1.0);
+  fillNormal(w1, 13, 0.5);
+  fillNormal(w2, 14, 0.5);
+  fillNormal(bias, 15, 0.1);
+  RouterConfig cfg;
+  cfg.topK = 3;
+  cfg.capacityFactor = 0.8;
+  Result free = runMoeLayer(cfg, T, H, F, E, x.data(), gate.data(), w1.data(),
+                            w2.data(), bias.data());
+  Result routed =
+      runMoeLayerRouted(cfg, T, H, F, E, x.data(), gate.data(), w1.data(),
+                        w2.data(), bias.data(), free.indices.data());
+  EXPECT_EQ(routed.y, free.y);
+  EXPECT_EQ(routed.weights, free.weights);
+  EXPECT_EQ(routed.kept, free.kept);
+  ASSERT_EQ(free.keys.size(), size_t(T * E));
+  // The chosen experts have the largest keys.
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t e = 0; e < E; ++e)
+      if (std::find(&free.indices[t * 3], &free.indices[t * 3] + 3, e) ==
+          &free.indices[t * 3] + 3)
+        EXPECT_LE(free.keys[t * E + e], free.keys[t * E + free.indices[t * 3 + 2]]);
+}
+
+/// A given expert is weighed by its own p (k = 1, normalized: weight 1), so
+/// the output is that expert's FFN: the same as a router that picks it.
+TEST(NaiveMoe, RoutedToAnotherExpertUsesThatExpert) {
+  const int64_t H = 3, F = 2, E = 3;
+  Experts ex = patternExperts(E, H, F);
+  std::vector<float> gate = identityGate(E);
+  RouterConfig cfg;
+  cfg.topK = 1;
+  std::vector<float> x{0.9f, 0.1f, 0.5f}; // expert 0 wins
+  int32_t forced = 2;
+  Result routed = runMoeLayerRouted(cfg, 1, H, F, E, x.data(), gate.data(),
+                                    ex.w1.data(), ex.w2.data(), nullptr,
+                                    &forced);
+  EXPECT_EQ(routed.indices, (std::vector<int32_t>{2}));
+  // The same x with a router whose largest score is expert 2's.
+  std::vector<float> prefer2 = gate;
+  prefer2[0 * E + 0] = 0.0f; // x[0] no longer scores expert 0
+  prefer2[0 * E + 2] = 1.0f; // but expert 2
+  Result picked = runMoeLayer(cfg, 1, H, F, E, x.data(), prefer2.data(),
+                              ex.w1.data(), ex.w2.data(), nullptr);
+  ASSERT_EQ(picked.indices, (std::vector<int32_t>{2}));
+  EXPECT_EQ(routed.y, picked.y);
+  EXPECT_FLOAT_EQ(routed.weights[0], 1.0f);
+}
+
+TEST(NaiveMoe, RoutedRejectsBadIndices) {
+  const int64_t H = 3, F = 2, E = 3;
+  Experts ex = patternExperts(E, H, F);
+  std::vector<float> gate = identityGate(E), x{0.9f, 0.1f, 0.5f};
+  RouterConfig cfg;
+  cfg.topK = 2;
+  for (std::vector<int32_t> bad :
+       {std::vector<int32_t>{0, 3}, {-1, 0}, {1, 1}})
+    EXPECT_THROW(runMoeLayerRouted(cfg, 1, H, F, E, x.data(), gate.data(),
+                                   ex.w1.data(), ex.w2.data(), nullptr,
+                                   bad.data()),
+                 std::invalid_argument);
+}
+
+/// Each token's difference is a near tie or not, at a 2% relative tolerance.
+TEST(NaiveMoe, RoutingNearTies) {
+  const int64_t T = 6, k = 2, E = 4;
+  std::vector<double> keys{
+      0.50, 0.30, 0.20, 0.10,  // same choice
+      0.50, 0.300, 0.295, 0.1, // 2 for 1: 1.7% apart, a near tie
+      0.50, 0.30, 0.10, 0.09,  // 3 for 1: far below the k-th key
+      0.50, 0.30, 0.20, 0.10,  // 1 and 0 swapped: 40% apart
+      0.50, 0.495, 0.20, 0.10, // 1 and 0 swapped: 1% apart, a near tie
+      0.50, 0.30, 0.20, 0.10}; // an index out of range
+  std::vector<int32_t> want{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+  std::vector<int32_t> got{0, 1, 0, 2, 0, 3, 1, 0, 1, 0, 0, 7};
+  RoutingDifference d = routingNearTies(got, want, keys, T, k, E, 2e-2);
+  EXPECT_EQ(d.slots, 1 + 1 + 2 + 2 + 1);
+  EXPECT_EQ(d.tokens, 5);
+  EXPECT_EQ(d.decisive, 3); // tokens 2, 3 and 5
+  EXPECT_EQ(routingNearTies(want, want, keys, T, k, E, 2e-2).slots, 0);
+  EXPECT_THROW(routingNearTies(got, want, keys, T, k, E + 1, 2e-2),
+               std::invalid_argument);
+}
