@@ -265,7 +265,8 @@ RoutingDifference routingNearTies(const std::vector<int32_t> &got,
     bool tie = true;
     for (int64_t j = 0; j < k && tie; ++j) {
       int32_t e = g[j];
-      if (e < 0 || e >= E) {
+      // An expert out of range or chosen twice is no tie-break.
+      if (e < 0 || e >= E || std::find(g, g + j, e) != g + j) {
         tie = false;
         break;
       }

@@ -92,7 +92,8 @@ Result runMoeLayerRouted(const RouterConfig &config, int64_t T, int64_t H,
 /// magnitude) of the key of some expert it displaced, or of the
 /// reference's k-th key: at a precision that far, which side of the tie a
 /// backend took is not determined by the layer. A different order of the
-/// same experts is a near tie when the keys it swaps are that close.
+/// same experts is a near tie when the keys it swaps are that close. An
+/// index out of range or repeated within a token is decisive.
 struct RoutingDifference {
   int64_t slots = 0, tokens = 0, decisive = 0;
 };

@@ -640,6 +640,11 @@ TEST(NaiveMoe, RoutingNearTies) {
   EXPECT_EQ(d.tokens, 5);
   EXPECT_EQ(d.decisive, 3); // tokens 2, 3 and 5
   EXPECT_EQ(routingNearTies(want, want, keys, T, k, E, 2e-2).slots, 0);
+  // Token 4's experts 1 and 0 are 1% apart, but one expert twice is no tie.
+  std::vector<int32_t> twice = want;
+  twice[8] = 1;
+  twice[9] = 1;
+  EXPECT_EQ(routingNearTies(twice, want, keys, T, k, E, 2e-2).decisive, 1);
   EXPECT_THROW(routingNearTies(got, want, keys, T, k, E + 1, 2e-2),
                std::invalid_argument);
 }
