@@ -65,23 +65,6 @@ constexpr int64_t kRowA = kBM + kPad, kRowB = kBN + kPad;
 constexpr int64_t kStageBytesA = kBK * kRowA * 2, kStageBytesB = kBK * kRowB * 2;
 constexpr int64_t kSharedBytes = kStages * (kStageBytesA + kStageBytesB);
 
-/// The 32-bit registers of an ldmatrix result vector<4x2xT>, as mma.sync
-/// takes them: i32 for bf16, vector<2xf16> for f16.
-SmallVector<Value> registersOf(ImplicitLocOpBuilder &b, Value fragment) {
-  Type element = cast<VectorType>(fragment.getType()).getElementType();
-  SmallVector<Value> registers;
-  for (int64_t i = 0; i < 4; ++i) {
-    Value pair = vector::ExtractOp::create(b, fragment, ArrayRef<int64_t>{i});
-    if (element.isBF16()) {
-      Value word = vector::BitCastOp::create(
-          b, VectorType::get({1}, b.getI32Type()), pair);
-      pair = vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
-    }
-    registers.push_back(pair);
-  }
-  return registers;
-}
-
 struct WeightGradKernel {
   const TensorCoreWeightGrad &op;
   LoopBuilder &lb;
@@ -178,20 +161,22 @@ struct WeightGradKernel {
         Value row = ix.add(ix.add(within, kk), ix.mul(ix.div(quarter, 2), 8));
         Value column = ix.add(ix.add(ix.mul(warpM, kWarpM), mi * 16),
                               ix.mul(ix.rem(quarter, 2), 8));
-        fragA.push_back(registersOf(
+        fragA.push_back(fragmentRegisters(
             b, nvgpu::LdMatrixOp::create(b, fragmentType, sharedA,
                                          ValueRange{stage, row, column},
-                                         /*transpose=*/true, /*numTiles=*/4)));
+                                         /*transpose=*/true, /*numTiles=*/4),
+            4));
       }
       for (int64_t j = 0; j < kFragsN; j += 2) {
         // (k 0-7, j), (k 8-15, j), (k 0-7, j+1), (k 8-15, j+1).
         Value row = ix.add(ix.add(within, kk), ix.mul(ix.rem(quarter, 2), 8));
         Value column = ix.add(ix.add(ix.mul(warpN, kWarpN), j * 8),
                               ix.mul(ix.div(quarter, 2), 8));
-        SmallVector<Value> regs = registersOf(
+        SmallVector<Value> regs = fragmentRegisters(
             b, nvgpu::LdMatrixOp::create(b, fragmentType, sharedB,
                                          ValueRange{stage, row, column},
-                                         /*transpose=*/true, /*numTiles=*/4));
+                                         /*transpose=*/true, /*numTiles=*/4),
+            4);
         fragB[j] = {regs[0], regs[1]};
         fragB[j + 1] = {regs[2], regs[3]};
       }
