@@ -1,7 +1,9 @@
+
 //===- BackwardKernelsGPU.cpp - The backward kernels as GPU kernels -------===//
 
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
@@ -103,13 +105,8 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                    b, ValueRange{arith::AddFOp::create(
                           b, loop.getRegionIterArgs()[0], term)});
              }
-             Value dot = loop.getResult(0);
-             for (int64_t offset = 16; offset >= 1; offset /= 2)
-               dot = arith::AddFOp::create(
-                   b, dot,
-                   gpu::ShuffleOp::create(b, dot, offset, 32,
-                                          gpu::ShuffleMode::XOR)
-                       .getShuffleResult());
+             Value dot = butterflyReduce(b, loop.getResult(0),
+                                         /*max=*/false, kWholeWarp);
              // dy[t] . o_j = <g, a>, o_j never formed.
              lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
                                              lane, lb.index(0)),

@@ -29,6 +29,7 @@
 
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -96,16 +97,6 @@ struct FlashAttentionKernel {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(loop.getBody()->getTerminator());
     body(loop.getInductionVar());
-  }
-  Value warpReduce(Value value, bool max) {
-    for (int32_t offset = 16; offset >= 1; offset /= 2) {
-      Value other =
-          gpu::ShuffleOp::create(b, value, offset, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
-      value = max ? Value(arith::MaximumFOp::create(b, value, other))
-                  : Value(arith::AddFOp::create(b, value, other));
-    }
-    return value;
   }
 };
 
@@ -196,14 +187,14 @@ void FlashAttentionKernel::attendKeyBlock(Value j0) {
         ix.both(arith::CmpIOp::create(b, arith::CmpIPredicate::ule, j, i),
                 ix.ult(j, length));
     s = ix.select(valid, s, negInf());
-    Value blockMax = warpReduce(s, /*max=*/true);
+    Value blockMax = butterflyReduce(b, s, /*max=*/true, kWholeWarp);
     Value oldMax = memref::LoadOp::create(b, sharedM, ValueRange{r});
     Value oldSum = memref::LoadOp::create(b, sharedS, ValueRange{r});
     Value newMax = arith::MaximumFOp::create(b, oldMax, blockMax);
     Value p = ix.select(
         valid, math::ExpOp::create(b, arith::SubFOp::create(b, s, newMax)),
         f32(0.0));
-    Value blockSum = warpReduce(p, /*max=*/false);
+    Value blockSum = butterflyReduce(b, p, /*max=*/false, kWholeWarp);
     Value correction =
         math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, newMax));
 

@@ -32,6 +32,7 @@
 
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -173,14 +174,7 @@ SmallVector<Value> MmaFlashKernel::mma(ArrayRef<Value> a,
 }
 
 Value MmaFlashKernel::quadReduce(Value value, bool max) {
-  for (int32_t offset : {1, 2}) {
-    Value other =
-        gpu::ShuffleOp::create(b, value, offset, 32, gpu::ShuffleMode::XOR)
-            .getShuffleResult();
-    value = max ? Value(arith::MaximumFOp::create(b, value, other))
-                : Value(arith::AddFOp::create(b, value, other));
-  }
-  return value;
+  return butterflyReduce(b, value, max, {1, 2});
 }
 
 Value MmaFlashKernel::pack(Value low, Value high) {

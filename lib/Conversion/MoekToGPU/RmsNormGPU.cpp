@@ -9,6 +9,7 @@
 
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -54,12 +55,8 @@ void mlir::moek::lowerRmsNormToGPU(RmsNormOp op, LoopBuilder &lb) {
           b, ValueRange{arith::AddFOp::create(b, loop.getRegionIterArgs()[0],
                                               arith::MulFOp::create(b, v, v))});
     }
-    Value sum = loop.getResult(0);
-    for (int32_t offset = 16; offset >= 1; offset /= 2)
-      sum = arith::AddFOp::create(
-          b, sum,
-          gpu::ShuffleOp::create(b, sum, offset, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult());
+    Value sum =
+        butterflyReduce(b, loop.getResult(0), /*max=*/false, kWholeWarp);
     Value mean = arith::DivFOp::create(b, sum, lb.f32(double(hidden)));
     Value root = math::SqrtOp::create(
         b, arith::AddFOp::create(
