@@ -76,6 +76,18 @@ struct Geometry {
       fragsN, rowA, rowB, stageBytesA, stageBytesB, sharedBytes;
 };
 
+/// An instruction that writes memory and returns nothing, as inline PTX
+/// (`text` with operands $0, $1, ...; `constraints` without the clobber).
+void emitMemoryWrite(ImplicitLocOpBuilder &b, StringRef text,
+                     StringRef constraints, ValueRange operands) {
+  LLVM::InlineAsmOp::create(
+      b, /*res=*/Type(), operands, b.getStringAttr(text),
+      b.getStringAttr((constraints + ",~{memory}").str()),
+      /*has_side_effects=*/b.getUnitAttr(),
+      /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
+      /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
+}
+
 /// *(float4 *)address += values, atomically per element: PTX's vector
 /// reduction (sm_90, PTX 8.1), which MLIR has no op for. The address is
 /// generic and points to global memory, as the instruction allows.
@@ -83,13 +95,8 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
                          ArrayRef<Value> values) {
   SmallVector<Value> operands{address};
   operands.append(values.begin(), values.end());
-  LLVM::InlineAsmOp::create(
-      b, /*res=*/Type(), operands,
-      b.getStringAttr("red.relaxed.gpu.add.v4.f32 [$0], {$1, $2, $3, $4};"),
-      b.getStringAttr("l,f,f,f,f,~{memory}"),
-      /*has_side_effects=*/b.getUnitAttr(),
-      /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
-      /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
+  emitMemoryWrite(b, "red.relaxed.gpu.add.v4.f32 [$0], {$1, $2, $3, $4};",
+                  "l,f,f,f,f", operands);
 }
 
 /// st.global.b32 of two 16-bit values (`pair`, bf16 or f16) at `address`
@@ -104,13 +111,8 @@ void emitPackedStore(ImplicitLocOpBuilder &b, Value address,
       vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
                                 vector),
       ArrayRef<int64_t>{0});
-  LLVM::InlineAsmOp::create(
-      b, /*res=*/Type(), ValueRange{address, word},
-      b.getStringAttr("st.global.b32 [$0], $1;"),
-      b.getStringAttr("l,r,~{memory}"),
-      /*has_side_effects=*/b.getUnitAttr(),
-      /*is_align_stack=*/UnitAttr(), LLVM::TailCallKindAttr(),
-      /*asm_dialect=*/LLVM::AsmDialectAttr(), /*operand_attrs=*/ArrayAttr());
+  emitMemoryWrite(b, "st.global.b32 [$0], $1;", "l,r",
+                  ValueRange{address, word});
 }
 
 } // namespace
