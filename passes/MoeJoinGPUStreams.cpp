@@ -2,13 +2,15 @@
 //
 // gpu-async-region makes the host wait for the device before every host op
 // it cannot prove free of memory effects, then starts a new stream. Of the
-// host ops the CUDA pipeline leaves between kernels, only the tensor-map
-// encoding of a TMA descriptor has effects, and it reads the buffer's address
-// and shape, never its contents: the wait before it only costs a stall. This
-// pass removes such waits and continues the stream they ended, and drops
-// the wait before the function returns, which moert's call does itself
-// (runEntry: it waits for the device, or fences the caller's stream). A call
-// then only queues its work.
+// host ops the CUDA pipeline leaves between kernels, two kinds have effects
+// yet need no wait: the tensor-map encoding of a TMA descriptor reads the
+// buffer's address and shape, never its contents; and moert's CUDA
+// collectives (moert_cuda_*_v1) order themselves on the device after the
+// call's stream and order it after them, with events. This pass removes
+// such waits and continues the stream they ended, and drops the wait
+// before the function returns, which moert's call does itself (runEntry:
+// it waits for the device, or fences the caller's stream). A call then only
+// queues its work: the host reads no split size of an all-to-all.
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,6 +18,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -28,10 +31,20 @@ using namespace mlir;
 
 namespace {
 
-/// A host op that the device's pending work cannot affect: free of memory
-/// effects, or an encoding of a descriptor from a buffer's metadata.
+/// A call of one of moert's CUDA collectives, which run in stream order.
+bool isStreamOrderedCollective(Operation *op) {
+  auto call = dyn_cast<LLVM::CallOp>(op);
+  std::optional<StringRef> callee = call ? call.getCallee() : std::nullopt;
+  return callee && callee->starts_with("moert_cuda_") &&
+         callee->ends_with("_v1");
+}
+
+/// A host op that need not wait for the device's pending work: free of
+/// memory effects, an encoding of a descriptor from a buffer's metadata, or
+/// a collective that waits on the device itself.
 bool readsNoDeviceMemory(Operation *op) {
-  return isa<nvgpu::TmaCreateDescriptorOp>(op) || isMemoryEffectFree(op);
+  return isa<nvgpu::TmaCreateDescriptorOp>(op) || isMemoryEffectFree(op) ||
+         isStreamOrderedCollective(op);
 }
 
 /// Whether only ops free of memory effects separate `hostWait` from the

@@ -131,8 +131,11 @@ struct MoeZeroBufferFusionPass
         lowerGateToKernels(gate, rewriter, kernelScratchBuffers);
       } else if (auto local =
                      combine.getRouting().getDefiningOp<LocalRoutingOp>()) {
+        // Rows past the received counts (a bound-sized buffer) are no
+        // expert's; their y rows are never sent back, so need no zeros.
         chain->noneDropped = true;
-        lowerLocalRoutingToKernels(local, rewriter, kernelScratchBuffers);
+        lowerLocalRoutingToKernels(local, rewriter, kernelScratchBuffers,
+                                   deviceSplitSizes);
       }
       if (failed(fuse(*chain, plans, rewriter)))
         return signalPassFailure();

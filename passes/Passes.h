@@ -53,6 +53,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "epilogue",
       llvm::cl::desc("moe-zero-buffer-fusion: scatter_add or gather_sum"),
       llvm::cl::init("scatter_add")};
+  Option<bool> deviceSplitSizes{
+      *this, "device-split-sizes",
+      llvm::cl::desc("Expert parallelism: received buffers sized by a bound, "
+                     "as CUDA always does (moe-lower-to-kernels)"),
+      llvm::cl::init(false)};
 };
 
 /// moe IR to planned buffers: [moe-zero-buffer-fusion], moe-lower-to-kernels,
@@ -117,7 +122,7 @@ void buildKernelsToGPUPipeline(OpPassManager &pm,
 /// placement with, and what the cost model reads.
 void buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                  int64_t expertsPerChunk, StringRef epilogue,
-                                 bool cpu);
+                                 bool cpu, bool deviceSplitSizes = false);
 
 /// Runs buildPlannedBuffersPipeline on `module` for `target` ("cpu" or
 /// "cuda[:sm_XY]") with that target's default experts per chunk (one on

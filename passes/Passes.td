@@ -322,6 +322,10 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            /*default=*/"false",
            "The routing kernels it makes get their GPU scratch buffers, as "
            "with moe-lower-to-kernels' option of the same name">,
+    Option<"deviceSplitSizes", "device-split-sizes", "bool",
+           /*default=*/"false",
+           "The local routing it lowers covers a bound on the received "
+           "rows, as with moe-lower-to-kernels' option of the same name">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -382,6 +386,15 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
            "lowers the block's ops to the GPU's kernels (moek.rms_norm, "
            "moek.matmul, moek.flash_attention) instead of the CPU's "
            "linalg">,
+    Option<"deviceSplitSizes", "device-split-sizes", "bool",
+           /*default=*/"false",
+           "Expert parallelism: the host never reads the all-to-all's "
+           "split sizes. A received buffer of unknown rows holds R times "
+           "the rows each rank sends (ranks have equal token counts), and "
+           "the local routing marks the rows past the counts' sum as no "
+           "expert's; without it the host sums the counts and sizes the "
+           "buffers exactly (the CPU, whose host is its device). The CUDA "
+           "pipeline sets it">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -500,7 +513,10 @@ def MoeJoinGPUStreamsPass : Pass<"moe-join-gpu-streams", "::mlir::func::FuncOp">
     before every host op it cannot prove free of memory effects, and starts
     a new stream after it. The tensor-map encoding of a TMA descriptor
     (`nvgpu.tma.create.descriptor`) is such an op, yet it reads only the
-    buffer's address and shape, never its contents. A host wait
+    buffer's address and shape, never its contents; so is a call of moert's
+    CUDA collectives (`moert_cuda_*_v1`), which orders itself after the
+    call's stream and that stream after it with events, on the device, and
+    never reads a split size on the host. A host wait
     (`gpu.wait [%t]`) whose ops up to the next fresh stream
     (`%s = gpu.wait async`, no dependencies) are all such ops or free of
     memory effects is removed, and the work after it continues `%t`'s

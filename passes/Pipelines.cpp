@@ -25,10 +25,14 @@ using namespace mlir;
 /// materializing), bufferization with ownership-based deallocation, and the
 /// static memory plan of the host's buffers. `forGPU` makes the buffers the
 /// GPU kernels need (narrow GEMM operands, the router's scores) before the
-/// plan, so that it counts every one of them.
+/// plan, so that it counts every one of them. `deviceSplitSizes` (always on
+/// the GPU) sizes the all-to-all's received buffers without the host
+/// reading a count.
 static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
                                         int64_t expertsPerChunk,
-                                        StringRef epilogue, bool forGPU) {
+                                        StringRef epilogue, bool forGPU,
+                                        bool deviceSplitSizes) {
+  deviceSplitSizes |= forGPU;
   using namespace mlir::moe;
   // Elementwise arith/math on tensors around the layer (the block's
   // residual adds) become linalg, which bufferizes like everything else:
@@ -42,12 +46,14 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
     fusionOptions.expertsPerChunk = expertsPerChunk;
     fusionOptions.epilogue = epilogue.str();
     fusionOptions.kernelScratchBuffers = forGPU;
+    fusionOptions.deviceSplitSizes = deviceSplitSizes;
     pm.addPass(createMoeZeroBufferFusionPass(fusionOptions));
   }
   MoeLowerToKernelsPassOptions kernelOptions;
   kernelOptions.expertsPerChunk = expertsPerChunk;
   kernelOptions.narrowGemmOperands = forGPU;
   kernelOptions.kernelScratchBuffers = forGPU;
+  kernelOptions.deviceSplitSizes = deviceSplitSizes;
   pm.addPass(createMoeLowerToKernelsPass(kernelOptions));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -76,11 +82,12 @@ LogicalResult moe::runPlannedBuffersPipeline(ModuleOp module, StringRef target,
 
 void moe::buildPlannedBuffersPipeline(OpPassManager &pm, bool fusion,
                                       int64_t expertsPerChunk,
-                                      StringRef epilogue, bool cpu) {
+                                      StringRef epilogue, bool cpu,
+                                      bool deviceSplitSizes) {
   // As the target's pipeline plans them: the GPU narrows the backward's
   // GEMM operands and gives the router its scores buffer.
   buildPlannedKernelsPipeline(pm, fusion, expertsPerChunk, epilogue,
-                              /*forGPU=*/!cpu);
+                              /*forGPU=*/!cpu, deviceSplitSizes);
 }
 
 /// On the GPU all experts' GEMMs share one launch by default: a launch per
@@ -94,7 +101,8 @@ void moe::buildPlannedGPUKernelsPipeline(OpPassManager &pm,
                                          const CUDAPipelineOptions &options) {
   // The backward's GEMMs on tensor cores read dh in the layer's type.
   buildPlannedKernelsPipeline(pm, options.fusion, gpuExpertsPerChunk(options),
-                              options.epilogue, /*forGPU=*/true);
+                              options.epilogue, /*forGPU=*/true,
+                              /*deviceSplitSizes=*/true);
 }
 
 void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
@@ -110,7 +118,8 @@ void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
 void moe::buildLowerToBuffersPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
   buildPlannedKernelsPipeline(pm, options.fusion, options.expertsPerChunk,
-                              options.epilogue, /*forGPU=*/false);
+                              options.epilogue, /*forGPU=*/false,
+                              options.deviceSplitSizes);
   pm.addPass(createMoekLowerToLoopsPass());
 }
 

@@ -350,7 +350,8 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     buildPlannedGPUKernelsPipeline(toKernels, cuda);
   else
     buildPlannedBuffersPipeline(toKernels, cpu.fusion, cpu.expertsPerChunk,
-                                cpu.epilogue, /*cpu=*/true);
+                                cpu.epilogue, /*cpu=*/true,
+                                options.deviceSplitSizes);
   if (failed(toKernels.run(module)))
     return failure();
   // The memory plan is known now; it travels in the metadata too.

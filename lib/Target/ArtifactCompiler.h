@@ -58,6 +58,11 @@ struct CompileOptions {
   /// (moe-choose-epilogue), else scatter_add (the least memory). The
   /// default stays scatter_add until gather_sum has run on a GPU.
   std::string epilogue = "scatter_add";
+  /// Expert parallelism: the all-to-all's received buffers sized by a bound
+  /// (R times the rows a rank sends), the rows past the counts no expert's,
+  /// so that the host never reads a split size. Always so on CUDA; on the
+  /// CPU it tests that path without a GPU.
+  bool deviceSplitSizes = false;
   /// CUDA: the CTA tile of the tensor-core GEMMs ("" for the default).
   std::string tensorCoreTile;
   /// CUDA: the block's attention kernel, "auto" (tensor cores where they

@@ -503,6 +503,10 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   comm::beginCompute();
   function.entry(arguments.list.data(), resultBuffer.data());
   comm::endCompute("compute");
+  // The CUDA collectives ordered the compute stream on the device; their
+  // completion (or a peer's failure) is known only here.
+  if (driver)
+    ncclcollectives::drain();
   cuda::CUresult status = afterEntry();
 
   // Take ownership of all result memory first, so that it is freed even if

@@ -151,6 +151,16 @@ bool initialize() {
   // Optional: only artifacts with TMA kernels (sm_90a) call it.
   void *encode = dlsym(library, "cuTensorMapEncodeTiled");
   std::memcpy(&table.cuTensorMapEncodeTiled, &encode, sizeof(encode));
+  // Optional: without them the CUDA all-to-all reads its split sizes on the
+  // host.
+  void *ipc[3] = {dlsym(library, "cuIpcGetMemHandle"),
+                  dlsym(library, "cuIpcOpenMemHandle_v2"),
+                  dlsym(library, "cuIpcCloseMemHandle")};
+  if (!ipc[1])
+    ipc[1] = dlsym(library, "cuIpcOpenMemHandle");
+  std::memcpy(&table.cuIpcGetMemHandle, &ipc[0], sizeof(void *));
+  std::memcpy(&table.cuIpcOpenMemHandle, &ipc[1], sizeof(void *));
+  std::memcpy(&table.cuIpcCloseMemHandle, &ipc[2], sizeof(void *));
   // Optional: without it, freed blocks are reused only after their fence.
   void *streamId = dlsym(library, "cuStreamGetId");
   std::memcpy(&table.cuStreamGetId, &streamId, sizeof(streamId));
@@ -747,6 +757,10 @@ void moert::cuda::clearCallStream() {
 }
 
 bool moert::cuda::hasCallStream() { return callStreamSet; }
+
+CUstream moert::cuda::currentCallStream() {
+  return callStreamSet ? callStream : legacyStream;
+}
 
 MGPU_EXPORT void *mgpuStreamCreate(void) {
   const Driver *driver = beginWork();

@@ -36,6 +36,12 @@ using CUfunction = struct CUfunc_st *;
 using CUstream = struct CUstream_st *;
 using CUevent = struct CUevent_st *;
 
+/// An exported device allocation (cuIpcGetMemHandle): 64 opaque bytes.
+struct CUipcMemHandle {
+  char reserved[64];
+};
+constexpr unsigned CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS = 1;
+
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
@@ -95,6 +101,12 @@ struct Driver {
   /// CUDA 12 and later only (NULL before): a stream's id, unique for the
   /// process's lifetime, unlike its handle, which a new stream may reuse.
   CUresult (*cuStreamGetId)(CUstream stream, unsigned long long *id);
+  /// CUDA IPC, for the all-to-all's staging buffers that the ranks of one
+  /// node map (NcclCollectives.cpp); NULL where the driver lacks them.
+  CUresult (*cuIpcGetMemHandle)(CUipcMemHandle *handle, CUdeviceptr pointer);
+  CUresult (*cuIpcOpenMemHandle)(CUdeviceptr *pointer, CUipcMemHandle handle,
+                                 unsigned flags);
+  CUresult (*cuIpcCloseMemHandle)(CUdeviceptr pointer);
   CUresult (*cuGetErrorName)(CUresult error, const char **name);
   CUresult (*cuGetErrorString)(CUresult error, const char **text);
   /// CUDA 12 and later only: NULL on an older driver (sm_90a artifacts,
@@ -182,6 +194,9 @@ void recycleDeviceBlocks();
 void setCallStream(CUstream stream);
 void clearCallStream();
 bool hasCallStream();
+/// The stream the current call's compiled code queues on (the legacy
+/// stream when no call has set one): what the collectives order against.
+CUstream currentCallStream();
 
 /// Frees a block the device no longer uses: back to the cache if
 /// mgpuMemAlloc made it, else cuMemFree.

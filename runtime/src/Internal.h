@@ -144,6 +144,10 @@ std::string checkWorld(const char *call, int64_t segments, int64_t ranks);
 /// the communication stream (moert_comm_finalize).
 namespace ncclcollectives {
 void shutdown();
+/// Waits (polling, with the time limit) for every CUDA collective the call
+/// started: the compute stream waited for them on the device; the host
+/// waits here once, at the end of the call, and records the first failure.
+void drain();
 /// The maximum of `values` over the ranks of a torchrun world, through the
 /// NCCL communicator (such a world has no MPI). "" or what failed.
 std::string allReduceMaxOnHost(double *values, int count);

@@ -12,6 +12,20 @@
 // torchrun from RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (the unique id over
 // a TCP rendezvous, Rendezvous.h), and alone for one rank.
 //
+// Split sizes stay on the device: the exchange of counts is a grouped
+// send/receive of int32 blocks, and the all-to-all of rows is a pull. Every
+// rank stages its counts and rows in a buffer that the node's other ranks
+// map through CUDA IPC; after a handshake (a one-int ncclAllReduce, which
+// orders the ranks' streams) a kernel (AllToAllKernels.cu) reads the peers'
+// counts and copies the rows that are this rank's; a second handshake
+// frees the staging buffers for the next all-to-all. The host reads no
+// count and waits for nothing: the compute stream waits for the transfer's
+// event, and the host waits once, when the call's collectives are drained
+// at its end (drain). Where that path cannot run (moert built without nvcc,
+// no CUDA IPC, more than kMaxPeers ranks, MOERT_ALL_TO_ALL=host) the
+// counts come back to the host and NCCL moves the rows (grouped
+// ncclSend/ncclRecv), as all ranks agree when the first all-to-all starts.
+//
 // Faults: NCCL blocks in the device when a peer is gone, so no wait here
 // blocks on the driver: it polls the event and ncclCommGetAsyncError, and
 // after MOERT_NCCL_TIMEOUT_S seconds (default 120) without completion it
@@ -35,6 +49,10 @@
 #include <map>
 #include <mutex>
 #include <vector>
+
+#ifdef MOERT_HAVE_ALL_TO_ALL_PTX
+#include "AllToAllKernels.ptx.inc"
+#endif
 
 #define MOERT_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -84,6 +102,34 @@ struct Pending {
 };
 std::map<int64_t, Pending> pending;
 int64_t nextEvent = 1;
+
+/// The most ranks the device-split all-to-all takes: its kernel gets the
+/// peers' staging addresses as launch parameters (two arrays of this size).
+constexpr int kMaxPeers = 64;
+/// A staging buffer holds the counts (at most this many bytes), then rows.
+constexpr int64_t kStagingCountsBytes = 64 * 1024;
+
+/// The peers' staging buffers as moert_pull_rows takes them, by value.
+struct PeerPointers {
+  const int32_t *counts[kMaxPeers];
+  const char *rows[kMaxPeers];
+};
+
+/// The all-to-all whose split sizes stay on the device: its kernels, this
+/// rank's staging buffer and the peers' (mapped through CUDA IPC).
+struct DeviceSplits {
+  bool decided = false; ///< all ranks agreed on `usable`
+  bool usable = false;
+  std::string why; ///< why the host-sized path runs instead
+  cuda::CUmodule module = nullptr;
+  cuda::CUfunction stage = nullptr, pull = nullptr;
+  cuda::CUdeviceptr staging = 0;
+  int64_t stagingBytes = 0;
+  std::vector<cuda::CUdeviceptr> peers; ///< staging of each rank (own too)
+  cuda::CUdeviceptr handshake = 0;      ///< one int32, all-reduced
+  cuda::CUdeviceptr overflow = 0; ///< int64[2]: rows received, sent, too many
+};
+DeviceSplits splits;
 
 /// NCCL's cudaStream_t and the driver's CUstream are one type, declared
 /// apart in the two headers.
@@ -248,11 +294,10 @@ int64_t launch(const char *name, int64_t bytes, Enqueue &&enqueue) {
     collectives::recordDeferredError(describeCuda("cuEventCreate", r));
     return 0;
   }
-  // The compiled code's streams are blocking: an event on the legacy
-  // stream completes after everything they hold, so the transfer starts
-  // after the kernels that wrote its rows (the non-blocking communication
-  // stream would not order itself otherwise).
-  d.cuEventRecord(p.begin, cuda::legacyStream);
+  // The transfer starts after the kernels that wrote its rows: everything
+  // the call's stream holds (the legacy stream, unless a caller gave its
+  // own; the non-blocking communication stream would not order itself).
+  d.cuEventRecord(p.begin, cuda::currentCallStream());
   d.cuStreamWaitEvent(state.stream, p.begin, 0);
   d.cuEventRecord(p.begin, state.stream);
   if (std::string error = enqueue(); !error.empty()) {
@@ -298,6 +343,258 @@ int32_t finish(int64_t id) {
     return 1;
   }
   return 0;
+}
+
+/// Stream-orders the compute stream after collective `id` instead of
+/// waiting for it on the host: what the compiled code queues next runs
+/// after the transfer. drain() waits for it at the end of the call.
+int32_t deferUntilDrain(int64_t id) {
+  auto it = pending.find(id);
+  if (it == pending.end()) {
+    if (!collectives::failedAlready())
+      collectives::recordDeferredError(
+          format("moert_cuda_event_wait_v1: no collective has event %" PRId64,
+                 id));
+    return 1;
+  }
+  if (CUresult r = state.driver->cuStreamWaitEvent(cuda::currentCallStream(),
+                                                   it->second.end, 0)) {
+    collectives::recordDeferredError(describeCuda("cuStreamWaitEvent", r));
+    return 1;
+  }
+  return 0;
+}
+
+/// The all-reduce of one int32 in place that orders the ranks' streams: a
+/// rank's stream passes it only after every rank's stream reached it.
+std::string handshake() {
+  if (nccl::Result r = state.lib->ncclAllReduce(
+          reinterpret_cast<void *>(splits.handshake),
+          reinterpret_cast<void *>(splits.handshake), 1, nccl::Int32,
+          nccl::Sum, state.comm, ncclStream()))
+    return describeNccl("ncclAllReduce (all-to-all handshake)", r);
+  return "";
+}
+
+/// The maximum of `values` over the ranks; the caller holds stateMutex and
+/// made the communicator.
+std::string allReduceMaxLocked(double *values, int count) {
+  const cuda::Driver &d = *state.driver;
+  size_t bytes = size_t(count) * sizeof(double);
+  cuda::CUdeviceptr buffer = 0;
+  if (CUresult r = d.cuMemAlloc(&buffer, bytes))
+    return describeCuda("cuMemAlloc", r);
+  CUevent done = nullptr;
+  std::string error;
+  if (CUresult r = d.cuMemcpyHtoD(buffer, values, bytes))
+    error = describeCuda("cuMemcpyHtoD", r);
+  else if (CUresult r = d.cuEventCreate(&done, cuda::CU_EVENT_DEFAULT))
+    error = describeCuda("cuEventCreate", r);
+  else if (nccl::Result r = state.lib->ncclAllReduce(
+               reinterpret_cast<void *>(buffer),
+               reinterpret_cast<void *>(buffer), size_t(count), nccl::Float64,
+               nccl::Max, state.comm, ncclStream()))
+    error = describeNccl("ncclAllReduce", r);
+  else {
+    d.cuEventRecord(done, state.stream);
+    // A peer that never comes must not hang this rank.
+    error = waitPolling(done, "ncclAllReduce");
+    if (error.empty())
+      if (CUresult r = d.cuMemcpyDtoH(values, buffer, bytes))
+        error = describeCuda("cuMemcpyDtoH", r);
+  }
+  if (done)
+    d.cuEventDestroy(done);
+  d.cuMemFree(buffer);
+  return error;
+}
+
+/// Why this rank cannot run the device-split all-to-all, or "".
+std::string deviceSplitsUnavailable() {
+#ifndef MOERT_HAVE_ALL_TO_ALL_PTX
+  return "moert was built without nvcc (no all-to-all kernels)";
+#else
+  const char *choice = std::getenv("MOERT_ALL_TO_ALL");
+  if (choice && std::strcmp(choice, "host") == 0)
+    return "MOERT_ALL_TO_ALL=host";
+  if (state.size > kMaxPeers)
+    return format("more than %d ranks", kMaxPeers);
+  const cuda::Driver &d = *state.driver;
+  if (state.size > 1 && (!d.cuIpcGetMemHandle || !d.cuIpcOpenMemHandle ||
+                         !d.cuIpcCloseMemHandle))
+    return "the CUDA driver has no IPC entry points";
+  if (CUresult r = d.cuModuleLoadData(&splits.module, kAllToAllPtx))
+    return describeCuda("cuModuleLoadData (the all-to-all kernels)", r);
+  if (CUresult r = d.cuModuleGetFunction(&splits.stage, splits.module,
+                                         "moert_stage_rows"))
+    return describeCuda("cuModuleGetFunction", r);
+  if (CUresult r = d.cuModuleGetFunction(&splits.pull, splits.module,
+                                         "moert_pull_rows"))
+    return describeCuda("cuModuleGetFunction", r);
+  // The handshake's int32, then the pull's two overflow counts (int64).
+  if (CUresult r = d.cuMemAlloc(&splits.handshake, 24))
+    return describeCuda("cuMemAlloc", r);
+  splits.overflow = splits.handshake + 8;
+  static const int64_t zeros[3] = {0, 0, 0};
+  if (CUresult r = d.cuMemcpyHtoD(splits.handshake, zeros, sizeof(zeros)))
+    return describeCuda("cuMemcpyHtoD", r);
+  return "";
+#endif
+}
+
+/// Decides once, with every rank, whether the all-to-alls keep their split
+/// sizes on the device: only if every rank can. "" or what failed.
+std::string decideDeviceSplits() {
+  if (splits.decided)
+    return "";
+  splits.why = deviceSplitsUnavailable();
+  double unavailable = splits.why.empty() ? 0 : 1;
+  if (state.size > 1)
+    if (std::string error = allReduceMaxLocked(&unavailable, 1); !error.empty())
+      return error;
+  splits.usable = unavailable == 0;
+  if (splits.why.empty() && !splits.usable)
+    splits.why = "another rank cannot run it";
+  splits.decided = true;
+  return "";
+}
+
+/// Makes this rank's staging buffer hold `bytes` and maps every peer's.
+/// Every rank grows at the same all-to-all: they run one program on equal
+/// token counts (a rank's T), so their buffers have equal sizes. Growing
+/// waits on the host; the steady state does not grow.
+std::string ensureStaging(int64_t bytes) {
+  if (bytes <= splits.stagingBytes)
+    return "";
+  const cuda::Driver &d = *state.driver;
+  // The old buffers may still be read by a pull in flight.
+  CUevent idle = nullptr;
+  if (CUresult r = d.cuEventCreate(&idle, cuda::CU_EVENT_DEFAULT))
+    return describeCuda("cuEventCreate", r);
+  d.cuEventRecord(idle, state.stream);
+  std::string error = waitPolling(idle, "the all-to-all before a new staging "
+                                        "buffer");
+  d.cuEventDestroy(idle);
+  if (!error.empty())
+    return error;
+  for (int p = 0; p < int(splits.peers.size()); ++p)
+    if (p != state.rank)
+      d.cuIpcCloseMemHandle(splits.peers[p]);
+  splits.peers.clear();
+  if (splits.staging)
+    d.cuMemFree(splits.staging);
+  splits.staging = 0;
+  splits.stagingBytes = 0;
+  // Whole 2 MiB pages, which is what IPC exports anyway.
+  int64_t size = (bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
+  if (CUresult r = d.cuMemAlloc(&splits.staging, size_t(size)))
+    return describeCuda(format("cuMemAlloc(%" PRId64 " bytes of all-to-all "
+                               "staging)",
+                               size)
+                            .c_str(),
+                        r);
+  splits.stagingBytes = size;
+  splits.peers.assign(state.size, 0);
+  splits.peers[state.rank] = splits.staging;
+  if (state.size == 1)
+    return "";
+  // Every rank's IPC handle to every rank: an all-reduce (sum) of the
+  // handles, each rank's in its own slot and zeros elsewhere.
+  int handleInts = int(sizeof(cuda::CUipcMemHandle) / sizeof(int32_t));
+  std::vector<int32_t> handles(size_t(state.size) * handleInts, 0);
+  cuda::CUipcMemHandle own;
+  if (CUresult r = d.cuIpcGetMemHandle(&own, splits.staging))
+    return describeCuda("cuIpcGetMemHandle", r);
+  std::memcpy(&handles[size_t(state.rank) * handleInts], &own, sizeof(own));
+  size_t handleBytes = handles.size() * sizeof(int32_t);
+  cuda::CUdeviceptr buffer = 0;
+  if (CUresult r = d.cuMemAlloc(&buffer, handleBytes))
+    return describeCuda("cuMemAlloc", r);
+  CUevent done = nullptr;
+  if (CUresult r = d.cuMemcpyHtoD(buffer, handles.data(), handleBytes))
+    error = describeCuda("cuMemcpyHtoD", r);
+  else if (CUresult r = d.cuEventCreate(&done, cuda::CU_EVENT_DEFAULT))
+    error = describeCuda("cuEventCreate", r);
+  else if (nccl::Result r = state.lib->ncclAllReduce(
+               reinterpret_cast<void *>(buffer),
+               reinterpret_cast<void *>(buffer), handles.size(), nccl::Int32,
+               nccl::Sum, state.comm, ncclStream()))
+    error = describeNccl("ncclAllReduce (staging handles)", r);
+  else {
+    d.cuEventRecord(done, state.stream);
+    error = waitPolling(done, "the exchange of staging handles");
+    if (error.empty())
+      if (CUresult r = d.cuMemcpyDtoH(handles.data(), buffer, handleBytes))
+        error = describeCuda("cuMemcpyDtoH", r);
+  }
+  if (done)
+    d.cuEventDestroy(done);
+  d.cuMemFree(buffer);
+  for (int p = 0; error.empty() && p < state.size; ++p) {
+    if (p == state.rank)
+      continue;
+    cuda::CUipcMemHandle handle;
+    std::memcpy(&handle, &handles[size_t(p) * handleInts], sizeof(handle));
+    if (CUresult r = d.cuIpcOpenMemHandle(
+            &splits.peers[p], handle, cuda::CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS))
+      error = describeCuda(format("cuIpcOpenMemHandle (rank %d's staging; "
+                                  "the device-split all-to-all needs the "
+                                  "ranks on one node, MOERT_ALL_TO_ALL=host "
+                                  "does without)",
+                                  p)
+                               .c_str(),
+                           r);
+  }
+  return error;
+}
+
+/// Queues on the communication stream the all-to-all of `rows` whose split
+/// sizes the host never reads: stage, handshake, pull, handshake (one rank
+/// pulls straight from its own buffers). "" or what failed.
+std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
+                                  int64_t rowsCapacity, void *received,
+                                  int64_t receivedCapacity, int64_t segments,
+                                  int64_t rowBytes) {
+  const cuda::Driver &d = *state.driver;
+  constexpr unsigned kThreads = 256;
+  PeerPointers peers{};
+  int rank = state.rank, ranks = state.size, segs = int(segments);
+  if (ranks == 1) {
+    peers.counts[0] = counts;
+    peers.rows[0] = static_cast<const char *>(rows);
+  } else {
+    char *staging = reinterpret_cast<char *>(splits.staging);
+    int64_t rowsAt = kStagingCountsBytes;
+    void *stageArgs[] = {&rows,         &counts,  &segs,  &rowBytes,
+                         &rowsCapacity, &staging, &rowsAt};
+    // About 16 bytes a thread, at most one wave of a large GPU.
+    int64_t units = (rowsCapacity * rowBytes + 15) / 16;
+    unsigned blocks = unsigned(
+        std::clamp<int64_t>((units + kThreads - 1) / kThreads, 1, 1024));
+    if (CUresult r = d.cuLaunchKernel(splits.stage, blocks, 1, 1, kThreads, 1,
+                                      1, 0, state.stream, stageArgs, nullptr))
+      return describeCuda("cuLaunchKernel (moert_stage_rows)", r);
+    if (std::string error = handshake(); !error.empty())
+      return error;
+    for (int p = 0; p < ranks; ++p) {
+      const char *base = reinterpret_cast<const char *>(splits.peers[p]);
+      peers.counts[p] = reinterpret_cast<const int32_t *>(base);
+      peers.rows[p] = base + kStagingCountsBytes;
+    }
+  }
+  char *dest = static_cast<char *>(received);
+  int64_t *overflow = reinterpret_cast<int64_t *>(splits.overflow);
+  void *pullArgs[] = {&peers, &rank,           &ranks,        &segs,
+                      &rowBytes, &dest, &receivedCapacity, &rowsCapacity,
+                      &overflow};
+  int64_t units = (receivedCapacity * rowBytes + 15) / 16 / ranks;
+  unsigned blocks = unsigned(
+      std::clamp<int64_t>((units + kThreads - 1) / kThreads, 1, 512));
+  if (CUresult r = d.cuLaunchKernel(splits.pull, blocks, unsigned(ranks), 1,
+                                    kThreads, 1, 1, 0, state.stream, pullArgs,
+                                    nullptr))
+    return describeCuda("cuLaunchKernel (moert_pull_rows)", r);
+  return ranks > 1 ? handshake() : "";
 }
 
 /// Grouped sends and receives: to and from every peer `bytes(peer)` bytes
@@ -444,7 +741,7 @@ MOERT_EXPORT int32_t moert_cuda_exchange_counts_v1(const int32_t *counts,
             [&](int p) { return (const char *)counts + p * block; },
             [&](int p) { return (char *)received + p * block; });
       });
-      return id == 0 ? 1 : finish(id);
+      return id == 0 ? 1 : deferUntilDrain(id);
     });
   });
 }
@@ -458,8 +755,25 @@ MOERT_EXPORT int64_t moert_cuda_all_to_all_start_v1(
     if (!begin("all-to-all", segments, ranks))
       return 0;
     return outsideCompute([&]() -> int64_t {
+      if (std::string error = decideDeviceSplits(); !error.empty()) {
+        collectives::recordDeferredError(error);
+        return 0;
+      }
+      if (splits.usable && segments * 4 <= kStagingCountsBytes) {
+        int64_t stagingBytes = kStagingCountsBytes + rowsCapacity * rowBytes;
+        if (std::string error =
+                state.size > 1 ? ensureStaging(stagingBytes) : "";
+            !error.empty()) {
+          collectives::recordDeferredError(error);
+          return 0;
+        }
+        return launch("all_to_all", receivedCapacity * rowBytes, [&] {
+          return enqueueDeviceAllToAll(rows, counts, rowsCapacity, received,
+                                       receivedCapacity, segments, rowBytes);
+        });
+      }
       // ncclSend takes its size on the host: the counts come back (2G
-      // int32; the host has waited for the device before this call anyway).
+      // int32), which waits for the device.
       const cuda::Driver &d = *state.driver;
       std::vector<int32_t> sendCounts(segments), recvCounts(segments);
       size_t countBytes = size_t(segments) * sizeof(int32_t);
@@ -521,7 +835,7 @@ MOERT_EXPORT int32_t moert_cuda_event_wait_v1(int64_t event) {
     std::lock_guard<std::mutex> lock(stateMutex);
     if (event <= 0)
       return 1; // the start failed and recorded why
-    return outsideCompute([&] { return finish(event); });
+    return deferUntilDrain(event);
   });
 }
 
@@ -558,7 +872,7 @@ MOERT_EXPORT int32_t moert_cuda_all_reduce_sum_i32_v1(const int32_t *in,
           return describeNccl("ncclAllReduce", r);
         return "";
       });
-      return id == 0 ? 1 : finish(id);
+      return id == 0 ? 1 : deferUntilDrain(id);
     });
   });
 }
@@ -568,34 +882,36 @@ std::string moert::ncclcollectives::allReduceMaxOnHost(double *values,
   std::lock_guard<std::mutex> lock(stateMutex);
   if (std::string error = ensureNccl(); !error.empty())
     return error;
-  const cuda::Driver &d = *state.driver;
-  size_t bytes = size_t(count) * sizeof(double);
-  cuda::CUdeviceptr buffer = 0;
-  if (CUresult r = d.cuMemAlloc(&buffer, bytes))
-    return describeCuda("cuMemAlloc", r);
-  CUevent done = nullptr;
-  std::string error;
-  if (CUresult r = d.cuMemcpyHtoD(buffer, values, bytes))
-    error = describeCuda("cuMemcpyHtoD", r);
-  else if (CUresult r = d.cuEventCreate(&done, cuda::CU_EVENT_DEFAULT))
-    error = describeCuda("cuEventCreate", r);
-  else if (nccl::Result r = state.lib->ncclAllReduce(
-               reinterpret_cast<void *>(buffer),
-               reinterpret_cast<void *>(buffer), size_t(count), nccl::Float64,
-               nccl::Max, state.comm, ncclStream()))
-    error = describeNccl("ncclAllReduce", r);
-  else {
-    d.cuEventRecord(done, state.stream);
-    // A peer that never comes must not hang this rank.
-    error = waitPolling(done, "ncclAllReduce");
-    if (error.empty())
-      if (CUresult r = d.cuMemcpyDtoH(values, buffer, bytes))
-        error = describeCuda("cuMemcpyDtoH", r);
+  return allReduceMaxLocked(values, count);
+}
+
+void moert::ncclcollectives::drain() {
+  std::lock_guard<std::mutex> lock(stateMutex);
+  if (pending.empty())
+    return;
+  // In order of start: the first failure is the one to report.
+  while (!pending.empty())
+    finish(pending.begin()->first);
+  if (splits.overflow && !collectives::failedAlready()) {
+    int64_t overflow[2] = {0, 0};
+    const cuda::Driver &d = *state.driver;
+    if (CUresult r = d.cuMemcpyDtoH(overflow, splits.overflow,
+                                    sizeof(overflow))) {
+      collectives::recordDeferredError(describeCuda("cuMemcpyDtoH", r));
+    } else if (overflow[0] || overflow[1]) {
+      static const int64_t zeros[2] = {0, 0};
+      d.cuMemcpyHtoD(splits.overflow, zeros, sizeof(zeros));
+      collectives::recordDeferredError(
+          overflow[0]
+              ? format("rank %d of %d: all-to-all: %" PRId64 " rows came to "
+                       "this rank, more than its received buffer holds (the "
+                       "compiler sizes it for R ranks of equal token counts)",
+                       state.rank, state.size, overflow[0])
+              : format("rank %d of %d: all-to-all: a rank's counts add up to "
+                       "%" PRId64 " rows, more than its rows buffer holds",
+                       state.rank, state.size, overflow[1]));
+    }
   }
-  if (done)
-    d.cuEventDestroy(done);
-  d.cuMemFree(buffer);
-  return error;
 }
 
 void moert::ncclcollectives::shutdown() {
@@ -606,6 +922,15 @@ void moert::ncclcollectives::shutdown() {
     state.comm = nullptr;
   }
   if (state.driver) {
+    for (int p = 0; p < int(splits.peers.size()); ++p)
+      if (p != state.rank && splits.peers[p])
+        state.driver->cuIpcCloseMemHandle(splits.peers[p]);
+    if (splits.staging)
+      state.driver->cuMemFree(splits.staging);
+    if (splits.handshake)
+      state.driver->cuMemFree(splits.handshake);
+    if (splits.module)
+      state.driver->cuModuleUnload(splits.module);
     for (auto &[id, p] : pending) {
       state.driver->cuEventDestroy(p.begin);
       state.driver->cuEventDestroy(p.end);
@@ -616,5 +941,6 @@ void moert::ncclcollectives::shutdown() {
       state.driver->cuStreamDestroy(state.stream);
   }
   pending.clear();
+  splits = DeviceSplits();
   state = Nccl();
 }

@@ -6,6 +6,20 @@
 // gate's (moe.expert_loads consumes it here).
 // RUN: moe-opt %s --moe-lower-to-kernels | FileCheck %s
 // RUN: moe-opt %s --moe-lower-to-kernels --moek-lower-to-loops | FileCheck %s --check-prefix=LOOPS
+// With device-split-sizes (the CUDA pipeline) the host reads no count: the received rows and
+// the local routing hold R times the rows sent (2 x 32), those past the counts no expert's.
+// RUN: moe-opt %s --moe-lower-to-kernels=device-split-sizes=true --canonicalize | FileCheck %s --check-prefix=DEVICE
+
+// DEVICE-LABEL: func.func @out
+// DEVICE-NOT: scf.for
+// DEVICE: moek.exchange_counts
+// DEVICE: %[[RECV:.*]] = memref.alloc() {moe.buffer = "collectives.received_rows"} : memref<64x64xf32>
+// DEVICE: %[[RV:.*]] = memref.cast %[[RECV]] : memref<64x64xf32> to memref<?x64xf32>
+// DEVICE: moek.all_to_all_start %{{.*}}, %{{.*}}, %{{.*}} into %[[RV]]
+// DEVICE: memref.alloc() {moe.buffer = "routing.received_indices"} : memref<64x1xi32>
+// DEVICE: moek.received_assignments
+// DEVICE-NOT: scf.for
+// DEVICE: return
 
 // CHECK-LABEL: func.func @out
 // CHECK: %[[ROWS:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<32x64xf32> to memref<32x64xf32>

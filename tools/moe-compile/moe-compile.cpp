@@ -67,6 +67,14 @@ static cl::opt<bool> noFusion(
     cl::desc("Keep the materializing lowering (dispatched tokens and expert "
              "outputs as [T*k, H] buffers) instead of zero-buffer fusion"),
     cl::cat(category));
+static cl::opt<bool> deviceSplitSizes(
+    "device-split-sizes",
+    cl::desc("Expert parallelism on the CPU: size the all-to-all's received "
+             "buffers by a bound (R times the rows a rank sends) and mark the "
+             "rows past the counts as no expert's, as CUDA always does, so "
+             "that the host never reads a split size (tests that path "
+             "without a GPU)"),
+    cl::cat(category));
 static cl::opt<std::string> epilogue(
     "epilogue",
     cl::desc("How expert outputs reach y: scatter_add (default: gate-weighted "
@@ -228,6 +236,7 @@ int main(int argc, char **argv) {
   options.optLevel = optLevel;
   options.outputPath = outputFile;
   options.fusion = !noFusion;
+  options.deviceSplitSizes = deviceSplitSizes;
   options.expertsPerChunk = expertsPerChunk;
   options.epilogue = epilogue;
   if (cudaTile.getNumOccurrences())

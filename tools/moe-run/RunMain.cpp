@@ -86,6 +86,9 @@ OPTIONS:
                         most expensive first, then the cost model's
                         prediction beside the measured time of each kernel
   --no-fusion           Compile with the materializing lowering
+  --device-split-sizes  CPU, expert parallelism: size the all-to-all's received
+                        buffers by a bound, as CUDA always does (tests that
+                        path without a GPU)
   --experts-per-chunk=N Zero-buffer fusion: experts whose GEMMs run together
                         (default 1 on the CPU, all experts on CUDA)
   --trace=PATH          Write a Chrome trace (JSON) of the run: a compute and a
@@ -107,7 +110,7 @@ struct Options {
   bool haveSpec = false, haveBlock = false, haveTokens = false,
        haveBackend = false;
   bool check = false, noFusion = false, emitMlir = false, help = false;
-  bool profile = false, backward = false;
+  bool profile = false, backward = false, deviceSplitSizes = false;
   uint64_t seed = 1;
   int64_t tokens = -1, expertsPerChunk = 0, repeat = 0;
   bool haveExpertsPerChunk = false;
@@ -134,7 +137,7 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       {"trace", true},
       {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
       {"profile", false},  {"help", false},    {"backward", false},
-      {"memory-budget", true}};
+      {"memory-budget", true}, {"device-split-sizes", false}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("-", 0) != 0 || arg == "-") {
@@ -209,6 +212,8 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       o.check = true;
     } else if (name == "no-fusion") {
       o.noFusion = true;
+    } else if (name == "device-split-sizes") {
+      o.deviceSplitSizes = true;
     } else if (name == "emit-mlir") {
       o.emitMlir = true;
     } else if (name == "profile") {
@@ -529,6 +534,7 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     request.blockSpec = o.blockSpec;
     request.target = backend;
     request.fusion = !o.noFusion;
+    request.deviceSplitSizes = o.deviceSplitSizes;
     request.expertsPerChunk = o.expertsPerChunk;
     request.outputPath = artifactPath;
     request.backward = o.backward;

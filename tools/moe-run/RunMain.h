@@ -22,6 +22,7 @@ struct CompileRequest {
   std::string blockSpec; ///< when set, the block's program (not the layer's)
   std::string target; ///< "cpu", "cuda:sm_90", ...
   bool fusion = true;
+  bool deviceSplitSizes = false; ///< CPU: received buffers sized by a bound
   int64_t expertsPerChunk = 0; ///< 0: the target's default
   std::string outputPath;
   bool backward = false; ///< compile the training step (F -> F_train)

@@ -50,6 +50,7 @@ static int compileWithMlir(const ::moe::run::CompileRequest &request) {
   options.target = *target;
   options.outputPath = request.outputPath;
   options.fusion = request.fusion;
+  options.deviceSplitSizes = request.deviceSplitSizes;
   options.expertsPerChunk = request.expertsPerChunk;
   options.backward = request.backward;
   options.memoryBudget = request.memoryBudget;

@@ -63,7 +63,9 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     Walks the assignments `indices[T,k]` in order of token, then slot. An
     assignment's rank is the number of earlier kept assignments of its
     expert; when `capacity_factor` > 0 and the rank reaches
-    `C = max(1, ceil(cf*T*k/E))` the assignment is dropped (rank -1).
+    `C = max(1, ceil(cf*T*k/E))` the assignment is dropped (rank -1). An
+    index outside `[0, E)` is no expert's (rank -1, not counted): the rows
+    a bound-sized received buffer holds past its counts.
     `counts[E]` receives the kept assignments per expert. `partials` (i32
     [ceil(T / 64), E], contents undefined after the op) is the scratch of
     the GPU's parallel ranking (each slice of 64 tokens' count per expert),
@@ -562,7 +564,9 @@ def Moek_ReceivedAssignmentsOp : Moek_KernelOp<"received_assignments"> {
     For segment `g` of `counts[G]` (in order), its `counts[g]` rows get
     `indices[n, 0] = g mod (G/R)` and `weights[n, 0] = 1.0`: the routing
     plan of the rows an expert rank received, which `moek.rank_assignments`
-    and `moek.exclusive_scan` then complete.
+    and `moek.exclusive_scan` then complete. Rows past `sum(counts)` (a
+    buffer sized by a bound, the host never having read the counts) get
+    `indices[n, 0] = G/R`, no expert, and weight 0.
 
     ```mlir
     moek.received_assignments %counts into %indices, %weights {ranks = 2 : i64}

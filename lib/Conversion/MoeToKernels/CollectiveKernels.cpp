@@ -31,6 +31,18 @@ static Value sumOfCounts(ImplicitLocOpBuilder &b, Value counts) {
   return loop.getResult(0);
 }
 
+/// The rows an all-to-all can receive without the host reading its counts:
+/// R times the rows each rank sends, since the ranks have equal token
+/// counts (ARCHITECTURE.md: rank r holds rows [r*T, (r+1)*T)).
+static Value receivedBound(ImplicitLocOpBuilder &b, AllToAllOp op) {
+  int64_t sent = op.getRows().getType().getDimSize(0);
+  if (!ShapedType::isDynamic(sent))
+    return arith::ConstantIndexOp::create(b, op.getRanks() * sent);
+  return arith::MulIOp::create(
+      b, extentOf(b, readBuffer(b, op.getRows()), 0),
+      arith::ConstantIndexOp::create(b, op.getRanks()));
+}
+
 /// The first op of `block` that uses `value` (directly or in a region),
 /// or the block's terminator.
 static Operation *firstUserInBlock(Value value, Block *block) {
@@ -42,7 +54,8 @@ static Operation *firstUserInBlock(Value value, Block *block) {
   return first;
 }
 
-void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
+void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter,
+                                 bool deviceSplitSizes) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   auto countsType = cast<RankedTensorType>(op.getCounts().getType());
@@ -67,7 +80,8 @@ void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
   }
   SmallVector<Value> dynamic;
   if (receivedType.isDynamicDim(0))
-    dynamic.push_back(sumOfCounts(b, receivedCounts));
+    dynamic.push_back(deviceSplitSizes ? receivedBound(b, op)
+                                       : sumOfCounts(b, receivedCounts));
   Value received =
       allocBuffer(b, receivedType.getShape(), receivedType.getElementType(),
                   dynamic, "collectives.received_rows");
@@ -85,13 +99,17 @@ void moe::lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter) {
 
 void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
                                      RewriterBase &rewriter,
-                                     bool scratchBuffers) {
+                                     bool scratchBuffers,
+                                     bool deviceSplitSizes) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
   int64_t local = op.getRouting().getType().getExperts();
   Type i32 = b.getI32Type();
   Value counts = readBuffer(b, op.getCounts());
-  SmallVector<Value> rows{sumOfCounts(b, counts)};
+  auto exchange = op.getCounts().getDefiningOp<AllToAllOp>();
+  SmallVector<Value> rows{deviceSplitSizes && exchange
+                              ? receivedBound(b, exchange)
+                              : sumOfCounts(b, counts)};
   int64_t dynamic = ShapedType::kDynamic;
   Value indices =
       allocBuffer(b, {dynamic, 1}, i32, rows, "routing.received_indices");
@@ -99,7 +117,8 @@ void moe::lowerLocalRoutingToKernels(LocalRoutingOp op,
                               "routing.received_weights");
   moek::ReceivedAssignmentsOp::create(b, counts, indices, weights,
                                       op.getRanksAttr());
-  // Dropless: every received row is kept (capacity applied at the sender).
+  // Dropless: every received row is kept (capacity applied at the sender);
+  // rows past the counts' sum (a bound-sized buffer) are no expert's.
   Value routing = planRouting(b, indices, {dynamic, 1}, rows, local,
                               b.getF64FloatAttr(0.0), scratchBuffers,
                               op.getRouting().getType());

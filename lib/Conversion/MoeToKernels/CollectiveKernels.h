@@ -16,15 +16,20 @@
 namespace mlir::moe {
 
 /// moek.exchange_counts, then moek.all_to_all into a buffer of the received
-/// rows (sum of the received counts, or the static capacity of the result).
-void lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter);
+/// rows: the static capacity of the result, else the sum of the received
+/// counts or, with `deviceSplitSizes`, receivedBound (the host reads no
+/// count).
+void lowerAllToAllToKernels(AllToAllOp op, RewriterBase &rewriter,
+                            bool deviceSplitSizes);
 
 /// moek.received_assignments (indices, unit weights), then the routing-plan
 /// kernels of a gate: rank_assignments (dropless) and exclusive_scan. The
 /// routing result becomes the plan cast RoutingPlans::planOf reads. With
-/// `scratchBuffers`, rank_assignments gets its GPU scratch (planned).
+/// `scratchBuffers`, rank_assignments gets its GPU scratch (planned). With
+/// `deviceSplitSizes` and counts from a moe.all_to_all, the plan covers
+/// that all-to-all's receivedBound rows, those past the counts no expert's.
 void lowerLocalRoutingToKernels(LocalRoutingOp op, RewriterBase &rewriter,
-                                bool scratchBuffers);
+                                bool scratchBuffers, bool deviceSplitSizes);
 
 /// moek.all_reduce into a fresh buffer.
 void lowerAllReduceToKernels(AllReduceOp op, RewriterBase &rewriter);

@@ -22,10 +22,28 @@ Value moe::readBuffer(ImplicitLocOpBuilder &b, Value tensor) {
 
 Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
                        Type element, ValueRange dynamic, StringRef name) {
-  auto alloc =
-      memref::AllocOp::create(b, MemRefType::get(shape, element), dynamic);
+  // A dynamic size that is a constant becomes static here, the buffer cast
+  // back to the type asked for: the canonicalizer would fold it anyway, and
+  // with it drop the buffer's name.
+  SmallVector<int64_t> allocShape(shape);
+  SmallVector<Value> stillDynamic;
+  unsigned next = 0;
+  for (int64_t &size : allocShape) {
+    if (!ShapedType::isDynamic(size))
+      continue;
+    Value extent = dynamic[next++];
+    if (std::optional<int64_t> known = getConstantIntValue(extent))
+      size = *known;
+    else
+      stillDynamic.push_back(extent);
+  }
+  auto alloc = memref::AllocOp::create(
+      b, MemRefType::get(allocShape, element), stillDynamic);
   alloc->setAttr(kBufferNameAttr, b.getStringAttr(name));
-  return alloc;
+  auto type = MemRefType::get(shape, element);
+  if (alloc.getType() == type)
+    return alloc;
+  return memref::CastOp::create(b, type, alloc);
 }
 
 Value moe::rankPartialsBuffer(ImplicitLocOpBuilder &b, Value indices,

@@ -154,11 +154,12 @@ struct MoeLowerToKernelsPass
     getOperation()->walk(
         [&](LocalRoutingOp op) { localRoutings.push_back(op); });
     for (LocalRoutingOp op : localRoutings)
-      lowerLocalRoutingToKernels(op, rewriter, kernelScratchBuffers);
+      lowerLocalRoutingToKernels(op, rewriter, kernelScratchBuffers,
+                                 deviceSplitSizes);
     SmallVector<AllToAllOp> collectives;
     getOperation()->walk([&](AllToAllOp op) { collectives.push_back(op); });
     for (AllToAllOp op : collectives)
-      lowerAllToAllToKernels(op, rewriter);
+      lowerAllToAllToKernels(op, rewriter, deviceSplitSizes);
     SmallVector<AllReduceOp> reductions;
     getOperation()->walk([&](AllReduceOp op) { reductions.push_back(op); });
     for (AllReduceOp op : reductions)

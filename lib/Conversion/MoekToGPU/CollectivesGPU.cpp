@@ -18,7 +18,8 @@ bool moek::isCollectiveOp(Operation *op) {
 
 /// A thread per segment g: its rows start after those of segments < g (a
 /// sum over at most G counts, which is small: G = E) and get g's local
-/// expert and weight 1.
+/// expert and weight 1. Then a thread per row marks those past all the
+/// segments (a buffer sized by a bound, not by the counts) as no expert's.
 static void lowerReceivedAssignmentsToGPU(ReceivedAssignmentsOp op,
                                           moe::LoopBuilder &lb,
                                           LaunchPerItem launch) {
@@ -26,19 +27,22 @@ static void lowerReceivedAssignmentsToGPU(ReceivedAssignmentsOp op,
   Value counts = op.getCounts();
   int64_t segments = cast<MemRefType>(counts.getType()).getDimSize(0);
   int64_t local = segments / op.getRanks();
+  Value zero = lb.index(0);
+  auto countAt = [&](Value h) {
+    return arith::IndexCastOp::create(b, b.getIndexType(),
+                                      memref::LoadOp::create(b, counts, h));
+  };
+  auto rowsBefore = [&](Value g) {
+    return lb
+        .forLoopCarrying(zero, g, ValueRange{zero},
+                         [&](Value h, ValueRange sum) -> SmallVector<Value> {
+                           return {arith::AddIOp::create(b, sum[0],
+                                                         countAt(h))};
+                         })
+        .front();
+  };
   launch(lb.index(segments), [&](Value g) {
-    Value zero = lb.index(0);
-    auto countAt = [&](Value h) {
-      return arith::IndexCastOp::create(b, b.getIndexType(),
-                                        memref::LoadOp::create(b, counts, h));
-    };
-    Value first =
-        lb.forLoopCarrying(zero, g, ValueRange{zero},
-                           [&](Value h, ValueRange sum) -> SmallVector<Value> {
-                             return {arith::AddIOp::create(b, sum[0],
-                                                           countAt(h))};
-                           })
-            .front();
+    Value first = rowsBefore(g);
     Value end = arith::AddIOp::create(b, first, countAt(g));
     Value expert = arith::IndexCastOp::create(
         b, b.getI32Type(), arith::RemUIOp::create(b, g, lb.index(local)));
@@ -46,6 +50,16 @@ static void lowerReceivedAssignmentsToGPU(ReceivedAssignmentsOp op,
     lb.forLoop(first, end, [&](Value n) {
       memref::StoreOp::create(b, expert, op.getIndices(), ValueRange{n, zero});
       memref::StoreOp::create(b, one, op.getWeights(), ValueRange{n, zero});
+    });
+  });
+  launch(lb.dim(op.getIndices(), 0), [&](Value n) {
+    Value past = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, n,
+                                       rowsBefore(lb.index(segments)));
+    lb.ifThen(past, [&] {
+      memref::StoreOp::create(b, lb.i32(local), op.getIndices(),
+                              ValueRange{n, zero});
+      memref::StoreOp::create(b, lb.f32(0.0), op.getWeights(),
+                              ValueRange{n, zero});
     });
   });
 }

@@ -201,9 +201,12 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
     return std::make_pair(first, last);
   };
   // Walks slice s in order, carrying a count of assignments to expert e and
-  // calling onMine(t, j, countBefore) for each of them.
+  // calling onMine(t, j, countBefore) for each of them; with `noExpert`,
+  // expert 0's walk also calls noExpert(t, j) for each index outside
+  // [0, E) (the rows a bound-sized received buffer holds past its count).
   auto walkSlice = [&](Value s, Value e, Value start,
-                       function_ref<void(Value, Value, Value)> onMine) {
+                       function_ref<void(Value, Value, Value)> onMine,
+                       function_ref<void(Value, Value)> noExpert = nullptr) {
     Value e32 = arith::IndexCastOp::create(b, b.getI32Type(), e);
     auto [first, last] = sliceBounds(s);
     return lb.forLoopCarrying(
@@ -212,11 +215,21 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           return lb.forLoopCarrying(
               zero, lb.index(topK), c,
               [&](Value j, ValueRange c2) -> SmallVector<Value> {
+                Value index =
+                    memref::LoadOp::create(b, indices, ValueRange{t, j});
                 Value mine = arith::CmpIOp::create(
-                    b, arith::CmpIPredicate::eq,
-                    memref::LoadOp::create(b, indices, ValueRange{t, j}), e32);
+                    b, arith::CmpIPredicate::eq, index, e32);
                 if (onMine)
                   lb.ifThen(mine, [&] { onMine(t, j, c2[0]); });
+                if (noExpert) {
+                  Value outside = arith::CmpIOp::create(
+                      b, arith::CmpIPredicate::uge, index,
+                      lb.i32(experts));
+                  Value first = arith::CmpIOp::create(
+                      b, arith::CmpIPredicate::eq, e, zero);
+                  lb.ifThen(arith::AndIOp::create(b, outside, first),
+                            [&] { noExpert(t, j); });
+                }
                 Value next = arith::AddIOp::create(b, c2[0], lb.i32(1));
                 return {arith::SelectOp::create(b, mine, next, c2[0])};
               });
@@ -239,13 +252,18 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   }, "scan");
   launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
     Value start = memref::LoadOp::create(b, partial, ValueRange{s, e});
-    walkSlice(s, e, start, [&](Value t, Value j, Value before) {
-      Value kept =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, before, capacity);
-      memref::StoreOp::create(
-          b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
-          ValueRange{t, j});
-    });
+    walkSlice(
+        s, e, start,
+        [&](Value t, Value j, Value before) {
+          Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                                             before, capacity);
+          memref::StoreOp::create(
+              b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
+              ValueRange{t, j});
+        },
+        [&](Value t, Value j) {
+          memref::StoreOp::create(b, lb.i32(-1), ranks, ValueRange{t, j});
+        });
   }, "rank");
 }
 

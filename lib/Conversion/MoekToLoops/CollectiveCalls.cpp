@@ -138,8 +138,9 @@ void moek::lowerReceivedAssignments(ReceivedAssignmentsOp op,
   int64_t segments = cast<MemRefType>(counts.getType()).getDimSize(0);
   int64_t local = segments / op.getRanks();
   Value zero = lb.index(0), one = lb.f32(1.0);
-  // Segments in order; row n runs on across them.
-  lb.forLoopCarrying(
+  // Segments in order; row n runs on across them. Rows past them (a
+  // buffer sized by a bound) are no expert's.
+  Value assigned = lb.forLoopCarrying(
       zero, lb.index(segments), ValueRange{zero},
       [&](Value g, ValueRange carried) -> SmallVector<Value> {
         Value expert = arith::IndexCastOp::create(
@@ -155,7 +156,13 @@ void moek::lowerReceivedAssignments(ReceivedAssignmentsOp op,
           memref::StoreOp::create(b, one, op.getWeights(), ValueRange{n, zero});
         });
         return {end};
-      });
+      })[0];
+  Value none = lb.i32(local);
+  lb.forLoop(assigned, lb.dim(op.getIndices(), 0), [&](Value n) {
+    memref::StoreOp::create(b, none, op.getIndices(), ValueRange{n, zero});
+    memref::StoreOp::create(b, lb.f32(0.0), op.getWeights(),
+                            ValueRange{n, zero});
+  });
 }
 
 /// Runs `body(t, j, row)` for every kept assignment (row >= 0).

@@ -62,18 +62,27 @@ void lowerRankAssignments(RankAssignmentsOp op, ImplicitLocOpBuilder &b) {
                    experts));
   lb.fill(counts, lb.i32(0));
   // In order of token, then slot: the rank is the count so far; beyond the
-  // capacity the assignment is dropped (-1) and not counted.
+  // capacity the assignment is dropped (-1) and not counted. An index
+  // outside [0, E) is no expert's: rank -1, nothing counted.
   lb.forLoop(zero, tokens, [&](Value t) {
     lb.forLoop(zero, lb.index(topK), [&](Value j) {
-      Value e = asIndex(b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
-      Value rank = memref::LoadOp::create(b, counts, ValueRange{e});
-      Value kept =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rank, capacity);
-      memref::StoreOp::create(b, arith::SelectOp::create(b, kept, rank, lb.i32(-1)),
-                              ranks, ValueRange{t, j});
-      Value counted = arith::AddIOp::create(b, rank, lb.i32(1));
-      memref::StoreOp::create(b, arith::SelectOp::create(b, kept, counted, rank),
-                              counts, ValueRange{e});
+      Value index = memref::LoadOp::create(b, indices, ValueRange{t, j});
+      memref::StoreOp::create(b, lb.i32(-1), ranks, ValueRange{t, j});
+      Value isExpert = arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
+                                             index, lb.i32(experts));
+      lb.ifThen(isExpert, [&] {
+        Value e = asIndex(b, index);
+        Value rank = memref::LoadOp::create(b, counts, ValueRange{e});
+        Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rank,
+                                           capacity);
+        memref::StoreOp::create(
+            b, arith::SelectOp::create(b, kept, rank, lb.i32(-1)), ranks,
+            ValueRange{t, j});
+        Value counted = arith::AddIOp::create(b, rank, lb.i32(1));
+        memref::StoreOp::create(
+            b, arith::SelectOp::create(b, kept, counted, rank), counts,
+            ValueRange{e});
+      });
     });
   });
 }
