@@ -15,7 +15,12 @@
 # "run" writes $OUT/ep_multigpu.log, the trace of one overlapped run
 # ($OUT/ep_multigpu_trace.json) and PyTorch's numbers ($OUT/torch_ep.json).
 # DEADLINE (seconds, default 540) stops starting new runs after it; QUICK=1
-# runs only the presets' checks, forward timings and the traced overlap run.
+# runs only the presets' checks, forward timings and the traced overlap run,
+# and with CONFIGS=1 the configurations of `compile-configs` too. The
+# all-to-alls keep their split sizes on the device unless MOERT_ALL_TO_ALL=
+# host; QUICK also times qwen3_30b_a3b that way, for the difference. With
+# googletest sources in DEST/googletest (compile copies .device/googletest)
+# the runtime's NCCL unit tests run first, on one GPU.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ranks=${R:-2}
@@ -47,6 +52,7 @@ if [ "${1:-}" = compile ]; then
   dest=${2:-$root/.device/ep$ranks}
   rm -rf "$dest" && mkdir -p "$dest/art" "$dest/lib/Target" "$dest/peer" "$dest/bench" "$dest/tools"
   cp -r "$root/runtime" "$root/include" "$dest/"
+  [ -d "$root/.device/googletest" ] && cp -r "$root/.device/googletest" "$dest/"
   cp "$root/bench/ep_multigpu_device.sh" "$dest/bench/"
   cp -r "$root/lib/Layer" "$root/lib/Reference" "$dest/lib/"
   cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" "$dest/lib/Target/"
@@ -77,6 +83,10 @@ if [ "${1:-}" = compile ]; then
   compile check-olmoe "olmoe,tokens=64,$ep"
   compile check-mixtral "mixtral,tokens=16,$ep"
   compile check-qwen3_30b_a3b-train "qwen3_30b_a3b,tokens=64,$ep" --backward
+  # One rank, one GPU: the same NCCL path with a world of one.
+  compile one-rank "tiny,ep=1"
+  compile one-rank-overlap "$small,ep=1,overlap=2"
+  compile one-rank-train "tiny,ep=1,aux_loss=0.01" --backward
   # Timed: the presets' full T per rank (the global batch is R·T), as
   # torch_ep_baseline.py runs them; without ep on one GPU for the ratio.
   for p in qwen3_30b_a3b mixtral; do
@@ -115,6 +125,16 @@ run=/tmp/moe-run-build/moe-run
 echo "== moe-run built ($(( $(date +%s) - start )) s)"
 
 failures=0
+if [ -d "$dir/googletest" ]; then
+  echo "== the runtime's NCCL unit tests, one GPU ($(( $(date +%s) - start )) s)"
+  gt=/tmp/googletest-install
+  { cmake -S "$dir/googletest" -B /tmp/googletest-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX=$gt -DBUILD_GMOCK=OFF && ninja -C /tmp/googletest-build install &&
+    cmake -S "$dir/runtime" -B /tmp/moert-tests -G Ninja -DCMAKE_PREFIX_PATH=$gt &&
+    ninja -C /tmp/moert-tests; } > /tmp/runtime-tests.log 2>&1 ||
+    { echo "   runtime tests: build FAILED"; tail -20 /tmp/runtime-tests.log; failures=$((failures + 1)); }
+  (cd /tmp/moert-tests && CUDA_VISIBLE_DEVICES=0 ctest --output-on-failure -R 'Nccl|CudaArtifact' 2>&1 | tail -8)
+fi
 port=29600
 # Starts one moe-run a GPU in the background; LOGS gets the log prefix.
 start_ranks() { # log-prefix, time limit, artifact, flags...
@@ -164,6 +184,13 @@ if [ "${CONFIGS_ONLY:-0}" = 1 ]; then
 fi
 if [ "${QUICK:-0}" = 1 ]; then
   # QUICK=1: the presets' checks and the forward timings only (a short call).
+  for a in one-rank one-rank-overlap one-rank-train; do
+    flags=(--check --seed 1); [ $a = one-rank-train ] && flags+=(--backward)
+    echo "-- $a (one GPU, a world of one)"
+    timeout 60 "$run" "$dir/art/$a.so" --backend=cuda:sm_90a "${flags[@]}" 2>&1 |
+      grep -E "relative error|differ|CHECK|rror" | sed 's/^/   /'
+    [ "${PIPESTATUS[0]}" = 0 ] || { echo "   FAILED"; failures=$((failures + 1)); }
+  done
   launch "bf16 256 tokens, seed 1" 60 small --check --seed 1
   finish_ranks "qwen3_30b_a3b, 64 tokens a rank" /tmp/qwen3
   finish_ranks "mixtral, 16 tokens a rank" /tmp/mixtral
@@ -177,6 +204,20 @@ if [ "${QUICK:-0}" = 1 ]; then
   launch "qwen3_30b_a3b ep=$ranks, overlap=4" 150 qwen3_30b_a3b-overlap4 --repeat 20
   launch "qwen3_30b_a3b ep=$ranks overlap, traced" 150 qwen3_30b_a3b-overlap --repeat 3 \
     --trace="$out/ep_multigpu_trace.json"
+  # The same programs with the split sizes read on the host (NCCL moves
+  # the rows): what keeping them on the device changed.
+  export MOERT_ALL_TO_ALL=host
+  launch "qwen3_30b_a3b ep=$ranks, split sizes on the host" 150 qwen3_30b_a3b --repeat 20
+  launch "qwen3_30b_a3b ep=$ranks, overlap, split sizes on the host" 150 qwen3_30b_a3b-overlap --repeat 20
+  unset MOERT_ALL_TO_ALL
+  if [ "${CONFIGS:-0}" = 1 ]; then
+    for a in "$dir"/art/cfg-*.so; do
+      name=$(basename "$a" .so)
+      flags=(--check --seed 1)
+      case "$name" in *-train) flags+=(--backward) ;; esac
+      launch "$name" 60 "$name" "${flags[@]}"
+    done
+  fi
   echo "== PyTorch + NCCL all_to_all_single, same call ($(( $(date +%s) - start )) s)"
   OUT=$out timeout 150 python3 "$dir/peer/torch_ep_baseline.py" qwen3_30b_a3b mixtral 2>&1 |
     grep -v Warning | tail -4

@@ -499,14 +499,19 @@ bool runEntry(const moert_function &function, Arguments &arguments,
   }
   collectives::clearDeferredError();
   // The compute lane of the trace: the function's code between its calls
-  // of the runtime's collectives.
-  comm::beginCompute();
+  // of the runtime's collectives (on CUDA the device's, between events on
+  // the call's stream: the host only queues the work).
+  if (driver)
+    ncclcollectives::beginCall();
+  else
+    comm::beginCompute();
   function.entry(arguments.list.data(), resultBuffer.data());
-  comm::endCompute("compute");
   // The CUDA collectives ordered the compute stream on the device; their
   // completion (or a peer's failure) is known only here.
   if (driver)
     ncclcollectives::drain();
+  else
+    comm::endCompute("compute");
   cuda::CUresult status = afterEntry();
 
   // Take ownership of all result memory first, so that it is freed even if

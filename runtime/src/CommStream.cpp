@@ -135,6 +135,14 @@ void moert::comm::addWait(double startUs, double durationUs) {
     s.spans.push_back(Span{0, "wait", startUs, durationUs, 0});
 }
 
+void moert::comm::addCompute(const char *name, double startUs,
+                             double durationUs) {
+  Stream &s = stream();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.tracing)
+    s.spans.push_back(Span{0, name, startUs, durationUs, 0});
+}
+
 void moert::comm::beginCompute() {
   Stream &s = stream();
   std::lock_guard<std::mutex> lock(s.mutex);

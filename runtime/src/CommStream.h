@@ -52,6 +52,8 @@ void endCompute(const char *name);
 void addCollective(const char *name, int64_t bytes, double startUs,
                    double durationUs);
 void addWait(double startUs, double durationUs);
+/// A span of compiled code on the device (CUDA: between events).
+void addCompute(const char *name, double startUs, double durationUs);
 double nowUs();
 
 struct Stats {

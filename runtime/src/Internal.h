@@ -148,6 +148,9 @@ void shutdown();
 /// started: the compute stream waited for them on the device; the host
 /// waits here once, at the end of the call, and records the first failure.
 void drain();
+/// Marks where a call's work begins on its stream (drain ends it), once
+/// the communicator exists: the compute lane of the trace, device-timed.
+void beginCall();
 /// The maximum of `values` over the ranks of a torchrun world, through the
 /// NCCL communicator (such a world has no MPI). "" or what failed.
 std::string allReduceMaxOnHost(double *values, int count);

@@ -103,6 +103,17 @@ struct Pending {
 std::map<int64_t, Pending> pending;
 int64_t nextEvent = 1;
 
+/// A point the call's stream reached, recorded by an event: where compiled
+/// code's work stopped before a collective call (`resumes` false) or went
+/// on after it. The compute lane of the trace is the spans between them,
+/// and a gap from a stop to the resumption is the compute stream waiting
+/// for a collective: all timed on the device, since the host runs ahead.
+struct Mark {
+  CUevent event = nullptr;
+  bool resumes = false;
+};
+std::vector<Mark> marks;
+
 /// The most ranks the device-split all-to-all takes: its kernel gets the
 /// peers' staging addresses as launch parameters (two arrays of this size).
 constexpr int kMaxPeers = 64;
@@ -334,7 +345,9 @@ int32_t finish(int64_t id) {
     d.cuEventElapsedTime(&busy, p.begin, p.end);
     comm::addCollective(p.name, p.bytes, state.anchorUs + fromAnchor * 1000.0,
                         busy * 1000.0);
-    comm::addWait(waitStart, waitEnd - waitStart);
+    // A host wait for the collective itself (before its marks existed).
+    if (marks.empty())
+      comm::addWait(waitStart, waitEnd - waitStart);
   }
   d.cuEventDestroy(p.begin);
   d.cuEventDestroy(p.end);
@@ -626,12 +639,52 @@ std::string sendReceive(SendBytes &&sendBytes, RecvBytes &&recvBytes,
   return "";
 }
 
-/// Runs compiled code's time up to now into the compute lane, and `body`.
+/// Marks the call's stream (a Mark); nothing when no event can be made.
+void markCallStream(bool resumes) {
+  CUevent event = nullptr;
+  if (!state.driver ||
+      state.driver->cuEventCreate(&event, cuda::CU_EVENT_DEFAULT))
+    return;
+  state.driver->cuEventRecord(event, cuda::currentCallStream());
+  marks.push_back(Mark{event, resumes});
+}
+
+/// Runs `body` between two marks of the call's stream: the compute span
+/// before the collective ends at the first, the next begins at the second
+/// (after any wait of the stream that `body` queued).
 template <typename Body> auto outsideCompute(Body &&body) {
-  comm::endCompute("compute");
+  markCallStream(/*resumes=*/false);
   auto result = body();
-  comm::beginCompute();
+  markCallStream(/*resumes=*/true);
   return result;
+}
+
+/// The marks as compute spans and waits of the compute stream, in system
+/// time; destroys them. After the call's stream has finished.
+void addComputeSpans() {
+  const cuda::Driver &d = *state.driver;
+  double resumedUs = -1, stoppedUs = -1;
+  for (const Mark &mark : marks) {
+    float fromAnchor = 0;
+    bool timed = d.cuEventElapsedTime(&fromAnchor, state.anchor,
+                                      mark.event) == cuda::CUDA_SUCCESS;
+    double us = state.anchorUs + fromAnchor * 1000.0;
+    d.cuEventDestroy(mark.event);
+    if (!timed)
+      continue;
+    if (!mark.resumes) {
+      if (resumedUs >= 0 && us > resumedUs)
+        comm::addCompute("compute", resumedUs, us - resumedUs);
+      stoppedUs = us;
+      resumedUs = -1;
+    } else {
+      if (stoppedUs >= 0 && us > stoppedUs)
+        comm::addWait(stoppedUs, us - stoppedUs);
+      resumedUs = us;
+      stoppedUs = -1;
+    }
+  }
+  marks.clear();
 }
 
 } // namespace
@@ -839,6 +892,13 @@ MOERT_EXPORT int32_t moert_cuda_event_wait_v1(int64_t event) {
   });
 }
 
+MOERT_EXPORT int32_t moert_cuda_drain_v1(void) {
+  return guarded(1, [&]() -> int32_t {
+    ncclcollectives::drain();
+    return collectives::failedAlready() ? 1 : 0;
+  });
+}
+
 MOERT_EXPORT int32_t moert_cuda_all_to_all_v1(
     const void *rows, const int32_t *counts, int64_t rowsCapacity,
     const int32_t *receivedCounts, void *received, int64_t receivedCapacity,
@@ -885,13 +945,28 @@ std::string moert::ncclcollectives::allReduceMaxOnHost(double *values,
   return allReduceMaxLocked(values, count);
 }
 
+void moert::ncclcollectives::beginCall() {
+  std::lock_guard<std::mutex> lock(stateMutex);
+  if (state.comm)
+    markCallStream(/*resumes=*/true);
+}
+
 void moert::ncclcollectives::drain() {
   std::lock_guard<std::mutex> lock(stateMutex);
-  if (pending.empty())
+  if (pending.empty() && marks.empty())
     return;
+  markCallStream(/*resumes=*/false);
   // In order of start: the first failure is the one to report.
   while (!pending.empty())
     finish(pending.begin()->first);
+  if (!marks.empty() && !collectives::failedAlready()) {
+    CUevent last = marks.back().event;
+    if (std::string error = waitPolling(last, "the call's kernels");
+        !error.empty())
+      collectives::recordDeferredError(error);
+  }
+  if (!collectives::failedAlready())
+    addComputeSpans();
   if (splits.overflow && !collectives::failedAlready()) {
     int64_t overflow[2] = {0, 0};
     const cuda::Driver &d = *state.driver;
@@ -935,12 +1010,15 @@ void moert::ncclcollectives::shutdown() {
       state.driver->cuEventDestroy(p.begin);
       state.driver->cuEventDestroy(p.end);
     }
+    for (const Mark &mark : marks)
+      state.driver->cuEventDestroy(mark.event);
     if (state.anchor)
       state.driver->cuEventDestroy(state.anchor);
     if (state.stream)
       state.driver->cuStreamDestroy(state.stream);
   }
   pending.clear();
+  marks.clear();
   splits = DeviceSplits();
   state = Nccl();
 }

@@ -10,8 +10,11 @@
 
 #include "TestUtil.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -131,6 +134,86 @@ TEST(NcclCollectives, StreamsAndEvents) {
   EXPECT_EQ(moert_event_destroy_v1(event), 0);
   EXPECT_EQ(moert_stream_destroy_v1(other), 0);
   EXPECT_EQ(moert_stream_destroy_v1(stream), 0);
+}
+
+extern "C" {
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
+void mgpuMemFree(void *pointer, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
+}
+
+/// One rank's all-to-all on the GPU, as a CUDA artifact calls it: the
+/// counts exchanged and the rows moved without the host reading a count,
+/// the received buffer poisoned first so that a row not written shows, and
+/// rows that do not fit reported at the drain.
+void checkOneRankAllToAll(const char *path) {
+  SCOPED_TRACE(path);
+  const int64_t segments = 4, rowBytes = 64, rows = 10, capacity = 20;
+  const int32_t counts[segments] = {3, 0, 5, 2};
+  std::vector<uint8_t> sent(rows * rowBytes);
+  for (size_t i = 0; i < sent.size(); ++i)
+    sent[i] = uint8_t(i * 7 + 3);
+  auto *deviceRows = mgpuMemAlloc(sent.size(), nullptr, false);
+  auto *deviceCounts = mgpuMemAlloc(sizeof(counts), nullptr, false);
+  auto *receivedCounts = mgpuMemAlloc(sizeof(counts), nullptr, false);
+  auto *received = mgpuMemAlloc(capacity * rowBytes, nullptr, false);
+  ASSERT_NE(received, nullptr) << moert_last_error();
+  mgpuMemcpy(deviceRows, sent.data(), sent.size(), nullptr);
+  mgpuMemcpy(deviceCounts, const_cast<int32_t *>(counts), sizeof(counts),
+             nullptr);
+  std::vector<uint8_t> poison(capacity * rowBytes, 0xff);
+  mgpuMemcpy(received, poison.data(), poison.size(), nullptr);
+
+  auto *c = static_cast<const int32_t *>(deviceCounts);
+  auto *rc = static_cast<int32_t *>(receivedCounts);
+  ASSERT_EQ(moert_cuda_exchange_counts_v1(c, rc, segments, 1), 0)
+      << takeError();
+  int64_t event = moert_cuda_all_to_all_start_v1(
+      deviceRows, c, rows, rc, received, capacity, segments, 1, rowBytes);
+  ASSERT_GT(event, 0) << takeError();
+  ASSERT_EQ(moert_cuda_event_wait_v1(event), 0) << takeError();
+  ASSERT_EQ(moert_cuda_drain_v1(), 0) << takeError();
+  std::vector<uint8_t> got(poison.size());
+  int32_t gotCounts[segments] = {};
+  mgpuMemcpy(got.data(), received, got.size(), nullptr);
+  mgpuMemcpy(gotCounts, receivedCounts, sizeof(gotCounts), nullptr);
+  for (int64_t g = 0; g < segments; ++g)
+    EXPECT_EQ(gotCounts[g], counts[g]) << "segment " << g;
+  EXPECT_TRUE(std::equal(sent.begin(), sent.end(), got.begin()));
+  EXPECT_TRUE(std::all_of(got.begin() + sent.size(), got.end(),
+                          [](uint8_t b) { return b == 0xff; }))
+      << "rows past the counts were written";
+
+  // Ten rows into a buffer of five: the drain says so.
+  event = moert_cuda_all_to_all_start_v1(deviceRows, c, rows, rc, received, 5,
+                                         segments, 1, rowBytes);
+  if (event > 0) {
+    moert_cuda_event_wait_v1(event);
+    EXPECT_NE(moert_cuda_drain_v1(), 0);
+  }
+  std::string error = takeError();
+  EXPECT_NE(error.find("rank 0 of 1: all-to-all"), std::string::npos) << error;
+
+  for (void *p : {deviceRows, deviceCounts, receivedCounts, received})
+    mgpuMemFree(p, nullptr);
+}
+
+// The CUDA all-to-all on one rank, on both paths: split sizes on the device
+// (the pull kernel) and read on the host (NCCL), the same rows either way.
+TEST(NcclCollectives, AllToAllOnOneGpu) {
+  clearLaunch();
+  if (!haveNccl())
+    GTEST_SKIP() << "no NCCL here";
+  void *probe = mgpuMemAlloc(16, nullptr, false);
+  if (!probe)
+    GTEST_SKIP() << "no CUDA device here: " << moert_last_error();
+  mgpuMemFree(probe, nullptr);
+  checkOneRankAllToAll("split sizes on the device");
+  EXPECT_EQ(moert_comm_finalize(), 0);
+  setenv("MOERT_ALL_TO_ALL", "host", 1);
+  checkOneRankAllToAll("split sizes on the host");
+  unsetenv("MOERT_ALL_TO_ALL");
+  EXPECT_EQ(moert_comm_finalize(), 0);
 }
 
 } // namespace

@@ -295,16 +295,25 @@ int32_t moert_event_wait_v1(int64_t event);
 /* The CUDA backend's collectives (NCCL, loaded with dlopen): the same
    contract as the CPU entry points above, on device pointers (rows, counts,
    received). They run on the runtime's communication stream, a CUDA stream
-   of its own, after the work already queued on the artifact's (blocking)
-   streams; the all-to-all's start returns an event id whose wait blocks the
-   host until the transfer is done, so the kernels launched in between run
-   beside it. The communicator is made at the first call: under mpirun from
-   the MPI rank and size (the ncclUniqueId broadcast over MPI), under
-   torchrun (moert_comm_init_launch(1)) from RANK, WORLD_SIZE, MASTER_ADDR,
-   MASTER_PORT, alone for one rank. No wait blocks in the driver: a failed
-   collective (NCCL's asynchronous error) or one that does not finish in
-   MOERT_NCCL_TIMEOUT_S seconds (default 120) aborts the communicator and
-   fails with the rank's name. MOERT_NCCL_LIBRARY names another libnccl. */
+   of its own, after the work already queued on the call's stream (the
+   legacy stream unless a caller gave its own), and the host waits for none
+   of them: the exchange of counts and the all-to-all's wait make the call's
+   stream wait for the transfer on the device (cuStreamWaitEvent), so the
+   kernels launched between a start and its wait run beside it, and the
+   host never reads a split size. The all-to-all pulls every peer's rows
+   from a staging buffer the node's ranks map through CUDA IPC, between two
+   one-int NCCL handshakes; where that cannot run (moert built without nvcc,
+   a driver without IPC, MOERT_ALL_TO_ALL=host) the counts come back to the
+   host and NCCL moves the rows. moert_cuda_drain_v1 (which moert's
+   function call runs after the entry returns) waits for all of them and
+   reports the first failure. The communicator is made at the first call:
+   under mpirun from the MPI rank and size (the ncclUniqueId broadcast over
+   MPI), under torchrun (moert_comm_init_launch(1)) from RANK, WORLD_SIZE,
+   MASTER_ADDR, MASTER_PORT, alone for one rank. No wait blocks in the
+   driver: a failed collective (NCCL's asynchronous error) or one that does
+   not finish in MOERT_NCCL_TIMEOUT_S seconds (default 120) aborts the
+   communicator and fails with the rank's name. MOERT_NCCL_LIBRARY names
+   another libnccl. */
 int32_t moert_cuda_exchange_counts_v1(const int32_t *counts, int32_t *received,
                                       int64_t segments, int64_t ranks);
 int32_t moert_cuda_all_reduce_sum_i32_v1(const int32_t *in, int32_t *out,
@@ -320,6 +329,10 @@ int64_t moert_cuda_all_to_all_start_v1(
     const int32_t *received_counts, void *received, int64_t received_capacity,
     int64_t segments, int64_t ranks, int64_t row_bytes);
 int32_t moert_cuda_event_wait_v1(int64_t event);
+/* Waits (polling, within the time limit) for every CUDA collective started
+   since the last drain; 0, or 1 with the first failure for
+   moert_comm_take_error (a rank that failed, rows that did not fit). */
+int32_t moert_cuda_drain_v1(void);
 
 /* For hosts that call the collectives themselves (and the tests): the
    reason the first failed collective recorded, taken (later collectives run
