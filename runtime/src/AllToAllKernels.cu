@@ -26,7 +26,17 @@ __device__ void copyBytes(char *dest, const char *source, int64_t bytes) {
   if (aligned) {
     const int4 *from = reinterpret_cast<const int4 *>(source);
     int4 *to = reinterpret_cast<int4 *>(dest);
-    for (int64_t i = thread; i < bytes / 16; i += threads)
+    int64_t units = bytes / 16, i = thread;
+    // Four loads in flight before their stores: a peer's memory is far.
+    for (; i + 3 * threads < units; i += 4 * threads) {
+      int4 a = from[i], b = from[i + threads], c = from[i + 2 * threads],
+           d = from[i + 3 * threads];
+      to[i] = a;
+      to[i + threads] = b;
+      to[i + 2 * threads] = c;
+      to[i + 3 * threads] = d;
+    }
+    for (; i < units; i += threads)
       to[i] = from[i];
     return;
   }
@@ -52,31 +62,42 @@ struct PeerPointers {
 };
 
 /// Publishes this rank's all-to-all in its staging buffer: counts[G] at
-/// `staging`, then the first sum(counts) rows (at most `capacity`, the
-/// rows buffer's; moert_pull_rows reports more) at `staging + rowsAt`.
+/// `staging`, then at `staging + rowsAt` the rows the other ranks pull:
+/// every row but those of this rank's own block of segments (which it
+/// pulls from its rows buffer), in order. At most `capacity` rows (the rows
+/// buffer's) are read; moert_pull_rows reports more.
 extern "C" __global__ void moert_stage_rows(const char *rows,
-                                            const int32_t *counts,
-                                            int segments, int64_t rowBytes,
-                                            int64_t capacity, char *staging,
-                                            int64_t rowsAt) {
-  __shared__ int64_t total;
-  if (threadIdx.x == 0)
+                                            const int32_t *counts, int rank,
+                                            int ranks, int segments,
+                                            int64_t rowBytes, int64_t capacity,
+                                            char *staging, int64_t rowsAt) {
+  __shared__ int64_t before, own, total;
+  int block = segments / ranks;
+  if (threadIdx.x == 0) {
     total = min(sumCounts(counts, 0, segments), capacity);
+    before = min(sumCounts(counts, 0, rank * block), total);
+    own = min(sumCounts(counts, rank * block, (rank + 1) * block),
+              total - before);
+  }
   if (blockIdx.x == 0)
     for (int g = threadIdx.x; g < segments; g += blockDim.x)
       reinterpret_cast<int32_t *>(staging)[g] = counts[g];
   __syncthreads();
-  copyBytes(staging + rowsAt, rows, total * rowBytes);
+  copyBytes(staging + rowsAt, rows, before * rowBytes);
+  copyBytes(staging + rowsAt + before * rowBytes,
+            rows + (before + own) * rowBytes,
+            (total - before - own) * rowBytes);
 }
 
 /// Pulls into `received` (room for `capacity` rows) the rows every peer
 /// sends this rank, in the order of moek.all_to_all: from rank 0, 1, ...,
 /// each peer's segments of this rank's block in order. Peer p's counts are
-/// at `peers.counts[p]`, its rows at `peers.rows[p]`; blockIdx.y is the
-/// peer; every rank's rows buffer holds `sourceCapacity` rows. When the
-/// rows do not fit in `received` (or a peer's counts ask for more rows than
-/// it has), nothing is copied and overflow[0] (overflow[1]) gets the rows
-/// that would have been needed.
+/// at `peers.counts[p]`, its rows at `peers.rows[p]`: this rank's own rows
+/// buffer, or a peer's staging, which lacks the peer's own block (see
+/// moert_stage_rows). blockIdx.y is the peer; every rank's rows buffer
+/// holds `sourceCapacity` rows. When the rows do not fit in `received` (or
+/// a peer's counts ask for more rows than it has), nothing is copied and
+/// overflow[0] (overflow[1]) gets the rows that would have been needed.
 extern "C" __global__ void moert_pull_rows(PeerPointers peers, int rank,
                                            int ranks, int segments,
                                            int64_t rowBytes, char *received,
@@ -90,6 +111,9 @@ extern "C" __global__ void moert_pull_rows(PeerPointers peers, int rank,
   if (threadIdx.x == 0) {
     const int32_t *counts = peers.counts[peer];
     sourceRow = sumCounts(counts, 0, mine);
+    // A peer's staging lacks its own block's rows.
+    if (peer != rank && peer < rank)
+      sourceRow -= sumCounts(counts, peer * block, (peer + 1) * block);
     rows = sumCounts(counts, mine, mine + block);
     sent = sumCounts(counts, 0, segments);
     int64_t before = 0, all = 0;

@@ -139,6 +139,12 @@ struct DeviceSplits {
   std::vector<cuda::CUdeviceptr> peers; ///< staging of each rank (own too)
   cuda::CUdeviceptr handshake = 0;      ///< one int32, all-reduced
   cuda::CUdeviceptr overflow = 0; ///< int64[2]: rows received, sent, too many
+  /// Copies of the counts each all-to-all of the call sends, taken in the
+  /// call stream's order when it starts: the compiled code may reuse the
+  /// counts' buffer before the transfer reads them (its wait names only
+  /// the rows). A slot a start until the call's drain.
+  std::vector<cuda::CUdeviceptr> countSlots;
+  size_t countSlotsUsed = 0;
 };
 DeviceSplits splits;
 
@@ -561,6 +567,28 @@ std::string ensureStaging(int64_t bytes) {
   return error;
 }
 
+/// A copy of `counts` queued on the call's stream, in a slot that lasts
+/// until the call's drain; null after recording why not.
+const int32_t *snapshotCounts(const int32_t *counts, int64_t segments) {
+  const cuda::Driver &d = *state.driver;
+  if (splits.countSlotsUsed == splits.countSlots.size()) {
+    cuda::CUdeviceptr slot = 0;
+    if (CUresult r = d.cuMemAlloc(&slot, size_t(kStagingCountsBytes))) {
+      collectives::recordDeferredError(describeCuda("cuMemAlloc", r));
+      return nullptr;
+    }
+    splits.countSlots.push_back(slot);
+  }
+  cuda::CUdeviceptr slot = splits.countSlots[splits.countSlotsUsed++];
+  if (CUresult r = d.cuMemcpyAsync(slot, cuda::CUdeviceptr(counts),
+                                   size_t(segments) * sizeof(int32_t),
+                                   cuda::currentCallStream())) {
+    collectives::recordDeferredError(describeCuda("cuMemcpyAsync", r));
+    return nullptr;
+  }
+  return reinterpret_cast<const int32_t *>(slot);
+}
+
 /// Queues on the communication stream the all-to-all of `rows` whose split
 /// sizes the host never reads: stage, handshake, pull, handshake (one rank
 /// pulls straight from its own buffers). "" or what failed.
@@ -572,14 +600,15 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
   constexpr unsigned kThreads = 256;
   PeerPointers peers{};
   int rank = state.rank, ranks = state.size, segs = int(segments);
-  if (ranks == 1) {
-    peers.counts[0] = counts;
-    peers.rows[0] = static_cast<const char *>(rows);
-  } else {
+  // This rank's own block comes straight from its rows buffer (kept alive
+  // until the wait); the counts from their copy.
+  peers.counts[rank] = counts;
+  peers.rows[rank] = static_cast<const char *>(rows);
+  if (ranks > 1) {
     char *staging = reinterpret_cast<char *>(splits.staging);
     int64_t rowsAt = kStagingCountsBytes;
-    void *stageArgs[] = {&rows,         &counts,  &segs,  &rowBytes,
-                         &rowsCapacity, &staging, &rowsAt};
+    void *stageArgs[] = {&rows,     &counts,       &rank,    &ranks, &segs,
+                         &rowBytes, &rowsCapacity, &staging, &rowsAt};
     // About 16 bytes a thread, at most one wave of a large GPU.
     int64_t units = (rowsCapacity * rowBytes + 15) / 16;
     unsigned blocks = unsigned(
@@ -590,6 +619,8 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
     if (std::string error = handshake(); !error.empty())
       return error;
     for (int p = 0; p < ranks; ++p) {
+      if (p == rank)
+        continue;
       const char *base = reinterpret_cast<const char *>(splits.peers[p]);
       peers.counts[p] = reinterpret_cast<const int32_t *>(base);
       peers.rows[p] = base + kStagingCountsBytes;
@@ -820,8 +851,11 @@ MOERT_EXPORT int64_t moert_cuda_all_to_all_start_v1(
           collectives::recordDeferredError(error);
           return 0;
         }
+        const int32_t *countsNow = snapshotCounts(counts, segments);
+        if (!countsNow)
+          return 0;
         return launch("all_to_all", receivedCapacity * rowBytes, [&] {
-          return enqueueDeviceAllToAll(rows, counts, rowsCapacity, received,
+          return enqueueDeviceAllToAll(rows, countsNow, rowsCapacity, received,
                                        receivedCapacity, segments, rowBytes);
         });
       }
@@ -967,6 +1001,8 @@ void moert::ncclcollectives::drain() {
   }
   if (!collectives::failedAlready())
     addComputeSpans();
+  // Every all-to-all of the call is done: their count copies are free.
+  splits.countSlotsUsed = 0;
   if (splits.overflow && !collectives::failedAlready()) {
     int64_t overflow[2] = {0, 0};
     const cuda::Driver &d = *state.driver;
@@ -1004,6 +1040,8 @@ void moert::ncclcollectives::shutdown() {
       state.driver->cuMemFree(splits.staging);
     if (splits.handshake)
       state.driver->cuMemFree(splits.handshake);
+    for (cuda::CUdeviceptr slot : splits.countSlots)
+      state.driver->cuMemFree(slot);
     if (splits.module)
       state.driver->cuModuleUnload(splits.module);
     for (auto &[id, p] : pending) {

@@ -297,9 +297,15 @@ public:
         // rank's rows evenly over the ranks, so (R - 1) / R of them go to
         // the others.
         .Case<moek::AllToAllOp, AllToAllStartOp>([&](Operation *o) {
-          KernelWork w = collective(o, o->getOperand(0));
-          // ncclSend and ncclRecv take their sizes on the host: the runtime
-          // copies the counts back, after waiting for the device.
+          // The rows that travel: the smaller of the two row buffers, since
+          // one of them may be a bound (R times the rows a rank sends) that
+          // the counts never fill.
+          Value rows = o->getOperand(0), received = o->getOperand(3);
+          KernelWork w = collective(
+              o, bytesOf(received) < bytesOf(rows) ? received : rows);
+          // The device table's host wait per all-to-all: zero where the
+          // split sizes stay on the device (CUDA), what the host-sized
+          // path measured otherwise.
           w.hostWaits = 1;
           return w;
         })
