@@ -14,13 +14,13 @@
 //          counts the k tiles the CTA has gone through, over all its tiles:
 //          stage s = it % S, round it / S (the phase).
 //   CTA:   384 threads = producer warpgroup 0 + consumer warpgroups 1, 2
-//   producer (setmaxnreg.dec 40), for every tile and k tile, each thread:
+//   producer (setmaxnreg.dec 64), for every tile and k tile, each thread:
 //     load the owners of its 4 rows (a gathered side reads token
 //     owners[r] / top_k), then wait empty[s] (consumers done with round - 1)
 //     cp.async its 16-byte chunks of those rows of L and R, zero-filled past
 //       the expert's last row and past M or N, into the 128B-swizzled
 //       stage; cp.async.mbarrier.arrive.noinc full[s]
-//   consumers (setmaxnreg.inc 232), warpgroup g = rows 64 g .. 64 g + 63 of
+//   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63 of
 //   the tile:
 //     wait full[s]; fence.proxy.async (cp.async wrote through the generic
 //     proxy, wgmma reads through the async proxy); 4 x wgmma m64n256k16 on
@@ -80,8 +80,10 @@ constexpr int64_t kBarrierOffset = kStages * kStageBytes;
 /// 1024 + 196608 + 64 bytes, within the 227 KiB a block may have.
 constexpr int64_t kSharedBytes = 1024 + kBarrierOffset + 2 * kStages * 8;
 constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
-/// Registers per thread after setmaxnreg: 128 x 40 + 256 x 232 <= 64K.
-constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
+/// 40 ptxas spilled mixtral's producer (its gathered rows' plan); 64 / 216
+/// spills in no preset's kernel, as for the grouped GEMM.
+constexpr int32_t kProducerRegisters = 64, kConsumerRegisters = 216;
 /// 16-byte chunks per 128-byte row; a producer thread copies chunk
 /// tid % 8 of rows tid / 8 + 16 j, j < kRowsPerThread, of every chunk.
 constexpr int64_t kPieces = kRowBytes / 16;
