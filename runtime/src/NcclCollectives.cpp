@@ -598,6 +598,11 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
                                   int64_t rowBytes) {
   const cuda::Driver &d = *state.driver;
   constexpr unsigned kThreads = 256;
+  // Few blocks, as NCCL's channels: the copies run beside the expert GEMMs
+  // (persistent, a CTA an SM), which a grid of hundreds would keep off
+  // their SMs. 32 blocks of 256 threads with four 16-byte loads each in
+  // flight keep about 512 KiB moving.
+  constexpr int64_t kCopyBlocks = 32;
   PeerPointers peers{};
   int rank = state.rank, ranks = state.size, segs = int(segments);
   // This rank's own block comes straight from its rows buffer (kept alive
@@ -609,10 +614,9 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
     int64_t rowsAt = kStagingCountsBytes;
     void *stageArgs[] = {&rows,     &counts,       &rank,    &ranks, &segs,
                          &rowBytes, &rowsCapacity, &staging, &rowsAt};
-    // About 16 bytes a thread, at most one wave of a large GPU.
     int64_t units = (rowsCapacity * rowBytes + 15) / 16;
     unsigned blocks = unsigned(
-        std::clamp<int64_t>((units + kThreads - 1) / kThreads, 1, 1024));
+        std::clamp<int64_t>((units + kThreads - 1) / kThreads, 1, kCopyBlocks));
     if (CUresult r = d.cuLaunchKernel(splits.stage, blocks, 1, 1, kThreads, 1,
                                       1, 0, state.stream, stageArgs, nullptr))
       return describeCuda("cuLaunchKernel (moert_stage_rows)", r);
@@ -632,8 +636,8 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
                       &rowBytes, &dest, &receivedCapacity, &rowsCapacity,
                       &overflow};
   int64_t units = (receivedCapacity * rowBytes + 15) / 16 / ranks;
-  unsigned blocks = unsigned(
-      std::clamp<int64_t>((units + kThreads - 1) / kThreads, 1, 512));
+  unsigned blocks = unsigned(std::clamp<int64_t>(
+      (units + kThreads - 1) / kThreads, 1, kCopyBlocks / ranks + 1));
   if (CUresult r = d.cuLaunchKernel(splits.pull, blocks, unsigned(ranks), 1,
                                     kThreads, 1, 1, 0, state.stream, pullArgs,
                                     nullptr))
