@@ -116,25 +116,57 @@ void MmaFlashKernel::viewSharedMemory() {
 }
 
 /// shared[r][d] <- source[b, first + r, column + d] in the storage type for
-/// r < rows (0 past L).
+/// r < rows (0 past L), 16 bytes of the source a load (4 f32 or 8 16-bit
+/// values: dh is a multiple of 16 and rows start at multiples of dh, so
+/// every load is aligned). A thread issues all its loads before it stores
+/// any, so that they are in flight together: one scalar load an iteration
+/// left each thread waiting on one load at a time (qwen3_block's attention
+/// ran at 43 TFLOP/s on the H200).
 void MmaFlashKernel::stage(Value source, Value first, Value column,
                            Value shared, int64_t rows) {
-  Value zero = lb.zeroOf(element);
+  Type sourceElement = cast<MemRefType>(source.getType()).getElementType();
+  int64_t width = 128 / sourceElement.getIntOrFloatBitWidth();
+  int64_t perRow = headDim / width;
+  int64_t vectors = rows * perRow, threads = 32 * kWarps;
+  auto loadType = VectorType::get({width}, sourceElement);
+  auto storeType = VectorType::get({width}, element);
+  Value zeros = arith::ConstantOp::create(
+      b, storeType,
+      DenseElementsAttr::get(storeType, b.getZeroAttr(element)));
   Value last = ix.sub(length, ix.c(1));
-  auto loop =
-      scf::ForOp::create(b, tid, ix.c(rows * headDim), ix.c(32 * kWarps));
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(loop.getBody()->getTerminator());
-  Value e = loop.getInductionVar();
-  Value r = ix.div(e, headDim), d = ix.rem(e, headDim);
-  Value i = ix.add(first, r);
-  Value safe = arith::MinUIOp::create(b, i, last);
-  Value value = memref::LoadOp::create(b, source,
-                                       ValueRange{bz, safe, ix.add(column, d)});
-  if (value.getType() != element)
-    value = arith::TruncFOp::create(b, element, value);
-  memref::StoreOp::create(b, ix.select(ix.ult(i, length), value, zero), shared,
-                          ValueRange{r, d});
+  struct Piece {
+    Value value, r, d, valid;
+  };
+  SmallVector<Piece> pieces;
+  for (int64_t i = 0; i < (vectors + threads - 1) / threads; ++i) {
+    Value v = ix.add(tid, i * threads);
+    // Past the last vector (a tail when threads do not divide them): row 0
+    // again, which exists, and not stored.
+    Value inRange = ix.ult(v, ix.c(vectors));
+    v = ix.select(inRange, v, 0);
+    Value r = ix.div(v, perRow), d = ix.mul(ix.rem(v, perRow), width);
+    Value i0Row = ix.add(first, r);
+    Value safe = arith::MinUIOp::create(b, i0Row, last);
+    Value value = vector::LoadOp::create(
+        b, loadType, source, ValueRange{bz, safe, ix.add(column, d)},
+        /*nontemporal=*/false, llvm::Align(16));
+    if (sourceElement != element)
+      value = arith::TruncFOp::create(b, storeType, value);
+    value = arith::SelectOp::create(b, ix.ult(i0Row, length), value, zeros);
+    pieces.push_back({value, r, d, inRange});
+  }
+  for (const Piece &piece : pieces) {
+    auto store = [&] {
+      vector::StoreOp::create(b, piece.value, shared,
+                              ValueRange{piece.r, piece.d},
+                              /*nontemporal=*/false,
+                              llvm::Align(width * element.getIntOrFloatBitWidth() / 8));
+    };
+    if (vectors % threads == 0)
+      store();
+    else
+      lb.ifThen(piece.valid, store);
+  }
 }
 
 /// The warp's 16 rows of Q as A fragments, one per 16 columns of dh.
