@@ -25,14 +25,15 @@
 // GPU: %[[NORM:.*]] = memref.alloc() {moe.buffer = "block.rms_norm"} : memref<2x8x32xbf16>
 // GPU: %[[NORM_ROWS:.*]] = memref.collapse_shape %[[NORM]] {{\[}}[0, 1], [2]]
 // GPU: moek.rms_norm %{{.*}}, %{{.*}} into %[[NORM_ROWS]] : memref<16x32xbf16>, memref<32xbf16>, memref<16x32xbf16>
-// GPU: memref.alloc() {moe.buffer = "attention.q"} : memref<2x8x32xf32>
-// GPU: moek.matmul %{{.*}}, %{{.*}} into %{{.*}} : memref<16x32xbf16>, memref<32x32xbf16>, memref<16x32xf32>
-// GPU: memref.alloc() {moe.buffer = "attention.k"} : memref<2x8x16xf32>
+// q, k and v in the storage type (the tensor-core attention's operands).
+// GPU: memref.alloc() {moe.buffer = "attention.q"} : memref<2x8x32xbf16>
+// GPU: moek.matmul %{{.*}}, %{{.*}} into %{{.*}} : memref<16x32xbf16>, memref<32x32xbf16>, memref<16x32xbf16>
+// GPU: memref.alloc() {moe.buffer = "attention.k"} : memref<2x8x16xbf16>
 // GPU: moek.matmul
-// GPU: memref.alloc() {moe.buffer = "attention.v"} : memref<2x8x16xf32>
+// GPU: memref.alloc() {moe.buffer = "attention.v"} : memref<2x8x16xbf16>
 // GPU: moek.matmul
 // GPU: %[[HEADS:.*]] = memref.alloc() {moe.buffer = "attention.heads"} : memref<2x8x32xbf16>
-// GPU: moek.flash_attention heads = 4 kv_heads = 2 %{{.*}}, %{{.*}}, %{{.*}} into %[[HEADS]] : memref<2x8x32xf32>, memref<2x8x16xf32>, memref<2x8x16xf32>, memref<2x8x32xbf16>
+// GPU: moek.flash_attention heads = 4 kv_heads = 2 %{{.*}}, %{{.*}}, %{{.*}} into %[[HEADS]] : memref<2x8x32xbf16>, memref<2x8x16xbf16>, memref<2x8x16xbf16>, memref<2x8x32xbf16>
 // GPU: memref.alloc() {moe.buffer = "attention.out"} : memref<2x8x32xbf16>
 // GPU: moek.matmul %{{.*}}, %{{.*}} into %{{.*}} : memref<16x32xbf16>, memref<32x32xbf16>, memref<16x32xbf16>
 // GPU-NOT: attention.scores

@@ -384,10 +384,12 @@ LogicalResult mlir::moe::lowerAttentionToKernels(AttentionOp op,
   SmallVector<Value> dynamic = leadingDynamic(b, n, 2);
   Value rows = rowsView(b, n);
 
-  // q, k, v in f32, as the CPU's kernels keep them: the reference's
-  // attention sees them unrounded.
+  // q, k, v in the storage type, as FlashAttention and SDPA take them: the
+  // tensor-core kernel rounds them to it for its operands anyway, and so it
+  // can copy them into shared memory as they are (cp.async). Half the bytes
+  // of f32; the CPU's loops keep f32.
   auto projected = [&](Value weight, int64_t width, StringRef name) {
-    Value out = allocBuffer(b, {batch, length, width}, f32, dynamic, name);
+    Value out = allocBuffer(b, {batch, length, width}, element, dynamic, name);
     moek::MatmulOp::create(b, rows, readBuffer(b, weight), rowsView(b, out));
     return out;
   };

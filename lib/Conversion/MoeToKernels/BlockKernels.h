@@ -31,8 +31,8 @@ LogicalResult lowerAttention(AttentionOp op, RewriterBase &rewriter);
 /// viewed as [B*L, H]): the GPU's kernel of a warp per row.
 LogicalResult lowerRmsNormToKernels(RmsNormOp op, RewriterBase &rewriter);
 
-/// Attention as moek kernels for the GPU: the projections q, k, v (f32
-/// [B, L, width]) as moek.matmul, the core as moek.flash_attention into the
+/// Attention as moek kernels for the GPU: the projections q, k, v ([B, L,
+/// width] in the storage type) as moek.matmul, the core as moek.flash_attention into the
 /// heads' outputs in the storage type, then the output projection
 /// (moek.matmul). Its buffers are O(B L H): no scores.
 LogicalResult lowerAttentionToKernels(AttentionOp op, RewriterBase &rewriter);

@@ -8,12 +8,17 @@
 //   i0 = 64 qb .. i0 + 63 of head h of sequence b, warp w rows
 //   i0 + 16 w .. + 15, and reads key/value head g = h * kv_heads / heads.
 //   shared (the storage type, rows padded by 16 bytes for ldmatrix):
-//     Q[64][dh], K[64][dh], V[64][dh]; q, k, v (f32 or the storage type)
-//     are rounded to the storage type as they are staged.
+//     Q[64][dh], K[S][64][dh], V[S][64][dh]. q, k, v in the storage type
+//     (what the CUDA pipeline makes) are copied by cp.async, 16 bytes a
+//     copy, K and V double-buffered (S = 2): block j + 1's copies are in
+//     flight while block j is multiplied. Other q, k, v (f32) are loaded 16
+//     bytes at a time and rounded to the storage type as they are staged
+//     (S = 1).
 //   Q <- the block's rows; the warp's Q fragments (ldmatrix) stay in
 //   registers.
 //   for each key block j0 = 0, 64, ... below min(i0 + 64, L):
-//     K, V <- the block's keys (0 past L)
+//     K, V <- the block's keys (0 past L), or wait for their copies and
+//     start the next block's
 //     S = Q K^T                 mma.sync m16n8k16, f32 (K read as B
 //                               without .trans: it is [key][d])
 //     S = S / sqrt(dh), -inf past the causal limit or L
@@ -68,6 +73,8 @@ struct MmaFlashKernel {
   // Inside the launch.
   Value tid, lane, warp, bz, i0, qColumn, kvColumn;
   Value sharedQ, sharedK, sharedV;
+  /// q, k, v are in the storage type: cp.async, K and V double-buffered.
+  bool async = false;
 
   MmaFlashKernel(FlashAttentionOp op, LoopBuilder &lb)
       : op(op), lb(lb), b(lb.builder()), ix{b, lb}, heads(op.getHeads()),
@@ -75,7 +82,10 @@ struct MmaFlashKernel {
         element(cast<MemRefType>(op.getO().getType()).getElementType()) {}
 
   int64_t row() const { return headDim + kPad; }
-  int64_t sharedBytes() const { return 2 * row() * (kQueries + 2 * kKeys); }
+  int64_t kvStages() const { return async ? 2 : 1; }
+  int64_t sharedBytes() const {
+    return 2 * row() * (kQueries + 2 * kvStages() * kKeys);
+  }
   int64_t tilesD() const { return headDim / 8; }   // n tiles of O
   int64_t chunksD() const { return headDim / 16; } // k chunks of Q K^T
   int64_t tilesK() const { return kKeys / 8; }     // n tiles of S
@@ -83,9 +93,11 @@ struct MmaFlashKernel {
   void emit();
   void viewSharedMemory();
   void stage(Value source, Value first, Value column, Value shared,
-             int64_t rows);
+             ValueRange prefix, int64_t rows);
+  void copyAsync(Value source, Value first, Value column, Value shared,
+                 ValueRange prefix, int64_t rows);
   SmallVector<SmallVector<Value>> queryFragments();
-  SmallVector<Value> attendKeyBlock(Value j0,
+  SmallVector<Value> attendKeyBlock(Value j0, Value kvStage,
                                     ArrayRef<SmallVector<Value>> queries,
                                     ValueRange carried);
   void storeOutputs(ArrayRef<Value> acc, ArrayRef<Value> sums);
@@ -106,36 +118,102 @@ void MmaFlashKernel::viewSharedMemory() {
   auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                                    MemRefLayoutAttrInterface(), workgroup);
   Value shared = gpu::DynamicSharedMemoryOp::create(b, bytesType);
-  auto view = [&](int64_t rows, int64_t offset) {
-    auto type = MemRefType::get({rows, row()}, element,
-                                MemRefLayoutAttrInterface(), workgroup);
+  auto view = [&](ArrayRef<int64_t> shape, int64_t offset) {
+    auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(),
+                                workgroup);
     return memref::ViewOp::create(b, type, shared, ix.c(offset), ValueRange{});
   };
-  sharedQ = view(kQueries, 0);
-  sharedK = view(kKeys, 2 * row() * kQueries);
-  sharedV = view(kKeys, 2 * row() * (kQueries + kKeys));
+  int64_t S = kvStages();
+  sharedQ = view({kQueries, row()}, 0);
+  sharedK = view({S, kKeys, row()}, 2 * row() * kQueries);
+  sharedV = view({S, kKeys, row()}, 2 * row() * (kQueries + S * kKeys));
 }
 
 /// shared[r][d] <- source[b, first + r, column + d] in the storage type for
-/// r < rows (0 past L).
+/// r < rows (0 past L), 16 bytes of the source a load (4 f32 or 8 16-bit
+/// values: dh is a multiple of 16 and rows start at multiples of dh, so
+/// every load is aligned). A thread issues all its loads before it stores
+/// any, so that they are in flight together: one scalar load an iteration
+/// left each thread waiting on one load at a time (qwen3_block's attention
+/// ran at 43 TFLOP/s on the H200).
 void MmaFlashKernel::stage(Value source, Value first, Value column,
-                           Value shared, int64_t rows) {
-  Value zero = lb.zeroOf(element);
+                           Value shared, ValueRange prefix, int64_t rows) {
+  Type sourceElement = cast<MemRefType>(source.getType()).getElementType();
+  int64_t width = 128 / sourceElement.getIntOrFloatBitWidth();
+  int64_t perRow = headDim / width;
+  int64_t vectors = rows * perRow, threads = 32 * kWarps;
+  auto loadType = VectorType::get({width}, sourceElement);
+  auto storeType = VectorType::get({width}, element);
+  Value zeros = arith::ConstantOp::create(
+      b, storeType,
+      DenseElementsAttr::get(storeType, b.getZeroAttr(element)));
   Value last = ix.sub(length, ix.c(1));
-  auto loop =
-      scf::ForOp::create(b, tid, ix.c(rows * headDim), ix.c(32 * kWarps));
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(loop.getBody()->getTerminator());
-  Value e = loop.getInductionVar();
-  Value r = ix.div(e, headDim), d = ix.rem(e, headDim);
-  Value i = ix.add(first, r);
-  Value safe = arith::MinUIOp::create(b, i, last);
-  Value value = memref::LoadOp::create(b, source,
-                                       ValueRange{bz, safe, ix.add(column, d)});
-  if (value.getType() != element)
-    value = arith::TruncFOp::create(b, element, value);
-  memref::StoreOp::create(b, ix.select(ix.ult(i, length), value, zero), shared,
-                          ValueRange{r, d});
+  struct Piece {
+    Value value, r, d, valid;
+  };
+  SmallVector<Piece> pieces;
+  for (int64_t i = 0; i < (vectors + threads - 1) / threads; ++i) {
+    Value v = ix.add(tid, i * threads);
+    // Past the last vector (a tail when threads do not divide them): row 0
+    // again, which exists, and not stored.
+    Value inRange = ix.ult(v, ix.c(vectors));
+    v = ix.select(inRange, v, 0);
+    Value r = ix.div(v, perRow), d = ix.mul(ix.rem(v, perRow), width);
+    Value i0Row = ix.add(first, r);
+    Value safe = arith::MinUIOp::create(b, i0Row, last);
+    Value value = vector::LoadOp::create(
+        b, loadType, source, ValueRange{bz, safe, ix.add(column, d)},
+        /*nontemporal=*/false, llvm::Align(16));
+    if (sourceElement != element)
+      value = arith::TruncFOp::create(b, storeType, value);
+    value = arith::SelectOp::create(b, ix.ult(i0Row, length), value, zeros);
+    pieces.push_back({value, r, d, inRange});
+  }
+  for (const Piece &piece : pieces) {
+    auto store = [&] {
+      SmallVector<Value> at(prefix);
+      at.append({piece.r, piece.d});
+      vector::StoreOp::create(b, piece.value, shared, at,
+                              /*nontemporal=*/false,
+                              llvm::Align(width * element.getIntOrFloatBitWidth() / 8));
+    };
+    if (vectors % threads == 0)
+      store();
+    else
+      lb.ifThen(piece.valid, store);
+  }
+}
+
+/// shared[prefix..., r, d] <- source[b, first + r, column + d] for r < rows
+/// by cp.async, 16 bytes a copy (the source is in the storage type), rows
+/// past L zero-filled (a source size of 0). Completes with the thread's
+/// next commit group.
+void MmaFlashKernel::copyAsync(Value source, Value first, Value column,
+                               Value shared, ValueRange prefix,
+                               int64_t rows) {
+  int64_t width = 128 / element.getIntOrFloatBitWidth();
+  int64_t perRow = headDim / width;
+  int64_t vectors = rows * perRow, threads = 32 * kWarps;
+  Value last = ix.sub(length, ix.c(1));
+  for (int64_t i = 0; i < (vectors + threads - 1) / threads; ++i) {
+    Value v = ix.add(tid, i * threads);
+    auto copy = [&] {
+      Value r = ix.div(v, perRow), d = ix.mul(ix.rem(v, perRow), width);
+      Value i0Row = ix.add(first, r);
+      Value safe = arith::MinUIOp::create(b, i0Row, last);
+      SmallVector<Value> at(prefix);
+      at.append({r, d});
+      nvgpu::DeviceAsyncCopyOp::create(
+          b, shared, at, source, ValueRange{bz, safe, ix.add(column, d)},
+          b.getIndexAttr(width),
+          ix.select(ix.ult(i0Row, length), ix.c(width), 0),
+          /*bypassL1=*/b.getUnitAttr());
+    };
+    if (vectors % threads == 0)
+      copy();
+    else
+      lb.ifThen(ix.ult(v, ix.c(vectors)), copy);
+  }
 }
 
 /// The warp's 16 rows of Q as A fragments, one per 16 columns of dh.
@@ -193,7 +271,8 @@ Value MmaFlashKernel::pack(Value low, Value high) {
 /// One key block: carried are O (tilesD x 4 f32), m (2 rows) and the
 /// lane's partial l (2 rows).
 SmallVector<Value>
-MmaFlashKernel::attendKeyBlock(Value j0, ArrayRef<SmallVector<Value>> queries,
+MmaFlashKernel::attendKeyBlock(Value j0, Value kvStage,
+                               ArrayRef<SmallVector<Value>> queries,
                                ValueRange carried) {
   auto fragmentType = VectorType::get({4, 2}, element);
   Value quarter = ix.div(lane, 8);
@@ -206,7 +285,7 @@ MmaFlashKernel::attendKeyBlock(Value j0, ArrayRef<SmallVector<Value>> queries,
                          ix.rem(lane, 8));
       Value column = ix.add(ix.mul(ix.rem(quarter, 2), 8), kd * 16);
       Value fragment = nvgpu::LdMatrixOp::create(
-          b, fragmentType, sharedK, ValueRange{key, column},
+          b, fragmentType, sharedK, ValueRange{kvStage, key, column},
           /*transpose=*/false, /*numTiles=*/4);
       SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
       s[nj] = mma(queries[kd], {regs[0], regs[1]}, s[nj]);
@@ -268,7 +347,7 @@ MmaFlashKernel::attendKeyBlock(Value j0, ArrayRef<SmallVector<Value>> queries,
                          ix.rem(lane, 8));
       Value column = ix.add(ix.mul(ix.div(quarter, 2), 8), dj * 8);
       Value fragment = nvgpu::LdMatrixOp::create(
-          b, fragmentType, sharedV, ValueRange{key, column},
+          b, fragmentType, sharedV, ValueRange{kvStage, key, column},
           /*transpose=*/true, /*numTiles=*/4);
       SmallVector<Value> regs = fragmentRegisters(b, fragment, 4);
       for (int64_t t = 0; t < 2; ++t) {
@@ -304,6 +383,11 @@ void MmaFlashKernel::emit() {
   Value q = op.getQ();
   batch = lb.dim(q, 0);
   length = lb.dim(q, 1);
+  auto sourceType = [](Value v) {
+    return cast<MemRefType>(v.getType()).getElementType();
+  };
+  async = sourceType(op.getQ()) == element &&
+          sourceType(op.getK()) == element && sourceType(op.getV()) == element;
   OpBuilder::InsertionGuard guard(b);
   gpu::LaunchOp launch = launchFlashAttentionGrid(
       lb, length, batch, kQueries, heads, 32 * kWarps, sharedBytes(), "mma");
@@ -317,26 +401,63 @@ void MmaFlashKernel::emit() {
   qColumn = ix.mul(head, headDim);
   kvColumn = ix.mul(kvHead, headDim);
   viewSharedMemory();
+  // K and V of key block j0 into stage s (by copies in flight, or staged).
+  auto keysAndValues = [&](Value j0, Value s) {
+    if (async) {
+      copyAsync(op.getK(), j0, kvColumn, sharedK, s, kKeys);
+      copyAsync(op.getV(), j0, kvColumn, sharedV, s, kKeys);
+    } else {
+      stage(op.getK(), j0, kvColumn, sharedK, s, kKeys);
+      stage(op.getV(), j0, kvColumn, sharedV, s, kKeys);
+    }
+  };
   // A uniform condition: every thread of the CTA takes the barriers or none.
   lb.ifThen(ix.both(ix.ult(bz, batch), ix.ult(i0, length)), [&] {
-    stage(op.getQ(), i0, qColumn, sharedQ, kQueries);
+    Value keys = arith::MinUIOp::create(b, ix.add(i0, kQueries), length);
+    Value blocks = ix.ceilDiv(keys, kKeys);
+    if (async) {
+      // Q, then block 0's K and V: two commit groups; Q's first.
+      copyAsync(op.getQ(), i0, qColumn, sharedQ, ValueRange{}, kQueries);
+      NVVM::CpAsyncCommitGroupOp::create(b);
+      keysAndValues(ix.c(0), ix.c(0));
+      NVVM::CpAsyncCommitGroupOp::create(b);
+      NVVM::CpAsyncWaitGroupOp::create(b, 1);
+    } else {
+      stage(op.getQ(), i0, qColumn, sharedQ, ValueRange{}, kQueries);
+    }
     gpu::BarrierOp::create(b);
     SmallVector<SmallVector<Value>> queries = queryFragments();
     SmallVector<Value> init(tilesD() * 4, f32(0.0));
     Value negInf = f32(-std::numeric_limits<double>::infinity());
     init.append({negInf, negInf, f32(0.0), f32(0.0)});
-    Value keys = arith::MinUIOp::create(b, ix.add(i0, kQueries), length);
     SmallVector<Value> state = lb.forLoopCarrying(
-        ix.c(0), ix.ceilDiv(keys, kKeys), init,
+        ix.c(0), blocks, init,
         [&](Value block, ValueRange carried) -> SmallVector<Value> {
           Value j0 = ix.mul(block, kKeys);
-          // Every warp is done with the previous block's K and V.
+          Value s = ix.c(0);
+          if (async) {
+            // Block + 1's copies go out before block's are waited for (a
+            // group is committed every iteration, empty after the last
+            // block, so that "all but the newest" is always block's).
+            s = ix.rem(block, 2);
+            lb.ifThen(ix.ult(ix.add(block, 1), blocks), [&] {
+              keysAndValues(ix.add(j0, kKeys), ix.rem(ix.add(block, 1), 2));
+            });
+            NVVM::CpAsyncCommitGroupOp::create(b);
+            NVVM::CpAsyncWaitGroupOp::create(b, 1);
+          } else {
+            // Every warp is done with the previous block's K and V.
+            gpu::BarrierOp::create(b);
+            keysAndValues(j0, s);
+          }
           gpu::BarrierOp::create(b);
-          stage(op.getK(), j0, kvColumn, sharedK, kKeys);
-          stage(op.getV(), j0, kvColumn, sharedV, kKeys);
-          gpu::BarrierOp::create(b);
-          return attendKeyBlock(j0, queries, carried);
+          SmallVector<Value> next = attendKeyBlock(j0, s, queries, carried);
+          if (async) // every warp is done with stage s before it is refilled
+            gpu::BarrierOp::create(b);
+          return next;
         });
+    if (async)
+      NVVM::CpAsyncWaitGroupOp::create(b, 0);
     int64_t accCount = tilesD() * 4;
     storeOutputs(ArrayRef<Value>(state).take_front(accCount),
                  ArrayRef<Value>(state).slice(accCount + 2, 2));
