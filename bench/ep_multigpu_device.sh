@@ -204,6 +204,13 @@ if [ "${QUICK:-0}" = 1 ]; then
   launch "qwen3_30b_a3b ep=$ranks, overlap=4" 150 qwen3_30b_a3b-overlap4 --repeat 20
   launch "qwen3_30b_a3b ep=$ranks overlap, traced" 150 qwen3_30b_a3b-overlap --repeat 3 \
     --trace="$out/ep_multigpu_trace.json"
+  # SWEEP_BLOCKS="32 128": the copy kernels' grid (MOERT_ALL_TO_ALL_BLOCKS).
+  for b in ${SWEEP_BLOCKS:-}; do
+    export MOERT_ALL_TO_ALL_BLOCKS=$b
+    launch "qwen3_30b_a3b ep=$ranks, copies on $b blocks" 150 qwen3_30b_a3b --repeat 20
+    launch "qwen3_30b_a3b ep=$ranks, overlap, copies on $b blocks" 150 qwen3_30b_a3b-overlap --repeat 20
+    unset MOERT_ALL_TO_ALL_BLOCKS
+  done
   # The same programs with the split sizes read on the host (NCCL moves
   # the rows): what keeping them on the device changed.
   export MOERT_ALL_TO_ALL=host

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
@@ -20,11 +21,64 @@ Value moe::readBuffer(ImplicitLocOpBuilder &b, Value tensor) {
       /*read_only=*/true);
 }
 
+/// The value of an extent that is a constant, a dim of a value whose shape
+/// is static along it behind casts and buffer/tensor conversions (a
+/// bound-sized received buffer seen through its dynamic type), or a
+/// product, sum or ceiling quotient of such.
+static std::optional<int64_t> knownExtent(Value extent) {
+  if (std::optional<int64_t> constant = getConstantIntValue(extent))
+    return constant;
+  auto both = [](Operation *op) -> std::optional<std::pair<int64_t, int64_t>> {
+    std::optional<int64_t> lhs = knownExtent(op->getOperand(0));
+    std::optional<int64_t> rhs = knownExtent(op->getOperand(1));
+    if (!lhs || !rhs)
+      return std::nullopt;
+    return std::make_pair(*lhs, *rhs);
+  };
+  if (auto op = extent.getDefiningOp<arith::MulIOp>())
+    if (auto v = both(op))
+      return v->first * v->second;
+  if (auto op = extent.getDefiningOp<arith::AddIOp>())
+    if (auto v = both(op))
+      return v->first + v->second;
+  if (auto op = extent.getDefiningOp<arith::CeilDivUIOp>())
+    if (auto v = both(op); v && v->second > 0)
+      return (v->first + v->second - 1) / v->second;
+  Value source;
+  std::optional<int64_t> dim;
+  if (auto d = extent.getDefiningOp<memref::DimOp>()) {
+    source = d.getSource();
+    dim = getConstantIntValue(d.getIndex());
+  } else if (auto d = extent.getDefiningOp<tensor::DimOp>()) {
+    source = d.getSource();
+    dim = getConstantIntValue(d.getIndex());
+  }
+  if (!dim)
+    return std::nullopt;
+  while (source) {
+    auto shaped = cast<ShapedType>(source.getType());
+    if (!shaped.isDynamicDim(*dim))
+      return shaped.getDimSize(*dim);
+    Operation *def = source.getDefiningOp();
+    if (auto c = dyn_cast_or_null<memref::CastOp>(def))
+      source = c.getSource();
+    else if (auto c = dyn_cast_or_null<tensor::CastOp>(def))
+      source = c.getSource();
+    else if (auto t = dyn_cast_or_null<bufferization::ToTensorOp>(def))
+      source = t.getBuffer();
+    else if (auto t = dyn_cast_or_null<bufferization::ToBufferOp>(def))
+      source = t.getTensor();
+    else
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
                        Type element, ValueRange dynamic, StringRef name) {
-  // A dynamic size that is a constant becomes static here, the buffer cast
-  // back to the type asked for: the canonicalizer would fold it anyway, and
-  // with it drop the buffer's name.
+  // A dynamic size that is known here becomes static, the buffer cast back
+  // to the type asked for: the canonicalizer would fold it anyway, and with
+  // it drop the buffer's name.
   SmallVector<int64_t> allocShape(shape);
   SmallVector<Value> stillDynamic;
   unsigned next = 0;
@@ -32,7 +86,7 @@ Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
     if (!ShapedType::isDynamic(size))
       continue;
     Value extent = dynamic[next++];
-    if (std::optional<int64_t> known = getConstantIntValue(extent))
+    if (std::optional<int64_t> known = knownExtent(extent))
       size = *known;
     else
       stillDynamic.push_back(extent);
@@ -68,6 +122,27 @@ Value moe::asTensor(ImplicitLocOpBuilder &b, Value buffer) {
 
 Value moe::extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim) {
   return memref::DimOp::create(b, buffer, dim);
+}
+
+void moe::makeKnownAllocsStatic(Operation *root) {
+  SmallVector<memref::AllocOp> allocs;
+  root->walk([&](memref::AllocOp alloc) {
+    if (!alloc.getDynamicSizes().empty() && alloc->hasAttr(kBufferNameAttr))
+      allocs.push_back(alloc);
+  });
+  for (memref::AllocOp alloc : allocs) {
+    if (!llvm::all_of(alloc.getDynamicSizes(),
+                      [](Value v) { return knownExtent(v).has_value(); }))
+      continue;
+    ImplicitLocOpBuilder b(alloc.getLoc(), alloc);
+    MemRefType type = alloc.getType();
+    Value replacement =
+        allocBuffer(b, type.getShape(), type.getElementType(),
+                    alloc.getDynamicSizes(),
+                    alloc->getAttrOfType<StringAttr>(kBufferNameAttr));
+    alloc.replaceAllUsesWith(replacement);
+    alloc.erase();
+  }
 }
 
 void moe::forEachExpertChunk(ImplicitLocOpBuilder &b, int64_t experts,

@@ -165,6 +165,10 @@ struct MoeLowerToKernelsPass
     for (AllReduceOp op : reductions)
       lowerAllReduceToKernels(op, rewriter);
 
+    // The received buffers' bounds are known now: what fusion sized by
+    // them keeps its name through canonicalization.
+    makeKnownAllocsStatic(getOperation());
+
     RoutingPlans plans;
     WideGradients wide;
     SmallVector<Operation *> users;
