@@ -568,11 +568,12 @@ std::string ensureStaging(int64_t bytes) {
 }
 
 /// The grid of the all-to-all's copy kernels (MOERT_ALL_TO_ALL_BLOCKS,
-/// default 1024: what measured fastest without overlap on two H200s).
+/// default 256: of 32, 64, 256 and 1024 the fastest on two H200s, with and
+/// without overlap; bench/RESULTS.md, 2026-11-30 05:49 UTC).
 int64_t copyBlocks() {
   const char *value = std::getenv("MOERT_ALL_TO_ALL_BLOCKS");
   long long blocks = value && *value ? std::strtoll(value, nullptr, 10) : 0;
-  return blocks > 0 ? blocks : 1024;
+  return blocks > 0 ? blocks : 256;
 }
 
 /// A copy of `counts` queued on the call's stream, in a slot that lasts

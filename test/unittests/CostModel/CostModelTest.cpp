@@ -6,19 +6,18 @@
 // target, its kernels' predicted times are summed, and the layer time must
 // be within 10% of the measurement (the bar), each kernel that takes
 // at least 5% of the layer within `kernelTolerance` (smaller ones are
-// launch-bound noise): 15% in the forward, 20% in the training step (olmoe's
-// varlen-K weight gradients run 19% faster per flop than qwen3_30b_a3b's and
-// mixtral's, which shapes, flops and bytes alone do not explain).
-// The forward and the training step (2026-11-29) are both fitted profiles:
-// these are in-sample checks that the checked-in table still describes them.
-// The 16:26 training profile has one expert per launch (`chunk1`, priced by
-// waves) and steps compiled under memory budgets: each run is recompiled
-// with its recorded schedule and budget.
-// The training profiles before 23:49 UTC ran code sm_90a no longer emits
-// (the weight gradients on mma.sync, the GEMMs' column-first tile order):
-// the table is fitted to the 23:49 profiles, and those older steps are no
-// longer checked (their logs stay in bench/logs/).
-//
+// launch-bound noise): 15% in the forward, 25% in the training step (one
+// scale per kernel class over three presets whose varlen-K weight gradients
+// differ per flop more than shapes, flops and bytes say).
+// The forward and the training step of 2026-11-30 05:47 UTC are both fitted
+// profiles: these are in-sample checks that the checked-in table still
+// describes them. The training profile has both schedules (all experts a
+// launch, and one, `chunk1`, priced by waves) at the least and the
+// save-everything budget: each run is recompiled with its recorded schedule
+// and budget. The profiles before it ran code sm_90a no longer emits (the
+// GEMMs before their tile table and register split; the backward before it
+// kept h and g in bf16): those steps are no longer checked, their logs stay
+// in bench/logs/.
 //===----------------------------------------------------------------------===//
 
 #include "lib/Analysis/CostModel/CostModel.h"
@@ -172,32 +171,20 @@ void expectProfilePredicted(
   }
 }
 
-TEST(CostModel, PredictsTheRecordedH200Forward) {
-  expectProfilePredicted("profile-h200-sm90a-forward-2026-11-29.json", 0.15);
-}
-
-TEST(CostModel, PredictsTheRecordedH200ForwardOf1626) {
-  expectProfilePredicted("profile-h200-sm90a-forward-2026-11-29-1626.json",
+/// The kernels of 2026-11-30 05:47 UTC: the backward keeps h and g in
+/// bf16 (dh and the weighted a in place over them), the weight gradients'
+/// warpgroups at 64 / 216 registers, the GEMMs' tile table. The table is
+/// fitted to these profiles, both schedules at the least and the
+/// save-everything budget. The GLU backward (SIMT, a warp a row) gets 50%:
+/// at one expert per launch few rows a launch leave its loads serial, which
+/// one bytes scale for both schedules cannot say.
+TEST(CostModel, PredictsTheRecordedH200ForwardOf0547) {
+  expectProfilePredicted("profile-h200-sm90a-forward-2026-11-30-0547.json",
                          0.15);
 }
 
-/// The forward and the training step of the kernels the compiler emits
-/// today (23:49 UTC: the GEMMs' band tile order, the weight gradients on
-/// wgmma), both schedules at the least and the save-everything budget —
-/// the profiles the table is fitted to. Every kernel of at least 5% of its
-/// layer is within 11% but one: the GLU backward (a warp per row, SIMT) at
-/// one expert per launch runs at half its all-experts rate on mixtral (2.38
-/// against 1.20 ms for the same bytes): 8 launches of ~4096 rows leave each
-/// SM about 31 warps of serial loads, where the model prices bytes at one
-/// bandwidth; it is 46% under there (5.3% of that step, which the model
-/// still predicts within 3%).
-TEST(CostModel, PredictsTheRecordedH200ForwardOf2349) {
-  expectProfilePredicted("profile-h200-sm90a-forward-2026-11-29-2349.json",
-                         0.15);
-}
-
-TEST(CostModel, PredictsTheRecordedH200TrainingStepsOf2349) {
-  expectProfilePredicted("profile-h200-sm90a-training-2026-11-29-2349.json",
+TEST(CostModel, PredictsTheRecordedH200TrainingStepsOf0547) {
+  expectProfilePredicted("profile-h200-sm90a-training-2026-11-30-0547.json",
                          0.25, {{"moek_grouped_glu_backward", 0.5}});
 }
 
