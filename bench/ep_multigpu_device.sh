@@ -20,7 +20,8 @@
 # all-to-alls keep their split sizes on the device unless MOERT_ALL_TO_ALL=
 # host; QUICK also times qwen3_30b_a3b that way, for the difference. With
 # googletest sources in DEST/googletest (compile copies .device/googletest)
-# the runtime's NCCL unit tests run first, on one GPU.
+# the runtime's NCCL unit tests run first, on one GPU. FAULTS=1 runs only
+# the fault cases: a rank killed mid-run, a rank failing on bad input.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ranks=${R:-2}
@@ -125,7 +126,7 @@ run=/tmp/moe-run-build/moe-run
 echo "== moe-run built ($(( $(date +%s) - start )) s)"
 
 failures=0
-if [ -d "$dir/googletest" ]; then
+if [ -d "$dir/googletest" ] && [ "${FAULTS:-0}" != 1 ]; then
   echo "== the runtime's NCCL unit tests, one GPU ($(( $(date +%s) - start )) s)"
   gt=/tmp/googletest-install
   { cmake -S "$dir/googletest" -B /tmp/googletest-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -164,6 +165,44 @@ launch() { # title, time limit, artifact, flags...
   start_ranks /tmp/launch "$@"
   finish_ranks "$title" /tmp/launch
 }
+
+if [ "${FAULTS:-0}" = 1 ]; then
+  # FAULTS=1: a rank that dies or fails must end the other with an error
+  # naming its rank within the time limit (MOERT_NCCL_TIMEOUT_S), never a
+  # hang: the drain at the end of each call polls NCCL's asynchronous error
+  # and the events.
+  export MOERT_NCCL_TIMEOUT_S=15
+  expect_rank0_fails() { # title
+    local t0=$1 rc took
+    wait "$(cat /tmp/fault.pid0)"; rc=$?
+    took=$(( $(date +%s) - t0 ))
+    grep -m2 -E "error" /tmp/fault.rank0 | sed 's/^/   rank 0: /'
+    if [ $rc = 0 ] || [ $rc = 124 ] || [ $took -gt 60 ] || ! grep -q "rank 0 of 2" /tmp/fault.rank0; then
+      echo "   UNEXPECTED (rank 0 exit $rc after ${took}s)"; failures=$((failures + 1))
+    else
+      echo "   ok: rank 0 exit $rc after ${took}s"
+    fi
+  }
+  echo "-- rank 1 killed (SIGKILL) while both time qwen3_30b_a3b ep=2"
+  start_ranks /tmp/fault 90 qwen3_30b_a3b --repeat 3000
+  # The pid is timeout's: its child is the rank.
+  t0=$(date +%s); sleep 8; pkill -9 -P "$(cat /tmp/fault.pid1)"
+  grep -E "error" /tmp/fault.rank1 | head -1
+  expect_rank0_fails "$t0"
+  echo "-- rank 1 fails on bad input before its first collective"
+  port=$((port + 1))
+  env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    timeout 90 "$run" "$dir/art/tiny.so" --backend=cuda:sm_90a --check > /tmp/fault.rank0 2>&1 &
+  echo $! > /tmp/fault.pid0
+  env RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    timeout 90 "$run" "$dir/art/tiny.so" --backend=cuda:sm_90a --inputs /nonexistent \
+    > /tmp/fault.rank1 2>&1
+  echo "   rank 1: exit $? $(grep -m1 error /tmp/fault.rank1)"
+  expect_rank0_fails "$(date +%s)"
+  echo "== $failures failures ($(( $(date +%s) - start )) s)"
+  [ "$failures" = 0 ]
+  exit
+fi
 
 echo "== correctness: every rank against the single-rank reference on the global batch"
 # The presets' CPU references take longest: they run beside the small checks.

@@ -46,8 +46,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #ifdef MOERT_HAVE_ALL_TO_ALL_PTX
@@ -231,15 +233,41 @@ std::string ensureNccl() {
   return "";
 }
 
+/// After an abort the device may hold work that never completes (a peer
+/// that died mid-transfer): freeing memory or synchronizing can then block
+/// the host for good. So, as PyTorch's NCCL watchdog does, the process gets
+/// MOERT_NCCL_EXIT_S seconds (default 30; 0: never) to exit on its own,
+/// and is ended with the failure's reason after that.
+void endProcessIfStuck(const std::string &reason) {
+  const char *value = std::getenv("MOERT_NCCL_EXIT_S");
+  double seconds = value && *value ? std::strtod(value, nullptr) : 30;
+  if (seconds <= 0)
+    return;
+  std::thread([seconds, reason] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    std::fprintf(stderr,
+                 "moert: %s; the process did not exit within %.0f s "
+                 "(MOERT_NCCL_EXIT_S) and is ended now\n",
+                 reason.c_str(), seconds);
+    std::fflush(stderr);
+    std::_Exit(3);
+  }).detach();
+}
+
 /// Aborts the communicator: a peer that is gone leaves NCCL's kernels
 /// waiting forever, and only the abort frees this rank's stream.
 void abortCommunicator() {
   if (state.comm && !state.aborted) {
-    state.lib->ncclCommAbort(state.comm);
+    // The abort frees NCCL's kernels; bounded, since a device a dead peer
+    // left stuck could hold it too, and the rank must still report.
+    const nccl::Library *lib = state.lib;
+    nccl::Comm comm = state.comm;
+    finishesWithin(10.0, [lib, comm] { lib->ncclCommAbort(comm); });
     state.aborted = true;
     state.error = format("rank %d of %d: the NCCL communicator was aborted "
                          "after a failed collective",
                          state.rank, state.size);
+    endProcessIfStuck(state.error);
   }
 }
 
@@ -342,6 +370,13 @@ int32_t finish(int64_t id) {
   Pending p = it->second;
   pending.erase(it);
   const cuda::Driver &d = *state.driver;
+  if (state.aborted) {
+    // An earlier collective failed: this one may never complete, and the
+    // first failure is what the call reports.
+    d.cuEventDestroy(p.begin);
+    d.cuEventDestroy(p.end);
+    return 1;
+  }
   double waitStart = comm::nowUs();
   std::string error = waitPolling(p.end, p.name);
   double waitEnd = comm::nowUs();

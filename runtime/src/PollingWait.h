@@ -12,6 +12,9 @@
 #define MOERT_SRC_POLLINGWAIT_H
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace moert {
@@ -55,6 +58,29 @@ PollOutcome pollUntilDone(Done &&done, int notReady, AsyncError &&asyncError,
     if (spins > 1000)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+/// Runs `work` on a thread of its own and waits for it at most
+/// `limitSeconds`: true if it finished, false if it is still running, and
+/// then left running (detached). For calls that may block on a device a
+/// failed peer left stuck (ncclCommAbort): the caller goes on to report.
+template <typename Work> bool finishesWithin(double limitSeconds, Work work) {
+  struct Done {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool finished = false;
+  };
+  auto done = std::make_shared<Done>();
+  std::thread([done, work]() mutable {
+    work();
+    std::lock_guard<std::mutex> lock(done->mutex);
+    done->finished = true;
+    done->changed.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(done->mutex);
+  return done->changed.wait_for(
+      lock, std::chrono::duration<double>(limitSeconds),
+      [&] { return done->finished; });
 }
 
 } // namespace moert

@@ -11,7 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <thread>
 
 namespace {
 
@@ -62,6 +65,30 @@ TEST(PollingWait, NothingCompletingTimesOut) {
   EXPECT_EQ(aborts, 1);
   EXPECT_GE(took, 0.2);
   EXPECT_LT(took, 5.0) << "the wait outlived its limit";
+}
+
+// The abort of a communicator runs this way: a call that returns is waited
+// for, one that blocks is left behind after the limit, and the caller goes
+// on to report.
+TEST(PollingWait, AWorkThatFinishesIsWaitedFor) {
+  auto ran = std::make_shared<std::atomic<bool>>(false);
+  EXPECT_TRUE(moert::finishesWithin(5.0, [ran] { *ran = true; }));
+  EXPECT_TRUE(*ran);
+}
+
+TEST(PollingWait, AWorkThatBlocksIsLeftAfterTheLimit) {
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(moert::finishesWithin(0.2, [release] {
+    while (!*release)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }));
+  double took = std::chrono::duration<double>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+  EXPECT_GE(took, 0.2);
+  EXPECT_LT(took, 5.0) << "the wait outlived its limit";
+  *release = true; // the detached thread ends
 }
 
 } // namespace
