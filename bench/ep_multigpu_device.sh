@@ -204,19 +204,25 @@ if [ "${FAULTS:-0}" = 1 ]; then
   exit
 fi
 
-echo "== correctness: every rank against the single-rank reference on the global batch"
-# The presets' CPU references take longest: they run beside the small checks.
-start_ranks /tmp/qwen3 300 check-qwen3_30b_a3b --check --seed 1
-start_ranks /tmp/mixtral 400 check-mixtral --check --seed 1
-if [ "${CONFIGS_ONLY:-0}" = 1 ]; then
-  # CONFIGS_ONLY=1: the CPU suite's multi-rank configurations (art/cfg-*.so,
-  # `compile-configs`), each checked once, nothing else.
+# The CPU suite's multi-rank configurations (art/cfg-*.so of
+# `compile-configs`), each checked once.
+check_configs() {
+  local a name flags
   for a in "$dir"/art/cfg-*.so; do
     name=$(basename "$a" .so)
     flags=(--check --seed 1)
     case "$name" in *-train) flags+=(--backward) ;; esac
     launch "$name" 60 "$name" "${flags[@]}"
   done
+}
+
+echo "== correctness: every rank against the single-rank reference on the global batch"
+# The presets' CPU references take longest: they run beside the small checks.
+start_ranks /tmp/qwen3 300 check-qwen3_30b_a3b --check --seed 1
+start_ranks /tmp/mixtral 400 check-mixtral --check --seed 1
+if [ "${CONFIGS_ONLY:-0}" = 1 ]; then
+  # CONFIGS_ONLY=1: the CPU suite's multi-rank configurations, nothing else.
+  check_configs
   echo "== $failures failures ($(( $(date +%s) - start )) s)"
   [ "$failures" = 0 ]
   exit
@@ -256,14 +262,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   launch "qwen3_30b_a3b ep=$ranks, split sizes on the host" 150 qwen3_30b_a3b --repeat 20
   launch "qwen3_30b_a3b ep=$ranks, overlap, split sizes on the host" 150 qwen3_30b_a3b-overlap --repeat 20
   unset MOERT_ALL_TO_ALL
-  if [ "${CONFIGS:-0}" = 1 ]; then
-    for a in "$dir"/art/cfg-*.so; do
-      name=$(basename "$a" .so)
-      flags=(--check --seed 1)
-      case "$name" in *-train) flags+=(--backward) ;; esac
-      launch "$name" 60 "$name" "${flags[@]}"
-    done
-  fi
+  [ "${CONFIGS:-0}" = 1 ] && check_configs
   echo "== PyTorch + NCCL all_to_all_single, same call ($(( $(date +%s) - start )) s)"
   OUT=$out timeout 150 python3 "$dir/peer/torch_ep_baseline.py" qwen3_30b_a3b mixtral 2>&1 |
     grep -v Warning | tail -4

@@ -357,16 +357,23 @@ int64_t launch(const char *name, int64_t bytes, Enqueue &&enqueue) {
   return id;
 }
 
-/// Waits for collective `id`, then adds it to the stats and the trace.
-int32_t finish(int64_t id) {
+/// The collective of event `id`, or end() after recording that there is
+/// none (a wait the compiled code got wrong).
+std::map<int64_t, Pending>::iterator findPending(int64_t id) {
   auto it = pending.find(id);
-  if (it == pending.end()) {
-    if (!collectives::failedAlready())
-      collectives::recordDeferredError(
-          format("moert_cuda_event_wait_v1: no collective has event %" PRId64,
-                 id));
+  if (it == pending.end() && !collectives::failedAlready())
+    collectives::recordDeferredError(
+        format("moert_cuda_event_wait_v1: no collective has event %" PRId64,
+               id));
+  return it;
+}
+
+/// Waits (polling) for collective `id`, then adds it to the stats and the
+/// trace; drain() calls it for each, in order.
+int32_t finish(int64_t id) {
+  auto it = findPending(id);
+  if (it == pending.end())
     return 1;
-  }
   Pending p = it->second;
   pending.erase(it);
   const cuda::Driver &d = *state.driver;
@@ -377,18 +384,14 @@ int32_t finish(int64_t id) {
     d.cuEventDestroy(p.end);
     return 1;
   }
-  double waitStart = comm::nowUs();
+  // What the compute stream waited for it comes from the marks.
   std::string error = waitPolling(p.end, p.name);
-  double waitEnd = comm::nowUs();
   if (error.empty()) {
     float fromAnchor = 0, busy = 0;
     d.cuEventElapsedTime(&fromAnchor, state.anchor, p.begin);
     d.cuEventElapsedTime(&busy, p.begin, p.end);
     comm::addCollective(p.name, p.bytes, state.anchorUs + fromAnchor * 1000.0,
                         busy * 1000.0);
-    // A host wait for the collective itself (before its marks existed).
-    if (marks.empty())
-      comm::addWait(waitStart, waitEnd - waitStart);
   }
   d.cuEventDestroy(p.begin);
   d.cuEventDestroy(p.end);
@@ -403,14 +406,9 @@ int32_t finish(int64_t id) {
 /// waiting for it on the host: what the compiled code queues next runs
 /// after the transfer. drain() waits for it at the end of the call.
 int32_t deferUntilDrain(int64_t id) {
-  auto it = pending.find(id);
-  if (it == pending.end()) {
-    if (!collectives::failedAlready())
-      collectives::recordDeferredError(
-          format("moert_cuda_event_wait_v1: no collective has event %" PRId64,
-                 id));
+  auto it = findPending(id);
+  if (it == pending.end())
     return 1;
-  }
   if (CUresult r = state.driver->cuStreamWaitEvent(cuda::currentCallStream(),
                                                    it->second.end, 0)) {
     collectives::recordDeferredError(describeCuda("cuStreamWaitEvent", r));
@@ -430,11 +428,14 @@ std::string handshake() {
   return "";
 }
 
-/// The maximum of `values` over the ranks; the caller holds stateMutex and
-/// made the communicator.
-std::string allReduceMaxLocked(double *values, int count) {
+/// `values` (on the host) all-reduced over the ranks in place, through a
+/// device copy and a polled wait; the caller holds stateMutex and made the
+/// communicator. "" or what failed.
+std::string allReduceOnHost(void *values, size_t count, size_t elementBytes,
+                            nccl::DataType type, nccl::RedOp op,
+                            const char *what) {
   const cuda::Driver &d = *state.driver;
-  size_t bytes = size_t(count) * sizeof(double);
+  size_t bytes = count * elementBytes;
   cuda::CUdeviceptr buffer = 0;
   if (CUresult r = d.cuMemAlloc(&buffer, bytes))
     return describeCuda("cuMemAlloc", r);
@@ -446,13 +447,13 @@ std::string allReduceMaxLocked(double *values, int count) {
     error = describeCuda("cuEventCreate", r);
   else if (nccl::Result r = state.lib->ncclAllReduce(
                reinterpret_cast<void *>(buffer),
-               reinterpret_cast<void *>(buffer), size_t(count), nccl::Float64,
-               nccl::Max, state.comm, ncclStream()))
-    error = describeNccl("ncclAllReduce", r);
+               reinterpret_cast<void *>(buffer), count, type, op, state.comm,
+               ncclStream()))
+    error = describeNccl(what, r);
   else {
     d.cuEventRecord(done, state.stream);
     // A peer that never comes must not hang this rank.
-    error = waitPolling(done, "ncclAllReduce");
+    error = waitPolling(done, what);
     if (error.empty())
       if (CUresult r = d.cuMemcpyDtoH(values, buffer, bytes))
         error = describeCuda("cuMemcpyDtoH", r);
@@ -461,6 +462,12 @@ std::string allReduceMaxLocked(double *values, int count) {
     d.cuEventDestroy(done);
   d.cuMemFree(buffer);
   return error;
+}
+
+/// The maximum of `values` over the ranks.
+std::string allReduceMaxLocked(double *values, int count) {
+  return allReduceOnHost(values, size_t(count), sizeof(double), nccl::Float64,
+                         nccl::Max, "ncclAllReduce");
 }
 
 /// Why this rank cannot run the device-split all-to-all, or "".
@@ -560,30 +567,9 @@ std::string ensureStaging(int64_t bytes) {
   if (CUresult r = d.cuIpcGetMemHandle(&own, splits.staging))
     return describeCuda("cuIpcGetMemHandle", r);
   std::memcpy(&handles[size_t(state.rank) * handleInts], &own, sizeof(own));
-  size_t handleBytes = handles.size() * sizeof(int32_t);
-  cuda::CUdeviceptr buffer = 0;
-  if (CUresult r = d.cuMemAlloc(&buffer, handleBytes))
-    return describeCuda("cuMemAlloc", r);
-  CUevent done = nullptr;
-  if (CUresult r = d.cuMemcpyHtoD(buffer, handles.data(), handleBytes))
-    error = describeCuda("cuMemcpyHtoD", r);
-  else if (CUresult r = d.cuEventCreate(&done, cuda::CU_EVENT_DEFAULT))
-    error = describeCuda("cuEventCreate", r);
-  else if (nccl::Result r = state.lib->ncclAllReduce(
-               reinterpret_cast<void *>(buffer),
-               reinterpret_cast<void *>(buffer), handles.size(), nccl::Int32,
-               nccl::Sum, state.comm, ncclStream()))
-    error = describeNccl("ncclAllReduce (staging handles)", r);
-  else {
-    d.cuEventRecord(done, state.stream);
-    error = waitPolling(done, "the exchange of staging handles");
-    if (error.empty())
-      if (CUresult r = d.cuMemcpyDtoH(handles.data(), buffer, handleBytes))
-        error = describeCuda("cuMemcpyDtoH", r);
-  }
-  if (done)
-    d.cuEventDestroy(done);
-  d.cuMemFree(buffer);
+  error = allReduceOnHost(handles.data(), handles.size(), sizeof(int32_t),
+                          nccl::Int32, nccl::Sum,
+                          "ncclAllReduce (the staging buffers' handles)");
   for (int p = 0; error.empty() && p < state.size; ++p) {
     if (p == state.rank)
       continue;
