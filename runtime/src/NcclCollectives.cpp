@@ -723,6 +723,13 @@ template <typename Body> auto outsideCompute(Body &&body) {
   return result;
 }
 
+/// Drops the marks (a failed call's, whose times say nothing).
+void discardMarks() {
+  for (const Mark &mark : marks)
+    state.driver->cuEventDestroy(mark.event);
+  marks.clear();
+}
+
 /// The marks as compute spans and waits of the compute stream, in system
 /// time; destroys them. After the call's stream has finished.
 void addComputeSpans() {
@@ -1034,6 +1041,8 @@ void moert::ncclcollectives::drain() {
   }
   if (!collectives::failedAlready())
     addComputeSpans();
+  else
+    discardMarks();
   // Every all-to-all of the call is done: their count copies are free.
   splits.countSlotsUsed = 0;
   if (splits.overflow && !collectives::failedAlready()) {
@@ -1081,8 +1090,7 @@ void moert::ncclcollectives::shutdown() {
       state.driver->cuEventDestroy(p.begin);
       state.driver->cuEventDestroy(p.end);
     }
-    for (const Mark &mark : marks)
-      state.driver->cuEventDestroy(mark.event);
+    discardMarks();
     if (state.anchor)
       state.driver->cuEventDestroy(state.anchor);
     if (state.stream)
