@@ -99,8 +99,8 @@ FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
 /// min(C, P) / N + N o. C is the two all-to-alls of T*k rows at the
 /// device's link (LINK rows of the cost model's table: a = its cost per
 /// collective, four a direction with the count exchange), o a chunk's fixed
-/// cost (8 a and two host waits, the all-to-alls' counts read on the
-/// host), P the local experts' two grouped GEMMs over the
+/// cost (8 a and the two all-to-alls' overhead: staging, handshakes and the
+/// SMs their copies take from the GEMMs beside them), P the local experts' two grouped GEMMs over the
 /// T*k rows a rank receives on average, as the cost model prices them
 /// (groupedMatmulWork: the fitted scales, waves and cache re-reads of the
 /// kernels the lowering emits).
@@ -142,8 +142,8 @@ int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
                              device, "moek_grouped_matmul_scatter_store",
                              down, half)));
   // Each chunk's two all-to-alls (and their count exchanges) pay the
-  // link's latency and one host wait each (the counts read on the host).
-  double perChunkUs = 8 * latencyUs + 2 * device.hostWaitUs;
+  // link's latency and the all-to-all's overhead each.
+  double perChunkUs = 8 * latencyUs + 2 * device.allToAllOverheadUs;
   double overlapped = std::max(commUs, computeUs),
          exposed = std::min(commUs, computeUs);
   int64_t chunks = 1;
@@ -159,7 +159,7 @@ int64_t chunksFromCostModel(RankLayer l, int64_t ranks,
         std::to_string(int64_t(commUs)) + " us, expert GEMMs ~" +
         std::to_string(int64_t(computeUs)) + " us per rank, " +
         std::to_string(int64_t(perChunkUs)) +
-        " us per chunk (collective latency, host waits)";
+        " us per chunk (collective latency, all-to-all overhead)";
   return chunks;
 }
 

@@ -8,7 +8,7 @@
 
 // NEGATIVE: error: moe-overlap-communication: chunks must be at least 0 (0: the cost model; -1, the default: only where a function asks), got -2
 // DEVICE: error: moe-overlap-communication: no device 'tpu' in the cost model's table (have: {{.*}}h200-sm90a{{.*}})
-// H200: remark: moe-overlap-communication: {{[0-9]+}} chunks of {{[0-9]+}} tokens (cost model, h200-sm90a: all-to-all ~{{[0-9]+}} us, expert GEMMs ~{{[0-9]+}} us per rank, 688 us per chunk (collective latency, host waits))
+// H200: remark: moe-overlap-communication: {{[0-9]+}} chunks of {{[0-9]+}} tokens (cost model, h200-sm90a: all-to-all ~{{[0-9]+}} us, expert GEMMs ~{{[0-9]+}} us per rank, 1428 us per chunk (collective latency, all-to-all overhead))
 // UNASKED-NOT: moe-overlap-communication:
 // UNASKED: moe.all_to_all
 // UNASKED-NOT: moe-overlap-communication:

@@ -39,7 +39,7 @@
 
 // ATTR: remark: moe-overlap-communication: 2 chunks of 8 tokens (given)
 // ATTR-COUNT-2: moe.gate
-// MODEL: remark: moe-overlap-communication: {{[0-9]+}} chunks of {{[0-9]+}} tokens (cost model, cpu: all-to-all ~{{[0-9]+}} us, expert GEMMs ~{{[0-9]+}} us per rank, 240 us per chunk (collective latency, host waits))
+// MODEL: remark: moe-overlap-communication: {{[0-9]+}} chunks of {{[0-9]+}} tokens (cost model, cpu: all-to-all ~{{[0-9]+}} us, expert GEMMs ~{{[0-9]+}} us per rank, 240 us per chunk (collective latency, all-to-all overhead))
 
 // KERNELS-LABEL: func.func @layer
 // KERNELS: %[[E0:.*]] = moek.all_to_all_start %{{.*}}, %{{.*}}, %{{.*}} into %[[RB0:[^ ]*]] {ranks = 2 : i64}

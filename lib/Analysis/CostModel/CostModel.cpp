@@ -303,10 +303,7 @@ public:
           Value rows = o->getOperand(0), received = o->getOperand(3);
           KernelWork w = collective(
               o, bytesOf(received) < bytesOf(rows) ? received : rows);
-          // The device table's host wait per all-to-all: zero where the
-          // split sizes stay on the device (CUDA), what the host-sized
-          // path measured otherwise.
-          w.hostWaits = 1;
+          w.allToAllOverheads = 1;
           return w;
         })
         .Case([&](moek::ExchangeCountsOp o) {
@@ -627,11 +624,11 @@ FunctionCost mlir::moe::estimateFunctionCost(func::FuncOp func,
         cost.kernels.push_back(KernelEstimate{work, ms});
         continue;
       }
-      // The host reads the sizes first: the compute lane waits too.
-      double waitMs = double(work.launches * work.hostWaits) *
-                      device.hostWaitUs * 1e-3;
-      now += waitMs;
-      cost.hostWaitMs += waitMs;
+      // What the all-to-all costs the compute lane beyond its transfer.
+      double overheadMs = double(work.launches * work.allToAllOverheads) *
+                          device.allToAllOverheadUs * 1e-3;
+      now += overheadMs;
+      cost.allToAllOverheadMs += overheadMs;
       double end = std::max(now, linkFree) + ms;
       linkFree = end;
       cost.communicationMs += ms;
@@ -694,7 +691,7 @@ static llvm::json::Object costJson(const FunctionCost &cost,
       {"sync_ms", device.syncUs * 1e-3},
       {"communication_ms", cost.communicationMs},
       {"hidden_ms", cost.hiddenMs},
-      {"host_wait_ms", cost.hostWaitMs},
+      {"all_to_all_overhead_ms", cost.allToAllOverheadMs},
       {"assumed_dynamic_extent", cost.dynamicExtent},
       {"kernels", std::move(kernels)},
       {"collectives", std::move(collectives)},

@@ -52,8 +52,9 @@ struct FunctionCost {
   double kernelMs = 0;                 ///< sum over the kernels
   double communicationMs = 0;          ///< sum over the collectives
   double hiddenMs = 0;                 ///< of it, beside the kernels
-  /// The host's waits for the device before collectives (hostWaitUs each).
-  double hostWaitMs = 0;
+  /// The all-to-alls' overhead on the compute lane (allToAllOverheadUs
+  /// each).
+  double allToAllOverheadMs = 0;
   double dynamicExtent = kAssumedDynamicExtent; ///< a dynamic extent, assumed
   /// Kernels, the communication not hidden, and the call's synchronization.
   double totalMs = 0;
@@ -91,7 +92,7 @@ estimateModuleCost(ModuleOp module,
                    const ::moe::cost::DeviceDescription &device);
 
 /// Writes {"device": ID, "functions": {NAME: {"total_ms", "kernel_ms",
-/// "sync_ms", "communication_ms", "hidden_ms", "host_wait_ms",
+/// "sync_ms", "communication_ms", "hidden_ms", "all_to_all_overhead_ms",
 /// "assumed_dynamic_extent", "kernels": [{"name", "op",
 /// "flops", "bytes", "launches", "tensor_core", "tiles_per_launch",
 /// "wave_slots", "waves_per_launch", "wave_flops", "predicted_ms"}],

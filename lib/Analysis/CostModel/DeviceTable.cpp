@@ -33,12 +33,12 @@ std::vector<DeviceDescription> buildTable() {
     if (d.id == DEVICE_ID)                                                     \
       d.tiles.push_back(GemmTile{KERNEL, ROWS, COLUMNS,                        \
                                  CTAS_PER_MULTIPROCESSOR, BAND_ROW_TILES});
-#define LINK(DEVICE_ID, BANDWIDTH_GBS, COLLECTIVE_US, HOST_WAIT_US)           \
+#define LINK(DEVICE_ID, BANDWIDTH_GBS, COLLECTIVE_US, OVERHEAD_US)            \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID) {                                                   \
       d.linkGBs = BANDWIDTH_GBS;                                               \
       d.collectiveUs = COLLECTIVE_US;                                          \
-      d.hostWaitUs = HOST_WAIT_US;                                             \
+      d.allToAllOverheadUs = OVERHEAD_US;                                      \
     }
 #define CACHE(DEVICE_ID, L2_MIB)                                               \
   for (DeviceDescription &d : devices)                                         \

@@ -68,10 +68,10 @@ struct DeviceDescription {
   /// collective call. 0: no link described (collectives cost nothing).
   double linkGBs = 0;
   double collectiveUs = 0;
-  /// The host's wait for the device before a collective whose sizes it
-  /// must read (an all-to-all copies its counts to the host): the compute
-  /// stream drains and what follows starts from idle. 0: none.
-  double hostWaitUs = 0;
+  /// What an all-to-all costs the compute stream beyond its transfer,
+  /// never hidden (the staging copy, the handshakes, the SMs its copies
+  /// take from the GEMMs beside it). 0: none.
+  double allToAllOverheadUs = 0;
   /// The last-level cache (CACHE rows; 0: none modeled). A tiled GEMM whose
   /// per-expert operands outgrow it reads them again from memory for every
   /// tile that needs them (CostModel's cacheMissBytes).
@@ -120,9 +120,9 @@ struct KernelWork {
   /// A collective: `bytes` leave the rank over the device's link, each of
   /// the `launches` calls pays the link's fixed cost; no flops.
   bool communication = false;
-  /// Host waits per launch of a collective (the device's hostWaitUs each):
-  /// time on the compute lane, not the link's, so never hidden.
-  int64_t hostWaits = 0;
+  /// All-to-all overheads per launch of a collective (the device's
+  /// allToAllOverheadUs each): time on the compute lane, never hidden.
+  int64_t allToAllOverheads = 0;
   /// The class whose calibration prices it when not its own name's: a
   /// launch that is another fitted kernel on other operands (the router's
   /// tensor-core products are the backward's GEMM kernels).

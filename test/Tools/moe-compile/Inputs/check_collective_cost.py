@@ -20,7 +20,7 @@ for c in collectives:
 comm = sum(c["predicted_ms"] for c in collectives)
 hidden = sum(c["hidden_ms"] for c in collectives)
 assert abs(comm - f["communication_ms"]) < 1e-9 and abs(hidden - f["hidden_ms"]) < 1e-9
-total = f["kernel_ms"] + comm - hidden + f["host_wait_ms"] + f["sync_ms"]
+total = f["kernel_ms"] + comm - hidden + f["all_to_all_overhead_ms"] + f["sync_ms"]
 assert abs(total - f["total_ms"]) < 1e-9, (total, f["total_ms"])
 share = hidden / comm
 assert low <= share <= high, f"hidden share {share:.3f} not in [{low}, {high}]"
