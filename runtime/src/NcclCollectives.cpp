@@ -239,10 +239,12 @@ std::string ensureNccl() {
 /// MOERT_NCCL_EXIT_S seconds (default 30; 0: never) to exit on its own,
 /// and is ended with the failure's reason after that.
 void endProcessIfStuck(const std::string &reason) {
+  static bool armed = false;
   const char *value = std::getenv("MOERT_NCCL_EXIT_S");
   double seconds = value && *value ? std::strtod(value, nullptr) : 30;
-  if (seconds <= 0)
+  if (seconds <= 0 || armed)
     return;
+  armed = true;
   std::thread([seconds, reason] {
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     std::fprintf(stderr,
@@ -267,7 +269,6 @@ void abortCommunicator() {
     state.error = format("rank %d of %d: the NCCL communicator was aborted "
                          "after a failed collective",
                          state.rank, state.size);
-    endProcessIfStuck(state.error);
   }
 }
 
@@ -280,7 +281,10 @@ std::string waitPolling(CUevent event, const char *what) {
   PollOutcome outcome = pollUntilDone(
       [&] { return int(d.cuEventQuery(event)); }, int(kNotReady),
       [&] {
+        // An aborted communicator is gone: nothing to ask it.
         nccl::Result async = 0;
+        if (state.aborted)
+          return 0;
         if (nccl::Result q =
                 state.lib->ncclCommGetAsyncError(state.comm, &async))
           return int(q);
@@ -288,22 +292,28 @@ std::string waitPolling(CUevent event, const char *what) {
       },
       [&] { abortCommunicator(); }, limit, code);
   // abortCommunicator overwrote state.error; the message says what happened.
+  std::string error;
   switch (outcome) {
   case PollOutcome::Done:
     return "";
   case PollOutcome::Failed:
-    return describeCuda("cuEventQuery", code);
+    error = describeCuda("cuEventQuery", code);
+    break;
   case PollOutcome::AsyncError:
-    return describeNccl(what, code) +
-           " (a peer rank failed or left: NCCL's asynchronous error); the "
-           "communicator was aborted";
+    error = describeNccl(what, code) +
+            " (a peer rank failed or left: NCCL's asynchronous error); the "
+            "communicator was aborted";
+    break;
   case PollOutcome::TimedOut:
-    return format("rank %d of %d: %s did not complete in %.0f s "
-                  "(MOERT_NCCL_TIMEOUT_S): another rank failed or stopped "
-                  "taking part; the communicator was aborted",
-                  state.rank, state.size, what, limit);
+    error = format("rank %d of %d: %s did not complete in %.0f s "
+                   "(MOERT_NCCL_TIMEOUT_S): another rank failed or stopped "
+                   "taking part; the communicator was aborted",
+                   state.rank, state.size, what, limit);
+    break;
   }
-  return "";
+  if (state.aborted)
+    endProcessIfStuck(error);
+  return error;
 }
 
 /// The common start of every entry point: the deferred error, the world
