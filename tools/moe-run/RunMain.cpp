@@ -515,6 +515,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
                 "placement and tiles it was compiled with (moe-compile "
                 "--memory-budget)");
 
+  if (o.deviceSplitSizes && !o.haveSpec && !o.haveBlock && !isProgram)
+    return fail("--device-split-sizes applies when moe-run compiles (a "
+                "program, --layer SPEC or --block SPEC); an artifact keeps "
+                "the buffers it was compiled with (moe-compile "
+                "--device-split-sizes)");
+
   // Compile unless given an artifact.
   std::string artifactPath = o.program;
   TemporaryFile temporary;
