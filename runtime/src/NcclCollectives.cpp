@@ -134,6 +134,7 @@ struct DeviceSplits {
   bool decided = false; ///< all ranks agreed on `usable`
   bool usable = false;
   std::string why; ///< why the host-sized path runs instead
+  int64_t copyBlocks = 0; ///< the copy kernels' grid (copyBlocks())
   cuda::CUmodule module = nullptr;
   cuda::CUfunction stage = nullptr, pull = nullptr;
   cuda::CUdeviceptr staging = 0;
@@ -513,6 +514,15 @@ std::string deviceSplitsUnavailable() {
 #endif
 }
 
+/// The grid of the all-to-all's copy kernels (MOERT_ALL_TO_ALL_BLOCKS,
+/// default 256: of 32, 64, 256 and 1024 the fastest on two H200s, with and
+/// without overlap; bench/RESULTS.md, 2026-11-30 05:49 UTC).
+int64_t copyBlocks() {
+  const char *value = std::getenv("MOERT_ALL_TO_ALL_BLOCKS");
+  long long blocks = value && *value ? std::strtoll(value, nullptr, 10) : 0;
+  return blocks > 0 ? blocks : 256;
+}
+
 /// Decides once, with every rank, whether the all-to-alls keep their split
 /// sizes on the device: only if every rank can. "" or what failed.
 std::string decideDeviceSplits() {
@@ -524,6 +534,7 @@ std::string decideDeviceSplits() {
     if (std::string error = allReduceMaxLocked(&unavailable, 1); !error.empty())
       return error;
   splits.usable = unavailable == 0;
+  splits.copyBlocks = copyBlocks();
   if (splits.why.empty() && !splits.usable)
     splits.why = "another rank cannot run it";
   splits.decided = true;
@@ -598,15 +609,6 @@ std::string ensureStaging(int64_t bytes) {
   return error;
 }
 
-/// The grid of the all-to-all's copy kernels (MOERT_ALL_TO_ALL_BLOCKS,
-/// default 256: of 32, 64, 256 and 1024 the fastest on two H200s, with and
-/// without overlap; bench/RESULTS.md, 2026-11-30 05:49 UTC).
-int64_t copyBlocks() {
-  const char *value = std::getenv("MOERT_ALL_TO_ALL_BLOCKS");
-  long long blocks = value && *value ? std::strtoll(value, nullptr, 10) : 0;
-  return blocks > 0 ? blocks : 256;
-}
-
 /// A copy of `counts` queued on the call's stream, in a slot that lasts
 /// until the call's drain; null after recording why not.
 const int32_t *snapshotCounts(const int32_t *counts, int64_t segments) {
@@ -641,7 +643,7 @@ std::string enqueueDeviceAllToAll(const void *rows, const int32_t *counts,
   // The copies' grid: many blocks copy fastest alone, but beside the
   // expert GEMMs of an overlapped program (persistent, a CTA an SM) they
   // keep the GEMMs off their SMs; MOERT_ALL_TO_ALL_BLOCKS sets it.
-  const int64_t kCopyBlocks = copyBlocks();
+  const int64_t kCopyBlocks = splits.copyBlocks;
   PeerPointers peers{};
   int rank = state.rank, ranks = state.size, segs = int(segments);
   // This rank's own block comes straight from its rows buffer (kept alive

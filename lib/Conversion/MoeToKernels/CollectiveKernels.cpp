@@ -35,9 +35,6 @@ static Value sumOfCounts(ImplicitLocOpBuilder &b, Value counts) {
 /// R times the rows each rank sends, since the ranks have equal token
 /// counts (ARCHITECTURE.md: rank r holds rows [r*T, (r+1)*T)).
 static Value receivedBound(ImplicitLocOpBuilder &b, AllToAllOp op) {
-  int64_t sent = op.getRows().getType().getDimSize(0);
-  if (!ShapedType::isDynamic(sent))
-    return arith::ConstantIndexOp::create(b, op.getRanks() * sent);
   return arith::MulIOp::create(
       b, extentOf(b, readBuffer(b, op.getRows()), 0),
       arith::ConstantIndexOp::create(b, op.getRanks()));

@@ -76,28 +76,10 @@ static std::optional<int64_t> knownExtent(Value extent) {
 
 Value moe::allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
                        Type element, ValueRange dynamic, StringRef name) {
-  // A dynamic size that is known here becomes static, the buffer cast back
-  // to the type asked for: the canonicalizer would fold it anyway, and with
-  // it drop the buffer's name.
-  SmallVector<int64_t> allocShape(shape);
-  SmallVector<Value> stillDynamic;
-  unsigned next = 0;
-  for (int64_t &size : allocShape) {
-    if (!ShapedType::isDynamic(size))
-      continue;
-    Value extent = dynamic[next++];
-    if (std::optional<int64_t> known = knownExtent(extent))
-      size = *known;
-    else
-      stillDynamic.push_back(extent);
-  }
-  auto alloc = memref::AllocOp::create(
-      b, MemRefType::get(allocShape, element), stillDynamic);
+  auto alloc =
+      memref::AllocOp::create(b, MemRefType::get(shape, element), dynamic);
   alloc->setAttr(kBufferNameAttr, b.getStringAttr(name));
-  auto type = MemRefType::get(shape, element);
-  if (alloc.getType() == type)
-    return alloc;
-  return memref::CastOp::create(b, type, alloc);
+  return alloc;
 }
 
 Value moe::rankPartialsBuffer(ImplicitLocOpBuilder &b, Value indices,
@@ -134,13 +116,20 @@ void moe::makeKnownAllocsStatic(Operation *root) {
     if (!llvm::all_of(alloc.getDynamicSizes(),
                       [](Value v) { return knownExtent(v).has_value(); }))
       continue;
-    ImplicitLocOpBuilder b(alloc.getLoc(), alloc);
+    // The static buffer, keeping the name, cast back to the type its users
+    // have.
     MemRefType type = alloc.getType();
-    Value replacement =
-        allocBuffer(b, type.getShape(), type.getElementType(),
-                    alloc.getDynamicSizes(),
-                    alloc->getAttrOfType<StringAttr>(kBufferNameAttr));
-    alloc.replaceAllUsesWith(replacement);
+    SmallVector<int64_t> shape(type.getShape());
+    auto sizes = alloc.getDynamicSizes().begin();
+    for (int64_t &size : shape)
+      if (ShapedType::isDynamic(size))
+        size = *knownExtent(*sizes++);
+    ImplicitLocOpBuilder b(alloc.getLoc(), alloc);
+    auto known = memref::AllocOp::create(
+        b, MemRefType::get(shape, type.getElementType()), ValueRange{});
+    known->setAttr(kBufferNameAttr, alloc->getAttr(kBufferNameAttr));
+    alloc.replaceAllUsesWith(
+        memref::CastOp::create(b, type, known).getResult());
     alloc.erase();
   }
 }

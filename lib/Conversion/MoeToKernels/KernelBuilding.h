@@ -35,13 +35,13 @@ Value allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
 /// The tensor a written buffer becomes.
 Value asTensor(ImplicitLocOpBuilder &b, Value buffer);
 
-/// The extent `dim` of `buffer` as an index value.
 /// Makes every named buffer of `root` whose dynamic sizes are now known
 /// (constants, or dims of statically shaped buffers behind casts) static,
 /// cast back to its type: the canonicalizer would fold them and drop their
 /// names, which the memory plan reports.
 void makeKnownAllocsStatic(Operation *root);
 
+/// The extent `dim` of `buffer` as an index value.
 Value extentOf(ImplicitLocOpBuilder &b, Value buffer, int64_t dim);
 
 /// Calls `emit(first, last)` for the experts' chunks of `chunk` experts
