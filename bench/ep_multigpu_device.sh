@@ -168,16 +168,18 @@ launch() { # title, time limit, artifact, flags...
 
 if [ "${FAULTS:-0}" = 1 ]; then
   # FAULTS=1: a rank that dies or fails must end the other with an error
-  # naming its rank within the time limit (MOERT_NCCL_TIMEOUT_S), never a
-  # hang: the drain at the end of each call polls NCCL's asynchronous error
-  # and the events.
-  export MOERT_NCCL_TIMEOUT_S=15
-  expect_rank0_fails() { # title
-    local t0=$1 rc took
+  # naming the failed rank within a bounded time, never a hang: the drain at
+  # the end of each call polls the events, NCCL's asynchronous error and the
+  # peers' processes; the time limit (MOERT_NCCL_TIMEOUT_S) and the exit
+  # after an abort (MOERT_NCCL_EXIT_S) bound what these miss.
+  export MOERT_NCCL_TIMEOUT_S=15 MOERT_NCCL_EXIT_S=10
+  expect_rank0_fails() { # t0, what rank 0's error must say
+    local t0=$1 named=$2 rc took
     wait "$(cat /tmp/fault.pid0)"; rc=$?
     took=$(( $(date +%s) - t0 ))
-    grep -m2 -E "error" /tmp/fault.rank0 | sed 's/^/   rank 0: /'
-    if [ $rc = 0 ] || [ $rc = 124 ] || [ $took -gt 60 ] || ! grep -q "rank 0 of 2" /tmp/fault.rank0; then
+    cp /tmp/fault.rank0 "$out/fault-$failures-$took.rank0.log"
+    grep -m2 -E "error|moert:" /tmp/fault.rank0 | sed 's/^/   rank 0: /'
+    if [ $rc = 0 ] || [ $rc = 124 ] || [ $took -gt 45 ] || ! grep -q "$named" /tmp/fault.rank0; then
       echo "   UNEXPECTED (rank 0 exit $rc after ${took}s)"; failures=$((failures + 1))
     else
       echo "   ok: rank 0 exit $rc after ${took}s"
@@ -188,7 +190,7 @@ if [ "${FAULTS:-0}" = 1 ]; then
   # The pid is timeout's: its child is the rank.
   t0=$(date +%s); sleep 8; pkill -9 -P "$(cat /tmp/fault.pid1)"
   grep -E "error" /tmp/fault.rank1 | head -1
-  expect_rank0_fails "$t0"
+  expect_rank0_fails "$((t0 + 8))" "rank 1 (process"
   echo "-- rank 1 fails on bad input before its first collective"
   port=$((port + 1))
   env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
@@ -198,7 +200,7 @@ if [ "${FAULTS:-0}" = 1 ]; then
     timeout 90 "$run" "$dir/art/tiny.so" --backend=cuda:sm_90a --inputs /nonexistent \
     > /tmp/fault.rank1 2>&1
   echo "   rank 1: exit $? $(grep -m1 error /tmp/fault.rank1)"
-  expect_rank0_fails "$(date +%s)"
+  expect_rank0_fails "$(date +%s)" "rank 0 of 2"
   echo "== $failures failures ($(( $(date +%s) - start )) s)"
   [ "$failures" = 0 ]
   exit

@@ -27,9 +27,11 @@
 // ncclSend/ncclRecv), as all ranks agree when the first all-to-all starts.
 //
 // Faults: NCCL blocks in the device when a peer is gone, so no wait here
-// blocks on the driver: it polls the event and ncclCommGetAsyncError, and
-// after MOERT_NCCL_TIMEOUT_S seconds (default 120) without completion it
-// aborts the communicator (ncclCommAbort) and fails with the rank's name.
+// blocks on the driver: it polls the event, ncclCommGetAsyncError and
+// whether a peer's process on this host has ended (a killed rank leaves
+// NCCL nothing to report over NVLink); on either, or after
+// MOERT_NCCL_TIMEOUT_S seconds (default 120) without completion, it aborts
+// the communicator (ncclCommAbort) and fails with the rank's name.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,10 +39,12 @@
 #include "CudaDriver.h"
 #include "Internal.h"
 #include "NcclLibrary.h"
+#include "PeerProcess.h"
 #include "PollingWait.h"
 #include "Rendezvous.h"
 
 #include <algorithm>
+#include <array>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -92,6 +96,10 @@ struct Nccl {
   /// CUDA events become trace times relative to it.
   CUevent anchor = nullptr;
   double anchorUs = 0;
+  /// Every rank's process, by rank (empty until they are exchanged).
+  std::vector<PeerIdentity> peers;
+  /// A peer whose process was found ended, or -1.
+  int endedPeer = -1;
 };
 Nccl state;
 std::mutex stateMutex;
@@ -199,6 +207,38 @@ std::string shareUniqueId(nccl::UniqueId &id) {
   return "";
 }
 
+std::string allReduceOnHost(void *values, size_t count, size_t elementBytes,
+                            nccl::DataType type, nccl::RedOp op,
+                            const char *what);
+
+/// The ranks learn each other's process (state.peers), so that a wait can
+/// tell a peer killed on this host from a slow one.
+std::string exchangeIdentities() {
+  std::vector<int32_t> words(3 * size_t(state.size), 0);
+  std::array<int32_t, 3> own = thisProcess().words();
+  std::copy(own.begin(), own.end(), words.begin() + 3 * state.rank);
+  if (std::string error =
+          allReduceOnHost(words.data(), words.size(), sizeof(int32_t),
+                          nccl::Int32, nccl::Sum, "ncclAllReduce (processes)");
+      !error.empty())
+    return error;
+  for (int r = 0; r < state.size; ++r)
+    state.peers.push_back(PeerIdentity::fromWords(&words[3 * size_t(r)]));
+  return "";
+}
+
+/// The first peer on this host whose process has ended, or -1.
+int endedPeerOnThisHost() {
+  if (state.peers.empty())
+    return -1;
+  const PeerIdentity &self = state.peers[size_t(state.rank)];
+  for (int r = 0; r < state.size; ++r)
+    if (r != state.rank && self.sameHost(state.peers[size_t(r)]) &&
+        processHasEnded(state.peers[size_t(r)].pid))
+      return r;
+  return -1;
+}
+
 /// Makes the communicator and the stream once; "" or why not. NCCL is
 /// loaded before the driver, so that a machine without NCCL says so.
 std::string ensureNccl() {
@@ -231,7 +271,7 @@ std::string ensureNccl() {
   d.cuEventRecord(state.anchor, state.stream);
   d.cuEventSynchronize(state.anchor);
   state.anchorUs = comm::nowUs();
-  return "";
+  return state.error = exchangeIdentities();
 }
 
 /// After an abort the device may hold work that never completes (a peer
@@ -273,12 +313,20 @@ void abortCommunicator() {
   }
 }
 
-/// Waits for `event` without blocking in the driver: polls it and NCCL's
-/// asynchronous error, and gives up after the timeout. "" or what failed.
+/// What waitPolling's error query returns for a peer whose process ended
+/// (NCCL's results are never negative).
+constexpr int kPeerEnded = -1;
+
+/// Waits for `event` without blocking in the driver: polls it, NCCL's
+/// asynchronous error and the peers' processes on this host, and gives up
+/// after the timeout. "" or what failed.
 std::string waitPolling(CUevent event, const char *what) {
   const cuda::Driver &d = *state.driver;
   double limit = timeoutSeconds();
   int code = 0;
+  // Reading /proc costs microseconds: the peers' processes are looked at
+  // every few milliseconds, not at every poll.
+  auto nextPeerCheck = std::chrono::steady_clock::now();
   PollOutcome outcome = pollUntilDone(
       [&] { return int(d.cuEventQuery(event)); }, int(kNotReady),
       [&] {
@@ -289,7 +337,14 @@ std::string waitPolling(CUevent event, const char *what) {
         if (nccl::Result q =
                 state.lib->ncclCommGetAsyncError(state.comm, &async))
           return int(q);
-        return int(async);
+        if (async != 0)
+          return int(async);
+        auto now = std::chrono::steady_clock::now();
+        if (now < nextPeerCheck)
+          return 0;
+        nextPeerCheck = now + std::chrono::milliseconds(5);
+        state.endedPeer = endedPeerOnThisHost();
+        return state.endedPeer >= 0 ? kPeerEnded : 0;
       },
       [&] { abortCommunicator(); }, limit, code);
   // abortCommunicator overwrote state.error; the message says what happened.
@@ -301,6 +356,15 @@ std::string waitPolling(CUevent event, const char *what) {
     error = describeCuda("cuEventQuery", code);
     break;
   case PollOutcome::AsyncError:
+    if (code == kPeerEnded) {
+      int peer = state.endedPeer;
+      error = format("rank %d of %d: rank %d (process %d on this host) "
+                     "ended while this rank waited for %s; the communicator "
+                     "was aborted",
+                     state.rank, state.size, peer,
+                     int(state.peers[size_t(peer)].pid), what);
+      break;
+    }
     error = describeNccl(what, code) +
             " (a peer rank failed or left: NCCL's asynchronous error); the "
             "communicator was aborted";

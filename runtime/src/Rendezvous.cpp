@@ -13,10 +13,11 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'O', 'E', 'R', 'T', 'R', 'V', '1'};
+constexpr char kMagic[8] = {'M', 'O', 'E', 'R', 'T', 'R', 'V', '2'};
 
 using Clock = std::chrono::steady_clock;
 
@@ -62,6 +63,18 @@ bool receiveAll(int fd, void *data, size_t bytes, Clock::time_point until) {
   return true;
 }
 
+/// "rank 2" or "ranks 1, 3": the ranks not served, so that a rank that
+/// failed before its rendezvous is named.
+std::string missingRanks(const std::vector<bool> &served) {
+  std::string names;
+  int missing = 0;
+  for (size_t r = 0; r < served.size(); ++r)
+    if (!served[r]) {
+      names += (missing++ ? ", " : "") + std::to_string(r);
+    }
+  return (missing == 1 ? "rank " : "ranks ") + names;
+}
+
 std::string serve(const void *blob, size_t bytes, int ranks, int port,
                   Clock::time_point until) {
   Socket listener;
@@ -79,13 +92,15 @@ std::string serve(const void *blob, size_t bytes, int ranks, int port,
     return "rank 0 cannot listen on MASTER_PORT=" + std::to_string(port) +
            ": " + std::strerror(errno);
   uint64_t size = bytes;
-  for (int served = 1; served < ranks;) {
+  std::vector<bool> served(size_t(ranks), false);
+  served[0] = true;
+  for (int count = 1; count < ranks;) {
     int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
                        until - Clock::now())
                        .count());
     pollfd p{listener.fd, POLLIN, 0};
     if (left <= 0 || poll(&p, 1, left) <= 0)
-      return "rank 0 waited in vain for " + std::to_string(ranks - served) +
+      return "rank 0 waited in vain for " + missingRanks(served) +
              " of the WORLD_SIZE=" + std::to_string(ranks) +
              " ranks to connect to MASTER_PORT=" + std::to_string(port);
     Socket peer;
@@ -93,20 +108,25 @@ std::string serve(const void *blob, size_t bytes, int ranks, int port,
     if (peer.fd < 0)
       continue;
     char magic[sizeof(kMagic)];
-    // A peer says who it is first; anything else is not one of ours.
+    int32_t rank = -1;
+    // A peer says what it is and which rank first; anything else is not
+    // one of ours.
     if (!receiveAll(peer.fd, magic, sizeof(magic), until) ||
-        std::memcmp(magic, kMagic, sizeof(kMagic)) != 0)
+        std::memcmp(magic, kMagic, sizeof(kMagic)) != 0 ||
+        !receiveAll(peer.fd, &rank, sizeof(rank), until) || rank < 1 ||
+        rank >= ranks || served[size_t(rank)])
       continue;
     if (!sendAll(peer.fd, &size, sizeof(size)) ||
         !sendAll(peer.fd, blob, bytes))
       continue;
-    ++served;
+    served[size_t(rank)] = true;
+    ++count;
   }
   return "";
 }
 
-std::string join(void *blob, size_t bytes, const std::string &host, int port,
-                 Clock::time_point until) {
+std::string join(void *blob, size_t bytes, int32_t rank,
+                 const std::string &host, int port, Clock::time_point until) {
   addrinfo hints{}, *found = nullptr;
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -123,6 +143,7 @@ std::string join(void *blob, size_t bytes, const std::string &host, int port,
     if (s.fd >= 0 && connect(s.fd, found->ai_addr, found->ai_addrlen) == 0) {
       uint64_t size = 0;
       if (sendAll(s.fd, kMagic, sizeof(kMagic)) &&
+          sendAll(s.fd, &rank, sizeof(rank)) &&
           receiveAll(s.fd, &size, sizeof(size), until)) {
         if (size != bytes) {
           error = "rank 0 sent " + std::to_string(size) + " bytes, not " +
@@ -161,7 +182,7 @@ std::string moert::broadcastFromRankZero(void *blob, size_t bytes, int rank,
   if (ranks <= 1)
     return "";
   return rank == 0 ? serve(blob, bytes, ranks, port, until)
-                   : join(blob, bytes, address, port, until);
+                   : join(blob, bytes, int32_t(rank), address, port, until);
 }
 
 std::string moert::readLaunchEnvironment(LaunchEnvironment &out) {

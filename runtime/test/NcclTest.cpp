@@ -66,6 +66,38 @@ TEST(Rendezvous, RankZerosBlobReachesEveryRank) {
   }
 }
 
+// Of three ranks only rank 1 comes: rank 0 gives up and names rank 2, the
+// one that failed before its rendezvous.
+TEST(Rendezvous, RankZeroNamesTheRanksThatNeverCame) {
+  int port = 20000 + int((getpid() + 7919) % 20000);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setLaunch(1, 3, port);
+    unsigned char blob[16] = {0};
+    _exit(moert_rendezvous_broadcast(blob, sizeof(blob), 5) == 0 &&
+                  blob[3] == 42
+              ? 0
+              : 3);
+  }
+  setLaunch(0, 3, port);
+  unsigned char blob[16] = {0};
+  blob[3] = 42;
+  EXPECT_NE(moert_rendezvous_broadcast(blob, sizeof(blob), 2), 0);
+  std::string error = moert_last_error();
+  EXPECT_NE(error.find("waited in vain for rank 2 of the WORLD_SIZE=3"),
+            std::string::npos)
+      << error;
+  int status = -1;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "rank 1 did not receive rank 0's blob (status " << status << ")";
+  unsetenv("RANK");
+  unsetenv("WORLD_SIZE");
+  unsetenv("MASTER_ADDR");
+  unsetenv("MASTER_PORT");
+}
+
 TEST(Rendezvous, MissingVariablesAreNamed) {
   unsetenv("MASTER_PORT");
   setenv("RANK", "0", 1);
