@@ -189,8 +189,14 @@ if [ "${FAULTS:-0}" = 1 ]; then
   start_ranks /tmp/fault 90 qwen3_30b_a3b --repeat 3000
   # The pid is timeout's: its child is the rank.
   t0=$(date +%s); sleep 8; pkill -9 -P "$(cat /tmp/fault.pid1)"
+  # When rank 0 reports (its exit can come later: the abort and the exit
+  # are bounded separately).
+  ( for _ in $(seq 1 900); do grep -q "error\|moert:" /tmp/fault.rank0 && break; sleep 0.1; done
+    echo "   rank 0 reported $(( $(date +%s) - t0 - 8 ))s after the kill" ) &
+  watcher=$!
   grep -E "error" /tmp/fault.rank1 | head -1
   expect_rank0_fails "$((t0 + 8))" "rank 1 (process"
+  kill "$watcher" 2> /dev/null
   echo "-- rank 1 fails on bad input before its first collective"
   port=$((port + 1))
   env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \

@@ -45,12 +45,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -211,6 +213,8 @@ std::string allReduceOnHost(void *values, size_t count, size_t elementBytes,
                             nccl::DataType type, nccl::RedOp op,
                             const char *what);
 
+std::string startWatchdog();
+
 /// The ranks learn each other's process (state.peers), so that a wait can
 /// tell a peer killed on this host from a slow one.
 std::string exchangeIdentities() {
@@ -271,7 +275,9 @@ std::string ensureNccl() {
   d.cuEventRecord(state.anchor, state.stream);
   d.cuEventSynchronize(state.anchor);
   state.anchorUs = comm::nowUs();
-  return state.error = exchangeIdentities();
+  if ((state.error = exchangeIdentities()).empty())
+    state.error = startWatchdog();
+  return state.error;
 }
 
 /// After an abort the device may hold work that never completes (a peer
@@ -280,12 +286,11 @@ std::string ensureNccl() {
 /// MOERT_NCCL_EXIT_S seconds (default 30; 0: never) to exit on its own,
 /// and is ended with the failure's reason after that.
 void endProcessIfStuck(const std::string &reason) {
-  static bool armed = false;
+  static std::atomic<bool> armed{false};
   const char *value = std::getenv("MOERT_NCCL_EXIT_S");
   double seconds = value && *value ? std::strtod(value, nullptr) : 30;
-  if (seconds <= 0 || armed)
+  if (seconds <= 0 || armed.exchange(true))
     return;
-  armed = true;
   std::thread([seconds, reason] {
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     std::fprintf(stderr,
@@ -297,15 +302,22 @@ void endProcessIfStuck(const std::string &reason) {
   }).detach();
 }
 
+/// Whether ncclCommAbort was called, by this thread or the watchdog's:
+/// whoever sets it first aborts.
+std::atomic<bool> abortStarted{false};
+
+/// ncclCommAbort, bounded: it frees NCCL's kernels, but a device a dead
+/// peer left stuck could hold it too, and the rank must still report.
+void abortOnce(const nccl::Library *lib, nccl::Comm comm) {
+  if (!abortStarted.exchange(true))
+    finishesWithin(10.0, [lib, comm] { lib->ncclCommAbort(comm); });
+}
+
 /// Aborts the communicator: a peer that is gone leaves NCCL's kernels
 /// waiting forever, and only the abort frees this rank's stream.
 void abortCommunicator() {
   if (state.comm && !state.aborted) {
-    // The abort frees NCCL's kernels; bounded, since a device a dead peer
-    // left stuck could hold it too, and the rank must still report.
-    const nccl::Library *lib = state.lib;
-    nccl::Comm comm = state.comm;
-    finishesWithin(10.0, [lib, comm] { lib->ncclCommAbort(comm); });
+    abortOnce(state.lib, state.comm);
     state.aborted = true;
     state.error = format("rank %d of %d: the NCCL communicator was aborted "
                          "after a failed collective",
@@ -313,9 +325,110 @@ void abortCommunicator() {
   }
 }
 
+/// "rank 1 (process 4242 on this host)".
+std::string describePeer(int peer) {
+  return format("rank %d (process %d on this host)", peer,
+                int(state.peers[size_t(peer)].pid));
+}
+
+/// The watchdog, as PyTorch's NCCL watchdog: while the communication
+/// stream holds unfinished work, a thread looks every 100 ms for a peer of
+/// this host whose process has ended, and for NCCL's asynchronous error.
+/// The calling thread may be blocked anywhere then (in NCCL's enqueue, in
+/// the driver: a killed peer once left it silent for 90 s on two H200s), so
+/// the watchdog reports on its own, aborts the communicator and bounds the
+/// process's exit (MOERT_NCCL_EXIT_S). A peer that ended after every
+/// collective it shared with this rank completed leaves the stream idle
+/// and is no failure.
+struct Watchdog {
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false; ///< under `mutex`
+  /// Recorded on the communication stream after each collective: not
+  /// ready while the stream holds work.
+  CUevent busy = nullptr;
+  std::atomic<bool> fired{false};
+  std::string reason; ///< written before `fired` is set
+};
+Watchdog watchdog;
+
+void watch(const nccl::Library *lib, nccl::Comm comm) {
+  if (!cuda::enter())
+    return;
+  const cuda::Driver &d = *state.driver;
+  int strikes = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(watchdog.mutex);
+      if (watchdog.wake.wait_for(lock, std::chrono::milliseconds(100),
+                                 [] { return watchdog.stop; }))
+        return;
+    }
+    if (abortStarted.load() || d.cuEventQuery(watchdog.busy) != kNotReady) {
+      strikes = 0;
+      continue;
+    }
+    int peer = endedPeerOnThisHost();
+    nccl::Result async = 0;
+    if (peer < 0 && (lib->ncclCommGetAsyncError(comm, &async) != 0 ||
+                     async == 0)) {
+      strikes = 0;
+      continue;
+    }
+    // Seen twice, 100 ms apart, with the stream still waiting.
+    if (++strikes < 2)
+      continue;
+    watchdog.reason =
+        peer >= 0
+            ? format("rank %d of %d: %s ended while this rank's collectives "
+                     "were in flight (the watchdog); the communicator was "
+                     "aborted",
+                     state.rank, state.size, describePeer(peer).c_str())
+            : format("rank %d of %d: NCCL's asynchronous error %d: %s (the "
+                     "watchdog); the communicator was aborted",
+                     state.rank, state.size, async,
+                     lib->ncclGetErrorString(async));
+    watchdog.fired.store(true);
+    std::fprintf(stderr, "moert: %s\n", watchdog.reason.c_str());
+    std::fflush(stderr);
+    abortOnce(lib, comm);
+    endProcessIfStuck(watchdog.reason);
+    return;
+  }
+}
+
+/// Starts the watchdog of a communicator of several ranks.
+std::string startWatchdog() {
+  if (state.size < 2)
+    return "";
+  if (CUresult r = state.driver->cuEventCreate(&watchdog.busy,
+                                               cuda::CU_EVENT_DEFAULT))
+    return describeCuda("cuEventCreate", r);
+  watchdog.stop = false;
+  watchdog.fired.store(false);
+  watchdog.thread = std::thread(watch, state.lib, state.comm);
+  return "";
+}
+
+/// Stops the watchdog (before the communicator goes).
+void stopWatchdog() {
+  if (!watchdog.thread.joinable())
+    return;
+  {
+    std::lock_guard<std::mutex> lock(watchdog.mutex);
+    watchdog.stop = true;
+  }
+  watchdog.wake.notify_all();
+  watchdog.thread.join();
+  state.driver->cuEventDestroy(watchdog.busy);
+  watchdog.busy = nullptr;
+}
+
 /// What waitPolling's error query returns for a peer whose process ended
-/// (NCCL's results are never negative).
+/// (NCCL's results are never negative), and for the watchdog's finding.
 constexpr int kPeerEnded = -1;
+constexpr int kWatchdogFired = -2;
 
 /// Waits for `event` without blocking in the driver: polls it, NCCL's
 /// asynchronous error and the peers' processes on this host, and gives up
@@ -332,6 +445,8 @@ std::string waitPolling(CUevent event, const char *what) {
       [&] {
         // An aborted communicator is gone: nothing to ask it.
         nccl::Result async = 0;
+        if (watchdog.fired.load())
+          return kWatchdogFired;
         if (state.aborted)
           return 0;
         if (nccl::Result q =
@@ -356,18 +471,22 @@ std::string waitPolling(CUevent event, const char *what) {
     error = describeCuda("cuEventQuery", code);
     break;
   case PollOutcome::AsyncError:
+    if (code == kWatchdogFired) {
+      error = watchdog.reason;
+      break;
+    }
     if (code == kPeerEnded) {
-      int peer = state.endedPeer;
-      error = format("rank %d of %d: rank %d (process %d on this host) "
-                     "ended while this rank waited for %s; the communicator "
-                     "was aborted",
-                     state.rank, state.size, peer,
-                     int(state.peers[size_t(peer)].pid), what);
+      error = format("rank %d of %d: %s ended while this rank waited for %s; "
+                     "the communicator was aborted",
+                     state.rank, state.size,
+                     describePeer(state.endedPeer).c_str(), what);
       break;
     }
     error = describeNccl(what, code) +
             " (a peer rank failed or left: NCCL's asynchronous error); the "
             "communicator was aborted";
+    if (int peer = endedPeerOnThisHost(); peer >= 0)
+      error += "; " + describePeer(peer) + " has ended";
     break;
   case PollOutcome::TimedOut:
     error = format("rank %d of %d: %s did not complete in %.0f s "
@@ -378,6 +497,22 @@ std::string waitPolling(CUevent event, const char *what) {
   }
   if (state.aborted)
     endProcessIfStuck(error);
+  return error;
+}
+
+/// An NCCL call that queues work failed: NCCL's proxy may have seen a peer
+/// die before any wait did (`ncclGroupEnd failed: remote process exited`).
+/// Like a failed wait, it aborts the communicator (whose kernels may be
+/// stuck: destroying it would block at exit) and bounds the process's
+/// exit; the message names the peer whose process ended, if one did.
+std::string failCommunicator(std::string error) {
+  if (int peer = endedPeerOnThisHost(); peer >= 0)
+    error += "; " + describePeer(peer) + " has ended";
+  if (state.comm && !state.aborted) {
+    abortCommunicator();
+    error += "; the communicator was aborted";
+    endProcessIfStuck(error);
+  }
   return error;
 }
 
@@ -423,10 +558,12 @@ int64_t launch(const char *name, int64_t bytes, Enqueue &&enqueue) {
   if (std::string error = enqueue(); !error.empty()) {
     d.cuEventDestroy(p.begin);
     d.cuEventDestroy(p.end);
-    collectives::recordDeferredError(error);
+    collectives::recordDeferredError(failCommunicator(error));
     return 0;
   }
   d.cuEventRecord(p.end, state.stream);
+  if (watchdog.busy)
+    d.cuEventRecord(watchdog.busy, state.stream);
   int64_t id = nextEvent++;
   pending[id] = p;
   return id;
@@ -524,7 +661,7 @@ std::string allReduceOnHost(void *values, size_t count, size_t elementBytes,
                reinterpret_cast<void *>(buffer),
                reinterpret_cast<void *>(buffer), count, type, op, state.comm,
                ncclStream()))
-    error = describeNccl(what, r);
+    error = failCommunicator(describeNccl(what, r));
   else {
     d.cuEventRecord(done, state.stream);
     // A peer that never comes must not hang this rank.
@@ -1145,8 +1282,9 @@ void moert::ncclcollectives::drain() {
 
 void moert::ncclcollectives::shutdown() {
   std::lock_guard<std::mutex> lock(stateMutex);
+  stopWatchdog();
   if (state.comm) {
-    if (!state.aborted)
+    if (!state.aborted && !abortStarted.load())
       state.lib->ncclCommDestroy(state.comm);
     state.comm = nullptr;
   }
@@ -1176,4 +1314,6 @@ void moert::ncclcollectives::shutdown() {
   marks.clear();
   splits = DeviceSplits();
   state = Nccl();
+  abortStarted.store(false);
+  watchdog.fired.store(false);
 }
