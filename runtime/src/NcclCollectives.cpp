@@ -197,13 +197,34 @@ std::string shareUniqueId(nccl::UniqueId &id) {
   case Launcher::Mpi:
     return collectives::broadcastOverMpi(&id, sizeof(id));
   case Launcher::Torchrun: {
+    // The id and rank 0's process go out; every rank's process comes to
+    // rank 0 (state.peers, until the communicator's exchange): a rank that
+    // dies before the communicator is made can then be named.
+    struct {
+      nccl::UniqueId id;
+      int32_t rankZero[kIdentityWords];
+    } blob{};
+    blob.id = id;
+    std::array<int32_t, 3> own = thisProcess().words();
+    std::copy(own.begin(), own.end(), blob.rankZero);
+    std::vector<int32_t> words(kIdentityWords * size_t(state.size), 0);
     LaunchEnvironment launch;
     std::string error = readLaunchEnvironment(launch);
     if (error.empty())
-      error = broadcastFromRankZero(&id, sizeof(id), launch.rank, launch.ranks,
-                                    launch.address, launch.port,
-                                    int(timeoutSeconds()));
-    return error.empty() ? "" : "torchrun rendezvous: " + error;
+      error = broadcastFromRankZero(&blob, sizeof(blob), launch.rank,
+                                    launch.ranks, launch.address, launch.port,
+                                    int(timeoutSeconds()), own.data(),
+                                    words.data());
+    if (!error.empty())
+      return "torchrun rendezvous: " + error;
+    id = blob.id;
+    std::copy(blob.rankZero, blob.rankZero + kIdentityWords, words.begin());
+    std::copy(own.begin(), own.end(),
+              words.begin() + kIdentityWords * size_t(state.rank));
+    for (int r = 0; r < state.size; ++r)
+      state.peers.push_back(
+          PeerIdentity::fromWords(&words[kIdentityWords * size_t(r)]));
+    return "";
   }
   }
   return "";
@@ -214,6 +235,8 @@ std::string allReduceOnHost(void *values, size_t count, size_t elementBytes,
                             const char *what);
 
 std::string startWatchdog();
+void endProcessIfStuck(const std::string &reason);
+std::string describePeer(int peer);
 
 /// The ranks learn each other's process (state.peers), so that a wait can
 /// tell a peer killed on this host from a slow one.
@@ -226,6 +249,7 @@ std::string exchangeIdentities() {
                           nccl::Int32, nccl::Sum, "ncclAllReduce (processes)");
       !error.empty())
     return error;
+  state.peers.clear();
   for (int r = 0; r < state.size; ++r)
     state.peers.push_back(PeerIdentity::fromWords(&words[3 * size_t(r)]));
   return "";
@@ -241,6 +265,63 @@ int endedPeerOnThisHost() {
         processHasEnded(state.peers[size_t(r)].pid))
       return r;
   return -1;
+}
+
+/// ncclCommInitRank, which waits for every rank: one that died first (a
+/// kill while the others start) leaves it waiting for good. So it runs on
+/// a thread of its own while this one looks for a peer whose process ended
+/// (those the rendezvous named) and for the time limit; on either the
+/// rank reports, and its exit is bounded (the init cannot be aborted: it
+/// has no communicator yet). "" or what failed.
+std::string initCommunicator(const nccl::UniqueId &id) {
+  struct Init {
+    std::atomic<bool> done{false};
+    bool entered = false; ///< the rank's device current on the thread
+    std::string why;      ///< why not (the thread's last error)
+    nccl::Result result = 0;
+    nccl::Comm comm = nullptr;
+  };
+  auto init = std::make_shared<Init>();
+  std::thread([init, lib = state.lib, ranks = state.size, id,
+               rank = state.rank] {
+    // NCCL takes the thread's current device: without it every rank
+    // would claim device 0 ("invalid usage" on two H200s).
+    init->entered = cuda::enter() != nullptr;
+    if (!init->entered)
+      init->why = moert_last_error();
+    else
+      init->result = lib->ncclCommInitRank(&init->comm, ranks, id, rank);
+    init->done.store(true);
+  }).detach();
+  auto start = std::chrono::steady_clock::now();
+  double limit = timeoutSeconds();
+  while (!init->done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::string error;
+    if (int peer = endedPeerOnThisHost(); peer >= 0)
+      error = format("rank %d of %d: %s ended before the NCCL communicator "
+                     "was made (ncclCommInitRank)",
+                     state.rank, state.size, describePeer(peer).c_str());
+    else if (std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                           start)
+                 .count() > limit)
+      error = format("rank %d of %d: ncclCommInitRank did not complete in "
+                     "%.0f s (MOERT_NCCL_TIMEOUT_S): another rank failed or "
+                     "never came",
+                     state.rank, state.size, limit);
+    if (!error.empty()) {
+      endProcessIfStuck(error);
+      return error;
+    }
+  }
+  if (!init->entered)
+    return format("rank %d of %d: the thread that makes the communicator "
+                  "cannot use the device: %s",
+                  state.rank, state.size, init->why.c_str());
+  if (init->result)
+    return describeNccl("ncclCommInitRank", init->result);
+  state.comm = init->comm;
+  return "";
 }
 
 /// Makes the communicator and the stream once; "" or why not. NCCL is
@@ -269,9 +350,8 @@ std::string ensureNccl() {
     return state.error = format("rank %d of %d: cannot share the NCCL unique "
                                 "id: %s",
                                 state.rank, state.size, why.c_str());
-  if (nccl::Result r = state.lib->ncclCommInitRank(&state.comm, state.size, id,
-                                                   state.rank))
-    return state.error = describeNccl("ncclCommInitRank", r);
+  if (std::string why = initCommunicator(id); !why.empty())
+    return state.error = why;
   d.cuEventRecord(state.anchor, state.stream);
   d.cuEventSynchronize(state.anchor);
   state.anchorUs = comm::nowUs();

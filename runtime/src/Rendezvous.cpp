@@ -17,7 +17,7 @@
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'O', 'E', 'R', 'T', 'R', 'V', '2'};
+constexpr char kMagic[8] = {'M', 'O', 'E', 'R', 'T', 'R', 'V', '3'};
 
 using Clock = std::chrono::steady_clock;
 
@@ -76,7 +76,7 @@ std::string missingRanks(const std::vector<bool> &served) {
 }
 
 std::string serve(const void *blob, size_t bytes, int ranks, int port,
-                  Clock::time_point until) {
+                  Clock::time_point until, int32_t *identities) {
   Socket listener;
   listener.fd = socket(AF_INET, SOCK_STREAM, 0);
   int yes = 1;
@@ -108,14 +108,18 @@ std::string serve(const void *blob, size_t bytes, int ranks, int port,
     if (peer.fd < 0)
       continue;
     char magic[sizeof(kMagic)];
-    int32_t rank = -1;
-    // A peer says what it is and which rank first; anything else is not
-    // one of ours.
+    int32_t rank = -1, identity[moert::kIdentityWords];
+    // A peer says what it is, which rank and who first; anything else is
+    // not one of ours.
     if (!receiveAll(peer.fd, magic, sizeof(magic), until) ||
         std::memcmp(magic, kMagic, sizeof(kMagic)) != 0 ||
         !receiveAll(peer.fd, &rank, sizeof(rank), until) || rank < 1 ||
-        rank >= ranks || served[size_t(rank)])
+        rank >= ranks || served[size_t(rank)] ||
+        !receiveAll(peer.fd, identity, sizeof(identity), until))
       continue;
+    if (identities)
+      std::memcpy(identities + size_t(rank) * moert::kIdentityWords, identity,
+                  sizeof(identity));
     if (!sendAll(peer.fd, &size, sizeof(size)) ||
         !sendAll(peer.fd, blob, bytes))
       continue;
@@ -126,7 +130,8 @@ std::string serve(const void *blob, size_t bytes, int ranks, int port,
 }
 
 std::string join(void *blob, size_t bytes, int32_t rank,
-                 const std::string &host, int port, Clock::time_point until) {
+                 const int32_t *identity, const std::string &host, int port,
+                 Clock::time_point until) {
   addrinfo hints{}, *found = nullptr;
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -144,6 +149,7 @@ std::string join(void *blob, size_t bytes, int32_t rank,
       uint64_t size = 0;
       if (sendAll(s.fd, kMagic, sizeof(kMagic)) &&
           sendAll(s.fd, &rank, sizeof(rank)) &&
+          sendAll(s.fd, identity, moert::kIdentityWords * sizeof(int32_t)) &&
           receiveAll(s.fd, &size, sizeof(size), until)) {
         if (size != bytes) {
           error = "rank 0 sent " + std::to_string(size) + " bytes, not " +
@@ -177,12 +183,20 @@ bool parseInt(const char *text, int &out) {
 
 std::string moert::broadcastFromRankZero(void *blob, size_t bytes, int rank,
                                          int ranks, const std::string &address,
-                                         int port, int timeoutSeconds) {
+                                         int port, int timeoutSeconds,
+                                         const int32_t *identity,
+                                         int32_t *identities) {
+  static const int32_t kNobody[kIdentityWords] = {0, 0, 0};
+  if (!identity)
+    identity = kNobody;
+  if (identities && rank == 0)
+    std::memcpy(identities, identity, kIdentityWords * sizeof(int32_t));
   auto until = Clock::now() + std::chrono::seconds(timeoutSeconds);
   if (ranks <= 1)
     return "";
-  return rank == 0 ? serve(blob, bytes, ranks, port, until)
-                   : join(blob, bytes, int32_t(rank), address, port, until);
+  return rank == 0
+             ? serve(blob, bytes, ranks, port, until, identities)
+             : join(blob, bytes, int32_t(rank), identity, address, port, until);
 }
 
 std::string moert::readLaunchEnvironment(LaunchEnvironment &out) {
