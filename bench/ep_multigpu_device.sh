@@ -194,8 +194,9 @@ if [ "${FAULTS:-0}" = 1 ]; then
   ( for _ in $(seq 1 900); do grep -q "error\|moert:" /tmp/fault.rank0 && break; sleep 0.1; done
     echo "   rank 0 reported $(( $(date +%s) - t0 - 8 ))s after the kill" ) &
   watcher=$!
-  # If rank 0 is still there 25 s after the kill: where its threads wait.
-  ( sleep 25; rank0=$(pgrep -P "$(cat /tmp/fault.pid0)" | head -1)
+  # If this rank 0 is still there 25 s after the kill: where its threads wait.
+  launcher0=$(cat /tmp/fault.pid0)
+  ( sleep 25; rank0=$(pgrep -P "$launcher0" | head -1)
     [ -n "$rank0" ] || exit 0
     echo "   rank 0 (pid $rank0) still running 25 s after the kill; its threads:"
     for task in /proc/$rank0/task/*; do
@@ -203,9 +204,10 @@ if [ "${FAULTS:-0}" = 1 ]; then
     done
     command -v gdb > /dev/null &&
       timeout 60 gdb -p "$rank0" -batch -ex "thread apply all bt 12" 2>&1 | grep -E "^#|^Thread" | head -80 > "$out/fault-rank0-stacks.txt" ) &
+  dumper=$!
   grep -E "error" /tmp/fault.rank1 | head -1
   expect_rank0_fails "$((t0 + 8))" "rank 1 (process"
-  kill "$watcher" 2> /dev/null
+  kill "$watcher" "$dumper" 2> /dev/null
   echo "-- rank 1 fails on bad input before its first collective"
   port=$((port + 1))
   env RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \

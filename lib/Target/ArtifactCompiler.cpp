@@ -320,6 +320,11 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     choice.expertsPerChunk = options.expertsPerChunk;
     choice.costDevice = costDeviceId;
     choosing.addPass(createMoeChooseEpiloguePass(choice));
+    // The remarks only when asked for: every default CUDA compile chooses.
+    ScopedDiagnosticHandler quiet(module.getContext(), [&](Diagnostic &d) {
+      return success(!options.explainEpilogue &&
+                     d.getSeverity() == DiagnosticSeverity::Remark);
+    });
     if (failed(choosing.run(module)))
       return failure();
     epilogue =

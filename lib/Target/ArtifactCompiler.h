@@ -53,11 +53,16 @@ struct CompileOptions {
   /// 1 on the CPU (the smallest activation buffer), all experts on CUDA
   /// (one launch per GEMM).
   int64_t expertsPerChunk = 0;
-  /// moe-zero-buffer-fusion's epilogue: scatter_add, gather_sum, or auto:
-  /// on CUDA without a memory budget the faster predicted one
-  /// (moe-choose-epilogue), else scatter_add (the least memory). The
-  /// default stays scatter_add until gather_sum has run on a GPU.
-  std::string epilogue = "scatter_add";
+  /// moe-zero-buffer-fusion's epilogue: scatter_add, gather_sum, or auto
+  /// (the default): on CUDA without a memory budget the faster predicted
+  /// one (moe-choose-epilogue), else scatter_add (the least memory).
+  /// gather_sum measured faster on all three presets on the H200
+  /// (bench/RESULTS.md, 2026-11-30 08:18-08:26 UTC).
+  std::string epilogue = "auto";
+  /// Print moe-choose-epilogue's remarks (each candidate's prediction and
+  /// the choice): when the caller asked for auto, not when it is the
+  /// default.
+  bool explainEpilogue = false;
   /// Expert parallelism: the all-to-all's received buffers sized by a bound
   /// (R times the rows a rank sends), the rows past the counts no expert's,
   /// so that the host never reads a split size. Always so on CUDA; on the

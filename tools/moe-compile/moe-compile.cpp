@@ -77,12 +77,12 @@ static cl::opt<bool> deviceSplitSizes(
     cl::cat(category));
 static cl::opt<std::string> epilogue(
     "epilogue",
-    cl::desc("How expert outputs reach y: scatter_add (default: gate-weighted "
-             "adds into an f32 accumulator), gather_sum (expert-order rows "
-             "summed per token by a gather, no atomics) or auto (on CUDA "
+    cl::desc("How expert outputs reach y: scatter_add (gate-weighted adds "
+             "into an f32 accumulator), gather_sum (expert-order rows summed "
+             "per token by a gather, no atomics) or auto (default: on CUDA "
              "without a memory budget the faster predicted, "
              "moe-choose-epilogue; else scatter_add)"),
-    cl::init("scatter_add"));
+    cl::init("auto"));
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
     cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
@@ -239,6 +239,7 @@ int main(int argc, char **argv) {
   options.deviceSplitSizes = deviceSplitSizes;
   options.expertsPerChunk = expertsPerChunk;
   options.epilogue = epilogue;
+  options.explainEpilogue = epilogue.getNumOccurrences() > 0;
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
   options.flashAttention = flashAttention;
