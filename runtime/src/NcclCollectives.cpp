@@ -205,7 +205,7 @@ std::string shareUniqueId(nccl::UniqueId &id) {
       int32_t rankZero[kIdentityWords];
     } blob{};
     blob.id = id;
-    std::array<int32_t, 3> own = thisProcess().words();
+    std::array<int32_t, kIdentityWords> own = thisProcess().words();
     std::copy(own.begin(), own.end(), blob.rankZero);
     std::vector<int32_t> words(kIdentityWords * size_t(state.size), 0);
     LaunchEnvironment launch;
@@ -241,9 +241,10 @@ std::string describePeer(int peer);
 /// The ranks learn each other's process (state.peers), so that a wait can
 /// tell a peer killed on this host from a slow one.
 std::string exchangeIdentities() {
-  std::vector<int32_t> words(3 * size_t(state.size), 0);
-  std::array<int32_t, 3> own = thisProcess().words();
-  std::copy(own.begin(), own.end(), words.begin() + 3 * state.rank);
+  std::vector<int32_t> words(kIdentityWords * size_t(state.size), 0);
+  std::array<int32_t, kIdentityWords> own = thisProcess().words();
+  std::copy(own.begin(), own.end(),
+            words.begin() + kIdentityWords * size_t(state.rank));
   if (std::string error =
           allReduceOnHost(words.data(), words.size(), sizeof(int32_t),
                           nccl::Int32, nccl::Sum, "ncclAllReduce (processes)");
@@ -251,7 +252,8 @@ std::string exchangeIdentities() {
     return error;
   state.peers.clear();
   for (int r = 0; r < state.size; ++r)
-    state.peers.push_back(PeerIdentity::fromWords(&words[3 * size_t(r)]));
+    state.peers.push_back(
+        PeerIdentity::fromWords(&words[kIdentityWords * size_t(r)]));
   return "";
 }
 

@@ -32,7 +32,8 @@ struct PeerIdentity {
   bool sameHost(const PeerIdentity &other) const {
     return hostLow == other.hostLow && hostHigh == other.hostHigh;
   }
-  std::array<int32_t, 3> words() const {
+  static constexpr size_t kWords = 3;
+  std::array<int32_t, kWords> words() const {
     return {int32_t(hostLow), int32_t(hostHigh), pid};
   }
   static PeerIdentity fromWords(const int32_t *words) {

@@ -1,6 +1,7 @@
 //===- Rendezvous.cpp - torchrun's rendezvous for one blob ----------------===//
 
 #include "Rendezvous.h"
+#include "PeerProcess.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -14,6 +15,9 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+static_assert(moert::kIdentityWords == moert::PeerIdentity::kWords,
+              "a rank tells rank 0 its PeerIdentity");
 
 namespace {
 
