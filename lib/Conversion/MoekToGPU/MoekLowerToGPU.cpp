@@ -75,7 +75,8 @@ constexpr int64_t kThreadsPerTokenBlock = 64;
 /// expert) pairs to fill the GPU, each walking few assignments. The op
 /// defines it: its `partials` scratch has a row per slice.
 constexpr int64_t kTokensPerSlice = RankAssignmentsOp::kTokensPerSlice;
-/// The most slots a token's walk over its assignments unrolls.
+/// The most slots a kernel unrolls over a token's assignments (the rank
+/// passes' walk, the combine's sum).
 constexpr int64_t kUnrolledSlots = 16;
 /// The most experts the per-token router kernel handles: 48 KiB of
 /// thread-private scratch.
@@ -541,10 +542,10 @@ void lowerCombineRows(CombineRowsOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value expertOut = op.getExpertOut(), weights = op.getWeights();
   Value rows = op.getRows(), y = op.getY();
-  // Static k up to 16: the unrolled vector kernel.
+  // Static k up to kUnrolledSlots: the unrolled vector kernel.
   int64_t topK = cast<MemRefType>(rows.getType()).getDimSize(1);
   if (int64_t width = combineWidth(op);
-      width > 1 && !ShapedType::isDynamic(topK) && topK <= 16)
+      width > 1 && !ShapedType::isDynamic(topK) && topK <= kUnrolledSlots)
     return lowerCombineRowsVectorized(op, lb, width);
   launchPerElement(lb, lb.dim(y, 0), lb.dim(y, 1), [&](Value t, Value h) {
     Value sum = lb.forLoopCarrying(
