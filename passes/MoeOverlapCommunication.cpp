@@ -100,8 +100,9 @@ FailureOr<RankLayer> matchRankLayer(CombineOp combine) {
 /// device's link (LINK rows of the cost model's table: a = its cost per
 /// collective, four a direction with the count exchange), o a chunk's fixed
 /// cost (8 a and the two all-to-alls' overhead: staging, handshakes and the
-/// SMs their copies take from the GEMMs beside them), P the local experts' two grouped GEMMs over the
-/// T*k rows a rank receives on average, as the cost model prices them
+/// SMs their copies take from the GEMMs beside them), P the local experts'
+/// two grouped GEMMs over the T*k rows a rank receives on average, as the
+/// cost model prices them
 /// (groupedMatmulWork: the fitted scales, waves and cache re-reads of the
 /// kernels the lowering emits).
 int64_t chunksFromCostModel(RankLayer l, int64_t ranks,

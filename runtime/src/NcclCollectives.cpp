@@ -185,6 +185,14 @@ double timeoutSeconds() {
   return seconds > 0 ? seconds : 120;
 }
 
+/// state.peers from kIdentityWords words a rank (zeros: unknown).
+void setPeers(const std::vector<int32_t> &words) {
+  state.peers.clear();
+  for (int r = 0; r < state.size; ++r)
+    state.peers.push_back(
+        PeerIdentity::fromWords(&words[kIdentityWords * size_t(r)]));
+}
+
 /// The unique id of the communicator reaches every rank the launcher's way.
 std::string shareUniqueId(nccl::UniqueId &id) {
   using collectives::Launcher;
@@ -221,9 +229,7 @@ std::string shareUniqueId(nccl::UniqueId &id) {
     std::copy(blob.rankZero, blob.rankZero + kIdentityWords, words.begin());
     std::copy(own.begin(), own.end(),
               words.begin() + kIdentityWords * size_t(state.rank));
-    for (int r = 0; r < state.size; ++r)
-      state.peers.push_back(
-          PeerIdentity::fromWords(&words[kIdentityWords * size_t(r)]));
+    setPeers(words);
     return "";
   }
   }
@@ -250,10 +256,7 @@ std::string exchangeIdentities() {
                           nccl::Int32, nccl::Sum, "ncclAllReduce (processes)");
       !error.empty())
     return error;
-  state.peers.clear();
-  for (int r = 0; r < state.size; ++r)
-    state.peers.push_back(
-        PeerIdentity::fromWords(&words[kIdentityWords * size_t(r)]));
+  setPeers(words);
   return "";
 }
 

@@ -1,7 +1,8 @@
 //===- LaunchPerItem.h - A GPU kernel of one thread per item ---*- C++ -*-===//
 //
-// The simplest kernel shape of the CUDA lowering, shared by moek-lower-to-gpu
-// and moe-place-buffers-on-gpu (strided copies).
+// The simplest kernel shapes of the CUDA lowering, shared by moek-lower-to-gpu
+// and moe-place-buffers-on-gpu (strided copies): a thread per item, and a
+// warp per item.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,6 +22,13 @@ constexpr int64_t kThreadsPerBlock = 256;
 void launchPerItem(moe::LoopBuilder &lb, Value count,
                    function_ref<void(Value)> body, StringRef part = {},
                    int64_t threadsPerBlock = kThreadsPerBlock);
+
+/// Runs `body(item, lane)` for every item in [0, count) on a warp of its
+/// own, `itemsPerBlock` warps a block: every lane of a warp has the same
+/// item (the warp is whole, so it may shuffle), `lane` in [0, 32).
+void launchWarpPerItem(moe::LoopBuilder &lb, Value count,
+                       function_ref<void(Value item, Value lane)> body,
+                       int64_t itemsPerBlock = 8);
 
 } // namespace mlir::moek
 

@@ -59,11 +59,32 @@ void mlir::moek::launchPerItem(LoopBuilder &lb, Value count,
   b.setInsertionPointToStart(&entry);
   gpu::TerminatorOp::create(b);
   b.setInsertionPointToStart(&entry);
+  // The block size made again inside the kernel: a constant there, where
+  // the host's value would be a parameter.
   Value item = arith::AddIOp::create(
-      b, arith::MulIOp::create(b, launch.getBlockIds().x, threads),
+      b,
+      arith::MulIOp::create(b, launch.getBlockIds().x,
+                            lb.index(threadsPerBlock)),
       launch.getThreadIds().x);
   lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, count),
             [&] { body(item); });
+}
+
+void mlir::moek::launchWarpPerItem(LoopBuilder &lb, Value count,
+                                    function_ref<void(Value, Value)> body,
+                                    int64_t itemsPerBlock) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  // 32 threads an item: the guard of launchPerItem keeps or drops whole
+  // warps. The 32 is made inside the kernel, so that the division is a
+  // shift (one made outside would be a parameter).
+  launchPerItem(
+      lb, arith::MulIOp::create(b, count, lb.index(32)),
+      [&](Value thread) {
+        Value warp = lb.index(32);
+        body(arith::DivUIOp::create(b, thread, warp),
+             arith::RemUIOp::create(b, thread, warp));
+      },
+      /*part=*/{}, 32 * itemsPerBlock);
 }
 
 namespace {

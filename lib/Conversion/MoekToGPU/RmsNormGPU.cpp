@@ -9,6 +9,7 @@
 
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -18,34 +19,14 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moek;
 
-namespace {
-constexpr int64_t kRowsPerBlock = 8;
-} // namespace
-
 void mlir::moek::lowerRmsNormToGPU(RmsNormOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Ix ix{b, lb};
   Value x = op.getX(), g = op.getG(), out = op.getOut();
   int64_t hidden = cast<MemRefType>(x.getType()).getDimSize(1);
-  Value rows = lb.dim(x, 0);
-  Value one = ix.c(1);
-  Value blocks =
-      arith::MaxUIOp::create(b, ix.ceilDiv(rows, kRowsPerBlock), one);
-  auto launch = gpu::LaunchOp::create(b, blocks, one, one,
-                                      ix.c(32 * kRowsPerBlock), one, one);
-  OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
-  Value tid = launch.getThreadIds().x;
-  Value lane = ix.rem(tid, 32);
-  Value row = ix.add(
-      arith::MulIOp::create(b, launch.getBlockIds().x, ix.c(kRowsPerBlock)),
-      ix.div(tid, 32));
-  Value step = ix.c(32), end = ix.c(hidden);
   // The whole warp shares its row: the shuffles run with every lane.
-  lb.ifThen(ix.ult(row, rows), [&] {
+  launchWarpPerItem(lb, lb.dim(x, 0), [&](Value row, Value lane) {
+    Value step = ix.c(32), end = ix.c(hidden);
     auto loop = scf::ForOp::create(b, lane, end, step, ValueRange{lb.f32(0.0)});
     {
       OpBuilder::InsertionGuard inner(b);

@@ -1,8 +1,9 @@
 //===- RouteGPU.cpp - moek.route's per-token kernel on CUDA ---------------===//
 //
-// A warp per token, 8 tokens a CTA. Lane l keeps the scores of experts
-// l, l + 32, ... in registers; the softmax's max and sum are butterflies of
-// shuffles, and each of the k slots is one argmax across the warp. The
+// A warp per token, 8 tokens a CTA (launchWarpPerItem). Lane l keeps the
+// scores of experts l, l + 32, ... in registers; the softmax's max and sum
+// are butterflies of shuffles, and each of the k slots is one argmax across
+// the warp. The
 // per-token body it replaces (KernelBodies.cpp) ran on one thread per token
 // through 5 + k passes over E values in local memory: 56 us of
 // qwen3_30b_a3b's 2.9 ms forward on the H200 (16K tokens, E = 128, k = 8).
@@ -18,6 +19,7 @@
 
 #include "lib/Conversion/MoekToGPU/RouteGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
@@ -32,18 +34,12 @@ using namespace mlir::moek;
 
 namespace {
 
-constexpr int64_t kTokensPerBlock = 8;
-
 /// An i32 `value` combined (min or max) across the warp.
 Value butterflyInt(ImplicitLocOpBuilder &b, Value value, bool max) {
-  for (int32_t offset : kWholeWarp) {
-    Value other =
-        gpu::ShuffleOp::create(b, value, offset, 32, gpu::ShuffleMode::XOR)
-            .getShuffleResult();
-    value = max ? Value(arith::MaxSIOp::create(b, value, other))
-                : Value(arith::MinSIOp::create(b, value, other));
-  }
-  return value;
+  return butterfly(b, value, kWholeWarp, [&](Value mine, Value other) {
+    return max ? Value(arith::MaxSIOp::create(b, mine, other))
+               : Value(arith::MinSIOp::create(b, mine, other));
+  });
 }
 
 } // namespace
@@ -61,28 +57,12 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
         indices = op.getIndices();
   int64_t experts = staticDim(op.getWGate(), 1), topK = op.getTopK();
   int64_t perLane = (experts + 31) / 32;
-  Value tokens = lb.dim(scores, 0);
-  Value one = ix.c(1);
-  Value blocks =
-      arith::MaxUIOp::create(b, ix.ceilDiv(tokens, kTokensPerBlock), one);
-  auto launch = gpu::LaunchOp::create(b, blocks, one, one,
-                                      ix.c(32 * kTokensPerBlock), one, one);
-  OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
-  Value tid = launch.getThreadIds().x;
-  Value lane = ix.rem(tid, 32);
-  Value t = ix.add(arith::MulIOp::create(b, launch.getBlockIds().x,
-                                         ix.c(kTokensPerBlock)),
-                   ix.div(tid, 32));
   auto i32 = [&](Value index) {
     return arith::IndexCastOp::create(b, b.getI32Type(), index);
   };
-  Value minusInf = lb.f32(-INFINITY), zeroF = lb.f32(0.0);
   // The whole warp shares its token: the shuffles run with every lane.
-  lb.ifThen(ix.ult(t, tokens), [&] {
+  launchWarpPerItem(lb, lb.dim(scores, 0), [&](Value t, Value lane) {
+    Value minusInf = lb.f32(-INFINITY), zeroF = lb.f32(0.0);
     // This lane's experts; past E (E not a multiple of 32) they are
     // unavailable and add nothing.
     SmallVector<Value> expert, valid, score;

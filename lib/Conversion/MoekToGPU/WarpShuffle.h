@@ -18,19 +18,29 @@ namespace mlir::moek {
 /// The lane offsets that reduce over a whole warp.
 constexpr int32_t kWholeWarp[] = {16, 8, 4, 2, 1};
 
-/// `value` combined (max or sum) with that of every lane whose index differs
-/// from this one's only in the bits of `offsets`, in their order: afterwards
-/// all those lanes hold the same result.
-inline Value butterflyReduce(ImplicitLocOpBuilder &b, Value value, bool max,
-                             ArrayRef<int32_t> offsets) {
+/// `value` combined by `combine(mine, other)` with that of every lane whose
+/// index differs from this one's only in the bits of `offsets`, in their
+/// order: afterwards all those lanes hold the same result (for a
+/// commutative, associative `combine`).
+template <typename Combine>
+Value butterfly(ImplicitLocOpBuilder &b, Value value,
+                ArrayRef<int32_t> offsets, Combine &&combine) {
   for (int32_t offset : offsets) {
     Value other =
         gpu::ShuffleOp::create(b, value, offset, 32, gpu::ShuffleMode::XOR)
             .getShuffleResult();
-    value = max ? Value(arith::MaximumFOp::create(b, value, other))
-                : Value(arith::AddFOp::create(b, value, other));
+    value = combine(value, other);
   }
   return value;
+}
+
+/// An f32 `value`'s max or sum over the lanes of `offsets` (butterfly).
+inline Value butterflyReduce(ImplicitLocOpBuilder &b, Value value, bool max,
+                             ArrayRef<int32_t> offsets) {
+  return butterfly(b, value, offsets, [&](Value mine, Value other) {
+    return max ? Value(arith::MaximumFOp::create(b, mine, other))
+               : Value(arith::AddFOp::create(b, mine, other));
+  });
 }
 
 } // namespace mlir::moek
