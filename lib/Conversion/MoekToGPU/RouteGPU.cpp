@@ -2,10 +2,13 @@
 //
 // A warp per token, 8 tokens a CTA (launchWarpPerItem). Lane l keeps the
 // scores of experts l, l + 32, ... in registers; the softmax's max and sum
-// are butterflies of shuffles, and each of the k slots is one argmax across
-// the warp. The
-// per-token body it replaces (KernelBodies.cpp) ran on one thread per token
-// through 5 + k passes over E values in local memory: 56 us of
+// are butterflies of shuffles; each of the k slots is an argmax across the
+// warp of four redux.sync on integers (the keys as order-preserving codes)
+// and one shuffle for the winner's probability: 74 PTX instructions a slot
+// where a butterfly of (key, expert) pairs took 165, 21 of them shuffles,
+// which bounded the kernel by issue. The per-token body it replaces
+// (KernelBodies.cpp) ran on one thread per token through 5 + k passes over
+// E values in local memory: 56 us of
 // qwen3_30b_a3b's 2.9 ms forward on the H200 (16K tokens, E = 128, k = 8).
 //
 // The selection is the per-token body's argmaxAvailable, exactly: the first
@@ -24,6 +27,7 @@
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
 #include <cmath>
@@ -34,12 +38,35 @@ using namespace mlir::moek;
 
 namespace {
 
-/// An i32 `value` combined (min or max) across the warp.
-Value butterflyInt(ImplicitLocOpBuilder &b, Value value, bool max) {
-  return butterfly(b, value, kWholeWarp, [&](Value mine, Value other) {
-    return max ? Value(arith::MaxSIOp::create(b, mine, other))
-               : Value(arith::MinSIOp::create(b, mine, other));
-  });
+/// An i32 `value` reduced across the whole warp by one redux.sync (sm_80
+/// and later: every CUDA target here).
+Value redux(ImplicitLocOpBuilder &b, Value value, NVVM::ReduxKind kind) {
+  Value allLanes = arith::ConstantIntOp::create(b, b.getI32Type(), -1);
+  return NVVM::ReduxOp::create(b, b.getI32Type(), value, kind, allLanes);
+}
+
+Value notOf(ImplicitLocOpBuilder &b, Value flag) {
+  return arith::XOrIOp::create(
+      b, flag, arith::ConstantOp::create(b, b.getBoolAttr(true)));
+}
+
+/// The bits of an f32 `key` (not NaN) as a u32 whose unsigned order is the
+/// keys' order: negatives' bits flipped, positives' sign bit set. -0 is
+/// made +0 first (x + 0 = +0 for x = -0), since the two compare equal and a
+/// tie goes to the lower expert. No number codes to 0.
+Value orderPreservingCode(ImplicitLocOpBuilder &b, Value key) {
+  Type i32 = b.getI32Type();
+  Value zero = arith::ConstantOp::create(b, b.getF32FloatAttr(0.0));
+  Value bits = arith::BitcastOp::create(b, i32, arith::AddFOp::create(b, key, zero));
+  Value negative = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::slt, bits,
+      arith::ConstantIntOp::create(b, i32, 0));
+  Value flipped = arith::XOrIOp::create(
+      b, bits, arith::ConstantIntOp::create(b, i32, -1));
+  Value signed_ = arith::OrIOp::create(
+      b, bits,
+      arith::ConstantIntOp::create(b, i32, static_cast<int32_t>(0x80000000u)));
+  return arith::SelectOp::create(b, negative, flipped, signed_);
 }
 
 } // namespace
@@ -106,15 +133,21 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
           memref::StoreOp::create(b, probs[i], saved,
                                   ValueRange{t, expert[i]});
         });
-    SmallVector<Value> keys, keyIsNaN, expert32;
+    // Each key as an order-preserving u32 code (0: unavailable or NaN), so
+    // that a slot's argmax is redux.sync on integers: the warp's largest
+    // code, then the lowest expert holding it.
+    SmallVector<Value> code, keyIsNaN, expert32;
     for (int64_t i = 0; i < perLane; ++i) {
       Value key = probs[i];
       if (bias)
         key = arith::AddFOp::create(b, key, lb.loadF32(bias, {expert[i]}));
-      keys.push_back(key);
-      keyIsNaN.push_back(
-          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key));
+      Value isNaN =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key);
+      keyIsNaN.push_back(isNaN);
       expert32.push_back(i32(expert[i]));
+      code.push_back(arith::SelectOp::create(
+          b, arith::AndIOp::create(b, valid[i], notOf(b, isNaN)),
+          orderPreservingCode(b, key), lb.i32(0)));
     }
 
     SmallVector<Value> init(valid);
@@ -124,70 +157,49 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
         [&](Value j, ValueRange carried) -> SmallVector<Value> {
           ValueRange available = carried.take_front(perLane);
           Value sum = carried[perLane];
-          // The first available expert of this lane (E: none) and whether
-          // its key is NaN; then the warp's first.
+          // This lane's first available expert (E: none) with whether its
+          // key is NaN, and its largest available code with the lowest
+          // expert holding it (experts ascend with i).
           Value first = lb.i32(experts);
           Value firstNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
+          Value bestCode = lb.i32(0), best = lb.i32(experts);
           for (int64_t i = perLane - 1; i >= 0; --i) {
             first = arith::SelectOp::create(b, available[i], expert32[i], first);
             firstNaN =
                 arith::SelectOp::create(b, available[i], keyIsNaN[i], firstNaN);
           }
-          Value warpFirst = butterflyInt(b, first, /*max=*/false);
+          for (int64_t i = 0; i < perLane; ++i) {
+            Value mine = arith::SelectOp::create(b, available[i], code[i],
+                                                 lb.i32(0));
+            Value take = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt,
+                                               mine, bestCode);
+            bestCode = arith::SelectOp::create(b, take, mine, bestCode);
+            best = arith::SelectOp::create(b, take, expert32[i], best);
+          }
+          Value warpFirst = redux(b, first, NVVM::ReduxKind::UMIN);
           Value firstIsNaN = arith::AndIOp::create(
               b, firstNaN,
               arith::CmpIOp::create(b, arith::CmpIPredicate::eq, first,
                                     warpFirst));
-          Value nanFirst = butterflyInt(
+          Value nanFirst = redux(
               b, arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
-              /*max=*/true);
-          // The largest non-NaN key, lowest index on ties (-1: none).
-          Value best = lb.i32(-1), bestKey = zeroF;
-          auto better = [&](Value e, Value key, Value thanE, Value thanKey) {
-            Value none = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                               thanE, lb.i32(-1));
-            Value greater = arith::CmpFOp::create(
-                b, arith::CmpFPredicate::OGT, key, thanKey);
-            Value tieLower = arith::AndIOp::create(
-                b,
-                arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, key,
-                                      thanKey),
-                arith::CmpIOp::create(b, arith::CmpIPredicate::slt, e, thanE));
-            return arith::OrIOp::create(
-                b, none, arith::OrIOp::create(b, greater, tieLower));
-          };
-          for (int64_t i = 0; i < perLane; ++i) {
-            Value candidate = arith::AndIOp::create(
-                b, available[i],
-                arith::XOrIOp::create(
-                    b, keyIsNaN[i],
-                    arith::ConstantOp::create(b, b.getBoolAttr(true))));
-            Value take = arith::AndIOp::create(
-                b, candidate, better(expert32[i], keys[i], best, bestKey));
-            best = arith::SelectOp::create(b, take, expert32[i], best);
-            bestKey = arith::SelectOp::create(b, take, keys[i], bestKey);
-          }
-          for (int32_t offset : kWholeWarp) {
-            Value otherE = gpu::ShuffleOp::create(b, best, offset, 32,
-                                                  gpu::ShuffleMode::XOR)
-                               .getShuffleResult();
-            Value otherKey = gpu::ShuffleOp::create(b, bestKey, offset, 32,
-                                                    gpu::ShuffleMode::XOR)
-                                 .getShuffleResult();
-            Value some = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                               otherE, lb.i32(-1));
-            Value take = arith::AndIOp::create(
-                b, some, better(otherE, otherKey, best, bestKey));
-            best = arith::SelectOp::create(b, take, otherE, best);
-            bestKey = arith::SelectOp::create(b, take, otherKey, bestKey);
-          }
+              NVVM::ReduxKind::OR);
+          Value warpCode = redux(b, bestCode, NVVM::ReduxKind::UMAX);
+          Value holds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                              bestCode, warpCode);
+          Value warpBest = redux(
+              b, arith::SelectOp::create(b, holds, best, lb.i32(experts)),
+              NVVM::ReduxKind::UMIN);
+          // The first available expert when its key is NaN or no key is a
+          // number; else the largest key, lowest index on ties.
           Value useFirst = arith::OrIOp::create(
               b,
               arith::CmpIOp::create(b, arith::CmpIPredicate::ne, nanFirst,
                                     lb.i32(0)),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, best,
-                                    lb.i32(-1)));
-          Value winner = arith::SelectOp::create(b, useFirst, warpFirst, best);
+              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpCode,
+                                    lb.i32(0)));
+          Value winner =
+              arith::SelectOp::create(b, useFirst, warpFirst, warpBest);
           // Its probability, from the lane that keeps it.
           Value slot = arith::DivUIOp::create(b, winner, lb.i32(32));
           Value mine = probs[0];
