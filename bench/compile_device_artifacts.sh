@@ -81,6 +81,8 @@ odd-sizes tokens=37,hidden=19,ffn=13,experts=5,top_k=3
 single-token tokens=1,hidden=32,ffn=16,experts=4,top_k=2
 empty-experts tokens=4,hidden=32,ffn=16,experts=16,top_k=1
 many-experts tokens=300,hidden=64,ffn=32,experts=256,top_k=8,dtype=bf16
+tall-scores tokens=16384,hidden=256,ffn=64,experts=128,top_k=8,dtype=bf16
+tall-scores-sigmoid tokens=13000,hidden=128,ffn=32,experts=96,top_k=6,dtype=bf16,router=sigmoid,bias=1
 grouped tokens=32,hidden=32,ffn=16,experts=8,top_k=2,router=sigmoid,bias=1,n_group=4,topk_group=2
 CONFIGS
 # f16 operands on tensor cores (the layer specs make f32 or bf16).
