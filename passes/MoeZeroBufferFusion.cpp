@@ -16,6 +16,11 @@
 // and moek.combine_rows sums each token's k rows, gate-weighted, by a gather
 // (no atomics, no accumulator; all experts in one chunk, [T*k, H] rows).
 //
+// A residual add of y (`r + y`, elementwise, as the block's `h + MoE(..)`
+// is after convert-elementwise-to-linalg) is absorbed into the scatter-add:
+// the accumulator starts at r instead of zero, so y is `r + sum` rounded
+// once, and the MoE's own [T, H] result never exists beside r.
+//
 // The routing metadata is O(T*k) integers: ranks, offsets, row owners.
 // Experts are processed `experts-per-chunk` at a time; a token picks an
 // expert at most once, so a chunk has at most T*min(k, chunk) rows and the
@@ -98,6 +103,49 @@ FailureOr<Chain> matchChain(CombineOp combine) {
            << "not fused: the routing does not come from a moe.gate in this "
               "function";
   return Chain{dispatch, experts, combine};
+}
+
+/// The residual add `r + y` (or `y + r`) that is the only user of the
+/// combine's y: a linalg.generic over identity maps whose body adds its two
+/// inputs (its init, which may be y, unread), r of y's type and defined
+/// before the combine. Null if none.
+struct ResidualAdd {
+  linalg::GenericOp add;
+  Value residual;
+};
+ResidualAdd residualAddOf(CombineOp combine) {
+  Value y = combine.getY();
+  if (y.use_empty())
+    return {};
+  auto add = dyn_cast<linalg::GenericOp>(*y.getUsers().begin());
+  if (!add || llvm::any_of(y.getUsers(),
+                           [&](Operation *user) { return user != add; }))
+    return {};
+  if (add.getNumDpsInputs() != 2 || add.getNumDpsInits() != 1 ||
+      add->getNumResults() != 1 || add->getResult(0).getType() != y.getType() ||
+      add.getNumParallelLoops() != add.getNumLoops() ||
+      !llvm::all_of(add.getIndexingMapsArray(),
+                    [](AffineMap map) { return map.isIdentity(); }))
+    return {};
+  Block &body = add.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto sum = yield.getValues().front().getDefiningOp<arith::AddFOp>();
+  if (body.getOperations().size() != 2 || !sum)
+    return {};
+  Value lhs = body.getArgument(0), rhs = body.getArgument(1);
+  if (!body.getArgument(2).use_empty())
+    return {};
+  if (!((sum.getLhs() == lhs && sum.getRhs() == rhs) ||
+        (sum.getLhs() == rhs && sum.getRhs() == lhs)))
+    return {};
+  Value residual = add.getDpsInputs()[0] == y ? add.getDpsInputs()[1]
+                                               : add.getDpsInputs()[0];
+  if (residual == y || residual.getType() != y.getType())
+    return {};
+  if (Operation *def = residual.getDefiningOp())
+    if (def->getBlock() != combine->getBlock() || !def->isBeforeInBlock(combine))
+      return {};
+  return {add, residual};
 }
 
 struct MoeZeroBufferFusionPass
@@ -235,7 +283,21 @@ struct MoeZeroBufferFusionPass
             ? y
             : allocBuffer(b, yType.getShape(), f32, dynamicT,
                           "accumulators.y");
-    if (!storeRows || !chain.noneDropped) {
+    ResidualAdd residualAdd = storeRows ? ResidualAdd{} : residualAddOf(combine);
+    if (residualAdd.add) {
+      // The accumulator starts at the residual (widened to f32).
+      Value residual = readBuffer(b, residualAdd.residual);
+      if (element == f32)
+        memref::CopyOp::create(b, residual, accumulator);
+      else
+        linalg::MapOp::create(
+            b, ValueRange{residual}, accumulator,
+            [&](OpBuilder &nested, Location loc, ValueRange args) {
+              linalg::YieldOp::create(
+                  nested, loc,
+                  Value(arith::ExtFOp::create(nested, loc, f32, args[0])));
+            });
+    } else if (!storeRows || !chain.noneDropped) {
       Type zeroType = storeRows ? element : f32;
       linalg::FillOp::create(
           b, ValueRange{arith::ConstantOp::create(b, b.getZeroAttr(zeroType))},
@@ -290,7 +352,10 @@ struct MoeZeroBufferFusionPass
           });
     if (savedGateUp)
       rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
-    rewriter.replaceOp(combine, asTensor(b, y));
+    Value result = asTensor(b, y);
+    if (residualAdd.add)
+      rewriter.replaceOp(residualAdd.add, result);
+    rewriter.replaceOp(combine, result);
     rewriter.eraseOp(chain.experts);
     rewriter.eraseOp(chain.dispatch);
     return success();

@@ -299,6 +299,12 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
     `experts-per-chunk` at a time; since a token picks an expert at most
     once, the activation buffer has T*min(k, experts-per-chunk) rows.
 
+    A residual add of the output (`r + y` as a `linalg.generic` over
+    identity maps, y used nowhere else: the block's `h + MoE(..)` after
+    `convert-elementwise-to-linalg`) is absorbed into the scatter-add: the
+    accumulator starts at r instead of zero, so the output is `r + sum`,
+    rounded once, and no second [T, H] buffer exists beside r.
+
     `epilogue=gather_sum` chooses the other way back to token order: the
     second grouped matmul stores its rows in expert order ([T*k, H], the
     storage type) and `moek.combine_rows` sums each token's k rows, times
