@@ -6,17 +6,19 @@ intermediates have equalled it).
 
 usage: block_budget_plans.py MOE_COMPILE [--target cuda:sm_90a] [--seq 4096]
          [--max-batch 64] [--budgets 0.5,1,2,4,8] [--torch torch_block.json]
+         [--flags "--epilogue=scatter_add --experts-per-chunk=2"]
 Prints, per budget (GiB), the largest batch that fits untiled, the largest that
 fits with some tile count (and the fewest tiles that do), and, given a
 torch_block.json of bench/block_device.sh, the PyTorch block's largest measured
-batch within the budget (its measured peak above inputs)."""
+batch within the budget (its measured peak above inputs). --flags adds moe-compile
+options to every plan (e.g. experts a chunk, which shrink the MoE's phase)."""
 import argparse, json, os, subprocess, sys, tempfile
 
-def peak(compiler, target, spec):
+def peak(compiler, target, spec, flags):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "plan.json")
         subprocess.run([compiler, "--block", spec, "--target=" + target,
-                        "--report-memory=" + path], check=True,
+                        "--report-memory=" + path] + flags, check=True,
                        stdout=subprocess.DEVNULL)
         return json.load(open(path))["peak_intermediate_bytes"]
 
@@ -28,6 +30,7 @@ def main():
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--budgets", default="0.5,1,2,4,8")
     p.add_argument("--torch")
+    p.add_argument("--flags", default="")
     a = p.parse_args()
     gib = 2.0 ** 30
     plans = {}  # batch -> {tiles: bytes}
@@ -36,7 +39,7 @@ def main():
         for tiles in (1, 2, 4, 8, 16):
             if tiles <= batch and batch % tiles == 0:
                 spec = "qwen3_block,batch=%d,seq=%d,bta_tiles=%d" % (batch, a.seq, tiles)
-                plans[batch][tiles] = peak(a.compiler, a.target, spec)
+                plans[batch][tiles] = peak(a.compiler, a.target, spec, a.flags.split())
         print("batch %3d: %s" % (batch, ", ".join(
             "%d tiles %.1f MiB" % (t, b / 2 ** 20) for t, b in plans[batch].items())),
             file=sys.stderr)
