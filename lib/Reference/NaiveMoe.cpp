@@ -288,4 +288,33 @@ RoutingDifference routingNearTies(const std::vector<int32_t> &got,
   return d;
 }
 
+RoutingDifference layerRoutingDifference(const RouterConfig &config,
+                                         const std::vector<int32_t> &got,
+                                         const Result &reference, int64_t T,
+                                         int64_t k, int64_t E) {
+  const std::vector<int32_t> &want = reference.indices;
+  if (static_cast<int64_t>(got.size()) == T * k &&
+      static_cast<int64_t>(want.size()) == T * k &&
+      config.capacityFactor <= 0 && config.nGroup <= 0)
+    return routingNearTies(got, want, reference.keys, T, k, E,
+                           kScoreOrderTolerance);
+  RoutingDifference d;
+  std::vector<bool> tokens(static_cast<size_t>(std::max<int64_t>(T, 0)));
+  size_t n = std::max(got.size(), want.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (i < got.size() && i < want.size() && got[i] == want[i])
+      continue;
+    ++d.slots;
+    size_t t = k > 0 ? i / static_cast<size_t>(k) : 0;
+    if (t < tokens.size() && !tokens[t]) {
+      tokens[t] = true;
+      ++d.tokens;
+    } else if (t >= tokens.size()) {
+      ++d.tokens;
+    }
+  }
+  d.decisive = d.tokens;
+  return d;
+}
+
 } // namespace moe::reference

@@ -102,6 +102,18 @@ RoutingDifference routingNearTies(const std::vector<int32_t> &got,
                                   const std::vector<double> &keys, int64_t T,
                                   int64_t k, int64_t E, double tolerance);
 
+/// How a layer's routing `got` differs from the reference's, as the layer's
+/// check judges it: where a capacity or group limits apply, every differing
+/// slot is decisive (a swapped expert there moves other tokens' slots too);
+/// otherwise routingNearTies at `kScoreOrderTolerance`, the relative
+/// agreement of f32 sums over H in two orders (the router's scores on a GPU
+/// and in the reference). A size other than T*k is decisive throughout.
+constexpr double kScoreOrderTolerance = 1e-4;
+RoutingDifference layerRoutingDifference(const RouterConfig &config,
+                                         const std::vector<int32_t> &got,
+                                         const Result &reference, int64_t T,
+                                         int64_t k, int64_t E);
+
 } // namespace moe::reference
 
 #endif // MOE_MLIR_LIB_REFERENCE_NAIVEMOE_H

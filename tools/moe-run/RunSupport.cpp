@@ -472,10 +472,10 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
 
   // The router's scores are f32 sums over H in every backend, in another
   // order on a GPU's tensor cores than in the reference: a token whose
-  // experts' keys agree to f32 accumulation (1e-4, relative) can take the
-  // other side of that tie, which thousands of tokens make likely. Such a
-  // choice is accepted, reported, and y then compared with the reference
-  // under the program's routing; any other difference fails.
+  // experts' keys agree to that precision can take the other side of the
+  // tie, which thousands of tokens make likely. Such a choice is accepted
+  // (layerRoutingDifference), reported, and y then compared with the
+  // reference under the program's routing; any other difference fails.
   moe::reference::RoutingDifference diff;
   std::string indicesLine;
   if (layer.indices >= 0) {
@@ -483,26 +483,16 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
     const int32_t *idx =
         static_cast<const int32_t *>(moert_tensor_data(indices));
     std::vector<int32_t> got(idx, idx + moert_tensor_num_elements(indices));
-    double tieTolerance = toleranceFor(MOERT_F32);
-    int64_t k = layer.topK;
-    if (static_cast<int64_t>(got.size()) != T * k ||
-        config.capacityFactor > 0 || config.nGroup > 0) {
-      // Capacity and group limits make a near tie move other tokens too:
-      // those layers must route exactly as the reference does.
-      for (size_t i = 0; i < got.size(); ++i)
-        diff.slots += i >= ref.indices.size() || got[i] != ref.indices[i];
-      diff.decisive = diff.slots;
-    } else {
-      diff = moe::reference::routingNearTies(got, ref.indices, ref.keys, T, k,
-                                             E, tieTolerance);
-      if (diff.slots > 0 && diff.decisive == 0) {
-        try {
-          ref = moe::reference::runMoeLayerRouted(
-              config, T, H, F, E, xs.data(), wg.data(), w1s.data(),
-              w2s.data(), bias.empty() ? nullptr : bias.data(), got.data());
-        } catch (const std::invalid_argument &) {
-          diff.decisive = diff.tokens;
-        }
+    double tieTolerance = moe::reference::kScoreOrderTolerance;
+    diff = moe::reference::layerRoutingDifference(config, got, ref, T,
+                                                  layer.topK, E);
+    if (diff.slots > 0 && diff.decisive == 0) {
+      try {
+        ref = moe::reference::runMoeLayerRouted(
+            config, T, H, F, E, xs.data(), wg.data(), w1s.data(), w2s.data(),
+            bias.empty() ? nullptr : bias.data(), got.data());
+      } catch (const std::invalid_argument &) {
+        diff.decisive = diff.tokens;
       }
     }
     indicesLine = "result " + std::to_string(layer.indices) + " (indices): " +

@@ -623,6 +623,36 @@ TEST(NaiveMoe, RoutedRejectsBadIndices) {
                  std::invalid_argument);
 }
 
+/// The layer's check: near ties at the scores' f32 precision are accepted,
+/// a wider gap is not, and with a capacity or group limits nothing is.
+TEST(NaiveMoe, LayerRoutingDifference) {
+  const int64_t T = 3, k = 1, E = 3;
+  Result ref;
+  ref.indices = {0, 0, 0};
+  ref.keys = {0.4, 0.39999, 0.2,  // expert 1 within 2.5e-5 of expert 0
+              0.4, 0.3999, 0.2,   // expert 1 2.5e-4 below: decisive
+              0.4, 0.2, 0.1};
+  RouterConfig cfg;
+  cfg.topK = 1;
+  RoutingDifference tie = layerRoutingDifference(cfg, {1, 0, 0}, ref, T, k, E);
+  EXPECT_EQ(tie.slots, 1);
+  EXPECT_EQ(tie.decisive, 0);
+  EXPECT_EQ(layerRoutingDifference(cfg, {0, 1, 0}, ref, T, k, E).decisive, 1);
+  EXPECT_EQ(layerRoutingDifference(cfg, {0, 0, 0}, ref, T, k, E).slots, 0);
+  // A capacity, or group limits, want the reference's routing exactly.
+  RouterConfig capacity = cfg;
+  capacity.capacityFactor = 1.5;
+  EXPECT_EQ(layerRoutingDifference(capacity, {1, 0, 0}, ref, T, k, E).decisive,
+            1);
+  RouterConfig groups = cfg;
+  groups.nGroup = 3;
+  groups.topkGroup = 1;
+  EXPECT_EQ(layerRoutingDifference(groups, {1, 0, 0}, ref, T, k, E).decisive,
+            1);
+  // A routing of the wrong size is decisive, not an exception.
+  EXPECT_GT(layerRoutingDifference(cfg, {1, 0}, ref, T, k, E).decisive, 0);
+}
+
 /// Each token's difference is a near tie or not, at a 2% relative tolerance.
 TEST(NaiveMoe, RoutingNearTies) {
   const int64_t T = 6, k = 2, E = 4;
