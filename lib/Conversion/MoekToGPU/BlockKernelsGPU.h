@@ -19,11 +19,14 @@
 
 namespace mlir::moek {
 
-/// c = a . b: the tensor-core kernel of the grouped matmul with one group
+/// c = a . b: a tensor-core kernel of the grouped matmul with one group
 /// (as the router's scores) where it applies (bf16/f16, K and N multiples
-/// of 8), else a thread per output element.
+/// of 8) — the sm_90a one (wgmma, TMA, a persistent grid of
+/// `multiprocessors` CTAs) when `warpgroupMma`, else mma.sync on `tile` —
+/// otherwise a thread per output element.
 void lowerMatmulToGPU(MatmulOp op, moe::LoopBuilder &lb,
-                      const TensorCoreTile &tile);
+                      const TensorCoreTile &tile, bool warpgroupMma,
+                      int64_t multiprocessors);
 
 /// A warp per row: the sum of squares in f32 across the lanes (a butterfly
 /// of shuffles), then each lane scales its columns.

@@ -296,15 +296,23 @@ void WarpgroupKernel::initBarriers() {
 /// offsets per tile took E global loads for every tile).
 void WarpgroupKernel::buildTileTable() {
   Value n = ix.sub(last, first);
-  Value copies = ix.ceilDiv(ix.add(n, 1), kThreads);
-  lb.forLoop(ix.c(0), copies, [&](Value i) {
-    Value j = ix.add(tid, ix.mul(i, kThreads));
-    lb.ifThen(ix.ult(j, ix.add(n, 1)), [&] {
-      Value row = memref::LoadOp::create(b, op.offsets,
-                                         ValueRange{ix.add(first, j)});
-      storeSlot(asIndex(b, row), rowStartSlot(j));
+  if (op.offsets) {
+    Value copies = ix.ceilDiv(ix.add(n, 1), kThreads);
+    lb.forLoop(ix.c(0), copies, [&](Value i) {
+      Value j = ix.add(tid, ix.mul(i, kThreads));
+      lb.ifThen(ix.ult(j, ix.add(n, 1)), [&] {
+        Value row = memref::LoadOp::create(b, op.offsets,
+                                           ValueRange{ix.add(first, j)});
+        storeSlot(asIndex(b, row), rowStartSlot(j));
+      });
     });
-  });
+  } else {
+    // A plain GEMM (no offsets): one group of all of a's rows.
+    lb.ifThen(ix.ult(tid, 1), [&] {
+      storeSlot(ix.c(0), rowStartSlot(ix.c(0)));
+      storeSlot(lb.dim(op.a, 0), rowStartSlot(ix.c(1)));
+    });
+  }
   gpu::BarrierOp::create(b);
   lb.ifThen(ix.ult(tid, 1), [&] {
     Value zero = ix.c(0);
@@ -550,8 +558,10 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
   };
   if (!canLowerToTensorCores(gemm, context, why))
     return false;
-  if (!gemm.offsets)
-    return fail("not a grouped matmul (no offsets)");
+  // Without offsets (a plain GEMM: the router's scores, a block's
+  // projections) the tile table is one group of all of a's rows.
+  if (!gemm.offsets && (gemm.gather || gemm.owners || gemm.weights))
+    return fail("a gather or scatter needs the groups' offsets");
   auto bType = cast<MemRefType>(gemm.b.getType());
   // The tensor map's strides are multiples of 16 bytes: b's last dimension
   // (N, or K when b is transposed) is a multiple of 8 elements.
@@ -560,6 +570,10 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
                                 : "N is not a multiple of 8");
   if (isGlu(gemm.epilogue) && (bType.getDimSize(2) / 2) % 8 != 0)
     return fail("F is not a multiple of 8");
+  // A plain GEMM as narrow as mixtral's scores (N = 8) would read b in
+  // boxes wider than b itself; it keeps mma.sync.
+  if (!gemm.offsets && !gemm.transposeB && bType.getDimSize(2) % kChunkColumns)
+    return fail("a plain GEMM's N is not a multiple of 64");
   if (sharedBytes(bType.getDimSize(0)) > kMaxSharedBytes)
     return fail("too many experts for the tile table in shared memory");
   return true;

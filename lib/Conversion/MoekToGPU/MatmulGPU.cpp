@@ -1,12 +1,11 @@
 //===- MatmulGPU.cpp - moek.matmul on CUDA --------------------------------===//
 //
 // Attention's projections are dense GEMMs, [B*L, H] . [H, N]. For bf16/f16
-// they are the grouped matmul's tensor-core kernel (mma.sync m16n8k16, f32
-// accumulation) with one group of every row, as the router's scores GEMM
-// is: the weight viewed as [1, K, N] and no offsets. (The sm_90a wgmma
-// kernel schedules its persistent grid from the groups' offsets, which a
-// plain GEMM has none of.) f32, or K or N not a multiple of 8: a thread
-// per output element.
+// they are the grouped matmul's tensor-core kernels with one group of every
+// row, as the router's scores GEMM is: the weight viewed as [1, K, N] and no
+// offsets; on sm_90a the wgmma + TMA kernel (its tile table then holds the
+// one group), elsewhere mma.sync m16n8k16 (f32 accumulation). f32, or K or
+// N not a multiple of 8: a thread per output element.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,7 +19,8 @@ using namespace mlir::moe;
 using namespace mlir::moek;
 
 void mlir::moek::lowerMatmulToGPU(MatmulOp op, LoopBuilder &lb,
-                                  const TensorCoreTile &tile) {
+                                  const TensorCoreTile &tile,
+                                  bool warpgroupMma, int64_t multiprocessors) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value a = op.getA(), w = op.getB(), c = op.getC();
   auto wType = cast<MemRefType>(w.getType());
@@ -34,6 +34,11 @@ void mlir::moek::lowerMatmulToGPU(MatmulOp op, LoopBuilder &lb,
     gemm.b = memref::ExpandShapeOp::create(
         b, ArrayRef<int64_t>{1, depth, width}, w,
         ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  gemm.multiprocessors = multiprocessors;
+  if (gemm.b && warpgroupMma && canLowerToWarpgroupMma(gemm, b.getContext())) {
+    lowerToWarpgroupMma(gemm, lb);
+    return;
+  }
   if (gemm.b && canLowerToTensorCores(gemm, b.getContext())) {
     lowerToTensorCores(gemm, lb);
     return;

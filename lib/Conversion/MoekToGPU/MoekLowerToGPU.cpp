@@ -164,8 +164,14 @@ void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
     gemm.b = memref::ExpandShapeOp::create(
         b, ArrayRef<int64_t>{1, hidden, experts}, wGate,
         ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-  if (gemm.b && canLowerToTensorCores(gemm, b.getContext())) {
-    lowerToTensorCores(gemm, lb);
+  gemm.multiprocessors = target.multiprocessors;
+  bool warpgroup = gemm.b && target.warpgroupMma &&
+                   canLowerToWarpgroupMma(gemm, b.getContext());
+  if (warpgroup || (gemm.b && canLowerToTensorCores(gemm, b.getContext()))) {
+    if (warpgroup)
+      lowerToWarpgroupMma(gemm, lb);
+    else
+      lowerToTensorCores(gemm, lb);
     auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
     launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "scores"));
   } else {
@@ -859,7 +865,10 @@ struct MoekLowerToGPUPass
                 return lowerBackwardKernel(o, lb, target), success();
               })
               .Case([&](MatmulOp o) {
-                return lowerMatmulToGPU(o, lb, target.tile), success();
+                return lowerMatmulToGPU(o, lb, target.tile,
+                                        target.warpgroupMma,
+                                        target.multiprocessors),
+                       success();
               })
               .Case([&](moek::RmsNormOp o) {
                 return lowerRmsNormToGPU(o, lb), success();
