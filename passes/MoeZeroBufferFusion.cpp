@@ -118,8 +118,8 @@ ResidualAdd residualAddOf(CombineOp combine) {
   if (y.use_empty())
     return {};
   auto add = dyn_cast<linalg::GenericOp>(*y.getUsers().begin());
-  if (!add || llvm::any_of(y.getUsers(),
-                           [&](Operation *user) { return user != add; }))
+  if (!add ||
+      llvm::any_of(y.getUsers(), [&](Operation *user) { return user != add; }))
     return {};
   if (add.getNumDpsInputs() != 2 || add.getNumDpsInits() != 1 ||
       add->getNumResults() != 1 || add->getResult(0).getType() != y.getType() ||
@@ -139,11 +139,12 @@ ResidualAdd residualAddOf(CombineOp combine) {
         (sum.getLhs() == rhs && sum.getRhs() == lhs)))
     return {};
   Value residual = add.getDpsInputs()[0] == y ? add.getDpsInputs()[1]
-                                               : add.getDpsInputs()[0];
+                                              : add.getDpsInputs()[0];
   if (residual == y || residual.getType() != y.getType())
     return {};
   if (Operation *def = residual.getDefiningOp())
-    if (def->getBlock() != combine->getBlock() || !def->isBeforeInBlock(combine))
+    if (def->getBlock() != combine->getBlock() ||
+        !def->isBeforeInBlock(combine))
       return {};
   return {add, residual};
 }
@@ -283,7 +284,8 @@ struct MoeZeroBufferFusionPass
             ? y
             : allocBuffer(b, yType.getShape(), f32, dynamicT,
                           "accumulators.y");
-    ResidualAdd residualAdd = storeRows ? ResidualAdd{} : residualAddOf(combine);
+    ResidualAdd residualAdd =
+        storeRows ? ResidualAdd{} : residualAddOf(combine);
     if (residualAdd.add) {
       // The accumulator starts at the residual (widened to f32).
       Value residual = readBuffer(b, residualAdd.residual);

@@ -495,8 +495,8 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
         diff.decisive = diff.tokens;
       }
     }
-    indicesLine = "result " + std::to_string(layer.indices) + " (indices): " +
-                  std::to_string(diff.slots) + " of " +
+    indicesLine = "result " + std::to_string(layer.indices) +
+                  " (indices): " + std::to_string(diff.slots) + " of " +
                   std::to_string(got.size()) + " differ from the reference";
     if (diff.slots == 0)
       indicesLine += " OK";

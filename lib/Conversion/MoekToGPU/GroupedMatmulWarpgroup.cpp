@@ -301,8 +301,8 @@ void WarpgroupKernel::buildTileTable() {
     lb.forLoop(ix.c(0), copies, [&](Value i) {
       Value j = ix.add(tid, ix.mul(i, kThreads));
       lb.ifThen(ix.ult(j, ix.add(n, 1)), [&] {
-        Value row = memref::LoadOp::create(b, op.offsets,
-                                           ValueRange{ix.add(first, j)});
+        Value row =
+            memref::LoadOp::create(b, op.offsets, ValueRange{ix.add(first, j)});
         storeSlot(asIndex(b, row), rowStartSlot(j));
       });
     });

@@ -19,8 +19,8 @@ using namespace mlir::moe;
 using namespace mlir::moek;
 
 void mlir::moek::lowerMatmulToGPU(MatmulOp op, LoopBuilder &lb,
-                                  const TensorCoreTile &tile,
-                                  bool warpgroupMma, int64_t multiprocessors) {
+                                  const TensorCoreTile &tile, bool warpgroupMma,
+                                  int64_t multiprocessors) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value a = op.getA(), w = op.getB(), c = op.getC();
   auto wType = cast<MemRefType>(w.getType());

@@ -865,8 +865,7 @@ struct MoekLowerToGPUPass
                 return lowerBackwardKernel(o, lb, target), success();
               })
               .Case([&](MatmulOp o) {
-                return lowerMatmulToGPU(o, lb, target.tile,
-                                        target.warpgroupMma,
+                return lowerMatmulToGPU(o, lb, target.tile, target.warpgroupMma,
                                         target.multiprocessors),
                        success();
               })

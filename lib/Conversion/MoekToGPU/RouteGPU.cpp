@@ -57,12 +57,13 @@ Value notOf(ImplicitLocOpBuilder &b, Value flag) {
 Value orderPreservingCode(ImplicitLocOpBuilder &b, Value key) {
   Type i32 = b.getI32Type();
   Value zero = arith::ConstantOp::create(b, b.getF32FloatAttr(0.0));
-  Value bits = arith::BitcastOp::create(b, i32, arith::AddFOp::create(b, key, zero));
-  Value negative = arith::CmpIOp::create(
-      b, arith::CmpIPredicate::slt, bits,
-      arith::ConstantIntOp::create(b, i32, 0));
-  Value flipped = arith::XOrIOp::create(
-      b, bits, arith::ConstantIntOp::create(b, i32, -1));
+  Value bits =
+      arith::BitcastOp::create(b, i32, arith::AddFOp::create(b, key, zero));
+  Value negative =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::slt, bits,
+                            arith::ConstantIntOp::create(b, i32, 0));
+  Value flipped =
+      arith::XOrIOp::create(b, bits, arith::ConstantIntOp::create(b, i32, -1));
   Value signed_ = arith::OrIOp::create(
       b, bits,
       arith::ConstantIntOp::create(b, i32, static_cast<int32_t>(0x80000000u)));
@@ -169,8 +170,8 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
                 arith::SelectOp::create(b, available[i], keyIsNaN[i], firstNaN);
           }
           for (int64_t i = 0; i < perLane; ++i) {
-            Value mine = arith::SelectOp::create(b, available[i], code[i],
-                                                 lb.i32(0));
+            Value mine =
+                arith::SelectOp::create(b, available[i], code[i], lb.i32(0));
             Value take = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt,
                                                mine, bestCode);
             bestCode = arith::SelectOp::create(b, take, mine, bestCode);
@@ -181,15 +182,15 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
               b, firstNaN,
               arith::CmpIOp::create(b, arith::CmpIPredicate::eq, first,
                                     warpFirst));
-          Value nanFirst = redux(
-              b, arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
-              NVVM::ReduxKind::OR);
+          Value nanFirst =
+              redux(b, arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
+                    NVVM::ReduxKind::OR);
           Value warpCode = redux(b, bestCode, NVVM::ReduxKind::UMAX);
           Value holds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
                                               bestCode, warpCode);
-          Value warpBest = redux(
-              b, arith::SelectOp::create(b, holds, best, lb.i32(experts)),
-              NVVM::ReduxKind::UMIN);
+          Value warpBest =
+              redux(b, arith::SelectOp::create(b, holds, best, lb.i32(experts)),
+                    NVVM::ReduxKind::UMIN);
           // The first available expert when its key is NaN or no key is a
           // number; else the largest key, lowest index on ties.
           Value useFirst = arith::OrIOp::create(

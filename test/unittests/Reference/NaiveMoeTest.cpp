@@ -629,9 +629,9 @@ TEST(NaiveMoe, LayerRoutingDifference) {
   const int64_t T = 3, k = 1, E = 3;
   Result ref;
   ref.indices = {0, 0, 0};
-  ref.keys = {0.4, 0.39999, 0.2,  // expert 1 within 2.5e-5 of expert 0
-              0.4, 0.3999, 0.2,   // expert 1 2.5e-4 below: decisive
-              0.4, 0.2, 0.1};
+  ref.keys = {0.4, 0.39999, 0.2, // expert 1 within 2.5e-5 of expert 0
+              0.4, 0.3999,  0.2, // expert 1 2.5e-4 below: decisive
+              0.4, 0.2,     0.1};
   RouterConfig cfg;
   cfg.topK = 1;
   RoutingDifference tie = layerRoutingDifference(cfg, {1, 0, 0}, ref, T, k, E);
