@@ -142,10 +142,15 @@ ResidualAdd residualAddOf(CombineOp combine) {
                                               : add.getDpsInputs()[0];
   if (residual == y || residual.getType() != y.getType())
     return {};
-  if (Operation *def = residual.getDefiningOp())
+  // The accumulator starts at r where the combine is: r must dominate it.
+  if (Operation *def = residual.getDefiningOp()) {
     if (def->getBlock() != combine->getBlock() ||
         !def->isBeforeInBlock(combine))
       return {};
+  } else if (!residual.getParentRegion()->isAncestor(
+                 combine->getParentRegion())) {
+    return {};
+  }
   return {add, residual};
 }
 

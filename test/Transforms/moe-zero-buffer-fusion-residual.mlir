@@ -93,3 +93,29 @@ func.func @scaled(%r: tensor<16x40xf32>, %x: tensor<16x40xf32>, %w_gate: tensor<
   %p = arith.mulf %r, %y : tensor<16x40xf32>
   return %p : tensor<16x40xf32>
 }
+
+// The residual is a loop's block argument and the combine is outside the loop:
+// the accumulator could not start at it, so the add stays.
+// CHECK-LABEL: func.func @residual_in_loop
+// CHECK: linalg.fill
+// CHECK: moek.grouped_matmul scatter_add
+// CHECK: scf.for
+// CHECK: linalg.generic
+func.func @residual_in_loop(%r: tensor<16x40xf32>, %x: tensor<16x40xf32>, %w_gate: tensor<40x4xf32>,
+                            %w1: tensor<4x40x48xf32>, %w2: tensor<4x24x40xf32>) -> tensor<16x40xf32> {
+  %weights, %indices, %routing = moe.gate softmax top_k = 2 %x, %w_gate
+      : (tensor<16x40xf32>, tensor<40x4xf32>) -> (tensor<16x2xf32>, tensor<16x2xi32>, !routing)
+  %dispatched = moe.dispatch %x, %routing : (tensor<16x40xf32>, !routing) -> tensor<32x40xf32>
+  %out = moe.experts silu_glu %dispatched, %routing, %w1, %w2
+      : (tensor<32x40xf32>, !routing, tensor<4x40x48xf32>, tensor<4x24x40xf32>) -> tensor<32x40xf32>
+  %y = moe.combine %out, %weights, %routing
+      : (tensor<32x40xf32>, tensor<16x2xf32>, !routing) -> tensor<16x40xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %sum = scf.for %i = %c0 to %c2 step %c1 iter_args(%acc = %r) -> (tensor<16x40xf32>) {
+    %next = arith.addf %acc, %y : tensor<16x40xf32>
+    scf.yield %next : tensor<16x40xf32>
+  }
+  return %sum : tensor<16x40xf32>
+}
