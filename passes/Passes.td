@@ -364,6 +364,14 @@ def MoeLowerToKernelsPass : Pass<"moe-lower-to-kernels", "ModuleOp"> {
     the router's backward is `moek.route_backward`. `moe.save_for_backward`
     disappears, its buffers named `residuals.*` for the memory plan.
 
+    The block's ops (`moe.rms_norm`, `moe.attention`) become kernels on
+    named buffers (`block.rms_norm`, `attention.*`). The buffers that
+    bufferization would otherwise make nameless are named here too: an
+    elementwise op computing into an argument (the block's residual add)
+    writes `block.residual`; a loop that tiles attention over the batch
+    (`moe-batch-tile-attention`) fills `block.attention_out`, and each
+    tile's rows are copied into `attention.rows`, the tile's size.
+
     A `!moe.routing` value must come from a `moe.gate` in the same function
     and be used only by dispatch, experts, combine and the training ops;
     anything else is reported as an error.

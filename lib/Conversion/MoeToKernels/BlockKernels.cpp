@@ -29,9 +29,11 @@
 #include "dialects/moek/IR/MoekDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <cmath>
 #include <limits>
@@ -182,6 +184,27 @@ LogicalResult mlir::moe::lowerRmsNorm(RmsNormOp op, RewriterBase &rewriter) {
   return success();
 }
 
+/// Attention's input as a buffer. A tile of the batch (a slice that
+/// moe-batch-tile-attention made) is copied into a named tile-sized buffer:
+/// the kernels read whole buffers, and bufferization would make the same
+/// copy nameless.
+static Value readAttentionInput(ImplicitLocOpBuilder &b, AttentionOp op) {
+  Value n = op.getN();
+  if (!n.getDefiningOp<tensor::ExtractSliceOp>())
+    return readBuffer(b, n);
+  auto type = cast<RankedTensorType>(n.getType());
+  SmallVector<Value> dynamicSizes;
+  for (auto [dim, extent] : llvm::enumerate(type.getShape()))
+    if (ShapedType::isDynamic(extent))
+      dynamicSizes.push_back(tensor::DimOp::create(b, n, dim));
+  Value rows =
+      asTensor(b, allocBuffer(b, type.getShape(), type.getElementType(),
+                              dynamicSizes, "attention.rows"));
+  rows =
+      bufferization::MaterializeInDestinationOp::create(b, n, rows).getResult();
+  return readBuffer(b, rows);
+}
+
 LogicalResult mlir::moe::lowerAttention(AttentionOp op,
                                         RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -190,7 +213,7 @@ LogicalResult mlir::moe::lowerAttention(AttentionOp op,
   using utils::IteratorType;
   const IteratorType par = IteratorType::parallel,
                      red = IteratorType::reduction;
-  Value n = readBuffer(b, op.getN());
+  Value n = readAttentionInput(b, op);
   auto nType = cast<MemRefType>(n.getType());
   Type element = nType.getElementType(), f32 = b.getF32Type();
   int64_t batch = nType.getDimSize(0), length = nType.getDimSize(1),
@@ -374,7 +397,7 @@ LogicalResult mlir::moe::lowerAttentionToKernels(AttentionOp op,
                                                  RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
-  Value n = readBuffer(b, op.getN());
+  Value n = readAttentionInput(b, op);
   auto nType = cast<MemRefType>(n.getType());
   Type element = nType.getElementType(), f32 = b.getF32Type();
   int64_t batch = nType.getDimSize(0), length = nType.getDimSize(1),

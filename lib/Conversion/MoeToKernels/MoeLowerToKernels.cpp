@@ -24,6 +24,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -142,6 +143,49 @@ struct MoeLowerToKernelsPass
         if (isa<TensorType>(func.getArgument(i).getType()))
           func.setArgAttr(i, "bufferization.writable",
                           rewriter.getBoolAttr(false));
+    });
+    // An elementwise op computing into an argument (the block's residual
+    // add h = x + attention, after convert-elementwise-to-linalg) gets a
+    // named buffer instead, which bufferization would otherwise make
+    // nameless (the plan's "other").
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (op.getNumDpsInits() != 1 || op->getNumResults() != 1)
+        return;
+      OpOperand *init = op.getDpsInitOperand(0);
+      auto argument = dyn_cast<BlockArgument>(init->get());
+      if (!argument || !isa<func::FuncOp>(argument.getOwner()->getParentOp()) ||
+          op.payloadUsesValueFromOperand(init))
+        return;
+      auto type = cast<RankedTensorType>(argument.getType());
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+      b.setInsertionPoint(op);
+      SmallVector<Value> dynamicSizes;
+      for (auto [dim, extent] : llvm::enumerate(type.getShape()))
+        if (ShapedType::isDynamic(extent))
+          dynamicSizes.push_back(tensor::DimOp::create(b, argument, dim));
+      init->set(
+          asTensor(b, allocBuffer(b, type.getShape(), type.getElementType(),
+                                  dynamicSizes, "block.residual")));
+    });
+    // The buffer that the tiles of a batch-tiled attention fill (a loop's
+    // tensor.empty init, from moe-batch-tile-attention) is named too.
+    getOperation()->walk([&](tensor::EmptyOp empty) {
+      if (!empty->hasOneUse())
+        return;
+      auto loop = dyn_cast<scf::ForOp>(*empty->getUsers().begin());
+      if (!loop || !llvm::is_contained(loop.getInitArgs(), empty.getResult()))
+        return;
+      bool tilesAttention = false;
+      loop.getBody()->walk([&](AttentionOp) { tilesAttention = true; });
+      if (!tilesAttention)
+        return;
+      ImplicitLocOpBuilder b(empty.getLoc(), rewriter);
+      b.setInsertionPoint(empty);
+      Value named = asTensor(b, allocBuffer(b, empty.getType().getShape(),
+                                            empty.getType().getElementType(),
+                                            empty.getDynamicSizes(),
+                                            "block.attention_out"));
+      rewriter.replaceOp(empty, named);
     });
     // Gates first, so that every consumer finds its routing plan.
     SmallVector<GateOp> gates;

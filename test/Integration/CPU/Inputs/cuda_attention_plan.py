@@ -1,7 +1,9 @@
 """The CUDA memory plans of one block untiled and over N tiles: attention's
 buffers are q, k, v, the heads' outputs and the output, nothing else (no
 [B, heads, L, L] scores, no row statistics: flash attention), and each of
-them over N tiles is 1/N of its untiled size.
+them over N tiles is 1/N of its untiled size; tiled, also the tile's rows
+copied out of the batch's (attention.rows, the size of the tile's output).
+Every buffer of both plans is named (none is "other.*").
 
 Usage: cuda_attention_plan.py UNTILED.json TILED.json N
 """
@@ -9,10 +11,18 @@ import json
 import sys
 
 
-def attention_buffers(path):
+def attention_buffers(path, tiled):
     plan = json.load(open(path))
+    unnamed = [b["name"] for b in plan["buffers"] if b["name"].startswith("other.")]
+    if unnamed:
+        sys.exit(f"{path}: buffers without a name: {unnamed}")
     buffers = {b["name"]: b["bytes"] for b in plan["buffers"]
                if b["name"].startswith("attention.")}
+    if tiled:
+        rows = buffers.pop("attention.rows", None)
+        if rows != buffers.get("attention.out"):
+            sys.exit(f"{path}: attention.rows is {rows} bytes, the tile's "
+                     f"output {buffers.get('attention.out')}")
     extra = sorted(set(buffers) - set(EXPECTED))
     if extra:
         sys.exit(f"{path}: attention buffers beyond q, k, v, heads, out: {extra}")
@@ -21,7 +31,8 @@ def attention_buffers(path):
 
 EXPECTED = ["attention.q", "attention.k", "attention.v", "attention.heads",
             "attention.out"]
-untiled, tiled = attention_buffers(sys.argv[1]), attention_buffers(sys.argv[2])
+untiled = attention_buffers(sys.argv[1], tiled=False)
+tiled = attention_buffers(sys.argv[2], tiled=True)
 tiles = int(sys.argv[3])
 for name in EXPECTED:
     if name not in untiled or name not in tiled:
