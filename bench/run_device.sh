@@ -3,7 +3,7 @@
 # runtime and moe-run there, checks every artifact of
 # bench/compile_device_artifacts.sh against the CPU reference, times the
 # presets (CUDA events, median), profiles their kernels and runs the PyTorch
-# baselines in the same run.
+# baselines in the same run (ScatterMoE too when .device/scattermoe is carried).
 # Logs go to $OUT (or ./device-out). CHECK_ONLY=1 skips timing and baselines,
 # SKIP_TORCH=1 the baselines, RUNTIME_TESTS_ONLY=1 all but the runtime's unit
 # tests, SKIP_RUNTIME_TESTS=1 the runtime's unit tests; SEEDS="1 2 3" checks
@@ -74,4 +74,9 @@ done
 # SKIP_TORCH=1: no baselines (a tuning run; results need them).
 [ "${SKIP_TORCH:-0}" = 1 ] && exit $((failures > 0))
 echo "== PyTorch baselines (same machine, same run) ($(date -u +%H:%M:%S))"
+# ScatterMoE's rows need its package: carried as .device/scattermoe (the
+# GPU machine has no network), made here from the fetched repository:
+#   git -C MIRROR archive HEAD scattermoe | tar -x -C .device/scattermoe
+scatter=$art/../scattermoe
+[ -d "$scatter/scattermoe" ] && export PYTHONPATH=$scatter${PYTHONPATH:+:$PYTHONPATH}
 python3 "$art/../torch_baselines.py" 2>&1 | tee "$out/torch_baselines.log" | tail -25
