@@ -293,17 +293,7 @@ struct MoeZeroBufferFusionPass
         storeRows ? ResidualAdd{} : residualAddOf(combine);
     if (residualAdd.add) {
       // The accumulator starts at the residual (widened to f32).
-      Value residual = readBuffer(b, residualAdd.residual);
-      if (element == f32)
-        memref::CopyOp::create(b, residual, accumulator);
-      else
-        linalg::MapOp::create(
-            b, ValueRange{residual}, accumulator,
-            [&](OpBuilder &nested, Location loc, ValueRange args) {
-              linalg::YieldOp::create(
-                  nested, loc,
-                  Value(arith::ExtFOp::create(nested, loc, f32, args[0])));
-            });
+      widenInto(b, readBuffer(b, residualAdd.residual), accumulator);
     } else if (!storeRows || !chain.noneDropped) {
       Type zeroType = storeRows ? element : f32;
       linalg::FillOp::create(
@@ -349,14 +339,7 @@ struct MoeZeroBufferFusionPass
     };
     forEachExpertChunk(b, experts, chunk, emitChunk);
 
-    if (accumulator != y)
-      linalg::MapOp::create(
-          b, ValueRange{accumulator}, y,
-          [&](OpBuilder &nested, Location loc, ValueRange args) {
-            Value narrow =
-                arith::TruncFOp::create(nested, loc, element, args[0]);
-            linalg::YieldOp::create(nested, loc, narrow);
-          });
+    narrowInto(b, accumulator, y);
     if (savedGateUp)
       rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
     Value result = asTensor(b, y);

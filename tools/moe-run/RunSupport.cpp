@@ -276,6 +276,41 @@ static std::string formatDouble(const char *format, double value) {
   return buffer;
 }
 
+/// After near ties only, `rerun` recomputes the reference under the
+/// program's routing, so that y is still checked for every token; a routing
+/// the reference refuses makes the ties decisive (a check never ends in an
+/// exception).
+template <typename Rerun>
+static void rerunUnderNearTies(moe::reference::RoutingDifference &diff,
+                               Rerun &&rerun) {
+  if (diff.slots == 0 || diff.decisive != 0)
+    return;
+  try {
+    rerun();
+  } catch (const std::invalid_argument &) {
+    diff.decisive = diff.tokens;
+  }
+}
+
+/// "result I (indices): N of M differ from the reference ...": OK, near
+/// ties within `tolerance`, or FAILED with `failureDetail` before it.
+static std::string indicesLine(int index,
+                               const moe::reference::RoutingDifference &diff,
+                               size_t slots, double tolerance,
+                               const std::string &failureDetail) {
+  std::string line = "result " + std::to_string(index) +
+                     " (indices): " + std::to_string(diff.slots) + " of " +
+                     std::to_string(slots) + " differ from the reference";
+  if (diff.slots == 0)
+    return line + " OK";
+  if (diff.decisive == 0)
+    return line + ", in " + std::to_string(diff.tokens) +
+           " tokens, each a near tie (the experts' keys within " +
+           formatDouble("%g", tolerance) +
+           "): y is compared with the reference under these indices OK";
+  return line + failureDetail + " FAILED";
+}
+
 static moe::reference::RouterConfig routerConfigOf(const LayerInfo &layer) {
   moe::reference::RouterConfig config;
   config.sigmoid = layer.router == "sigmoid";
@@ -477,37 +512,21 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
   // (layerRoutingDifference), reported, and y then compared with the
   // reference under the program's routing; any other difference fails.
   moe::reference::RoutingDifference diff;
-  std::string indicesLine;
+  std::string routingLine;
   if (layer.indices >= 0) {
     moert_tensor *indices = results[layer.indices].get();
     const int32_t *idx =
         static_cast<const int32_t *>(moert_tensor_data(indices));
     std::vector<int32_t> got(idx, idx + moert_tensor_num_elements(indices));
-    double tieTolerance = moe::reference::kScoreOrderTolerance;
     diff = moe::reference::layerRoutingDifference(config, got, ref, T,
                                                   layer.topK, E);
-    if (diff.slots > 0 && diff.decisive == 0) {
-      try {
-        ref = moe::reference::runMoeLayerRouted(
-            config, T, H, F, E, xs.data(), wg.data(), w1s.data(), w2s.data(),
-            bias.empty() ? nullptr : bias.data(), got.data());
-      } catch (const std::invalid_argument &) {
-        diff.decisive = diff.tokens;
-      }
-    }
-    indicesLine = "result " + std::to_string(layer.indices) +
-                  " (indices): " + std::to_string(diff.slots) + " of " +
-                  std::to_string(got.size()) + " differ from the reference";
-    if (diff.slots == 0)
-      indicesLine += " OK";
-    else if (diff.decisive == 0)
-      indicesLine += ", in " + std::to_string(diff.tokens) +
-                     " tokens, each a near tie (the experts' keys within " +
-                     formatDouble("%g", tieTolerance) +
-                     "): y is compared with the reference under these "
-                     "indices OK";
-    else
-      indicesLine += " FAILED";
+    rerunUnderNearTies(diff, [&] {
+      ref = moe::reference::runMoeLayerRouted(
+          config, T, H, F, E, xs.data(), wg.data(), w1s.data(), w2s.data(),
+          bias.empty() ? nullptr : bias.data(), got.data());
+    });
+    routingLine = indicesLine(layer.indices, diff, got.size(),
+                              moe::reference::kScoreOrderTolerance, "");
   }
 
   CheckOutcome outcome;
@@ -534,7 +553,7 @@ moe::run::checkAgainstReference(const LayerInfo &layer,
   outcome.lines.push_back(line + (ok ? " OK" : " FAILED"));
   if (layer.indices >= 0) {
     outcome.passed &= diff.decisive == 0;
-    outcome.lines.push_back(indicesLine);
+    outcome.lines.push_back(routingLine);
   }
   return outcome;
 }
@@ -629,33 +648,15 @@ std::optional<CheckOutcome> moe::run::checkBlockAgainstReference(
   } else {
     diff = moe::reference::routingNearTies(got, ref.moe.indices, ref.moe.keys,
                                            T, k, layer.experts, tieTolerance);
-    if (diff.slots > 0 && diff.decisive == 0) {
-      try {
-        ref = reference(got.data());
-      } catch (const std::invalid_argument &) {
-        // routingNearTies refuses what runMoeLayerRouted would; a check
-        // never ends in an exception.
-        diff.decisive = diff.tokens;
-      }
-    }
+    rerunUnderNearTies(diff, [&] { ref = reference(got.data()); });
   }
   CheckOutcome outcome;
   compareResult(outcome, 0, "y", results[0].get(), ref.y);
   outcome.passed &= diff.decisive == 0;
-  std::string line = "result 1 (indices): " + std::to_string(diff.slots) +
-                     " of " + std::to_string(got.size()) +
-                     " differ from the reference";
-  if (diff.slots == 0)
-    line += " OK";
-  else if (diff.decisive == 0)
-    line += ", in " + std::to_string(diff.tokens) +
-            " tokens, each a near tie (the experts' keys within " +
-            formatDouble("%g", tieTolerance) +
-            "): y is compared with the reference under these indices OK";
-  else
-    line += "; " + std::to_string(diff.decisive) + " of " +
-            std::to_string(diff.tokens) +
-            " tokens by more than a near tie FAILED";
+  std::string line = indicesLine(1, diff, got.size(), tieTolerance,
+                                 "; " + std::to_string(diff.decisive) + " of " +
+                                     std::to_string(diff.tokens) +
+                                     " tokens by more than a near tie");
   outcome.lines.push_back(line);
   return outcome;
 }

@@ -15,10 +15,6 @@ using namespace mlir::moe;
 
 namespace {
 
-Type elementOf(Value value) {
-  return cast<ShapedType>(value.getType()).getElementType();
-}
-
 /// The dynamic token extent of a [T, ...] buffer, if any.
 SmallVector<Value> tokenExtent(ImplicitLocOpBuilder &b, Value tokensBuffer) {
   if (!cast<MemRefType>(tokensBuffer.getType()).isDynamicDim(0))
@@ -41,34 +37,6 @@ Value accumulatorFor(ImplicitLocOpBuilder &b, Value result,
   if (type.getElementType().isF32())
     return result;
   return allocBuffer(b, type.getShape(), b.getF32Type(), dynamic, name);
-}
-
-/// result = accumulator, narrowed to the result's storage type.
-void narrowInto(ImplicitLocOpBuilder &b, Value accumulator, Value result) {
-  if (accumulator == result)
-    return;
-  Type element = cast<MemRefType>(result.getType()).getElementType();
-  linalg::MapOp::create(
-      b, ValueRange{accumulator}, result,
-      [&](OpBuilder &nested, Location loc, ValueRange args) {
-        Value narrow = arith::TruncFOp::create(nested, loc, element, args[0]);
-        linalg::YieldOp::create(nested, loc, narrow);
-      });
-}
-
-/// accumulator = source, widened to f32.
-void widenInto(ImplicitLocOpBuilder &b, Value source, Value accumulator) {
-  if (elementOf(source) == elementOf(accumulator)) {
-    memref::CopyOp::create(b, source, accumulator);
-    return;
-  }
-  linalg::MapOp::create(
-      b, ValueRange{source}, accumulator,
-      [&](OpBuilder &nested, Location loc, ValueRange args) {
-        Value wide =
-            arith::ExtFOp::create(nested, loc, nested.getF32Type(), args[0]);
-        linalg::YieldOp::create(nested, loc, wide);
-      });
 }
 
 /// Renames the buffer behind a tensor made by asTensor to `residuals.*`.

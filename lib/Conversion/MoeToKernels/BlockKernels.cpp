@@ -34,6 +34,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Utils/Utils.h"
 
 #include <cmath>
 #include <limits>
@@ -193,10 +194,8 @@ static Value readAttentionInput(ImplicitLocOpBuilder &b, AttentionOp op) {
   if (!n.getDefiningOp<tensor::ExtractSliceOp>())
     return readBuffer(b, n);
   auto type = cast<RankedTensorType>(n.getType());
-  SmallVector<Value> dynamicSizes;
-  for (auto [dim, extent] : llvm::enumerate(type.getShape()))
-    if (ShapedType::isDynamic(extent))
-      dynamicSizes.push_back(tensor::DimOp::create(b, n, dim));
+  SmallVector<Value> dynamicSizes =
+      tensor::createDynamicDimValues(b, b.getLoc(), n);
   Value rows =
       asTensor(b, allocBuffer(b, type.getShape(), type.getElementType(),
                               dynamicSizes, "attention.rows"));

@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -13,6 +14,33 @@
 
 using namespace mlir;
 using namespace mlir::moe;
+
+void moe::widenInto(ImplicitLocOpBuilder &b, Value source, Value accumulator) {
+  auto sourceType = cast<MemRefType>(source.getType());
+  if (sourceType.getElementType() ==
+      cast<MemRefType>(accumulator.getType()).getElementType()) {
+    memref::CopyOp::create(b, source, accumulator);
+    return;
+  }
+  linalg::MapOp::create(b, ValueRange{source}, accumulator,
+                        [&](OpBuilder &nested, Location loc, ValueRange args) {
+                          Value wide = arith::ExtFOp::create(
+                              nested, loc, nested.getF32Type(), args[0]);
+                          linalg::YieldOp::create(nested, loc, wide);
+                        });
+}
+
+void moe::narrowInto(ImplicitLocOpBuilder &b, Value accumulator, Value result) {
+  if (accumulator == result)
+    return;
+  Type element = cast<MemRefType>(result.getType()).getElementType();
+  linalg::MapOp::create(b, ValueRange{accumulator}, result,
+                        [&](OpBuilder &nested, Location loc, ValueRange args) {
+                          Value narrow = arith::TruncFOp::create(
+                              nested, loc, element, args[0]);
+                          linalg::YieldOp::create(nested, loc, narrow);
+                        });
+}
 
 Value moe::readBuffer(ImplicitLocOpBuilder &b, Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());

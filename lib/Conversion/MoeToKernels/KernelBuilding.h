@@ -35,6 +35,13 @@ Value allocBuffer(ImplicitLocOpBuilder &b, ArrayRef<int64_t> shape,
 /// The tensor a written buffer becomes.
 Value asTensor(ImplicitLocOpBuilder &b, Value buffer);
 
+/// accumulator = source, widened to f32 (a copy when both are f32).
+void widenInto(ImplicitLocOpBuilder &b, Value source, Value accumulator);
+
+/// result = accumulator, narrowed to the result's storage type (nothing when
+/// they are the same buffer).
+void narrowInto(ImplicitLocOpBuilder &b, Value accumulator, Value result);
+
 /// Makes every named buffer of `root` whose dynamic sizes are now known
 /// (constants, or dims of statically shaped buffers behind casts) static,
 /// cast back to its type: the canonicalizer would fold them and drop their

@@ -25,6 +25,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Utils/Utils.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -159,10 +160,8 @@ struct MoeLowerToKernelsPass
       auto type = cast<RankedTensorType>(argument.getType());
       ImplicitLocOpBuilder b(op.getLoc(), rewriter);
       b.setInsertionPoint(op);
-      SmallVector<Value> dynamicSizes;
-      for (auto [dim, extent] : llvm::enumerate(type.getShape()))
-        if (ShapedType::isDynamic(extent))
-          dynamicSizes.push_back(tensor::DimOp::create(b, argument, dim));
+      SmallVector<Value> dynamicSizes =
+          tensor::createDynamicDimValues(b, b.getLoc(), argument);
       init->set(
           asTensor(b, allocBuffer(b, type.getShape(), type.getElementType(),
                                   dynamicSizes, "block.residual")));

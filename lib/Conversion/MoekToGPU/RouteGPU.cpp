@@ -45,11 +45,6 @@ Value redux(ImplicitLocOpBuilder &b, Value value, NVVM::ReduxKind kind) {
   return NVVM::ReduxOp::create(b, b.getI32Type(), value, kind, allLanes);
 }
 
-Value notOf(ImplicitLocOpBuilder &b, Value flag) {
-  return arith::XOrIOp::create(
-      b, flag, arith::ConstantOp::create(b, b.getBoolAttr(true)));
-}
-
 /// The bits of an f32 `key` (not NaN) as a u32 whose unsigned order is the
 /// keys' order: negatives' bits flipped, positives' sign bit set. -0 is
 /// made +0 first (x + 0 = +0 for x = -0), since the two compare equal and a
@@ -142,13 +137,14 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
       Value key = probs[i];
       if (bias)
         key = arith::AddFOp::create(b, key, lb.loadF32(bias, {expert[i]}));
-      Value isNaN =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key);
-      keyIsNaN.push_back(isNaN);
+      keyIsNaN.push_back(
+          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key));
+      Value isNumber =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::ORD, key, key);
       expert32.push_back(i32(expert[i]));
-      code.push_back(arith::SelectOp::create(
-          b, arith::AndIOp::create(b, valid[i], notOf(b, isNaN)),
-          orderPreservingCode(b, key), lb.i32(0)));
+      code.push_back(arith::SelectOp::create(b, ix.both(valid[i], isNumber),
+                                             orderPreservingCode(b, key),
+                                             lb.i32(0)));
     }
 
     SmallVector<Value> init(valid);
