@@ -15,11 +15,12 @@
 //
 // The candidates and what saving one means in IR (the kernels really read
 // it; nothing is an attribute only):
-//   gate_up (the experts' pre-activation h, f32 [T*k, 2F], per chain):
-//     moe.expert_gate_up after the chain's forward, through a
-//     moe.save_for_backward into moe.experts_backward's gate_up operand;
-//     fusion then makes the forward's GEMM store h (and a separate GLU),
-//     and the backward skips its gate/up GEMM and writes dh over h;
+//   gate_up (the experts' pre-activation h, [T*k, 2F], per chain; f32 on
+//     the CPU, the layer's type on CUDA): moe.expert_gate_up after the
+//     chain's forward, through a moe.save_for_backward into
+//     moe.experts_backward's gate_up operand; fusion then makes the
+//     forward's GLU GEMM store h as well, and the backward skips its
+//     gate/up GEMM and writes dh over h;
 //   router_probabilities (p, f32 [T, E], per gate): moe.router_probabilities
 //     after the gate, through a moe.save_for_backward into
 //     moe.gate_backward's probs operand; the router kernel stores p as it
@@ -97,14 +98,16 @@ StringRef valueName(Candidate::Kind kind) {
   return kind == Candidate::GateUp ? "gate_up" : "router_probabilities";
 }
 
-/// Bytes of an f32 [rows, cols] buffer; -1 when rows is dynamic.
-int64_t f32Bytes(int64_t rows, int64_t cols) {
-  return ShapedType::isDynamic(rows) ? -1 : rows * cols * 4;
+/// Bytes of a [rows, cols] buffer of `elementBytes`; -1 when rows is
+/// dynamic.
+int64_t bufferBytes(int64_t rows, int64_t cols, int64_t elementBytes) {
+  return ShapedType::isDynamic(rows) ? -1 : rows * cols * elementBytes;
 }
 
 /// The values of `func` that could be saved, layer by layer in program
-/// order (a layer's router probabilities, then its pre-activation).
-SmallVector<Candidate> collectCandidates(func::FuncOp func) {
+/// order (a layer's router probabilities, then its pre-activation, saved
+/// in the layer's storage type when `narrowSavedH`, else in f32).
+SmallVector<Candidate> collectCandidates(func::FuncOp func, bool narrowSavedH) {
   SmallVector<Candidate> candidates;
   func.walk([&](ExpertsBackwardOp backward) {
     if (backward.getGateUp())
@@ -128,8 +131,11 @@ SmallVector<Candidate> collectCandidates(func::FuncOp func) {
     if (!c.gate || !c.experts || !c.dispatch || !c.combine)
       return;
     auto routingType = cast<RoutingType>(routing.getType());
-    c.bytes = f32Bytes(routingType.getDispatchedRows(),
-                       backward.getW1().getType().getDimSize(2));
+    Type storage = backward.getX().getType().getElementType();
+    c.bytes =
+        bufferBytes(routingType.getDispatchedRows(),
+                    backward.getW1().getType().getDimSize(2),
+                    narrowSavedH ? storage.getIntOrFloatBitWidth() / 8 : 4);
     candidates.push_back(c);
   });
   func.walk([&](GateBackwardOp backward) {
@@ -143,8 +149,8 @@ SmallVector<Candidate> collectCandidates(func::FuncOp func) {
     c.gateSave = backward.getRouting().getDefiningOp<SaveForBackwardOp>();
     if (!c.gate)
       return;
-    c.bytes = f32Bytes(c.gate.getX().getType().getDimSize(0),
-                       c.gate.getNumExperts());
+    c.bytes = bufferBytes(c.gate.getX().getType().getDimSize(0),
+                          c.gate.getNumExperts(), 4);
     candidates.push_back(c);
   });
   // Layers in program order (the backward visits them last to first), a
@@ -182,15 +188,19 @@ void markSaved(SaveForBackwardOp gateSave, StringRef value) {
   gateSave.setRecomputedAttr(ArrayAttr::get(gateSave.getContext(), kept));
 }
 
-/// Makes the forward keep h for candidate `c` and its backward read it.
-void saveGateUp(Candidate &c) {
+/// Makes the forward keep h for candidate `c` and its backward read it: in
+/// the layer's storage type on CUDA, whose backward reads h in that type
+/// anyway (half the bytes of f32 for bf16), else in f32 as the CPU's
+/// backward rows are.
+void saveGateUp(Candidate &c, bool narrowSavedH) {
   OpBuilder b(c.combine);
   b.setInsertionPointAfter(c.combine);
   Location loc = c.experts.getLoc();
   auto routing = cast<RoutingType>(c.experts.getRouting().getType());
   int64_t twoF = c.experts.getW1().getType().getDimSize(2);
+  Type storage = c.dispatch.getX().getType().getElementType();
   auto hType = RankedTensorType::get({routing.getDispatchedRows(), twoF},
-                                     b.getF32Type());
+                                     narrowSavedH ? storage : b.getF32Type());
   auto h = ExpertGateUpOp::create(b, loc, hType, c.dispatch.getX(),
                                   c.experts.getRouting(), c.experts.getW1());
   auto save = SaveForBackwardOp::create(b, loc, ValueRange{h.getH()},
@@ -217,9 +227,9 @@ void saveRouterProbabilities(Candidate &c) {
   markSaved(c.gateSave, "router_probabilities");
 }
 
-void save(Candidate &c) {
+void save(Candidate &c, bool narrowSavedH) {
   if (c.kind == Candidate::GateUp)
-    saveGateUp(c);
+    saveGateUp(c, narrowSavedH);
   else
     saveRouterProbabilities(c);
 }
@@ -286,8 +296,12 @@ private:
   /// The candidates of `func` under the pass's options: without fusion the
   /// materializing forward has no GEMM that could store h (saving it would
   /// add one and never save time), so h is no candidate there.
+  /// CUDA's backward reads h in the layer's storage type (it narrows the
+  /// GEMMs' operands), so it saves h in that type; the CPU's keeps f32.
+  bool narrowSavedH() const { return StringRef(target).starts_with("cuda"); }
+
   SmallVector<Candidate> candidatesOf(func::FuncOp func) {
-    SmallVector<Candidate> candidates = collectCandidates(func);
+    SmallVector<Candidate> candidates = collectCandidates(func, narrowSavedH());
     if (!fusion)
       llvm::erase_if(candidates, isGateUp);
     return candidates;
@@ -301,7 +315,7 @@ private:
     SmallVector<Candidate> candidates = candidatesOf(func);
     for (auto [i, c] : llvm::enumerate(candidates))
       if (mask & (1u << i))
-        save(c);
+        save(c, narrowSavedH());
     if (failed(runPlannedBuffersPipeline(*clone, target, expertsPerChunk,
                                          fusion, epilogue)))
       return failure();
@@ -319,7 +333,8 @@ private:
 
   LogicalResult place(func::FuncOp func, const MemoryBudget &budget) {
     SmallVector<Candidate> candidates = candidatesOf(func);
-    if (!fusion && llvm::any_of(collectCandidates(func), isGateUp))
+    if (!fusion &&
+        llvm::any_of(collectCandidates(func, narrowSavedH()), isGateUp))
       func.emitRemark() << "recomputation placement: gate_up is no "
                            "candidate without moe-zero-buffer-fusion (the "
                            "materializing forward would compute h twice to "
@@ -421,7 +436,7 @@ private:
                              ", over the budget"
                        : std::string("not be faster"));
       if (saveIt)
-        save(c);
+        save(c, narrowSavedH());
     }
     func.emitRemark() << "recomputation placement: planned peak "
                       << formatBytes(all[best].peakBytes) << " of a budget of "

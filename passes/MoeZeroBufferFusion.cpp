@@ -230,10 +230,11 @@ struct MoeZeroBufferFusionPass
     Value first = arith::ConstantIndexOp::create(b, 0);
     Value last = arith::ConstantIndexOp::create(b, plan.experts);
     moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                  Value(), act, epilogue, /*gather=*/true,
-                                  topK);
+                                  Value(), act, Value(), epilogue,
+                                  /*gather=*/true, topK);
     moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
-                                  Value(), expertRows, moek::Epilogue::store,
+                                  Value(), expertRows, Value(),
+                                  moek::Epilogue::store,
                                   /*gather=*/false, topK);
     Value assignmentRows = readBuffer(
         b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
@@ -301,9 +302,10 @@ struct MoeZeroBufferFusionPass
           ValueRange{accumulator});
     }
 
-    // With a saved pre-activation, GEMM 1 stores h (f32, every grouped row)
-    // and a separate GLU makes the activation: h is computed once and kept
-    // for the backward, at the price of writing and reading it once.
+    // With a saved pre-activation, GEMM 1 also stores h (every grouped row,
+    // in the saved value's type) beside the activation it makes from its
+    // f32 accumulator: h is computed once and kept for the backward, at
+    // the price of writing it once.
     ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
     if (savedGateUp)
       chunk = experts;
@@ -321,21 +323,17 @@ struct MoeZeroBufferFusionPass
     auto epilogue = chain.experts.getActivation() == Activation::gelu_glu
                         ? moek::Epilogue::gelu_glu
                         : moek::Epilogue::silu_glu;
-    Value savedH;
-    if (savedGateUp) {
-      savedH = emitGateUpGemm(b, savedGateUp, *plan, x, w1, offsets, owners);
-      moek::GluOp::create(b, savedH, act, chain.experts.getActivation());
-    }
+    Value savedH =
+        savedGateUp ? allocGateUp(b, savedGateUp, *plan, x) : Value();
     auto emitChunk = [&](Value first, Value last) {
-      if (!savedH)
-        moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                      Value(), act, epilogue, /*gather=*/true,
-                                      topK);
-      moek::GroupedMatmulOp::create(
-          b, act, w2, offsets, first, last, owners, weights, accumulator,
-          storeRows ? moek::Epilogue::scatter_store
-                    : moek::Epilogue::scatter_add,
-          /*gather=*/false, topK);
+      moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
+                                    Value(), act, savedH, epilogue,
+                                    /*gather=*/true, topK);
+      moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
+                                    weights, accumulator, Value(),
+                                    storeRows ? moek::Epilogue::scatter_store
+                                              : moek::Epilogue::scatter_add,
+                                    /*gather=*/false, topK);
     };
     forEachExpertChunk(b, experts, chunk, emitChunk);
 

@@ -92,11 +92,13 @@ def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
     planned buffers (the target's pipeline up to the memory plan), at most
     2^8 of them (four layers).
 
-    The candidates: the experts' pre-activation `h` ([T*k, 2F], f32) of
-    each dispatch -> experts -> combine chain (with fusion only): saving it
-    adds `moe.expert_gate_up` (through `moe.save_for_backward`) as the
-    `gate_up` operand of `moe.experts_backward`, so the forward's GEMM
-    stores `h` and the backward skips its recompute GEMM; and the router
+    The candidates: the experts' pre-activation `h` ([T*k, 2F]; f32 on the
+    CPU, the layer's storage type on CUDA, whose backward reads it in that
+    type) of each dispatch -> experts -> combine chain (with fusion only):
+    saving it adds `moe.expert_gate_up` (through `moe.save_for_backward`)
+    as the `gate_up` operand of `moe.experts_backward`, so the forward's
+    GLU GEMM stores `h` too and the backward skips its recompute GEMM and
+    writes `dh` over `h`; and the router
     probabilities `p` ([T, E], f32) of each gate: saving them adds
     `moe.router_probabilities` as the `probs` operand of
     `moe.gate_backward`, so the router kernel stores `p` and the router's

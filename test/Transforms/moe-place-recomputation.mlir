@@ -17,8 +17,7 @@
 // Without fusion h is no candidate (the materializing forward would compute it twice).
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100% fusion=false cost-device=h200-sm90a" 2>&1 | FileCheck %s --check-prefix=NO-FUSION
 // The lowered training step reads what was saved: the router writes p and its backward reads
-// it; the forward's gate/up GEMM stores h for a separate GLU and the backward has no
-// recompute GEMM.
+// it; the forward's GLU GEMM stores h as well and the backward has no recompute GEMM.
 // RUN: moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=100% cost-device=h200-sm90a" --moe-zero-buffer-fusion --moe-lower-to-kernels 2>/dev/null | FileCheck %s --check-prefix=KERNELS
 // RUN: moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=7104" --moe-zero-buffer-fusion --moe-lower-to-kernels 2>/dev/null | FileCheck %s --check-prefix=KERNELS-RECOMPUTE
 
@@ -66,9 +65,12 @@
 // KERNELS-LABEL: func.func @moe_layer_train
 // KERNELS: %[[P:.*]] = memref.alloc() {moe.buffer = "residuals.router_probs"} : memref<16x4xf32>
 // KERNELS: moek.route softmax top_k = 2 %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}} probs(%[[P]] : memref<16x4xf32>)
+// The forward's GLU GEMM stores h beside the activation: one GEMM, no GLU
+// kernel (f32 h on the CPU).
 // KERNELS: %[[H:.*]] = memref.alloc() {moe.buffer = "residuals.gate_up"} : memref<32x48xf32>
-// KERNELS: moek.grouped_matmul store %{{.*}}, %{{.*}}, %{{.*}} experts(%{{.*}}, %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %[[H]] {gather, top_k = 2 : i64}
-// KERNELS: moek.glu silu_glu %[[H]] into
+// KERNELS-NOT: moek.glu
+// KERNELS: moek.grouped_matmul silu_glu %{{.*}}, %{{.*}}, %{{.*}} experts(%{{.*}}, %{{.*}}) owners(%{{.*}} : memref<32xi32>) into %{{.*}} pre_activation(%[[H]] : memref<32x48xf32>) {gather, top_k = 2 : i64}
+// KERNELS-NOT: moek.glu
 // KERNELS: moek.grouped_matmul scatter_add
 // The backward reads the saved h: its only GEMM before the GLU backward is
 // g = dy w2^T (transpose_b), no gate/up recompute.

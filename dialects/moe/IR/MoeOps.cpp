@@ -396,13 +396,20 @@ static LogicalResult verifySlots(Operation *op, StringRef name, Value value,
   return success();
 }
 
-/// A saved pre-activation: f32 [T*k, 2F] in grouped row order.
+/// A saved pre-activation: [T*k, 2F] in grouped row order, f32 or the
+/// storage type of x.
 static LogicalResult verifyGateUp(Operation *op, StringRef name, Value h,
-                                  RoutingType routing, int64_t twoF) {
+                                  RoutingType routing, int64_t twoF, Value x) {
   Builder b(op->getContext());
-  if (failed(verifyRank(op, name, h.getType(), 2, "[T*k, 2F]")) ||
-      failed(verifyElement(op, name, h.getType(), b.getF32Type())) ||
-      failed(verifyExtent(op, (name + " dimension 0 (T*k)").str(), dim(h, 0),
+  if (failed(verifyRank(op, name, h.getType(), 2, "[T*k, 2F]")))
+    return failure();
+  Type element = cast<RankedTensorType>(h.getType()).getElementType();
+  Type storage = cast<RankedTensorType>(x.getType()).getElementType();
+  if (element != b.getF32Type() && element != storage)
+    return op->emitOpError()
+           << name << " must have element type f32 or that of x (" << storage
+           << "), got " << element;
+  if (failed(verifyExtent(op, (name + " dimension 0 (T*k)").str(), dim(h, 0),
                           "routing tokens times top_k",
                           routing.getDispatchedRows())) ||
       failed(verifyExtent(op, (name + " dimension 1 (2F)").str(), dim(h, 1),
@@ -460,7 +467,7 @@ LogicalResult ExpertGateUpOp::verify() {
                           "routing tokens", routing.getTokens())) ||
       failed(verifyExpertWeights(op, routing, getW1(), Value(), "x", getX())))
     return failure();
-  return verifyGateUp(op, "result", getH(), routing, dim(getW1(), 2));
+  return verifyGateUp(op, "result", getH(), routing, dim(getW1(), 2), getX());
 }
 
 LogicalResult ExpertsBackwardOp::verify() {
@@ -491,7 +498,7 @@ LogicalResult ExpertsBackwardOp::verify() {
                             "weights", getWeights().getType())))
     return failure();
   if (Value gateUp = getGateUp())
-    return verifyGateUp(op, "gate_up", gateUp, routing, twoF);
+    return verifyGateUp(op, "gate_up", gateUp, routing, twoF, getX());
   return success();
 }
 

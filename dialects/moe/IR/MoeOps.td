@@ -225,14 +225,17 @@ def Moe_ExpertGateUpOp : Moe_Op<"expert_gate_up", [Pure]> {
   let description = [{
     For every kept assignment, on its grouped row r (expert order, as
     `moe.dispatch` orders the rows) with token t and expert e:
-    `h[r] = x[t] . w1[e]` accumulated and stored in f32 ([T*k, 2F]; rows no
+    `h[r] = x[t] . w1[e]` accumulated in f32 and stored in the result's
+    element type, f32 or the storage type of `x` ([T*k, 2F]; rows no
     assignment owns are unspecified). It is the value `moe.experts` computes
     between its two GEMMs, named so that the training step can save it:
-    `moe-place-recomputation` adds it when saving `h` is worth its memory,
-    `moe-zero-buffer-fusion` then computes the chain's GLU from it (one
-    gate/up GEMM that stores `h`, not two), and `moe.experts_backward`
-    reads it instead of recomputing the GEMM. Alone (no fusion) it lowers
-    to its own grouped matmul.
+    `moe-place-recomputation` adds it when saving `h` is worth its memory
+    (in `x`'s type where the backward reads `h` in that type, as CUDA's
+    does: half the bytes of f32), `moe-zero-buffer-fusion` then has the
+    chain's gate/up GEMM store `h` beside the activation it computes from
+    its f32 accumulator (one GEMM, not a GEMM and a GLU), and
+    `moe.experts_backward` reads it instead of recomputing the GEMM. Alone
+    (no fusion) it lowers to its own grouped matmul.
 
     ```mlir
     %h = moe.expert_gate_up %x, %routing, %w1
@@ -299,8 +302,9 @@ def Moe_ExpertsBackwardOp : Moe_Op<"experts_backward", [Pure]> {
     `o_j` is never formed. Gradients accumulate in f32; `dx`, `dw1`, `dw2`
     take the storage type of `x`.
 
-    With `gate_up` (the saved pre-activation `h`, f32 [T*k, 2F] in grouped
-    row order, made by `moe.expert_gate_up`) the backward reads `h` instead
+    With `gate_up` (the saved pre-activation `h`, [T*k, 2F] in grouped row
+    order, f32 or x's type, made by `moe.expert_gate_up`) the backward reads
+    `h` instead
     of recomputing the gate/up GEMM: what `moe-place-recomputation` emits
     when it decides to save `h`.
 

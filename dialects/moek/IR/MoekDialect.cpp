@@ -475,6 +475,20 @@ LogicalResult GroupedMatmulOp::verify() {
 
   if (glu && n % 2 != 0)
     return emitOpError() << "a GLU epilogue needs an even N, got " << n;
+  if (Value h = getPreActivation()) {
+    if (!glu)
+      return emitOpError() << "pre_activation is written only by a GLU "
+                              "epilogue, not by "
+                           << stringifyEpilogue(epilogue);
+    if (failed(expectBuffer(op, "pre_activation", h, 2, "[rows, N]")) ||
+        failed(expectStorageFloat(op, "pre_activation", h)) ||
+        failed(expectExtent(op, "pre_activation dimension 0 (rows)", dim(h, 0),
+                            "c dimension 0 (rows)", dim(c, 0))) ||
+        failed(expectExtent(
+            op, "pre_activation dimension 1 (N)", dim(h, 1),
+            transposeB ? "b dimension 1 (N)" : "b dimension 2 (N)", n)))
+      return failure();
+  }
   if (failed(
           expectExtent(op, "c dimension 1", dim(c, 1),
                        glu ? (transposeB ? "half of b dimension 1 (N)"

@@ -208,6 +208,12 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
       c's type with no accumulator and no atomics (c [T, N] of any float
       type; a token with no row, dropped by a capacity, is not written).
 
+    With `pre_activation` (GLU epilogues only) the GEMM also stores the whole
+    accumulator row, `pre_activation[r - base, n] = acc[n]` for all N
+    columns, in that buffer's type: the training step's saved `h`, written
+    by the GEMM that computes it rather than by a second GEMM, while the
+    GLU still reads the f32 accumulator.
+
     Buffers: `a` [T, K] with `gather`, else [rows, K]; `b` [E, K, N] (or
     [E, N, K] with `transpose_b`), static, of the element type of `a` or
     with `a` f32 (the backward's f32 row buffers on the CPU); `offsets` i32
@@ -215,6 +221,7 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
     only; `weights` f32 [T, k], read by the scatter epilogues only; `c` f32
     [T, N] for `scatter_add`, [T, N] for `scatter_store`, else [rows, N] or
     [rows, N/2] (GLU), with the rows of `a` unless `gather`;
+    `pre_activation` [rows, N] of c's rows, any float type;
     `1 <= top_k <= E`.
 
     ```mlir
@@ -233,6 +240,7 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
     Arg<Optional<AnyMemRef>, "", [MemRead]>:$owners,
     Arg<Optional<AnyMemRef>, "", [MemRead]>:$weights,
     Arg<AnyMemRef, "", [MemRead, MemWrite]>:$c,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$pre_activation,
     Moek_EpilogueAttr:$epilogue,
     UnitAttr:$gather,
     DefaultValuedAttr<I64Attr, "1">:$top_k,
@@ -245,7 +253,9 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
     (`experts` `(` $first_expert^ `,` $last_expert `)`)?
     (`owners` `(` $owners^ `:` type($owners) `)`)?
     (`weights` `(` $weights^ `:` type($weights) `)`)?
-    `into` $c attr-dict
+    `into` $c
+    (`pre_activation` `(` $pre_activation^ `:` type($pre_activation) `)`)?
+    attr-dict
     `:` type($a) `,` type($b) `,` type($offsets) `,` type($c)
   }];
 }

@@ -406,6 +406,9 @@ private:
     case Epilogue::silu_glu:
     case Epilogue::gelu_glu:
       shape.outBytes = shape.rows * shape.n / 2 * elementBytes(c);
+      // The saved h, every column, beside the activation.
+      if (Value h = o.getPreActivation())
+        shape.outBytes += shape.rows * shape.n * elementBytes(h);
       break;
     case Epilogue::scatter_add: // read-modify-write of the f32 accumulator
       shape.outBytes = shape.rows * shape.n * 4 * 2;

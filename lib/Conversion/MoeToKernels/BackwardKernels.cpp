@@ -127,12 +127,16 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
   int64_t rows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
                                                : tokens * rowsPerToken;
   Type rowType = narrowGemmOperands && !element.isF32() ? element : f32;
-  // The saved h (f32, the forward's) is read through a writable view.
+  // The saved h (the forward's, f32 or in the layer's type) is read
+  // through a writable view.
   Value gateUp =
       savedGateUp
           ? bufferization::ToBufferOp::create(
-                b, MemRefType::get({rows, twoF}, f32), savedGateUp,
-                /*read_only=*/false)
+                b,
+                MemRefType::get({rows, twoF},
+                                cast<RankedTensorType>(savedGateUp.getType())
+                                    .getElementType()),
+                savedGateUp, /*read_only=*/false)
                 .getResult()
           : allocBuffer(b, {rows, twoF}, rowType, dynamicRows,
                         "activations.gate_up");
@@ -143,8 +147,9 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
   Value act = g;
   // dh overwrites h in place: each element of h is read once, just before
   // its gradient is written there, and h is not needed afterwards (so
-  // saving h costs no second buffer). A saved f32 h beside narrowed GEMM
-  // operands is the exception: dh gets a buffer in the layer's type.
+  // saving h costs no second buffer). A saved h of another type than the
+  // rows' (f32 beside narrowed GEMM operands) is the exception: dh gets a
+  // buffer in the rows' type.
   Value dh = gateUp;
   if (cast<MemRefType>(gateUp.getType()).getElementType() != rowType)
     dh = allocBuffer(b, {rows, twoF}, rowType, dynamicRows,
@@ -154,12 +159,13 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
     // The gate/up projection, recomputed unless h was saved.
     if (!savedGateUp)
       moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                    Value(), gateUp, moek::Epilogue::store,
+                                    Value(), gateUp, Value(),
+                                    moek::Epilogue::store,
                                     /*gather=*/true, topK);
     // g = dy[t] . w2[e]^T: a grouped GEMM with B transposed whose rows are
     // the output gradients gathered through the owners map.
     auto gemmG = moek::GroupedMatmulOp::create(
-        b, dy, w2, offsets, first, last, owners, Value(), g,
+        b, dy, w2, offsets, first, last, owners, Value(), g, Value(),
         moek::Epilogue::store, /*gather=*/true, topK);
     gemmG.setTransposeB(true);
     moek::GroupedGluBackwardOp::create(b, g, offsets, owners, weights,
@@ -178,7 +184,7 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
     if (!dxAcc)
       makeDx();
     auto gemmDx = moek::GroupedMatmulOp::create(
-        b, dh, w1, offsets, first, last, owners, Value(), dxAcc,
+        b, dh, w1, offsets, first, last, owners, Value(), dxAcc, Value(),
         moek::Epilogue::scatter_add, /*gather=*/false, topK);
     gemmDx.setTransposeB(true);
   };
@@ -284,29 +290,27 @@ LogicalResult moe::lowerExpertGateUp(ExpertGateUpOp op, RoutingPlans &plans,
   Value ownersTensor = plans.rowOwners(rewriter, op.getRouting());
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   b.setInsertionPoint(op);
-  Value h = emitGateUpGemm(b, op, *plan, readBuffer(b, op.getX()),
-                           readBuffer(b, op.getW1()),
-                           readBuffer(b, plan->offsets),
-                           readBuffer(b, ownersTensor));
+  Value x = readBuffer(b, op.getX());
+  Value h = allocGateUp(b, op, *plan, x);
+  moek::GroupedMatmulOp::create(
+      b, x, readBuffer(b, op.getW1()), readBuffer(b, plan->offsets),
+      arith::ConstantIndexOp::create(b, 0),
+      arith::ConstantIndexOp::create(b, plan->experts),
+      readBuffer(b, ownersTensor), Value(), h, Value(), moek::Epilogue::store,
+      /*gather=*/true, plan->topK);
   rewriter.replaceOp(op, asTensor(b, h));
   return success();
 }
 
-Value moe::emitGateUpGemm(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
-                          const RoutingPlan &plan, Value x, Value w1,
-                          Value offsets, Value owners) {
+Value moe::allocGateUp(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
+                       const RoutingPlan &plan, Value x) {
   auto type = cast<RankedTensorType>(op.getH().getType());
   SmallVector<Value> dynamicRows;
   if (type.isDynamicDim(0))
     dynamicRows.push_back(arith::MulIOp::create(
         b, extentOf(b, x, 0), arith::ConstantIndexOp::create(b, plan.topK)));
-  Value h = allocBuffer(b, type.getShape(), b.getF32Type(), dynamicRows,
-                        "activations.gate_up");
-  moek::GroupedMatmulOp::create(
-      b, x, w1, offsets, arith::ConstantIndexOp::create(b, 0),
-      arith::ConstantIndexOp::create(b, plan.experts), owners, Value(), h,
-      moek::Epilogue::store, /*gather=*/true, plan.topK);
-  return h;
+  return allocBuffer(b, type.getShape(), type.getElementType(), dynamicRows,
+                     "activations.gate_up");
 }
 
 void moe::lowerSaveForBackward(SaveForBackwardOp op, RewriterBase &rewriter) {

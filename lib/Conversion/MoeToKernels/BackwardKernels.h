@@ -43,17 +43,16 @@ LogicalResult lowerExpertLoads(ExpertLoadsOp op, RoutingPlans &plans,
                                RewriterBase &rewriter);
 
 /// The saved pre-activation on its own: one gathered grouped matmul over
-/// all experts into an f32 [T*k, 2F] buffer (moe-zero-buffer-fusion instead
-/// folds it into the chain's forward, see emitGateUpGemm).
+/// all experts into a [T*k, 2F] buffer of h's type (moe-zero-buffer-fusion
+/// instead has the chain's GLU GEMM store it, see allocGateUp).
 LogicalResult lowerExpertGateUp(ExpertGateUpOp op, RoutingPlans &plans,
                                 RewriterBase &rewriter);
 
-/// h = x[owners / k] . w1[e] for every grouped row, all experts at once,
-/// into a fresh f32 buffer it returns (the saved pre-activation's kernel,
-/// shared by the fused forward and the stand-alone lowering).
-Value emitGateUpGemm(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
-                     const RoutingPlan &plan, Value x, Value w1, Value offsets,
-                     Value owners);
+/// A fresh buffer for the saved pre-activation `op` ([T*k, 2F], of its
+/// result's element type: f32, or the layer's storage type where the
+/// backward reads h in that type), for the GEMM that computes h to fill.
+Value allocGateUp(ImplicitLocOpBuilder &b, ExpertGateUpOp op,
+                  const RoutingPlan &plan, Value x);
 
 /// Forwards the residuals to their users and names their buffers
 /// `residuals.*` for the memory plan.

@@ -95,7 +95,7 @@ LogicalResult lowerExperts(ExpertsOp op, RoutingPlans &plans,
   Value h = allocBuffer(b, {rows, twoF}, element, dynamic,
                         "activations.gate_up");
   moek::GroupedMatmulOp::create(b, in, w1, offsets, Value(), Value(), Value(),
-                                Value(), h, moek::Epilogue::store,
+                                Value(), h, Value(), moek::Epilogue::store,
                                 /*gather=*/false, /*top_k=*/plan->topK);
   Value a = allocBuffer(b, {rows, twoF / 2}, element, dynamic,
                         "activations.glu");
@@ -103,7 +103,7 @@ LogicalResult lowerExperts(ExpertsOp op, RoutingPlans &plans,
   Value out = allocBuffer(b, {rows, hidden}, element, dynamic,
                           "expert_outputs.rows");
   moek::GroupedMatmulOp::create(b, a, w2, offsets, Value(), Value(), Value(),
-                                Value(), out, moek::Epilogue::store,
+                                Value(), out, Value(), moek::Epilogue::store,
                                 /*gather=*/false, /*top_k=*/plan->topK);
   rewriter.replaceOp(op, asTensor(b, out));
   return success();

@@ -205,6 +205,7 @@ TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
   gemm.gather = op.getGather();
   gemm.transposeB = op.getTransposeB();
   gemm.topK = op.getTopK();
+  gemm.preActivation = op.getPreActivation();
   return gemm;
 }
 
@@ -233,6 +234,9 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
   if (!aType.getLayout().isIdentity() || !bType.getLayout().isIdentity() ||
       !cType.getLayout().isIdentity())
     return fail("a, b or c has a non-identity layout");
+  if (op.preActivation &&
+      !cast<MemRefType>(op.preActivation.getType()).getLayout().isIdentity())
+    return fail("pre_activation has a non-identity layout");
   unsigned kDim = op.transposeB ? 2 : 1, nDim = op.transposeB ? 1 : 2;
   if (bType.isDynamicDim(1) || bType.isDynamicDim(2) ||
       aType.isDynamicDim(1) || aType.getDimSize(1) != bType.getDimSize(kDim))
@@ -707,6 +711,38 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                     ? memref::ExtractAlignedPointerAsIndexOp::create(b, c)
                           .getResult()
                     : Value();
+  // The saved pre-activation: the lane's gate and up columns of fragment
+  // (mi, nj) as they are, packed in pairs when 16-bit (as c's stores are).
+  Value preActivation = glu ? op.preActivation : Value();
+  Type hElement =
+      preActivation ? cast<MemRefType>(preActivation.getType()).getElementType()
+                    : Type();
+  bool packedH = preActivation && hElement.getIntOrFloatBitWidth() == 16;
+  Value hBase =
+      packedH ? memref::ExtractAlignedPointerAsIndexOp::create(b, preActivation)
+                    .getResult()
+              : Value();
+  auto storePreActivation = [&](int64_t mi, int64_t nj, int64_t half,
+                                Value local, Value start) {
+    for (int64_t part = 0; part < 2; ++part) {
+      // part 0: gate columns `start`, part 1: the up columns F + start.
+      int64_t fragment = mi * kFragsN + nj + part * (kFragsN / 2);
+      Value column = ix.add(ix.add(start, laneColumn), part * outputs);
+      Value first = acc[fragment * 4 + half * 2],
+            second = acc[fragment * 4 + half * 2 + 1];
+      if (!packedH) {
+        lb.storeF32(first, preActivation, {local, column});
+        lb.storeF32(second, preActivation, {local, ix.add(column, 1)});
+        continue;
+      }
+      Value element = ix.add(ix.mul(local, width), column);
+      emitPackedStore(b,
+                      arith::IndexCastOp::create(
+                          b, b.getI64Type(), ix.add(hBase, ix.mul(element, 2))),
+                      {arith::TruncFOp::create(b, hElement, first),
+                       arith::TruncFOp::create(b, hElement, second)});
+    }
+  };
   for (int64_t mi = 0; mi < kFragsM; ++mi)
     for (int64_t h = 0; h < 2; ++h) {
       Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8),
@@ -728,6 +764,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
           // 8, so the fragment is wholly in range or wholly out.
           Value start = ix.add(ix.add(n0, tile.warpColumn), nj * 8);
           lb.ifThen(ix.ult(start, outputs), [&] {
+            if (preActivation)
+              storePreActivation(mi, nj, h, local, start);
             if (packedStores) {
               // The lane's two adjacent columns as one 32-bit store of two
               // 16-bit values (half the store instructions of an element

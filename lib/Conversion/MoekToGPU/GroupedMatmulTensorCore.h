@@ -45,6 +45,9 @@ struct TensorCoreGemm {
   /// The store epilogue adds into c (f32) instead of writing it: c += a b.
   /// Each output element has one owner thread, so no atomics.
   bool accumulate = false;
+  /// A GLU epilogue also stores the accumulator, all N columns, here (the
+  /// saved pre-activation h); null: it does not.
+  Value preActivation;
   int64_t topK = 1;
   TensorCoreTile tile;
   /// The scatter-add epilogue adds four columns per red.add.v4.f32 (sm_90+).

@@ -461,11 +461,16 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
       };
       if (glu) {
         Value gate = dot(n);
-        Value up = dot(arith::AddIOp::create(b, n, half));
+        Value upColumn = arith::AddIOp::create(b, n, half);
+        Value up = dot(upColumn);
         lb.storeF32(arith::MulFOp::create(
                         b, activate(lb, gate, epilogue == Epilogue::gelu_glu),
                         up),
                     c, {local, n});
+        if (Value preActivation = op.getPreActivation()) {
+          lb.storeF32(gate, preActivation, {local, n});
+          lb.storeF32(up, preActivation, {local, upColumn});
+        }
       } else if (scatter) {
         Value token = arith::DivUIOp::create(b, owner, topK);
         Value slot = arith::RemUIOp::create(b, owner, topK);

@@ -221,12 +221,17 @@ void lowerGroupedMatmul(GroupedMatmulOp op, ImplicitLocOpBuilder &b,
       }
       if (glu) {
         bool gelu = epilogue == Epilogue::gelu_glu;
+        Value preActivation = op.getPreActivation();
         lb.forLoop(zero, half, [&](Value f) {
           Value g = memref::LoadOp::create(b, acc, ValueRange{f});
-          Value up = memref::LoadOp::create(
-              b, acc, ValueRange{arith::AddIOp::create(b, f, half)});
+          Value upColumn = arith::AddIOp::create(b, f, half);
+          Value up = memref::LoadOp::create(b, acc, ValueRange{upColumn});
           lb.storeF32(arith::MulFOp::create(b, activate(lb, g, gelu), up), c,
                       {local, f});
+          if (preActivation) {
+            lb.storeF32(g, preActivation, {local, f});
+            lb.storeF32(up, preActivation, {local, upColumn});
+          }
         });
       } else if (epilogue == Epilogue::scatter_add ||
                  epilogue == Epilogue::scatter_store) {

@@ -246,8 +246,17 @@ func.func @f(%r: !R) {
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 func.func @f(%x: tensor<16x32xf32>, %r: !R, %w1: tensor<4x32x48xf32>) {
-  // expected-error @+1 {{'moe.expert_gate_up' op result must have element type 'f32', got 'bf16'}}
+  // expected-error @+1 {{'moe.expert_gate_up' op result must have element type f32 or that of x ('f32'), got 'bf16'}}
   %h = moe.expert_gate_up %x, %r, %w1 : (tensor<16x32xf32>, !R, tensor<4x32x48xf32>) -> tensor<32x48xbf16>
+  return
+}
+
+// -----
+
+!R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
+func.func @f(%x: tensor<16x32xbf16>, %r: !R, %w1: tensor<4x32x48xbf16>) {
+  // expected-error @+1 {{'moe.expert_gate_up' op result must have element type f32 or that of x ('bf16'), got 'f16'}}
+  %h = moe.expert_gate_up %x, %r, %w1 : (tensor<16x32xbf16>, !R, tensor<4x32x48xbf16>) -> tensor<32x48xf16>
   return
 }
 

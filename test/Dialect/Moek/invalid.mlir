@@ -806,7 +806,7 @@ func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
 func.func @f(%a: memref<32x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %first: index, %c: memref<32x48xf32>) {
   // expected-error @+1 {{'moek.grouped_matmul' op first_expert and last_expert go together}}
   "moek.grouped_matmul"(%a, %b, %o, %first, %c)
-      <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 1>, top_k = 2 : i64}>
+      <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 1, 0>, top_k = 2 : i64}>
       : (memref<32x32xf32>, memref<4x32x48xf32>, memref<5xi32>, index, memref<32x48xf32>) -> ()
   return
 }
@@ -1300,5 +1300,41 @@ func.func @f(%a: memref<16x24xbf16>, %b: memref<4x24x40xbf16>, %o: memref<5xi32>
   // expected-error @+1 {{'moek.grouped_matmul' op owners dimension 0 (T*k) (16) does not match c dimension 0 (T) times top_k (8)}}
   moek.grouped_matmul scatter_store %a, %b, %o owners(%owners : memref<16xi32>) into %c {top_k = 1 : i64}
       : memref<16x24xbf16>, memref<4x24x40xbf16>, memref<5xi32>, memref<8x40xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x48xf32>, %h: memref<32x48xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op pre_activation is written only by a GLU epilogue, not by store}}
+  moek.grouped_matmul store %a, %b, %o owners(%owners : memref<32xi32>) into %c pre_activation(%h : memref<32x48xf32>) {gather, top_k = 2 : i64}
+      : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x48xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x24xf32>, %h: memref<32x24xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op pre_activation dimension 1 (N) (24) does not match b dimension 2 (N) (48)}}
+  moek.grouped_matmul silu_glu %a, %b, %o owners(%owners : memref<32xi32>) into %c pre_activation(%h : memref<32x24xf32>) {gather, top_k = 2 : i64}
+      : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x24xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x24xf32>, %h: memref<16x48xf32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op pre_activation dimension 0 (rows) (16) does not match c dimension 0 (rows) (32)}}
+  moek.grouped_matmul silu_glu %a, %b, %o owners(%owners : memref<32xi32>) into %c pre_activation(%h : memref<16x48xf32>) {gather, top_k = 2 : i64}
+      : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x24xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, %owners: memref<32xi32>, %c: memref<32x24xf32>, %h: memref<32x48xi32>) {
+  // expected-error @+1 {{'moek.grouped_matmul' op pre_activation must have element type f32, bf16 or f16, got 'i32'}}
+  moek.grouped_matmul silu_glu %a, %b, %o owners(%owners : memref<32xi32>) into %c pre_activation(%h : memref<32x48xi32>) {gather, top_k = 2 : i64}
+      : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x24xf32>
   return
 }

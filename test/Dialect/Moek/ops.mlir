@@ -92,10 +92,10 @@ func.func @routing_plan(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
 // CHECK: moek.combine_rows %[[E]], %[[W]], %[[ROWS]] into %[[Y]] : memref<32x32xf32>, memref<16x2xf32>, memref<16x2xi32>, memref<16x32xf32>
 // GENERIC-LABEL: "func.func"
 // GENERIC: "moek.gather_rows"(%{{.*}}, %{{.*}}, %{{.*}})
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1, 0>, top_k = 2 : i64}>
 // GENERIC: "moek.glu"(%{{.*}}, %{{.*}}) <{activation = 0 : i32}>
 // GENERIC: "moek.glu"(%{{.*}}, %{{.*}}) <{activation = 1 : i32}>
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1>, top_k = 1 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1, 0>, top_k = 1 : i64}>
 // GENERIC: "moek.combine_rows"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 func.func @materializing(%x: memref<16x32xf32>, %rows: memref<16x2xi32>,
                          %dispatched: memref<32x32xf32>, %w1: memref<4x32x48xf32>,
@@ -149,8 +149,8 @@ func.func @materializing_dynamic_bf16(%x: memref<?x32xbf16>, %rows: memref<?x2xi
 // CHECK: moek.grouped_matmul silu_glu %[[X]], %[[W1]], %[[O]] experts(%[[FIRST]], %[[LAST]]) owners(%[[OWN]] : memref<32xi32>) into %[[A]] {gather, top_k = 2 : i64} : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
 // CHECK: moek.grouped_matmul scatter_add %[[A]], %[[W2]], %[[O]] experts(%[[FIRST]], %[[LAST]]) owners(%[[OWN]] : memref<32xi32>) weights(%[[W]] : memref<16x2xf32>) into %[[ACC]] {top_k = 2 : i64} : memref<32x24xbf16>, memref<4x24x32xbf16>, memref<5xi32>, memref<16x32xf32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 1 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1>, top_k = 2 : i64}>
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 3 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 1 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 0>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 3 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 0>, top_k = 2 : i64}>
 func.func @fused_all_experts(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>,
                              %w2: memref<4x24x32xbf16>, %offsets: memref<5xi32>,
                              %owners: memref<32xi32>, %weights: memref<16x2xf32>,
@@ -164,6 +164,22 @@ func.func @fused_all_experts(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>,
       owners(%owners : memref<32xi32>) weights(%weights : memref<16x2xf32>)
       into %acc {top_k = 2 : i64}
       : memref<32x24xbf16>, memref<4x24x32xbf16>, memref<5xi32>, memref<16x32xf32>
+  return
+}
+
+// The training step's forward with h saved: the GLU GEMM also stores the
+// whole accumulator row (bf16 h beside the bf16 activation).
+// CHECK-LABEL: func.func @glu_saving_pre_activation
+// CHECK-SAME: (%[[X:.*]]: memref<16x32xbf16>, %[[W1:.*]]: memref<4x32x48xbf16>, %[[O:.*]]: memref<5xi32>, %[[OWN:.*]]: memref<32xi32>, %[[A:.*]]: memref<32x24xbf16>, %[[H:.*]]: memref<32x48xbf16>)
+// CHECK: moek.grouped_matmul silu_glu %[[X]], %[[W1]], %[[O]] owners(%[[OWN]] : memref<32xi32>) into %[[A]] pre_activation(%[[H]] : memref<32x48xbf16>) {gather, top_k = 2 : i64} : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
+// GENERIC-LABEL: "func.func"
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 1 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 0, 1, 1>, top_k = 2 : i64}>
+func.func @glu_saving_pre_activation(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>,
+                                     %offsets: memref<5xi32>, %owners: memref<32xi32>,
+                                     %act: memref<32x24xbf16>, %h: memref<32x48xbf16>) {
+  moek.grouped_matmul silu_glu %x, %w1, %offsets owners(%owners : memref<32xi32>)
+      into %act pre_activation(%h : memref<32x48xbf16>) {gather, top_k = 2 : i64}
+      : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
   return
 }
 
@@ -198,10 +214,10 @@ func.func @fused_chunk(%x: memref<?x32xf32>, %w1: memref<4x32x48xf32>,
 // CHECK: moek.grouped_matmul store %[[D]], %[[W1]], %[[O]] experts(%[[FIRST]], %[[LAST]]) into %[[H]] {top_k = 2 : i64} : memref<32x32xf16>, memref<4x32x48xf16>, memref<5xi32>, memref<32x48xf32>
 // CHECK: moek.grouped_matmul scatter_add %[[X]], %[[W1]], %[[O]] owners(%[[OWN]] : memref<32xi32>) weights(%[[W]] : memref<16x2xf32>) into %[[Y]] {gather, top_k = 2 : i64} : memref<16x32xf16>, memref<4x32x48xf16>, memref<5xi32>, memref<16x48xf32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 1 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1>, top_k = 2 : i64}>
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 0, 1>, top_k = 2 : i64}>
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 1>, top_k = 2 : i64}>
-// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 3 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 1, 1>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 1 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0, 1, 0>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 0, 1, 0>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 1, 0>, top_k = 2 : i64}>
+// GENERIC: "moek.grouped_matmul"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{epilogue = 3 : i32, gather, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 1, 1, 0>, top_k = 2 : i64}>
 func.func @grouped_matmul_variants(%x: memref<16x32xf16>, %dispatched: memref<32x32xf16>,
                                    %w1: memref<4x32x48xf16>, %offsets: memref<5xi32>,
                                    %owners: memref<32xi32>, %weights: memref<16x2xf32>,

@@ -124,7 +124,8 @@ predict(const std::string &spec, bool backward,
 /// names kernels the model is known to price worse, with their tolerance.
 void expectProfilePredicted(
     const std::string &file, double kernelTolerance,
-    const std::map<std::string, double> &looserKernels = {}) {
+    const std::map<std::string, double> &looserKernels = {},
+    llvm::function_ref<bool(llvm::StringRef)> emitsRun = nullptr) {
   std::string path = std::string(MOE_SOURCE_DIR) + "/bench/logs/" + file;
   auto buffer = llvm::MemoryBuffer::getFile(path);
   ASSERT_TRUE(bool(buffer)) << "cannot read " << path;
@@ -142,6 +143,8 @@ void expectProfilePredicted(
     const llvm::json::Object *run = value.getAsObject();
     // Messages name the run: the spec alone does not say its schedule.
     std::string spec = run->getString("name")->str();
+    if (emitsRun && !emitsRun(spec))
+      continue;
     bool backward = run->getBoolean("backward").value_or(false);
     int64_t chunk = run->getInteger("experts_per_chunk").value_or(0);
     std::optional<int64_t> budget = run->getInteger("memory_budget_bytes");
@@ -183,9 +186,17 @@ TEST(CostModel, PredictsTheRecordedH200ForwardOf0547) {
                          0.15);
 }
 
+/// Of the training steps, those that still recompute h (one expert a
+/// chunk at the least budget): the others saved an f32 h with a store GEMM,
+/// then ran a GLU kernel, a forward the compiler no longer emits (its GLU
+/// GEMM stores a bf16 h as well), or recorded a least budget that a plan
+/// saving the bf16 h now fits (mixtral's all-experts step: 1.44 of 1.50
+/// GiB).
 TEST(CostModel, PredictsTheRecordedH200TrainingStepsOf0547) {
-  expectProfilePredicted("profile-h200-sm90a-training-2026-11-30-0547.json",
-                         0.25, {{"moek_grouped_glu_backward", 0.5}});
+  expectProfilePredicted(
+      "profile-h200-sm90a-training-2026-11-30-0547.json", 0.25,
+      {{"moek_grouped_glu_backward", 0.5}},
+      [](llvm::StringRef run) { return run.ends_with("-chunk1-min"); });
 }
 
 /// One expert per launch: 128 launches of each grouped GEMM, each far
