@@ -6,6 +6,13 @@
 // arena is the peak of live intermediate memory (up to fragmentation), known
 // at compile time.
 //
+// A training step's results (the gradients) are written late: dw1 by the
+// last weight-gradient GEMM, after the whole forward and most of the
+// backward. Until its first use a result's bytes are free, so intermediates
+// that die before it (the forward's activation and accumulator, the
+// backward's g) are placed inside it instead of the arena: mixtral's step
+// holds 2.75 GiB of results, and its forward's 0.56 GiB then cost nothing.
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/IR/MoeShapeRules.h"
@@ -34,10 +41,22 @@ int64_t alignUp(int64_t value) {
   return (value + kAlignment - 1) / kAlignment * kAlignment;
 }
 
+/// A result buffer of a training step, allocated at the start of the call:
+/// its bytes are free until `freeUntil`, the pre-order index of the first
+/// top-level operation that uses it (or an alias of it).
+struct ResultRegion {
+  Operation *alloc;
+  std::string name;
+  int64_t bytes = 0;
+  int64_t freeUntil = 0;
+};
+
 struct Buffer {
   Operation *alloc;
   std::string name;
   int64_t bytes = 0;
+  /// Where it lives: the arena (-1) or that result region, at `offset`.
+  int region = -1;
   int64_t offset = 0;
   int64_t first = 0, last = 0; // top-level op indices, inclusive (reported)
   /// The lifetime placement compares: pre-order op indices, inclusive, from
@@ -111,25 +130,46 @@ std::string bufferName(Operation *alloc, unsigned ordinal) {
   return "other.buffer" + std::to_string(ordinal);
 }
 
-/// First fit in the given order: each buffer at the lowest offset that
-/// overlaps no placed buffer whose lifetime overlaps its own.
-int64_t placeInOrder(ArrayRef<Buffer *> order) {
+/// The lowest offset in `region` (-1: the arena) at which `buffer` overlaps
+/// no placed buffer of that region whose lifetime overlaps its own.
+int64_t firstFit(const Buffer &buffer, int region, ArrayRef<Buffer *> placed) {
+  SmallVector<std::pair<int64_t, int64_t>> taken;
+  for (Buffer *other : placed)
+    if (other->region == region && other->from <= buffer.to &&
+        buffer.from <= other->to)
+      taken.push_back({other->offset, other->offset + other->bytes});
+  llvm::sort(taken);
+  int64_t offset = 0;
+  for (auto [begin, end] : taken) {
+    if (offset + buffer.bytes <= begin)
+      break;
+    offset = std::max(offset, alignUp(end));
+  }
+  return offset;
+}
+
+/// First fit in the given order: each buffer in the first result region it
+/// fits before that result's first use, else at the lowest offset of the
+/// arena that overlaps no placed buffer whose lifetime overlaps its own.
+int64_t placeInOrder(ArrayRef<Buffer *> order, ArrayRef<ResultRegion> regions) {
   SmallVector<Buffer *> placed;
   int64_t arena = 0;
   for (Buffer *buffer : order) {
-    SmallVector<std::pair<int64_t, int64_t>> taken;
-    for (Buffer *other : placed)
-      if (other->from <= buffer->to && buffer->from <= other->to)
-        taken.push_back({other->offset, other->offset + other->bytes});
-    llvm::sort(taken);
-    int64_t offset = 0;
-    for (auto [begin, end] : taken) {
-      if (offset + buffer->bytes <= begin)
+    buffer->region = -1;
+    for (auto [index, region] : llvm::enumerate(regions)) {
+      if (buffer->to >= region.freeUntil)
+        continue;
+      int64_t offset = firstFit(*buffer, index, placed);
+      if (offset + buffer->bytes <= region.bytes) {
+        buffer->region = index;
+        buffer->offset = offset;
         break;
-      offset = std::max(offset, alignUp(end));
+      }
     }
-    buffer->offset = offset;
-    arena = std::max(arena, offset + buffer->bytes);
+    if (buffer->region < 0) {
+      buffer->offset = firstFit(*buffer, -1, placed);
+      arena = std::max(arena, buffer->offset + buffer->bytes);
+    }
     placed.push_back(buffer);
   }
   return alignUp(arena);
@@ -137,7 +177,8 @@ int64_t placeInOrder(ArrayRef<Buffer *> order) {
 
 /// Tries largest-first and earliest-first (the two orders first fit is
 /// known to do well with) and keeps the smaller arena.
-int64_t placeBuffers(MutableArrayRef<Buffer> buffers) {
+int64_t placeBuffers(MutableArrayRef<Buffer> buffers,
+                     ArrayRef<ResultRegion> regions) {
   SmallVector<Buffer *> bySize, byStart;
   for (Buffer &b : buffers) {
     bySize.push_back(&b);
@@ -149,16 +190,63 @@ int64_t placeBuffers(MutableArrayRef<Buffer> buffers) {
   llvm::stable_sort(byStart, [](const Buffer *a, const Buffer *b) {
     return a->from < b->from || (a->from == b->from && a->bytes > b->bytes);
   });
-  int64_t sizeArena = placeInOrder(bySize);
-  SmallVector<int64_t> sizeOffsets;
+  int64_t sizeArena = placeInOrder(bySize, regions);
+  SmallVector<std::pair<int, int64_t>> sizePlaces;
   for (Buffer &b : buffers)
-    sizeOffsets.push_back(b.offset);
-  int64_t startArena = placeInOrder(byStart);
+    sizePlaces.push_back({b.region, b.offset});
+  int64_t startArena = placeInOrder(byStart, regions);
   if (startArena <= sizeArena)
     return startArena;
-  for (auto [buffer, offset] : llvm::zip(buffers, sizeOffsets))
-    buffer.offset = offset;
+  for (auto [buffer, place] : llvm::zip(buffers, sizePlaces))
+    std::tie(buffer.region, buffer.offset) = place;
   return sizeArena;
+}
+
+/// The results of `func` that intermediates may share: statically shaped
+/// buffers allocated at the top level of the body and returned, largest
+/// first, each with the first top-level operation that uses it.
+SmallVector<ResultRegion> resultRegions(func::FuncOp func, Block &body,
+                                        const OpOrder &order) {
+  SmallVector<ResultRegion> regions;
+  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
+  if (!ret)
+    return regions;
+  DenseSet<Operation *> seen;
+  for (Value result : ret.getOperands()) {
+    auto alloc = result.getDefiningOp<memref::AllocOp>();
+    if (!alloc || alloc->getBlock() != &body || !seen.insert(alloc).second)
+      continue;
+    MemRefType type = alloc.getType();
+    if (!type.hasStaticShape() || !type.getLayout().isIdentity())
+      continue;
+    std::optional<int64_t> elements = checkedElementCount(type.getShape());
+    std::optional<int64_t> bytes =
+        elements ? checkedByteCount(*elements,
+                                    elementBitsForSizes(type.getElementType()))
+                 : std::nullopt;
+    if (!bytes || *bytes < kAlignment)
+      continue;
+    ResultRegion region{alloc, bufferName(alloc, 0), *bytes,
+                        order.end.lookup(ret)};
+    SmallVector<Value> worklist = {alloc.getResult()};
+    while (!worklist.empty()) {
+      Value value = worklist.pop_back_val();
+      for (Operation *user : value.getUsers()) {
+        if (user == ret)
+          continue;
+        if (Operation *top = body.findAncestorOpInBlock(*user))
+          region.freeUntil = std::min(region.freeUntil, order.pre.lookup(top));
+        for (Value derived : user->getResults())
+          if (isa<MemRefType>(derived.getType()))
+            worklist.push_back(derived);
+      }
+    }
+    regions.push_back(region);
+  }
+  llvm::stable_sort(regions, [](const ResultRegion &a, const ResultRegion &b) {
+    return a.bytes > b.bytes;
+  });
+  return regions;
 }
 
 struct MoePlanMemoryPass
@@ -229,24 +317,58 @@ struct MoePlanMemoryPass
     if (buffers.empty() && unplanned.empty())
       return;
 
-    int64_t arenaBytes = placeBuffers(buffers);
+    // Only a training step's results are written late enough to be worth
+    // sharing (a forward's y is the whole of its result).
+    SmallVector<ResultRegion> regions;
+    if (func->hasAttr("moe.training_step"))
+      regions = resultRegions(func, body, order);
+    int64_t arenaBytes = placeBuffers(buffers, regions);
     if (!buffers.empty())
-      rewriteIntoArena(func, body, buffers, arenaBytes);
-    recordPlan(func, buffers, unplanned, arenaBytes);
+      rewriteIntoArena(func, body, buffers, regions, arenaBytes);
+    recordPlan(func, buffers, regions, unplanned, arenaBytes);
+  }
+
+  /// Allocates each result region that holds a buffer at the start of the
+  /// call as bytes, the result a view of them; returns the bytes (null for
+  /// a region left alone).
+  SmallVector<Value> allocateRegions(OpBuilder &b, Location loc,
+                                     ArrayRef<Buffer> buffers,
+                                     ArrayRef<ResultRegion> regions) {
+    SmallVector<Value> bytes(regions.size());
+    for (const Buffer &buffer : buffers) {
+      if (buffer.region < 0 || bytes[buffer.region])
+        continue;
+      const ResultRegion &region = regions[buffer.region];
+      Value raw = memref::AllocOp::create(
+          b, loc, MemRefType::get({region.bytes}, b.getI8Type()), ValueRange{},
+          b.getI64IntegerAttr(kAlignment));
+      raw.getDefiningOp()->setAttr(kBufferNameAttr,
+                                   b.getStringAttr(region.name));
+      Value view = memref::ViewOp::create(
+          b, loc, region.alloc->getResult(0).getType(), raw,
+          arith::ConstantIndexOp::create(b, loc, 0), ValueRange{});
+      region.alloc->getResult(0).replaceAllUsesWith(view);
+      region.alloc->erase();
+      bytes[buffer.region] = raw;
+    }
+    return bytes;
   }
 
   void rewriteIntoArena(func::FuncOp func, Block &body,
-                        MutableArrayRef<Buffer> buffers, int64_t arenaBytes) {
+                        MutableArrayRef<Buffer> buffers,
+                        ArrayRef<ResultRegion> regions, int64_t arenaBytes) {
     OpBuilder b = OpBuilder::atBlockBegin(&body);
     Location loc = func.getLoc();
     auto arenaType = MemRefType::get({arenaBytes}, b.getI8Type());
     Value arena = memref::AllocOp::create(b, loc, arenaType, ValueRange{},
                                           b.getI64IntegerAttr(kAlignment));
+    SmallVector<Value> regionBytes = allocateRegions(b, loc, buffers, regions);
     for (Buffer &buffer : buffers) {
       b.setInsertionPoint(buffer.alloc);
       Value offset = arith::ConstantIndexOp::create(b, loc, buffer.offset);
       Value view = memref::ViewOp::create(
-          b, loc, buffer.alloc->getResult(0).getType(), arena, offset,
+          b, loc, buffer.alloc->getResult(0).getType(),
+          buffer.region < 0 ? arena : regionBytes[buffer.region], offset,
           ValueRange{});
       for (Operation *dealloc : buffer.deallocs)
         dealloc->erase();
@@ -258,19 +380,26 @@ struct MoePlanMemoryPass
   }
 
   void recordPlan(func::FuncOp func, ArrayRef<Buffer> buffers,
+                  ArrayRef<ResultRegion> regions,
                   ArrayRef<std::string> unplanned, int64_t arenaBytes) {
     Builder b(func.getContext());
     SmallVector<Attribute> entries;
     for (const Buffer &buffer : buffers) {
       StringRef name = buffer.name;
-      entries.push_back(b.getDictionaryAttr({
+      SmallVector<NamedAttribute> entry = {
           b.getNamedAttr("name", b.getStringAttr(name)),
           b.getNamedAttr("category", b.getStringAttr(name.split('.').first)),
           b.getNamedAttr("bytes", b.getI64IntegerAttr(buffer.bytes)),
           b.getNamedAttr("offset", b.getI64IntegerAttr(buffer.offset)),
-          b.getNamedAttr("live", b.getDenseI64ArrayAttr(
-                                     {buffer.first, buffer.last})),
-      }));
+          b.getNamedAttr("live",
+                         b.getDenseI64ArrayAttr({buffer.first, buffer.last})),
+      };
+      // Placed in a result's bytes before the result is written: offset
+      // is into that result, and the buffer adds nothing to the peak.
+      if (buffer.region >= 0)
+        entry.push_back(b.getNamedAttr(
+            "in_result", b.getStringAttr(regions[buffer.region].name)));
+      entries.push_back(b.getDictionaryAttr(entry));
     }
     SmallVector<Attribute> dynamic;
     for (const std::string &name : unplanned)

@@ -36,10 +36,12 @@ MemoryPlans mlir::moe::collectMemoryPlans(ModuleOp module) {
     for (Attribute entry : attr.getAs<ArrayAttr>("buffers")) {
       auto dict = cast<DictionaryAttr>(entry);
       auto live = dict.getAs<DenseI64ArrayAttr>("live");
-      plan.buffers.push_back(
-          {dict.getAs<StringAttr>("name").str(),
-           dict.getAs<StringAttr>("category").str(), integerOf(dict, "bytes"),
-           integerOf(dict, "offset"), live[0], live[1]});
+      auto inResult = dict.getAs<StringAttr>("in_result");
+      plan.buffers.push_back({dict.getAs<StringAttr>("name").str(),
+                              dict.getAs<StringAttr>("category").str(),
+                              integerOf(dict, "bytes"),
+                              integerOf(dict, "offset"), live[0], live[1],
+                              inResult ? inResult.str() : std::string()});
     }
     for (Attribute name : attr.getAs<ArrayAttr>("unplanned_dynamic"))
       plan.unplannedDynamic.push_back(cast<StringAttr>(name).str());
@@ -52,13 +54,17 @@ static llvm::json::Object planToJson(const MemoryPlan &plan) {
   for (const auto &[category, bytes] : plan.bytesByCategory())
     byCategory[category] = bytes;
   llvm::json::Array buffers;
-  for (const PlannedBuffer &buffer : plan.buffers)
-    buffers.push_back(llvm::json::Object{
+  for (const PlannedBuffer &buffer : plan.buffers) {
+    llvm::json::Object entry{
         {"name", buffer.name},
         {"category", buffer.category},
         {"bytes", buffer.bytes},
         {"offset", buffer.offset},
-        {"live", llvm::json::Array{buffer.firstUse, buffer.lastUse}}});
+        {"live", llvm::json::Array{buffer.firstUse, buffer.lastUse}}};
+    if (!buffer.inResult.empty())
+      entry["in_result"] = buffer.inResult;
+    buffers.push_back(std::move(entry));
+  }
   llvm::json::Array unplanned;
   for (const std::string &name : plan.unplannedDynamic)
     unplanned.push_back(name);

@@ -16,6 +16,9 @@ namespace mlir::moe {
 struct PlannedBuffer {
   std::string name, category;
   int64_t bytes = 0, offset = 0, firstUse = 0, lastUse = 0;
+  /// The result whose bytes hold it before that result is written (offset
+  /// is then into the result); empty: the arena.
+  std::string inResult;
 };
 
 /// The plan of one function.

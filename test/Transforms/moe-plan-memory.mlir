@@ -80,3 +80,49 @@ func.func @tile_loop(%in: memref<64xf32>, %out: memref<64xf32>) {
   memref.dealloc %outer : memref<64xf32>
   return
 }
+
+// -----
+
+// A training step's result is free until its first use: the intermediates
+// that die before it live in its bytes (in_result), not in the arena. %a
+// and %b die before %dw is first written, %c is live across that write and
+// takes the arena; a result used from the start (%early) holds nothing. The
+// result is allocated at the start of the call as bytes, itself a view.
+// CHECK-LABEL: func.func @train
+// CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", in_result = "gradients.dw", live = array<i64: 2, 5>, name = "activations.a", offset = 0 : i64}, {bytes = 256 : i64, category = "activations", in_result = "gradients.dw", live = array<i64: 4, 6>, name = "activations.b", offset = 256 : i64}, {bytes = 256 : i64, category = "activations", live = array<i64: 7, 11>, name = "activations.c", offset = 0 : i64}], peak_intermediate_bytes = 256 : i64, unplanned_dynamic = []}
+// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<256xi8>
+// CHECK: %[[BYTES:.*]] = memref.alloc() {alignment = 64 : i64, moe.buffer = "gradients.dw"} : memref<1024xi8>
+// CHECK: %[[DW:.*]] = memref.view %[[BYTES]][%{{.*}}][] : memref<1024xi8> to memref<256xf32>
+// CHECK: %[[EARLY:.*]] = memref.alloc() {moe.buffer = "result.early"} : memref<64xf32>
+// CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<1024xi8> to memref<64xf32>
+// CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<1024xi8> to memref<64xf32>
+// CHECK: memref.view %[[ARENA]][%{{.*}}][] : memref<256xi8> to memref<64xf32>
+// CHECK: return %[[DW]], %[[EARLY]]
+func.func @train(%in: memref<64xf32>, %grad: memref<256xf32>) -> (memref<256xf32>, memref<64xf32>) attributes {moe.training_step} {
+  %early = memref.alloc() {moe.buffer = "result.early"} : memref<64xf32>
+  memref.copy %in, %early : memref<64xf32> to memref<64xf32>
+  %a = memref.alloc() {moe.buffer = "activations.a"} : memref<64xf32>
+  memref.copy %in, %a : memref<64xf32> to memref<64xf32>
+  %b = memref.alloc() {moe.buffer = "activations.b"} : memref<64xf32>
+  memref.copy %a, %b : memref<64xf32> to memref<64xf32>
+  memref.copy %b, %early : memref<64xf32> to memref<64xf32>
+  %c = memref.alloc() {moe.buffer = "activations.c"} : memref<64xf32>
+  memref.copy %in, %c : memref<64xf32> to memref<64xf32>
+  %dw = memref.alloc() {moe.buffer = "gradients.dw"} : memref<256xf32>
+  memref.copy %grad, %dw : memref<256xf32> to memref<256xf32>
+  memref.copy %c, %early : memref<64xf32> to memref<64xf32>
+  return %dw, %early : memref<256xf32>, memref<64xf32>
+}
+
+// -----
+
+// Outside a training step results hold no intermediates.
+// CHECK-LABEL: func.func @forward
+// CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", live = array<i64: 0, 3>, name = "activations.a", offset = 0 : i64}], peak_intermediate_bytes = 256 : i64, unplanned_dynamic = []}
+func.func @forward(%in: memref<64xf32>) -> memref<64xf32> {
+  %a = memref.alloc() {moe.buffer = "activations.a"} : memref<64xf32>
+  memref.copy %in, %a : memref<64xf32> to memref<64xf32>
+  %y = memref.alloc() {moe.buffer = "result.y"} : memref<64xf32>
+  memref.copy %a, %y : memref<64xf32> to memref<64xf32>
+  return %y : memref<64xf32>
+}

@@ -171,27 +171,35 @@ LogicalResult moe::lowerExpertsBackward(ExpertsBackwardOp op,
     moek::GroupedGluBackwardOp::create(b, g, offsets, owners, weights,
                                        gateUp, first, last, act, dh, dWeights,
                                        op.getActivation(), topK);
-    // dw2[e] = sum (w a)^T dy[t]; dw1[e] = sum x[t]^T dh (w a and dh carry
-    // the routing weight).
+    // dw2[e] = sum (w a)^T dy[t] (w a carries the routing weight).
     moek::GroupedWeightGradOp::create(b, act, dy, offsets, owners, Value(),
                                       first, last, dw2, /*gather_lhs=*/false,
                                       /*gather_rhs=*/true, topK);
-    moek::GroupedWeightGradOp::create(b, x, dh, offsets, owners, Value(),
-                                      first, last, dw1, /*gather_lhs=*/true,
-                                      /*gather_rhs=*/false, topK);
     // dx[t] += dh . w1[e]^T, scattered into token order; dh carries the
-    // routing weight already.
+    // routing weight already. Before dw1's GEMM, so that with one chunk
+    // dx's f32 accumulator is done (narrowed) before dw1 is first written:
+    // the memory plan can then keep it in dw1's bytes (moe-plan-memory),
+    // and the router's backward adds its part to the narrowed dx (two
+    // roundings, as autograd sums a bf16 input's two gradients) instead of
+    // keeping the accumulator live beside h until then.
     if (!dxAcc)
       makeDx();
     auto gemmDx = moek::GroupedMatmulOp::create(
         b, dh, w1, offsets, first, last, owners, Value(), dxAcc, Value(),
         moek::Epilogue::scatter_add, /*gather=*/false, topK);
     gemmDx.setTransposeB(true);
+    if (chunk == experts)
+      narrowInto(b, dxAcc, dx);
+    // dw1[e] = sum x[t]^T dh.
+    moek::GroupedWeightGradOp::create(b, x, dh, offsets, owners, Value(), first,
+                                      last, dw1, /*gather_lhs=*/true,
+                                      /*gather_rhs=*/false, topK);
   };
   forEachExpertChunk(b, experts, chunk, emitChunk);
-  narrowInto(b, dxAcc, dx);
+  if (chunk < experts)
+    narrowInto(b, dxAcc, dx);
   Value dxTensor = asTensor(b, dx);
-  if (dxAcc != dx)
+  if (dxAcc != dx && chunk < experts)
     wide[dxTensor] = dxAcc;
   rewriter.replaceOp(op, ValueRange{dxTensor, asTensor(b, dw1),
                                     asTensor(b, dw2), asTensor(b, dWeights)});
