@@ -7,7 +7,8 @@
 #                         (several K steps of the weight-gradient GEMMs), two
 #                         experts a chunk, f32 and odd sizes (the SIMT
 #                         fallbacks), qwen3_30b_a3b
-#                         and olmoe at their full H, F, E, k with 300 tokens
+#                         and olmoe at their full H, F, E, k with 300 tokens;
+#                         each also as check-NAME-saved, h saved (budget 100%)
 #   TARGET/time-PRESET.so the full-size training steps, for timing
 # for TARGET in sm_90a (wgmma forward) and sm_90 (mma.sync everywhere); the
 # backward's tensor-core GEMMs are mma.sync on both. TARGETS overrides the
@@ -30,6 +31,11 @@ for chip in ${TARGETS:-sm_90a sm_90}; do
   }
   while read -r name spec; do
     compile "check-$name" "$spec"
+    # The same step saving h (the save-everything budget): the forward's
+    # GLU GEMM stores h, the backward reads it and writes dh over it. (A
+    # budget needs a static token count.)
+    case $spec in *dynamic=1*) continue ;; esac
+    compile "check-$name-saved" "$spec" --memory-budget=100%
   done <<'CONFIGS'
 bf16 tokens=32,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16
 bf16-odd-rows tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16

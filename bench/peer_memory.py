@@ -1,7 +1,8 @@
-"""The peers' peak memory over a training step, counted two ways (issue #11).
+"""The peers' peak memory over a training step, counted two ways (issue #11), and the step's
+time (torch_baselines.py's own `bench`: median of 10 CUDA-event timings after 3 warm-ups).
 
-usage: peer_memory.py [config ...]   (torch_baselines.py beside it or on PYTHONPATH;
-ScatterMoE and SonicMoE are measured when importable)
+usage: peer_memory.py [--impls grouped,scatter,sonic] [config ...]   (torch_baselines.py
+beside it or on PYTHONPATH; ScatterMoE and SonicMoE are measured when importable)
 
 `script`: as ../shared/bench/torch_baselines.py and sonic_bench.py count it. Their base is
 taken after the warm-up steps, whose gradients are still allocated, so the base holds one set
@@ -83,22 +84,35 @@ def peaks(step, params, iters=5, warm=3):
 
 def main():
     gib = 2.0 ** 30
-    for name in sys.argv[1:] or list(tb.CONFIGS):
+    args = sys.argv[1:]
+    wanted = {"grouped", "scatter", "sonic"}
+    if args[:1] == ["--impls"]:
+        wanted = set(args[1].split(","))
+        args = args[2:]
+    for name in args or list(tb.CONFIGS):
         T, H, Fd, E, k = tb.CONFIGS[name]
         x, wr, w1, w2 = tb.make(tb.CONFIGS[name])
         gout = torch.randn_like(x)
         impls = [("grouped", lambda: torch_step(tb.moe_grouped, x, wr, w1, w2, k, gout)),
                  ("scatter", lambda: torch_step(tb.moe_scatter, x, wr, w1, w2, k, gout)),
                  ("sonic", lambda: sonic_step(x, wr, w1, w2, k, gout))]
+        torch_fns = {"grouped": tb.moe_grouped, "scatter": tb.moe_scatter}
         for impl, make_step in impls:
+            if impl not in wanted:
+                continue
             try:
                 step, params = make_step()
                 script, counted, grads = peaks(step, params)
+                # The step's time as the shared script measures it (SonicMoE's
+                # own script times it: ../shared/bench/sonic_bench.py).
+                step_ms = (tb.bench(torch_fns[impl], (x, wr, w1, w2, k), True)[0]
+                           if impl in torch_fns else None)
             except Exception as ex:  # not installed, or out of memory
                 print(json.dumps(dict(cfg=name, impl=impl, error=str(ex)[:200])), flush=True)
                 torch.cuda.empty_cache()
                 continue
-            print(json.dumps(dict(cfg=name, impl=impl, script_gib=round(script / gib, 3),
+            print(json.dumps(dict(cfg=name, impl=impl, step_ms=step_ms,
+                                  script_gib=round(script / gib, 3),
                                   counted_gib=round(counted / gib, 3),
                                   grads_gib=round(grads / gib, 3))), flush=True)
             del step, params
