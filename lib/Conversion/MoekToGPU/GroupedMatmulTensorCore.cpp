@@ -34,6 +34,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -115,7 +116,50 @@ void emitPackedStore(ImplicitLocOpBuilder &b, Value address,
                   ValueRange{address, word});
 }
 
+/// Two f32 values narrowed to `element` (bf16 or f16) as one i32, the
+/// first in the low half (the lower address).
+Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
+               Value second) {
+  Value vector = vector::FromElementsOp::create(
+      b, VectorType::get({2}, element),
+      ValueRange{arith::TruncFOp::create(b, element, first),
+                 arith::TruncFOp::create(b, element, second)});
+  return vector::ExtractOp::create(
+      b,
+      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                vector),
+      ArrayRef<int64_t>{0});
+}
+
 } // namespace
+
+void mlir::moek::emitQuadStores(
+    LoopBuilder &lb, Value base, Type element, Value row, Value valid,
+    Value firstColumn, Value columns, Value lane, int64_t fragments,
+    function_ref<std::pair<Value, Value>(int64_t)> pair) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value position = ix.rem(lane, 4);
+  for (int64_t block = 0; block < fragments; block += 4) {
+    SmallVector<Value> words;
+    for (int64_t i = 0; i < 4; ++i) {
+      auto [first, second] = pair(block + i);
+      words.push_back(packPair(b, element, first, second));
+    }
+    // Lane p now holds fragment block + p's columns 2 i, 2 i + 1 at i.
+    SmallVector<Value> mine = transposeQuad(b, position, words);
+    Value start = ix.add(firstColumn, ix.mul(ix.add(position, block), 8));
+    lb.ifThen(ix.both(valid, ix.ult(start, columns)), [&] {
+      Value offset = ix.mul(
+          ix.add(arith::MulIOp::create(b, row, columns).getResult(), start), 2);
+      SmallVector<Value> operands{
+          arith::IndexCastOp::create(b, b.getI64Type(), ix.add(base, offset))};
+      operands.append(mine.begin(), mine.end());
+      emitMemoryWrite(b, "st.global.v4.b32 [$0], {$1, $2, $3, $4};",
+                      "l,r,r,r,r", operands);
+    });
+  }
+}
 
 SmallVector<Value> mlir::moek::fragmentRegisters(ImplicitLocOpBuilder &b,
                                                  Value fragment,
@@ -711,6 +755,23 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                     ? memref::ExtractAlignedPointerAsIndexOp::create(b, c)
                           .getResult()
                     : Value();
+  if (tile.quadStores && packedStores && epilogue == Epilogue::store &&
+      kFragsN % 4 == 0) {
+    for (int64_t mi = 0; mi < kFragsM; ++mi)
+      for (int64_t h = 0; h < 2; ++h) {
+        Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8), laneRow);
+        Value valid = ix.ult(row, rows);
+        // A masked row computes an address it does not store to.
+        Value local = ix.sub(ix.add(rowBegin, ix.select(valid, row, 0)), base);
+        emitQuadStores(lb, cBase, cElement, local, valid,
+                       ix.add(n0, tile.warpColumn), ix.c(outputs), lane,
+                       kFragsN, [&](int64_t nj) {
+                         int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
+                         return std::make_pair(acc[at], acc[at + 1]);
+                       });
+      }
+    return;
+  }
   // The saved pre-activation: the lane's gate and up columns of fragment
   // (mi, nj) as they are, packed in pairs when 16-bit (as c's stores are).
   Value preActivation = glu ? op.preActivation : Value();

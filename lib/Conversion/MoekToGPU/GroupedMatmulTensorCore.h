@@ -105,7 +105,26 @@ struct FragmentTile {
   Value n0;       ///< the tile's first output column
   Value lane, warpRow, warpColumn;
   int64_t fragsM, fragsN;
+  /// A 16-bit store epilogue writes 16 bytes a lane (quad-transposed
+  /// fragments, emitQuadStores) instead of 4.
+  bool quadStores = false;
 };
+
+/// Stores the row `row` (of a [rows, columns] 16-bit buffer at `base`, an
+/// index address) of a warp's accumulator fragments, 16 bytes a lane: for
+/// each block of four fragments (8 columns each), the lanes of a quad trade
+/// their packed pairs (transposeQuad), so that the lane at quad position p
+/// holds fragment 4 i + p's 8 columns and writes them at once, four lanes
+/// 64 contiguous bytes, where a lane's own pairs would take four 4-byte
+/// stores. `pair(f)` is the lane's two accumulators of fragment f,
+/// `firstColumn` fragment 0's first column; fragments past `columns` are
+/// not written, nor is anything when `valid` is false. Every lane of the
+/// warp must execute it (shuffles); `fragments` is a multiple of 4, columns
+/// of 8, the rows 16-byte aligned.
+void emitQuadStores(moe::LoopBuilder &lb, Value base, Type element, Value row,
+                    Value valid, Value firstColumn, Value columns, Value lane,
+                    int64_t fragments,
+                    function_ref<std::pair<Value, Value>(int64_t)> pair);
 
 /// The store / GLU / gate-weighted scatter-add / scatter-store (top_k = 1)
 /// epilogue on accumulators laid out as `tile` says,

@@ -32,7 +32,8 @@
 //     arrive empty[previous s]
 //   epilogue on the accumulators: that of the mma.sync kernel
 //     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add,
-//     while the producer already loads the CTA's next tile.
+//     while the producer already loads the CTA's next tile; a 16-bit store
+//     writes 16 bytes a lane (quad-transposed fragments, emitQuadStores).
 //
 // Shared memory, from a 1024-byte aligned base (the swizzle repeats every
 // 1024 bytes and wgmma's descriptors and TMA both assume that alignment):
@@ -644,7 +645,8 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                        ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
                        /*warpColumn=*/zero,
                        /*fragsM=*/1,
-                       /*fragsN=*/kBN / 8};
+                       /*fragsN=*/kBN / 8,
+                       /*quadStores=*/true};
     emitAccumulatorEpilogue(op, lb, frame, acc);
   });
 }

@@ -26,8 +26,9 @@
 //     proxy, wgmma reads through the async proxy); 4 x wgmma m64n256k16 on
 //     descriptors, A and B both read transposed; commit; wait until one
 //     group is in flight, then arrive empty[previous s]
-//   epilogue: the accumulators into dw[e] (narrowed to dw's type); an
-//     expert without rows runs no k tile and stores zeros.
+//   epilogue: the accumulators into dw[e] (narrowed to dw's type, 16 bytes
+//     a lane for a 16-bit dw: emitQuadStores); an expert without rows runs
+//     no k tile and stores zeros.
 //
 // Both operands arrive MN-major: row r of L is contiguous along M (A's
 // rows), row r of R along N, and r is the reduction index K. So a stage
@@ -374,6 +375,22 @@ void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
                          ix.add(ix.mul(warp, 16), ix.div(lane, 4)));
   Value columnBase = ix.add(n0, ix.mul(ix.rem(lane, 4), 2));
   Type dwElement = cast<MemRefType>(op.dw.getType()).getElementType();
+  if (!dwElement.isF32()) {
+    // 16 bytes a lane: the quad trades its fragments (emitQuadStores). dw[e]
+    // is rows [M] of N 16-bit columns; N is a multiple of 8.
+    Value dwBase = memref::ExtractAlignedPointerAsIndexOp::create(b, op.dw);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value m = ix.add(rowBase, h * 8);
+      Value valid = ix.ult(m, outM);
+      Value row = ix.add(ix.mul(expert, outM), ix.select(valid, m, 0));
+      emitQuadStores(lb, dwBase, dwElement, row, valid, n0, ix.c(outN), lane,
+                     kBN / 8, [&](int64_t nj) {
+                       return std::make_pair(acc[nj * 4 + h * 2],
+                                             acc[nj * 4 + h * 2 + 1]);
+                     });
+    }
+    return;
+  }
   for (int64_t h = 0; h < 2; ++h) {
     Value m = ix.add(rowBase, h * 8);
     lb.ifThen(ix.ult(m, outM), [&] {
