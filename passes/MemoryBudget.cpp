@@ -13,14 +13,18 @@ FailureOr<MemoryBudget> mlir::moe::parseMemoryBudget(StringRef text,
                                                      std::string &error) {
   MemoryBudget budget;
   StringRef number = text.trim();
+  if (number == "least") {
+    budget.least = true;
+    return budget;
+  }
   if (number.consume_back("%"))
     budget.percent = true;
   double value;
   if (number.empty() || number.getAsDouble(value) || !(value >= 0) ||
       (!budget.percent && value != double(int64_t(value)))) {
     error = "'" + text.str() +
-            "' is not a number of bytes (e.g. 1073741824) or a percentage of " +
-            percentOf.str() + " (e.g. 50%)";
+            "' is not a number of bytes (e.g. 1073741824), a percentage of " +
+            percentOf.str() + " (e.g. 50%) or 'least'";
     return failure();
   }
   budget.value = value;

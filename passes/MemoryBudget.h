@@ -2,9 +2,10 @@
 //
 // The `memory-budget` of the passes that fit a program under a planned peak
 // of intermediate memory (moe-place-recomputation, moe-batch-tile-attention):
-// BYTES, or PERCENT% of the largest peak the pass could choose (the
-// save-everything placement; the untiled attention). One parser, so that
-// both read and refuse the same text.
+// BYTES, PERCENT% of the largest peak the pass could choose (the
+// save-everything placement; the untiled attention), or `least`, the
+// smallest peak it could choose. One parser, so that both read and refuse
+// the same text.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,16 +21,21 @@ namespace mlir::moe {
 
 struct MemoryBudget {
   bool percent = false;
+  /// `least`: the least peak any choice of the pass reaches.
+  bool least = false;
   double value = 0;
   /// The budget in bytes; a percentage is of `largestPeak`.
-  int64_t bytes(int64_t largestPeak) const {
+  int64_t bytes(int64_t largestPeak, int64_t leastPeak) const {
+    if (least)
+      return leastPeak;
     return percent ? int64_t(value / 100.0 * double(largestPeak))
                    : int64_t(value);
   }
 };
 
-/// Parses BYTES (a non-negative integer) or PERCENT% (non-negative);
-/// `percentOf` names the peak a percentage is of, for the error message.
+/// Parses BYTES (a non-negative integer), PERCENT% (non-negative) or
+/// `least`; `percentOf` names the peak a percentage is of, for the error
+/// message.
 FailureOr<MemoryBudget> parseMemoryBudget(StringRef text, StringRef percentOf,
                                           std::string &error);
 

@@ -267,11 +267,11 @@ private:
       candidates.push_back(*c);
     }
     const Candidate &untiled = candidates.front();
-    int64_t budgetBytes = budget.bytes(untiled.peakBytes);
     const Candidate *least = &untiled;
     for (const Candidate &c : candidates)
       if (c.peakBytes < least->peakBytes)
         least = &c;
+    int64_t budgetBytes = budget.bytes(untiled.peakBytes, least->peakBytes);
     // The fewest tiles that fit (candidates are in increasing N).
     const Candidate *fewest = nullptr;
     for (const Candidate &c : candidates)

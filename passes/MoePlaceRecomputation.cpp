@@ -363,7 +363,6 @@ private:
     }
     unsigned everything = unsigned(all.size() - 1);
     int64_t saveAllPeak = all[everything].peakBytes;
-    int64_t budgetBytes = budget.bytes(saveAllPeak);
     int64_t leastPeak = std::numeric_limits<int64_t>::max();
     unsigned leastMask = 0;
     for (unsigned mask = 0; mask < all.size(); ++mask)
@@ -371,6 +370,7 @@ private:
         leastPeak = all[mask].peakBytes;
         leastMask = mask;
       }
+    int64_t budgetBytes = budget.bytes(saveAllPeak, leastPeak);
     if (budgetBytes < leastPeak) {
       std::string how;
       for (auto [i, c] : llvm::enumerate(candidates))

@@ -109,15 +109,18 @@ def MoePlaceRecomputationPass : Pass<"moe-place-recomputation", "ModuleOp"> {
     `moe.recomputation` attribute that `--report-memory` writes as its
     "saved" and "recomputed" lists.
 
-    `memory-budget` is a number of bytes or a percentage of the
-    save-everything peak (`50%`); empty (the default) leaves the
-    placement of `moe-generate-backward` alone. A budget below the least
-    peak any placement reaches is an error naming that minimum.
+    `memory-budget` is a number of bytes, a percentage of the
+    save-everything peak (`50%`), or `least`: the least peak any placement
+    reaches (the fastest placement at that peak; what `moe-compile` and
+    `moe-run` use on CUDA when no budget is given); empty (the pass's
+    default) leaves the placement of `moe-generate-backward` alone. A
+    budget below the least peak any placement reaches is an error naming
+    that minimum.
   }];
   let options = [
     Option<"memoryBudget", "memory-budget", "std::string", /*default=*/"\"\"",
-           "Planned peak of intermediate memory allowed: BYTES or PERCENT% "
-           "of the save-everything peak (empty: do nothing)">,
+           "Planned peak of intermediate memory allowed: BYTES, PERCENT% "
+           "of the save-everything peak, or least (empty: do nothing)">,
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
            "The target whose pipeline plans the memory: cpu or cuda:sm_XY">,
     Option<"expertsPerChunk", "experts-per-chunk", "int64_t", /*default=*/"0",
@@ -245,7 +248,8 @@ def MoeBatchTileAttentionPass : Pass<"moe-batch-tile-attention", "ModuleOp"> {
     (`cost-device`, or the target's); the
     function gets a `moe.bta` attribute (the budget, the choice, why, every
     candidate) that `--report-memory` writes as "bta". `memory-budget` is a
-    number of bytes or a percentage of the untiled peak (`50%`). A budget
+    number of bytes, a percentage of the untiled peak (`50%`), or `least`
+    (the least peak any N reaches: the fewest tiles that reach it). A budget
     below the least peak any N reaches is an error naming that minimum. An
     N given as well (`tiles` or `moe.bta_tiles`) is checked instead of
     chosen: over the budget, an error names its peak and the fewest tiles

@@ -238,6 +238,29 @@ std::string mlir::moe::checkCostDevice(StringRef id) {
          llvm::join(::moe::cost::deviceIds(), ", ") + ")";
 }
 
+/// Whether a training step compiled without --memory-budget gets the
+/// placement of the least planned peak (`least`) rather than
+/// moe-generate-backward's: on CUDA with fusion, where all experts share a
+/// launch, the recomputing backward already holds the [T*k, 2F] rows a
+/// saved h needs, so the least peak saves h and is the faster step. Not for
+/// programs the placement cannot plan: dynamic token counts, expert
+/// parallelism.
+static bool placesTrainingByDefault(ModuleOp module,
+                                    const CompileOptions &options) {
+  if (!options.target.cuda || !options.fusion)
+    return false;
+  bool plannable = true;
+  module.walk([&](func::FuncOp func) {
+    if (func->hasAttr("moe.ep_ranks") ||
+        llvm::any_of(func.getArgumentTypes(), [](Type type) {
+          auto shaped = dyn_cast<ShapedType>(type);
+          return shaped && !shaped.hasStaticShape();
+        }))
+      plannable = false;
+  });
+  return plannable;
+}
+
 LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                                  const CompileOptions &options,
                                  llvm::raw_ostream &textOut) {
@@ -253,19 +276,23 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return module.emitError()
            << "no device '" << costDeviceId << "' in the cost model's table "
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+  std::string memoryBudget = options.memoryBudget;
+  if (memoryBudget.empty() && options.backward &&
+      placesTrainingByDefault(module, options))
+    memoryBudget = "least";
   // Under a memory budget, on the CPU (whose cost model is too coarse to
   // tell them apart) and without fusion, auto is the epilogue with the
   // least memory.
   std::string epilogue = options.epilogue;
-  if (epilogue == "auto" && (!options.target.cuda || !options.fusion ||
-                             !options.memoryBudget.empty()))
+  if (epilogue == "auto" &&
+      (!options.target.cuda || !options.fusion || !memoryBudget.empty()))
     epilogue = "scatter_add";
   // A budget without --backward chooses the tiles of a block's attention
   // (the pass says so when the module has none); with it, the training
   // step's recomputation.
   // Both searches plan their candidates as this compilation will.
   auto underBudget = [&](auto passOptions) {
-    passOptions.memoryBudget = options.memoryBudget;
+    passOptions.memoryBudget = memoryBudget;
     passOptions.target = options.target.name();
     passOptions.expertsPerChunk = options.expertsPerChunk;
     passOptions.fusion = options.fusion;
@@ -283,7 +310,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (options.backward) {
     PassManager training(module.getContext());
     training.addPass(createMoeGenerateBackwardPass());
-    if (!options.memoryBudget.empty())
+    if (!memoryBudget.empty())
       training.addPass(createMoePlaceRecomputationPass(
           underBudget(MoePlaceRecomputationPassOptions())));
     if (failed(training.run(module)))

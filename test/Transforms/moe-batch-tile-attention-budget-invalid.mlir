@@ -4,7 +4,7 @@
 // RUN: not moe-opt %s --moe-batch-tile-attention="memory-budget=50% cost-device=tpu" -split-input-file 2>&1 | FileCheck %s --check-prefix=DEVICE
 // RUN: not moe-opt %s --moe-batch-tile-attention=memory-budget=50% -split-input-file 2>&1 | FileCheck %s --check-prefix=EACH
 
-// SYNTAX: error: moe-batch-tile-attention: memory-budget 'lots' is not a number of bytes (e.g. 1073741824) or a percentage of the untiled peak (e.g. 50%)
+// SYNTAX: error: moe-batch-tile-attention: memory-budget 'lots' is not a number of bytes (e.g. 1073741824), a percentage of the untiled peak (e.g. 50%) or 'least'
 // TARGET: error: moe-batch-tile-attention: target 'tpu' is not cpu or cuda[:sm_XY]
 // DEVICE: error: moe-batch-tile-attention: no device 'tpu' in the cost model's table (have: h200-sm90a, h200-sm90, cpu)
 

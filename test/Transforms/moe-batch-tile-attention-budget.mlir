@@ -8,6 +8,8 @@
 // Below the least peak: an error naming it (the 4-tile plan's, as the remark says).
 // RUN: not moe-opt %s --mlir-print-op-on-diagnostic=false --moe-batch-tile-attention=memory-budget=0% 2>&1 | FileCheck %s --check-prefix=BELOW
 // The tiles of a given N (the option, or moe.bta_tiles) are checked against the budget.
+// `least`: the least peak any tile count reaches, here that of 4 tiles.
+// RUN: moe-opt %s --mlir-print-op-on-diagnostic=false --moe-batch-tile-attention=memory-budget=least 2>&1 | FileCheck %s --check-prefix=LEAST
 // RUN: moe-opt %s --mlir-print-op-on-diagnostic=false --moe-batch-tile-attention="memory-budget=100% tiles=2" 2>&1 | FileCheck %s --check-prefix=GIVEN
 // RUN: not moe-opt %s --mlir-print-op-on-diagnostic=false --moe-batch-tile-attention="memory-budget=0 tiles=1" 2>&1 | FileCheck %s --check-prefix=GIVEN-OVER
 // RUN: not moe-opt %s --mlir-print-op-on-diagnostic=false --moe-batch-tile-attention="memory-budget=100% tiles=3" 2>&1 | FileCheck %s --check-prefix=GIVEN-INDIVISIBLE
@@ -23,6 +25,10 @@
 
 // BELOW: remark: batch tiling on attention: 4 tiles of 1 sequence: planned peak [[P4:[0-9]+]] bytes ({{.*}}), predicted {{[0-9.]+}} ms on cpu, over the budget of 0 bytes
 // BELOW: error: memory budget 0 bytes (0 B) is below the least planned peak any tile count reaches: [[P4]] bytes ({{.*}}, 4 tiles of 1 sequence); give --memory-budget=[[P4]] or more
+
+// LEAST: remark: batch tiling on attention: 1 tile of 4 sequences: planned peak {{[0-9]+}} bytes ({{.*}}), predicted {{[0-9.]+}} ms on cpu, over the budget of [[L:[0-9]+]] bytes
+// LEAST: remark: batch tiling on attention: 4 tiles of 1 sequence: planned peak [[L]] bytes ({{.*}}), predicted {{[0-9.]+}} ms on cpu, within the budget of [[L]] bytes
+// LEAST: remark: batch tiling on attention: 4 tiles (the fewest tiles whose planned peak fits the budget)
 
 // GIVEN: remark: batch tiling on attention: 2 tiles (given (bta_tiles), within the budget)
 // GIVEN: scf.for %{{.*}} = %c0 to %c2 step %c1

@@ -11,7 +11,7 @@
 // BELOW: error: memory budget 100 bytes (100 B) is below the least planned peak any placement reaches: [[LEAST:[0-9]+]] bytes ({{.*}} KiB, recompute router_probabilities, recompute gate_up); give --memory-budget=[[LEAST]] or more
 
 !R = !moe.routing<tokens = 16, experts = 4, top_k = 2>
-// expected-error @below {{moe-place-recomputation: memory-budget 'lots' is not a number of bytes (e.g. 1073741824) or a percentage of the save-everything peak (e.g. 50%)}}
+// expected-error @below {{moe-place-recomputation: memory-budget 'lots' is not a number of bytes (e.g. 1073741824), a percentage of the save-everything peak (e.g. 50%) or 'least'}}
 module {
 func.func @moe_layer(%x: tensor<16x32xf32>, %w_gate: tensor<32x4xf32>,
                      %w1: tensor<4x32x48xf32>, %w2: tensor<4x24x32xf32>) -> tensor<16x32xf32> {

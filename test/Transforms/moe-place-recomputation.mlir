@@ -12,6 +12,8 @@
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100%" 2>&1 | FileCheck %s --check-prefix=CPU-TOP
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=5312" 2>&1 | FileCheck %s --check-prefix=RECOMPUTE
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation 2>&1 | FileCheck %s --check-prefix=DEFAULT
+// `least`: the least peak any placement reaches, and the fastest placement there.
+// RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=least" 2>&1 | FileCheck %s --check-prefix=LEAST
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100% target=cuda:sm_90a" 2>&1 | FileCheck %s --check-prefix=CUDA
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=8384 target=cuda:sm_90a" 2>&1 | FileCheck %s --check-prefix=CUDA-LEAST
 // Without fusion h is no candidate (the materializing forward would compute it twice).
@@ -42,6 +44,8 @@
 // RECOMPUTE: recomputed = ["dispatched_tokens", "gate_up", "activations", "expert_outputs", "router_probabilities"]
 // RECOMPUTE-NOT: gate_up(
 // RECOMPUTE-NOT: probs(
+
+// LEAST: planned peak 5.19 KiB of a budget of 5.19 KiB (save everything: 8.44 KiB, least: 5.19 KiB)
 
 // CPU-TOP: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would not be faster
 // CPU-TOP: remark: saves gate_up (6.00 KiB)

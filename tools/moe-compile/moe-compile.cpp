@@ -118,12 +118,13 @@ static cl::opt<bool> backward(
     cl::cat(category));
 static cl::opt<std::string> memoryBudget(
     "memory-budget",
-    cl::desc("The planned peak of intermediate memory to fit under, BYTES "
-             "or PERCENT%: with --backward the training step's recomputation "
-             "is placed under it (PERCENT of the save-everything peak, "
-             "moe-place-recomputation); with --block the fewest attention "
-             "tiles that fit are chosen (PERCENT of the untiled peak, "
-             "moe-batch-tile-attention)"),
+    cl::desc("The planned peak of intermediate memory to fit under, BYTES, "
+             "PERCENT% or least (the smallest any choice reaches): with "
+             "--backward the training step's recomputation is placed under "
+             "it (PERCENT of the save-everything peak, "
+             "moe-place-recomputation; on CUDA least is the default); with "
+             "--block the fewest attention tiles that fit are chosen "
+             "(PERCENT of the untiled peak, moe-batch-tile-attention)"),
     cl::value_desc("BYTES|PERCENT%"), cl::cat(category));
 static cl::opt<std::string> reportCost(
     "report-cost",

@@ -33,7 +33,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char *kUsage = R"(OVERVIEW: MoE-MLIR runner: run a moe program and check it
+const char *kUsage =
+    R"(OVERVIEW: MoE-MLIR runner: run a moe program and check it
 
 USAGE: moe-run [options] <program.mlir | artifact.so>
        moe-run --layer SPEC [options]
@@ -63,12 +64,13 @@ OPTIONS:
                         [, bias], dy; results y, indices, dx, dw_gate, dw1,
                         dw2[, aux_loss], loads (--check: against the reference
                         backward, f32 1e-4, bf16 3e-2)
-  --memory-budget=B     The planned peak of intermediate memory, BYTES or
-                        PERCENT%: with --backward the training step's (PERCENT
-                        of the save-everything peak), the compiler deciding
-                        what to save and what to recompute under it; with
-                        --block the fewest attention tiles whose plan fits
-                        (PERCENT of the untiled peak) are chosen
+  --memory-budget=B     The planned peak of intermediate memory, BYTES,
+                        PERCENT% or least (the smallest any choice reaches):
+                        with --backward the training step's (PERCENT of the
+                        save-everything peak; on CUDA least is the default),
+                        the compiler deciding what to save and what to
+                        recompute under it; with --block the fewest attention
+                        tiles whose plan fits (PERCENT of the untiled peak)
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
