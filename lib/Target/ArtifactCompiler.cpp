@@ -278,8 +278,12 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
   std::string memoryBudget = options.memoryBudget;
   if (memoryBudget.empty() && options.backward &&
-      placesTrainingByDefault(module, options))
+      placesTrainingByDefault(module, options)) {
     memoryBudget = "least";
+    module.emitRemark() << "no --memory-budget: on CUDA the training step "
+                           "takes the least planned peak "
+                           "(--memory-budget=least), at its fastest placement";
+  }
   // Under a memory budget, on the CPU (whose cost model is too coarse to
   // tell them apart) and without fusion, auto is the epilogue with the
   // least memory.
