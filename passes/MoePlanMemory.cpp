@@ -122,6 +122,17 @@ bool analyzeUses(Block &body, Value buffer,
   return true;
 }
 
+/// The bytes of a statically shaped buffer of `type`, or none when they
+/// overflow: the verifiers bound the operands, not every buffer the
+/// lowerings derive from them ([T*k, 2F] may overflow where [T, H] and
+/// [E, H, 2F] do not).
+std::optional<int64_t> staticBytes(MemRefType type) {
+  std::optional<int64_t> elements = checkedElementCount(type.getShape());
+  return elements ? checkedByteCount(*elements,
+                                     elementBitsForSizes(type.getElementType()))
+                  : std::nullopt;
+}
+
 std::string bufferName(Operation *alloc, unsigned ordinal) {
   if (auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttr))
     return name.str();
@@ -205,8 +216,7 @@ int64_t placeBuffers(MutableArrayRef<Buffer> buffers,
 /// The results of `func` that intermediates may share: statically shaped
 /// buffers allocated at the top level of the body and returned, largest
 /// first, each with the first top-level operation that uses it.
-SmallVector<ResultRegion> resultRegions(func::FuncOp func, Block &body,
-                                        const OpOrder &order) {
+SmallVector<ResultRegion> resultRegions(Block &body, const OpOrder &order) {
   SmallVector<ResultRegion> regions;
   auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
   if (!ret)
@@ -219,11 +229,7 @@ SmallVector<ResultRegion> resultRegions(func::FuncOp func, Block &body,
     MemRefType type = alloc.getType();
     if (!type.hasStaticShape() || !type.getLayout().isIdentity())
       continue;
-    std::optional<int64_t> elements = checkedElementCount(type.getShape());
-    std::optional<int64_t> bytes =
-        elements ? checkedByteCount(*elements,
-                                    elementBitsForSizes(type.getElementType()))
-                 : std::nullopt;
+    std::optional<int64_t> bytes = staticBytes(type);
     if (!bytes || *bytes < kAlignment)
       continue;
     ResultRegion region{alloc, bufferName(alloc, 0), *bytes,
@@ -291,14 +297,7 @@ struct MoePlanMemoryPass
         unplanned.push_back(info.name);
         continue;
       }
-      // Checked: the verifiers bound the operands, not every buffer the
-      // lowerings derive from them ([T*k, 2F] may overflow where [T, H] and
-      // [E, H, 2F] do not).
-      std::optional<int64_t> elements = checkedElementCount(type.getShape());
-      std::optional<int64_t> bytes =
-          elements ? checkedByteCount(*elements,
-                                      elementBitsForSizes(type.getElementType()))
-                   : std::nullopt;
+      std::optional<int64_t> bytes = staticBytes(type);
       std::optional<int64_t> total =
           bytes && *bytes <= INT64_MAX - kAlignment
               ? checkedAdd(totalBytes, alignUp(std::max<int64_t>(1, *bytes)))
@@ -321,7 +320,7 @@ struct MoePlanMemoryPass
     // sharing (a forward's y is the whole of its result).
     SmallVector<ResultRegion> regions;
     if (func->hasAttr("moe.training_step"))
-      regions = resultRegions(func, body, order);
+      regions = resultRegions(body, order);
     int64_t arenaBytes = placeBuffers(buffers, regions);
     if (!buffers.empty())
       rewriteIntoArena(func, body, buffers, regions, arenaBytes);

@@ -100,22 +100,6 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
                   "l,f,f,f,f", operands);
 }
 
-/// st.global.b32 of two 16-bit values (`pair`, bf16 or f16) at `address`
-/// (i64, 4-byte aligned), the first in the low half (little-endian: the
-/// lower address).
-void emitPackedStore(ImplicitLocOpBuilder &b, Value address,
-                     ArrayRef<Value> pair) {
-  Value vector = vector::FromElementsOp::create(
-      b, VectorType::get({2}, pair[0].getType()), pair);
-  Value word = vector::ExtractOp::create(
-      b,
-      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
-                                vector),
-      ArrayRef<int64_t>{0});
-  emitMemoryWrite(b, "st.global.b32 [$0], $1;", "l,r",
-                  ValueRange{address, word});
-}
-
 /// Two f32 values narrowed to `element` (bf16 or f16) as one i32, the
 /// first in the low half (the lower address).
 Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
@@ -129,6 +113,14 @@ Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
       vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
                                 vector),
       ArrayRef<int64_t>{0});
+}
+
+/// st.global.b32 of two f32 values narrowed to `element` (packPair) at
+/// `address` (i64, 4-byte aligned).
+void emitPackedStore(ImplicitLocOpBuilder &b, Value address, Type element,
+                     Value first, Value second) {
+  emitMemoryWrite(b, "st.global.b32 [$0], $1;", "l,r",
+                  ValueRange{address, packPair(b, element, first, second)});
 }
 
 } // namespace
@@ -800,8 +792,7 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
       emitPackedStore(b,
                       arith::IndexCastOp::create(
                           b, b.getI64Type(), ix.add(hBase, ix.mul(element, 2))),
-                      {arith::TruncFOp::create(b, hElement, first),
-                       arith::TruncFOp::create(b, hElement, second)});
+                      hElement, first, second);
     }
   };
   for (int64_t mi = 0; mi < kFragsM; ++mi)
@@ -841,16 +832,16 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                       acc[(mi * kFragsN + nj + kFragsN / 2) * 4 + h * 2 + p]);
                 else if (weight)
                   value = arith::MulFOp::create(b, weight, value);
-                pair.push_back(arith::TruncFOp::create(b, cElement, value));
+                pair.push_back(value);
               }
               Value row = scatterStore ? token : local;
               Value element = ix.add(ix.mul(row, outputs),
                                      ix.add(start, laneColumn));
-              emitPackedStore(b,
-                              arith::IndexCastOp::create(
-                                  b, b.getI64Type(),
-                                  ix.add(cBase, ix.mul(element, 2))),
-                              pair);
+              emitPackedStore(
+                  b,
+                  arith::IndexCastOp::create(b, b.getI64Type(),
+                                             ix.add(cBase, ix.mul(element, 2))),
+                  cElement, pair[0], pair[1]);
               return;
             }
             for (int64_t p = 0; p < 2; ++p) {

@@ -374,6 +374,7 @@ void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
   Value rowBase = ix.add(ix.add(m0, ix.mul(group, 64)),
                          ix.add(ix.mul(warp, 16), ix.div(lane, 4)));
   Value columnBase = ix.add(n0, ix.mul(ix.rem(lane, 4), 2));
+  // An f32 dw an element at a time, a 16-bit one 16 bytes a lane.
   Type dwElement = cast<MemRefType>(op.dw.getType()).getElementType();
   if (!dwElement.isF32()) {
     // 16 bytes a lane: the quad trades its fragments (emitQuadStores). dw[e]
@@ -398,21 +399,9 @@ void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
         // N is a multiple of 8: a fragment is wholly in or out.
         lb.ifThen(ix.ult(ix.add(n0, nj * 8), outN), [&] {
           Value column = ix.add(columnBase, nj * 8);
-          ArrayRef<Value> pair = acc.slice(nj * 4 + h * 2, 2);
-          if (dwElement.isF32()) {
-            for (int64_t p = 0; p < 2; ++p)
-              lb.storeF32(pair[p], op.dw, {expert, m, ix.add(column, p)});
-            return;
-          }
-          // A 16-bit dw: the two columns (even, so 4-byte aligned) in one
-          // store.
-          SmallVector<Value, 2> narrowed;
-          for (Value v : pair)
-            narrowed.push_back(arith::TruncFOp::create(b, dwElement, v));
-          Value both = vector::FromElementsOp::create(
-              b, VectorType::get({2}, dwElement), narrowed);
-          vector::StoreOp::create(b, both, op.dw, ValueRange{expert, m, column},
-                                  /*nontemporal=*/false, llvm::Align(4));
+          for (int64_t p = 0; p < 2; ++p)
+            lb.storeF32(acc[nj * 4 + h * 2 + p], op.dw,
+                        {expert, m, ix.add(column, p)});
         });
       }
     });
