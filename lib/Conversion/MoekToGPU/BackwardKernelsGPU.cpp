@@ -11,6 +11,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -62,6 +63,108 @@ void nameLastLaunch(ImplicitLocOpBuilder &b, StringRef part) {
   launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
 }
 
+/// Columns a lane of the GLU backward takes at once: 8 (a 16-byte load of a
+/// 16-bit row) when F is static and a multiple of 8 and every row buffer is
+/// dense; else 1.
+int64_t gluBackwardWidth(GroupedGluBackwardOp op) {
+  constexpr int64_t kWidth = 8;
+  int64_t ffn = staticDim(op.getG(), 1);
+  if (ShapedType::isDynamic(ffn) || ffn % kWidth != 0)
+    return 1;
+  for (Value rows : {op.getG(), op.getGateUp(), op.getAct(), op.getDh()}) {
+    auto type = cast<MemRefType>(rows.getType());
+    if (!type.getLayout().isIdentity() ||
+        ShapedType::isDynamic(type.getDimSize(1)))
+      return 1;
+  }
+  return kWidth;
+}
+
+/// `width` elements of `rows` at (row, column), widened to f32 scalars.
+SmallVector<Value> loadRowSlice(ImplicitLocOpBuilder &b, Value rows, Value row,
+                                Value column, int64_t width) {
+  Type element = cast<MemRefType>(rows.getType()).getElementType();
+  auto type = VectorType::get({width}, element);
+  // Rows and allocations are 16-byte aligned, columns a multiple of width.
+  Value vector = vector::LoadOp::create(b, type, rows, ValueRange{row, column},
+                                        /*nontemporal=*/false, llvm::Align(16));
+  SmallVector<Value> values;
+  for (int64_t i = 0; i < width; ++i) {
+    Value value = vector::ExtractOp::create(b, vector, ArrayRef<int64_t>{i});
+    if (!element.isF32())
+      value = arith::ExtFOp::create(b, b.getF32Type(), value);
+    values.push_back(value);
+  }
+  return values;
+}
+
+/// Stores f32 `values` into `rows` at (row, column), rounded to its type.
+void storeRowSlice(ImplicitLocOpBuilder &b, ArrayRef<Value> values, Value rows,
+                   Value row, Value column) {
+  Type element = cast<MemRefType>(rows.getType()).getElementType();
+  SmallVector<Value> narrowed;
+  for (Value value : values)
+    narrowed.push_back(element.isF32()
+                           ? value
+                           : arith::TruncFOp::create(b, element, value));
+  auto type = VectorType::get({int64_t(values.size())}, element);
+  Value vector = vector::FromElementsOp::create(b, type, narrowed);
+  vector::StoreOp::create(b, vector, rows, ValueRange{row, column},
+                          /*nontemporal=*/false, llvm::Align(16));
+}
+
+/// The terms of <g, a> over the lane's columns of one row: `width` columns
+/// at a time from `lane * width`, every 32 * width-th.
+Value emitGluBackwardLaneColumns(LoopBuilder &lb, GroupedGluBackwardOp op,
+                                 Value local, Value lane, Value w,
+                                 int64_t width) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  int64_t ffn = staticDim(op.getG(), 1);
+  bool gelu = op.getActivation() == moe::Activation::gelu_glu;
+  Value start = arith::MulIOp::create(b, lane, lb.index(width));
+  auto loop = scf::ForOp::create(b, start, lb.index(ffn),
+                                 lb.index(32 * width),
+                                 ValueRange{lb.f32(0.0)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value f = loop.getInductionVar();
+  Value fUp = arith::AddIOp::create(b, f, lb.index(ffn));
+  // Every load before any store: act may be g, dh may be gate_up.
+  SmallVector<Value> g = loadRowSlice(b, op.getG(), local, f, width);
+  SmallVector<Value> gate = loadRowSlice(b, op.getGateUp(), local, f, width);
+  SmallVector<Value> up = loadRowSlice(b, op.getGateUp(), local, fUp, width);
+  SmallVector<Value> act, dGate, dUp;
+  Value sum = loop.getRegionIterArgs()[0];
+  for (int64_t i = 0; i < width; ++i) {
+    GluBackwardValues v = gluBackwardValues(lb, gelu, g[i], gate[i], up[i], w);
+    act.push_back(v.weightedAct);
+    dGate.push_back(v.dGate);
+    dUp.push_back(v.dUp);
+    sum = arith::AddFOp::create(b, sum, v.weightTerm);
+  }
+  storeRowSlice(b, act, op.getAct(), local, f);
+  storeRowSlice(b, dGate, op.getDh(), local, f);
+  storeRowSlice(b, dUp, op.getDh(), local, fUp);
+  scf::YieldOp::create(b, ValueRange{sum});
+  return loop.getResult(0);
+}
+
+/// The same with a lane per column: every 32nd, one element a load.
+Value emitGluBackwardLaneElements(LoopBuilder &lb, GroupedGluBackwardOp op,
+                                  Value local, Value lane, Value w) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto loop = scf::ForOp::create(b, lane, lb.index(staticDim(op.getG(), 1)),
+                                 lb.index(32), ValueRange{lb.f32(0.0)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value term =
+      emitGluBackwardElement(lb, op, local, loop.getInductionVar(), w);
+  scf::YieldOp::create(
+      b, ValueRange{arith::AddFOp::create(b, loop.getRegionIterArgs()[0],
+                                          term)});
+  return loop.getResult(0);
+}
+
 } // namespace
 
 void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
@@ -82,9 +185,9 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
   ImplicitLocOpBuilder &b = lb.builder();
   auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
                                    staticDim(op.getOffsets(), 0) - 1);
-  int64_t ffn = staticDim(op.getG(), 1);
-  // One warp per row of the chunk's row buffers: the lanes take every 32nd
-  // column (coalesced), then add up <g, a> by shuffles. All lanes of a warp
+  int64_t width = gluBackwardWidth(op);
+  // One warp per row of the chunk's row buffers: the lanes take columns in
+  // turn (coalesced; 16 bytes a lane where the rows allow), then add up <g, a> by shuffles. All lanes of a warp
   // share the row, so they agree on every branch around the shuffles.
   launch(arith::MulIOp::create(b, lb.dim(op.getGateUp(), 0), lb.index(32)),
          [&](Value item) {
@@ -93,19 +196,12 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
            ifGroupedRow(lb, op.getOffsets(), first, last, local,
                         [&](Value, Value r) {
              GluBackwardRow row = gluBackwardRowOf(lb, op, r);
-             auto loop = scf::ForOp::create(b, lane, lb.index(ffn),
-                                            lb.index(32),
-                                            ValueRange{lb.f32(0.0)});
-             {
-               OpBuilder::InsertionGuard guard(b);
-               b.setInsertionPointToStart(loop.getBody());
-               Value term = emitGluBackwardElement(
-                   lb, op, local, loop.getInductionVar(), row.w);
-               scf::YieldOp::create(
-                   b, ValueRange{arith::AddFOp::create(
-                          b, loop.getRegionIterArgs()[0], term)});
-             }
-             Value dot = butterflyReduce(b, loop.getResult(0),
+             Value partial =
+                 width > 1 ? emitGluBackwardLaneColumns(lb, op, local, lane,
+                                                        row.w, width)
+                           : emitGluBackwardLaneElements(lb, op, local, lane,
+                                                         row.w);
+             Value dot = butterflyReduce(b, partial,
                                          /*max=*/false, kWholeWarp);
              // dy[t] . o_j = <g, a>, o_j never formed.
              lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq,

@@ -114,6 +114,17 @@ GluBackwardRow gluBackwardRowOf(LoopBuilder &lb, GroupedGluBackwardOp op,
   return {t, j, lb.loadF32(op.getWeights(), {t, j})};
 }
 
+GluBackwardValues gluBackwardValues(LoopBuilder &lb, bool gelu, Value g,
+                                    Value gate, Value up, Value w) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto [value, slope] = activationAndSlope(lb, gate, gelu);
+  Value a = mul(b, value, up);
+  Value wg = mul(b, w, g);
+  // act is weighted: dw2's GEMM then reads it as it is.
+  return {mul(b, a, w), mul(b, mul(b, wg, up), slope), mul(b, wg, value),
+          mul(b, g, a)};
+}
+
 Value emitGluBackwardElement(LoopBuilder &lb, GroupedGluBackwardOp op,
                              Value local, Value f, Value w) {
   ImplicitLocOpBuilder &b = lb.builder();
@@ -126,14 +137,11 @@ Value emitGluBackwardElement(LoopBuilder &lb, GroupedGluBackwardOp op,
       arith::AddIOp::create(b, f, lb.index(staticDim(op.getG(), 1)));
   Value gate = lb.loadF32(gate_up, {local, f});
   Value up = lb.loadF32(gate_up, {local, fUp});
-  auto [value, slope] = activationAndSlope(lb, gate, gelu);
-  Value a = mul(b, value, up);
-  // Weighted: dw2's GEMM then reads it as it is.
-  lb.storeF32(mul(b, a, w), act, {local, f});
-  Value wg = mul(b, w, g);
-  lb.storeF32(mul(b, mul(b, wg, up), slope), dh, {local, f});
-  lb.storeF32(mul(b, wg, value), dh, {local, fUp});
-  return mul(b, g, a);
+  GluBackwardValues v = gluBackwardValues(lb, gelu, g, gate, up, w);
+  lb.storeF32(v.weightedAct, act, {local, f});
+  lb.storeF32(v.dGate, dh, {local, f});
+  lb.storeF32(v.dUp, dh, {local, fUp});
+  return v.weightTerm;
 }
 
 void emitGluBackwardRow(LoopBuilder &lb, GroupedGluBackwardOp op, Value r,

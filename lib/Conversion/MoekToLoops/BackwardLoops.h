@@ -27,6 +27,15 @@ struct GluBackwardRow {
 GluBackwardRow gluBackwardRowOf(moe::LoopBuilder &lb, GroupedGluBackwardOp op,
                                 Value r);
 
+/// The GLU backward of one column, f32: from g, the pre-activation's gate
+/// and up halves and the routing weight w, the weighted activation w*a,
+/// dh's two halves, and g*a (the term of the gate-weight gradient).
+struct GluBackwardValues {
+  Value weightedAct, dGate, dUp, weightTerm;
+};
+GluBackwardValues gluBackwardValues(moe::LoopBuilder &lb, bool gelu, Value g,
+                                    Value gate, Value up, Value w);
+
 /// Column f of the row at `local` in the row buffers: writes a and both
 /// halves of dh, returns g * a (the term of the gate-weight gradient). The
 /// CPU loops run it over the row; on the GPU a warp's lanes share a row.
