@@ -16,7 +16,8 @@
 // kMinGain: then the one with the smaller planned peak. The choice is the
 // module's `moe.epilogue` attribute, which the compilation's pipeline takes
 // as the fusion's epilogue; remarks give every candidate's prediction and
-// peak, then the choice and why.
+// peak, then the choice and why. Under a memory budget (within-peak) a
+// candidate that peaks above scatter_add is never taken.
 //
 //===----------------------------------------------------------------------===//
 
@@ -97,8 +98,11 @@ struct MoeChooseEpiloguePass
     std::string why = llvm::formatv("predicted {0:P0} faster",
                                     1.0 - fast->predictedMs / slow->predictedMs)
                           .str();
-    if (fast->predictedMs > (1.0 - kMinGain) * slow->predictedMs &&
-        slow->peakBytes < fast->peakBytes) {
+    if (withinPeak && gather.peakBytes > scatter.peakBytes) {
+      chosen = &scatter;
+      why = "the memory budget: gather_sum's planned peak is larger";
+    } else if (fast->predictedMs > (1.0 - kMinGain) * slow->predictedMs &&
+               slow->peakBytes < fast->peakBytes) {
       chosen = slow;
       why = llvm::formatv("the smaller planned peak: the other is predicted "
                           "faster by less than {0:P0}",

@@ -202,13 +202,17 @@ struct MoeZeroBufferFusionPass
   }
 
   /// The gather_sum form: GEMM 1 as for scatter_add over all experts at
-  /// once, GEMM 2 storing rows [T*k, H] in expert order, then each token's k
+  /// once (storing the saved pre-activation too, when the backward keeps
+  /// it), GEMM 2 storing rows [T*k, H] in expert order, then each token's k
   /// rows summed by a weighted gather into y.
   void fuseGatherSum(ImplicitLocOpBuilder &b, Chain chain,
                      const RoutingPlan &plan, RoutingPlans &plans,
                      RewriterBase &rewriter, Value x, Value w1, Value w2,
                      Value offsets, Value owners, Value weights, Value y,
                      ArrayRef<Value> dynamicT) {
+    ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
+    Value savedH =
+        savedGateUp ? allocGateUp(b, savedGateUp, plan, x) : Value();
     auto yType = cast<MemRefType>(y.getType());
     int64_t tokens = yType.getDimSize(0), hidden = yType.getDimSize(1);
     int64_t ffn = chain.experts.getW1().getType().getDimSize(2) / 2;
@@ -230,7 +234,7 @@ struct MoeZeroBufferFusionPass
     Value first = arith::ConstantIndexOp::create(b, 0);
     Value last = arith::ConstantIndexOp::create(b, plan.experts);
     moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                  Value(), act, Value(), epilogue,
+                                  Value(), act, savedH, epilogue,
                                   /*gather=*/true, topK);
     moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
                                   Value(), expertRows, Value(),
@@ -239,6 +243,8 @@ struct MoeZeroBufferFusionPass
     Value assignmentRows = readBuffer(
         b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
     moek::CombineRowsOp::create(b, expertRows, weights, assignmentRows, y);
+    if (savedGateUp)
+      rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
   }
 
   LogicalResult fuse(Chain chain, RoutingPlans &plans, RewriterBase &rewriter) {

@@ -48,7 +48,12 @@ def MoeChooseEpiloguePass : Pass<"moe-choose-epilogue", "ModuleOp"> {
     up to `moe-plan-memory`), predicts both with the cost model on
     `cost-device` (empty: the target's) and keeps the faster, unless it is
     faster by less than 3% (within the model's error): then the smaller
-    planned peak. The choice is the module's `moe.epilogue` attribute (what
+    planned peak. With `within-peak`, a candidate whose planned peak is
+    above scatter_add's is not taken at all: a program placed under a
+    memory budget for scatter_add (the least memory) then takes gather_sum
+    only where its expert-order rows fit in bytes the plan already has (a
+    training step's rows live in dw1's bytes until dw1 is written). The
+    choice is the module's `moe.epilogue` attribute (what
     `moe-compile --epilogue=auto` compiles with); remarks give each
     candidate's prediction and peak, then the choice and why.
 
@@ -67,6 +72,9 @@ def MoeChooseEpiloguePass : Pass<"moe-choose-epilogue", "ModuleOp"> {
            "the CPU, all experts on CUDA)">,
     Option<"costDevice", "cost-device", "std::string", /*default=*/"\"\"",
            "Device of the cost model's table (empty: the target's)">,
+    Option<"withinPeak", "within-peak", "bool", /*default=*/"false",
+           "Take no candidate whose planned peak is above scatter_add's (a "
+           "program placed under a memory budget)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -284,13 +284,17 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
                            "takes the least planned peak "
                            "(--memory-budget=least), at its fastest placement";
   }
-  // Under a memory budget, on the CPU (whose cost model is too coarse to
-  // tell them apart) and without fusion, auto is the epilogue with the
-  // least memory.
+  // On the CPU (whose cost model is too coarse to tell them apart), without
+  // fusion and under a block's memory budget, auto is the epilogue with the
+  // least memory. A CUDA training step's recomputation is placed under its
+  // budget for scatter_add, then takes gather_sum where that is faster and
+  // peaks no higher (moe-choose-epilogue's within-peak).
   std::string epilogue = options.epilogue;
-  if (epilogue == "auto" &&
-      (!options.target.cuda || !options.fusion || !memoryBudget.empty()))
+  bool budgeted = !memoryBudget.empty();
+  if (epilogue == "auto" && (!options.target.cuda || !options.fusion ||
+                             (budgeted && !options.backward)))
     epilogue = "scatter_add";
+  std::string placedEpilogue = epilogue == "auto" ? "scatter_add" : epilogue;
   // A budget without --backward chooses the tiles of a block's attention
   // (the pass says so when the module has none); with it, the training
   // step's recomputation.
@@ -300,7 +304,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     passOptions.target = options.target.name();
     passOptions.expertsPerChunk = options.expertsPerChunk;
     passOptions.fusion = options.fusion;
-    passOptions.epilogue = epilogue;
+    passOptions.epilogue = placedEpilogue;
     passOptions.costDevice = costDeviceId;
     return passOptions;
   };
@@ -350,6 +354,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     choice.target = options.target.name();
     choice.expertsPerChunk = options.expertsPerChunk;
     choice.costDevice = costDeviceId;
+    choice.withinPeak = budgeted;
     choosing.addPass(createMoeChooseEpiloguePass(choice));
     // The remarks only when asked for: every default CUDA compile chooses.
     ScopedDiagnosticHandler quiet(module.getContext(), [&](Diagnostic &d) {

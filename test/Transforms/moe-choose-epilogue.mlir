@@ -6,6 +6,9 @@
 // matches it. The presets' choices are checked with moe-compile
 // (test/Tools/moe-compile/epilogue-auto.test).
 // RUN: moe-opt %s --mlir-print-op-on-diagnostic=false --moe-choose-epilogue="target=cuda:sm_90a" 2>&1 | FileCheck %s
+// Under a memory budget (within-peak), gather_sum's larger peak rules it out
+// however fast it is predicted.
+// RUN: moe-opt %s --mlir-print-op-on-diagnostic=false --moe-choose-epilogue="target=cuda:sm_90a within-peak=true" 2>&1 | FileCheck %s --check-prefix=BUDGET
 // RUN: not moe-opt %s --mlir-print-op-on-diagnostic=false --moe-choose-epilogue="target=cuda:sm_90a cost-device=tpu" 2>&1 | FileCheck %s --check-prefix=DEVICE
 // RUN: not moe-opt %s --mlir-print-op-on-diagnostic=false --moe-choose-epilogue="target=gpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 
@@ -13,6 +16,10 @@
 // CHECK: remark: moe-choose-epilogue: gather_sum: predicted {{[0-9.]+}} ms on h200-sm90a, planned peak [[GATHER:[0-9]+]] bytes
 // CHECK: remark: moe-choose-epilogue: [[CHOSEN:scatter_add|gather_sum]] ({{predicted [0-9]+% faster|the smaller planned peak: the other is predicted faster by less than 3%}})
 // CHECK: module attributes {moe.epilogue = "[[CHOSEN]]"}
+// BUDGET: remark: moe-choose-epilogue: scatter_add: predicted {{[0-9.]+}} ms on h200-sm90a, planned peak 102464 bytes
+// BUDGET: remark: moe-choose-epilogue: gather_sum: predicted {{[0-9.]+}} ms on h200-sm90a, planned peak 104512 bytes
+// BUDGET: remark: moe-choose-epilogue: scatter_add (the memory budget: gather_sum's planned peak is larger)
+// BUDGET: module attributes {moe.epilogue = "scatter_add"}
 // DEVICE: error: moe-choose-epilogue: no device 'tpu' in the cost model's table (have: h200-sm90a, h200-sm90, cpu)
 // TARGET: error: moe-choose-epilogue: target 'gpu' is not cpu or cuda[:sm_XY]
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The training step as the compiler now makes it by default on CUDA (the
+# least budget, h saved by the GLU GEMM, the epilogue moe-choose-epilogue
+# picks within that peak), checked and timed in one call of the device tool,
+# with the PyTorch peers (grouped, ScatterMoE) timed in the same call.
+#   bash bench/step_device.sh compile    here: .device/step/*.so
+#   OUT=$OUT PEERS=1 bash bench/step_device.sh run    there (carry .device)
+# compile: training steps at odd sizes, empty experts, many rows, k = E with
+# gelu and capacity, a sigmoid router with the aux loss, the presets at full
+# widths and few tokens (each with the default epilogue, and odd/many rows
+# with scatter_add forced too); forwards at odd sizes, empty experts and f16
+# (the GLU GEMM's 16-byte stores); then the presets' forwards and training
+# steps at full size for timing, the steps with each epilogue forced too.
+# run: every check-* against the CPU reference (outputs poisoned), every
+# time-* (median of REPEAT, default 10, with the per-kernel profile), then
+# with PEERS=1 bench/peer_memory.py's grouped and ScatterMoE steps.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$root/.device/step
+if [ "${1:-}" = compile ]; then
+  set -e
+  bin=${BUILD_DIR:-$root/build}/bin
+  rm -rf "$dir" && mkdir -p "$dir"
+  compile() { # NAME SPEC [FLAGS]
+    local name=$1 spec=$2; shift 2
+    "$bin/moe-compile" --layer "$spec" --target=cuda:sm_90a -o "$dir/$name.so" "$@" 2>/dev/null
+    echo "compiled $name: $spec $*"
+  }
+  compile check-fwd-odd tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16
+  compile check-fwd-odd-gather tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16 --epilogue=gather_sum
+  compile check-fwd-empty tokens=8,hidden=64,ffn=32,experts=16,top_k=2,dtype=bf16
+  "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
+  compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
+  compile check-train-odd-scatter tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward --epilogue=scatter_add
+  compile check-train-many tokens=1000,hidden=136,ffn=200,experts=6,top_k=2,dtype=bf16 --backward
+  compile check-train-many-scatter tokens=1000,hidden=136,ffn=200,experts=6,top_k=2,dtype=bf16 --backward --epilogue=scatter_add
+  compile check-train-empty tokens=4,hidden=32,ffn=16,experts=16,top_k=1,dtype=bf16 --backward
+  compile check-train-ke-gelu tokens=50,hidden=64,ffn=40,experts=4,top_k=4,dtype=bf16,activation=gelu_glu,capacity=1.0 --backward
+  compile check-train-sigmoid-aux tokens=60,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16,router=sigmoid,aux_loss=0.01 --backward
+  compile check-train-qwen3 qwen3_30b_a3b,tokens=64 --backward
+  compile check-train-olmoe olmoe,tokens=64 --backward
+  compile check-train-mixtral mixtral,tokens=16 --backward
+  for preset in mixtral qwen3_30b_a3b olmoe; do
+    compile "time-fwd-$preset" "$preset"
+    compile "time-train-$preset" "$preset" --backward
+    compile "time-train-$preset-scatter" "$preset" --backward --epilogue=scatter_add
+  done
+  du -sh "$dir"
+  exit 0
+fi
+[ "${1:-}" = run ] || { echo "usage: $0 compile | run" >&2; exit 2; }
+out=${OUT:-$root/device-out}
+mkdir -p "$out/step"
+exec > >(tee "$out/step_device.log") 2>&1
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
+build=/tmp/moe-run-build-step
+cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-step.log &&
+  ninja -C "$build" > /tmp/ninja-step.log || { tail -30 /tmp/ninja-step.log; exit 1; }
+run=$build/moe-run
+failures=0
+for a in "$dir"/check-*.so; do
+  n=$(basename "$a" .so)
+  # mixtral's reference backward holds its weights in double: slow.
+  if timeout 240 "$run" "$a" --check --seed 3 > "$out/step/$n.log" 2>&1; then
+    echo "$n: $(grep -E 'relative error' "$out/step/$n.log" | sed 's/^ *//' | cut -c1-80 | tr '\n' ';')"
+  else
+    failures=$((failures + 1)); echo "$n: FAILED"; tail -5 "$out/step/$n.log"
+  fi
+done
+echo "== timing ($(date -u +%H:%M:%S)), GPU: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader)"
+for a in "$dir"/time-*.so; do
+  n=$(basename "$a" .so)
+  timeout 120 "$run" "$a" --repeat "${REPEAT:-10}" --profile > "$out/step/$n.log" 2>&1 || failures=$((failures + 1))
+  echo "-- $n: $(grep -E '^time:|^device memory' "$out/step/$n.log" | tr '\n' ' ')"
+  grep -E '^ +[0-9.]+ +[0-9.]+% ' "$out/step/$n.log" | head -"${PROFILE_LINES:-8}"
+done
+if [ "${PEERS:-0}" = 1 ]; then
+  echo "== peers ($(date -u +%H:%M:%S))"
+  PYTHONPATH="$root/.device/scattermoe:$root/.device" timeout 300 \
+    python3 "$root/bench/peer_memory.py" --impls grouped,scatter mixtral qwen3_30b_a3b olmoe || failures=$((failures + 1))
+fi
+echo "== done ($(date -u +%H:%M:%S)), failures: $failures"
