@@ -7,10 +7,10 @@
 #   OUT=$OUT PEERS=1 bash bench/step_device.sh run    there (carry .device)
 # compile: training steps at odd sizes, empty experts, many rows, k = E with
 # gelu and capacity, a sigmoid router with the aux loss, the presets at full
-# widths and few tokens (each with the default epilogue, and odd/many rows
-# with scatter_add forced too); forwards at odd sizes, empty experts and f16
-# (the GLU GEMM's 16-byte stores); then the presets' forwards and training
-# steps at full size for timing, the steps with each epilogue forced too.
+# widths and few tokens, f32 (each with the default epilogue, and odd/many
+# rows with scatter_add forced too); forwards at odd sizes, empty experts
+# and f16; then the presets' forwards and training steps at full size for
+# timing (WITH_SCATTER=1: the steps with scatter_add forced too).
 # run: every check-* against the CPU reference (outputs poisoned), every
 # time-* (median of REPEAT, default 10, with the per-kernel profile), then
 # with PEERS=1 bench/peer_memory.py's grouped and ScatterMoE steps.
@@ -37,13 +37,15 @@ if [ "${1:-}" = compile ]; then
   compile check-train-empty tokens=4,hidden=32,ffn=16,experts=16,top_k=1,dtype=bf16 --backward
   compile check-train-ke-gelu tokens=50,hidden=64,ffn=40,experts=4,top_k=4,dtype=bf16,activation=gelu_glu,capacity=1.0 --backward
   compile check-train-sigmoid-aux tokens=60,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16,router=sigmoid,aux_loss=0.01 --backward
+  compile check-train-f32 tokens=37,hidden=64,ffn=48,experts=5,top_k=3 --backward
   compile check-train-qwen3 qwen3_30b_a3b,tokens=64 --backward
   compile check-train-olmoe olmoe,tokens=64 --backward
   compile check-train-mixtral mixtral,tokens=16 --backward
   for preset in mixtral qwen3_30b_a3b olmoe; do
     compile "time-fwd-$preset" "$preset"
     compile "time-train-$preset" "$preset" --backward
-    compile "time-train-$preset-scatter" "$preset" --backward --epilogue=scatter_add
+    [ -n "${WITH_SCATTER:-}" ] &&
+      compile "time-train-$preset-scatter" "$preset" --backward --epilogue=scatter_add
   done
   du -sh "$dir"
   exit 0

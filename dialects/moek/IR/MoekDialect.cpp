@@ -718,12 +718,18 @@ LogicalResult RouteBackwardOp::verify() {
       failed(expectOffsets(op, getOffsets())) ||
       failed(expectSlotsF32(op, "d_weights", getDWeights())) ||
       failed(expectBuffer(op, "dx", getDx(), 2, "[T, H]")) ||
-      failed(expectElement(op, "dx", getDx(), f32)) ||
       failed(expectBuffer(op, "dw_gate", getDwGate(), 2, "[H, E]")) ||
       failed(expectElement(op, "dw_gate", getDwGate(), f32)) ||
       failed(expectBuffer(op, "aux", getAux(), 0, "[]")) ||
       failed(expectElement(op, "aux", getAux(), f32)))
     return failure();
+  // dx receives each element's sum over E in one addition, so it may be in
+  // x's type (rounded once) as well as f32.
+  Type dxElement = memrefOf(getDx()).getElementType();
+  Type xElement = memrefOf(x).getElementType();
+  if (dxElement != f32 && dxElement != xElement)
+    return emitOpError() << "dx must have element type f32 or x's (" << xElement
+                         << "), got " << dxElement;
   int64_t experts = dim(wGate, 1);
   return failure(
       failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),

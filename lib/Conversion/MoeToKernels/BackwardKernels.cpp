@@ -39,6 +39,21 @@ Value accumulatorFor(ImplicitLocOpBuilder &b, Value result,
   return allocBuffer(b, type.getShape(), b.getF32Type(), dynamic, name);
 }
 
+/// The buffer behind `tensor` (made by asTensor from an allocation) when
+/// the tensor has no other use than the one about to be replaced: its
+/// bytes may then be written in place. Null otherwise.
+Value soleBuffer(Value tensor) {
+  if (!tensor || !tensor.hasOneUse())
+    return {};
+  auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>();
+  if (!toTensor || !toTensor->getResult(0).hasOneUse())
+    return {};
+  Value buffer = toTensor.getBuffer();
+  if (!buffer.getDefiningOp<memref::AllocOp>())
+    return {};
+  return buffer;
+}
+
 /// Renames the buffer behind a tensor made by asTensor to `residuals.*`.
 void markResidual(Value tensor) {
   auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>();
@@ -224,14 +239,28 @@ LogicalResult moe::lowerGateBackward(GateBackwardOp op, RoutingPlans &plans,
   Type element = xType.getElementType();
   SmallVector<Value> dynamicT = tokenExtent(b, x);
 
-  Value dx = allocBuffer(b, xType.getShape(), element, dynamicT,
-                         "gradients.dx");
-  Value dxAcc = accumulatorFor(b, dx, dynamicT, "accumulators.dx_router");
-  if (Value dxIn = op.getDxIn()) {
-    // The experts' f32 accumulator when there is one: no second rounding.
-    Value wideIn = wide.lookup(dxIn);
-    widenInto(b, wideIn ? wideIn : readBuffer(b, dxIn), dxAcc);
-  } else
+  // The experts' f32 accumulator, when there is one, takes the router's
+  // products before any rounding. Else dx itself does, in its own type:
+  // route_backward adds each element's whole sum over E at once (widened,
+  // added in f32, rounded once), as an f32 accumulator narrowed afterwards
+  // would, without the [T, H] f32 buffer and its widening and narrowing.
+  // Where the experts' dx is a buffer of its own that nothing else reads,
+  // the router adds into it in place: it becomes the gradient.
+  Value dxIn = op.getDxIn();
+  Value wideIn = dxIn ? wide.lookup(dxIn) : Value();
+  Value dx = wideIn ? Value() : soleBuffer(dxIn);
+  bool inPlace = bool(dx);
+  if (inPlace)
+    dx.getDefiningOp()->setAttr("moe.buffer", b.getStringAttr("gradients.dx"));
+  else
+    dx = allocBuffer(b, xType.getShape(), element, dynamicT, "gradients.dx");
+  Value dxAcc =
+      wideIn ? accumulatorFor(b, dx, dynamicT, "accumulators.dx_router") : dx;
+  if (wideIn)
+    widenInto(b, wideIn, dxAcc);
+  else if (dxIn && !inPlace)
+    widenInto(b, readBuffer(b, dxIn), dxAcc);
+  else if (!dxIn)
     fillZero(b, dxAcc);
   Value dwGate = allocBuffer(b, op.getWGate().getType().getShape(), element,
                              {}, "gradients.dw_gate");

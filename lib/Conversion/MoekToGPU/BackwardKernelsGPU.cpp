@@ -418,9 +418,8 @@ void lowerRouteBackwardToGPU(RouteBackwardOp op, LoopBuilder &lb,
         });
     for (int64_t i = 0; i < kTokensPerThread; ++i)
       lb.ifThen(valid[i], [&] {
-        Value prev = memref::LoadOp::create(b, dx, ValueRange{rows[i], h});
-        memref::StoreOp::create(b, arith::AddFOp::create(b, prev, sums[i]),
-                                dx, ValueRange{rows[i], h});
+        Value prev = lb.loadF32(dx, {rows[i], h});
+        lb.storeF32(arith::AddFOp::create(b, prev, sums[i]), dx, {rows[i], h});
       });
   });
   // dw_gate[h, e] = sum_t x[t, h] ds[t, e]: a thread per (slice of tokens,

@@ -292,9 +292,8 @@ bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
     return fail("c is not a float buffer");
   if (epilogue == Epilogue::scatter_add && !cType.getElementType().isF32())
     return fail("scatter_add into a non-f32 buffer");
-  if (op.accumulate &&
-      (epilogue != Epilogue::store || !cType.getElementType().isF32()))
-    return fail("an accumulating epilogue that is not a store into f32");
+  if (op.accumulate && epilogue != Epilogue::store)
+    return fail("an accumulating epilogue that is not a store");
   if ((op.gather || epilogue == Epilogue::scatter_add ||
        epilogue == Epilogue::scatter_store) &&
       !op.owners)
@@ -864,10 +863,10 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                     weight ? arith::MulFOp::create(b, weight, value) : value,
                     c, ValueRange{token, column});
               } else if (op.accumulate) {
-                Value prev = memref::LoadOp::create(
-                    b, c, ValueRange{local, column});
-                memref::StoreOp::create(b, arith::AddFOp::create(b, prev, value),
-                                        c, ValueRange{local, column});
+                // A 16-bit c is widened, added to and rounded once.
+                Value prev = lb.loadF32(c, {local, column});
+                lb.storeF32(arith::AddFOp::create(b, prev, value), c,
+                            {local, column});
               } else {
                 lb.storeF32(value, c, {local, column});
               }

@@ -42,8 +42,9 @@ struct TensorCoreGemm {
   bool gather = false;
   /// b is [E, N, K] (K-contiguous) instead of [E, K, N].
   bool transposeB = false;
-  /// The store epilogue adds into c (f32) instead of writing it: c += a b.
-  /// Each output element has one owner thread, so no atomics.
+  /// The store epilogue adds into c instead of writing it: c += a b (a
+  /// 16-bit c widened, added to in f32 and rounded once). Each output
+  /// element has one owner thread, so no atomics.
   bool accumulate = false;
   /// A GLU epilogue also stores the accumulator, all N columns, here (the
   /// saved pre-activation h); null: it does not.

@@ -13,6 +13,7 @@
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/CollectivesGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/RouteGPU.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
@@ -220,6 +221,127 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       /*part=*/{}, kThreadsPerTokenBlock);
 }
 
+/// Threads of a block of the block-wide rank passes (a thread per
+/// assignment of a slice), when the slice's per-warp counts of every expert
+/// fit in shared memory; else none.
+std::optional<int64_t> blockRankThreads(int64_t topK, int64_t experts) {
+  constexpr int64_t kMaxThreads = 1024, kMaxSharedBytes = 48 * 1024;
+  int64_t threads = kTokensPerSlice * topK;
+  if (threads % 32 != 0 || threads > kMaxThreads ||
+      threads / 32 * experts * 4 > kMaxSharedBytes)
+    return std::nullopt;
+  return threads;
+}
+
+/// One pass of the block-wide rank computation: a block per slice, a thread
+/// per assignment (t, j) in order of token, then slot, so that a warp's
+/// assignments all come before the next warp's. Each warp groups its lanes
+/// by expert (match.any.sync): a lane's rank in the warp is the number of
+/// its group's lanes below it, and the group's last lane writes the group's
+/// size to the warp's count of that expert in shared memory. The counts are
+/// then turned, per expert, into the number of the slice's assignments in
+/// earlier warps. `slicePass` gets the expert's slice total (the count
+/// pass); `assignmentPass` gets each thread's assignment with its expert,
+/// whether that is one of [0, E), and its rank in the slice (the rank
+/// pass). Replaces a thread per (slice, expert) walking the whole slice: E
+/// times the loads of the indices.
+void emitBlockRankPass(
+    LoopBuilder &lb, Value indices, int64_t experts, int64_t threads,
+    Value slices, StringRef part,
+    function_ref<void(Value slice, Value e, Value total)> slicePass,
+    function_ref<void(Value slice, Value t, Value j, Value e, Value mine,
+                      Value rank)>
+        assignmentPass) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  int64_t topK = staticDim(indices, 1), warps = threads / 32;
+  Value tokens = lb.dim(indices, 0);
+  auto launch =
+      gpu::LaunchOp::create(b, slices, ix.c(1), ix.c(1), ix.c(threads), ix.c(1),
+                            ix.c(1), lb.i32(warps * experts * 4));
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
+  OpBuilder::InsertionGuard guard(b);
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+  Value slice = launch.getBlockIds().x, tid = launch.getThreadIds().x;
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                         MemRefLayoutAttrInterface(), workgroup));
+  Value counts = memref::ViewOp::create(
+      b,
+      MemRefType::get({warps, experts}, b.getI32Type(),
+                      MemRefLayoutAttrInterface(), workgroup),
+      shared, ix.c(0), ValueRange{});
+  auto strided = [&](int64_t end, function_ref<void(Value)> body) {
+    auto loop = scf::ForOp::create(b, tid, ix.c(end), ix.c(threads));
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar());
+  };
+  strided(warps * experts, [&](Value i) {
+    memref::StoreOp::create(b, lb.i32(0), counts,
+                            ValueRange{ix.div(i, experts), ix.rem(i, experts)});
+  });
+  gpu::BarrierOp::create(b);
+  Value a = ix.add(ix.mul(slice, kTokensPerSlice * topK), tid);
+  Value t = ix.div(a, topK), j = ix.rem(a, topK);
+  Value valid = ix.ult(t, tokens);
+  // Past the last token: read the last token's index, count nothing.
+  Value last = ix.sub(tokens, ix.c(1));
+  Value e = memref::LoadOp::create(
+      b, indices, ValueRange{arith::MinUIOp::create(b, t, last), j});
+  Value mine =
+      ix.both(valid, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
+                                           lb.i32(experts)));
+  // Lanes of no expert share the key E and are never counted.
+  Value key = arith::SelectOp::create(b, mine, e, lb.i32(experts));
+  Value group = NVVM::MatchSyncOp::create(b, b.getI32Type(), lb.i32(-1), key,
+                                          NVVM::MatchSyncKind::any);
+  auto bits = [&](Value mask) {
+    return arith::IndexCastOp::create(b, b.getIndexType(),
+                                      math::CtPopOp::create(b, mask));
+  };
+  Value below = bits(arith::AndIOp::create(
+      b, group, NVVM::LaneMaskLtOp::create(b, b.getI32Type())));
+  Value above = arith::AndIOp::create(
+      b, group, NVVM::LaneMaskGtOp::create(b, b.getI32Type()));
+  Value warp = ix.div(tid, 32);
+  Value expert = asIndex(b, arith::SelectOp::create(b, mine, e, lb.i32(0)));
+  lb.ifThen(ix.both(mine, arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                above, lb.i32(0))),
+            [&] {
+              memref::StoreOp::create(
+                  b, arith::IndexCastOp::create(b, b.getI32Type(), bits(group)),
+                  counts, ValueRange{warp, expert});
+            });
+  gpu::BarrierOp::create(b);
+  // Per expert, over the warps in order: the count before each warp.
+  strided(experts, [&](Value x) {
+    Value total = lb.forLoopCarrying(
+        ix.c(0), ix.c(warps), ValueRange{lb.i32(0)},
+        [&](Value w, ValueRange c) -> SmallVector<Value> {
+          Value count = memref::LoadOp::create(b, counts, ValueRange{w, x});
+          memref::StoreOp::create(b, c[0], counts, ValueRange{w, x});
+          return {arith::AddIOp::create(b, c[0], count)};
+        })[0];
+    if (slicePass)
+      slicePass(slice, x, total);
+  });
+  if (!assignmentPass)
+    return;
+  gpu::BarrierOp::create(b);
+  lb.ifThen(valid, [&] {
+    Value before = memref::LoadOp::create(b, counts, ValueRange{warp, expert});
+    Value rank = arith::AddIOp::create(
+        b, before, arith::IndexCastOp::create(b, b.getI32Type(), below));
+    assignmentPass(slice, t, j, expert, mine, rank);
+  });
+}
+
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value indices = op.getIndices(), ranks = op.getRanks(),
@@ -298,10 +420,22 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
               });
         })[0];
   };
-  launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
-    Value count = walkSlice(s, e, lb.i32(0), nullptr);
-    memref::StoreOp::create(b, count, partial, ValueRange{s, e});
-  }, "count");
+  std::optional<int64_t> blockThreads = blockRankThreads(topK, experts);
+  if (blockThreads)
+    emitBlockRankPass(
+        lb, indices, experts, *blockThreads, slices, "count",
+        [&](Value s, Value e, Value total) {
+          memref::StoreOp::create(b, total, partial, ValueRange{s, e});
+        },
+        nullptr);
+  else
+    launchPerElement(
+        lb, slices, numExperts,
+        [&](Value s, Value e) {
+          Value count = walkSlice(s, e, lb.i32(0), nullptr);
+          memref::StoreOp::create(b, count, partial, ValueRange{s, e});
+        },
+        "count");
   launchPerItem(lb, numExperts, [&](Value e) {
     Value total = lb.forLoopCarrying(
         zero, slices, ValueRange{lb.i32(0)},
@@ -313,6 +447,24 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
     memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
                             counts, ValueRange{e});
   }, "scan");
+  if (blockThreads) {
+    // The rank: the assignments to e in earlier slices, earlier warps and
+    // lower lanes; kept below C; -1 for an index outside [0, E).
+    emitBlockRankPass(
+        lb, indices, experts, *blockThreads, slices, "rank", nullptr,
+        [&](Value s, Value t, Value j, Value e, Value mine, Value rank) {
+          Value before = arith::AddIOp::create(
+              b, memref::LoadOp::create(b, partial, ValueRange{s, e}), rank);
+          Value kept = arith::AndIOp::create(
+              b, mine,
+              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, before,
+                                    capacity));
+          memref::StoreOp::create(
+              b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
+              ValueRange{t, j});
+        });
+    return;
+  }
   launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
     Value start = memref::LoadOp::create(b, partial, ValueRange{s, e});
     walkSlice(
@@ -632,6 +784,75 @@ bool isElementwiseGeneric(linalg::GenericOp op) {
          op.getBody()->getOps<linalg::IndexOp>().empty();
 }
 
+/// Elements a thread of an elementwise map takes: 8 (16 bytes of a 16-bit
+/// buffer, two vectors of an f32 one) when every operand is a dense buffer
+/// of the output's static shape whose rows 8 divides; else 1.
+int64_t elementwiseWidth(Value out, ValueRange inputs) {
+  constexpr int64_t kWidth = 8;
+  auto outType = cast<MemRefType>(out.getType());
+  if (outType.getRank() == 0 || !outType.hasStaticShape() ||
+      outType.getShape().back() % kWidth != 0)
+    return 1;
+  SmallVector<Value> operands{out};
+  llvm::append_range(operands, inputs);
+  for (Value operand : operands) {
+    auto type = dyn_cast<MemRefType>(operand.getType());
+    if (!type || !type.getLayout().isIdentity() ||
+        type.getShape() != outType.getShape() ||
+        type.getElementTypeBitWidth() > 32)
+      return 1;
+  }
+  return kWidth;
+}
+
+/// A map's body on `width` adjacent elements a thread: vector loads of the
+/// operands, the body once per element, one vector store. A thread per
+/// element moved 2 or 4 bytes a load and left these kernels well below the
+/// memory's rate.
+void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
+                                Block *body, int64_t width) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  auto loadSlice = [&](Value buffer, ValueRange indices) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    Value vector = vector::LoadOp::create(
+        b, VectorType::get({width}, element), buffer, indices,
+        /*nontemporal=*/false, llvm::Align(16));
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < width; ++i)
+      values.push_back(
+          vector::ExtractOp::create(b, vector, ArrayRef<int64_t>{i}));
+    return values;
+  };
+  Value vectors =
+      arith::DivUIOp::create(b, numElements(lb, out), lb.index(width));
+  launchPerItem(lb, vectors, [&](Value v) {
+    SmallVector<Value> indices =
+        elementIndices(lb, out, arith::MulIOp::create(b, v, lb.index(width)));
+    SmallVector<SmallVector<Value>> loaded;
+    for (Value input : inputs)
+      loaded.push_back(loadSlice(input, indices));
+    // A generic's body may also read the output element.
+    bool readsOut = body->getNumArguments() > inputs.size() &&
+                    !body->getArguments().back().use_empty();
+    if (readsOut)
+      loaded.push_back(loadSlice(out, indices));
+    SmallVector<Value> results;
+    for (int64_t i = 0; i < width; ++i) {
+      IRMapping mapping;
+      for (auto [arg, values] : llvm::zip(body->getArguments(), loaded))
+        mapping.map(arg, values[i]);
+      for (Operation &inner : body->without_terminator())
+        b.clone(inner, mapping);
+      results.push_back(mapping.lookup(body->getTerminator()->getOperand(0)));
+    }
+    Type element = cast<MemRefType>(out.getType()).getElementType();
+    Value vector = vector::FromElementsOp::create(
+        b, VectorType::get({width}, element), results);
+    vector::StoreOp::create(b, vector, out, indices, /*nontemporal=*/false,
+                            llvm::Align(16));
+  });
+}
+
 /// The fills and elementwise maps that moe-zero-buffer-fusion leaves around
 /// the kernels write device buffers too: one thread per element.
 LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
@@ -677,6 +898,10 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   if (!isa<MemRefType>(out.getType()))
     return op->emitOpError() << "only maps over buffers run on the GPU "
                                 "target";
+  if (int64_t width = elementwiseWidth(out, inputs); width > 1) {
+    lowerElementwiseVectorized(lb, out, inputs, body, width);
+    return success();
+  }
   launchPerItem(lb, numElements(lb, out), [&](Value i) {
     SmallVector<Value> indices = elementIndices(lb, out, i);
     IRMapping mapping;

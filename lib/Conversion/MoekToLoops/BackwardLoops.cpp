@@ -388,8 +388,7 @@ Value emitRouteBackwardToken(LoopBuilder &lb, RouteBackwardOp op, Value p,
                                     dwGate, ValueRange{h, e});
           return {add(b, c[0], mul(b, lb.loadF32(wGate, {h, e}), ds))};
         })[0];
-    memref::StoreOp::create(b, add(b, load(b, dx, {t, h}), s), dx,
-                            ValueRange{t, h});
+    lb.storeF32(add(b, lb.loadF32(dx, {t, h}), s), dx, {t, h});
   });
   return aux;
 }

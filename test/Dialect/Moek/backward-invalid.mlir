@@ -148,7 +148,7 @@ func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x?xi32>, %
 
 func.func @f(%x: memref<16x8xf32>, %wg: memref<8x4xf32>, %i: memref<16x2xi32>, %offsets: memref<5xi32>, %dw: memref<16x2xf32>,
              %dx: memref<16x8xbf16>, %dwg: memref<8x4xf32>, %aux: memref<f32>) {
-  // expected-error @+1 {{'moek.route_backward' op dx must have element type 'f32', got 'bf16'}}
+  // expected-error @+1 {{'moek.route_backward' op dx must have element type f32 or x's ('f32'), got 'bf16'}}
   moek.route_backward softmax %x, %wg, %i, %offsets, %dw into %dx, %dwg, %aux
       : memref<16x8xf32>, memref<8x4xf32>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>, memref<16x8xbf16>, memref<8x4xf32>, memref<f32>
   return

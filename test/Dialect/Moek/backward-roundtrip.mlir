@@ -82,3 +82,16 @@ func.func @gpu_scratch(%x: memref<?x16xbf16>, %wg: memref<16x8xbf16>, %indices: 
         memref<?x16xf32>, memref<16x8xf32>, memref<f32>
   return
 }
+
+// A bf16 layer's dx in its own type: the router's products are added to each
+// element once, rounded once.
+// CHECK-LABEL: func.func @narrow_dx
+// CHECK: moek.route_backward softmax {{.*}} into %{{.*}}, %{{.*}}, %{{.*}} : {{.*}}, memref<16x8xbf16>, memref<8x4xf32>, memref<f32>
+func.func @narrow_dx(%x: memref<16x8xbf16>, %wg: memref<8x4xbf16>, %indices: memref<16x2xi32>,
+                     %offsets: memref<5xi32>, %dweights: memref<16x2xf32>, %dx: memref<16x8xbf16>,
+                     %dwg: memref<8x4xf32>, %aux: memref<f32>) {
+  moek.route_backward softmax %x, %wg, %indices, %offsets, %dweights into %dx, %dwg, %aux
+      : memref<16x8xbf16>, memref<8x4xbf16>, memref<16x2xi32>, memref<5xi32>, memref<16x2xf32>,
+        memref<16x8xbf16>, memref<8x4xf32>, memref<f32>
+  return
+}

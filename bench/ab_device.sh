@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A/B timing of two builds' artifacts in one call of the device tool: for
+# each NAME, .device/ab/A-NAME.so and .device/ab/B-NAME.so run alternately
+# ROUNDS times (default 2; median of REPEAT, default 10, each, with the
+# per-kernel profile), so that the card and its clocks are the same for both.
+#   OUT=$OUT A=noquad B=time bash bench/ab_device.sh NAME...   (carry .device/ab)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$root/.device/ab
+out=${OUT:-$root/device-out}
+mkdir -p "$out/ab"
+exec > >(tee "$out/ab_device.log") 2>&1
+echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
+build=/tmp/moe-run-build-ab
+cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-ab.log &&
+  ninja -C "$build" > /tmp/ninja-ab.log || { tail -30 /tmp/ninja-ab.log; exit 1; }
+for round in $(seq "${ROUNDS:-2}"); do
+  for name in "$@"; do
+    for side in "$A" "$B"; do
+      log=$out/ab/$side-$name-$round.log
+      timeout 120 "$build/moe-run" "$dir/$side-$name.so" --repeat "${REPEAT:-10}" --profile > "$log" 2>&1
+      echo "-- round $round $side-$name: $(grep -E '^time:' "$log")"
+      grep -E '^ +[0-9.]+ +[0-9.]+% ' "$log" | head -"${PROFILE_LINES:-3}"
+    done
+  done
+done
+echo "== done ($(date -u +%H:%M:%S)), GPU: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader)"
