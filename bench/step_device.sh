@@ -29,6 +29,13 @@ if [ "${1:-}" = compile ]; then
   compile check-fwd-odd tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16
   compile check-fwd-odd-gather tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16 --epilogue=gather_sum
   compile check-fwd-empty tokens=8,hidden=64,ffn=32,experts=16,top_k=2,dtype=bf16
+  # The routing plan's block passes: several slices, capacity drops, k = 16
+  # (1024 threads a block), k = 24 (the per-expert walk), dynamic tokens.
+  compile check-fwd-k8 tokens=1000,hidden=64,ffn=32,experts=64,top_k=8,dtype=bf16
+  compile check-fwd-capacity tokens=300,hidden=64,ffn=32,experts=16,top_k=8,dtype=bf16,capacity=0.5
+  compile check-fwd-k16 tokens=130,hidden=64,ffn=32,experts=32,top_k=16,dtype=bf16
+  compile check-fwd-k24 tokens=40,hidden=64,ffn=32,experts=32,top_k=24,dtype=bf16
+  compile check-fwd-dynamic tokens=200,hidden=64,ffn=32,experts=16,top_k=4,dtype=bf16,dynamic=1
   "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
   compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
   compile check-train-odd-scatter tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward --epilogue=scatter_add
