@@ -436,46 +436,17 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           memref::StoreOp::create(b, count, partial, ValueRange{s, e});
         },
         "count");
-  // The scan walks kScanLoads slices at a time, their loads issued together
-  // (one load at a time, 256 slices of qwen3_30b_a3b's 16384 tokens took
-  // 10 us of dependent L2 round trips).
-  constexpr int64_t kScanLoads = 8;
-  launchPerItem(
-      lb, numExperts,
-      [&](Value e) {
-        Value lastSlice = arith::SubIOp::create(b, slices, lb.index(1));
-        auto loop = scf::ForOp::create(b, zero, slices, lb.index(kScanLoads),
-                                       ValueRange{lb.i32(0)});
-        {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPointToStart(loop.getBody());
-          Value first = loop.getInductionVar();
-          SmallVector<Value> at, valid, count;
-          for (int64_t i = 0; i < kScanLoads; ++i) {
-            at.push_back(arith::AddIOp::create(b, first, lb.index(i)));
-            valid.push_back(arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
-                                                  at.back(), slices));
-            Value loaded = memref::LoadOp::create(
-                b, partial,
-                ValueRange{arith::MinUIOp::create(b, at.back(), lastSlice), e});
-            count.push_back(
-                arith::SelectOp::create(b, valid.back(), loaded, lb.i32(0)));
-          }
-          Value running = loop.getRegionIterArgs()[0];
-          for (int64_t i = 0; i < kScanLoads; ++i) {
-            Value before = running;
-            lb.ifThen(valid[i], [&] {
-              memref::StoreOp::create(b, before, partial, ValueRange{at[i], e});
-            });
-            running = arith::AddIOp::create(b, running, count[i]);
-          }
-          scf::YieldOp::create(b, ValueRange{running});
-        }
-        Value total = loop.getResult(0);
-        memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
-                                counts, ValueRange{e});
-      },
-      "scan");
+  launchPerItem(lb, numExperts, [&](Value e) {
+    Value total = lb.forLoopCarrying(
+        zero, slices, ValueRange{lb.i32(0)},
+        [&](Value s, ValueRange c) -> SmallVector<Value> {
+          Value count = memref::LoadOp::create(b, partial, ValueRange{s, e});
+          memref::StoreOp::create(b, c[0], partial, ValueRange{s, e});
+          return {arith::AddIOp::create(b, c[0], count)};
+        })[0];
+    memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
+                            counts, ValueRange{e});
+  }, "scan");
   if (blockThreads) {
     // The rank: the assignments to e in earlier slices, earlier warps and
     // lower lanes; kept below C; -1 for an index outside [0, E).
