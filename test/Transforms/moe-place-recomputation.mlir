@@ -10,18 +10,18 @@
 // Unconstrained, a value is still recomputed where the model predicts that is faster: at
 // H = 32 the CPU model prices p's scores GEMM below writing and reading p.
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100%" 2>&1 | FileCheck %s --check-prefix=CPU-TOP
-// RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=5312" 2>&1 | FileCheck %s --check-prefix=RECOMPUTE
+// RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=4800" 2>&1 | FileCheck %s --check-prefix=RECOMPUTE
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation 2>&1 | FileCheck %s --check-prefix=DEFAULT
 // `least`: the least peak any placement reaches, and the fastest placement there.
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=least" 2>&1 | FileCheck %s --check-prefix=LEAST
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100% target=cuda:sm_90a" 2>&1 | FileCheck %s --check-prefix=CUDA
-// RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=8384 target=cuda:sm_90a" 2>&1 | FileCheck %s --check-prefix=CUDA-LEAST
+// RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=6336 target=cuda:sm_90a" 2>&1 | FileCheck %s --check-prefix=CUDA-LEAST
 // Without fusion h is no candidate (the materializing forward would compute it twice).
 // RUN: moe-opt %s --moe-generate-backward --mlir-print-op-on-diagnostic=false --moe-place-recomputation="memory-budget=100% fusion=false cost-device=h200-sm90a" 2>&1 | FileCheck %s --check-prefix=NO-FUSION
 // The lowered training step reads what was saved: the router writes p and its backward reads
 // it; the forward's GLU GEMM stores h as well and the backward has no recompute GEMM.
 // RUN: moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=100% cost-device=h200-sm90a" --moe-zero-buffer-fusion --moe-lower-to-kernels 2>/dev/null | FileCheck %s --check-prefix=KERNELS
-// RUN: moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=5312" --moe-zero-buffer-fusion --moe-lower-to-kernels 2>/dev/null | FileCheck %s --check-prefix=KERNELS-RECOMPUTE
+// RUN: moe-opt %s --moe-generate-backward --moe-place-recomputation="memory-budget=4800" --moe-zero-buffer-fusion --moe-lower-to-kernels 2>/dev/null | FileCheck %s --check-prefix=KERNELS-RECOMPUTE
 
 // SAVE: remark: saves router_probabilities (256 B): recomputing it would cost {{-?[0-9.]+}} ms
 // SAVE: remark: saves gate_up (6.00 KiB): recomputing it would cost {{[0-9.]+}} ms
@@ -37,19 +37,19 @@
 // SAVE: moe.experts_backward silu_glu {{.*}} gate_up(%[[SH]])
 // SAVE: moe.gate_backward softmax {{.*}} probs(%[[SP]])
 
-// RECOMPUTE: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would raise the planned peak to 5.44 KiB, over the budget
-// RECOMPUTE: remark: recomputes gate_up ({{[0-9.]+}} ms): saving it would raise the planned peak to 8.19 KiB, over the budget
+// RECOMPUTE: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would raise the planned peak to 4.94 KiB, over the budget
+// RECOMPUTE: remark: recomputes gate_up ({{[0-9.]+}} ms): saving it would raise the planned peak to 6.19 KiB, over the budget
 // RECOMPUTE-NOT: moe.router_probabilities
 // RECOMPUTE-NOT: moe.expert_gate_up
 // RECOMPUTE: recomputed = ["dispatched_tokens", "gate_up", "activations", "expert_outputs", "router_probabilities"]
 // RECOMPUTE-NOT: gate_up(
 // RECOMPUTE-NOT: probs(
 
-// LEAST: planned peak 5.19 KiB of a budget of 5.19 KiB (save everything: 8.44 KiB, least: 5.19 KiB)
+// LEAST: planned peak 4.69 KiB of a budget of 4.69 KiB (save everything: 6.44 KiB, least: 4.69 KiB)
 
 // CPU-TOP: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would not be faster
 // CPU-TOP: remark: saves gate_up (6.00 KiB)
-// CPU-TOP: planned peak 8.19 KiB of a budget of 8.44 KiB (save everything: 8.44 KiB, least: 5.19 KiB), predicted {{[0-9.]+}} ms on cpu
+// CPU-TOP: planned peak 6.19 KiB of a budget of 6.44 KiB (save everything: 6.44 KiB, least: 4.69 KiB), predicted {{[0-9.]+}} ms on cpu
 
 // DEFAULT-NOT: remark
 // DEFAULT-NOT: moe.expert_gate_up
@@ -58,9 +58,9 @@
 // CUDA: remark: saves router_probabilities
 // CUDA: remark: saves gate_up
 // CUDA: predicted {{[0-9.]+}} ms on h200-sm90a
-// CUDA-LEAST: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would raise the planned peak to 8.44 KiB, over the budget
+// CUDA-LEAST: remark: recomputes router_probabilities ({{-?[0-9.]+}} ms): saving it would raise the planned peak to 6.44 KiB, over the budget
 // CUDA-LEAST: remark: saves gate_up (6.00 KiB)
-// CUDA-LEAST: planned peak 8.19 KiB of a budget of 8.19 KiB (save everything: 8.44 KiB, least: 8.19 KiB)
+// CUDA-LEAST: planned peak 6.19 KiB of a budget of 6.19 KiB (save everything: 6.44 KiB, least: 6.19 KiB)
 
 // NO-FUSION: remark: recomputation placement: gate_up is no candidate without moe-zero-buffer-fusion
 // NO-FUSION: remark: saves router_probabilities

@@ -6,7 +6,7 @@
 // bytes: 512 bytes for 768 bytes of buffers.
 // CHECK-LABEL: func.func @reuse
 // CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", live = array<i64: 0, 3>, name = "activations.a", offset = 0 : i64}, {bytes = 256 : i64, category = "activations", live = array<i64: 2, 6>, name = "activations.b", offset = 256 : i64}, {bytes = 256 : i64, category = "routing", live = array<i64: 5, 8>, name = "routing.c", offset = 0 : i64}], peak_intermediate_bytes = 512 : i64, unplanned_dynamic = []}
-// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<512xi8>
+// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 256 : i64} : memref<512xi8>
 // CHECK: %[[C0:.*]] = arith.constant 0 : index
 // CHECK: %[[A:.*]] = memref.view %[[ARENA]][%[[C0]]][] : memref<512xi8> to memref<64xf32>
 // CHECK: %[[C256:.*]] = arith.constant 256 : index
@@ -90,8 +90,8 @@ func.func @tile_loop(%in: memref<64xf32>, %out: memref<64xf32>) {
 // result is allocated at the start of the call as bytes, itself a view.
 // CHECK-LABEL: func.func @train
 // CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 256 : i64, category = "activations", in_result = "gradients.dw", live = array<i64: 2, 5>, name = "activations.a", offset = 0 : i64}, {bytes = 256 : i64, category = "activations", in_result = "gradients.dw", live = array<i64: 4, 6>, name = "activations.b", offset = 256 : i64}, {bytes = 256 : i64, category = "activations", live = array<i64: 7, 11>, name = "activations.c", offset = 0 : i64}], peak_intermediate_bytes = 256 : i64, unplanned_dynamic = []}
-// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<256xi8>
-// CHECK: %[[BYTES:.*]] = memref.alloc() {alignment = 64 : i64, moe.buffer = "gradients.dw"} : memref<1024xi8>
+// CHECK: %[[ARENA:.*]] = memref.alloc() {alignment = 256 : i64} : memref<256xi8>
+// CHECK: %[[BYTES:.*]] = memref.alloc() {alignment = 256 : i64, moe.buffer = "gradients.dw"} : memref<1024xi8>
 // CHECK: %[[DW:.*]] = memref.view %[[BYTES]][%{{.*}}][] : memref<1024xi8> to memref<256xf32>
 // CHECK: %[[EARLY:.*]] = memref.alloc() {moe.buffer = "result.early"} : memref<64xf32>
 // CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<1024xi8> to memref<64xf32>
@@ -125,4 +125,24 @@ func.func @forward(%in: memref<64xf32>) -> memref<64xf32> {
   %y = memref.alloc() {moe.buffer = "result.y"} : memref<64xf32>
   memref.copy %a, %y : memref<64xf32> to memref<64xf32>
   return %y : memref<64xf32>
+}
+
+// -----
+
+// A buffer of 64 KiB or more starts at a multiple of 256 bytes (a cache
+// line's multiple, and cudaMalloc's alignment of the arena's base), small
+// ones at a multiple of 64: after 65600 bytes of a, b starts at 65792, not
+// 65600.
+// CHECK-LABEL: func.func @large_aligned
+// CHECK-SAME: moe.memory_plan = {buffers = [{bytes = 65600 : i64, category = "activations", live = array<i64: 0, 4>, name = "activations.a", offset = 0 : i64}, {bytes = 65536 : i64, category = "activations", live = array<i64: 2, 6>, name = "activations.b", offset = 65792 : i64}], peak_intermediate_bytes = 131328 : i64
+func.func @large_aligned(%a_in: memref<16400xf32>, %b_in: memref<16384xf32>, %out: memref<16384xf32>) {
+  %a = memref.alloc() {moe.buffer = "activations.a"} : memref<16400xf32>
+  memref.copy %a_in, %a : memref<16400xf32> to memref<16400xf32>
+  %b = memref.alloc() {moe.buffer = "activations.b"} : memref<16384xf32>
+  memref.copy %b_in, %b : memref<16384xf32> to memref<16384xf32>
+  memref.copy %a, %a_in : memref<16400xf32> to memref<16400xf32>
+  memref.dealloc %a : memref<16400xf32>
+  memref.copy %b, %out : memref<16384xf32> to memref<16384xf32>
+  memref.dealloc %b : memref<16384xf32>
+  return
 }
