@@ -429,7 +429,8 @@ def Moek_RouteBackwardOp : Moek_KernelOp<"route_backward",
     expert parallelism the offsets of the EP group's loads), then through the score
     function to `ds`, and accumulates `dx[t] += ds . w_gate^T` (`dx` f32
     or in `x`'s type, added to: each element receives its whole sum over E
-    in one f32 addition, rounded once to a narrower `dx`) and `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
+    in one f32 addition, rounded once to a narrower `dx`) and
+    `dw_gate += x[t]^T ds` (f32 `dw_gate`, written). `aux`
     (rank 0, f32) receives `aux_loss * E * sum_e f_e * P_e`, 0 when
     `aux_loss` is 0. `scores` (f32 [T, E], contents undefined after the op)
     is the GPU lowering's scratch for the recomputed scores and their

@@ -187,8 +187,9 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                                    staticDim(op.getOffsets(), 0) - 1);
   int64_t width = gluBackwardWidth(op);
   // One warp per row of the chunk's row buffers: the lanes take columns in
-  // turn (coalesced; 16 bytes a lane where the rows allow), then add up <g, a> by shuffles. All lanes of a warp
-  // share the row, so they agree on every branch around the shuffles.
+  // turn (coalesced; 16 bytes a lane where the rows allow), then add up
+  // <g, a> by shuffles. All lanes of a warp share the row, so they agree on
+  // every branch around the shuffles.
   launch(arith::MulIOp::create(b, lb.dim(op.getGateUp(), 0), lb.index(32)),
          [&](Value item) {
            Value local = arith::DivUIOp::create(b, item, lb.index(32));

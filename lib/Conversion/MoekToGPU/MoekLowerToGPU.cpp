@@ -256,8 +256,10 @@ void emitBlockRankPass(
   Ix ix{b, lb};
   int64_t topK = staticDim(indices, 1), warps = threads / 32;
   Value tokens = lb.dim(indices, 0);
+  // At least one block (no tokens: no slice; a launch of none is an error).
+  Value blocks = arith::MaxUIOp::create(b, slices, ix.c(1));
   auto launch =
-      gpu::LaunchOp::create(b, slices, ix.c(1), ix.c(1), ix.c(threads), ix.c(1),
+      gpu::LaunchOp::create(b, blocks, ix.c(1), ix.c(1), ix.c(threads), ix.c(1),
                             ix.c(1), lb.i32(warps * experts * 4));
   launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
   OpBuilder::InsertionGuard guard(b);
@@ -290,10 +292,19 @@ void emitBlockRankPass(
   Value a = ix.add(ix.mul(slice, kTokensPerSlice * topK), tid);
   Value t = ix.div(a, topK), j = ix.rem(a, topK);
   Value valid = ix.ult(t, tokens);
-  // Past the last token: read the last token's index, count nothing.
-  Value last = ix.sub(tokens, ix.c(1));
-  Value e = memref::LoadOp::create(
-      b, indices, ValueRange{arith::MinUIOp::create(b, t, last), j});
+  // Past the last token (or with none): no load, the index -1, counted
+  // nowhere.
+  auto read = scf::IfOp::create(b, TypeRange{b.getI32Type()}, valid,
+                                /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inIf(b);
+    b.setInsertionPointToStart(read.thenBlock());
+    scf::YieldOp::create(
+        b, ValueRange{memref::LoadOp::create(b, indices, ValueRange{t, j})});
+    b.setInsertionPointToStart(read.elseBlock());
+    scf::YieldOp::create(b, ValueRange{lb.i32(-1)});
+  }
+  Value e = read.getResult(0);
   Value mine =
       ix.both(valid, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
                                            lb.i32(experts)));
@@ -809,8 +820,9 @@ bool isElementwiseGeneric(linalg::GenericOp op) {
 }
 
 /// Elements a thread of an elementwise map takes: 8 (16 bytes of a 16-bit
-/// buffer, two vectors of an f32 one) when every operand is a dense buffer
-/// of the output's static shape whose rows 8 divides; else 1.
+/// buffer, two vectors of a 32-bit one) when every operand is a dense
+/// buffer of 16- or 32-bit elements of the output's static shape whose rows
+/// 8 divides (so every vector is 16-byte aligned); else 1.
 int64_t elementwiseWidth(Value out, ValueRange inputs) {
   constexpr int64_t kWidth = 8;
   auto outType = cast<MemRefType>(out.getType());
@@ -821,9 +833,9 @@ int64_t elementwiseWidth(Value out, ValueRange inputs) {
   llvm::append_range(operands, inputs);
   for (Value operand : operands) {
     auto type = dyn_cast<MemRefType>(operand.getType());
+    unsigned bits = type ? type.getElementTypeBitWidth() : 0;
     if (!type || !type.getLayout().isIdentity() ||
-        type.getShape() != outType.getShape() ||
-        type.getElementTypeBitWidth() > 32)
+        type.getShape() != outType.getShape() || (bits != 16 && bits != 32))
       return 1;
   }
   return kWidth;
@@ -878,7 +890,8 @@ void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
 }
 
 /// The fills and elementwise maps that moe-zero-buffer-fusion leaves around
-/// the kernels write device buffers too: one thread per element.
+/// the kernels write device buffers too: one thread per element, or per 8
+/// adjacent elements where elementwiseWidth allows.
 LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   if (auto fill = dyn_cast<linalg::FillOp>(op)) {
