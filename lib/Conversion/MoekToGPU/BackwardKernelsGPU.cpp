@@ -3,6 +3,7 @@
 
 #include "lib/Conversion/MoekToGPU/BackwardKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/VectorAccess.h"
 #include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 #include "lib/Conversion/MoekToLoops/BackwardLoops.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
@@ -11,7 +12,6 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -83,18 +83,11 @@ int64_t gluBackwardWidth(GroupedGluBackwardOp op) {
 /// `width` elements of `rows` at (row, column), widened to f32 scalars.
 SmallVector<Value> loadRowSlice(ImplicitLocOpBuilder &b, Value rows, Value row,
                                 Value column, int64_t width) {
-  Type element = cast<MemRefType>(rows.getType()).getElementType();
-  auto type = VectorType::get({width}, element);
   // Rows and allocations are 16-byte aligned, columns a multiple of width.
-  Value vector = vector::LoadOp::create(b, type, rows, ValueRange{row, column},
-                                        /*nontemporal=*/false, llvm::Align(16));
-  SmallVector<Value> values;
-  for (int64_t i = 0; i < width; ++i) {
-    Value value = vector::ExtractOp::create(b, vector, ArrayRef<int64_t>{i});
-    if (!element.isF32())
+  SmallVector<Value> values = loadAdjacent(b, rows, {row, column}, width);
+  for (Value &value : values)
+    if (!value.getType().isF32())
       value = arith::ExtFOp::create(b, b.getF32Type(), value);
-    values.push_back(value);
-  }
   return values;
 }
 
@@ -107,10 +100,7 @@ void storeRowSlice(ImplicitLocOpBuilder &b, ArrayRef<Value> values, Value rows,
     narrowed.push_back(element.isF32()
                            ? value
                            : arith::TruncFOp::create(b, element, value));
-  auto type = VectorType::get({int64_t(values.size())}, element);
-  Value vector = vector::FromElementsOp::create(b, type, narrowed);
-  vector::StoreOp::create(b, vector, rows, ValueRange{row, column},
-                          /*nontemporal=*/false, llvm::Align(16));
+  storeAdjacent(b, narrowed, rows, {row, column});
 }
 
 /// The terms of <g, a> over the lane's columns of one row: `width` columns

@@ -29,6 +29,7 @@
 
 #include "lib/Conversion/MoekToGPU/BlockKernelsGPU.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -309,10 +310,7 @@ gpu::LaunchOp mlir::moek::launchFlashAttentionGrid(
                                       ix.c(threads), one, one,
                                       lb.i32(sharedBytes));
   launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), name));
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
   return launch;
 }
 

@@ -34,6 +34,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpShuffle.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
@@ -624,10 +625,7 @@ void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
   Ix &ix = k.ix;
   gpu::LaunchOp launch = k.launchGrid();
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
   k.tile = launch.getBlockIds().x;

@@ -58,6 +58,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpgroupMma.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
@@ -603,10 +604,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
                                       one, lb.i32(sharedBytes(experts)));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
   k.map = map;

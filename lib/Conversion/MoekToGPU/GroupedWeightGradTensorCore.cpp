@@ -33,6 +33,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -335,10 +336,7 @@ void mlir::moek::lowerWeightGradToTensorCores(const TensorCoreWeightGrad &op,
       b, ix.c((k.outM + kBM - 1) / kBM), ix.c((k.outN + kBN - 1) / kBN), gridZ,
       ix.c(kThreads), one, one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
   k.expert = op.offsets ? ix.add(k.first, launch.getBlockIds().z) : k.zero;

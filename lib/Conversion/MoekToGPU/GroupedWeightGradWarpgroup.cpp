@@ -49,6 +49,7 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
+#include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/WarpgroupMma.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 
@@ -445,10 +446,7 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
                                       one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
   k.first = first;

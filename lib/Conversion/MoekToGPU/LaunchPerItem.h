@@ -11,10 +11,22 @@
 
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
 namespace mlir::moek {
 
 /// Threads per block of a kernel of one thread per item.
 constexpr int64_t kThreadsPerBlock = 256;
+
+/// Moves the builder into `launch`'s body, before the terminator it gives
+/// the body: what is built next is the kernel. Callers keep an
+/// InsertionGuard to come back to the host.
+inline void enterLaunchBody(ImplicitLocOpBuilder &b, gpu::LaunchOp launch) {
+  Block &entry = launch.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::TerminatorOp::create(b);
+  b.setInsertionPointToStart(&entry);
+}
 
 /// Runs `body(i)` for every i in [0, count), one GPU thread per item, as a
 /// gpu.launch at the builder's insertion point. `part`, when given, names

@@ -16,6 +16,7 @@
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/RouteGPU.h"
+#include "lib/Conversion/MoekToGPU/VectorAccess.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "lib/Target/CudaChip.h"
@@ -56,10 +57,7 @@ void mlir::moek::launchPerItem(LoopBuilder &lb, Value count,
   if (!part.empty())
     launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
   // The block size made again inside the kernel: a constant there, where
   // the host's value would be a parameter.
   Value item = arith::AddIOp::create(
@@ -263,10 +261,7 @@ void emitBlockRankPass(
                             ix.c(1), lb.i32(warps * experts * 4));
   launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
   OpBuilder::InsertionGuard guard(b);
-  Block &entry = launch.getBody().front();
-  b.setInsertionPointToStart(&entry);
-  gpu::TerminatorOp::create(b);
-  b.setInsertionPointToStart(&entry);
+  enterLaunchBody(b, launch);
   Value slice = launch.getBlockIds().x, tid = launch.getThreadIds().x;
   auto workgroup =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
@@ -848,17 +843,6 @@ int64_t elementwiseWidth(Value out, ValueRange inputs) {
 void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
                                 Block *body, int64_t width) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto loadSlice = [&](Value buffer, ValueRange indices) {
-    Type element = cast<MemRefType>(buffer.getType()).getElementType();
-    Value vector = vector::LoadOp::create(
-        b, VectorType::get({width}, element), buffer, indices,
-        /*nontemporal=*/false, llvm::Align(16));
-    SmallVector<Value> values;
-    for (int64_t i = 0; i < width; ++i)
-      values.push_back(
-          vector::ExtractOp::create(b, vector, ArrayRef<int64_t>{i}));
-    return values;
-  };
   Value vectors =
       arith::DivUIOp::create(b, numElements(lb, out), lb.index(width));
   launchPerItem(lb, vectors, [&](Value v) {
@@ -866,12 +850,12 @@ void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
         elementIndices(lb, out, arith::MulIOp::create(b, v, lb.index(width)));
     SmallVector<SmallVector<Value>> loaded;
     for (Value input : inputs)
-      loaded.push_back(loadSlice(input, indices));
+      loaded.push_back(loadAdjacent(b, input, indices, width));
     // A generic's body may also read the output element.
     bool readsOut = body->getNumArguments() > inputs.size() &&
                     !body->getArguments().back().use_empty();
     if (readsOut)
-      loaded.push_back(loadSlice(out, indices));
+      loaded.push_back(loadAdjacent(b, out, indices, width));
     SmallVector<Value> results;
     for (int64_t i = 0; i < width; ++i) {
       IRMapping mapping;
@@ -881,11 +865,7 @@ void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
         b.clone(inner, mapping);
       results.push_back(mapping.lookup(body->getTerminator()->getOperand(0)));
     }
-    Type element = cast<MemRefType>(out.getType()).getElementType();
-    Value vector = vector::FromElementsOp::create(
-        b, VectorType::get({width}, element), results);
-    vector::StoreOp::create(b, vector, out, indices, /*nontemporal=*/false,
-                            llvm::Align(16));
+    storeAdjacent(b, results, out, indices);
   });
 }
 
