@@ -11,9 +11,9 @@ out=${OUT:-$root/device-out}
 mkdir -p "$out/ab"
 exec > >(tee "$out/ab_device.log") 2>&1
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
+source "$root/bench/moe_run_sources.sh"
 build=/tmp/moe-run-build-ab
-cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-ab.log &&
-  ninja -C "$build" > /tmp/ninja-ab.log || { tail -30 /tmp/ninja-ab.log; exit 1; }
+build_moe_run "$root" "$build" || exit 1
 for round in $(seq "${ROUNDS:-2}"); do
   for name in "$@"; do
     for side in "$A" "$B"; do

@@ -26,3 +26,36 @@ build_moe_run() {
   ninja -C "$build" -j "$(nproc)" > "$build.ninja.log" 2>&1 ||
     { tail -30 "$build.ninja.log"; return 1; }
 }
+
+# run_checks RUN DIR LOGS: every DIR/check-*.so against the CPU reference
+#   (RUN --check --seed 3: outputs poisoned), its log in LOGS, a line each
+#   (the relative errors, or FAILED and the log's end); adds the failures to
+#   $failures. CHECK_TIMEOUT (default 240 s: mixtral's reference backward
+#   holds its weights in double) bounds each.
+# run_timings RUN DIR LOGS: every DIR/time-*.so, median of REPEAT (default
+#   10) with the per-kernel profile, its log in LOGS; prints its time and
+#   memory lines and its PROFILE_LINES (default 8) costliest kernels; adds
+#   the failures to $failures.
+
+run_checks() {
+  local run=$1 dir=$2 logs=$3 a n
+  for a in "$dir"/check-*.so; do
+    n=$(basename "$a" .so)
+    if timeout "${CHECK_TIMEOUT:-240}" "$run" "$a" --check --seed 3 > "$logs/$n.log" 2>&1; then
+      echo "$n: $(grep -E 'relative error' "$logs/$n.log" | sed 's/^ *//' | cut -c1-80 | tr '\n' ';')"
+    else
+      failures=$((failures + 1)); echo "$n: FAILED"; tail -5 "$logs/$n.log"
+    fi
+  done
+}
+
+run_timings() {
+  local run=$1 dir=$2 logs=$3 a n
+  for a in "$dir"/time-*.so; do
+    n=$(basename "$a" .so)
+    timeout 120 "$run" "$a" --repeat "${REPEAT:-10}" --profile > "$logs/$n.log" 2>&1 ||
+      failures=$((failures + 1))
+    echo "-- $n: $(grep -E '^time:|^device memory' "$logs/$n.log" | tr '\n' ' ')"
+    grep -E '^ +[0-9.]+ +[0-9.]+% ' "$logs/$n.log" | head -"${PROFILE_LINES:-8}"
+  done
+}

@@ -46,24 +46,11 @@ out=${OUT:-$root/device-out}
 mkdir -p "$out/quad"
 exec > >(tee "$out/quad_store_device.log") 2>&1
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
-build=/tmp/moe-run-build-quad
-cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-quad.log &&
-  ninja -C "$build" > /tmp/ninja-quad.log || { tail -30 /tmp/ninja-quad.log; exit 1; }
-run=$build/moe-run
+source "$root/bench/moe_run_sources.sh"
+build_moe_run "$root" /tmp/moe-run-build-quad || exit 1
+run=/tmp/moe-run-build-quad/moe-run
 failures=0
-for a in "$dir"/check-*.so; do
-  n=$(basename "$a" .so)
-  if timeout 120 "$run" "$a" --check --seed 3 > "$out/quad/$n.log" 2>&1; then
-    echo "$n: $(grep -E 'relative error' "$out/quad/$n.log" | sed 's/^ *//' | cut -c1-80 | tr '\n' ';')"
-  else
-    failures=$((failures + 1)); echo "$n: FAILED"; tail -5 "$out/quad/$n.log"
-  fi
-done
+CHECK_TIMEOUT=120 run_checks "$run" "$dir" "$out/quad"
 echo "== timing ($(date -u +%H:%M:%S))"
-for a in "$dir"/time-*.so; do
-  n=$(basename "$a" .so)
-  timeout 120 "$run" "$a" --repeat "${REPEAT:-10}" --profile > "$out/quad/$n.log" 2>&1 || failures=$((failures + 1))
-  echo "-- $n: $(grep -E '^time:' "$out/quad/$n.log")"
-  grep -E '^ +[0-9.]+ +[0-9.]+% ' "$out/quad/$n.log" | head -6
-done
+PROFILE_LINES=6 run_timings "$run" "$dir" "$out/quad"
 echo "== done ($(date -u +%H:%M:%S)), failures: $failures"

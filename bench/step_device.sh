@@ -62,27 +62,13 @@ out=${OUT:-$root/device-out}
 mkdir -p "$out/step"
 exec > >(tee "$out/step_device.log") 2>&1
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%Y-%m-%dT%H:%MZ)"
-build=/tmp/moe-run-build-step
-cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-step.log &&
-  ninja -C "$build" > /tmp/ninja-step.log || { tail -30 /tmp/ninja-step.log; exit 1; }
-run=$build/moe-run
+source "$root/bench/moe_run_sources.sh"
+build_moe_run "$root" /tmp/moe-run-build-step || exit 1
+run=/tmp/moe-run-build-step/moe-run
 failures=0
-for a in "$dir"/check-*.so; do
-  n=$(basename "$a" .so)
-  # mixtral's reference backward holds its weights in double: slow.
-  if timeout 240 "$run" "$a" --check --seed 3 > "$out/step/$n.log" 2>&1; then
-    echo "$n: $(grep -E 'relative error' "$out/step/$n.log" | sed 's/^ *//' | cut -c1-80 | tr '\n' ';')"
-  else
-    failures=$((failures + 1)); echo "$n: FAILED"; tail -5 "$out/step/$n.log"
-  fi
-done
+run_checks "$run" "$dir" "$out/step"
 echo "== timing ($(date -u +%H:%M:%S)), GPU: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader)"
-for a in "$dir"/time-*.so; do
-  n=$(basename "$a" .so)
-  timeout 120 "$run" "$a" --repeat "${REPEAT:-10}" --profile > "$out/step/$n.log" 2>&1 || failures=$((failures + 1))
-  echo "-- $n: $(grep -E '^time:|^device memory' "$out/step/$n.log" | tr '\n' ' ')"
-  grep -E '^ +[0-9.]+ +[0-9.]+% ' "$out/step/$n.log" | head -"${PROFILE_LINES:-8}"
-done
+run_timings "$run" "$dir" "$out/step"
 if [ "${PEERS:-0}" = 1 ]; then
   echo "== peers ($(date -u +%H:%M:%S))"
   PYTHONPATH="$root/.device/scattermoe:$root/.device" timeout 300 \
