@@ -3,6 +3,7 @@
 # each NAME, .device/ab/A-NAME.so and .device/ab/B-NAME.so run alternately
 # ROUNDS times (default 2; median of REPEAT, default 10, each, with the
 # per-kernel profile), so that the card and its clocks are the same for both.
+# SIDES="c1 c2 auto" rotates more than two builds the same way.
 #   OUT=$OUT A=noquad B=time bash bench/ab_device.sh NAME...   (carry .device/ab)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,7 @@ build=/tmp/moe-run-build-ab
 build_moe_run "$root" "$build" || exit 1
 for round in $(seq "${ROUNDS:-2}"); do
   for name in "$@"; do
-    for side in "$A" "$B"; do
+    for side in ${SIDES:-$A $B}; do
       log=$out/ab/$side-$name-$round.log
       timeout 120 "$build/moe-run" "$dir/$side-$name.so" --repeat "${REPEAT:-10}" --profile > "$log" 2>&1
       echo "-- round $round $side-$name: $(grep -E '^time:' "$log")"

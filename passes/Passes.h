@@ -97,6 +97,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::desc("The block's attention kernel: auto (tensor cores "
                      "where they apply) or simt"),
       llvm::cl::init("auto")};
+  Option<std::string> gemmCluster{
+      *this, "gemm-cluster",
+      llvm::cl::desc("sm_90a: CTAs of the GEMMs' clusters (TMA multicast of "
+                     "b): auto, 1 or 2"),
+      llvm::cl::init("auto")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel binary format: bin (cubin via ptxas), isa (PTX)"),

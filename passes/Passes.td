@@ -500,6 +500,11 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
            "moek.flash_attention's kernel: auto (mma.sync for a bf16/f16 "
            "output whose head size is a multiple of 16 up to 128, else "
            "SIMT) or simt">,
+    Option<"gemmCluster", "gemm-cluster", "std::string",
+           /*default=*/"\"auto\"",
+           "sm_90a: CTAs of the GEMMs' thread block clusters, which share "
+           "b's tiles by TMA multicast: auto (pairs for a grouped matmul "
+           "whose a is not gathered, else none), 1 or 2">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

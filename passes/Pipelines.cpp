@@ -111,6 +111,7 @@ void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
   gpu.chip = options.chip;
   gpu.tensorCoreTile = options.tensorCoreTile;
   gpu.flashAttention = options.flashAttention;
+  gpu.gemmCluster = options.gemmCluster;
   pm.addPass(createMoekLowerToGPUPass(gpu));
   pm.addPass(createMoePlaceBuffersOnGPUPass());
 }

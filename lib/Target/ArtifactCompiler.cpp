@@ -383,6 +383,7 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
   if (!options.tensorCoreTile.empty())
     cuda.tensorCoreTile = options.tensorCoreTile;
   cuda.flashAttention = options.flashAttention;
+  cuda.gemmCluster = options.gemmCluster;
   cuda.format = options.emit == EmitKind::Ptx ? "isa" : "bin";
   // Planned moek kernels first: the memory plan and the cost model read
   // them (on CUDA, before they become gpu.launch kernels).

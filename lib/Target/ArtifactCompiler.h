@@ -73,6 +73,9 @@ struct CompileOptions {
   /// CUDA: the block's attention kernel, "auto" (tensor cores where they
   /// apply) or "simt".
   std::string flashAttention = "auto";
+  /// CUDA sm_90a: the GEMMs' thread block clusters, "auto", "1" or "2"
+  /// (moek-lower-to-gpu's gemm-cluster).
+  std::string gemmCluster = "auto";
   /// Where to write the memory plan as JSON ("" for none).
   std::string memoryReportPath;
   /// Stop after the memory plan: no code is generated (a report only).

@@ -161,6 +161,9 @@ bool initialize() {
   std::memcpy(&table.cuIpcGetMemHandle, &ipc[0], sizeof(void *));
   std::memcpy(&table.cuIpcOpenMemHandle, &ipc[1], sizeof(void *));
   std::memcpy(&table.cuIpcCloseMemHandle, &ipc[2], sizeof(void *));
+  // Optional (CUDA 12): only kernels launched in clusters call it.
+  void *launchEx = dlsym(library, "cuLaunchKernelEx");
+  std::memcpy(&table.cuLaunchKernelEx, &launchEx, sizeof(launchEx));
   // Optional: without it, freed blocks are reused only after their fence.
   void *streamId = dlsym(library, "cuStreamGetId");
   std::memcpy(&table.cuStreamGetId, &streamId, sizeof(streamId));
@@ -829,35 +832,52 @@ MGPU_EXPORT void mgpuEventRecord(void *event, void *stream) {
           "cuEventRecord");
 }
 
-MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
-                                  int64_t gridZ, int64_t blockX, int64_t blockY,
-                                  int64_t blockZ, int32_t sharedMemBytes,
-                                  void *stream, void **params, void **extra,
-                                  int64_t paramsCount) {
-  (void)paramsCount;
+namespace {
+/// What mgpuLaunchKernel and mgpuLaunchClusterKernel share: the checks of
+/// the dimensions, the dynamic shared memory opt-in, the profile's events
+/// around the launch. `cluster` is null for a plain launch; `name` is the
+/// mgpu* entry point, for the messages.
+void launchKernel(const char *name, void *function, const int64_t *cluster,
+                  int64_t gridX, int64_t gridY, int64_t gridZ, int64_t blockX,
+                  int64_t blockY, int64_t blockZ, int32_t sharedMemBytes,
+                  void *stream, void **params, void **extra) {
   const Driver *driver = beginWork();
   if (!driver)
     return;
   if (!function) {
-    recordDeferredError("mgpuLaunchKernel: NULL function");
+    recordDeferredError("%s: NULL function", name);
     return;
   }
-  const int64_t dims[] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
+  const int64_t dims[] = {gridX,
+                          gridY,
+                          gridZ,
+                          blockX,
+                          blockY,
+                          blockZ,
+                          cluster ? cluster[0] : 1,
+                          cluster ? cluster[1] : 1,
+                          cluster ? cluster[2] : 1};
   for (int64_t dim : dims)
     if (dim < 0 || dim > static_cast<int64_t>(UINT_MAX)) {
       recordDeferredError(
-          "mgpuLaunchKernel: launch dimension %lld is out "
+          "%s: launch dimension %lld is out "
           "of range (grid %lld x %lld x %lld, block %lld x "
           "%lld x %lld)",
-          static_cast<long long>(dim), static_cast<long long>(gridX),
+          name, static_cast<long long>(dim), static_cast<long long>(gridX),
           static_cast<long long>(gridY), static_cast<long long>(gridZ),
           static_cast<long long>(blockX), static_cast<long long>(blockY),
           static_cast<long long>(blockZ));
       return;
     }
   if (sharedMemBytes < 0) {
-    recordDeferredError("mgpuLaunchKernel: negative shared memory size %d",
+    recordDeferredError("%s: negative shared memory size %d", name,
                         sharedMemBytes);
+    return;
+  }
+  if (cluster && !driver->cuLaunchKernelEx) {
+    recordDeferredError("%s: the driver has no cuLaunchKernelEx (CUDA 12 or "
+                        "later launches thread block clusters)",
+                        name);
     return;
   }
   auto *cuFunction = static_cast<CUfunction>(function);
@@ -889,17 +909,72 @@ MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                "cuEventRecord"))
       return;
   }
-  bool launched = check(driver->cuLaunchKernel(
-            cuFunction, static_cast<unsigned>(gridX),
-            static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
-            static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
-            static_cast<unsigned>(blockZ),
-            static_cast<unsigned>(sharedMemBytes),
-            static_cast<CUstream>(stream), params, extra),
-        "cuLaunchKernel");
+  bool launched;
+  if (cluster) {
+    CUlaunchAttribute attribute{};
+    attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attribute.value.clusterDim = {static_cast<unsigned>(cluster[0]),
+                                  static_cast<unsigned>(cluster[1]),
+                                  static_cast<unsigned>(cluster[2])};
+    CUlaunchConfig config{};
+    config.gridDimX = static_cast<unsigned>(gridX);
+    config.gridDimY = static_cast<unsigned>(gridY);
+    config.gridDimZ = static_cast<unsigned>(gridZ);
+    config.blockDimX = static_cast<unsigned>(blockX);
+    config.blockDimY = static_cast<unsigned>(blockY);
+    config.blockDimZ = static_cast<unsigned>(blockZ);
+    config.sharedMemBytes = static_cast<unsigned>(sharedMemBytes);
+    config.hStream = static_cast<CUstream>(stream);
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    char call[128];
+    std::snprintf(
+        call, sizeof(call), "cuLaunchKernelEx (clusters of %lld x %lld x %lld)",
+        static_cast<long long>(cluster[0]), static_cast<long long>(cluster[1]),
+        static_cast<long long>(cluster[2]));
+    launched = check(
+        driver->cuLaunchKernelEx(&config, cuFunction, params, extra), call);
+  } else {
+    launched =
+        check(driver->cuLaunchKernel(
+                  cuFunction, static_cast<unsigned>(gridX),
+                  static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
+                  static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
+                  static_cast<unsigned>(blockZ),
+                  static_cast<unsigned>(sharedMemBytes),
+                  static_cast<CUstream>(stream), params, extra),
+              "cuLaunchKernel");
+  }
   if (launched && profiling)
     check(driver->cuEventRecord(profiled.stop, static_cast<CUstream>(stream)),
           "cuEventRecord");
+}
+} // namespace
+
+MGPU_EXPORT void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
+                                  int64_t gridZ, int64_t blockX, int64_t blockY,
+                                  int64_t blockZ, int32_t sharedMemBytes,
+                                  void *stream, void **params, void **extra,
+                                  int64_t paramsCount) {
+  (void)paramsCount;
+  launchKernel("mgpuLaunchKernel", function, /*cluster=*/nullptr, gridX, gridY,
+               gridZ, blockX, blockY, blockZ, sharedMemBytes, stream, params,
+               extra);
+}
+
+/// A gpu.launch_func with `clusters in (...)` (MLIR 22 passes no params
+/// count here): the grid in thread block clusters, by cuLaunchKernelEx.
+MGPU_EXPORT void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
+                                         int64_t clusterY, int64_t clusterZ,
+                                         int64_t gridX, int64_t gridY,
+                                         int64_t gridZ, int64_t blockX,
+                                         int64_t blockY, int64_t blockZ,
+                                         int32_t sharedMemBytes, void *stream,
+                                         void **params, void **extra) {
+  const int64_t cluster[3] = {clusterX, clusterY, clusterZ};
+  launchKernel("mgpuLaunchClusterKernel", function, cluster, gridX, gridY,
+               gridZ, blockX, blockY, blockZ, sharedMemBytes, stream, params,
+               extra);
 }
 
 MGPU_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,

@@ -52,6 +52,27 @@ constexpr unsigned CU_MEMORYTYPE_DEVICE = 2;
 constexpr unsigned CU_MEMORYTYPE_UNIFIED = 4;
 constexpr unsigned CU_STREAM_DEFAULT = 0; ///< Blocking: orders with stream 0.
 constexpr unsigned CU_EVENT_DEFAULT = 0;
+constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
+/// A launch attribute (cuLaunchKernelEx): an id, then 64 bytes of value.
+struct CUlaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    struct {
+      unsigned x, y, z;
+    } clusterDim;
+  } value;
+};
+struct CUlaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute *attrs;
+  unsigned numAttrs;
+};
+static_assert(sizeof(CUlaunchAttribute) == 72, "cuda.h's layout");
 /// Stream 0, the legacy default stream (the driver API without _ptsz).
 const CUstream legacyStream = nullptr;
 
@@ -75,6 +96,11 @@ struct Driver {
                              unsigned blockY, unsigned blockZ,
                              unsigned sharedMemBytes, CUstream stream,
                              void **params, void **extra);
+  /// CUDA 12 and later only (NULL before): launches with attributes, here
+  /// the thread block clusters of sm_90a's multicasting GEMMs.
+  CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *config,
+                               CUfunction function, void **params,
+                               void **extra);
   CUresult (*cuMemAlloc)(CUdeviceptr *pointer, size_t bytes);
   CUresult (*cuMemFree)(CUdeviceptr pointer);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr dest, const void *source, size_t bytes);

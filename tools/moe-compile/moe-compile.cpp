@@ -110,6 +110,13 @@ static cl::opt<std::string> flashAttention(
              "bf16/f16 block whose head size is a multiple of 16 up to 128, "
              "else SIMT; the default) or simt"),
     cl::value_desc("auto|simt"), cl::init("auto"), cl::cat(category));
+static cl::opt<std::string> cudaCluster(
+    "cuda-cluster",
+    cl::desc("sm_90a: CTAs of the GEMMs' thread block clusters, which load "
+             "each weight tile once for both by TMA multicast: auto (pairs "
+             "for the grouped GEMMs whose rows are not gathered; the "
+             "default), 1 (none) or 2"),
+    cl::value_desc("auto|1|2"), cl::init("auto"), cl::cat(category));
 static cl::opt<bool> backward(
     "backward",
     cl::desc("Compile the training step (moe-generate-backward): F(args) "
@@ -216,6 +223,11 @@ int main(int argc, char **argv) {
   if (flashAttention.getNumOccurrences() && !parsedTarget->cuda)
     return fail("--flash-attention needs a CUDA target (--target=cuda:sm_90)");
 
+  if (cudaCluster != "auto" && cudaCluster != "1" && cudaCluster != "2")
+    return fail("--cuda-cluster: '" + cudaCluster + "' is not auto, 1 or 2");
+  if (cudaCluster.getNumOccurrences() && !parsedTarget->cuda)
+    return fail("--cuda-cluster needs a CUDA target (--target=cuda:sm_90a)");
+
   std::unique_ptr<MLIRContext> context = moe::createCompilerContext();
   moe::OneLineDiagnostics diagnostics(*context, "moe-compile");
   OwningOpRef<ModuleOp> module;
@@ -244,6 +256,7 @@ int main(int argc, char **argv) {
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
   options.flashAttention = flashAttention;
+  options.gemmCluster = cudaCluster;
   options.memoryReportPath = reportMemory;
   options.planOnly = planOnly;
   options.backward = backward;

@@ -55,6 +55,10 @@ struct TensorCoreGemm {
   bool vectorAtomics = false;
   /// CTAs of a persistent grid (the sm_90a kernel): one per multiprocessor.
   int64_t multiprocessors = 132;
+  /// The sm_90a kernel's thread block clusters: 2 pairs CTAs on adjacent row
+  /// tiles of one expert and column tile, each loading half of b's k tile by
+  /// TMA multicast into both; 1, no clusters.
+  int64_t clusterSize = 1;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
 };

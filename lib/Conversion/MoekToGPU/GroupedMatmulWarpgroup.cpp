@@ -35,6 +35,18 @@
 //     while the producer already loads the CTA's next tile; a 16-bit store
 //     writes 16 bytes a lane (quad-transposed fragments, emitQuadStores).
 //
+//   clusters (op.clusterSize = 2, for grouped matmuls whose a is not
+//     gathered): the grid is pairs of CTAs; a tile of the schedule is two
+//     row tiles of one expert and column tile, one a CTA. Each CTA's thread 0
+//     loads half of b's k tile by TMA multicast into both CTAs' stage (each
+//     completing on that CTA's full[s], which expects all of B's bytes), so
+//     b is read from L2 once for two row tiles; a consumer warp's lane 0
+//     frees a stage in both CTAs (mapa + a remote mbarrier arrive), so
+//     empty[s] counts every consumer warp of the pair. The CTAs wait for
+//     each other (barrier.cluster) after the barriers' init and before they
+//     exit; a CTA past its expert's rows runs the k loop for its partner and
+//     stores nothing.
+//
 // Shared memory, from a 1024-byte aligned base (the swizzle repeats every
 // 1024 bytes and wgmma's descriptors and TMA both assume that alignment):
 // stage s = A [128 rows of m][128 B of k], then B: N-major, four 64-column
@@ -126,8 +138,16 @@ struct WarpgroupKernel {
   /// Experts of b, and the first and last + 1 of this launch's range.
   int64_t experts;
   Value first, last;
+  /// CTAs of a cluster (op.clusterSize): a tile of the schedule is then
+  /// `cluster` row tiles of one expert and column tile, one a CTA, and each
+  /// CTA loads 1 / cluster of b's k tile into all of them (TMA multicast).
+  int64_t cluster;
   // Set inside the launch.
   Value tid, map, expert, rowBegin, rows, base, n0;
+  /// The CTA's rank in its cluster (0 without clusters); the first row of
+  /// the cluster's tile and the rows of the expert from there on (> 0 for
+  /// a tile of the schedule, whatever this CTA's own `rows`).
+  Value rank, tileBegin, tileRows;
   Value sharedBase;  ///< i64 shared-window address of the aligned base
   Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
 
@@ -143,6 +163,7 @@ struct WarpgroupKernel {
     experts = bType.getDimSize(0);
     first = op.firstExpert ? op.firstExpert : ix.c(0);
     last = op.lastExpert ? op.lastExpert : ix.c(experts);
+    cluster = op.clusterSize;
   }
 
   Value i32(Value index) {
@@ -194,6 +215,7 @@ struct WarpgroupKernel {
   void forEachTile(Value rowTiles, Value columnTiles, Value numK,
                    function_ref<void(Value)> body);
   void produce(Value numK, Value it);
+  void syncCluster();
   void loadB(Value stage, Value stageOffset, Value k0);
   SmallVector<Value> consume(Value numK, Value it, Value group);
   Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
@@ -211,7 +233,7 @@ Value WarpgroupKernel::createTensorMap() {
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
   SmallVector<int64_t, 3> boxShape{1, kBK, kChunkColumns};
   if (kMajorB)
-    boxShape = {1, kBN, kBK};
+    boxShape = {1, kBN / cluster, kBK};
   auto box = MemRefType::get(boxShape, element, MemRefLayoutAttrInterface(),
                              workgroup);
   auto mapType = nvgpu::TensorMapDescriptorType::get(
@@ -259,8 +281,11 @@ void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
   // lo = n: past the last tile; its rows come out <= 0.
   Value next = arith::MinUIOp::create(b, ix.add(lo, 1), n);
   Value rowEnd = loadSlot(rowStartSlot(next));
-  rowBegin = ix.add(loadSlot(rowStartSlot(lo)),
-                    ix.mul(ix.sub(tile, loadSlot(tileStartSlot(lo))), kBM));
+  tileBegin =
+      ix.add(loadSlot(rowStartSlot(lo)),
+             ix.mul(ix.sub(tile, loadSlot(tileStartSlot(lo))), cluster * kBM));
+  tileRows = arith::SubIOp::create(b, rowEnd, tileBegin);
+  rowBegin = cluster > 1 ? ix.add(tileBegin, ix.mul(rank, kBM)) : tileBegin;
   expert = ix.add(first, lo);
   rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, rowEnd, rowBegin),
                                 ix.c(kBM));
@@ -278,17 +303,34 @@ void WarpgroupKernel::alignSharedMemory() {
 }
 
 /// full[s]: the producer's 128 cp.async arrivals and thread 0's
-/// arrive.expect_tx for the TMA bytes; empty[s]: every consumer thread.
+/// arrive.expect_tx for the TMA bytes (all of the stage's B, whichever CTA
+/// of the cluster loads it); empty[s]: every consumer thread, or in a
+/// cluster every consumer warp of every CTA (a CTA's TMA writes the stage
+/// in all of them).
 void WarpgroupKernel::initBarriers() {
+  int64_t releases =
+      cluster > 1 ? cluster * 2 * (kWarpgroup / 32) : 2 * kWarpgroup;
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < kStages; ++s) {
       NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
                                    lb.i32(kWarpgroup + 1), Value());
-      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
-                                   lb.i32(2 * kWarpgroup), Value());
+      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)), lb.i32(releases),
+                                   Value());
     }
+    if (cluster > 1)
+      NVVM::FenceMbarrierInitOp::create(b);
   });
   gpu::BarrierOp::create(b);
+  // No CTA's multicast or remote arrival may reach a barrier of another
+  // before that one is initialized.
+  if (cluster > 1)
+    syncCluster();
+}
+
+/// Every thread of the cluster: arrive (release), then wait (acquire).
+void WarpgroupKernel::syncCluster() {
+  NVVM::ClusterArriveOp::create(b, UnitAttr());
+  NVVM::ClusterWaitOp::create(b, UnitAttr());
 }
 
 /// The tile table (every thread; ends with a barrier): rowStart[j] =
@@ -324,7 +366,7 @@ void WarpgroupKernel::buildTileTable() {
         [&](Value j, ValueRange carried) -> SmallVector<Value> {
           Value end = loadSlot(rowStartSlot(ix.add(j, 1)));
           Value tiles = ix.add(
-              carried[0], ix.ceilDiv(ix.sub(end, carried[1]), kBM));
+              carried[0], ix.ceilDiv(ix.sub(end, carried[1]), cluster * kBM));
           storeSlot(tiles, tileStartSlot(ix.add(j, 1)));
           return {tiles, end};
         });
@@ -344,10 +386,16 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
                                   Value numK,
                                   function_ref<void(Value)> body) {
   Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
+  // A cluster's CTAs walk the same tiles.
   Value first = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  if (cluster > 1) {
+    first = ix.div(first, cluster);
+    stride = ix.div(stride, cluster);
+  }
   Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, first), stride);
-  Value bandTiles = ix.mul(columnTiles, kBandRowTiles);
+  int64_t bandRowTiles = kBandRowTiles / cluster;
+  Value bandTiles = ix.mul(columnTiles, bandRowTiles);
   lb.forLoopCarrying(
       ix.c(0), count, ValueRange{ix.c(0)},
       [&](Value i, ValueRange carried) -> SmallVector<Value> {
@@ -355,13 +403,13 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
         Value band = arith::DivUIOp::create(b, tile, bandTiles);
         Value inBand = arith::RemUIOp::create(b, tile, bandTiles);
         // The last band may hold fewer row tiles.
-        Value bandRow = ix.mul(band, kBandRowTiles);
-        Value bandRows = ix.minu(ix.sub(rowTiles, bandRow), kBandRowTiles);
+        Value bandRow = ix.mul(band, bandRowTiles);
+        Value bandRows = ix.minu(ix.sub(rowTiles, bandRow), bandRowTiles);
         scheduleTile(
             ix.add(bandRow, arith::RemUIOp::create(b, inBand, bandRows)),
             arith::DivUIOp::create(b, inBand, bandRows));
-        Value hasRows =
-            arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, rows, ix.c(0));
+        Value hasRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                              tileRows, ix.c(0));
         lb.ifThen(hasRows, [&] { body(carried[0]); });
         return {ix.select(hasRows, ix.add(carried[0], numK), carried[0])};
       });
@@ -380,8 +428,9 @@ void WarpgroupKernel::produce(Value numK, Value it) {
     Value row = ix.div(id, kBK / 8), chunk = ix.rem(id, kBK / 8);
     Value valid =
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, rows);
-    // A masked row reads the group's first row, which exists.
-    Value r = ix.add(rowBegin, ix.select(valid, row, 0));
+    // A masked row reads the cluster tile's first row, which exists (this
+    // CTA's own rows may not, in a cluster).
+    Value r = ix.select(valid, ix.add(rowBegin, row), tileBegin);
     Value source;
     if (op.gather) {
       Value owner =
@@ -426,35 +475,48 @@ void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
   NVVM::MBarrierArriveExpectTxOp::create(
       b, Type(), fullBarrier(stage), lb.i32(kStageBytesB),
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  // In a cluster, into every CTA's stage (the same offsets there), each
+  // completing on that CTA's full[stage].
+  Value multicast;
+  if (cluster > 1)
+    multicast =
+        arith::ConstantOp::create(b, b.getI16IntegerAttr((1 << cluster) - 1));
   // One box at `byteOffset` past the stage's B; coordinates innermost first.
-  auto copy = [&](int64_t byteOffset, Value inner, Value outer) {
+  auto copy = [&](Value byteOffset, Value inner, Value outer) {
     // The CTA's own shared memory, addressed in the cluster's window
     // (address space 7), as the instruction's .shared::cluster form (PTX
     // 8.0) takes it.
     Value destination = LLVM::AddrSpaceCastOp::create(
         b, LLVM::LLVMPointerType::get(b.getContext(), 7),
-        sharedPointer(ix.add(stageOffset, kStageBytesA + byteOffset)));
+        sharedPointer(ix.add(ix.add(stageOffset, kStageBytesA), byteOffset)));
     NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
         b, destination, map, ValueRange{i32(inner), i32(outer), i32(expert)},
-        fullBarrier(stage), ValueRange{}, Value(), Value(),
+        fullBarrier(stage), ValueRange{}, multicast, Value(),
         NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(),
         Value());
   };
   if (kMajorB) {
-    // Rows n0 .. n0 + BN - 1 of b[e], k0 .. k0 + BK - 1 each.
-    copy(0, k0, n0);
+    // Rows n0 .. n0 + BN - 1 of b[e], k0 .. k0 + BK - 1 each; in a cluster,
+    // the CTA of rank r loads the r-th of `cluster` slices of those rows.
+    int64_t sliceRows = kBN / cluster;
+    copy(ix.mul(rank, sliceRows * kRowBytes), k0,
+         ix.add(n0, ix.mul(rank, sliceRows)));
     return;
   }
-  int64_t chunksB = kBN / kChunkColumns;
-  for (int64_t j = 0; j < chunksB; ++j) {
+  // The CTA of rank r loads chunks [r, r + 1) * chunksB / cluster.
+  int64_t chunksB = kBN / kChunkColumns, ownChunks = chunksB / cluster;
+  for (int64_t i = 0; i < ownChunks; ++i) {
+    Value j = ix.add(ix.mul(rank, ownChunks), i);
     // GLU: chunks [0, BN/128) are gate columns n0 + 64 j, the others the up
     // columns F + n0 + 64 (j - BN/128) that pair with them.
-    Value column;
-    if (glu && j >= chunksB / 2)
-      column = ix.add(n0, outputs + (j - chunksB / 2) * kChunkColumns);
-    else
-      column = ix.add(n0, j * kChunkColumns);
-    copy(j * kChunkBytesB, column, k0);
+    Value column = ix.add(n0, ix.mul(j, kChunkColumns));
+    if (glu) {
+      Value up = ix.uge(j, ix.c(chunksB / 2));
+      Value upColumn = ix.add(ix.add(n0, ix.mul(j, kChunkColumns)),
+                              outputs - (chunksB / 2) * kChunkColumns);
+      column = ix.select(up, upColumn, column);
+    }
+    copy(ix.mul(j, kChunkBytesB), column, k0);
   }
 }
 
@@ -501,9 +563,29 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   NVVM::MMALayout layoutB =
       kMajorB ? NVVM::MMALayout::col : NVVM::MMALayout::row;
   auto release = [&](Value stage) {
-    NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
-                                   NVVM::MemScopeKind::CTA,
-                                   /*relaxed=*/false);
+    if (cluster == 1) {
+      NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
+                                     NVVM::MemScopeKind::CTA,
+                                     /*relaxed=*/false);
+      return;
+    }
+    // A warp's lane 0, once the warp's wgmmas on the stage are done, frees
+    // it in every CTA of the cluster (any of them may multicast into it).
+    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)), [&] {
+      for (int64_t c = 0; c < cluster; ++c) {
+        Value remote =
+            NVVM::MapaOp::create(b, LLVM::LLVMPointerType::get(context, 7),
+                                 emptyBarrier(stage), lb.i32(c));
+        // Release at CTA scope, as CUTLASS's cluster barriers arrive: at
+        // cluster scope (mbarrier.arrive.release.cluster) the arrival
+        // waited for the warp's wgmmas still in flight, and every GEMM
+        // took 1.5x as long on the H200 (bench/RESULTS.md). The stage's
+        // reads are done (wgmma.wait_group); nothing else needs ordering.
+        NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
+                                       NVVM::MemScopeKind::CTA,
+                                       /*relaxed=*/false);
+      }
+    });
   };
   Value rowsOffset = ix.mul(group, 64 * kRowBytes);
   Value result =
@@ -595,18 +677,35 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value first = k.first, last = k.last;
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
-  Value rowTiles = ix.add(ix.ceilDiv(localRows, kBM), span);
+  // Row tiles of the schedule: `cluster` row tiles of one expert each.
+  int64_t cluster = k.cluster;
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * kBM), span);
   int64_t tileOutputs = k.glu ? kBN / 2 : kBN;
   Value columnTiles = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
   Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
-  Value grid = arith::MaxUIOp::create(
-      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
-  auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
-                                      one, lb.i32(sharedBytes(experts)));
+  Value clusters = arith::MaxUIOp::create(
+      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
+      one);
+  Value grid = ix.mul(clusters, cluster);
+  Value clusterX = cluster > 1 ? ix.c(cluster) : Value();
+  auto launch = gpu::LaunchOp::create(
+      b, grid, one, one, ix.c(kThreads), one, one, lb.i32(sharedBytes(experts)),
+      /*asyncTokenType=*/nullptr,
+      /*asyncDependencies=*/{}, /*workgroupAttributions=*/{},
+      /*privateAttributions=*/{}, clusterX, cluster > 1 ? one : Value(),
+      cluster > 1 ? one : Value());
+  // gpu.launch's builder (LLVM 22) leaves out the six region arguments of
+  // the cluster ids and sizes, which its verifier and printer expect.
+  if (cluster > 1)
+    for (int i = 0; i < 6; ++i)
+      launch.getBody().front().addArgument(b.getIndexType(), b.getLoc());
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
+  k.rank = cluster > 1
+               ? Value(gpu::ClusterBlockIdOp::create(b, gpu::Dimension::x))
+               : zero;
   k.map = map;
   k.alignSharedMemory();
   k.initBarriers();
@@ -645,6 +744,16 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                        /*fragsM=*/1,
                        /*fragsN=*/kBN / 8,
                        /*quadStores=*/true};
-    emitAccumulatorEpilogue(op, lb, frame, acc);
+    // In a cluster, a CTA past its expert's rows stores nothing.
+    if (cluster == 1) {
+      emitAccumulatorEpilogue(op, lb, frame, acc);
+      return;
+    }
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, k.rows, zero),
+              [&] { emitAccumulatorEpilogue(op, lb, frame, acc); });
   });
+  // No CTA leaves while another may still arrive on its barriers.
+  b.setInsertionPointAfter(branch);
+  if (cluster > 1)
+    k.syncCluster();
 }
