@@ -32,6 +32,11 @@ void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                       int64_t gridZ, int64_t blockX, int64_t blockY,
                       int64_t blockZ, int32_t sharedMemBytes, void *stream,
                       void **params, void **extra, int64_t paramsCount);
+void mgpuLaunchClusterKernel(void *function, int64_t clusterX, int64_t clusterY,
+                             int64_t clusterZ, int64_t gridX, int64_t gridY,
+                             int64_t gridZ, int64_t blockX, int64_t blockY,
+                             int64_t blockZ, int32_t sharedMemBytes,
+                             void *stream, void **params, void **extra);
 void *mgpuModuleGetFunction(void *module, const char *name);
 void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
 void mgpuMemFree(void *pointer, void *stream);
@@ -189,6 +194,8 @@ TEST(CudaUnavailable, MgpuCallsDoNothing) {
   mgpuMemset16(copy, 7, 4, nullptr);
   EXPECT_EQ(copy[0], 0);
   mgpuLaunchKernel(nullptr, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  mgpuLaunchClusterKernel(nullptr, 2, 1, 1, 2, 1, 1, 1, 1, 1, 0, nullptr,
+                          nullptr, nullptr);
   mgpuStreamSynchronize(nullptr);
   mgpuStreamWaitEvent(nullptr, nullptr);
   mgpuEventRecord(nullptr, nullptr);
@@ -500,6 +507,21 @@ TEST_F(CudaArtifact, AFailedLaunchIsAnErrorAndTheNextCallWorks) {
   EXPECT_EQ(result, nullptr);
   EXPECT_TRUE(errorContains("function 'bad_launch': a kernel failed: "
                             "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE"));
+  checkAdd("add", 10);
+}
+
+// The sm_90a GEMMs' launches in thread block clusters (cuLaunchKernelEx).
+TEST_F(CudaArtifact, LaunchesInClusters) { checkAdd("add_in_clusters", 1000); }
+
+TEST_F(CudaArtifact, AClusterLaunchThatFailsIsAnErrorThatSaysSo) {
+  TensorPtr x = makeTensor<float>(MOERT_F32, {5}, {1, 2, 3, 4, 5});
+  moert_tensor *args[] = {x.get()};
+  moert_tensor *result = reinterpret_cast<moert_tensor *>(this);
+  EXPECT_NE(moert_function_call(lookup("bad_cluster"), args, 1, &result, 1), 0);
+  EXPECT_EQ(result, nullptr);
+  EXPECT_TRUE(errorContains("function 'bad_cluster': a kernel failed: "
+                            "cuLaunchKernelEx (clusters of 3 x 1 x 1) "
+                            "failed: CUDA_ERROR_"));
   checkAdd("add", 10);
 }
 

@@ -35,6 +35,12 @@ extern void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                              int64_t blockZ, int32_t sharedMemBytes,
                              void *stream, void **params, void **extra,
                              int64_t paramsCount);
+extern void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
+                                    int64_t clusterY, int64_t clusterZ,
+                                    int64_t gridX, int64_t gridY, int64_t gridZ,
+                                    int64_t blockX, int64_t blockY,
+                                    int64_t blockZ, int32_t sharedMemBytes,
+                                    void *stream, void **params, void **extra);
 extern void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
 extern void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
 extern void mgpuMemset32(void *dst, unsigned int value, size_t count,
@@ -66,6 +72,17 @@ const char moe_artifact_metadata[] =
     "result 2 i32 1 4\n"
     "result 3 f16 1 3\n"
     "result 4 f32 1 6\n"
+    "end\n"
+    "# the same, its blocks in clusters of 2 (a grid of an even count)\n"
+    "function add_in_clusters 2 1\n"
+    "arg 0 f32 1 ?\n"
+    "arg 1 f32 1 ?\n"
+    "result 0 f32 1 ?\n"
+    "end\n"
+    "# bad_cluster(x) launches one block in clusters of 3: the launch fails\n"
+    "function bad_cluster 1 1\n"
+    "arg 0 f32 1 ?\n"
+    "result 0 f32 1 ?\n"
     "end\n"
     "# bad_launch(x) launches with 4096 threads a block: the launch fails\n"
     "function bad_launch 1 1\n"
@@ -135,9 +152,11 @@ __attribute__((destructor)) static void unloadGpuCode(void) {
   mgpuModuleUnload(module);
 }
 
-
-static void add(void **args, void *results, int32_t sharedMemBytes,
-                int64_t blockX) {
+/* c = a + b, 128 threads a block unless blockX says otherwise; cluster > 0
+ * launches the blocks in clusters of that many (mgpuLaunchClusterKernel),
+ * `roundUp` rounding the grid up to a multiple of it. */
+static void launchAdd(void **args, void *results, int32_t sharedMemBytes,
+                      int64_t blockX, int64_t cluster, bool roundUp) {
   const MemRefF32x1 *a = args[0], *b = args[1];
   int64_t n = a->sizes[0];
   void *stream = mgpuStreamCreate();
@@ -147,18 +166,39 @@ static void add(void **args, void *results, int32_t sharedMemBytes,
     float *pa = a->aligned + a->offset, *pb = b->aligned + b->offset;
     uint32_t count = (uint32_t)n;
     void *params[] = {&pa, &pb, &c, &count};
-    mgpuLaunchKernel(function, (n + 127) / 128, 1, 1, blockX, 1, 1,
-                     sharedMemBytes, stream, params, NULL, 4);
+    int64_t grid = (n + 127) / 128;
+    if (cluster > 0 && roundUp)
+      grid = (grid + cluster - 1) / cluster * cluster;
+    if (cluster > 0)
+      mgpuLaunchClusterKernel(function, cluster, 1, 1, grid, 1, 1, blockX, 1, 1,
+                              sharedMemBytes, stream, params, NULL);
+    else
+      mgpuLaunchKernel(function, grid, 1, 1, blockX, 1, 1, sharedMemBytes,
+                       stream, params, NULL, 4);
   }
   mgpuStreamSynchronize(stream);
   mgpuStreamDestroy(stream);
   *(MemRefF32x1 *)results = (MemRefF32x1){c, c, 0, {n}, {1}};
 }
 
+static void add(void **args, void *results, int32_t sharedMemBytes,
+                int64_t blockX) {
+  launchAdd(args, results, sharedMemBytes, blockX, 0, false);
+}
+
 void moe_entry_add(void **args, void *results) { add(args, results, 0, 128); }
 
 void moe_entry_add_big_smem(void **args, void *results) {
   add(args, results, 100 * 1024, 128);
+}
+
+void moe_entry_add_in_clusters(void **args, void *results) {
+  launchAdd(args, results, 0, 128, 2, true);
+}
+
+void moe_entry_bad_cluster(void **args, void *results) {
+  void *pair[] = {args[0], args[0]};
+  launchAdd(pair, results, 0, 128, 3, false);
 }
 
 void moe_entry_bad_launch(void **args, void *results) {

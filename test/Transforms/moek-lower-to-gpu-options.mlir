@@ -1,5 +1,6 @@
-// moek-lower-to-gpu's options are checked: a tile the kernel cannot use and
-// an architecture it does not support are errors that say why; a tile's
+// moek-lower-to-gpu's options are checked: a tile the kernel cannot use, an
+// architecture it does not support and a cluster size other than auto, 1 or 2
+// are errors that say why; a tile's
 // shared memory (the larger of its two layouts: the backward's transposed-B GEMMs stage b
 // as [BN][BK+pad]) is checked against the chip's (227 KiB sm_90, 163 KiB sm_80).
 // RUN: not moe-opt %s -moek-lower-to-gpu=tensor-core-tile=128x96x32x3 2>&1 | FileCheck %s --check-prefix=WIDTH
@@ -10,6 +11,8 @@
 // RUN: not moe-opt %s -moek-lower-to-gpu=tensor-core-tile=128x128 2>&1 | FileCheck %s --check-prefix=SYNTAX
 // RUN: not moe-opt %s -moek-lower-to-gpu=chip=sm_70 2>&1 | FileCheck %s --check-prefix=CHIP
 // RUN: not moe-opt %s -moek-lower-to-gpu=chip=gfx90a 2>&1 | FileCheck %s --check-prefix=CHIP-NAME
+// RUN: not moe-opt %s -moek-lower-to-gpu="chip=sm_90a gemm-cluster=4" 2>&1 | FileCheck %s --check-prefix=CLUSTER
+// RUN: moe-opt %s -moek-lower-to-gpu="chip=sm_90a gemm-cluster=2"
 
 // WIDTH: error: moek-lower-to-gpu: tensor-core-tile: tile '128x96x32x3': BN must be a multiple of 32 x warpsN (B fragments load in pairs within each half of a GLU tile)
 // DEPTH: error: moek-lower-to-gpu: tensor-core-tile: tile '128x128x24x3': BK must be a multiple of 16
@@ -18,6 +21,7 @@
 // SYNTAX: error: moek-lower-to-gpu: tensor-core-tile: '128x128' is not BMxBNxBKxSTAGES[xWARPSMxWARPSN]
 // CHIP: error: moek-lower-to-gpu: chip 'sm_70' is not an NVIDIA architecture the kernels support (sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a)
 // CHIP-NAME: error: moek-lower-to-gpu: chip 'gfx90a' is not an NVIDIA architecture
+// CLUSTER: error: moek-lower-to-gpu: gemm-cluster: '4' is not auto, 1 or 2
 
 func.func @nothing() {
   return
