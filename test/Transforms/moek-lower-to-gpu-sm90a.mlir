@@ -7,7 +7,8 @@
 // fence the async proxy and multiply with wgmma, N-major b (layout row).
 // With transpose_b (the backward's g = dy w2^T and dx += dh w1^T), b [E, N, K]
 // is wgmma's own K-major B: one TMA box of 256 rows of n by 64 k a stage (the
-// bytes of the four N-major boxes), B's descriptors built like A's (leading
+// bytes of the four N-major boxes; 128 rows a CTA when a pair of CTAs shares
+// it), B's descriptors built like A's (leading
 // 16 bytes, stride 1024, 128B swizzle) and B read as stored (layout col).
 // sm_90 and sm_80 keep mma.sync; the router (no groups) stays on mma.sync on
 // sm_90a.
@@ -100,11 +101,16 @@ func.func @store_transposed_b(%dy: memref<32x64xbf16>, %w2: memref<4x320x64xbf16
 }
 
 // dx += dh w1[e]^T: K = 72, not a multiple of 64 (the last k tile's columns
-// past K are zero in both operands), N = 40.
+// past K are zero in both operands), N = 40. Its rows (dh's) are not
+// gathered, so it runs in pairs of CTAs (gemm-cluster=auto): each CTA loads
+// 128 of the tile's 256 rows of b, multicast to both.
 // CHECK-LABEL: func.func @scatter_add_transposed_b
-// CHECK: nvgpu.tma.create.descriptor %{{.*}} : memref<*xbf16> -> <tensor = memref<1x256x64xbf16, #gpu.address_space<workgroup>>
-// CHECK: function(@moek_grouped_matmul_scatter_add_transposed_b)
-// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: gpu.launch clusters({{.*}}) in ({{.*}} = %c2{{.*}}, {{.*}} = %c1{{.*}}, {{.*}} = %c1{{.*}}) blocks
+// CHECK-SAME: function(@moek_grouped_matmul_scatter_add_transposed_b)
+// CHECK: gpu.cluster_block_id x
+// CHECK: nvvm.cluster.arrive
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global {{.*}} multicast_mask = %c3_i16
 // CHECK-NOT: nvvm.cp.async.bulk.tensor
 // CHECK: nvvm.wgmma.mma_async {{.*}} B[<bf16>, <one>, <col>]
 // CHECK: red.relaxed.gpu.add.v4.f32

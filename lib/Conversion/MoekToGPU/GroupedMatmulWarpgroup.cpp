@@ -686,7 +686,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value clusters = arith::MaxUIOp::create(
       b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
       one);
-  Value grid = ix.mul(clusters, cluster);
+  Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
   Value clusterX = cluster > 1 ? ix.c(cluster) : Value();
   auto launch = gpu::LaunchOp::create(
       b, grid, one, one, ix.c(kThreads), one, one, lb.i32(sharedBytes(experts)),
