@@ -131,10 +131,13 @@ struct GpuTarget {
 
 /// CTAs of a cluster for `gemm` on the sm_90a kernel (TMA multicast of b
 /// to both CTAs of a pair): the forced size, else 2 for a grouped matmul
-/// whose a is not gathered and 1 otherwise. On the H200 pairs made mixtral's
-/// store GEMM 9% faster and its gathered GLU GEMM no faster (a pair waits
-/// for the slower of two gathers); plain GEMMs were not measured.
+/// whose a is not gathered and 1 otherwise (and always 1 off sm_90a, whose
+/// kernel alone has clusters). On the H200 pairs made mixtral's store GEMM
+/// 9-12% faster and its gathered GLU GEMM no faster (a pair waits for the
+/// slower of two gathers); plain GEMMs were not measured.
 int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
+  if (!target.warpgroupMma)
+    return 1;
   if (target.gemmClusterForced)
     return *target.gemmClusterForced;
   return gemm.offsets && !gemm.gather ? 2 : 1;
