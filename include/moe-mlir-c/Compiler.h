@@ -61,6 +61,9 @@ typedef struct moe_compile_options {
   /* Compile the training step (moe-generate-backward): each function F
      becomes F_train(args, dy) -> (results, gradients, [aux], loads). */
   int backward;
+  /* CUDA sm_90a: the GEMMs' thread block clusters, "auto", "1" or "2"
+     (moe-compile --cuda-cluster; NULL: auto). */
+  const char *cuda_cluster;
 } moe_compile_options;
 
 /* The defaults above (what moe-compile does without options). */

@@ -101,6 +101,14 @@ int makeOptions(const moe_compile_options *in, mc::CompileOptions &out) {
       return toolError("cuda_tile: " + error);
     out.tensorCoreTile = in->cuda_tile;
   }
+  if (in->cuda_cluster) {
+    std::string cluster = in->cuda_cluster;
+    if (cluster != "auto" && cluster != "1" && cluster != "2")
+      return toolError("cuda_cluster: '" + cluster + "' is not auto, 1 or 2");
+    if (!target->cuda)
+      return toolError("cuda_cluster needs a CUDA target (cuda:sm_90a)");
+    out.gemmCluster = cluster;
+  }
   out.target = *target;
   out.optLevel = static_cast<unsigned>(in->opt_level);
   out.fusion = in->fusion != 0;
@@ -250,6 +258,7 @@ void moe_compile_options_init(moe_compile_options *options) {
   options->cuda_tile = nullptr;
   options->cuda_path = nullptr;
   options->backward = 0;
+  options->cuda_cluster = nullptr;
 }
 
 int moe_program_compile(const moe_program *program,

@@ -48,7 +48,7 @@ class Program:
 def _options(target: str = "cpu", opt_level: int = 3, fusion: bool = True,
              experts_per_chunk: int = 0, cuda_tile: Optional[str] = None,
              cuda_path: Optional[str] = None,
-             backward: bool = False):
+             backward: bool = False, cuda_cluster: Optional[str] = None):
     options = compiler_module("compiling").Options()
     options.target = target
     options.opt_level = opt_level
@@ -57,6 +57,7 @@ def _options(target: str = "cpu", opt_level: int = 3, fusion: bool = True,
     options.cuda_tile = cuda_tile
     options.cuda_path = cuda_path
     options.backward = backward
+    options.cuda_cluster = cuda_cluster
     return options
 
 
@@ -94,17 +95,19 @@ def compile_file(program_or_spec, target: str = "cpu", *, opt_level: int = 3,
                  fusion: bool = True, experts_per_chunk: int = 0,
                  cuda_tile: Optional[str] = None,
                  cuda_path: Optional[str] = None, backward: bool = False,
+                 cuda_cluster: Optional[str] = None,
                  cache: bool = True) -> Tuple[str, dict]:
     """compile() without loading: the artifact's path in the cache and its
     memory report. Needs no GPU, so CUDA artifacts for another machine can
     be made here."""
     program = _to_program(program_or_spec)
     options = _options(target, opt_level, fusion, experts_per_chunk, cuda_tile,
-                       cuda_path, backward)
+                       cuda_path, backward, cuda_cluster)
     ir = str(program)
     key = hashlib.sha256("\0".join([
         _compiler_stamp(), ir, target, str(opt_level), str(fusion),
-        str(experts_per_chunk), str(cuda_tile), str(backward)
+        str(experts_per_chunk), str(cuda_tile), str(backward),
+        str(cuda_cluster)
     ]).encode()).hexdigest()[:32]
     directory = _cache_dir()
     path = os.path.join(directory, key + ".so")
@@ -134,6 +137,7 @@ def compile(program_or_spec, target: str = "cpu", **options) -> Artifact:
     for `target` ("cpu", "cuda:sm_90a", "cuda:sm_90", "cuda:sm_80") and
     loads the artifact. Options (keywords) are moe-compile's: opt_level=3,
     fusion=True, experts_per_chunk=0, cuda_tile=None, cuda_path=None,
+    cuda_cluster=None,
     backward=False, and cache=True.
 
     `backward=True` compiles the training step: each function F becomes

@@ -44,7 +44,7 @@ struct Options {
   int optLevel = 3;
   bool fusion = true;
   int64_t expertsPerChunk = 0;
-  std::optional<std::string> cudaTile, cudaPath;
+  std::optional<std::string> cudaTile, cudaPath, cudaCluster;
   bool backward = false;
 
   moe_compile_options get() const {
@@ -57,6 +57,7 @@ struct Options {
     options.cuda_tile = cudaTile ? cudaTile->c_str() : nullptr;
     options.cuda_path = cudaPath ? cudaPath->c_str() : nullptr;
     options.backward = backward ? 1 : 0;
+    options.cuda_cluster = cudaCluster ? cudaCluster->c_str() : nullptr;
     return options;
   }
 };
@@ -157,7 +158,8 @@ NB_MODULE(_compiler, m) {
       .def_rw("experts_per_chunk", &Options::expertsPerChunk)
       .def_rw("cuda_tile", &Options::cudaTile)
       .def_rw("cuda_path", &Options::cudaPath)
-      .def_rw("backward", &Options::backward);
+      .def_rw("backward", &Options::backward)
+      .def_rw("cuda_cluster", &Options::cudaCluster);
 
   nb::class_<Program>(m, "Program")
       .def_static("parse", &Program::parse, nb::arg("text"),

@@ -43,6 +43,8 @@ def test_bad_options_raise():
         moe_mlir.compile(SPEC, opt_level=9)
     with pytest.raises(moe_mlir.CompileError, match="CUDA target"):
         moe_mlir.compile(SPEC, cuda_tile="128x128x32x4")
+    with pytest.raises(moe_mlir.CompileError, match="is not auto, 1 or 2"):
+        moe_mlir.compile(SPEC, target="cuda:sm_90a", cuda_cluster="4")
     with pytest.raises(TypeError, match="compile"):
         moe_mlir.compile(42)
 
@@ -80,6 +82,20 @@ def test_emit_text():
         program.emit("ptx")
     with pytest.raises(moe_mlir.CompileError, match="unknown kind"):
         program.emit("asm")
+
+
+def test_cuda_cluster_pairs_the_ctas_of_ungathered_gemms():
+    # bf16, widths multiple of 64: the sm_90a kernel. The down projection
+    # (rows not gathered) runs in CTA pairs by default; cuda_cluster="1"
+    # pairs nothing, "2" the gathered GLU GEMM too.
+    program = moe_mlir.Program.from_spec(
+        "tokens=64,hidden=128,ffn=64,experts=4,top_k=2,dtype=bf16")
+    auto = program.emit("ptx", target="cuda:sm_90a")
+    single = program.emit("ptx", target="cuda:sm_90a", cuda_cluster="1")
+    pairs = program.emit("ptx", target="cuda:sm_90a", cuda_cluster="2")
+    assert auto.count("multicast::cluster") == 2
+    assert "multicast::cluster" not in single
+    assert pairs.count("multicast::cluster") > auto.count("multicast::cluster")
 
 
 def test_compile_is_cached_and_the_program_reusable(tmp_path, monkeypatch):

@@ -235,6 +235,24 @@ TEST(CompilerCAPI, BadOptionsAreErrorsNotCrashes) {
   EXPECT_NE(error().find("CUDA target"), std::string::npos) << error();
 
   moe_compile_options_init(&options);
+  options.cuda_cluster = "2";
+  EXPECT_NE(
+      moe_program_compile(program.get(), &options, path.path.c_str(), nullptr),
+      0);
+  EXPECT_NE(error().find("cuda_cluster needs a CUDA target"), std::string::npos)
+      << error();
+
+  moe_compile_options_init(&options);
+  options.target = "cuda:sm_90a";
+  options.cuda_cluster = "4";
+  EXPECT_NE(
+      moe_program_compile(program.get(), &options, path.path.c_str(), nullptr),
+      0);
+  EXPECT_NE(error().find("cuda_cluster: '4' is not auto, 1 or 2"),
+            std::string::npos)
+      << error();
+
+  moe_compile_options_init(&options);
   EXPECT_NE(moe_program_emit(program.get(), &options, MOE_EMIT_PTX, nullptr),
             0);
   char *text = nullptr;
