@@ -38,6 +38,10 @@ if [ "${1:-}" = compile ]; then
   compile check-fwd-dynamic tokens=200,hidden=64,ffn=32,experts=16,top_k=4,dtype=bf16,dynamic=1
   "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
   compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
+  # Every sm_90a GEMM in CTA pairs (--cuda-cluster=2; auto pairs only those
+  # whose rows are not gathered): odd rows leave a pair's second CTA empty.
+  compile check-fwd-odd-pairs tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16 --cuda-cluster=2
+  compile check-train-odd-pairs tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward --cuda-cluster=2
   compile check-train-odd-scatter tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward --epilogue=scatter_add
   compile check-train-many tokens=1000,hidden=136,ffn=200,experts=6,top_k=2,dtype=bf16 --backward
   compile check-train-many-scatter tokens=1000,hidden=136,ffn=200,experts=6,top_k=2,dtype=bf16 --backward --epilogue=scatter_add
