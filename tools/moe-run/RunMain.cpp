@@ -82,7 +82,11 @@ OPTIONS:
   --check               Compare with the naive reference; exit 1 beyond
                         tolerance (f32 1e-4, bf16 2e-2, f16 1e-2)
   --repeat=N            Time N runs after a warm-up and print the median (CUDA
-                        events on the GPU)
+                        events on the GPU), then the runs' spread: min, max,
+                        the first and the last (a drift between them is the
+                        clocks or the cache settling)
+  --warmup=N            With --repeat: untimed runs before the timed ones
+                        (default 1)
   --profile             CUDA: time each kernel (events around every launch)
                         over --repeat runs (default 10) and print them, the
                         most expensive first, then the cost model's
@@ -114,7 +118,8 @@ struct Options {
   bool check = false, noFusion = false, emitMlir = false, help = false;
   bool profile = false, backward = false, deviceSplitSizes = false;
   uint64_t seed = 1;
-  int64_t tokens = -1, expertsPerChunk = 0, repeat = 0;
+  int64_t tokens = -1, expertsPerChunk = 0, repeat = 0, warmup = 1;
+  bool haveWarmup = false;
   bool haveExpertsPerChunk = false;
 };
 
@@ -132,13 +137,15 @@ bool parseInteger(const std::string &text, int64_t &out) {
 /// Parses argv; returns "" or a one-line error.
 std::string parseOptions(int argc, char **argv, Options &o) {
   const std::map<std::string, bool> takesValue = {
-      {"layer", true},     {"block", true},     {"backend", true},
-      {"entry", true},
-      {"seed", true},      {"tokens", true},    {"inputs", true},
-      {"dump", true},      {"repeat", true},    {"experts-per-chunk", true},
-      {"trace", true},
-      {"check", false},    {"no-fusion", false}, {"emit-mlir", false},
-      {"profile", false},  {"help", false},    {"backward", false},
+      {"layer", true},         {"block", true},
+      {"backend", true},       {"entry", true},
+      {"seed", true},          {"tokens", true},
+      {"inputs", true},        {"dump", true},
+      {"repeat", true},        {"experts-per-chunk", true},
+      {"warmup", true},        {"trace", true},
+      {"check", false},        {"no-fusion", false},
+      {"emit-mlir", false},    {"profile", false},
+      {"help", false},         {"backward", false},
       {"memory-budget", true}, {"device-split-sizes", false}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -207,6 +214,11 @@ std::string parseOptions(int argc, char **argv, Options &o) {
       error = integer(o.repeat);
       if (error.empty() && o.repeat < 0)
         error = "--repeat must be non-negative";
+    } else if (name == "warmup") {
+      error = integer(o.warmup);
+      o.haveWarmup = true;
+      if (error.empty() && (o.warmup < 0 || o.warmup > 100000))
+        error = "--warmup must be 0 to 100000";
     } else if (name == "experts-per-chunk") {
       error = integer(o.expertsPerChunk);
       o.haveExpertsPerChunk = true;
@@ -494,6 +506,8 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
     return fail("--tokens must be at least 1");
   if (o.haveExpertsPerChunk && o.expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
+  if (o.haveWarmup && o.repeat == 0)
+    return fail("--warmup needs --repeat N (the runs it warms up for)");
   if (!o.inputsDir.empty() && !fs::is_directory(o.inputsDir, ec))
     return fail("--inputs: '" + o.inputsDir + "' is not a directory");
   std::string backend = o.haveBackend ? o.backend : "cpu";
@@ -792,11 +806,13 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
   if (repeat > 0) {
     std::vector<double> times(repeat);
     moert_comm_stats_reset();
+    int warmup = static_cast<int>(o.warmup);
     if (moert_function_time(function, rawArgs.data(),
-                            static_cast<int>(rawArgs.size()), /*warmup=*/1,
-                            repeat, times.data()) != 0)
+                            static_cast<int>(rawArgs.size()), warmup, repeat,
+                            times.data()) != 0)
       return fail(runtimeError());
-    printCommunication(repeat + 1); // and the warm-up
+    printCommunication(repeat + warmup); // and the warm-up
+    double firstRun = times.front(), lastRun = times.back();
     std::sort(times.begin(), times.end());
     double median = times[times.size() / 2];
     std::snprintf(line, sizeof(line), "time: median %.3f ms over %d runs%s",
@@ -816,6 +832,12 @@ int runUnguarded(int argc, char **argv, CompileHook compile) {
       std::cout << line;
     }
     std::cout << "\n";
+    std::snprintf(line, sizeof(line),
+                  "runs: min %.3f ms, max %.3f ms; first %.3f ms, last %.3f "
+                  "ms (after %d warm-up run%s)\n",
+                  times.front(), times.back(), firstRun, lastRun, warmup,
+                  warmup == 1 ? "" : "s");
+    std::cout << line;
   } else {
     std::snprintf(line, sizeof(line),
                   "time: %.3f ms (one run%s; --repeat N for a median)\n",
