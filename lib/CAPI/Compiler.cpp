@@ -102,12 +102,12 @@ int makeOptions(const moe_compile_options *in, mc::CompileOptions &out) {
     out.tensorCoreTile = in->cuda_tile;
   }
   if (in->cuda_cluster) {
-    std::string cluster = in->cuda_cluster;
-    if (cluster != "auto" && cluster != "1" && cluster != "2")
-      return toolError("cuda_cluster: '" + cluster + "' is not auto, 1 or 2");
+    if (std::string why = moek::checkGemmCluster(in->cuda_cluster);
+        !why.empty())
+      return toolError("cuda_cluster: " + why);
     if (!target->cuda)
       return toolError("cuda_cluster needs a CUDA target (cuda:sm_90a)");
-    out.gemmCluster = cluster;
+    out.gemmCluster = in->cuda_cluster;
   }
   out.target = *target;
   out.optLevel = static_cast<unsigned>(in->opt_level);

@@ -848,15 +848,11 @@ void launchKernel(const char *name, void *function, const int64_t *cluster,
     recordDeferredError("%s: NULL function", name);
     return;
   }
-  const int64_t dims[] = {gridX,
-                          gridY,
-                          gridZ,
-                          blockX,
-                          blockY,
-                          blockZ,
-                          cluster ? cluster[0] : 1,
-                          cluster ? cluster[1] : 1,
-                          cluster ? cluster[2] : 1};
+  const int64_t single[3] = {1, 1, 1};
+  const int64_t *clusterDims = cluster ? cluster : single;
+  const int64_t dims[] = {gridX,          gridY,          gridZ,
+                          blockX,         blockY,         blockZ,
+                          clusterDims[0], clusterDims[1], clusterDims[2]};
   for (int64_t dim : dims)
     if (dim < 0 || dim > static_cast<int64_t>(UINT_MAX)) {
       recordDeferredError(

@@ -339,6 +339,18 @@ protected:
     openFreeCounter(CUDA_FAKE_ARTIFACT);
   }
 
+  /// Calls `name` (bad_launch, bad_cluster) on five elements: the call
+  /// fails, leaves no result and its error says `why`; a call after it works.
+  void expectFailedLaunch(const char *name, const char *why) {
+    TensorPtr x = makeTensor<float>(MOERT_F32, {5}, {1, 2, 3, 4, 5});
+    moert_tensor *args[] = {x.get()};
+    moert_tensor *result = reinterpret_cast<moert_tensor *>(this);
+    EXPECT_NE(moert_function_call(lookup(name), args, 1, &result, 1), 0);
+    EXPECT_EQ(result, nullptr);
+    EXPECT_TRUE(errorContains(why)) << moert_last_error();
+    checkAdd("add", 10);
+  }
+
   /// Calls add or add_big_smem on n random elements and checks the sum.
   void checkAdd(const char *name, int64_t n) {
     std::mt19937 rng(static_cast<unsigned>(n));
@@ -500,29 +512,18 @@ TEST_F(CudaArtifact, CopiesStridedDeviceViewsAndFreesEachBlockOnce) {
 }
 
 TEST_F(CudaArtifact, AFailedLaunchIsAnErrorAndTheNextCallWorks) {
-  TensorPtr x = makeTensor<float>(MOERT_F32, {5}, {1, 2, 3, 4, 5});
-  moert_tensor *args[] = {x.get()};
-  moert_tensor *result = reinterpret_cast<moert_tensor *>(this);
-  EXPECT_NE(moert_function_call(lookup("bad_launch"), args, 1, &result, 1), 0);
-  EXPECT_EQ(result, nullptr);
-  EXPECT_TRUE(errorContains("function 'bad_launch': a kernel failed: "
-                            "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE"));
-  checkAdd("add", 10);
+  expectFailedLaunch("bad_launch",
+                     "function 'bad_launch': a kernel failed: "
+                     "cuLaunchKernel failed: CUDA_ERROR_INVALID_VALUE");
 }
 
 // The sm_90a GEMMs' launches in thread block clusters (cuLaunchKernelEx).
 TEST_F(CudaArtifact, LaunchesInClusters) { checkAdd("add_in_clusters", 1000); }
 
 TEST_F(CudaArtifact, AClusterLaunchThatFailsIsAnErrorThatSaysSo) {
-  TensorPtr x = makeTensor<float>(MOERT_F32, {5}, {1, 2, 3, 4, 5});
-  moert_tensor *args[] = {x.get()};
-  moert_tensor *result = reinterpret_cast<moert_tensor *>(this);
-  EXPECT_NE(moert_function_call(lookup("bad_cluster"), args, 1, &result, 1), 0);
-  EXPECT_EQ(result, nullptr);
-  EXPECT_TRUE(errorContains("function 'bad_cluster': a kernel failed: "
-                            "cuLaunchKernelEx (clusters of 3 x 1 x 1) "
-                            "failed: CUDA_ERROR_"));
-  checkAdd("add", 10);
+  expectFailedLaunch("bad_cluster", "function 'bad_cluster': a kernel failed: "
+                                    "cuLaunchKernelEx (clusters of 3 x 1 x 1) "
+                                    "failed: CUDA_ERROR_");
 }
 
 TEST_F(CudaArtifact, ManagedMemoryIsRefused) {

@@ -9,9 +9,9 @@
 
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Driver/Driver.h"
-#include "passes/Passes.h"
 #include "lib/Target/ArtifactCompiler.h"
 #include "lib/Target/OutputStreams.h"
+#include "passes/Passes.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -223,8 +223,8 @@ int main(int argc, char **argv) {
   if (flashAttention.getNumOccurrences() && !parsedTarget->cuda)
     return fail("--flash-attention needs a CUDA target (--target=cuda:sm_90)");
 
-  if (cudaCluster != "auto" && cudaCluster != "1" && cudaCluster != "2")
-    return fail("--cuda-cluster: '" + cudaCluster + "' is not auto, 1 or 2");
+  if (std::string why = moek::checkGemmCluster(cudaCluster); !why.empty())
+    return fail("--cuda-cluster: " + why);
   if (cudaCluster.getNumOccurrences() && !parsedTarget->cuda)
     return fail("--cuda-cluster needs a CUDA target (--target=cuda:sm_90a)");
 

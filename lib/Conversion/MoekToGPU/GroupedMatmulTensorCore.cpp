@@ -246,6 +246,12 @@ TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
   return gemm;
 }
 
+std::string mlir::moek::checkGemmCluster(llvm::StringRef choice) {
+  if (choice == "auto" || choice == "1" || choice == "2")
+    return "";
+  return ("'" + choice + "' is not auto, 1 or 2").str();
+}
+
 bool mlir::moek::canLowerToTensorCores(const TensorCoreGemm &op,
                                        MLIRContext *context, std::string *why) {
   auto fail = [&](const Twine &reason) {

@@ -63,6 +63,11 @@ struct TensorCoreGemm {
   static TensorCoreGemm of(GroupedMatmulOp op);
 };
 
+/// The cluster choices for the sm_90a GEMMs (moe-compile --cuda-cluster,
+/// the C API's cuda_cluster, moek-lower-to-gpu's gemm-cluster): "" if
+/// `choice` is auto, 1 or 2, else what is wrong with it.
+std::string checkGemmCluster(llvm::StringRef choice);
+
 /// Whether the tensor-core kernel handles `gemm`; if not, `why` (when given)
 /// says which rule it misses and the SIMT kernel is the one to use. It needs
 /// bf16 or f16 operands a and b of the same type, identity layouts, a

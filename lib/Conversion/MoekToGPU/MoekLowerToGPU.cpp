@@ -855,6 +855,24 @@ int64_t elementwiseWidth(Value out, ValueRange inputs) {
   return kWidth;
 }
 
+/// Whether a map's body reads the output element (a generic's last block
+/// argument), beside its inputs.
+bool bodyReadsOutput(Block *body, ValueRange inputs) {
+  return body->getNumArguments() > inputs.size() &&
+         !body->getArguments().back().use_empty();
+}
+
+/// A copy of the map's body at the builder on `operands` (the inputs', then
+/// the output's when the body reads it): the value it yields.
+Value cloneMapBody(ImplicitLocOpBuilder &b, Block *body, ValueRange operands) {
+  IRMapping mapping;
+  for (auto [arg, value] : llvm::zip(body->getArguments(), operands))
+    mapping.map(arg, value);
+  for (Operation &inner : body->without_terminator())
+    b.clone(inner, mapping);
+  return mapping.lookup(body->getTerminator()->getOperand(0));
+}
+
 /// A map's body on `width` adjacent elements a thread: vector loads of the
 /// operands, the body once per element, one vector store. A thread per
 /// element moved 2 or 4 bytes a load and left these kernels well below the
@@ -870,19 +888,14 @@ void lowerElementwiseVectorized(LoopBuilder &lb, Value out, ValueRange inputs,
     SmallVector<SmallVector<Value>> loaded;
     for (Value input : inputs)
       loaded.push_back(loadAdjacent(b, input, indices, width));
-    // A generic's body may also read the output element.
-    bool readsOut = body->getNumArguments() > inputs.size() &&
-                    !body->getArguments().back().use_empty();
-    if (readsOut)
+    if (bodyReadsOutput(body, inputs))
       loaded.push_back(loadAdjacent(b, out, indices, width));
     SmallVector<Value> results;
     for (int64_t i = 0; i < width; ++i) {
-      IRMapping mapping;
-      for (auto [arg, values] : llvm::zip(body->getArguments(), loaded))
-        mapping.map(arg, values[i]);
-      for (Operation &inner : body->without_terminator())
-        b.clone(inner, mapping);
-      results.push_back(mapping.lookup(body->getTerminator()->getOperand(0)));
+      SmallVector<Value> operands;
+      for (ArrayRef<Value> values : loaded)
+        operands.push_back(values[i]);
+      results.push_back(cloneMapBody(b, body, operands));
     }
     storeAdjacent(b, results, out, indices);
   });
@@ -940,18 +953,12 @@ LogicalResult lowerElementwise(Operation *op, LoopBuilder &lb) {
   }
   launchPerItem(lb, numElements(lb, out), [&](Value i) {
     SmallVector<Value> indices = elementIndices(lb, out, i);
-    IRMapping mapping;
-    for (auto [arg, input] : llvm::zip(body->getArguments(), inputs))
-      mapping.map(arg, memref::LoadOp::create(b, input, indices));
-    // A generic's body may also read the output element.
-    if (body->getNumArguments() > inputs.size() &&
-        !body->getArguments().back().use_empty())
-      mapping.map(body->getArguments().back(),
-                  memref::LoadOp::create(b, out, indices));
-    for (Operation &inner : body->without_terminator())
-      b.clone(inner, mapping);
-    Value result = mapping.lookup(body->getTerminator()->getOperand(0));
-    memref::StoreOp::create(b, result, out, indices);
+    SmallVector<Value> operands;
+    for (Value input : inputs)
+      operands.push_back(memref::LoadOp::create(b, input, indices));
+    if (bodyReadsOutput(body, inputs))
+      operands.push_back(memref::LoadOp::create(b, out, indices));
+    memref::StoreOp::create(b, cloneMapBody(b, body, operands), out, indices);
   });
   return success();
 }
@@ -1034,13 +1041,12 @@ struct MoekLowerToGPUPass
     target.warpgroupMma = parsed->hasWarpgroupMma();
     target.multiprocessors = parsed->multiprocessors();
     target.maxSharedBytes = parsed->maxSharedBytesPerBlock();
-    if (gemmCluster == "1" || gemmCluster == "2")
-      target.gemmClusterForced = gemmCluster == "1" ? 1 : 2;
-    else if (gemmCluster != "auto") {
-      getOperation()->emitError() << "moek-lower-to-gpu: gemm-cluster: '"
-                                  << gemmCluster << "' is not auto, 1 or 2";
+    if (std::string why = checkGemmCluster(gemmCluster); !why.empty()) {
+      getOperation()->emitError() << "moek-lower-to-gpu: gemm-cluster: " << why;
       return failure();
     }
+    if (gemmCluster != "auto")
+      target.gemmClusterForced = gemmCluster == "1" ? 1 : 2;
     if (flashAttention != "auto" && flashAttention != "simt") {
       getOperation()->emitError() << "moek-lower-to-gpu: flash-attention: '"
                                   << flashAttention << "' is not auto or simt";

@@ -1,5 +1,4 @@
-//===- VectorAccess.h - 16-byte loads and stores of adjacent elements -*- C++
-//-*-===//
+//===- VectorAccess.h - 16-byte accesses of adjacent elements -*- C++ -*-===//
 //
 // The SIMT kernels that move whole rows (the GLU backward, elementwise maps)
 // read and write `width` adjacent elements at once, as one vector access,
