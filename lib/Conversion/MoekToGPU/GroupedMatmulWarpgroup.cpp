@@ -2,7 +2,8 @@
 //
 // moek.grouped_matmul on Hopper's warpgroup tensor cores, as one gpu.launch
 // of 128 x 256 tiles (BM x BN), 64 deep per stage (BK: one 128-byte row of
-// bf16/f16), kStages stages on an mbarrier ring:
+// bf16/f16), 4 stages on an mbarrier ring (a plain GEMM no wider than 128,
+// the router's scores: 128 x 128 tiles, 6 stages; StageLayout):
 //
 //   host:  map = tensor map of b, 128B swizzle: [E, K, N] in boxes
 //          [1, 64, 64] (N-major), or, transposed, [E, N, K] in boxes
@@ -88,7 +89,7 @@ using namespace mlir::moek;
 
 namespace {
 
-constexpr int64_t kBM = 128, kBN = 256, kBK = 64, kStages = 4;
+constexpr int64_t kBM = 128, kBK = 64;
 // Row tiles of a band of the persistent tile order (forEachTile): 16 x 128
 // rows, an expert's share of mixtral's 16384 routed rows, so that a wave's
 // CTAs read each b panel once between them.
@@ -98,19 +99,36 @@ constexpr int64_t kBandRowTiles = 16;
 constexpr int64_t kChunkColumns = 64;
 constexpr int64_t kRowBytes = 128;
 constexpr int64_t kStageBytesA = kBM * kRowBytes;
-/// N-major B: kBN / kChunkColumns chunks of [kBK rows][128 B]. K-major B:
-/// [kBN rows][128 B], the same bytes.
+/// N-major B: bn / kChunkColumns chunks of [kBK rows][128 B]. K-major B:
+/// [bn rows][128 B], the same bytes.
 constexpr int64_t kChunkBytesB = kBK * kRowBytes;
-constexpr int64_t kStageBytesB = (kBN / kChunkColumns) * kChunkBytesB;
-static_assert(kStageBytesB == kBN * kRowBytes, "K-major B fills the same");
-constexpr int64_t kStageBytes = kStageBytesA + kStageBytesB;
-constexpr int64_t kBarrierOffset = kStages * kStageBytes;
-constexpr int64_t kTableOffset = kBarrierOffset + 2 * kStages * 8;
-/// Slack for aligning the base to 1024 bytes, the stages, 2 x kStages
-/// mbarriers, then the tile table of `experts`: two i32 arrays of E + 1.
-constexpr int64_t sharedBytes(int64_t experts) {
-  return 1024 + kTableOffset + 2 * 4 * (experts + 1);
-}
+
+/// The tile's width and the ring's depth, and where things sit in shared
+/// memory. 128 x 256 tiles, 4 stages of 48 KiB, for every GEMM but a plain
+/// one (no groups) whose N is at most 128 (the router's scores, N = E):
+/// there 128 x 128 tiles, whose wgmma m64n128 does no work on columns past
+/// N, and 6 stages of 32 KiB, the same bytes in flight for a GEMM that
+/// mostly streams a.
+struct StageLayout {
+  int64_t bn = 256, stages = 4;
+
+  static StageLayout of(const TensorCoreGemm &gemm) {
+    auto bType = cast<MemRefType>(gemm.b.getType());
+    int64_t width = bType.getDimSize(gemm.transposeB ? 1 : 2);
+    if (!gemm.offsets && !isGlu(gemm.epilogue) && width <= 128)
+      return {128, 6};
+    return {};
+  }
+  int64_t stageBytesB() const { return bn * kRowBytes; }
+  int64_t stageBytes() const { return kStageBytesA + stageBytesB(); }
+  int64_t barrierOffset() const { return stages * stageBytes(); }
+  int64_t tableOffset() const { return barrierOffset() + 2 * stages * 8; }
+  /// Slack for aligning the base to 1024 bytes, the stages, 2 x stages
+  /// mbarriers, then the tile table of `experts`: two i32 arrays of E + 1.
+  int64_t sharedBytes(int64_t experts) const {
+    return 1024 + tableOffset() + 2 * 4 * (experts + 1);
+  }
+};
 /// What one CTA may use on sm_90 (227 KiB).
 constexpr int64_t kMaxSharedBytes = 227 * 1024;
 constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
@@ -151,8 +169,13 @@ struct WarpgroupKernel {
   Value sharedBase;  ///< i64 shared-window address of the aligned base
   Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
 
+  /// The tile's width (BN) and the ring's depth.
+  StageLayout layout;
+  int64_t bn, stages;
+
   WarpgroupKernel(const TensorCoreGemm &op, LoopBuilder &lb)
-      : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
+      : op(op), lb(lb), b(lb.builder()), ix{b, lb}, layout(StageLayout::of(op)),
+        bn(layout.bn), stages(layout.stages) {
     auto bType = cast<MemRefType>(op.b.getType());
     element = bType.getElementType();
     kMajorB = op.transposeB;
@@ -179,20 +202,20 @@ struct WarpgroupKernel {
         b, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
   }
   Value fullBarrier(Value stage) {
-    return sharedPointer(ix.add(ix.mul(stage, 8), kBarrierOffset));
+    return sharedPointer(ix.add(ix.mul(stage, 8), layout.barrierOffset()));
   }
   Value emptyBarrier(Value stage) {
     return sharedPointer(
-        ix.add(ix.mul(stage, 8), kBarrierOffset + 8 * kStages));
+        ix.add(ix.mul(stage, 8), layout.barrierOffset() + 8 * stages));
   }
   /// The tile table's entry j (relative to `first`): the expert's first row
   /// (rowStart) or the row tiles of the experts before it (tileStart).
   Value rowStartSlot(Value j) {
-    return sharedPointer(ix.add(ix.mul(j, 4), kTableOffset));
+    return sharedPointer(ix.add(ix.mul(j, 4), layout.tableOffset()));
   }
   Value tileStartSlot(Value j) {
     return sharedPointer(
-        ix.add(ix.mul(j, 4), kTableOffset + 4 * (experts + 1)));
+        ix.add(ix.mul(j, 4), layout.tableOffset() + 4 * (experts + 1)));
   }
   Value loadSlot(Value slot) {
     return asIndex(b, LLVM::LoadOp::create(b, b.getI32Type(), slot));
@@ -233,7 +256,7 @@ Value WarpgroupKernel::createTensorMap() {
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
   SmallVector<int64_t, 3> boxShape{1, kBK, kChunkColumns};
   if (kMajorB)
-    boxShape = {1, kBN / cluster, kBK};
+    boxShape = {1, bn / cluster, kBK};
   auto box = MemRefType::get(boxShape, element, MemRefLayoutAttrInterface(),
                              workgroup);
   auto mapType = nvgpu::TensorMapDescriptorType::get(
@@ -290,14 +313,14 @@ void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
   rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, rowEnd, rowBegin),
                                 ix.c(kBM));
   base = loadSlot(rowStartSlot(ix.c(0)));
-  n0 = ix.mul(columnTile, glu ? kBN / 2 : kBN);
+  n0 = ix.mul(columnTile, glu ? bn / 2 : bn);
 }
 
 /// Aligns the dynamic shared memory to 1024 bytes (sharedBase) and views the
 /// stages as elements (sharedElems) for the cp.async copies.
 void WarpgroupKernel::alignSharedMemory() {
   AlignedSharedMemory shared =
-      alignDynamicSharedMemory(b, ix, element, kBarrierOffset / 2);
+      alignDynamicSharedMemory(b, ix, element, layout.barrierOffset() / 2);
   sharedBase = shared.base;
   sharedElems = shared.elements;
 }
@@ -311,7 +334,7 @@ void WarpgroupKernel::initBarriers() {
   int64_t releases =
       cluster > 1 ? cluster * 2 * (kWarpgroup / 32) : 2 * kWarpgroup;
   lb.ifThen(ix.ult(tid, 1), [&] {
-    for (int64_t s = 0; s < kStages; ++s) {
+    for (int64_t s = 0; s < stages; ++s) {
       NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
                                    lb.i32(kWarpgroup + 1), Value());
       NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)), lb.i32(releases),
@@ -443,13 +466,13 @@ void WarpgroupKernel::produce(Value numK, Value it) {
   }
   lb.forLoop(ix.c(0), numK, [&](Value kt) {
     Value step = ix.add(it, kt);
-    Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
+    Value stage = ix.rem(step, stages), round = ix.div(step, stages);
     // Round r reuses the stage once the consumers finished round r - 1.
-    lb.ifThen(ix.uge(step, ix.c(kStages)), [&] {
+    lb.ifThen(ix.uge(step, ix.c(stages)), [&] {
       waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
     });
     Value k0 = ix.mul(kt, kBK);
-    Value stageOffset = ix.mul(stage, kStageBytes);
+    Value stageOffset = ix.mul(stage, layout.stageBytes());
     lb.ifThen(ix.ult(tid, 1), [&] { loadB(stage, stageOffset, k0); });
     // The gather: row r's chunk j lands at 128 r + 16 (j ^ (r % 8)).
     for (const CopyA &copy : copies) {
@@ -473,7 +496,7 @@ void WarpgroupKernel::produce(Value numK, Value it) {
 /// B's k tile k0 by TMA, completing on the same mbarrier.
 void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
   NVVM::MBarrierArriveExpectTxOp::create(
-      b, Type(), fullBarrier(stage), lb.i32(kStageBytesB),
+      b, Type(), fullBarrier(stage), lb.i32(layout.stageBytesB()),
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
   // In a cluster, into every CTA's stage (the same offsets there), each
   // completing on that CTA's full[stage].
@@ -498,13 +521,13 @@ void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
   if (kMajorB) {
     // Rows n0 .. n0 + BN - 1 of b[e], k0 .. k0 + BK - 1 each; in a cluster,
     // the CTA of rank r loads the r-th of `cluster` slices of those rows.
-    int64_t sliceRows = kBN / cluster;
+    int64_t sliceRows = bn / cluster;
     copy(ix.mul(rank, sliceRows * kRowBytes), k0,
          ix.add(n0, ix.mul(rank, sliceRows)));
     return;
   }
   // The CTA of rank r loads chunks [r, r + 1) * chunksB / cluster.
-  int64_t chunksB = kBN / kChunkColumns, ownChunks = chunksB / cluster;
+  int64_t chunksB = bn / kChunkColumns, ownChunks = chunksB / cluster;
   for (int64_t i = 0; i < ownChunks; ++i) {
     Value j = ix.add(ix.mul(rank, ownChunks), i);
     // GLU: chunks [0, BN/128) are gate columns n0 + 64 j, the others the up
@@ -552,10 +575,10 @@ Value WarpgroupKernel::descriptorB(Value stageOffset, int64_t kk) {
 /// the CTA's `it`-th: returns its 128 accumulators.
 SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   MLIRContext *context = b.getContext();
-  constexpr int64_t kAccumulators = kBN / 2;
-  Type accumulatorType = wgmmaAccumulatorType(context, kBN);
+  int64_t accumulators = bn / 2;
+  Type accumulatorType = wgmmaAccumulatorType(context, bn);
   Value init = LLVM::PoisonOp::create(b, accumulatorType);
-  for (int64_t i = 0; i < kAccumulators; ++i)
+  for (int64_t i = 0; i < accumulators; ++i)
     init =
         LLVM::InsertValueOp::create(b, init, lb.f32(0.0), ArrayRef<int64_t>{i});
   // wgmma's B is K x N: col is K-major (as stored), row N-major (read
@@ -593,8 +616,8 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
             ix.c(0), numK, ValueRange{init},
             [&](Value kt, ValueRange carried) -> SmallVector<Value> {
               Value step = ix.add(it, kt);
-              Value stage = ix.rem(step, kStages);
-              waitParity(fullBarrier(stage), ix.rem(ix.div(step, kStages), 2));
+              Value stage = ix.rem(step, stages);
+              waitParity(fullBarrier(stage), ix.rem(ix.div(step, stages), 2));
               // A arrived through cp.async (generic proxy); wgmma reads
               // through the async proxy.
               NVVM::FenceProxyOp::create(
@@ -603,12 +626,12 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
                                              NVVM::SharedSpace::shared_cta));
               NVVM::WgmmaFenceAlignedOp::create(b);
               Value acc = carried[0];
-              Value stageOffset = ix.mul(stage, kStageBytes);
+              Value stageOffset = ix.mul(stage, layout.stageBytes());
               for (int64_t kk = 0; kk < kBK / 16; ++kk) {
                 Value descA =
                     kMajorDescriptor(ix.add(stageOffset, rowsOffset), kk);
                 Value descB = descriptorB(stageOffset, kk);
-                acc = wgmmaMultiply(b, acc, descA, descB, kBN, element,
+                acc = wgmmaMultiply(b, acc, descA, descB, bn, element,
                                     NVVM::MMALayout::row, layoutB);
               }
               NVVM::WgmmaGroupSyncAlignedOp::create(b);
@@ -616,15 +639,15 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
               // on): its stage goes back to the producer.
               NVVM::WgmmaWaitGroupSyncOp::create(b, 1);
               lb.ifThen(ix.uge(kt, ix.c(1)), [&] {
-                release(ix.rem(ix.add(step, kStages - 1), kStages));
+                release(ix.rem(ix.add(step, stages - 1), stages));
               });
               return {acc};
             })
           .front();
   NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
-  release(ix.rem(ix.add(ix.add(it, numK), kStages - 1), kStages));
+  release(ix.rem(ix.add(ix.add(it, numK), stages - 1), stages));
   SmallVector<Value> acc;
-  for (int64_t i = 0; i < kAccumulators; ++i)
+  for (int64_t i = 0; i < accumulators; ++i)
     acc.push_back(
         LLVM::ExtractValueOp::create(b, result, ArrayRef<int64_t>{i}));
   return acc;
@@ -658,7 +681,7 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
   // boxes wider than b itself; it keeps mma.sync.
   if (!gemm.offsets && !gemm.transposeB && bType.getDimSize(2) % kChunkColumns)
     return fail("a plain GEMM's N is not a multiple of 64");
-  if (sharedBytes(bType.getDimSize(0)) > kMaxSharedBytes)
+  if (StageLayout::of(gemm).sharedBytes(bType.getDimSize(0)) > kMaxSharedBytes)
     return fail("too many experts for the tile table in shared memory");
   return true;
 }
@@ -680,7 +703,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   // Row tiles of the schedule: `cluster` row tiles of one expert each.
   int64_t cluster = k.cluster;
   Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * kBM), span);
-  int64_t tileOutputs = k.glu ? kBN / 2 : kBN;
+  int64_t tileOutputs = k.glu ? k.bn / 2 : k.bn;
   Value columnTiles = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
   Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
   Value clusters = arith::MaxUIOp::create(
@@ -689,7 +712,8 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
   Value clusterX = cluster > 1 ? ix.c(cluster) : Value();
   auto launch = gpu::LaunchOp::create(
-      b, grid, one, one, ix.c(kThreads), one, one, lb.i32(sharedBytes(experts)),
+      b, grid, one, one, ix.c(kThreads), one, one,
+      lb.i32(k.layout.sharedBytes(experts)),
       /*asyncTokenType=*/nullptr,
       /*asyncDependencies=*/{}, /*workgroupAttributions=*/{},
       /*privateAttributions=*/{}, clusterX, cluster > 1 ? one : Value(),
@@ -742,7 +766,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                        ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
                        /*warpColumn=*/zero,
                        /*fragsM=*/1,
-                       /*fragsN=*/kBN / 8,
+                       /*fragsN=*/k.bn / 8,
                        /*quadStores=*/true};
     // In a cluster, a CTA past its expert's rows stores nothing.
     if (cluster == 1) {
