@@ -49,6 +49,7 @@ if [ "${1:-}" = compile ]; then
   compile check-train-ke-gelu tokens=50,hidden=64,ffn=40,experts=4,top_k=4,dtype=bf16,activation=gelu_glu,capacity=1.0 --backward
   compile check-train-sigmoid-aux tokens=60,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16,router=sigmoid,aux_loss=0.01 --backward
   compile check-train-f32 tokens=37,hidden=64,ffn=48,experts=5,top_k=3 --backward
+  "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --backward --target=cuda:sm_90a -o "$dir/check-train-f16.so" 2>/dev/null
   compile check-train-qwen3 qwen3_30b_a3b,tokens=64 --backward
   compile check-train-olmoe olmoe,tokens=64 --backward
   compile check-train-mixtral mixtral,tokens=16 --backward

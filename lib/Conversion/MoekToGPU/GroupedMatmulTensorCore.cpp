@@ -101,10 +101,10 @@ void emitVectorReduction(ImplicitLocOpBuilder &b, Value address,
                   "l,f,f,f,f", operands);
 }
 
-/// Two f32 values narrowed to `element` (bf16 or f16) as one i32, the
-/// first in the low half (the lower address).
-Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
-               Value second) {
+} // namespace
+
+Value mlir::moek::packPair(ImplicitLocOpBuilder &b, Type element, Value first,
+                           Value second) {
   Value vector = vector::FromElementsOp::create(
       b, VectorType::get({2}, element),
       ValueRange{arith::TruncFOp::create(b, element, first),
@@ -115,6 +115,8 @@ Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
                                 vector),
       ArrayRef<int64_t>{0});
 }
+
+namespace {
 
 /// st.global.b32 of two f32 values narrowed to `element` (packPair) at
 /// `address` (i64, 4-byte aligned).

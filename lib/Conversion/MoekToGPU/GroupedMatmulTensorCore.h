@@ -120,6 +120,11 @@ struct FragmentTile {
   bool quadStores = false;
 };
 
+/// Two f32 values narrowed to `element` (bf16 or f16) as one i32, the
+/// first in the low half (the lower address).
+Value packPair(ImplicitLocOpBuilder &b, Type element, Value first,
+               Value second);
+
 /// Stores the row `row` (of a [rows, columns] 16-bit buffer at `base`, an
 /// index address) of a warp's accumulator fragments, 16 bytes a lane: for
 /// each block of four fragments (8 columns each), the lanes of a quad trade
