@@ -38,6 +38,13 @@ if [ "${1:-}" = compile ]; then
   compile check-fwd-dynamic tokens=200,hidden=64,ffn=32,experts=16,top_k=4,dtype=bf16,dynamic=1
   "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
   compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
+  # The staged (TMA-store) epilogues: about 300 rows an expert, so whole
+  # 64-row boxes by TMA and an expert's last rows copied out; N = 200 clips
+  # the store GEMM's last box; F = 256 (GLU staging needs F % 128 = 0).
+  compile check-fwd-staged tokens=600,hidden=200,ffn=256,experts=4,top_k=2,dtype=bf16 --epilogue=gather_sum
+  compile check-fwd-staged-gelu-pairs tokens=600,hidden=200,ffn=256,experts=4,top_k=2,dtype=bf16,activation=gelu_glu --epilogue=gather_sum --cuda-cluster=2
+  compile check-train-staged tokens=600,hidden=200,ffn=256,experts=4,top_k=2,dtype=bf16 --backward
+  compile check-train-staged-pairs tokens=600,hidden=200,ffn=256,experts=4,top_k=2,dtype=bf16 --backward --cuda-cluster=2
   # Every sm_90a GEMM in CTA pairs (--cuda-cluster=2; auto pairs only those
   # whose rows are not gathered): odd rows leave a pair's second CTA empty.
   compile check-fwd-odd-pairs tokens=77,hidden=200,ffn=136,experts=5,top_k=3,dtype=bf16 --cuda-cluster=2

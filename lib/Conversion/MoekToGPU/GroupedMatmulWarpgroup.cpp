@@ -109,28 +109,76 @@ constexpr int64_t kChunkBytesB = kBK * kRowBytes;
 /// there 128 x 128 tiles, whose wgmma m64n128 does no work on columns past
 /// N, and 6 stages of 32 KiB, the same bytes in flight for a GEMM that
 /// mostly streams a.
+///
+/// A grouped GEMM whose 16-bit output rows are in expert order (the store
+/// and GLU epilogues) also has StagedStores::kBytes a consumer warpgroup
+/// after the stages, for its TMA-store epilogue (staged), when they fit.
 struct StageLayout {
   int64_t bn = 256, stages = 4;
+  bool staged = false;
 
-  static StageLayout of(const TensorCoreGemm &gemm) {
-    auto bType = cast<MemRefType>(gemm.b.getType());
-    int64_t width = bType.getDimSize(gemm.transposeB ? 1 : 2);
-    if (!gemm.offsets && !isGlu(gemm.epilogue) && width <= 128)
-      return {128, 6};
-    return {};
-  }
+  static StageLayout of(const TensorCoreGemm &gemm);
   int64_t stageBytesB() const { return bn * kRowBytes; }
   int64_t stageBytes() const { return kStageBytesA + stageBytesB(); }
-  int64_t barrierOffset() const { return stages * stageBytes(); }
+  int64_t stagingOffset() const { return stages * stageBytes(); }
+  int64_t barrierOffset() const {
+    return stagingOffset() + (staged ? 2 * StagedStores::kBytes : 0);
+  }
   int64_t tableOffset() const { return barrierOffset() + 2 * stages * 8; }
-  /// Slack for aligning the base to 1024 bytes, the stages, 2 x stages
-  /// mbarriers, then the tile table of `experts`: two i32 arrays of E + 1.
+  /// Slack for aligning the base to 1024 bytes, the stages, the staging,
+  /// 2 x stages mbarriers, then the tile table of `experts`: two i32 arrays
+  /// of E + 1.
   int64_t sharedBytes(int64_t experts) const {
     return 1024 + tableOffset() + 2 * 4 * (experts + 1);
   }
 };
 /// What one CTA may use on sm_90 (227 KiB).
 constexpr int64_t kMaxSharedBytes = 227 * 1024;
+
+/// Whether the epilogue's outputs leave by TMA stores: they can when they
+/// are 16-bit rows in expert order, written (not added to), 16-byte
+/// aligned, and for a GLU whole 128-column halves of its tiles (h's gate
+/// columns do not run into its up columns); they pay when a tile writes
+/// more than 1 KiB per k step (depth / 64 of them), so that the epilogue is
+/// a large part of the tile. On the H200 (bench/RESULTS.md, 2026-11-30
+/// 22:33-22:46) staging made the store GEMMs of K = 768 and 1024 4% faster
+/// and the GLU GEMMs with h (96 KiB a tile, K = 2048 and 4096) 2-6%; the
+/// GLU GEMMs without h (32 KiB, K = 2048: 1 KiB a k step) ran 1.5% faster
+/// on olmoe and 3% slower on qwen3_30b_a3b, and mixtral's store GEMM (K =
+/// 14336) no faster.
+bool stagesStores(const TensorCoreGemm &gemm, int64_t outputs, int64_t depth) {
+  auto is16Bit = [](Value buffer) {
+    return cast<MemRefType>(buffer.getType())
+               .getElementType()
+               .getIntOrFloatBitWidth() == 16;
+  };
+  if (!gemm.offsets || gemm.accumulate || !is16Bit(gemm.c) || outputs % 8)
+    return false;
+  int64_t tileBytes = 0;
+  if (gemm.epilogue == Epilogue::store)
+    tileBytes = kBM * 256 * 2;
+  else if (isGlu(gemm.epilogue) && outputs % 128 == 0 &&
+           (!gemm.preActivation || is16Bit(gemm.preActivation)))
+    tileBytes = kBM * 128 * 2 * (gemm.preActivation ? 3 : 1);
+  int64_t kSteps = (depth + kBK - 1) / kBK;
+  return tileBytes > 1024 * kSteps;
+}
+
+StageLayout StageLayout::of(const TensorCoreGemm &gemm) {
+  auto bType = cast<MemRefType>(gemm.b.getType());
+  int64_t width = bType.getDimSize(gemm.transposeB ? 1 : 2);
+  if (!gemm.offsets && !isGlu(gemm.epilogue) && width <= 128)
+    return {128, 6};
+  StageLayout layout;
+  int64_t outputs = isGlu(gemm.epilogue) ? width / 2 : width;
+  int64_t depth = bType.getDimSize(gemm.transposeB ? 2 : 1);
+  if (stagesStores(gemm, outputs, depth)) {
+    StageLayout staged{layout.bn, layout.stages, /*staged=*/true};
+    if (staged.sharedBytes(bType.getDimSize(0)) <= kMaxSharedBytes)
+      return staged;
+  }
+  return layout;
+}
 constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
 /// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
 /// 40 (CUTLASS's producers) ptxas spilled the producer's tile schedule and
@@ -162,6 +210,9 @@ struct WarpgroupKernel {
   int64_t cluster;
   // Set inside the launch.
   Value tid, map, expert, rowBegin, rows, base, n0;
+  /// With staged stores (layout.staged): the tensor maps of c and of the
+  /// saved pre-activation h (null without one).
+  Value cMap, hMap;
   /// The CTA's rank in its cluster (0 without clusters); the first row of
   /// the cluster's tile and the rows of the expert from there on (> 0 for
   /// a tile of the schedule, whatever this CTA's own `rows`).
@@ -241,6 +292,16 @@ struct WarpgroupKernel {
   void syncCluster();
   void loadB(Value stage, Value stageOffset, Value k0);
   SmallVector<Value> consume(Value numK, Value it, Value group);
+  StagedStores stagedStores(Value group) {
+    return {b,
+            ix,
+            lb,
+            sharedBase,
+            ix.add(ix.mul(group, StagedStores::kBytes), layout.stagingOffset()),
+            ix.rem(tid, kWarpgroup),
+            group};
+  }
+  void storeStaged(ArrayRef<Value> acc, Value group);
   Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
   Value kMajorDescriptor(Value rowsOffset, int64_t kk);
   Value descriptorB(Value stageOffset, int64_t kk);
@@ -653,6 +714,75 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   return acc;
 }
 
+/// The staged epilogue (StagedStores): a store tile is two rounds of 128
+/// columns (a round wholly past N is skipped), a GLU tile one round of its
+/// 128 activations and, with h, one of the gate and one of the up columns.
+/// A warpgroup whose 64 rows are all the expert's has TMA store the rounds
+/// while it goes on; in an expert's last tile, where a box would run into
+/// the next expert's rows, the warpgroup copies its rows out itself.
+/// Accumulator 4 nj + 2 h + p of a lane is fragment nj (8 columns), row
+/// half h, column p, as emitAccumulatorEpilogue reads them.
+void WarpgroupKernel::storeStaged(ArrayRef<Value> acc, Value group) {
+  StagedStores staged = stagedStores(group);
+  Type cElement = cast<MemRefType>(op.c.getType()).getElementType();
+  Value firstRow = ix.add(rowBegin, ix.mul(group, 64));
+  Value row = ix.sub(firstRow, base);
+  Value groupRows = ix.sub(rows, ix.mul(group, 64));
+  Value allRows =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, groupRows, ix.c(64));
+  auto pair = [&](Type element, int64_t fragment, int64_t h) {
+    int64_t at = fragment * 4 + h * 2;
+    return packPair(b, element, acc[at], acc[at + 1]);
+  };
+  auto round = [&](Value buffer, Value map, int64_t rowLength, Value columns,
+                   Value columnLimit,
+                   function_ref<Value(int64_t, int64_t)> word) {
+    staged.round(word, [&] {
+      auto branch = scf::IfOp::create(b, allRows, /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&branch.getThenRegion().front());
+      staged.storeBoxes([&](int64_t box, Value source) {
+        staged.storeBox(map, source,
+                        {ix.add(columns, box * kChunkColumns), row});
+      });
+      b.setInsertionPointToStart(&branch.getElseRegion().front());
+      // A warpgroup past the expert's rows (groupRows <= 0) copies none.
+      staged.copyOut(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer),
+                     rowLength, row, groupRows, columns, columnLimit);
+    });
+  };
+  if (!glu) {
+    for (int64_t half = 0; half < 2; ++half) {
+      Value columns = ix.add(n0, half * 128);
+      lb.ifThen(ix.ult(columns, ix.c(outputs)), [&] {
+        round(op.c, cMap, outputs, columns, ix.c(outputs),
+              [&](int64_t f, int64_t h) {
+                return pair(cElement, half * 16 + f, h);
+              });
+      });
+    }
+    return;
+  }
+  // GLU: fragments [0, 16) are the gate columns n0 + 8 f, [16, 32) the up
+  // columns F + n0 + 8 f that pair with them.
+  bool gelu = op.epilogue == Epilogue::gelu_glu;
+  round(op.c, cMap, outputs, n0, ix.c(outputs), [&](int64_t f, int64_t h) {
+    SmallVector<Value, 2> values;
+    for (int64_t p = 0; p < 2; ++p)
+      values.push_back(
+          arith::MulFOp::create(b, activate(lb, acc[f * 4 + h * 2 + p], gelu),
+                                acc[(f + 16) * 4 + h * 2 + p]));
+    return packPair(b, cElement, values[0], values[1]);
+  });
+  if (!hMap)
+    return;
+  Type hElement = cast<MemRefType>(op.preActivation.getType()).getElementType();
+  for (int64_t part = 0; part < 2; ++part)
+    round(
+        op.preActivation, hMap, width, ix.add(n0, part * outputs), ix.c(width),
+        [&](int64_t f, int64_t h) { return pair(hElement, part * 16 + f, h); });
+}
+
 } // namespace
 
 bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
@@ -697,6 +827,12 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   // Host: the tensor map and the number of tiles (an upper bound of the
   // row tiles, as for the mma.sync kernel, times the column tiles).
   Value map = k.createTensorMap();
+  Value cMap, hMap;
+  if (k.layout.staged) {
+    cMap = createStoreTensorMap(b, ix, op.c, {64, kChunkColumns});
+    if (k.glu && op.preActivation)
+      hMap = createStoreTensorMap(b, ix, op.preActivation, {64, kChunkColumns});
+  }
   Value first = k.first, last = k.last;
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
@@ -731,6 +867,8 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                ? Value(gpu::ClusterBlockIdOp::create(b, gpu::Dimension::x))
                : zero;
   k.map = map;
+  k.cMap = cMap;
+  k.hMap = hMap;
   k.alignSharedMemory();
   k.initBarriers();
   k.buildTileTable();
@@ -768,14 +906,22 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                        /*fragsM=*/1,
                        /*fragsN=*/k.bn / 8,
                        /*quadStores=*/true};
-    // In a cluster, a CTA past its expert's rows stores nothing.
-    if (cluster == 1) {
-      emitAccumulatorEpilogue(op, lb, frame, acc);
-      return;
-    }
-    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, k.rows, zero),
-              [&] { emitAccumulatorEpilogue(op, lb, frame, acc); });
+    auto storeFromRegisters = [&] {
+      // In a cluster, a CTA past its expert's rows stores nothing.
+      if (cluster == 1) {
+        emitAccumulatorEpilogue(op, lb, frame, acc);
+        return;
+      }
+      lb.ifThen(
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, k.rows, zero),
+          [&] { emitAccumulatorEpilogue(op, lb, frame, acc); });
+    };
+    if (!k.layout.staged)
+      return storeFromRegisters();
+    k.storeStaged(acc, group);
   });
+  if (k.layout.staged)
+    k.stagedStores(group).finish();
   // No CTA leaves while another may still arrive on its barriers.
   b.setInsertionPointAfter(branch);
   if (cluster > 1)

@@ -81,9 +81,8 @@ constexpr int64_t kStageBytes = (kChunksA + kChunksB) * kChunkBytes;
 /// half of its 64 x 256 tile rows at a time (two TMA boxes of 64 rows x 64
 /// columns, 128B-swizzled like the stages), which TMA stores while the
 /// warpgroup goes on to the next tile.
-constexpr int64_t kBoxBytes = 64 * kRowBytes;
 constexpr int64_t kStagingOffset = kStages * kStageBytes;
-constexpr int64_t kStagingBytes = 2 * kBoxBytes; // per consumer warpgroup
+constexpr int64_t kStagingBytes = StagedStores::kBytes; // a warpgroup's
 constexpr int64_t kBarrierOffset = kStagingOffset + 2 * kStagingBytes;
 /// Slack for aligning the base to 1024 bytes, then 2 x kStages mbarriers:
 /// 1024 + 196608 + 32768 + 64 bytes, within the 227 KiB (232448) a block may
@@ -173,10 +172,17 @@ struct WeightGradWarpgroupKernel {
   void forEachTile(Value tiles, function_ref<void(Value)> body);
   void produce(Value it);
   SmallVector<Value> consume(Value it, Value group);
-  Value createStoreMap();
   void store(ArrayRef<Value> acc, Value group);
   void storeByTma(ArrayRef<Value> acc, Value group);
-  void waitForStores();
+  StagedStores stagedStores(Value group) {
+    return {b,
+            ix,
+            lb,
+            sharedBase,
+            ix.add(ix.mul(group, kStagingBytes), kStagingOffset),
+            ix.rem(tid, kWarpgroup),
+            group};
+  }
 };
 
 /// Aligns the dynamic shared memory to 1024 bytes (the swizzle repeats every
@@ -410,109 +416,32 @@ void WeightGradWarpgroupKernel::store(ArrayRef<Value> acc, Value group) {
   }
 }
 
-/// dw's tensor map (on the host), as an !llvm.ptr: [E, M, N] in boxes of
-/// [1, 64, 64] from 128B-swizzled shared memory; a box's rows past M and
-/// columns past N are not written.
-Value WeightGradWarpgroupKernel::createStoreMap() {
-  MLIRContext *context = b.getContext();
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
-  SmallVector<int64_t, 3> boxShape{1, 64, kChunkColumns};
-  auto box = MemRefType::get(boxShape, dwElement, MemRefLayoutAttrInterface(),
-                             workgroup);
-  auto mapType = nvgpu::TensorMapDescriptorType::get(
-      context, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-      nvgpu::TensorMapL2PromoKind::L2PROMO_NONE,
-      nvgpu::TensorMapOOBKind::OOB_ZERO,
-      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-  Value unranked = memref::CastOp::create(
-      b, UnrankedMemRefType::get(dwElement, Attribute()), op.dw);
-  SmallVector<Value, 3> boxSizes;
-  for (int64_t size : boxShape)
-    boxSizes.push_back(ix.c(size));
-  Value map =
-      nvgpu::TmaCreateDescriptorOp::create(b, mapType, unranked, boxSizes);
-  // The kernel takes the map as the pointer it becomes (as the grouped GEMM's
-  // b: gpu.func has no conversion for nvgpu types).
-  return UnrealizedConversionCastOp::create(
-             b, LLVM::LLVMPointerType::get(context), map)
-      .getResult(0);
-}
-
-/// The 16-bit epilogue through shared memory: for each half of the tile's
-/// 256 columns, the warpgroup's leader waits until TMA has read its staging
-/// (the half before, or the previous tile's second half), every thread
-/// writes its accumulators there narrowed to dw's type, and the leader
-/// stores the two boxes by TMA and goes on without waiting for them, so that
-/// the global writes overlap the next tile's k loop where register stores
-/// held the tensor cores up (mixtral's weight gradients: 8% of their time).
-/// A lane's accumulator 4 nj + 2 h + p is row 16 warp + 8 h + lane / 4 of
-/// the warpgroup's 64, column 8 nj + 2 (lane % 4) + p; in a box, 16-byte
-/// chunk j of row r sits at j ^ (r % 8), so a warp's 4-byte writes of one
-/// (nj, h) fall in 32 different banks.
+/// The 16-bit epilogue through shared memory (StagedStores): a round for
+/// each half of the tile's 256 columns, its two boxes stored by TMA while
+/// the warpgroup goes on (mixtral's weight gradients ran 8% faster without
+/// their register stores). A box's rows past M and columns past N are not
+/// written; a half wholly past N is skipped.
 void WeightGradWarpgroupKernel::storeByTma(ArrayRef<Value> acc, Value group) {
-  MLIRContext *context = b.getContext();
-  Value local = ix.rem(tid, kWarpgroup);
-  Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
-  Value leader = ix.ult(local, 1);
-  Value staging = ix.add(ix.mul(group, kStagingBytes), kStagingOffset);
-  // bar.sync 1 + g over the warpgroup's 128 threads (0 is __syncthreads').
-  Value barrierId = i32(ix.add(group, 1));
-  auto syncWarpgroup = [&] {
-    NVVM::BarrierOp::create(b, Type(), barrierId, lb.i32(kWarpgroup),
-                            NVVM::BarrierReductionAttr(), Value());
-  };
+  StagedStores staged = stagedStores(group);
   constexpr int64_t kHalfFragments = kBN / 2 / 8;
+  Value row = ix.add(m0, ix.mul(group, 64));
   for (int64_t half = 0; half < 2; ++half) {
     Value columns = ix.add(n0, half * (kBN / 2));
-    // Uniform over the warpgroup: a half wholly past N is not stored.
     lb.ifThen(ix.ult(columns, ix.c(outN)), [&] {
-      lb.ifThen(leader, [&] {
-        NVVM::CpAsyncBulkWaitGroupOp::create(b, 0, b.getUnitAttr());
-      });
-      syncWarpgroup();
-      for (int64_t h = 0; h < 2; ++h) {
-        Value row = ix.add(ix.mul(warp, 16), ix.add(ix.div(lane, 4), h * 8));
-        Value rowBytes = ix.add(staging, ix.mul(row, kRowBytes));
-        Value swizzle = ix.rem(row, 8);
-        for (int64_t f = 0; f < kHalfFragments; ++f) {
-          int64_t nj = half * kHalfFragments + f;
-          Value chunk = arith::XOrIOp::create(b, ix.c(f % 8), swizzle);
-          Value byte = ix.add(ix.add(rowBytes, (f / 8) * kBoxBytes),
-                              ix.add(ix.mul(chunk, 16),
-                                     ix.mul(ix.rem(lane, 4), 4)));
-          Value word = packPair(b, dwElement, acc[nj * 4 + h * 2],
-                                acc[nj * 4 + h * 2 + 1]);
-          LLVM::StoreOp::create(b, word, sharedPointer(byte), /*alignment=*/4);
-        }
-      }
-      // The writes go through the generic proxy, TMA reads through the
-      // async proxy.
-      NVVM::FenceProxyOp::create(
-          b, NVVM::ProxyKind::async_shared,
-          NVVM::SharedSpaceAttr::get(context, NVVM::SharedSpace::shared_cta));
-      syncWarpgroup();
-      lb.ifThen(leader, [&] {
-        Value row = i32(ix.add(m0, ix.mul(group, 64)));
-        for (int64_t box = 0; box < 2; ++box) {
-          Value column = i32(ix.add(columns, box * kChunkColumns));
-          NVVM::CpAsyncBulkTensorSharedCTAToGlobalOp::create(
-              b, dwMap, sharedPointer(ix.add(staging, box * kBoxBytes)),
-              ValueRange{column, row, i32(expert)}, Value(),
-              NVVM::TMAStoreMode::TILE, Value());
-        }
-        NVVM::CpAsyncBulkCommitGroupOp::create(b);
-      });
+      staged.round(
+          [&](int64_t f, int64_t h) {
+            int64_t at = (half * kHalfFragments + f) * 4 + h * 2;
+            return packPair(b, dwElement, acc[at], acc[at + 1]);
+          },
+          [&] {
+            staged.storeBoxes([&](int64_t box, Value source) {
+              staged.storeBox(
+                  dwMap, source,
+                  {ix.add(columns, box * kChunkColumns), row, expert});
+            });
+          });
     });
   }
-}
-
-/// Before the kernel ends: the warpgroup leaders' TMA stores are complete
-/// (their shared memory read, their writes done).
-void WeightGradWarpgroupKernel::waitForStores() {
-  lb.ifThen(ix.ult(ix.rem(tid, kWarpgroup), 1), [&] {
-    NVVM::CpAsyncBulkWaitGroupOp::create(b, 0, UnitAttr());
-  });
 }
 
 } // namespace
@@ -551,7 +480,10 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
       b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
   // A 16-bit dw is stored by TMA (N is then a multiple of 8: its rows are
   // 16-byte aligned, as the map needs).
-  Value dwMap = k.dwElement.isF32() ? Value() : k.createStoreMap();
+  Value dwMap =
+      k.dwElement.isF32()
+          ? Value()
+          : createStoreTensorMap(b, ix, op.dw, {1, 64, kChunkColumns});
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
                                       one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);
@@ -582,5 +514,5 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   Value group = ix.sub(warpgroup, one);
   k.forEachTile(tiles, [&](Value it) { k.store(k.consume(it, group), group); });
   if (dwMap)
-    k.waitForStores();
+    k.stagedStores(group).finish();
 }

@@ -3,7 +3,8 @@
 // The shared-memory descriptor and the m64nNk16 multiply of Hopper's
 // warpgroup MMA, as the grouped GEMM (GroupedMatmulWarpgroup.cpp) and the
 // varlen-K weight gradient (GroupedWeightGradWarpgroup.cpp) build them:
-// 16-bit operands from 128B-swizzled shared memory, f32 accumulators.
+// 16-bit operands from 128B-swizzled shared memory, f32 accumulators; and
+// their epilogues' TMA stores through shared memory.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,9 +15,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace mlir::moek {
@@ -38,7 +40,6 @@ inline Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address,
   return arith::OrIOp::create(b, start, constant(int64_t(fixed)));
 }
 
-/// The f32 accumulators of one wgmma m64nN, an !llvm.struct of n / 2 f32.
 /// The wgmma kernels' dynamic shared memory aligned up to 1024 bytes (the
 /// 128B swizzle repeats every 1024 bytes and the descriptors assume it):
 /// its address as i64, and its first `count` values of `element` as a view
@@ -67,6 +68,7 @@ alignDynamicSharedMemory(ImplicitLocOpBuilder &b, Ix &ix, Type element,
   return {base, elements};
 }
 
+/// The f32 accumulators of one wgmma m64nN, an !llvm.struct of n / 2 f32.
 inline Type wgmmaAccumulatorType(MLIRContext *context, int64_t n) {
   return LLVM::LLVMStructType::getLiteral(
       context, SmallVector<Type>(n / 2, Float32Type::get(context)));
@@ -94,6 +96,177 @@ inline Value wgmmaMultiply(ImplicitLocOpBuilder &b, Value acc, Value descA,
       NVVM::MMALayoutAttr::get(context, layoutA),
       NVVM::MMALayoutAttr::get(context, layoutB), NVVM::MMAIntOverflowAttr());
 }
+
+/// A tensor map (made on the host) for TMA stores into `buffer` (16-bit, its
+/// innermost dimension a multiple of 8: 16-byte aligned rows), as the
+/// !llvm.ptr a kernel takes: boxes of `box` (innermost last: 64 rows of 64
+/// columns, 128 bytes), read from 128B-swizzled shared memory. A box's
+/// elements past the buffer's bounds are not written.
+inline Value createStoreTensorMap(ImplicitLocOpBuilder &b, Ix &ix, Value buffer,
+                                  ArrayRef<int64_t> box) {
+  MLIRContext *context = b.getContext();
+  Type element = cast<MemRefType>(buffer.getType()).getElementType();
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  auto boxType =
+      MemRefType::get(box, element, MemRefLayoutAttrInterface(), workgroup);
+  auto mapType = nvgpu::TensorMapDescriptorType::get(
+      context, boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_NONE,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+  Value unranked = memref::CastOp::create(
+      b, UnrankedMemRefType::get(element, Attribute()), buffer);
+  SmallVector<Value> boxSizes;
+  for (int64_t size : box)
+    boxSizes.push_back(ix.c(size));
+  Value map =
+      nvgpu::TmaCreateDescriptorOp::create(b, mapType, unranked, boxSizes);
+  // Kernels are outlined before nvgpu types are converted, and gpu.func has
+  // no conversion for them: the kernel takes the pointer the map becomes.
+  return UnrealizedConversionCastOp::create(
+             b, LLVM::LLVMPointerType::get(context), map)
+      .getResult(0);
+}
+
+/// A consumer warpgroup's epilogue through shared memory, for 16-bit outputs
+/// that TMA stores while the warpgroup goes on to its next tile (register
+/// stores held the tensor cores up). The warpgroup has two boxes of 64 rows
+/// x 64 columns (16 KiB, 1024-byte aligned) at `staging`; a round fills them
+/// with 128 columns of its 64 rows and has its leader (thread 0) store them.
+/// Bulk async-groups belong to the thread that commits them, so the leader
+/// waits and a named barrier (1 + g, 128 threads; 0 is __syncthreads')
+/// tells the others.
+struct StagedStores {
+  ImplicitLocOpBuilder &b;
+  Ix &ix;
+  moe::LoopBuilder &lb;
+  Value sharedBase; ///< i64 shared-window address, 1024-byte aligned
+  Value staging;    ///< byte offset of the warpgroup's two boxes
+  Value local;      ///< the thread's index in the warpgroup
+  Value group;      ///< the consumer warpgroup, 0 or 1
+
+  static constexpr int64_t kBoxBytes = 64 * 128;
+  static constexpr int64_t kBytes = 2 * kBoxBytes;
+
+  Value pointer(Value offset) {
+    Value address = arith::AddIOp::create(
+        b, sharedBase, arith::IndexCastOp::create(b, b.getI64Type(), offset));
+    return LLVM::IntToPtrOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+  }
+  Value i32(Value index) {
+    return arith::IndexCastOp::create(b, b.getI32Type(), index);
+  }
+  void syncWarpgroup() {
+    NVVM::BarrierOp::create(b, Type(), i32(ix.add(group, 1)), lb.i32(128),
+                            NVVM::BarrierReductionAttr(), Value());
+  }
+
+  /// One round: `word(f, h)` is the lane's packed pair (two 16-bit values)
+  /// of fragment f < 16 (8 columns each) and half h (rows 8 h on) of the
+  /// round's 128 columns; a lane's pair is row 16 warp + 8 h + lane / 4,
+  /// columns 8 f + 2 (lane % 4) and the next. In a box, 16-byte chunk j of
+  /// row r sits at j ^ (r % 8) (the 128B swizzle), so a warp's 4-byte
+  /// writes of one (f, h) fall in 32 different banks. Then `drain()` takes
+  /// the boxes out: storeBoxes (TMA) or copyOut.
+  void round(function_ref<Value(int64_t, int64_t)> word,
+             function_ref<void()> drain) {
+    MLIRContext *context = b.getContext();
+    // TMA has read what the last round staged.
+    lb.ifThen(ix.ult(local, 1), [&] {
+      NVVM::CpAsyncBulkWaitGroupOp::create(b, 0, b.getUnitAttr());
+    });
+    syncWarpgroup();
+    Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value row = ix.add(ix.mul(warp, 16), ix.add(ix.div(lane, 4), h * 8));
+      Value rowBytes = ix.add(staging, ix.mul(row, 128));
+      Value swizzle = ix.rem(row, 8);
+      Value inChunk = ix.mul(ix.rem(lane, 4), 4);
+      for (int64_t f = 0; f < 16; ++f) {
+        Value chunk = arith::XOrIOp::create(b, ix.c(f % 8), swizzle);
+        Value byte = ix.add(ix.add(rowBytes, (f / 8) * kBoxBytes),
+                            ix.add(ix.mul(chunk, 16), inChunk));
+        LLVM::StoreOp::create(b, word(f, h), pointer(byte), /*alignment=*/4);
+      }
+    }
+    // The writes went through the generic proxy; TMA reads through the
+    // async proxy.
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(context, NVVM::SharedSpace::shared_cta));
+    syncWarpgroup();
+    drain();
+  }
+
+  /// The leader stores the round's two boxes by TMA (`store(box, source)`
+  /// issues box 0's and 1's) and commits them without waiting.
+  void storeBoxes(function_ref<void(int64_t, Value)> store) {
+    lb.ifThen(ix.ult(local, 1), [&] {
+      for (int64_t box = 0; box < 2; ++box)
+        store(box, pointer(ix.add(staging, box * kBoxBytes)));
+      NVVM::CpAsyncBulkCommitGroupOp::create(b);
+    });
+  }
+
+  /// The round's rows below `rows` (of 64; none if it is 0 or less) and
+  /// columns below `columnLimit`,
+  /// copied out by the warpgroup 16 bytes a thread, where a TMA box would
+  /// write rows that are not this tile's: row r of the round is row
+  /// `firstRow` + r of the 16-bit [*, rowLength] buffer at `base` (an index
+  /// address), its column 0 is `firstColumn`. rowLength and the columns are
+  /// multiples of 8.
+  void copyOut(Value base, int64_t rowLength, Value firstRow, Value rows,
+               Value firstColumn, Value columnLimit) {
+    // 16 KiB in 16-byte pieces: piece i = box i / 512, row (i / 8) % 64,
+    // chunk i % 8.
+    for (int64_t pass = 0; pass < kBytes / (16 * 128); ++pass) {
+      Value piece = ix.add(local, pass * 128);
+      Value box = ix.div(piece, 512);
+      Value row = ix.rem(ix.div(piece, 8), 64), chunk = ix.rem(piece, 8);
+      Value column =
+          ix.add(firstColumn, ix.add(ix.mul(box, 64), ix.mul(chunk, 8)));
+      // rows may be 0 or less (signed).
+      Value rowValid =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, rows);
+      lb.ifThen(ix.both(rowValid, ix.ult(column, columnLimit)), [&] {
+        Value from = ix.add(
+            ix.add(staging, ix.mul(box, kBoxBytes)),
+            ix.add(
+                ix.mul(row, 128),
+                ix.mul(arith::XOrIOp::create(b, chunk, ix.rem(row, 8)), 16)));
+        auto vectorType = VectorType::get({4}, b.getI32Type());
+        Value value = LLVM::LoadOp::create(b, vectorType, pointer(from),
+                                           /*alignment=*/16);
+        Value element =
+            ix.add(ix.mul(ix.add(firstRow, row), rowLength), column);
+        Value address = LLVM::IntToPtrOp::create(
+            b, LLVM::LLVMPointerType::get(b.getContext(), 1),
+            arith::IndexCastOp::create(b, b.getI64Type(),
+                                       ix.add(base, ix.mul(element, 2)))
+                .getResult());
+        LLVM::StoreOp::create(b, value, address, /*alignment=*/16);
+      });
+    }
+  }
+
+  /// One box's TMA store from `source` at `coordinates` (innermost first).
+  void storeBox(Value map, Value source, ArrayRef<Value> coordinates) {
+    SmallVector<Value> i32s;
+    for (Value c : coordinates)
+      i32s.push_back(i32(c));
+    NVVM::CpAsyncBulkTensorSharedCTAToGlobalOp::create(
+        b, map, source, i32s, Value(), NVVM::TMAStoreMode::TILE, Value());
+  }
+
+  /// Before the kernel ends: the leader's stores are done (shared memory
+  /// read, global memory written).
+  void finish() {
+    lb.ifThen(ix.ult(local, 1),
+              [&] { NVVM::CpAsyncBulkWaitGroupOp::create(b, 0, UnitAttr()); });
+  }
+};
 
 } // namespace mlir::moek
 
