@@ -35,6 +35,10 @@
 //     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add,
 //     while the producer already loads the CTA's next tile; a 16-bit store
 //     writes 16 bytes a lane (quad-transposed fragments, emitQuadStores).
+//     Staged (stagesStores: a store or GLU tile writing more than 1 KiB per
+//     k step): the 16-bit outputs go through two swizzled 64 x 64 boxes in
+//     shared memory a warpgroup, which its leader stores by TMA while the
+//     warpgroup goes on (storeStaged, StagedStores).
 //
 //   clusters (op.clusterSize = 2, for grouped matmuls whose a is not
 //     gathered): the grid is pairs of CTAs; a tile of the schedule is two
@@ -725,8 +729,8 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
 void WarpgroupKernel::storeStaged(ArrayRef<Value> acc, Value group) {
   StagedStores staged = stagedStores(group);
   Type cElement = cast<MemRefType>(op.c.getType()).getElementType();
-  Value firstRow = ix.add(rowBegin, ix.mul(group, 64));
-  Value row = ix.sub(firstRow, base);
+  // The warpgroup's first row, as c's and h's row (c's row 0 is `base`).
+  Value row = ix.sub(ix.add(rowBegin, ix.mul(group, 64)), base);
   Value groupRows = ix.sub(rows, ix.mul(group, 64));
   Value allRows =
       arith::CmpIOp::create(b, arith::CmpIPredicate::sge, groupRows, ix.c(64));
