@@ -211,12 +211,11 @@ struct StagedStores {
   }
 
   /// The round's rows below `rows` (of 64; none if it is 0 or less) and
-  /// columns below `columnLimit`,
-  /// copied out by the warpgroup 16 bytes a thread, where a TMA box would
-  /// write rows that are not this tile's: row r of the round is row
-  /// `firstRow` + r of the 16-bit [*, rowLength] buffer at `base` (an index
-  /// address), its column 0 is `firstColumn`. rowLength and the columns are
-  /// multiples of 8.
+  /// columns below `columnLimit`, copied out by the warpgroup 16 bytes a
+  /// thread, where a TMA box would write rows that are not this tile's: row
+  /// r of the round is row `firstRow` + r of the 16-bit [*, rowLength]
+  /// buffer at `base` (an index address, global memory), its column 0 is
+  /// `firstColumn`. rowLength and the columns are multiples of 8.
   void copyOut(Value base, int64_t rowLength, Value firstRow, Value rows,
                Value firstColumn, Value columnLimit) {
     // 16 KiB in 16-byte pieces: piece i = box i / 512, row (i / 8) % 64,
