@@ -316,32 +316,11 @@ struct WarpgroupKernel {
 /// [E, N, K] in boxes of [1, BN, BK] (a box side may be 256); boxes past K
 /// or N are zero-filled.
 Value WarpgroupKernel::createTensorMap() {
-  MLIRContext *context = b.getContext();
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
   SmallVector<int64_t, 3> boxShape{1, kBK, kChunkColumns};
   if (kMajorB)
     boxShape = {1, bn / cluster, kBK};
-  auto box = MemRefType::get(boxShape, element, MemRefLayoutAttrInterface(),
-                             workgroup);
-  auto mapType = nvgpu::TensorMapDescriptorType::get(
-      context, box, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-      nvgpu::TensorMapOOBKind::OOB_ZERO,
-      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-  Value unranked = memref::CastOp::create(
-      b, UnrankedMemRefType::get(element, Attribute()), op.b);
-  SmallVector<Value, 3> boxSizes;
-  for (int64_t size : boxShape)
-    boxSizes.push_back(ix.c(size));
-  Value map =
-      nvgpu::TmaCreateDescriptorOp::create(b, mapType, unranked, boxSizes);
-  // The kernel takes the map as the pointer it becomes (kernels are outlined
-  // before nvgpu types are converted, and gpu.func has no conversion for
-  // them).
-  return UnrealizedConversionCastOp::create(
-             b, LLVM::LLVMPointerType::get(context), map)
-      .getResult(0);
+  return createSwizzledTensorMap(b, ix, op.b, boxShape,
+                                 nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
 }
 
 /// Row tile `tile` of the launch's experts in order, column tile
@@ -833,9 +812,10 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value map = k.createTensorMap();
   Value cMap, hMap;
   if (k.layout.staged) {
-    cMap = createStoreTensorMap(b, ix, op.c, {64, kChunkColumns});
+    cMap = createSwizzledTensorMap(b, ix, op.c, {64, kChunkColumns});
     if (k.glu && op.preActivation)
-      hMap = createStoreTensorMap(b, ix, op.preActivation, {64, kChunkColumns});
+      hMap =
+          createSwizzledTensorMap(b, ix, op.preActivation, {64, kChunkColumns});
   }
   Value first = k.first, last = k.last;
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);

@@ -483,7 +483,7 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   Value dwMap =
       k.dwElement.isF32()
           ? Value()
-          : createStoreTensorMap(b, ix, op.dw, {1, 64, kChunkColumns});
+          : createSwizzledTensorMap(b, ix, op.dw, {1, 64, kChunkColumns});
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
                                       one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);

@@ -97,13 +97,17 @@ inline Value wgmmaMultiply(ImplicitLocOpBuilder &b, Value acc, Value descA,
       NVVM::MMALayoutAttr::get(context, layoutB), NVVM::MMAIntOverflowAttr());
 }
 
-/// A tensor map (made on the host) for TMA stores into `buffer` (16-bit, its
-/// innermost dimension a multiple of 8: 16-byte aligned rows), as the
-/// !llvm.ptr a kernel takes: boxes of `box` (innermost last: 64 rows of 64
-/// columns, 128 bytes), read from 128B-swizzled shared memory. A box's
-/// elements past the buffer's bounds are not written.
-inline Value createStoreTensorMap(ImplicitLocOpBuilder &b, Ix &ix, Value buffer,
-                                  ArrayRef<int64_t> box) {
+/// A tensor map (made on the host) of `buffer` (16-bit, its innermost
+/// dimension a multiple of 8: 16-byte aligned rows) for TMA loads into, or
+/// stores from, 128B-swizzled shared memory, as the !llvm.ptr a kernel
+/// takes: boxes of `box` (innermost last; 64 elements, 128 bytes, wide). A
+/// loaded box's elements past the buffer's bounds are zeros; a stored one's
+/// are not written.
+inline Value
+createSwizzledTensorMap(ImplicitLocOpBuilder &b, Ix &ix, Value buffer,
+                        ArrayRef<int64_t> box,
+                        nvgpu::TensorMapL2PromoKind promotion =
+                            nvgpu::TensorMapL2PromoKind::L2PROMO_NONE) {
   MLIRContext *context = b.getContext();
   Type element = cast<MemRefType>(buffer.getType()).getElementType();
   auto workgroup =
@@ -111,8 +115,7 @@ inline Value createStoreTensorMap(ImplicitLocOpBuilder &b, Ix &ix, Value buffer,
   auto boxType =
       MemRefType::get(box, element, MemRefLayoutAttrInterface(), workgroup);
   auto mapType = nvgpu::TensorMapDescriptorType::get(
-      context, boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-      nvgpu::TensorMapL2PromoKind::L2PROMO_NONE,
+      context, boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B, promotion,
       nvgpu::TensorMapOOBKind::OOB_ZERO,
       nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
   Value unranked = memref::CastOp::create(
