@@ -26,8 +26,8 @@
 //       (four boxes) or, transposed, b[e, n0:, k0:] (one box)
 //     every thread: cp.async its 16-byte chunks of a's gathered rows into
 //       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
-//     (a not gathered: thread 0 alone, a's 128 rows of the k tile by TMA
-//       too, on the same expect_tx; loadA)
+//     (a not gathered and stores not staged: thread 0 alone, a's 128 rows
+//       of the k tile by TMA too, on the same expect_tx; loadA)
 //   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63:
 //     wait full[s]; fence.proxy.async (cp.async wrote A through the generic
 //     proxy, wgmma reads it through the async proxy); 4 x wgmma m64n256k16
@@ -224,7 +224,11 @@ struct WarpgroupKernel {
   /// expert's (the next expert's) included: they only make accumulator
   /// rows that no epilogue stores.
   Value aMap;
-  bool loadsAByTma() const { return !op.gather; }
+  /// Not where the epilogue is staged: measured on the H200 (2026-12-01),
+  /// a by TMA made mixtral's long-K store GEMM (register stores) 5% faster
+  /// and qwen3_30b_a3b's and olmoe's short-K staged store GEMMs 4-5%
+  /// slower, where the SM's TMA unit also carries the staged stores.
+  bool loadsAByTma() const { return !op.gather && !layout.staged; }
   /// The CTA's rank in its cluster (0 without clusters); the first row of
   /// the cluster's tile and the rows of the expert from there on (> 0 for
   /// a tile of the schedule, whatever this CTA's own `rows`).
