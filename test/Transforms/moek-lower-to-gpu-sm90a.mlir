@@ -112,6 +112,8 @@ func.func @store_transposed_b(%dy: memref<32x64xbf16>, %w2: memref<4x320x64xbf16
 // CHECK: nvvm.cluster.arrive
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global {{.*}} multicast_mask = %c3_i16
 // CHECK-NOT: nvvm.cp.async.bulk.tensor
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global {{.*}} box[{{.*}}] : !llvm.ptr<7>, !llvm.ptr
+// CHECK-NOT: nvgpu.device_async_copy
 // CHECK: nvvm.wgmma.mma_async {{.*}} B[<bf16>, <one>, <col>]
 // CHECK: red.relaxed.gpu.add.v4.f32
 // SM80-LABEL: func.func @scatter_add_transposed_b

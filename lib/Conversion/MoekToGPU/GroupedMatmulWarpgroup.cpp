@@ -26,6 +26,8 @@
 //       (four boxes) or, transposed, b[e, n0:, k0:] (one box)
 //     every thread: cp.async its 16-byte chunks of a's gathered rows into
 //       the same 128B-swizzled layout; cp.async.mbarrier.arrive.noinc full[s]
+//     (a not gathered and stores not staged: thread 0 alone, a's 128 rows
+//       of the k tile by TMA too, on the same expect_tx; loadA)
 //   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63:
 //     wait full[s]; fence.proxy.async (cp.async wrote A through the generic
 //     proxy, wgmma reads it through the async proxy); 4 x wgmma m64n256k16
@@ -217,6 +219,16 @@ struct WarpgroupKernel {
   /// With staged stores (layout.staged): the tensor maps of c and of the
   /// saved pre-activation h (null without one).
   Value cMap, hMap;
+  /// a's tensor map where a's rows are not gathered (loadsAByTma): thread 0
+  /// loads a tile's rows by TMA, 128 rows of 64 k a box, rows past the
+  /// expert's (the next expert's) included: they only make accumulator
+  /// rows that no epilogue stores.
+  Value aMap;
+  /// Not where the epilogue is staged: measured on the H200 (2026-12-01),
+  /// a by TMA made mixtral's long-K store GEMM (register stores) 5% faster
+  /// and qwen3_30b_a3b's and olmoe's short-K staged store GEMMs 4-5%
+  /// slower, where the SM's TMA unit also carries the staged stores.
+  bool loadsAByTma() const { return !op.gather && !layout.staged; }
   /// The CTA's rank in its cluster (0 without clusters); the first row of
   /// the cluster's tile and the rows of the expert from there on (> 0 for
   /// a tile of the schedule, whatever this CTA's own `rows`).
@@ -294,7 +306,8 @@ struct WarpgroupKernel {
                    function_ref<void(Value)> body);
   void produce(Value numK, Value it);
   void syncCluster();
-  void loadB(Value stage, Value stageOffset, Value k0);
+  void loadB(Value stage, Value stageOffset, Value k0, int64_t moreBytes = 0);
+  void loadA(Value stage, Value stageOffset, Value k0);
   SmallVector<Value> consume(Value numK, Value it, Value group);
   StagedStores stagedStores(Value group) {
     return {b,
@@ -379,8 +392,11 @@ void WarpgroupKernel::initBarriers() {
       cluster > 1 ? cluster * 2 * (kWarpgroup / 32) : 2 * kWarpgroup;
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < stages; ++s) {
-      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)),
-                                   lb.i32(kWarpgroup + 1), Value());
+      // Thread 0's arrive.expect_tx, and with a gathered a every producer
+      // thread's cp.async arrival.
+      int64_t arrivals = loadsAByTma() ? 1 : kWarpgroup + 1;
+      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(arrivals),
+                                   Value());
       NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)), lb.i32(releases),
                                    Value());
     }
@@ -485,6 +501,23 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
 /// The producer warpgroup's loop over the k tiles of one tile, the first
 /// being the CTA's `it`-th.
 void WarpgroupKernel::produce(Value numK, Value it) {
+  if (loadsAByTma()) {
+    // Thread 0 alone: a's and b's k tiles by TMA.
+    lb.ifThen(ix.ult(tid, 1), [&] {
+      lb.forLoop(ix.c(0), numK, [&](Value kt) {
+        Value step = ix.add(it, kt);
+        Value stage = ix.rem(step, stages), round = ix.div(step, stages);
+        lb.ifThen(ix.uge(step, ix.c(stages)), [&] {
+          waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
+        });
+        Value k0 = ix.mul(kt, kBK);
+        Value stageOffset = ix.mul(stage, layout.stageBytes());
+        loadB(stage, stageOffset, k0, /*moreBytes=*/kStageBytesA);
+        loadA(stage, stageOffset, k0);
+      });
+    });
+    return;
+  }
   // Each thread's 16-byte chunks of A: row and chunk of the tile, source row.
   struct CopyA {
     Value row, chunk, source, valid;
@@ -538,9 +571,10 @@ void WarpgroupKernel::produce(Value numK, Value it) {
 
 /// Thread 0's part of a stage: the expected bytes of B on full[stage], then
 /// B's k tile k0 by TMA, completing on the same mbarrier.
-void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
+void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0,
+                            int64_t moreBytes) {
   NVVM::MBarrierArriveExpectTxOp::create(
-      b, Type(), fullBarrier(stage), lb.i32(layout.stageBytesB()),
+      b, Type(), fullBarrier(stage), lb.i32(layout.stageBytesB() + moreBytes),
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
   // In a cluster, into every CTA's stage (the same offsets there), each
   // completing on that CTA's full[stage].
@@ -585,6 +619,21 @@ void WarpgroupKernel::loadB(Value stage, Value stageOffset, Value k0) {
     }
     copy(ix.mul(j, kChunkBytesB), column, k0);
   }
+}
+
+/// Thread 0, a not gathered: the tile's 128 rows of a, k0 .. k0 + 63, by TMA
+/// into the stage's A (this CTA's own rows: no multicast), completing on
+/// full[stage], whose expected bytes loadB counted. Rows past a's end and k
+/// past K are zeros.
+void WarpgroupKernel::loadA(Value stage, Value stageOffset, Value k0) {
+  Value destination = LLVM::AddrSpaceCastOp::create(
+      b, LLVM::LLVMPointerType::get(b.getContext(), 7),
+      sharedPointer(stageOffset));
+  NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+      b, destination, aMap, ValueRange{i32(k0), i32(ix.sub(rowBegin, base))},
+      fullBarrier(stage), ValueRange{}, Value(), Value(),
+      NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(),
+      Value());
 }
 
 /// A wgmma shared-memory descriptor (wgmmaDescriptor) at `byteOffset` past
@@ -810,6 +859,11 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   // Host: the tensor map and the number of tiles (an upper bound of the
   // row tiles, as for the mma.sync kernel, times the column tiles).
   Value map = k.createTensorMap();
+  Value aMap =
+      k.loadsAByTma()
+          ? createSwizzledTensorMap(b, ix, op.a, {kBM, kChunkColumns},
+                                    nvgpu::TensorMapL2PromoKind::L2PROMO_256B)
+          : Value();
   Value cMap, hMap;
   if (k.layout.staged) {
     cMap = createSwizzledTensorMap(b, ix, op.c, {64, kChunkColumns});
@@ -853,6 +907,7 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   k.map = map;
   k.cMap = cMap;
   k.hMap = hMap;
+  k.aMap = aMap;
   k.alignSharedMemory();
   k.initBarriers();
   k.buildTileTable();
