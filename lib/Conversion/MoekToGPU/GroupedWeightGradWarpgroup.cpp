@@ -20,6 +20,14 @@
 //     cp.async its 16-byte chunks of those rows of L and R, zero-filled past
 //       the expert's last row and past M or N, into the 128B-swizzled
 //       stage; cp.async.mbarrier.arrive.noinc full[s]
+//     where one side is gathered and the other not (mixtral's dw1: x
+//       gathered, dh in expert order; dw2: act, and dy gathered), thread 0
+//       loads the other side by TMA instead (arrive.expect_tx on full[s],
+//       one 64-row box a chunk); an expert's last k tile is then the box
+//       of its last 64 rows, the rows before k0 in it (counted already)
+//       zeros on the gathered side, so no other expert's row enters the
+//       sum; an expert of fewer than 64 rows keeps cp.async for both
+//       (thread 0 arrives without bytes). See tmaSide.
 //   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63 of
 //   the tile:
 //     wait full[s]; fence.proxy.async (cp.async wrote through the generic
@@ -40,10 +48,10 @@
 // aligned base: 4 stages of (2 + 4) x 8 KiB, then the mbarriers.
 //
 // The grouped GEMM (GroupedMatmulWarpgroup.cpp) tiles an expert's rows with a
-// fixed K and loads its weights by TMA; here the rows are K, neither operand
-// is a weight, and a TMA box could not stop at an expert's last row, so
-// both operands come by cp.async; the ring, the roles and the descriptors
-// are the same.
+// fixed K and loads its weights by TMA; here the rows are K and neither
+// operand is a weight: a TMA box cannot stop at an expert's last row, hence
+// the last k tile's shifted box above. The ring, the roles and the
+// descriptors are the same.
 //
 //===----------------------------------------------------------------------===//
 
@@ -113,6 +121,12 @@ struct WeightGradWarpgroupKernel {
   /// dw's tensor map (made on the host) when dw is 16-bit: the epilogue
   /// stores by TMA (storeByTma); else null, and it stores from registers.
   Value dwMap;
+  /// The side loaded by TMA: the one not gathered when the other is (the
+  /// gathered side's zeros keep a shifted box's extra rows out of the sum,
+  /// so with neither gathered both stay on cp.async).
+  enum class Side { None, Lhs, Rhs };
+  Side tmaSide = Side::None;
+  Value sideMap; ///< tmaSide's tensor map: boxes of 64 rows x 64 columns
 
   WeightGradWarpgroupKernel(const TensorCoreWeightGrad &op, LoopBuilder &lb)
       : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
@@ -122,6 +136,8 @@ struct WeightGradWarpgroupKernel {
     outN = staticDim(op.dw, 2);
     mTiles = (outM + kBM - 1) / kBM;
     nTiles = (outN + kBN - 1) / kBN;
+    if (op.gatherLhs != op.gatherRhs)
+      tmaSide = op.gatherLhs ? Side::Rhs : Side::Lhs;
   }
 
   Value i32(Value index) {
@@ -171,6 +187,7 @@ struct WeightGradWarpgroupKernel {
   Value numK() { return ix.ceilDiv(ix.sub(end, begin), kBK); }
   void forEachTile(Value tiles, function_ref<void(Value)> body);
   void produce(Value it);
+  void loadSideByTma(Value stage, Value stageOffset, Value rowStart);
   SmallVector<Value> consume(Value it, Value group);
   void store(ArrayRef<Value> acc, Value group);
   void storeByTma(ArrayRef<Value> acc, Value group);
@@ -195,12 +212,14 @@ void WeightGradWarpgroupKernel::alignSharedMemory() {
   sharedElems = shared.elements;
 }
 
-/// full[s]: the producer threads' 128 cp.async arrivals (nothing comes by
-/// TMA); empty[s]: every consumer thread.
+/// full[s]: the producer threads' 128 cp.async arrivals, and with a side
+/// by TMA thread 0's arrive (with the box's bytes, or without for a small
+/// expert); empty[s]: every consumer thread.
 void WeightGradWarpgroupKernel::initBarriers() {
+  int64_t arrivals = kWarpgroup + (tmaSide == Side::None ? 0 : 1);
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < kStages; ++s) {
-      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(kWarpgroup),
+      NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(arrivals),
                                    Value());
       NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
                                    lb.i32(2 * kWarpgroup), Value());
@@ -267,10 +286,20 @@ void WeightGradWarpgroupKernel::produce(Value it) {
   auto columnsA = columnsOf(kChunksA, m0, outM);
   auto columnsB = columnsOf(kChunksB, n0, outN);
   Value firstRow = ix.div(tid, kPieces);
+  // With a side by TMA, an expert of 64 rows or more reads its last k tile
+  // as the box of its last 64 rows; a smaller one is all cp.async.
+  Value small = ix.ult(ix.sub(end, begin), ix.c(kBK));
   lb.forLoop(ix.c(0), numK(), [&](Value kt) {
     Value step = ix.add(it, kt);
     Value stage = ix.rem(step, kStages), round = ix.div(step, kStages);
     Value k0 = ix.add(begin, ix.mul(kt, kBK));
+    // The stage's first row: k0, or for the last k tile of an expert whose
+    // rows a TMA box covers, end - 64 (its rows before k0 made zero below).
+    Value rowStart = k0;
+    if (tmaSide != Side::None)
+      rowStart = ix.select(
+          small, k0,
+          arith::MinUIOp::create(b, k0, ix.sub(end, ix.c(kBK))).getResult());
     // This thread's rows of the k tile, their owners loaded before the wait
     // for the stage so that the loads' latency hides behind it.
     struct Row {
@@ -279,8 +308,10 @@ void WeightGradWarpgroupKernel::produce(Value it) {
     SmallVector<Row> rows;
     for (int64_t j = 0; j < kRowsPerThread; ++j) {
       Value row = ix.add(firstRow, j * (kWarpgroup / kPieces));
-      Value r = ix.add(k0, row);
+      Value r = ix.add(rowStart, row);
       Value valid = ix.ult(r, end);
+      if (tmaSide != Side::None)
+        valid = ix.both(valid, ix.uge(r, k0));
       // A row past the expert's end reads its first row (which exists: the
       // expert has rows when there is a k tile), zero-filled. A gathered
       // side's row is token owners[r] / top_k.
@@ -303,27 +334,75 @@ void WeightGradWarpgroupKernel::produce(Value it) {
       waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
     });
     Value stageOffset = ix.mul(stage, kStageBytes);
-    for (const Row &row : rows) {
-      auto copy = [&](Value buffer, bool gather, int64_t chunkOffset,
-                      Value column, Value columnValid) {
-        Value ok = ix.both(row.valid, columnValid);
-        Value byte = ix.add(ix.add(stageOffset, row.inChunk), chunkOffset);
-        nvgpu::DeviceAsyncCopyOp::create(
-            b, sharedElems, ValueRange{ix.div(byte, 2)}, buffer,
-            ValueRange{gather ? row.token : row.local,
-                       ix.select(ok, column, 0)},
-            b.getIndexAttr(8), ix.select(ok, ix.c(8), 0), b.getUnitAttr());
-      };
-      for (int64_t c = 0; c < kChunksA; ++c)
-        copy(op.lhs, op.gatherLhs, c * kChunkBytes, columnsA[c].first,
-             columnsA[c].second);
-      for (int64_t c = 0; c < kChunksB; ++c)
-        copy(op.rhs, op.gatherRhs, kStageBytesA + c * kChunkBytes,
-             columnsB[c].first, columnsB[c].second);
-    }
+    if (tmaSide != Side::None)
+      lb.ifThen(ix.ult(tid, 1), [&] {
+        lb.ifThen(small, [&] {
+          NVVM::MBarrierArriveOp::create(b, Type(), fullBarrier(stage), Value(),
+                                         NVVM::MemScopeKind::CTA,
+                                         /*relaxed=*/false);
+        });
+        lb.ifThen(ix.uge(ix.sub(end, begin), ix.c(kBK)),
+                  [&] { loadSideByTma(stage, stageOffset, rowStart); });
+      });
+    auto copySide = [&](Value buffer, bool gather, int64_t sideOffset,
+                        ArrayRef<std::pair<Value, Value>> columns) {
+      for (const Row &row : rows) {
+        for (auto [c, column] : llvm::enumerate(columns)) {
+          Value ok = ix.both(row.valid, column.second);
+          Value byte = ix.add(ix.add(stageOffset, row.inChunk),
+                              sideOffset + int64_t(c) * kChunkBytes);
+          nvgpu::DeviceAsyncCopyOp::create(
+              b, sharedElems, ValueRange{ix.div(byte, 2)}, buffer,
+              ValueRange{gather ? row.token : row.local,
+                         ix.select(ok, column.first, 0)},
+              b.getIndexAttr(8), ix.select(ok, ix.c(8), 0), b.getUnitAttr());
+        }
+      }
+    };
+    auto copyLhs = [&] { copySide(op.lhs, op.gatherLhs, 0, columnsA); };
+    auto copyRhs = [&] {
+      copySide(op.rhs, op.gatherRhs, kStageBytesA, columnsB);
+    };
+    // The side by TMA comes by cp.async only for a small expert.
+    if (tmaSide == Side::Lhs)
+      lb.ifThen(small, copyLhs);
+    else
+      copyLhs();
+    if (tmaSide == Side::Rhs)
+      lb.ifThen(small, copyRhs);
+    else
+      copyRhs();
     NVVM::CpAsyncMBarrierArriveOp::create(b, fullBarrier(stage),
                                           /*noinc=*/true);
   });
+}
+
+/// Thread 0: tmaSide's rows rowStart .. rowStart + 63 of the tile's columns
+/// into the stage, a box a 64-column chunk (columns past M or N are zeros),
+/// completing on full[stage] with the bytes announced first.
+void WeightGradWarpgroupKernel::loadSideByTma(Value stage, Value stageOffset,
+                                              Value rowStart) {
+  bool lhs = tmaSide == Side::Lhs;
+  int64_t chunks = lhs ? kChunksA : kChunksB;
+  NVVM::MBarrierArriveExpectTxOp::create(
+      b, Type(), fullBarrier(stage), lb.i32(chunks * kChunkBytes),
+      NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
+  Value origin = lhs ? m0 : n0;
+  Value sideOffset = ix.add(stageOffset, lhs ? 0 : kStageBytesA);
+  for (int64_t c = 0; c < chunks; ++c) {
+    // The CTA's own shared memory in the cluster window (address space 7),
+    // as the .shared::cluster form takes it.
+    Value destination = LLVM::AddrSpaceCastOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 7),
+        sharedPointer(ix.add(sideOffset, c * kChunkBytes)));
+    NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+        b, destination, sideMap,
+        ValueRange{i32(ix.add(origin, c * kChunkColumns)),
+                   i32(ix.sub(rowStart, base))},
+        fullBarrier(stage), ValueRange{}, Value(), Value(),
+        NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(),
+        Value());
+  }
 }
 
 /// A consumer warpgroup's loop over the k tiles of one tile, the first being
@@ -484,6 +563,13 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
       k.dwElement.isF32()
           ? Value()
           : createSwizzledTensorMap(b, ix, op.dw, {1, 64, kChunkColumns});
+  using Side = WeightGradWarpgroupKernel::Side;
+  Value sideMap = k.tmaSide == Side::None
+                      ? Value()
+                      : createSwizzledTensorMap(
+                            b, ix, k.tmaSide == Side::Lhs ? op.lhs : op.rhs,
+                            {kBK, kChunkColumns},
+                            nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
   auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
                                       one, lb.i32(kSharedBytes));
   OpBuilder::InsertionGuard guard(b);
@@ -492,6 +578,7 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   k.tid = launch.getThreadIds().x;
   k.first = first;
   k.dwMap = dwMap;
+  k.sideMap = sideMap;
   k.alignSharedMemory();
   k.initBarriers();
   Value warpgroup = ix.div(k.tid, kWarpgroup);
