@@ -54,8 +54,8 @@ if [ "${1:-}" = compile ]; then
   compile check-train-many-scatter tokens=1000,hidden=136,ffn=200,experts=6,top_k=2,dtype=bf16 --backward --epilogue=scatter_add
   # About 60 rows an expert: the weight gradients' side by TMA (experts of
   # 64 rows or more, their last k tile a shifted box) beside experts of
-  # fewer rows on cp.async.
-  compile check-train-mixed-rows tokens=300,hidden=136,ffn=200,experts=10,top_k=2,dtype=bf16 --backward
+  # fewer rows on cp.async; H = 512 pairs both weight gradients' CTAs.
+  compile check-train-mixed-rows tokens=300,hidden=512,ffn=200,experts=10,top_k=2,dtype=bf16 --backward
   compile check-train-empty tokens=4,hidden=32,ffn=16,experts=16,top_k=1,dtype=bf16 --backward
   compile check-train-ke-gelu tokens=50,hidden=64,ffn=40,experts=4,top_k=4,dtype=bf16,activation=gelu_glu,capacity=1.0 --backward
   compile check-train-sigmoid-aux tokens=60,hidden=64,ffn=48,experts=8,top_k=2,dtype=bf16,router=sigmoid,aux_loss=0.01 --backward

@@ -504,7 +504,8 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
            /*default=*/"\"auto\"",
            "sm_90a: CTAs of the GEMMs' thread block clusters, which share "
            "b's tiles by TMA multicast: auto (pairs for a grouped matmul "
-           "whose a is not gathered, else none), 1 or 2">,
+           "whose a is not gathered and for the weight gradients, else "
+           "none), 1 or 2">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

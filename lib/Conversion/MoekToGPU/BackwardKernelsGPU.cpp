@@ -206,11 +206,12 @@ void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
 
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
                                  LaunchPerItem launch, bool warpgroupMma,
-                                 int64_t multiprocessors) {
+                                 int64_t multiprocessors, int64_t clusterSize) {
   // bf16/f16 operands (the CUDA pipeline narrows dh and w a): tensor cores,
   // wgmma on sm_90a, else mma.sync.
   TensorCoreWeightGrad grad = TensorCoreWeightGrad::of(op);
   grad.multiprocessors = multiprocessors;
+  grad.clusterSize = clusterSize;
   if (warpgroupMma && canLowerWeightGradToWarpgroupMma(grad, op.getContext())) {
     lowerWeightGradToWarpgroupMma(grad, lb);
     // moek_grouped_weight_grad_warpgroup: profiles and the cost model tell

@@ -28,11 +28,12 @@ void lowerExpertLoadsToGPU(ExpertLoadsOp op, moe::LoopBuilder &lb,
 void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op,
                                   moe::LoopBuilder &lb, LaunchPerItem launch);
 /// The varlen-K weight gradient: the sm_90a wgmma kernel when
-/// `warpgroupMma` (a persistent grid of `multiprocessors` CTAs), else the
-/// mma.sync kernel for bf16/f16, else a thread per element.
+/// `warpgroupMma` (a persistent grid of `multiprocessors` CTAs, paired
+/// where it can when `clusterSize` is 2), else the mma.sync kernel for
+/// bf16/f16, else a thread per element.
 void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, moe::LoopBuilder &lb,
                                  LaunchPerItem launch, bool warpgroupMma,
-                                 int64_t multiprocessors);
+                                 int64_t multiprocessors, int64_t clusterSize);
 /// `scores`: f32 [T, E] holding x . w_gate (the caller's GEMM). With the
 /// op's `ds` (bf16/f16), a thread per token rounds its score gradients into
 /// it and the products dx += ds . w_gate^T, dw_gate = x^T ds run on tensor

@@ -178,6 +178,9 @@ struct TensorCoreWeightGrad {
   int64_t slices = 1;
   /// CTAs of a persistent grid (the sm_90a kernel): one per multiprocessor.
   int64_t multiprocessors = 132;
+  /// 2: the sm_90a kernel may pair CTAs on tiles that share the operand it
+  /// loads by TMA (where those tiles come in twos); 1: single CTAs.
+  int64_t clusterSize = 1;
 
   static TensorCoreWeightGrad of(GroupedWeightGradOp op);
 };

@@ -28,6 +28,17 @@
 //       zeros on the gathered side, so no other expert's row enters the
 //       sum; an expert of fewer than 64 rows keeps cp.async for both
 //       (thread 0 arrives without bytes). See tmaSide.
+//   pairs (op.clusterSize = 2, with a side by TMA): clusters of two CTAs
+//     on the two tiles that share that side's columns (dw1: adjacent m
+//     tiles, both reading dh[:, n0:]; dw2: adjacent n tiles, both reading
+//     a[:, m0:]); each CTA loads half of the side's chunks by TMA multicast
+//     into both, so it is read from L2 once for two tiles. A consumer
+//     warp's lane 0 frees a stage in both CTAs (mapa + a remote arrive at
+//     CTA scope, as the grouped GEMM's pairs), so empty[s] counts every
+//     consumer warp of the pair; the CTAs meet (barrier.cluster) after the
+//     barriers' init and before they exit. Both walk the same tiles, hence
+//     the same expert and k tiles, and take the same path for a small
+//     expert (where nothing is multicast).
 //   consumers (setmaxnreg.inc 216), warpgroup g = rows 64 g .. 64 g + 63 of
 //   the tile:
 //     wait full[s]; fence.proxy.async (cp.async wrote through the generic
@@ -127,6 +138,12 @@ struct WeightGradWarpgroupKernel {
   enum class Side { None, Lhs, Rhs };
   Side tmaSide = Side::None;
   Value sideMap; ///< tmaSide's tensor map: boxes of 64 rows x 64 columns
+  /// CTAs of a cluster (1 or 2), paired along m (dh by TMA) or along n (a
+  /// by TMA); the schedule's units are then pairs of tiles on that axis.
+  int64_t cluster = 1;
+  bool pairAlongM = false;
+  int64_t mUnits, nUnits;
+  Value rank; ///< the CTA's rank in its cluster (0 without clusters)
 
   WeightGradWarpgroupKernel(const TensorCoreWeightGrad &op, LoopBuilder &lb)
       : op(op), lb(lb), b(lb.builder()), ix{b, lb} {
@@ -138,6 +155,14 @@ struct WeightGradWarpgroupKernel {
     nTiles = (outN + kBN - 1) / kBN;
     if (op.gatherLhs != op.gatherRhs)
       tmaSide = op.gatherLhs ? Side::Rhs : Side::Lhs;
+    // Pairs where the tiles sharing the side's columns come in twos (every
+    // preset); else single CTAs.
+    pairAlongM = tmaSide == Side::Rhs;
+    if (op.clusterSize == 2 && tmaSide != Side::None &&
+        (pairAlongM ? mTiles : nTiles) % 2 == 0)
+      cluster = 2;
+    mUnits = cluster > 1 && pairAlongM ? mTiles / 2 : mTiles;
+    nUnits = cluster > 1 && !pairAlongM ? nTiles / 2 : nTiles;
   }
 
   Value i32(Value index) {
@@ -168,9 +193,26 @@ struct WeightGradWarpgroupKernel {
     NVVM::MBarrierTryWaitParityOp::create(b, barrier, i32(parity),
                                           lb.i32(10'000'000));
   }
+  /// A consumer thread is done with `stage`; in a pair, a warp's lane 0
+  /// frees it in both CTAs (either may multicast into it), at CTA scope
+  /// (at cluster scope the arrive waits for the wgmmas in flight).
   void release(Value stage) {
-    NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
-                                   NVVM::MemScopeKind::CTA, /*relaxed=*/false);
+    if (cluster == 1) {
+      NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
+                                     NVVM::MemScopeKind::CTA,
+                                     /*relaxed=*/false);
+      return;
+    }
+    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)), [&] {
+      for (int64_t c = 0; c < cluster; ++c) {
+        Value remote = NVVM::MapaOp::create(
+            b, LLVM::LLVMPointerType::get(b.getContext(), 7),
+            emptyBarrier(stage), lb.i32(c));
+        NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
+                                       NVVM::MemScopeKind::CTA,
+                                       /*relaxed=*/false);
+      }
+    });
   }
   /// The descriptor of the 64-column chunk at `byteOffset` (MN-major): the
   /// next chunk along M or N is kChunkBytes further (leading), 8-row groups
@@ -183,6 +225,7 @@ struct WeightGradWarpgroupKernel {
 
   void alignSharedMemory();
   void initBarriers();
+  void syncCluster();
   void scheduleTile(Value tile);
   Value numK() { return ix.ceilDiv(ix.sub(end, begin), kBK); }
   void forEachTile(Value tiles, function_ref<void(Value)> body);
@@ -213,38 +256,64 @@ void WeightGradWarpgroupKernel::alignSharedMemory() {
 }
 
 /// full[s]: the producer threads' 128 cp.async arrivals, and with a side
-/// by TMA thread 0's arrive (with the box's bytes, or without for a small
-/// expert); empty[s]: every consumer thread.
+/// by TMA thread 0's arrive (with all of the side's bytes, whichever CTA of
+/// the pair loads them, or without for a small expert); empty[s]: every
+/// consumer thread, or in a pair every consumer warp of both CTAs.
 void WeightGradWarpgroupKernel::initBarriers() {
   int64_t arrivals = kWarpgroup + (tmaSide == Side::None ? 0 : 1);
+  int64_t releases =
+      cluster > 1 ? cluster * 2 * (kWarpgroup / 32) : 2 * kWarpgroup;
   lb.ifThen(ix.ult(tid, 1), [&] {
     for (int64_t s = 0; s < kStages; ++s) {
       NVVM::MBarrierInitOp::create(b, fullBarrier(ix.c(s)), lb.i32(arrivals),
                                    Value());
-      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)),
-                                   lb.i32(2 * kWarpgroup), Value());
+      NVVM::MBarrierInitOp::create(b, emptyBarrier(ix.c(s)), lb.i32(releases),
+                                   Value());
     }
+    if (cluster > 1)
+      NVVM::FenceMbarrierInitOp::create(b);
   });
   gpu::BarrierOp::create(b);
+  // No multicast or remote arrival may reach the other CTA's barriers
+  // before they are initialized.
+  if (cluster > 1)
+    syncCluster();
 }
 
-/// Tile `tile` = (expert first + tile / (mTiles nTiles), column tiles of L
-/// and R): sets expert, its rows [begin, end), base, m0 and n0. The side
-/// with fewer column tiles varies fastest, so that the CTAs running at once
-/// cover all of it and a few tiles of the other: the smaller side's columns
-/// stay in L2 while the larger side's stream through once (mixtral's dw1:
-/// 32 tiles of x's H beside 112 of dh's 2F).
+/// Every thread of the cluster: arrive (release), then wait (acquire).
+void WeightGradWarpgroupKernel::syncCluster() {
+  NVVM::ClusterArriveOp::create(b, UnitAttr());
+  NVVM::ClusterWaitOp::create(b, UnitAttr());
+}
+
+/// Unit `tile` = (expert first + tile / (mUnits nUnits), column units of L
+/// and R; a unit is a tile, or in a pair two on the paired axis): sets
+/// expert, its rows [begin, end), base, m0 and n0. The side with fewer
+/// column tiles varies fastest, so that the CTAs running at once cover all
+/// of it and a few tiles of the other: the smaller side's columns stay in
+/// L2 while the larger side's stream through once (mixtral's dw1: 32 tiles
+/// of x's H beside 112 of dh's 2F). Tiles, not units, decide: olmoe's
+/// weight gradients measured 2% slower in pairs when the halved unit count
+/// flipped the order, and 2% faster with the order kept (H200, 01:43 UTC).
 void WeightGradWarpgroupKernel::scheduleTile(Value tile) {
-  Value perExpert = ix.c(mTiles * nTiles);
+  Value perExpert = ix.c(mUnits * nUnits);
   expert = ix.add(first, arith::DivUIOp::create(b, tile, perExpert));
   Value within = arith::RemUIOp::create(b, tile, perExpert);
+  Value mUnit, nUnit;
   if (mTiles <= nTiles) {
-    m0 = ix.mul(ix.rem(within, mTiles), kBM);
-    n0 = ix.mul(ix.div(within, mTiles), kBN);
+    mUnit = ix.rem(within, mUnits);
+    nUnit = ix.div(within, mUnits);
   } else {
-    m0 = ix.mul(ix.div(within, nTiles), kBM);
-    n0 = ix.mul(ix.rem(within, nTiles), kBN);
+    mUnit = ix.div(within, nUnits);
+    nUnit = ix.rem(within, nUnits);
   }
+  // In a pair, the CTA of rank r takes tile 2 u + r of the paired axis.
+  if (cluster > 1 && pairAlongM)
+    mUnit = ix.add(ix.mul(mUnit, cluster), rank);
+  else if (cluster > 1)
+    nUnit = ix.add(ix.mul(nUnit, cluster), rank);
+  m0 = ix.mul(mUnit, kBM);
+  n0 = ix.mul(nUnit, kBN);
   begin = rowOf(expert);
   end = rowOf(ix.add(expert, 1));
   base = rowOf(first);
@@ -257,6 +326,11 @@ void WeightGradWarpgroupKernel::forEachTile(Value tiles,
                                             function_ref<void(Value)> body) {
   Value start = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  // A pair's CTAs walk the same units (blocks 2 c and 2 c + 1 are cluster c).
+  if (cluster > 1) {
+    start = ix.div(start, cluster);
+    stride = ix.div(stride, cluster);
+  }
   Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, start), stride);
   lb.forLoopCarrying(ix.c(0), count, ValueRange{ix.c(0)},
                      [&](Value i, ValueRange carried) -> SmallVector<Value> {
@@ -389,17 +463,26 @@ void WeightGradWarpgroupKernel::loadSideByTma(Value stage, Value stageOffset,
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, Value());
   Value origin = lhs ? m0 : n0;
   Value sideOffset = ix.add(stageOffset, lhs ? 0 : kStageBytesA);
-  for (int64_t c = 0; c < chunks; ++c) {
+  // In a pair, the CTA of rank r loads chunks [r, r + 1) * chunks / 2 into
+  // both CTAs' stage (the same offsets there), each completing on that
+  // CTA's full[stage].
+  Value multicast;
+  if (cluster > 1)
+    multicast =
+        arith::ConstantOp::create(b, b.getI16IntegerAttr((1 << cluster) - 1));
+  int64_t ownChunks = chunks / cluster;
+  for (int64_t i = 0; i < ownChunks; ++i) {
+    Value c = ix.add(ix.mul(rank, ownChunks), i);
     // The CTA's own shared memory in the cluster window (address space 7),
     // as the .shared::cluster form takes it.
     Value destination = LLVM::AddrSpaceCastOp::create(
         b, LLVM::LLVMPointerType::get(b.getContext(), 7),
-        sharedPointer(ix.add(sideOffset, c * kChunkBytes)));
+        sharedPointer(ix.add(sideOffset, ix.mul(c, kChunkBytes))));
     NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
         b, destination, sideMap,
-        ValueRange{i32(ix.add(origin, c * kChunkColumns)),
+        ValueRange{i32(ix.add(origin, ix.mul(c, kChunkColumns))),
                    i32(ix.sub(rowStart, base))},
-        fullBarrier(stage), ValueRange{}, Value(), Value(),
+        fullBarrier(stage), ValueRange{}, multicast, Value(),
         NVVM::TMALoadMode::TILE, /*isCTAOnly=*/false, NVVM::CTAGroupKindAttr(),
         Value());
   }
@@ -554,9 +637,13 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   Value first = op.firstExpert ? op.firstExpert : zero;
   Value last = op.lastExpert ? op.lastExpert : ix.c(experts);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
-  Value tiles = ix.mul(span, k.mTiles * k.nTiles);
-  Value grid = arith::MaxUIOp::create(
-      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors)), one);
+  // The schedule's units: tiles, or in pairs two tiles each.
+  int64_t cluster = k.cluster;
+  Value tiles = ix.mul(span, k.mUnits * k.nUnits);
+  Value clusters = arith::MaxUIOp::create(
+      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
+      one);
+  Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
   // A 16-bit dw is stored by TMA (N is then a multiple of 8: its rows are
   // 16-byte aligned, as the map needs).
   Value dwMap =
@@ -570,12 +657,24 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
                             b, ix, k.tmaSide == Side::Lhs ? op.lhs : op.rhs,
                             {kBK, kChunkColumns},
                             nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
-  auto launch = gpu::LaunchOp::create(b, grid, one, one, ix.c(kThreads), one,
-                                      one, lb.i32(kSharedBytes));
+  auto launch = gpu::LaunchOp::create(
+      b, grid, one, one, ix.c(kThreads), one, one, lb.i32(kSharedBytes),
+      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
+      /*workgroupAttributions=*/{}, /*privateAttributions=*/{},
+      cluster > 1 ? ix.c(cluster) : Value(), cluster > 1 ? one : Value(),
+      cluster > 1 ? one : Value());
+  // gpu.launch's builder (LLVM 22) leaves out the six region arguments of
+  // the cluster ids and sizes, which its verifier and printer expect.
+  if (cluster > 1)
+    for (int i = 0; i < 6; ++i)
+      launch.getBody().front().addArgument(b.getIndexType(), b.getLoc());
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
+  k.rank = cluster > 1
+               ? Value(gpu::ClusterBlockIdOp::create(b, gpu::Dimension::x))
+               : zero;
   k.first = first;
   k.dwMap = dwMap;
   k.sideMap = sideMap;
@@ -602,4 +701,8 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   k.forEachTile(tiles, [&](Value it) { k.store(k.consume(it, group), group); });
   if (dwMap)
     k.stagedStores(group).finish();
+  // No CTA leaves while the other may still arrive on its barriers.
+  b.setInsertionPointAfter(branch);
+  if (cluster > 1)
+    k.syncCluster();
 }

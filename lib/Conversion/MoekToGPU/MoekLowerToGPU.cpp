@@ -973,13 +973,17 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
     launchPerItem(lb, count, body);
   };
   TypeSwitch<Operation *>(op)
-      .Case([&](moek::ExpertLoadsOp o) { lowerExpertLoadsToGPU(o, lb, launch); })
+      .Case(
+          [&](moek::ExpertLoadsOp o) { lowerExpertLoadsToGPU(o, lb, launch); })
       .Case([&](GroupedGluBackwardOp o) {
         lowerGroupedGluBackwardToGPU(o, lb, launch);
       })
       .Case([&](GroupedWeightGradOp o) {
-        lowerGroupedWeightGradToGPU(o, lb, launch, target.warpgroupMma,
-                                    target.multiprocessors);
+        // Pairs by default (auto), as the grouped GEMMs whose a comes by
+        // TMA; --cuda-cluster=1 keeps single CTAs.
+        lowerGroupedWeightGradToGPU(
+            o, lb, launch, target.warpgroupMma, target.multiprocessors,
+            target.warpgroupMma ? target.gemmClusterForced.value_or(2) : 1);
       })
       .Case([&](RouteBackwardOp o) {
         // The scores recomputed by the router's GEMM (a thread per token
