@@ -305,7 +305,6 @@ struct WarpgroupKernel {
   void forEachTile(Value rowTiles, Value columnTiles, Value numK,
                    function_ref<void(Value)> body);
   void produce(Value numK, Value it);
-  void syncCluster();
   void loadB(Value stage, Value stageOffset, Value k0, int64_t moreBytes = 0);
   void loadA(Value stage, Value stageOffset, Value k0);
   SmallVector<Value> consume(Value numK, Value it, Value group);
@@ -407,13 +406,7 @@ void WarpgroupKernel::initBarriers() {
   // No CTA's multicast or remote arrival may reach a barrier of another
   // before that one is initialized.
   if (cluster > 1)
-    syncCluster();
-}
-
-/// Every thread of the cluster: arrive (release), then wait (acquire).
-void WarpgroupKernel::syncCluster() {
-  NVVM::ClusterArriveOp::create(b, UnitAttr());
-  NVVM::ClusterWaitOp::create(b, UnitAttr());
+    syncCluster(b);
 }
 
 /// The tile table (every thread; ends with a barrier): rowStart[j] =
@@ -687,21 +680,8 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
     }
     // A warp's lane 0, once the warp's wgmmas on the stage are done, frees
     // it in every CTA of the cluster (any of them may multicast into it).
-    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)), [&] {
-      for (int64_t c = 0; c < cluster; ++c) {
-        Value remote =
-            NVVM::MapaOp::create(b, LLVM::LLVMPointerType::get(context, 7),
-                                 emptyBarrier(stage), lb.i32(c));
-        // Release at CTA scope, as CUTLASS's cluster barriers arrive: at
-        // cluster scope (mbarrier.arrive.release.cluster) the arrival
-        // waited for the warp's wgmmas still in flight, and every GEMM
-        // took 1.5x as long on the H200 (bench/RESULTS.md). The stage's
-        // reads are done (wgmma.wait_group); nothing else needs ordering.
-        NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
-                                       NVVM::MemScopeKind::CTA,
-                                       /*relaxed=*/false);
-      }
-    });
+    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)),
+              [&] { arriveInEveryCta(b, lb, emptyBarrier(stage), cluster); });
   };
   Value rowsOffset = ix.mul(group, 64 * kRowBytes);
   Value result =
@@ -884,19 +864,8 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
       b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
       one);
   Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
-  Value clusterX = cluster > 1 ? ix.c(cluster) : Value();
-  auto launch = gpu::LaunchOp::create(
-      b, grid, one, one, ix.c(kThreads), one, one,
-      lb.i32(k.layout.sharedBytes(experts)),
-      /*asyncTokenType=*/nullptr,
-      /*asyncDependencies=*/{}, /*workgroupAttributions=*/{},
-      /*privateAttributions=*/{}, clusterX, cluster > 1 ? one : Value(),
-      cluster > 1 ? one : Value());
-  // gpu.launch's builder (LLVM 22) leaves out the six region arguments of
-  // the cluster ids and sizes, which its verifier and printer expect.
-  if (cluster > 1)
-    for (int i = 0; i < 6; ++i)
-      launch.getBody().front().addArgument(b.getIndexType(), b.getLoc());
+  auto launch = launchPersistentGrid(
+      b, ix, grid, kThreads, lb.i32(k.layout.sharedBytes(experts)), cluster);
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
 
@@ -964,5 +933,5 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   // No CTA leaves while another may still arrive on its barriers.
   b.setInsertionPointAfter(branch);
   if (cluster > 1)
-    k.syncCluster();
+    syncCluster(b);
 }

@@ -194,8 +194,7 @@ struct WeightGradWarpgroupKernel {
                                           lb.i32(10'000'000));
   }
   /// A consumer thread is done with `stage`; in a pair, a warp's lane 0
-  /// frees it in both CTAs (either may multicast into it), at CTA scope
-  /// (at cluster scope the arrive waits for the wgmmas in flight).
+  /// frees it in both CTAs (either may multicast into it).
   void release(Value stage) {
     if (cluster == 1) {
       NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
@@ -203,16 +202,8 @@ struct WeightGradWarpgroupKernel {
                                      /*relaxed=*/false);
       return;
     }
-    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)), [&] {
-      for (int64_t c = 0; c < cluster; ++c) {
-        Value remote = NVVM::MapaOp::create(
-            b, LLVM::LLVMPointerType::get(b.getContext(), 7),
-            emptyBarrier(stage), lb.i32(c));
-        NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
-                                       NVVM::MemScopeKind::CTA,
-                                       /*relaxed=*/false);
-      }
-    });
+    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)),
+              [&] { arriveInEveryCta(b, lb, emptyBarrier(stage), cluster); });
   }
   /// The descriptor of the 64-column chunk at `byteOffset` (MN-major): the
   /// next chunk along M or N is kChunkBytes further (leading), 8-row groups
@@ -225,7 +216,6 @@ struct WeightGradWarpgroupKernel {
 
   void alignSharedMemory();
   void initBarriers();
-  void syncCluster();
   void scheduleTile(Value tile);
   Value numK() { return ix.ceilDiv(ix.sub(end, begin), kBK); }
   void forEachTile(Value tiles, function_ref<void(Value)> body);
@@ -277,13 +267,7 @@ void WeightGradWarpgroupKernel::initBarriers() {
   // No multicast or remote arrival may reach the other CTA's barriers
   // before they are initialized.
   if (cluster > 1)
-    syncCluster();
-}
-
-/// Every thread of the cluster: arrive (release), then wait (acquire).
-void WeightGradWarpgroupKernel::syncCluster() {
-  NVVM::ClusterArriveOp::create(b, UnitAttr());
-  NVVM::ClusterWaitOp::create(b, UnitAttr());
+    syncCluster(b);
 }
 
 /// Unit `tile` = (expert first + tile / (mUnits nUnits), column units of L
@@ -657,17 +641,8 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
                             b, ix, k.tmaSide == Side::Lhs ? op.lhs : op.rhs,
                             {kBK, kChunkColumns},
                             nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
-  auto launch = gpu::LaunchOp::create(
-      b, grid, one, one, ix.c(kThreads), one, one, lb.i32(kSharedBytes),
-      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
-      /*workgroupAttributions=*/{}, /*privateAttributions=*/{},
-      cluster > 1 ? ix.c(cluster) : Value(), cluster > 1 ? one : Value(),
-      cluster > 1 ? one : Value());
-  // gpu.launch's builder (LLVM 22) leaves out the six region arguments of
-  // the cluster ids and sizes, which its verifier and printer expect.
-  if (cluster > 1)
-    for (int i = 0; i < 6; ++i)
-      launch.getBody().front().addArgument(b.getIndexType(), b.getLoc());
+  auto launch = launchPersistentGrid(b, ix, grid, kThreads,
+                                     lb.i32(kSharedBytes), cluster);
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
 
@@ -704,5 +679,5 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   // No CTA leaves while the other may still arrive on its barriers.
   b.setInsertionPointAfter(branch);
   if (cluster > 1)
-    k.syncCluster();
+    syncCluster(b);
 }

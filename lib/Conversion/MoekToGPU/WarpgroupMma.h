@@ -97,6 +97,53 @@ inline Value wgmmaMultiply(ImplicitLocOpBuilder &b, Value acc, Value descA,
       NVVM::MMALayoutAttr::get(context, layoutB), NVVM::MMAIntOverflowAttr());
 }
 
+/// A persistent grid's gpu.launch of `grid` CTAs of `threads` threads and
+/// `sharedBytes` of dynamic shared memory, in clusters of `cluster` CTAs
+/// along x when `cluster` > 1 (blocks cluster c .. cluster c + cluster - 1
+/// are cluster c).
+inline gpu::LaunchOp launchPersistentGrid(ImplicitLocOpBuilder &b, Ix &ix,
+                                          Value grid, int64_t threads,
+                                          Value sharedBytes, int64_t cluster) {
+  Value one = ix.c(1);
+  Value clusterX = cluster > 1 ? ix.c(cluster) : Value();
+  Value clusterYZ = cluster > 1 ? one : Value();
+  auto launch = gpu::LaunchOp::create(
+      b, grid, one, one, ix.c(threads), one, one, sharedBytes,
+      /*asyncTokenType=*/nullptr, /*asyncDependencies=*/{},
+      /*workgroupAttributions=*/{}, /*privateAttributions=*/{}, clusterX,
+      clusterYZ, clusterYZ);
+  // gpu.launch's builder (LLVM 22) leaves out the six region arguments of
+  // the cluster ids and sizes, which its verifier and printer expect.
+  if (cluster > 1)
+    for (int i = 0; i < 6; ++i)
+      launch.getBody().front().addArgument(b.getIndexType(), b.getLoc());
+  return launch;
+}
+
+/// Every thread of the cluster: arrive (release), then wait (acquire).
+inline void syncCluster(ImplicitLocOpBuilder &b) {
+  NVVM::ClusterArriveOp::create(b, UnitAttr());
+  NVVM::ClusterWaitOp::create(b, UnitAttr());
+}
+
+/// One arrival on the mbarrier at `barrier`'s offset in each of the
+/// cluster's `cluster` CTAs (mapa to each), at CTA scope, as CUTLASS's
+/// cluster barriers arrive: at cluster scope
+/// (mbarrier.arrive.release.cluster) the arrival waited for the warp's
+/// wgmmas still in flight, and every GEMM took 1.5x as long on the H200
+/// (bench/RESULTS.md). A consumer frees a stage this way once its wgmmas
+/// on it are done (wgmma.wait_group); nothing else needs ordering.
+inline void arriveInEveryCta(ImplicitLocOpBuilder &b, moe::LoopBuilder &lb,
+                             Value barrier, int64_t cluster) {
+  for (int64_t c = 0; c < cluster; ++c) {
+    Value remote = NVVM::MapaOp::create(
+        b, LLVM::LLVMPointerType::get(b.getContext(), 7), barrier, lb.i32(c));
+    NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
+                                   NVVM::MemScopeKind::CTA,
+                                   /*relaxed=*/false);
+  }
+}
+
 /// A tensor map (made on the host) of `buffer` (16-bit, its innermost
 /// dimension a multiple of 8: 16-byte aligned rows) for TMA loads into, or
 /// stores from, 128B-swizzled shared memory, as the !llvm.ptr a kernel
