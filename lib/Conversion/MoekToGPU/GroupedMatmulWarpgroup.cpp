@@ -494,17 +494,23 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
 /// The producer warpgroup's loop over the k tiles of one tile, the first
 /// being the CTA's `it`-th.
 void WarpgroupKernel::produce(Value numK, Value it) {
+  // The producer's loop over the k tiles: each waits until its stage is
+  // free, then `load(stage, stageOffset, k0)` fills it.
+  auto forEachKTile = [&](function_ref<void(Value, Value, Value)> load) {
+    lb.forLoop(ix.c(0), numK, [&](Value kt) {
+      Value step = ix.add(it, kt);
+      Value stage = ix.rem(step, stages), round = ix.div(step, stages);
+      // Round r reuses the stage once the consumers finished round r - 1.
+      lb.ifThen(ix.uge(step, ix.c(stages)), [&] {
+        waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
+      });
+      load(stage, ix.mul(stage, layout.stageBytes()), ix.mul(kt, kBK));
+    });
+  };
   if (loadsAByTma()) {
     // Thread 0 alone: a's and b's k tiles by TMA.
     lb.ifThen(ix.ult(tid, 1), [&] {
-      lb.forLoop(ix.c(0), numK, [&](Value kt) {
-        Value step = ix.add(it, kt);
-        Value stage = ix.rem(step, stages), round = ix.div(step, stages);
-        lb.ifThen(ix.uge(step, ix.c(stages)), [&] {
-          waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
-        });
-        Value k0 = ix.mul(kt, kBK);
-        Value stageOffset = ix.mul(stage, layout.stageBytes());
+      forEachKTile([&](Value stage, Value stageOffset, Value k0) {
         loadB(stage, stageOffset, k0, /*moreBytes=*/kStageBytesA);
         loadA(stage, stageOffset, k0);
       });
@@ -534,15 +540,7 @@ void WarpgroupKernel::produce(Value numK, Value it) {
     }
     copies.push_back({row, chunk, source, valid});
   }
-  lb.forLoop(ix.c(0), numK, [&](Value kt) {
-    Value step = ix.add(it, kt);
-    Value stage = ix.rem(step, stages), round = ix.div(step, stages);
-    // Round r reuses the stage once the consumers finished round r - 1.
-    lb.ifThen(ix.uge(step, ix.c(stages)), [&] {
-      waitParity(emptyBarrier(stage), ix.rem(ix.add(round, 1), 2));
-    });
-    Value k0 = ix.mul(kt, kBK);
-    Value stageOffset = ix.mul(stage, layout.stageBytes());
+  forEachKTile([&](Value stage, Value stageOffset, Value k0) {
     lb.ifThen(ix.ult(tid, 1), [&] { loadB(stage, stageOffset, k0); });
     // The gather: row r's chunk j lands at 128 r + 16 (j ^ (r % 8)).
     for (const CopyA &copy : copies) {
@@ -672,16 +670,7 @@ SmallVector<Value> WarpgroupKernel::consume(Value numK, Value it, Value group) {
   NVVM::MMALayout layoutB =
       kMajorB ? NVVM::MMALayout::col : NVVM::MMALayout::row;
   auto release = [&](Value stage) {
-    if (cluster == 1) {
-      NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
-                                     NVVM::MemScopeKind::CTA,
-                                     /*relaxed=*/false);
-      return;
-    }
-    // A warp's lane 0, once the warp's wgmmas on the stage are done, frees
-    // it in every CTA of the cluster (any of them may multicast into it).
-    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)),
-              [&] { arriveInEveryCta(b, lb, emptyBarrier(stage), cluster); });
+    releaseStage(b, lb, ix, tid, emptyBarrier(stage), cluster);
   };
   Value rowsOffset = ix.mul(group, 64 * kRowBytes);
   Value result =

@@ -193,17 +193,10 @@ struct WeightGradWarpgroupKernel {
     NVVM::MBarrierTryWaitParityOp::create(b, barrier, i32(parity),
                                           lb.i32(10'000'000));
   }
-  /// A consumer thread is done with `stage`; in a pair, a warp's lane 0
-  /// frees it in both CTAs (either may multicast into it).
+  /// A consumer thread is done with `stage` (in a pair, freed in both
+  /// CTAs: either may multicast into it).
   void release(Value stage) {
-    if (cluster == 1) {
-      NVVM::MBarrierArriveOp::create(b, Type(), emptyBarrier(stage), Value(),
-                                     NVVM::MemScopeKind::CTA,
-                                     /*relaxed=*/false);
-      return;
-    }
-    lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)),
-              [&] { arriveInEveryCta(b, lb, emptyBarrier(stage), cluster); });
+    releaseStage(b, lb, ix, tid, emptyBarrier(stage), cluster);
   }
   /// The descriptor of the 64-column chunk at `byteOffset` (MN-major): the
   /// next chunk along M or N is kChunkBytes further (leading), 8-row groups

@@ -126,22 +126,30 @@ inline void syncCluster(ImplicitLocOpBuilder &b) {
   NVVM::ClusterWaitOp::create(b, UnitAttr());
 }
 
-/// One arrival on the mbarrier at `barrier`'s offset in each of the
-/// cluster's `cluster` CTAs (mapa to each), at CTA scope, as CUTLASS's
+/// A consumer thread (`tid`) is done with the stage whose empty mbarrier is
+/// `emptyBarrier`, once its wgmmas on it are done (wgmma.wait_group). Single
+/// CTAs: every thread arrives. In a cluster of `cluster` CTAs, any of which
+/// may multicast into the stage, a warp's lane 0 arrives on the barrier at
+/// that offset in each CTA (mapa to each), at CTA scope, as CUTLASS's
 /// cluster barriers arrive: at cluster scope
 /// (mbarrier.arrive.release.cluster) the arrival waited for the warp's
 /// wgmmas still in flight, and every GEMM took 1.5x as long on the H200
-/// (bench/RESULTS.md). A consumer frees a stage this way once its wgmmas
-/// on it are done (wgmma.wait_group); nothing else needs ordering.
-inline void arriveInEveryCta(ImplicitLocOpBuilder &b, moe::LoopBuilder &lb,
-                             Value barrier, int64_t cluster) {
-  for (int64_t c = 0; c < cluster; ++c) {
-    Value remote = NVVM::MapaOp::create(
-        b, LLVM::LLVMPointerType::get(b.getContext(), 7), barrier, lb.i32(c));
-    NVVM::MBarrierArriveOp::create(b, Type(), remote, Value(),
+/// (bench/RESULTS.md); nothing else needs ordering.
+inline void releaseStage(ImplicitLocOpBuilder &b, moe::LoopBuilder &lb, Ix &ix,
+                         Value tid, Value emptyBarrier, int64_t cluster) {
+  auto arrive = [&](Value barrier) {
+    NVVM::MBarrierArriveOp::create(b, Type(), barrier, Value(),
                                    NVVM::MemScopeKind::CTA,
                                    /*relaxed=*/false);
-  }
+  };
+  if (cluster == 1)
+    return arrive(emptyBarrier);
+  lb.ifThen(ix.ult(ix.rem(tid, 32), ix.c(1)), [&] {
+    for (int64_t c = 0; c < cluster; ++c)
+      arrive(NVVM::MapaOp::create(b,
+                                  LLVM::LLVMPointerType::get(b.getContext(), 7),
+                                  emptyBarrier, lb.i32(c)));
+  });
 }
 
 /// A tensor map (made on the host) of `buffer` (16-bit, its innermost
