@@ -36,6 +36,13 @@ if [ "${1:-}" = compile ]; then
   compile check-fwd-k16 tokens=130,hidden=64,ffn=32,experts=32,top_k=16,dtype=bf16
   compile check-fwd-k24 tokens=40,hidden=64,ffn=32,experts=32,top_k=24,dtype=bf16
   compile check-fwd-dynamic tokens=200,hidden=64,ffn=32,experts=16,top_k=4,dtype=bf16,dynamic=1
+  # The router and the routing plan at E = 128 and at E = 40 (not a power of
+  # two), 1001 tokens: 16 slices, the last one partial.
+  compile check-fwd-route-e128 tokens=1001,hidden=64,ffn=32,experts=128,top_k=8,dtype=bf16
+  compile check-fwd-route-e40 tokens=1001,hidden=64,ffn=32,experts=40,top_k=6,dtype=bf16
+  # More experts than the ranking's one-block scan takes (1024): the scan a
+  # thread an expert, then the offsets' own launch.
+  compile check-fwd-e1100 tokens=600,hidden=64,ffn=32,experts=1100,top_k=2,dtype=bf16
   "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
   compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
   # The staged (TMA-store) epilogues: about 300 rows an expert, so whole

@@ -23,8 +23,9 @@
 // CHECK: memref.alloc() {moe.buffer = "residuals.weights"} : memref<16x2xf32>
 // CHECK: moek.route
 // CHECK: {moe.buffer = "residuals.ranks"}
-// CHECK: moek.rank_assignments
 // CHECK: {moe.buffer = "residuals.offsets"}
+// The forward's row owners come with its ranking.
+// CHECK: moek.rank_assignments {{.*}} offsets(%{{.*}} : memref<5xi32>) owners(%{{.*}} : memref<32xi32>)
 // The forward: gather-prologue GEMM with the GLU, scatter-add GEMM.
 // CHECK: moek.grouped_matmul silu_glu
 // CHECK: moek.grouped_matmul scatter_add

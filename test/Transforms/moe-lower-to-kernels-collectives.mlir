@@ -30,8 +30,7 @@
 // CHECK: %[[RECV:.*]] = memref.alloc(%[[N]]) {moe.buffer = "collectives.received_rows"} : memref<?x64xf32>
 // CHECK: %[[EV:.*]] = moek.all_to_all_start %[[ROWS]], %[[COUNTS]], %[[RC]] into %[[RECV]] {ranks = 2 : i64}
 // CHECK: moek.received_assignments %{{.*}} into %[[IDX:.*]], %{{.*}} {ranks = 2 : i64}
-// CHECK: moek.rank_assignments %[[IDX]] into %{{.*}}, %[[LOADS:.*]] :
-// CHECK: moek.exclusive_scan %[[LOADS]] into %{{.*}} : memref<2xi32>, memref<3xi32>
+// CHECK: moek.rank_assignments %[[IDX]] into %{{.*}}, %{{.*}} offsets(%{{.*}} : memref<3xi32>)
 // CHECK: moek.expert_loads
 // CHECK: moek.all_to_all_wait %[[EV]], %[[ROWS]], %[[RECV]]
 // CHECK-NEXT: return

@@ -13,9 +13,10 @@
 // CHECK-SAME: (%[[X:.*]]: tensor<16x40xf32>, %[[WG:.*]]: tensor<40x4xf32>, %[[W1:.*]]: tensor<4x40x48xf32>, %[[W2:.*]]: tensor<4x24x40xf32>)
 // CHECK-NOT: moe.{{(gate|dispatch|experts|combine)}}
 // CHECK: moek.route softmax top_k = 2
-// CHECK: moek.rank_assignments
-// CHECK: moek.exclusive_scan %{{.*}} into %[[OFFSETS:.*]] :
-// CHECK: moek.row_assignments %{{.*}}, %{{.*}}, %{{.*}} into %[[OWNERS:.*]] : {{.*}}, memref<32xi32>
+// The ranking makes the whole plan: offsets and the row owners the GEMMs read.
+// CHECK: moek.rank_assignments %{{.*}} into %{{.*}}, %{{.*}} offsets(%{{.*}} : memref<5xi32>) owners(%{{.*}} : memref<32xi32>)
+// CHECK-NOT: moek.exclusive_scan
+// CHECK-NOT: moek.row_assignments
 // CHECK-DAG: %[[XB:.*]] = bufferization.to_buffer %[[X]] read_only
 // CHECK-DAG: %[[W1B:.*]] = bufferization.to_buffer %[[W1]] read_only
 // CHECK-DAG: %[[W2B:.*]] = bufferization.to_buffer %[[W2]] read_only

@@ -107,6 +107,37 @@ func.func @rank(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
   return
 }
 
+// With the rest of the plan the ranking is still three launches: the scan's
+// block also writes the offsets (a scan across experts in shared memory), and
+// the rank pass places each assignment's row and owner and clears the owners
+// past the last kept row. moek.row_assignments alone is one launch, the
+// clear and the scatter together.
+// CHECK-LABEL: func.func @rank_plan
+// CHECK-SAME: %[[OFF:[a-z0-9_]+]]: memref<5xi32>, %[[ROWS:[a-z0-9_]+]]: memref<?x2xi32>, %[[OWN:[a-z0-9_]+]]: memref<?xi32>
+// CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_count)
+// CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_scan)
+// CHECK: memref.store %{{.*}}, %[[OFF]]
+// CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_rank)
+// CHECK: memref.load %[[OFF]]
+// CHECK: memref.store %{{.*}}, %[[ROWS]]
+// CHECK: memref.store %{{.*}}, %[[OWN]]
+// CHECK: memref.store %{{.*}}, %[[OWN]]
+// CHECK: gpu.launch {{.*}} function(@moek_row_assignments)
+// CHECK-NOT: gpu.launch
+// CHECK: return
+func.func @rank_plan(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
+                     %counts: memref<4xi32>, %partials: memref<?x4xi32>,
+                     %offsets: memref<5xi32>, %rows: memref<?x2xi32>,
+                     %owners: memref<?xi32>) {
+  moek.rank_assignments %indices into %ranks, %counts
+      partials(%partials : memref<?x4xi32>) offsets(%offsets : memref<5xi32>)
+      rows(%rows : memref<?x2xi32>) owners(%owners : memref<?xi32>)
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+  moek.row_assignments %indices, %ranks, %offsets into %owners
+      : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?xi32>
+  return
+}
+
 // Fills of dense 16- or 32-bit buffers are the driver's memset; others (f64
 // here) a kernel of one thread per element.
 // CHECK-LABEL: func.func @fills

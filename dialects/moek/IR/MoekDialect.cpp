@@ -275,6 +275,17 @@ LogicalResult RouteOp::verify() {
       failed(expectTokenSlots("indices", getIndices(), b.getI32Type())));
 }
 
+/// owners: i32 [T*k], a row per assignment of `indices`.
+static LogicalResult expectOwners(Operation *op, Value owners, Value indices) {
+  Builder b(op->getContext());
+  return failure(
+      failed(expectBuffer(op, "owners", owners, 1, "[T*k]")) ||
+      failed(expectElement(op, "owners", owners, b.getI32Type())) ||
+      failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
+                          "the number of assignments of indices (T*k)",
+                          assignmentsOf(indices))));
+}
+
 LogicalResult RankAssignmentsOp::verify() {
   Operation *op = getOperation();
   Builder b(getContext());
@@ -314,6 +325,22 @@ LogicalResult RankAssignmentsOp::verify() {
                             "counts dimension 0 (E)", experts)))
       return failure();
   }
+  // The rest of the plan, made with the ranks.
+  Value offsets = getOffsets(), rows = getRows(), owners = getOwners();
+  if ((rows || owners) && !offsets)
+    return emitOpError() << (rows ? "rows" : "owners")
+                         << " need offsets (a grouped row is its expert's "
+                            "offset plus the rank)";
+  if (offsets &&
+      (failed(expectOffsets(op, offsets)) ||
+       failed(expectExtent(op, "offsets dimension 0 (E+1)", dim(offsets, 0),
+                           "counts dimension 0 (E) plus one", experts + 1))))
+    return failure();
+  if (rows &&
+      failed(expectAssignmentsLike(op, "rows", rows, "indices", indices)))
+    return failure();
+  if (owners && failed(expectOwners(op, owners, indices)))
+    return failure();
   return success();
 }
 
@@ -352,16 +379,11 @@ LogicalResult AssignmentRowsOp::verify() {
 
 LogicalResult RowAssignmentsOp::verify() {
   Operation *op = getOperation();
-  Builder b(getContext());
-  Value indices = getIndices(), owners = getOwners();
+  Value indices = getIndices();
   return failure(
       failed(verifyPlanInputs(op, indices, getRanks(), getOffsets())) ||
       failed(expectStaticSlots(op, "indices", indices)) ||
-      failed(expectBuffer(op, "owners", owners, 1, "[T*k]")) ||
-      failed(expectElement(op, "owners", owners, b.getI32Type())) ||
-      failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
-                          "the number of assignments of indices (T*k)",
-                          assignmentsOf(indices))));
+      failed(expectOwners(op, getOwners(), indices)));
 }
 
 //===----------------------------------------------------------------------===//

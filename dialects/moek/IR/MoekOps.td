@@ -57,7 +57,8 @@ def Moek_RouteOp : Moek_KernelOp<"route", [AttrSizedOperandSegments]> {
   }];
 }
 
-def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
+def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments",
+    [AttrSizedOperandSegments]> {
   let summary = "each assignment's rank within its expert, under capacity";
   let description = [{
     Walks the assignments `indices[T,k]` in order of token, then slot. An
@@ -73,8 +74,18 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     `kernel-scratch-buffers`); the GPU lowering requires it, the CPU's loop
     ignores it.
 
+    The rest of the routing plan may come with it, so that the GPU makes the
+    whole plan in three launches instead of seven: `offsets` (i32 [E+1])
+    receives `counts`' exclusive scan, as `moek.exclusive_scan` would write
+    it; then (both need `offsets`) `rows` (i32 [T, k]) what
+    `moek.assignment_rows` writes and `owners` (i32 [T*k]) what
+    `moek.row_assignments` writes.
+
     ```mlir
     moek.rank_assignments %indices into %ranks, %counts
+        : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
+    moek.rank_assignments %indices into %ranks, %counts
+        offsets(%offsets : memref<5xi32>) owners(%owners : memref<32xi32>)
         : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
     ```
   }];
@@ -83,11 +94,17 @@ def Moek_RankAssignmentsOp : Moek_KernelOp<"rank_assignments"> {
     Arg<AnyMemRef, "", [MemWrite]>:$ranks,
     Arg<AnyMemRef, "", [MemWrite]>:$counts,
     Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$partials,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$offsets,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$rows,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$owners,
     DefaultValuedAttr<F64Attr, "0.0">:$capacity_factor
   );
   let assemblyFormat = [{
     $indices `into` $ranks `,` $counts
-    (`partials` `(` $partials^ `:` type($partials) `)`)? attr-dict
+    (`partials` `(` $partials^ `:` type($partials) `)`)?
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`rows` `(` $rows^ `:` type($rows) `)`)?
+    (`owners` `(` $owners^ `:` type($owners) `)`)? attr-dict
     `:` type($indices) `,` type($ranks) `,` type($counts)
   }];
   let extraClassDeclaration = [{

@@ -136,6 +136,10 @@ public:
         .Case([&](RankAssignmentsOp o) {
           KernelWork w = named(op, "moek_rank_assignments");
           w.bytes = 3 * bytesOf(o.getIndices());
+          // The rest of the plan, when the op makes it, in the same passes.
+          for (Value derived : {o.getRows(), o.getOwners()})
+            if (derived)
+              w.bytes += bytesOf(derived);
           w.launches = tensorCores ? 3 : 1; // three passes on the GPU
           return w;
         })

@@ -196,10 +196,12 @@ Value moe::planRouting(ImplicitLocOpBuilder &b, Value indices,
   Value counts = allocBuffer(b, {experts}, i32, {}, "routing.counts");
   Value partials =
       scratchBuffers ? rankPartialsBuffer(b, indices, experts) : Value();
-  moek::RankAssignmentsOp::create(b, indices, ranks, counts, partials,
-                                  capacityFactor);
+  // The offsets with the ranks: on the GPU, the ranking's per-expert scan
+  // also writes them (no launch of their own).
   Value offsets = allocBuffer(b, {experts + 1}, i32, {}, "routing.offsets");
-  moek::ExclusiveScanOp::create(b, counts, offsets);
+  moek::RankAssignmentsOp::create(b, indices, ranks, counts, partials, offsets,
+                                  /*rows=*/Value(), /*owners=*/Value(),
+                                  capacityFactor);
   return UnrealizedConversionCastOp::create(
              b, routingType,
              ValueRange{asTensor(b, indices), asTensor(b, ranks),
@@ -272,17 +274,45 @@ FailureOr<RoutingPlan> RoutingPlans::planOf(Operation *user, Value routing) {
                      cast.getOperand(2), type.getTopK(), type.getExperts()};
 }
 
-/// Emits a plan-derived buffer right after the plan, so that it dominates
-/// every consumer; for a saved routing, right after the residuals, so that
-/// the backward derives its own (O(T*k), cheaper to recompute than to keep).
+/// The plan's moek.rank_assignments when it made the offsets and the
+/// routing is the forward's own (not a saved residual, whose backward
+/// derives its buffers after the residuals): the op that can write a
+/// plan-derived buffer too.
+static moek::RankAssignmentsOp rankingOf(Value routing) {
+  if (routing.getDefiningOp<SaveForBackwardOp>())
+    return {};
+  auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  auto ranks = cast.getOperand(1).getDefiningOp<bufferization::ToTensorOp>();
+  if (!ranks)
+    return {};
+  for (Operation *user : ranks.getBuffer().getUsers())
+    if (auto ranking = dyn_cast<moek::RankAssignmentsOp>(user))
+      if (ranking.getRanks() == ranks.getBuffer() && ranking.getOffsets())
+        return ranking;
+  return {};
+}
+
+/// Emits a plan-derived buffer: written by the plan's ranking where it can
+/// (rankingOf; `attach` adds the buffer to it), else by a KernelOp right
+/// after the plan, so that it dominates every consumer, or for a saved
+/// routing right after the residuals, so that the backward derives its own
+/// (O(T*k), cheaper to recompute than to keep).
 template <typename KernelOp>
-static Value derive(RewriterBase &rewriter, Value routing,
-                    ArrayRef<int64_t> shape, StringRef name,
-                    function_ref<SmallVector<Value>(ImplicitLocOpBuilder &,
-                                                    Value)>
-                        dynamicOf) {
+static Value derive(
+    RewriterBase &rewriter, Value routing, ArrayRef<int64_t> shape,
+    StringRef name,
+    function_ref<SmallVector<Value>(ImplicitLocOpBuilder &, Value)> dynamicOf,
+    function_ref<void(moek::RankAssignmentsOp, Value)> attach) {
   auto cast = unsaved(routing).getDefiningOp<UnrealizedConversionCastOp>();
   ImplicitLocOpBuilder b(cast.getLoc(), rewriter);
+  if (moek::RankAssignmentsOp ranking = rankingOf(routing)) {
+    b.setInsertionPoint(ranking);
+    Value out = allocBuffer(b, shape, b.getI32Type(),
+                            dynamicOf(b, ranking.getIndices()), name);
+    rewriter.modifyOpInPlace(ranking, [&] { attach(ranking, out); });
+    b.setInsertionPointAfter(cast);
+    return asTensor(b, out);
+  }
   if (Operation *save = routing.getDefiningOp<SaveForBackwardOp>())
     b.setInsertionPointAfter(save);
   else
@@ -305,6 +335,9 @@ Value RoutingPlans::assignmentRows(RewriterBase &rewriter, Value routing) {
         "routing.assignment_rows",
         [&](ImplicitLocOpBuilder &b, Value indices) {
           return tokenExtent(b, type.getTokens(), indices);
+        },
+        [](moek::RankAssignmentsOp ranking, Value rows) {
+          ranking.getRowsMutable().assign(rows);
         });
   }
   return cached;
@@ -322,6 +355,9 @@ Value RoutingPlans::rowOwners(RewriterBase &rewriter, Value routing) {
           return {arith::MulIOp::create(
               b, extentOf(b, indices, 0),
               arith::ConstantIndexOp::create(b, type.getTopK()))};
+        },
+        [](moek::RankAssignmentsOp ranking, Value owners) {
+          ranking.getOwnersMutable().assign(owners);
         });
   }
   return cached;

@@ -134,7 +134,9 @@ struct GpuTarget {
 /// whose a is not gathered and 1 otherwise (and always 1 off sm_90a, whose
 /// kernel alone has clusters). On the H200 pairs made mixtral's store GEMM
 /// 9-12% faster and its gathered GLU GEMM no faster (a pair waits for the
-/// slower of two gathers); plain GEMMs were not measured.
+/// slower of two gathers). The router's scores GEMM (plain, every CTA
+/// reading all of w_gate at each k step) was no faster in pairs on
+/// qwen3_30b_a3b and mixtral and 40% slower on olmoe (2026-12-01).
 int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
   if (!target.warpgroupMma)
     return 1;
@@ -366,6 +368,217 @@ void emitBlockRankPass(
   });
 }
 
+/// offsets[0] = 0, offsets[e+1] = offsets[e] + counts[e].
+void emitExclusiveScanKernel(LoopBuilder &lb, Value counts, Value offsets) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  int64_t experts = cast<MemRefType>(counts.getType()).getDimSize(0);
+  // E is small: one thread. Up to kUnrolledExperts (static), the running
+  // sum in a register and the counts loaded eight at a time (their loads in
+  // flight together, not each behind the last store); else a loop.
+  constexpr int64_t kLoads = 8, kUnrolledExperts = 1024;
+  if (ShapedType::isDynamic(experts) || experts > kUnrolledExperts) {
+    launchPerItem(lb, lb.index(1), [&](Value) {
+      memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
+      lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
+        Value sum = arith::AddIOp::create(
+            b, memref::LoadOp::create(b, offsets, ValueRange{e}),
+            memref::LoadOp::create(b, counts, ValueRange{e}));
+        memref::StoreOp::create(
+            b, sum, offsets,
+            ValueRange{arith::AddIOp::create(b, e, lb.index(1))});
+      });
+    });
+    return;
+  }
+  launchPerItem(lb, lb.index(1), [&](Value) {
+    Value running = lb.i32(0);
+    memref::StoreOp::create(b, running, offsets, ValueRange{lb.index(0)});
+    for (int64_t first = 0; first < experts; first += kLoads) {
+      int64_t last = std::min(experts, first + kLoads);
+      SmallVector<Value> loaded;
+      for (int64_t e = first; e < last; ++e)
+        loaded.push_back(
+            memref::LoadOp::create(b, counts, ValueRange{lb.index(e)}));
+      for (int64_t e = first; e < last; ++e) {
+        running = arith::AddIOp::create(b, running, loaded[e - first]);
+        memref::StoreOp::create(b, running, offsets,
+                                ValueRange{lb.index(e + 1)});
+      }
+    }
+  });
+}
+
+/// rows[t, j] for every assignment, a thread each.
+void emitAssignmentRowsKernel(LoopBuilder &lb, const RankedAssignments &plan,
+                              Value rows) {
+  launchPerElement(
+      lb, lb.dim(plan.indices, 0), lb.dim(plan.indices, 1),
+      [&](Value t, Value j) { emitAssignmentRow(lb, plan, rows, t, j); });
+}
+
+/// Assignment (t, j)'s part of the owners: its flat index r = t*k + j at
+/// its grouped row `row` when `kept`, and -1 at row r itself when r is past
+/// the last kept row (offsets[E]). The kept rows fill [0, offsets[E]), so
+/// the two kinds of writes never meet and, over every assignment, cover
+/// all T*k rows: no clear of its own before the scatter.
+void placeOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
+                Value t, Value j, Value kept, Value row) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  int64_t topK = staticDim(plan.indices, 1);
+  int64_t experts = staticDim(plan.offsets, 0) - 1;
+  Value flat =
+      arith::IndexCastOp::create(b, b.getI32Type(), ix.add(ix.mul(t, topK), j));
+  lb.ifThen(kept, [&] {
+    memref::StoreOp::create(b, flat, owners, ValueRange{asIndex(b, row)});
+  });
+  Value keptRows =
+      memref::LoadOp::create(b, plan.offsets, ValueRange{ix.c(experts)});
+  lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, flat, keptRows),
+            [&] {
+              memref::StoreOp::create(b, lb.i32(-1), owners,
+                                      ValueRange{asIndex(b, flat)});
+            });
+}
+
+/// owners for every row, a thread an assignment (placeOwner).
+void emitRowOwnersKernel(LoopBuilder &lb, const RankedAssignments &plan,
+                         Value owners) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  launchPerElement(
+      lb, lb.dim(plan.indices, 0), lb.dim(plan.indices, 1),
+      [&](Value t, Value j) {
+        Value rank = memref::LoadOp::create(b, plan.ranks, ValueRange{t, j});
+        Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, rank,
+                                           lb.i32(0));
+        // A dropped assignment's expert may be no expert's (-1): start 0.
+        Value e = memref::LoadOp::create(b, plan.indices, ValueRange{t, j});
+        Value safe = asIndex(b, arith::SelectOp::create(b, kept, e, lb.i32(0)));
+        Value row = arith::AddIOp::create(
+            b, memref::LoadOp::create(b, plan.offsets, ValueRange{safe}), rank);
+        placeOwner(lb, plan, owners, t, j, kept, row);
+      });
+}
+
+/// A block-shared i32 [rows, cols] view at `byteOffset` of the launch's
+/// dynamic shared memory.
+Value sharedI32(ImplicitLocOpBuilder &b, Value shared, int64_t byteOffset,
+                int64_t rows, int64_t cols) {
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  return memref::ViewOp::create(
+      b,
+      MemRefType::get({rows, cols}, b.getI32Type(), MemRefLayoutAttrInterface(),
+                      workgroup),
+      shared, arith::ConstantIndexOp::create(b, byteOffset), ValueRange{});
+}
+
+/// Most experts whose per-slice counts one block scans (a thread or more
+/// an expert).
+constexpr int64_t kMaxBlockScanExperts = 1024;
+
+/// The ranking's scan over slices in one block: G threads an expert
+/// (G = min(32, 1024 / E)) each sum a run of slices of `partials`' column,
+/// take the sums of the runs before theirs from shared memory and rewrite
+/// their run as the count before each slice; the last run's thread has the
+/// expert's total, kept below `capacity`, into `counts`. With `offsets`, a
+/// scan across experts in shared memory (log2 E steps) then writes them. A
+/// thread an expert walking all slices alone took 10-12 us on
+/// qwen3_30b_a3b's 256 slices, and the offsets a launch of their own.
+void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
+                              Value capacity, Value counts, Value offsets,
+                              int64_t experts) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  int64_t runs = std::min<int64_t>(32, kMaxBlockScanExperts / experts);
+  int64_t threads = runs * experts;
+  auto launch =
+      gpu::LaunchOp::create(b, ix.c(1), ix.c(1), ix.c(1), ix.c(threads),
+                            ix.c(1), ix.c(1), lb.i32((runs + 1) * experts * 4));
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "scan"));
+  OpBuilder::InsertionGuard guard(b);
+  enterLaunchBody(b, launch);
+  Value tid = launch.getThreadIds().x;
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  Value shared = gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                         MemRefLayoutAttrInterface(), workgroup));
+  Value runSums = sharedI32(b, shared, 0, runs, experts);
+  Value kept = sharedI32(b, shared, runs * experts * 4, 1, experts);
+  Value e = ix.rem(tid, experts), run = ix.div(tid, experts);
+  Value perRun = arith::CeilDivUIOp::create(b, slices, ix.c(runs));
+  Value first =
+      arith::MinUIOp::create(b, arith::MulIOp::create(b, run, perRun), slices);
+  Value last = arith::MinUIOp::create(b, ix.add(first, perRun), slices);
+  auto column = [&](Value s) -> SmallVector<Value> { return {s, e}; };
+  Value sum = lb.forLoopCarrying(
+      first, last, ValueRange{lb.i32(0)},
+      [&](Value s, ValueRange c) -> SmallVector<Value> {
+        return {arith::AddIOp::create(
+            b, c[0], memref::LoadOp::create(b, partials, column(s)))};
+      })[0];
+  memref::StoreOp::create(b, sum, runSums, ValueRange{run, e});
+  gpu::BarrierOp::create(b);
+  Value before = lb.forLoopCarrying(
+      ix.c(0), run, ValueRange{lb.i32(0)},
+      [&](Value r, ValueRange c) -> SmallVector<Value> {
+        return {arith::AddIOp::create(
+            b, c[0], memref::LoadOp::create(b, runSums, ValueRange{r, e}))};
+      })[0];
+  Value total = lb.forLoopCarrying(
+      first, last, ValueRange{before},
+      [&](Value s, ValueRange c) -> SmallVector<Value> {
+        Value count = memref::LoadOp::create(b, partials, column(s));
+        memref::StoreOp::create(b, c[0], partials, column(s));
+        return {arith::AddIOp::create(b, c[0], count)};
+      })[0];
+  lb.ifThen(
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, run, ix.c(runs - 1)),
+      [&] {
+        Value keptCount = arith::MinSIOp::create(b, total, capacity);
+        memref::StoreOp::create(b, keptCount, counts, ValueRange{e});
+        memref::StoreOp::create(b, keptCount, kept, ValueRange{ix.c(0), e});
+      });
+  if (!offsets)
+    return;
+  gpu::BarrierOp::create(b);
+  // Inclusive scan across experts by the first run's threads (thread e):
+  // each step reads, then (after a barrier) adds.
+  Value scanning = ix.ult(tid, experts);
+  for (int64_t step = 1; step < experts; step *= 2) {
+    Value from = ix.both(scanning, ix.uge(e, ix.c(step)));
+    auto read = scf::IfOp::create(b, TypeRange{b.getI32Type()}, from,
+                                  /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard inIf(b);
+      b.setInsertionPointToStart(read.thenBlock());
+      scf::YieldOp::create(
+          b, ValueRange{memref::LoadOp::create(
+                 b, kept, ValueRange{ix.c(0), ix.sub(e, ix.c(step))})});
+      b.setInsertionPointToStart(read.elseBlock());
+      scf::YieldOp::create(b, ValueRange{lb.i32(0)});
+    }
+    gpu::BarrierOp::create(b);
+    lb.ifThen(from, [&] {
+      Value mine = memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e});
+      memref::StoreOp::create(b,
+                              arith::AddIOp::create(b, mine, read.getResult(0)),
+                              kept, ValueRange{ix.c(0), e});
+    });
+    gpu::BarrierOp::create(b);
+  }
+  lb.ifThen(scanning, [&] {
+    memref::StoreOp::create(
+        b, memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e}), offsets,
+        ValueRange{ix.add(e, 1)});
+    lb.ifThen(
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, ix.c(0)), [&] {
+          memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
+        });
+  });
+}
+
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value indices = op.getIndices(), ranks = op.getRanks(),
@@ -460,20 +673,37 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           memref::StoreOp::create(b, count, partial, ValueRange{s, e});
         },
         "count");
-  launchPerItem(lb, numExperts, [&](Value e) {
-    Value total = lb.forLoopCarrying(
-        zero, slices, ValueRange{lb.i32(0)},
-        [&](Value s, ValueRange c) -> SmallVector<Value> {
-          Value count = memref::LoadOp::create(b, partial, ValueRange{s, e});
-          memref::StoreOp::create(b, c[0], partial, ValueRange{s, e});
-          return {arith::AddIOp::create(b, c[0], count)};
-        })[0];
-    memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
-                            counts, ValueRange{e});
-  }, "scan");
+  // The rest of the plan, when the op makes it (rows and owners need the
+  // offsets, which the scan writes).
+  RankedAssignments plan{indices, ranks, op.getOffsets()};
+  Value rows = op.getRows(), owners = op.getOwners();
+  if (experts <= kMaxBlockScanExperts) {
+    emitBlockScan(lb, partial, slices, capacity, counts,
+                             plan.offsets, experts);
+  } else {
+    launchPerItem(
+        lb, numExperts,
+        [&](Value e) {
+          Value total = lb.forLoopCarrying(
+              zero, slices, ValueRange{lb.i32(0)},
+              [&](Value s, ValueRange c) -> SmallVector<Value> {
+                Value count =
+                    memref::LoadOp::create(b, partial, ValueRange{s, e});
+                memref::StoreOp::create(b, c[0], partial, ValueRange{s, e});
+                return {arith::AddIOp::create(b, c[0], count)};
+              })[0];
+          memref::StoreOp::create(b, arith::MinSIOp::create(b, total, capacity),
+                                  counts, ValueRange{e});
+        },
+        "scan");
+    if (plan.offsets)
+      emitExclusiveScanKernel(lb, counts, plan.offsets);
+  }
   if (blockThreads) {
     // The rank: the assignments to e in earlier slices, earlier warps and
-    // lower lanes; kept below C; -1 for an index outside [0, E).
+    // lower lanes; kept below C; -1 for an index outside [0, E). With the
+    // plan, the same threads place their assignment (rows, owners) and
+    // clear the owners past the last kept row.
     emitBlockRankPass(
         lb, indices, experts, *blockThreads, slices, "rank", nullptr,
         [&](Value s, Value t, Value j, Value e, Value mine, Value rank) {
@@ -486,6 +716,17 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           memref::StoreOp::create(
               b, arith::SelectOp::create(b, kept, before, lb.i32(-1)), ranks,
               ValueRange{t, j});
+          if (!rows && !owners)
+            return;
+          Value row = arith::AddIOp::create(
+              b, memref::LoadOp::create(b, plan.offsets, ValueRange{e}),
+              before);
+          if (rows)
+            memref::StoreOp::create(
+                b, arith::SelectOp::create(b, kept, row, lb.i32(-1)), rows,
+                ValueRange{t, j});
+          if (owners)
+            placeOwner(lb, plan, owners, t, j, kept, row);
         });
     return;
   }
@@ -504,62 +745,10 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
           memref::StoreOp::create(b, lb.i32(-1), ranks, ValueRange{t, j});
         });
   }, "rank");
-}
-
-void lowerExclusiveScan(ExclusiveScanOp op, LoopBuilder &lb) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  Value counts = op.getCounts(), offsets = op.getOffsets();
-  int64_t experts = cast<MemRefType>(counts.getType()).getDimSize(0);
-  // E is small: one thread. Up to kUnrolledExperts (static), the running
-  // sum in a register and the counts loaded eight at a time (their loads in
-  // flight together, not each behind the last store); else a loop.
-  constexpr int64_t kLoads = 8, kUnrolledExperts = 1024;
-  if (ShapedType::isDynamic(experts) || experts > kUnrolledExperts) {
-    launchPerItem(lb, lb.index(1), [&](Value) {
-      memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
-      lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
-        Value sum = arith::AddIOp::create(
-            b, memref::LoadOp::create(b, offsets, ValueRange{e}),
-            memref::LoadOp::create(b, counts, ValueRange{e}));
-        memref::StoreOp::create(
-            b, sum, offsets,
-            ValueRange{arith::AddIOp::create(b, e, lb.index(1))});
-      });
-    });
-    return;
-  }
-  launchPerItem(lb, lb.index(1), [&](Value) {
-    Value running = lb.i32(0);
-    memref::StoreOp::create(b, running, offsets, ValueRange{lb.index(0)});
-    for (int64_t first = 0; first < experts; first += kLoads) {
-      int64_t last = std::min(experts, first + kLoads);
-      SmallVector<Value> loaded;
-      for (int64_t e = first; e < last; ++e)
-        loaded.push_back(
-            memref::LoadOp::create(b, counts, ValueRange{lb.index(e)}));
-      for (int64_t e = first; e < last; ++e) {
-        running = arith::AddIOp::create(b, running, loaded[e - first]);
-        memref::StoreOp::create(b, running, offsets,
-                                ValueRange{lb.index(e + 1)});
-      }
-    }
-  });
-}
-
-void lowerAssignmentRows(AssignmentRowsOp op, LoopBuilder &lb) {
-  Value indices = op.getIndices();
-  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
-                   [&](Value t, Value j) { emitAssignmentRow(lb, op, t, j); });
-}
-
-void lowerRowAssignments(RowAssignmentsOp op, LoopBuilder &lb) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  Value owners = op.getOwners(), indices = op.getIndices();
-  launchPerItem(lb, lb.dim(owners, 0), [&](Value r) {
-    memref::StoreOp::create(b, lb.i32(-1), owners, ValueRange{r});
-  }, "clear");
-  launchPerElement(lb, lb.dim(indices, 0), lb.dim(indices, 1),
-                   [&](Value t, Value j) { emitRowOwner(lb, op, t, j); });
+  if (rows)
+    emitAssignmentRowsKernel(lb, plan, rows);
+  if (owners)
+    emitRowOwnersKernel(lb, plan, owners);
 }
 
 void lowerGatherRows(GatherRowsOp op, LoopBuilder &lb) {
@@ -1120,13 +1309,19 @@ struct MoekLowerToGPUPass
                 return lowerRankAssignments(o, lb), success();
               })
               .Case([&](ExclusiveScanOp o) {
-                return lowerExclusiveScan(o, lb), success();
+                return emitExclusiveScanKernel(lb, o.getCounts(),
+                                               o.getOffsets()),
+                       success();
               })
               .Case([&](AssignmentRowsOp o) {
-                return lowerAssignmentRows(o, lb), success();
+                return emitAssignmentRowsKernel(lb, rankedAssignmentsOf(o),
+                                                o.getRows()),
+                       success();
               })
               .Case([&](RowAssignmentsOp o) {
-                return lowerRowAssignments(o, lb), success();
+                return emitRowOwnersKernel(lb, rankedAssignmentsOf(o),
+                                           o.getOwners()),
+                       success();
               })
               .Case([&](GatherRowsOp o) {
                 return lowerGatherRows(o, lb), success();

@@ -279,26 +279,27 @@ static std::pair<Value, Value> assignmentPlace(LoopBuilder &lb, Value indices,
   return {arith::AddIOp::create(b, start, rank), kept};
 }
 
-void emitAssignmentRow(LoopBuilder &lb, AssignmentRowsOp op, Value t,
-                       Value j) {
+void emitAssignmentRow(LoopBuilder &lb, const RankedAssignments &plan,
+                       Value rows, Value t, Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [row, kept] = assignmentPlace(lb, op.getIndices(), op.getRanks(),
-                                     op.getOffsets(), t, j);
+  auto [row, kept] =
+      assignmentPlace(lb, plan.indices, plan.ranks, plan.offsets, t, j);
   memref::StoreOp::create(b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
-                          op.getRows(), ValueRange{t, j});
+                          rows, ValueRange{t, j});
 }
 
-void emitRowOwner(LoopBuilder &lb, RowAssignmentsOp op, Value t, Value j) {
+void emitRowOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
+                  Value t, Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [row, kept] = assignmentPlace(lb, op.getIndices(), op.getRanks(),
-                                     op.getOffsets(), t, j);
-  Value topK = lb.index(staticDim(op.getIndices(), 1));
+  auto [row, kept] =
+      assignmentPlace(lb, plan.indices, plan.ranks, plan.offsets, t, j);
+  Value topK = lb.index(staticDim(plan.indices, 1));
   lb.ifThen(kept, [&] {
     Value flat =
         arith::AddIOp::create(b, arith::MulIOp::create(b, t, topK), j);
-    memref::StoreOp::create(
-        b, arith::IndexCastOp::create(b, b.getI32Type(), flat), op.getOwners(),
-        ValueRange{asIndex(b, row)});
+    memref::StoreOp::create(b,
+                            arith::IndexCastOp::create(b, b.getI32Type(), flat),
+                            owners, ValueRange{asIndex(b, row)});
   });
 }
 

@@ -62,12 +62,26 @@ RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op,
 void emitRouteToken(moe::LoopBuilder &lb, RouteOp op, const RouteScratch &s,
                     Value t, Value scores = nullptr);
 
+/// The routing plan's buffers that its derived ones are made from:
+/// indices and ranks [T, k], offsets [E+1].
+struct RankedAssignments {
+  Value indices, ranks, offsets;
+};
+
+/// The ranked assignments a derived-buffer op (moek.assignment_rows,
+/// moek.row_assignments) reads.
+template <typename DerivedOp>
+RankedAssignments rankedAssignmentsOf(DerivedOp op) {
+  return {op.getIndices(), op.getRanks(), op.getOffsets()};
+}
+
 /// rows[t, j]: the grouped row of assignment (t, j), or -1 if dropped.
-void emitAssignmentRow(moe::LoopBuilder &lb, AssignmentRowsOp op, Value t,
-                       Value j);
+void emitAssignmentRow(moe::LoopBuilder &lb, const RankedAssignments &plan,
+                       Value rows, Value t, Value j);
 
 /// owners[row of (t, j)] = t*k + j when the assignment was kept.
-void emitRowOwner(moe::LoopBuilder &lb, RowAssignmentsOp op, Value t, Value j);
+void emitRowOwner(moe::LoopBuilder &lb, const RankedAssignments &plan,
+                  Value owners, Value t, Value j);
 
 } // namespace mlir::moek
 

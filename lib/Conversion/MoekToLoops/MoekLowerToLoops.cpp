@@ -49,6 +49,43 @@ void lowerRoute(RouteOp op, ImplicitLocOpBuilder &b,
              [&](Value t) { emitRouteToken(lb, op, s, t); });
 }
 
+/// offsets[0] = 0, offsets[e+1] = offsets[e] + counts[e].
+void emitExclusiveScan(LoopBuilder &lb, Value counts, Value offsets) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
+  lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
+    Value next = arith::AddIOp::create(b, e, lb.index(1));
+    Value sum = arith::AddIOp::create(
+        b, memref::LoadOp::create(b, offsets, ValueRange{e}),
+        memref::LoadOp::create(b, counts, ValueRange{e}));
+    memref::StoreOp::create(b, sum, offsets, ValueRange{next});
+  });
+}
+
+/// Runs `body(t, j)` for every assignment, in order of token, then slot.
+void forEachAssignment(LoopBuilder &lb, Value indices,
+                       function_ref<void(Value, Value)> body) {
+  Value zero = lb.index(0);
+  lb.forLoop(zero, lb.dim(indices, 0), [&](Value t) {
+    lb.forLoop(zero, lb.dim(indices, 1), [&](Value j) { body(t, j); });
+  });
+}
+
+void emitAssignmentRows(LoopBuilder &lb, const RankedAssignments &plan,
+                        Value rows) {
+  forEachAssignment(lb, plan.indices, [&](Value t, Value j) {
+    emitAssignmentRow(lb, plan, rows, t, j);
+  });
+}
+
+void emitRowAssignments(LoopBuilder &lb, const RankedAssignments &plan,
+                        Value owners) {
+  lb.fill(owners, lb.i32(-1));
+  forEachAssignment(lb, plan.indices, [&](Value t, Value j) {
+    emitRowOwner(lb, plan, owners, t, j);
+  });
+}
+
 void lowerRankAssignments(RankAssignmentsOp op, ImplicitLocOpBuilder &b) {
   LoopBuilder lb(b);
   Value indices = op.getIndices(), ranks = op.getRanks(),
@@ -85,41 +122,15 @@ void lowerRankAssignments(RankAssignmentsOp op, ImplicitLocOpBuilder &b) {
       });
     });
   });
-}
-
-void lowerExclusiveScan(ExclusiveScanOp op, ImplicitLocOpBuilder &b) {
-  LoopBuilder lb(b);
-  Value counts = op.getCounts(), offsets = op.getOffsets();
-  memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
-  lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
-    Value next = arith::AddIOp::create(b, e, lb.index(1));
-    Value sum = arith::AddIOp::create(
-        b, memref::LoadOp::create(b, offsets, ValueRange{e}),
-        memref::LoadOp::create(b, counts, ValueRange{e}));
-    memref::StoreOp::create(b, sum, offsets, ValueRange{next});
-  });
-}
-
-/// Runs `body(t, j)` for every assignment, in order of token, then slot.
-void forEachAssignment(LoopBuilder &lb, Value indices,
-                       function_ref<void(Value, Value)> body) {
-  Value zero = lb.index(0);
-  lb.forLoop(zero, lb.dim(indices, 0), [&](Value t) {
-    lb.forLoop(zero, lb.dim(indices, 1), [&](Value j) { body(t, j); });
-  });
-}
-
-void lowerAssignmentRows(AssignmentRowsOp op, ImplicitLocOpBuilder &b) {
-  LoopBuilder lb(b);
-  forEachAssignment(lb, op.getIndices(),
-                    [&](Value t, Value j) { emitAssignmentRow(lb, op, t, j); });
-}
-
-void lowerRowAssignments(RowAssignmentsOp op, ImplicitLocOpBuilder &b) {
-  LoopBuilder lb(b);
-  lb.fill(op.getOwners(), lb.i32(-1));
-  forEachAssignment(lb, op.getIndices(),
-                    [&](Value t, Value j) { emitRowOwner(lb, op, t, j); });
+  // The rest of the plan, when the op makes it.
+  RankedAssignments plan{indices, ranks, op.getOffsets()};
+  if (!plan.offsets)
+    return;
+  emitExclusiveScan(lb, counts, plan.offsets);
+  if (Value rows = op.getRows())
+    emitAssignmentRows(lb, plan, rows);
+  if (Value owners = op.getOwners())
+    emitRowAssignments(lb, plan, owners);
 }
 
 //===----------------------------------------------------------------------===//
@@ -355,13 +366,21 @@ struct MoekLowerToLoopsPass
                 return lowerRankAssignments(o, b), true;
               })
               .Case([&](ExclusiveScanOp o) {
-                return lowerExclusiveScan(o, b), true;
+                LoopBuilder lb(b);
+                return emitExclusiveScan(lb, o.getCounts(), o.getOffsets()),
+                       true;
               })
               .Case([&](AssignmentRowsOp o) {
-                return lowerAssignmentRows(o, b), true;
+                LoopBuilder lb(b);
+                return emitAssignmentRows(lb, rankedAssignmentsOf(o),
+                                          o.getRows()),
+                       true;
               })
               .Case([&](RowAssignmentsOp o) {
-                return lowerRowAssignments(o, b), true;
+                LoopBuilder lb(b);
+                return emitRowAssignments(lb, rankedAssignmentsOf(o),
+                                          o.getOwners()),
+                       true;
               })
               .Case([&](GatherRowsOp o) { return lowerGatherRows(o, b), true; })
               .Case([&](GroupedMatmulOp o) {
@@ -389,7 +408,8 @@ struct MoekLowerToLoopsPass
               .Case([&](ExchangeCountsOp o) {
                 return lowerExchangeCounts(o, b), true;
               })
-              .Case([&](moek::AllToAllOp o) { return lowerAllToAll(o, b), true; })
+              .Case(
+                  [&](moek::AllToAllOp o) { return lowerAllToAll(o, b), true; })
               .Case([&](AllToAllStartOp o) {
                 return lowerAllToAllStart(o, b), true;
               })

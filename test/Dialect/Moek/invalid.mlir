@@ -327,6 +327,43 @@ func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<?xi32>) {
 
 // -----
 
+// The plan's rows and owners start at the offsets: the op must make them.
+func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<4xi32>, %o: memref<32xi32>) {
+  // expected-error @+1 {{'moek.rank_assignments' op owners need offsets (a grouped row is its expert's offset plus the rank)}}
+  moek.rank_assignments %i into %r, %c owners(%o : memref<32xi32>)
+      : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
+  return
+}
+
+// -----
+
+func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<4xi32>, %off: memref<4xi32>) {
+  // expected-error @+1 {{'moek.rank_assignments' op offsets dimension 0 (E+1) (4) does not match counts dimension 0 (E) plus one (5)}}
+  moek.rank_assignments %i into %r, %c offsets(%off : memref<4xi32>)
+      : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
+  return
+}
+
+// -----
+
+func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<4xi32>, %off: memref<5xi32>, %rows: memref<16x3xi32>) {
+  // expected-error @+1 {{'moek.rank_assignments' op rows dimension 1 (k) (3) does not match indices dimension 1 (k) (2)}}
+  moek.rank_assignments %i into %r, %c offsets(%off : memref<5xi32>) rows(%rows : memref<16x3xi32>)
+      : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
+  return
+}
+
+// -----
+
+func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<4xi32>, %off: memref<5xi32>, %o: memref<16xi32>) {
+  // expected-error @+1 {{'moek.rank_assignments' op owners dimension 0 (T*k) (16) does not match the number of assignments of indices (T*k) (32)}}
+  moek.rank_assignments %i into %r, %c offsets(%off : memref<5xi32>) owners(%o : memref<16xi32>)
+      : memref<16x2xi32>, memref<16x2xi32>, memref<4xi32>
+  return
+}
+
+// -----
+
 // A token picks an expert at most once.
 func.func @f(%i: memref<16x2xi32>, %r: memref<16x2xi32>, %c: memref<1xi32>) {
   // expected-error @+1 {{'moek.rank_assignments' op indices dimension 1 (k) (2) exceeds the number of experts of counts (1)}}

@@ -51,13 +51,17 @@ func.func @route_bias_groups(%x: memref<8x32xf32>, %w_gate: memref<32x16xf32>,
 // CHECK: moek.exclusive_scan %[[C]] into %[[O]] : memref<4xi32>, memref<5xi32>
 // CHECK: moek.assignment_rows %[[I]], %[[R]], %[[O]] into %[[ROWS]] : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?x2xi32>
 // CHECK: moek.row_assignments %[[I]], %[[R]], %[[O]] into %[[OWN]] : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?xi32>
+// CHECK: moek.rank_assignments %[[I]] into %[[R]], %[[C]] partials(%{{.*}} : memref<?x4xi32>) offsets(%[[O]] : memref<5xi32>) rows(%[[ROWS]] : memref<?x2xi32>) owners(%[[OWN]] : memref<?xi32>) : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+// CHECK: moek.rank_assignments %[[I]] into %[[R]], %[[C]] offsets(%[[O]] : memref<5xi32>) owners(%[[OWN]] : memref<?xi32>) : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
 // GENERIC-LABEL: "func.func"
-// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64}>
-// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 1.250000e+00 : f64}>
-// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64}>
+// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>}>
+// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 1.250000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>}>
+// GENERIC: "moek.rank_assignments"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{capacity_factor = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>}>
 // GENERIC: "moek.exclusive_scan"(%{{.*}}, %{{.*}})
 // GENERIC: "moek.assignment_rows"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 // GENERIC: "moek.row_assignments"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// GENERIC: "moek.rank_assignments"({{.*}}) <{capacity_factor = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1>}>
+// GENERIC: "moek.rank_assignments"({{.*}}) <{capacity_factor = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0, 1>}>
 func.func @routing_plan(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
                         %counts: memref<4xi32>, %offsets: memref<5xi32>,
                         %rows: memref<?x2xi32>, %owners: memref<?xi32>, %n: index) {
@@ -73,6 +77,13 @@ func.func @routing_plan(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
       : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?x2xi32>
   moek.row_assignments %indices, %ranks, %offsets into %owners
       : memref<?x2xi32>, memref<?x2xi32>, memref<5xi32>, memref<?xi32>
+  // The whole plan in one op.
+  moek.rank_assignments %indices into %ranks, %counts partials(%partials : memref<?x4xi32>)
+      offsets(%offsets : memref<5xi32>) rows(%rows : memref<?x2xi32>) owners(%owners : memref<?xi32>)
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
+  moek.rank_assignments %indices into %ranks, %counts
+      offsets(%offsets : memref<5xi32>) owners(%owners : memref<?xi32>)
+      : memref<?x2xi32>, memref<?x2xi32>, memref<4xi32>
   return
 }
 
