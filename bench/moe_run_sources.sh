@@ -28,7 +28,8 @@ build_moe_run() {
 }
 
 # run_checks RUN DIR LOGS: every DIR/check-*.so against the CPU reference
-#   (RUN --check --seed 3: outputs poisoned), its log in LOGS, a line each
+#   (RUN --check --seed 3: outputs poisoned; its inputs from DIR/NAME.inputs
+#   when there is one), its log in LOGS, a line each
 #   (the relative errors, or FAILED and the log's end); adds the failures to
 #   $failures. CHECK_TIMEOUT (default 240 s: mixtral's reference backward
 #   holds its weights in double) bounds each.
@@ -41,7 +42,10 @@ run_checks() {
   local run=$1 dir=$2 logs=$3 a n
   for a in "$dir"/check-*.so; do
     n=$(basename "$a" .so)
-    if timeout "${CHECK_TIMEOUT:-240}" "$run" "$a" --check --seed 3 > "$logs/$n.log" 2>&1; then
+    # DIR/NAME.inputs: the check's own inputs (moe-run --inputs).
+    local inputs=()
+    [ -d "$dir/$n.inputs" ] && inputs=(--inputs "$dir/$n.inputs")
+    if timeout "${CHECK_TIMEOUT:-240}" "$run" "$a" --check --seed 3 "${inputs[@]}" > "$logs/$n.log" 2>&1; then
       echo "$n: $(grep -E 'relative error' "$logs/$n.log" | sed 's/^ *//' | cut -c1-80 | tr '\n' ';')"
     else
       failures=$((failures + 1)); echo "$n: FAILED"; tail -5 "$logs/$n.log"

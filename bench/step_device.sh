@@ -40,6 +40,15 @@ if [ "${1:-}" = compile ]; then
   # two), 1001 tokens: 16 slices, the last one partial.
   compile check-fwd-route-e128 tokens=1001,hidden=64,ffn=32,experts=128,top_k=8,dtype=bf16
   compile check-fwd-route-e40 tokens=1001,hidden=64,ffn=32,experts=40,top_k=6,dtype=bf16
+  # NaN router keys (a NaN bias for experts 0, 1 and 33): the router's rule
+  # for them (the first available expert is taken when its key is NaN), on
+  # inputs of its own (moe-run --inputs).
+  nan_spec=tokens=200,hidden=64,ffn=32,experts=64,top_k=4,dtype=bf16,bias=1
+  compile check-fwd-nan-bias $nan_spec
+  "$bin/moe-run" --layer $nan_spec --seed 3 --dump "$dir/check-fwd-nan-bias.inputs" > /dev/null
+  rm -f "$dir"/check-fwd-nan-bias.inputs/result*.npy
+  python3 -c "import numpy as np, sys; p = sys.argv[1]; b = np.load(p) * 1e-3; b[[0, 1, 33]] = np.nan; np.save(p, b)" \
+    "$dir/check-fwd-nan-bias.inputs/arg4.npy"
   # More experts than the ranking's one-block scan takes (1024): the scan a
   # thread an expert, then the offsets' own launch.
   compile check-fwd-e1100 tokens=600,hidden=64,ffn=32,experts=1100,top_k=2,dtype=bf16

@@ -147,24 +147,37 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
                                              lb.i32(0)));
     }
 
+    // Whether any of the token's keys is NaN (the same for the whole warp).
+    // Without one, a slot is the largest available code, lowest expert on
+    // ties: two redux.sync, where the rule for NaN keys (the first
+    // available expert when its key is NaN) takes two more.
+    Value laneHasNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
+    for (int64_t i = 0; i < perLane; ++i)
+      laneHasNaN =
+          arith::OrIOp::create(b, laneHasNaN, ix.both(valid[i], keyIsNaN[i]));
+    Value anyNaN = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::ne,
+        redux(b, arith::ExtUIOp::create(b, b.getI32Type(), laneHasNaN),
+              NVVM::ReduxKind::OR),
+        lb.i32(0));
+    // Up to 32 slots, lane j keeps slot j's expert and probability until
+    // the end, so that the warp stores them in one go, normalized; more
+    // slots go out from lane 0 as they are picked and are scaled after.
+    bool slotsInLanes = topK <= 32;
     SmallVector<Value> init(valid);
+    init.push_back(zeroF);
+    init.push_back(lb.i32(0));
     init.push_back(zeroF);
     SmallVector<Value> done = lb.forLoopCarrying(
         ix.c(0), ix.c(topK), init,
         [&](Value j, ValueRange carried) -> SmallVector<Value> {
           ValueRange available = carried.take_front(perLane);
           Value sum = carried[perLane];
-          // This lane's first available expert (E: none) with whether its
-          // key is NaN, and its largest available code with the lowest
-          // expert holding it (experts ascend with i).
-          Value first = lb.i32(experts);
-          Value firstNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
+          Value laneSlotExpert = carried[perLane + 1];
+          Value laneSlotProb = carried[perLane + 2];
+          // This lane's largest available code with the lowest expert
+          // holding it (experts ascend with i).
           Value bestCode = lb.i32(0), best = lb.i32(experts);
-          for (int64_t i = perLane - 1; i >= 0; --i) {
-            first = arith::SelectOp::create(b, available[i], expert32[i], first);
-            firstNaN =
-                arith::SelectOp::create(b, available[i], keyIsNaN[i], firstNaN);
-          }
           for (int64_t i = 0; i < perLane; ++i) {
             Value mine =
                 arith::SelectOp::create(b, available[i], code[i], lb.i32(0));
@@ -173,30 +186,56 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
             bestCode = arith::SelectOp::create(b, take, mine, bestCode);
             best = arith::SelectOp::create(b, take, expert32[i], best);
           }
-          Value warpFirst = redux(b, first, NVVM::ReduxKind::UMIN);
-          Value firstIsNaN = arith::AndIOp::create(
-              b, firstNaN,
-              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, first,
-                                    warpFirst));
-          Value nanFirst =
-              redux(b, arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
-                    NVVM::ReduxKind::OR);
-          Value warpCode = redux(b, bestCode, NVVM::ReduxKind::UMAX);
-          Value holds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                              bestCode, warpCode);
-          Value warpBest =
-              redux(b, arith::SelectOp::create(b, holds, best, lb.i32(experts)),
-                    NVVM::ReduxKind::UMIN);
-          // The first available expert when its key is NaN or no key is a
-          // number; else the largest key, lowest index on ties.
-          Value useFirst = arith::OrIOp::create(
-              b,
-              arith::CmpIOp::create(b, arith::CmpIPredicate::ne, nanFirst,
-                                    lb.i32(0)),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpCode,
-                                    lb.i32(0)));
-          Value winner =
-              arith::SelectOp::create(b, useFirst, warpFirst, warpBest);
+          auto largest = [&](Value warpCode) {
+            Value holds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                bestCode, warpCode);
+            return redux(
+                b, arith::SelectOp::create(b, holds, best, lb.i32(experts)),
+                NVVM::ReduxKind::UMIN);
+          };
+          auto pick = scf::IfOp::create(b, TypeRange{b.getI32Type()}, anyNaN,
+                                        /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard inPick(b);
+            b.setInsertionPointToStart(pick.thenBlock());
+            // This lane's first available expert (E: none) with whether
+            // its key is NaN.
+            Value first = lb.i32(experts);
+            Value firstNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
+            for (int64_t i = perLane - 1; i >= 0; --i) {
+              first =
+                  arith::SelectOp::create(b, available[i], expert32[i], first);
+              firstNaN = arith::SelectOp::create(b, available[i], keyIsNaN[i],
+                                                 firstNaN);
+            }
+            Value warpFirst = redux(b, first, NVVM::ReduxKind::UMIN);
+            Value firstIsNaN = arith::AndIOp::create(
+                b, firstNaN,
+                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, first,
+                                      warpFirst));
+            Value nanFirst =
+                redux(b, arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
+                      NVVM::ReduxKind::OR);
+            Value warpCode = redux(b, bestCode, NVVM::ReduxKind::UMAX);
+            Value warpBest = largest(warpCode);
+            // The first available expert when its key is NaN or no key is
+            // a number; else the largest key, lowest index on ties.
+            Value useFirst = arith::OrIOp::create(
+                b,
+                arith::CmpIOp::create(b, arith::CmpIPredicate::ne, nanFirst,
+                                      lb.i32(0)),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpCode,
+                                      lb.i32(0)));
+            scf::YieldOp::create(b, ValueRange{arith::SelectOp::create(
+                                        b, useFirst, warpFirst, warpBest)});
+            // No NaN key: every available key has a code above 0, and a
+            // slot always has an available expert (k <= E).
+            b.setInsertionPointToStart(pick.elseBlock());
+            scf::YieldOp::create(
+                b,
+                ValueRange{largest(redux(b, bestCode, NVVM::ReduxKind::UMAX))});
+          }
+          Value winner = pick.getResult(0);
           // Its probability, from the lane that keeps it.
           Value slot = arith::DivUIOp::create(b, winner, lb.i32(32));
           Value mine = probs[0];
@@ -212,10 +251,18 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
                         gpu::ShuffleModeAttr::get(b.getContext(),
                                                   gpu::ShuffleMode::IDX))
                         .getShuffleResult();
-          lb.ifThen(ix.ult(lane, 1), [&] {
-            memref::StoreOp::create(b, winner, indices, ValueRange{t, j});
-            memref::StoreOp::create(b, p, weights, ValueRange{t, j});
-          });
+          if (slotsInLanes) {
+            Value keeps =
+                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, j);
+            laneSlotExpert =
+                arith::SelectOp::create(b, keeps, winner, laneSlotExpert);
+            laneSlotProb = arith::SelectOp::create(b, keeps, p, laneSlotProb);
+          } else {
+            lb.ifThen(ix.ult(lane, 1), [&] {
+              memref::StoreOp::create(b, winner, indices, ValueRange{t, j});
+              memref::StoreOp::create(b, p, weights, ValueRange{t, j});
+            });
+          }
           SmallVector<Value> next;
           for (int64_t i = 0; i < perLane; ++i)
             next.push_back(arith::AndIOp::create(
@@ -223,13 +270,25 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
                 arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
                                       expert32[i], winner)));
           next.push_back(arith::AddFOp::create(b, sum, p));
+          next.push_back(laneSlotExpert);
+          next.push_back(laneSlotProb);
           return next;
         });
     // The weights scaled as the per-token body scales them.
     double scaling = op.getScaling().convertToDouble();
-    Value factor = op.getNormalize()
-                       ? arith::DivFOp::create(b, lb.f32(scaling), done.back())
-                       : lb.f32(scaling);
+    Value factor = op.getNormalize() ? arith::DivFOp::create(b, lb.f32(scaling),
+                                                             done[perLane])
+                                     : lb.f32(scaling);
+    if (slotsInLanes) {
+      lb.ifThen(ix.ult(lane, topK), [&] {
+        memref::StoreOp::create(b, done[perLane + 1], indices,
+                                ValueRange{t, lane});
+        memref::StoreOp::create(
+            b, arith::MulFOp::create(b, done[perLane + 2], factor), weights,
+            ValueRange{t, lane});
+      });
+      return;
+    }
     lb.ifThen(ix.ult(lane, 1), [&] {
       lb.forLoop(ix.c(0), ix.c(topK), [&](Value j) {
         Value w = memref::LoadOp::create(b, weights, ValueRange{t, j});
