@@ -282,6 +282,8 @@ static moek::RankAssignmentsOp rankingOf(Value routing) {
   if (routing.getDefiningOp<SaveForBackwardOp>())
     return {};
   auto cast = routing.getDefiningOp<UnrealizedConversionCastOp>();
+  if (!cast)
+    return {};
   auto ranks = cast.getOperand(1).getDefiningOp<bufferization::ToTensorOp>();
   if (!ranks)
     return {};
