@@ -593,7 +593,7 @@ def Moek_ReceivedAssignmentsOp : Moek_KernelOp<"received_assignments"> {
     For segment `g` of `counts[G]` (in order), its `counts[g]` rows get
     `indices[n, 0] = g mod (G/R)` and `weights[n, 0] = 1.0`: the routing
     plan of the rows an expert rank received, which `moek.rank_assignments`
-    and `moek.exclusive_scan` then complete. Rows past `sum(counts)` (a
+    then completes (with its offsets). Rows past `sum(counts)` (a
     buffer sized by a bound, the host never having read the counts) get
     `indices[n, 0] = G/R`, no expert, and weight 0.
 
