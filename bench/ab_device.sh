@@ -22,6 +22,7 @@ for round in $(seq "${ROUNDS:-2}"); do
       timeout 120 "$build/moe-run" "$dir/$side-$name.so" --repeat "${REPEAT:-10}" --profile > "$log" 2>&1
       echo "-- round $round $side-$name: $(grep -E '^time:' "$log")"
       grep -E '^ +[0-9.]+ +[0-9.]+% ' "$log" | head -"${PROFILE_LINES:-3}"
+      echo "   $(routing_share "$log")"
     done
   done
 done

@@ -53,6 +53,17 @@ run_checks() {
   done
 }
 
+# routing_share LOG: from a moe-run --repeat N --profile log, the routing
+#   kernels' time (the router's scores and top-k, the routing plan; issue #10
+#   wants them under 3% of the layer) against the median, e.g.
+#   "routing: 0.074 ms, 3.1% of the median (5 kernels)".
+routing_share() {
+  awk '/^time: median/ { median = $3 }
+       /^ +[0-9.]+ +[0-9.]+% / && $NF ~ /^moek_(route|route_scores|rank_assignments_.*|exclusive_scan|assignment_rows|row_assignments.*)$/ {
+         ms += $1; n++ }
+       END { if (median > 0) printf "routing: %.3f ms, %.1f%% of the median (%d kernels)\n", ms, 100 * ms / median, n }' "$1"
+}
+
 run_timings() {
   local run=$1 dir=$2 logs=$3 a n
   for a in "$dir"/time-*.so; do
@@ -61,5 +72,6 @@ run_timings() {
       failures=$((failures + 1))
     echo "-- $n: $(grep -E '^time:|^device memory' "$logs/$n.log" | tr '\n' ' ')"
     grep -E '^ +[0-9.]+ +[0-9.]+% ' "$logs/$n.log" | head -"${PROFILE_LINES:-8}"
+    case $n in time-fwd-*) echo "   $(routing_share "$logs/$n.log")" ;; esac
   done
 }
