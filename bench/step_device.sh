@@ -8,8 +8,10 @@
 # compile: training steps at odd sizes, empty experts, many rows, k = E with
 # gelu and capacity, a sigmoid router with the aux loss, the presets at full
 # widths and few tokens, f32 (each with the default epilogue, and odd/many
-# rows with scatter_add forced too); forwards at odd sizes, empty experts
-# and f16; then the presets' forwards and training steps at full size for
+# rows with scatter_add forced too); forwards at odd sizes, empty experts,
+# f16, the router and routing plan at E = 40, 128 and 1100 and with NaN
+# router keys (inputs of its own: numpy here); then the presets' forwards
+# and training steps at full size for
 # timing (WITH_SCATTER=1: the steps with scatter_add forced too).
 # run: every check-* against the CPU reference (outputs poisoned), every
 # time-* (median of REPEAT, default 10, with the per-kernel profile), then
