@@ -387,13 +387,14 @@ void WeightGradWarpgroupKernel::produce(Value it) {
     Value stageOffset = ix.mul(stage, kStageBytes);
     if (tmaSide != Side::None)
       lb.ifThen(ix.ult(tid, 1), [&] {
-        lb.ifThen(small, [&] {
-          NVVM::MBarrierArriveOp::create(b, Type(), fullBarrier(stage), Value(),
-                                         NVVM::MemScopeKind::CTA,
-                                         /*relaxed=*/false);
-        });
-        lb.ifThen(ix.uge(ix.sub(end, begin), ix.c(kBK)),
-                  [&] { loadSideByTma(stage, stageOffset, rowStart); });
+        auto bySize = scf::IfOp::create(b, small, /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard inIf(b);
+        b.setInsertionPoint(bySize.thenBlock()->getTerminator());
+        NVVM::MBarrierArriveOp::create(b, Type(), fullBarrier(stage), Value(),
+                                       NVVM::MemScopeKind::CTA,
+                                       /*relaxed=*/false);
+        b.setInsertionPoint(bySize.elseBlock()->getTerminator());
+        loadSideByTma(stage, stageOffset, rowStart);
       });
     auto copySide = [&](Value buffer, bool gather, int64_t sideOffset,
                         ArrayRef<std::pair<Value, Value>> columns) {

@@ -239,6 +239,28 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
       /*part=*/{}, kThreadsPerTokenBlock);
 }
 
+/// The launch's dynamic shared memory, as bytes.
+Value dynamicSharedBytes(ImplicitLocOpBuilder &b) {
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  return gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                         MemRefLayoutAttrInterface(), workgroup));
+}
+
+/// A block-shared i32 [rows, cols] view at `byteOffset` of the launch's
+/// dynamic shared memory.
+Value sharedI32(ImplicitLocOpBuilder &b, Value shared, int64_t byteOffset,
+                int64_t rows, int64_t cols) {
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  return memref::ViewOp::create(
+      b,
+      MemRefType::get({rows, cols}, b.getI32Type(), MemRefLayoutAttrInterface(),
+                      workgroup),
+      shared, arith::ConstantIndexOp::create(b, byteOffset), ValueRange{});
+}
+
 /// Threads of a block of the block-wide rank passes (a thread per
 /// assignment of a slice), when the slice's per-warp counts of every expert
 /// fit in shared memory; else none.
@@ -283,16 +305,7 @@ void emitBlockRankPass(
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
   Value slice = launch.getBlockIds().x, tid = launch.getThreadIds().x;
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  Value shared = gpu::DynamicSharedMemoryOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                         MemRefLayoutAttrInterface(), workgroup));
-  Value counts = memref::ViewOp::create(
-      b,
-      MemRefType::get({warps, experts}, b.getI32Type(),
-                      MemRefLayoutAttrInterface(), workgroup),
-      shared, ix.c(0), ValueRange{});
+  Value counts = sharedI32(b, dynamicSharedBytes(b), 0, warps, experts);
   auto strided = [&](int64_t end, function_ref<void(Value)> body) {
     auto loop = scf::ForOp::create(b, tid, ix.c(end), ix.c(threads));
     OpBuilder::InsertionGuard inLoop(b);
@@ -444,33 +457,11 @@ void placeOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
 /// owners for every row, a thread an assignment (placeOwner).
 void emitRowOwnersKernel(LoopBuilder &lb, const RankedAssignments &plan,
                          Value owners) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  launchPerElement(
-      lb, lb.dim(plan.indices, 0), lb.dim(plan.indices, 1),
-      [&](Value t, Value j) {
-        Value rank = memref::LoadOp::create(b, plan.ranks, ValueRange{t, j});
-        Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, rank,
-                                           lb.i32(0));
-        // A dropped assignment's expert may be no expert's (-1): start 0.
-        Value e = memref::LoadOp::create(b, plan.indices, ValueRange{t, j});
-        Value safe = asIndex(b, arith::SelectOp::create(b, kept, e, lb.i32(0)));
-        Value row = arith::AddIOp::create(
-            b, memref::LoadOp::create(b, plan.offsets, ValueRange{safe}), rank);
-        placeOwner(lb, plan, owners, t, j, kept, row);
-      });
-}
-
-/// A block-shared i32 [rows, cols] view at `byteOffset` of the launch's
-/// dynamic shared memory.
-Value sharedI32(ImplicitLocOpBuilder &b, Value shared, int64_t byteOffset,
-                int64_t rows, int64_t cols) {
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  return memref::ViewOp::create(
-      b,
-      MemRefType::get({rows, cols}, b.getI32Type(), MemRefLayoutAttrInterface(),
-                      workgroup),
-      shared, arith::ConstantIndexOp::create(b, byteOffset), ValueRange{});
+  launchPerElement(lb, lb.dim(plan.indices, 0), lb.dim(plan.indices, 1),
+                   [&](Value t, Value j) {
+                     auto [row, kept] = placeAssignment(lb, plan, t, j);
+                     placeOwner(lb, plan, owners, t, j, kept, row);
+                   });
 }
 
 /// Most experts whose per-slice counts one block scans (a thread or more
@@ -499,11 +490,7 @@ void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
   Value tid = launch.getThreadIds().x;
-  auto workgroup =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  Value shared = gpu::DynamicSharedMemoryOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                         MemRefLayoutAttrInterface(), workgroup));
+  Value shared = dynamicSharedBytes(b);
   Value runSums = sharedI32(b, shared, 0, runs, experts);
   Value kept = sharedI32(b, shared, runs * experts * 4, 1, experts);
   Value e = ix.rem(tid, experts), run = ix.div(tid, experts);

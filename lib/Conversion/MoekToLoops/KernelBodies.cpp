@@ -265,15 +265,14 @@ void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
   });
 }
 
-/// The grouped row offsets[e] + rank of assignment (t, j), and whether the
-/// assignment was kept (rank >= 0).
-static std::pair<Value, Value> assignmentPlace(LoopBuilder &lb, Value indices,
-                                               Value ranks, Value offsets,
-                                               Value t, Value j) {
+std::pair<Value, Value> placeAssignment(LoopBuilder &lb,
+                                        const RankedAssignments &plan, Value t,
+                                        Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  Value rank = memref::LoadOp::create(b, ranks, ValueRange{t, j});
-  Value e = asIndex(b, memref::LoadOp::create(b, indices, ValueRange{t, j}));
-  Value start = memref::LoadOp::create(b, offsets, ValueRange{e});
+  Value rank = memref::LoadOp::create(b, plan.ranks, ValueRange{t, j});
+  Value e =
+      asIndex(b, memref::LoadOp::create(b, plan.indices, ValueRange{t, j}));
+  Value start = memref::LoadOp::create(b, plan.offsets, ValueRange{e});
   Value kept =
       arith::CmpIOp::create(b, arith::CmpIPredicate::sge, rank, lb.i32(0));
   return {arith::AddIOp::create(b, start, rank), kept};
@@ -282,8 +281,7 @@ static std::pair<Value, Value> assignmentPlace(LoopBuilder &lb, Value indices,
 void emitAssignmentRow(LoopBuilder &lb, const RankedAssignments &plan,
                        Value rows, Value t, Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [row, kept] =
-      assignmentPlace(lb, plan.indices, plan.ranks, plan.offsets, t, j);
+  auto [row, kept] = placeAssignment(lb, plan, t, j);
   memref::StoreOp::create(b, arith::SelectOp::create(b, kept, row, lb.i32(-1)),
                           rows, ValueRange{t, j});
 }
@@ -291,8 +289,7 @@ void emitAssignmentRow(LoopBuilder &lb, const RankedAssignments &plan,
 void emitRowOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
                   Value t, Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [row, kept] =
-      assignmentPlace(lb, plan.indices, plan.ranks, plan.offsets, t, j);
+  auto [row, kept] = placeAssignment(lb, plan, t, j);
   Value topK = lb.index(staticDim(plan.indices, 1));
   lb.ifThen(kept, [&] {
     Value flat =

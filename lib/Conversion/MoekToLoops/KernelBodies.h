@@ -75,6 +75,13 @@ RankedAssignments rankedAssignmentsOf(DerivedOp op) {
   return {op.getIndices(), op.getRanks(), op.getOffsets()};
 }
 
+/// The grouped row offsets[e] + rank of assignment (t, j), and whether it
+/// was kept (rank >= 0). Its expert e is one of [0, E] (E: no expert's row
+/// of a bound-sized received buffer), so offsets[e] is always in bounds.
+std::pair<Value, Value> placeAssignment(moe::LoopBuilder &lb,
+                                        const RankedAssignments &plan, Value t,
+                                        Value j);
+
 /// rows[t, j]: the grouped row of assignment (t, j), or -1 if dropped.
 void emitAssignmentRow(moe::LoopBuilder &lb, const RankedAssignments &plan,
                        Value rows, Value t, Value j);
