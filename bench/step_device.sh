@@ -51,6 +51,9 @@ if [ "${1:-}" = compile ]; then
   rm -f "$dir"/check-fwd-nan-bias.inputs/result*.npy
   python3 -c "import numpy as np, sys; p = sys.argv[1]; b = np.load(p) * 1e-3; b[[0, 1, 33]] = np.nan; np.save(p, b)" \
     "$dir/check-fwd-nan-bias.inputs/arg4.npy"
+  # More experts than the rank block's threads (k = 2: 128): the scan's own
+  # launch (one block) instead of each rank block's prefix.
+  compile check-fwd-e200-k2 tokens=300,hidden=64,ffn=32,experts=200,top_k=2,dtype=bf16
   # More experts than the ranking's one-block scan takes (1024): the scan a
   # thread an expert, then the offsets' own launch.
   compile check-fwd-e1100 tokens=600,hidden=64,ffn=32,experts=1100,top_k=2,dtype=bf16

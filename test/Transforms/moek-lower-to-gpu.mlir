@@ -107,18 +107,21 @@ func.func @rank(%indices: memref<?x2xi32>, %ranks: memref<?x2xi32>,
   return
 }
 
-// With the rest of the plan the ranking is still three launches: the scan's
-// block also writes the offsets (a scan across experts in shared memory), and
-// the rank pass places each assignment's row and owner and clears the owners
-// past the last kept row. moek.row_assignments alone is one launch, the
-// clear and the scatter together.
+// With the rest of the plan the ranking is two launches: the count pass, and
+// the rank pass, each block of which first works out its slice's prefix, the
+// kept counts and their scan across experts from all per-slice counts (block 0
+// writes the counts and the offsets), then places each assignment's row and
+// owner and clears the owners past the last kept row. moek.row_assignments
+// alone is one launch, the clear and the scatter together.
 // CHECK-LABEL: func.func @rank_plan
-// CHECK-SAME: %[[OFF:[a-z0-9_]+]]: memref<5xi32>, %[[ROWS:[a-z0-9_]+]]: memref<?x2xi32>, %[[OWN:[a-z0-9_]+]]: memref<?xi32>
+// CHECK-SAME: %[[C:[a-z0-9_]+]]: memref<4xi32>, %[[P:[a-z0-9_]+]]: memref<?x4xi32>, %[[OFF:[a-z0-9_]+]]: memref<5xi32>, %[[ROWS:[a-z0-9_]+]]: memref<?x2xi32>, %[[OWN:[a-z0-9_]+]]: memref<?xi32>
 // CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_count)
-// CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_scan)
-// CHECK: memref.store %{{.*}}, %[[OFF]]
+// CHECK-NOT: gpu.launch
 // CHECK: gpu.launch {{.*}} function(@moek_rank_assignments_rank)
-// CHECK: memref.load %[[OFF]]
+// CHECK: memref.load %[[P]]
+// CHECK: gpu.barrier
+// CHECK: memref.store %{{.*}}, %[[C]]
+// CHECK: memref.store %{{.*}}, %[[OFF]]
 // CHECK: memref.store %{{.*}}, %[[ROWS]]
 // CHECK: memref.store %{{.*}}, %[[OWN]]
 // CHECK: memref.store %{{.*}}, %[[OWN]]

@@ -291,16 +291,19 @@ void emitBlockRankPass(
     function_ref<void(Value slice, Value e, Value total)> slicePass,
     function_ref<void(Value slice, Value t, Value j, Value e, Value mine,
                       Value rank)>
-        assignmentPass) {
+        assignmentPass,
+    int64_t prologueBytes,
+    function_ref<void(Value slice, Value tid, Value shared, int64_t offset)>
+        prologue) {
   ImplicitLocOpBuilder &b = lb.builder();
   Ix ix{b, lb};
   int64_t topK = staticDim(indices, 1), warps = threads / 32;
   Value tokens = lb.dim(indices, 0);
   // At least one block (no tokens: no slice; a launch of none is an error).
   Value blocks = arith::MaxUIOp::create(b, slices, ix.c(1));
-  auto launch =
-      gpu::LaunchOp::create(b, blocks, ix.c(1), ix.c(1), ix.c(threads), ix.c(1),
-                            ix.c(1), lb.i32(warps * experts * 4));
+  auto launch = gpu::LaunchOp::create(
+      b, blocks, ix.c(1), ix.c(1), ix.c(threads), ix.c(1), ix.c(1),
+      lb.i32(warps * experts * 4 + prologueBytes));
   launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), part));
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
@@ -312,6 +315,8 @@ void emitBlockRankPass(
     b.setInsertionPoint(loop.getBody()->getTerminator());
     body(loop.getInductionVar());
   };
+  if (prologue)
+    prologue(slice, tid, shared, warps * experts * 4);
   strided(warps * experts, [&](Value i) {
     memref::StoreOp::create(b, lb.i32(0), counts,
                             ValueRange{ix.div(i, experts), ix.rem(i, experts)});
@@ -435,18 +440,20 @@ void emitAssignmentRowsKernel(LoopBuilder &lb, const RankedAssignments &plan,
 /// the two kinds of writes never meet and, over every assignment, cover
 /// all T*k rows: no clear of its own before the scatter.
 void placeOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
-                Value t, Value j, Value kept, Value row) {
+                Value t, Value j, Value kept, Value row,
+                Value keptRows = nullptr) {
   ImplicitLocOpBuilder &b = lb.builder();
   Ix ix{b, lb};
   int64_t topK = staticDim(plan.indices, 1);
   int64_t experts = staticDim(plan.offsets, 0) - 1;
+  if (!keptRows)
+    keptRows =
+        memref::LoadOp::create(b, plan.offsets, ValueRange{ix.c(experts)});
   Value flat =
       arith::IndexCastOp::create(b, b.getI32Type(), ix.add(ix.mul(t, topK), j));
   lb.ifThen(kept, [&] {
     memref::StoreOp::create(b, flat, owners, ValueRange{asIndex(b, row)});
   });
-  Value keptRows =
-      memref::LoadOp::create(b, plan.offsets, ValueRange{ix.c(experts)});
   lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, flat, keptRows),
             [&] {
               memref::StoreOp::create(b, lb.i32(-1), owners,
@@ -462,6 +469,39 @@ void emitRowOwnersKernel(LoopBuilder &lb, const RankedAssignments &plan,
                      auto [row, kept] = placeAssignment(lb, plan, t, j);
                      placeOwner(lb, plan, owners, t, j, kept, row);
                    });
+}
+
+/// kept[0, e] becomes the sum of kept[0, 0..e], by threads 0..E-1 of the
+/// block (log2 E steps, each a read, a barrier, an add, a barrier); every
+/// thread of the block must reach it.
+void emitInclusiveScanInShared(LoopBuilder &lb, Value kept, int64_t experts,
+                               Value tid) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value e = tid;
+  Value scanning = ix.ult(tid, experts);
+  for (int64_t step = 1; step < experts; step *= 2) {
+    Value from = ix.both(scanning, ix.uge(e, ix.c(step)));
+    auto read = scf::IfOp::create(b, TypeRange{b.getI32Type()}, from,
+                                  /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard inIf(b);
+      b.setInsertionPointToStart(read.thenBlock());
+      scf::YieldOp::create(
+          b, ValueRange{memref::LoadOp::create(
+                 b, kept, ValueRange{ix.c(0), ix.sub(e, ix.c(step))})});
+      b.setInsertionPointToStart(read.elseBlock());
+      scf::YieldOp::create(b, ValueRange{lb.i32(0)});
+    }
+    gpu::BarrierOp::create(b);
+    lb.ifThen(from, [&] {
+      Value mine = memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e});
+      memref::StoreOp::create(b,
+                              arith::AddIOp::create(b, mine, read.getResult(0)),
+                              kept, ValueRange{ix.c(0), e});
+    });
+    gpu::BarrierOp::create(b);
+  }
 }
 
 /// Most experts whose per-slice counts one block scans (a thread or more
@@ -530,31 +570,8 @@ void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
   if (!offsets)
     return;
   gpu::BarrierOp::create(b);
-  // Inclusive scan across experts by the first run's threads (thread e):
-  // each step reads, then (after a barrier) adds.
+  emitInclusiveScanInShared(lb, kept, experts, tid);
   Value scanning = ix.ult(tid, experts);
-  for (int64_t step = 1; step < experts; step *= 2) {
-    Value from = ix.both(scanning, ix.uge(e, ix.c(step)));
-    auto read = scf::IfOp::create(b, TypeRange{b.getI32Type()}, from,
-                                  /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard inIf(b);
-      b.setInsertionPointToStart(read.thenBlock());
-      scf::YieldOp::create(
-          b, ValueRange{memref::LoadOp::create(
-                 b, kept, ValueRange{ix.c(0), ix.sub(e, ix.c(step))})});
-      b.setInsertionPointToStart(read.elseBlock());
-      scf::YieldOp::create(b, ValueRange{lb.i32(0)});
-    }
-    gpu::BarrierOp::create(b);
-    lb.ifThen(from, [&] {
-      Value mine = memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e});
-      memref::StoreOp::create(b,
-                              arith::AddIOp::create(b, mine, read.getResult(0)),
-                              kept, ValueRange{ix.c(0), e});
-    });
-    gpu::BarrierOp::create(b);
-  }
   lb.ifThen(scanning, [&] {
     memref::StoreOp::create(
         b, memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e}), offsets,
@@ -564,6 +581,94 @@ void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
           memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
         });
   });
+}
+
+/// What a rank block works out for itself from the per-slice counts, in
+/// shared memory (i32 [1, E] each): the assignments to each expert in the
+/// slices before its own, each expert's kept count and their inclusive scan
+/// (an expert's first grouped row is scan - kept; the last is all rows kept).
+struct SlicePrefix {
+  Value before, kept, scan;
+  /// Shared bytes it takes for `experts` over `threads`.
+  static int64_t bytes(int64_t experts, int64_t threads) {
+    return (2 * (threads / experts) + 3) * experts * 4;
+  }
+};
+
+/// The rank block's prologue that replaces the scan's launch (E <= threads):
+/// P = threads / E threads an expert each sum a run of slices of `partials`
+/// (all of the run, and the part before this block's slice) into shared
+/// memory; thread e adds the runs, keeps the total below `capacity` and,
+/// in block 0, writes `counts`; the kept counts are scanned across experts
+/// (emitInclusiveScanInShared) and block 0 writes `offsets`. Every block
+/// reads all S x E per-slice counts (128 KiB for qwen3_30b_a3b, L2-resident)
+/// instead of one block rewriting them as prefixes in a launch of its own.
+SlicePrefix emitSlicePrefix(LoopBuilder &lb, Value partials, Value slices,
+                            Value capacity, Value counts, Value offsets,
+                            int64_t experts, int64_t threads, Value slice,
+                            Value tid, Value shared, int64_t offset) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  int64_t parts = threads / experts;
+  Value partBefore = sharedI32(b, shared, offset, parts, experts);
+  Value partAll =
+      sharedI32(b, shared, offset + parts * experts * 4, parts, experts);
+  int64_t tail = offset + 2 * parts * experts * 4;
+  SlicePrefix prefix{sharedI32(b, shared, tail, 1, experts),
+                     sharedI32(b, shared, tail + experts * 4, 1, experts),
+                     sharedI32(b, shared, tail + 2 * experts * 4, 1, experts)};
+  Value e = ix.rem(tid, experts), part = ix.div(tid, experts);
+  Value perPart = arith::CeilDivUIOp::create(b, slices, ix.c(parts));
+  Value first = arith::MinUIOp::create(
+      b, arith::MulIOp::create(b, part, perPart), slices);
+  Value last = arith::MinUIOp::create(b, ix.add(first, perPart), slices);
+  lb.ifThen(ix.ult(tid, parts * experts), [&] {
+    SmallVector<Value> sums = lb.forLoopCarrying(
+        first, last, ValueRange{lb.i32(0), lb.i32(0)},
+        [&](Value s, ValueRange c) -> SmallVector<Value> {
+          Value count = memref::LoadOp::create(b, partials, ValueRange{s, e});
+          Value earlier = ix.ult(s, slice);
+          return {arith::AddIOp::create(b, c[0], count),
+                  arith::AddIOp::create(
+                      b, c[1],
+                      arith::SelectOp::create(b, earlier, count, lb.i32(0)))};
+        });
+    memref::StoreOp::create(b, sums[0], partAll, ValueRange{part, e});
+    memref::StoreOp::create(b, sums[1], partBefore, ValueRange{part, e});
+  });
+  gpu::BarrierOp::create(b);
+  Value firstBlock =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, slice, ix.c(0));
+  lb.ifThen(ix.ult(tid, experts), [&] {
+    Value all = lb.i32(0), before = lb.i32(0);
+    for (int64_t p = 0; p < parts; ++p) {
+      all = arith::AddIOp::create(
+          b, all, memref::LoadOp::create(b, partAll, ValueRange{ix.c(p), e}));
+      before = arith::AddIOp::create(
+          b, before,
+          memref::LoadOp::create(b, partBefore, ValueRange{ix.c(p), e}));
+    }
+    Value kept = arith::MinSIOp::create(b, all, capacity);
+    memref::StoreOp::create(b, before, prefix.before, ValueRange{ix.c(0), e});
+    memref::StoreOp::create(b, kept, prefix.kept, ValueRange{ix.c(0), e});
+    memref::StoreOp::create(b, kept, prefix.scan, ValueRange{ix.c(0), e});
+    lb.ifThen(firstBlock,
+              [&] { memref::StoreOp::create(b, kept, counts, ValueRange{e}); });
+  });
+  gpu::BarrierOp::create(b);
+  emitInclusiveScanInShared(lb, prefix.scan, experts, tid);
+  if (offsets)
+    lb.ifThen(ix.both(firstBlock, ix.ult(tid, experts)), [&] {
+      memref::StoreOp::create(
+          b, memref::LoadOp::create(b, prefix.scan, ValueRange{ix.c(0), e}),
+          offsets, ValueRange{ix.add(e, 1)});
+      lb.ifThen(
+          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, ix.c(0)), [&] {
+            memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
+          });
+    });
+  gpu::BarrierOp::create(b);
+  return prefix;
 }
 
 void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
@@ -651,7 +756,7 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
         [&](Value s, Value e, Value total) {
           memref::StoreOp::create(b, total, partial, ValueRange{s, e});
         },
-        nullptr);
+        nullptr, 0, nullptr);
   else
     launchPerElement(
         lb, slices, numExperts,
@@ -664,9 +769,18 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
   // offsets, which the scan writes).
   RankedAssignments plan{indices, ranks, op.getOffsets()};
   Value rows = op.getRows(), owners = op.getOwners();
-  if (experts <= kMaxBlockScanExperts) {
-    emitBlockScan(lb, partial, slices, capacity, counts,
-                             plan.offsets, experts);
+  // With the block passes and no more experts than a block has threads,
+  // each rank block works out its slice's prefix and the offsets itself
+  // (emitSlicePrefix): no scan launch.
+  constexpr int64_t kMaxRankSharedBytes = 48 * 1024;
+  bool prefixInRank = blockThreads && experts <= *blockThreads &&
+                      *blockThreads / 32 * experts * 4 +
+                              SlicePrefix::bytes(experts, *blockThreads) <=
+                          kMaxRankSharedBytes;
+  if (prefixInRank) {
+    // No launch here.
+  } else if (experts <= kMaxBlockScanExperts) {
+    emitBlockScan(lb, partial, slices, capacity, counts, plan.offsets, experts);
   } else {
     launchPerItem(
         lb, numExperts,
@@ -691,11 +805,27 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
     // lower lanes; kept below C; -1 for an index outside [0, E). With the
     // plan, the same threads place their assignment (rows, owners) and
     // clear the owners past the last kept row.
+    SlicePrefix prefix;
+    auto emitPrefix = [&](Value slice, Value tid, Value shared,
+                          int64_t offset) {
+      prefix =
+          emitSlicePrefix(lb, partial, slices, capacity, counts, plan.offsets,
+                          experts, *blockThreads, slice, tid, shared, offset);
+    };
+    function_ref<void(Value, Value, Value, int64_t)> prologue = nullptr;
+    if (prefixInRank)
+      prologue = emitPrefix;
+    auto shared = [&](Value view, Value e) {
+      return memref::LoadOp::create(b, view, ValueRange{lb.index(0), e});
+    };
     emitBlockRankPass(
         lb, indices, experts, *blockThreads, slices, "rank", nullptr,
         [&](Value s, Value t, Value j, Value e, Value mine, Value rank) {
-          Value before = arith::AddIOp::create(
-              b, memref::LoadOp::create(b, partial, ValueRange{s, e}), rank);
+          Value earlier =
+              prefixInRank
+                  ? shared(prefix.before, e)
+                  : memref::LoadOp::create(b, partial, ValueRange{s, e});
+          Value before = arith::AddIOp::create(b, earlier, rank);
           Value kept = arith::AndIOp::create(
               b, mine,
               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, before,
@@ -705,16 +835,24 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
               ValueRange{t, j});
           if (!rows && !owners)
             return;
-          Value row = arith::AddIOp::create(
-              b, memref::LoadOp::create(b, plan.offsets, ValueRange{e}),
-              before);
+          Value start, keptRows;
+          if (prefixInRank) {
+            start = arith::SubIOp::create(b, shared(prefix.scan, e),
+                                          shared(prefix.kept, e));
+            keptRows = shared(prefix.scan, lb.index(experts - 1));
+          } else {
+            start = memref::LoadOp::create(b, plan.offsets, ValueRange{e});
+          }
+          Value row = arith::AddIOp::create(b, start, before);
           if (rows)
             memref::StoreOp::create(
                 b, arith::SelectOp::create(b, kept, row, lb.i32(-1)), rows,
                 ValueRange{t, j});
           if (owners)
-            placeOwner(lb, plan, owners, t, j, kept, row);
-        });
+            placeOwner(lb, plan, owners, t, j, kept, row, keptRows);
+        },
+        prefixInRank ? SlicePrefix::bytes(experts, *blockThreads) : 0,
+        prologue);
     return;
   }
   launchPerElement(lb, slices, numExperts, [&](Value s, Value e) {
