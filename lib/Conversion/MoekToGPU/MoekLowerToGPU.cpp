@@ -308,7 +308,8 @@ void emitBlockRankPass(
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
   Value slice = launch.getBlockIds().x, tid = launch.getThreadIds().x;
-  Value counts = sharedI32(b, dynamicSharedBytes(b), 0, warps, experts);
+  Value shared = dynamicSharedBytes(b);
+  Value counts = sharedI32(b, shared, 0, warps, experts);
   auto strided = [&](int64_t end, function_ref<void(Value)> body) {
     auto loop = scf::ForOp::create(b, tid, ix.c(end), ix.c(threads));
     OpBuilder::InsertionGuard inLoop(b);
