@@ -52,11 +52,15 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: nvvm.mbarrier.arrive
-// GLU epilogue: silu(gate) * up, a lane's two adjacent columns narrowed to
-// bf16 and stored as one 32-bit word.
-// CHECK: math.exp
+// GLU epilogue: silu(gate) * up, its exp and division approximate (afn: the
+// GPU's ex2.approx and div.approx); a lane's two adjacent columns narrowed to
+// bf16 and packed; a quad's lanes trade the words so that each writes 8
+// columns (16 bytes) at once.
+// CHECK: math.exp %{{.*}} fastmath<afn> : f32
+// CHECK: arith.divf %{{.*}} fastmath<afn> : f32
 // CHECK: vector.bitcast %{{.*}} : vector<2xbf16> to vector<1xi32>
-// CHECK: llvm.inline_asm has_side_effects "st.global.b32 [$0], $1;"
+// CHECK: gpu.shuffle  xor
+// CHECK: llvm.inline_asm has_side_effects "st.global.v4.b32 [$0], {$1, $2, $3, $4};"
 // SM90-LABEL: func.func @gather_glu
 // SM90-NOT: wgmma
 // SM90: nvvm.mma.sync

@@ -752,20 +752,31 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                     ? memref::ExtractAlignedPointerAsIndexOp::create(b, c)
                           .getResult()
                     : Value();
-  if (tile.quadStores && packedStores && epilogue == Epilogue::store &&
-      kFragsN % 4 == 0) {
+  // A store, or a GLU without its saved h, 16 bytes a lane: a GLU's gate
+  // fragments are the first half, each pairing with the up fragment
+  // fragsN / 2 further.
+  int64_t quadFragments = glu ? kFragsN / 2 : kFragsN;
+  if (tile.quadStores && packedStores && quadFragments % 4 == 0 &&
+      (epilogue == Epilogue::store || (glu && !op.preActivation))) {
     for (int64_t mi = 0; mi < kFragsM; ++mi)
       for (int64_t h = 0; h < 2; ++h) {
         Value row = ix.add(ix.add(tile.warpRow, mi * 16 + h * 8), laneRow);
         Value valid = ix.ult(row, rows);
         // A masked row computes an address it does not store to.
         Value local = ix.sub(ix.add(rowBegin, ix.select(valid, row, 0)), base);
-        emitQuadStores(lb, cBase, cElement, local, valid,
-                       ix.add(n0, tile.warpColumn), ix.c(outputs), lane,
-                       kFragsN, [&](int64_t nj) {
-                         int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
-                         return std::make_pair(acc[at], acc[at + 1]);
-                       });
+        emitQuadStores(
+            lb, cBase, cElement, local, valid, ix.add(n0, tile.warpColumn),
+            ix.c(outputs), lane, quadFragments, [&](int64_t nj) {
+              int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
+              if (!glu)
+                return std::make_pair(acc[at], acc[at + 1]);
+              int64_t up = at + (kFragsN / 2) * 4;
+              auto activated = [&](int64_t p) -> Value {
+                return arith::MulFOp::create(
+                    b, activate(lb, acc[at + p], gelu), acc[up + p]);
+              };
+              return std::make_pair(activated(0), activated(1));
+            });
       }
     return;
   }

@@ -36,7 +36,8 @@
 //   epilogue on the accumulators: that of the mma.sync kernel
 //     (emitAccumulatorEpilogue): store, GLU or gate-weighted scatter-add,
 //     while the producer already loads the CTA's next tile; a 16-bit store
-//     writes 16 bytes a lane (quad-transposed fragments, emitQuadStores).
+//     or GLU output without h writes 16 bytes a lane (quad-transposed
+//     fragments, emitQuadStores).
 //     Staged (stagesStores: a store or GLU tile writing more than 1 KiB per
 //     k step): the 16-bit outputs go through two swizzled 64 x 64 boxes in
 //     shared memory a warpgroup, which its leader stores by TMA while the
