@@ -100,6 +100,10 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
       valid.push_back(inRange);
       score.push_back(arith::SelectOp::create(b, inRange, s, minusInf));
     }
+    // Approximate exp and division (ex2.approx, div.approx: 2 ulp), as the
+    // GLU's activation: the kernel is bound by issue, and libdevice's expf
+    // with an IEEE division cost about 20 instructions a score.
+    auto afn = arith::FastMathFlags::afn;
     SmallVector<Value> probs;
     if (op.getScoreFunc() == ScoreFunc::softmax) {
       Value max = score[0];
@@ -109,19 +113,20 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
       Value sum = zeroF;
       SmallVector<Value> exps;
       for (int64_t i = 0; i < perLane; ++i) {
-        Value ex = math::ExpOp::create(b, arith::SubFOp::create(b, score[i], max));
+        Value ex =
+            math::ExpOp::create(b, arith::SubFOp::create(b, score[i], max), afn);
         ex = arith::SelectOp::create(b, valid[i], ex, zeroF);
         exps.push_back(ex);
         sum = arith::AddFOp::create(b, sum, ex);
       }
       sum = butterflyReduce(b, sum, /*max=*/false, kWholeWarp);
       for (Value ex : exps)
-        probs.push_back(arith::DivFOp::create(b, ex, sum));
+        probs.push_back(arith::DivFOp::create(b, ex, sum, afn));
     } else {
       for (Value s : score) {
-        Value ex = math::ExpOp::create(b, arith::NegFOp::create(b, s));
+        Value ex = math::ExpOp::create(b, arith::NegFOp::create(b, s), afn);
         probs.push_back(arith::DivFOp::create(
-            b, lb.f32(1.0), arith::AddFOp::create(b, lb.f32(1.0), ex)));
+            b, lb.f32(1.0), arith::AddFOp::create(b, lb.f32(1.0), ex), afn));
       }
     }
     // Saved for the backward (moe-place-recomputation), when asked.
