@@ -4,7 +4,8 @@
 #   site.tar.xz   SonicMoE and its CUTLASS DSL (../shared/bench/pack_sonic.sh; about 55 MB)
 #   art/*.so      MoE-MLIR's forward artifacts (bench/compile_device_artifacts.sh's time-*.so)
 #   torch_baselines.py, sonic_forward.py
-# Then on the GPU machine: `bash bench/sonic_device.sh run` (logs in $OUT/sonic_device.log). The
+# Then on the GPU machine: `bash bench/sonic_device.sh run` (logs in $OUT/sonic_device.log;
+# ALTERNATE=N times each preset N times, SonicMoE and MoE-MLIR in turn). The
 # first SonicMoE call JIT-compiles its kernels (minutes): SONIC_TIMEOUT (default 420 s) bounds it.
 # MoE-MLIR's runs come before and after SonicMoE's, in the same call, with the GPU's clocks.
 set -uo pipefail
@@ -43,6 +44,11 @@ ours() {
 ours
 echo "== SonicMoE forward ($(date -u +%H:%M:%S))"
 gpu_state
+# ALTERNATE=N: each preset N times, SonicMoE's run and MoE-MLIR's in turn.
+if [ -n "${ALTERNATE:-}" ]; then
+  export SONIC_ROUNDS=$ALTERNATE
+  export OURS_COMMAND="$build/moe-run $dir/art/time-{config}.so --repeat 20"
+fi
 timeout "${SONIC_TIMEOUT:-420}" python3 "$dir/sonic_forward.py" ${PRESETS:-qwen3_30b_a3b olmoe mixtral} 2>&1 |
   grep -v Warning
 ours

@@ -2,8 +2,11 @@
 median of 10 after 3 warm-ups, CUDA events). ../shared/bench/sonic_bench.py times the forward and the
 training step; the training step's JIT compilation would not fit one device call beside MoE-MLIR's
 runs, which the comparison needs in the same call (bench/sonic_device.sh).
-usage: sonic_forward.py [config ...]   (beside torch_baselines.py, with SonicMoE on PYTHONPATH)"""
-import json, os, sys
+usage: sonic_forward.py [config ...]   (beside torch_baselines.py, with SonicMoE on PYTHONPATH)
+SONIC_ROUNDS=N times each config N times (its kernels compiled once, in the first); with
+OURS_COMMAND (a shell command where {config} stands for the config's name) MoE-MLIR's run
+follows each of SonicMoE's, so the two alternate on the same GPU."""
+import json, os, subprocess, sys
 import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_baselines as tb
@@ -33,9 +36,16 @@ def run(name):
                           tflops=round(flops / ms / 1e9, 1), peak_gib=round(peak / 2**30, 2))), flush=True)
 
 
+ours = os.environ.get("OURS_COMMAND")
 for name in sys.argv[1:] or ["qwen3_30b_a3b", "olmoe", "mixtral"]:
-    try:
-        run(name)
-    except Exception as ex:  # one preset's failure must not hide the others'
-        print(json.dumps(dict(cfg=name, impl="sonic", error=str(ex)[:300])), flush=True)
-    torch.cuda.empty_cache()
+    for _ in range(int(os.environ.get("SONIC_ROUNDS", "1"))):
+        try:
+            run(name)
+        except Exception as ex:  # one preset's failure must not hide the others'
+            print(json.dumps(dict(cfg=name, impl="sonic", error=str(ex)[:300])), flush=True)
+            break
+        torch.cuda.empty_cache()
+        if ours:
+            result = subprocess.run(ours.format(config=name), shell=True, capture_output=True, text=True)
+            lines = [l for l in (result.stdout + result.stderr).splitlines() if l.startswith(("time", "error"))]
+            print(f"moe-mlir {name}: " + " ".join(lines), flush=True)
