@@ -778,11 +778,9 @@ void lowerRankAssignments(RankAssignmentsOp op, LoopBuilder &lb) {
                       *blockThreads / 32 * experts * 4 +
                               SlicePrefix::bytes(experts, *blockThreads) <=
                           kMaxRankSharedBytes;
-  if (prefixInRank) {
-    // No launch here.
-  } else if (experts <= kMaxBlockScanExperts) {
+  if (!prefixInRank && experts <= kMaxBlockScanExperts) {
     emitBlockScan(lb, partial, slices, capacity, counts, plan.offsets, experts);
-  } else {
+  } else if (!prefixInRank) {
     launchPerItem(
         lb, numExperts,
         [&](Value e) {
