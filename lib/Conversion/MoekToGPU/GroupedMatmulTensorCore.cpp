@@ -764,19 +764,19 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
         Value valid = ix.ult(row, rows);
         // A masked row computes an address it does not store to.
         Value local = ix.sub(ix.add(rowBegin, ix.select(valid, row, 0)), base);
-        emitQuadStores(
-            lb, cBase, cElement, local, valid, ix.add(n0, tile.warpColumn),
-            ix.c(outputs), lane, quadFragments, [&](int64_t nj) {
-              int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
-              if (!glu)
-                return std::make_pair(acc[at], acc[at + 1]);
-              int64_t up = at + (kFragsN / 2) * 4;
-              auto activated = [&](int64_t p) -> Value {
-                return arith::MulFOp::create(
-                    b, activate(lb, acc[at + p], gelu), acc[up + p]);
-              };
-              return std::make_pair(activated(0), activated(1));
-            });
+        emitQuadStores(lb, cBase, cElement, local, valid,
+                       ix.add(n0, tile.warpColumn), ix.c(outputs), lane,
+                       quadFragments, [&](int64_t nj) {
+                         int64_t at = (mi * kFragsN + nj) * 4 + h * 2;
+                         if (!glu)
+                           return std::make_pair(acc[at], acc[at + 1]);
+                         int64_t up = at + (kFragsN / 2) * 4;
+                         auto activated = [&](int64_t p) -> Value {
+                           return arith::MulFOp::create(
+                               b, activate(lb, acc[at + p], gelu), acc[up + p]);
+                         };
+                         return std::make_pair(activated(0), activated(1));
+                       });
       }
     return;
   }

@@ -113,8 +113,8 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
       Value sum = zeroF;
       SmallVector<Value> exps;
       for (int64_t i = 0; i < perLane; ++i) {
-        Value ex =
-            math::ExpOp::create(b, arith::SubFOp::create(b, score[i], max), afn);
+        Value ex = math::ExpOp::create(
+            b, arith::SubFOp::create(b, score[i], max), afn);
         ex = arith::SelectOp::create(b, valid[i], ex, zeroF);
         exps.push_back(ex);
         sum = arith::AddFOp::create(b, sum, ex);

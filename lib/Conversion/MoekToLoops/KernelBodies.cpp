@@ -41,8 +41,8 @@ Value silu(LoopBuilder &lb, Value x) {
   // the CPU's exp and division stay as they are.
   auto afn = arith::FastMathFlags::afn;
   Value e = math::ExpOp::create(b, arith::NegFOp::create(b, x), afn);
-  return arith::DivFOp::create(
-      b, x, arith::AddFOp::create(b, lb.f32(1.0), e), afn);
+  return arith::DivFOp::create(b, x, arith::AddFOp::create(b, lb.f32(1.0), e),
+                               afn);
 }
 
 Value geluTanh(LoopBuilder &lb, Value x) {
