@@ -396,17 +396,8 @@ void emitExclusiveScanKernel(LoopBuilder &lb, Value counts, Value offsets) {
   // flight together, not each behind the last store); else a loop.
   constexpr int64_t kLoads = 8, kUnrolledExperts = 1024;
   if (ShapedType::isDynamic(experts) || experts > kUnrolledExperts) {
-    launchPerItem(lb, lb.index(1), [&](Value) {
-      memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
-      lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
-        Value sum = arith::AddIOp::create(
-            b, memref::LoadOp::create(b, offsets, ValueRange{e}),
-            memref::LoadOp::create(b, counts, ValueRange{e}));
-        memref::StoreOp::create(
-            b, sum, offsets,
-            ValueRange{arith::AddIOp::create(b, e, lb.index(1))});
-      });
-    });
+    launchPerItem(lb, lb.index(1),
+                  [&](Value) { emitExclusiveScan(lb, counts, offsets); });
     return;
   }
   launchPerItem(lb, lb.index(1), [&](Value) {
@@ -505,6 +496,37 @@ void emitInclusiveScanInShared(LoopBuilder &lb, Value kept, int64_t experts,
   }
 }
 
+/// The run of slices [first, last) that thread `part` of `parts` threads
+/// an expert sums (ceil(S / parts) slices each; the last runs may be short
+/// or empty).
+std::pair<Value, Value> sliceRun(LoopBuilder &lb, Value part, int64_t parts,
+                                 Value slices) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  Value perRun = arith::CeilDivUIOp::create(b, slices, ix.c(parts));
+  Value first =
+      arith::MinUIOp::create(b, arith::MulIOp::create(b, part, perRun), slices);
+  Value last = arith::MinUIOp::create(b, ix.add(first, perRun), slices);
+  return {first, last};
+}
+
+/// offsets[e + 1] = scan[0, e] (the inclusive scan of the kept counts in
+/// shared memory) and offsets[0] = 0, by thread e where `writes`.
+void storeOffsets(LoopBuilder &lb, Value scan, Value offsets, Value e,
+                  Value writes) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  lb.ifThen(writes, [&] {
+    memref::StoreOp::create(
+        b, memref::LoadOp::create(b, scan, ValueRange{ix.c(0), e}), offsets,
+        ValueRange{ix.add(e, 1)});
+    lb.ifThen(
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, ix.c(0)), [&] {
+          memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
+        });
+  });
+}
+
 /// Most experts whose per-slice counts one block scans (a thread or more
 /// an expert).
 constexpr int64_t kMaxBlockScanExperts = 1024;
@@ -535,10 +557,7 @@ void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
   Value runSums = sharedI32(b, shared, 0, runs, experts);
   Value kept = sharedI32(b, shared, runs * experts * 4, 1, experts);
   Value e = ix.rem(tid, experts), run = ix.div(tid, experts);
-  Value perRun = arith::CeilDivUIOp::create(b, slices, ix.c(runs));
-  Value first =
-      arith::MinUIOp::create(b, arith::MulIOp::create(b, run, perRun), slices);
-  Value last = arith::MinUIOp::create(b, ix.add(first, perRun), slices);
+  auto [first, last] = sliceRun(lb, run, runs, slices);
   auto column = [&](Value s) -> SmallVector<Value> { return {s, e}; };
   Value sum = lb.forLoopCarrying(
       first, last, ValueRange{lb.i32(0)},
@@ -572,16 +591,7 @@ void emitBlockScan(LoopBuilder &lb, Value partials, Value slices,
     return;
   gpu::BarrierOp::create(b);
   emitInclusiveScanInShared(lb, kept, experts, tid);
-  Value scanning = ix.ult(tid, experts);
-  lb.ifThen(scanning, [&] {
-    memref::StoreOp::create(
-        b, memref::LoadOp::create(b, kept, ValueRange{ix.c(0), e}), offsets,
-        ValueRange{ix.add(e, 1)});
-    lb.ifThen(
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, ix.c(0)), [&] {
-          memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
-        });
-  });
+  storeOffsets(lb, kept, offsets, e, ix.ult(tid, experts));
 }
 
 /// What a rank block works out for itself from the per-slice counts, in
@@ -619,10 +629,7 @@ SlicePrefix emitSlicePrefix(LoopBuilder &lb, Value partials, Value slices,
                      sharedI32(b, shared, tail + experts * 4, 1, experts),
                      sharedI32(b, shared, tail + 2 * experts * 4, 1, experts)};
   Value e = ix.rem(tid, experts), part = ix.div(tid, experts);
-  Value perPart = arith::CeilDivUIOp::create(b, slices, ix.c(parts));
-  Value first = arith::MinUIOp::create(
-      b, arith::MulIOp::create(b, part, perPart), slices);
-  Value last = arith::MinUIOp::create(b, ix.add(first, perPart), slices);
+  auto [first, last] = sliceRun(lb, part, parts, slices);
   lb.ifThen(ix.ult(tid, parts * experts), [&] {
     SmallVector<Value> sums = lb.forLoopCarrying(
         first, last, ValueRange{lb.i32(0), lb.i32(0)},
@@ -659,15 +666,8 @@ SlicePrefix emitSlicePrefix(LoopBuilder &lb, Value partials, Value slices,
   gpu::BarrierOp::create(b);
   emitInclusiveScanInShared(lb, prefix.scan, experts, tid);
   if (offsets)
-    lb.ifThen(ix.both(firstBlock, ix.ult(tid, experts)), [&] {
-      memref::StoreOp::create(
-          b, memref::LoadOp::create(b, prefix.scan, ValueRange{ix.c(0), e}),
-          offsets, ValueRange{ix.add(e, 1)});
-      lb.ifThen(
-          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, ix.c(0)), [&] {
-            memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{ix.c(0)});
-          });
-    });
+    storeOffsets(lb, prefix.scan, offsets, e,
+                 ix.both(firstBlock, ix.ult(tid, experts)));
   gpu::BarrierOp::create(b);
   return prefix;
 }

@@ -272,6 +272,18 @@ void emitRouteToken(LoopBuilder &lb, RouteOp op, const RouteScratch &s,
   });
 }
 
+void emitExclusiveScan(LoopBuilder &lb, Value counts, Value offsets) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
+  lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
+    Value next = arith::AddIOp::create(b, e, lb.index(1));
+    Value sum = arith::AddIOp::create(
+        b, memref::LoadOp::create(b, offsets, ValueRange{e}),
+        memref::LoadOp::create(b, counts, ValueRange{e}));
+    memref::StoreOp::create(b, sum, offsets, ValueRange{next});
+  });
+}
+
 std::pair<Value, Value> placeAssignment(LoopBuilder &lb,
                                         const RankedAssignments &plan, Value t,
                                         Value j) {

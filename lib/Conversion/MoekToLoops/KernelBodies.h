@@ -62,6 +62,10 @@ RouteScratch makeRouteScratch(ImplicitLocOpBuilder &b, RouteOp op,
 void emitRouteToken(moe::LoopBuilder &lb, RouteOp op, const RouteScratch &s,
                     Value t, Value scores = nullptr);
 
+/// offsets[0] = 0, offsets[e+1] = offsets[e] + counts[e], in order (the
+/// loops' scan, and the GPU's for many or dynamic experts, on one thread).
+void emitExclusiveScan(moe::LoopBuilder &lb, Value counts, Value offsets);
+
 /// The routing plan's buffers that its derived ones are made from:
 /// indices and ranks [T, k], offsets [E+1].
 struct RankedAssignments {

@@ -49,19 +49,6 @@ void lowerRoute(RouteOp op, ImplicitLocOpBuilder &b,
              [&](Value t) { emitRouteToken(lb, op, s, t); });
 }
 
-/// offsets[0] = 0, offsets[e+1] = offsets[e] + counts[e].
-void emitExclusiveScan(LoopBuilder &lb, Value counts, Value offsets) {
-  ImplicitLocOpBuilder &b = lb.builder();
-  memref::StoreOp::create(b, lb.i32(0), offsets, ValueRange{lb.index(0)});
-  lb.forLoop(lb.index(0), lb.dim(counts, 0), [&](Value e) {
-    Value next = arith::AddIOp::create(b, e, lb.index(1));
-    Value sum = arith::AddIOp::create(
-        b, memref::LoadOp::create(b, offsets, ValueRange{e}),
-        memref::LoadOp::create(b, counts, ValueRange{e}));
-    memref::StoreOp::create(b, sum, offsets, ValueRange{next});
-  });
-}
-
 /// Runs `body(t, j)` for every assignment, in order of token, then slot.
 void forEachAssignment(LoopBuilder &lb, Value indices,
                        function_ref<void(Value, Value)> body) {
