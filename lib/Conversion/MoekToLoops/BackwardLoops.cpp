@@ -69,10 +69,13 @@ std::pair<Value, Value> activationAndSlope(LoopBuilder &lb, Value x,
                                            bool gelu) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value one = lb.f32(1.0);
+  // Approximate exp and division, as the forward's silu and geluTanh take
+  // them (ex2.approx, div.approx on the GPU; the CPU's stay exact).
+  auto afn = arith::FastMathFlags::afn;
   if (!gelu) {
     // silu = x s, silu' = s (1 + x (1 - s)), s = sigmoid(x).
-    Value e = math::ExpOp::create(b, arith::NegFOp::create(b, x));
-    Value s = arith::DivFOp::create(b, one, add(b, one, e));
+    Value e = math::ExpOp::create(b, arith::NegFOp::create(b, x), afn);
+    Value s = arith::DivFOp::create(b, one, add(b, one, e), afn);
     Value slope = mul(b, s, add(b, one, mul(b, x, sub(b, one, s))));
     return {mul(b, x, s), slope};
   }
@@ -81,8 +84,9 @@ std::pair<Value, Value> activationAndSlope(LoopBuilder &lb, Value x,
   Value c = lb.f32(0.7978845608028654);
   Value x2 = mul(b, x, x);
   Value u = mul(b, c, add(b, x, mul(b, lb.f32(0.044715), mul(b, x2, x))));
-  Value e2u = math::ExpOp::create(b, add(b, u, u));
-  Value th = sub(b, one, arith::DivFOp::create(b, lb.f32(2.0), add(b, e2u, one)));
+  Value e2u = math::ExpOp::create(b, add(b, u, u), afn);
+  Value th = sub(b, one,
+                 arith::DivFOp::create(b, lb.f32(2.0), add(b, e2u, one), afn));
   Value half = lb.f32(0.5);
   Value onePlus = add(b, one, th);
   Value value = mul(b, mul(b, half, x), onePlus);
