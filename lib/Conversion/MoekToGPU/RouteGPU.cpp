@@ -75,20 +75,50 @@ Value orderPreservingCode(ImplicitLocOpBuilder &b, Value key) {
   return arith::SelectOp::create(b, negative, flipped, signed_);
 }
 
+/// The code of a NaN key: below every number's (orderPreservingCode's
+/// least, -inf's, is 0x007fffff), above an unavailable expert's 0.
+constexpr int32_t kNaNCode = 1;
+
+/// The f32 whose orderPreservingCode is `code` (a number's).
+Value keyOfCode(ImplicitLocOpBuilder &b, Value code) {
+  Type i32 = b.getI32Type();
+  Value positive =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::slt, code,
+                            arith::ConstantIntOp::create(b, i32, 0));
+  Value bits = arith::SelectOp::create(
+      b, positive,
+      arith::AndIOp::create(b, code,
+                            arith::ConstantIntOp::create(b, i32, 0x7fffffff)),
+      arith::XOrIOp::create(b, code, arith::ConstantIntOp::create(b, i32, -1)));
+  return arith::BitcastOp::create(b, b.getF32Type(), bits);
+}
+
 /// The lanes that route a token together and where its experts sit in
 /// them: a warp (lane l keeps experts l, l + 32, ...: value i is expert
 /// l + 32 i) or a quad of a tensor-core accumulator fragment (lane q of the
-/// quad keeps columns 8 j + 2 q + p: value 2 j + p). In both, a lane's
-/// experts ascend with its value index, as the lane-local argmax's ties
-/// need.
+/// quad keeps columns 8 j + 2 q + p: value 2 j + p is expert 2 q + 8 j + p).
+/// In both, value i's expert is the lane's first plus offset(i), and a
+/// lane's experts ascend with i, as the lane-local argmax's ties need.
 struct LaneGroup {
   ImplicitLocOpBuilder &b;
   int64_t lanes;  ///< 32 or 4
   Value position; ///< this lane's place in the group (i32)
   Value first;    ///< the group's first lane in the warp (i32)
+  Value laneExpert; ///< the expert of this lane's value 0 (i32)
 
   Value i32(int64_t v) {
     return arith::ConstantIntOp::create(b, b.getI32Type(), v);
+  }
+  int64_t offset(int64_t i) const {
+    return lanes == 32 ? 32 * i : 8 * (i / 2) + i % 2;
+  }
+  /// offset(i) of a value index i held in a register (i32).
+  Value offset(Value i) {
+    if (lanes == 32)
+      return arith::MulIOp::create(b, i, i32(32));
+    return arith::AddIOp::create(
+        b, arith::MulIOp::create(b, arith::DivUIOp::create(b, i, i32(2)), i32(8)),
+        arith::RemUIOp::create(b, i, i32(2)));
   }
   /// An i32 reduced over the group: one redux.sync for a warp, a butterfly
   /// of two shuffles for a quad.
@@ -129,14 +159,49 @@ struct LaneGroup {
   }
 };
 
-/// One token as its group of lanes holds it: this lane's experts (clamped
-/// to E - 1 past E), whether each is one of the E, and its score (-inf past
-/// E). `exists` is false for a row of a tile past the last token: it takes
-/// part in the shuffles and stores nothing.
+/// One token as its group of lanes holds it: whether each of this lane's
+/// values is one of the E experts, and its score (-inf past E). `exists` is
+/// false for a row of a tile past the last token: it takes part in the
+/// shuffles and stores nothing.
 struct RoutedToken {
   Value token, exists;
-  SmallVector<Value> expert, valid, score;
+  SmallVector<Value> valid, score;
 };
+
+/// A lane's largest code among `codes` (in ascending expert order) with the
+/// lowest value index holding it, and that value's `payload` (may be
+/// empty): a tree of pairwise maxima, 5 deep for 32 values, where a chain
+/// kept each slot waiting on 32 dependent selects. The right side (higher
+/// experts) wins only with a strictly larger code.
+struct LaneBest {
+  Value code, index, payload;
+};
+LaneBest laneBest(ImplicitLocOpBuilder &b, ArrayRef<Value> codes,
+                  ArrayRef<Value> payload) {
+  SmallVector<LaneBest> level;
+  for (size_t i = 0; i < codes.size(); ++i)
+    level.push_back({codes[i],
+                     arith::ConstantIntOp::create(b, b.getI32Type(), i),
+                     payload.empty() ? Value() : payload[i]});
+  while (level.size() > 1) {
+    SmallVector<LaneBest> next;
+    for (size_t i = 0; i + 1 < level.size(); i += 2) {
+      const LaneBest &left = level[i], &right = level[i + 1];
+      Value takeRight = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt,
+                                              right.code, left.code);
+      next.push_back(
+          {arith::SelectOp::create(b, takeRight, right.code, left.code),
+           arith::SelectOp::create(b, takeRight, right.index, left.index),
+           left.payload ? Value(arith::SelectOp::create(
+                              b, takeRight, right.payload, left.payload))
+                        : Value()});
+    }
+    if (level.size() % 2)
+      next.push_back(level.back());
+    level = std::move(next);
+  }
+  return level.front();
+}
 
 /// The probabilities and the top-k of `tokens`, each routed by `group`:
 /// the softmax's max and sum and each slot's argmax are reductions over the
@@ -144,7 +209,7 @@ struct RoutedToken {
 /// argmaxAvailable: ties to the lower index, a NaN key taken only when it
 /// is the first available). The lane at position p keeps slots p, p + G,
 /// ... until the end, so that the group stores them in one go, normalized.
-/// The tokens' slot loops are one loop, for the latencies of their
+/// The tokens' slots are picked in one loop, for the latencies of their
 /// reductions to overlap.
 void routeTokens(RouteOp op, LoopBuilder &lb, LaneGroup &group,
                  MutableArrayRef<RoutedToken> tokens) {
@@ -155,29 +220,31 @@ void routeTokens(RouteOp op, LoopBuilder &lb, LaneGroup &group,
   int64_t experts = staticDim(op.getWGate(), 1), topK = op.getTopK();
   int64_t perLane = tokens.front().score.size();
   int64_t slotsPerLane = (topK + group.lanes - 1) / group.lanes;
-  auto i32 = [&](Value index) {
-    return arith::IndexCastOp::create(b, b.getI32Type(), index);
-  };
   Value zeroF = lb.f32(0.0);
+  auto expertOf = [&](int64_t i) {
+    return arith::AddIOp::create(b, group.laneExpert,
+                                 group.i32(group.offset(i)));
+  };
   // Approximate exp and division (ex2.approx, div.approx: 2 ulp), as the
   // GLU's activation: the kernel is bound by issue, and libdevice's expf
   // with an IEEE division cost about 20 instructions a score.
   auto afn = arith::FastMathFlags::afn;
-  struct Keys {
-    SmallVector<Value> probs, code, keyIsNaN, expert32;
-    Value anyNaN;
-  };
-  SmallVector<Keys, 2> keys;
+  // A token's probabilities and the codes of its keys (order-preserving
+  // u32, so that a slot's argmax is a reduction on integers: the group's
+  // largest code, then the lowest expert holding it): 0 for an expert that
+  // is not one or is taken, kNaNCode for a NaN key.
+  SmallVector<SmallVector<Value>, 2> probs, codes;
+  Value laneHasNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
   for (RoutedToken &token : tokens) {
-    Keys k;
     const SmallVector<Value> &score = token.score, &valid = token.valid;
+    SmallVector<Value> p;
     if (op.getScoreFunc() == ScoreFunc::softmax) {
+      ArrayRef<int32_t> offsets =
+          ArrayRef<int32_t>(kWholeWarp).take_back(llvm::Log2_64(group.lanes));
       Value max = score[0];
       for (int64_t i = 1; i < perLane; ++i)
         max = arith::MaximumFOp::create(b, max, score[i]);
-      max = butterflyReduce(b, max, /*max=*/true,
-                            ArrayRef<int32_t>(kWholeWarp)
-                                .take_back(llvm::Log2_64(group.lanes)));
+      max = butterflyReduce(b, max, /*max=*/true, offsets);
       Value sum = zeroF;
       SmallVector<Value> exps;
       for (int64_t i = 0; i < perLane; ++i) {
@@ -187,190 +254,181 @@ void routeTokens(RouteOp op, LoopBuilder &lb, LaneGroup &group,
         exps.push_back(ex);
         sum = arith::AddFOp::create(b, sum, ex);
       }
-      sum = butterflyReduce(b, sum, /*max=*/false,
-                            ArrayRef<int32_t>(kWholeWarp)
-                                .take_back(llvm::Log2_64(group.lanes)));
+      sum = butterflyReduce(b, sum, /*max=*/false, offsets);
       for (Value ex : exps)
-        k.probs.push_back(arith::DivFOp::create(b, ex, sum, afn));
+        p.push_back(arith::DivFOp::create(b, ex, sum, afn));
     } else {
       for (Value s : score) {
         Value ex = math::ExpOp::create(b, arith::NegFOp::create(b, s), afn);
-        k.probs.push_back(arith::DivFOp::create(
+        p.push_back(arith::DivFOp::create(
             b, lb.f32(1.0), arith::AddFOp::create(b, lb.f32(1.0), ex), afn));
       }
     }
-    // Saved for the backward (moe-place-recomputation), when asked.
-    if (Value saved = op.getProbs())
-      for (int64_t i = 0; i < perLane; ++i)
-        lb.ifThen(ix.both(token.exists, valid[i]), [&] {
-          memref::StoreOp::create(b, k.probs[i], saved,
-                                  ValueRange{token.token, token.expert[i]});
-        });
-    // Each key as an order-preserving u32 code (0: unavailable or NaN), so
-    // that a slot's argmax is a reduction on integers: the group's largest
-    // code, then the lowest expert holding it.
+    SmallVector<Value> c;
     for (int64_t i = 0; i < perLane; ++i) {
-      Value key = k.probs[i];
+      Value e = arith::IndexCastOp::create(b, b.getIndexType(), expertOf(i));
+      // Saved for the backward (moe-place-recomputation), when asked.
+      if (Value saved = op.getProbs())
+        lb.ifThen(ix.both(token.exists, valid[i]), [&] {
+          memref::StoreOp::create(b, p[i], saved, ValueRange{token.token, e});
+        });
+      Value key = p[i];
       if (bias)
-        key = arith::AddFOp::create(b, key,
-                                    lb.loadF32(bias, {token.expert[i]}));
-      k.keyIsNaN.push_back(
-          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key));
-      Value isNumber =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::ORD, key, key);
-      k.expert32.push_back(i32(token.expert[i]));
-      k.code.push_back(arith::SelectOp::create(b, ix.both(valid[i], isNumber),
-                                               orderPreservingCode(b, key),
-                                               lb.i32(0)));
+        key = arith::AddFOp::create(
+            b, key, lb.loadF32(bias, {ix.minu(e, experts - 1)}));
+      Value isNaN = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, key, key);
+      laneHasNaN = arith::OrIOp::create(b, laneHasNaN, ix.both(valid[i], isNaN));
+      c.push_back(ix.select(
+          valid[i],
+          ix.select(isNaN, lb.i32(kNaNCode), orderPreservingCode(b, key)),
+          lb.i32(0)));
     }
-    // Whether any of the warp's tokens has a NaN key. Without one, a slot
-    // is the largest available code, lowest expert on ties: two
-    // reductions, where the rule for NaN keys (the first available expert
-    // when its key is NaN) takes two more; that rule picks the same for a
-    // token without NaN keys. Taken for the whole warp, so that its lanes
-    // never part ways around their shuffles (shfl.sync wants every lane of
-    // the warp at the same one), whatever quads route its rows.
-    Value laneHasNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
-    for (int64_t i = 0; i < perLane; ++i)
-      laneHasNaN =
-          arith::OrIOp::create(b, laneHasNaN, ix.both(valid[i], k.keyIsNaN[i]));
-    k.anyNaN = arith::CmpIOp::create(
-        b, arith::CmpIPredicate::ne,
-        redux(b, arith::ExtUIOp::create(b, b.getI32Type(), laneHasNaN),
-              NVVM::ReduxKind::OR),
-        lb.i32(0));
-    keys.push_back(std::move(k));
+    probs.push_back(std::move(p));
+    codes.push_back(std::move(c));
   }
+  // Whether any of the warp's tokens has a NaN key: then every slot of the
+  // warp's tokens takes the rule for them (the first available expert when
+  // its key is NaN, or when no key is a number), which picks what the plain
+  // rule picks for a token without NaN keys. Decided for the whole warp, so
+  // that its lanes never part ways around their shuffles (shfl.sync wants
+  // every lane of the warp at the same one), whatever quads route its rows;
+  // and once, outside the slot loop, so that the plain loop's body is one
+  // block the scheduler can interleave the tokens in.
+  Value anyNaN = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::ne,
+      redux(b, arith::ExtUIOp::create(b, b.getI32Type(), laneHasNaN),
+            NVVM::ReduxKind::OR),
+      lb.i32(0));
 
-  // A token's slot: its available experts (perLane), the sum of the picked
+  // A token's state: its codes (perLane), the sum of the picked
   // probabilities, then the slots this lane keeps (slotsPerLane experts,
   // then as many probabilities).
   int64_t stateSize = perLane + 1 + 2 * slotsPerLane;
   SmallVector<Value> init;
-  for (RoutedToken &token : tokens) {
-    llvm::append_range(init, token.valid);
+  for (auto &c : codes) {
+    llvm::append_range(init, c);
     init.push_back(zeroF);
     init.append(slotsPerLane, lb.i32(0));
     init.append(slotsPerLane, zeroF);
   }
-  Value groupSize = lb.i32(group.lanes);
-  SmallVector<Value> done = lb.forLoopCarrying(
-      ix.c(0), ix.c(topK), init,
-      [&](Value j, ValueRange carried) -> SmallVector<Value> {
-        Value j32 = i32(j);
-        // This lane keeps slot j as its slot j / G when j % G is its place.
-        Value keeps =
-            arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                  arith::RemUIOp::create(b, j32, groupSize),
-                                  group.position);
-        Value keptSlot = arith::DivUIOp::create(b, j32, groupSize);
-        SmallVector<Value> next;
-        for (size_t n = 0; n < keys.size(); ++n) {
-          const Keys &k = keys[n];
-          ValueRange state = carried.slice(n * stateSize, stateSize);
-          ValueRange available = state.take_front(perLane);
-          Value sum = state[perLane];
-          ValueRange slotExpert = state.slice(perLane + 1, slotsPerLane);
-          ValueRange slotProb = state.take_back(slotsPerLane);
-          // This lane's largest available code with the lowest expert
-          // holding it.
-          Value bestCode = lb.i32(0), best = lb.i32(experts);
-          for (int64_t i = 0; i < perLane; ++i) {
-            Value mine =
-                arith::SelectOp::create(b, available[i], k.code[i], lb.i32(0));
-            Value take = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt,
-                                               mine, bestCode);
-            bestCode = arith::SelectOp::create(b, take, mine, bestCode);
-            best = arith::SelectOp::create(b, take, k.expert32[i], best);
-          }
-          auto largest = [&](Value groupCode) {
+  Value groupSize = group.i32(group.lanes);
+  SmallVector<Type> stateTypes = llvm::to_vector(ValueRange(init).getTypes());
+  auto slotLoop = [&](bool nanRule) {
+    return lb.forLoopCarrying(
+        ix.c(0), ix.c(topK), init,
+        [&](Value j, ValueRange carried) -> SmallVector<Value> {
+          Value j32 = arith::IndexCastOp::create(b, b.getI32Type(), j);
+          // This lane keeps slot j as its slot j / G when j % G is its
+          // place.
+          Value keeps = arith::CmpIOp::create(
+              b, arith::CmpIPredicate::eq,
+              arith::RemUIOp::create(b, j32, groupSize), group.position);
+          Value keptSlot = arith::DivUIOp::create(b, j32, groupSize);
+          SmallVector<Value> next;
+          for (size_t n = 0; n < tokens.size(); ++n) {
+            ValueRange state = carried.slice(n * stateSize, stateSize);
+            ValueRange code = state.take_front(perLane);
+            Value sum = state[perLane];
+            ValueRange slotExpert = state.slice(perLane + 1, slotsPerLane);
+            ValueRange slotProb = state.take_back(slotsPerLane);
+            // With a bias the key is not the probability: carry it.
+            LaneBest best = laneBest(b, llvm::to_vector(code),
+                                     bias ? ArrayRef<Value>(probs[n])
+                                          : ArrayRef<Value>());
+            Value bestExpert =
+                arith::AddIOp::create(b, group.laneExpert, group.offset(best.index));
+            Value groupCode = group.reduce(best.code, NVVM::ReduxKind::UMAX);
             Value holds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                                bestCode, groupCode);
-            return group.reduce(
-                arith::SelectOp::create(b, holds, best, lb.i32(experts)),
+                                                best.code, groupCode);
+            Value largest = group.reduce(
+                ix.select(holds, bestExpert, lb.i32(experts)),
                 NVVM::ReduxKind::UMIN);
-          };
-          auto pick = scf::IfOp::create(b, TypeRange{b.getI32Type()}, k.anyNaN,
-                                        /*withElseRegion=*/true);
-          {
-            OpBuilder::InsertionGuard inPick(b);
-            b.setInsertionPointToStart(pick.thenBlock());
-            // This lane's first available expert (E: none) with whether
-            // its key is NaN.
-            Value first = lb.i32(experts);
-            Value firstNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
-            for (int64_t i = perLane - 1; i >= 0; --i) {
-              first =
-                  arith::SelectOp::create(b, available[i], k.expert32[i], first);
-              firstNaN = arith::SelectOp::create(b, available[i],
-                                                 k.keyIsNaN[i], firstNaN);
+            Value winner, p;
+            if (!nanRule) {
+              // Every available key a number: the largest; its probability
+              // the key itself without a bias.
+              winner = largest;
+              p = bias ? group.broadcast(best.payload,
+                                         group.holder(winner).first)
+                       : keyOfCode(b, groupCode);
+            } else {
+              // This lane's first available expert (E: none) and whether
+              // its key is NaN.
+              Value first = lb.i32(experts);
+              Value firstNaN = arith::ConstantOp::create(b, b.getBoolAttr(false));
+              for (int64_t i = perLane - 1; i >= 0; --i) {
+                Value available = arith::CmpIOp::create(
+                    b, arith::CmpIPredicate::ne, code[i], lb.i32(0));
+                first = ix.select(available, expertOf(i), first);
+                firstNaN = ix.select(
+                    available,
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::eq, code[i],
+                                          lb.i32(kNaNCode)),
+                    firstNaN);
+              }
+              Value groupFirst = group.reduce(first, NVVM::ReduxKind::UMIN);
+              Value firstIsNaN = ix.both(
+                  firstNaN, arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                  first, groupFirst));
+              Value nanFirst = group.reduce(
+                  arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
+                  NVVM::ReduxKind::OR);
+              // The first available expert when its key is NaN or no key
+              // is a number; else the largest key, lowest index on ties.
+              Value useFirst = arith::OrIOp::create(
+                  b,
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::ne, nanFirst,
+                                        lb.i32(0)),
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                                        groupCode, lb.i32(kNaNCode)));
+              winner = ix.select(useFirst, groupFirst, largest);
+              // Its probability, from the lane that keeps it.
+              auto [holderPosition, valueIndex] = group.holder(winner);
+              Value mine = probs[n][0];
+              for (int64_t i = 1; i < perLane; ++i)
+                mine = ix.select(
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                          valueIndex, lb.i32(i)),
+                    probs[n][i], mine);
+              p = group.broadcast(mine, holderPosition);
             }
-            Value groupFirst = group.reduce(first, NVVM::ReduxKind::UMIN);
-            Value firstIsNaN = arith::AndIOp::create(
-                b, firstNaN,
-                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, first,
-                                      groupFirst));
-            Value nanFirst = group.reduce(
-                arith::ExtUIOp::create(b, b.getI32Type(), firstIsNaN),
-                NVVM::ReduxKind::OR);
-            Value groupCode = group.reduce(bestCode, NVVM::ReduxKind::UMAX);
-            Value groupBest = largest(groupCode);
-            // The first available expert when its key is NaN or no key is
-            // a number; else the largest key, lowest index on ties.
-            Value useFirst = arith::OrIOp::create(
-                b,
-                arith::CmpIOp::create(b, arith::CmpIPredicate::ne, nanFirst,
-                                      lb.i32(0)),
-                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, groupCode,
-                                      lb.i32(0)));
-            scf::YieldOp::create(b, ValueRange{arith::SelectOp::create(
-                                        b, useFirst, groupFirst, groupBest)});
-            // No NaN key: every available key has a code above 0, and a
-            // slot always has an available expert (k <= E).
-            b.setInsertionPointToStart(pick.elseBlock());
-            scf::YieldOp::create(
-                b, ValueRange{largest(
-                       group.reduce(bestCode, NVVM::ReduxKind::UMAX))});
+            // The winner is taken: its code 0 in the lane that keeps it.
+            Value fromFirst = arith::SubIOp::create(b, winner, group.laneExpert);
+            for (int64_t i = 0; i < perLane; ++i)
+              next.push_back(ix.select(
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::eq, fromFirst,
+                                        lb.i32(group.offset(i))),
+                  lb.i32(0), code[i]));
+            next.push_back(arith::AddFOp::create(b, sum, p));
+            SmallVector<Value> isSlot;
+            for (int64_t m = 0; m < slotsPerLane; ++m)
+              isSlot.push_back(ix.both(
+                  keeps, arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                               keptSlot, lb.i32(m))));
+            for (int64_t m = 0; m < slotsPerLane; ++m)
+              next.push_back(ix.select(isSlot[m], winner, slotExpert[m]));
+            for (int64_t m = 0; m < slotsPerLane; ++m)
+              next.push_back(ix.select(isSlot[m], p, slotProb[m]));
           }
-          Value winner = pick.getResult(0);
-          // Its probability, from the lane that keeps it.
-          auto [holderPosition, valueIndex] = group.holder(winner);
-          Value mine = k.probs[0];
-          for (int64_t i = 1; i < perLane; ++i)
-            mine = arith::SelectOp::create(
-                b,
-                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, valueIndex,
-                                      lb.i32(i)),
-                k.probs[i], mine);
-          Value p = group.broadcast(mine, holderPosition);
-          for (int64_t i = 0; i < perLane; ++i)
-            next.push_back(arith::AndIOp::create(
-                b, available[i],
-                arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                      k.expert32[i], winner)));
-          next.push_back(arith::AddFOp::create(b, sum, p));
-          SmallVector<Value> isSlot;
-          for (int64_t m = 0; m < slotsPerLane; ++m)
-            isSlot.push_back(ix.both(
-                keeps, arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                             keptSlot, lb.i32(m))));
-          for (int64_t m = 0; m < slotsPerLane; ++m)
-            next.push_back(
-                arith::SelectOp::create(b, isSlot[m], winner, slotExpert[m]));
-          for (int64_t m = 0; m < slotsPerLane; ++m)
-            next.push_back(
-                arith::SelectOp::create(b, isSlot[m], p, slotProb[m]));
-        }
-        return next;
-      });
+          return next;
+        });
+  };
+  auto rule = scf::IfOp::create(b, stateTypes, anyNaN, /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(rule.thenBlock());
+    scf::YieldOp::create(b, slotLoop(/*nanRule=*/true));
+    b.setInsertionPointToStart(rule.elseBlock());
+    scf::YieldOp::create(b, slotLoop(/*nanRule=*/false));
+  }
+  ValueRange done = rule.getResults();
   // The weights scaled as the per-token body scales them.
   double scaling = op.getScaling().convertToDouble();
-  Value position = arith::IndexCastOp::create(b, b.getIndexType(),
-                                              group.position);
+  Value position =
+      arith::IndexCastOp::create(b, b.getIndexType(), group.position);
   for (size_t n = 0; n < tokens.size(); ++n) {
     const RoutedToken &token = tokens[n];
-    ArrayRef<Value> state =
-        ArrayRef<Value>(done).slice(n * stateSize, stateSize);
+    ValueRange state = done.slice(n * stateSize, stateSize);
     Value factor = op.getNormalize() ? arith::DivFOp::create(
                                            b, lb.f32(scaling), state[perLane])
                                      : lb.f32(scaling);
@@ -410,16 +468,14 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
     for (int64_t i = 0; i < perLane; ++i) {
       Value e = ix.add(lane, 32 * i);
       Value inRange = ix.ult(e, experts);
-      Value safe = ix.minu(e, experts - 1);
-      Value s = memref::LoadOp::create(b, scores, ValueRange{t, safe});
-      token.expert.push_back(safe);
+      Value s = memref::LoadOp::create(
+          b, scores, ValueRange{t, ix.minu(e, experts - 1)});
       token.valid.push_back(inRange);
       token.score.push_back(
           arith::SelectOp::create(b, inRange, s, lb.f32(-INFINITY)));
     }
-    LaneGroup warp{b, 32,
-                   arith::IndexCastOp::create(b, b.getI32Type(), lane),
-                   lb.i32(0)};
+    Value lane32 = arith::IndexCastOp::create(b, b.getI32Type(), lane);
+    LaneGroup warp{b, 32, lane32, lb.i32(0), lane32};
     routeTokens(op, lb, warp, token);
   });
 }
@@ -440,10 +496,11 @@ void mlir::moek::emitRouteFromAccumulators(RouteOp op, LoopBuilder &lb,
   // lane / 4 + 8 of each 16-row fragment mi: value 2 nj + p of a row.
   Value quadPosition = ix.rem(tile.lane, 4);
   Value laneRow = ix.div(tile.lane, 4);
-  LaneGroup quad{b, 4,
-                 arith::IndexCastOp::create(b, b.getI32Type(), quadPosition),
-                 arith::IndexCastOp::create(b, b.getI32Type(),
-                                            ix.mul(laneRow, 4))};
+  Value position = arith::IndexCastOp::create(b, b.getI32Type(), quadPosition);
+  LaneGroup quad{
+      b, 4, position,
+      arith::IndexCastOp::create(b, b.getI32Type(), ix.mul(laneRow, 4)),
+      arith::MulIOp::create(b, position, lb.i32(2))};
   SmallVector<RoutedToken, 2> tokens;
   for (int64_t mi = 0; mi < tile.fragsM; ++mi)
     for (int64_t h = 0; h < 2; ++h) {
@@ -455,7 +512,6 @@ void mlir::moek::emitRouteFromAccumulators(RouteOp op, LoopBuilder &lb,
         for (int64_t p = 0; p < 2; ++p) {
           Value e = ix.add(ix.add(ix.mul(quadPosition, 2), 8 * nj), p);
           Value inRange = ix.ult(e, experts);
-          token.expert.push_back(ix.minu(e, experts - 1));
           token.valid.push_back(inRange);
           token.score.push_back(arith::SelectOp::create(
               b, inRange, acc[(mi * tile.fragsN + nj) * 4 + 2 * h + p],
