@@ -12,7 +12,8 @@
 #   there: OUT=$OUT bash bench/branches_device.sh run
 #          (carry .device/branches and .device/ab; about 40 s of checks a
 #          branch, then ROUNDS (default 2) of every preset's forward and
-#          step for main and each branch: about 300 s for two branches)
+#          step for main and each branch: about 300 s for two branches;
+#          CONFIGS="fwd-qwen3_30b_a3b ..." times only those)
 # Logs under $OUT: checks-BRANCH.log for each branch, ab_device.log.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,7 +66,7 @@ for archive in "$branches"/*.tar.xz; do
     "$(grep -c ': FAILED' "$out/checks-$branch.log") failed"
 done
 OUT=$out SIDES=$sides ROUNDS=${ROUNDS:-2} PROFILE_LINES=${PROFILE_LINES:-3} \
-  bash "$root/bench/ab_device.sh" fwd-mixtral fwd-qwen3_30b_a3b fwd-olmoe \
-  train-mixtral train-qwen3_30b_a3b train-olmoe > /dev/null 2>&1
+  bash "$root/bench/ab_device.sh" ${CONFIGS:-fwd-mixtral fwd-qwen3_30b_a3b fwd-olmoe \
+  train-mixtral train-qwen3_30b_a3b train-olmoe} > /dev/null 2>&1
 rm -rf "$out/ab"
 grep -E '^-- round|routing:' "$out/ab_device.log"
