@@ -60,7 +60,7 @@ run_checks() {
 #   "routing: 0.074 ms, 3.1% of the median (5 kernels)".
 routing_share() {
   awk '/^time: median/ { median = $3 }
-       /^ +[0-9.]+ +[0-9.]+% / && $NF ~ /^moek_(route|route_scores|rank_assignments_.*|exclusive_scan|assignment_rows|row_assignments.*)$/ {
+       /^ +[0-9.]+ +[0-9.]+% / && $NF ~ /^moek_(route|route_scores|route_scores_top_k|rank_assignments_.*|exclusive_scan|assignment_rows|row_assignments.*)$/ {
          ms += $1; n++ }
        END { if (median > 0) printf "routing: %.3f ms, %.1f%% of the median (%d kernels)\n", ms, 100 * ms / median, n }' "$1"
 }

@@ -42,6 +42,10 @@ if [ "${1:-}" = compile ]; then
   # two), 1001 tokens: 16 slices, the last one partial.
   compile check-fwd-route-e128 tokens=1001,hidden=64,ffn=32,experts=128,top_k=8,dtype=bf16
   compile check-fwd-route-e40 tokens=1001,hidden=64,ffn=32,experts=40,top_k=6,dtype=bf16
+  # The router in the scores GEMM's epilogue (E = 64 or 128): sigmoid keys with a bias,
+  # normalized and scaled weights; k = 16, four slots a lane of the quad.
+  compile check-fwd-route-e128-sigmoid tokens=1001,hidden=64,ffn=32,experts=128,top_k=8,dtype=bf16,router=sigmoid,bias=1,normalize=1,scaling=2.5
+  compile check-fwd-route-e64-k16 tokens=333,hidden=64,ffn=32,experts=64,top_k=16,dtype=bf16
   # NaN router keys (a NaN bias for experts 0, 1 and 33): the router's rule
   # for them (the first available expert is taken when its key is NaN), on
   # inputs of its own (moe-run --inputs).

@@ -663,6 +663,8 @@ void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,
                                          LoopBuilder &lb,
                                          const FragmentTile &tile,
                                          ArrayRef<Value> acc) {
+  if (op.accumulatorEpilogue)
+    return op.accumulatorEpilogue(lb, tile, acc);
   ImplicitLocOpBuilder &b = lb.builder();
   Ix ix{b, lb};
   Value c = op.c, owners = op.owners, weights = op.weights;

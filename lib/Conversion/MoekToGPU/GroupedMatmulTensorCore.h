@@ -12,6 +12,7 @@
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
+#include <functional>
 #include <string>
 
 namespace mlir::moek {
@@ -34,6 +35,8 @@ struct TensorCoreTile {
 /// The operands of one tensor-core GEMM launch: those of a
 /// moek.grouped_matmul, or a plain GEMM c = a * b[0] when `offsets` is null
 /// (one group made of every row of a).
+struct FragmentTile;
+
 struct TensorCoreGemm {
   Value a, b, c;
   Value offsets, owners, weights; // offsets null: one group of all rows
@@ -59,6 +62,11 @@ struct TensorCoreGemm {
   /// tiles of one expert and column tile, each loading half of b's k tile by
   /// TMA multicast into both; 1, no clusters.
   int64_t clusterSize = 1;
+  /// Set: the epilogue, in place of emitAccumulatorEpilogue's (the router's
+  /// top-k on its scores GEMM's accumulators); c is then not written.
+  std::function<void(moe::LoopBuilder &, const FragmentTile &,
+                     ArrayRef<Value>)>
+      accumulatorEpilogue;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
 };

@@ -152,9 +152,12 @@ int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
 
 /// The router's scores x . w_gate into `scores` (f32 [T, E], the op's
 /// planned buffer): the tensor-core GEMM (one group) for bf16/f16, else a
-/// thread per element.
-void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
-                const GpuTarget &target) {
+/// thread per element. With `route` (moek.route's op), where the sm_90a
+/// kernel takes the GEMM and a warp's tile spans every expert, its
+/// epilogue routes the tokens instead (emitRouteFromAccumulators) and the
+/// scores never go to memory; returns whether it did.
+bool emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
+                const GpuTarget &target, RouteOp route = nullptr) {
   ImplicitLocOpBuilder &b = lb.builder();
   int64_t hidden = staticDim(wGate, 0), experts = staticDim(wGate, 1);
   Value tokens = lb.dim(x, 0);
@@ -186,13 +189,23 @@ void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
   gemm.clusterSize = gemmClusterSize(target, gemm);
   bool warpgroup = gemm.b && target.warpgroupMma &&
                    canLowerToWarpgroupMma(gemm, b.getContext());
+  // The sm_90a kernel's tile of a plain GEMM no wider than 128 is 128 x
+  // 128: a consumer warp holds 16 rows of all 128 columns.
+  bool routes = warpgroup && route && canRouteInScoresEpilogue(route, 128);
+  if (routes)
+    gemm.accumulatorEpilogue = [route](LoopBuilder &lb,
+                                       const FragmentTile &tile,
+                                       ArrayRef<Value> acc) {
+      emitRouteFromAccumulators(route, lb, tile, acc);
+    };
   if (warpgroup || (gemm.b && canLowerToTensorCores(gemm, b.getContext()))) {
     if (warpgroup)
       lowerToWarpgroupMma(gemm, lb);
     else
       lowerToTensorCores(gemm, lb);
     auto launch = cast<gpu::LaunchOp>(*std::prev(b.getInsertionPoint()));
-    launch.setFunctionAttr(FlatSymbolRefAttr::get(b.getContext(), "scores"));
+    launch.setFunctionAttr(FlatSymbolRefAttr::get(
+        b.getContext(), routes ? "scores_top_k" : "scores"));
   } else {
     launchPerElement(lb, tokens, lb.index(experts), [&](Value t, Value e) {
       Value sum = lb.forLoopCarrying(
@@ -205,6 +218,7 @@ void emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
       memref::StoreOp::create(b, sum, scores, ValueRange{t, e});
     }, "scores");
   }
+  return routes;
 }
 
 /// The scratch buffer `what` of a kernel, or an error: allocating it here,
@@ -226,7 +240,8 @@ void lowerRoute(RouteOp op, LoopBuilder &lb, const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
   Value tokens = lb.dim(op.getX(), 0);
   Value scores = op.getScores();
-  emitScores(lb, op.getX(), op.getWGate(), scores, target);
+  if (emitScores(lb, op.getX(), op.getWGate(), scores, target, op))
+    return;
   if (canRouteByWarp(op))
     return lowerRouteByWarp(op, lb, scores);
   launchPerItem(

@@ -1,8 +1,9 @@
 //===- RouteGPU.h - The router's per-token kernel on CUDA -------*- C++ -*-===//
 //
-// moek.route after its scores GEMM: a warp per token (RouteGPU.cpp) where
-// the experts fit in the lanes' registers, else the shared per-token body
-// (KernelBodies.cpp) on a thread per token.
+// moek.route after its scores GEMM: in the GEMM's own epilogue where a
+// warp's tile of the sm_90a kernel spans every expert, else a warp per
+// token (RouteGPU.cpp) where the experts fit in the lanes' registers, else
+// the shared per-token body (KernelBodies.cpp) on a thread per token.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +11,7 @@
 #define MOE_MLIR_LIB_CONVERSION_MOEKTOGPU_ROUTEGPU_H
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
 namespace mlir::moek {
@@ -29,6 +31,23 @@ bool canRouteByWarp(RouteOp op);
 /// included); the softmax's sum is added in another order, so the weights
 /// may differ from the CPU's in the last bits.
 void lowerRouteByWarp(RouteOp op, moe::LoopBuilder &lb, Value scores);
+
+/// The most slots the scores GEMM's epilogue routes (each lane of a quad
+/// keeps a quarter of them in registers until the end).
+constexpr int64_t kMaxEpilogueSlots = 16;
+
+/// Whether the scores GEMM's epilogue can route `op`'s tokens itself, a
+/// warp's tile spanning `columns` of the scores: the warp kernel's rules,
+/// all E experts in those columns and at most kMaxEpilogueSlots slots.
+bool canRouteInScoresEpilogue(RouteOp op, int64_t columns);
+
+/// The router's top-k in the scores GEMM's epilogue, on its f32
+/// accumulators (laid out as `tile` says, one warp's tile spanning every
+/// expert): a quad of lanes routes each row together, as a warp routes a
+/// token in lowerRouteByWarp, with the same selection; the scores never go
+/// to memory. Rows past `tile.rows` store nothing.
+void emitRouteFromAccumulators(RouteOp op, moe::LoopBuilder &lb,
+                               const FragmentTile &tile, ArrayRef<Value> acc);
 
 } // namespace mlir::moek
 
