@@ -17,7 +17,8 @@
 // module's `moe.epilogue` attribute, which the compilation's pipeline takes
 // as the fusion's epilogue; remarks give every candidate's prediction and
 // peak, then the choice and why. Under a memory budget (within-peak) a
-// candidate that peaks above scatter_add is never taken.
+// candidate that peaks above scatter_add is never taken. A function with
+// row slices (moe.row_slices) takes scatter_add: only it is sliced.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,6 +34,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -78,6 +80,21 @@ struct MoeChooseEpiloguePass
                          << "' in the cost model's table (have: "
                          << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
       return signalPassFailure();
+    }
+    // Row slices bound the scatter epilogue's activation buffer; gather_sum
+    // would keep all T*k rows, so a function that asks for them decides.
+    bool sliced = false;
+    module.walk([&](FunctionOpInterface function) {
+      if (auto slices =
+              function->getAttrOfType<IntegerAttr>("moe.row_slices"))
+        sliced |= slices.getInt() > 1;
+    });
+    if (sliced) {
+      module->setAttr("moe.epilogue",
+                      StringAttr::get(module.getContext(), "scatter_add"));
+      module.emitRemark() << "moe-choose-epilogue: scatter_add (the program "
+                             "asks for row slices: moe.row_slices)";
+      return;
     }
     SmallVector<Evaluation> candidates;
     for (StringRef epilogue : {"scatter_add", "gather_sum"}) {

@@ -24,7 +24,9 @@
 // The routing metadata is O(T*k) integers: ranks, offsets, row owners.
 // Experts are processed `experts-per-chunk` at a time; a token picks an
 // expert at most once, so a chunk has at most T*min(k, chunk) rows and the
-// activation buffer is that big, not T*k rows.
+// activation buffer is that big, not T*k rows. Row slices bound it whatever
+// the routing: the expert-ordered rows a slice of ceil(T*k / S) at a time,
+// all experts in each launch, through the offsets clipped to the slice.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,6 +43,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEZEROBUFFERFUSIONPASS
@@ -154,6 +157,40 @@ ResidualAdd residualAddOf(CombineOp combine) {
   return {add, residual};
 }
 
+constexpr const char *kRowSlicesAttr = "moe.row_slices";
+
+/// Calls emit(sliceOffsets) for each slice [r0, r0 + sliceRows) of the
+/// grouped rows [0, totalRows): sliceOffsets[e] = clamp(offsets[e], r0,
+/// r1), so a grouped matmul over all experts with them covers exactly the
+/// slice's rows, expert by expert, with base sliceOffsets[0] = r0 (its
+/// activation rows are r - r0). One [E+1] buffer serves every slice: the
+/// slices run one after another.
+void forEachRowSlice(ImplicitLocOpBuilder &b, Value offsets, Value totalRows,
+                     Value sliceRows, function_ref<void(Value)> emit) {
+  auto offsetsType = cast<MemRefType>(offsets.getType());
+  Value sliceOffsets =
+      allocBuffer(b, offsetsType.getShape(), offsetsType.getElementType(), {},
+                  "routing.slice_offsets");
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  auto loop = scf::ForOp::create(b, zero, totalRows, sliceRows);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  Value begin = loop.getInductionVar();
+  Value end = arith::MinUIOp::create(
+      b, arith::AddIOp::create(b, begin, sliceRows), totalRows);
+  Type i32 = offsetsType.getElementType();
+  Value begin32 = arith::IndexCastOp::create(b, i32, begin);
+  Value end32 = arith::IndexCastOp::create(b, i32, end);
+  linalg::MapOp::create(
+      b, ValueRange{offsets}, sliceOffsets,
+      [&](OpBuilder &nested, Location loc, ValueRange args) {
+        Value low = arith::MaxSIOp::create(nested, loc, args[0], begin32);
+        Value clipped = arith::MinSIOp::create(nested, loc, low, end32);
+        linalg::YieldOp::create(nested, loc, clipped);
+      });
+  emit(sliceOffsets);
+}
+
 struct MoeZeroBufferFusionPass
     : public moe::impl::MoeZeroBufferFusionPassBase<MoeZeroBufferFusionPass> {
   using MoeZeroBufferFusionPassBase::MoeZeroBufferFusionPassBase;
@@ -164,6 +201,12 @@ struct MoeZeroBufferFusionPass
           << "moe-zero-buffer-fusion: experts-per-chunk must be at least 1, "
              "got "
           << static_cast<int64_t>(expertsPerChunk);
+      return signalPassFailure();
+    }
+    if (rowSlices < 1) {
+      getOperation()->emitError()
+          << "moe-zero-buffer-fusion: row-slices must be at least 1, got "
+          << static_cast<int64_t>(rowSlices);
       return signalPassFailure();
     }
     if (epilogue != "scatter_add" && epilogue != "gather_sum") {
@@ -247,6 +290,23 @@ struct MoeZeroBufferFusionPass
       rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
   }
 
+  /// The row slices for `combine`: the option's, else its function's
+  /// moe.row_slices (what a block spec's row_slices=S sets), else 1.
+  FailureOr<int64_t> rowSlicesOf(CombineOp combine) {
+    if (rowSlices > 1)
+      return static_cast<int64_t>(rowSlices);
+    auto function = combine->getParentOfType<FunctionOpInterface>();
+    auto attr = function
+                    ? function->getAttrOfType<IntegerAttr>(kRowSlicesAttr)
+                    : IntegerAttr();
+    if (!attr)
+      return 1;
+    if (attr.getInt() < 1)
+      return function->emitError()
+             << kRowSlicesAttr << " must be at least 1, got " << attr.getInt();
+    return attr.getInt();
+  }
+
   LogicalResult fuse(Chain chain, RoutingPlans &plans, RewriterBase &rewriter) {
     CombineOp combine = chain.combine;
     Value routing = combine.getRouting();
@@ -263,6 +323,15 @@ struct MoeZeroBufferFusionPass
     Value offsets = readBuffer(b, plan->offsets);
     Value owners = readBuffer(b, ownersTensor);
     Value weights = readBuffer(b, combine.getWeights());
+
+    FailureOr<int64_t> slicesAsked = rowSlicesOf(combine);
+    if (failed(slicesAsked))
+      return failure();
+    if (*slicesAsked > 1 && epilogue == "gather_sum")
+      return combine.emitError()
+             << "row slices (" << *slicesAsked
+             << ") need the scatter_add epilogue: gather_sum keeps every "
+                "expert's [T*k, H] rows at once";
 
     auto yType = cast<RankedTensorType>(combine.getY().getType());
     int64_t tokens = yType.getDimSize(0);
@@ -312,17 +381,32 @@ struct MoeZeroBufferFusionPass
     // in the saved value's type) beside the activation it makes from its
     // f32 accumulator: h is computed once and kept for the backward, at
     // the price of writing it once.
+    // Row slices: the grouped rows, in expert order, a slice of
+    // ceil(T*k / slices) at a time (all experts in one launch each). A
+    // chunk of experts bounds its rows only by T*min(k, chunk), whatever
+    // the routing; a slice's bound is its own length.
     ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
-    if (savedGateUp)
+    int64_t slices = savedGateUp ? 1 : *slicesAsked;
+    if (savedGateUp || slices > 1)
       chunk = experts;
 
     int64_t rowsPerToken = std::min(topK, chunk);
+    Value totalRows;
+    int64_t rows = ShapedType::kDynamic;
     SmallVector<Value> dynamicRows;
-    if (ShapedType::isDynamic(tokens))
-      dynamicRows.push_back(arith::MulIOp::create(
-          b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken)));
-    int64_t rows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
-                                                 : tokens * rowsPerToken;
+    if (ShapedType::isDynamic(tokens)) {
+      totalRows = arith::MulIOp::create(
+          b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken));
+      dynamicRows.push_back(
+          slices > 1 ? arith::CeilDivUIOp::create(
+                           b, totalRows,
+                           arith::ConstantIndexOp::create(b, slices))
+                           .getResult()
+                     : totalRows);
+    } else {
+      rows = llvm::divideCeil(tokens * rowsPerToken, slices);
+      totalRows = arith::ConstantIndexOp::create(b, tokens * rowsPerToken);
+    }
     Value act = allocBuffer(b, {rows, ffn}, element, dynamicRows,
                             "activations.glu");
 
@@ -331,17 +415,26 @@ struct MoeZeroBufferFusionPass
                         : moek::Epilogue::silu_glu;
     Value savedH =
         savedGateUp ? allocGateUp(b, savedGateUp, *plan, x) : Value();
-    auto emitChunk = [&](Value first, Value last) {
-      moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                    Value(), act, savedH, epilogue,
+    auto emitGemms = [&](Value groupOffsets, Value first, Value last) {
+      moek::GroupedMatmulOp::create(b, x, w1, groupOffsets, first, last,
+                                    owners, Value(), act, savedH, epilogue,
                                     /*gather=*/true, topK);
-      moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, owners,
-                                    weights, accumulator, Value(),
+      moek::GroupedMatmulOp::create(b, act, w2, groupOffsets, first, last,
+                                    owners, weights, accumulator, Value(),
                                     storeRows ? moek::Epilogue::scatter_store
                                               : moek::Epilogue::scatter_add,
                                     /*gather=*/false, topK);
     };
-    forEachExpertChunk(b, experts, chunk, emitChunk);
+    if (slices > 1) {
+      forEachRowSlice(b, offsets, totalRows, extentOf(b, act, 0),
+                      [&](Value sliceOffsets) {
+                        emitGemms(sliceOffsets, Value(), Value());
+                      });
+    } else {
+      forEachExpertChunk(b, experts, chunk, [&](Value first, Value last) {
+        emitGemms(offsets, first, last);
+      });
+    }
 
     narrowInto(b, accumulator, y);
     if (savedGateUp)

@@ -312,6 +312,13 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
     of routing metadata and the [rows, F] activation remain. Experts run
     `experts-per-chunk` at a time; since a token picks an expert at most
     once, the activation buffer has T*min(k, experts-per-chunk) rows.
+    With `row-slices=S` the grouped rows, in expert order, run S slices of
+    ceil(T*k/S) rows instead, all experts in each launch: each slice's
+    offsets are the routing's clipped to the slice (a `linalg.map`), so the
+    activation buffer has ceil(T*k/S) rows however the tokens are routed,
+    where a chunk of experts must hold T*min(k, chunk). Without the option
+    a function's `moe.row_slices` attribute (a block spec's `row_slices=S`)
+    gives S.
 
     A residual add of the output (`r + y` as a `linalg.generic` over
     identity maps, y used nowhere else: the block's `h + MoE(..)` after
@@ -334,6 +341,12 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            /*default=*/"1",
            "Experts whose grouped GEMMs run back to back; the activation "
            "buffer holds T*min(k, this) rows">,
+    Option<"rowSlices", "row-slices", "int64_t", /*default=*/"1",
+           "Grouped rows (expert order) in this many slices, each slice's "
+           "two GEMMs over all experts back to back: the activation buffer "
+           "holds ceil(T*k/this) rows whatever the routing (scatter "
+           "epilogues; experts-per-chunk is then all experts). 1: the "
+           "function's moe.row_slices, if any">,
     Option<"epilogue", "epilogue", "std::string", /*default=*/"\"scatter_add\"",
            "How expert outputs reach y: scatter_add (gate-weighted adds into "
            "an f32 accumulator) or gather_sum (expert-order rows, then a "

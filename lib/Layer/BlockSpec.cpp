@@ -63,8 +63,9 @@ const std::vector<BlockPreset> &presets() {
 }
 
 /// The block's own keys, in canonical order.
-const char *const kBlockKeys[] = {"batch",    "seq",      "heads",
-                                  "kv_heads", "head_dim", "bta_tiles"};
+const char *const kBlockKeys[] = {"batch",    "seq",       "heads",
+                                  "kv_heads", "head_dim",  "bta_tiles",
+                                  "row_slices"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"batch",    "seq",      "heads",
@@ -94,6 +95,7 @@ bool setBlockKey(BlockSpec &spec, std::string_view key, std::string_view value,
                    : key == "heads"    ? &spec.heads
                    : key == "kv_heads" ? &spec.kvHeads
                    : key == "head_dim" ? &spec.headDim
+                   : key == "row_slices" ? &spec.rowSlices
                                        : &spec.btaTiles;
   spec.btaTilesGiven |= key == "bta_tiles";
   return parseInt(key, value, 1, *field, error);
@@ -101,7 +103,7 @@ bool setBlockKey(BlockSpec &spec, std::string_view key, std::string_view value,
 
 auto fieldsOf(const BlockSpec &s) {
   return std::make_tuple(formatLayerSpec(s.moe), s.batch, s.seq, s.heads,
-                         s.kvHeads, s.headDim, s.btaTiles);
+                         s.kvHeads, s.headDim, s.btaTiles, s.rowSlices);
 }
 
 /// Whether a product of sizes, at 4 bytes an element, fits in int64.
@@ -134,6 +136,17 @@ bool validateBlock(const BlockSpec &s, std::string &error) {
     error = "bta_tiles=" + str(s.btaTiles) +
             " does not divide batch=" + str(s.batch) +
             ": every tile has batch/bta_tiles sequences";
+    return false;
+  }
+  if (s.moe.dynamicTokens) {
+    error = "dynamic=1: a block's token count is batch*seq, static in its "
+            "program; dynamic token counts are for a layer (--layer)";
+    return false;
+  }
+  if (s.rowSlices > s.batch * s.seq * s.moe.topK) {
+    error = "row_slices=" + str(s.rowSlices) + " is more than the " +
+            str(s.batch * s.seq * s.moe.topK) +
+            " grouped rows (batch*seq*top_k) it slices";
     return false;
   }
   // wq [H, nh*dh] and q [B*L, nh*dh] (wk, wv, k, v are no larger).
@@ -248,7 +261,8 @@ std::string formatBlockSpec(const BlockSpec &s) {
   std::string out = "batch=" + str(s.batch) + ",seq=" + str(s.seq) +
                     ",heads=" + str(s.heads) + ",kv_heads=" + str(s.kvHeads) +
                     ",head_dim=" + str(s.headDim) +
-                    ",bta_tiles=" + str(s.btaTiles);
+                    ",bta_tiles=" + str(s.btaTiles) +
+                    (s.rowSlices > 1 ? ",row_slices=" + str(s.rowSlices) : "");
   // The layer's text starts with its tokens, which batch and seq give.
   std::string layer = formatLayerSpec(s.moe);
   return out + layer.substr(layer.find(','));

@@ -42,6 +42,9 @@ struct BlockSpec {
   int64_t kvHeads = 0;  ///< nkv, key/value heads; divides nh
   int64_t headDim = 0;  ///< dh
   int64_t btaTiles = 1; ///< N: attention runs over tiles of B/N sequences
+  /// S: the MoE's grouped rows in S slices, so that its activation buffer
+  /// holds T*k/S rows (moe-zero-buffer-fusion's row slices).
+  int64_t rowSlices = 1;
   /// Whether the text gave bta_tiles (a memory budget then checks that N
   /// fits rather than choosing one).
   bool btaTilesGiven = false;
@@ -51,7 +54,8 @@ struct BlockSpec {
 
 /// Parses a block preset name, a preset followed by key=value overrides, or
 /// a key=value list, with parseLayerSpec's syntax. Keys: batch, seq, heads,
-/// kv_heads, head_dim, bta_tiles (default 1) and every layer key except
+/// kv_heads, head_dim, bta_tiles (default 1), row_slices (default 1) and
+/// every layer key except
 /// tokens. Without a preset, batch, seq, heads, kv_heads, head_dim, hidden,
 /// ffn, experts and top_k are required.
 ///

@@ -153,8 +153,17 @@ std::string moe::layer::emitBlockProgram(const BlockSpec &spec) {
   os << ")\n    -> (" << block << ", " << t.indices << ")";
   // Given as 1 too: under a memory budget the pass then checks that the
   // untiled attention fits instead of choosing.
+  std::vector<std::string> attributes;
   if (spec.btaTiles > 1 || spec.btaTilesGiven)
-    os << "\n    attributes {moe.bta_tiles = " << spec.btaTiles << " : i64}";
+    attributes.push_back("moe.bta_tiles = " + std::to_string(spec.btaTiles) +
+                         " : i64");
+  if (spec.rowSlices > 1)
+    attributes.push_back("moe.row_slices = " + std::to_string(spec.rowSlices) +
+                         " : i64");
+  for (size_t i = 0; i < attributes.size(); ++i)
+    os << (i ? ", " : "\n    attributes {") << attributes[i];
+  if (!attributes.empty())
+    os << "}";
   os << " {\n";
   // h = x + Attn(RMSNorm(x; g1)), over the B sequences.
   os << "  %n1 = moe.rms_norm %block_x, %g1 : (" << block << ", " << gain

@@ -6,6 +6,9 @@
 // RUN: moe-opt %s -moe-lower-to-kernels | FileCheck %s --check-prefix=UNFUSED
 // RUN: moe-opt %s -moe-zero-buffer-fusion=epilogue=gather_sum | FileCheck %s --check-prefix=GATHER-SUM
 // RUN: not moe-opt %s -moe-zero-buffer-fusion=epilogue=atomic 2>&1 | FileCheck %s --check-prefix=BAD-EPILOGUE
+// RUN: moe-opt %s -moe-zero-buffer-fusion=row-slices=3 | FileCheck %s --check-prefix=SLICES
+// RUN: not moe-opt %s -moe-zero-buffer-fusion=row-slices=0 2>&1 | FileCheck %s --check-prefix=BAD-SLICES
+// RUN: not moe-opt %s "-moe-zero-buffer-fusion=row-slices=2 epilogue=gather_sum" 2>&1 | FileCheck %s --check-prefix=SLICES-GATHER
 
 !routing = !moe.routing<tokens = 16, experts = 4, top_k = 2>
 
@@ -54,6 +57,24 @@
 // GATHER-SUM: moek.combine_rows %[[ROWS]], %{{.*}}, %{{.*}} into %[[Y]]
 // GATHER-SUM-NOT: scatter_add
 // BAD-EPILOGUE: error: moe-zero-buffer-fusion: epilogue 'atomic' is not scatter_add or gather_sum
+
+// Row slices: the 32 grouped rows 11 at a time (all experts in each launch), each slice through
+// the offsets clipped to [begin, min(begin + 11, 32)).
+// SLICES-LABEL: func.func @layer
+// SLICES: %[[ACT:.*]] = memref.alloc() {moe.buffer = "activations.glu"} : memref<11x24xf32>
+// SLICES: %[[CLIPPED:.*]] = memref.alloc() {moe.buffer = "routing.slice_offsets"} : memref<5xi32>
+// SLICES: scf.for %[[BEGIN:.*]] = %{{.*}} to %[[TOTAL:.*]] step %{{.*}} {
+// SLICES: %[[END:.*]] = arith.minui %{{.*}}, %[[TOTAL]] : index
+// SLICES-DAG: %[[BEGIN32:.*]] = arith.index_cast %[[BEGIN]] : index to i32
+// SLICES-DAG: %[[END32:.*]] = arith.index_cast %[[END]] : index to i32
+// SLICES: linalg.map ins(%{{.*}} : memref<5xi32>) outs(%[[CLIPPED]] : memref<5xi32>)
+// SLICES: %[[LOW:.*]] = arith.maxsi %{{.*}}, %[[BEGIN32]] : i32
+// SLICES: arith.minsi %[[LOW]], %[[END32]] : i32
+// SLICES: moek.grouped_matmul silu_glu %{{.*}}, %{{.*}}, %[[CLIPPED]] owners(%{{.*}} : memref<32xi32>) into %[[ACT]]
+// SLICES: moek.grouped_matmul scatter_add %[[ACT]], %{{.*}}, %[[CLIPPED]] owners(%{{.*}} : memref<32xi32>) weights
+// SLICES: }
+// BAD-SLICES: error: moe-zero-buffer-fusion: row-slices must be at least 1, got 0
+// SLICES-GATHER: error: row slices (2) need the scatter_add epilogue: gather_sum keeps every expert's [T*k, H] rows at once
 
 // UNFUSED-LABEL: func.func @layer
 // UNFUSED: %[[D:.*]] = memref.alloc() {moe.buffer = "dispatch.tokens"} : memref<32x40xf32>

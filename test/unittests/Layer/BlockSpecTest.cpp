@@ -120,6 +120,12 @@ TEST(BlockSpec, CanonicalFormat) {
             "hidden=2048,ffn=768,experts=128,top_k=8,router=softmax,bias=0,"
             "capacity=0,normalize=1,scaling=1,activation=silu_glu,"
             "dtype=bf16,dynamic=0,n_group=0,topk_group=0,aux_loss=0.01");
+  // row_slices only where it is not 1: existing specs keep their text.
+  EXPECT_NE(formatBlockSpec(parseOk("tiny_block,row_slices=4"))
+                .find(",bta_tiles=1,row_slices=4,hidden=32,"),
+            std::string::npos);
+  EXPECT_EQ(parseOk("tiny_block,row_slices=4").rowSlices, 4);
+  EXPECT_EQ(parseOk("tiny_block").rowSlices, 1);
 }
 
 TEST(BlockSpec, RoundTrip) {
@@ -131,6 +137,7 @@ TEST(BlockSpec, RoundTrip) {
       "tiny_block,capacity=0.1,scaling=0.3333333333333333,router=sigmoid,"
       "bias=1,normalize=0,activation=gelu_glu,n_group=2,topk_group=1",
       "qwen3_block,ep=4,overlap=2,dtype=f32",
+      "qwen3_block,batch=2,bta_tiles=2,row_slices=4",
   };
   for (const std::string &text : specs) {
     BlockSpec first = parseOk(text);
@@ -142,6 +149,7 @@ TEST(BlockSpec, RoundTrip) {
     EXPECT_EQ(formatLayerSpec(second.moe), formatLayerSpec(first.moe)) << text;
     expectAttention(second, first.batch, first.seq, first.heads, first.kvHeads,
                     first.headDim, first.btaTiles);
+    EXPECT_EQ(second.rowSlices, first.rowSlices) << text;
   }
 }
 
@@ -152,6 +160,11 @@ struct ErrorCase {
 
 TEST(BlockSpec, Errors) {
   std::vector<ErrorCase> cases = {
+      // Row slices: at most the T*k grouped rows they slice, at least 1.
+      {"tiny_block,row_slices=33", {"row_slices=33", "32 grouped rows"}},
+      {"tiny_block,row_slices=0", {"row_slices", ">= 1"}},
+      // A block's token count is static.
+      {"tiny_block,dynamic=1", {"dynamic=1", "batch*seq", "--layer"}},
       // The MoE's tokens are batch*seq.
       {"tiny_block,tokens=16", {"tokens", "batch*seq", "batch and seq"}},
       {"tokens=16,batch=2,seq=8", {"tokens", "batch*seq"}},
