@@ -21,6 +21,15 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/bench/moe_run_sources.sh"
 
+# What is timed, BATCH:TILES[:SLICES]; the default is batches 1, 2 and 4
+# over 1, 2 and 4 tiles where they divide it. Compile and run must agree.
+timed=${TIMED:-1:1 2:1 2:2 4:1 4:2 4:4}
+timed_name() { # BATCH:TILES[:SLICES] -> time-bB-tN[-sS]
+  local batch tiles slices
+  IFS=: read -r batch tiles slices <<< "$1"
+  echo "time-b$batch-t$tiles$([ "${slices:-1}" = 1 ] || echo "-s$slices")"
+}
+
 if [ "${1:-}" = compile ]; then
   root=$here
   bin=${BUILD_DIR:-$root/build}/bin
@@ -68,13 +77,17 @@ dh128-bf16-simt batch=1,seq=200,heads=8,kv_heads=2,head_dim=128,hidden=256,ffn=1
 qwen3-attn batch=2,seq=130,heads=32,kv_heads=4,head_dim=128,hidden=2048,ffn=64,experts=1,top_k=1,dtype=bf16,bta_tiles=2
 qwen3-short qwen3_block,batch=2,seq=64,bta_tiles=2 --flash-attention=simt
 qwen3-short-mma qwen3_block,batch=2,seq=64,bta_tiles=2
+tiles2-slices tiny_block,batch=4,bta_tiles=2,row_slices=3
+long-seq-slices batch=2,seq=100,heads=4,kv_heads=2,head_dim=64,hidden=128,ffn=64,experts=8,top_k=2,row_slices=3
+qwen3-short-slices qwen3_block,batch=2,seq=64,bta_tiles=2,row_slices=5 --flash-attention=simt
 CONFIGS
-  # Timing: qwen3_block at its full sequence (4096), batch 1, 2, 4, over
-  # 1, 2 and 4 attention tiles where they divide the batch (the mma.sync
-  # attention); the SIMT attention at batch 1 and 4 for the comparison.
-  for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
-    IFS=: read -r batch tiles <<< "$item"
-    compile "time-b$batch-t$tiles" "qwen3_block,batch=$batch,bta_tiles=$tiles"
+  # Timing: qwen3_block at its full sequence (4096), BATCH:TILES[:SLICES]
+  # (the MoE's row slices, default 1) from $TIMED (the mma.sync attention);
+  # the SIMT attention at batch 1 and 4 for the comparison.
+  for item in $timed; do
+    IFS=: read -r batch tiles slices <<< "$item"
+    compile "$(timed_name "$item")" \
+      "qwen3_block,batch=$batch,bta_tiles=$tiles,row_slices=${slices:-1}"
   done
   for batch in 1 4; do
     compile "time-b$batch-t1-simt" "qwen3_block,batch=$batch,bta_tiles=1" \
@@ -88,6 +101,7 @@ big = sorted(r["buffers"], key=lambda b: -b["bytes"])[:4]
 print("%-22s peak %8.1f MiB; largest: %s" % (sys.argv[1].split("/")[-1][:-5], (p or 0) / 2**20,
   ", ".join("%s %.1f MiB" % (b["name"], b["bytes"] / 2**20) for b in big)))' "$f"
   done | tee "$dest/memory/summary.txt"
+  echo "$timed" > "$dest/timed.txt"
   du -sh "$dest"
   exit 0
 fi
@@ -148,6 +162,10 @@ done
 check qwen3-attn 90
 check qwen3-short 90
 check qwen3-short-mma 90 info
+# The MoE's grouped rows in slices (row_slices), tiled and untiled.
+check tiles2-slices 30
+check long-seq-slices 30
+check qwen3-short-slices 90
 
 # time NAME BATCH: qwen3_block's artifact NAME, --repeat 5 --profile; the
 # expert GEMMs' TFLOP/s beside the tokens per expert (T*k/E = T/16 here:
@@ -171,9 +189,9 @@ time_block() {
 }
 
 echo "== timing: qwen3_block (seq 4096), --repeat 5, beside the compile-time plans ($(date -u +%H:%M:%S))"
-for item in 1:1 2:1 2:2 4:1 4:2 4:4; do
-  IFS=: read -r batch tiles <<< "$item"
-  time_block "time-b$batch-t$tiles" "$batch"
+[ -f "$dir/timed.txt" ] && timed=$(cat "$dir/timed.txt")
+for item in $timed; do
+  time_block "$(timed_name "$item")" "${item%%:*}"
 done
 
 echo "== PyTorch block (SDPA flash attention, RMSNorm, grouped MoE), bf16 ($(date -u +%H:%M:%S))"
