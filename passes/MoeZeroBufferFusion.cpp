@@ -381,11 +381,11 @@ struct MoeZeroBufferFusionPass
     // in the saved value's type) beside the activation it makes from its
     // f32 accumulator: h is computed once and kept for the backward, at
     // the price of writing it once.
+    ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
     // Row slices: the grouped rows, in expert order, a slice of
     // ceil(T*k / slices) at a time (all experts in one launch each). A
     // chunk of experts bounds its rows only by T*min(k, chunk), whatever
     // the routing; a slice's bound is its own length.
-    ExpertGateUpOp savedGateUp = savedGateUpOf(chain);
     int64_t slices = savedGateUp ? 1 : *slicesAsked;
     if (savedGateUp || slices > 1)
       chunk = experts;

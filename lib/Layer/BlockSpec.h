@@ -55,9 +55,8 @@ struct BlockSpec {
 /// Parses a block preset name, a preset followed by key=value overrides, or
 /// a key=value list, with parseLayerSpec's syntax. Keys: batch, seq, heads,
 /// kv_heads, head_dim, bta_tiles (default 1), row_slices (default 1) and
-/// every layer key except
-/// tokens. Without a preset, batch, seq, heads, kv_heads, head_dim, hidden,
-/// ffn, experts and top_k are required.
+/// every layer key except tokens. Without a preset, batch, seq, heads,
+/// kv_heads, head_dim, hidden, ffn, experts and top_k are required.
 ///
 /// On success fills `out` (out.moe.tokens = batch * seq; out.moe.name and
 /// out.name follow the fields as in parseLayerSpec) and returns true. On
