@@ -28,6 +28,9 @@
 // the routing: the expert-ordered rows a slice of ceil(T*k / S) at a time,
 // all experts in each launch, through the offsets clipped to the slice.
 //
+// With dispatch=copy GEMM 1 reads a dispatched [T*k, H] copy of x's rows
+// in order instead of gathering them (on sm_90a, by TMA).
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/IR/MoeOps.h"
@@ -215,6 +218,19 @@ struct MoeZeroBufferFusionPass
           << "' is not scatter_add or gather_sum";
       return signalPassFailure();
     }
+    // The option, else the module's moe.dispatch (what moe-compile
+    // --dispatch sets), else gather.
+    std::string how = dispatch;
+    if (how.empty())
+      if (auto attr = getOperation()->getAttrOfType<StringAttr>("moe.dispatch"))
+        how = attr.getValue().str();
+    if (!how.empty() && how != "gather" && how != "copy") {
+      getOperation()->emitError()
+          << "moe-zero-buffer-fusion: dispatch '" << how
+          << "' is not gather or copy";
+      return signalPassFailure();
+    }
+    copyRows = how == "copy";
     IRRewriter rewriter(&getContext());
     RoutingPlans plans;
     SmallVector<CombineOp> combines;
@@ -242,6 +258,31 @@ struct MoeZeroBufferFusionPass
     // is an error of this pass, never IR that fails to verify after it.
     if (failed(verify(getOperation())))
       return signalPassFailure();
+  }
+
+  /// GEMM 1's a: x itself, each row's token gathered through the owners
+  /// by the GEMM (dispatch=gather), or x's rows copied once into a
+  /// dispatched [T*k, H] buffer that GEMM 1 reads in order (dispatch=copy:
+  /// on sm_90a its a then loads by TMA, which cannot gather rows; the copy
+  /// costs two passes over T*k*H). The copy needs all experts in one
+  /// launch: a chunk's GEMM reads a's rows from its first expert's.
+  struct GateUpRows {
+    Value rows, owners;
+    bool gather;
+  };
+  GateUpRows gateUpRows(ImplicitLocOpBuilder &b, Chain chain,
+                        RoutingPlans &plans, RewriterBase &rewriter, Value x,
+                        Value owners, int64_t rows, ValueRange dynamicRows) {
+    if (!copyRows)
+      return {x, owners, /*gather=*/true};
+    auto xType = cast<MemRefType>(x.getType());
+    Value dispatched =
+        allocBuffer(b, {rows, xType.getDimSize(1)}, xType.getElementType(),
+                    dynamicRows, "dispatch.tokens");
+    Value assignmentRows = readBuffer(
+        b, plans.assignmentRows(rewriter, chain.combine.getRouting()));
+    moek::GatherRowsOp::create(b, x, assignmentRows, dispatched);
+    return {dispatched, Value(), /*gather=*/false};
   }
 
   /// The gather_sum form: GEMM 1 as for scatter_add over all experts at
@@ -276,9 +317,11 @@ struct MoeZeroBufferFusionPass
                         : moek::Epilogue::silu_glu;
     Value first = arith::ConstantIndexOp::create(b, 0);
     Value last = arith::ConstantIndexOp::create(b, plan.experts);
-    moek::GroupedMatmulOp::create(b, x, w1, offsets, first, last, owners,
-                                  Value(), act, savedH, epilogue,
-                                  /*gather=*/true, topK);
+    GateUpRows a = gateUpRows(b, chain, plans, rewriter, x, owners, rows,
+                              dynamicRows);
+    moek::GroupedMatmulOp::create(b, a.rows, w1, offsets, first, last,
+                                  a.owners, Value(), act, savedH, epilogue,
+                                  a.gather, topK);
     moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
                                   Value(), expertRows, Value(),
                                   moek::Epilogue::store,
@@ -289,6 +332,9 @@ struct MoeZeroBufferFusionPass
     if (savedGateUp)
       rewriter.replaceOp(savedGateUp, asTensor(b, savedH));
   }
+
+  /// dispatch=copy: GEMM 1 reads a dispatched copy of x's rows.
+  bool copyRows = false;
 
   /// The row slices for `combine`: the option's, else its function's
   /// moe.row_slices (what a block spec's row_slices=S sets), else 1.
@@ -387,7 +433,8 @@ struct MoeZeroBufferFusionPass
     // chunk of experts bounds its rows only by T*min(k, chunk), whatever
     // the routing; a slice's bound is its own length.
     int64_t slices = savedGateUp ? 1 : *slicesAsked;
-    if (savedGateUp || slices > 1)
+    // A dispatched copy holds all T*k rows: all experts in one launch.
+    if (savedGateUp || slices > 1 || copyRows)
       chunk = experts;
 
     int64_t rowsPerToken = std::min(topK, chunk);
@@ -415,10 +462,17 @@ struct MoeZeroBufferFusionPass
                         : moek::Epilogue::silu_glu;
     Value savedH =
         savedGateUp ? allocGateUp(b, savedGateUp, *plan, x) : Value();
+    if (copyRows && slices > 1)
+      return combine.emitError()
+             << "dispatch=copy reads a dispatched copy of all T*k rows; it "
+                "cannot be combined with row slices ("
+             << slices << "), which bound the rows a launch holds";
+    GateUpRows a = gateUpRows(b, chain, plans, rewriter, x, owners, rows,
+                              dynamicRows);
     auto emitGemms = [&](Value groupOffsets, Value first, Value last) {
-      moek::GroupedMatmulOp::create(b, x, w1, groupOffsets, first, last,
-                                    owners, Value(), act, savedH, epilogue,
-                                    /*gather=*/true, topK);
+      moek::GroupedMatmulOp::create(b, a.rows, w1, groupOffsets, first, last,
+                                    a.owners, Value(), act, savedH, epilogue,
+                                    a.gather, topK);
       moek::GroupedMatmulOp::create(b, act, w2, groupOffsets, first, last,
                                     owners, weights, accumulator, Value(),
                                     storeRows ? moek::Epilogue::scatter_store

@@ -326,6 +326,12 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
     accumulator starts at r instead of zero, so the output is `r + sum`,
     rounded once, and no second [T, H] buffer exists beside r.
 
+    `dispatch=copy` (or the module's `moe.dispatch = "copy"`, which
+    `moe-compile --dispatch=copy` sets) makes GEMM 1 read
+    a dispatched [T*k, H] copy of x's rows (`moek.gather_rows`) in order
+    instead of gathering them: on sm_90a its rows then load by TMA. All
+    experts then share one launch; row slices are an error with it.
+
     `epilogue=gather_sum` chooses the other way back to token order: the
     second grouped matmul stores its rows in expert order ([T*k, H], the
     storage type) and `moek.combine_rows` sums each token's k rows, times
@@ -347,6 +353,12 @@ def MoeZeroBufferFusionPass : Pass<"moe-zero-buffer-fusion", "ModuleOp"> {
            "holds ceil(T*k/this) rows whatever the routing (scatter "
            "epilogues; experts-per-chunk is then all experts). 1: the "
            "function's moe.row_slices, if any">,
+    Option<"dispatch", "dispatch", "std::string", /*default=*/"\"\"",
+           "How GEMM 1 reads its rows: gather (each row's token from x, in "
+           "the GEMM) or copy (a dispatched [T*k, H] copy of x's rows, "
+           "read in order: on sm_90a by TMA; all experts in one launch, no "
+           "row slices). "
+           "Empty: the module's moe.dispatch, else gather">,
     Option<"epilogue", "epilogue", "std::string", /*default=*/"\"scatter_add\"",
            "How expert outputs reach y: scatter_add (gate-weighted adds into "
            "an f32 accumulator) or gather_sum (expert-order rows, then a "

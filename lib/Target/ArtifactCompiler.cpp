@@ -276,6 +276,10 @@ LogicalResult mlir::moe::compileArtifact(ModuleOp module,
     return module.emitError()
            << "no device '" << costDeviceId << "' in the cost model's table "
            << "(have: " << llvm::join(::moe::cost::deviceIds(), ", ") << ")";
+  // The fusion reads how GEMM 1 reads its rows from the module.
+  if (options.dispatch != "gather")
+    module->setAttr("moe.dispatch",
+                    StringAttr::get(module.getContext(), options.dispatch));
   std::string memoryBudget = options.memoryBudget;
   if (memoryBudget.empty() && options.backward &&
       placesTrainingByDefault(module, options)) {

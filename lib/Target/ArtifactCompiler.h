@@ -59,6 +59,12 @@ struct CompileOptions {
   /// gather_sum measured faster on all three presets on the H200
   /// (bench/RESULTS.md, 2026-11-30 08:18-08:26 UTC).
   std::string epilogue = "auto";
+  /// How GEMM 1 reads its rows (moe-zero-buffer-fusion's dispatch): gather
+  /// (the default: each row's token from x, in the GEMM) or copy (a
+  /// dispatched [T*k, H] copy, by TMA on sm_90a; for measurement: on
+  /// mixtral's forward on the H200 it was level with gather,
+  /// bench/RESULTS.md, 2026-12-02).
+  std::string dispatch = "gather";
   /// Print moe-choose-epilogue's remarks (each candidate's prediction and
   /// the choice): when the caller asked for auto, not when it is the
   /// default.

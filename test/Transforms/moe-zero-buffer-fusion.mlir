@@ -7,6 +7,10 @@
 // RUN: moe-opt %s -moe-zero-buffer-fusion=epilogue=gather_sum | FileCheck %s --check-prefix=GATHER-SUM
 // RUN: not moe-opt %s -moe-zero-buffer-fusion=epilogue=atomic 2>&1 | FileCheck %s --check-prefix=BAD-EPILOGUE
 // RUN: moe-opt %s -moe-zero-buffer-fusion=row-slices=3 | FileCheck %s --check-prefix=SLICES
+// RUN: moe-opt %s -moe-zero-buffer-fusion=dispatch=copy | FileCheck %s --check-prefix=COPY
+// RUN: moe-opt %s "-moe-zero-buffer-fusion=dispatch=copy epilogue=gather_sum" | FileCheck %s --check-prefix=COPY
+// RUN: not moe-opt %s "-moe-zero-buffer-fusion=dispatch=copy row-slices=2" 2>&1 | FileCheck %s --check-prefix=COPY-SLICES
+// RUN: not moe-opt %s -moe-zero-buffer-fusion=dispatch=scatter 2>&1 | FileCheck %s --check-prefix=BAD-DISPATCH
 // RUN: not moe-opt %s -moe-zero-buffer-fusion=row-slices=0 2>&1 | FileCheck %s --check-prefix=BAD-SLICES
 // RUN: not moe-opt %s "-moe-zero-buffer-fusion=row-slices=2 epilogue=gather_sum" 2>&1 | FileCheck %s --check-prefix=SLICES-GATHER
 
@@ -73,6 +77,18 @@
 // SLICES: moek.grouped_matmul silu_glu %{{.*}}, %{{.*}}, %[[CLIPPED]] owners(%{{.*}} : memref<32xi32>) into %[[ACT]]
 // SLICES: moek.grouped_matmul scatter_add %[[ACT]], %{{.*}}, %[[CLIPPED]] owners(%{{.*}} : memref<32xi32>) weights
 // SLICES: }
+// dispatch=copy: x's rows copied once into a dispatched [T*k, H] = [32, 40] buffer that GEMM 1
+// reads in order (no gather, no owners), all experts in one launch (with the default chunk of 1).
+// COPY-LABEL: func.func @layer
+// COPY: %[[DISPATCHED:.*]] = memref.alloc() {moe.buffer = "dispatch.tokens"} : memref<32x40xf32>
+// COPY: moek.gather_rows %{{.*}}, %{{.*}} into %[[DISPATCHED]] : memref<16x40xf32>, memref<16x2xi32>, memref<32x40xf32>
+// COPY-NOT: scf.for
+// COPY: moek.grouped_matmul silu_glu %[[DISPATCHED]], %{{.*}}, %{{.*}} into %{{.*}} {top_k = 2 : i64}
+// COPY-NOT: gather,
+// COPY-LABEL: func.func @dynamic_tokens
+// COPY: memref.alloc(%{{.*}}) {moe.buffer = "dispatch.tokens"} : memref<?x40xf32>
+// COPY-SLICES: error: dispatch=copy reads a dispatched copy of all T*k rows; it cannot be combined with row slices (2), which bound the rows a launch holds
+// BAD-DISPATCH: error: moe-zero-buffer-fusion: dispatch 'scatter' is not gather or copy
 // BAD-SLICES: error: moe-zero-buffer-fusion: row-slices must be at least 1, got 0
 // SLICES-GATHER: error: row slices (2) need the scatter_add epilogue: gather_sum keeps every expert's [T*k, H] rows at once
 

@@ -83,6 +83,13 @@ static cl::opt<std::string> epilogue(
              "without a memory budget the faster predicted, "
              "moe-choose-epilogue; else scatter_add)"),
     cl::init("auto"));
+static cl::opt<std::string> dispatchRows(
+    "dispatch",
+    cl::desc("How the first grouped GEMM reads its rows: gather (default: "
+             "each row's token from x, in the GEMM) or copy (a dispatched "
+             "[T*k, H] copy of x's rows, read in order: by TMA on sm_90a; "
+             "all experts in one launch), for measurement"),
+    cl::init("gather"));
 static cl::opt<int64_t> expertsPerChunk(
     "experts-per-chunk",
     cl::desc("Zero-buffer fusion: experts whose GEMMs run back to back (the "
@@ -201,6 +208,14 @@ int main(int argc, char **argv) {
   }
   if (expertsPerChunk.getNumOccurrences() && expertsPerChunk < 1)
     return fail("--experts-per-chunk must be at least 1");
+  if (dispatchRows != "gather" && dispatchRows != "copy")
+    return fail("--dispatch: '" + dispatchRows + "' is not gather or copy");
+  if (dispatchRows == "copy" && noFusion)
+    return fail("--dispatch=copy chooses how zero-buffer fusion's first "
+                "GEMM reads its rows; --no-fusion always copies them");
+  if (dispatchRows == "copy" && expertsPerChunk.getNumOccurrences())
+    return fail("--dispatch=copy runs all experts in one launch (its copy "
+                "holds all T*k rows); leave out --experts-per-chunk");
   if (epilogue != "auto" && epilogue != "scatter_add" &&
       epilogue != "gather_sum")
     return fail("--epilogue: '" + epilogue + "' is not auto, scatter_add or "
@@ -252,6 +267,7 @@ int main(int argc, char **argv) {
   options.deviceSplitSizes = deviceSplitSizes;
   options.expertsPerChunk = expertsPerChunk;
   options.epilogue = epilogue;
+  options.dispatch = dispatchRows;
   options.explainEpilogue = epilogue.getNumOccurrences() > 0;
   if (cudaTile.getNumOccurrences())
     options.tensorCoreTile = cudaTile;
