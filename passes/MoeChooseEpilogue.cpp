@@ -1,4 +1,5 @@
-//===- MoeChooseEpilogue.cpp - How expert outputs reach y, by predicted time -===//
+//===- MoeChooseEpilogue.cpp - How expert outputs reach y, by predicted time
+//-===//
 //
 // Zero-buffer fusion can bring the second grouped GEMM's rows back to token
 // order two ways: `scatter_add` (each row, times its gate weight, added into
@@ -85,8 +86,7 @@ struct MoeChooseEpiloguePass
     // would keep all T*k rows, so a function that asks for them decides.
     bool sliced = false;
     module.walk([&](FunctionOpInterface function) {
-      if (auto slices =
-              function->getAttrOfType<IntegerAttr>("moe.row_slices"))
+      if (auto slices = function->getAttrOfType<IntegerAttr>("moe.row_slices"))
         sliced |= slices.getInt() > 1;
     });
     if (sliced) {

@@ -225,9 +225,8 @@ struct MoeZeroBufferFusionPass
       if (auto attr = getOperation()->getAttrOfType<StringAttr>("moe.dispatch"))
         how = attr.getValue().str();
     if (!how.empty() && how != "gather" && how != "copy") {
-      getOperation()->emitError()
-          << "moe-zero-buffer-fusion: dispatch '" << how
-          << "' is not gather or copy";
+      getOperation()->emitError() << "moe-zero-buffer-fusion: dispatch '" << how
+                                  << "' is not gather or copy";
       return signalPassFailure();
     }
     copyRows = how == "copy";
@@ -317,11 +316,11 @@ struct MoeZeroBufferFusionPass
                         : moek::Epilogue::silu_glu;
     Value first = arith::ConstantIndexOp::create(b, 0);
     Value last = arith::ConstantIndexOp::create(b, plan.experts);
-    GateUpRows a = gateUpRows(b, chain, plans, rewriter, x, owners, rows,
-                              dynamicRows);
-    moek::GroupedMatmulOp::create(b, a.rows, w1, offsets, first, last,
-                                  a.owners, Value(), act, savedH, epilogue,
-                                  a.gather, topK);
+    GateUpRows a =
+        gateUpRows(b, chain, plans, rewriter, x, owners, rows, dynamicRows);
+    moek::GroupedMatmulOp::create(b, a.rows, w1, offsets, first, last, a.owners,
+                                  Value(), act, savedH, epilogue, a.gather,
+                                  topK);
     moek::GroupedMatmulOp::create(b, act, w2, offsets, first, last, Value(),
                                   Value(), expertRows, Value(),
                                   moek::Epilogue::store,
@@ -342,9 +341,8 @@ struct MoeZeroBufferFusionPass
     if (rowSlices > 1)
       return static_cast<int64_t>(rowSlices);
     auto function = combine->getParentOfType<FunctionOpInterface>();
-    auto attr = function
-                    ? function->getAttrOfType<IntegerAttr>(kRowSlicesAttr)
-                    : IntegerAttr();
+    auto attr = function ? function->getAttrOfType<IntegerAttr>(kRowSlicesAttr)
+                         : IntegerAttr();
     if (!attr)
       return 1;
     if (attr.getInt() < 1)
@@ -445,11 +443,11 @@ struct MoeZeroBufferFusionPass
       totalRows = arith::MulIOp::create(
           b, dynamicT.front(), arith::ConstantIndexOp::create(b, rowsPerToken));
       dynamicRows.push_back(
-          slices > 1 ? arith::CeilDivUIOp::create(
-                           b, totalRows,
-                           arith::ConstantIndexOp::create(b, slices))
-                           .getResult()
-                     : totalRows);
+          slices > 1
+              ? arith::CeilDivUIOp::create(
+                    b, totalRows, arith::ConstantIndexOp::create(b, slices))
+                    .getResult()
+              : totalRows);
     } else {
       rows = llvm::divideCeil(tokens * rowsPerToken, slices);
       totalRows = arith::ConstantIndexOp::create(b, tokens * rowsPerToken);
@@ -467,8 +465,8 @@ struct MoeZeroBufferFusionPass
              << "dispatch=copy reads a dispatched copy of all T*k rows; it "
                 "cannot be combined with row slices ("
              << slices << "), which bound the rows a launch holds";
-    GateUpRows a = gateUpRows(b, chain, plans, rewriter, x, owners, rows,
-                              dynamicRows);
+    GateUpRows a =
+        gateUpRows(b, chain, plans, rewriter, x, owners, rows, dynamicRows);
     auto emitGemms = [&](Value groupOffsets, Value first, Value last) {
       moek::GroupedMatmulOp::create(b, a.rows, w1, groupOffsets, first, last,
                                     a.owners, Value(), act, savedH, epilogue,

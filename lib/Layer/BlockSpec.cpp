@@ -63,9 +63,8 @@ const std::vector<BlockPreset> &presets() {
 }
 
 /// The block's own keys, in canonical order.
-const char *const kBlockKeys[] = {"batch",    "seq",       "heads",
-                                  "kv_heads", "head_dim",  "bta_tiles",
-                                  "row_slices"};
+const char *const kBlockKeys[] = {
+    "batch", "seq", "heads", "kv_heads", "head_dim", "bta_tiles", "row_slices"};
 
 /// The keys a spec without a preset must give.
 const char *const kRequiredKeys[] = {"batch",    "seq",      "heads",
@@ -90,13 +89,13 @@ bool isBlockKey(std::string_view key) {
 
 bool setBlockKey(BlockSpec &spec, std::string_view key, std::string_view value,
                  std::string &error) {
-  int64_t *field = key == "batch"      ? &spec.batch
-                   : key == "seq"      ? &spec.seq
-                   : key == "heads"    ? &spec.heads
-                   : key == "kv_heads" ? &spec.kvHeads
-                   : key == "head_dim" ? &spec.headDim
+  int64_t *field = key == "batch"        ? &spec.batch
+                   : key == "seq"        ? &spec.seq
+                   : key == "heads"      ? &spec.heads
+                   : key == "kv_heads"   ? &spec.kvHeads
+                   : key == "head_dim"   ? &spec.headDim
                    : key == "row_slices" ? &spec.rowSlices
-                                       : &spec.btaTiles;
+                                         : &spec.btaTiles;
   spec.btaTilesGiven |= key == "bta_tiles";
   return parseInt(key, value, 1, *field, error);
 }

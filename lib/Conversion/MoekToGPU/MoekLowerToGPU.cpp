@@ -899,8 +899,8 @@ int64_t gatherWidth(GatherRowsOp op) {
   int64_t hidden = x.getDimSize(1);
   if (!x.getLayout().isIdentity() || !out.getLayout().isIdentity() ||
       ShapedType::isDynamic(hidden) || hidden % width != 0 ||
-      ShapedType::isDynamic(cast<MemRefType>(op.getRows().getType())
-                                .getDimSize(1)))
+      ShapedType::isDynamic(
+          cast<MemRefType>(op.getRows().getType()).getDimSize(1)))
     return 1;
   return width;
 }
@@ -922,10 +922,10 @@ void lowerGatherRowsVectorized(GatherRowsOp op, LoopBuilder &lb,
       b, vectorType,
       DenseElementsAttr::get(vectorType, b.getZeroAttr(element)));
   launchPerElement(lb, lb.dim(out, 0), vectorsPerRow, [&](Value r, Value v) {
-    vector::StoreOp::create(b, zeros, out,
-                            ValueRange{r, arith::MulIOp::create(
-                                              b, v, lb.index(width))},
-                            /*nontemporal=*/false, align);
+    vector::StoreOp::create(
+        b, zeros, out,
+        ValueRange{r, arith::MulIOp::create(b, v, lb.index(width))},
+        /*nontemporal=*/false, align);
   });
   int64_t topK = staticDim(rows, 1);
   launchPerElement(lb, lb.dim(rows, 0), vectorsPerRow, [&](Value t, Value v) {
