@@ -63,6 +63,11 @@ if [ "${1:-}" = compile ]; then
   compile check-fwd-e1100 tokens=600,hidden=64,ffn=32,experts=1100,top_k=2,dtype=bf16
   "$bin/moe-compile" "$root/test/Target/CUDA/Inputs/f16-layer.mlir" --target=cuda:sm_90a -o "$dir/check-fwd-f16.so"
   compile check-train-odd tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16 --backward
+  # --dispatch=copy: GEMM 1 on a dispatched copy of x's rows (a by TMA), both
+  # epilogues with a capacity; hidden 60 keeps the scalar gather_rows.
+  compile check-fwd-copy-gather tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16,capacity=0.6 --dispatch=copy --epilogue=gather_sum
+  compile check-fwd-copy-scatter tokens=37,hidden=64,ffn=48,experts=5,top_k=3,dtype=bf16,capacity=0.6 --dispatch=copy --epilogue=scatter_add
+  compile check-fwd-copy-narrow tokens=50,hidden=60,ffn=48,experts=5,top_k=2,dtype=bf16 --dispatch=copy
   # The staged (TMA-store) epilogues: about 300 rows an expert, so whole
   # 64-row boxes by TMA and an expert's last rows copied out; N = 200 clips
   # the store GEMM's last box; F = 256 (GLU staging needs F % 128 = 0).
