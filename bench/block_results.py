@@ -20,14 +20,15 @@ NUM = r"([0-9]+(?:\.[0-9]+)?)"
 
 
 def parse_runs(log):
-    """{(batch, tiles): {...}} of the mma.sync-attention timing runs."""
+    """{(batch, tiles, slices): {...}} of the mma.sync-attention timing runs
+    (time-bB-tN[-sS]: S row slices, 1 when the name has none)."""
     runs, current = {}, None
     for line in open(log):
-        m = re.match(r"-- time-b(\d+)-t(\d+) \(rc \d+\): time: median " + NUM +
+        m = re.match(r"-- time-b(\d+)-t(\d+)(?:-s(\d+))? \(rc \d+\): time: median " + NUM +
                      r" ms .* " + NUM + " us/token", line)
         if m:
-            current = {"ms": float(m.group(3)), "us_per_token": float(m.group(4))}
-            runs[(int(m.group(1)), int(m.group(2)))] = current
+            current = {"ms": float(m.group(4)), "us_per_token": float(m.group(5))}
+            runs[(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))] = current
             continue
         if line.startswith("--"):
             current = None  # the SIMT runs and anything else
@@ -80,20 +81,22 @@ def main():
     a = ap.parse_args()
     runs = parse_runs(os.path.join(a.logdir, "block_device.log"))
     torch = {r["batch"]: r for r in json.load(open(os.path.join(a.logdir, "torch_block.json")))}
-    lines = ["| batch | tiles | µs / token | planned / measured intermediates | gate/up GEMM (tokens / expert) | PyTorch µs / token (peak above inputs) |",
-             "|---|---|---|---|---|---|"]
-    for (batch, tiles), r in sorted(runs.items()):
-        t = torch.get(batch) if tiles == 1 else None
+    lines = ["| batch | tiles | row slices | µs / token | planned / measured intermediates | gate/up GEMM (tokens / expert) | PyTorch µs / token (peak above inputs) |",
+             "|---|---|---|---|---|---|---|"]
+    for (batch, tiles, slices), r in sorted(runs.items()):
+        t = torch.get(batch) if tiles == 1 and slices == 1 else None
         lines.append(
-            f"| {batch} | {tiles} | {r['us_per_token']:.3f} | "
+            f"| {batch} | {tiles} | {slices} | {r['us_per_token']:.3f} | "
             f"{r.get('planned', 0) / 2**20:.1f} / {r.get('measured', 0) / 2**20:.1f} MiB | "
             f"{r.get('glu_tflops', '-')} TFLOP/s ({r.get('tokens_per_expert', '-')}) | " +
             (f"{t['us_per_token']:.3f} ({t['peak_above_inputs_gib']:.2f} GiB) |" if t else "|"))
     print("\n".join(lines))
 
+    # A line per tile count (each batch's run with the fewest row slices).
     by_tiles = {}
-    for (batch, tiles), r in runs.items():
-        by_tiles.setdefault(tiles, []).append((batch, r))
+    for (batch, tiles, slices), r in sorted(runs.items(), key=lambda kv: -kv[0][2]):
+        by_tiles.setdefault(tiles, {})[batch] = r
+    by_tiles = {n: sorted(pts.items()) for n, pts in by_tiles.items()}
     colors = {1: "#1f77b4", 2: "#2ca02c", 4: "#9467bd"}
     time_series = [(f"MoE-MLIR, {n} tile{'s' if n > 1 else ''}", colors.get(n, "black"),
                     "" if n == 1 else "4 3", [(b, r["us_per_token"]) for b, r in pts])
