@@ -55,6 +55,15 @@ namespace {
 
 constexpr const char *kTilesAttr = "moe.bta_tiles";
 
+/// Where no tile count fits a budget and the MoE's rows are not sliced
+/// yet: its activation buffer, not attention's, may be what sets the peak.
+std::string rowSlicesHint(func::FuncOp func) {
+  if (func->hasAttr("moe.row_slices"))
+    return "";
+  return ", or slice the MoE's grouped rows (a block spec's row_slices=S, "
+         "moe.row_slices) to shrink its activation buffer";
+}
+
 /// Rewrites `op` into the loop over `tiles` tiles of its batch `batch`.
 void tileAttention(AttentionOp op, int64_t batch, int64_t tiles) {
   OpBuilder b(op);
@@ -304,7 +313,7 @@ private:
                << " (leave bta_tiles out and the budget chooses them)";
         else
           diag << "no tile count fits; give --memory-budget="
-               << least->peakBytes << " or more";
+               << least->peakBytes << " or more" << rowSlicesHint(func);
         return diag;
       }
       chosen = asked;
@@ -315,7 +324,9 @@ private:
              << formatBytes(budgetBytes)
              << ") is below the least planned peak any tile count reaches: "
              << least->peakBytes << " bytes (" << formatBytes(least->peakBytes)
-             << ", " << tilesOf(least->tiles, batch) << "); give --memory-budget=" << least->peakBytes << " or more";
+             << ", " << tilesOf(least->tiles, batch)
+             << "); give --memory-budget=" << least->peakBytes << " or more"
+             << rowSlicesHint(func);
     } else if (chosen->tiles == 1) {
       reason = "the untiled peak fits the budget";
     } else {
