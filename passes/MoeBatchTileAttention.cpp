@@ -58,7 +58,7 @@ constexpr const char *kTilesAttr = "moe.bta_tiles";
 /// Where no tile count fits a budget and the MoE's rows are not sliced
 /// yet: its activation buffer, not attention's, may be what sets the peak.
 std::string rowSlicesHint(func::FuncOp func) {
-  if (func->hasAttr("moe.row_slices"))
+  if (func->hasAttr(kRowSlicesAttr))
     return "";
   return ", or slice the MoE's grouped rows (a block spec's row_slices=S, "
          "moe.row_slices) to shrink its activation buffer";

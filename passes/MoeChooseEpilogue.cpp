@@ -86,7 +86,7 @@ struct MoeChooseEpiloguePass
     // would keep all T*k rows, so a function that asks for them decides.
     bool sliced = false;
     module.walk([&](FunctionOpInterface function) {
-      if (auto slices = function->getAttrOfType<IntegerAttr>("moe.row_slices"))
+      if (auto slices = function->getAttrOfType<IntegerAttr>(kRowSlicesAttr))
         sliced |= slices.getInt() > 1;
     });
     if (sliced) {

@@ -160,8 +160,6 @@ ResidualAdd residualAddOf(CombineOp combine) {
   return {add, residual};
 }
 
-constexpr const char *kRowSlicesAttr = "moe.row_slices";
-
 /// Calls emit(sliceOffsets) for each slice [r0, r0 + sliceRows) of the
 /// grouped rows [0, totalRows): sliceOffsets[e] = clamp(offsets[e], r0,
 /// r1), so a grouped matmul over all experts with them covers exactly the

@@ -32,6 +32,11 @@ namespace mlir::moe {
 inline constexpr const char *kSaveEverythingPeak = "the save-everything peak";
 inline constexpr const char *kUntiledPeak = "the untiled peak";
 
+/// A function's request for row slices of its MoE's grouped rows (a block
+/// spec's row_slices=S): read by moe-zero-buffer-fusion, which slices, and
+/// by the passes that must know the rows are sliced.
+inline constexpr const char *kRowSlicesAttr = "moe.row_slices";
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 
