@@ -587,6 +587,49 @@ def MoeJoinGPUStreamsPass : Pass<"moe-join-gpu-streams", "::mlir::func::FuncOp">
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def MoeFoldSliceCopiesPass : Pass<"moe-fold-slice-copies", "::mlir::func::FuncOp"> {
+  let summary = "A buffer copied from or into a contiguous slice of another becomes a view of the slice's bytes";
+  let description = [{
+    After bufferization, before `moe-plan-memory`. The kernels take buffers
+    of identity layout, so a tile of `moe-batch-tile-attention` is copied
+    out of the block's rows into a tile-sized buffer, and the tile's output
+    copied back into a slice of the whole batch's (`memref.copy`): on the
+    GPU two kernels a tile, and two tile-sized buffers in the attention
+    phase's peak. A slice of whole rows of a row-major buffer is contiguous,
+    so the tile's buffer can be those bytes. For a `memref.copy` between a
+    `memref.alloc` of identity layout (the tile) and a contiguous
+    `memref.subview` of another allocation the function does not return:
+
+    - copy in (slice to tile): the copy is the tile's first use, nothing
+      writes the tile after it, and nothing writes the sliced buffer from
+      the copy to the tile's last use;
+    - copy out (tile to slice): the copy is the tile's last use, and
+      nothing reads or writes the sliced buffer from the tile's allocation
+      to the copy;
+
+    the sliced buffer becomes a `memref.view` of `memref<N x i8>` bytes
+    allocated in its place, the tile a `memref.view` of those bytes at the
+    slice's byte offset, and the copy is erased. Both views keep the
+    identity layout the kernels want; `moe-plan-memory` then places the
+    bytes like any buffer, and the tile takes none of its own.
+
+    ```mlir
+    %rows = memref.alloc() : memref<1x64x2048xbf16>
+    memref.copy %slice, %rows   // %slice = memref.subview %n[%t, 0, 0] ...
+    ```
+
+    becomes
+
+    ```mlir
+    %rows = memref.view %n_bytes[%offset][] : memref<524288xi8> to memref<1x64x2048xbf16>
+    ```
+
+    with `%offset = %t * 262144` and `%n` a view of `%n_bytes` at 0.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def MoePlanMemoryPass : Pass<"moe-plan-memory", "::mlir::func::FuncOp"> {
   let summary = "Place every intermediate buffer in one arena by liveness";
   let description = [{

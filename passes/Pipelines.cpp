@@ -65,6 +65,9 @@ static void buildPlannedKernelsPipeline(OpPassManager &pm, bool fusion,
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   // Clones (a function that returns its argument) become alloc + copy.
   pm.addPass(createConvertBufferizationToMemRefPass());
+  // A tile of the batch reads and writes its slices in place, not through
+  // copies (moe-batch-tile-attention's loop).
+  pm.addNestedPass<func::FuncOp>(createMoeFoldSliceCopiesPass());
   pm.addNestedPass<func::FuncOp>(createMoePlanMemoryPass());
 }
 

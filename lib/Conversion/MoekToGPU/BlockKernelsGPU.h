@@ -55,6 +55,13 @@ gpu::LaunchOp launchFlashAttentionGrid(moe::LoopBuilder &lb, Value length,
                                        int64_t heads, int64_t threads,
                                        int64_t sharedBytes, StringRef name);
 
+/// The first query of the CTA's block in a launch of
+/// launchFlashAttentionGrid: blocks in reverse order of their queries, so
+/// that the CTAs with the most keys to attend to (causal: the last queries)
+/// start first and the lightest ones fill the launch's last wave.
+Value flashQueryBlockStart(moe::LoopBuilder &lb, gpu::LaunchOp launch,
+                           int64_t queries);
+
 /// The largest head size of the tensor-core flash-attention kernel: a lane
 /// keeps dh / 2 f32 output accumulators in registers.
 constexpr int64_t kMaxTensorCoreHeadDim = 128;

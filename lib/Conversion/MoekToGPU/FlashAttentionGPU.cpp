@@ -273,7 +273,7 @@ void FlashAttentionKernel::emit() {
   warp = ix.div(tid, 32);
   bz = launch.getBlockIds().z;
   head = launch.getBlockIds().y;
-  i0 = ix.mul(launch.getBlockIds().x, g.queries);
+  i0 = flashQueryBlockStart(lb, launch, g.queries);
   // g = floor(h * kv_heads / heads).
   Value kvHead = ix.div(ix.mul(head, kvHeads), heads);
   qColumn = ix.mul(head, g.headDim);
@@ -297,6 +297,16 @@ void FlashAttentionKernel::emit() {
 }
 
 } // namespace
+
+Value mlir::moek::flashQueryBlockStart(moe::LoopBuilder &lb,
+                                       gpu::LaunchOp launch, int64_t queries) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  // CTAs start in order of blockIdx.x first: in forward order the last to
+  // start would be the longest, running on alone at the launch's end.
+  Value last = ix.sub(launch.getGridSize().x, ix.c(1));
+  return ix.mul(ix.sub(last, launch.getBlockIds().x), queries);
+}
 
 gpu::LaunchOp mlir::moek::launchFlashAttentionGrid(
     moe::LoopBuilder &lb, Value length, Value batch, int64_t queries,

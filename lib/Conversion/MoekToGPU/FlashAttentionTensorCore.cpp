@@ -4,9 +4,10 @@
 // for a bf16/f16 output with a head size dh that is a multiple of 16 and at
 // most 128 (the output accumulators live in registers: dh / 2 a lane):
 //
-//   grid (ceil(L / 64), heads, B), 4 warps; CTA (qb, h, b) owns queries
-//   i0 = 64 qb .. i0 + 63 of head h of sequence b, warp w rows
-//   i0 + 16 w .. + 15, and reads key/value head g = h * kv_heads / heads.
+//   grid (ceil(L / 64), heads, B), 4 warps; CTA (x, h, b) owns queries
+//   i0 = 64 qb .. i0 + 63 of head h of sequence b, qb = gridDim.x - 1 - x
+//   (the heaviest blocks start first), warp w rows i0 + 16 w .. + 15, and
+//   reads key/value head g = h * kv_heads / heads.
 //   shared (the storage type, rows padded by 16 bytes for ldmatrix):
 //     Q[64][dh], K[S][64][dh], V[S][64][dh]. q, k, v in the storage type
 //     (what the CUDA pipeline makes) are copied by cp.async, 16 bytes a
@@ -395,7 +396,7 @@ void MmaFlashKernel::emit() {
   lane = ix.rem(tid, 32);
   warp = ix.div(tid, 32);
   bz = launch.getBlockIds().z;
-  i0 = ix.mul(launch.getBlockIds().x, kQueries);
+  i0 = flashQueryBlockStart(lb, launch, kQueries);
   Value head = launch.getBlockIds().y;
   Value kvHead = ix.div(ix.mul(head, kvHeads), heads);
   qColumn = ix.mul(head, headDim);

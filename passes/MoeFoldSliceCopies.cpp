@@ -1,0 +1,305 @@
+//===- MoeFoldSliceCopies.cpp - Copies of contiguous slices become views --===//
+//
+// moe-batch-tile-attention's loop reads each tile of the batch as a slice
+// of the block's normalized rows and writes the tile's output into a slice
+// of the whole batch's; the kernels take buffers of identity layout, so the
+// lowering copies the input slice into a tile-sized buffer and the output
+// buffer into its slice (`memref.copy`): two kernels a tile on the GPU, and
+// two tile-sized buffers in the attention phase's peak. A slice of whole
+// rows of a row-major buffer is contiguous, so the tile's buffer can be
+// those bytes instead:
+//
+//   %rows = memref.alloc() : memref<1x64x2048xbf16>
+//   memref.copy %slice, %rows          // %slice = subview %batch[%t, 0, 0]
+//
+// becomes `%rows = memref.view %batchBytes[%t * 262144][]`, where %batch
+// itself becomes a view of `%batchBytes = memref.alloc() : memref<Nxi8>`
+// (moe-plan-memory then places those bytes like any buffer). Both
+// directions fold: a buffer only read after it is copied from the slice,
+// and a buffer only copied into the slice after it is written; and only
+// when nothing else touches the sliced buffer while the tile's buffer lives
+// (written, for a copy in; at all, for a copy out), so every read sees the
+// bytes the copy would have made.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lib/Conversion/MoeToKernels/KernelBuilding.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Dominance.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEFOLDSLICECOPIESPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// `buffer` and every memref derived from it by the ops that use it (views,
+/// reshapes; a loop's results).
+SmallVector<Value> aliasesOf(Value buffer) {
+  SmallVector<Value> aliases = {buffer}, worklist = {buffer};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    for (Operation *user : value.getUsers())
+      for (Value result : user->getResults())
+        if (isa<MemRefType>(result.getType())) {
+          aliases.push_back(result);
+          worklist.push_back(result);
+        }
+  }
+  return aliases;
+}
+
+/// Whether `op` may write `value`: an op that does not say what it does
+/// to its operands may.
+bool mayWrite(Operation *op, Value value) {
+  auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+  if (!effects)
+    return !isa<ViewLikeOpInterface>(op);
+  SmallVector<MemoryEffects::EffectInstance> instances;
+  effects.getEffectsOnValue(value, instances);
+  return llvm::any_of(instances, [](const MemoryEffects::EffectInstance &e) {
+    return isa<MemoryEffects::Write, MemoryEffects::Free>(e.getEffect());
+  });
+}
+
+/// The ops of `block` from `first` to `last` (inclusive) and everything
+/// nested in them.
+void forEachOpBetween(Operation *first, Operation *last,
+                      function_ref<void(Operation *)> visit) {
+  for (Operation *op = first; op; op = op->getNextNode()) {
+    op->walk(visit);
+    if (op == last)
+      break;
+  }
+}
+
+/// One copy between a tile-sized buffer and a slice, and whether it folds.
+struct SliceCopy {
+  memref::CopyOp copy;
+  memref::AllocOp tile;      ///< the tile-sized buffer
+  memref::SubViewOp slice;   ///< the slice of `whole`
+  /// The sliced buffer: an allocation, or the view of its bytes that an
+  /// earlier fold made of it.
+  TypedValue<MemRefType> whole;
+  bool into = false;         ///< copy tile -> slice (else slice -> tile)
+
+  /// The copy's shape, when its operands are a fresh buffer and a
+  /// contiguous slice of another one of the function's buffers.
+  static std::optional<SliceCopy>
+  match(memref::CopyOp copy, const DenseMap<Value, Value> &bytesOf) {
+    SliceCopy c;
+    c.copy = copy;
+    c.tile = copy.getTarget().getDefiningOp<memref::AllocOp>();
+    c.slice = copy.getSource().getDefiningOp<memref::SubViewOp>();
+    if (!c.tile || !c.slice) {
+      c.into = true;
+      c.tile = copy.getSource().getDefiningOp<memref::AllocOp>();
+      c.slice = copy.getTarget().getDefiningOp<memref::SubViewOp>();
+    }
+    if (!c.tile || !c.slice)
+      return std::nullopt;
+    c.whole = c.slice.getSource();
+    if ((!c.whole.getDefiningOp<memref::AllocOp>() &&
+         !bytesOf.contains(c.whole)) ||
+        c.tile->getBlock() != copy->getBlock())
+      return std::nullopt;
+    MemRefType tileType = c.tile.getType(), wholeType = c.whole.getType();
+    MemRefType sliceType = c.slice.getType();
+    if (!tileType.getLayout().isIdentity() || !tileType.hasStaticShape() ||
+        !wholeType.getLayout().isIdentity() || !wholeType.hasStaticShape() ||
+        tileType.getShape() != sliceType.getShape() ||
+        tileType.getElementType() != wholeType.getElementType() ||
+        wholeType.getElementTypeBitWidth() % 8 != 0 ||
+        !memref::isStaticShapeAndContiguousRowMajor(sliceType))
+      return std::nullopt;
+    return c;
+  }
+
+  /// The tile's uses other than the copy and its deallocation, in the
+  /// copy's block: a copy in is the tile's first use and nothing writes
+  /// the tile after it; a copy out is its last use.
+  bool tileUsesAllow() {
+    Block *block = copy->getBlock();
+    for (Value alias : aliasesOf(tile.getResult()))
+      for (Operation *user : alias.getUsers()) {
+        if (user == copy.getOperation() || isa<memref::DeallocOp>(user) ||
+            isa<ViewLikeOpInterface>(user))
+          continue;
+        Operation *local = block->findAncestorOpInBlock(*user);
+        if (!local)
+          return false;
+        bool afterCopy = copy->isBeforeInBlock(local);
+        if (into ? afterCopy : (!afterCopy || mayWrite(user, alias)))
+          return false;
+      }
+    return true;
+  }
+
+  /// The op of the copy's block that holds the tile's last use (a copy in)
+  /// or its allocation (a copy out): the other end of the window in which
+  /// the sliced buffer must keep the bytes the copy would move.
+  Operation *windowEnd() {
+    if (into)
+      return tile;
+    Operation *last = copy;
+    Block *block = copy->getBlock();
+    for (Value alias : aliasesOf(tile.getResult()))
+      for (Operation *user : alias.getUsers())
+        if (Operation *local = block->findAncestorOpInBlock(*user))
+          if (last->isBeforeInBlock(local) && !isa<memref::DeallocOp>(user))
+            last = local;
+    return last;
+  }
+
+  /// Nothing touches the sliced buffer inside the window (a copy out:
+  /// from the tile's allocation to the copy), or writes it (a copy in: from
+  /// the copy to the tile's last use), other than the slice and the copy.
+  bool wholeUntouched() {
+    DenseSet<Value> aliases;
+    for (Value alias : aliasesOf(whole))
+      aliases.insert(alias);
+    Operation *first = into ? windowEnd() : copy.getOperation();
+    Operation *last = into ? copy.getOperation() : windowEnd();
+    bool clean = true;
+    forEachOpBetween(first, last, [&](Operation *op) {
+      if (op == copy.getOperation() || op == slice.getOperation() ||
+          isa<ViewLikeOpInterface>(op))
+        return;
+      for (Value operand : op->getOperands())
+        if (aliases.contains(operand) && (into || mayWrite(op, operand)))
+          clean = false;
+    });
+    return clean;
+  }
+
+  /// The function's buffers escape through its results and calls: their
+  /// bytes are not the pass's to re-allocate.
+  bool wholeIsIntermediate() {
+    for (Value alias : aliasesOf(whole))
+      for (Operation *user : alias.getUsers())
+        if (isa<func::ReturnOp, func::CallOp>(user))
+          return false;
+    return true;
+  }
+};
+
+/// The slice's first element's byte offset into its source.
+Value byteOffset(OpBuilder &b, Location loc, memref::SubViewOp slice) {
+  MemRefType source = slice.getSourceType();
+  SmallVector<int64_t> strides = source.getStridesAndOffset().first;
+  int64_t bytes = source.getElementTypeBitWidth() / 8;
+  int64_t constantPart = 0;
+  Value total;
+  for (auto [offset, stride] : llvm::zip(slice.getMixedOffsets(), strides)) {
+    if (std::optional<int64_t> known = getConstantIntValue(offset)) {
+      constantPart += *known * stride * bytes;
+      continue;
+    }
+    Value scaled = arith::MulIOp::create(
+        b, loc, cast<Value>(offset),
+        arith::ConstantIndexOp::create(b, loc, stride * bytes));
+    total = total ? arith::AddIOp::create(b, loc, total, scaled) : scaled;
+  }
+  if (total && constantPart == 0)
+    return total;
+  Value constant = arith::ConstantIndexOp::create(b, loc, constantPart);
+  return total ? arith::AddIOp::create(b, loc, total, constant) : constant;
+}
+
+struct MoeFoldSliceCopiesPass
+    : public moe::impl::MoeFoldSliceCopiesPassBase<MoeFoldSliceCopiesPass> {
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    // The bytes each sliced buffer became (its view -> the bytes).
+    DenseMap<Value, Value> bytesOf;
+    // One fold at a time: a fold erases ops that other copies may name.
+    while (std::optional<SliceCopy> c = findFoldable(func, bytesOf))
+      fold(*c, bytesOf);
+  }
+
+  std::optional<SliceCopy> findFoldable(func::FuncOp func,
+                                        const DenseMap<Value, Value> &bytesOf) {
+    DominanceInfo dominance(func);
+    std::optional<SliceCopy> found;
+    func.walk([&](memref::CopyOp copy) {
+      std::optional<SliceCopy> c = SliceCopy::match(copy, bytesOf);
+      if (!c || !c->tileUsesAllow() || !c->wholeIsIntermediate() ||
+          !c->wholeUntouched())
+        return WalkResult::advance();
+      // The view replaces the tile where it is allocated, so the slice's
+      // offsets and the whole buffer must be defined there.
+      if (!dominance.properlyDominates(c->whole, c->tile) ||
+          llvm::any_of(c->slice.getOffsets(), [&](Value offset) {
+            return !dominance.properlyDominates(offset, c->tile);
+          }))
+        return WalkResult::advance();
+      found = c;
+      return WalkResult::interrupt();
+    });
+    return found;
+  }
+
+  /// The sliced buffer becomes a view of its bytes, the tile a view of
+  /// the slice's bytes, and the copy goes.
+  void fold(SliceCopy &c, DenseMap<Value, Value> &bytesOf) {
+    Value bytes = wholeAsBytes(c.whole, bytesOf);
+    OpBuilder b(c.tile);
+    Location loc = c.tile.getLoc();
+    Value offset = byteOffset(b, loc, c.slice);
+    auto view = memref::ViewOp::create(b, loc, c.tile.getType(), bytes,
+                                       offset, ValueRange{});
+    if (auto name = c.tile->getAttr(kBufferNameAttr))
+      view->setAttr(kBufferNameAttr, name);
+    for (Operation *user :
+         llvm::to_vector(c.tile.getResult().getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        user->erase();
+    c.copy->erase();
+    c.tile.getResult().replaceAllUsesWith(view.getResult());
+    c.tile->erase();
+    if (c.slice->use_empty())
+      c.slice->erase();
+  }
+
+  /// `whole` as a view of `memref<N x i8>` bytes allocated where it was
+  /// (once: later copies of slices of it reuse the bytes).
+  Value wholeAsBytes(TypedValue<MemRefType> whole,
+                     DenseMap<Value, Value> &bytesOf) {
+    if (Value bytes = bytesOf.lookup(whole))
+      return bytes;
+    auto alloc = whole.getDefiningOp<memref::AllocOp>();
+    OpBuilder b(alloc);
+    Location loc = alloc.getLoc();
+    MemRefType type = alloc.getType();
+    int64_t size = type.getNumElements() * (type.getElementTypeBitWidth() / 8);
+    auto bytes = memref::AllocOp::create(
+        b, loc, MemRefType::get({size}, b.getI8Type()), ValueRange{},
+        alloc.getAlignmentAttr());
+    if (auto name = alloc->getAttr(kBufferNameAttr))
+      bytes->setAttr(kBufferNameAttr, name);
+    auto view = memref::ViewOp::create(
+        b, loc, type, bytes, arith::ConstantIndexOp::create(b, loc, 0),
+        ValueRange{});
+    for (Operation *user : llvm::to_vector(alloc.getResult().getUsers()))
+      if (auto dealloc = dyn_cast<memref::DeallocOp>(user))
+        dealloc.getMemrefMutable().assign(bytes);
+    alloc.getResult().replaceAllUsesWith(view.getResult());
+    alloc->erase();
+    bytesOf[view.getResult()] = bytes;
+    return bytes;
+  }
+};
+
+} // namespace
