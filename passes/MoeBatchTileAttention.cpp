@@ -41,6 +41,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <limits>
 #include <numeric>
 
 namespace mlir::moe {
@@ -102,12 +103,17 @@ void tileAttention(AttentionOp op, int64_t batch, int64_t tiles) {
   op.erase();
 }
 
-/// One tile count, lowered.
+/// One tile count (and row slices of the MoE), lowered.
 struct Candidate {
   int64_t tiles = 1;
+  int64_t slices = 1;
   int64_t peakBytes = 0;
   double predictedMs = 0;
 };
+
+/// The row slices a budget tries, fewest first, when no tile count fits
+/// with the MoE's rows whole: each a launch more of both expert GEMMs.
+constexpr int64_t kSliceChoices[] = {2, 3, 4, 6, 8};
 
 std::string ms(double value) { return llvm::formatv("{0:f4}", value); }
 
@@ -117,6 +123,14 @@ std::string tilesOf(int64_t tiles, int64_t batch) {
   return std::to_string(tiles) + (tiles == 1 ? " tile of " : " tiles of ") +
          std::to_string(perTile) +
          (perTile == 1 ? " sequence" : " sequences");
+}
+
+/// "2 tiles of 1 sequence, the MoE's rows in 3 slices".
+std::string candidateText(const Candidate &c, int64_t batch) {
+  std::string text = tilesOf(c.tiles, batch);
+  if (c.slices > 1)
+    text += ", the MoE's rows in " + std::to_string(c.slices) + " slices";
+  return text;
 }
 
 struct MoeBatchTileAttentionPass
@@ -218,10 +232,15 @@ private:
   }
 
   /// The planned peak and predicted time of `funcName` with its attention
-  /// over `n` tiles, lowered on a clone of the module.
-  FailureOr<Candidate> evaluate(StringRef funcName, int64_t n) {
+  /// over `n` tiles (and the MoE's grouped rows in `slices` slices, when
+  /// more than 1), lowered on a clone of the module.
+  FailureOr<Candidate> evaluate(StringRef funcName, int64_t n,
+                                int64_t slices) {
     OwningOpRef<ModuleOp> clone = getOperation().clone();
     auto func = clone->lookupSymbol<func::FuncOp>(funcName);
+    if (slices > 1)
+      func->setAttr(kRowSlicesAttr,
+                    Builder(func.getContext()).getI64IntegerAttr(slices));
     if (failed(tileFunction(func, n)))
       return failure();
     if (failed(runPlannedBuffersPipeline(*clone, target, expertsPerChunk,
@@ -235,6 +254,7 @@ private:
              << " has no memory plan to fit under the budget";
     Candidate c;
     c.tiles = n;
+    c.slices = slices;
     c.peakBytes = *peak;
     c.predictedMs = estimateFunctionCost(func, *device).totalMs;
     return c;
@@ -267,30 +287,62 @@ private:
       return tileFunction(func, given); // its error says why
 
     SmallVector<Candidate> candidates;
-    for (int64_t n = 1; n <= batch; ++n) {
-      if (batch % n != 0)
-        continue;
-      FailureOr<Candidate> c = evaluate(func.getSymName(), n);
-      if (failed(c))
-        return failure();
-      candidates.push_back(*c);
+    // Every tile count with the MoE's rows in `slices` slices, appended;
+    // the index of the fewest tiles that fit `budgetBytes`, if any.
+    auto evaluateTileCounts =
+        [&](int64_t slices, int64_t budgetBytes) -> FailureOr<int64_t> {
+      int64_t fits = -1;
+      for (int64_t n = 1; n <= batch; ++n) {
+        if (batch % n != 0)
+          continue;
+        FailureOr<Candidate> c = evaluate(func.getSymName(), n, slices);
+        if (failed(c))
+          return failure();
+        candidates.push_back(*c);
+        if (fits < 0 && c->peakBytes <= budgetBytes)
+          fits = int64_t(candidates.size()) - 1;
+      }
+      return fits;
+    };
+    FailureOr<int64_t> fewestIndex =
+        evaluateTileCounts(/*slices=*/1, std::numeric_limits<int64_t>::max());
+    if (failed(fewestIndex))
+      return failure();
+    const Candidate untiled = candidates.front();
+    int64_t leastPeak = untiled.peakBytes;
+    for (const Candidate &c : candidates)
+      leastPeak = std::min(leastPeak, c.peakBytes);
+    int64_t budgetBytes = budget.bytes(untiled.peakBytes, leastPeak);
+    // The fewest tiles that fit (candidates are in increasing N).
+    fewestIndex = -1;
+    for (auto [index, c] : llvm::enumerate(candidates))
+      if (c.peakBytes <= budgetBytes) {
+        fewestIndex = int64_t(index);
+        break;
+      }
+    // None fits with the MoE's rows whole: where the spec leaves the row
+    // slices to the compiler, the fewest slices with which a tile count
+    // fits (the MoE's activation buffer is often what sets the peak).
+    bool slicesTried = false;
+    if (*fewestIndex < 0 && given == 0 && mayChooseRowSlices(func)) {
+      slicesTried = true;
+      for (int64_t slices : kSliceChoices) {
+        fewestIndex = evaluateTileCounts(slices, budgetBytes);
+        if (failed(fewestIndex))
+          return failure();
+        if (*fewestIndex >= 0)
+          break;
+      }
     }
-    const Candidate &untiled = candidates.front();
-    const Candidate *least = &untiled;
+    const Candidate *least = &candidates.front();
     for (const Candidate &c : candidates)
       if (c.peakBytes < least->peakBytes)
         least = &c;
-    int64_t budgetBytes = budget.bytes(untiled.peakBytes, least->peakBytes);
-    // The fewest tiles that fit (candidates are in increasing N).
-    const Candidate *fewest = nullptr;
-    for (const Candidate &c : candidates)
-      if (c.peakBytes <= budgetBytes) {
-        fewest = &c;
-        break;
-      }
+    const Candidate *fewest =
+        *fewestIndex >= 0 ? &candidates[*fewestIndex] : nullptr;
     for (const Candidate &c : candidates)
       func.emitRemark() << "batch tiling on attention: "
-                        << tilesOf(c.tiles, batch) << ": planned peak "
+                        << candidateText(c, batch) << ": planned peak "
                         << c.peakBytes << " bytes (" << formatBytes(c.peakBytes)
                         << "), predicted " << ms(c.predictedMs) << " ms on "
                         << device->id << ", "
@@ -303,6 +355,10 @@ private:
       const Candidate *asked = llvm::find_if(
           candidates, [&](const Candidate &c) { return c.tiles == given; });
       if (asked->peakBytes > budgetBytes) {
+        const Candidate *leastWhole = &untiled;
+        for (const Candidate &c : candidates)
+          if (c.slices == 1 && c.peakBytes < leastWhole->peakBytes)
+            leastWhole = &c;
         InFlightDiagnostic diag = func.emitError();
         diag << "bta_tiles=" << given << " plans a peak of "
              << asked->peakBytes << " bytes (" << formatBytes(asked->peakBytes)
@@ -313,7 +369,7 @@ private:
                << " (leave bta_tiles out and the budget chooses them)";
         else
           diag << "no tile count fits; give --memory-budget="
-               << least->peakBytes << " or more" << rowSlicesHint(func);
+               << leastWhole->peakBytes << " or more" << rowSlicesHint(func);
         return diag;
       }
       chosen = asked;
@@ -322,23 +378,34 @@ private:
       return func.emitError()
              << "memory budget " << budgetBytes << " bytes ("
              << formatBytes(budgetBytes)
-             << ") is below the least planned peak any tile count reaches: "
-             << least->peakBytes << " bytes (" << formatBytes(least->peakBytes)
-             << ", " << tilesOf(least->tiles, batch)
-             << "); give --memory-budget=" << least->peakBytes << " or more"
-             << rowSlicesHint(func);
+             << ") is below the least planned peak any tile count reaches"
+             << (slicesTried ? " with the MoE's rows in up to " +
+                                   std::to_string(kSliceChoices[std::size(
+                                                      kSliceChoices) - 1]) +
+                                   " slices"
+                             : std::string())
+             << ": " << least->peakBytes << " bytes ("
+             << formatBytes(least->peakBytes) << ", "
+             << candidateText(*least, batch) << "); give --memory-budget="
+             << least->peakBytes << " or more"
+             << (slicesTried ? std::string() : rowSlicesHint(func));
     } else if (chosen->tiles == 1) {
       reason = "the untiled peak fits the budget";
     } else {
       reason = "the fewest tiles whose planned peak fits the budget";
     }
+    if (chosen->slices > 1)
+      reason += llvm::formatv(" with the MoE's grouped rows in {0} slices, "
+                              "the fewest slices with which a tile count fits",
+                              chosen->slices)
+                    .str();
     // The model is consulted, not obeyed: fewer, larger tiles keep the
     // GEMMs fed in ways the roofline does not see, so a faster prediction
     // for more tiles is reported rather than followed.
     std::string note;
     for (const Candidate &c : candidates)
-      if (c.peakBytes <= budgetBytes && c.tiles > chosen->tiles &&
-          c.predictedMs < chosen->predictedMs)
+      if (c.peakBytes <= budgetBytes && c.slices == chosen->slices &&
+          c.tiles > chosen->tiles && c.predictedMs < chosen->predictedMs)
         note = llvm::formatv("; the cost model predicts {0} tiles faster "
                              "({1} ms)",
                              c.tiles, ms(c.predictedMs))
@@ -349,7 +416,7 @@ private:
                       << formatBytes(chosen->peakBytes) << " of a budget of "
                       << formatBytes(budgetBytes) << " (untiled: "
                       << formatBytes(untiled.peakBytes) << ", least: "
-                      << formatBytes(least->peakBytes) << "), predicted "
+                      << formatBytes(leastPeak) << "), predicted "
                       << ms(chosen->predictedMs) << " ms on " << device->id
                       << note;
 
@@ -358,6 +425,7 @@ private:
     for (const Candidate &c : candidates)
       entries.push_back(b.getDictionaryAttr({
           b.getNamedAttr("tiles", b.getI64IntegerAttr(c.tiles)),
+          b.getNamedAttr("row_slices", b.getI64IntegerAttr(c.slices)),
           b.getNamedAttr("peak_intermediate_bytes",
                          b.getI64IntegerAttr(c.peakBytes)),
           b.getNamedAttr("predicted_ms", b.getF64FloatAttr(c.predictedMs)),
@@ -372,8 +440,8 @@ private:
             b.getNamedAttr("budget_bytes", b.getI64IntegerAttr(budgetBytes)),
             b.getNamedAttr("untiled_peak_bytes",
                            b.getI64IntegerAttr(untiled.peakBytes)),
-            b.getNamedAttr("least_peak_bytes",
-                           b.getI64IntegerAttr(least->peakBytes)),
+            b.getNamedAttr("least_peak_bytes", b.getI64IntegerAttr(leastPeak)),
+            b.getNamedAttr("row_slices", b.getI64IntegerAttr(chosen->slices)),
             b.getNamedAttr("planned_peak_bytes",
                            b.getI64IntegerAttr(chosen->peakBytes)),
             b.getNamedAttr("predicted_ms",
@@ -381,7 +449,20 @@ private:
             b.getNamedAttr("device", b.getStringAttr(device->id)),
             b.getNamedAttr("candidates", b.getArrayAttr(entries)),
         }));
+    if (chosen->slices > 1)
+      func->setAttr(kRowSlicesAttr, b.getI64IntegerAttr(chosen->slices));
     return tileFunction(func, chosen->tiles);
+  }
+
+  /// Whether the budget may slice `func`'s MoE rows: it has a MoE, the
+  /// spec did not give them, and the pipeline fuses with an epilogue that
+  /// can be sliced.
+  bool mayChooseRowSlices(func::FuncOp func) {
+    bool hasMoe =
+        func.walk([](CombineOp) { return WalkResult::interrupt(); })
+            .wasInterrupted();
+    return hasMoe && !func->hasAttr(kRowSlicesAttr) && fusion &&
+           epilogue != "gather_sum";
   }
 
   const ::moe::cost::DeviceDescription *device = nullptr;

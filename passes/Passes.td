@@ -257,9 +257,17 @@ def MoeBatchTileAttentionPass : Pass<"moe-batch-tile-attention", "ModuleOp"> {
     function gets a `moe.bta` attribute (the budget, the choice, why, every
     candidate) that `--report-memory` writes as "bta". `memory-budget` is a
     number of bytes, a percentage of the untiled peak (`50%`), or `least`
-    (the least peak any N reaches: the fewest tiles that reach it). A budget
-    below the least peak any N reaches is an error naming that minimum. An
-    N given as well (`tiles` or `moe.bta_tiles`) is checked instead of
+    (the least peak any N reaches: the fewest tiles that reach it). When no
+    N fits with the MoE's grouped rows whole, and the function has a MoE
+    whose row slices are not given (`moe.row_slices`) and a fused
+    `scatter_add`-capable lowering, the pass also tries the rows in 2, 3,
+    4, 6 and 8 slices (`moe-zero-buffer-fusion`'s row slices: the MoE's
+    activation buffer is often what sets a block's peak) and takes the
+    fewest slices with which some N fits, then the fewest N; it sets
+    `moe.row_slices` on the function, and the remarks and `moe.bta`
+    (`row_slices`) name the slices. A budget below the least peak any N
+    reaches (with up to 8 slices, where they were tried) is an error naming
+    that minimum. An N given as well (`tiles` or `moe.bta_tiles`) is checked instead of
     chosen: over the budget, an error names its peak and the fewest tiles
     that fit. A budget needs a static batch, and a module with attention.
   }];

@@ -221,7 +221,7 @@ static std::string addTileChoicesToMetadata(ModuleOp module,
     if (!bta)
       return attrs;
     llvm::raw_string_ostream os(attrs);
-    for (StringRef key : {"tiles", "batch", "budget_bytes",
+    for (StringRef key : {"tiles", "row_slices", "batch", "budget_bytes",
                           "untiled_peak_bytes", "least_peak_bytes"})
       os << "attr bta." << key << " " << bta.getAs<IntegerAttr>(key).getInt()
          << "\n";

@@ -106,14 +106,16 @@ static void addPlacement(llvm::json::Object &json, DictionaryAttr placement) {
   json["recomputation"] = std::move(budget);
 }
 
-/// moe-batch-tile-attention's choice under a budget: the tiles, why, and
-/// every candidate's planned peak and predicted time.
+/// moe-batch-tile-attention's choice under a budget: the tiles (and the
+/// MoE's row slices), why, and every candidate's planned peak and predicted
+/// time.
 static void addTileChoice(llvm::json::Object &json, DictionaryAttr bta) {
   llvm::json::Array candidates;
   for (Attribute a : bta.getAs<ArrayAttr>("candidates")) {
     auto entry = cast<DictionaryAttr>(a);
     candidates.push_back(llvm::json::Object{
         {"tiles", integerOf(entry, "tiles")},
+        {"row_slices", integerOf(entry, "row_slices")},
         {"peak_intermediate_bytes",
          integerOf(entry, "peak_intermediate_bytes")},
         {"predicted_ms",
@@ -121,8 +123,9 @@ static void addTileChoice(llvm::json::Object &json, DictionaryAttr bta) {
         {"fits", entry.getAs<BoolAttr>("fits").getValue()}});
   }
   llvm::json::Object out;
-  for (StringRef key : {"tiles", "batch", "budget_bytes", "untiled_peak_bytes",
-                        "least_peak_bytes", "planned_peak_bytes"})
+  for (StringRef key : {"tiles", "row_slices", "batch", "budget_bytes",
+                        "untiled_peak_bytes", "least_peak_bytes",
+                        "planned_peak_bytes"})
     out[key] = integerOf(bta, key);
   out["reason"] = bta.getAs<StringAttr>("reason").str();
   out["predicted_ms"] = bta.getAs<FloatAttr>("predicted_ms").getValueAsDouble();

@@ -19,7 +19,7 @@
 // LOOSE: remark: batch tiling on attention: 4 tiles of 1 sequence: planned peak {{[0-9]+}} bytes
 // LOOSE: remark: batch tiling on attention: 1 tile (the untiled peak fits the budget): planned peak {{.*}}, predicted {{[0-9.]+}} ms on cpu
 // The choice, in the function's moe.bta (what --report-memory writes as "bta").
-// LOOSE: func.func @block(%arg0{{.*}}moe.bta = {batch = 4 : i64, {{.*}}planned_peak_bytes = [[P1]] : i64, predicted_ms = {{.*}}, reason = "the untiled peak fits the budget", tiles = 1 : i64, untiled_peak_bytes = [[P1]] : i64}
+// LOOSE: func.func @block(%arg0{{.*}}moe.bta = {batch = 4 : i64, {{.*}}planned_peak_bytes = [[P1]] : i64, predicted_ms = {{.*}}, reason = "the untiled peak fits the budget", row_slices = 1 : i64, tiles = 1 : i64, untiled_peak_bytes = [[P1]] : i64}
 // LOOSE-NOT: scf.for
 // LOOSE: moe.attention {{.*}} -> tensor<4x16x16xf32>
 
