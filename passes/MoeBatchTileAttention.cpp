@@ -41,7 +41,6 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
-#include <limits>
 #include <numeric>
 
 namespace mlir::moe {
@@ -287,11 +286,9 @@ private:
       return tileFunction(func, given); // its error says why
 
     SmallVector<Candidate> candidates;
-    // Every tile count with the MoE's rows in `slices` slices, appended;
-    // the index of the fewest tiles that fit `budgetBytes`, if any.
-    auto evaluateTileCounts =
-        [&](int64_t slices, int64_t budgetBytes) -> FailureOr<int64_t> {
-      int64_t fits = -1;
+    // Every tile count, in increasing N, with the MoE's rows in `slices`
+    // slices, appended to the candidates.
+    auto evaluateTileCounts = [&](int64_t slices) -> LogicalResult {
       for (int64_t n = 1; n <= batch; ++n) {
         if (batch % n != 0)
           continue;
@@ -299,38 +296,37 @@ private:
         if (failed(c))
           return failure();
         candidates.push_back(*c);
-        if (fits < 0 && c->peakBytes <= budgetBytes)
-          fits = int64_t(candidates.size()) - 1;
       }
-      return fits;
+      return success();
     };
-    FailureOr<int64_t> fewestIndex =
-        evaluateTileCounts(/*slices=*/1, std::numeric_limits<int64_t>::max());
-    if (failed(fewestIndex))
+    // The first candidate from `from` on that fits: the fewest tiles.
+    auto fewestFitting = [&](size_t from, int64_t budgetBytes) -> int64_t {
+      for (size_t i = from; i < candidates.size(); ++i)
+        if (candidates[i].peakBytes <= budgetBytes)
+          return int64_t(i);
+      return -1;
+    };
+    // N = 1 divides every batch: the untiled candidate comes first.
+    if (failed(evaluateTileCounts(/*slices=*/1)) || candidates.empty())
       return failure();
     const Candidate untiled = candidates.front();
     int64_t leastPeak = untiled.peakBytes;
     for (const Candidate &c : candidates)
       leastPeak = std::min(leastPeak, c.peakBytes);
     int64_t budgetBytes = budget.bytes(untiled.peakBytes, leastPeak);
-    // The fewest tiles that fit (candidates are in increasing N).
-    fewestIndex = -1;
-    for (auto [index, c] : llvm::enumerate(candidates))
-      if (c.peakBytes <= budgetBytes) {
-        fewestIndex = int64_t(index);
-        break;
-      }
+    int64_t fewestIndex = fewestFitting(0, budgetBytes);
     // None fits with the MoE's rows whole: where the spec leaves the row
     // slices to the compiler, the fewest slices with which a tile count
     // fits (the MoE's activation buffer is often what sets the peak).
     bool slicesTried = false;
-    if (*fewestIndex < 0 && given == 0 && mayChooseRowSlices(func)) {
+    if (fewestIndex < 0 && given == 0 && mayChooseRowSlices(func)) {
       slicesTried = true;
       for (int64_t slices : kSliceChoices) {
-        fewestIndex = evaluateTileCounts(slices, budgetBytes);
-        if (failed(fewestIndex))
+        size_t from = candidates.size();
+        if (failed(evaluateTileCounts(slices)))
           return failure();
-        if (*fewestIndex >= 0)
+        fewestIndex = fewestFitting(from, budgetBytes);
+        if (fewestIndex >= 0)
           break;
       }
     }
@@ -339,7 +335,7 @@ private:
       if (c.peakBytes < least->peakBytes)
         least = &c;
     const Candidate *fewest =
-        *fewestIndex >= 0 ? &candidates[*fewestIndex] : nullptr;
+        fewestIndex >= 0 ? &candidates[fewestIndex] : nullptr;
     for (const Candidate &c : candidates)
       func.emitRemark() << "batch tiling on attention: "
                         << candidateText(c, batch) << ": planned peak "
@@ -355,10 +351,6 @@ private:
       const Candidate *asked = llvm::find_if(
           candidates, [&](const Candidate &c) { return c.tiles == given; });
       if (asked->peakBytes > budgetBytes) {
-        const Candidate *leastWhole = &untiled;
-        for (const Candidate &c : candidates)
-          if (c.slices == 1 && c.peakBytes < leastWhole->peakBytes)
-            leastWhole = &c;
         InFlightDiagnostic diag = func.emitError();
         diag << "bta_tiles=" << given << " plans a peak of "
              << asked->peakBytes << " bytes (" << formatBytes(asked->peakBytes)
@@ -369,7 +361,7 @@ private:
                << " (leave bta_tiles out and the budget chooses them)";
         else
           diag << "no tile count fits; give --memory-budget="
-               << leastWhole->peakBytes << " or more" << rowSlicesHint(func);
+               << least->peakBytes << " or more" << rowSlicesHint(func);
         return diag;
       }
       chosen = asked;
