@@ -85,6 +85,26 @@ void forEachOpBetween(Operation *first, Operation *last,
   }
 }
 
+/// The alignment, in bytes, a tile's view keeps: the kernels' vector
+/// accesses (cp.async, 16-byte loads and stores) assume their buffers'
+/// rows start at multiples of 16 bytes, as allocations and the memory plan
+/// guarantee.
+constexpr int64_t kViewAlignment = 16;
+
+/// Whether every offset the slice may take is a multiple of kViewAlignment
+/// bytes into its source.
+bool keepsAlignment(memref::SubViewOp slice) {
+  MemRefType source = slice.getSourceType();
+  SmallVector<int64_t> strides = source.getStridesAndOffset().first;
+  int64_t bytes = source.getElementTypeBitWidth() / 8;
+  for (auto [offset, stride] : llvm::zip(slice.getMixedOffsets(), strides)) {
+    std::optional<int64_t> known = getConstantIntValue(offset);
+    if ((known ? *known * stride * bytes : stride * bytes) % kViewAlignment)
+      return false;
+  }
+  return true;
+}
+
 /// One copy between a tile-sized buffer and a slice, and whether it folds.
 struct SliceCopy {
   memref::CopyOp copy;
@@ -122,7 +142,8 @@ struct SliceCopy {
         tileType.getShape() != sliceType.getShape() ||
         tileType.getElementType() != wholeType.getElementType() ||
         wholeType.getElementTypeBitWidth() % 8 != 0 ||
-        !memref::isStaticShapeAndContiguousRowMajor(sliceType))
+        !memref::isStaticShapeAndContiguousRowMajor(sliceType) ||
+        !keepsAlignment(c.slice))
       return std::nullopt;
     return c;
   }

@@ -615,6 +615,9 @@ def MoeFoldSliceCopiesPass : Pass<"moe-fold-slice-copies", "::mlir::func::FuncOp
       nothing reads or writes the sliced buffer from the tile's allocation
       to the copy;
 
+    and every offset the slice can take is a multiple of 16 bytes (what the
+    kernels' vector accesses assume of a buffer's start),
+
     the sliced buffer becomes a `memref.view` of `memref<N x i8>` bytes
     allocated in its place, the tile a `memref.view` of those bytes at the
     slice's byte offset, and the copy is erased. Both views keep the

@@ -152,3 +152,22 @@ func.func @not_contiguous_or_returned(%out: memref<4x32xf32>) -> memref<4x64xf32
   memref.dealloc %whole : memref<4x64xf32>
   return %result : memref<4x64xf32>
 }
+
+// -----
+
+// Not folded: a slice may start 8 bytes into its source ([4, 2] f32 rows
+// of 8 bytes), and the kernels' vector accesses want 16.
+// CHECK-LABEL: func.func @misaligned
+// CHECK:         memref.copy
+func.func @misaligned(%out: memref<1x2xf32>, %t: index) {
+  %cst = arith.constant 1.0 : f32
+  %whole = memref.alloc() : memref<4x2xf32>
+  linalg.fill ins(%cst : f32) outs(%whole : memref<4x2xf32>)
+  %slice = memref.subview %whole[%t, 0] [1, 2] [1, 1] : memref<4x2xf32> to memref<1x2xf32, strided<[2, 1], offset: ?>>
+  %tile = memref.alloc() : memref<1x2xf32>
+  memref.copy %slice, %tile : memref<1x2xf32, strided<[2, 1], offset: ?>> to memref<1x2xf32>
+  linalg.copy ins(%tile : memref<1x2xf32>) outs(%out : memref<1x2xf32>)
+  memref.dealloc %tile : memref<1x2xf32>
+  memref.dealloc %whole : memref<4x2xf32>
+  return
+}
