@@ -137,7 +137,8 @@ static cl::opt<std::string> memoryBudget(
              "--backward the training step's recomputation is placed under "
              "it (PERCENT of the save-everything peak, "
              "moe-place-recomputation; on CUDA least is the default); with "
-             "--block the fewest attention tiles that fit are chosen "
+             "--block the fewest attention tiles that fit are chosen, and "
+             "the MoE's row slices when no tile count fits without them "
              "(PERCENT of the untiled peak, moe-batch-tile-attention)"),
     cl::value_desc("BYTES|PERCENT%"), cl::cat(category));
 static cl::opt<std::string> reportCost(

@@ -70,7 +70,8 @@ OPTIONS:
                         save-everything peak; on CUDA least is the default),
                         the compiler deciding what to save and what to
                         recompute under it; with --block the fewest attention
-                        tiles whose plan fits (PERCENT of the untiled peak)
+                        tiles whose plan fits (PERCENT of the untiled peak),
+                        and the MoE's row slices where none fits without
   --backend=B           Where to run: cpu (default), cuda (= cuda:sm_90),
                         cuda:sm_90a, cuda:sm_80; an artifact runs where it was compiled for
   --entry=NAME          The function to run (default: the only one, or moe_layer)
