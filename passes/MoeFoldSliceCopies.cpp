@@ -19,7 +19,8 @@
 // and a buffer only copied into the slice after it is written; and only
 // when nothing else touches the sliced buffer while the tile's buffer lives
 // (written, for a copy in; at all, for a copy out), so every read sees the
-// bytes the copy would have made.
+// bytes the copy would have made, and when the slice starts at a multiple
+// of 16 bytes wherever it is, as the kernels' vector accesses assume.
 //
 //===----------------------------------------------------------------------===//
 
