@@ -1,5 +1,4 @@
-//===- MoeChooseEpilogue.cpp - How expert outputs reach y, by predicted time
-//-===//
+//===- MoeChooseEpilogue.cpp - How expert outputs reach y, by time -----===//
 //
 // Zero-buffer fusion can bring the second grouped GEMM's rows back to token
 // order two ways: `scatter_add` (each row, times its gate weight, added into

@@ -63,16 +63,12 @@ SmallVector<Value> aliasesOf(Value buffer) {
 }
 
 /// Whether `op` may write `value`: an op that does not say what it does
-/// to its operands may.
+/// to its operands may (a loop, say, through its region's arguments, which
+/// aliasesOf does not follow), unless it only makes a view.
 bool mayWrite(Operation *op, Value value) {
-  auto effects = dyn_cast<MemoryEffectOpInterface>(op);
-  if (!effects)
+  if (!isa<MemoryEffectOpInterface>(op))
     return !isa<ViewLikeOpInterface>(op);
-  SmallVector<MemoryEffects::EffectInstance> instances;
-  effects.getEffectsOnValue(value, instances);
-  return llvm::any_of(instances, [](const MemoryEffects::EffectInstance &e) {
-    return isa<MemoryEffects::Write, MemoryEffects::Free>(e.getEffect());
-  });
+  return hasEffect<MemoryEffects::Write, MemoryEffects::Free>(op, value);
 }
 
 /// The ops of `block` from `first` to `last` (inclusive) and everything
@@ -92,15 +88,25 @@ void forEachOpBetween(Operation *first, Operation *last,
 /// guarantee.
 constexpr int64_t kViewAlignment = 16;
 
-/// Whether every offset the slice may take is a multiple of kViewAlignment
-/// bytes into its source.
-bool keepsAlignment(memref::SubViewOp slice) {
+/// The slice's offset into its source, in bytes, as terms: each of the
+/// slice's offsets with the bytes one step of it moves.
+SmallVector<std::pair<OpFoldResult, int64_t>>
+byteOffsetTerms(memref::SubViewOp slice) {
   MemRefType source = slice.getSourceType();
   SmallVector<int64_t> strides = source.getStridesAndOffset().first;
   int64_t bytes = source.getElementTypeBitWidth() / 8;
-  for (auto [offset, stride] : llvm::zip(slice.getMixedOffsets(), strides)) {
+  SmallVector<std::pair<OpFoldResult, int64_t>> terms;
+  for (auto [offset, stride] : llvm::zip(slice.getMixedOffsets(), strides))
+    terms.push_back({offset, stride * bytes});
+  return terms;
+}
+
+/// Whether every offset the slice may take is a multiple of kViewAlignment
+/// bytes into its source.
+bool keepsAlignment(memref::SubViewOp slice) {
+  for (auto [offset, step] : byteOffsetTerms(slice)) {
     std::optional<int64_t> known = getConstantIntValue(offset);
-    if ((known ? *known * stride * bytes : stride * bytes) % kViewAlignment)
+    if ((known ? *known * step : step) % kViewAlignment)
       return false;
   }
   return true;
@@ -115,6 +121,8 @@ struct SliceCopy {
   /// earlier fold made of it.
   TypedValue<MemRefType> whole;
   bool into = false;         ///< copy tile -> slice (else slice -> tile)
+  /// aliasesOf(tile) and aliasesOf(whole), once a copy matches.
+  SmallVector<Value> tileAliases, wholeAliases;
 
   /// The copy's shape, when its operands are a fresh buffer and a
   /// contiguous slice of another one of the function's buffers.
@@ -146,6 +154,8 @@ struct SliceCopy {
         !memref::isStaticShapeAndContiguousRowMajor(sliceType) ||
         !keepsAlignment(c.slice))
       return std::nullopt;
+    c.tileAliases = aliasesOf(c.tile.getResult());
+    c.wholeAliases = aliasesOf(c.whole);
     return c;
   }
 
@@ -154,7 +164,7 @@ struct SliceCopy {
   /// the tile after it; a copy out is its last use.
   bool tileUsesAllow() {
     Block *block = copy->getBlock();
-    for (Value alias : aliasesOf(tile.getResult()))
+    for (Value alias : tileAliases)
       for (Operation *user : alias.getUsers()) {
         if (user == copy.getOperation() || isa<memref::DeallocOp>(user) ||
             isa<ViewLikeOpInterface>(user))
@@ -177,7 +187,7 @@ struct SliceCopy {
       return tile;
     Operation *last = copy;
     Block *block = copy->getBlock();
-    for (Value alias : aliasesOf(tile.getResult()))
+    for (Value alias : tileAliases)
       for (Operation *user : alias.getUsers())
         if (Operation *local = block->findAncestorOpInBlock(*user))
           if (last->isBeforeInBlock(local) && !isa<memref::DeallocOp>(user))
@@ -189,9 +199,7 @@ struct SliceCopy {
   /// from the tile's allocation to the copy), or writes it (a copy in: from
   /// the copy to the tile's last use), other than the slice and the copy.
   bool wholeUntouched() {
-    DenseSet<Value> aliases;
-    for (Value alias : aliasesOf(whole))
-      aliases.insert(alias);
+    DenseSet<Value> aliases(wholeAliases.begin(), wholeAliases.end());
     Operation *first = into ? windowEnd() : copy.getOperation();
     Operation *last = into ? copy.getOperation() : windowEnd();
     bool clean = true;
@@ -209,7 +217,7 @@ struct SliceCopy {
   /// The function's buffers escape through its results and calls: their
   /// bytes are not the pass's to re-allocate.
   bool wholeIsIntermediate() {
-    for (Value alias : aliasesOf(whole))
+    for (Value alias : wholeAliases)
       for (Operation *user : alias.getUsers())
         if (isa<func::ReturnOp, func::CallOp>(user))
           return false;
@@ -219,19 +227,16 @@ struct SliceCopy {
 
 /// The slice's first element's byte offset into its source.
 Value byteOffset(OpBuilder &b, Location loc, memref::SubViewOp slice) {
-  MemRefType source = slice.getSourceType();
-  SmallVector<int64_t> strides = source.getStridesAndOffset().first;
-  int64_t bytes = source.getElementTypeBitWidth() / 8;
   int64_t constantPart = 0;
   Value total;
-  for (auto [offset, stride] : llvm::zip(slice.getMixedOffsets(), strides)) {
+  for (auto [offset, step] : byteOffsetTerms(slice)) {
     if (std::optional<int64_t> known = getConstantIntValue(offset)) {
-      constantPart += *known * stride * bytes;
+      constantPart += *known * step;
       continue;
     }
-    Value scaled = arith::MulIOp::create(
-        b, loc, cast<Value>(offset),
-        arith::ConstantIndexOp::create(b, loc, stride * bytes));
+    Value scaled =
+        arith::MulIOp::create(b, loc, cast<Value>(offset),
+                              arith::ConstantIndexOp::create(b, loc, step));
     total = total ? arith::AddIOp::create(b, loc, total, scaled) : scaled;
   }
   if (total && constantPart == 0)
