@@ -8,6 +8,9 @@
 # ALTERNATE=N times each preset N times, SonicMoE and MoE-MLIR in turn). The
 # first SonicMoE call JIT-compiles its kernels (minutes): SONIC_TIMEOUT (default 420 s) bounds it.
 # MoE-MLIR's runs come before and after SonicMoE's, in the same call, with the GPU's clocks.
+# REPEAT=N (default 20) times N forwards a run on each side (SonicMoE's SONIC_ITERS): a few
+# hundred hold the card at its power cap, where 20 time a burst. nvidia-smi samples the clocks
+# every 50 ms throughout; bench/clock_phases.py prints each alternating run's clock and power.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$root/.device/sonic
@@ -29,6 +32,9 @@ export PYTHONPATH=/tmp/site:/tmp/site/nvidia_cutlass_dsl/python_packages
 build=/tmp/moe-run-build-sonic
 cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-sonic.log &&
   ninja -C "$build" > /tmp/ninja-sonic.log || { cat /tmp/cmake-sonic.log /tmp/ninja-sonic.log; exit 1; }
+nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active \
+  --format=csv,noheader,nounits -lms 50 > "$out/clock_samples.csv" &
+sampler=$!
 gpu_state() {
   echo "   GPU: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader)"
 }
@@ -38,7 +44,7 @@ ours() {
   echo "== MoE-MLIR forward, median of 20 ($(date -u +%H:%M:%S))"
   gpu_state
   for a in "$dir"/art/time-*.so; do
-    echo "-- $(basename "$a" .so): $("$build/moe-run" "$a" --repeat 20 2>&1 | grep -E '^time|error')"
+    echo "-- $(basename "$a" .so): $("$build/moe-run" "$a" --repeat "${REPEAT:-20}" 2>&1 | grep -E '^time|error')"
   done
 }
 ours
@@ -47,10 +53,12 @@ gpu_state
 # ALTERNATE=N: each preset N times, SonicMoE's run and MoE-MLIR's in turn.
 if [ -n "${ALTERNATE:-}" ]; then
   export SONIC_ROUNDS=$ALTERNATE
-  export OURS_COMMAND="$build/moe-run $dir/art/time-{config}.so --repeat 20"
+  export OURS_COMMAND="$build/moe-run $dir/art/time-{config}.so --repeat ${REPEAT:-20}"
 fi
-timeout "${SONIC_TIMEOUT:-420}" python3 "$dir/sonic_forward.py" ${PRESETS:-qwen3_30b_a3b olmoe mixtral} 2>&1 |
+SONIC_ITERS=${REPEAT:-10} timeout "${SONIC_TIMEOUT:-420}" python3 "$dir/sonic_forward.py" ${PRESETS:-qwen3_30b_a3b olmoe mixtral} 2>&1 |
   grep -v Warning
 ours
 gpu_state
+kill "$sampler"
+python3 "$root/bench/clock_phases.py" "$out/clock_samples.csv" "$out/sonic_device.log"
 echo "== done ($(date -u +%H:%M:%S))"

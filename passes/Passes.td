@@ -536,9 +536,9 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     Option<"gemmCluster", "gemm-cluster", "std::string",
            /*default=*/"\"auto\"",
            "sm_90a: CTAs of the GEMMs' thread block clusters, which share "
-           "b's tiles by TMA multicast: auto (pairs for a grouped matmul "
-           "whose a is not gathered and for the weight gradients, else "
-           "none), 1 or 2">,
+           "b's tiles by TMA multicast: auto (pairs for the grouped matmuls "
+           "but the backward's one that gathers dy for a transposed b, and "
+           "for the weight gradients; else none), 1 or 2">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -21,8 +21,11 @@
 // CHECK: %[[UNRANKED:.*]] = memref.cast %{{.*}} : memref<4x64x96xbf16> to memref<*xbf16>
 // CHECK: %[[MAP:.*]] = nvgpu.tma.create.descriptor %[[UNRANKED]] box[{{.*}}] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // CHECK: %[[PTR:.*]] = builtin.unrealized_conversion_cast %[[MAP]]
-// CHECK: %[[GRID:.*]] = arith.maxui %{{.*}}, %c1
-// CHECK: gpu.launch blocks(%{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}) threads(%{{.*}}) in (%{{.*}} = %c384
+// In pairs of CTAs (gemm-cluster=auto): at most 66 pairs, twice that many
+// CTAs, each pair a cluster of two.
+// CHECK: %[[PAIRS:.*]] = arith.maxui %{{.*}}, %c1
+// CHECK: %[[GRID:.*]] = arith.muli %[[PAIRS]], %c2
+// CHECK: gpu.launch clusters({{.*}}) in ({{.*}} = %c2{{.*}}, {{.*}} = %c1{{.*}}, {{.*}} = %c1{{.*}}) blocks(%{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}) threads(%{{.*}}) in (%{{.*}} = %c384
 // CHECK-SAME: dynamic_shared_memory_size %c197736_i32
 // CHECK: nvvm.mbarrier.init
 // CHECK: gpu.barrier

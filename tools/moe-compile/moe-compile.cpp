@@ -121,8 +121,9 @@ static cl::opt<std::string> cudaCluster(
     "cuda-cluster",
     cl::desc("sm_90a: CTAs of the GEMMs' thread block clusters, which load "
              "the tile they share once for both by TMA multicast: auto "
-             "(pairs for the grouped GEMMs whose rows are not gathered and "
-             "for the weight gradients; the default), 1 (none) or 2"),
+             "(pairs for the grouped GEMMs, but the backward's that gathers "
+             "dy's rows, and for the weight gradients; the default), 1 "
+             "(none) or 2"),
     cl::value_desc("auto|1|2"), cl::init("auto"), cl::cat(category));
 static cl::opt<bool> backward(
     "backward",

@@ -131,18 +131,23 @@ struct GpuTarget {
 
 /// CTAs of a cluster for `gemm` on the sm_90a kernel (TMA multicast of b
 /// to both CTAs of a pair): the forced size, else 2 for a grouped matmul
-/// whose a is not gathered and 1 otherwise (and always 1 off sm_90a, whose
-/// kernel alone has clusters). On the H200 pairs made mixtral's store GEMM
-/// 9-12% faster and its gathered GLU GEMM no faster (a pair waits for the
-/// slower of two gathers). The router's scores GEMM (plain, every CTA
-/// reading all of w_gate at each k step) was no faster in pairs on
-/// qwen3_30b_a3b and mixtral and 40% slower on olmoe (2026-12-01).
+/// and 1 for a plain one (and always 1 off sm_90a, whose kernel alone has
+/// clusters), but for the backward's GEMM that gathers dy's rows for a
+/// transposed b, not yet measured in pairs. On the H200 pairs made
+/// mixtral's store GEMM 9-12% faster (2026-11-30). The gathered GLU GEMMs
+/// looked no faster in pairs in bursts of 10-20 forwards, but held at the
+/// card's 700 W cap (200-600 forwards a run, 2026-12-02) the forward with
+/// them in pairs was 1.4% (mixtral), 0.6% (qwen3_30b_a3b) and 1.9% (olmoe)
+/// faster in every round: a weight tile read once for two row tiles costs
+/// less power, and power sets the clock. The router's scores GEMM (plain,
+/// every CTA reading all of w_gate at each k step) was no faster in pairs
+/// on qwen3_30b_a3b and mixtral and 40% slower on olmoe (2026-12-01).
 int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
   if (!target.warpgroupMma)
     return 1;
   if (target.gemmClusterForced)
     return *target.gemmClusterForced;
-  return gemm.offsets && !gemm.gather ? 2 : 1;
+  return gemm.offsets && !(gemm.gather && gemm.transposeB) ? 2 : 1;
 }
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
