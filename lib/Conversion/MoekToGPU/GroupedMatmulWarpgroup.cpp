@@ -43,9 +43,10 @@
 //     shared memory a warpgroup, which its leader stores by TMA while the
 //     warpgroup goes on (storeStaged, StagedStores).
 //
-//   clusters (op.clusterSize = 2, for grouped matmuls whose a is not
-//     gathered): the grid is pairs of CTAs; a tile of the schedule is two
-//     row tiles of one expert and column tile, one a CTA. Each CTA's thread 0
+//   clusters (op.clusterSize = 2 for grouped matmuls, gemmClusterSize in
+//     MoekLowerToGPU.cpp): the grid is pairs of CTAs; a tile of the
+//     schedule is two row tiles of one expert and column tile, one a CTA.
+//     Each CTA's thread 0
 //     loads half of b's k tile by TMA multicast into both CTAs' stage (each
 //     completing on that CTA's full[s], which expects all of B's bytes), so
 //     b is read from L2 once for two row tiles; a consumer warp's lane 0
