@@ -46,9 +46,9 @@
 //   clusters (op.clusterSize = 2 for grouped matmuls, gemmClusterSize in
 //     MoekLowerToGPU.cpp): the grid is pairs of CTAs; a tile of the
 //     schedule is two row tiles of one expert and column tile, one a CTA.
-//     Each CTA's thread 0
-//     loads half of b's k tile by TMA multicast into both CTAs' stage (each
-//     completing on that CTA's full[s], which expects all of B's bytes), so
+//     Each CTA's thread 0 loads half of b's k tile by TMA multicast into
+//     both CTAs' stage (each completing on that CTA's full[s], which expects
+//     all of B's bytes), so
 //     b is read from L2 once for two row tiles; a consumer warp's lane 0
 //     frees a stage in both CTAs (mapa + a remote mbarrier arrive), so
 //     empty[s] counts every consumer warp of the pair. The CTAs wait for
