@@ -15,10 +15,7 @@ source "$root/bench/moe_run_sources.sh"
 build=/tmp/moe-run-build-clocks
 build_moe_run "$root" "$build" || exit 1
 samples=$out/clock_samples.csv
-# Unix time in ms, SM clock MHz, power W, active clock-event reasons (bit mask).
-nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active \
-  --format=csv,noheader,nounits -lms 50 > "$samples" &
-sampler=$!
+start_clock_sampler "$samples"
 phases=$out/phases.txt
 : > "$phases"
 for name in "$@"; do

@@ -77,3 +77,12 @@ run_timings() {
     case $n in time-fwd-*) echo "   $(routing_share "$logs/$n.log")" ;; esac
   done
 }
+
+# start_clock_sampler FILE: nvidia-smi samples the GPU every 50 ms into FILE
+#   (local date and time, SM clock MHz, power W, active clock-event reasons as
+#   a bit mask; bench/clock_phases.py reads it) until `kill "$sampler"`.
+start_clock_sampler() {
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active \
+    --format=csv,noheader,nounits -lms 50 > "$1" &
+  sampler=$!
+}

@@ -32,9 +32,8 @@ export PYTHONPATH=/tmp/site:/tmp/site/nvidia_cutlass_dsl/python_packages
 build=/tmp/moe-run-build-sonic
 cmake -S "$root/tools/moe-run" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/cmake-sonic.log &&
   ninja -C "$build" > /tmp/ninja-sonic.log || { cat /tmp/cmake-sonic.log /tmp/ninja-sonic.log; exit 1; }
-nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active \
-  --format=csv,noheader,nounits -lms 50 > "$out/clock_samples.csv" &
-sampler=$!
+source "$root/bench/moe_run_sources.sh"
+start_clock_sampler "$out/clock_samples.csv"
 gpu_state() {
   echo "   GPU: $(nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader)"
 }
