@@ -4,6 +4,8 @@
 #   site.tar.xz   SonicMoE and its CUTLASS DSL (../shared/bench/pack_sonic.sh; about 55 MB)
 #   art/*.so      MoE-MLIR's forward artifacts (bench/compile_device_artifacts.sh's time-*.so)
 #   torch_baselines.py, sonic_forward.py
+# The device tool carries at most 64 MiB: the tracked tree (about 9 MB, most of it bench/logs)
+# and .device/sonic (56 MB) are over it, so move bench/logs aside for the call.
 # Then on the GPU machine: `bash bench/sonic_device.sh run` (logs in $OUT/sonic_device.log;
 # ALTERNATE=N times each preset N times, SonicMoE and MoE-MLIR in turn). The
 # first SonicMoE call JIT-compiles its kernels (minutes): SONIC_TIMEOUT (default 420 s) bounds it.
