@@ -486,6 +486,48 @@ def MoekLowerToLoopsPass : Pass<"moek-lower-to-loops", "ModuleOp"> {
   ];
 }
 
+def MoekTileGroupedMatmulsPass : Pass<"moek-tile-grouped-matmuls", "ModuleOp"> {
+  let summary = "Tile moek grouped matmuls into per-CTA tile loops with the device-side schedule";
+  let description = [{
+    The first stage of the tensor-core GEMM kernels: each
+    `moek.grouped_matmul` that the `mma.sync` kernel takes (bf16 or f16
+    operands, K and N multiples of 8, see `moek-lower-to-gpu`) becomes an
+    `scf.forall` over its CTA tiles, mapped to GPU blocks: an upper bound
+    of the row tiles any routing needs (`ceil(rows / BM)` plus the experts,
+    computed on the host, which never learns the group sizes) by the
+    column tiles. In each iteration `moek.row_tile` finds the tile's
+    expert and rows from the offsets on the device, and a
+    `moek.grouped_matmul_tile` computes the tile when it holds rows.
+    `moek-lower-to-gpu` then lowers the loop to one launch and the tile to
+    the `mma.sync` kernel's pipeline and epilogue.
+
+    `tensor-core-tile` is the CTA tile, as `moek-lower-to-gpu`'s option of
+    the same name. On `sm_90a` the grouped matmuls that the warpgroup
+    (`wgmma`) kernel takes are left whole: that kernel builds its own
+    persistent tile loop (not yet this stage's). Grouped matmuls that stay
+    on the SIMT kernel (f32, odd K or N) are left whole too.
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
+           "GPU architecture the kernels are for (sm_90, sm_90a, sm_80)">,
+    Option<"tensorCoreTile", "tensor-core-tile", "std::string",
+           /*default=*/"\"128x256x32x4x2x4\"",
+           "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,
+  ];
+  // The tensor-core kernel's dialects: it tiles only what that kernel can
+  // lower, which needs them loaded.
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
   let summary = "Lower moek kernels to GPU kernels (gpu.launch, one thread per item)";
   let description = [{
@@ -520,7 +562,12 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     whose head size is a multiple of 16 up to 128, SIMT otherwise or with
     `flash-attention=simt`); elementwise `linalg.generic`s (the residual adds) a thread per
     element. Each kernel is named after its op (`moek_route_scores`,
-    `moek_grouped_matmul_silu_glu`, ...).
+    `moek_grouped_matmul_silu_glu`, ...). A tile loop of
+    `moek-tile-grouped-matmuls` (an `scf.forall` over GPU blocks around one
+    `moek.grouped_matmul_tile`) becomes one launch of a CTA per tile:
+    `moek.row_tile` the device-side schedule, the tile the mma.sync
+    kernel's pipeline and epilogue; a grouped matmul not tiled gets the same
+    kernel with its tile loop built in place.
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",

@@ -110,6 +110,11 @@ void moe::buildPlannedGPUKernelsPipeline(OpPassManager &pm,
 
 void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
                                     const CUDAPipelineOptions &options) {
+  // The stages of the tensor-core GEMMs: their tile loops, then the kernels.
+  MoekTileGroupedMatmulsPassOptions tiling;
+  tiling.chip = options.chip;
+  tiling.tensorCoreTile = options.tensorCoreTile;
+  pm.addPass(createMoekTileGroupedMatmulsPass(tiling));
   MoekLowerToGPUPassOptions gpu;
   gpu.chip = options.chip;
   gpu.tensorCoreTile = options.tensorCoreTile;

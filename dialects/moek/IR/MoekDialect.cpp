@@ -411,7 +411,8 @@ LogicalResult GatherRowsOp::verify() {
 }
 
 /// The expert range [first, last) must lie in [0, E] where it is constant.
-static LogicalResult verifyExpertRange(GroupedMatmulOp op, int64_t experts) {
+template <typename OpT>
+static LogicalResult verifyExpertRange(OpT op, int64_t experts) {
   if (!op.getFirstExpert())
     return success();
   APInt value;
@@ -434,12 +435,17 @@ static LogicalResult verifyExpertRange(GroupedMatmulOp op, int64_t experts) {
   return success();
 }
 
-LogicalResult GroupedMatmulOp::verify() {
-  Operation *op = getOperation();
-  Builder builder(getContext());
-  Value a = getA(), b = getB(), offsets = getOffsets(), c = getC();
-  Value owners = getOwners(), weights = getWeights();
-  bool transposeB = getTransposeB();
+/// The rules of moek.grouped_matmul, which its tile (moek.grouped_matmul_tile)
+/// shares: the same operands and attributes.
+template <typename OpT>
+static LogicalResult verifyGroupedMatmulOperands(OpT self) {
+  Operation *op = self.getOperation();
+  Builder builder(self.getContext());
+  auto emitOpError = [&] { return self.emitOpError(); };
+  Value a = self.getA(), b = self.getB(), offsets = self.getOffsets(),
+        c = self.getC();
+  Value owners = self.getOwners(), weights = self.getWeights();
+  bool transposeB = self.getTransposeB();
   StringRef bShape = transposeB ? "[E, N, K]" : "[E, K, N]";
   // The dimensions of b that hold K and N.
   unsigned kDim = transposeB ? 2 : 1, nDim = transposeB ? 1 : 2;
@@ -453,21 +459,22 @@ LogicalResult GroupedMatmulOp::verify() {
   if (!cast<MemRefType>(a.getType()).getElementType().isF32() &&
       failed(expectSameElement(op, "b", b, "a", a)))
     return failure();
-  if (failed(expectExtent(op, "a dimension 1 (K)", dim(a, 1),
-                          transposeB ? "b dimension 2 (K)"
-                                     : "b dimension 1 (K)",
-                          dim(b, kDim))) ||
+  if (failed(
+          expectExtent(op, "a dimension 1 (K)", dim(a, 1),
+                       transposeB ? "b dimension 2 (K)" : "b dimension 1 (K)",
+                       dim(b, kDim))) ||
       failed(expectOffsets(op, offsets)) ||
       failed(expectExtent(op, "offsets dimension 0 (E+1)", dim(offsets, 0),
                           "b dimension 0 (E) plus one", dim(b, 0) + 1)) ||
       failed(expectBuffer(op, "c", c, 2, "[rows, N]")) ||
       failed(expectStorageFloat(op, "c", c)))
     return failure();
-  int64_t experts = dim(b, 0), n = dim(b, nDim), topK = getTopK();
+  int64_t experts = dim(b, 0), n = dim(b, nDim), topK = self.getTopK();
 
-  if (static_cast<bool>(getFirstExpert()) != static_cast<bool>(getLastExpert()))
+  if (static_cast<bool>(self.getFirstExpert()) !=
+      static_cast<bool>(self.getLastExpert()))
     return emitOpError() << "first_expert and last_expert go together";
-  if (failed(verifyExpertRange(*this, experts)))
+  if (failed(verifyExpertRange(self, experts)))
     return failure();
   // A token picks an expert at most once; owners / top_k is its token.
   if (topK < 1)
@@ -477,14 +484,14 @@ LogicalResult GroupedMatmulOp::verify() {
                          << ") exceeds the number of experts of b (" << experts
                          << ")";
 
-  Epilogue epilogue = getEpilogue();
+  Epilogue epilogue = self.getEpilogue();
   bool storeScatter = epilogue == Epilogue::scatter_store;
   bool scatter = epilogue == Epilogue::scatter_add || storeScatter;
   bool glu = epilogue == Epilogue::silu_glu || epilogue == Epilogue::gelu_glu;
-  if ((getGather() || scatter) && !owners)
+  if ((self.getGather() || scatter) && !owners)
     return emitOpError() << "a gather prologue or a scatter epilogue "
                             "needs the owners map";
-  if (owners && !getGather() && !scatter)
+  if (owners && !self.getGather() && !scatter)
     return emitOpError() << "owners is read only by a gather prologue or a "
                             "scatter epilogue";
   if (weights && !scatter)
@@ -497,7 +504,7 @@ LogicalResult GroupedMatmulOp::verify() {
 
   if (glu && n % 2 != 0)
     return emitOpError() << "a GLU epilogue needs an even N, got " << n;
-  if (Value h = getPreActivation()) {
+  if (Value h = self.getPreActivation()) {
     if (!glu)
       return emitOpError() << "pre_activation is written only by a GLU "
                               "epilogue, not by "
@@ -511,13 +518,12 @@ LogicalResult GroupedMatmulOp::verify() {
             transposeB ? "b dimension 1 (N)" : "b dimension 2 (N)", n)))
       return failure();
   }
-  if (failed(
-          expectExtent(op, "c dimension 1", dim(c, 1),
-                       glu ? (transposeB ? "half of b dimension 1 (N)"
-                                         : "half of b dimension 2 (N)")
-                           : (transposeB ? "b dimension 1 (N)"
-                                         : "b dimension 2 (N)"),
-                       glu ? n / 2 : n)))
+  if (failed(expectExtent(
+          op, "c dimension 1", dim(c, 1),
+          glu ? (transposeB ? "half of b dimension 1 (N)"
+                            : "half of b dimension 2 (N)")
+              : (transposeB ? "b dimension 1 (N)" : "b dimension 2 (N)"),
+          glu ? n / 2 : n)))
     return failure();
 
   if (owners &&
@@ -526,13 +532,13 @@ LogicalResult GroupedMatmulOp::verify() {
        failed(expectI32Rows(op, "owners dimension 0 (T*k)", dim(owners, 0)))))
     return failure();
   // The gather prologue reads token owners[r] / top_k of a.
-  if (getGather() &&
+  if (self.getGather() &&
       failed(expectExtent(op, "owners dimension 0 (T*k)", dim(owners, 0),
                           "a dimension 0 (T) times top_k",
                           product(dim(a, 0), topK))))
     return failure();
   // Without it, a and c hold the same grouped rows.
-  if (!getGather() && !scatter &&
+  if (!self.getGather() && !scatter &&
       failed(expectExtent(op, "c dimension 0 (rows)", dim(c, 0),
                           "a dimension 0 (rows)", dim(a, 0))))
     return failure();
@@ -556,6 +562,33 @@ LogicalResult GroupedMatmulOp::verify() {
       failed(expectExtent(op, "weights dimension 1 (k)", dim(weights, 1),
                           "top_k", topK)))
     return failure();
+  return success();
+}
+
+LogicalResult GroupedMatmulOp::verify() {
+  return verifyGroupedMatmulOperands(*this);
+}
+
+LogicalResult GroupedMatmulTileOp::verify() {
+  if (failed(verifyGroupedMatmulOperands(*this)))
+    return failure();
+  ArrayRef<int64_t> tile = getTile();
+  if (tile.size() != 6 || llvm::any_of(tile, [](int64_t v) { return v < 1; }))
+    return emitOpError() << "tile must be six positive sizes [BM, BN, BK, "
+                            "STAGES, WARPS_M, WARPS_N], got "
+                         << tile.size() << " values";
+  return success();
+}
+
+LogicalResult RowTileOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectOffsets(op, getOffsets())))
+    return failure();
+  if (static_cast<bool>(getFirstExpert()) != static_cast<bool>(getLastExpert()))
+    return emitOpError() << "first_expert and last_expert go together";
+  if (getRowsPerTile() < 1)
+    return emitOpError() << "rows_per_tile (" << getRowsPerTile()
+                         << ") must be at least 1";
   return success();
 }
 
@@ -613,8 +646,7 @@ LogicalResult CombineRowsOp::verify() {
 // Backward kernels
 //===----------------------------------------------------------------------===//
 
-static LogicalResult expectExpertRange(Operation *op, Value first,
-                                       Value last) {
+static LogicalResult expectExpertRange(Operation *op, Value first, Value last) {
   if (static_cast<bool>(first) != static_cast<bool>(last))
     return op->emitOpError() << "first_expert and last_expert go together";
   return success();
@@ -679,8 +711,8 @@ LogicalResult GroupedGluBackwardOp::verify() {
                           "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
       failed(expectExtent(op, "dh dimension 0 (rows)", dim(getDh(), 0),
                           "gate_up dimension 0 (rows)", dim(gateUp, 0))) ||
-      failed(expectExtent(op, "weights dimension 1 (k)",
-                          dim(getWeights(), 1), "top_k", getTopK())) ||
+      failed(expectExtent(op, "weights dimension 1 (k)", dim(getWeights(), 1),
+                          "top_k", getTopK())) ||
       failed(expectExtent(op, "d_weights dimension 1 (k)",
                           dim(getDWeights(), 1), "top_k", getTopK())))
     return failure();
@@ -704,11 +736,10 @@ LogicalResult GroupedWeightGradOp::verify() {
   if (getGatherLhs() && getGatherRhs())
     return emitOpError() << "gathers both lhs and rhs: one side of a weight "
                             "gradient is grouped rows";
-  return failure(
-      failed(expectExtent(op, "lhs dimension 1", dim(getLhs(), 1),
-                          "dw dimension 1", dim(dw, 1))) ||
-      failed(expectExtent(op, "rhs dimension 1", dim(getRhs(), 1),
-                          "dw dimension 2", dim(dw, 2))));
+  return failure(failed(expectExtent(op, "lhs dimension 1", dim(getLhs(), 1),
+                                     "dw dimension 1", dim(dw, 1))) ||
+                 failed(expectExtent(op, "rhs dimension 1", dim(getRhs(), 1),
+                                     "dw dimension 2", dim(dw, 2))));
 }
 
 /// The score gradients rounded for tensor cores: [T, E] in x's element
@@ -756,8 +787,8 @@ LogicalResult RouteBackwardOp::verify() {
   return failure(
       failed(expectExtent(op, "w_gate dimension 0 (H)", dim(wGate, 0),
                           "x dimension 1 (H)", dim(x, 1))) ||
-      failed(expectExtent(op, "offsets dimension 0 (E+1)",
-                          dim(getOffsets(), 0), "experts + 1", experts + 1)) ||
+      failed(expectExtent(op, "offsets dimension 0 (E+1)", dim(getOffsets(), 0),
+                          "experts + 1", experts + 1)) ||
       failed(expectExtent(op, "dw_gate dimension 1 (E)", dim(getDwGate(), 1),
                           "w_gate dimension 1 (E)", experts)) ||
       failed(expectExtent(op, "dx dimension 1 (H)", dim(getDx(), 1),
@@ -765,8 +796,7 @@ LogicalResult RouteBackwardOp::verify() {
       failed(expectExtent(op, "d_weights dimension 1 (k)",
                           dim(getDWeights(), 1), "indices dimension 1 (k)",
                           dim(indices, 1))) ||
-      (getProbs() &&
-       failed(expectProbabilities(op, getProbs(), x, experts))) ||
+      (getProbs() && failed(expectProbabilities(op, getProbs(), x, experts))) ||
       (getScores() &&
        failed(expectTokenExperts(op, "scores", getScores(), x, experts))) ||
       (getDs() && failed(expectNarrowScoreGradients(op, getDs(), x, experts))));
@@ -787,9 +817,9 @@ static LogicalResult expectSegmentCounts(Operation *op, StringRef name,
       failed(expectStaticShape(op, name, counts, "[G]")))
     return failure();
   if (dim(counts, 0) % ranks != 0)
-    return op->emitOpError() << name << " has " << dim(counts, 0)
-                             << " segments, which the ranks (" << ranks
-                             << ") do not divide";
+    return op->emitOpError()
+           << name << " has " << dim(counts, 0)
+           << " segments, which the ranks (" << ranks << ") do not divide";
   return success();
 }
 
@@ -834,9 +864,9 @@ static LogicalResult expectAllToAllOperands(Operation *op, Value counts,
       failed(expectContiguous(op, "received", received)))
     return failure();
   if (receivedCounts.getType() != counts.getType())
-    return op->emitOpError() << "received_counts (" << receivedCounts.getType()
-                             << ") must have the type of counts ("
-                             << counts.getType() << ")";
+    return op->emitOpError()
+           << "received_counts (" << receivedCounts.getType()
+           << ") must have the type of counts (" << counts.getType() << ")";
   if (ShapedType::isDynamic(dim(rows, 1)))
     return op->emitOpError() << "rows dimension 1 (H) must be static";
   // The runtime moves rows as bytes: their elements need a size.
@@ -883,8 +913,8 @@ static LogicalResult expectSlotsAndRowBuffer(Operation *op, Value values,
       failed(expectElement(op, rowName, rowBuffer, b.getF32Type())))
     return failure();
   if (dim(rowBuffer, 1) != 1)
-    return op->emitOpError() << rowName << " must have one column, got "
-                             << rowBuffer.getType();
+    return op->emitOpError()
+           << rowName << " must have one column, got " << rowBuffer.getType();
   if (failed(expectExtent(op, "rows dimension 0 (T)", dim(rows, 0),
                           "values dimension 0 (T)", dim(values, 0))) ||
       failed(expectExtent(op, "rows dimension 1 (k)", dim(rows, 1),
@@ -912,8 +942,8 @@ LogicalResult AllToAllStartOp::verify() {
 
 LogicalResult AllToAllWaitOp::verify() {
   auto start = getEvent().getDefiningOp<AllToAllStartOp>();
-  if (start && (start.getRows() != getRows() ||
-                start.getReceived() != getReceived()))
+  if (start &&
+      (start.getRows() != getRows() || start.getReceived() != getReceived()))
     return emitOpError() << "must name the buffers of the all_to_all_start "
                             "that made its event (rows and received)";
   return success();

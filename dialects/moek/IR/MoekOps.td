@@ -277,6 +277,96 @@ def Moek_GroupedMatmulOp : Moek_KernelOp<"grouped_matmul",
   }];
 }
 
+def Moek_RowTileOp : Moek_KernelOp<"row_tile", [AttrSizedOperandSegments]> {
+  let summary = "the device-side schedule of a grouped matmul's row tiles";
+  let description = [{
+    The row tiles of the experts `e` in `[first, last)` (default all E, with
+    `offsets` [E+1]) in expert order: expert e owns
+    `ceil((offsets[e+1] - offsets[e]) / rows_per_tile)` consecutive tiles,
+    so that no tile mixes two experts' rows. Returns, for row tile `tile`,
+    its expert, its first row (`offsets[e] + rows_per_tile * i` for the
+    expert's i-th tile) and the expert's end (`offsets[e+1]`: the tile's rows
+    are `[row_begin, min(row_begin + rows_per_tile, group_end))`); past the
+    last tile all three are 0, so `row_begin == group_end`. The host never
+    learns the group sizes: `moek-tile-grouped-matmuls` launches an upper
+    bound of the tiles and each CTA asks this op for its own.
+
+    ```mlir
+    %e, %begin, %end = moek.row_tile %offsets[%tile] rows_per_tile 128
+        : memref<9xi32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Index:$tile,
+    Optional<Index>:$first_expert,
+    Optional<Index>:$last_expert,
+    I64Attr:$rows_per_tile
+  );
+  let results = (outs Index:$expert, Index:$row_begin, Index:$group_end);
+  let assemblyFormat = [{
+    $offsets `[` $tile `]`
+    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
+    `rows_per_tile` $rows_per_tile attr-dict `:` type($offsets)
+  }];
+}
+
+def Moek_GroupedMatmulTileOp : Moek_KernelOp<"grouped_matmul_tile",
+    [AttrSizedOperandSegments]> {
+  let summary = "one CTA tile of a moek.grouped_matmul";
+  let description = [{
+    The part of `moek.grouped_matmul` (same operands, attributes and
+    semantics) that one CTA computes: the rows `[row_begin, min(row_begin +
+    tile[0], group_end))` of expert `expert` (from `moek.row_tile`) times
+    the output columns of column tile `column_tile` (`tile[1]` columns of
+    the GEMM, half as many outputs for a GLU), with the epilogue. `tile` is
+    the CTA tile `[BM, BN, BK, STAGES, WARPS_M, WARPS_N]` of the tensor-core
+    kernel that `moek-lower-to-gpu` makes of it. Made by
+    `moek-tile-grouped-matmuls` inside the `scf.forall` over the tiles.
+
+    ```mlir
+    moek.grouped_matmul_tile silu_glu %x, %w1, %offsets
+        owners(%owners : memref<32xi32>) into %act
+        tile(%e, %begin, %end, %column) shape [128, 256, 32, 4, 2, 4]
+        {gather, top_k = 2 : i64}
+        : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>,
+          memref<32x24xbf16>
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$a,
+    Arg<AnyMemRef, "", [MemRead]>:$b,
+    Arg<AnyMemRef, "", [MemRead]>:$offsets,
+    Optional<Index>:$first_expert,
+    Optional<Index>:$last_expert,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$owners,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$weights,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$c,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$pre_activation,
+    Index:$expert,
+    Index:$row_begin,
+    Index:$group_end,
+    Index:$column_tile,
+    Moek_EpilogueAttr:$epilogue,
+    UnitAttr:$gather,
+    DefaultValuedAttr<I64Attr, "1">:$top_k,
+    UnitAttr:$transpose_b,
+    DenseI64ArrayAttr:$tile
+  );
+  let assemblyFormat = [{
+    $epilogue $a `,` $b `,` $offsets
+    (`experts` `(` $first_expert^ `,` $last_expert `)`)?
+    (`owners` `(` $owners^ `:` type($owners) `)`)?
+    (`weights` `(` $weights^ `:` type($weights) `)`)?
+    `into` $c
+    (`pre_activation` `(` $pre_activation^ `:` type($pre_activation) `)`)?
+    `tile` `(` $expert `,` $row_begin `,` $group_end `,` $column_tile `)`
+    `shape` $tile
+    attr-dict
+    `:` type($a) `,` type($b) `,` type($offsets) `,` type($c)
+  }];
+}
+
 def Moek_GluOp : Moek_KernelOp<"glu"> {
   let summary = "materializing activation: out = act(h[:, :F]) * h[:, F:]";
   let description = [{

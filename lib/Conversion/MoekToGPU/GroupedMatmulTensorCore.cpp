@@ -230,7 +230,9 @@ std::string TensorCoreTile::parse(StringRef text, TensorCoreTile &out,
   return "";
 }
 
-TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
+/// The operands and attributes that moek.grouped_matmul and its tile share.
+template <typename OpT>
+static TensorCoreGemm gemmOf(OpT op) {
   TensorCoreGemm gemm;
   gemm.a = op.getA();
   gemm.b = op.getB();
@@ -245,6 +247,17 @@ TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
   gemm.transposeB = op.getTransposeB();
   gemm.topK = op.getTopK();
   gemm.preActivation = op.getPreActivation();
+  return gemm;
+}
+
+TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulOp op) {
+  return gemmOf(op);
+}
+
+TensorCoreGemm mlir::moek::TensorCoreGemm::of(GroupedMatmulTileOp op) {
+  TensorCoreGemm gemm = gemmOf(op);
+  ArrayRef<int64_t> tile = op.getTile();
+  gemm.tile = {tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]};
   return gemm;
 }
 
@@ -378,8 +391,12 @@ struct MmaSyncKernel {
     return asIndex(b, memref::LoadOp::create(b, op.offsets, ValueRange{e}));
   }
 
+  void initBounds();
+  TensorCoreGrid grid();
   gpu::LaunchOp launchGrid();
   void scheduleTile();
+  void emitTile(Value tileExpert, Value tileRowBegin, Value tileRowEnd,
+                Value tileColumn);
   void viewSharedMemory();
   void planCopies();
   Value issueStage(Value kt, Value stage);
@@ -388,22 +405,33 @@ struct MmaSyncKernel {
   SmallVector<Value> pipeline();
 };
 
-/// Host: one CTA per row tile of an upper bound of the tiles any routing
-/// needs (ceil(rows / BM) + experts), times the column tiles.
-gpu::LaunchOp MmaSyncKernel::launchGrid() {
+/// The experts' range and the local rows (of c for a gather, else of a),
+/// where the builder is.
+void MmaSyncKernel::initBounds() {
   int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
   zero = ix.c(0);
   one = ix.c(1);
   first = op.firstExpert ? op.firstExpert : zero;
   last = op.lastExpert ? op.lastExpert : ix.c(experts);
   localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
+}
+
+/// Host: an upper bound of the row tiles any routing needs (ceil(rows / BM)
+/// + experts), and the column tiles.
+TensorCoreGrid MmaSyncKernel::grid() {
+  initBounds();
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
   Value rowTiles = ix.add(ix.ceilDiv(localRows, g.bm), span);
-  Value gridX = arith::MaxUIOp::create(b, rowTiles, one);
-  Value gridY = ix.c((outputs + tileOutputs - 1) / tileOutputs);
+  return {arith::MaxUIOp::create(b, rowTiles, one),
+          ix.c((outputs + tileOutputs - 1) / tileOutputs)};
+}
+
+/// Host: one CTA per tile of grid().
+gpu::LaunchOp MmaSyncKernel::launchGrid() {
+  TensorCoreGrid tiles = grid();
   Value sharedBytes = lb.i32(g.sharedBytes);
-  return gpu::LaunchOp::create(b, gridX, gridY, one, ix.c(g.threads), one,
-                               one, sharedBytes);
+  return gpu::LaunchOp::create(b, tiles.rowTiles, tiles.columnTiles, one,
+                               ix.c(g.threads), one, one, sharedBytes);
 }
 
 /// The CTA's row tile (grid.x) of the shared schedule.
@@ -624,39 +652,70 @@ SmallVector<Value> MmaSyncKernel::pipeline() {
   return acc;
 }
 
+/// The CTA's tile: rows [tileRowBegin, min(tileRowBegin + BM, tileRowEnd))
+/// of `tileExpert` by column tile `tileColumn`; tid and the bounds are set.
+void MmaSyncKernel::emitTile(Value tileExpert, Value tileRowBegin,
+                             Value tileRowEnd, Value tileColumn) {
+  expert = tileExpert;
+  rowBegin = tileRowBegin;
+  rowEnd = tileRowEnd;
+  columnTile = tileColumn;
+  base = rowOf(first);
+  rows = ix.minu(ix.sub(rowEnd, rowBegin), g.bm);
+  Value warp = ix.div(tid, 32);
+  lane = ix.rem(tid, 32);
+  warpM = ix.div(warp, g.warpsN);
+  warpN = ix.rem(warp, g.warpsN);
+  n0 = ix.mul(columnTile, tileOutputs);
+  viewSharedMemory();
+  planCopies();
+  SmallVector<Value> acc = pipeline();
+  FragmentTile frame{rowBegin, rows, base, n0, lane, ix.mul(warpM, g.warpM),
+                     ix.mul(warpN, glu ? g.warpN / 2 : g.warpN), g.fragsM,
+                     g.fragsN};
+  emitAccumulatorEpilogue(op, lb, frame, acc);
+}
+
 } // namespace
 
 void mlir::moek::lowerToTensorCores(const TensorCoreGemm &op,
                                     LoopBuilder &lb) {
   MmaSyncKernel k(op, lb);
   ImplicitLocOpBuilder &b = k.b;
-  Ix &ix = k.ix;
   gpu::LaunchOp launch = k.launchGrid();
   OpBuilder::InsertionGuard guard(b);
   enterLaunchBody(b, launch);
 
   k.tid = launch.getThreadIds().x;
   k.tile = launch.getBlockIds().x;
-  k.columnTile = launch.getBlockIds().y;
   k.scheduleTile();
   // Every thread of a CTA takes the same branch: barriers inside are safe.
-  lb.ifThen(ix.ult(k.rowBegin, k.rowEnd), [&] {
-    k.base = k.rowOf(k.first);
-    k.rows = ix.minu(ix.sub(k.rowEnd, k.rowBegin), k.g.bm);
-    Value warp = ix.div(k.tid, 32);
-    k.lane = ix.rem(k.tid, 32);
-    k.warpM = ix.div(warp, k.g.warpsN);
-    k.warpN = ix.rem(warp, k.g.warpsN);
-    k.n0 = ix.mul(k.columnTile, k.tileOutputs);
-    k.viewSharedMemory();
-    k.planCopies();
-    SmallVector<Value> acc = k.pipeline();
-    FragmentTile frame{k.rowBegin, k.rows, k.base, k.n0, k.lane,
-                       ix.mul(k.warpM, k.g.warpM),
-                       ix.mul(k.warpN, k.glu ? k.g.warpN / 2 : k.g.warpN),
-                       k.g.fragsM, k.g.fragsN};
-    emitAccumulatorEpilogue(op, lb, frame, acc);
+  lb.ifThen(k.ix.ult(k.rowBegin, k.rowEnd), [&] {
+    k.emitTile(k.expert, k.rowBegin, k.rowEnd, launch.getBlockIds().y);
   });
+}
+
+TensorCoreGrid mlir::moek::tensorCoreGrid(const TensorCoreGemm &gemm,
+                                          LoopBuilder &lb) {
+  return MmaSyncKernel(gemm, lb).grid();
+}
+
+TensorCoreLaunchShape
+mlir::moek::tensorCoreLaunchShape(const TensorCoreGemm &gemm) {
+  Geometry g(gemm.tile, gemm.transposeB);
+  return {g.threads, g.sharedBytes};
+}
+
+void mlir::moek::emitTensorCoreTile(const TensorCoreGemm &gemm,
+                                    LoopBuilder &lb, Value tid, Value expert,
+                                    Value rowBegin, Value rowEnd,
+                                    Value columnTile) {
+  MmaSyncKernel k(gemm, lb);
+  // A tile's gemm has offsets: rowOf reads them, not the local rows.
+  k.zero = k.ix.c(0);
+  k.first = gemm.firstExpert ? gemm.firstExpert : k.zero;
+  k.tid = tid;
+  k.emitTile(expert, rowBegin, rowEnd, columnTile);
 }
 
 void mlir::moek::emitAccumulatorEpilogue(const TensorCoreGemm &op,

@@ -69,6 +69,8 @@ struct TensorCoreGemm {
       accumulatorEpilogue;
 
   static TensorCoreGemm of(GroupedMatmulOp op);
+  /// A tile's gemm: that of its grouped matmul, with the tile's CTA tile.
+  static TensorCoreGemm of(GroupedMatmulTileOp op);
 };
 
 /// The cluster choices for the sm_90a GEMMs (moe-compile --cuda-cluster,
@@ -89,6 +91,30 @@ bool canLowerToTensorCores(const TensorCoreGemm &gemm, MLIRContext *context,
 /// Emits the tensor-core kernel (one gpu.launch) for `gemm` at the builder's
 /// insertion point. Precondition: canLowerToTensorCores(gemm).
 void lowerToTensorCores(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// The grid of the mma.sync kernel, emitted as host code where the builder
+/// is: an upper bound of the row tiles any routing needs (ceil(rows / BM)
+/// plus the experts; moek.row_tile says which of them hold rows) by the
+/// column tiles.
+struct TensorCoreGrid {
+  Value rowTiles, columnTiles;
+};
+TensorCoreGrid tensorCoreGrid(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// The threads and dynamic shared-memory bytes of a CTA of that kernel.
+struct TensorCoreLaunchShape {
+  int64_t threads, sharedBytes;
+};
+TensorCoreLaunchShape tensorCoreLaunchShape(const TensorCoreGemm &gemm);
+
+/// One CTA tile of that kernel inside its launch (thread `tid`): the rows
+/// [rowBegin, min(rowBegin + BM, rowEnd)) of `expert` (a moek.row_tile's
+/// results, rowBegin < rowEnd) by column tile `columnTile`: the cp.async
+/// pipeline, mma.sync and the epilogue. Every thread of the CTA must reach
+/// it (barriers). Precondition: canLowerToTensorCores(gemm).
+void emitTensorCoreTile(const TensorCoreGemm &gemm, moe::LoopBuilder &lb,
+                        Value tid, Value expert, Value rowBegin, Value rowEnd,
+                        Value columnTile);
 
 /// The first `count` 32-bit registers of an ldmatrix result vector<Nx2xT>,
 /// as mma.sync takes them: i32 for bf16, vector<2xf16> for f16.

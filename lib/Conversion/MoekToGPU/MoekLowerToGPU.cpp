@@ -23,6 +23,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -978,6 +979,100 @@ void lowerGatherRows(GatherRowsOp op, LoopBuilder &lb) {
       });
 }
 
+/// Whether `op` is a loop over GPU blocks (moek-tile-grouped-matmuls'
+/// tile loops), which lowerTileLoop lowers as a whole.
+bool isBlockLoop(Operation *op) {
+  auto forall = dyn_cast<scf::ForallOp>(op);
+  if (!forall)
+    return false;
+  std::optional<ArrayAttr> mapping = forall.getMapping();
+  return mapping && llvm::any_of(*mapping, [](Attribute attr) {
+           return isa<gpu::GPUBlockMappingAttr>(attr);
+         });
+}
+
+/// moek.row_tile as the tensor-core kernels' shared device-side schedule.
+RowTile lowerRowTile(RowTileOp op, LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Value offsets = op.getOffsets();
+  Value zero = lb.index(0);
+  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
+  Value last = op.getLastExpert();
+  if (!last) {
+    int64_t bounds = cast<MemRefType>(offsets.getType()).getDimSize(0);
+    last = ShapedType::isDynamic(bounds)
+               ? arith::SubIOp::create(b, lb.dim(offsets, 0), lb.index(1))
+               : lb.index(bounds - 1);
+  }
+  return scheduleRowTile(
+      lb, first, last, op.getTile(), op.getRowsPerTile(),
+      [&](Value e) {
+        return asIndex(b, memref::LoadOp::create(b, offsets, ValueRange{e}));
+      },
+      zero);
+}
+
+/// A tile loop of moek-tile-grouped-matmuls (an scf.forall over GPU blocks
+/// around one moek.grouped_matmul_tile): one launch of a CTA per tile, its
+/// body the loop's, with moek.row_tile lowered to the device-side schedule
+/// and the tile to the mma.sync kernel's pipeline and epilogue.
+LogicalResult lowerTileLoop(scf::ForallOp forall, LoopBuilder &lb,
+                            const GpuTarget &target) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  SmallVector<GroupedMatmulTileOp> tiles;
+  forall.walk([&](GroupedMatmulTileOp tile) { tiles.push_back(tile); });
+  if (tiles.size() != 1 || forall.getRank() != 2 || !forall.isNormalized())
+    return forall.emitOpError()
+           << "is a loop over GPU blocks that moek-lower-to-gpu cannot "
+              "lower: it takes two dimensions from 0 in steps of 1 around "
+              "one moek.grouped_matmul_tile (moek-tile-grouped-matmuls' "
+              "tile loops), this has "
+           << forall.getRank() << " and " << tiles.size();
+  TensorCoreGemm gemm = TensorCoreGemm::of(tiles.front());
+  gemm.vectorAtomics = target.vectorAtomics;
+  std::string why;
+  if (!canLowerToTensorCores(gemm, b.getContext(), &why))
+    return tiles.front().emitOpError()
+           << "cannot run on the tensor-core kernel: " << why;
+  if (std::string wrong = gemm.tile.validate(target.maxSharedBytes);
+      !wrong.empty())
+    return tiles.front().emitOpError() << "has a tile this GPU cannot run: "
+                                       << wrong;
+  TensorCoreLaunchShape shape = tensorCoreLaunchShape(gemm);
+  SmallVector<Value> bounds = getValueOrCreateConstantIndexOp(
+      b, b.getLoc(), forall.getMixedUpperBound());
+  Value one = lb.index(1);
+  auto launch = gpu::LaunchOp::create(b, bounds[0], bounds[1], one,
+                                      lb.index(shape.threads), one, one,
+                                      lb.i32(shape.sharedBytes));
+  OpBuilder::InsertionGuard guard(b);
+  enterLaunchBody(b, launch);
+  IRMapping blocks;
+  blocks.map(forall.getInductionVar(0), launch.getBlockIds().x);
+  blocks.map(forall.getInductionVar(1), launch.getBlockIds().y);
+  for (Operation &op : forall.getBody()->without_terminator())
+    b.clone(op, blocks);
+  SmallVector<Operation *> stages;
+  launch.walk([&](Operation *op) {
+    if (isa<RowTileOp, GroupedMatmulTileOp>(op))
+      stages.push_back(op);
+  });
+  for (Operation *op : stages) {
+    b.setInsertionPoint(op);
+    if (auto schedule = dyn_cast<RowTileOp>(op)) {
+      RowTile hit = lowerRowTile(schedule, lb);
+      op->replaceAllUsesWith(ValueRange{hit.expert, hit.rowBegin, hit.rowEnd});
+    } else {
+      auto tile = cast<GroupedMatmulTileOp>(op);
+      emitTensorCoreTile(gemm, lb, launch.getThreadIds().x, tile.getExpert(),
+                         tile.getRowBegin(), tile.getGroupEnd(),
+                         tile.getColumnTile());
+    }
+    op->erase();
+  }
+  return success();
+}
+
 LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
                                  const GpuTarget &target) {
   ImplicitLocOpBuilder &b = lb.builder();
@@ -1388,13 +1483,24 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
       });
 }
 
+/// A grouped matmul's kernel name (that of its tile loop too).
+template <typename MatmulOpT>
+std::string groupedMatmulKernelName(MatmulOpT matmul) {
+  return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()) +
+          (matmul.getTransposeB() ? "_transposed_b" : ""))
+      .str();
+}
+
 /// The name the kernels of `op` get: `moek_<op>`, with the epilogue for a
 /// grouped matmul, so that profiles and cubins say what each kernel does.
 std::string kernelName(Operation *op) {
   if (auto matmul = dyn_cast<GroupedMatmulOp>(op))
-    return ("moek_grouped_matmul_" + stringifyEpilogue(matmul.getEpilogue()) +
-            (matmul.getTransposeB() ? "_transposed_b" : ""))
-        .str();
+    return groupedMatmulKernelName(matmul);
+  // A tile loop is named after its grouped matmul.
+  GroupedMatmulTileOp tile;
+  op->walk([&](GroupedMatmulTileOp found) { tile = found; });
+  if (tile)
+    return groupedMatmulKernelName(tile);
   std::string name = op->getName().getStringRef().str();
   std::replace(name.begin(), name.end(), '.', '_');
   return name;
@@ -1466,6 +1572,15 @@ struct MoekLowerToGPUPass
     IRRewriter rewriter(&getContext());
     SmallVector<Operation *> kernels;
     getOperation()->walk([&](Operation *op) {
+      // A tile loop is lowered whole, its moek ops with it.
+      if (isBlockLoop(op)) {
+        kernels.push_back(op);
+        return;
+      }
+      for (Operation *parent = op->getParentOp(); parent;
+           parent = parent->getParentOp())
+        if (isBlockLoop(parent))
+          return;
       if (isa<MoekDialect>(op->getDialect()) ||
           (isa<linalg::FillOp, linalg::MapOp, linalg::GenericOp>(op) &&
            !op->getParentOfType<gpu::LaunchOp>()))
@@ -1530,6 +1645,9 @@ struct MoekLowerToGPUPass
               })
               .Case([&](GroupedMatmulOp o) {
                 return lowerGroupedMatmul(o, lb, target);
+              })
+              .Case([&](scf::ForallOp o) {
+                return lowerTileLoop(o, lb, target);
               })
               .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
               .Case([&](CombineRowsOp o) {

@@ -1375,3 +1375,42 @@ func.func @f(%a: memref<16x32xf32>, %b: memref<4x32x48xf32>, %o: memref<5xi32>, 
       : memref<16x32xf32>, memref<4x32x48xf32>, memref<5xi32>, memref<32x24xf32>
   return
 }
+
+// -----
+
+func.func @f(%offsets: memref<5xi32>, %tile: index) {
+  // expected-error @+1 {{'moek.row_tile' op rows_per_tile (0) must be at least 1}}
+  %e, %b, %end = moek.row_tile %offsets[%tile] rows_per_tile 0 : memref<5xi32>
+  return
+}
+
+// -----
+
+func.func @f(%offsets: memref<5xf32>, %tile: index) {
+  // expected-error @+1 {{'moek.row_tile' op offsets must have element type 'i32', got 'f32'}}
+  %e, %b, %end = moek.row_tile %offsets[%tile] rows_per_tile 128 : memref<5xf32>
+  return
+}
+
+// -----
+
+// The tile shares its grouped matmul's rules.
+func.func @f(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
+             %act: memref<32x24xbf16>, %i: index) {
+  // expected-error @+1 {{'moek.grouped_matmul_tile' op a gather prologue or a scatter epilogue needs the owners map}}
+  moek.grouped_matmul_tile silu_glu %x, %w1, %offsets into %act tile(%i, %i, %i, %i)
+      shape [128, 256, 32, 4, 2, 4] {gather, top_k = 2 : i64}
+      : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<32x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
+             %act: memref<32x24xbf16>, %i: index) {
+  // expected-error @+1 {{'moek.grouped_matmul_tile' op tile must be six positive sizes [BM, BN, BK, STAGES, WARPS_M, WARPS_N], got 4 values}}
+  moek.grouped_matmul_tile silu_glu %x, %w1, %offsets into %act tile(%i, %i, %i, %i)
+      shape [128, 256, 32, 4]
+      : memref<32x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
+  return
+}

@@ -247,3 +247,20 @@ func.func @grouped_matmul_variants(%x: memref<16x32xf16>, %dispatched: memref<32
       : memref<16x32xf16>, memref<4x32x48xf16>, memref<5xi32>, memref<16x48xf32>
   return
 }
+
+// The tiling stage's ops (moek-tile-grouped-matmuls): a row tile's schedule
+// and one CTA tile of a grouped matmul.
+// CHECK-LABEL: func.func @tiles
+// CHECK: %[[E:.*]], %[[B:.*]], %[[END:.*]] = moek.row_tile %{{.*}}[%{{.*}}] rows_per_tile 128 : memref<5xi32>
+// CHECK: moek.row_tile %{{.*}}[%{{.*}}] experts(%{{.*}}, %{{.*}}) rows_per_tile 64 : memref<?xi32>
+// CHECK: moek.grouped_matmul_tile silu_glu %{{.*}}, %{{.*}}, %{{.*}} owners(%{{.*}} : memref<32xi32>) into %{{.*}} tile(%[[E]], %[[B]], %[[END]], %{{.*}}) shape [128, 256, 32, 4, 2, 4] {gather, top_k = 2 : i64}
+func.func @tiles(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
+                 %dynamic_offsets: memref<?xi32>, %owners: memref<32xi32>, %act: memref<32x24xbf16>,
+                 %tile: index, %column: index, %first: index, %last: index) {
+  %e, %begin, %end = moek.row_tile %offsets[%tile] rows_per_tile 128 : memref<5xi32>
+  %e2, %begin2, %end2 = moek.row_tile %dynamic_offsets[%tile] experts(%first, %last) rows_per_tile 64 : memref<?xi32>
+  moek.grouped_matmul_tile silu_glu %x, %w1, %offsets owners(%owners : memref<32xi32>) into %act
+      tile(%e, %begin, %end, %column) shape [128, 256, 32, 4, 2, 4] {gather, top_k = 2 : i64}
+      : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
+  return
+}
