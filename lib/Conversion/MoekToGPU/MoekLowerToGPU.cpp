@@ -16,6 +16,7 @@
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/RouteGPU.h"
+#include "lib/Conversion/MoekToGPU/TensorCoreTarget.h"
 #include "lib/Conversion/MoekToGPU/VectorAccess.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
@@ -1530,18 +1531,17 @@ struct MoekLowerToGPUPass
 
   /// The target the options describe, or failure after an error.
   FailureOr<GpuTarget> parseTarget() {
-    std::string why;
-    std::optional<::moe::target::CudaChip> parsed =
-        ::moe::target::CudaChip::parse(chip, why);
-    if (!parsed) {
-      getOperation()->emitError() << "moek-lower-to-gpu: " << why;
+    std::optional<TensorCoreTarget> chipAndTile = parseTensorCoreTarget(
+        getOperation(), getArgument(), chip, tensorCoreTile);
+    if (!chipAndTile)
       return failure();
-    }
+    const ::moe::target::CudaChip &parsed = chipAndTile->chip;
     GpuTarget target;
-    target.vectorAtomics = parsed->hasVectorReductions();
-    target.warpgroupMma = parsed->hasWarpgroupMma();
-    target.multiprocessors = parsed->multiprocessors();
-    target.maxSharedBytes = parsed->maxSharedBytesPerBlock();
+    target.tile = chipAndTile->tile;
+    target.vectorAtomics = parsed.hasVectorReductions();
+    target.warpgroupMma = parsed.hasWarpgroupMma();
+    target.multiprocessors = parsed.multiprocessors();
+    target.maxSharedBytes = parsed.maxSharedBytesPerBlock();
     if (std::string why = checkGemmCluster(gemmCluster); !why.empty()) {
       getOperation()->emitError() << "moek-lower-to-gpu: gemm-cluster: " << why;
       return failure();
@@ -1554,13 +1554,6 @@ struct MoekLowerToGPUPass
       return failure();
     }
     target.flashTensorCores = flashAttention == "auto";
-    why = TensorCoreTile::parse(tensorCoreTile, target.tile,
-                                parsed->maxSharedBytesPerBlock());
-    if (!why.empty()) {
-      getOperation()->emitError() << "moek-lower-to-gpu: tensor-core-tile: "
-                                  << why;
-      return failure();
-    }
     return target;
   }
 

@@ -9,8 +9,8 @@
 
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/TensorCoreTarget.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
-#include "lib/Target/CudaChip.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -76,32 +76,19 @@ struct MoekTileGroupedMatmulsPass
   using MoekTileGroupedMatmulsPassBase::MoekTileGroupedMatmulsPassBase;
 
   void runOnOperation() override {
-    std::string why;
-    std::optional<::moe::target::CudaChip> parsed =
-        ::moe::target::CudaChip::parse(chip, why);
-    if (!parsed) {
-      getOperation()->emitError() << "moek-tile-grouped-matmuls: " << why;
+    std::optional<TensorCoreTarget> target = parseTensorCoreTarget(
+        getOperation(), getArgument(), chip, tensorCoreTile);
+    if (!target)
       return signalPassFailure();
-    }
-    TensorCoreTile tile;
-    why = TensorCoreTile::parse(tensorCoreTile, tile,
-                                parsed->maxSharedBytesPerBlock());
-    if (!why.empty()) {
-      getOperation()->emitError()
-          << "moek-tile-grouped-matmuls: tensor-core-tile: " << why;
-      return signalPassFailure();
-    }
     SmallVector<GroupedMatmulOp> matmuls;
     getOperation()->walk([&](GroupedMatmulOp op) { matmuls.push_back(op); });
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : matmuls) {
       TensorCoreGemm gemm = TensorCoreGemm::of(op);
-      gemm.tile = tile;
-      gemm.vectorAtomics = parsed->hasVectorReductions();
-      gemm.multiprocessors = parsed->multiprocessors();
+      gemm.tile = target->tile;
       // The warpgroup kernel keeps its own persistent loop; the SIMT kernel
       // has no tiles.
-      if (parsed->hasWarpgroupMma() &&
+      if (target->chip.hasWarpgroupMma() &&
           canLowerToWarpgroupMma(gemm, op.getContext()))
         continue;
       if (!canLowerToTensorCores(gemm, op.getContext()))
