@@ -502,10 +502,24 @@ def MoekTileGroupedMatmulsPass : Pass<"moek-tile-grouped-matmuls", "ModuleOp"> {
     the `mma.sync` kernel's pipeline and epilogue.
 
     `tensor-core-tile` is the CTA tile, as `moek-lower-to-gpu`'s option of
-    the same name. On `sm_90a` the grouped matmuls that the warpgroup
-    (`wgmma`) kernel takes are left whole: that kernel builds its own
-    persistent tile loop (not yet this stage's). Grouped matmuls that stay
-    on the SIMT kernel (f32, odd K or N) are left whole too.
+    the same name.
+
+    On `sm_90a` the grouped matmuls that the warpgroup (`wgmma`) kernel
+    takes become its persistent loop instead: an `scf.forall` over at most
+    one CTA per multiprocessor (in thread block clusters of `gemm-cluster`
+    CTAs: pairs by default), and in it an `scf.for` over the cluster's
+    tiles (every `clusters`-th of the row tiles times the column tiles, in
+    bands of 16 row tiles walked column by column, so that the CTAs
+    running at once share both a's rows and b's columns). A tile is
+    `cluster` row tiles of one expert (`moek.row_tile` with `rows_per_tile`
+    = cluster x 128), of which the CTA of rank r computes the r-th; the
+    tile op's `k_tiles` operand and result carry the k tiles the CTA has
+    computed, its position in the kernel's ring of shared-memory stages.
+    The tile is 128 x 256, 64 deep per stage, 4 stages, 8 warps of 16 rows
+    (two consumer warpgroups). `moek-lower-to-gpu` lowers the loop into
+    one launch whose producer and consumer warpgroups each run it.
+    Grouped matmuls that stay on the SIMT kernel (f32, odd K or N) are
+    left whole.
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
@@ -513,6 +527,10 @@ def MoekTileGroupedMatmulsPass : Pass<"moek-tile-grouped-matmuls", "ModuleOp"> {
     Option<"tensorCoreTile", "tensor-core-tile", "std::string",
            /*default=*/"\"128x256x32x4x2x4\"",
            "CTA tile of the tensor-core GEMMs: BMxBNxBKxSTAGES[xWARPSMxWARPSN]">,
+    Option<"gemmCluster", "gemm-cluster", "std::string",
+           /*default=*/"\"auto\"",
+           "sm_90a: CTAs of the grouped matmuls' thread block clusters, as "
+           "moek-lower-to-gpu's option of the same name: auto, 1 or 2">,
   ];
   // The tensor-core kernel's dialects: it tiles only what that kernel can
   // lower, which needs them loaded.

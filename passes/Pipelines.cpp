@@ -114,6 +114,7 @@ void moe::buildKernelsToGPUPipeline(OpPassManager &pm,
   MoekTileGroupedMatmulsPassOptions tiling;
   tiling.chip = options.chip;
   tiling.tensorCoreTile = options.tensorCoreTile;
+  tiling.gemmCluster = options.gemmCluster;
   pm.addPass(createMoekTileGroupedMatmulsPass(tiling));
   MoekLowerToGPUPassOptions gpu;
   gpu.chip = options.chip;

@@ -17,14 +17,15 @@
 // RUN: moe-opt %s -moek-lower-to-gpu=chip=sm_80 | FileCheck %s --check-prefix=SM80
 // RUN: not moe-opt %s -moek-lower-to-gpu=chip=sm_80a 2>&1 | FileCheck %s --check-prefix=ARCH
 
+// Not tiled before (moek-tile-grouped-matmuls), the grouped matmul gets its
+// persistent tile loop in place: in pairs of CTAs (gemm-cluster=auto), at
+// most 66 pairs, twice that many CTAs, each pair a cluster of two.
 // CHECK-LABEL: func.func @gather_glu
+// CHECK: %[[PAIRS:.*]] = arith.maxui %{{.*}}, %c1
+// CHECK: %[[GRID:.*]] = arith.muli %[[PAIRS]], %c2
 // CHECK: %[[UNRANKED:.*]] = memref.cast %{{.*}} : memref<4x64x96xbf16> to memref<*xbf16>
 // CHECK: %[[MAP:.*]] = nvgpu.tma.create.descriptor %[[UNRANKED]] box[{{.*}}] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // CHECK: %[[PTR:.*]] = builtin.unrealized_conversion_cast %[[MAP]]
-// In pairs of CTAs (gemm-cluster=auto): at most 66 pairs, twice that many
-// CTAs, each pair a cluster of two.
-// CHECK: %[[PAIRS:.*]] = arith.maxui %{{.*}}, %c1
-// CHECK: %[[GRID:.*]] = arith.muli %[[PAIRS]], %c2
 // CHECK: gpu.launch clusters({{.*}}) in ({{.*}} = %c2{{.*}}, {{.*}} = %c1{{.*}}, {{.*}} = %c1{{.*}}) blocks(%{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}) threads(%{{.*}}) in (%{{.*}} = %c384
 // CHECK-SAME: dynamic_shared_memory_size %c197736_i32
 // CHECK: nvvm.mbarrier.init

@@ -10,7 +10,11 @@
 // Tiled then lowered: one launch a tile loop, named after its grouped
 // matmul, a CTA of 256 threads per tile, nothing of moek left.
 // RUN: moe-opt %s -moek-tile-grouped-matmuls -moek-lower-to-gpu | FileCheck %s --check-prefix=LOWERED
+// RUN: moe-opt %s -moek-tile-grouped-matmuls="chip=sm_90a gemm-cluster=1" | FileCheck %s --check-prefix=SINGLE
+// RUN: moe-opt %s -moek-tile-grouped-matmuls=chip=sm_90a -moek-lower-to-gpu=chip=sm_90a | FileCheck %s --check-prefix=LOWERED90
+// RUN: not moe-opt %s -moek-tile-grouped-matmuls=chip=sm_90a -moek-lower-to-gpu=chip=sm_90 2>&1 | FileCheck %s --check-prefix=NOT90
 // RUN: not moe-opt %s -moek-tile-grouped-matmuls=chip=sm_70 2>&1 | FileCheck %s --check-prefix=CHIP
+// RUN: not moe-opt %s -moek-tile-grouped-matmuls=gemm-cluster=3 2>&1 | FileCheck %s --check-prefix=CLUSTER
 // RUN: not moe-opt %s -moek-tile-grouped-matmuls=tensor-core-tile=128x128x24x3 2>&1 | FileCheck %s --check-prefix=DEPTH
 
 // CHECK-LABEL: func.func @gather_glu
@@ -31,10 +35,69 @@
 // TILE-LABEL: func.func @gather_glu
 // TILE:       moek.row_tile %arg2[%{{.*}}] rows_per_tile 64
 // TILE:       shape [64, 128, 32, 3, 2, 2]
-// The warpgroup kernel builds its own persistent loop: left whole.
+// sm_90a: the warpgroup kernel's persistent loop, in pairs of CTAs (a
+// gathered GLU GEMM: gemm-cluster=auto pairs it). Host: 32 rows in tiles of
+// 256 (a pair's) plus the 4 experts, by the one column tile; at most 66
+// pairs, twice that many CTAs. Each pair (slot = cta / 2) walks every
+// (grid / 2)-th tile in bands of 8 pair tiles (16 row tiles); the pair's
+// schedule is 256 rows of one expert, of which the CTA of rank cta % 2
+// computes the rank-th 128. The walk counts the CTA's k tiles from 0.
 // SM90A-LABEL: func.func @gather_glu
-// SM90A-NOT:   scf.forall
-// SM90A:       moek.grouped_matmul silu_glu
+// SM90A:       %[[ROWS:.*]] = memref.dim %arg4, %c0
+// SM90A:       %[[CEIL:.*]] = arith.ceildivui %[[ROWS]], %c256
+// SM90A:       %[[ROW_TILES:.*]] = arith.addi %[[CEIL]]
+// SM90A:       %[[TILES:.*]] = arith.muli %[[ROW_TILES]], %c2
+// SM90A:       %[[PAIRS:.*]] = arith.minui %[[TILES]], %c66
+// SM90A:       %[[AT_LEAST_ONE:.*]] = arith.maxui %[[PAIRS]], %c1
+// SM90A:       %[[GRID:.*]] = arith.muli %[[AT_LEAST_ONE]], %c2
+// SM90A:       scf.forall (%[[CTA:.*]]) in (%[[GRID]]) {
+// SM90A:         %[[SLOT:.*]] = arith.divui %[[CTA]], %c2
+// SM90A:         %[[STRIDE:.*]] = arith.divui %[[GRID]], %c2
+// SM90A:         %[[RANK:.*]] = arith.remui %[[CTA]], %c2
+// SM90A:         %[[LEFT:.*]] = arith.subi %[[TILES]], %[[SLOT]]
+// SM90A:         %[[COUNT:.*]] = arith.ceildivui %[[LEFT]], %[[STRIDE]]
+// SM90A:         %[[AFTER_ALL:.*]] = scf.for %[[I:.*]] = %c0 to %[[COUNT]] step %c1{{.*}} iter_args(%[[BEFORE:.*]] = %c0) -> (index) {
+// SM90A:           %[[STEP:.*]] = arith.muli %[[I]], %[[STRIDE]]
+// SM90A:           %[[LINEAR:.*]] = arith.addi %[[SLOT]], %[[STEP]]
+// SM90A:           %[[BAND_TILES:.*]] = arith.muli %c2, %c8
+// SM90A:           %[[ROW_TILE:.*]] = arith.addi
+// SM90A:           %[[COLUMN_TILE:.*]] = arith.divui
+// SM90A-NEXT:      %[[EXPERT:.*]], %[[BEGIN:.*]], %[[END:.*]] = moek.row_tile %arg2[%[[ROW_TILE]]] rows_per_tile 256 : memref<5xi32>
+// SM90A-NEXT:      %[[HAS_ROWS:.*]] = arith.cmpi ult, %[[BEGIN]], %[[END]]
+// SM90A-NEXT:      %[[NEXT:.*]] = scf.if %[[HAS_ROWS]] -> (index) {
+// SM90A:             %[[OWN:.*]] = arith.muli %[[RANK]], %c128
+// SM90A-NEXT:        %[[OWN_BEGIN:.*]] = arith.addi %[[BEGIN]], %[[OWN]]
+// SM90A-NEXT:        %[[AFTER:.*]] = moek.grouped_matmul_tile silu_glu %arg0, %arg1, %arg2 owners(%arg3 : memref<32xi32>) into %arg4 tile(%[[EXPERT]], %[[OWN_BEGIN]], %[[END]], %[[COLUMN_TILE]]) k_tiles(%[[BEFORE]]) shape [128, 256, 64, 4, 8, 1] {cluster_size = 2 : i64, gather, top_k = 2 : i64} : {{.*}} -> index
+// SM90A-NEXT:        scf.yield %[[AFTER]] : index
+// SM90A-NEXT:      } else {
+// SM90A-NEXT:        scf.yield %[[BEFORE]] : index
+// SM90A-NEXT:      }
+// SM90A-NEXT:      scf.yield %[[NEXT]] : index
+// SM90A:       } {mapping = [#gpu.block<x>]}
+// SM90A-NOT:   moek.grouped_matmul silu_glu
+// gemm-cluster=1: single CTAs, a schedule of 128-row tiles, at most 132.
+// SINGLE-LABEL: func.func @gather_glu
+// SINGLE:      arith.ceildivui %{{.*}}, %c128
+// SINGLE:      arith.minui %{{.*}}, %c132
+// SINGLE:      moek.row_tile %arg2[%{{.*}}] rows_per_tile 128
+// SINGLE-NOT:  arith.muli %{{.*}}, %c128
+// SINGLE:      moek.grouped_matmul_tile silu_glu {{.*}} shape [128, 256, 64, 4, 8, 1] {gather, top_k = 2 : i64}
+// Tiled then lowered for sm_90a: one persistent launch of pairs, 384
+// threads; the producer's and the consumers' clones of the loop, the
+// schedule looked up in the tile table, nothing of moek left.
+// LOWERED90-LABEL: func.func @gather_glu
+// LOWERED90:     gpu.launch clusters({{.*}}) in ({{.*}} = %c2{{.*}}) blocks({{.*}}) threads({{.*}}) in ({{.*}} = %c384
+// LOWERED90-SAME: function(@moek_grouped_matmul_silu_glu)
+// LOWERED90:     nvvm.setmaxregister  decrease 64
+// LOWERED90:     scf.for
+// LOWERED90:     nvvm.cp.async.bulk.tensor.shared.cluster.global
+// LOWERED90:     nvvm.setmaxregister  increase 216
+// LOWERED90:     scf.for
+// LOWERED90:     nvvm.wgmma.mma_async
+// LOWERED90-NOT: moek.
+// LOWERED90-NOT: scf.forall
+// A tile loop made for sm_90a cannot be lowered for another chip.
+// NOT90: error: 'moek.grouped_matmul_tile' op is a tile of the sm_90a (wgmma) kernel's persistent loop; this GPU has no such kernel (chip=sm_90a makes it)
 // LOWERED-LABEL: func.func @gather_glu
 // LOWERED:     gpu.launch blocks({{.*}}) in ({{.*}} = %{{.*}}, {{.*}} = %c2, {{.*}} = %c1{{.*}}) threads({{.*}}) in ({{.*}} = %c256
 // LOWERED-SAME: function(@moek_grouped_matmul_silu_glu)
@@ -43,6 +106,7 @@
 // LOWERED-NOT: scf.forall
 // CHIP: error: moek-tile-grouped-matmuls: chip 'sm_70' is not an NVIDIA architecture the kernels support
 // DEPTH: error: moek-tile-grouped-matmuls: tensor-core-tile: tile '128x128x24x3': BK must be a multiple of 16
+// CLUSTER: error: moek-tile-grouped-matmuls: gemm-cluster: '3' is not auto, 1 or 2
 func.func @gather_glu(%x: memref<16x32xbf16>, %w1: memref<4x32x512xbf16>, %offsets: memref<5xi32>,
                       %owners: memref<32xi32>, %act: memref<32x256xbf16>) {
   moek.grouped_matmul silu_glu %x, %w1, %offsets owners(%owners : memref<32xi32>) into %act {gather, top_k = 2 : i64}

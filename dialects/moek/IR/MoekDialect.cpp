@@ -577,6 +577,14 @@ LogicalResult GroupedMatmulTileOp::verify() {
     return emitOpError() << "tile must be six positive sizes [BM, BN, BK, "
                             "STAGES, WARPS_M, WARPS_N], got "
                          << tile.size() << " values";
+  // The count after the tile is the count before it plus its k tiles.
+  if (static_cast<bool>(getKTilesBefore()) !=
+      static_cast<bool>(getKTilesAfter()))
+    return emitOpError() << "k_tiles (the k tiles before the tile) and the "
+                            "result (those after it) go together";
+  if (getClusterSize() < 1)
+    return emitOpError() << "cluster_size (" << getClusterSize()
+                         << ") must be at least 1";
   return success();
 }
 

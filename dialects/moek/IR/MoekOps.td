@@ -287,9 +287,10 @@ def Moek_RowTileOp : Moek_KernelOp<"row_tile", [AttrSizedOperandSegments]> {
     its expert, its first row (`offsets[e] + rows_per_tile * i` for the
     expert's i-th tile) and the expert's end (`offsets[e+1]`: the tile's rows
     are `[row_begin, min(row_begin + rows_per_tile, group_end))`); past the
-    last tile all three are 0, so `row_begin == group_end`. The host never
-    learns the group sizes: `moek-tile-grouped-matmuls` launches an upper
-    bound of the tiles and each CTA asks this op for its own.
+    last tile it holds no rows: `row_begin >= group_end` (the kernels may
+    return different values there). The host never learns the group sizes:
+    `moek-tile-grouped-matmuls` launches an upper bound of the tiles and
+    each CTA asks this op for its own.
 
     ```mlir
     %e, %begin, %end = moek.row_tile %offsets[%tile] rows_per_tile 128
@@ -324,6 +325,18 @@ def Moek_GroupedMatmulTileOp : Moek_KernelOp<"grouped_matmul_tile",
     kernel that `moek-lower-to-gpu` makes of it. Made by
     `moek-tile-grouped-matmuls` inside the `scf.forall` over the tiles.
 
+    The sm_90a (warpgroup) kernel's tiles sit in a persistent loop: a CTA
+    computes tile after tile, its k tiles streaming through one ring of
+    shared-memory stages. There `k_tiles(%before)` gives the k tiles
+    (`ceil(K / BK)` per tile) that this CTA computed before this tile,
+    counted from 0, and the op returns the count after it (`%before +
+    ceil(K / BK)`), which the loop carries to the next tile. With
+    `cluster_size` = n > 1 the CTAs `n c .. n c + n - 1` of the loop form a
+    thread block cluster that reaches every tile together: their tiles are
+    n consecutive row tiles of one expert and column tile (b's k tiles are
+    loaded once for all of them), and a CTA past its expert's rows computes
+    nothing but still takes part.
+
     ```mlir
     moek.grouped_matmul_tile silu_glu %x, %w1, %offsets
         owners(%owners : memref<32xi32>) into %act
@@ -331,6 +344,11 @@ def Moek_GroupedMatmulTileOp : Moek_KernelOp<"grouped_matmul_tile",
         {gather, top_k = 2 : i64}
         : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>,
           memref<32x24xbf16>
+    %after = moek.grouped_matmul_tile store %a, %w, %offsets into %c
+        tile(%e, %begin, %end, %column) k_tiles(%before)
+        shape [128, 256, 64, 4, 8, 1] {cluster_size = 2 : i64}
+        : memref<32x64xbf16>, memref<4x64x256xbf16>, memref<5xi32>,
+          memref<32x256xbf16> -> index
     ```
   }];
   let arguments = (ins
@@ -347,12 +365,15 @@ def Moek_GroupedMatmulTileOp : Moek_KernelOp<"grouped_matmul_tile",
     Index:$row_begin,
     Index:$group_end,
     Index:$column_tile,
+    Optional<Index>:$k_tiles_before,
     Moek_EpilogueAttr:$epilogue,
     UnitAttr:$gather,
     DefaultValuedAttr<I64Attr, "1">:$top_k,
     UnitAttr:$transpose_b,
-    DenseI64ArrayAttr:$tile
+    DenseI64ArrayAttr:$tile,
+    DefaultValuedAttr<I64Attr, "1">:$cluster_size
   );
+  let results = (outs Optional<Index>:$k_tiles_after);
   let assemblyFormat = [{
     $epilogue $a `,` $b `,` $offsets
     (`experts` `(` $first_expert^ `,` $last_expert `)`)?
@@ -361,9 +382,11 @@ def Moek_GroupedMatmulTileOp : Moek_KernelOp<"grouped_matmul_tile",
     `into` $c
     (`pre_activation` `(` $pre_activation^ `:` type($pre_activation) `)`)?
     `tile` `(` $expert `,` $row_begin `,` $group_end `,` $column_tile `)`
+    (`k_tiles` `(` $k_tiles_before^ `)`)?
     `shape` $tile
     attr-dict
     `:` type($a) `,` type($b) `,` type($offsets) `,` type($c)
+    (`->` type($k_tiles_after)^)?
   }];
 }
 

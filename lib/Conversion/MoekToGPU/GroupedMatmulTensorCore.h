@@ -10,10 +10,15 @@
 #define MOE_MLIR_LIB_CONVERSION_MOEKTOGPU_GROUPEDMATMULTENSORCORE_H
 
 #include "dialects/moek/IR/MoekDialect.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
 #include <functional>
 #include <string>
+
+namespace mlir::scf {
+class ForallOp;
+} // namespace mlir::scf
 
 namespace mlir::moek {
 
@@ -187,12 +192,41 @@ void emitAccumulatorEpilogue(const TensorCoreGemm &gemm, moe::LoopBuilder &lb,
 bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
                             std::string *why = nullptr);
 
-/// Emits the sm_90a kernel for `gemm`: the host creates b's tensor map, then
-/// one gpu.launch in which a producer warpgroup loads b by TMA and gathers
-/// a's rows by cp.async into 128B-swizzled stages on an mbarrier ring, and
-/// two consumer warpgroups multiply with wgmma. Precondition:
-/// canLowerToWarpgroupMma(gemm).
+/// Emits the sm_90a kernel for `gemm` with its persistent tile loop built
+/// in (the plain GEMMs: the router's scores, the block's projections): the
+/// host creates b's tensor map, then one gpu.launch in which a producer
+/// warpgroup loads b by TMA and gathers a's rows by cp.async into
+/// 128B-swizzled stages on an mbarrier ring, and two consumer warpgroups
+/// multiply with wgmma. Precondition: canLowerToWarpgroupMma(gemm).
 void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
+/// The sm_90a kernel's CTA tile: 128 x 256, 64 deep (one 128-byte row of
+/// bf16/f16) per stage, 4 stages, 8 warps of 16 rows (two consumer
+/// warpgroups of 64 rows, each all 256 columns).
+TensorCoreTile warpgroupTile();
+
+/// Row tiles of a band of the sm_90a kernel's persistent tile order: 16 x
+/// 128 rows, an expert's share of mixtral's 16384 routed rows, so that a
+/// wave's CTAs read each b panel once between them.
+constexpr int64_t kWarpgroupBandRowTiles = 16;
+
+/// Tile `tile` of the persistent order over rowTiles x columnTiles, as
+/// (row tile, column tile): bands of `bandRowTiles` row tiles, each walked
+/// column tile by column tile with its row tiles fastest.
+std::pair<Value, Value> bandedTile(ImplicitLocOpBuilder &b, Ix &ix, Value tile,
+                                   Value rowTiles, Value columnTiles,
+                                   int64_t bandRowTiles);
+
+/// Lowers moek-tile-grouped-matmuls' sm_90a tile loop, `forall` (over the
+/// CTAs) around the persistent loop of `tile`, whose gemm is `gemm`: the
+/// host's tensor maps, then one launch of the forall's CTAs in clusters of
+/// tile's cluster_size, whose producer and consumer warpgroups each run a
+/// clone of the loop with moek.row_tile looked up in the CTA's tile table
+/// and the tile lowered to their parts of it. Fails with a diagnostic on a
+/// loop or tile that kernel cannot run.
+LogicalResult lowerWarpgroupTileLoop(scf::ForallOp forall,
+                                     GroupedMatmulTileOp tile,
+                                     TensorCoreGemm gemm, moe::LoopBuilder &lb);
 
 /// The output tile of one CTA of the weight-gradient kernel.
 constexpr int64_t kWeightGradTileRows = 128, kWeightGradTileColumns = 128;

@@ -11,7 +11,13 @@
 //   grid:  persistent, min(tiles, SMs) CTAs; CTA c takes tiles c, c + grid,
 //          ...; tile = (expert e, rows [r0, r0 + 128), columns [n0, n0 +
 //          256)), scheduled on the device from the offsets, in bands of 16
-//          row tiles walked column by column (rows fastest)
+//          row tiles walked column by column (rows fastest). For a grouped
+//          matmul that loop is moek-tile-grouped-matmuls' (scf.forall over
+//          the CTAs, scf.for over their tiles, moek.row_tile and
+//          moek.grouped_matmul_tile), which lowerWarpgroupTileLoop clones
+//          into the producer's and the consumers' branches; a plain GEMM
+//          (no offsets: the router's scores, the block's projections) gets
+//          the same walk from forEachTile
 //   table: at the start, each CTA copies the experts' first rows into
 //          shared memory and thread 0 sums their row tiles there; a tile's
 //          expert is then a binary search of that table (a walk over every
@@ -90,6 +96,9 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -98,10 +107,6 @@ using namespace mlir::moek;
 namespace {
 
 constexpr int64_t kBM = 128, kBK = 64;
-// Row tiles of a band of the persistent tile order (forEachTile): 16 x 128
-// rows, an expert's share of mixtral's 16384 routed rows, so that a wave's
-// CTAs read each b panel once between them.
-constexpr int64_t kBandRowTiles = 16;
 /// Columns of one N-major TMA box and of one swizzle atom's rows (128
 /// bytes).
 constexpr int64_t kChunkColumns = 64;
@@ -231,10 +236,10 @@ struct WarpgroupKernel {
   /// and qwen3_30b_a3b's and olmoe's short-K staged store GEMMs 4-5%
   /// slower, where the SM's TMA unit also carries the staged stores.
   bool loadsAByTma() const { return !op.gather && !layout.staged; }
-  /// The CTA's rank in its cluster (0 without clusters); the first row of
-  /// the cluster's tile and the rows of the expert from there on (> 0 for
-  /// a tile of the schedule, whatever this CTA's own `rows`).
-  Value rank, tileBegin, tileRows;
+  /// The CTA's rank in its cluster (0 without clusters) and the first row
+  /// of the cluster's tile (a row of the expert, whatever this CTA's own
+  /// `rows`).
+  Value rank, tileBegin;
   Value sharedBase;  ///< i64 shared-window address of the aligned base
   Value sharedElems; ///< memref<Nxelement, workgroup> over the stages
 
@@ -300,7 +305,9 @@ struct WarpgroupKernel {
   }
 
   Value createTensorMap();
-  void scheduleTile(Value tile, Value columnTile);
+  RowTile scheduleFromTable(Value tile);
+  void enterTile(Value tileExpert, Value tileRowBegin, Value rowEnd,
+                 Value columnTile);
   void alignSharedMemory();
   void initBarriers();
   void buildTileTable();
@@ -320,6 +327,13 @@ struct WarpgroupKernel {
             group};
   }
   void storeStaged(ArrayRef<Value> acc, Value group);
+  void createTensorMaps();
+  void enterLaunch(Value grid);
+  void emitRoles(function_ref<void(Value)> produceTiles,
+                 function_ref<void(Value, Value, Value, Value)> consumeTiles);
+  void consumeTile(Value numK, Value it, Value group, Value warp, Value lane);
+  void cloneTileLoop(scf::ForallOp forall, Value numK,
+                     function_ref<void(GroupedMatmulTileOp)> lowerTile);
   Value descriptor(Value byteOffset, int64_t leading, int64_t stride);
   Value kMajorDescriptor(Value rowsOffset, int64_t kk);
   Value descriptorB(Value stageOffset, int64_t kk);
@@ -337,13 +351,14 @@ Value WarpgroupKernel::createTensorMap() {
                                  nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
 }
 
-/// Row tile `tile` of the launch's experts in order, column tile
-/// `columnTile`: sets expert, rowBegin, rows (at most BM; <= 0 past the
-/// last tile), base and n0. The expert is the last table entry e with
+/// moek.row_tile from the tile table: row tile `tile` of the launch's
+/// experts in order, whose rows are cluster x BM (a cluster's tile): its
+/// expert, first row and the expert's end (past the last tile, the first
+/// row is at or past the end). The expert is the last table entry e with
 /// tileStart[e] <= tile (tileStart[0] = 0 and the sums never fall, so the
 /// search's invariant tileStart[lo] <= tile < tileStart[hi] holds); an
 /// expert without rows has tileStart[e] = tileStart[e + 1] and is never it.
-void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
+RowTile WarpgroupKernel::scheduleFromTable(Value tile) {
   Value n = ix.sub(last, first);
   Value lo = ix.c(0), hi = ix.add(n, 1);
   // ceil(log2(E + 1)) halvings reach hi = lo + 1 from any n <= E.
@@ -359,15 +374,25 @@ void WarpgroupKernel::scheduleTile(Value tile, Value columnTile) {
     lo = ix.select(ix.both(open, below), mid, lo);
     hi = ix.select(ix.both(open, above), mid, hi);
   }
-  // lo = n: past the last tile; its rows come out <= 0.
+  // lo = n: past the last tile; its first row comes out at or past the end.
   Value next = arith::MinUIOp::create(b, ix.add(lo, 1), n);
   Value rowEnd = loadSlot(rowStartSlot(next));
-  tileBegin =
+  Value begin =
       ix.add(loadSlot(rowStartSlot(lo)),
              ix.mul(ix.sub(tile, loadSlot(tileStartSlot(lo))), cluster * kBM));
-  tileRows = arith::SubIOp::create(b, rowEnd, tileBegin);
-  rowBegin = cluster > 1 ? ix.add(tileBegin, ix.mul(rank, kBM)) : tileBegin;
-  expert = ix.add(first, lo);
+  return {ix.add(first, lo), begin, rowEnd};
+}
+
+/// moek.grouped_matmul_tile's part of the schedule: this CTA's rows
+/// [tileRowBegin, min(tileRowBegin + BM, rowEnd)) of `tileExpert` (rows <=
+/// 0 for a CTA of a cluster past its expert's rows) and column tile
+/// `columnTile`: sets expert, rowBegin, rows, tileBegin (the cluster's first
+/// row), base and n0.
+void WarpgroupKernel::enterTile(Value tileExpert, Value tileRowBegin,
+                                Value rowEnd, Value columnTile) {
+  expert = tileExpert;
+  rowBegin = tileRowBegin;
+  tileBegin = cluster > 1 ? ix.sub(rowBegin, ix.mul(rank, kBM)) : rowBegin;
   rows = arith::MinSIOp::create(b, arith::SubIOp::create(b, rowEnd, rowBegin),
                                 ix.c(kBM));
   base = loadSlot(rowStartSlot(ix.c(0)));
@@ -452,14 +477,10 @@ void WarpgroupKernel::buildTileTable() {
   gpu::BarrierOp::create(b);
 }
 
-/// The persistent tile loop: this CTA's tiles, blockIdx.x + i * gridDim.x,
-/// those with rows only; `body(it)` gets the count of k tiles before the
-/// tile. The order: bands of kBandRowTiles row tiles, each walked column
-/// tile by column tile with its row tiles fastest, so that the CTAs running
-/// at once (a wave: a band's rows times a few columns) share both the
-/// band's a rows and those columns' b panels. Column-first alone re-reads
-/// an expert's whole b for each of its row tiles (mixtral: 235 MB, four
-/// times the L2, 16 times); row-first re-reads all of a for every column.
+/// The persistent tile loop of a plain GEMM (a grouped matmul's is
+/// moek-tile-grouped-matmuls' loop, lowerWarpgroupTileLoop): this CTA's
+/// tiles, blockIdx.x + i * gridDim.x in the banded order, those with rows
+/// only; `body(it)` gets the count of k tiles before the tile.
 void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
                                   Value numK,
                                   function_ref<void(Value)> body) {
@@ -472,23 +493,22 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
     stride = ix.div(stride, cluster);
   }
   Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, first), stride);
-  int64_t bandRowTiles = kBandRowTiles / cluster;
-  Value bandTiles = ix.mul(columnTiles, bandRowTiles);
   lb.forLoopCarrying(
       ix.c(0), count, ValueRange{ix.c(0)},
       [&](Value i, ValueRange carried) -> SmallVector<Value> {
         Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
-        Value band = arith::DivUIOp::create(b, tile, bandTiles);
-        Value inBand = arith::RemUIOp::create(b, tile, bandTiles);
-        // The last band may hold fewer row tiles.
-        Value bandRow = ix.mul(band, bandRowTiles);
-        Value bandRows = ix.minu(ix.sub(rowTiles, bandRow), bandRowTiles);
-        scheduleTile(
-            ix.add(bandRow, arith::RemUIOp::create(b, inBand, bandRows)),
-            arith::DivUIOp::create(b, inBand, bandRows));
-        Value hasRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
-                                              tileRows, ix.c(0));
-        lb.ifThen(hasRows, [&] { body(carried[0]); });
+        auto [rowTile, columnTile] = bandedTile(
+            b, ix, tile, rowTiles, columnTiles, kWarpgroupBandRowTiles / cluster);
+        RowTile scheduled = scheduleFromTable(rowTile);
+        Value hasRows = ix.ult(scheduled.rowBegin, scheduled.rowEnd);
+        lb.ifThen(hasRows, [&] {
+          enterTile(scheduled.expert,
+                    cluster > 1
+                        ? ix.add(scheduled.rowBegin, ix.mul(rank, kBM))
+                        : scheduled.rowBegin,
+                    scheduled.rowEnd, columnTile);
+          body(carried[0]);
+        });
         return {ix.select(hasRows, ix.add(carried[0], numK), carried[0])};
       });
 }
@@ -786,6 +806,151 @@ void WarpgroupKernel::storeStaged(ArrayRef<Value> acc, Value group) {
         [&](int64_t f, int64_t h) { return pair(hElement, part * 16 + f, h); });
 }
 
+/// The host's part of the kernel: the tensor maps.
+void WarpgroupKernel::createTensorMaps() {
+  map = createTensorMap();
+  if (loadsAByTma())
+    aMap = createSwizzledTensorMap(b, ix, op.a, {kBM, kChunkColumns},
+                                   nvgpu::TensorMapL2PromoKind::L2PROMO_256B);
+  if (layout.staged) {
+    cMap = createSwizzledTensorMap(b, ix, op.c, {64, kChunkColumns});
+    if (glu && op.preActivation)
+      hMap =
+          createSwizzledTensorMap(b, ix, op.preActivation, {64, kChunkColumns});
+  }
+}
+
+/// The persistent launch of `grid` CTAs (in clusters) and what every CTA
+/// does before its roles part: the shared memory, its mbarriers and the tile
+/// table. Leaves the builder in the launch body.
+void WarpgroupKernel::enterLaunch(Value grid) {
+  auto launch =
+      launchPersistentGrid(b, ix, grid, kThreads,
+                           lb.i32(layout.sharedBytes(experts)), cluster);
+  enterLaunchBody(b, launch);
+  tid = launch.getThreadIds().x;
+  rank = cluster > 1
+             ? Value(gpu::ClusterBlockIdOp::create(b, gpu::Dimension::x))
+             : ix.c(0);
+  alignSharedMemory();
+  initBarriers();
+  buildTileTable();
+}
+
+/// The warpgroups' roles, each one branch (setmaxnreg needs that):
+/// warpgroup 0 produces, `produceTiles(numK)` emitting its walk over the
+/// tiles; warpgroups 1 and 2 consume, `consumeTiles(numK, group, warp,
+/// lane)` emitting theirs. Then no CTA leaves while another of its cluster
+/// may still arrive on its barriers.
+void WarpgroupKernel::emitRoles(
+    function_ref<void(Value)> produceTiles,
+    function_ref<void(Value, Value, Value, Value)> consumeTiles) {
+  Value numK = ix.c((depth + kBK - 1) / kBK);
+  Value warpgroup = ix.div(tid, kWarpgroup);
+  auto branch =
+      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    produceTiles(numK);
+    // No copy is left in flight when the producer's threads exit.
+    NVVM::CpAsyncCommitGroupOp::create(b);
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+  }
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getElseRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                   NVVM::SetMaxRegisterAction::increase);
+    Value group = ix.sub(warpgroup, ix.c(1));
+    Value local = ix.rem(tid, kWarpgroup);
+    consumeTiles(numK, group, ix.div(local, 32), ix.rem(local, 32));
+    if (layout.staged)
+      stagedStores(group).finish();
+  }
+  b.setInsertionPointAfter(branch);
+  if (cluster > 1)
+    syncCluster(b);
+}
+
+/// A consumer warpgroup's part of the tile entered last (enterTile), the
+/// CTA's k tiles before it being `it`: the k loop, then the epilogue.
+void WarpgroupKernel::consumeTile(Value numK, Value it, Value group,
+                                  Value warp, Value lane) {
+  SmallVector<Value> acc = consume(numK, it, group);
+  if (layout.staged)
+    return storeStaged(acc, group);
+  Value zero = ix.c(0);
+  FragmentTile frame{rowBegin,
+                     rows,
+                     base,
+                     n0,
+                     lane,
+                     ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
+                     /*warpColumn=*/zero,
+                     /*fragsM=*/1,
+                     /*fragsN=*/bn / 8,
+                     /*quadStores=*/true};
+  // In a cluster, a CTA past its expert's rows stores nothing.
+  if (cluster == 1)
+    return emitAccumulatorEpilogue(op, lb, frame, acc);
+  lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, rows, zero),
+            [&] { emitAccumulatorEpilogue(op, lb, frame, acc); });
+}
+
+/// Clones the body of `forall` (moek-tile-grouped-matmuls' persistent loop)
+/// where the builder is, its CTA being blockIdx.x, and lowers the clone's
+/// moek.row_tile from the tile table and its moek.grouped_matmul_tile by
+/// `lowerTile(tile, numK)` after enterTile; the tile's result (the k tiles
+/// after it) is k_tiles_before + numK.
+void WarpgroupKernel::cloneTileLoop(
+    scf::ForallOp forall, Value numK,
+    function_ref<void(GroupedMatmulTileOp)> lowerTile) {
+  IRMapping mapping;
+  mapping.map(forall.getInductionVar(0),
+              gpu::BlockIdOp::create(b, gpu::Dimension::x));
+  SmallVector<Operation *> clones;
+  for (Operation &op : forall.getBody()->without_terminator())
+    clones.push_back(b.clone(op, mapping));
+  SmallVector<Operation *> stages;
+  for (Operation *clone : clones)
+    clone->walk([&](Operation *op) {
+      if (isa<RowTileOp, GroupedMatmulTileOp>(op))
+        stages.push_back(op);
+    });
+  OpBuilder::InsertionGuard guard(b);
+  for (Operation *stage : stages) {
+    b.setInsertionPoint(stage);
+    if (auto schedule = dyn_cast<RowTileOp>(stage)) {
+      RowTile hit = scheduleFromTable(schedule.getTile());
+      stage->replaceAllUsesWith(ValueRange{hit.expert, hit.rowBegin, hit.rowEnd});
+    } else {
+      auto tile = cast<GroupedMatmulTileOp>(stage);
+      enterTile(tile.getExpert(), tile.getRowBegin(), tile.getGroupEnd(),
+                tile.getColumnTile());
+      lowerTile(tile);
+      tile.getKTilesAfter().replaceAllUsesWith(
+          ix.add(tile.getKTilesBefore(), numK));
+    }
+    stage->erase();
+  }
+}
+
+/// Whether `count` is the k-tile count of a persistent loop: an scf.for's
+/// iteration argument that starts at 0 (the producer and the consumers
+/// count the same tiles; from elsewhere they could not agree on the ring).
+bool isZeroCounter(Value count) {
+  auto argument = dyn_cast<BlockArgument>(count);
+  auto loop = argument ? dyn_cast<scf::ForOp>(argument.getOwner()->getParentOp())
+                       : scf::ForOp();
+  if (!loop || argument.getArgNumber() == 0)
+    return false;
+  Value init = loop.getInitArgs()[argument.getArgNumber() - 1];
+  return matchPattern(init, m_Zero());
+}
+
 } // namespace
 
 bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
@@ -819,32 +984,129 @@ bool mlir::moek::canLowerToWarpgroupMma(const TensorCoreGemm &gemm,
   return true;
 }
 
+TensorCoreTile mlir::moek::warpgroupTile() {
+  TensorCoreTile tile;
+  tile.bm = kBM;
+  tile.bn = 256;
+  tile.bk = kBK;
+  tile.stages = 4;
+  tile.warpsM = kBM / 16;
+  tile.warpsN = 1;
+  return tile;
+}
+
+/// The order: bands of `bandRowTiles` row tiles, each walked column tile by
+/// column tile with its row tiles fastest, so that the CTAs running at once
+/// (a wave: a band's rows times a few columns) share both the band's a rows
+/// and those columns' b panels. Column-first alone re-reads an expert's
+/// whole b for each of its row tiles (mixtral: 235 MB, four times the L2, 16
+/// times); row-first re-reads all of a for every column.
+std::pair<Value, Value> mlir::moek::bandedTile(ImplicitLocOpBuilder &b, Ix &ix,
+                                               Value tile, Value rowTiles,
+                                               Value columnTiles,
+                                               int64_t bandRowTiles) {
+  Value bandTiles = ix.mul(columnTiles, bandRowTiles);
+  Value band = arith::DivUIOp::create(b, tile, bandTiles);
+  Value inBand = arith::RemUIOp::create(b, tile, bandTiles);
+  // The last band may hold fewer row tiles.
+  Value bandRow = ix.mul(band, bandRowTiles);
+  Value bandRows = ix.minu(ix.sub(rowTiles, bandRow), bandRowTiles);
+  return {ix.add(bandRow, arith::RemUIOp::create(b, inBand, bandRows)),
+          arith::DivUIOp::create(b, inBand, bandRows)};
+}
+
+LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
+                                                 GroupedMatmulTileOp tile,
+                                                 TensorCoreGemm gemm,
+                                                 LoopBuilder &lb) {
+  MLIRContext *context = forall.getContext();
+  std::string why;
+  gemm.clusterSize = tile.getClusterSize();
+  if (!canLowerToWarpgroupMma(gemm, context, &why))
+    return tile.emitOpError() << "cannot run on the sm_90a kernel: " << why;
+  TensorCoreTile expected = warpgroupTile();
+  if (tile.getTile() !=
+      ArrayRef<int64_t>{expected.bm, expected.bn, expected.bk, expected.stages,
+                        expected.warpsM, expected.warpsN})
+    return tile.emitOpError()
+           << "has a tile the sm_90a kernel cannot run: it computes 128 x 256 "
+              "tiles 64 deep in 4 stages with 8 warps of 16 rows (shape [128, "
+              "256, 64, 4, 8, 1])";
+  if (gemm.clusterSize > 2)
+    return tile.emitOpError() << "has cluster_size " << gemm.clusterSize
+                              << "; the sm_90a kernel pairs at most 2 CTAs";
+  if (forall.getRank() != 1 || !forall.isNormalized())
+    return forall.emitOpError()
+           << "is a persistent tile loop the sm_90a kernel cannot lower: it "
+              "takes one dimension (the CTAs) from 0 in steps of 1";
+  // The producer and the consumers each run the loop: nothing in it may
+  // write memory but the tile, and every schedule must be the tile's.
+  WalkResult walk = forall.getBody()->walk([&](Operation *op) {
+    if (auto schedule = dyn_cast<RowTileOp>(op)) {
+      if (schedule.getOffsets() != gemm.offsets ||
+          schedule.getFirstExpert() != gemm.firstExpert ||
+          schedule.getLastExpert() != gemm.lastExpert ||
+          schedule.getRowsPerTile() != gemm.clusterSize * kBM) {
+        schedule.emitOpError()
+            << "is not the schedule of its loop's tile: the sm_90a kernel "
+               "looks row tiles up in a table of the tile's offsets and "
+               "experts, "
+            << gemm.clusterSize * kBM << " rows (cluster_size x 128) a tile";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    }
+    if (isa<GroupedMatmulTileOp>(op) ||
+        op->hasTrait<OpTrait::HasRecursiveMemoryEffects>() ||
+        isMemoryEffectFree(op))
+      return WalkResult::advance();
+    op->emitOpError() << "has memory effects inside an sm_90a tile loop, "
+                         "whose producer and consumer warpgroups each run "
+                         "the loop";
+    return WalkResult::interrupt();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  if (!tile.getKTilesBefore() ||
+      !isZeroCounter(tile.getKTilesBefore()))
+    return tile.emitOpError()
+           << "needs k_tiles, the k tiles its CTA computed before it, carried "
+              "by the persistent loop from 0 (moek-tile-grouped-matmuls' "
+              "loop)";
+
+  WarpgroupKernel k(gemm, lb);
+  ImplicitLocOpBuilder &b = k.b;
+  k.createTensorMaps();
+  Value grid = getValueOrCreateConstantIndexOp(
+      b, b.getLoc(), forall.getMixedUpperBound().front());
+  OpBuilder::InsertionGuard guard(b);
+  k.enterLaunch(grid);
+  k.emitRoles(
+      [&](Value numK) {
+        k.cloneTileLoop(forall, numK, [&](GroupedMatmulTileOp t) {
+          k.produce(numK, t.getKTilesBefore());
+        });
+      },
+      [&](Value numK, Value group, Value warp, Value lane) {
+        k.cloneTileLoop(forall, numK, [&](GroupedMatmulTileOp t) {
+          k.consumeTile(numK, t.getKTilesBefore(), group, warp, lane);
+        });
+      });
+  return success();
+}
+
 void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                                      LoopBuilder &lb) {
   WarpgroupKernel k(op, lb);
   ImplicitLocOpBuilder &b = k.b;
   Ix &ix = k.ix;
-  Value zero = ix.c(0), one = ix.c(1);
-  int64_t experts = cast<MemRefType>(op.b.getType()).getDimSize(0);
+  Value zero = ix.c(0);
 
-  // Host: the tensor map and the number of tiles (an upper bound of the
+  // Host: the tensor maps and the number of tiles (an upper bound of the
   // row tiles, as for the mma.sync kernel, times the column tiles).
-  Value map = k.createTensorMap();
-  Value aMap =
-      k.loadsAByTma()
-          ? createSwizzledTensorMap(b, ix, op.a, {kBM, kChunkColumns},
-                                    nvgpu::TensorMapL2PromoKind::L2PROMO_256B)
-          : Value();
-  Value cMap, hMap;
-  if (k.layout.staged) {
-    cMap = createSwizzledTensorMap(b, ix, op.c, {64, kChunkColumns});
-    if (k.glu && op.preActivation)
-      hMap =
-          createSwizzledTensorMap(b, ix, op.preActivation, {64, kChunkColumns});
-  }
-  Value first = k.first, last = k.last;
+  k.createTensorMaps();
   Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
-  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  Value span = arith::MaxSIOp::create(b, ix.sub(k.last, k.first), zero);
   // Row tiles of the schedule: `cluster` row tiles of one expert each.
   int64_t cluster = k.cluster;
   Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * kBM), span);
@@ -853,76 +1115,18 @@ void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
   Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
   Value clusters = arith::MaxUIOp::create(
       b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
-      one);
+      ix.c(1));
   Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
-  auto launch = launchPersistentGrid(
-      b, ix, grid, kThreads, lb.i32(k.layout.sharedBytes(experts)), cluster);
   OpBuilder::InsertionGuard guard(b);
-  enterLaunchBody(b, launch);
-
-  k.tid = launch.getThreadIds().x;
-  k.rank = cluster > 1
-               ? Value(gpu::ClusterBlockIdOp::create(b, gpu::Dimension::x))
-               : zero;
-  k.map = map;
-  k.cMap = cMap;
-  k.hMap = hMap;
-  k.aMap = aMap;
-  k.alignSharedMemory();
-  k.initBarriers();
-  k.buildTileTable();
-  Value numK = ix.c((k.depth + kBK - 1) / kBK);
-  Value warpgroup = ix.div(k.tid, kWarpgroup);
-  // Each warpgroup's role is one branch (setmaxnreg needs that).
-  auto branch =
-      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(&branch.getThenRegion().front());
-    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    k.forEachTile(rowTiles, columnTiles, numK,
-                  [&](Value it) { k.produce(numK, it); });
-    // No copy is left in flight when the producer's threads exit.
-    NVVM::CpAsyncCommitGroupOp::create(b);
-    NVVM::CpAsyncWaitGroupOp::create(b, 0);
-  }
-  b.setInsertionPointToStart(&branch.getElseRegion().front());
-  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
-  Value group = ix.sub(warpgroup, ix.c(1));
-  Value local = ix.rem(k.tid, kWarpgroup);
-  Value warp = ix.div(local, 32), lane = ix.rem(local, 32);
-  k.forEachTile(rowTiles, columnTiles, numK, [&](Value it) {
-    SmallVector<Value> acc = k.consume(numK, it, group);
-    FragmentTile frame{k.rowBegin,
-                       k.rows,
-                       k.base,
-                       k.n0,
-                       lane,
-                       ix.add(ix.mul(group, 64), ix.mul(warp, 16)),
-                       /*warpColumn=*/zero,
-                       /*fragsM=*/1,
-                       /*fragsN=*/k.bn / 8,
-                       /*quadStores=*/true};
-    auto storeFromRegisters = [&] {
-      // In a cluster, a CTA past its expert's rows stores nothing.
-      if (cluster == 1) {
-        emitAccumulatorEpilogue(op, lb, frame, acc);
-        return;
-      }
-      lb.ifThen(
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, k.rows, zero),
-          [&] { emitAccumulatorEpilogue(op, lb, frame, acc); });
-    };
-    if (!k.layout.staged)
-      return storeFromRegisters();
-    k.storeStaged(acc, group);
-  });
-  if (k.layout.staged)
-    k.stagedStores(group).finish();
-  // No CTA leaves while another may still arrive on its barriers.
-  b.setInsertionPointAfter(branch);
-  if (cluster > 1)
-    syncCluster(b);
+  k.enterLaunch(grid);
+  k.emitRoles(
+      [&](Value numK) {
+        k.forEachTile(rowTiles, columnTiles, numK,
+                      [&](Value it) { k.produce(numK, it); });
+      },
+      [&](Value numK, Value group, Value warp, Value lane) {
+        k.forEachTile(rowTiles, columnTiles, numK, [&](Value it) {
+          k.consumeTile(numK, it, group, warp, lane);
+        });
+      });
 }

@@ -17,6 +17,7 @@
 #include "lib/Conversion/MoekToGPU/LaunchPerItem.h"
 #include "lib/Conversion/MoekToGPU/RouteGPU.h"
 #include "lib/Conversion/MoekToGPU/TensorCoreTarget.h"
+#include "lib/Conversion/MoekToGPU/TileGroupedMatmuls.h"
 #include "lib/Conversion/MoekToGPU/VectorAccess.h"
 #include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
@@ -120,6 +121,8 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
 
 /// What the kernels may use of the GPU they are for.
 struct GpuTarget {
+  /// The chip, tile and cluster options as parsed.
+  TensorCoreTarget chipAndOptions;
   TensorCoreTile tile;
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
   bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
@@ -131,25 +134,9 @@ struct GpuTarget {
   bool flashTensorCores = true;        ///< moek.flash_attention on mma.sync
 };
 
-/// CTAs of a cluster for `gemm` on the sm_90a kernel (TMA multicast of b
-/// to both CTAs of a pair): the forced size, else 2 for a grouped matmul
-/// and 1 for a plain one (and always 1 off sm_90a, whose kernel alone has
-/// clusters), but for the backward's GEMM that gathers dy's rows for a
-/// transposed b, not yet measured in pairs. On the H200 pairs made
-/// mixtral's store GEMM 9-12% faster (2026-11-30). The gathered GLU GEMMs
-/// looked no faster in pairs in bursts of 10-20 forwards, but held at the
-/// card's 700 W cap (200-600 forwards a run, 2026-12-02) the forward with
-/// them in pairs was 1.4% (mixtral), 0.6% (qwen3_30b_a3b) and 1.9% (olmoe)
-/// faster in every round: a weight tile read once for two row tiles costs
-/// less power, and power sets the clock. The router's scores GEMM (plain,
-/// every CTA reading all of w_gate at each k step) was no faster in pairs
-/// on qwen3_30b_a3b and mixtral and 40% slower on olmoe (2026-12-01).
+/// The cluster size of `gemm` (TensorCoreTarget::clusterSize).
 int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
-  if (!target.warpgroupMma)
-    return 1;
-  if (target.gemmClusterForced)
-    return *target.gemmClusterForced;
-  return gemm.offsets && !(gemm.gather && gemm.transposeB) ? 2 : 1;
+  return target.chipAndOptions.clusterSize(gemm);
 }
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
@@ -1022,6 +1009,17 @@ LogicalResult lowerTileLoop(scf::ForallOp forall, LoopBuilder &lb,
   ImplicitLocOpBuilder &b = lb.builder();
   SmallVector<GroupedMatmulTileOp> tiles;
   forall.walk([&](GroupedMatmulTileOp tile) { tiles.push_back(tile); });
+  // The sm_90a kernel's persistent loop: its tile counts its CTA's k tiles.
+  if (tiles.size() == 1 && tiles.front().getKTilesBefore()) {
+    if (!target.warpgroupMma)
+      return tiles.front().emitOpError()
+             << "is a tile of the sm_90a (wgmma) kernel's persistent loop; "
+                "this GPU has no such kernel (chip=sm_90a makes it)";
+    TensorCoreGemm gemm = TensorCoreGemm::of(tiles.front());
+    gemm.vectorAtomics = target.vectorAtomics;
+    gemm.multiprocessors = target.multiprocessors;
+    return lowerWarpgroupTileLoop(forall, tiles.front(), gemm, lb);
+  }
   if (tiles.size() != 1 || forall.getRank() != 2 || !forall.isNormalized())
     return forall.emitOpError()
            << "is a loop over GPU blocks that moek-lower-to-gpu cannot "
@@ -1099,9 +1097,12 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   gemm.vectorAtomics = target.vectorAtomics;
   gemm.multiprocessors = target.multiprocessors;
   gemm.clusterSize = gemmClusterSize(target, gemm);
+  // Not tiled by moek-tile-grouped-matmuls: its tile loop built in place.
   if (target.warpgroupMma && canLowerToWarpgroupMma(gemm, op.getContext())) {
-    lowerToWarpgroupMma(gemm, lb);
-    return success();
+    scf::ForallOp forall = buildWarpgroupTileLoop(op, gemm, b);
+    LogicalResult lowered = lowerTileLoop(forall, lb, target);
+    forall.erase();
+    return lowered;
   }
   if (canLowerToTensorCores(gemm, op.getContext())) {
     lowerToTensorCores(gemm, lb);
@@ -1532,22 +1533,17 @@ struct MoekLowerToGPUPass
   /// The target the options describe, or failure after an error.
   FailureOr<GpuTarget> parseTarget() {
     std::optional<TensorCoreTarget> chipAndTile = parseTensorCoreTarget(
-        getOperation(), getArgument(), chip, tensorCoreTile);
+        getOperation(), getArgument(), chip, tensorCoreTile, gemmCluster);
     if (!chipAndTile)
       return failure();
     const ::moe::target::CudaChip &parsed = chipAndTile->chip;
-    GpuTarget target;
+    GpuTarget target{*chipAndTile};
     target.tile = chipAndTile->tile;
     target.vectorAtomics = parsed.hasVectorReductions();
     target.warpgroupMma = parsed.hasWarpgroupMma();
     target.multiprocessors = parsed.multiprocessors();
     target.maxSharedBytes = parsed.maxSharedBytesPerBlock();
-    if (std::string why = checkGemmCluster(gemmCluster); !why.empty()) {
-      getOperation()->emitError() << "moek-lower-to-gpu: gemm-cluster: " << why;
-      return failure();
-    }
-    if (gemmCluster != "auto")
-      target.gemmClusterForced = gemmCluster == "1" ? 1 : 2;
+    target.gemmClusterForced = chipAndTile->gemmClusterForced;
     if (flashAttention != "auto" && flashAttention != "simt") {
       getOperation()->emitError() << "moek-lower-to-gpu: flash-attention: '"
                                   << flashAttention << "' is not auto or simt";

@@ -1,15 +1,21 @@
 //===- MoekTileGroupedMatmuls.cpp - Per-CTA tile loops of grouped GEMMs ---===//
 //
 // The tiling stage of the tensor-core GEMM kernels: moek.grouped_matmul
-// becomes an scf.forall over its CTA tiles (mapped to GPU blocks) whose body
-// asks moek.row_tile for the tile's expert and rows and computes the tile
-// with moek.grouped_matmul_tile. moek-lower-to-gpu lowers that loop.
+// becomes an scf.forall over CTAs (mapped to GPU blocks) whose body asks
+// moek.row_tile for a tile's expert and rows and computes the tile with
+// moek.grouped_matmul_tile. For mma.sync, one CTA per tile; for sm_90a's
+// warpgroup kernel, a persistent grid of at most one CTA per multiprocessor
+// (in clusters), each walking its tiles in an scf.for. moek-lower-to-gpu
+// lowers those loops.
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moek/IR/MoekDialect.h"
 #include "lib/Conversion/MoekToGPU/GroupedMatmulTensorCore.h"
+#include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToGPU/TensorCoreTarget.h"
+#include "lib/Conversion/MoekToGPU/TileGroupedMatmuls.h"
+#include "lib/Conversion/MoekToLoops/KernelBodies.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 #include "passes/Passes.h"
 
@@ -31,13 +37,10 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moek;
 
-namespace {
-
-/// Replaces `op` by its tile loop (the mma.sync kernel's tiles).
-void tileGroupedMatmul(GroupedMatmulOp op, const TensorCoreGemm &gemm,
-                       RewriterBase &rewriter) {
-  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-  b.setInsertionPoint(op);
+scf::ForallOp mlir::moek::buildTensorCoreTileLoop(GroupedMatmulOp op,
+                                                 const TensorCoreGemm &gemm,
+                                                 ImplicitLocOpBuilder &b) {
+  OpBuilder::InsertionGuard guard(b);
   mlir::moe::LoopBuilder lb(b);
   TensorCoreGrid grid = tensorCoreGrid(gemm, lb);
   MLIRContext *context = op.getContext();
@@ -61,14 +64,94 @@ void tileGroupedMatmul(GroupedMatmulOp op, const TensorCoreGemm &gemm,
   b.setInsertionPointToStart(ifRows.thenBlock());
   const TensorCoreTile &t = gemm.tile;
   GroupedMatmulTileOp::create(
-      b, op.getA(), op.getB(), op.getOffsets(), op.getFirstExpert(),
-      op.getLastExpert(), op.getOwners(), op.getWeights(), op.getC(),
-      op.getPreActivation(), schedule.getExpert(), schedule.getRowBegin(),
-      schedule.getGroupEnd(), columnTile, op.getEpilogue(), op.getGather(),
+      b, /*k_tiles_after=*/Type(), op.getA(), op.getB(), op.getOffsets(),
+      op.getFirstExpert(), op.getLastExpert(), op.getOwners(),
+      op.getWeights(), op.getC(), op.getPreActivation(), schedule.getExpert(),
+      schedule.getRowBegin(), schedule.getGroupEnd(), columnTile,
+      /*k_tiles_before=*/Value(), op.getEpilogue(), op.getGather(),
       op.getTopK(), op.getTransposeB(),
-      ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN});
-  rewriter.eraseOp(op);
+      ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN},
+      /*cluster_size=*/1);
+  return forall;
 }
+
+scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
+                                                const TensorCoreGemm &gemm,
+                                                ImplicitLocOpBuilder &b) {
+  OpBuilder::InsertionGuard outer(b);
+  int64_t cluster = gemm.clusterSize, multiprocessors = gemm.multiprocessors;
+  mlir::moe::LoopBuilder lb(b);
+  Ix ix{b, lb};
+  const TensorCoreTile t = warpgroupTile();
+  auto bType = cast<MemRefType>(op.getB().getType());
+  bool transposeB = op.getTransposeB(), glu = isGlu(op.getEpilogue());
+  int64_t width = bType.getDimSize(transposeB ? 1 : 2);
+  int64_t outputs = glu ? width / 2 : width;
+  int64_t tileOutputs = glu ? t.bn / 2 : t.bn;
+
+  Value zero = ix.c(0);
+  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
+  Value last =
+      op.getLastExpert() ? op.getLastExpert() : ix.c(bType.getDimSize(0));
+  Value localRows = op.getGather() ? lb.dim(op.getC(), 0) : lb.dim(op.getA(), 0);
+  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * t.bm), span);
+  Value columnTiles = ix.c((outputs + tileOutputs - 1) / tileOutputs);
+  Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
+  Value clusters = arith::MaxUIOp::create(
+      b, ix.minu(tiles, multiprocessors / cluster), ix.c(1));
+  Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
+
+  MLIRContext *context = op.getContext();
+  auto forall = scf::ForallOp::create(
+      b, ArrayRef<OpFoldResult>{grid}, ValueRange{},
+      b.getArrayAttr(
+          {gpu::GPUBlockMappingAttr::get(context, gpu::MappingId::DimX)}));
+  b.setInsertionPointToStart(forall.getBody());
+  Value cta = forall.getInductionVar(0);
+  Value slot = cluster > 1 ? ix.div(cta, cluster) : cta;
+  Value stride = cluster > 1 ? ix.div(grid, cluster) : grid;
+  Value rank = cluster > 1 ? ix.rem(cta, cluster) : zero;
+  Value count = arith::CeilDivUIOp::create(b, ix.sub(tiles, slot), stride);
+  Type index = b.getIndexType();
+  lb.forLoopCarrying(
+      zero, count, ValueRange{zero},
+      [&](Value i, ValueRange carried) -> SmallVector<Value> {
+        Value kTilesBefore = carried[0];
+        Value tile = ix.add(slot, arith::MulIOp::create(b, i, stride));
+        auto [rowTile, columnTile] = bandedTile(
+            b, ix, tile, rowTiles, columnTiles,
+            kWarpgroupBandRowTiles / cluster);
+        auto schedule = RowTileOp::create(
+            b, index, index, index, op.getOffsets(), rowTile,
+            op.getFirstExpert(), op.getLastExpert(), cluster * t.bm);
+        Value hasRows =
+            ix.ult(schedule.getRowBegin(), schedule.getGroupEnd());
+        auto ifRows = scf::IfOp::create(b, TypeRange{index}, hasRows,
+                                        /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(ifRows.thenBlock());
+        Value rowBegin = cluster > 1
+                             ? ix.add(schedule.getRowBegin(), ix.mul(rank, t.bm))
+                             : schedule.getRowBegin();
+        auto computed = GroupedMatmulTileOp::create(
+            b, index, op.getA(), op.getB(), op.getOffsets(),
+            op.getFirstExpert(), op.getLastExpert(), op.getOwners(),
+            op.getWeights(), op.getC(), op.getPreActivation(),
+            schedule.getExpert(), rowBegin, schedule.getGroupEnd(),
+            columnTile, kTilesBefore, op.getEpilogue(), op.getGather(),
+            op.getTopK(), op.getTransposeB(),
+            ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN},
+            cluster);
+        scf::YieldOp::create(b, computed.getKTilesAfter());
+        b.setInsertionPointToStart(ifRows.elseBlock());
+        scf::YieldOp::create(b, kTilesBefore);
+        return {ifRows.getResult(0)};
+      });
+  return forall;
+}
+
+namespace {
 
 struct MoekTileGroupedMatmulsPass
     : public mlir::moe::impl::MoekTileGroupedMatmulsPassBase<
@@ -77,7 +160,7 @@ struct MoekTileGroupedMatmulsPass
 
   void runOnOperation() override {
     std::optional<TensorCoreTarget> target = parseTensorCoreTarget(
-        getOperation(), getArgument(), chip, tensorCoreTile);
+        getOperation(), getArgument(), chip, tensorCoreTile, gemmCluster);
     if (!target)
       return signalPassFailure();
     SmallVector<GroupedMatmulOp> matmuls;
@@ -86,14 +169,18 @@ struct MoekTileGroupedMatmulsPass
     for (GroupedMatmulOp op : matmuls) {
       TensorCoreGemm gemm = TensorCoreGemm::of(op);
       gemm.tile = target->tile;
-      // The warpgroup kernel keeps its own persistent loop; the SIMT kernel
-      // has no tiles.
+      gemm.clusterSize = target->clusterSize(gemm);
+      gemm.multiprocessors = target->chip.multiprocessors();
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+      b.setInsertionPoint(op);
       if (target->chip.hasWarpgroupMma() &&
           canLowerToWarpgroupMma(gemm, op.getContext()))
-        continue;
-      if (!canLowerToTensorCores(gemm, op.getContext()))
-        continue;
-      tileGroupedMatmul(op, gemm, rewriter);
+        buildWarpgroupTileLoop(op, gemm, b);
+      else if (canLowerToTensorCores(gemm, op.getContext()))
+        buildTensorCoreTileLoop(op, gemm, b);
+      else
+        continue; // The SIMT kernel has no tiles.
+      rewriter.eraseOp(op);
     }
   }
 };

@@ -1414,3 +1414,26 @@ func.func @f(%x: memref<32x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: memref
       : memref<32x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
   return
 }
+
+// -----
+
+// The k tiles before a tile of a persistent loop come with those after it.
+func.func @f(%x: memref<32x32xbf16>, %w: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
+             %c: memref<32x48xbf16>, %i: index) {
+  // expected-error @+1 {{'moek.grouped_matmul_tile' op k_tiles (the k tiles before the tile) and the result (those after it) go together}}
+  moek.grouped_matmul_tile store %x, %w, %offsets into %c tile(%i, %i, %i, %i) k_tiles(%i)
+      shape [128, 256, 64, 4, 8, 1]
+      : memref<32x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x48xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: memref<32x32xbf16>, %w: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
+             %c: memref<32x48xbf16>, %i: index) {
+  // expected-error @+1 {{'moek.grouped_matmul_tile' op cluster_size (0) must be at least 1}}
+  %after = moek.grouped_matmul_tile store %x, %w, %offsets into %c tile(%i, %i, %i, %i) k_tiles(%i)
+      shape [128, 256, 64, 4, 8, 1] {cluster_size = 0 : i64}
+      : memref<32x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x48xbf16> -> index
+  return
+}

@@ -254,6 +254,9 @@ func.func @grouped_matmul_variants(%x: memref<16x32xf16>, %dispatched: memref<32
 // CHECK: %[[E:.*]], %[[B:.*]], %[[END:.*]] = moek.row_tile %{{.*}}[%{{.*}}] rows_per_tile 128 : memref<5xi32>
 // CHECK: moek.row_tile %{{.*}}[%{{.*}}] experts(%{{.*}}, %{{.*}}) rows_per_tile 64 : memref<?xi32>
 // CHECK: moek.grouped_matmul_tile silu_glu %{{.*}}, %{{.*}}, %{{.*}} owners(%{{.*}} : memref<32xi32>) into %{{.*}} tile(%[[E]], %[[B]], %[[END]], %{{.*}}) shape [128, 256, 32, 4, 2, 4] {gather, top_k = 2 : i64}
+// A tile of the sm_90a kernel's persistent loop: the k tiles before and
+// after it, and its cluster.
+// CHECK: %{{.*}} = moek.grouped_matmul_tile silu_glu {{.*}} tile(%[[E]], %[[B]], %[[END]], %{{.*}}) k_tiles(%{{.*}}) shape [128, 256, 64, 4, 8, 1] {cluster_size = 2 : i64, gather, top_k = 2 : i64} : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16> -> index
 func.func @tiles(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: memref<5xi32>,
                  %dynamic_offsets: memref<?xi32>, %owners: memref<32xi32>, %act: memref<32x24xbf16>,
                  %tile: index, %column: index, %first: index, %last: index) {
@@ -262,5 +265,9 @@ func.func @tiles(%x: memref<16x32xbf16>, %w1: memref<4x32x48xbf16>, %offsets: me
   moek.grouped_matmul_tile silu_glu %x, %w1, %offsets owners(%owners : memref<32xi32>) into %act
       tile(%e, %begin, %end, %column) shape [128, 256, 32, 4, 2, 4] {gather, top_k = 2 : i64}
       : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16>
+  %after = moek.grouped_matmul_tile silu_glu %x, %w1, %offsets owners(%owners : memref<32xi32>) into %act
+      tile(%e, %begin, %end, %column) k_tiles(%tile) shape [128, 256, 64, 4, 8, 1]
+      {cluster_size = 2 : i64, gather, top_k = 2 : i64}
+      : memref<16x32xbf16>, memref<4x32x48xbf16>, memref<5xi32>, memref<32x24xbf16> -> index
   return
 }
