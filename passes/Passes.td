@@ -584,8 +584,14 @@ def MoekLowerToGPUPass : Pass<"moek-lower-to-gpu", "ModuleOp"> {
     `moek-tile-grouped-matmuls` (an `scf.forall` over GPU blocks around one
     `moek.grouped_matmul_tile`) becomes one launch of a CTA per tile:
     `moek.row_tile` the device-side schedule, the tile the mma.sync
-    kernel's pipeline and epilogue; a grouped matmul not tiled gets the same
-    kernel with its tile loop built in place.
+    kernel's pipeline and epilogue. Its sm_90a persistent loop (one
+    dimension over the CTAs, a tile with `k_tiles`) becomes one launch of
+    those CTAs in clusters of the tile's `cluster_size`, whose producer and
+    consumer warpgroups each run a clone of the loop: `moek.row_tile` a
+    search of the CTA's tile table in shared memory, the tile the
+    producer's loads or the consumers' wgmma k loop and epilogue. A loop or
+    tile the kernel cannot run is an error. A grouped matmul not tiled gets
+    the same kernel with its tile loop built in place.
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",

@@ -3,7 +3,9 @@
 // blocks: an upper bound of the row tiles (ceil(rows / BM) plus the
 // experts, on the host) by the column tiles (N / BN, half for a GLU's
 // outputs). Each tile asks moek.row_tile for its expert and rows, and a
-// moek.grouped_matmul_tile computes it when it holds rows.
+// moek.grouped_matmul_tile computes it when it holds rows. On sm_90a the
+// grouped matmuls the warpgroup kernel takes become its persistent loop
+// instead (SM90A, SINGLE, LOWERED90 below).
 // RUN: moe-opt %s -moek-tile-grouped-matmuls | FileCheck %s
 // RUN: moe-opt %s -moek-tile-grouped-matmuls=tensor-core-tile=64x128x32x3x2x2 | FileCheck %s --check-prefix=TILE
 // RUN: moe-opt %s -moek-tile-grouped-matmuls=chip=sm_90a | FileCheck %s --check-prefix=SM90A

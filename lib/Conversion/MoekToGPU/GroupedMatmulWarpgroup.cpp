@@ -497,15 +497,15 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
       ix.c(0), count, ValueRange{ix.c(0)},
       [&](Value i, ValueRange carried) -> SmallVector<Value> {
         Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
-        auto [rowTile, columnTile] = bandedTile(
-            b, ix, tile, rowTiles, columnTiles, kWarpgroupBandRowTiles / cluster);
+        auto [rowTile, columnTile] =
+            bandedTile(b, ix, tile, rowTiles, columnTiles,
+                       kWarpgroupBandRowTiles / cluster);
         RowTile scheduled = scheduleFromTable(rowTile);
         Value hasRows = ix.ult(scheduled.rowBegin, scheduled.rowEnd);
         lb.ifThen(hasRows, [&] {
           enterTile(scheduled.expert,
-                    cluster > 1
-                        ? ix.add(scheduled.rowBegin, ix.mul(rank, kBM))
-                        : scheduled.rowBegin,
+                    cluster > 1 ? ix.add(scheduled.rowBegin, ix.mul(rank, kBM))
+                                : scheduled.rowBegin,
                     scheduled.rowEnd, columnTile);
           body(carried[0]);
         });
@@ -824,9 +824,8 @@ void WarpgroupKernel::createTensorMaps() {
 /// does before its roles part: the shared memory, its mbarriers and the tile
 /// table. Leaves the builder in the launch body.
 void WarpgroupKernel::enterLaunch(Value grid) {
-  auto launch =
-      launchPersistentGrid(b, ix, grid, kThreads,
-                           lb.i32(layout.sharedBytes(experts)), cluster);
+  auto launch = launchPersistentGrid(
+      b, ix, grid, kThreads, lb.i32(layout.sharedBytes(experts)), cluster);
   enterLaunchBody(b, launch);
   tid = launch.getThreadIds().x;
   rank = cluster > 1
@@ -877,8 +876,8 @@ void WarpgroupKernel::emitRoles(
 
 /// A consumer warpgroup's part of the tile entered last (enterTile), the
 /// CTA's k tiles before it being `it`: the k loop, then the epilogue.
-void WarpgroupKernel::consumeTile(Value numK, Value it, Value group,
-                                  Value warp, Value lane) {
+void WarpgroupKernel::consumeTile(Value numK, Value it, Value group, Value warp,
+                                  Value lane) {
   SmallVector<Value> acc = consume(numK, it, group);
   if (layout.staged)
     return storeStaged(acc, group);
@@ -903,7 +902,7 @@ void WarpgroupKernel::consumeTile(Value numK, Value it, Value group,
 /// Clones the body of `forall` (moek-tile-grouped-matmuls' persistent loop)
 /// where the builder is, its CTA being blockIdx.x, and lowers the clone's
 /// moek.row_tile from the tile table and its moek.grouped_matmul_tile by
-/// `lowerTile(tile, numK)` after enterTile; the tile's result (the k tiles
+/// `lowerTile(tile)` after enterTile; the tile's result (the k tiles
 /// after it) is k_tiles_before + numK.
 void WarpgroupKernel::cloneTileLoop(
     scf::ForallOp forall, Value numK,
@@ -925,7 +924,8 @@ void WarpgroupKernel::cloneTileLoop(
     b.setInsertionPoint(stage);
     if (auto schedule = dyn_cast<RowTileOp>(stage)) {
       RowTile hit = scheduleFromTable(schedule.getTile());
-      stage->replaceAllUsesWith(ValueRange{hit.expert, hit.rowBegin, hit.rowEnd});
+      stage->replaceAllUsesWith(
+          ValueRange{hit.expert, hit.rowBegin, hit.rowEnd});
     } else {
       auto tile = cast<GroupedMatmulTileOp>(stage);
       enterTile(tile.getExpert(), tile.getRowBegin(), tile.getGroupEnd(),
@@ -943,8 +943,9 @@ void WarpgroupKernel::cloneTileLoop(
 /// count the same tiles; from elsewhere they could not agree on the ring).
 bool isZeroCounter(Value count) {
   auto argument = dyn_cast<BlockArgument>(count);
-  auto loop = argument ? dyn_cast<scf::ForOp>(argument.getOwner()->getParentOp())
-                       : scf::ForOp();
+  auto loop = argument
+                  ? dyn_cast<scf::ForOp>(argument.getOwner()->getParentOp())
+                  : scf::ForOp();
   if (!loop || argument.getArgNumber() == 0)
     return false;
   Value init = loop.getInitArgs()[argument.getArgNumber() - 1];
@@ -1025,9 +1026,9 @@ LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
   if (!canLowerToWarpgroupMma(gemm, context, &why))
     return tile.emitOpError() << "cannot run on the sm_90a kernel: " << why;
   TensorCoreTile expected = warpgroupTile();
-  if (tile.getTile() !=
-      ArrayRef<int64_t>{expected.bm, expected.bn, expected.bk, expected.stages,
-                        expected.warpsM, expected.warpsN})
+  if (tile.getTile() != ArrayRef<int64_t>{expected.bm, expected.bn, expected.bk,
+                                          expected.stages, expected.warpsM,
+                                          expected.warpsN})
     return tile.emitOpError()
            << "has a tile the sm_90a kernel cannot run: it computes 128 x 256 "
               "tiles 64 deep in 4 stages with 8 warps of 16 rows (shape [128, "
@@ -1046,7 +1047,7 @@ LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
       if (schedule.getOffsets() != gemm.offsets ||
           schedule.getFirstExpert() != gemm.firstExpert ||
           schedule.getLastExpert() != gemm.lastExpert ||
-          schedule.getRowsPerTile() != gemm.clusterSize * kBM) {
+          int64_t(schedule.getRowsPerTile()) != gemm.clusterSize * kBM) {
         schedule.emitOpError()
             << "is not the schedule of its loop's tile: the sm_90a kernel "
                "looks row tiles up in a table of the tile's offsets and "
@@ -1067,8 +1068,7 @@ LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
   });
   if (walk.wasInterrupted())
     return failure();
-  if (!tile.getKTilesBefore() ||
-      !isZeroCounter(tile.getKTilesBefore()))
+  if (!tile.getKTilesBefore() || !isZeroCounter(tile.getKTilesBefore()))
     return tile.emitOpError()
            << "needs k_tiles, the k tiles its CTA computed before it, carried "
               "by the persistent loop from 0 (moek-tile-grouped-matmuls' "

@@ -1537,7 +1537,8 @@ struct MoekLowerToGPUPass
     if (!chipAndTile)
       return failure();
     const ::moe::target::CudaChip &parsed = chipAndTile->chip;
-    GpuTarget target{*chipAndTile};
+    GpuTarget target;
+    target.chipAndOptions = *chipAndTile;
     target.tile = chipAndTile->tile;
     target.vectorAtomics = parsed.hasVectorReductions();
     target.warpgroupMma = parsed.hasWarpgroupMma();

@@ -38,8 +38,8 @@ using namespace mlir;
 using namespace mlir::moek;
 
 scf::ForallOp mlir::moek::buildTensorCoreTileLoop(GroupedMatmulOp op,
-                                                 const TensorCoreGemm &gemm,
-                                                 ImplicitLocOpBuilder &b) {
+                                                  const TensorCoreGemm &gemm,
+                                                  ImplicitLocOpBuilder &b) {
   OpBuilder::InsertionGuard guard(b);
   mlir::moe::LoopBuilder lb(b);
   TensorCoreGrid grid = tensorCoreGrid(gemm, lb);
@@ -65,8 +65,8 @@ scf::ForallOp mlir::moek::buildTensorCoreTileLoop(GroupedMatmulOp op,
   const TensorCoreTile &t = gemm.tile;
   GroupedMatmulTileOp::create(
       b, /*k_tiles_after=*/Type(), op.getA(), op.getB(), op.getOffsets(),
-      op.getFirstExpert(), op.getLastExpert(), op.getOwners(),
-      op.getWeights(), op.getC(), op.getPreActivation(), schedule.getExpert(),
+      op.getFirstExpert(), op.getLastExpert(), op.getOwners(), op.getWeights(),
+      op.getC(), op.getPreActivation(), schedule.getExpert(),
       schedule.getRowBegin(), schedule.getGroupEnd(), columnTile,
       /*k_tiles_before=*/Value(), op.getEpilogue(), op.getGather(),
       op.getTopK(), op.getTransposeB(),
@@ -76,8 +76,8 @@ scf::ForallOp mlir::moek::buildTensorCoreTileLoop(GroupedMatmulOp op,
 }
 
 scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
-                                                const TensorCoreGemm &gemm,
-                                                ImplicitLocOpBuilder &b) {
+                                                 const TensorCoreGemm &gemm,
+                                                 ImplicitLocOpBuilder &b) {
   OpBuilder::InsertionGuard outer(b);
   int64_t cluster = gemm.clusterSize, multiprocessors = gemm.multiprocessors;
   mlir::moe::LoopBuilder lb(b);
@@ -93,7 +93,8 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
   Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
   Value last =
       op.getLastExpert() ? op.getLastExpert() : ix.c(bType.getDimSize(0));
-  Value localRows = op.getGather() ? lb.dim(op.getC(), 0) : lb.dim(op.getA(), 0);
+  Value localRows =
+      op.getGather() ? lb.dim(op.getC(), 0) : lb.dim(op.getA(), 0);
   Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
   Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * t.bm), span);
   Value columnTiles = ix.c((outputs + tileOutputs - 1) / tileOutputs);
@@ -119,28 +120,27 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
       [&](Value i, ValueRange carried) -> SmallVector<Value> {
         Value kTilesBefore = carried[0];
         Value tile = ix.add(slot, arith::MulIOp::create(b, i, stride));
-        auto [rowTile, columnTile] = bandedTile(
-            b, ix, tile, rowTiles, columnTiles,
-            kWarpgroupBandRowTiles / cluster);
+        auto [rowTile, columnTile] =
+            bandedTile(b, ix, tile, rowTiles, columnTiles,
+                       kWarpgroupBandRowTiles / cluster);
         auto schedule = RowTileOp::create(
             b, index, index, index, op.getOffsets(), rowTile,
             op.getFirstExpert(), op.getLastExpert(), cluster * t.bm);
-        Value hasRows =
-            ix.ult(schedule.getRowBegin(), schedule.getGroupEnd());
+        Value hasRows = ix.ult(schedule.getRowBegin(), schedule.getGroupEnd());
         auto ifRows = scf::IfOp::create(b, TypeRange{index}, hasRows,
                                         /*withElseRegion=*/true);
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(ifRows.thenBlock());
-        Value rowBegin = cluster > 1
-                             ? ix.add(schedule.getRowBegin(), ix.mul(rank, t.bm))
-                             : schedule.getRowBegin();
+        Value rowBegin =
+            cluster > 1 ? ix.add(schedule.getRowBegin(), ix.mul(rank, t.bm))
+                        : schedule.getRowBegin();
         auto computed = GroupedMatmulTileOp::create(
             b, index, op.getA(), op.getB(), op.getOffsets(),
             op.getFirstExpert(), op.getLastExpert(), op.getOwners(),
             op.getWeights(), op.getC(), op.getPreActivation(),
-            schedule.getExpert(), rowBegin, schedule.getGroupEnd(),
-            columnTile, kTilesBefore, op.getEpilogue(), op.getGather(),
-            op.getTopK(), op.getTransposeB(),
+            schedule.getExpert(), rowBegin, schedule.getGroupEnd(), columnTile,
+            kTilesBefore, op.getEpilogue(), op.getGather(), op.getTopK(),
+            op.getTransposeB(),
             ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN},
             cluster);
         scf::YieldOp::create(b, computed.getKTilesAfter());
