@@ -127,9 +127,6 @@ struct GpuTarget {
   bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
   bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
   int64_t multiprocessors = 132;
-  /// CTAs of the sm_90a GEMMs' clusters (TensorCoreGemm::clusterSize),
-  /// when the gemm-cluster option forces it; else gemmClusterSize's choice.
-  std::optional<int64_t> gemmClusterForced;
   int64_t maxSharedBytes = 227 * 1024; ///< per block, opt-in included
   bool flashTensorCores = true;        ///< moek.flash_attention on mma.sync
 };
@@ -1471,7 +1468,9 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         // TMA; --cuda-cluster=1 keeps single CTAs.
         lowerGroupedWeightGradToGPU(
             o, lb, launch, target.warpgroupMma, target.multiprocessors,
-            target.warpgroupMma ? target.gemmClusterForced.value_or(2) : 1);
+            target.warpgroupMma
+                ? target.chipAndOptions.gemmClusterForced.value_or(2)
+                : 1);
       })
       .Case([&](RouteBackwardOp o) {
         // The scores recomputed by the router's GEMM (a thread per token
@@ -1544,7 +1543,6 @@ struct MoekLowerToGPUPass
     target.warpgroupMma = parsed.hasWarpgroupMma();
     target.multiprocessors = parsed.multiprocessors();
     target.maxSharedBytes = parsed.maxSharedBytesPerBlock();
-    target.gemmClusterForced = chipAndTile->gemmClusterForced;
     if (flashAttention != "auto" && flashAttention != "simt") {
       getOperation()->emitError() << "moek-lower-to-gpu: flash-attention: '"
                                   << flashAttention << "' is not auto or simt";

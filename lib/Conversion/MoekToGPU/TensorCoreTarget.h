@@ -1,5 +1,4 @@
-//===- TensorCoreTarget.h - The GPU passes' chip and tile options -*- C++
-//-*-===//
+//===- TensorCoreTarget.h - The GPU passes' target options ----*- C++ -*-===//
 //
 // The `chip`, `tensor-core-tile` and `gemm-cluster` options that
 // moek-tile-grouped-matmuls and moek-lower-to-gpu share, parsed in one
