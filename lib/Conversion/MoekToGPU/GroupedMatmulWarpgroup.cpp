@@ -497,10 +497,12 @@ void WarpgroupKernel::forEachTile(Value rowTiles, Value columnTiles,
       ix.c(0), count, ValueRange{ix.c(0)},
       [&](Value i, ValueRange carried) -> SmallVector<Value> {
         Value tile = ix.add(first, arith::MulIOp::create(b, i, stride));
-        auto [rowTile, columnTile] =
+        // Not structured bindings: the lambda below captures the column.
+        std::pair<Value, Value> rowAndColumn =
             bandedTile(b, ix, tile, rowTiles, columnTiles,
                        kWarpgroupBandRowTiles / cluster);
-        RowTile scheduled = scheduleFromTable(rowTile);
+        Value columnTile = rowAndColumn.second;
+        RowTile scheduled = scheduleFromTable(rowAndColumn.first);
         Value hasRows = ix.ult(scheduled.rowBegin, scheduled.rowEnd);
         lb.ifThen(hasRows, [&] {
           enterTile(scheduled.expert,

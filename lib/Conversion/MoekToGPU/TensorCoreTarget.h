@@ -61,7 +61,7 @@ parseTensorCoreTarget(Operation *root, llvm::StringRef passName,
     root->emitError() << passName << ": " << why;
     return std::nullopt;
   }
-  TensorCoreTarget target{*parsed, {}};
+  TensorCoreTarget target{*parsed, {}, std::nullopt};
   why = TensorCoreTile::parse(tile, target.tile,
                               parsed->maxSharedBytesPerBlock());
   if (!why.empty()) {
