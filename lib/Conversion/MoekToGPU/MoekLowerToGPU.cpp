@@ -123,12 +123,22 @@ void launchPerElement(LoopBuilder &lb, Value rows, Value cols,
 struct GpuTarget {
   /// The chip, tile and cluster options as parsed.
   TensorCoreTarget chipAndOptions;
-  TensorCoreTile tile;
-  bool vectorAtomics = false; ///< red.add.v4.f32: sm_90 and later
-  bool warpgroupMma = false;  ///< wgmma and TMA: sm_90a
-  int64_t multiprocessors = 132;
-  int64_t maxSharedBytes = 227 * 1024; ///< per block, opt-in included
-  bool flashTensorCores = true;        ///< moek.flash_attention on mma.sync
+  bool flashTensorCores = true; ///< moek.flash_attention on mma.sync
+
+  const TensorCoreTile &tile() const { return chipAndOptions.tile; }
+  /// red.add.v4.f32: sm_90 and later.
+  bool vectorAtomics() const {
+    return chipAndOptions.chip.hasVectorReductions();
+  }
+  /// wgmma and TMA: sm_90a.
+  bool warpgroupMma() const { return chipAndOptions.chip.hasWarpgroupMma(); }
+  int64_t multiprocessors() const {
+    return chipAndOptions.chip.multiprocessors();
+  }
+  /// Per block, opt-in included.
+  int64_t maxSharedBytes() const {
+    return chipAndOptions.chip.maxSharedBytesPerBlock();
+  }
 };
 
 /// The cluster size of `gemm` (TensorCoreTarget::clusterSize).
@@ -156,7 +166,7 @@ bool emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
   TensorCoreGemm gemm;
   gemm.a = x;
   gemm.c = scores;
-  gemm.tile = target.tile;
+  gemm.tile = target.tile();
   // The scores are narrow (N = E): the layer's 128 x 256 tile would leave
   // half of each tile and most SMs idle (T / 128 CTAs; 60 us for
   // qwen3_30b_a3b's 8.6 GFLOP on the H200). 64 x 128 tiles make twice the
@@ -169,16 +179,16 @@ bool emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
   narrow.stages = 3;
   narrow.warpsM = 2;
   narrow.warpsN = 2;
-  if (experts <= narrow.bn && narrow.validate(target.maxSharedBytes).empty())
+  if (experts <= narrow.bn && narrow.validate(target.maxSharedBytes()).empty())
     gemm.tile = narrow;
   auto gateType = cast<MemRefType>(wGate.getType());
   if (gateType.getLayout().isIdentity())
     gemm.b = memref::ExpandShapeOp::create(
         b, ArrayRef<int64_t>{1, hidden, experts}, wGate,
         ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-  gemm.multiprocessors = target.multiprocessors;
+  gemm.multiprocessors = target.multiprocessors();
   gemm.clusterSize = gemmClusterSize(target, gemm);
-  bool warpgroup = gemm.b && target.warpgroupMma &&
+  bool warpgroup = gemm.b && target.warpgroupMma() &&
                    canLowerToWarpgroupMma(gemm, b.getContext());
   // The sm_90a kernel's tile of a plain GEMM no wider than 128 is 128 x
   // 128: a consumer warp holds 16 rows of all 128 columns.
@@ -1008,13 +1018,13 @@ LogicalResult lowerTileLoop(scf::ForallOp forall, LoopBuilder &lb,
   forall.walk([&](GroupedMatmulTileOp tile) { tiles.push_back(tile); });
   // The sm_90a kernel's persistent loop: its tile counts its CTA's k tiles.
   if (tiles.size() == 1 && tiles.front().getKTilesBefore()) {
-    if (!target.warpgroupMma)
+    if (!target.warpgroupMma())
       return tiles.front().emitOpError()
              << "is a tile of the sm_90a (wgmma) kernel's persistent loop; "
                 "this GPU has no such kernel (chip=sm_90a makes it)";
     TensorCoreGemm gemm = TensorCoreGemm::of(tiles.front());
-    gemm.vectorAtomics = target.vectorAtomics;
-    gemm.multiprocessors = target.multiprocessors;
+    gemm.vectorAtomics = target.vectorAtomics();
+    gemm.multiprocessors = target.multiprocessors();
     return lowerWarpgroupTileLoop(forall, tiles.front(), gemm, lb);
   }
   if (tiles.size() != 1 || forall.getRank() != 2 || !forall.isNormalized())
@@ -1025,12 +1035,12 @@ LogicalResult lowerTileLoop(scf::ForallOp forall, LoopBuilder &lb,
               "tile loops), this has "
            << forall.getRank() << " and " << tiles.size();
   TensorCoreGemm gemm = TensorCoreGemm::of(tiles.front());
-  gemm.vectorAtomics = target.vectorAtomics;
+  gemm.vectorAtomics = target.vectorAtomics();
   std::string why;
   if (!canLowerToTensorCores(gemm, b.getContext(), &why))
     return tiles.front().emitOpError()
            << "cannot run on the tensor-core kernel: " << why;
-  if (std::string wrong = gemm.tile.validate(target.maxSharedBytes);
+  if (std::string wrong = gemm.tile.validate(target.maxSharedBytes());
       !wrong.empty())
     return tiles.front().emitOpError() << "has a tile this GPU cannot run: "
                                        << wrong;
@@ -1090,12 +1100,12 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   // bf16/f16 operands: the tensor-core kernel (mma.sync); everything it does
   // not cover (f32, K or N not a multiple of 8, ...) keeps the SIMT kernel.
   TensorCoreGemm gemm = TensorCoreGemm::of(op);
-  gemm.tile = target.tile;
-  gemm.vectorAtomics = target.vectorAtomics;
-  gemm.multiprocessors = target.multiprocessors;
+  gemm.tile = target.tile();
+  gemm.vectorAtomics = target.vectorAtomics();
+  gemm.multiprocessors = target.multiprocessors();
   gemm.clusterSize = gemmClusterSize(target, gemm);
   // Not tiled by moek-tile-grouped-matmuls: its tile loop built in place.
-  if (target.warpgroupMma && canLowerToWarpgroupMma(gemm, op.getContext())) {
+  if (target.warpgroupMma() && canLowerToWarpgroupMma(gemm, op.getContext())) {
     scf::ForallOp forall = buildWarpgroupTileLoop(op, gemm, b);
     LogicalResult lowered = lowerTileLoop(forall, lb, target);
     forall.erase();
@@ -1467,8 +1477,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         // Pairs by default (auto), as the grouped GEMMs whose a comes by
         // TMA; --cuda-cluster=1 keeps single CTAs.
         lowerGroupedWeightGradToGPU(
-            o, lb, launch, target.warpgroupMma, target.multiprocessors,
-            target.warpgroupMma
+            o, lb, launch, target.warpgroupMma(), target.multiprocessors(),
+            target.warpgroupMma()
                 ? target.chipAndOptions.gemmClusterForced.value_or(2)
                 : 1);
       })
@@ -1479,8 +1489,8 @@ void lowerBackwardKernel(Operation *op, LoopBuilder &lb,
         // the buffer only receives the gradients.
         if (!o.getProbs())
           emitScores(lb, o.getX(), o.getWGate(), o.getScores(), target);
-        lowerRouteBackwardToGPU(o, lb, launch, o.getScores(), target.tile,
-                                target.multiprocessors);
+        lowerRouteBackwardToGPU(o, lb, launch, o.getScores(), target.tile(),
+                                target.multiprocessors());
       });
 }
 
@@ -1535,14 +1545,8 @@ struct MoekLowerToGPUPass
         getOperation(), getArgument(), chip, tensorCoreTile, gemmCluster);
     if (!chipAndTile)
       return failure();
-    const ::moe::target::CudaChip &parsed = chipAndTile->chip;
     GpuTarget target;
     target.chipAndOptions = *chipAndTile;
-    target.tile = chipAndTile->tile;
-    target.vectorAtomics = parsed.hasVectorReductions();
-    target.warpgroupMma = parsed.hasWarpgroupMma();
-    target.multiprocessors = parsed.multiprocessors();
-    target.maxSharedBytes = parsed.maxSharedBytesPerBlock();
     if (flashAttention != "auto" && flashAttention != "simt") {
       getOperation()->emitError() << "moek-lower-to-gpu: flash-attention: '"
                                   << flashAttention << "' is not auto or simt";
@@ -1634,9 +1638,8 @@ struct MoekLowerToGPUPass
               .Case([&](GroupedMatmulOp o) {
                 return lowerGroupedMatmul(o, lb, target);
               })
-              .Case([&](scf::ForallOp o) {
-                return lowerTileLoop(o, lb, target);
-              })
+              .Case(
+                  [&](scf::ForallOp o) { return lowerTileLoop(o, lb, target); })
               .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
@@ -1651,8 +1654,9 @@ struct MoekLowerToGPUPass
                 return lowerBackwardKernel(o, lb, target), success();
               })
               .Case([&](MatmulOp o) {
-                return lowerMatmulToGPU(o, lb, target.tile, target.warpgroupMma,
-                                        target.multiprocessors),
+                return lowerMatmulToGPU(o, lb, target.tile(),
+                                        target.warpgroupMma(),
+                                        target.multiprocessors()),
                        success();
               })
               .Case([&](moek::RmsNormOp o) {
@@ -1662,7 +1666,7 @@ struct MoekLowerToGPUPass
                 if (target.flashTensorCores &&
                     canLowerFlashAttentionToTensorCores(o))
                   return lowerFlashAttentionToTensorCores(o, lb), success();
-                return lowerFlashAttentionToGPU(o, lb, target.maxSharedBytes);
+                return lowerFlashAttentionToGPU(o, lb, target.maxSharedBytes());
               })
               .Case<linalg::FillOp, linalg::MapOp, linalg::GenericOp>(
                   [&](Operation *o) { return lowerElementwise(o, lb); })
