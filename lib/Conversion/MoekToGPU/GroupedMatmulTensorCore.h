@@ -200,6 +200,15 @@ bool canLowerToWarpgroupMma(const TensorCoreGemm &gemm, MLIRContext *context,
 /// multiply with wgmma. Precondition: canLowerToWarpgroupMma(gemm).
 void lowerToWarpgroupMma(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
 
+/// The sm_90a kernel's persistent grid, emitted as host code where the
+/// builder is: an upper bound of the schedule's row tiles (gemm.clusterSize
+/// row tiles of 128 rows, of one expert each), the column tiles, and the
+/// CTAs: one per tile up to one per multiprocessor, in whole clusters.
+struct WarpgroupGrid {
+  Value rowTiles, columnTiles, tiles, ctas;
+};
+WarpgroupGrid warpgroupGrid(const TensorCoreGemm &gemm, moe::LoopBuilder &lb);
+
 /// The sm_90a kernel's CTA tile: 128 x 256, 64 deep (one 128-byte row of
 /// bf16/f16) per stage, 4 stages, 8 warps of 16 rows (two consumer
 /// warpgroups of 64 rows, each all 256 columns).

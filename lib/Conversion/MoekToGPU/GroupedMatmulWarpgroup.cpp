@@ -192,12 +192,6 @@ StageLayout StageLayout::of(const TensorCoreGemm &gemm) {
   }
   return layout;
 }
-constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
-/// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
-/// 40 (CUTLASS's producers) ptxas spilled the producer's tile schedule and
-/// copy plan to local memory (mixtral's forward 28% slower on the H200);
-/// the consumers' 128 accumulators and epilogue fit in 216 without spills.
-constexpr int32_t kProducerRegisters = 64, kConsumerRegisters = 216;
 /// 16-byte chunks of A per producer thread and stage.
 constexpr int64_t kCopiesA = kBM * (kBK / 8) / kWarpgroup;
 
@@ -838,42 +832,21 @@ void WarpgroupKernel::enterLaunch(Value grid) {
   buildTileTable();
 }
 
-/// The warpgroups' roles, each one branch (setmaxnreg needs that):
-/// warpgroup 0 produces, `produceTiles(numK)` emitting its walk over the
-/// tiles; warpgroups 1 and 2 consume, `consumeTiles(numK, group, warp,
-/// lane)` emitting theirs. Then no CTA leaves while another of its cluster
-/// may still arrive on its barriers.
+/// The warpgroups' roles (emitWarpgroupRoles): `produceTiles(numK)` emits
+/// the producer's walk over the tiles, `consumeTiles(numK, group, warp,
+/// lane)` each consumer's, then its staged stores are drained.
 void WarpgroupKernel::emitRoles(
     function_ref<void(Value)> produceTiles,
     function_ref<void(Value, Value, Value, Value)> consumeTiles) {
   Value numK = ix.c((depth + kBK - 1) / kBK);
-  Value warpgroup = ix.div(tid, kWarpgroup);
-  auto branch =
-      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(&branch.getThenRegion().front());
-    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    produceTiles(numK);
-    // No copy is left in flight when the producer's threads exit.
-    NVVM::CpAsyncCommitGroupOp::create(b);
-    NVVM::CpAsyncWaitGroupOp::create(b, 0);
-  }
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(&branch.getElseRegion().front());
-    NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
-                                   NVVM::SetMaxRegisterAction::increase);
-    Value group = ix.sub(warpgroup, ix.c(1));
-    Value local = ix.rem(tid, kWarpgroup);
-    consumeTiles(numK, group, ix.div(local, 32), ix.rem(local, 32));
-    if (layout.staged)
-      stagedStores(group).finish();
-  }
-  b.setInsertionPointAfter(branch);
-  if (cluster > 1)
-    syncCluster(b);
+  emitWarpgroupRoles(
+      b, ix, tid, cluster, [&] { produceTiles(numK); },
+      [&](Value group) {
+        Value local = ix.rem(tid, kWarpgroup);
+        consumeTiles(numK, group, ix.div(local, 32), ix.rem(local, 32));
+        if (layout.staged)
+          stagedStores(group).finish();
+      });
 }
 
 /// A consumer warpgroup's part of the tile entered last (enterTile), the
@@ -1097,30 +1070,41 @@ LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
   return success();
 }
 
+WarpgroupGrid mlir::moek::warpgroupGrid(const TensorCoreGemm &gemm,
+                                        LoopBuilder &lb) {
+  ImplicitLocOpBuilder &b = lb.builder();
+  Ix ix{b, lb};
+  auto bType = cast<MemRefType>(gemm.b.getType());
+  int64_t width = bType.getDimSize(gemm.transposeB ? 1 : 2);
+  bool glu = isGlu(gemm.epilogue);
+  int64_t outputs = glu ? width / 2 : width, bn = StageLayout::of(gemm).bn;
+  int64_t tileOutputs = glu ? bn / 2 : bn, cluster = gemm.clusterSize;
+  Value zero = ix.c(0);
+  Value first = gemm.firstExpert ? gemm.firstExpert : zero;
+  Value last = gemm.lastExpert ? gemm.lastExpert : ix.c(bType.getDimSize(0));
+  Value localRows = gemm.gather ? lb.dim(gemm.c, 0) : lb.dim(gemm.a, 0);
+  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
+  WarpgroupGrid grid;
+  grid.rowTiles = ix.add(ix.ceilDiv(localRows, cluster * kBM), span);
+  grid.columnTiles = ix.c((outputs + tileOutputs - 1) / tileOutputs);
+  grid.tiles = arith::MulIOp::create(b, grid.rowTiles, grid.columnTiles);
+  Value clusters = arith::MaxUIOp::create(
+      b, ix.minu(grid.tiles, gemm.multiprocessors / cluster), ix.c(1));
+  grid.ctas = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
+  return grid;
+}
+
 void mlir::moek::lowerToWarpgroupMma(const TensorCoreGemm &op,
                                      LoopBuilder &lb) {
   WarpgroupKernel k(op, lb);
   ImplicitLocOpBuilder &b = k.b;
-  Ix &ix = k.ix;
-  Value zero = ix.c(0);
 
-  // Host: the tensor maps and the number of tiles (an upper bound of the
-  // row tiles, as for the mma.sync kernel, times the column tiles).
+  // Host: the tensor maps and the grid.
   k.createTensorMaps();
-  Value localRows = op.gather ? lb.dim(op.c, 0) : lb.dim(op.a, 0);
-  Value span = arith::MaxSIOp::create(b, ix.sub(k.last, k.first), zero);
-  // Row tiles of the schedule: `cluster` row tiles of one expert each.
-  int64_t cluster = k.cluster;
-  Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * kBM), span);
-  int64_t tileOutputs = k.glu ? k.bn / 2 : k.bn;
-  Value columnTiles = ix.c((k.outputs + tileOutputs - 1) / tileOutputs);
-  Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
-  Value clusters = arith::MaxUIOp::create(
-      b, arith::MinUIOp::create(b, tiles, ix.c(op.multiprocessors / cluster)),
-      ix.c(1));
-  Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
+  WarpgroupGrid grid = warpgroupGrid(op, lb);
+  Value rowTiles = grid.rowTiles, columnTiles = grid.columnTiles;
   OpBuilder::InsertionGuard guard(b);
-  k.enterLaunch(grid);
+  k.enterLaunch(grid.ctas);
   k.emitRoles(
       [&](Value numK) {
         k.forEachTile(rowTiles, columnTiles, numK,

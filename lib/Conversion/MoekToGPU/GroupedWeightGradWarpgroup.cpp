@@ -108,11 +108,6 @@ constexpr int64_t kBarrierOffset = kStagingOffset + 2 * kStagingBytes;
 /// have.
 constexpr int64_t kSharedBytes = 1024 + kBarrierOffset + 2 * kStages * 8;
 static_assert(kSharedBytes <= 232448, "over the 227 KiB of a block");
-constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
-/// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
-/// 40 ptxas spilled mixtral's producer (its gathered rows' plan); 64 / 216
-/// spills in no preset's kernel, as for the grouped GEMM.
-constexpr int32_t kProducerRegisters = 64, kConsumerRegisters = 216;
 /// 16-byte chunks per 128-byte row; a producer thread copies chunk
 /// tid % 8 of rows tid / 8 + 16 j, j < kRowsPerThread, of every chunk.
 constexpr int64_t kPieces = kRowBytes / 16;
@@ -649,29 +644,13 @@ void mlir::moek::lowerWeightGradToWarpgroupMma(const TensorCoreWeightGrad &op,
   k.sideMap = sideMap;
   k.alignSharedMemory();
   k.initBarriers();
-  Value warpgroup = ix.div(k.tid, kWarpgroup);
-  // Each warpgroup's role is one branch (setmaxnreg needs that).
-  auto branch =
-      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard inner(b);
-    b.setInsertionPointToStart(&branch.getThenRegion().front());
-    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
-                                   NVVM::SetMaxRegisterAction::decrease);
-    k.forEachTile(tiles, [&](Value it) { k.produce(it); });
-    // No copy is left in flight when the producer's threads exit.
-    NVVM::CpAsyncCommitGroupOp::create(b);
-    NVVM::CpAsyncWaitGroupOp::create(b, 0);
-  }
-  b.setInsertionPointToStart(&branch.getElseRegion().front());
-  NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
-                                 NVVM::SetMaxRegisterAction::increase);
-  Value group = ix.sub(warpgroup, one);
-  k.forEachTile(tiles, [&](Value it) { k.store(k.consume(it, group), group); });
-  if (dwMap)
-    k.stagedStores(group).finish();
-  // No CTA leaves while the other may still arrive on its barriers.
-  b.setInsertionPointAfter(branch);
-  if (cluster > 1)
-    syncCluster(b);
+  emitWarpgroupRoles(
+      b, ix, k.tid, cluster,
+      [&] { k.forEachTile(tiles, [&](Value it) { k.produce(it); }); },
+      [&](Value group) {
+        k.forEachTile(tiles,
+                      [&](Value it) { k.store(k.consume(it, group), group); });
+        if (dwMap)
+          k.stagedStores(group).finish();
+      });
 }

@@ -79,29 +79,14 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
                                                  const TensorCoreGemm &gemm,
                                                  ImplicitLocOpBuilder &b) {
   OpBuilder::InsertionGuard outer(b);
-  int64_t cluster = gemm.clusterSize, multiprocessors = gemm.multiprocessors;
+  int64_t cluster = gemm.clusterSize;
   mlir::moe::LoopBuilder lb(b);
   Ix ix{b, lb};
   const TensorCoreTile t = warpgroupTile();
-  auto bType = cast<MemRefType>(op.getB().getType());
-  bool transposeB = op.getTransposeB(), glu = isGlu(op.getEpilogue());
-  int64_t width = bType.getDimSize(transposeB ? 1 : 2);
-  int64_t outputs = glu ? width / 2 : width;
-  int64_t tileOutputs = glu ? t.bn / 2 : t.bn;
-
   Value zero = ix.c(0);
-  Value first = op.getFirstExpert() ? op.getFirstExpert() : zero;
-  Value last =
-      op.getLastExpert() ? op.getLastExpert() : ix.c(bType.getDimSize(0));
-  Value localRows =
-      op.getGather() ? lb.dim(op.getC(), 0) : lb.dim(op.getA(), 0);
-  Value span = arith::MaxSIOp::create(b, ix.sub(last, first), zero);
-  Value rowTiles = ix.add(ix.ceilDiv(localRows, cluster * t.bm), span);
-  Value columnTiles = ix.c((outputs + tileOutputs - 1) / tileOutputs);
-  Value tiles = arith::MulIOp::create(b, rowTiles, columnTiles);
-  Value clusters = arith::MaxUIOp::create(
-      b, ix.minu(tiles, multiprocessors / cluster), ix.c(1));
-  Value grid = cluster > 1 ? ix.mul(clusters, cluster) : clusters;
+  WarpgroupGrid warpgroups = warpgroupGrid(gemm, lb);
+  Value rowTiles = warpgroups.rowTiles, columnTiles = warpgroups.columnTiles;
+  Value tiles = warpgroups.tiles, grid = warpgroups.ctas;
 
   MLIRContext *context = op.getContext();
   auto forall = scf::ForallOp::create(

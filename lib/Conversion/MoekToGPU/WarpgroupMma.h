@@ -19,6 +19,7 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace mlir::moek {
@@ -124,6 +125,47 @@ inline gpu::LaunchOp launchPersistentGrid(ImplicitLocOpBuilder &b, Ix &ix,
 inline void syncCluster(ImplicitLocOpBuilder &b) {
   NVVM::ClusterArriveOp::create(b, UnitAttr());
   NVVM::ClusterWaitOp::create(b, UnitAttr());
+}
+
+/// Both kernels run one producer warpgroup and two consumer warpgroups.
+constexpr int64_t kWarpgroup = 128, kThreads = 3 * kWarpgroup;
+/// Registers per thread after setmaxnreg: 128 x 64 + 256 x 216 <= 64K. At
+/// 40 (CUTLASS's producers) ptxas spilled the producer's tile schedule and
+/// copy plan, or mixtral's gathered rows' plan, to local memory (mixtral's
+/// forward 28% slower on the H200); the consumers' 128 accumulators and
+/// epilogue fit in 216 without spills in any preset's kernel.
+constexpr int32_t kProducerRegisters = 64, kConsumerRegisters = 216;
+
+/// The warpgroups' roles, each one branch (setmaxnreg needs that): thread
+/// `tid`'s warpgroup 0 produces (`produce()`, and leaves no cp.async copy in
+/// flight), warpgroups 1 and 2 consume (`consume(group)`, group 0 or 1).
+/// Then, in a cluster, no CTA leaves while another may still arrive on its
+/// barriers.
+inline void emitWarpgroupRoles(ImplicitLocOpBuilder &b, Ix &ix, Value tid,
+                               int64_t cluster, function_ref<void()> produce,
+                               function_ref<void(Value)> consume) {
+  Value warpgroup = ix.div(tid, kWarpgroup);
+  auto branch =
+      scf::IfOp::create(b, ix.ult(warpgroup, 1), /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                   NVVM::SetMaxRegisterAction::decrease);
+    produce();
+    NVVM::CpAsyncCommitGroupOp::create(b);
+    NVVM::CpAsyncWaitGroupOp::create(b, 0);
+  }
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(&branch.getElseRegion().front());
+    NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                   NVVM::SetMaxRegisterAction::increase);
+    consume(ix.sub(warpgroup, ix.c(1)));
+  }
+  b.setInsertionPointAfter(branch);
+  if (cluster > 1)
+    syncCluster(b);
 }
 
 /// A consumer thread (`tid`) is done with the stage whose empty mbarrier is
