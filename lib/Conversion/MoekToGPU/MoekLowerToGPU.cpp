@@ -1638,8 +1638,9 @@ struct MoekLowerToGPUPass
               .Case([&](GroupedMatmulOp o) {
                 return lowerGroupedMatmul(o, lb, target);
               })
-              .Case(
-                  [&](scf::ForallOp o) { return lowerTileLoop(o, lb, target); })
+              .Case([&](scf::ForallOp o) {
+                return lowerTileLoop(o, lb, target);
+              })
               .Case([&](GluOp o) { return lowerGlu(o, lb), success(); })
               .Case([&](CombineRowsOp o) {
                 return lowerCombineRows(o, lb), success();
