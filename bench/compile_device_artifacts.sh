@@ -57,6 +57,7 @@ compile check-qwen3_30b_a3b qwen3_30b_a3b,tokens=64
 compile check-olmoe olmoe,tokens=64
 compile check-olmoe-chunk1 olmoe,tokens=64 --experts-per-chunk=1
 for epilogue in ${EPILOGUES-}; do
+  compile "check-mixtral-$epilogue" mixtral,tokens=16 --epilogue="$epilogue"
   compile "check-qwen3_30b_a3b-$epilogue" qwen3_30b_a3b,tokens=200 --epilogue="$epilogue"
   compile "check-olmoe-$epilogue" olmoe,tokens=300 --epilogue="$epilogue"
 done
