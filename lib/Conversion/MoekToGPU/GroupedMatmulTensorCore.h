@@ -13,6 +13,7 @@
 #include "lib/Conversion/MoekToGPU/IndexArithmetic.h"
 #include "lib/Conversion/MoekToLoops/LoopBuilder.h"
 
+#include <array>
 #include <functional>
 #include <string>
 
@@ -28,6 +29,12 @@ namespace mlir::moek {
 /// on an H100 (bench/RESULTS.md).
 struct TensorCoreTile {
   int64_t bm = 128, bn = 256, bk = 32, stages = 4, warpsM = 2, warpsN = 4;
+
+  /// moek.grouped_matmul_tile's `shape`: [BM, BN, BK, STAGES, WARPS_M,
+  /// WARPS_N].
+  std::array<int64_t, 6> shape() const {
+    return {bm, bn, bk, stages, warpsM, warpsN};
+  }
 
   /// "" if the kernel can use this tile on a chip with `maxSharedBytes` of
   /// shared memory per block, else which rule it breaks.

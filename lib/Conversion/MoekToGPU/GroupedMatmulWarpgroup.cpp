@@ -49,8 +49,8 @@
 //     shared memory a warpgroup, which its leader stores by TMA while the
 //     warpgroup goes on (storeStaged, StagedStores).
 //
-//   clusters (op.clusterSize = 2 for grouped matmuls, gemmClusterSize in
-//     MoekLowerToGPU.cpp): the grid is pairs of CTAs; a tile of the
+//   clusters (op.clusterSize = 2 for grouped matmuls,
+//     TensorCoreTarget::clusterSize): the grid is pairs of CTAs; a tile of the
 //     schedule is two row tiles of one expert and column tile, one a CTA.
 //     Each CTA's thread 0 loads half of b's k tile by TMA multicast into
 //     both CTAs' stage (each completing on that CTA's full[s], which expects
@@ -1000,10 +1000,7 @@ LogicalResult mlir::moek::lowerWarpgroupTileLoop(scf::ForallOp forall,
   gemm.clusterSize = tile.getClusterSize();
   if (!canLowerToWarpgroupMma(gemm, context, &why))
     return tile.emitOpError() << "cannot run on the sm_90a kernel: " << why;
-  TensorCoreTile expected = warpgroupTile();
-  if (tile.getTile() != ArrayRef<int64_t>{expected.bm, expected.bn, expected.bk,
-                                          expected.stages, expected.warpsM,
-                                          expected.warpsN})
+  if (tile.getTile() != ArrayRef<int64_t>(warpgroupTile().shape()))
     return tile.emitOpError()
            << "has a tile the sm_90a kernel cannot run: it computes 128 x 256 "
               "tiles 64 deep in 4 stages with 8 warps of 16 rows (shape [128, "

@@ -139,12 +139,11 @@ struct GpuTarget {
   int64_t maxSharedBytes() const {
     return chipAndOptions.chip.maxSharedBytesPerBlock();
   }
+  /// CTAs of a cluster for `gemm` (TensorCoreTarget::clusterSize).
+  int64_t clusterSize(const TensorCoreGemm &gemm) const {
+    return chipAndOptions.clusterSize(gemm);
+  }
 };
-
-/// The cluster size of `gemm` (TensorCoreTarget::clusterSize).
-int64_t gemmClusterSize(const GpuTarget &target, const TensorCoreGemm &gemm) {
-  return target.chipAndOptions.clusterSize(gemm);
-}
 
 /// The router in two kernels: the scores x * w_gate as a GEMM into an f32
 /// [T, E] buffer (on tensor cores for bf16/f16), then one thread per token
@@ -187,7 +186,7 @@ bool emitScores(LoopBuilder &lb, Value x, Value wGate, Value scores,
         b, ArrayRef<int64_t>{1, hidden, experts}, wGate,
         ArrayRef<ReassociationIndices>{{0, 1}, {2}});
   gemm.multiprocessors = target.multiprocessors();
-  gemm.clusterSize = gemmClusterSize(target, gemm);
+  gemm.clusterSize = target.clusterSize(gemm);
   bool warpgroup = gemm.b && target.warpgroupMma() &&
                    canLowerToWarpgroupMma(gemm, b.getContext());
   // The sm_90a kernel's tile of a plain GEMM no wider than 128 is 128 x
@@ -1103,7 +1102,7 @@ LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, LoopBuilder &lb,
   gemm.tile = target.tile();
   gemm.vectorAtomics = target.vectorAtomics();
   gemm.multiprocessors = target.multiprocessors();
-  gemm.clusterSize = gemmClusterSize(target, gemm);
+  gemm.clusterSize = target.clusterSize(gemm);
   // Not tiled by moek-tile-grouped-matmuls: its tile loop built in place.
   if (target.warpgroupMma() && canLowerToWarpgroupMma(gemm, op.getContext())) {
     scf::ForallOp forall = buildWarpgroupTileLoop(op, gemm, b);

@@ -69,8 +69,7 @@ scf::ForallOp mlir::moek::buildTensorCoreTileLoop(GroupedMatmulOp op,
       op.getC(), op.getPreActivation(), schedule.getExpert(),
       schedule.getRowBegin(), schedule.getGroupEnd(), columnTile,
       /*k_tiles_before=*/Value(), op.getEpilogue(), op.getGather(),
-      op.getTopK(), op.getTransposeB(),
-      ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN},
+      op.getTopK(), op.getTransposeB(), t.shape(),
       /*cluster_size=*/1);
   return forall;
 }
@@ -125,9 +124,7 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
             op.getWeights(), op.getC(), op.getPreActivation(),
             schedule.getExpert(), rowBegin, schedule.getGroupEnd(), columnTile,
             kTilesBefore, op.getEpilogue(), op.getGather(), op.getTopK(),
-            op.getTransposeB(),
-            ArrayRef<int64_t>{t.bm, t.bn, t.bk, t.stages, t.warpsM, t.warpsN},
-            cluster);
+            op.getTransposeB(), t.shape(), cluster);
         scf::YieldOp::create(b, computed.getKTilesAfter());
         b.setInsertionPointToStart(ifRows.elseBlock());
         scf::YieldOp::create(b, kTilesBefore);
