@@ -6,6 +6,7 @@
 #   in DEST/bench, so that DEST (carried to the GPU machine) runs SCRIPT.
 # build_moe_run DIR BUILD: builds DIR/tools/moe-run into BUILD (BUILD/moe-run);
 #   on failure prints the end of its log and returns 1.
+# find_ncu: the path of Nsight Compute's ncu there, or nothing.
 
 copy_moe_run_sources() {
   local root=$1 dest=$2 script=$3
@@ -16,6 +17,11 @@ copy_moe_run_sources() {
   cp "$root/lib/Target/CudaChip.h" "$root/lib/Target/CudaChip.cpp" \
     "$dest/lib/Target/"
   cp -r "$root/tools/moe-run" "$dest/tools/"
+}
+
+find_ncu() {
+  command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null ||
+    ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1
 }
 
 build_moe_run() {

@@ -37,7 +37,7 @@ print("dense 8192^3 bf16: %.3f ms, %.0f TFLOP/s (min %.3f ms, %.0f)" %
       (ms, 2 * n ** 3 / ms / 1e9, times[0], 2 * n ** 3 / times[0] / 1e9))
 PY
 
-ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+ncu=$(find_ncu)
 echo "ncu: ${ncu:-none}"
 [ -n "$ncu" ] || exit 1
 for preset in ${PRESETS:-mixtral qwen3_30b_a3b}; do

@@ -16,7 +16,7 @@ echo "== $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(
 source "$root/bench/moe_run_sources.sh"
 build_moe_run "$root" /tmp/moe-run-ncu || exit 1
 run=/tmp/moe-run-ncu/moe-run
-ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+ncu=$(find_ncu)
 for side in ${SIDES:-old new}; do
   [ -f "$dir/$side-store.cubin" ] &&
     cuobjdump -sass "$dir/$side-store.cubin" > "$out/sass-$side.txt" 2>&1
