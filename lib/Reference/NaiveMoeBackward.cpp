@@ -196,7 +196,7 @@ double loadFraction(const TrainingConfig &c, const Routing &routing,
 double auxLoss(const TrainingConfig &c, const Routing &routing) {
   if (c.auxLossCoef <= 0.0 || c.T == 0)
     return 0.0;
-  const int64_t T = c.T, E = c.E, k = c.router.topK;
+  const int64_t T = c.T, E = c.E;
   double total = 0.0;
   for (int64_t e = 0; e < E; ++e) {
     double f = loadFraction(c, routing, e);

@@ -398,7 +398,7 @@ LogicalResult mlir::moe::lowerAttentionToKernels(AttentionOp op,
   b.setInsertionPoint(op);
   Value n = readAttentionInput(b, op);
   auto nType = cast<MemRefType>(n.getType());
-  Type element = nType.getElementType(), f32 = b.getF32Type();
+  Type element = nType.getElementType();
   int64_t batch = nType.getDimSize(0), length = nType.getDimSize(1),
           hidden = nType.getDimSize(2);
   int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();

@@ -577,11 +577,15 @@ TEST(NaiveMoe, RoutedByItsOwnChoicesIsUnchanged) {
   EXPECT_EQ(routed.kept, free.kept);
   ASSERT_EQ(free.keys.size(), size_t(T * E));
   // The chosen experts have the largest keys.
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t e = 0; e < E; ++e)
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t e = 0; e < E; ++e) {
       if (std::find(&free.indices[t * 3], &free.indices[t * 3] + 3, e) ==
-          &free.indices[t * 3] + 3)
-        EXPECT_LE(free.keys[t * E + e], free.keys[t * E + free.indices[t * 3 + 2]]);
+          &free.indices[t * 3] + 3) {
+        EXPECT_LE(free.keys[t * E + e],
+                  free.keys[t * E + free.indices[t * 3 + 2]]);
+      }
+    }
+  }
 }
 
 /// A given expert is weighed by its own p (k = 1, normalized: weight 1), so
