@@ -53,13 +53,12 @@
 // SM90A:       %[[AT_LEAST_ONE:.*]] = arith.maxui %[[PAIRS]], %c1
 // SM90A:       %[[GRID:.*]] = arith.muli %[[AT_LEAST_ONE]], %c2
 // SM90A:       scf.forall (%[[CTA:.*]]) in (%[[GRID]]) {
-// SM90A-NEXT:    %[[ZERO:.*]] = arith.constant 0 : index
 // SM90A:         %[[SLOT:.*]] = arith.divui %[[CTA]], %c2
 // SM90A:         %[[STRIDE:.*]] = arith.divui %[[GRID]], %c2
 // SM90A:         %[[RANK:.*]] = arith.remui %[[CTA]], %c2
 // SM90A:         %[[LEFT:.*]] = arith.subi %[[TILES]], %[[SLOT]]
 // SM90A:         %[[COUNT:.*]] = arith.ceildivui %[[LEFT]], %[[STRIDE]]
-// SM90A:         %[[AFTER_ALL:.*]] = scf.for %[[I:.*]] = %[[ZERO]] to %[[COUNT]] step %c1{{.*}} iter_args(%[[BEFORE:.*]] = %[[ZERO]]) -> (index) {
+// SM90A:         %[[AFTER_ALL:.*]] = scf.for %[[I:.*]] = %c0 to %[[COUNT]] step %c1{{.*}} iter_args(%[[BEFORE:.*]] = %c0) -> (index) {
 // SM90A:           %[[STEP:.*]] = arith.muli %[[I]], %[[STRIDE]]
 // SM90A:           %[[LINEAR:.*]] = arith.addi %[[SLOT]], %[[STEP]]
 // SM90A:           %[[BAND_TILES:.*]] = arith.muli %c2, %c8

@@ -82,6 +82,7 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
   mlir::moe::LoopBuilder lb(b);
   Ix ix{b, lb};
   const TensorCoreTile t = warpgroupTile();
+  Value zero = ix.c(0);
   WarpgroupGrid warpgroups = warpgroupGrid(gemm, lb);
   Value rowTiles = warpgroups.rowTiles, columnTiles = warpgroups.columnTiles;
   Value tiles = warpgroups.tiles, grid = warpgroups.ctas;
@@ -93,8 +94,6 @@ scf::ForallOp mlir::moek::buildWarpgroupTileLoop(GroupedMatmulOp op,
           {gpu::GPUBlockMappingAttr::get(context, gpu::MappingId::DimX)}));
   b.setInsertionPointToStart(forall.getBody());
   Value cta = forall.getInductionVar(0);
-  // Made in the body, so the kernel has its own constant, not a parameter.
-  Value zero = ix.c(0);
   Value slot = cluster > 1 ? ix.div(cta, cluster) : cta;
   Value stride = cluster > 1 ? ix.div(grid, cluster) : grid;
   Value rank = cluster > 1 ? ix.rem(cta, cluster) : zero;
