@@ -11,12 +11,21 @@ namespace {
 
 std::vector<DeviceDescription> buildTable() {
   std::vector<DeviceDescription> devices;
-#define DEVICE(ID, DESCRIPTION, MATRIX_TFLOPS, SIMT_TFLOPS, BANDWIDTH_GBS,    \
+#define DEVICE(ID, DESCRIPTION, MATRIX_TFLOPS, SIMT_TFLOPS, BANDWIDTH_GBS,     \
                LAUNCH_US, SYNC_US, MULTIPROCESSORS)                            \
-  devices.push_back(DeviceDescription{ID, DESCRIPTION, MATRIX_TFLOPS,          \
-                                      SIMT_TFLOPS, BANDWIDTH_GBS, LAUNCH_US,   \
-                                      SYNC_US, MULTIPROCESSORS, 0, 0, 0, {},   \
-                                      {}, {}});
+  {                                                                            \
+    /* By name, so that a new field cannot shift the others. */                \
+    DeviceDescription d;                                                       \
+    d.id = ID;                                                                 \
+    d.description = DESCRIPTION;                                               \
+    d.matrixTflops = MATRIX_TFLOPS;                                            \
+    d.simtTflops = SIMT_TFLOPS;                                                \
+    d.bandwidthGBs = BANDWIDTH_GBS;                                            \
+    d.launchUs = LAUNCH_US;                                                    \
+    d.syncUs = SYNC_US;                                                        \
+    d.multiprocessors = MULTIPROCESSORS;                                       \
+    devices.push_back(std::move(d));                                           \
+  }
 #define KERNEL(DEVICE_ID, CLASS, COMPUTE_SCALE, BYTES_SCALE)                   \
   for (DeviceDescription &d : devices)                                         \
     if (d.id == DEVICE_ID)                                                     \

@@ -173,8 +173,11 @@ void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
 void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                                   LaunchPerItem launch) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [first, last] = expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
-                                   staticDim(op.getOffsets(), 0) - 1);
+  // Named values, not a structured binding: the lambdas below capture them.
+  Value first, last;
+  std::tie(first, last) =
+      expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
+                  staticDim(op.getOffsets(), 0) - 1);
   int64_t width = gluBackwardWidth(op);
   // One warp per row of the chunk's row buffers: the lanes take columns in
   // turn (coalesced; 16 bytes a lane where the rows allow), then add up
@@ -229,7 +232,8 @@ void lowerGroupedWeightGradToGPU(GroupedWeightGradOp op, LoopBuilder &lb,
   int64_t experts = staticDim(dw, 0), depth = staticDim(dw, 1);
   int64_t width = staticDim(dw, 2);
   Value topK = lb.index(op.getTopK());
-  auto [first, last] =
+  Value first, last; // captured below: not a structured binding
+  std::tie(first, last) =
       expertRange(lb, op.getFirstExpert(), op.getLastExpert(), experts);
   Value perExpert = lb.index(depth * width), N = lb.index(width);
   Value count = arith::MulIOp::create(

@@ -644,7 +644,8 @@ SlicePrefix emitSlicePrefix(LoopBuilder &lb, Value partials, Value slices,
                      sharedI32(b, shared, tail + experts * 4, 1, experts),
                      sharedI32(b, shared, tail + 2 * experts * 4, 1, experts)};
   Value e = ix.rem(tid, experts), part = ix.div(tid, experts);
-  auto [first, last] = sliceRun(lb, part, parts, slices);
+  Value first, last; // captured below: not a structured binding
+  std::tie(first, last) = sliceRun(lb, part, parts, slices);
   lb.ifThen(ix.ult(tid, parts * experts), [&] {
     SmallVector<Value> sums = lb.forLoopCarrying(
         first, last, ValueRange{lb.i32(0), lb.i32(0)},

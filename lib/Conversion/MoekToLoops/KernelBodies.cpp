@@ -308,7 +308,8 @@ void emitAssignmentRow(LoopBuilder &lb, const RankedAssignments &plan,
 void emitRowOwner(LoopBuilder &lb, const RankedAssignments &plan, Value owners,
                   Value t, Value j) {
   ImplicitLocOpBuilder &b = lb.builder();
-  auto [row, kept] = placeAssignment(lb, plan, t, j);
+  Value row, kept; // captured below: not a structured binding
+  std::tie(row, kept) = placeAssignment(lb, plan, t, j);
   Value topK = lb.index(staticDim(plan.indices, 1));
   lb.ifThen(kept, [&] {
     Value flat =
