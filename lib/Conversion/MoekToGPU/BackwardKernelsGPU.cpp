@@ -173,8 +173,7 @@ void lowerExpertLoadsToGPU(ExpertLoadsOp op, LoopBuilder &lb,
 void lowerGroupedGluBackwardToGPU(GroupedGluBackwardOp op, LoopBuilder &lb,
                                   LaunchPerItem launch) {
   ImplicitLocOpBuilder &b = lb.builder();
-  // Named values, not a structured binding: the lambdas below capture them.
-  Value first, last;
+  Value first, last; // captured below: not a structured binding
   std::tie(first, last) =
       expertRange(lb, op.getFirstExpert(), op.getLastExpert(),
                   staticDim(op.getOffsets(), 0) - 1);

@@ -165,7 +165,8 @@ struct LaneGroup {
 /// shuffles and stores nothing.
 struct RoutedToken {
   Value token, exists;
-  SmallVector<Value> valid, score;
+  // Filled lane value by lane value after the token is made.
+  SmallVector<Value> valid = {}, score = {};
 };
 
 /// A lane's largest code among `codes` (in ascending expert order) with the
@@ -462,8 +463,7 @@ void mlir::moek::lowerRouteByWarp(RouteOp op, LoopBuilder &lb, Value scores) {
   int64_t perLane = (experts + 31) / 32;
   // The whole warp shares its token: the shuffles run with every lane.
   launchWarpPerItem(lb, lb.dim(scores, 0), [&](Value t, Value lane) {
-    RoutedToken token{t, arith::ConstantOp::create(b, b.getBoolAttr(true)),
-                      /*valid=*/{}, /*score=*/{}};
+    RoutedToken token{t, arith::ConstantOp::create(b, b.getBoolAttr(true))};
     // This lane's experts; past E (E not a multiple of 32) they are
     // unavailable and add nothing.
     for (int64_t i = 0; i < perLane; ++i) {
@@ -508,8 +508,7 @@ void mlir::moek::emitRouteFromAccumulators(RouteOp op, LoopBuilder &lb,
       Value row = ix.add(ix.add(tile.warpRow, laneRow), 16 * mi + 8 * h);
       RoutedToken token{
           ix.sub(ix.add(tile.rowBegin, row), tile.base),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, tile.rows),
-          /*valid=*/{}, /*score=*/{}};
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, tile.rows)};
       for (int64_t nj = 0; nj < tile.fragsN; ++nj)
         for (int64_t p = 0; p < 2; ++p) {
           Value e = ix.add(ix.add(ix.mul(quadPosition, 2), 8 * nj), p);
